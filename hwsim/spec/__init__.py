@@ -1,0 +1,16 @@
+"""Typed, immutable specs: the accelerator, the workload; YAML loading with precise errors."""
+
+from ._arch import (ArchSpec, ArrayConfig, DramConfig, EnergyOverrides, MemoryConfig, PEConfig, SramConfig,
+                    TimingConfig, load_arch)
+from ._loader import load_yaml, validate
+from ._workload import Conv2d, Gemm, GemmView, Layer, Workload, load_workload_yaml
+
+__all__ = [
+    # _arch
+    "ArchSpec", "ArrayConfig", "PEConfig", "SramConfig", "DramConfig", "MemoryConfig", "EnergyOverrides",
+    "TimingConfig", "load_arch",
+    # _workload
+    "Conv2d", "Gemm", "GemmView", "Layer", "Workload", "load_workload_yaml",
+    # _loader
+    "load_yaml", "validate",
+]

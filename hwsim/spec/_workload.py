@@ -1,0 +1,217 @@
+"""Workloads: a network as a list of layers, each viewed as one or more GEMMs.
+
+Layer kinds (``op``): ``conv2d`` (stride, padding, dilation, groups), ``depthwise`` (a conv2d whose
+``groups`` default to its input channels), ``gemm`` (an (M, K) x (K, N) product, ``count`` independent copies,
+e.g. attention heads) and ``fc`` (a fully connected layer: a GEMM with M = batch).
+
+GEMM view (``../shared/DESIGN.md``, "Modelling notes"; SCALE-Sim's operand matrices,
+``scalesim/compute/operand_matrix.py``): a conv2d is ``groups`` GEMMs, each with
+``M = batch * H_out * W_out`` (ofmap pixels), ``K = C_in/groups * R * S`` (window) and
+``N = C_out/groups`` (filters).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ..errors import SpecError
+from ._loader import load_yaml, validate
+
+__all__ = ["Conv2d", "Gemm", "Layer", "Workload", "GemmView", "load_workload_yaml"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GemmView(BaseModel):
+    """A layer as ``groups`` independent GEMMs of (M, K) x (K, N); all counts are elements."""
+
+    model_config = ConfigDict(frozen=True)
+    m: int
+    k: int
+    n: int
+    groups: int = 1
+
+    @property
+    def macs(self) -> int:
+        return self.m * self.k * self.n * self.groups
+
+
+Pair = int | tuple[int, int]
+
+
+def _pair(v: Pair) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+class _LayerBase(_Frozen):
+    name: str = Field(min_length=1)
+    weight_bits: int | None = Field(default=None, ge=1, le=16, description="bits of the filter operand")
+    act_bits: int | None = Field(default=None, ge=1, le=16, description="bits of the input activations")
+    relu: bool = False
+
+
+class Conv2d(_LayerBase):
+    """A 2-D convolution on an NCHW ifmap of ``(batch, in_channels, in_h, in_w)``.
+
+    ``padding``: an int (all sides), ``[h, w]``, ``[top, bottom, left, right]``, ``valid`` (none) or ``same``
+    (TensorFlow's rule: output = ceil(in/stride), the odd pixel of padding goes to the bottom/right).
+    """
+
+    op: Literal["conv2d", "depthwise"]
+    in_channels: int = Field(gt=0)
+    out_channels: int = Field(gt=0)
+    in_h: int = Field(gt=0)
+    in_w: int = Field(gt=0)
+    kernel: Pair
+    stride: Pair = 1
+    padding: int | tuple[int, int] | tuple[int, int, int, int] | Literal["valid", "same"] = 0
+    dilation: Pair = 1
+    groups: int | None = Field(default=None, gt=0)
+    batch: int = Field(default=1, gt=0)
+
+    @property
+    def n_groups(self) -> int:
+        if self.groups is not None:
+            return self.groups
+        return self.in_channels if self.op == "depthwise" else 1
+
+    @property
+    def kernel_hw(self) -> tuple[int, int]:
+        return _pair(self.kernel)
+
+    @property
+    def stride_hw(self) -> tuple[int, int]:
+        return _pair(self.stride)
+
+    @property
+    def dilation_hw(self) -> tuple[int, int]:
+        return _pair(self.dilation)
+
+    @property
+    def pads(self) -> tuple[int, int, int, int]:
+        """(top, bottom, left, right) padding in pixels."""
+        p = self.padding
+        if p == "valid":
+            return (0, 0, 0, 0)
+        if p == "same":
+            out = []
+            for size, s, k, d in zip((self.in_h, self.in_w), self.stride_hw, self.kernel_hw, self.dilation_hw):
+                eff = (k - 1) * d + 1
+                o = -(-size // s)
+                total = max((o - 1) * s + eff - size, 0)
+                out += [total // 2, total - total // 2]
+            return tuple(out)  # type: ignore[return-value]
+        if isinstance(p, int):
+            return (p, p, p, p)
+        if len(p) == 2:
+            return (p[0], p[0], p[1], p[1])
+        return tuple(p)  # type: ignore[return-value]
+
+    @property
+    def out_hw(self) -> tuple[int, int]:
+        """Output height and width: ``floor((in + pads - ((k-1)*d + 1)) / s) + 1`` (PyTorch/ONNX rule)."""
+        t, b, left, r = self.pads
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel_hw, self.stride_hw, self.dilation_hw
+        oh = (self.in_h + t + b - ((kh - 1) * dh + 1)) // sh + 1
+        ow = (self.in_w + left + r - ((kw - 1) * dw + 1)) // sw + 1
+        return oh, ow
+
+    @model_validator(mode="after")
+    def _check(self) -> "Conv2d":
+        for key, v in (("kernel", self.kernel), ("stride", self.stride), ("dilation", self.dilation)):
+            if min(_pair(v)) <= 0:
+                raise ValueError(f"{key} > 0; found {v!r}")
+        if isinstance(self.padding, int | tuple) and min(_pair(self.padding) if isinstance(self.padding, int)
+                                                          else self.padding) < 0:
+            raise ValueError(f"padding >= 0; found {self.padding!r}")
+        g = self.n_groups
+        if self.in_channels % g or self.out_channels % g:
+            raise ValueError(f"groups that divide in_channels and out_channels; found groups={g}, "
+                             f"in_channels={self.in_channels}, out_channels={self.out_channels}")
+        t, b, left, r = self.pads
+        (kh, kw), (dh, dw) = self.kernel_hw, self.dilation_hw
+        eh, ew = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+        if eh > self.in_h + t + b or ew > self.in_w + left + r:
+            raise ValueError(f"a filter no larger than the padded input; found a {eh}x{ew} (dilated) filter on "
+                             f"a {self.in_h + t + b}x{self.in_w + left + r} padded input")
+        return self
+
+    @property
+    def gemm(self) -> GemmView:
+        oh, ow = self.out_hw
+        kh, kw = self.kernel_hw
+        g = self.n_groups
+        return GemmView(m=self.batch * oh * ow, k=self.in_channels // g * kh * kw, n=self.out_channels // g,
+                        groups=g)
+
+
+class Gemm(_LayerBase):
+    """A matrix product (M, K) x (K, N), ``count`` times (e.g. one per attention head).
+
+    ``op: fc`` is a fully connected layer: ``m`` is the batch (default 1). For an attention matmul (both
+    operands activations) the second operand takes ``weight_bits``.
+    """
+
+    op: Literal["gemm", "fc"]
+    m: int = Field(default=1, gt=0)
+    k: int = Field(gt=0)
+    n: int = Field(gt=0)
+    count: int = Field(default=1, gt=0)
+
+    @property
+    def n_groups(self) -> int:
+        return self.count
+
+    @property
+    def gemm(self) -> GemmView:
+        return GemmView(m=self.m, k=self.k, n=self.n, groups=self.count)
+
+
+Layer = Annotated[Union[Conv2d, Gemm], Field(discriminator="op")]
+
+
+class Workload(_Frozen):
+    """A network: a name, default bit-widths and an ordered list of layers (names unique)."""
+
+    __union_tags__ = ("conv2d", "depthwise", "gemm", "fc")
+
+    name: str
+    source: str = ""
+    weight_bits: int = Field(default=8, ge=1, le=16)
+    act_bits: int = Field(default=8, ge=1, le=16)
+    layers: tuple[Layer, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> "Workload":
+        seen: set[str] = set()
+        for layer in self.layers:
+            if layer.name in seen:
+                raise ValueError(f"unique layer names; found {layer.name!r} twice")
+            seen.add(layer.name)
+        return self
+
+    def bits(self, layer: Conv2d | Gemm) -> tuple[int, int]:
+        """(weight_bits, act_bits) of a layer: its own, else the workload's defaults."""
+        return (layer.weight_bits or self.weight_bits, layer.act_bits or self.act_bits)
+
+    @property
+    def total_macs(self) -> int:
+        return sum(layer.gemm.macs for layer in self.layers)
+
+
+def load_workload_yaml(path: str | Path) -> Workload:
+    """Load and validate a workload YAML (see ``workloads/resnet18.yaml``).
+
+    Raises
+    ------
+    SpecError
+        Missing file, bad YAML, unknown key, an impossible layer (e.g. a filter larger than its padded input),
+        naming the file and ``layers[i].key``.
+    """
+    data = load_yaml(path)
+    return validate(Workload, data, str(path))
