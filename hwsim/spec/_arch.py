@@ -86,7 +86,7 @@ class SramConfig(_Frozen):
     """
 
     size_kib: float = Field(gt=0)
-    word_bits: int = Field(default=64, gt=0, le=4096)
+    word_bits: int = Field(default=64, gt=0, le=65536)
     read_pj: float | None = Field(default=None, ge=0)
     write_pj: float | None = Field(default=None, ge=0)
 
@@ -143,12 +143,15 @@ class EnergyOverrides(_Frozen):
 class TimingConfig(_Frozen):
     """Timing conventions.
 
+    ``max_tiles_per_layer`` sets the event model's granularity (see :mod:`hwsim.sim`).
     ``convention: hwsim`` counts cycles (a fold of c cycles adds c). ``convention: scalesim`` reproduces
     SCALE-Sim 3.0.0's "Total Cycles", which is the index of the last cycle, i.e. one less per GEMM
     (``shared/reference/scalesim.md`` §2-3; scalesim-project/SCALE-Sim#125).
     """
 
     convention: Literal["hwsim", "scalesim"] = "hwsim"
+    max_tiles_per_layer: int = Field(default=256, gt=0, description="event-model granularity: a layer's folds "
+                                     "are grouped into at most this many DMA tiles")
 
 
 class ArchSpec(_Frozen):

@@ -1,0 +1,6 @@
+"""How a layer lands on the array: GEMM view, folds per dataflow, fill/drain, SRAM accesses, DRAM bytes."""
+
+from ._plan import LayerMapping, map_layer
+from ._precision import PrecisionFactors, precision_factors
+
+__all__ = ["LayerMapping", "map_layer", "PrecisionFactors", "precision_factors"]

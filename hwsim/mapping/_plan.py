@@ -1,0 +1,219 @@
+"""How one layer lands on the array: folds per dataflow, fill/steady/drain cycles, SRAM accesses, DRAM bytes.
+
+Compute model (SCALE-Sim 3.0.0, ``scalesim/compute/systolic_compute_{os,ws,is}.py``; closed form in
+``../shared/reference/scalesim.md`` §3, which matched all 282 measured layers). A GEMM (M, K) x (K, N) maps to
+spatial dims Sr (array rows), Sc (array cols) and a streamed dim T:
+
+====  ====  ====  ====  ==============================================
+ df    Sr    Sc    T     cycles per fold = fill + steady + drain
+====  ====  ====  ====  ==============================================
+ os    M     N     K     (R - 1) + T + (C - 1)
+ ws    K     N     M     (2R - 1) + T + (C - 1)  [R rows load the weights, R-1 skew]
+ is    K     M     N     (2R - 1) + T + (C - 1)  [R rows load the inputs, R-1 skew]
+====  ====  ====  ====  ==============================================
+
+folds = ceil(Sr / R) * ceil(Sc / C) per group, run back to back with no overlap of fill and drain (as in
+SCALE-Sim); a partial fold costs a full fold. With ``timing.convention: scalesim`` a GEMM reports one cycle
+less (SCALE-Sim's "Total Cycles" is the index of the last cycle). Bit fusion divides K by the fused MACs per
+PE; a bit-serial PE multiplies the steady (streaming) phase by its cycles per step.
+
+SRAM accesses are counted in operand elements, as SCALE-Sim counts words of one byte (its demand matrices):
+ws reads the ifmap once per column fold and each weight once; os reads the ifmap once per column fold and the
+filter once per row fold; is reads each input once and the filter once per column fold; ofmap writes happen
+once per row fold (ws, is: partial sums over K) or once (os). ``sram_ofmap_reads`` counts the partial-sum reads
+of the read-modify-write that SCALE-Sim does not count.
+
+DRAM model (first cut; assumptions stated): each operand tensor moves between DRAM and its SRAM at its own
+packed bit-width. An operand that fits in its buffer's working half (all of it when not double buffered) is read
+from DRAM once; one that does not is re-read once per fold of the loop that re-streams it (ws, os: the ifmap per
+column fold; os: the filter per row fold; is: the filter per column fold). Partial sums (ws, is with K folded)
+stay in the ofmap SRAM when M x N x acc_bits fits its working half, otherwise every extra K fold writes them to
+DRAM and reads them back at ``acc_bits``. Outputs are written once at the output bit-width.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..spec import ArchSpec, Conv2d, Gemm
+from ._precision import PrecisionFactors, precision_factors
+
+__all__ = ["LayerMapping", "map_layer"]
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _words(elements: int, bits: int, word_bits: int) -> int:
+    """SRAM accesses of ``word_bits`` needed for ``elements`` packed operands of ``bits`` each."""
+    per_word = max(word_bits // bits, 1)
+    return _cdiv(elements, per_word) * (_cdiv(bits, word_bits) if bits > word_bits else 1)
+
+
+@dataclass(frozen=True)
+class LayerMapping:
+    """One layer mapped onto one arch. Cycles in array clock cycles, traffic in operand elements, SRAM
+    accesses of the buffer's ``word_bits``, and bytes.
+
+    ``fill_cycles``, ``steady_cycles`` and ``drain_cycles`` are totals over all folds; ``compute_cycles`` is
+    their sum (less one per GEMM under the scalesim convention).
+    """
+
+    layer: str
+    op: str
+    m: int
+    k: int
+    n: int
+    groups: int
+    macs: int
+    weight_bits: int
+    act_bits: int
+    out_bits: int
+    dataflow: str
+    rows: int
+    cols: int
+    sr: int
+    sc: int
+    t: int
+    row_folds: int
+    col_folds: int
+    folds: int
+    cycles_per_fold: int
+    fill_cycles: int
+    steady_cycles: int
+    drain_cycles: int
+    compute_cycles: int
+    mapping_efficiency: float
+    precision: PrecisionFactors
+    sram_ifmap_reads: int
+    sram_filter_reads: int
+    sram_ofmap_writes: int
+    sram_ofmap_reads: int
+    sram_ifmap_read_accesses: int
+    sram_filter_read_accesses: int
+    sram_ofmap_write_accesses: int
+    sram_ofmap_read_accesses: int
+    dram_ifmap_read_bytes: int
+    dram_filter_read_bytes: int
+    dram_psum_read_bytes: int
+    dram_ofmap_write_bytes: int
+    dram_psum_write_bytes: int
+    outputs: int
+
+    @property
+    def dram_read_bytes(self) -> int:
+        return self.dram_ifmap_read_bytes + self.dram_filter_read_bytes + self.dram_psum_read_bytes
+
+    @property
+    def dram_write_bytes(self) -> int:
+        return self.dram_ofmap_write_bytes + self.dram_psum_write_bytes
+
+
+def _ifmap_elements(layer: Conv2d | Gemm) -> int:
+    """Unique ifmap elements (the raw NCHW tensor for a conv, not its im2col expansion)."""
+    if isinstance(layer, Conv2d):
+        return layer.batch * layer.in_channels * layer.in_h * layer.in_w
+    return layer.m * layer.k * layer.count
+
+
+def map_layer(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int, act_bits: int,
+              out_bits: int | None = None, where: str = "<arch>") -> LayerMapping:
+    """Map one layer onto ``arch`` for the given operand bit-widths.
+
+    Parameters
+    ----------
+    layer : Conv2d or Gemm
+        The layer (its GEMM view gives M, K, N and the number of groups).
+    arch : ArchSpec
+        The accelerator.
+    weight_bits, act_bits : int
+        Operand widths, bits. ``out_bits`` is the width the outputs are written at (default ``act_bits``).
+
+    Raises
+    ------
+    InfeasibleError
+        The PE cannot take these operand widths.
+    """
+    g = layer.gemm
+    out_bits = act_bits if out_bits is None else out_bits
+    pf = precision_factors(arch.pe, act_bits, weight_bits, where=where, layer=layer.name)
+    R, C = arch.array.rows, arch.array.cols
+    df = arch.array.dataflow
+    k_eff = _cdiv(g.k, pf.macs_per_pe_cycle)
+    sr, sc, t = {"os": (g.m, g.n, k_eff), "ws": (k_eff, g.n, g.m), "is": (k_eff, g.m, g.n)}[df]
+    rf, cf = _cdiv(sr, R), _cdiv(sc, C)
+    folds_per_group = rf * cf
+    folds = folds_per_group * g.groups
+    fill = (R - 1) if df == "os" else (2 * R - 1)
+    steady = t * pf.cycles_per_step
+    drain = C - 1
+    per_fold = fill + steady + drain
+    compute = folds * per_fold
+    if arch.timing.convention == "scalesim":
+        compute -= g.groups
+    mapping_eff = (sr * sc) / (folds_per_group * R * C)
+
+    # SRAM accesses in operand elements (SCALE-Sim's word = one operand), per group then x groups.
+    M, K, N = g.m, g.k, g.n
+    if df == "ws":
+        ifm, fil, ofw = M * K * cf, K * N, M * N * rf
+    elif df == "os":
+        ifm, fil, ofw = M * K * cf, K * N * rf, M * N
+    else:  # is
+        ifm, fil, ofw = K * M, K * N * cf, M * N * rf
+    k_folds = rf if df in ("ws", "is") else 1
+    ofr = M * N * (k_folds - 1)
+    ifm, fil, ofw, ofr = (v * g.groups for v in (ifm, fil, ofw, ofr))
+    mem = arch.memory
+    acc_bits = arch.pe.acc_bits
+    # partial sums travel at acc_bits, final outputs at out_bits
+    final_writes = M * N * g.groups
+    psum_writes = ofw - final_writes
+    ofw_acc = (_words(final_writes, out_bits, mem.ofmap_sram.word_bits)
+               + _words(psum_writes, acc_bits, mem.ofmap_sram.word_bits))
+
+    # DRAM bytes
+    frac = 0.5 if mem.double_buffered else 1.0
+
+    def fits(elements: int, bits: int, sram) -> bool:
+        return elements * bits <= sram.size_kib * 1024 * 8 * frac
+
+    ifmap_elems = _ifmap_elements(layer)
+    filter_elems = K * N * g.groups
+    ifmap_bytes = _cdiv(ifmap_elems * act_bits, 8)
+    filter_bytes = _cdiv(filter_elems * weight_bits, 8)
+    per_group_ifmap = _cdiv(ifmap_elems, g.groups) if isinstance(layer, Conv2d) else M * K
+    ifmap_fits = fits(per_group_ifmap, act_bits, mem.ifmap_sram)
+    filter_fits = fits(K * N, weight_bits, mem.filter_sram)
+    if df in ("ws", "os"):
+        ifmap_reads = ifmap_bytes * (1 if ifmap_fits else cf)
+    else:
+        ifmap_reads = ifmap_bytes
+    if df == "os":
+        filter_reads = filter_bytes * (1 if filter_fits else rf)
+    elif df == "is":
+        filter_reads = filter_bytes * (1 if filter_fits else cf)
+    else:
+        filter_reads = filter_bytes
+    psum_bytes = 0
+    if k_folds > 1 and not fits(M * N, acc_bits, mem.ofmap_sram):
+        psum_bytes = _cdiv(M * N * acc_bits, 8) * (k_folds - 1) * g.groups
+    ofmap_bytes = _cdiv(final_writes * out_bits, 8)
+
+    return LayerMapping(
+        layer=layer.name, op=layer.op, m=M, k=K, n=N, groups=g.groups, macs=g.macs,
+        weight_bits=weight_bits, act_bits=act_bits, out_bits=out_bits, dataflow=df, rows=R, cols=C,
+        sr=sr, sc=sc, t=t, row_folds=rf, col_folds=cf, folds=folds, cycles_per_fold=per_fold,
+        fill_cycles=folds * fill, steady_cycles=folds * steady, drain_cycles=folds * drain,
+        compute_cycles=compute, mapping_efficiency=mapping_eff, precision=pf,
+        sram_ifmap_reads=ifm, sram_filter_reads=fil, sram_ofmap_writes=ofw, sram_ofmap_reads=ofr,
+        sram_ifmap_read_accesses=_words(ifm, act_bits, mem.ifmap_sram.word_bits),
+        sram_filter_read_accesses=_words(fil, weight_bits, mem.filter_sram.word_bits),
+        sram_ofmap_write_accesses=ofw_acc,
+        sram_ofmap_read_accesses=_words(ofr, acc_bits, mem.ofmap_sram.word_bits),
+        dram_ifmap_read_bytes=ifmap_reads, dram_filter_read_bytes=filter_reads,
+        dram_psum_read_bytes=psum_bytes, dram_ofmap_write_bytes=ofmap_bytes, dram_psum_write_bytes=psum_bytes,
+        outputs=final_writes,
+    )
+
