@@ -23,12 +23,7 @@ filter once per row fold; is reads each input once and the filter once per colum
 once per row fold (ws, is: partial sums over K) or once (os). ``sram_ofmap_reads`` counts the partial-sum reads
 of the read-modify-write that SCALE-Sim does not count.
 
-DRAM model (first cut; assumptions stated): each operand tensor moves between DRAM and its SRAM at its own
-packed bit-width. An operand that fits in its buffer's working half (all of it when not double buffered) is read
-from DRAM once; one that does not is re-read once per fold of the loop that re-streams it (ws, os: the ifmap per
-column fold; os: the filter per row fold; is: the filter per column fold). Partial sums (ws, is with K folded)
-stay in the ofmap SRAM when M x N x acc_bits fits its working half, otherwise every extra K fold writes them to
-DRAM and reads them back at ``acc_bits``. Outputs are written once at the output bit-width.
+DRAM traffic: :mod:`hwsim.mapping._traffic`.
 """
 
 from __future__ import annotations
@@ -37,6 +32,7 @@ from dataclasses import dataclass
 
 from ..spec import ArchSpec, Conv2d, Gemm
 from ._precision import PrecisionFactors, precision_factors
+from ._traffic import dram_traffic
 
 __all__ = ["LayerMapping", "map_layer"]
 
@@ -100,6 +96,8 @@ class LayerMapping:
     dram_ofmap_write_bytes: int
     dram_psum_write_bytes: int
     outputs: int
+    m_tiles: int = 1
+    n_tiles: int = 1
 
     @property
     def dram_read_bytes(self) -> int:
@@ -173,33 +171,7 @@ def map_layer(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int, act_bit
     ofw_acc = (_words(final_writes, out_bits, mem.ofmap_sram.word_bits)
                + _words(psum_writes, acc_bits, mem.ofmap_sram.word_bits))
 
-    # DRAM bytes
-    frac = 0.5 if mem.double_buffered else 1.0
-
-    def fits(elements: int, bits: int, sram) -> bool:
-        return elements * bits <= sram.size_kib * 1024 * 8 * frac
-
-    ifmap_elems = _ifmap_elements(layer)
-    filter_elems = K * N * g.groups
-    ifmap_bytes = _cdiv(ifmap_elems * act_bits, 8)
-    filter_bytes = _cdiv(filter_elems * weight_bits, 8)
-    per_group_ifmap = _cdiv(ifmap_elems, g.groups) if isinstance(layer, Conv2d) else M * K
-    ifmap_fits = fits(per_group_ifmap, act_bits, mem.ifmap_sram)
-    filter_fits = fits(K * N, weight_bits, mem.filter_sram)
-    if df in ("ws", "os"):
-        ifmap_reads = ifmap_bytes * (1 if ifmap_fits else cf)
-    else:
-        ifmap_reads = ifmap_bytes
-    if df == "os":
-        filter_reads = filter_bytes * (1 if filter_fits else rf)
-    elif df == "is":
-        filter_reads = filter_bytes * (1 if filter_fits else cf)
-    else:
-        filter_reads = filter_bytes
-    psum_bytes = 0
-    if k_folds > 1 and not fits(M * N, acc_bits, mem.ofmap_sram):
-        psum_bytes = _cdiv(M * N * acc_bits, 8) * (k_folds - 1) * g.groups
-    ofmap_bytes = _cdiv(final_writes * out_bits, 8)
+    tr = dram_traffic(layer, arch, weight_bits=weight_bits, act_bits=act_bits, out_bits=out_bits, where=where)
 
     return LayerMapping(
         layer=layer.name, op=layer.op, m=M, k=K, n=N, groups=g.groups, macs=g.macs,
@@ -212,8 +184,9 @@ def map_layer(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int, act_bit
         sram_filter_read_accesses=_words(fil, weight_bits, mem.filter_sram.word_bits),
         sram_ofmap_write_accesses=ofw_acc,
         sram_ofmap_read_accesses=_words(ofr, acc_bits, mem.ofmap_sram.word_bits),
-        dram_ifmap_read_bytes=ifmap_reads, dram_filter_read_bytes=filter_reads,
-        dram_psum_read_bytes=psum_bytes, dram_ofmap_write_bytes=ofmap_bytes, dram_psum_write_bytes=psum_bytes,
+        dram_ifmap_read_bytes=tr.ifmap_read_bytes, dram_filter_read_bytes=tr.filter_read_bytes,
+        dram_psum_read_bytes=tr.psum_read_bytes, dram_ofmap_write_bytes=tr.ofmap_write_bytes,
+        dram_psum_write_bytes=tr.psum_write_bytes, m_tiles=tr.m_tiles, n_tiles=tr.n_tiles,
         outputs=final_writes,
     )
 

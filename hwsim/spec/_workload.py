@@ -17,7 +17,6 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..errors import SpecError
 from ._loader import load_yaml, validate
 
 __all__ = ["Conv2d", "Gemm", "Layer", "Workload", "GemmView", "load_workload_yaml"]
