@@ -3,6 +3,7 @@
 from ._arch import (ArchSpec, ArrayConfig, DramConfig, EnergyOverrides, MemoryConfig, PEConfig, SramConfig,
                     TimingConfig, load_arch)
 from ._loader import load_yaml, validate
+from ._quantcfg import LayerBits, QuantConfig, load_quant_config
 from ._workload import Conv2d, Gemm, GemmView, Layer, Workload, load_workload_yaml
 
 __all__ = [
@@ -11,6 +12,8 @@ __all__ = [
     "TimingConfig", "load_arch",
     # _workload
     "Conv2d", "Gemm", "GemmView", "Layer", "Workload", "load_workload_yaml",
+    # _quantcfg
+    "QuantConfig", "LayerBits", "load_quant_config",
     # _loader
     "load_yaml", "validate",
 ]

@@ -1,0 +1,86 @@
+"""Reading workloads in the formats users have, and writing simulation results (CSV, JSON)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import __version__
+from ._pipeline import LAYER_COLUMNS, SimResult
+from .errors import SpecError
+from .spec import Workload, load_workload_yaml
+
+__all__ = ["load_workload", "write_layers_csv", "summary_dict", "write_summary_json"]
+
+UNITS = {
+    "*_cycles": "array clock cycles", "latency_us": "microseconds", "*_pj": "picojoules",
+    "*_bytes": "bytes", "sram_*_reads / sram_*_writes": "operand elements (SCALE-Sim's words)",
+    "sram_*_accesses": "accesses of the buffer's word_bits", "utilization": "fraction of peak MACs",
+    "mapping_efficiency": "fraction of PEs mapped", "macs": "multiply-accumulates",
+    "pj_per_mac": "picojoules per MAC", "tops_per_w": "tera-operations (2 per MAC) per second per watt",
+    "model_cpu_s": "CPU seconds in mapping, event model and energy (not start-up or file writing)",
+}
+
+
+def load_workload(path: str | Path) -> Workload:
+    """Load a workload by its file type: YAML (hwsim's layer list), CSV (a SCALE-Sim topology), ONNX (float
+    graph: layer shapes).
+
+    Raises
+    ------
+    SpecError
+        Missing file, unknown extension, or a problem inside the file (named with its key/row).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(str(p), "", "an existing workload file (.yaml, .csv or .onnx)", "no such file")
+    suffix = p.suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        return load_workload_yaml(p)
+    if suffix == ".csv":
+        from .frontends import read_topology_csv
+
+        return read_topology_csv(p)
+    if suffix == ".onnx":
+        from .frontends._onnx import read_onnx_shapes
+
+        return read_onnx_shapes(p)
+    raise SpecError(str(p), "", "a .yaml, .csv (SCALE-Sim topology) or .onnx workload", suffix or "no extension")
+
+
+def write_layers_csv(res: SimResult, path: str | Path) -> Path:
+    """One row per layer with the columns of ``LAYER_COLUMNS`` (units in the names, see ``UNITS``)."""
+    p = Path(path)
+    pd.DataFrame(res.rows, columns=list(LAYER_COLUMNS)).to_csv(p, index=False)
+    return p
+
+
+def summary_dict(res: SimResult, *, arch_source: str = "", workload_source: str = "") -> dict[str, Any]:
+    """Totals (units in key names), the resolved arch, workload and quantization, and the hwsim version."""
+    return {
+        "hwsim_version": __version__,
+        "arch_file": arch_source,
+        "workload_file": workload_source,
+        "totals": res.totals,
+        "units": UNITS,
+        "arch": res.arch.model_dump(mode="json"),
+        "workload": res.workload.model_dump(mode="json"),
+        "quantization": {name: {"weight_bits": w, "act_bits": a, "out_bits": o}
+                         for name, (w, a, o) in res.bits.items()},
+        "energy_per_action_pj": {
+            "mult_8b": res.energies.mult_8b_pj, "add_acc": res.energies.add_acc_pj,
+            "requant": res.energies.requant_pj, "sram_read": res.energies.sram_read_pj,
+            "sram_write": res.energies.sram_write_pj, "dram_per_bit": res.energies.dram_pj_per_bit,
+        },
+        "energy_sources": res.energies.sources,
+        "model_cpu_s": res.model_cpu_s,
+    }
+
+
+def write_summary_json(res: SimResult, path: str | Path, **kw: str) -> Path:
+    p = Path(path)
+    p.write_text(json.dumps(summary_dict(res, **kw), indent=2, sort_keys=False) + "\n")
+    return p

@@ -1,0 +1,126 @@
+"""The ``hwsim`` command.
+
+Exit codes (``../shared/DESIGN.md``, "Contracts"): 0 success, 1 a check failed, 2 bad input (one line naming
+the file and key first, details after).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import SpecError
+
+__all__ = ["main"]
+
+
+def _bits_arg(v: str) -> int:
+    try:
+        b = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer number of bits, found {v!r}") from None
+    if not 1 <= b <= 16:
+        raise argparse.ArgumentTypeError(f"expected bits between 1 and 16, found {b}")
+    return b
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from ._io import load_workload, write_layers_csv, write_summary_json
+    from ._pipeline import simulate_workload
+    from .report import simulate_report
+    from .spec import load_arch
+
+    arch = load_arch(args.arch)
+    workload = load_workload(args.workload)
+    bits = None
+    if args.quant:
+        from .spec import load_quant_config
+
+        bits = load_quant_config(args.quant, workload)
+    res = simulate_workload(arch, workload, bits=bits, weight_bits=args.wbits, act_bits=args.abits,
+                            source=str(args.arch))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_layers_csv(res, out / "layers.csv")
+    write_summary_json(res, out / "summary.json", arch_source=str(args.arch), workload_source=str(args.workload))
+    simulate_report(res, out / "report.html")
+    t = res.totals
+    print(f"{workload.name} on {arch.name}: {len(res.rows)} layers, {int(t['macs']):,} MACs, "
+          f"{int(t['total_cycles']):,} cycles ({int(t['stall_cycles']):,} stall), {t['latency_us']:,.1f} us, "
+          f"{t['energy_pj'] / 1e6:,.2f} uJ, utilization {t['utilization']:.3f}; model {res.model_cpu_s * 1e3:.1f} ms CPU")
+    print(f"wrote {out / 'layers.csv'}, {out / 'summary.json'}, {out / 'report.html'}")
+    return 0
+
+
+def _cmd_import_scalesim(args: argparse.Namespace) -> int:
+    from .frontends import arch_from_scalesim_cfg, write_arch_yaml
+
+    arch = arch_from_scalesim_cfg(args.cfg)
+    out = Path(args.out) if args.out else Path(Path(args.cfg).stem + ".yaml")
+    write_arch_yaml(arch, out)
+    print(f"wrote {out}")
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .explore import run_sweep
+
+    run_sweep(args.sweep, out=args.out, resume=args.resume, workers=args.workers, scheduler=args.scheduler)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hwsim", description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--version", action="version", version=f"hwsim {_version()}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("simulate", help="time and price a workload on an arch; write layers.csv, summary.json, "
+                       "report.html")
+    s.add_argument("arch", help="arch YAML (arch/*.yaml)")
+    s.add_argument("workload", help="workload: YAML, SCALE-Sim topology CSV, or float ONNX")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--quant", help="quantization YAML: per-layer weight_bits/act_bits")
+    s.add_argument("--wbits", type=_bits_arg, help="uniform weight bits for every layer")
+    s.add_argument("--abits", type=_bits_arg, help="uniform activation bits for every layer")
+    s.add_argument("--out", default="results/simulate", help="output folder (default: results/simulate)")
+    s.set_defaults(func=_cmd_simulate)
+
+    s = sub.add_parser("import-scalesim", help="turn a SCALE-Sim .cfg into an arch YAML")
+    s.add_argument("cfg")
+    s.add_argument("--out", help="arch YAML to write (default: <cfg stem>.yaml)")
+    s.set_defaults(func=_cmd_import_scalesim)
+
+    s = sub.add_parser("sweep", help="evaluate every design point of a sweep; write points, pareto.csv, report")
+    s.add_argument("sweep", help="sweep YAML (sweeps/*.yaml)")
+    s.add_argument("--out", help="output folder (default: results/<sweep name>)")
+    s.add_argument("--resume", action="store_true", help="skip the points already in the output folder")
+    s.add_argument("--workers", type=int, default=None, help="local worker processes (default: cores)")
+    s.add_argument("--scheduler", help="dask.distributed scheduler address (not yet supported)")
+    s.set_defaults(func=_cmd_sweep)
+    return p
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "quant", None) and (args.wbits or args.abits):
+        parser.error("--quant and --wbits/--abits exclude each other")
+    try:
+        return args.func(args)
+    except SpecError as e:
+        print(f"hwsim: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hwsim: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

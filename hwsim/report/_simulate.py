@@ -1,0 +1,99 @@
+"""The report of one ``hwsim simulate`` run: cycles, utilization, traffic and energy per layer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import plotly.graph_objects as go
+
+from .._pipeline import SimResult
+from ..energy import ENERGY_COMPONENTS
+from ._html import table_html, write_page
+
+__all__ = ["simulate_report", "cycles_figure", "energy_figure"]
+
+
+def cycles_figure(rows: list[dict], title: str = "Cycles per layer") -> go.Figure:
+    """Stacked bars per layer: fill, steady state, drain (the compute cycles) and stall cycles."""
+    names = [r["layer"] for r in rows]
+    fig = go.Figure()
+    comp_total = [r["fill_cycles"] + r["steady_cycles"] + r["drain_cycles"] for r in rows]
+    # under the scalesim convention compute is one less per GEMM than the phases' sum: show compute, split
+    for key, label in (("fill_cycles", "fill"), ("steady_cycles", "steady state"), ("drain_cycles", "drain")):
+        vals = [r[key] * (r["compute_cycles"] / ct if ct else 0) for r, ct in zip(rows, comp_total)]
+        fig.add_bar(name=label, x=names, y=vals)
+    fig.add_bar(name="stall", x=names, y=[r["stall_cycles"] for r in rows])
+    fig.update_layout(barmode="stack", title=title, xaxis_title="layer", yaxis_title="cycles", height=420)
+    return fig
+
+
+def energy_figure(rows: list[dict], title: str = "Energy per layer by component") -> go.Figure:
+    """Stacked bars per layer of energy by component, pJ."""
+    names = [r["layer"] for r in rows]
+    fig = go.Figure()
+    for c in ENERGY_COMPONENTS:
+        fig.add_bar(name=c, x=names, y=[r[f"energy_{c}_pj"] for r in rows])
+    fig.update_layout(barmode="stack", title=title, xaxis_title="layer", yaxis_title="energy (pJ)", height=420)
+    return fig
+
+
+def _util_figure(rows: list[dict]) -> go.Figure:
+    names = [r["layer"] for r in rows]
+    fig = go.Figure()
+    fig.add_bar(name="utilization", x=names, y=[r["utilization"] for r in rows])
+    fig.add_scatter(name="mapping efficiency", x=names, y=[r["mapping_efficiency"] for r in rows], mode="markers")
+    fig.update_layout(title="Utilization (MACs / (total cycles x peak MACs per cycle)) and mapping efficiency",
+                      xaxis_title="layer", yaxis_title="fraction", yaxis_range=[0, 1.05], height=380)
+    return fig
+
+
+def _roofline(res: SimResult) -> go.Figure:
+    arch = res.arch
+    bw = arch.memory.dram.bandwidth
+    peak = arch.array.rows * arch.array.cols  # MACs/cycle at 1 MAC per PE per cycle
+    xs, ys, names = [], [], []
+    for r in res.rows:
+        b = r["dram_read_bytes"] + r["dram_write_bytes"]
+        if b and r["total_cycles"]:
+            xs.append(r["macs"] / b)
+            ys.append(r["macs"] / r["total_cycles"])
+            names.append(r["layer"])
+    fig = go.Figure()
+    if xs:
+        lo, hi = min(xs) / 2, max(xs) * 2
+        import numpy as np
+
+        grid = np.geomspace(lo, hi, 100)
+        roof = np.minimum(peak, grid * bw) if bw != float("inf") else np.full_like(grid, peak)
+        fig.add_scatter(x=grid, y=roof, mode="lines", name="roof (peak MACs/cycle, DRAM bytes/cycle)")
+        fig.add_scatter(x=xs, y=ys, mode="markers", text=names, name="layers")
+    fig.update_layout(title="Roofline: attained MACs/cycle vs operational intensity (MACs per DRAM byte)",
+                      xaxis_type="log", yaxis_type="log", xaxis_title="MACs per DRAM byte",
+                      yaxis_title="MACs per cycle", height=420)
+    return fig
+
+
+def simulate_report(res: SimResult, path: str | Path) -> Path:
+    """Write the self-contained HTML report of one simulation."""
+    t = res.totals
+    arch = res.arch
+    summary = [{
+        "arch": arch.name, "workload": res.workload.name, "layers": len(res.rows), "MACs": int(t["macs"]),
+        "total cycles": int(t["total_cycles"]), "stall cycles": int(t["stall_cycles"]),
+        "latency (us)": t["latency_us"], "energy (uJ)": t["energy_pj"] / 1e6, "pJ/MAC": t["pj_per_mac"],
+        "TOPS/W": t["tops_per_w"], "utilization": t["utilization"],
+    }]
+    cols = ["layer", "op", "m", "k", "n", "groups", "weight_bits", "act_bits", "folds", "compute_cycles",
+            "stall_cycles", "total_cycles", "utilization", "dram_read_bytes", "dram_write_bytes", "energy_pj"]
+    intro = (f"{arch.name}: {arch.array.rows}x{arch.array.cols} {arch.array.dataflow.upper()} array at "
+             f"{arch.clock_mhz:g} MHz, PE {arch.pe.operand_bits}-bit {arch.pe.precision_mode}, "
+             f"DRAM {arch.memory.dram.bandwidth_bytes_per_cycle} bytes/cycle. Cycles are array clock cycles; "
+             f"energy in pJ from technology table {res.energies.technology}.")
+    return write_page(path, f"hwsim simulate: {res.workload.name} on {arch.name}", [
+        ("Summary", table_html(summary)),
+        ("Cycles", cycles_figure(res.rows)),
+        ("Energy", energy_figure(res.rows)),
+        ("Utilization", _util_figure(res.rows)),
+        ("Roofline", _roofline(res)),
+        ("Layers", table_html(res.rows, cols)),
+    ], intro=intro)
