@@ -1,0 +1,16 @@
+"""Bit-accurate integer datapath: conv2d and GEMM accumulators (wrap or saturate), quantized layers, pooling.
+
+The kernels are small numba loops (``_kernels.py``); the typed, checked entry points live in ``_layers.py``.
+Exact semantics and their sources: ``shared/reference/bitexact.md``.
+"""
+
+from ._layers import conv2d_acc, conv_output_size, gemm_acc, maxpool2d, qlinear_conv2d, qlinear_matmul
+
+__all__ = [
+    # _layers: accumulators
+    "conv2d_acc", "gemm_acc", "conv_output_size",
+    # _layers: quantized layers
+    "qlinear_conv2d", "qlinear_matmul",
+    # _layers: pooling
+    "maxpool2d",
+]

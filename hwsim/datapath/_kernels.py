@@ -1,0 +1,163 @@
+"""Small numba kernels of the integer datapath. Private: call them through :mod:`hwsim.datapath`.
+
+Every kernel takes operands that the Python layer has already **zero-shifted** (``x - z_x``, ``w - z_w``) into
+int32, and padded (a padded input is the real value 0, so its shifted code is 0). The kernels therefore see only
+plain signed integers and compile once (one dtype signature each).
+
+Accumulation order (it matters only for the saturating kernels): each output receives its products in the order
+of the reduction index, i.e. GEMM ``k = 0, 1, ..., K-1``; conv ``(c, r, s)`` row-major over the weight layout
+``(C/groups, R, S)``, which is the row order of the im2col GEMM view (``shared/DESIGN.md``). The loop nests put
+the output-pixel / output-column loop innermost so that LLVM can vectorise it; that changes the order in which
+*different* outputs are updated, never the order of the products within one output.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def conv2d_exact(xs, ws, out, sh, sw, dh, dw, groups):
+    """Exact int64 conv sums: ``out[n, k] += sum_{c,r,s} ws[k,c,r,s] * xs[n, g*Cg + c, oh*sh + r*dh, ow*sw + s*dw]``.
+
+    xs : (N, C, Hp, Wp) int32, zero-shifted and padded. ws : (K, Cg, R, S) int32, zero-shifted.
+    out : (N, K, Ho, Wo) int64, zero-initialised (or holding the bias), updated in place.
+    """
+    n_b = xs.shape[0]
+    k_out, cg, kr, ks = ws.shape
+    ho, wo = out.shape[2], out.shape[3]
+    kg = k_out // groups
+    for n in range(n_b):
+        for k in range(k_out):
+            g = k // kg
+            o = out[n, k]
+            for c in range(cg):
+                xc = xs[n, g * cg + c]
+                for r in range(kr):
+                    for s in range(ks):
+                        wv = np.int64(ws[k, c, r, s])
+                        if wv == 0:
+                            continue
+                        for oh in range(ho):
+                            xrow = xc[oh * sh + r * dh]
+                            orow = o[oh]
+                            base = s * dw
+                            for ow in range(wo):
+                                orow[ow] += wv * xrow[base + ow * sw]
+
+
+@njit(cache=True)
+def conv2d_saturate(xs, ws, out, sh, sw, dh, dw, groups, lo, hi):
+    """As :func:`conv2d_exact`, but each addition saturates to ``[lo, hi]``; returns the number of saturations.
+
+    Products of one output arrive in ``(c, r, s)`` order. Zero products (padding, zero weights) are skipped:
+    adding 0 to an in-range accumulator never saturates, so skipping them changes nothing.
+    """
+    n_b = xs.shape[0]
+    k_out, cg, kr, ks = ws.shape
+    ho, wo = out.shape[2], out.shape[3]
+    kg = k_out // groups
+    events = 0
+    for n in range(n_b):
+        for k in range(k_out):
+            g = k // kg
+            o = out[n, k]
+            for c in range(cg):
+                xc = xs[n, g * cg + c]
+                for r in range(kr):
+                    for s in range(ks):
+                        wv = np.int64(ws[k, c, r, s])
+                        if wv == 0:
+                            continue
+                        for oh in range(ho):
+                            xrow = xc[oh * sh + r * dh]
+                            orow = o[oh]
+                            base = s * dw
+                            for ow in range(wo):
+                                v = orow[ow] + wv * xrow[base + ow * sw]
+                                if v > hi:
+                                    v = hi
+                                    events += 1
+                                elif v < lo:
+                                    v = lo
+                                    events += 1
+                                orow[ow] = v
+    return events
+
+
+@njit(cache=True)
+def gemm_exact(a, b, out):
+    """Exact int64 GEMM ``out[i, j] += sum_k a[i, k] * b[k, j]`` (i-k-j order). a (M,K), b (K,N) int32; out int64."""
+    m_rows, k_red = a.shape
+    n_cols = b.shape[1]
+    for i in range(m_rows):
+        orow = out[i]
+        for k in range(k_red):
+            av = np.int64(a[i, k])
+            if av == 0:
+                continue
+            brow = b[k]
+            for j in range(n_cols):
+                orow[j] += av * brow[j]
+
+
+@njit(cache=True)
+def gemm_saturate(a, b, out, lo, hi):
+    """As :func:`gemm_exact`, saturating each addition to ``[lo, hi]`` (products in ``k`` order); returns the count."""
+    m_rows, k_red = a.shape
+    n_cols = b.shape[1]
+    events = 0
+    for i in range(m_rows):
+        orow = out[i]
+        for k in range(k_red):
+            av = np.int64(a[i, k])
+            if av == 0:
+                continue
+            brow = b[k]
+            for j in range(n_cols):
+                v = orow[j] + av * brow[j]
+                if v > hi:
+                    v = hi
+                    events += 1
+                elif v < lo:
+                    v = lo
+                    events += 1
+                orow[j] = v
+    return events
+
+
+@njit(cache=True)
+def add_saturate(out, addend, lo, hi):
+    """``out[i] = clamp(out[i] + addend[i], lo, hi)`` over flat int64 arrays; returns the number of clamps."""
+    events = 0
+    for i in range(out.shape[0]):
+        v = out[i] + addend[i]
+        if v > hi:
+            v = hi
+            events += 1
+        elif v < lo:
+            v = lo
+            events += 1
+        out[i] = v
+    return events
+
+
+@njit(cache=True)
+def maxpool2d(xp, out, kh, kw, sh, sw):
+    """Max over windows of an already padded int32 input ``xp`` (N, C, Hp, Wp) into ``out`` (N, C, Ho, Wo) int32.
+
+    The padding value is chosen by the caller to lose every comparison (below the type minimum).
+    """
+    n_b, ch, ho, wo = out.shape
+    for n in range(n_b):
+        for c in range(ch):
+            for oh in range(ho):
+                for ow in range(wo):
+                    best = xp[n, c, oh * sh, ow * sw]
+                    for r in range(kh):
+                        for s in range(kw):
+                            v = xp[n, c, oh * sh + r, ow * sw + s]
+                            if v > best:
+                                best = v
+                    out[n, c, oh, ow] = best

@@ -1,0 +1,508 @@
+"""Typed wrappers of the integer kernels: argument checks, zero-point shifting, padding, accumulator width.
+
+Integer semantics (``shared/reference/bitexact.md`` §0, §1):
+
+* The accumulator of one output is the exact integer ``acc = sum (x - z_x)(w - z_w) + bias`` (ONNX ConvInteger /
+  MatMulInteger plus QLinearConv's int32 bias), computed exactly in int64 and then reduced to an ``acc_bits``-bit
+  two's-complement register (``acc_mode="wrap"``), or accumulated step by step into a saturating register
+  (``acc_mode="saturate"``). At ``acc_bits=32`` with ``"wrap"`` this is ORT's int32 accumulator (the ONNX spec
+  allows int32 wrap-around and nothing narrower).
+* Padding is the real value 0, i.e. the quantized value ``z_x`` (so its shifted value ``x - z_x`` is 0).
+* Requantization follows :func:`hwsim.quant.requantize` (profile ``"ort_cpu"`` by default).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..quant import QParams, requant_multiplier, requantize
+from ..quant._requant import _check_profile
+from . import _kernels
+
+__all__ = ["conv2d_acc", "gemm_acc", "qlinear_conv2d", "qlinear_matmul", "maxpool2d", "conv_output_size"]
+
+_ACC_MODES = ("wrap", "saturate")
+_EXACT_LIMIT = 1 << 62  # int64 partial sums below this bound are exact
+
+
+# -- argument checks ---------------------------------------------------------------------------------------------
+
+def _int_array(a, name: str, ndim: int, dims: str) -> np.ndarray:
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, not {type(a).__name__}")
+    if a.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions {dims}, not {a.ndim}")
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"{name} must have an integer dtype, not {a.dtype}")
+    return a
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _int_scalar(v, name: str) -> int:
+    if isinstance(v, np.ndarray) and v.ndim == 0 and v.dtype.kind in "iu":
+        v = v[()]
+    if not _is_int(v):
+        raise TypeError(f"{name} must be an int, not {v!r}")
+    return int(v)
+
+
+def _int_tuple(v, name: str, n: int, *, minimum: int) -> tuple[int, ...]:
+    if not isinstance(v, (tuple, list)) or len(v) != n or not all(_is_int(e) for e in v):
+        raise ValueError(f"{name} must be a tuple of {n} ints, not {v!r}")
+    if any(int(e) < minimum for e in v):
+        raise ValueError(f"{name} must be a tuple of {n} ints >= {minimum}, not {tuple(int(e) for e in v)!r}")
+    return tuple(int(e) for e in v)
+
+
+def _zero_point_vector(zp, name: str, length: int, what: str) -> np.ndarray:
+    """A scalar or per-channel zero point as an int64 vector of ``length``."""
+    a = np.asarray(zp)
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an int or an integer array, not {zp!r}")
+    if a.ndim == 0:
+        return np.full(length, int(a), np.int64)
+    if a.shape != (length,):
+        raise ValueError(f"{name} must be a scalar or have shape ({length},) (one per {what}), not {a.shape}")
+    return a.astype(np.int64)
+
+
+def _bias_vector(bias, length: int, what: str) -> np.ndarray | None:
+    if bias is None:
+        return None
+    if not isinstance(bias, np.ndarray):
+        raise TypeError(f"bias must be a numpy.ndarray or None, not {type(bias).__name__}")
+    if bias.dtype.kind not in "iu":
+        raise TypeError(f"bias must have an integer dtype, not {bias.dtype}")
+    if bias.shape != (length,):
+        raise ValueError(f"bias must have shape ({length},) (one per {what}), not {bias.shape}")
+    return bias.astype(np.int64)
+
+
+def _acc_args(acc_bits, acc_mode) -> tuple[int, int, int]:
+    if not _is_int(acc_bits):
+        raise TypeError(f"acc_bits must be an int, not {acc_bits!r}")
+    if not 2 <= int(acc_bits) <= 64:
+        raise ValueError(f"acc_bits must be in [2, 64], not {int(acc_bits)}")
+    if acc_mode not in _ACC_MODES:
+        raise ValueError(f"acc_mode must be 'wrap' or 'saturate', not {acc_mode!r}")
+    bits = int(acc_bits)
+    return bits, -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
+def _shifted(a: np.ndarray, zp, name: str) -> np.ndarray:
+    """``a - zp`` as int32 (zero-shifted operand); refuses values that do not fit 31 bits."""
+    s = a.astype(np.int64) - zp
+    if s.size and (s.min() < -(1 << 31) or s.max() > (1 << 31) - 1):
+        raise ValueError(f"{name} minus its zero point must fit int32, found range [{s.min()}, {s.max()}]")
+    return s.astype(np.int32)
+
+
+def _check_exact(xs: np.ndarray, ws: np.ndarray, red: int, bias: np.ndarray | None) -> None:
+    """Refuse operands whose exact sum could leave the int64 range (then the int64 reference would not be exact)."""
+    mx = int(np.abs(xs.astype(np.int64)).max()) if xs.size else 0
+    mw = int(np.abs(ws.astype(np.int64)).max()) if ws.size else 0
+    mb = int(np.abs(bias).max()) if bias is not None and bias.size else 0
+    if mx * mw * red + mb >= _EXACT_LIMIT:
+        raise ValueError(f"operands too wide for an exact int64 accumulation: max|x - z_x| * max|w - z_w| * "
+                         f"reduction length + max|bias| = {mx * mw * red + mb} must be below 2^62")
+
+
+def _finish(out: np.ndarray, bias: np.ndarray | None, bias_shape: tuple, bits: int, lo: int, hi: int,
+            mode: str) -> int:
+    """Add the bias and reduce ``out`` (exact int64 sums, or saturated partial sums) to the register; in place."""
+    if mode == "saturate":
+        events = 0
+        if bias is not None:
+            flat = out.reshape(-1)
+            addend = np.ascontiguousarray(np.broadcast_to(bias.reshape(bias_shape), out.shape)).reshape(-1)
+            events = _kernels.add_saturate(flat, addend, lo, hi)
+        return int(events)
+    if bias is not None:
+        out += bias.reshape(bias_shape)
+    overflow = int(np.count_nonzero((out < lo) | (out > hi)))
+    if overflow and bits < 64:
+        out -= lo
+        out &= np.int64((1 << bits) - 1)
+        out += lo
+    return overflow
+
+
+def conv_output_size(size: int, kernel: int, stride: int, pad_begin: int, pad_end: int, dilation: int = 1) -> int:
+    """ONNX/PyTorch output length (floor mode): ``(size + pad_begin + pad_end - dilation*(kernel-1) - 1) // stride + 1``."""
+    return (size + pad_begin + pad_end - dilation * (kernel - 1) - 1) // stride + 1
+
+
+# -- accumulators ---------------------------------------------------------------------------------------------
+
+def conv2d_acc(x_q: np.ndarray, w_q: np.ndarray, *, x_zp, w_zp, bias: np.ndarray | None = None,
+               stride: tuple[int, int] = (1, 1), pads: tuple[int, int, int, int] = (0, 0, 0, 0),
+               dilation: tuple[int, int] = (1, 1), groups: int = 1, acc_bits: int = 32,
+               acc_mode: str = "wrap") -> tuple[np.ndarray, int]:
+    """Integer conv2d accumulator ``acc = sum (x - x_zp)(w - w_zp) + bias`` in an ``acc_bits``-bit register.
+
+    Semantics: ONNX ConvInteger plus QLinearConv's int32 bias (``bitexact.md`` §1; ORT ``qlinearconv.cc``).
+    NCHW layout, cross-correlation (no kernel flip), floor-mode output size
+    ``Ho = (H + top + bottom - dh*(R-1) - 1) // sh + 1`` (likewise ``Wo``). Group ``g`` uses input channels
+    ``[g*C/groups, (g+1)*C/groups)`` and output channels ``[g*K/groups, (g+1)*K/groups)``; depthwise is
+    ``groups = C`` with ``w_q`` of shape ``(K, 1, R, S)``.
+
+    Accumulator modes:
+
+    ``"wrap"``
+        The exact sum (products and bias, in int64) reduced modulo ``2^acc_bits`` into
+        ``[-2^(acc_bits-1), 2^(acc_bits-1) - 1]`` (two's complement; order independent). ``overflow`` = the number
+        of outputs whose exact sum does not fit ``acc_bits``.
+    ``"saturate"``
+        A register that clamps to the same range after **every** addition, in a fixed PE order: it starts at 0,
+        receives the products ``(x - x_zp)(w - w_zp)`` in ``(c, r, s)`` row-major order of the weight layout
+        ``(C/groups, R, S)``, and the **bias last** (as ORT adds it in the output stage, ``MlasRequantizeOutput``).
+        ``overflow`` = the number of saturation events (clamping additions) over all outputs.
+
+    Parameters
+    ----------
+    x_q : numpy.ndarray, shape (N, C, H, W), any integer dtype (int8/uint8 typically)
+        Input codes.
+    w_q : numpy.ndarray, shape (K, C/groups, R, S), any integer dtype
+        Weight codes.
+    x_zp : int
+        Input zero point (per tensor). Padded positions hold this value (real 0), so they add nothing.
+    w_zp : int or array_like of int, shape (K,)
+        Weight zero point, per tensor or per output channel (ORT requires per-channel values to be equal; this
+        model does not).
+    bias : numpy.ndarray of int, shape (K,), optional
+        Added to the accumulator (int32 in ONNX; any integer dtype accepted).
+    stride, dilation : tuple of 2 ints >= 1, default (1, 1)
+        ``(sh, sw)`` and ``(dh, dw)``.
+    pads : tuple of 4 ints >= 0, default (0, 0, 0, 0)
+        ``(top, bottom, left, right)``. Note: ONNX orders them ``[top, left, bottom, right]``.
+    groups : int >= 1, default 1
+        Must divide ``C`` and ``K``.
+    acc_bits : int in [2, 64], default 32
+        Register width.
+    acc_mode : {"wrap", "saturate"}, default "wrap"
+
+    Returns
+    -------
+    acc : numpy.ndarray of int64, shape (N, K, Ho, Wo)
+        The register contents, in ``[-2^(acc_bits-1), 2^(acc_bits-1) - 1]``.
+    overflow : int
+        See the modes above.
+
+    Raises
+    ------
+    TypeError
+        A non-array operand, a non-integer dtype or scalar.
+    ValueError
+        A wrong number of dimensions, inconsistent channels/groups, a non-positive output size, bad tuples,
+        ``acc_bits``/``acc_mode`` out of range, or operands so wide that the int64 sum could overflow.
+    """
+    _int_array(x_q, "x_q", 4, "(N, C, H, W)")
+    _int_array(w_q, "w_q", 4, "(K, C/groups, R, S)")
+    if not _is_int(groups) or int(groups) < 1:
+        raise ValueError(f"groups must be an int >= 1, not {groups!r}")
+    groups = int(groups)
+    n_b, ch, h, w = x_q.shape
+    k_out, cg, kr, ks = w_q.shape
+    if ch % groups:
+        raise ValueError(f"x_q channels C={ch} must be divisible by groups={groups}")
+    if k_out % groups:
+        raise ValueError(f"w_q output channels K={k_out} must be divisible by groups={groups}")
+    if cg != ch // groups:
+        raise ValueError(f"w_q must have C/groups = {ch // groups} input channels (dimension 1), not {cg}")
+    if kr < 1 or ks < 1:
+        raise ValueError(f"w_q kernel size must be at least 1x1, not {kr}x{ks}")
+    sh, sw = _int_tuple(stride, "stride", 2, minimum=1)
+    dh, dw = _int_tuple(dilation, "dilation", 2, minimum=1)
+    pt, pb, pl, pr = _int_tuple(pads, "pads", 4, minimum=0)
+    bits, lo, hi = _acc_args(acc_bits, acc_mode)
+    ho = conv_output_size(h, kr, sh, pt, pb, dh)
+    wo = conv_output_size(w, ks, sw, pl, pr, dw)
+    if ho < 1 or wo < 1:
+        raise ValueError(f"output size must be positive, not {ho}x{wo} (input {h}x{w}, kernel {kr}x{ks}, "
+                         f"pads {(pt, pb, pl, pr)}, dilation {(dh, dw)})")
+    xz = _int_scalar(x_zp, "x_zp")
+    wz = _zero_point_vector(w_zp, "w_zp", k_out, "output channel")
+    b = _bias_vector(bias, k_out, "output channel")
+
+    xs = _shifted(x_q, xz, "x_q")
+    ws = _shifted(w_q, wz.reshape(-1, 1, 1, 1), "w_q")
+    _check_exact(xs, ws, cg * kr * ks, b)
+    if pt or pb or pl or pr:
+        xs = np.pad(xs, ((0, 0), (0, 0), (pt, pb), (pl, pr)))  # shifted padding value 0 = code x_zp = real 0
+    xs = np.ascontiguousarray(xs)
+    ws = np.ascontiguousarray(ws)
+    out = np.zeros((n_b, k_out, ho, wo), np.int64)
+    if acc_mode == "wrap":
+        _kernels.conv2d_exact(xs, ws, out, sh, sw, dh, dw, groups)
+        events = 0
+    else:
+        events = _kernels.conv2d_saturate(xs, ws, out, sh, sw, dh, dw, groups, lo, hi)
+    events += _finish(out, b, (1, k_out, 1, 1), bits, lo, hi, acc_mode)
+    return out, int(events)
+
+
+def gemm_acc(a_q: np.ndarray, b_q: np.ndarray, *, a_zp, b_zp, bias: np.ndarray | None = None,
+             acc_bits: int = 32, acc_mode: str = "wrap") -> tuple[np.ndarray, int]:
+    """Integer GEMM accumulator ``acc[i, j] = sum_k (a[i,k] - a_zp)(b[k,j] - b_zp[j]) + bias[j]``.
+
+    Semantics: ONNX MatMulInteger (per-column ``b_zp`` allowed, as ORT does) plus an optional int32 bias per output
+    column (as ORT's com.microsoft QGemm); ``bitexact.md`` §1. The accumulator modes are those of
+    :func:`conv2d_acc`; in ``"saturate"`` mode the products of one output arrive in ``k = 0 .. K-1`` order and the
+    bias last.
+
+    Parameters
+    ----------
+    a_q : numpy.ndarray, shape (M, K), any integer dtype
+        Left operand codes (activations).
+    b_q : numpy.ndarray, shape (K, N), any integer dtype
+        Right operand codes (weights).
+    a_zp : int
+        Zero point of ``a_q`` (per tensor).
+    b_zp : int or array_like of int, shape (N,)
+        Zero point of ``b_q``, per tensor or per column.
+    bias : numpy.ndarray of int, shape (N,), optional
+    acc_bits : int in [2, 64], default 32
+    acc_mode : {"wrap", "saturate"}, default "wrap"
+
+    Returns
+    -------
+    acc : numpy.ndarray of int64, shape (M, N)
+    overflow : int
+        Outputs that overflowed (``"wrap"``) or saturation events (``"saturate"``).
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`conv2d_acc`; ``"b_q must have K = ... rows ..."`` when the inner dimensions differ.
+    """
+    _int_array(a_q, "a_q", 2, "(M, K)")
+    _int_array(b_q, "b_q", 2, "(K, N)")
+    m_rows, k_red = a_q.shape
+    if b_q.shape[0] != k_red:
+        raise ValueError(f"b_q must have K = {k_red} rows (the columns of a_q), not {b_q.shape[0]}")
+    n_cols = b_q.shape[1]
+    bits, lo, hi = _acc_args(acc_bits, acc_mode)
+    az = _int_scalar(a_zp, "a_zp")
+    bz = _zero_point_vector(b_zp, "b_zp", n_cols, "column")
+    b = _bias_vector(bias, n_cols, "column")
+    a_s = np.ascontiguousarray(_shifted(a_q, az, "a_q"))
+    b_s = np.ascontiguousarray(_shifted(b_q, bz.reshape(1, -1), "b_q"))
+    _check_exact(a_s, b_s, k_red, b)
+    out = np.zeros((m_rows, n_cols), np.int64)
+    if acc_mode == "wrap":
+        _kernels.gemm_exact(a_s, b_s, out)
+        events = 0
+    else:
+        events = _kernels.gemm_saturate(a_s, b_s, out, lo, hi)
+    events += _finish(out, b, (1, n_cols), bits, lo, hi, acc_mode)
+    return out, int(events)
+
+
+# -- quantized layers -------------------------------------------------------------------------------------------
+
+def _qparams(qp, name: str) -> QParams:
+    if not isinstance(qp, QParams):
+        raise TypeError(f"{name} must be a QParams, not {type(qp).__name__}")
+    return qp
+
+
+def _per_tensor(qp: QParams, name: str) -> None:
+    if qp.per_channel:
+        raise ValueError(f"{name} must be per tensor (axis None), not per channel along axis {qp.axis}")
+
+
+def _check_codes(a: np.ndarray, qp: QParams, name: str, qp_name: str) -> None:
+    if a.size and (int(a.min()) < qp.qmin or int(a.max()) > qp.qmax):
+        raise ValueError(f"{name} values must lie in [{qp.qmin}, {qp.qmax}] ({qp_name}: {qp.bits}-bit "
+                         f"{'signed' if qp.signed else 'unsigned'}), found [{int(a.min())}, {int(a.max())}]")
+
+
+def _requant_out(acc, x_qp, w_qp, y_qp, relu, profile):
+    m = requant_multiplier(x_qp.scale, w_qp.scale, y_qp.scale, profile=profile)
+    z = int(y_qp.zero_point)
+    qmin = max(y_qp.qmin, z) if relu else y_qp.qmin
+    y = requantize(acc, m, zero_point=z, qmin=qmin, qmax=y_qp.qmax, channel_axis=1 if m.ndim else None,
+                   profile=profile)
+    return y.astype(y_qp.storage_dtype)
+
+
+def qlinear_conv2d(x_q: np.ndarray, w_q: np.ndarray, *, x_qp: QParams, w_qp: QParams, y_qp: QParams,
+                   bias: np.ndarray | None = None, stride: tuple[int, int] = (1, 1),
+                   pads: tuple[int, int, int, int] = (0, 0, 0, 0), dilation: tuple[int, int] = (1, 1),
+                   groups: int = 1, relu: bool = False, acc_bits: int = 32, acc_mode: str = "wrap",
+                   profile: str = "ort_cpu", return_overflow: bool = False):
+    """Quantized conv2d: integer accumulator, then requantization (ONNX QLinearConv, optionally with fused ReLU).
+
+    ``y = clamp(requant(acc, M) + z_y, qmin', qmax)`` with ``acc`` from :func:`conv2d_acc`,
+    ``M = requant_multiplier(s_x, s_w, s_y, profile=profile)`` (per output channel when ``w_qp`` is) and the
+    rounding of :func:`hwsim.quant.requantize`. ``[qmin, qmax]`` is the full range of ``y_qp`` (no narrow range,
+    ``bitexact.md`` §0 point 5); with ``relu=True`` the low end is ``max(qmin, z_y)`` (fused ReLU clamps at the
+    output zero point, as fbgemm and TFLite do). At 8 bits, ``acc_bits=32``, ``"wrap"``, ``"ort_cpu"`` and
+    ``relu=False`` the result equals onnxruntime's QLinearConv bit for bit (tested); other widths 2..16 use the same
+    formula with their own range.
+
+    Parameters
+    ----------
+    x_q : numpy.ndarray, shape (N, C, H, W), integer
+        Input codes, within ``[x_qp.qmin, x_qp.qmax]``.
+    w_q : numpy.ndarray, shape (K, C/groups, R, S), integer
+        Weight codes, within ``[w_qp.qmin, w_qp.qmax]``.
+    x_qp : QParams
+        Input quantizer, per tensor.
+    w_qp : QParams
+        Weight quantizer, per tensor or per output channel (``axis=0``, ``K`` scales).
+    y_qp : QParams
+        Output quantizer, per tensor; its ``bits``/``signed`` set the output range and dtype.
+    bias : numpy.ndarray of int, shape (K,), optional
+        int32 bias in units of ``s_x * s_w`` (zero point 0), as ONNX QLinearConv's ``B``.
+    stride, pads, dilation, groups, acc_bits, acc_mode
+        As :func:`conv2d_acc` (``pads`` is ``(top, bottom, left, right)``).
+    relu : bool, default False
+        Fuse a ReLU (clamp the low end at ``z_y``).
+    profile : str, default "ort_cpu"
+        Requantization profile, see :data:`hwsim.quant.PROFILES`.
+    return_overflow : bool, default False
+        Also return the accumulator overflow count of :func:`conv2d_acc`.
+
+    Returns
+    -------
+    y : numpy.ndarray, shape (N, K, Ho, Wo), dtype ``y_qp.storage_dtype`` (int8/uint8 up to 8 bits)
+    overflow : int
+        Only with ``return_overflow=True``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`conv2d_acc`; also for non-QParams quantizers, a per-channel ``x_qp``/``y_qp``, a ``w_qp`` that is
+        per channel along another axis or with a length other than ``K``, and codes outside their quantizer's range.
+    """
+    _qparams(x_qp, "x_qp")
+    _qparams(w_qp, "w_qp")
+    _qparams(y_qp, "y_qp")
+    _check_profile(profile)
+    _per_tensor(x_qp, "x_qp")
+    _per_tensor(y_qp, "y_qp")
+    _int_array(x_q, "x_q", 4, "(N, C, H, W)")
+    _int_array(w_q, "w_q", 4, "(K, C/groups, R, S)")
+    if w_qp.per_channel:
+        if w_qp.axis % 4 != 0:
+            raise ValueError(f"w_qp must be per tensor or per output channel (axis 0), not axis {w_qp.axis}")
+        if w_qp.scale.shape[0] != w_q.shape[0]:
+            raise ValueError(f"w_qp must have one scale per output channel ({w_q.shape[0]}), "
+                             f"not {w_qp.scale.shape[0]}")
+    _check_codes(x_q, x_qp, "x_q", "x_qp")
+    _check_codes(w_q, w_qp, "w_q", "w_qp")
+    acc, overflow = conv2d_acc(x_q, w_q, x_zp=int(x_qp.zero_point), w_zp=w_qp.zero_point, bias=bias,
+                               stride=stride, pads=pads, dilation=dilation, groups=groups, acc_bits=acc_bits,
+                               acc_mode=acc_mode)
+    y = _requant_out(acc, x_qp, w_qp, y_qp, relu, profile)
+    return (y, overflow) if return_overflow else y
+
+
+def qlinear_matmul(a_q: np.ndarray, b_q: np.ndarray, *, a_qp: QParams, b_qp: QParams, y_qp: QParams,
+                   bias: np.ndarray | None = None, relu: bool = False, acc_bits: int = 32,
+                   acc_mode: str = "wrap", profile: str = "ort_cpu", return_overflow: bool = False):
+    """Quantized matrix product ``(M, K) x (K, N)``: accumulator, then requantization (ONNX QLinearMatMul).
+
+    As :func:`qlinear_conv2d`, with :func:`gemm_acc` as the accumulator. ``b_qp`` may be per column (``axis=1``,
+    ``N`` scales; ORT wants such scales as shape ``[1, N]`` in the graph). ONNX QLinearMatMul has no bias; the
+    optional ``bias`` (int32, shape ``(N,)``, units ``s_a * s_b``) makes this a fully connected layer, as ORT's
+    com.microsoft QGemm. At 8 bits with ``acc_bits=32``, ``"wrap"``, ``"ort_cpu"``, no bias and no ReLU the result
+    equals onnxruntime's QLinearMatMul bit for bit (tested; ORT itself rejects uint8 inputs with an int8 output).
+
+    Parameters
+    ----------
+    a_q : numpy.ndarray, shape (M, K), integer
+        Activation codes, within ``[a_qp.qmin, a_qp.qmax]``.
+    b_q : numpy.ndarray, shape (K, N), integer
+        Weight codes, within ``[b_qp.qmin, b_qp.qmax]``.
+    a_qp, b_qp, y_qp : QParams
+        Quantizers: ``a_qp`` and ``y_qp`` per tensor; ``b_qp`` per tensor or per column (axis 1).
+    bias, relu, acc_bits, acc_mode, profile, return_overflow
+        As :func:`qlinear_conv2d`.
+
+    Returns
+    -------
+    y : numpy.ndarray, shape (M, N), dtype ``y_qp.storage_dtype``
+    overflow : int
+        Only with ``return_overflow=True``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`gemm_acc` and :func:`qlinear_conv2d`.
+    """
+    _qparams(a_qp, "a_qp")
+    _qparams(b_qp, "b_qp")
+    _qparams(y_qp, "y_qp")
+    _check_profile(profile)
+    _per_tensor(a_qp, "a_qp")
+    _per_tensor(y_qp, "y_qp")
+    _int_array(a_q, "a_q", 2, "(M, K)")
+    _int_array(b_q, "b_q", 2, "(K, N)")
+    if b_qp.per_channel:
+        if b_qp.axis % 2 != 1:
+            raise ValueError(f"b_qp must be per tensor or per column (axis 1), not axis {b_qp.axis}")
+        if b_qp.scale.shape[0] != b_q.shape[1]:
+            raise ValueError(f"b_qp must have one scale per column ({b_q.shape[1]}), not {b_qp.scale.shape[0]}")
+    _check_codes(a_q, a_qp, "a_q", "a_qp")
+    _check_codes(b_q, b_qp, "b_q", "b_qp")
+    acc, overflow = gemm_acc(a_q, b_q, a_zp=int(a_qp.zero_point), b_zp=b_qp.zero_point, bias=bias,
+                             acc_bits=acc_bits, acc_mode=acc_mode)
+    y = _requant_out(acc, a_qp, b_qp, y_qp, relu, profile)
+    return (y, overflow) if return_overflow else y
+
+
+# -- pooling ----------------------------------------------------------------------------------------------------
+
+def maxpool2d(x_q: np.ndarray, kernel, stride=None, pads: tuple[int, int, int, int] = (0, 0, 0, 0)) -> np.ndarray:
+    """Max pooling on integer codes (ONNX MaxPool on int8/uint8, floor mode, no dilation).
+
+    Max commutes with the monotone affine map ``r = s (q - z)`` (``s > 0``), so pooling the codes is exact and
+    the output keeps the input's quantizer. Padded positions never win (they act as ``-inf``, as in ONNX).
+
+    Parameters
+    ----------
+    x_q : numpy.ndarray, shape (N, C, H, W), integer dtype of at most 16 bits
+    kernel : int or tuple of 2 ints >= 1
+        ``(kh, kw)``.
+    stride : int or tuple of 2 ints >= 1, optional
+        Defaults to ``kernel`` (non-overlapping windows).
+    pads : tuple of 4 ints >= 0, default (0, 0, 0, 0)
+        ``(top, bottom, left, right)``; each must be smaller than the kernel along its axis (as ORT requires), so
+        every window holds at least one real value.
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, C, Ho, Wo), dtype of ``x_q``
+        ``Ho = (H + top + bottom - kh) // sh + 1`` (likewise ``Wo``).
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad dimensions or dtype, bad tuples, a pad not smaller than the kernel, or a non-positive output size.
+    """
+    _int_array(x_q, "x_q", 4, "(N, C, H, W)")
+    if x_q.dtype.itemsize > 2:
+        raise TypeError(f"x_q must have an integer dtype of at most 16 bits, not {x_q.dtype}")
+    kh, kw = _int_tuple((kernel, kernel) if _is_int(kernel) else kernel, "kernel", 2, minimum=1)
+    if stride is None:
+        stride = (kh, kw)
+    sh, sw = _int_tuple((stride, stride) if _is_int(stride) else stride, "stride", 2, minimum=1)
+    pt, pb, pl, pr = _int_tuple(pads, "pads", 4, minimum=0)
+    if max(pt, pb) >= kh or max(pl, pr) >= kw:
+        raise ValueError(f"pads must be smaller than the kernel {(kh, kw)}, not {(pt, pb, pl, pr)}")
+    n_b, ch, h, w = x_q.shape
+    ho = conv_output_size(h, kh, sh, pt, pb)
+    wo = conv_output_size(w, kw, sw, pl, pr)
+    if ho < 1 or wo < 1:
+        raise ValueError(f"output size must be positive, not {ho}x{wo} (input {h}x{w}, kernel {kh}x{kw})")
+    xp = x_q.astype(np.int32)
+    if pt or pb or pl or pr:
+        xp = np.pad(xp, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=np.iinfo(np.int32).min)
+    out = np.empty((n_b, ch, ho, wo), np.int32)
+    _kernels.maxpool2d(np.ascontiguousarray(xp), out, kh, kw, sh, sw)
+    return out.astype(x_q.dtype)
