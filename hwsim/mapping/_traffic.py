@@ -5,9 +5,11 @@ bit-width; a buffer's working half holds one tile when double buffered (SCALE-Si
 all of it otherwise. Per group of the layer, with R x C the array and M, K, N the GEMM view:
 
 * **ws** (loop: M tile -> column fold -> row fold). Partial sums of an ``Mt x min(N, C)`` output tile stay in
-  the ofmap buffer (``Mt`` is the largest that fits at ``acc_bits``), so none spill to DRAM. The ifmap rows of
-  an M tile are read once if they fit the ifmap buffer, else once per column fold. The filter is read once if
-  it fits the filter buffer, else once per M tile.
+  the ofmap buffer, so none spill to DRAM. The ifmap rows of an M tile are read once if they fit the ifmap
+  buffer, else once per column fold; the filter is read once if it fits the filter buffer, else once per M
+  tile. ``Mt`` minimizes the DRAM bytes among the tiles whose partial sums fit (the optimum is the largest
+  tile on either side of the ifmap-fits threshold, so both are tried); a larger buffer therefore never
+  increases traffic.
 * **os** (loop: row fold of M -> column fold of N; partial sums stay in the PEs). The ifmap slice of a row fold
   (``min(M, R) x K``) is read once if it fits, else once per column fold; the filter is read once if it fits,
   else once per row fold.
@@ -86,11 +88,20 @@ def dram_traffic(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int, act_
                                   f"room for one row of partial sums across the array: {cols} x {acc} bits = "
                                   f"{cols * acc / 8:.0f} bytes per buffer half",
                                   f"{mem.ofmap_sram.size_kib} KiB", detail=f"layer {layer.name}")
-        mt = min(mt, M)
+        mt_max = min(mt, M)
+        cf = _cdiv(N, C)
+
+        def cost(mt: int) -> tuple[int, int, int]:
+            ifm = ifmap_bytes * (1 if mt * K * act_bits <= cap_i else cf)
+            fil = filter_bytes * (1 if filter_fits else _cdiv(M, mt))
+            return ifm + fil, ifm, fil
+
+        # the best M tile is the largest one either way of the ifmap-fits threshold: try both
+        mt_fit = min(mt_max, int(cap_i // (K * act_bits)))
+        cands = [mt_max] + ([mt_fit] if mt_fit >= 1 else [])
+        mt = min(cands, key=lambda v: (cost(v)[0], -v))
+        _, ifmap_read, filter_read = cost(mt)
         m_tiles = _cdiv(M, mt)
-        ifmap_fits = mt * K * act_bits <= cap_i
-        ifmap_read = ifmap_bytes * (1 if ifmap_fits else _cdiv(N, C))
-        filter_read = filter_bytes * (1 if filter_fits else m_tiles)
     elif df == "os":
         ifmap_fits = min(M, R) * K * act_bits <= cap_i
         ifmap_read = ifmap_bytes * (1 if ifmap_fits else _cdiv(N, C))

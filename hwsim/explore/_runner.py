@@ -1,0 +1,213 @@
+"""Running a sweep: quality per precision policy, timing and energy per design point, written as they finish.
+
+Order of work: the quality of each precision policy (a bit-accurate run of the real network; it does not depend
+on the hardware axes except the accumulator) is computed in worker processes; as each one completes, every
+design point using that policy is timed and priced (milliseconds each) and appended to ``points.csv`` at once.
+A crash or Ctrl-C loses at most the points in flight; ``--resume`` skips the points already written. At the
+end ``points.csv`` is rewritten in point order with the ``pareto`` column, ``points.parquet`` and ``pareto.csv``
+are written, the chosen point is simulated in full (``chosen/``) and the report is drawn.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tqdm import tqdm
+
+from .._pipeline import simulate_workload
+from ..energy import ENERGY_COMPONENTS
+from ..errors import InfeasibleError, SpecError
+from ._pareto import pareto_mask
+from ._quality import QUALITY_MODELS
+from ._spec import DesignPoint, ResolvedSweep, load_sweep
+
+__all__ = ["run_sweep", "evaluate_hardware", "point_columns"]
+
+
+def point_columns(rs: ResolvedSweep) -> list[str]:
+    """Column order of ``points.csv`` for a sweep."""
+    names = [layer.name for layer in rs.workload.layers]
+    metric = QUALITY_MODELS[rs.spec.quality].metric if rs.spec.quality else "accuracy"
+    return (["index", "point_id", "policy", *rs.spec.axes.keys(), *(f"w_{n}" for n in names),
+             *(f"a_{n}" for n in names), "status", "error", metric, "quality_detail", "macs", "weight_bytes",
+             "compute_cycles", "stall_cycles", "total_cycles", "latency_us", "utilization", "dram_bytes",
+             "energy_pj", *(f"energy_{c}_pj" for c in ENERGY_COMPONENTS), "pareto"])
+
+
+def evaluate_hardware(rs: ResolvedSweep, pt: DesignPoint) -> dict[str, Any]:
+    """Timing and energy of one design point (no quality). Infeasible points get ``status='infeasible'``."""
+    row: dict[str, Any] = {"index": pt.index, "point_id": pt.point_id, "policy": pt.policy, **pt.hw}
+    for n, (w, a) in pt.bits.items():
+        row[f"w_{n}"], row[f"a_{n}"] = w, a
+    try:
+        arch = rs.arch.replace(**pt.hw) if pt.hw else rs.arch
+        res = simulate_workload(arch, rs.workload, bits=dict(pt.bits), source=rs.source)
+    except InfeasibleError as e:
+        row.update(status="infeasible", error=str(e))
+        return row
+    except SpecError as e:
+        row.update(status="error", error=str(e))
+        return row
+    t = res.totals
+    row.update(status="ok", error="", macs=int(t["macs"]),
+               weight_bytes=sum(math.ceil(layer.gemm.k * layer.gemm.n * layer.gemm.groups * pt.bits[layer.name][0]
+                                          / 8) for layer in rs.workload.layers),
+               compute_cycles=int(t["compute_cycles"]), stall_cycles=int(t["stall_cycles"]),
+               total_cycles=int(t["total_cycles"]), latency_us=t["latency_us"], utilization=t["utilization"],
+               dram_bytes=int(t["dram_read_bytes"] + t["dram_write_bytes"]), energy_pj=t["energy_pj"],
+               **{f"energy_{c}_pj": t[f"energy_{c}_pj"] for c in ENERGY_COMPONENTS})
+    return row
+
+
+def _quality_task(name: str, bits: tuple[tuple[str, tuple[int, int]], ...], acc_bits: int,
+                  acc_mode: str) -> dict[str, Any]:
+    return QUALITY_MODELS[name].evaluate(dict(bits), acc_bits=acc_bits, acc_mode=acc_mode)
+
+
+def _spec_fingerprint(rs: ResolvedSweep) -> dict[str, Any]:
+    return {"sweep": rs.spec.model_dump(mode="json"), "arch": rs.arch.model_dump(mode="json"),
+            "workload": rs.workload.model_dump(mode="json"), "points": len(rs.points)}
+
+
+def _prepare_out(rs: ResolvedSweep, out: Path, resume: bool) -> set[str]:
+    out.mkdir(parents=True, exist_ok=True)
+    pts = out / "points.csv"
+    fp_path = out / "sweep.json"
+    fp = _spec_fingerprint(rs)
+    if pts.exists() and pts.stat().st_size > 0:
+        if not resume:
+            raise SpecError("<arg>", "--out", "an output folder without a sweep in it, or --resume to continue it",
+                            str(out), detail="points.csv exists; nothing is overwritten")
+        if fp_path.exists() and json.loads(fp_path.read_text()) != fp:
+            raise SpecError(str(fp_path), "", "the same sweep, arch and workload as the run being resumed",
+                            "a different spec", detail="use a new --out for a changed sweep")
+        done = pd.read_csv(pts, usecols=["point_id"], dtype=str)["point_id"].tolist()
+        return set(done)
+    fp_path.write_text(json.dumps(fp, indent=1) + "\n")
+    return set()
+
+
+def _append(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
+    new = not path.exists() or path.stat().st_size == 0
+    with path.open("a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        if new:
+            w.writeheader()
+        for r in rows:
+            w.writerow(r)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def run_sweep(path: str | Path, *, out: str | Path | None = None, resume: bool = False,
+              workers: int | None = None, scheduler: str | None = None, progress: bool = True) -> Path:
+    """Run a sweep; return its output folder.
+
+    Raises
+    ------
+    SpecError
+        Any problem with the sweep spec (before work starts), an output folder holding another run, or
+        ``scheduler`` (dask.distributed support is not built yet).
+    """
+    if scheduler:
+        raise SpecError("<arg>", "--scheduler", "no scheduler: dask.distributed sweeps are not supported yet",
+                        scheduler)
+    rs = load_sweep(path)
+    out_dir = Path(out) if out else Path("results") / rs.spec.name
+    done = _prepare_out(rs, out_dir, resume)
+    cols = point_columns(rs)
+    metric = QUALITY_MODELS[rs.spec.quality].metric if rs.spec.quality else None
+    pending = [p for p in rs.points if p.point_id not in done]
+    by_policy: dict[tuple, list[DesignPoint]] = {}
+    for p in pending:
+        acc = (rs.arch.replace(**p.hw) if p.hw else rs.arch).pe
+        key = (tuple(p.bits.items()), acc.acc_bits, acc.acc_mode)
+        by_policy.setdefault(key, []).append(p)
+    bar = tqdm(total=len(rs.points), initial=len(rs.points) - len(pending), unit="point", disable=not progress,
+               desc=rs.spec.name)
+    pts_csv = out_dir / "points.csv"
+
+    def finish(points: list[DesignPoint], quality: dict[str, Any] | None) -> None:
+        rows = []
+        for p in points:
+            r = evaluate_hardware(rs, p)
+            if quality is not None:
+                r[metric] = quality[metric]
+                r["quality_detail"] = json.dumps({k: v for k, v in quality.items() if k != metric},
+                                                 sort_keys=True, default=str)
+            rows.append(r)
+        _append(pts_csv, cols, rows)
+        bar.update(len(rows))
+
+    try:
+        if metric is None:
+            for pts in by_policy.values():
+                finish(pts, None)
+        else:
+            n_workers = workers or min(os.cpu_count() or 1, len(by_policy)) or 1
+            if n_workers <= 1:
+                for key, pts in by_policy.items():
+                    finish(pts, _quality_task(rs.spec.quality, *key))
+            else:
+                with ProcessPoolExecutor(max_workers=n_workers) as ex:
+                    futs = {ex.submit(_quality_task, rs.spec.quality, *key): key for key in by_policy}
+                    for f in as_completed(futs):
+                        finish(by_policy[futs[f]], f.result())
+    finally:
+        bar.close()
+    _finalize(rs, out_dir, cols, metric)
+    return out_dir
+
+
+def _finalize(rs: ResolvedSweep, out_dir: Path, cols: list[str], metric: str | None) -> None:
+    df = pd.read_csv(out_dir / "points.csv", keep_default_na=True)
+    df = df.drop_duplicates("point_id", keep="last").sort_values("index").reset_index(drop=True)
+    ok = (df["status"] == "ok").to_numpy()
+    objectives = {k: v for k, v in rs.spec.objectives.items() if k in df.columns}
+    vals = df[list(objectives)].to_numpy(dtype=float)
+    vals[~ok] = float("nan")
+    df["pareto"] = pareto_mask(vals, [v == "max" for v in objectives.values()])
+    for c in ("macs", "weight_bytes", "compute_cycles", "stall_cycles", "total_cycles", "dram_bytes", "index",
+              *[c for c in df.columns if c.startswith(("w_", "a_"))]):
+        if c in df.columns:
+            df[c] = df[c].astype("Int64")
+    tmp = out_dir / "points.csv.tmp"
+    df[cols].to_csv(tmp, index=False)
+    os.replace(tmp, out_dir / "points.csv")
+    df[cols].to_parquet(out_dir / "points.parquet", index=False)
+    front = df[df["pareto"]].sort_values(list(objectives)[-1])
+    front[cols].to_csv(out_dir / "pareto.csv", index=False)
+    chosen = _choose(df, metric)
+    chosen_rows = None
+    if chosen is not None:
+        from .._io import write_layers_csv, write_summary_json
+
+        pt = rs.points[int(chosen["index"])]
+        arch = rs.arch.replace(**pt.hw) if pt.hw else rs.arch
+        res = simulate_workload(arch, rs.workload, bits=dict(pt.bits), source=rs.source)
+        (out_dir / "chosen").mkdir(exist_ok=True)
+        write_layers_csv(res, out_dir / "chosen" / "layers.csv")
+        write_summary_json(res, out_dir / "chosen" / "summary.json", arch_source=rs.spec.arch,
+                           workload_source=rs.spec.workload)
+        chosen_rows = res.rows
+    from ..report._sweep import sweep_report
+
+    sweep_report(rs, df, chosen, chosen_rows, metric, out_dir / "report.html")
+
+
+def _choose(df: pd.DataFrame, metric: str | None) -> pd.Series | None:
+    """The point shown in detail: on the front, within 1 point of the best quality, lowest energy."""
+    front = df[df["pareto"]]
+    if front.empty:
+        return None
+    if metric is not None and front[metric].notna().any():
+        best = front[metric].max()
+        front = front[front[metric] >= best - 0.01]
+    return front.sort_values(["energy_pj", "index"]).iloc[0]

@@ -1,0 +1,190 @@
+"""The sweep spec (``sweeps/*.yaml``): a base arch and workload, hardware axes, precision policies, objectives.
+
+Example (``sweeps/digits_codesign.yaml``)::
+
+    name: digits_codesign
+    arch: ../arch/edge_32x32.yaml          # paths are relative to the sweep file
+    workload: ../workloads/digits_cnn.yaml
+    quality: digits_cnn                    # the real network run bit-accurately for each precision policy
+    axes:                                  # dotted arch keys -> values; the grid is their product
+      array.rows: [8, 16, 32]
+      array.cols: [8, 16, 32]
+    precision:
+      uniform: [[8, 8], [4, 4], [2, 2]]    # (weight_bits, act_bits) for every layer
+      per_layer: [{conv1: [8, 8], conv2: [4, 4], fc: [4, 8]}]
+      random: {count: 10, bits: [2, 4, 8], seed: 0}
+    objectives: {accuracy: max, total_cycles: min, energy_pj: min}
+
+Every spec error is raised before any work starts, naming the file and key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import random
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..errors import SpecError
+from ..spec import ArchSpec, Workload, load_arch, load_yaml, validate
+
+__all__ = ["SweepSpec", "PrecisionSpace", "RandomPolicies", "load_sweep", "ResolvedSweep", "DesignPoint"]
+
+Bits = tuple[int, int]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RandomPolicies(_Strict):
+    """``count`` random per-layer policies: each layer's weight and activation bits drawn from ``bits``."""
+
+    count: int = Field(gt=0, le=100000)
+    bits: tuple[int, ...] = Field(min_length=1)
+    seed: int = 0
+
+
+class PrecisionSpace(_Strict):
+    uniform: tuple[Bits, ...] = ()
+    per_layer: tuple[dict[str, Bits], ...] = ()
+    random: RandomPolicies | None = None
+
+
+class SweepSpec(_Strict):
+    name: str = Field(min_length=1)
+    description: str = ""
+    arch: str
+    workload: str
+    quality: str | None = None
+    axes: dict[str, tuple[Any, ...]] = Field(default_factory=dict)
+    precision: PrecisionSpace = PrecisionSpace(uniform=((8, 8),))
+    baselines: tuple[Bits, ...] = ((8, 8), (4, 4))
+    objectives: dict[str, Literal["min", "max"]] = Field(
+        default_factory=lambda: {"accuracy": "max", "total_cycles": "min", "energy_pj": "min"})
+
+    @field_validator("axes")
+    @classmethod
+    def _axes(cls, v: dict) -> dict:
+        for k, vals in v.items():
+            if len(vals) == 0:
+                raise ValueError(f"a non-empty list of values for every axis; found axis {k!r} empty")
+        return v
+
+
+class DesignPoint(BaseModel):
+    """One design point: hardware parameters and a per-layer precision policy."""
+
+    model_config = ConfigDict(frozen=True)
+    index: int
+    point_id: str
+    hw: dict[str, Any]
+    policy: str
+    bits: dict[str, Bits]
+
+
+class ResolvedSweep(BaseModel):
+    """A validated sweep with its arch and workload loaded and every design point listed, in a stable order."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    spec: SweepSpec
+    source: str
+    arch: ArchSpec
+    workload: Workload
+    points: tuple[DesignPoint, ...]
+
+
+def _policy_name(bits: dict[str, Bits], uniform: Bits | None) -> str:
+    if uniform is not None:
+        return f"W{uniform[0]}A{uniform[1]}"
+    text = ",".join(f"{k}={w}/{a}" for k, (w, a) in bits.items())
+    return "mixed-" + hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+def load_sweep(path: str | Path) -> ResolvedSweep:
+    """Load a sweep YAML, check every axis and policy against the arch and workload, and list its points.
+
+    Raises
+    ------
+    SpecError
+        Unknown key, an axis that names no arch key or whose values do not validate, an empty range, a policy
+        that names no layer or bits outside 1..16, an unknown quality model — before any work starts.
+    """
+    p = Path(path)
+    src = str(p)
+    spec = validate(SweepSpec, load_yaml(p), src)
+    base = p.parent
+    arch_path = (base / spec.arch)
+    wl_path = (base / spec.workload)
+    if not arch_path.is_file():
+        raise SpecError(src, "arch", "a path (relative to the sweep file) to an arch YAML", spec.arch)
+    if not wl_path.is_file():
+        raise SpecError(src, "workload", "a path (relative to the sweep file) to a workload", spec.workload)
+    arch = load_arch(arch_path)
+    from .._io import load_workload
+
+    workload = load_workload(wl_path)
+    names = [layer.name for layer in workload.layers]
+    if spec.quality is not None:
+        from ._quality import QUALITY_MODELS
+
+        if spec.quality not in QUALITY_MODELS:
+            raise SpecError(src, "quality", f"one of the quality models {sorted(QUALITY_MODELS)}", spec.quality)
+        want = QUALITY_MODELS[spec.quality].layers
+        if tuple(names) != tuple(want):
+            raise SpecError(src, "workload", f"a workload whose layers are {list(want)} (those of quality model "
+                            f"{spec.quality!r})", names)
+    # hardware grid: validate every combination now
+    keys = list(spec.axes)
+    combos = list(itertools.product(*(spec.axes[k] for k in keys))) if keys else [()]
+    for k in keys:
+        try:
+            arch.replace(**{k: spec.axes[k][0]})
+        except SpecError as e:
+            raise SpecError(src, f"axes.{k}", e.expected, e.found) from None
+    # precision policies
+    policies: list[tuple[str, dict[str, Bits]]] = []
+
+    def check_bits(key: str, b: Bits) -> None:
+        for v in b:
+            if not 1 <= v <= 16:
+                raise SpecError(src, key, "bits between 1 and 16", v)
+
+    allu = list(spec.precision.uniform) + [b for b in spec.baselines if b not in spec.precision.uniform]
+    for i, b in enumerate(allu):
+        check_bits(f"precision.uniform[{i}]", b)
+        policies.append((_policy_name({}, b), {n: tuple(b) for n in names}))
+    for i, pl in enumerate(spec.precision.per_layer):
+        for k, b in pl.items():
+            if k not in names:
+                raise SpecError(src, f"precision.per_layer[{i}].{k}", f"a layer of {workload.name} ({names})", k)
+            check_bits(f"precision.per_layer[{i}].{k}", b)
+        full = {n: tuple(pl.get(n, workload.bits(workload.layers[j]))) for j, n in enumerate(names)}
+        policies.append((_policy_name(full, None), full))
+    if spec.precision.random is not None:
+        r = spec.precision.random
+        for i, b in enumerate(r.bits):
+            check_bits(f"precision.random.bits[{i}]", (b, b))
+        rng = random.Random(r.seed)
+        for _ in range(r.count):
+            full = {n: (rng.choice(r.bits), rng.choice(r.bits)) for n in names}
+            policies.append((_policy_name(full, None), full))
+    if not policies:
+        raise SpecError(src, "precision", "at least one precision policy", None)
+    seen: set[str] = set()
+    uniq = []
+    for name, bits in policies:
+        if name not in seen:
+            seen.add(name)
+            uniq.append((name, bits))
+    points = []
+    for hw_vals in combos:
+        hw = dict(zip(keys, hw_vals))
+        for name, bits in uniq:
+            hw_id = ",".join(f"{k}={v}" for k, v in hw.items())
+            pid = f"{hw_id}|{name}" if hw_id else name
+            points.append(DesignPoint(index=len(points), point_id=pid, hw=hw, policy=name, bits=bits))
+    return ResolvedSweep(spec=spec, source=src, arch=arch, workload=workload, points=tuple(points))

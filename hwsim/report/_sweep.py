@@ -1,0 +1,111 @@
+"""The report of a sweep: Pareto fronts of quality vs latency and energy, per-layer bits, breakdowns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from ._html import table_html, write_page
+from ._simulate import cycles_figure, energy_figure
+
+__all__ = ["sweep_report", "pareto_figure"]
+
+
+def _hover(df: pd.DataFrame, axes: list[str]) -> list[str]:
+    out = []
+    for _, r in df.iterrows():
+        hw = ", ".join(f"{a}={r[a]}" for a in axes)
+        out.append(f"#{int(r['index'])} {r['policy']}<br>{hw}")
+    return out
+
+
+def pareto_figure(df: pd.DataFrame, x: str, y: str, *, axes: list[str], baselines: list[str], x_title: str,
+                  y_title: str, title: str) -> go.Figure:
+    """Scatter of every feasible point, the Pareto front as a line, and the uniform baselines marked."""
+    ok = df[df["status"] == "ok"]
+    fig = go.Figure()
+    fig.add_scatter(x=ok[x], y=ok[y], mode="markers", name="design points", text=_hover(ok, axes),
+                    hovertemplate="%{text}<br>%{x:,.4g}, %{y:.4f}<extra></extra>",
+                    marker=dict(color="#9aa7b8", size=6, opacity=0.6))
+    # the 2-D front of this pair of objectives (the pareto column is over all objectives)
+    front = ok.sort_values([x, y], ascending=[True, False])
+    best, keep = -float("inf"), []
+    for i, r in front.iterrows():
+        if r[y] > best:
+            keep.append(i)
+            best = r[y]
+    f2 = ok.loc[keep]
+    fig.add_scatter(x=f2[x], y=f2[y], mode="lines+markers", name=f"Pareto front ({y} vs {x})",
+                    text=_hover(f2, axes), hovertemplate="%{text}<br>%{x:,.4g}, %{y:.4f}<extra></extra>",
+                    line=dict(color="#d62728"), marker=dict(size=9))
+    for b, sym in zip(baselines, ("diamond", "square", "cross", "x")):
+        sel = ok[ok["policy"] == b]
+        if len(sel):
+            fig.add_scatter(x=sel[x], y=sel[y], mode="markers", name=f"uniform {b}", text=_hover(sel, axes),
+                            hovertemplate="%{text}<br>%{x:,.4g}, %{y:.4f}<extra></extra>",
+                            marker=dict(symbol=sym, size=10, line=dict(width=1, color="#222")))
+    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, xaxis_type="log", height=480)
+    return fig
+
+
+def _bits_figure(df: pd.DataFrame, layers: list[str], chosen: pd.Series | None) -> go.Figure:
+    fig = go.Figure()
+    if chosen is not None:
+        fig.add_bar(name="weight bits", x=layers, y=[chosen[f"w_{n}"] for n in layers])
+        fig.add_bar(name="activation bits", x=layers, y=[chosen[f"a_{n}"] for n in layers])
+    fig.update_layout(barmode="group", title="Per-layer bit-widths of the chosen point", xaxis_title="layer",
+                      yaxis_title="bits", height=380)
+    return fig
+
+
+def sweep_report(rs: Any, df: pd.DataFrame, chosen: pd.Series | None, chosen_rows: list[dict] | None,
+                 metric: str | None, path: str | Path) -> Path:
+    """Write the sweep's self-contained HTML report."""
+    axes = list(rs.spec.axes)
+    layers = [layer.name for layer in rs.workload.layers]
+    baselines = [f"W{w}A{a}" for w, a in rs.spec.baselines]
+    n_ok = int((df["status"] == "ok").sum())
+    n_inf = int((df["status"] == "infeasible").sum())
+    sections: list[tuple[str, object]] = []
+    intro = (f"Sweep {rs.spec.name}: {len(df)} design points ({n_ok} feasible, {n_inf} infeasible, "
+             f"{len(df) - n_ok - n_inf} failed) over axes {axes or '(none)'} of arch {rs.arch.name} and "
+             f"{df['policy'].nunique()} precision policies of workload {rs.workload.name}. "
+             f"Quality: {metric or 'none'} from a bit-accurate run of the real network. Cycles are array clock "
+             f"cycles, energy pJ. Objectives: {dict(rs.spec.objectives)}.")
+    if metric:
+        sections.append((f"{metric} vs latency", pareto_figure(
+            df, "total_cycles", metric, axes=axes, baselines=baselines, x_title="total cycles (per inference)",
+            y_title=metric, title=f"{metric} vs cycles")))
+        sections.append((f"{metric} vs energy", pareto_figure(
+            df, "energy_pj", metric, axes=axes, baselines=baselines, x_title="energy per inference (pJ)",
+            y_title=metric, title=f"{metric} vs energy")))
+    ok = df[df["status"] == "ok"]
+    le = go.Figure()
+    le.add_scatter(x=ok["total_cycles"], y=ok["energy_pj"], mode="markers", text=_hover(ok, axes),
+                   marker=dict(color=ok["pareto"].map({True: "#d62728", False: "#9aa7b8"})),
+                   hovertemplate="%{text}<br>%{x:,} cycles, %{y:,.4g} pJ<extra></extra>", name="points")
+    le.update_layout(title="Energy vs cycles (red: on the Pareto front of all objectives)", xaxis_type="log",
+                     yaxis_type="log", xaxis_title="total cycles", yaxis_title="energy (pJ)", height=440)
+    sections.append(("Energy vs latency", le))
+    front_cols = ["index", "policy", *axes, *(m for m in [metric] if m), "total_cycles", "latency_us",
+                  "energy_pj", "utilization"]
+    front = df[df["pareto"]].sort_values("energy_pj")
+    sections.append(("Pareto points (all objectives)", table_html(front[front_cols].to_dict("records"),
+                                                                  front_cols)))
+    if chosen is not None:
+        desc = ", ".join(f"{a}={chosen[a]}" for a in axes)
+        sections.append((f"Chosen point #{int(chosen['index'])} ({chosen['policy']}{'; ' + desc if desc else ''})",
+                         "<p class='note'>On the front, within 0.01 of the best quality, lowest energy. Full "
+                         "per-layer results: chosen/layers.csv.</p>"))
+        sections.append(("Per-layer bit-widths", _bits_figure(df, layers, chosen)))
+        if chosen_rows:
+            sections.append(("Cycles per layer (chosen point)", cycles_figure(chosen_rows)))
+            sections.append(("Energy per layer (chosen point)", energy_figure(chosen_rows)))
+    bad = df[df["status"] != "ok"]
+    if len(bad):
+        sections.append(("Infeasible or failed points", table_html(
+            bad[["index", "policy", *axes, "status", "error"]].head(200).to_dict("records"))))
+    return write_page(path, f"hwsim sweep: {rs.spec.name}", sections, intro=intro)
