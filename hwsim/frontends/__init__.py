@@ -1,0 +1,25 @@
+"""Importers: other tools' inputs as hwsim specs.
+
+* SCALE-Sim 3.0.0 (:mod:`hwsim.frontends._scalesim`): topology CSVs (conv and GEMM form) as a
+  :class:`~hwsim.spec.Workload`, ``.cfg`` files as an :class:`~hwsim.spec.ArchSpec`, and arch YAML output.
+* Float ONNX graphs (:mod:`hwsim.frontends._onnx`): Conv/Gemm/MatMul layer shapes (needs ``onnx``, imported
+  on first use).
+"""
+
+from ._onnx import read_onnx_shapes
+from ._scalesim import (
+    arch_from_scalesim_cfg,
+    read_scalesim_cfg,
+    read_topology_csv,
+    scalesim_conv_padding,
+    write_arch_yaml,
+)
+
+__all__ = [
+    "arch_from_scalesim_cfg",
+    "read_onnx_shapes",
+    "read_scalesim_cfg",
+    "read_topology_csv",
+    "scalesim_conv_padding",
+    "write_arch_yaml",
+]
