@@ -221,8 +221,9 @@ def conv2d_acc(x_q: np.ndarray, w_q: np.ndarray, *, x_zp, w_zp, bias: np.ndarray
     ho = conv_output_size(h, kr, sh, pt, pb, dh)
     wo = conv_output_size(w, ks, sw, pl, pr, dw)
     if ho < 1 or wo < 1:
-        raise ValueError(f"output size must be positive, not {ho}x{wo} (input {h}x{w}, kernel {kr}x{ks}, "
-                         f"pads {(pt, pb, pl, pr)}, dilation {(dh, dw)})")
+        raise ValueError(f"output size must be positive, not {ho}x{wo}: the dilated kernel "
+                         f"{dh * (kr - 1) + 1}x{dw * (ks - 1) + 1} does not fit the padded input "
+                         f"{h + pt + pb}x{w + pl + pr}")
     xz = _int_scalar(x_zp, "x_zp")
     wz = _zero_point_vector(w_zp, "w_zp", k_out, "output channel")
     b = _bias_vector(bias, k_out, "output channel")
@@ -499,7 +500,8 @@ def maxpool2d(x_q: np.ndarray, kernel, stride=None, pads: tuple[int, int, int, i
     ho = conv_output_size(h, kh, sh, pt, pb)
     wo = conv_output_size(w, kw, sw, pl, pr)
     if ho < 1 or wo < 1:
-        raise ValueError(f"output size must be positive, not {ho}x{wo} (input {h}x{w}, kernel {kh}x{kw})")
+        raise ValueError(f"output size must be positive, not {ho}x{wo}: the kernel {kh}x{kw} does not fit the "
+                         f"padded input {h + pt + pb}x{w + pl + pr}")
     xp = x_q.astype(np.int32)
     if pt or pb or pl or pr:
         xp = np.pad(xp, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=np.iinfo(np.int32).min)
