@@ -14,11 +14,20 @@ from ._simulate import cycles_figure, energy_figure
 __all__ = ["sweep_report", "pareto_figure"]
 
 
+def bits_text(r: pd.Series) -> str:
+    """``conv1 8/8, conv2 4/4, ...``: weight/activation bits per layer of one point row."""
+    layers = [c[2:] for c in r.index if c.startswith("w_")]
+    return ", ".join(f"{n} {r['w_' + n]}/{r['a_' + n]}" for n in layers)
+
+
 def _hover(df: pd.DataFrame, axes: list[str]) -> list[str]:
     out = []
     for _, r in df.iterrows():
         hw = ", ".join(f"{a}={r[a]}" for a in axes)
-        out.append(f"#{int(r['index'])} {r['policy']}<br>{hw}")
+        bits = bits_text(r)
+        if len(bits) > 160:
+            bits = bits[:157] + "..."
+        out.append(f"#{int(r['index'])} {r['policy']}<br>{hw}<br>W/A bits: {bits}")
     return out
 
 
@@ -92,7 +101,9 @@ def sweep_report(rs: Any, df: pd.DataFrame, chosen: pd.Series | None, chosen_row
     sections.append(("Energy vs latency", le))
     front_cols = ["index", "policy", *axes, *(m for m in [metric] if m), "total_cycles", "latency_us",
                   "energy_pj", "utilization"]
-    front = df[df["pareto"]].sort_values("energy_pj")
+    front = df[df["pareto"]].sort_values("energy_pj").copy()
+    front["W/A bits per layer"] = [bits_text(r) for _, r in front.iterrows()]
+    front_cols.append("W/A bits per layer")
     sections.append(("Pareto points (all objectives)", table_html(front[front_cols].to_dict("records"),
                                                                   front_cols)))
     if chosen is not None:
