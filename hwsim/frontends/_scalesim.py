@@ -3,10 +3,10 @@
 What SCALE-Sim itself does with these files, and so what this reader reproduces
 (``../shared/reference/scalesim.md`` §1, and the SCALE-Sim sources named in each docstring):
 
-* Topology CSV (``scalesim/topology_utils.py``): one header line, then one layer per line. The conv form is
-  ``Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,`` with an
-  optional ``Sparsity`` (``N:M``) column; the GEMM form is ``Layer, M, N, K,`` (optional ``Sparsity``).
-  SCALE-Sim is told which form by its ``-i conv|gemm`` flag; here the header decides.
+* Topology CSV (``scalesim/topology_utils.py``): one header line, then one layer per line. The conv form
+  is ``Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,``
+  with an optional ``Sparsity`` (``N:M``) column; the GEMM form is ``Layer, M, N, K,`` (optional
+  ``Sparsity``). SCALE-Sim is told which form by its ``-i conv|gemm`` flag; here the header decides.
 * A conv layer has one stride (used for H and W) and no padding; SCALE-Sim's output size is
   ``E = ceil((H - Fh + s) / s)`` (``topology_utils.topo_calc_hyperparams``). That is
   ``floor((H - Fh) / s) + 1`` (PyTorch's rule with no padding) only when ``s`` divides ``H - Fh``; otherwise
@@ -16,10 +16,10 @@ What SCALE-Sim itself does with these files, and so what this reader reproduces
   exactly SCALE-Sim's output size, GEMM shape and MAC count (e.g. ResNet-18 ``Conv1``, 224x224, 7x7, stride 2:
   110x110 outputs, padding ``[0, 1, 0, 1]``).
 * A conv layer whose name contains ``DP`` is depthwise: SCALE-Sim expands it into ``Channels`` layers of one
-  input channel each, keeping ``Num Filter`` filters in each. The reader makes it one ``op: depthwise`` conv with
-  ``groups = Channels`` and ``out_channels = Channels * Num Filter`` (``Num Filter`` is the depth multiplier;
-  the usual ``Num Filter = 1`` gives ``out_channels = Channels``). Its GEMM view, ``groups`` GEMMs of
-  ``(E, Fh*Fw) x (Fh*Fw, Num Filter)``, is exactly SCALE-Sim's set of expanded layers.
+  input channel each, keeping ``Num Filter`` filters in each. The reader makes it one ``op: depthwise`` conv
+  with ``groups = Channels`` and ``out_channels = Channels * Num Filter`` (``Num Filter`` is the depth
+  multiplier; the usual ``Num Filter = 1`` gives ``out_channels = Channels``). Its GEMM view, ``groups``
+  GEMMs of ``(E, Fh*Fw) x (Fh*Fw, Num Filter)``, is exactly SCALE-Sim's set of expanded layers.
 * A GEMM row ``M, N, K`` is SCALE-Sim's conv ``M x K`` ifmap with ``N`` filters of ``1 x K``
   (``topology_utils.load_arrays_gemm``): an (M, K) x (K, N) product, ``op: gemm``.
 * ``.cfg`` (``scalesim/scale_config.py:read_conf_file``): INI sections ``general``, ``architecture_presets``,
@@ -71,28 +71,19 @@ def _norm(field: str) -> str:
     return " ".join(field.replace("\ufeff", "").strip().lower().split())
 
 
-def _detect_form(header: list[str], path: str) -> str:
+def _detect_form(header: list[str], path: str) -> tuple[str, str]:
+    """('conv' | 'gemm', the header's name for the column after the last required one, or '')."""
     f = [_norm(x) for x in header]
     while f and f[-1] == "":
         f.pop()
     if len(f) >= 4 and f[1:4] == ["m", "n", "k"]:
-        extra = f[4:]
-        if extra and not (len(extra) == 1 and extra[0].startswith("sparsity")):
-            raise SpecError(path, "row 1 (header)", "the GEMM header 'Layer, M, N, K,' with at most a "
-                            "'Sparsity' column after K (SCALE-Sim 3.0.0 reads no other column)",
-                            Found(f"extra columns {header[4:]!r}"))
-        return "gemm"
+        return "gemm", header[4].strip() if len(f) > 4 else ""
     if len(f) >= 8 and "ifmap" in f[1] and "ifmap" in f[2] and "filter" in f[3] and "filter" in f[4]:
-        extra = f[8:]
-        if extra and not (len(extra) == 1 and extra[0].startswith("sparsity")):
-            raise SpecError(path, "row 1 (header)", "the conv header 'Layer name, IFMAP Height, IFMAP Width, "
-                            "Filter Height, Filter Width, Channels, Num Filter, Strides,' with at most a "
-                            "'Sparsity' column after Strides (SCALE-Sim 3.0.0 reads no other column)",
-                            Found(f"extra columns {[x.strip() for x in header[8:]]!r}"))
-        return "conv"
-    raise SpecError(path, "row 1 (header)", "a SCALE-Sim conv header ('Layer name, IFMAP Height, IFMAP Width, "
-                    "Filter Height, Filter Width, Channels, Num Filter, Strides,') or GEMM header "
-                    "('Layer, M, N, K,'), comma separated", ", ".join(x.strip() for x in header) or "an empty line")
+        return "conv", header[8].strip() if len(f) > 8 else ""
+    raise SpecError(path, "row 1 (header)", "a SCALE-Sim conv header ('Layer name, IFMAP Height, "
+                    "IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,') or GEMM "
+                    "header ('Layer, M, N, K,'), comma separated",
+                    ", ".join(x.strip() for x in header) or "an empty line")
 
 
 def _int_field(path: str, where: str, column: str, text: str) -> int:
@@ -112,7 +103,8 @@ def _sparsity(path: str, where: str, text: str) -> tuple[int, int]:
     try:
         n, m = (int(p) for p in parts)
     except ValueError:
-        raise SpecError(path, f"{where}, column 'Sparsity'", "an N:M ratio of integers, e.g. 2:4", t) from None
+        raise SpecError(path, f"{where}, column 'Sparsity'", "an N:M ratio of integers, e.g. 2:4", t) \
+            from None
     if not 0 < n <= m:
         raise SpecError(path, f"{where}, column 'Sparsity'", "an N:M ratio with 0 < N <= M", t)
     return n, m
@@ -125,8 +117,10 @@ def read_topology_csv(path: str | Path, *, name: str | None = None) -> Workload:
     ----------
     path : str or Path
         The CSV. Rows are numbered as lines of the file (the header is row 1); blank lines are skipped, as
-        SCALE-Sim skips them. SCALE-Sim needs a trailing comma after the last field (it drops the last field
-        of every row); this reader drops empty trailing fields, so it accepts both.
+        SCALE-Sim skips them. SCALE-Sim drops the last comma-separated field of every row, so it needs the
+        trailing comma and ignores any text after it (``Conv2_dw, ..., 1,#dw``); the reader does the same,
+        except that it also takes a row that just lacks the trailing comma (SCALE-Sim fails on such a row
+        with an IndexError). The header is used only to tell the two forms apart, as SCALE-Sim ignores it.
     name : str, optional
         The workload name (default: the file's stem).
 
@@ -135,10 +129,10 @@ def read_topology_csv(path: str | Path, *, name: str | None = None) -> Workload:
     Workload
         ``weight_bits = act_bits = 8`` (SCALE-Sim's word is one byte). Conv rows become ``conv2d`` layers
         (``depthwise`` when the name contains ``DP``) with SCALE-Sim's output size (see
-        :func:`scalesim_conv_padding`); GEMM rows become ``gemm`` layers with ``m, k, n``. A name used twice
-        gets ``_2``, ``_3``... (SCALE-Sim allows duplicates; hwsim layer names are unique). A ``Sparsity``
-        column is checked (``N:M``) and otherwise ignored: hwsim does not model sparsity (a warning says so
-        when some layer is not 1:1).
+        :func:`scalesim_conv_padding`); GEMM rows become ``gemm`` layers with ``m, k, n``. A name used
+        again gets the first free suffix ``_2``, ``_3``... (SCALE-Sim allows duplicates; hwsim layer names
+        are unique). A ``Sparsity`` column is checked (``N:M``) and otherwise ignored: hwsim does not model
+        sparsity (a warning says so when some layer is not 1:1).
 
     Raises
     ------
@@ -154,20 +148,27 @@ def read_topology_csv(path: str | Path, *, name: str | None = None) -> Workload:
     try:
         text = p.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
-        raise SpecError(src, "", "a readable UTF-8 text file", Found(type(e).__name__), detail=str(e)) from None
+        raise SpecError(src, "", "a readable UTF-8 text file", Found(type(e).__name__),
+                        detail=str(e)) from None
     lines = text.splitlines()
     if not lines or not lines[0].strip():
         raise SpecError(src, "row 1 (header)", "a SCALE-Sim topology header", Found("an empty first line"))
-    form = _detect_form(lines[0].split(","), src)
+    form, extra_col = _detect_form(lines[0].split(","), src)
     columns = _CONV_COLUMNS if form == "conv" else _GEMM_COLUMNS
     ncol = len(columns)
     layers: list[Conv2d | Gemm] = []
-    seen: dict[str, int] = {}
+    used: set[str] = set()
     sparse_rows: list[str] = []
     for lineno, raw in enumerate(lines[1:], start=2):
         if not raw.strip():
             continue
         fields = raw.split(",")
+        if fields[-1].strip() or len(fields) <= ncol:
+            # SCALE-Sim drops the last field of every row (split(',')[:-1]), so text after the last comma
+            # (a '#dw' remark, an unterminated sparsity value) is ignored; a row that just lacks the trailing
+            # comma, which SCALE-Sim cannot read, is taken whole here
+            if len(fields) > ncol:
+                fields.pop()
         while fields and not fields[-1].strip():
             fields.pop()
         lname = fields[0].strip() if fields else ""
@@ -182,15 +183,18 @@ def read_topology_csv(path: str | Path, *, name: str | None = None) -> Workload:
                             "'Sparsity' N:M field", Found(f"{len(fields)} fields: {raw.strip()!r}"))
         vals = [_int_field(src, where, c, f) for c, f in zip(columns[1:], fields[1:ncol])]
         if len(fields) == ncol + 1:
+            if extra_col and not _norm(extra_col).startswith("sparsity"):
+                raise SpecError(src, f"{where}, column '{extra_col}'", f"no field after '{columns[-1]}' but "
+                                "an N:M 'Sparsity' (SCALE-Sim 3.0.0 reads the field there as sparsity)",
+                                fields[ncol].strip())
             n_nz, m_blk = _sparsity(src, where, fields[ncol])
             if n_nz != m_blk:
                 sparse_rows.append(lname)
-        uname = lname
-        if lname in seen:
-            seen[lname] += 1
-            uname = f"{lname}_{seen[lname]}"
-        else:
-            seen[lname] = 1
+        uname, k = lname, 1
+        while uname in used:
+            k += 1
+            uname = f"{lname}_{k}"
+        used.add(uname)
         if form == "gemm":
             m, n, k = vals
             layers.append(Gemm(name=uname, op="gemm", m=m, k=k, n=n))
@@ -213,8 +217,8 @@ def read_topology_csv(path: str | Path, *, name: str | None = None) -> Workload:
     if not layers:
         raise SpecError(src, "", "at least one layer row after the header", Found("none"))
     if sparse_rows:
-        warnings.warn(f"{src}: N:M sparsity of {len(sparse_rows)} layer(s) (first: {sparse_rows[0]}) is ignored; "
-                      "hwsim models dense layers", stacklevel=2)
+        warnings.warn(f"{src}: N:M sparsity of {len(sparse_rows)} layer(s) (first: {sparse_rows[0]}) is "
+                      "ignored; hwsim models dense layers", stacklevel=2)
     return Workload(name=name or p.stem, source=f"SCALE-Sim topology CSV {src} ({form} form)", weight_bits=8,
                     act_bits=8, layers=tuple(layers))
 
@@ -222,10 +226,10 @@ def read_topology_csv(path: str | Path, *, name: str | None = None) -> Workload:
 # --------------------------------------------------------------------------------------------- .cfg
 
 
-# Every key a shipped SCALE-Sim 3.0.0 cfg uses, per section, with its type. "req" keys must be present for
-# hwsim to build an arch (SCALE-Sim itself requires more: read_conf_file calls config.get on ReadRequestBuffer,
-# WriteRequestBuffer, UseRamulatorTrace and every [layout] and [sparsity] key, so several shipped cfgs do not
-# run in SCALE-Sim although they read here). Keys SCALE-Sim does not read are accepted and kept.
+# Every key a shipped SCALE-Sim 3.0.0 cfg uses, per section, with its type and whether hwsim needs it to build
+# an arch. SCALE-Sim itself requires more (read_conf_file calls config.get on ReadRequestBuffer,
+# WriteRequestBuffer, UseRamulatorTrace and every [layout] and [sparsity] key), so several shipped cfgs do not
+# run in SCALE-Sim although they read here. Keys SCALE-Sim does not read are accepted and kept.
 _INT, _POS, _BOOL, _STR, _LIST = "int", "pos", "bool", "str", "list"
 _CFG_SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     "general": {"run_name": (_STR, True)},
@@ -236,7 +240,8 @@ _CFG_SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
         "Dataflow": (_STR, True), "Bandwidth": (_LIST, False),
         "ReadRequestBuffer": (_POS, False), "WriteRequestBuffer": (_POS, False),
         # present in shipped cfgs, never read by SCALE-Sim 3.0.0 (num_bank = 1, num_port = 2 hard-coded)
-        "MemoryBanks": (_POS, False), "OnChipMemoryBanks": (_POS, False), "OnChipMemoryBankPorts": (_POS, False),
+        "MemoryBanks": (_POS, False), "OnChipMemoryBanks": (_POS, False),
+        "OnChipMemoryBankPorts": (_POS, False),
         "TopologyCsvLoc": (_STR, False),
     },
     "layout": {
@@ -254,7 +259,8 @@ _CFG_SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     "network_presets": {"TopologyCsvLoc": (_STR, False), "LayoutCsvLoc": (_STR, False)},
 }
 _REQUIRED_SECTIONS = ("general", "architecture_presets", "run_presets")
-_BOOLS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+_BOOLS = {"true": True, "yes": True, "on": True, "1": True,  # configparser.getboolean's words
+          "false": False, "no": False, "off": False, "0": False}
 
 
 def read_scalesim_cfg(path: str | Path) -> dict[str, dict[str, Any]]:
@@ -286,13 +292,14 @@ def read_scalesim_cfg(path: str | Path) -> dict[str, dict[str, Any]]:
         raise SpecError(src, f"{e.section}.{e.option}", "each key once per section",
                         Found(f"a second {e.option!r} on line {e.lineno}")) from None
     except configparser.DuplicateSectionError as e:
-        raise SpecError(src, e.section, "each section once", Found(f"a second [{e.section}] on line {e.lineno}")) \
-            from None
+        raise SpecError(src, e.section, "each section once",
+                        Found(f"a second [{e.section}] on line {e.lineno}")) from None
     except configparser.Error as e:
         raise SpecError(src, "", "a valid INI file (SCALE-Sim .cfg)", Found("a syntax error"),
                         detail=str(e).replace("\n", " ")) from None
     except (OSError, UnicodeDecodeError) as e:
-        raise SpecError(src, "", "a readable UTF-8 text file", Found(type(e).__name__), detail=str(e)) from None
+        raise SpecError(src, "", "a readable UTF-8 text file", Found(type(e).__name__),
+                        detail=str(e)) from None
     out: dict[str, dict[str, Any]] = {}
     for section in cp.sections():
         schema = _CFG_SCHEMA.get(section)
@@ -361,7 +368,8 @@ def read_scalesim_cfg(path: str | Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def arch_from_scalesim_cfg(path: str | Path, *, clock_mhz: float = 1000.0, name: str | None = None) -> ArchSpec:
+def arch_from_scalesim_cfg(path: str | Path, *, clock_mhz: float = 1000.0,
+                           name: str | None = None) -> ArchSpec:
     """Build an :class:`ArchSpec` equivalent to a SCALE-Sim 3.0.0 ``.cfg``.
 
     Mapping (SCALE-Sim sources: ``scale_config.py:read_conf_file``, ``single_layer_sim.py:run``):
@@ -412,15 +420,16 @@ def arch_from_scalesim_cfg(path: str | Path, *, clock_mhz: float = 1000.0, name:
     if cfg["run_presets"].get("UseRamulatorTrace"):
         dropped.append("run_presets.UseRamulatorTrace")
     if dropped:
-        warnings.warn(f"{src}: {', '.join(dropped)} not modelled by hwsim; the arch ignores them", stacklevel=2)
+        warnings.warn(f"{src}: {', '.join(dropped)} not modelled by hwsim; the arch ignores them",
+                      stacklevel=2)
     if mode == "CALC":
         bw: Any = "unbounded"
         bw_note = "CALC mode: no bandwidth stalls in SCALE-Sim -> unbounded"
     else:
         bi, bf = lay["IfmapSRAMBankBandwidth"], lay["FilterSRAMBankBandwidth"]
         bw = float(min(bi, bf))
-        bw_note = (f"USER mode: ifmap port {bi}, filter port {bf}, ofmap port {a['Bandwidth'][0]} words/cycle "
-                   f"-> one shared channel of min(ifmap, filter) = {bw:g} bytes/cycle")
+        bw_note = (f"USER mode: ifmap port {bi}, filter port {bf}, ofmap port {a['Bandwidth'][0]} "
+                   f"words/cycle -> one shared channel of min(ifmap, filter) = {bw:g} bytes/cycle")
     R, C, df = a["ArrayHeight"], a["ArrayWidth"], a["Dataflow"]
     data = {
         "name": name or cfg["general"]["run_name"],
