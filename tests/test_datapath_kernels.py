@@ -8,7 +8,8 @@ import itertools
 import numpy as np
 import pytest
 
-from hwsim.datapath import conv2d_acc, conv_output_size, gemm_acc, maxpool2d, qlinear_conv2d, qlinear_matmul
+from hwsim.datapath import (conv2d_acc, conv_output_size, gemm_acc, global_avgpool, maxpool2d, qlinear_conv2d,
+                            qlinear_matmul)
 from hwsim.quant import QParams, requant_multiplier, requantize
 
 F32 = np.float32
@@ -264,6 +265,13 @@ def test_maxpool2d_padding_never_wins():
     assert maxpool2d(x, (2, 2), (1, 1), (1, 0, 1, 0))[0, 0, 0].tolist() == [0, 1, 2, 3]
 
 
+def test_global_avgpool_hand_values():
+    # 2x2 image [1, 2, 3, 5], z_x = 1: acc = 11 - 4 = 7; M = 1 / (0.5 * 4) = 0.5: 3.5 -> rne 4, + z_y 2 = 6
+    x = np.array([[[[1, 2], [3, 5]]]], np.uint8)
+    y = global_avgpool(x, x_qp=QParams(F32(1.0), 1, 8, False), y_qp=QParams(F32(0.5), 2, 4, False))
+    assert y.tolist() == [[[[6]]]] and y.dtype == np.uint8
+
+
 def test_conv_output_size():
     assert conv_output_size(15, 3, 2, 1, 1) == 8
     assert conv_output_size(13, 3, 1, 2, 2, dilation=2) == 13
@@ -345,6 +353,11 @@ def test_qlinear_errors():
                                          r"'tflite_single', 'hawq_dyadic', not 'tflite'$"):
         qlinear_matmul(np.zeros((2, 2), np.uint8), np.zeros((2, 2), np.int8), a_qp=y_qp, b_qp=w_qp, y_qp=y_qp,
                        profile="tflite")
+    with pytest.raises(ValueError, match=r"^x_q must have 4 dimensions \(N, C, H, W\), not 2$"):
+        global_avgpool(np.zeros((2, 2), np.uint8), x_qp=y_qp, y_qp=y_qp)
+    with pytest.raises(ValueError, match=r"^x_q values must lie in \[0, 15\] \(x_qp: 4-bit unsigned\), "
+                                         r"found \[200, 200\]$"):
+        global_avgpool(x, x_qp=x_qp, y_qp=y_qp)
     b_ax0 = QParams(np.ones(2, F32), np.zeros(2, np.int32), 8, True, axis=0)
     with pytest.raises(ValueError, match=r"^b_qp must be per tensor or per column \(axis 1\), not axis 0$"):
         qlinear_matmul(np.zeros((2, 2), np.uint8), np.zeros((2, 2), np.int8), a_qp=y_qp, b_qp=b_ax0, y_qp=y_qp)

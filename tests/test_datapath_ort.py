@@ -15,22 +15,24 @@ import onnxruntime as ort
 import pytest
 from onnx import helper, numpy_helper
 
-from hwsim.datapath import conv2d_acc, gemm_acc, maxpool2d, qlinear_conv2d, qlinear_matmul
+from hwsim.datapath import conv2d_acc, gemm_acc, global_avgpool, maxpool2d, qlinear_conv2d, qlinear_matmul
 from hwsim.quant import QParams, dequantize, quantize, requant_multiplier
 
 F32 = np.float32
 
 
-def run_ort(op: str, inputs: list, out_dtype, attrs: dict | None = None, opset: int = 21):
+def run_ort(op: str, inputs: list, out_dtype, attrs: dict | None = None, opset: int = 21, domain: str = ""):
     """Run one ONNX node on ORT's CPU EP. ``inputs`` is ``[(name, array or None), ...]``: the first is the graph
     input, the others become initializers (``None`` = an omitted optional input)."""
     x_name, x = inputs[0]
     inits = [numpy_helper.from_array(np.asarray(v), n) for n, v in inputs[1:] if v is not None]
-    node = helper.make_node(op, [n if v is not None else "" for n, v in inputs], ["y"], **(attrs or {}))
+    node = helper.make_node(op, [n if v is not None else "" for n, v in inputs], ["y"], domain=domain,
+                            **(attrs or {}))
     graph = helper.make_graph(
         [node], "g", [helper.make_tensor_value_info(x_name, helper.np_dtype_to_tensor_dtype(x.dtype), x.shape)],
         [helper.make_tensor_value_info("y", helper.np_dtype_to_tensor_dtype(np.dtype(out_dtype)), None)], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    opsets = [helper.make_opsetid("", opset)] + ([helper.make_opsetid(domain, 1)] if domain else [])
+    model = helper.make_model(graph, opset_imports=opsets)
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
@@ -404,3 +406,32 @@ def test_maxpool2d_matches_ort(signed, kernel, stride, pads):
     y = maxpool2d(x, kernel, stride, pads)
     assert y.dtype == x.dtype
     np.testing.assert_array_equal(y, ref)
+
+
+# -- QLinearGlobalAveragePool (com.microsoft) -------------------------------------------------------------------
+
+@pytest.mark.parametrize("signed, x_zp, s_y, y_zp, ties", [
+    (False, 30, 0.002, 128, False), (True, -3, 0.0011, 1, False),
+    # ties: H*W = 16, s_x = 2^-3, s_y = 2^-6 -> M = 2^-3 / (2^-6 * 16) = 1/2, so every odd acc is an exact tie;
+    # with an odd z_y, rne(v) + z_y and rne(v + z_y) disagree on every tie
+    (False, 100, 2**-6, 101, True), (True, 0, 2**-6, -7, True),
+])
+def test_global_avgpool_matches_ort(signed, x_zp, s_y, y_zp, ties):
+    rng = np.random.default_rng(80 + signed)
+    if ties:
+        x = (rng.integers(-20, 21, (2, 24, 4, 4)) + x_zp).astype(np.int8 if signed else np.uint8)
+        x_qp = pt_qp(2**-3, x_zp, signed)
+    else:
+        x = codes(rng, signed, (3, 20, 7, 7), lo=x_zp - 20, hi=x_zp + 20)
+        x_qp = pt_qp(0.05, x_zp, signed)
+    y_qp = pt_qp(s_y, y_zp, signed)
+    ref = run_ort("QLinearGlobalAveragePool", [("x", x), ("xs", x_qp.scale), ("xz", x_qp.zero_point.astype(x.dtype)),
+                                               ("ys", y_qp.scale), ("yz", y_qp.zero_point.astype(x.dtype))],
+                  x.dtype, dict(channels_last=0), domain="com.microsoft")
+    y = global_avgpool(x, x_qp=x_qp, y_qp=y_qp)
+    assert y.dtype == ref.dtype and y.shape == ref.shape == x.shape[:2] + (1, 1)
+    np.testing.assert_array_equal(y, ref)
+    assert len(np.unique(y)) > 10
+    if ties:
+        acc = x.astype(np.int64).sum(axis=(2, 3)) - x_zp * 16
+        assert np.count_nonzero(acc % 2) > 0.3 * acc.size

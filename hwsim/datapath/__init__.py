@@ -4,7 +4,8 @@ The kernels are small numba loops (``_kernels.py``); the typed, checked entry po
 Exact semantics and their sources: ``shared/reference/bitexact.md``.
 """
 
-from ._layers import conv2d_acc, conv_output_size, gemm_acc, maxpool2d, qlinear_conv2d, qlinear_matmul
+from ._layers import (conv2d_acc, conv_output_size, gemm_acc, global_avgpool, maxpool2d, qlinear_conv2d,
+                      qlinear_matmul)
 
 __all__ = [
     # _layers: accumulators
@@ -12,5 +13,5 @@ __all__ = [
     # _layers: quantized layers
     "qlinear_conv2d", "qlinear_matmul",
     # _layers: pooling
-    "maxpool2d",
+    "maxpool2d", "global_avgpool",
 ]

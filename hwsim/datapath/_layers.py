@@ -19,7 +19,8 @@ from ..quant import QParams, requant_multiplier, requantize
 from ..quant._requant import _check_profile
 from . import _kernels
 
-__all__ = ["conv2d_acc", "gemm_acc", "qlinear_conv2d", "qlinear_matmul", "maxpool2d", "conv_output_size"]
+__all__ = ["conv2d_acc", "gemm_acc", "qlinear_conv2d", "qlinear_matmul", "maxpool2d", "global_avgpool",
+           "conv_output_size"]
 
 _ACC_MODES = ("wrap", "saturate")
 _EXACT_LIMIT = 1 << 62  # int64 partial sums below this bound are exact
@@ -508,3 +509,48 @@ def maxpool2d(x_q: np.ndarray, kernel, stride=None, pads: tuple[int, int, int, i
     out = np.empty((n_b, ch, ho, wo), np.int32)
     _kernels.maxpool2d(np.ascontiguousarray(xp), out, kh, kw, sh, sw)
     return out.astype(x_q.dtype)
+
+
+def global_avgpool(x_q: np.ndarray, *, x_qp: QParams, y_qp: QParams) -> np.ndarray:
+    """Quantized global average pooling, as onnxruntime's com.microsoft QLinearGlobalAveragePool (NCHW).
+
+    Formula (ORT ``core/mlas/lib/qlgavgpool.cpp``, x86 path ``MlasQLinearGlobalAveragePool``, which reuses
+    ``MlasRequantizeOutputVector``)::
+
+        acc = sum_{h,w} x[n, c, h, w] - z_x * H * W                     (exact integer)
+        M   = f32( s_x / f32( s_y * f32(H * W) ) )                      (float32, this order)
+        y   = clamp( rne( f32( f32(acc) * M ) ) + z_y, qmin, qmax )
+
+    i.e. the ``ort_cpu`` requantization of :func:`hwsim.quant.requantize` with a multiplier that folds in the
+    division by ``H * W``. (ORT rejects ``M`` outside ``[2^-32, 256)`` and ``H * W >= 2^24``; this model does not.)
+
+    Parameters
+    ----------
+    x_q : numpy.ndarray, shape (N, C, H, W), integer
+        Input codes, within ``[x_qp.qmin, x_qp.qmax]``.
+    x_qp, y_qp : QParams
+        Per-tensor input and output quantizers; ``y_qp`` sets the output range and dtype.
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, C, 1, 1), dtype ``y_qp.storage_dtype``
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad dimensions or dtype, non-QParams or per-channel quantizers, codes outside ``x_qp``'s range.
+    """
+    _qparams(x_qp, "x_qp")
+    _qparams(y_qp, "y_qp")
+    _per_tensor(x_qp, "x_qp")
+    _per_tensor(y_qp, "y_qp")
+    _int_array(x_q, "x_q", 4, "(N, C, H, W)")
+    _check_codes(x_q, x_qp, "x_q", "x_qp")
+    hw = x_q.shape[2] * x_q.shape[3]
+    if hw == 0:
+        raise ValueError(f"x_q must have a non-empty image, not H x W = {x_q.shape[2]} x {x_q.shape[3]}")
+    acc = x_q.astype(np.int64).sum(axis=(2, 3), keepdims=True) - int(x_qp.zero_point) * hw
+    m = np.divide(x_qp.scale, np.multiply(y_qp.scale, np.float32(hw), dtype=np.float32), dtype=np.float32)
+    z = int(y_qp.zero_point)
+    y = requantize(acc, m, zero_point=z, qmin=y_qp.qmin, qmax=y_qp.qmax, profile="ort_cpu")
+    return y.astype(y_qp.storage_dtype)
