@@ -435,3 +435,43 @@ def test_global_avgpool_matches_ort(signed, x_zp, s_y, y_zp, ties):
     if ties:
         acc = x.astype(np.int64).sum(axis=(2, 3)) - x_zp * 16
         assert np.count_nonzero(acc % 2) > 0.3 * acc.size
+
+
+# -- sub-8-bit codes and fused ReLU, anchored on ORT -----------------------------------------------------------
+
+@pytest.mark.parametrize("x_bits, w_bits, y_bits, signed", [(4, 3, 4, False), (2, 2, 2, False), (6, 4, 5, True),
+                                                            (3, 5, 7, True)])
+def test_qlinear_conv2d_low_bits_are_ort_clamped(x_bits, w_bits, y_bits, signed):
+    # Codes of b < 8 bits stored in int8/uint8 are valid 8-bit QLinearConv operands, and the narrower output
+    # range is one more clamp: clamp(v, qmin_b, qmax_b) == clamp(clamp(v, 0|-128, 255|127), qmin_b, qmax_b).
+    rng = np.random.default_rng(90 + x_bits * 10 + y_bits)
+    x_qp = QParams(F32(0.1), 1 if not signed else 0, x_bits, signed)
+    w_qp = QParams(rng.uniform(0.05, 0.2, 6).astype(F32), np.zeros(6, np.int32), w_bits, True, axis=0,
+                   narrow_range=w_bits > 1)
+    x = rng.integers(x_qp.qmin, x_qp.qmax + 1, (2, 4, 9, 9)).astype(x_qp.storage_dtype)
+    w = rng.integers(w_qp.qmin, w_qp.qmax + 1, (6, 4, 3, 3)).astype(np.int8)
+    acc, _ = conv2d_acc(x, w, x_zp=int(x_qp.zero_point), w_zp=0, pads=(1, 1, 1, 1), stride=(2, 2))
+    s_y = spread_scale(acc, x_qp.scale, w_qp.scale, levels=2 ** (y_bits - 1), pct=90)
+    y_qp = QParams(s_y, (2 ** (y_bits - 2)) if not signed else -1, y_bits, signed)
+    y = qlinear_conv2d(x, w, x_qp=x_qp, w_qp=w_qp, y_qp=y_qp, pads=(1, 1, 1, 1), stride=(2, 2))
+    y8 = QParams(y_qp.scale, int(y_qp.zero_point), 8, signed)
+    ref = ort_qlinearconv(x, x_qp, w, w_qp, y8, pads=(1, 1, 1, 1), stride=(2, 2))
+    np.testing.assert_array_equal(y, np.clip(ref, y_qp.qmin, y_qp.qmax))
+    assert y.min() == y_qp.qmin and y.max() == y_qp.qmax  # both ends reached: the clamp is exercised
+
+
+def test_qlinear_relu_is_ort_output_clamped_at_zero_point():
+    # fused ReLU = clamp at z_y: clamp(v, max(qmin, z_y), qmax) == max(ORT QLinearConv output, z_y)
+    rng = np.random.default_rng(95)
+    x, w = codes(rng, False, (1, 4, 8, 8)), codes(rng, True, (8, 4, 3, 3))
+    x_qp, w_qp, y_qp = pt_qp(0.02, 128, False), pt_qp(0.01, 0, True), pt_qp(0.05, 77, False)
+    y = qlinear_conv2d(x, w, x_qp=x_qp, w_qp=w_qp, y_qp=y_qp, relu=True)
+    ref = ort_qlinearconv(x, x_qp, w, w_qp, y_qp)
+    assert (ref < 77).any()
+    np.testing.assert_array_equal(y, np.maximum(ref, 77))
+    a, b = codes(rng, True, (10, 20)), codes(rng, True, (20, 6))
+    a_qp, b_qp, ym = pt_qp(0.02, 0, True), pt_qp(0.02, 0, True), pt_qp(0.02, -5, True)
+    ref = ort_qlinearmatmul(a, a_qp, b, b_qp, ym)
+    assert (ref < -5).any()
+    np.testing.assert_array_equal(qlinear_matmul(a, b, a_qp=a_qp, b_qp=b_qp, y_qp=ym, relu=True),
+                                  np.maximum(ref, -5))

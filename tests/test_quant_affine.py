@@ -138,6 +138,18 @@ def test_asymmetric_per_tensor_formula():
     assert float(d.scale) == 1.0 and int(d.zero_point) == 0
 
 
+@pytest.mark.parametrize("bits", [2, 3, 4, 5, 6, 7, 8])
+@pytest.mark.parametrize("signed", [False, True])
+def test_asymmetric_roundtrip_error_bound(bits, signed):
+    rng = np.random.default_rng(bits)
+    x = rng.uniform(-0.7, 2.3, 5000).astype(F32)
+    qp = asymmetric_per_tensor(*minmax_calibrate([x]), bits, signed=signed)
+    q = quantize(x, qp)
+    assert q.dtype == (np.int8 if signed else np.uint8)
+    assert q.min() == qp.qmin and q.max() >= qp.qmax - 1  # the calibrated range spans the codes
+    assert np.abs(dequantize(q, qp) - x).max() <= 0.5 * float(qp.scale) * 1.0001 + 1e-7
+
+
 def test_asymmetric_errors():
     with pytest.raises(ValueError, match=r"^xmin must be <= xmax, not xmin=2\.0 > xmax=1\.0$"):
         asymmetric_per_tensor(2.0, 1.0, 8)
