@@ -15,7 +15,7 @@ from hwsim.quant import QParams, requant_multiplier, requantize
 F32 = np.float32
 
 
-# -- independent references ------------------------------------------------------------------------------------
+# -- independent references ----------------------------------------------------------------------------------
 
 def ref_conv(x, w, x_zp, w_zp, bias, stride, pads, dil, groups):
     """Exact int64 conv by shifted slices and einsum (a different algorithm from the numba kernel)."""
@@ -29,7 +29,9 @@ def ref_conv(x, w, x_zp, w_zp, bias, stride, pads, dil, groups):
     kg = k // groups
     out = np.zeros((n, k, ho, wo), np.int64)
     for g, r, s in itertools.product(range(groups), range(kr), range(ks)):
-        patch = xs[:, g * cg:(g + 1) * cg, r * dh:r * dh + sh * (ho - 1) + 1:sh, s * dw:s * dw + sw * (wo - 1) + 1:sw]
+        rows = slice(r * dh, r * dh + sh * (ho - 1) + 1, sh)
+        cols = slice(s * dw, s * dw + sw * (wo - 1) + 1, sw)
+        patch = xs[:, g * cg:(g + 1) * cg, rows, cols]
         out[:, g * kg:(g + 1) * kg] += np.einsum("nchw,kc->nkhw", patch, ws[g * kg:(g + 1) * kg, :, r, s])
     if bias is not None:
         out += np.asarray(bias, np.int64).reshape(1, -1, 1, 1)
@@ -124,7 +126,7 @@ def test_gemm_acc_matches_reference():
     assert overflow == 0
 
 
-# -- narrow accumulators, hand-derived ---------------------------------------------------------------------------
+# -- narrow accumulators, hand-derived -----------------------------------------------------------------------
 
 def test_gemm_wrap_vs_saturate_acc_bits_8():
     # One output, products 100, 100, -100 (in k order) into an 8-bit register [-128, 127]:
@@ -135,7 +137,8 @@ def test_gemm_wrap_vs_saturate_acc_bits_8():
     assert gemm_acc(a, b, a_zp=0, b_zp=0, acc_bits=8) == (np.array([[100]]), 0)
     acc, events = gemm_acc(a, b, a_zp=0, b_zp=0, acc_bits=8, acc_mode="saturate")
     assert acc.tolist() == [[27]] and events == 1
-    # Products 100, 100 (exact 200): wrap -> 200 - 256 = -56 with 1 overflowed output; saturate -> 127, 1 event
+    # Products 100, 100 (exact 200): wrap -> 200 - 256 = -56 with 1 overflowed output;
+    # saturate -> 127 with 1 event
     a2 = np.array([[100, 100]], np.int8)
     acc, over = gemm_acc(a2, b[:2], a_zp=0, b_zp=0, acc_bits=8)
     assert acc.tolist() == [[-56]] and over == 1
@@ -192,7 +195,7 @@ def test_acc_bits_64_is_the_exact_sum():
     assert acc.tolist() == [[-(2**31)]] and over == 1
 
 
-# -- sub-8-bit outputs, ReLU, profiles through the layers ----------------------------------------------------------
+# -- sub-8-bit outputs, ReLU, profiles through the layers ----------------------------------------------------
 
 def test_qlinear_matmul_4bit_output_hand_values():
     # acc = [-20, 3, 100, 4, 12] (a 1x1 weight of 1), M = 2^-4 * 2^-5 / 2^-6 = 1/8:
@@ -212,7 +215,8 @@ def test_qlinear_relu_clamps_at_output_zero_point():
     # same accumulators; z_y = -3, int8: relu lower bound is -3 (real 0): -2.5 -> -2 - 3 = -5 -> -3
     a = np.array([[-20], [3], [100], [-100]], np.int8)
     b = np.ones((1, 1), np.int8)
-    a_qp, b_qp, y_qp = QParams(F32(2**-4), 0, 8, True), QParams(F32(2**-5), 0, 8, True), QParams(F32(2**-6), -3, 8, True)
+    a_qp, b_qp = QParams(F32(2**-4), 0, 8, True), QParams(F32(2**-5), 0, 8, True)
+    y_qp = QParams(F32(2**-6), -3, 8, True)
     plain = qlinear_matmul(a, b, a_qp=a_qp, b_qp=b_qp, y_qp=y_qp)
     relu = qlinear_matmul(a, b, a_qp=a_qp, b_qp=b_qp, y_qp=y_qp, relu=True)
     assert plain[:, 0].tolist() == [-5, -3, 9, -15]  # 100/8 = 12.5 -> 12 - 3 = 9; -12.5 -> -12 - 3
@@ -245,7 +249,8 @@ def test_qlinear_conv2d_profiles_pass_through(profile):
     rng = np.random.default_rng(3)
     x = rng.integers(0, 256, (1, 2, 5, 5)).astype(np.uint8)
     w = rng.integers(-128, 128, (3, 2, 3, 3)).astype(np.int8)
-    x_qp, w_qp = QParams(F32(0.03), 10, 8, False), QParams(np.array([0.01, 0.02, 0.005], F32), [0, 0, 0], 8, True, axis=0)
+    x_qp = QParams(F32(0.03), 10, 8, False)
+    w_qp = QParams(np.array([0.01, 0.02, 0.005], F32), [0, 0, 0], 8, True, axis=0)
     y_qp = QParams(F32(0.4), 128, 8, False)
     y = qlinear_conv2d(x, w, x_qp=x_qp, w_qp=w_qp, y_qp=y_qp, profile=profile)
     acc, _ = conv2d_acc(x, w, x_zp=10, w_zp=0)
@@ -254,7 +259,7 @@ def test_qlinear_conv2d_profiles_pass_through(profile):
     np.testing.assert_array_equal(y, expect)
 
 
-# -- pooling ----------------------------------------------------------------------------------------------------
+# -- pooling -------------------------------------------------------------------------------------------------
 
 def test_maxpool2d_padding_never_wins():
     # all codes at the int8 minimum; a padded 3x3/s2 window still returns -128 (padding acts as -inf)
@@ -278,7 +283,7 @@ def test_conv_output_size():
     assert conv_output_size(8, 2, 2, 0, 0) == 4
 
 
-# -- error messages (exact, anchored) -----------------------------------------------------------------------------
+# -- error messages (exact, anchored) ------------------------------------------------------------------------
 
 X = np.zeros((1, 4, 5, 5), np.uint8)
 W = np.zeros((4, 4, 3, 3), np.int8)
@@ -289,8 +294,10 @@ W = np.zeros((4, 4, 3, 3), np.int8)
      r"^x_q must have 4 dimensions \(N, C, H, W\), not 3$"),
     (lambda: conv2d_acc(X, W[0], x_zp=0, w_zp=0), ValueError,
      r"^w_q must have 4 dimensions \(K, C/groups, R, S\), not 3$"),
-    (lambda: conv2d_acc(X.astype(F32), W, x_zp=0, w_zp=0), TypeError, r"^x_q must have an integer dtype, not float32$"),
-    (lambda: conv2d_acc(X.tolist(), W, x_zp=0, w_zp=0), TypeError, r"^x_q must be a numpy.ndarray, not list$"),
+    (lambda: conv2d_acc(X.astype(F32), W, x_zp=0, w_zp=0), TypeError,
+     r"^x_q must have an integer dtype, not float32$"),
+    (lambda: conv2d_acc(X.tolist(), W, x_zp=0, w_zp=0), TypeError,
+     r"^x_q must be a numpy.ndarray, not list$"),
     (lambda: conv2d_acc(X, W, x_zp=0, w_zp=0, groups=3), ValueError,
      r"^x_q channels C=4 must be divisible by groups=3$"),
     (lambda: conv2d_acc(X, W, x_zp=0, w_zp=0, groups=2), ValueError,
@@ -310,8 +317,10 @@ W = np.zeros((4, 4, 3, 3), np.int8)
      r"^stride must be a tuple of 2 ints >= 1, not \(0, 1\)$"),
     (lambda: conv2d_acc(X, W, x_zp=0, w_zp=0, dilation=(3, 3)), ValueError,
      r"^output size must be positive, not -1x-1: the dilated kernel 7x7 does not fit the padded input 5x5$"),
-    (lambda: conv2d_acc(X, W, x_zp=0, w_zp=0, acc_bits=1), ValueError, r"^acc_bits must be in \[2, 64\], not 1$"),
-    (lambda: conv2d_acc(X, W, x_zp=0, w_zp=0, acc_bits=65), ValueError, r"^acc_bits must be in \[2, 64\], not 65$"),
+    (lambda: conv2d_acc(X, W, x_zp=0, w_zp=0, acc_bits=1), ValueError,
+     r"^acc_bits must be in \[2, 64\], not 1$"),
+    (lambda: conv2d_acc(X, W, x_zp=0, w_zp=0, acc_bits=65), ValueError,
+     r"^acc_bits must be in \[2, 64\], not 65$"),
     (lambda: conv2d_acc(X, W, x_zp=0, w_zp=0, acc_mode="clip"), ValueError,
      r"^acc_mode must be 'wrap' or 'saturate', not 'clip'$"),
     (lambda: gemm_acc(np.zeros((2, 3), np.int8), np.zeros((4, 2), np.int8), a_zp=0, b_zp=0), ValueError,
@@ -339,17 +348,20 @@ def test_qlinear_errors():
                                          r"found \[200, 200\]$"):
         qlinear_conv2d(x, W, x_qp=x_qp, w_qp=w_qp, y_qp=y_qp)
     pc = QParams(np.ones(5, F32), np.zeros(5, np.int32), 8, False, axis=1)
-    with pytest.raises(ValueError, match=r"^x_qp must be per tensor \(axis None\), not per channel along axis 1$"):
+    with pytest.raises(ValueError,
+                       match=r"^x_qp must be per tensor \(axis None\), not per channel along axis 1$"):
         qlinear_conv2d(X, W, x_qp=pc, w_qp=w_qp, y_qp=y_qp)
     w3 = QParams(np.ones(3, F32), np.zeros(3, np.int32), 8, True, axis=0)
     with pytest.raises(ValueError, match=r"^w_qp must have one scale per output channel \(4\), not 3$"):
         qlinear_conv2d(X, W, x_qp=y_qp, w_qp=w3, y_qp=y_qp)
     w_ax1 = QParams(np.ones(4, F32), np.zeros(4, np.int32), 8, True, axis=1)
-    with pytest.raises(ValueError, match=r"^w_qp must be per tensor or per output channel \(axis 0\), not axis 1$"):
+    with pytest.raises(ValueError,
+                       match=r"^w_qp must be per tensor or per output channel \(axis 0\), not axis 1$"):
         qlinear_conv2d(X, W, x_qp=y_qp, w_qp=w_ax1, y_qp=y_qp)
     with pytest.raises(TypeError, match=r"^y_qp must be a QParams, not float$"):
         qlinear_conv2d(X, W, x_qp=y_qp, w_qp=w_qp, y_qp=0.1)
-    with pytest.raises(ValueError, match=r"^profile must be one of 'ort_cpu', 'torch_onednn', 'tflite_double', "
+    with pytest.raises(ValueError, match=r"^profile must be one of 'ort_cpu', 'torch_onednn', "
+                                         r"'tflite_double', "
                                          r"'tflite_single', 'hawq_dyadic', not 'tflite'$"):
         qlinear_matmul(np.zeros((2, 2), np.uint8), np.zeros((2, 2), np.int8), a_qp=y_qp, b_qp=w_qp, y_qp=y_qp,
                        profile="tflite")
@@ -360,4 +372,5 @@ def test_qlinear_errors():
         global_avgpool(x, x_qp=x_qp, y_qp=y_qp)
     b_ax0 = QParams(np.ones(2, F32), np.zeros(2, np.int32), 8, True, axis=0)
     with pytest.raises(ValueError, match=r"^b_qp must be per tensor or per column \(axis 1\), not axis 0$"):
-        qlinear_matmul(np.zeros((2, 2), np.uint8), np.zeros((2, 2), np.int8), a_qp=y_qp, b_qp=b_ax0, y_qp=y_qp)
+        qlinear_matmul(np.zeros((2, 2), np.uint8), np.zeros((2, 2), np.int8), a_qp=y_qp, b_qp=b_ax0,
+                       y_qp=y_qp)

@@ -1,11 +1,11 @@
 """The integer datapath and the quantizers against onnxruntime, bit for bit.
 
-Each case builds one ONNX node with ``onnx.helper`` (opset 21), runs it on ORT's CPU EP and compares every output
-code. The cases follow ``shared/reference/bitexact.md`` §6: power-of-two scales that put many outputs on exact
-.5 ties (with odd and even output zero points), saturation, the float32 conversion of large accumulators,
-int32 wrap-around, per-channel scales, padding with a non-zero input zero point, groups, depthwise, dilation, odd
-sizes with stride 2, and extreme operands. Where a case is meant to separate rounding models, the test also
-asserts that it does (so a weaker case cannot pass silently).
+Each case builds one ONNX node with ``onnx.helper`` (opset 21), runs it on ORT's CPU EP and compares every
+output code. The cases follow ``shared/reference/bitexact.md`` §6: power-of-two scales that put many outputs
+on exact .5 ties (with odd and even output zero points), saturation, the float32 conversion of large
+accumulators, int32 wrap-around, per-channel scales, padding with a non-zero input zero point, groups,
+depthwise, dilation, odd sizes with stride 2, and extreme operands. Where a case is meant to separate rounding
+models, the test also asserts that it does (so a weaker case cannot pass silently).
 """
 
 from __future__ import annotations
@@ -22,15 +22,19 @@ F32 = np.float32
 
 
 def run_ort(op: str, inputs: list, out_dtype, attrs: dict | None = None, opset: int = 21, domain: str = ""):
-    """Run one ONNX node on ORT's CPU EP. ``inputs`` is ``[(name, array or None), ...]``: the first is the graph
-    input, the others become initializers (``None`` = an omitted optional input)."""
+    """Run one ONNX node on ORT's CPU EP.
+
+    ``inputs`` is ``[(name, array or None), ...]``: the first is the graph input, the others become
+    initializers (``None`` = an omitted optional input)."""
     x_name, x = inputs[0]
     inits = [numpy_helper.from_array(np.asarray(v), n) for n, v in inputs[1:] if v is not None]
     node = helper.make_node(op, [n if v is not None else "" for n, v in inputs], ["y"], domain=domain,
                             **(attrs or {}))
     graph = helper.make_graph(
-        [node], "g", [helper.make_tensor_value_info(x_name, helper.np_dtype_to_tensor_dtype(x.dtype), x.shape)],
-        [helper.make_tensor_value_info("y", helper.np_dtype_to_tensor_dtype(np.dtype(out_dtype)), None)], inits)
+        [node], "g",
+        [helper.make_tensor_value_info(x_name, helper.np_dtype_to_tensor_dtype(x.dtype), x.shape)],
+        [helper.make_tensor_value_info("y", helper.np_dtype_to_tensor_dtype(np.dtype(out_dtype)), None)],
+        inits)
     opsets = [helper.make_opsetid("", opset)] + ([helper.make_opsetid(domain, 1)] if domain else [])
     model = helper.make_model(graph, opset_imports=opsets)
     so = ort.SessionOptions()
@@ -52,7 +56,7 @@ def ort_qlinearconv(x, x_qp, w, w_qp, y_qp, bias=None, stride=(1, 1), pads=(0, 0
 
 
 def ort_qlinearmatmul(a, a_qp, b, b_qp, y_qp):
-    """ORT QLinearMatMul; a per-column ``b_qp`` becomes [1, N] scale and zero-point tensors (ORT requires it)."""
+    """ORT QLinearMatMul; a per-column ``b_qp`` becomes [1, N] scale and zero-point tensors (ORT wants it)."""
     shape = (1, b.shape[1]) if b_qp.per_channel else ()
     inputs = [("a", a), ("as", a_qp.scale), ("az", a_qp.zero_point.astype(a.dtype)), ("b", b),
               ("bs", b_qp.scale.reshape(shape)), ("bz", b_qp.zero_point.astype(b.dtype).reshape(shape)),
@@ -83,9 +87,10 @@ def pc_qp(scales, axis, signed=True, zps=None):
     return QParams(scales, zps, 8, signed, axis=axis)
 
 
-# -- QLinearConv: layouts --------------------------------------------------------------------------------------
+# -- QLinearConv: layouts ------------------------------------------------------------------------------------
 
-# name: (x signed, x shape, x_zp, w shape, per-channel w, w signed, w_zp, groups, stride, pads, dilation, y_zp, bias)
+# name: (x signed, x shape, x_zp, w shape, per-channel w, w signed, w_zp, groups, stride, pads, dilation,
+#        y_zp, bias)
 CONV_CASES = {
     "u8_3x3_s1_pad_xzp7_bias": (False, (2, 8, 10, 10), 7, (16, 8, 3, 3), False, True, 0, 1, (1, 1),
                                 (1, 1, 1, 1), (1, 1), 128, True),
@@ -99,14 +104,14 @@ CONV_CASES = {
                                   (2, 2, 2, 2), (2, 2), 90, True),
     "s8_groups4_per_channel_stride2": (True, (2, 8, 15, 15), 0, (8, 2, 3, 3), True, True, 0, 4, (2, 2),
                                        (1, 1, 1, 1), (1, 1), 11, False),
-    "u8_5x5_pad2": (False, (1, 4, 11, 11), 0, (8, 4, 5, 5), False, True, 0, 1, (1, 1), (2, 2, 2, 2), (1, 1), 30,
-                    True),
+    "u8_5x5_pad2": (False, (1, 4, 11, 11), 0, (8, 4, 5, 5), False, True, 0, 1, (1, 1), (2, 2, 2, 2),
+                    (1, 1), 30, True),
     "s8_1x1_stride2_odd": (True, (2, 16, 7, 7), -128, (8, 16, 1, 1), True, True, 0, 1, (2, 2), (0, 0, 0, 0),
                            (1, 1), -50, True),
     "u8_asymmetric_pads_stride_dilation": (False, (1, 3, 9, 14), 50, (6, 3, 3, 2), False, True, 0, 1, (2, 1),
                                            (0, 2, 1, 0), (1, 2), 77, True),
-    "u8_weights_zp127": (False, (1, 4, 9, 9), 3, (8, 4, 3, 3), False, False, 127, 1, (1, 1), (1, 1, 1, 1), (1, 1),
-                         64, True),
+    "u8_weights_zp127": (False, (1, 4, 9, 9), 3, (8, 4, 3, 3), False, False, 127, 1, (1, 1), (1, 1, 1, 1),
+                         (1, 1), 64, True),
     "s8_weights_zp_nonzero": (True, (1, 4, 9, 9), -7, (8, 4, 3, 3), False, True, 5, 1, (1, 1), (1, 1, 1, 1),
                               (1, 1), 9, False),
 }
@@ -114,7 +119,8 @@ CONV_CASES = {
 
 @pytest.mark.parametrize("name", sorted(CONV_CASES))
 def test_qlinear_conv2d_matches_ort(name):
-    (xs, xshape, xzp, wshape, per_ch, ws_signed, wzp, groups, stride, pads, dil, yzp, has_bias) = CONV_CASES[name]
+    xs, xshape, xzp, wshape, per_ch, ws_signed, wzp, groups, stride, pads, dil, yzp, has_bias = \
+        CONV_CASES[name]
     rng = np.random.default_rng(sum(map(ord, name)))
     x = codes(rng, xs, xshape)
     w = codes(rng, ws_signed, wshape)
@@ -140,8 +146,8 @@ def test_qlinear_conv2d_matches_ort(name):
 
 def test_conv_output_shapes_against_ort():
     # stride 2 on 15x15 with pad 1: (15 + 2 - 3) // 2 + 1 = 8; dilation 2, pad 2 on 13: (13 + 4 - 5) + 1 = 13
-    assert ort_qlinearconv(*_tiny_conv((1, 2, 15, 15), (2, 2, 3, 3)), stride=(2, 2), pads=(1, 1, 1, 1)).shape \
-        == (1, 2, 8, 8)
+    y = ort_qlinearconv(*_tiny_conv((1, 2, 15, 15), (2, 2, 3, 3)), stride=(2, 2), pads=(1, 1, 1, 1))
+    assert y.shape == (1, 2, 8, 8)
 
 
 def _tiny_conv(xshape, wshape):
@@ -150,7 +156,7 @@ def _tiny_conv(xshape, wshape):
             pt_qp(1.0, 0, False))
 
 
-# -- QLinearConv: rounding, saturation, accumulator edge cases -------------------------------------------------
+# -- QLinearConv: rounding, saturation, accumulator edge cases -----------------------------------------------
 
 @pytest.mark.parametrize("signed, y_zp", [(False, 100), (False, 101), (True, 0), (True, -7)])
 def test_qlinear_conv2d_ties_power_of_two_scales(signed, y_zp):
@@ -194,9 +200,10 @@ def test_qlinear_conv2d_saturation(signed):
 
 
 def test_qlinear_conv2d_float32_accumulator_conversion():
-    # bitexact.md §0 point 1 / §6 (case C8): |acc + bias| in [2^24, 2^25.6) with M = 2^-18 and the bias at exact
-    # tie points (odd multiples of 2^17). ORT converts the int32 accumulator to float32 (ulp 2 or 4 there) before
-    # scaling; an exact integer model (acc * M in double, then RNE) is wrong on many of these outputs.
+    # bitexact.md §0 point 1 / §6 (case C8): |acc + bias| in [2^24, 2^25.6) with M = 2^-18 and the bias at
+    # exact tie points (odd multiples of 2^17). ORT converts the int32 accumulator to float32 (ulp 2 or 4
+    # there) before scaling; an exact integer model (acc * M in double, then RNE) is wrong on many of these
+    # outputs.
     rng = np.random.default_rng(30)
     k = 32
     x_zp = 128
@@ -250,7 +257,7 @@ def test_qlinear_conv2d_extreme_operands(xval, wval, signed):
     assert abs(int(ref[0, 0, 2, 2]) - expect) <= 1
 
 
-# -- QLinearMatMul ---------------------------------------------------------------------------------------------
+# -- QLinearMatMul -------------------------------------------------------------------------------------------
 
 # name: (a signed, b signed, out signed, per-column b, a_zp, b_zp, y_zp)
 MATMUL_CASES = {
@@ -287,7 +294,8 @@ def test_qlinear_matmul_matches_ort(name):
 
 @pytest.mark.parametrize("signed, y_zp", [(False, 100), (False, 101), (True, -4), (True, 3)])
 def test_qlinear_matmul_ties(signed, y_zp):
-    # uint8: s = 2^-4, 2^-5, 2^-6 -> M = 1/8 with b_zp = 3; int8: s_y = 2^-5 -> M = 1/16 (ties at acc = 16j + 8)
+    # uint8: s = 2^-4, 2^-5, 2^-6 -> M = 1/8 with b_zp = 3;
+    # int8: s_y = 2^-5 -> M = 1/16 (ties at acc = 16j + 8)
     rng = np.random.default_rng(40 + y_zp)
     a_zp, b_zp = (-1, 0) if signed else (9, 3)
     a = (rng.integers(-3, 4, (40, 24)) + a_zp).astype(np.int8 if signed else np.uint8)
@@ -319,8 +327,8 @@ def test_qlinear_matmul_saturation_and_extremes(signed):
 
 
 def test_qlinear_matmul_large_accumulator_near_ties():
-    # acc = 255 * S_j with S_j = sum_k b[k, j] chosen so that acc is 2^17 * odd + delta, |delta| <= 3, and
-    # acc in [2^24, 2^26): M = 2^-18 puts acc * M within 2^-16 of a .5 tie, where f32(acc) (ulp 2 or 4) moves it.
+    # acc = 255 * S_j with S_j = sum_k b[k, j] chosen so that acc is 2^17 * odd + delta, |delta| <= 3, and acc
+    # in [2^24, 2^26): M = 2^-18 puts acc * M within 2^-16 of a .5 tie, where f32(acc) (ulp 2 or 4) moves it.
     targets = [s for s in range(65794, 263172) if abs((255 * s) % 2**18 - 2**17) <= 3]
     assert len(targets) >= 4
     k = 2100
@@ -341,7 +349,7 @@ def test_qlinear_matmul_large_accumulator_near_ties():
     assert np.count_nonzero(exact != ref[0]) >= 1
 
 
-# -- QuantizeLinear / DequantizeLinear -------------------------------------------------------------------------
+# -- QuantizeLinear / DequantizeLinear -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("signed, zp", [(False, 0), (False, 131), (True, 0), (True, -3)])
 @pytest.mark.parametrize("scale", [1 / 3, 0.1, 2**-4, 0.0173])
@@ -385,16 +393,18 @@ def test_quantize_dequantize_per_axis_match_ort():
                     dict(axis=1))
     q = quantize(x, qp)
     np.testing.assert_array_equal(q, q_ref)
-    d_ref = run_ort("DequantizeLinear", [("q", q), ("s", scales), ("z", zps.astype(np.uint8))], F32, dict(axis=1))
+    d_ref = run_ort("DequantizeLinear", [("q", q), ("s", scales), ("z", zps.astype(np.uint8))], F32,
+                    dict(axis=1))
     d = dequantize(q, qp)
     assert d.dtype == F32
     np.testing.assert_array_equal(d, d_ref)
 
 
-# -- MaxPool ---------------------------------------------------------------------------------------------------
+# -- MaxPool -------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("signed", [False, True])
-@pytest.mark.parametrize("kernel, stride, pads", [((3, 3), (2, 2), (1, 1, 1, 1)), ((2, 2), None, (0, 0, 0, 0)),
+@pytest.mark.parametrize("kernel, stride, pads", [((3, 3), (2, 2), (1, 1, 1, 1)),
+                                                  ((2, 2), None, (0, 0, 0, 0)),
                                                   ((3, 2), (1, 2), (2, 0, 0, 1))])
 def test_maxpool2d_matches_ort(signed, kernel, stride, pads):
     rng = np.random.default_rng(70)
@@ -408,12 +418,12 @@ def test_maxpool2d_matches_ort(signed, kernel, stride, pads):
     np.testing.assert_array_equal(y, ref)
 
 
-# -- QLinearGlobalAveragePool (com.microsoft) -------------------------------------------------------------------
+# -- QLinearGlobalAveragePool (com.microsoft) ----------------------------------------------------------------
 
 @pytest.mark.parametrize("signed, x_zp, s_y, y_zp, ties", [
     (False, 30, 0.002, 128, False), (True, -3, 0.0011, 1, False),
-    # ties: H*W = 16, s_x = 2^-3, s_y = 2^-6 -> M = 2^-3 / (2^-6 * 16) = 1/2, so every odd acc is an exact tie;
-    # with an odd z_y, rne(v) + z_y and rne(v + z_y) disagree on every tie
+    # ties: H*W = 16, s_x = 2^-3, s_y = 2^-6 -> M = 2^-3 / (2^-6 * 16) = 1/2, so every odd acc is an exact
+    # tie; with an odd z_y, rne(v) + z_y and rne(v + z_y) disagree on every tie
     (False, 100, 2**-6, 101, True), (True, 0, 2**-6, -7, True),
 ])
 def test_global_avgpool_matches_ort(signed, x_zp, s_y, y_zp, ties):
@@ -425,9 +435,9 @@ def test_global_avgpool_matches_ort(signed, x_zp, s_y, y_zp, ties):
         x = codes(rng, signed, (3, 20, 7, 7), lo=x_zp - 20, hi=x_zp + 20)
         x_qp = pt_qp(0.05, x_zp, signed)
     y_qp = pt_qp(s_y, y_zp, signed)
-    ref = run_ort("QLinearGlobalAveragePool", [("x", x), ("xs", x_qp.scale), ("xz", x_qp.zero_point.astype(x.dtype)),
-                                               ("ys", y_qp.scale), ("yz", y_qp.zero_point.astype(x.dtype))],
-                  x.dtype, dict(channels_last=0), domain="com.microsoft")
+    inputs = [("x", x), ("xs", x_qp.scale), ("xz", x_qp.zero_point.astype(x.dtype)), ("ys", y_qp.scale),
+              ("yz", y_qp.zero_point.astype(x.dtype))]
+    ref = run_ort("QLinearGlobalAveragePool", inputs, x.dtype, dict(channels_last=0), domain="com.microsoft")
     y = global_avgpool(x, x_qp=x_qp, y_qp=y_qp)
     assert y.dtype == ref.dtype and y.shape == ref.shape == x.shape[:2] + (1, 1)
     np.testing.assert_array_equal(y, ref)
@@ -437,10 +447,10 @@ def test_global_avgpool_matches_ort(signed, x_zp, s_y, y_zp, ties):
         assert np.count_nonzero(acc % 2) > 0.3 * acc.size
 
 
-# -- sub-8-bit codes and fused ReLU, anchored on ORT -----------------------------------------------------------
+# -- sub-8-bit codes and fused ReLU, anchored on ORT ---------------------------------------------------------
 
-@pytest.mark.parametrize("x_bits, w_bits, y_bits, signed", [(4, 3, 4, False), (2, 2, 2, False), (6, 4, 5, True),
-                                                            (3, 5, 7, True)])
+@pytest.mark.parametrize("x_bits, w_bits, y_bits, signed", [(4, 3, 4, False), (2, 2, 2, False),
+                                                            (6, 4, 5, True), (3, 5, 7, True)])
 def test_qlinear_conv2d_low_bits_are_ort_clamped(x_bits, w_bits, y_bits, signed):
     # Codes of b < 8 bits stored in int8/uint8 are valid 8-bit QLinearConv operands, and the narrower output
     # range is one more clamp: clamp(v, qmin_b, qmax_b) == clamp(clamp(v, 0|-128, 255|127), qmin_b, qmax_b).

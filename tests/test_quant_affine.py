@@ -1,6 +1,7 @@
 """Affine quantizers (hwsim.quant._affine) and requantization profiles (hwsim.quant._requant).
 
-Expected values are derived by hand in the comments; the ORT bit-exact comparisons are in test_datapath_ort.py.
+Expected values are derived by hand in the comments; the ORT bit-exact comparisons are in
+test_datapath_ort.py.
 """
 
 from __future__ import annotations
@@ -8,14 +9,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hwsim.quant import (PROFILES, QParams, asymmetric_per_tensor, dequantize, dyadic_multiplier, minmax_calibrate,
-                         quantize, quantize_multiplier, qrange, requant_multiplier, requantize,
-                         symmetric_per_channel)
+from hwsim.quant import (PROFILES, QParams, asymmetric_per_tensor, dequantize, dyadic_multiplier,
+                         minmax_calibrate, qrange, quantize, quantize_multiplier, requant_multiplier,
+                         requantize, symmetric_per_channel)
 
 F32 = np.float32
 
 
-# -- QParams ---------------------------------------------------------------------------------------------------
+# -- QParams -------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("bits", range(1, 17))
 def test_qrange_all_widths(bits):
@@ -42,10 +43,12 @@ def test_qparams_properties_and_storage():
 
 
 @pytest.mark.parametrize("kwargs, exc, msg", [
-    (dict(scale=0.0, zero_point=0, bits=8, signed=True), ValueError, r"^scale must be positive and finite, not 0\.0$"),
+    (dict(scale=0.0, zero_point=0, bits=8, signed=True), ValueError,
+     r"^scale must be positive and finite, not 0\.0$"),
     (dict(scale=np.nan, zero_point=0, bits=8, signed=True), ValueError,
      r"^scale must be positive and finite, not nan$"),
-    (dict(scale=1.0, zero_point=0, bits=0, signed=True), ValueError, r"^bits must be an integer in \[1, 16\], not 0$"),
+    (dict(scale=1.0, zero_point=0, bits=0, signed=True), ValueError,
+     r"^bits must be an integer in \[1, 16\], not 0$"),
     (dict(scale=1.0, zero_point=0, bits=17, signed=True), ValueError,
      r"^bits must be an integer in \[1, 16\], not 17$"),
     (dict(scale=1.0, zero_point=0, bits=8.0, signed=True), TypeError,
@@ -71,7 +74,7 @@ def test_qparams_errors(kwargs, exc, msg):
         QParams(**kwargs)
 
 
-# -- scale choice ----------------------------------------------------------------------------------------------
+# -- scale choice --------------------------------------------------------------------------------------------
 
 def test_symmetric_per_channel_formula_and_zero_channel():
     w = np.array([[0.7, -0.35], [0.0, 0.0], [-2.54, 1.0]], np.float32)
@@ -171,7 +174,7 @@ def test_minmax_calibrate():
         minmax_calibrate([np.ones(2), np.array([np.nan])])
 
 
-# -- quantize / dequantize -------------------------------------------------------------------------------------
+# -- quantize / dequantize -----------------------------------------------------------------------------------
 
 def test_quantize_round_half_even_and_saturate():
     # scale 1, zero point 0, int4 [-8, 7]: ties to even, then clamp
@@ -210,7 +213,7 @@ def test_dequantize_formula():
     assert dequantize(np.array([3], np.int8), qp).tolist() == [F32(5) * F32(0.1)]
 
 
-# -- requantization --------------------------------------------------------------------------------------------
+# -- requantization ------------------------------------------------------------------------------------------
 
 def test_requant_multiplier_orders():
     # ORT: f32(f32(s_x * s_w) / s_y), float32 throughout; TFLite: double; HAWQ: f64(f32(s_x*s_w)) / f64(s_y)
@@ -231,7 +234,8 @@ def test_requant_multiplier_orders():
     i = int(np.flatnonzero(ort_order != other)[0])
     assert requant_multiplier(a[i], b[i], c[i]) == ort_order[i] != other[i]
     assert requant_multiplier(2**-4, 2**-5, 2**-6) == F32(0.125)
-    with pytest.raises(ValueError, match=r"^s_x and s_y must be scalars \(per tensor\), not shapes \(2,\) and \(\)$"):
+    with pytest.raises(ValueError,
+                       match=r"^s_x and s_y must be scalars \(per tensor\), not shapes \(2,\) and \(\)$"):
         requant_multiplier([1.0, 2.0], 1.0, 1.0)
 
 
@@ -267,7 +271,7 @@ def test_requantize_torch_onednn_adds_zero_point_before_rounding():
 def test_requantize_tflite_double_rounding():
     # M = 1/8 -> (q, shift) = (2^30, -2). SRDHM(x, 2^30) = (x * 2^30 + nudge) / 2^31 truncated, then
     # RoundingDivideByPOT(., 2) rounds half away from zero (bitexact.md §2):
-    #   x = 3:  (3*2^30 + 2^30) / 2^31 = 2;  2 / 4 = 0.5 -> 1     (exact 0.375 -> 0: the double-rounding error)
+    #   x = 3:  (3*2^30 + 2^30) / 2^31 = 2;  2 / 4 = 0.5 -> 1   (exact 0.375 -> 0: the double-rounding error)
     #   x = -3: (-3*2^30 + 1 - 2^30) / 2^31 = -1.99.. -> -1;  -1 / 4 = -0.25 -> 0
     #   x = 4:  5*2^30 / 2^31 = 2.5 -> 2;  0.5 -> 1;  x = -4: -2.49.. -> -2;  -0.5 -> -1
     #   x = 12: 6.5 -> 6; 1.5 -> 2;  x = 20: 10.5 -> 10; 2.5 -> 3 (away);  x = -20 -> -3;  x = 1000 -> 125
@@ -323,11 +327,13 @@ def test_requantize_per_channel_axis():
      r"^multiplier must be positive and finite, not -1\.0$"),
     (lambda: requantize(np.ones((2, 3), int), np.ones(2, F32), zero_point=0, qmin=0, qmax=255), ValueError,
      r"^channel_axis must be given for a per-channel multiplier of shape \(2,\), not None$"),
-    (lambda: requantize(np.ones((2, 3), int), np.ones(2, F32), zero_point=0, qmin=0, qmax=255, channel_axis=1),
+    (lambda: requantize(np.ones((2, 3), int), np.ones(2, F32), zero_point=0, qmin=0, qmax=255,
+                        channel_axis=1),
      ValueError, r"^acc must have 2 channels along axis 1 \(one per multiplier\), not 3$"),
     (lambda: requantize(np.ones(3, int), F32(1), zero_point=0, qmin=5, qmax=4), ValueError,
      r"^qmin must be <= qmax, not qmin=5 > qmax=4$"),
-    (lambda: requantize(np.ones(3, int), F32(1), zero_point=0, qmin=0, qmax=255, profile="gemmlowp"), ValueError,
+    (lambda: requantize(np.ones(3, int), F32(1), zero_point=0, qmin=0, qmax=255, profile="gemmlowp"),
+     ValueError,
      r"^profile must be one of 'ort_cpu', 'torch_onednn', 'tflite_double', 'tflite_single', 'hawq_dyadic', "
      r"not 'gemmlowp'$"),
     (lambda: requantize(np.array([2**31]), 0.5, zero_point=0, qmin=0, qmax=255, profile="tflite_double"),

@@ -1,14 +1,14 @@
 """Small numba kernels of the integer datapath. Private: call them through :mod:`hwsim.datapath`.
 
 Every kernel takes operands that the Python layer has already **zero-shifted** (``x - z_x``, ``w - z_w``) into
-int32, and padded (a padded input is the real value 0, so its shifted code is 0). The kernels therefore see only
-plain signed integers and compile once (one dtype signature each).
+int32, and padded (a padded input is the real value 0, so its shifted code is 0). The kernels therefore see
+only plain signed integers and compile once (one dtype signature each).
 
-Accumulation order (it matters only for the saturating kernels): each output receives its products in the order
-of the reduction index, i.e. GEMM ``k = 0, 1, ..., K-1``; conv ``(c, r, s)`` row-major over the weight layout
-``(C/groups, R, S)``, which is the row order of the im2col GEMM view (``shared/DESIGN.md``). The loop nests put
-the output-pixel / output-column loop innermost so that LLVM can vectorise it; that changes the order in which
-*different* outputs are updated, never the order of the products within one output.
+Accumulation order (it matters only for the saturating kernels): each output receives its products in the
+order of the reduction index, i.e. GEMM ``k = 0, 1, ..., K-1``; conv ``(c, r, s)`` row-major over the weight
+layout ``(C/groups, R, S)``, which is the row order of the im2col GEMM view (``shared/DESIGN.md``). The loop
+nests put the output-pixel / output-column loop innermost so that LLVM can vectorise it; that changes the
+order in which *different* outputs are updated, never the order of the products within one output.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from numba import njit
 
 @njit(cache=True)
 def conv2d_exact(xs, ws, out, sh, sw, dh, dw, groups):
-    """Exact int64 conv sums: ``out[n, k] += sum_{c,r,s} ws[k,c,r,s] * xs[n, g*Cg + c, oh*sh + r*dh, ow*sw + s*dw]``.
+    """Exact int64 conv sums ``out[n, k, oh, ow] += sum_{c,r,s} ws[k,c,r,s] * xs[n, g*Cg + c, ih, iw]``.
+
+    ``ih = oh*sh + r*dh``, ``iw = ow*sw + s*dw`` (``xs`` is already padded).
 
     xs : (N, C, Hp, Wp) int32, zero-shifted and padded. ws : (K, Cg, R, S) int32, zero-shifted.
     out : (N, K, Ho, Wo) int64, zero-initialised (or holding the bias), updated in place.
@@ -54,7 +56,7 @@ def conv2d_exact(xs, ws, out, sh, sw, dh, dw, groups):
 
 @njit(cache=True)
 def conv2d_saturate(xs, ws, out, sh, sw, dh, dw, groups, lo, hi):
-    """As :func:`conv2d_exact`, but each addition saturates to ``[lo, hi]``; returns the number of saturations.
+    """As :func:`conv2d_exact`, but each addition saturates to ``[lo, hi]``; returns the saturation count.
 
     Products of one output arrive in ``(c, r, s)`` order. Zero products (padding, zero weights) are skipped:
     adding 0 to an in-range accumulator never saturates, so skipping them changes nothing.
@@ -89,7 +91,10 @@ def conv2d_saturate(xs, ws, out, sh, sw, dh, dw, groups, lo, hi):
 
 @njit(cache=True)
 def gemm_exact(a, b, out):
-    """Exact int64 GEMM ``out[i, j] += sum_k a[i, k] * b[k, j]`` (i-k-j order). a (M,K), b (K,N) int32; out int64."""
+    """Exact int64 GEMM ``out[i, j] += sum_k a[i, k] * b[k, j]`` in i-k-j order.
+
+    a (M, K) and b (K, N) int32; out (M, N) int64.
+    """
     m_rows, k_red = a.shape
     n_cols = b.shape[1]
     for i in range(m_rows):
@@ -105,7 +110,10 @@ def gemm_exact(a, b, out):
 
 @njit(cache=True)
 def gemm_saturate(a, b, out, lo, hi):
-    """As :func:`gemm_exact`, saturating each addition to ``[lo, hi]`` (products in ``k`` order); returns the count."""
+    """As :func:`gemm_exact`, saturating each addition to ``[lo, hi]`` (products in ``k`` order).
+
+    Returns the number of saturation events.
+    """
     m_rows, k_red = a.shape
     n_cols = b.shape[1]
     events = 0
@@ -142,7 +150,7 @@ def add_saturate(out, addend, lo, hi):
 
 @njit(cache=True)
 def maxpool2d(xp, out, kh, kw, sh, sw):
-    """Max over windows of an already padded int32 input ``xp`` (N, C, Hp, Wp) into ``out`` (N, C, Ho, Wo) int32.
+    """Window maxima of an already padded int32 input ``xp`` (N, C, Hp, Wp) into ``out`` (N, C, Ho, Wo).
 
     The padding value is chosen by the caller to lose every comparison (below the type minimum).
     """

@@ -2,11 +2,11 @@
 
 Integer semantics (``shared/reference/bitexact.md`` §0, §1):
 
-* The accumulator of one output is the exact integer ``acc = sum (x - z_x)(w - z_w) + bias`` (ONNX ConvInteger /
-  MatMulInteger plus QLinearConv's int32 bias), computed exactly in int64 and then reduced to an ``acc_bits``-bit
-  two's-complement register (``acc_mode="wrap"``), or accumulated step by step into a saturating register
-  (``acc_mode="saturate"``). At ``acc_bits=32`` with ``"wrap"`` this is ORT's int32 accumulator (the ONNX spec
-  allows int32 wrap-around and nothing narrower).
+* The accumulator of one output is the exact integer ``acc = sum (x - z_x)(w - z_w) + bias`` (ONNX
+  ConvInteger / MatMulInteger plus QLinearConv's int32 bias), computed exactly in int64 and then reduced to an
+  ``acc_bits``-bit two's-complement register (``acc_mode="wrap"``), or accumulated step by step into a
+  saturating register (``acc_mode="saturate"``). At ``acc_bits=32`` with ``"wrap"`` this is ORT's int32
+  accumulator (the ONNX spec allows int32 wrap-around and nothing narrower).
 * Padding is the real value 0, i.e. the quantized value ``z_x`` (so its shifted value ``x - z_x`` is 0).
 * Requantization follows :func:`hwsim.quant.requantize` (profile ``"ort_cpu"`` by default).
 """
@@ -26,7 +26,7 @@ _ACC_MODES = ("wrap", "saturate")
 _EXACT_LIMIT = 1 << 62  # int64 partial sums below this bound are exact
 
 
-# -- argument checks ---------------------------------------------------------------------------------------------
+# -- argument checks -----------------------------------------------------------------------------------------
 
 def _int_array(a, name: str, ndim: int, dims: str) -> np.ndarray:
     if not isinstance(a, np.ndarray):
@@ -102,7 +102,7 @@ def _shifted(a: np.ndarray, zp, name: str) -> np.ndarray:
 
 
 def _check_exact(xs: np.ndarray, ws: np.ndarray, red: int, bias: np.ndarray | None) -> None:
-    """Refuse operands whose exact sum could leave the int64 range (then the int64 reference would not be exact)."""
+    """Refuse operands whose exact sum could leave the int64 range (the int64 sum would not be exact)."""
     mx = int(np.abs(xs.astype(np.int64)).max()) if xs.size else 0
     mw = int(np.abs(ws.astype(np.int64)).max()) if ws.size else 0
     mb = int(np.abs(bias).max()) if bias is not None and bias.size else 0
@@ -113,7 +113,7 @@ def _check_exact(xs: np.ndarray, ws: np.ndarray, red: int, bias: np.ndarray | No
 
 def _finish(out: np.ndarray, bias: np.ndarray | None, bias_shape: tuple, bits: int, lo: int, hi: int,
             mode: str) -> int:
-    """Add the bias and reduce ``out`` (exact int64 sums, or saturated partial sums) to the register; in place."""
+    """Add the bias; reduce ``out`` (exact int64 sums or saturated partial sums) to the register, in place."""
     if mode == "saturate":
         events = 0
         if bias is not None:
@@ -131,12 +131,16 @@ def _finish(out: np.ndarray, bias: np.ndarray | None, bias_shape: tuple, bits: i
     return overflow
 
 
-def conv_output_size(size: int, kernel: int, stride: int, pad_begin: int, pad_end: int, dilation: int = 1) -> int:
-    """ONNX/PyTorch output length (floor mode): ``(size + pad_begin + pad_end - dilation*(kernel-1) - 1) // stride + 1``."""
+def conv_output_size(size: int, kernel: int, stride: int, pad_begin: int, pad_end: int,
+                     dilation: int = 1) -> int:
+    """ONNX/PyTorch output length (floor mode).
+
+    ``(size + pad_begin + pad_end - dilation * (kernel - 1) - 1) // stride + 1``; may be <= 0 (callers check).
+    """
     return (size + pad_begin + pad_end - dilation * (kernel - 1) - 1) // stride + 1
 
 
-# -- accumulators ---------------------------------------------------------------------------------------------
+# -- accumulators --------------------------------------------------------------------------------------------
 
 def conv2d_acc(x_q: np.ndarray, w_q: np.ndarray, *, x_zp, w_zp, bias: np.ndarray | None = None,
                stride: tuple[int, int] = (1, 1), pads: tuple[int, int, int, int] = (0, 0, 0, 0),
@@ -153,14 +157,15 @@ def conv2d_acc(x_q: np.ndarray, w_q: np.ndarray, *, x_zp, w_zp, bias: np.ndarray
     Accumulator modes:
 
     ``"wrap"``
-        The exact sum (products and bias, in int64) reduced modulo ``2^acc_bits`` into
-        ``[-2^(acc_bits-1), 2^(acc_bits-1) - 1]`` (two's complement; order independent). ``overflow`` = the number
-        of outputs whose exact sum does not fit ``acc_bits``.
+        The exact sum (products and bias, in int64) reduced modulo ``2^acc_bits`` into ``[-2^(acc_bits-1),
+        2^(acc_bits-1) - 1]`` (two's complement; order independent). ``overflow`` = the number of outputs
+        whose exact sum does not fit ``acc_bits``.
     ``"saturate"``
-        A register that clamps to the same range after **every** addition, in a fixed PE order: it starts at 0,
-        receives the products ``(x - x_zp)(w - w_zp)`` in ``(c, r, s)`` row-major order of the weight layout
-        ``(C/groups, R, S)``, and the **bias last** (as ORT adds it in the output stage, ``MlasRequantizeOutput``).
-        ``overflow`` = the number of saturation events (clamping additions) over all outputs.
+        A register that clamps to the same range after **every** addition, in a fixed PE order: it starts at
+        0, receives the products ``(x - x_zp)(w - w_zp)`` in ``(c, r, s)`` row-major order of the weight
+        layout ``(C/groups, R, S)``, and the **bias last** (as ORT adds it in the output stage,
+        ``MlasRequantizeOutput``). ``overflow`` = the number of saturation events (clamping additions) over
+        all outputs.
 
     Parameters
     ----------
@@ -250,10 +255,10 @@ def gemm_acc(a_q: np.ndarray, b_q: np.ndarray, *, a_zp, b_zp, bias: np.ndarray |
              acc_bits: int = 32, acc_mode: str = "wrap") -> tuple[np.ndarray, int]:
     """Integer GEMM accumulator ``acc[i, j] = sum_k (a[i,k] - a_zp)(b[k,j] - b_zp[j]) + bias[j]``.
 
-    Semantics: ONNX MatMulInteger (per-column ``b_zp`` allowed, as ORT does) plus an optional int32 bias per output
-    column (as ORT's com.microsoft QGemm); ``bitexact.md`` §1. The accumulator modes are those of
-    :func:`conv2d_acc`; in ``"saturate"`` mode the products of one output arrive in ``k = 0 .. K-1`` order and the
-    bias last.
+    Semantics: ONNX MatMulInteger (per-column ``b_zp`` allowed, as ORT does) plus an optional int32 bias per
+    output column (as ORT's com.microsoft QGemm); ``bitexact.md`` §1. The accumulator modes are those of
+    :func:`conv2d_acc`; in ``"saturate"`` mode the products of one output arrive in ``k = 0 .. K-1`` order and
+    the bias last.
 
     Parameters
     ----------
@@ -303,7 +308,7 @@ def gemm_acc(a_q: np.ndarray, b_q: np.ndarray, *, a_zp, b_zp, bias: np.ndarray |
     return out, int(events)
 
 
-# -- quantized layers -------------------------------------------------------------------------------------------
+# -- quantized layers ----------------------------------------------------------------------------------------
 
 def _qparams(qp, name: str) -> QParams:
     if not isinstance(qp, QParams):
@@ -336,15 +341,15 @@ def qlinear_conv2d(x_q: np.ndarray, w_q: np.ndarray, *, x_qp: QParams, w_qp: QPa
                    pads: tuple[int, int, int, int] = (0, 0, 0, 0), dilation: tuple[int, int] = (1, 1),
                    groups: int = 1, relu: bool = False, acc_bits: int = 32, acc_mode: str = "wrap",
                    profile: str = "ort_cpu", return_overflow: bool = False):
-    """Quantized conv2d: integer accumulator, then requantization (ONNX QLinearConv, optionally with fused ReLU).
+    """Quantized conv2d: integer accumulator, then requantization (ONNX QLinearConv, optional fused ReLU).
 
-    ``y = clamp(requant(acc, M) + z_y, qmin', qmax)`` with ``acc`` from :func:`conv2d_acc`,
-    ``M = requant_multiplier(s_x, s_w, s_y, profile=profile)`` (per output channel when ``w_qp`` is) and the
-    rounding of :func:`hwsim.quant.requantize`. ``[qmin, qmax]`` is the full range of ``y_qp`` (no narrow range,
-    ``bitexact.md`` §0 point 5); with ``relu=True`` the low end is ``max(qmin, z_y)`` (fused ReLU clamps at the
-    output zero point, as fbgemm and TFLite do). At 8 bits, ``acc_bits=32``, ``"wrap"``, ``"ort_cpu"`` and
-    ``relu=False`` the result equals onnxruntime's QLinearConv bit for bit (tested); other widths 2..16 use the same
-    formula with their own range.
+    ``y = clamp(requant(acc, M) + z_y, qmin', qmax)`` with ``acc`` from :func:`conv2d_acc`, ``M =
+    requant_multiplier(s_x, s_w, s_y, profile=profile)`` (per output channel when ``w_qp`` is) and the
+    rounding of :func:`hwsim.quant.requantize`. ``[qmin, qmax]`` is the full range of ``y_qp`` (no narrow
+    range, ``bitexact.md`` §0 point 5); with ``relu=True`` the low end is ``max(qmin, z_y)`` (fused ReLU
+    clamps at the output zero point, as fbgemm and TFLite do). At 8 bits, ``acc_bits=32``, ``"wrap"``,
+    ``"ort_cpu"`` and ``relu=False`` the result equals onnxruntime's QLinearConv bit for bit (tested); other
+    widths 2..16 use the same formula with their own range.
 
     Parameters
     ----------
@@ -378,8 +383,9 @@ def qlinear_conv2d(x_q: np.ndarray, w_q: np.ndarray, *, x_qp: QParams, w_qp: QPa
     Raises
     ------
     TypeError, ValueError
-        As :func:`conv2d_acc`; also for non-QParams quantizers, a per-channel ``x_qp``/``y_qp``, a ``w_qp`` that is
-        per channel along another axis or with a length other than ``K``, and codes outside their quantizer's range.
+        As :func:`conv2d_acc`; also for non-QParams quantizers, a per-channel ``x_qp``/``y_qp``, a ``w_qp``
+        that is per channel along another axis or with a length other than ``K``, and codes outside their
+        quantizer's range.
     """
     _qparams(x_qp, "x_qp")
     _qparams(w_qp, "w_qp")
@@ -409,11 +415,12 @@ def qlinear_matmul(a_q: np.ndarray, b_q: np.ndarray, *, a_qp: QParams, b_qp: QPa
                    acc_mode: str = "wrap", profile: str = "ort_cpu", return_overflow: bool = False):
     """Quantized matrix product ``(M, K) x (K, N)``: accumulator, then requantization (ONNX QLinearMatMul).
 
-    As :func:`qlinear_conv2d`, with :func:`gemm_acc` as the accumulator. ``b_qp`` may be per column (``axis=1``,
-    ``N`` scales; ORT wants such scales as shape ``[1, N]`` in the graph). ONNX QLinearMatMul has no bias; the
-    optional ``bias`` (int32, shape ``(N,)``, units ``s_a * s_b``) makes this a fully connected layer, as ORT's
-    com.microsoft QGemm. At 8 bits with ``acc_bits=32``, ``"wrap"``, ``"ort_cpu"``, no bias and no ReLU the result
-    equals onnxruntime's QLinearMatMul bit for bit (tested; ORT itself rejects uint8 inputs with an int8 output).
+    As :func:`qlinear_conv2d`, with :func:`gemm_acc` as the accumulator. ``b_qp`` may be per column
+    (``axis=1``, ``N`` scales; ORT wants such scales as shape ``[1, N]`` in the graph). ONNX QLinearMatMul has
+    no bias; the optional ``bias`` (int32, shape ``(N,)``, units ``s_a * s_b``) makes this a fully connected
+    layer, as ORT's com.microsoft QGemm. At 8 bits with ``acc_bits=32``, ``"wrap"``, ``"ort_cpu"``, no bias
+    and no ReLU the result equals onnxruntime's QLinearMatMul bit for bit (tested; ORT itself rejects uint8
+    inputs with an int8 output).
 
     Parameters
     ----------
@@ -449,7 +456,8 @@ def qlinear_matmul(a_q: np.ndarray, b_q: np.ndarray, *, a_qp: QParams, b_qp: QPa
         if b_qp.axis % 2 != 1:
             raise ValueError(f"b_qp must be per tensor or per column (axis 1), not axis {b_qp.axis}")
         if b_qp.scale.shape[0] != b_q.shape[1]:
-            raise ValueError(f"b_qp must have one scale per column ({b_q.shape[1]}), not {b_qp.scale.shape[0]}")
+            raise ValueError(f"b_qp must have one scale per column ({b_q.shape[1]}), "
+                             f"not {b_qp.scale.shape[0]}")
     _check_codes(a_q, a_qp, "a_q", "a_qp")
     _check_codes(b_q, b_qp, "b_q", "b_qp")
     acc, overflow = gemm_acc(a_q, b_q, a_zp=int(a_qp.zero_point), b_zp=b_qp.zero_point, bias=bias,
@@ -458,9 +466,10 @@ def qlinear_matmul(a_q: np.ndarray, b_q: np.ndarray, *, a_qp: QParams, b_qp: QPa
     return (y, overflow) if return_overflow else y
 
 
-# -- pooling ----------------------------------------------------------------------------------------------------
+# -- pooling -------------------------------------------------------------------------------------------------
 
-def maxpool2d(x_q: np.ndarray, kernel, stride=None, pads: tuple[int, int, int, int] = (0, 0, 0, 0)) -> np.ndarray:
+def maxpool2d(x_q: np.ndarray, kernel, stride=None,
+              pads: tuple[int, int, int, int] = (0, 0, 0, 0)) -> np.ndarray:
     """Max pooling on integer codes (ONNX MaxPool on int8/uint8, floor mode, no dilation).
 
     Max commutes with the monotone affine map ``r = s (q - z)`` (``s > 0``), so pooling the codes is exact and
@@ -474,8 +483,8 @@ def maxpool2d(x_q: np.ndarray, kernel, stride=None, pads: tuple[int, int, int, i
     stride : int or tuple of 2 ints >= 1, optional
         Defaults to ``kernel`` (non-overlapping windows).
     pads : tuple of 4 ints >= 0, default (0, 0, 0, 0)
-        ``(top, bottom, left, right)``; each must be smaller than the kernel along its axis (as ORT requires), so
-        every window holds at least one real value.
+        ``(top, bottom, left, right)``; each must be smaller than the kernel along its axis (as ORT requires),
+        so every window holds at least one real value.
 
     Returns
     -------
@@ -501,8 +510,8 @@ def maxpool2d(x_q: np.ndarray, kernel, stride=None, pads: tuple[int, int, int, i
     ho = conv_output_size(h, kh, sh, pt, pb)
     wo = conv_output_size(w, kw, sw, pl, pr)
     if ho < 1 or wo < 1:
-        raise ValueError(f"output size must be positive, not {ho}x{wo}: the kernel {kh}x{kw} does not fit the "
-                         f"padded input {h + pt + pb}x{w + pl + pr}")
+        raise ValueError(f"output size must be positive, not {ho}x{wo}: the kernel {kh}x{kw} does not fit "
+                         f"the padded input {h + pt + pb}x{w + pl + pr}")
     xp = x_q.astype(np.int32)
     if pt or pb or pl or pr:
         xp = np.pad(xp, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=np.iinfo(np.int32).min)
@@ -522,7 +531,8 @@ def global_avgpool(x_q: np.ndarray, *, x_qp: QParams, y_qp: QParams) -> np.ndarr
         y   = clamp( rne( f32( f32(acc) * M ) ) + z_y, qmin, qmax )
 
     i.e. the ``ort_cpu`` requantization of :func:`hwsim.quant.requantize` with a multiplier that folds in the
-    division by ``H * W``. (ORT rejects ``M`` outside ``[2^-32, 256)`` and ``H * W >= 2^24``; this model does not.)
+    division by ``H * W``. (ORT rejects ``M`` outside ``[2^-32, 256)`` and ``H * W >= 2^24``; this model does
+    not.)
 
     Parameters
     ----------

@@ -1,14 +1,14 @@
-"""Uniform affine quantization: parameters, range-based scale choice, and the exact ONNX/ORT quantize formulas.
+"""Uniform affine quantization: parameters, range-based scale choice, and ONNX/ORT-exact quantize formulas.
 
-A real value ``r`` and its integer code ``q`` are related by ``r = s * (q - z)`` (Gholami et al. 2021, "A Survey
-of Quantization Methods for Efficient Neural Network Inference", eq. 2-3), with a float32 scale ``s > 0`` and an
-integer zero point ``z``. The integer codes live in ``[qmin, qmax]``:
+A real value ``r`` and its integer code ``q`` are related by ``r = s * (q - z)`` (Gholami et al. 2021, "A
+Survey of Quantization Methods for Efficient Neural Network Inference", eq. 2-3), with a float32 scale ``s >
+0`` and an integer zero point ``z``. The integer codes live in ``[qmin, qmax]``:
 
 * signed ``b``-bit: ``[-2^(b-1), 2^(b-1) - 1]`` (``narrow_range``: ``[-(2^(b-1) - 1), 2^(b-1) - 1]``);
 * unsigned ``b``-bit: ``[0, 2^b - 1]``.
 
-:func:`quantize` and :func:`dequantize` reproduce onnxruntime's QuantizeLinear and DequantizeLinear bit for bit
-(``shared/reference/bitexact.md`` §0 and §1, ORT ``onnxruntime/core/mlas/lib/quantize.cpp``
+:func:`quantize` and :func:`dequantize` reproduce onnxruntime's QuantizeLinear and DequantizeLinear bit for
+bit (``shared/reference/bitexact.md`` §0 and §1, ORT ``onnxruntime/core/mlas/lib/quantize.cpp``
 ``MlasQuantizeLinear``): a true float32 division, round half to even, then the zero point, then saturation.
 
 Storage: quantized codes are returned in the smallest NumPy integer type that holds ``[qmin, qmax]``
@@ -40,9 +40,9 @@ def _check_bits(bits, *, name: str = "bits", low: int = 1, high: int = 16) -> in
 def qrange(bits: int, signed: bool, narrow_range: bool = False) -> tuple[int, int]:
     """The integer range ``(qmin, qmax)`` of a ``bits``-bit code.
 
-    Signed: ``[-2^(bits-1), 2^(bits-1) - 1]``, or ``[-(2^(bits-1) - 1), 2^(bits-1) - 1]`` with ``narrow_range``.
-    Unsigned: ``[0, 2^bits - 1]``. This is the saturation range of ONNX QuantizeLinear for 2, 4, 8 and 16 bits
-    (``onnx/defs/quantization/defs.cc``), extended to every width from 1 to 16.
+    Signed: ``[-2^(bits-1), 2^(bits-1) - 1]``, or ``[-(2^(bits-1) - 1), 2^(bits-1) - 1]`` with
+    ``narrow_range``. Unsigned: ``[0, 2^bits - 1]``. This is the saturation range of ONNX QuantizeLinear for
+    2, 4, 8 and 16 bits (``onnx/defs/quantization/defs.cc``), extended to every width from 1 to 16.
     """
     if signed:
         qmax = (1 << (bits - 1)) - 1
@@ -66,8 +66,8 @@ class QParams:
     signed : bool
         Two's-complement codes (``True``) or unsigned codes (``False``).
     axis : int or None
-        The tensor axis that ``scale``/``zero_point`` run along (negative counts from the end); ``None`` exactly
-        when they are per tensor (shape ``()``).
+        The tensor axis that ``scale``/``zero_point`` run along (negative counts from the end); ``None``
+        exactly when they are per tensor (shape ``()``).
     narrow_range : bool, default False
         Signed only: drop the most negative code, so ``qmin = -(2^(bits-1) - 1)`` (symmetric weights).
 
@@ -92,7 +92,8 @@ class QParams:
             raise TypeError(f"signed must be a bool, not {self.signed!r}")
         if not isinstance(self.narrow_range, (bool, np.bool_)):
             raise TypeError(f"narrow_range must be a bool, not {self.narrow_range!r}")
-        if self.axis is not None and (isinstance(self.axis, bool) or not isinstance(self.axis, (int, np.integer))):
+        if self.axis is not None and (isinstance(self.axis, bool)
+                                      or not isinstance(self.axis, (int, np.integer))):
             raise TypeError(f"axis must be an int or None, not {self.axis!r}")
         if self.narrow_range and not self.signed:
             raise ValueError("narrow_range requires signed codes, not signed=False")
@@ -104,7 +105,8 @@ class QParams:
         if not (np.all(np.isfinite(scale)) and np.all(scale > 0)):
             raise ValueError(f"scale must be positive and finite, not {scale.tolist()!r}")
         zp_in = np.asarray(self.zero_point)
-        if zp_in.dtype.kind not in "iu" and not (zp_in.dtype.kind == "f" and np.all(zp_in == np.round(zp_in))):
+        integral_floats = zp_in.dtype.kind == "f" and np.all(zp_in == np.round(zp_in))
+        if zp_in.dtype.kind not in "iu" and not integral_floats:
             raise TypeError(f"zero_point must hold integers, not {zp_in.dtype} values {zp_in.tolist()!r}")
         zp = zp_in.astype(np.int64)
         if zp.shape != scale.shape:
@@ -153,7 +155,8 @@ class QParams:
             return NotImplemented
         return (self.bits == other.bits and self.signed == other.signed and self.axis == other.axis
                 and self.narrow_range == other.narrow_range and self.scale.shape == other.scale.shape
-                and np.array_equal(self.scale, other.scale) and np.array_equal(self.zero_point, other.zero_point))
+                and np.array_equal(self.scale, other.scale)
+                and np.array_equal(self.zero_point, other.zero_point))
 
     def __hash__(self):
         return hash((self.bits, self.signed, self.axis, self.narrow_range, self.scale.tobytes(),
@@ -163,7 +166,8 @@ class QParams:
         s = self.scale.tolist()
         z = self.zero_point.tolist()
         nr = ", narrow_range=True" if self.narrow_range else ""
-        return f"QParams(scale={s!r}, zero_point={z!r}, bits={self.bits}, signed={self.signed}, axis={self.axis}{nr})"
+        return (f"QParams(scale={s!r}, zero_point={z!r}, bits={self.bits}, signed={self.signed}, "
+                f"axis={self.axis}{nr})")
 
 
 def _as_float32(x, name: str) -> np.ndarray:
@@ -181,13 +185,13 @@ def symmetric_per_channel(w, bits: int, axis: int | None = 0, narrow_range: bool
 
     Formula (restricted range, Gholami et al. 2021 §III-B; TFLite/ORT symmetric weights)::
 
-        narrow_range=True:  scale_c = f32( f32(max|w_c|) / (2^(bits-1) - 1) ),  codes in [-(2^(bits-1)-1), 2^(bits-1)-1]
-        narrow_range=False: scale_c = f32( f32(max|w_c|) / (2^(bits-1) - 0.5) ), codes in [-2^(bits-1), 2^(bits-1)-1]
+        narrow_range=True:  scale_c = f32(f32(max|w_c|) / (2^(b-1) - 1)),    codes [-(2^(b-1)-1), 2^(b-1)-1]
+        narrow_range=False: scale_c = f32(f32(max|w_c|) / (2^(b-1) - 0.5)),  codes [-2^(b-1), 2^(b-1)-1]
 
-    (the full-range divisor ``(qmax - qmin) / 2`` is PyTorch's symmetric MinMaxObserver). The division is a float32
-    division. A channel whose scale would be below the smallest normal float32 (in particular an all-zero
-    channel) gets ``scale = 1.0``: every code of such a channel is 0 anyway, and 1.0 is what ORT's
-    ``quantization/quant_utils.py`` ``compute_scale_zp`` picks for an empty range.
+    with ``b = bits`` (the full-range divisor ``(qmax - qmin) / 2`` is PyTorch's symmetric MinMaxObserver).
+    The division is a float32 division. A channel whose scale would be below the smallest normal float32 (in
+    particular an all-zero channel) gets ``scale = 1.0``: every code of such a channel is 0 anyway, and 1.0 is
+    what ORT's ``quantization/quant_utils.py`` ``compute_scale_zp`` picks for an empty range.
 
     Parameters
     ----------
@@ -196,8 +200,8 @@ def symmetric_per_channel(w, bits: int, axis: int | None = 0, narrow_range: bool
     bits : int
         Code width, 2 to 16.
     axis : int or None, default 0
-        The channel axis (0 = output channels for ONNX conv weights). ``None`` gives a single per-tensor scale.
-        For a MatMul ``B`` of shape ``(K, N)`` use ``axis=1`` (per column, as ORT QLinearMatMul wants).
+        The channel axis (0 = output channels for ONNX conv weights). ``None`` gives a single per-tensor
+        scale. For a MatMul ``B`` of shape ``(K, N)`` use ``axis=1`` (per column, as ORT QLinearMatMul wants).
     narrow_range : bool, default True
         Restricted range (symmetric codes, as above).
 
@@ -224,7 +228,8 @@ def symmetric_per_channel(w, bits: int, axis: int | None = 0, narrow_range: bool
         if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
             raise TypeError(f"axis must be an int or None, not {axis!r}")
         if not -w.ndim <= axis < w.ndim:
-            raise ValueError(f"axis must be in [{-w.ndim}, {w.ndim - 1}] for w of shape {w.shape}, not {axis}")
+            raise ValueError(f"axis must be in [{-w.ndim}, {w.ndim - 1}] for w of shape {w.shape}, "
+                             f"not {axis}")
         axis = int(axis) % w.ndim
         other = tuple(i for i in range(w.ndim) if i != axis)
         amax = np.max(np.abs(w), axis=other).astype(np.float32) if other else np.abs(w)
@@ -237,14 +242,15 @@ def symmetric_per_channel(w, bits: int, axis: int | None = 0, narrow_range: bool
 def asymmetric_per_tensor(xmin, xmax, bits: int, signed: bool = False) -> QParams:
     """Asymmetric per-tensor quantizer for activations from a calibrated range ``[xmin, xmax]``.
 
-    Formula (ORT ``onnxruntime/quantization/quant_utils.py`` ``compute_scale_zp``; Gholami et al. 2021 eq. 3)::
+    Formula (ORT ``onnxruntime/quantization/quant_utils.py`` ``compute_scale_zp``; Gholami et al. 2021 eq.
+    3)::
 
         xmin' = min(xmin, 0),  xmax' = max(xmax, 0)           # the range always contains real 0
         scale = f32( f32(xmax' - xmin') / (qmax - qmin) )     # float32 subtraction and division
         zero_point = clamp( rne(qmin - xmin' / scale), qmin, qmax )   # in float64, with the float32 scale
 
-    ``rne`` is round half to even. If ``scale`` is below the smallest normal float32 (e.g. ``xmin = xmax = 0``),
-    ``scale = 1.0`` and ``zero_point = 0``, as ORT does. Because 0 lies in the range, real 0 is exactly
+    ``rne`` is round half to even. If ``scale`` is below the smallest normal float32 (e.g. ``xmin = xmax =
+    0``), ``scale = 1.0`` and ``zero_point = 0``, as ORT does. Because 0 lies in the range, real 0 is exactly
     representable (``dequantize(zero_point) == 0``), so zero padding is exact.
 
     Parameters
@@ -294,8 +300,8 @@ def minmax_calibrate(tensors: Iterable) -> tuple[float, float]:
     Returns
     -------
     (xmin, xmax) : tuple of float
-        The smallest and the largest value seen, as Python floats of float32 values (the inputs are converted to
-        float32 first, as the quantizer sees them).
+        The smallest and the largest value seen, as Python floats of float32 values (the inputs are converted
+        to float32 first, as the quantizer sees them).
 
     Raises
     ------
@@ -330,7 +336,8 @@ def _broadcast_params(qp: QParams, ndim: int, shape: tuple, name: str) -> tuple[
         raise ValueError(f"{name} must have an axis {qp.axis} for per-channel QParams, found shape {shape}")
     ax = qp.axis % ndim
     if shape[ax] != qp.scale.shape[0]:
-        raise ValueError(f"{name} must have {qp.scale.shape[0]} entries along axis {qp.axis} (one per scale), "
+        raise ValueError(f"{name} must have {qp.scale.shape[0]} entries along axis {qp.axis} "
+                         f"(one per scale), "
                          f"not {shape[ax]} (shape {shape})")
     bshape = [1] * ndim
     bshape[ax] = shape[ax]
@@ -352,7 +359,8 @@ def quantize(x, qp: QParams) -> np.ndarray:
     Parameters
     ----------
     x : array_like of float, any shape
-        Real values (converted to float32; float64 input is rounded to float32 first, as ORT's float input is).
+        Real values (converted to float32; float64 input is rounded to float32 first, as ORT's float input
+        is).
     qp : QParams
         The quantizer.
 

@@ -1,20 +1,20 @@
 """Requantization of an integer accumulator to a narrow output code, one profile per public runtime.
 
-After an integer conv/GEMM, the accumulator ``acc = sum (x - z_x)(w - z_w) + bias`` holds the real output in units
-of ``s_x * s_w``. Requantization rescales it to the output scale ``s_y`` with ``M = s_x * s_w / s_y`` and adds the
-output zero point. Runtimes differ in how ``M`` is formed, how ``acc`` is converted, how they round and where the
-zero point goes (``shared/reference/bitexact.md`` §0, §2, §3, §7). Each profile below is named after the runtime it
-reproduces:
+After an integer conv/GEMM, the accumulator ``acc = sum (x - z_x)(w - z_w) + bias`` holds the real output in
+units of ``s_x * s_w``. Requantization rescales it to the output scale ``s_y`` with ``M = s_x * s_w / s_y``
+and adds the output zero point. Runtimes differ in how ``M`` is formed, how ``acc`` is converted, how they
+round and where the zero point goes (``shared/reference/bitexact.md`` §0, §2, §3, §7). Each profile below is
+named after the runtime it reproduces:
 
-=================  ==================================================================================================
+=================  ===========================================================================================
 profile            formula (``rne`` = round half to even)
-=================  ==================================================================================================
-``ort_cpu``        ``clamp(rne(f32(f32(acc) * M)) + z, qmin, qmax)``, ``M`` float32 (onnxruntime CPU EP, §0, §1)
-``torch_onednn``   ``clamp(rne(f32(f32(f32(acc) * M) + z)), qmin, qmax)``: ``z`` before rounding (PyTorch onednn, §3)
+=================  ===========================================================================================
+``ort_cpu``        ``clamp(rne(f32(f32(acc) * M)) + z, qmin, qmax)``, ``M`` float32 (ORT CPU EP, §0, §1)
+``torch_onednn``   ``clamp(rne(f32(f32(f32(acc) * M) + z)), qmin, qmax)``: ``z`` before rounding (onednn, §3)
 ``tflite_double``  ``clamp(RoundingDivideByPOT(SRDHM(acc * 2^l, q), r) + z, qmin, qmax)`` (gemmlowp, §2)
-``tflite_single``  ``clamp(((acc * q + 2^(t-1)) >> t) + z, qmin, qmax)``, ``t = 31 - shift`` (TFLITE_SINGLE_ROUNDING, §2)
+``tflite_single``  ``clamp(((acc * q + 2^(t-1)) >> t) + z, qmin, qmax)``, ``t = 31 - shift`` (TFLite, §2)
 ``hawq_dyadic``    ``clamp(rne(f64(f64(acc) * b) / 2^c) + z, qmin, qmax)``, ``M ~ b / 2^c`` (HAWQ-V3, §2)
-=================  ==================================================================================================
+=================  ===========================================================================================
 """
 
 from __future__ import annotations
@@ -100,9 +100,9 @@ def quantize_multiplier(m: float, *, single_rounding: bool = False) -> tuple[int
     """TFLite's ``QuantizeMultiplier``: a real multiplier as a Q31 mantissa and a power-of-two shift.
 
     ``m ~ q * 2^(shift - 31)`` with ``q`` in ``[2^30, 2^31)`` (TFLite
-    ``kernels/internal/quantization_util.cc``; ``bitexact.md`` §2): ``frac, shift = frexp(m)``,
-    ``q = round_half_away(frac * 2^31)``; if ``q == 2^31`` it is halved and ``shift`` incremented; if
-    ``shift < -31`` the multiplier is flushed to ``(0, 0)``. With ``single_rounding`` a ``shift > 30`` saturates to
+    ``kernels/internal/quantization_util.cc``; ``bitexact.md`` §2): ``frac, shift = frexp(m)``, ``q =
+    round_half_away(frac * 2^31)``; if ``q == 2^31`` it is halved and ``shift`` incremented; if ``shift <
+    -31`` the multiplier is flushed to ``(0, 0)``. With ``single_rounding`` a ``shift > 30`` saturates to
     ``(2^31 - 1, 30)``. ``m == 0`` gives ``(0, 0)``.
 
     Parameters
@@ -175,7 +175,7 @@ def _trunc_div_pow2(v: np.ndarray, e: int) -> np.ndarray:
 
 
 def _srdhm(a: np.ndarray, b: int) -> np.ndarray:
-    """gemmlowp ``SaturatingRoundingDoublingHighMul(a, b)`` on int32 values held in int64 (``bitexact.md`` §2)."""
+    """gemmlowp ``SaturatingRoundingDoublingHighMul(a, b)`` on int32 values held in int64 (bitexact.md §2)."""
     ab = a * np.int64(b)
     nudge = np.where(ab >= 0, np.int64(1 << 30), np.int64(1 - (1 << 30)))
     hi = _trunc_div_pow2(ab + nudge, 31)
@@ -217,22 +217,22 @@ def requantize(acc, multiplier, *, zero_point: int, qmin: int, qmax: int, channe
     Profiles (``bitexact.md`` §0, §2, §3; ``rne`` = round half to even; ``z`` = ``zero_point``):
 
     ``ort_cpu`` (the default; ORT ``core/mlas/lib/quantize.cpp`` ``MlasRequantizeOutput``)
-        ``y = clamp(rne(f32(f32(acc) * M)) + z, qmin, qmax)``. The accumulator is converted to float32 first (this
-        rounds when ``|acc| > 2^24``, §0 point 1), multiplied in float32 without FMA, rounded, then ``z`` is
-        added. MLAS clamps the float to ``[qmin - z, qmax - z]`` before converting; since those bounds are
-        integers that is the same as clamping after.
+        ``y = clamp(rne(f32(f32(acc) * M)) + z, qmin, qmax)``. The accumulator is converted to float32 first
+        (this rounds when ``|acc| > 2^24``, §0 point 1), multiplied in float32 without FMA, rounded, then
+        ``z`` is added. MLAS clamps the float to ``[qmin - z, qmax - z]`` before converting; since those
+        bounds are integers that is the same as clamping after.
     ``torch_onednn`` (PyTorch onednn engine, x86 conv; §3)
-        ``y = clamp(rne(f32(f32(f32(acc) * M) + z)), qmin, qmax)``: ``z`` added in float before rounding, which
-        differs from ``ort_cpu`` on exact ties when ``z`` is odd. (The float32 rounding of the ``+ z`` step is our
-        model; only the tie behaviour was measured.)
+        ``y = clamp(rne(f32(f32(f32(acc) * M) + z)), qmin, qmax)``: ``z`` added in float before rounding,
+        which differs from ``ort_cpu`` on exact ties when ``z`` is odd. (The float32 rounding of the ``+ z``
+        step is our model; only the tie behaviour was measured.)
     ``tflite_double`` (gemmlowp double rounding; TFLite ``MultiplyByQuantizedMultiplier``)
         ``(q, shift) = quantize_multiplier(M)``; ``y = clamp(RDBPOT(SRDHM(acc * 2^max(shift,0), q),
         max(-shift,0)) + z, qmin, qmax)``. ``acc * 2^left`` wraps in int32 as the C code does.
     ``tflite_single`` (``TFLITE_SINGLE_ROUNDING``)
         ``t = 31 - shift``; ``y = clamp(((acc * q + 2^(t-1)) >> t) + z, qmin, qmax)``: one rounding, half up.
     ``hawq_dyadic`` (HAWQ-V3 ``fixedpoint_fn``)
-        ``(b, c) = dyadic_multiplier(M)``; ``y = clamp(rne(f64(f64(acc) * b) / 2^c) + z, qmin, qmax)``. The product
-        is a float64 product, as in HAWQ's torch code (it rounds above 2^53).
+        ``(b, c) = dyadic_multiplier(M)``; ``y = clamp(rne(f64(f64(acc) * b) / 2^c) + z, qmin, qmax)``. The
+        product is a float64 product, as in HAWQ's torch code (it rounds above 2^53).
 
     For ``tflite_*`` and ``hawq_dyadic`` pass the float64 multiplier from
     ``requant_multiplier(..., profile=...)``; a float32 ``M`` is used as its exact float64 value.
@@ -249,15 +249,16 @@ def requantize(acc, multiplier, *, zero_point: int, qmin: int, qmax: int, channe
     qmin, qmax : int
         Saturation range (e.g. ``[-128, 127]``; ``[z, 127]`` for a fused ReLU), ``qmin <= qmax``.
     channel_axis : int or None
-        The axis of ``acc`` that a per-channel ``multiplier`` runs along (1 for conv ``(N, K, Ho, Wo)`` and for
-        GEMM ``(M, N)`` columns). Required when ``multiplier`` has shape ``(C,)``.
+        The axis of ``acc`` that a per-channel ``multiplier`` runs along (1 for conv ``(N, K, Ho, Wo)`` and
+        for GEMM ``(M, N)`` columns). Required when ``multiplier`` has shape ``(C,)``.
     profile : str, default "ort_cpu"
         One of :data:`PROFILES`.
 
     Returns
     -------
     numpy.ndarray of int32, shape of ``acc``
-        Codes in ``[qmin, qmax]`` (int32 so that any width up to 16 bits fits; the ``qlinear_*`` layers narrow it).
+        Codes in ``[qmin, qmax]`` (int32 so that any width up to 16 bits fits; the ``qlinear_*`` layers narrow
+        it).
 
     Raises
     ------
@@ -287,13 +288,15 @@ def requantize(acc, multiplier, *, zero_point: int, qmin: int, qmax: int, channe
         raise ValueError(f"qmin must be <= qmax, not qmin={qmin} > qmax={qmax}")
     if m.ndim == 1:
         if channel_axis is None:
-            raise ValueError(f"channel_axis must be given for a per-channel multiplier of shape {m.shape}, not None")
+            raise ValueError(f"channel_axis must be given for a per-channel multiplier of shape {m.shape}, "
+                             f"not None")
         if not -a.ndim <= channel_axis < a.ndim:
             raise ValueError(f"channel_axis must be in [{-a.ndim}, {a.ndim - 1}] for acc of shape {a.shape}, "
                              f"not {channel_axis}")
         ax = channel_axis % a.ndim
         if a.shape[ax] != m.shape[0]:
-            raise ValueError(f"acc must have {m.shape[0]} channels along axis {channel_axis} (one per multiplier), "
+            raise ValueError(f"acc must have {m.shape[0]} channels along axis {channel_axis} "
+                             f"(one per multiplier), "
                              f"not {a.shape[ax]}")
     else:
         ax = None
@@ -313,7 +316,8 @@ def requantize(acc, multiplier, *, zero_point: int, qmin: int, qmax: int, channe
 
     if profile.startswith("tflite"):
         if a.size and (a.min() < _INT32_MIN or a.max() > _INT32_MAX):
-            raise ValueError(f"acc must fit int32 for profile {profile!r}, found range [{a.min()}, {a.max()}]")
+            raise ValueError(f"acc must fit int32 for profile {profile!r}, "
+                             f"found range [{a.min()}, {a.max()}]")
     out = np.empty(a.shape, np.int64)
     ms = m.astype(np.float64).reshape(-1)
     for c, mc in enumerate(ms):
