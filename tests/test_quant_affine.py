@@ -279,6 +279,15 @@ def test_requantize_tflite_double_rounding():
     assert req("tflite_double") == [1, 0, 1, -1, 2, -2, 3, -3, 125, -125]
 
 
+def test_requantize_tflite_double_rounding_multiplier_above_one():
+    # M = 2: frexp = (0.5, 2) -> (q, shift) = (2^30, 2): left shift 2, no right shift.
+    #   x = 3:  3 << 2 = 12; SRDHM(12, 2^30) = (12*2^30 + 2^30) / 2^31 = 6.5 -> truncated 6
+    #   x = -5: -20; (-20*2^30 + 1 - 2^30) / 2^31 = -10.49.. -> -10
+    assert quantize_multiplier(2.0) == (2**30, 2)
+    assert requantize(np.array([3, -5]), 2.0, zero_point=0, qmin=-128, qmax=127,
+                      profile="tflite_double").tolist() == [6, -10]
+
+
 def test_requantize_tflite_single_rounding():
     # total shift 33: (x * 2^30 + 2^32) >> 33 = floor(x/8 + 0.5): round half up (toward +inf)
     #   3 -> floor(0.875) = 0; -3 -> floor(0.125) = 0; 4 -> 1; -4 -> 0; 12 -> 2; -12 -> -1; 20 -> 3; -20 -> -2
