@@ -1,14 +1,14 @@
-"""hwsim's mapping model against SCALE-Sim 3.0.0, the peer it claims to reproduce (``timing.convention: scalesim``).
+"""hwsim's mapping model against SCALE-Sim 3.0.0, which it reproduces under ``timing.convention: scalesim``.
 
 Two kinds of test:
 
-* Formula tests (fast, no peer): ``map_layer`` on SCALE-Sim topologies and configs copied into tests/data/scalesim/
-  must give the "Total Cycles" SCALE-Sim printed in ``shared/reference/scalesim/measured_runs.csv`` (values
-  copied below as literals).
-* Peer tests (``slow``): run SCALE-Sim itself through its Python API on small layers covering os/ws/is, square and
-  non-square arrays (8x8, 16x4, 4x16, 32x32), partial folds, 1x1 / strided / non-square filters, the stride
-  rounding quirk, depthwise (DP) layers and a GEMM topology; compare per layer: compute cycles, SRAM ifmap and
-  filter reads exactly; SRAM ofmap writes exactly for ws/is and through SCALE-Sim's documented os relation.
+* Formula tests (fast, no peer): ``map_layer`` on SCALE-Sim topologies and configs copied into
+  tests/data/scalesim/ must give the "Total Cycles" SCALE-Sim printed in
+  ``shared/reference/scalesim/measured_runs.csv`` (values copied below as literals).
+* Peer tests (``slow``): run SCALE-Sim itself through its Python API on small layers covering os/ws/is, square
+  and non-square arrays (8x8, 16x4, 4x16, 32x32), partial folds, 1x1 / strided / non-square filters, the
+  stride rounding quirk, depthwise (DP) layers and a GEMM topology; compare per layer: compute cycles, SRAM
+  ifmap and filter reads exactly; SRAM ofmap writes exactly for ws/is and through SCALE-Sim's os relation.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def _map(layer, arch):
     return map_layer(layer, arch, weight_bits=8, act_bits=8)
 
 
-# ----------------------------------------------------------------------------------------------- formula tests
+# -------------------------------------------------------------------------------------------- formula tests
 
 # "total_cycles" per layer from /work/shared/reference/scalesim/measured_runs.csv (SCALE-Sim 3.0.0, CALC mode,
 # Python API; stall cycles were 0 in every row). Configs are configs_used/scale_<array>_<df>.cfg, copied to
@@ -44,7 +44,8 @@ MEASURED_VIT_S = {  # topologies/GEMM_mnk/vit_s.csv, layers L0..L4
     "scale_32x32_is.cfg": [24023, 17779, 40921, 136919, 160607],
     "scale_128x128_os.cfg": [2551, 6359],  # first two layers copied
 }
-MEASURED_RESNET18 = {  # topologies/conv_nets/Resnet18.csv, layers 0 (Conv1), 1 (Conv2_1a), 5, 7, 12, 19, 20 (FC)
+# topologies/conv_nets/Resnet18.csv, layers 0 (Conv1), 1 (Conv2_1a), 5, 7 (Conv3_s), 12, 19, 20 (FC)
+MEASURED_RESNET18 = {
     "scale_128x128_os.cfg": {0: 38094, 1: 19089, 5: 5809, 7: 2225, 12: 1527, 19: 19447, 20: 6127},
     "scale_128x128_ws.cfg": {0: 24963, 1: 16489, 5: 5829, 7: 1222, 19: 58607, 20: 12255},
     "scale_128x128_is.cfg": {19: 32183, 20: 5527},
@@ -63,7 +64,8 @@ def test_vit_s_l0_by_hand():
     # vit_s L0 = (M, N, K) = (196, 192, 384) on 32x32 os: Sr = M, Sc = N, T = K;
     # folds = ceil(196/32) * ceil(192/32) = 7 * 6 = 42; per fold T + R + C - 2 = 384 + 62 = 446;
     # SCALE-Sim Total Cycles = 42 * 446 - 1 = 18731 (measured_runs.csv row 2).
-    m = _map(read_topology_csv(DATA / "vit_s.csv").layers[0], arch_from_scalesim_cfg(DATA / "scale_32x32_os.cfg"))
+    arch = arch_from_scalesim_cfg(DATA / "scale_32x32_os.cfg")
+    m = _map(read_topology_csv(DATA / "vit_s.csv").layers[0], arch)
     assert (m.row_folds, m.col_folds, m.cycles_per_fold, m.compute_cycles) == (7, 6, 446, 18731)
 
 
@@ -75,21 +77,22 @@ def test_measured_resnet18_cycles(cfg):
     assert got == MEASURED_RESNET18[cfg]
 
 
-# ----------------------------------------------------------------------------------------------- peer harness
+# -------------------------------------------------------------------------------------------- peer harness
 
 SHAPES = [(8, 8), (16, 4), (4, 16)]
 DATAFLOWS = ["os", "ws", "is"]
 
 
 def _write_cfg(tmp: Path, rows: int, cols: int, df: str, base: str = "scale.cfg", **subs: str) -> Path:
-    """A copy of ``base`` (default scale.cfg: CALC mode, 64 KiB buffers) with another array and dataflow and any
-    ``Key=value`` replacements."""
+    """A copy of ``base`` (default scale.cfg: CALC mode, 64 KiB buffers) with another array and dataflow and
+    any ``Key=value`` replacements."""
     text = (DATA / base).read_text()
     pairs = {"ArrayHeight": rows, "ArrayWidth": cols, "Dataflow": df, "run_name": "run", **subs}
     for key, value in pairs.items():
         text, n = re.subn(rf"(?m)^{key}\s*[:=].*$", f"{key} = {value}", text)
         assert n == 1, key
-    p = tmp / f"{Path(base).stem}_{rows}x{cols}_{df}{'_' if subs else ''}{'_'.join(map(str, subs.values()))}.cfg"
+    tail = "".join(f"_{v}" for v in subs.values())
+    p = tmp / f"{Path(base).stem}_{rows}x{cols}_{df}{tail}.cfg"
     p.write_text(text)
     return p
 
@@ -101,12 +104,15 @@ def _read_report(path: Path) -> list[dict[str, str]]:
 
 
 def _run_scalesim(tmp: Path, cfg: Path, topo: Path, gemm: bool) -> list[dict[str, str]]:
-    """Run SCALE-Sim 3.0.0 (scalesim.md §2); one dict per reported layer, COMPUTE + DETAILED_ACCESS columns."""
+    """Run SCALE-Sim 3.0.0 (scalesim.md §2): one dict per reported layer, COMPUTE and DETAILED_ACCESS
+    columns."""
     from scalesim.scale_sim import scalesim
 
     out = tmp / f"out_{cfg.stem}_{topo.stem}"
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():  # it prints even when not verbose
-        warnings.simplefilter("ignore", DeprecationWarning)  # numpy: int() of a 1-element array, in its memory model
+    # it prints a banner even when not verbose, and numpy warns about int() of a 1-element array in its
+    # memory model (double_buffered_scratchpad_mem.py)
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
         s = scalesim(save_disk_space=True, verbose=False, config=str(cfg), topology=str(topo),
                      layout=str(DATA / "layout_test.csv"),  # required even when unused (scalesim.md §0)
                      input_type_gemm=gemm)
@@ -140,7 +146,7 @@ def peer_runs(tmp_path_factory):
     for rows, cols in SHAPES + [(32, 32)]:
         for df in DATAFLOWS:
             cfg = _write_cfg(tmp, rows, cols, df)
-            if (rows, cols) == (32, 32):  # one real, larger layer: ResNet-18 Conv5_s (SCALE-Sim's Resnet18.csv)
+            if (rows, cols) == (32, 32):  # one real, larger layer: Conv5_s of SCALE-Sim's Resnet18.csv
                 topo = tmp / "conv5_s.csv"
                 topo.write_text((DATA / "peer_conv.csv").read_text().splitlines()[0] + "\n"
                                 "Conv5_s,14,14,1,1,256,512,2,\n")
@@ -151,12 +157,13 @@ def peer_runs(tmp_path_factory):
     return runs
 
 
-PEER_CASES = [(r, c, df, stem) for r, c in SHAPES for df in DATAFLOWS for stem in ("peer_conv", "peer_gemm")] + \
-             [(32, 32, df, "conv5_s") for df in DATAFLOWS]
+PEER_CASES = [(r, c, df, stem) for r, c in SHAPES for df in DATAFLOWS for stem in ("peer_conv", "peer_gemm")]
+PEER_CASES += [(32, 32, df, "conv5_s") for df in DATAFLOWS]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("rows,cols,df,stem", PEER_CASES, ids=[f"{r}x{c}-{d}-{s}" for r, c, d, s in PEER_CASES])
+@pytest.mark.parametrize("rows,cols,df,stem", PEER_CASES,
+                         ids=[f"{r}x{c}-{d}-{s}" for r, c, d, s in PEER_CASES])
 def test_map_layer_matches_scalesim(peer_runs, rows, cols, df, stem):
     cfg, report = peer_runs[(rows, cols, df, stem)]
     arch = arch_from_scalesim_cfg(cfg)
@@ -199,9 +206,9 @@ def test_scalesim_1x1_conv_equals_gemm(peer_runs, rows, cols, df):
 @pytest.mark.slow
 @pytest.mark.parametrize("df", DATAFLOWS)
 def test_user_mode_stalls_add_to_compute_cycles(tmp_path, df):
-    """USER bandwidth mode (google.cfg shrunk to 8x8 with 1 KiB buffers, 10 words/cycle per read port): SCALE-Sim
-    stalls on DRAM, and its Total Cycles are then hwsim's (stall-free) compute cycles plus its Stall Cycles, layer
-    by layer. hwsim models those stalls in its event model, not in map_layer."""
+    """USER bandwidth mode (google.cfg shrunk to 8x8 with 1 KiB buffers, 10 words/cycle per read port):
+    SCALE-Sim stalls on DRAM, and its Total Cycles are then hwsim's (stall-free) compute cycles plus its Stall
+    Cycles, layer by layer. hwsim models those stalls in its event model, not in map_layer."""
     pytest.importorskip("scalesim.scale_sim")
     cfg = _write_cfg(tmp_path, 8, 8, df, base="google.cfg", IfmapSramSzkB="1", FilterSramSzkB="1",
                      OfmapSramSzkB="1")

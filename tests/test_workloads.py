@@ -1,4 +1,4 @@
-"""The shipped workload YAMLs: real layer shapes, checked against published MAC counts and an independent graph."""
+"""The shipped workload YAMLs: real layer shapes, checked against published MAC counts and an ONNX graph."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ WORKLOADS = ROOT / "workloads"
 #   torchvision's 0.30 "GFLOPS" (MACs) for MobileNet_V2_Weights.IMAGENET1K_V1.
 PUBLISHED_MACS = {"resnet18": 1.814e9, "resnet50": 4.09e9, "mobilenet_v2": 300e6}
 # (conv layers incl. depthwise, fc layers, fc K, fc N)
-STRUCTURE = {"resnet18": (20, 1, 512, 1000), "resnet50": (53, 1, 2048, 1000), "mobilenet_v2": (52, 1, 1280, 1000)}
+STRUCTURE = {"resnet18": (20, 1, 512, 1000), "resnet50": (53, 1, 2048, 1000),
+             "mobilenet_v2": (52, 1, 1280, 1000)}
 
 
 @pytest.fixture(scope="module", params=sorted(PUBLISHED_MACS))
