@@ -9,11 +9,11 @@ from typing import Any
 import pandas as pd
 
 from . import __version__
-from ._pipeline import LAYER_COLUMNS, SimResult
+from ._pipeline import SimResult, layer_columns
 from .errors import SpecError
 from .spec import Workload, load_workload_yaml
 
-__all__ = ["load_workload", "write_layers_csv", "summary_dict", "write_summary_json"]
+__all__ = ["load_workload", "write_layers_csv", "write_energy_csv", "summary_dict", "write_summary_json"]
 
 UNITS = {
     "*_cycles": "array clock cycles", "latency_us": "microseconds", "*_pj": "picojoules",
@@ -52,9 +52,18 @@ def load_workload(path: str | Path) -> Workload:
 
 
 def write_layers_csv(res: SimResult, path: str | Path) -> Path:
-    """One row per layer with the columns of ``LAYER_COLUMNS`` (units in the names, see ``UNITS``)."""
+    """One row per layer with the columns of :func:`hwsim._pipeline.layer_columns` (units in the names, see
+    ``UNITS``)."""
     p = Path(path)
-    pd.DataFrame(res.rows, columns=list(LAYER_COLUMNS)).to_csv(p, index=False)
+    pd.DataFrame(res.rows, columns=layer_columns(res.arch)).to_csv(p, index=False)
+    return p
+
+
+def write_energy_csv(res: SimResult, path: str | Path) -> Path:
+    """Every action of every layer: ``layer, component, operand, action, count, unit, pj_each, energy_pj``."""
+    p = Path(path)
+    pd.DataFrame(res.energy_records, columns=["layer", "component", "operand", "action", "count", "unit",
+                                              "pj_each", "energy_pj"]).to_csv(p, index=False)
     return p
 
 
@@ -72,8 +81,8 @@ def summary_dict(res: SimResult, *, arch_source: str = "", workload_source: str 
                          for name, (w, a, o) in res.bits.items()},
         "energy_per_action_pj": {
             "mult_8b": res.energies.mult_8b_pj, "add_acc": res.energies.add_acc_pj,
-            "requant": res.energies.requant_pj, "sram_read": res.energies.sram_read_pj,
-            "sram_write": res.energies.sram_write_pj, "dram_per_bit": res.energies.dram_pj_per_bit,
+            "requant": res.energies.requant_pj, "read_per_access": res.energies.read_pj,
+            "write_per_access": res.energies.write_pj, "dram_per_bit": res.energies.dram_pj_per_bit,
         },
         "energy_sources": res.energies.sources,
         "model_cpu_s": res.model_cpu_s,

@@ -11,33 +11,40 @@ Each stage is a plain function of the one before (``../shared/DESIGN.md``, "One 
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .energy import ENERGY_COMPONENTS, ActionEnergies, action_energies, layer_energy
+from .energy import ActionEnergies, EnergyRecord, action_energies, energy_components, layer_energy
 from .errors import SpecError
 from .mapping import LayerMapping, map_layer
 from .sim import LayerTiming, simulate_tiles, split_even
 from .spec import ArchSpec, Workload
 
-__all__ = ["SimResult", "resolve_bits", "simulate_workload", "LAYER_COLUMNS"]
+__all__ = ["SimResult", "resolve_bits", "simulate_workload", "layer_columns", "BASE_COLUMNS"]
 
-LAYER_COLUMNS = (
+BASE_COLUMNS = (
     "layer", "op", "m", "k", "n", "groups", "macs", "weight_bits", "act_bits", "out_bits", "dataflow",
-    "row_folds", "col_folds", "folds", "fill_cycles", "steady_cycles", "drain_cycles", "compute_cycles",
-    "stall_cycles", "total_cycles", "latency_us", "utilization", "mapping_efficiency",
-    "sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes", "sram_ofmap_reads",
-    "sram_ifmap_read_accesses", "sram_filter_read_accesses", "sram_ofmap_write_accesses",
-    "sram_ofmap_read_accesses", "dram_ifmap_read_bytes", "dram_filter_read_bytes", "dram_psum_read_bytes",
-    "dram_read_bytes", "dram_ofmap_write_bytes", "dram_psum_write_bytes", "dram_write_bytes", "energy_pj",
-    *(f"energy_{c}_pj" for c in ENERGY_COMPONENTS),
+    "row_folds", "col_folds", "folds", "m_tiles", "n_tiles", "fill_cycles", "steady_cycles", "drain_cycles",
+    "compute_cycles", "onchip_stall_cycles", "dram_stall_cycles", "stall_cycles", "total_cycles", "latency_us",
+    "utilization", "mapping_efficiency", "sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes",
+    "sram_ofmap_reads", "dram_ifmap_read_bytes", "dram_filter_read_bytes", "dram_read_bytes",
+    "dram_ofmap_write_bytes", "dram_write_bytes",
 )
+
+
+def layer_columns(arch: ArchSpec) -> list[str]:
+    """Columns of ``layers.csv`` for an arch: the base columns, bytes read from and written to each on-chip
+    level, the total energy and one ``energy_<component>_pj`` per component (mac, each level, requant)."""
+    levels = [lv.name for lv in arch.memory.hierarchy() if lv.kind != "dram"]
+    return [*BASE_COLUMNS, *(f"{lv}_{d}_bytes" for lv in levels for d in ("read", "write")), "energy_pj",
+            *(f"energy_{c}_pj" for c in energy_components(arch))]
 
 
 @dataclass
 class SimResult:
-    """What ``hwsim simulate`` computes: one row per layer (``LAYER_COLUMNS``) and the totals.
+    """What ``hwsim simulate`` computes: one row per layer (:func:`layer_columns`) and the totals.
 
     Units are in the column names or documented: cycles are array clock cycles, energies pJ, bytes bytes,
     SRAM reads/writes operand elements (``*_accesses``: accesses of the buffer's word), utilization a fraction.
@@ -47,6 +54,7 @@ class SimResult:
     workload: Workload
     bits: dict[str, tuple[int, int, int]]
     rows: list[dict[str, Any]]
+    energy_records: list[dict[str, Any]]
     energies: ActionEnergies
     model_cpu_s: float
     totals: dict[str, float] = field(default_factory=dict)
@@ -89,12 +97,25 @@ def resolve_bits(workload: Workload, *, bits: dict[str, tuple[int, int]] | None 
     return out
 
 
+def _onchip_cycles(m: LayerMapping, arch: ArchSpec) -> int:
+    """Cycles the layer's on-chip traffic needs at least: its bits over each shared level's bandwidth."""
+    need = 0.0
+    for lv in arch.memory.hierarchy():
+        if lv.kind == "dram" or lv.instances != "shared":
+            continue
+        r, w = sum(m.traffic.reads[lv.name].values()), sum(m.traffic.writes[lv.name].values())
+        need = max(need, r / lv.read_bw if r else 0.0, w / lv.write_bw if w else 0.0)
+    return math.ceil(need)
+
+
 def _timing(m: LayerMapping, arch: ArchSpec) -> LayerTiming:
     n = max(1, min(m.folds, arch.timing.max_tiles_per_layer))
+    dram = arch.memory.dram_level
+    onchip = _onchip_cycles(m, arch)
     return simulate_tiles(split_even(m.compute_cycles, n), split_even(m.dram_read_bytes, n),
-                          split_even(m.dram_write_bytes, n),
-                          bandwidth_bytes_per_cycle=arch.memory.dram.bandwidth,
-                          double_buffered=arch.memory.double_buffered)
+                          split_even(m.dram_write_bytes, n), bandwidth_bytes_per_cycle=dram.read_bw / 8,
+                          double_buffered=dram.double_buffered or arch.memory.double_buffered,
+                          onchip_cycles=split_even(onchip, n) if onchip else None)
 
 
 def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tuple[int, int]] | None = None,
@@ -110,38 +131,50 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
     t0 = time.process_time()
     resolved = resolve_bits(workload, bits=bits, weight_bits=weight_bits, act_bits=act_bits)
     ae = action_energies(arch)
+    comps = energy_components(arch)
+    onchip_levels = [lv.name for lv in arch.memory.hierarchy() if lv.kind != "dram"]
     R, C = arch.array.rows, arch.array.cols
     rows: list[dict[str, Any]] = []
+    records: list[dict[str, Any]] = []
     for layer in workload.layers:
         w, a, o = resolved[layer.name]
         m = map_layer(layer, arch, weight_bits=w, act_bits=a, out_bits=o, where=source)
         tm = _timing(m, arch)
-        e = layer_energy(m, arch, ae)
+        recs: list[EnergyRecord] = layer_energy(m, arch, ae)
+        by_comp = {c: 0.0 for c in comps}
+        for r in recs:
+            by_comp[r.component] += r.energy_pj
+            records.append({"layer": m.layer, "component": r.component, "operand": r.operand,
+                            "action": r.action, "count": r.count, "unit": r.unit, "pj_each": r.pj_each,
+                            "energy_pj": r.energy_pj})
         peak = R * C * m.precision.macs_per_pe_cycle / m.precision.cycles_per_step
+        tr = m.traffic
         row: dict[str, Any] = {
             "layer": m.layer, "op": m.op, "m": m.m, "k": m.k, "n": m.n, "groups": m.groups, "macs": m.macs,
             "weight_bits": w, "act_bits": a, "out_bits": o, "dataflow": m.dataflow,
-            "row_folds": m.row_folds, "col_folds": m.col_folds, "folds": m.folds,
-            "fill_cycles": m.fill_cycles, "steady_cycles": m.steady_cycles, "drain_cycles": m.drain_cycles,
-            "compute_cycles": tm.compute_cycles, "stall_cycles": tm.stall_cycles,
-            "total_cycles": tm.total_cycles, "latency_us": tm.total_cycles / arch.clock_mhz,
+            "row_folds": m.row_folds, "col_folds": m.col_folds, "folds": m.folds, "m_tiles": m.m_tiles,
+            "n_tiles": m.n_tiles, "fill_cycles": m.fill_cycles, "steady_cycles": m.steady_cycles,
+            "drain_cycles": m.drain_cycles, "compute_cycles": tm.compute_cycles,
+            "onchip_stall_cycles": tm.onchip_stall_cycles, "dram_stall_cycles": tm.dram_stall_cycles,
+            "stall_cycles": tm.stall_cycles, "total_cycles": tm.total_cycles,
+            "latency_us": tm.total_cycles / arch.clock_mhz,
             "utilization": m.macs / (tm.total_cycles * peak) if tm.total_cycles else 0.0,
             "mapping_efficiency": m.mapping_efficiency,
             "sram_ifmap_reads": m.sram_ifmap_reads, "sram_filter_reads": m.sram_filter_reads,
             "sram_ofmap_writes": m.sram_ofmap_writes, "sram_ofmap_reads": m.sram_ofmap_reads,
-            "sram_ifmap_read_accesses": m.sram_ifmap_read_accesses,
-            "sram_filter_read_accesses": m.sram_filter_read_accesses,
-            "sram_ofmap_write_accesses": m.sram_ofmap_write_accesses,
-            "sram_ofmap_read_accesses": m.sram_ofmap_read_accesses,
-            "dram_ifmap_read_bytes": m.dram_ifmap_read_bytes, "dram_filter_read_bytes": m.dram_filter_read_bytes,
-            "dram_psum_read_bytes": m.dram_psum_read_bytes, "dram_read_bytes": m.dram_read_bytes,
-            "dram_ofmap_write_bytes": m.dram_ofmap_write_bytes, "dram_psum_write_bytes": m.dram_psum_write_bytes,
-            "dram_write_bytes": m.dram_write_bytes, "energy_pj": sum(e.values()),
+            "dram_ifmap_read_bytes": tr.dram_read_bytes("ifmap"), "dram_filter_read_bytes": tr.dram_read_bytes("filter"),
+            "dram_read_bytes": m.dram_read_bytes, "dram_ofmap_write_bytes": tr.dram_write_bytes("ofmap"),
+            "dram_write_bytes": m.dram_write_bytes,
         }
-        row.update({f"energy_{c}_pj": e[c] for c in ENERGY_COMPONENTS})
+        for lv in onchip_levels:
+            row[f"{lv}_read_bytes"] = -(-sum(tr.reads[lv].values()) // 8)
+            row[f"{lv}_write_bytes"] = -(-sum(tr.writes[lv].values()) // 8)
+        row["energy_pj"] = sum(by_comp.values())
+        row.update({f"energy_{c}_pj": by_comp[c] for c in comps})
         rows.append(row)
     cpu = time.process_time() - t0
-    res = SimResult(arch=arch, workload=workload, bits=resolved, rows=rows, energies=ae, model_cpu_s=cpu)
+    res = SimResult(arch=arch, workload=workload, bits=resolved, rows=rows, energy_records=records, energies=ae,
+                    model_cpu_s=cpu)
     res.totals = _totals(res)
     return res
 
@@ -150,8 +183,8 @@ def _totals(res: SimResult) -> dict[str, float]:
     rows = res.rows
     s = {k: sum(r[k] for r in rows) for k in (
         "macs", "compute_cycles", "stall_cycles", "total_cycles", "dram_read_bytes", "dram_write_bytes",
-        "sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes", "energy_pj",
-        *(f"energy_{c}_pj" for c in ENERGY_COMPONENTS))}
+        "sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes", "onchip_stall_cycles", "dram_stall_cycles",
+        "energy_pj", *(f"energy_{c}_pj" for c in energy_components(res.arch)))}
     arch = res.arch
     s["latency_us"] = s["total_cycles"] / arch.clock_mhz
     s["utilization"] = (sum(r["utilization"] * r["total_cycles"] for r in rows) / s["total_cycles"]

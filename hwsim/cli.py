@@ -26,7 +26,7 @@ def _bits_arg(v: str) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from ._io import load_workload, write_layers_csv, write_summary_json
+    from ._io import load_workload, write_energy_csv, write_layers_csv, write_summary_json
     from ._pipeline import simulate_workload
     from .report import simulate_report
     from .spec import load_arch
@@ -43,6 +43,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_layers_csv(res, out / "layers.csv")
+    write_energy_csv(res, out / "energy.csv")
     write_summary_json(res, out / "summary.json", arch_source=str(args.arch), workload_source=str(args.workload))
     simulate_report(res, out / "report.html")
     t = res.totals

@@ -63,9 +63,16 @@ def test_groups_multiply_folds_and_accesses():
 
 def test_packing_counts_accesses_of_the_word():
     # 120 ifmap reads of 8-bit operands in 64-bit words: 120/8 = 15 accesses; 4-bit: 120/16 = 7.5 -> 8
-    m8 = map_layer(G, make_arch(**{"array.dataflow": "os"}), weight_bits=8, act_bits=8)
-    m4 = map_layer(G, make_arch(**{"array.dataflow": "os"}), weight_bits=8, act_bits=4)
-    assert (m8.sram_ifmap_read_accesses, m4.sram_ifmap_read_accesses) == (15, 8)
+    from hwsim.energy import action_energies, layer_energy
+
+    def ifmap_read_accesses(act_bits):
+        arch = make_arch(**{"array.dataflow": "os"})
+        m = map_layer(G, arch, weight_bits=8, act_bits=act_bits)
+        assert m.traffic.reads["ifmap_sram"]["ifmap"] == 120 * act_bits
+        recs = layer_energy(m, arch, action_energies(arch))
+        return next(r.count for r in recs if (r.component, r.operand, r.action) == ("ifmap_sram", "ifmap", "read"))
+
+    assert (ifmap_read_accesses(8), ifmap_read_accesses(4)) == (15, 8)
 
 
 def test_bit_fusion_fuses_macs_along_k():

@@ -23,13 +23,14 @@ def test_ws_tiles_m_to_keep_partial_sums_on_chip():
     g = Gemm(name="g", op="gemm", m=64, k=64, n=64)
     arch = make_arch(**{"memory.ofmap_sram.size_kib": 1})
     m = map_layer(g, arch, weight_bits=8, act_bits=8)
-    assert (m.m_tiles, m.dram_ifmap_read_bytes, m.dram_filter_read_bytes, m.dram_write_bytes) == (2, 4096, 4096,
-                                                                                                 4096)
+    t = m.traffic
+    assert (m.m_tiles, t.dram_read_bytes("ifmap"), t.dram_read_bytes("filter"), m.dram_write_bytes) == (2, 4096,
+                                                                                                      4096, 4096)
     small = map_layer(g, arch.replace(**{"memory.filter_sram.size_kib": 2}), weight_bits=8, act_bits=8)
-    assert small.dram_filter_read_bytes == 8192
+    assert small.traffic.dram_read_bytes("filter") == 8192
     # 4-bit weights: 2048 bytes fit the 1 KiB half? no (2048 > 1024) -> 2 M tiles x 2048
     assert map_layer(g, arch.replace(**{"memory.filter_sram.size_kib": 2}), weight_bits=4,
-                     act_bits=8).dram_filter_read_bytes == 4096
+                     act_bits=8).traffic.dram_read_bytes("filter") == 4096
 
 
 def test_ofmap_buffer_too_small_is_infeasible_with_sizes():
@@ -37,7 +38,7 @@ def test_ofmap_buffer_too_small_is_infeasible_with_sizes():
     # one row of partial sums across 4 columns at 32 bits = 16 bytes; a 0.01 KiB buffer's half is 5.12 bytes
     with pytest.raises(InfeasibleError, match=r"memory\.ofmap_sram\.size_kib: expected room for one row of "
                                               r"partial sums across the array: 4 x 32 bits = 16 bytes per buffer "
-                                              r"half, found '0\.01 KiB' \(layer g\)$"):
+                                              r"half, found 5\.12 bytes \(layer g\)$"):
         map_layer(g, make_arch(**{"memory.ofmap_sram.size_kib": 0.01}), weight_bits=8, act_bits=8)
 
 
@@ -64,7 +65,7 @@ def _random_arch(rng):
 
 
 def _bytes(m):
-    return (m.dram_ifmap_read_bytes, m.dram_filter_read_bytes, m.dram_write_bytes)
+    return (m.traffic.dram_read_bytes("ifmap"), m.traffic.dram_read_bytes("filter"), m.dram_write_bytes)
 
 
 def test_properties_over_random_layers_and_archs():
@@ -91,7 +92,8 @@ def test_properties_over_random_layers_and_archs():
         assert sum(_bytes(h)) <= sum(_bytes(m))
         # halving only the weights never increases the filter traffic when the tiling is fixed by the psums (os)
         if arch.array.dataflow == "os":
-            assert map_layer(layer, arch, weight_bits=4, act_bits=8).dram_filter_read_bytes <= m.dram_filter_read_bytes
+            assert (map_layer(layer, arch, weight_bits=4, act_bits=8).traffic.dram_read_bytes("filter")
+                    <= m.traffic.dram_read_bytes("filter"))
         # more bandwidth never gives more cycles; unbounded bandwidth gives no stall
         n = min(m.folds, 64)
         args = (split_even(m.compute_cycles, n), split_even(m.dram_read_bytes, n), split_even(m.dram_write_bytes, n))

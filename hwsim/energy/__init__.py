@@ -1,7 +1,7 @@
 """Per-action energy: technology tables (``hwsim/tech/``) and action counts x energy per action."""
 
-from ._model import ENERGY_COMPONENTS, ActionEnergies, action_energies, layer_energy
+from ._model import ActionEnergies, EnergyRecord, action_energies, energy_components, layer_energy
 from ._tech import TechTable, available_tech, load_tech
 
-__all__ = ["ENERGY_COMPONENTS", "ActionEnergies", "action_energies", "layer_energy", "TechTable",
-           "available_tech", "load_tech"]
+__all__ = ["ActionEnergies", "EnergyRecord", "action_energies", "energy_components", "layer_energy",
+           "TechTable", "available_tech", "load_tech"]

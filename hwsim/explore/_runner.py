@@ -22,7 +22,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from .._pipeline import simulate_workload
-from ..energy import ENERGY_COMPONENTS
+from ..energy import energy_components
 from ..errors import InfeasibleError, SpecError
 from ._pareto import pareto_mask
 from ._quality import QUALITY_MODELS
@@ -38,7 +38,7 @@ def point_columns(rs: ResolvedSweep) -> list[str]:
     return (["index", "point_id", "policy", *rs.spec.axes.keys(), *(f"w_{n}" for n in names),
              *(f"a_{n}" for n in names), "status", "error", metric, "quality_detail", "macs", "weight_bytes",
              "compute_cycles", "stall_cycles", "total_cycles", "latency_us", "utilization", "dram_bytes",
-             "energy_pj", *(f"energy_{c}_pj" for c in ENERGY_COMPONENTS), "pareto"])
+             "energy_pj", *(f"energy_{c}_pj" for c in energy_components(rs.arch)), "pareto"])
 
 
 def evaluate_hardware(rs: ResolvedSweep, pt: DesignPoint) -> dict[str, Any]:
@@ -62,7 +62,7 @@ def evaluate_hardware(rs: ResolvedSweep, pt: DesignPoint) -> dict[str, Any]:
                compute_cycles=int(t["compute_cycles"]), stall_cycles=int(t["stall_cycles"]),
                total_cycles=int(t["total_cycles"]), latency_us=t["latency_us"], utilization=t["utilization"],
                dram_bytes=int(t["dram_read_bytes"] + t["dram_write_bytes"]), energy_pj=t["energy_pj"],
-               **{f"energy_{c}_pj": t[f"energy_{c}_pj"] for c in ENERGY_COMPONENTS})
+               **{f"energy_{c}_pj": t[f"energy_{c}_pj"] for c in energy_components(arch)})
     return row
 
 

@@ -32,19 +32,13 @@ from dataclasses import dataclass
 
 from ..spec import ArchSpec, Conv2d, Gemm
 from ._precision import PrecisionFactors, precision_factors
-from ._traffic import dram_traffic
+from ._traffic import Traffic, hierarchy_traffic
 
 __all__ = ["LayerMapping", "map_layer"]
 
 
 def _cdiv(a: int, b: int) -> int:
     return -(-a // b)
-
-
-def _words(elements: int, bits: int, word_bits: int) -> int:
-    """SRAM accesses of ``word_bits`` needed for ``elements`` packed operands of ``bits`` each."""
-    per_word = max(word_bits // bits, 1)
-    return _cdiv(elements, per_word) * (_cdiv(bits, word_bits) if bits > word_bits else 1)
 
 
 @dataclass(frozen=True)
@@ -86,26 +80,20 @@ class LayerMapping:
     sram_filter_reads: int
     sram_ofmap_writes: int
     sram_ofmap_reads: int
-    sram_ifmap_read_accesses: int
-    sram_filter_read_accesses: int
-    sram_ofmap_write_accesses: int
-    sram_ofmap_read_accesses: int
-    dram_ifmap_read_bytes: int
-    dram_filter_read_bytes: int
-    dram_psum_read_bytes: int
-    dram_ofmap_write_bytes: int
-    dram_psum_write_bytes: int
+    traffic: Traffic
     outputs: int
     m_tiles: int = 1
     n_tiles: int = 1
 
     @property
     def dram_read_bytes(self) -> int:
-        return self.dram_ifmap_read_bytes + self.dram_filter_read_bytes + self.dram_psum_read_bytes
+        """Bytes read from DRAM (all operands)."""
+        return self.traffic.dram_read_bytes()
 
     @property
     def dram_write_bytes(self) -> int:
-        return self.dram_ofmap_write_bytes + self.dram_psum_write_bytes
+        """Bytes written to DRAM (outputs, and partial sums of an ofmap with no on-chip buffer)."""
+        return self.traffic.dram_write_bytes()
 
 
 def _ifmap_elements(layer: Conv2d | Gemm) -> int:
@@ -163,15 +151,10 @@ def map_layer(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int, act_bit
     k_folds = rf if df in ("ws", "is") else 1
     ofr = M * N * (k_folds - 1)
     ifm, fil, ofw, ofr = (v * g.groups for v in (ifm, fil, ofw, ofr))
-    mem = arch.memory
-    acc_bits = arch.pe.acc_bits
-    # partial sums travel at acc_bits, final outputs at out_bits
     final_writes = M * N * g.groups
-    psum_writes = ofw - final_writes
-    ofw_acc = (_words(final_writes, out_bits, mem.ofmap_sram.word_bits)
-               + _words(psum_writes, acc_bits, mem.ofmap_sram.word_bits))
-
-    tr = dram_traffic(layer, arch, weight_bits=weight_bits, act_bits=act_bits, out_bits=out_bits, where=where)
+    tr = hierarchy_traffic(layer, arch, weight_bits=weight_bits, act_bits=act_bits, out_bits=out_bits,
+                           demand={"ifmap_reads": ifm, "filter_reads": fil, "ofmap_writes": ofw, "ofmap_reads": ofr},
+                           macs=g.macs, where=where)
 
     return LayerMapping(
         layer=layer.name, op=layer.op, m=M, k=K, n=N, groups=g.groups, macs=g.macs,
@@ -180,13 +163,7 @@ def map_layer(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int, act_bit
         fill_cycles=folds * fill, steady_cycles=folds * steady, drain_cycles=folds * drain,
         compute_cycles=compute, mapping_efficiency=mapping_eff, precision=pf,
         sram_ifmap_reads=ifm, sram_filter_reads=fil, sram_ofmap_writes=ofw, sram_ofmap_reads=ofr,
-        sram_ifmap_read_accesses=_words(ifm, act_bits, mem.ifmap_sram.word_bits),
-        sram_filter_read_accesses=_words(fil, weight_bits, mem.filter_sram.word_bits),
-        sram_ofmap_write_accesses=ofw_acc,
-        sram_ofmap_read_accesses=_words(ofr, acc_bits, mem.ofmap_sram.word_bits),
-        dram_ifmap_read_bytes=tr.ifmap_read_bytes, dram_filter_read_bytes=tr.filter_read_bytes,
-        dram_psum_read_bytes=tr.psum_read_bytes, dram_ofmap_write_bytes=tr.ofmap_write_bytes,
-        dram_psum_write_bytes=tr.psum_write_bytes, m_tiles=tr.m_tiles, n_tiles=tr.n_tiles,
+        traffic=tr, m_tiles=tr.m_tiles, n_tiles=tr.n_tiles,
         outputs=final_writes,
     )
 

@@ -1,34 +1,45 @@
-"""DRAM traffic of one layer: which tiles each SRAM buffer holds and how often each operand crosses DRAM.
+"""Traffic through the memory hierarchy: which tiles each level holds and how often each operand crosses it.
 
-First-cut tiling (assumptions stated; the timing issue deepens it). Each operand moves at its own packed
-bit-width; a buffer's working half holds one tile when double buffered (SCALE-Sim's active fraction 0.5),
-all of it otherwise. Per group of the layer, with R x C the array and M, K, N the GEMM view:
+Each operand (ifmap, filter, ofmap) has a chain of shared on-chip buffers that hold it (``memory.levels`` or
+the per-operand shorthand), innermost first, then DRAM; per-PE register files (``kind: rf``) sit inside the
+array. Operands move at their own packed bit-width. A level's share of its capacity for an operand is
+``size * share`` (halved when double buffered: one half computes while the other loads).
 
-* **ws** (loop: M tile -> column fold -> row fold). Partial sums of an ``Mt x min(N, C)`` output tile stay in
-  the ofmap buffer, so none spill to DRAM. The ifmap rows of an M tile are read once if they fit the ifmap
-  buffer, else once per column fold; the filter is read once if it fits the filter buffer, else once per M
-  tile. ``Mt`` minimizes the DRAM bytes among the tiles whose partial sums fit (the optimum is the largest
-  tile on either side of the ifmap-fits threshold, so both are tried); a larger buffer therefore never
-  increases traffic.
-* **os** (loop: row fold of M -> column fold of N; partial sums stay in the PEs). The ifmap slice of a row fold
-  (``min(M, R) x K``) is read once if it fits, else once per column fold; the filter is read once if it fits,
-  else once per row fold.
-* **is** (loop: N tile -> column fold of M -> row fold of K). Partial sums of a ``min(M, C) x Nt`` tile stay in
-  the ofmap buffer; the filter is read once if it fits, else once per column fold; the ifmap once if a column
-  fold's slice (``K x min(M, C)``) fits, else once per N tile.
+**Array edge.** The innermost buffer of an operand serves the array's demand (SCALE-Sim's SRAM reads and
+writes, :mod:`hwsim.mapping._plan`); an operand with no on-chip buffer is read from (written to) DRAM at that
+demand, with no reuse.
 
-Outputs are written once at the output bit-width. The ifmap of an M tile is taken as its share of the raw
-ifmap (the halo of overlapping conv windows is not counted).
+**Refetch.** A buffer is filled from its parent with the operand's unique data times a refetch factor set by
+the loop nest of the dataflow (R x C the array; M, K, N the GEMM view, per group):
+
+* ws (M tile -> column fold -> row fold): partial sums of an ``Mt x min(N, C)`` tile stay in the innermost
+  ofmap buffer. ifmap: once if the rows of an M tile (``Mt x K``) or the whole raw ifmap fit, else once per
+  column fold. filter: once if it fits, else once per M tile. ``Mt`` minimizes DRAM bytes among the tiles
+  whose partial sums fit: the optimum is the largest tile on either side of each level's ifmap-fits threshold,
+  so those are tried (a larger buffer therefore never increases DRAM traffic).
+* os (row fold of M -> column fold of N; partial sums stay in the PEs): ifmap once if a row fold's slice
+  (``min(M, R) x K``) or the raw ifmap fits, else once per column fold; filter once if it fits, else once per
+  row fold.
+* is (N tile -> column fold of M -> row fold of K): partial sums of a ``min(M, C) x Nt`` tile stay in the
+  innermost ofmap buffer (``Nt`` the largest that fits); filter once if it fits, else once per column fold;
+  ifmap once if a column fold's slice (``K x min(M, C)``) or the raw ifmap fits, else once per N tile.
+
+Outputs go up the ofmap chain once, at the output bit-width. The ifmap of an M tile is counted as its rows of
+the GEMM view (an upper bound on its raw footprint; the halo of overlapping windows is not modelled).
+
+**Register files** (Eyeriss's accounting, Chen et al., ISCA 2016): every MAC reads each operand held in a PE
+register file once; the stationary operand (ws: filter, is: ifmap) is written once per element loaded, a
+streaming operand once per MAC as it passes; an output-stationary accumulator (os) is read and written per MAC.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ..errors import InfeasibleError
-from ..spec import ArchSpec, Conv2d, Gemm, SramConfig
+from ..errors import Found, InfeasibleError
+from ..spec import OPERANDS, ArchSpec, Conv2d, Gemm, MemoryLevel
 
-__all__ = ["Traffic", "dram_traffic"]
+__all__ = ["Traffic", "hierarchy_traffic"]
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -37,89 +48,159 @@ def _cdiv(a: int, b: int) -> int:
 
 @dataclass(frozen=True)
 class Traffic:
-    """DRAM bytes of one layer by operand and direction, and the tiling that gives them."""
+    """Bits read from and written to every level, by operand: ``reads[level][operand]`` and ``writes``.
 
-    ifmap_read_bytes: int
-    filter_read_bytes: int
-    psum_read_bytes: int
-    ofmap_write_bytes: int
-    psum_write_bytes: int
-    m_tiles: int
-    n_tiles: int
+    DRAM reads are the fills of each operand's outermost buffer; DRAM writes the outputs (and any partial
+    sums of an ofmap with no on-chip buffer).
+    """
+
+    reads: dict[str, dict[str, int]]
+    writes: dict[str, dict[str, int]]
+    m_tiles: int = 1
+    n_tiles: int = 1
+    notes: tuple[str, ...] = field(default=())
+
+    def dram_read_bytes(self, operand: str | None = None) -> int:
+        r = self.reads["dram"]
+        return _cdiv(r[operand] if operand else sum(r.values()), 8)
+
+    def dram_write_bytes(self, operand: str | None = None) -> int:
+        w = self.writes["dram"]
+        return _cdiv(w[operand] if operand else sum(w.values()), 8)
 
 
-def _capacity_bits(s: SramConfig, double_buffered: bool) -> float:
-    return s.size_kib * 1024 * 8 * (0.5 if double_buffered else 1.0)
+def _size_key(arch: ArchSpec, lv: MemoryLevel) -> str:
+    if arch.memory.levels is None:
+        return f"memory.{lv.name}.size_kib"
+    i = [x.name for x in arch.memory.levels].index(lv.name)
+    return f"memory.levels[{i}].{'size_kib' if lv.size_kib is not None else 'size_bytes'}"
 
 
-def dram_traffic(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int, act_bits: int, out_bits: int,
-                 where: str = "<arch>") -> Traffic:
-    """DRAM traffic of ``layer`` on ``arch`` (see the module docstring for the tiling).
+def hierarchy_traffic(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int, act_bits: int, out_bits: int,
+                      demand: dict[str, int], macs: int, where: str = "<arch>") -> Traffic:
+    """Traffic of ``layer`` through every level of ``arch``'s hierarchy.
+
+    Parameters
+    ----------
+    demand : dict
+        The array's demand on the innermost buffers, operand elements: ``ifmap_reads``, ``filter_reads``,
+        ``ofmap_writes`` (partial sums at ``acc_bits`` except the final outputs), ``ofmap_reads`` (partial sums).
+    macs : int
+        The layer's MACs (register-file accesses).
 
     Raises
     ------
     InfeasibleError
-        The ofmap buffer cannot hold one row of partial sums across the array (ws, is), with the sizes.
+        The innermost ofmap buffer cannot hold one row of partial sums across the array, or a per-PE register
+        file is smaller than one operand; the message gives required and available sizes.
     """
     g = layer.gemm
     M, K, N, G = g.m, g.k, g.n, g.groups
     R, C = arch.array.rows, arch.array.cols
-    mem = arch.memory
-    db = mem.double_buffered
     acc = arch.pe.acc_bits
-    cap_i, cap_f, cap_o = (_capacity_bits(s, db) for s in (mem.ifmap_sram, mem.filter_sram, mem.ofmap_sram))
     df = arch.array.dataflow
-    rf_k = _cdiv(K, R)
+    levels = arch.memory.hierarchy()
+    bits = {"ifmap": act_bits, "filter": weight_bits, "ofmap": out_bits}
+    chains: dict[str, list[MemoryLevel]] = {
+        op: [lv for lv in levels if lv.kind != "dram" and lv.instances == "shared" and op in lv.operands]
+        for op in OPERANDS}
+    rfs = [lv for lv in levels if lv.instances == "per_pe"]
+    reads = {lv.name: {op: 0 for op in OPERANDS} for lv in levels}
+    writes = {lv.name: {op: 0 for op in OPERANDS} for lv in levels}
 
     if isinstance(layer, Conv2d):
-        ifmap_elems = layer.batch * (layer.in_channels // G) * layer.in_h * layer.in_w  # per group
+        raw_ifmap = layer.batch * (layer.in_channels // G) * layer.in_h * layer.in_w  # per group, elements
     else:
-        ifmap_elems = M * K
-    ifmap_bytes = _cdiv(ifmap_elems * act_bits, 8)
-    filter_bytes = _cdiv(K * N * weight_bits, 8)
-    filter_fits = K * N * weight_bits <= cap_f
-    m_tiles = n_tiles = 1
+        raw_ifmap = M * K
+    cf, rf_k = _cdiv(N, C), _cdiv(K, R)
+    U = {"ifmap": raw_ifmap * act_bits, "filter": K * N * weight_bits}  # unique bits per group
 
-    if df == "ws":
-        cols = min(N, C)
-        mt = int(cap_o // (cols * acc)) if rf_k > 1 else M
-        if mt < 1:
-            raise InfeasibleError(where, "memory.ofmap_sram.size_kib",
+    def cap(lv: MemoryLevel, op: str) -> float:
+        return lv.capacity_bits(op)
+
+    # partial-sum tile from the innermost ofmap buffer
+    o_in = chains["ofmap"][0] if chains["ofmap"] else None
+    mt = M
+    nt = N
+    if df in ("ws", "is") and rf_k > 1 and o_in is not None:
+        cols = min(N, C) if df == "ws" else min(M, C)
+        fit = int(cap(o_in, "ofmap") // (cols * acc))
+        if fit < 1:
+            raise InfeasibleError(where, _size_key(arch, o_in),
                                   f"room for one row of partial sums across the array: {cols} x {acc} bits = "
-                                  f"{cols * acc / 8:.0f} bytes per buffer half",
-                                  f"{mem.ofmap_sram.size_kib} KiB", detail=f"layer {layer.name}")
-        mt_max = min(mt, M)
-        cf = _cdiv(N, C)
+                                  f"{cols * acc / 8:g} bytes per buffer half",
+                                  Found(f"{cap(o_in, 'ofmap') / 8:g} bytes"), detail=f"layer {layer.name}")
+        if df == "ws":
+            mt = min(fit, M)
+        else:
+            nt = min(fit, N)
+    n_tiles = _cdiv(N, nt)
 
-        def cost(mt: int) -> tuple[int, int, int]:
-            ifm = ifmap_bytes * (1 if mt * K * act_bits <= cap_i else cf)
-            fil = filter_bytes * (1 if filter_fits else _cdiv(M, mt))
-            return ifm + fil, ifm, fil
+    def refetch(op: str, lv: MemoryLevel, mt_: int) -> int:
+        c = cap(lv, op)
+        if df == "ws":
+            if op == "ifmap":
+                return 1 if (mt_ * K * act_bits <= c or U["ifmap"] <= c) else cf
+            return 1 if U["filter"] <= c else _cdiv(M, mt_)
+        if df == "os":
+            if op == "ifmap":
+                return 1 if (min(M, R) * K * act_bits <= c or U["ifmap"] <= c) else cf
+            return 1 if U["filter"] <= c else _cdiv(M, R)
+        if op == "ifmap":  # is
+            return 1 if (K * min(M, C) * act_bits <= c or U["ifmap"] <= c) else n_tiles
+        return 1 if U["filter"] <= c else _cdiv(M, C)
 
-        # the best M tile is the largest one either way of the ifmap-fits threshold: try both
-        mt_fit = min(mt_max, int(cap_i // (K * act_bits)))
-        cands = [mt_max] + ([mt_fit] if mt_fit >= 1 else [])
-        mt = min(cands, key=lambda v: (cost(v)[0], -v))
-        _, ifmap_read, filter_read = cost(mt)
-        m_tiles = _cdiv(M, mt)
-    elif df == "os":
-        ifmap_fits = min(M, R) * K * act_bits <= cap_i
-        ifmap_read = ifmap_bytes * (1 if ifmap_fits else _cdiv(N, C))
-        filter_read = filter_bytes * (1 if filter_fits else _cdiv(M, R))
-    else:  # is
-        cols = min(M, C)
-        nt = int(cap_o // (cols * acc)) if rf_k > 1 else N
-        if nt < 1:
-            raise InfeasibleError(where, "memory.ofmap_sram.size_kib",
-                                  f"room for one row of partial sums across the array: {cols} x {acc} bits = "
-                                  f"{cols * acc / 8:.0f} bytes per buffer half",
-                                  f"{mem.ofmap_sram.size_kib} KiB", detail=f"layer {layer.name}")
-        nt = min(nt, N)
-        n_tiles = _cdiv(N, nt)
-        ifmap_fits = K * cols * act_bits <= cap_i
-        ifmap_read = ifmap_bytes * (1 if ifmap_fits else n_tiles)
-        filter_read = filter_bytes * (1 if filter_fits else _cdiv(M, C))
+    def dram_bits(mt_: int) -> int:
+        tot = 0
+        for op in ("ifmap", "filter"):
+            ch = chains[op]
+            tot += U[op] * G * refetch(op, ch[-1], mt_) if ch else demand[f"{op}_reads"] * bits[op]
+        return tot
 
-    ofmap_write = _cdiv(M * N * out_bits, 8)
-    return Traffic(ifmap_read_bytes=ifmap_read * G, filter_read_bytes=filter_read * G, psum_read_bytes=0,
-                   ofmap_write_bytes=ofmap_write * G, psum_write_bytes=0, m_tiles=m_tiles, n_tiles=n_tiles)
+    if df == "ws" and rf_k > 1:
+        cands = {mt}
+        for lv in chains["ifmap"]:
+            t = min(mt, int(cap(lv, "ifmap") // max(K * act_bits, 1)))
+            if t >= 1:
+                cands.add(t)
+        mt = min(cands, key=lambda v: (dram_bits(v), -v))
+    m_tiles = _cdiv(M, mt)
+
+    # ifmap and filter: array demand on the innermost buffer, fills down the chain
+    for op in ("ifmap", "filter"):
+        ch = chains[op]
+        dem = demand[f"{op}_reads"] * bits[op]
+        if not ch:
+            reads["dram"][op] += dem
+            continue
+        reads[ch[0].name][op] += dem
+        for i, lv in enumerate(ch):
+            fill = U[op] * refetch(op, lv, mt) * G
+            writes[lv.name][op] += fill
+            parent = ch[i + 1].name if i + 1 < len(ch) else "dram"
+            reads[parent][op] += fill
+    # ofmap: partial sums at acc_bits and final outputs at out_bits into the innermost buffer, outputs up
+    final = M * N * G
+    psum_w = demand["ofmap_writes"] - final
+    first = o_in.name if o_in is not None else "dram"
+    writes[first]["ofmap"] += final * out_bits + psum_w * acc
+    reads[first]["ofmap"] += demand["ofmap_reads"] * acc
+    ch = chains["ofmap"]
+    for i, lv in enumerate(ch):
+        reads[lv.name]["ofmap"] += final * out_bits
+        parent = ch[i + 1].name if i + 1 < len(ch) else "dram"
+        writes[parent]["ofmap"] += final * out_bits
+    # per-PE register files
+    stationary = {"ws": "filter", "is": "ifmap", "os": "ofmap"}[df]
+    for lv in rfs:
+        for op in lv.operands:
+            b = acc if op == "ofmap" else bits[op]
+            if lv.size_bits * (lv.share or {}).get(op, 1 / len(lv.operands)) < b:
+                raise InfeasibleError(where, _size_key(arch, lv), f"room for one {b}-bit {op} operand per PE",
+                                      Found(f"{lv.size_bits:g} bits"), detail=f"layer {layer.name}")
+            reads[lv.name][op] += macs * b
+            if op == stationary and op != "ofmap":
+                writes[lv.name][op] += demand[f"{op}_reads"] * b
+            else:
+                writes[lv.name][op] += macs * b
+    return Traffic(reads=reads, writes=writes, m_tiles=m_tiles, n_tiles=n_tiles)

@@ -7,7 +7,6 @@ from pathlib import Path
 import plotly.graph_objects as go
 
 from .._pipeline import SimResult
-from ..energy import ENERGY_COMPONENTS
 from ._html import table_html, write_page
 
 __all__ = ["simulate_report", "cycles_figure", "energy_figure"]
@@ -31,7 +30,8 @@ def energy_figure(rows: list[dict], title: str = "Energy per layer by component"
     """Stacked bars per layer of energy by component, pJ."""
     names = [r["layer"] for r in rows]
     fig = go.Figure()
-    for c in ENERGY_COMPONENTS:
+    comps = [k[len("energy_"):-len("_pj")] for k in rows[0] if k.startswith("energy_") and k != "energy_pj"]
+    for c in comps:
         fig.add_bar(name=c, x=names, y=[r[f"energy_{c}_pj"] for r in rows])
     fig.update_layout(barmode="stack", title=title, xaxis_title="layer", yaxis_title="energy (pJ)", height=420)
     return fig
@@ -49,7 +49,7 @@ def _util_figure(rows: list[dict]) -> go.Figure:
 
 def _roofline(res: SimResult) -> go.Figure:
     arch = res.arch
-    bw = arch.memory.dram.bandwidth
+    bw = arch.memory.dram_level.read_bw / 8
     peak = arch.array.rows * arch.array.cols  # MACs/cycle at 1 MAC per PE per cycle
     xs, ys, names = [], [], []
     for r in res.rows:
@@ -87,7 +87,8 @@ def simulate_report(res: SimResult, path: str | Path) -> Path:
             "stall_cycles", "total_cycles", "utilization", "dram_read_bytes", "dram_write_bytes", "energy_pj"]
     intro = (f"{arch.name}: {arch.array.rows}x{arch.array.cols} {arch.array.dataflow.upper()} array at "
              f"{arch.clock_mhz:g} MHz, PE {arch.pe.operand_bits}-bit {arch.pe.precision_mode}, "
-             f"DRAM {arch.memory.dram.bandwidth_bytes_per_cycle} bytes/cycle. Cycles are array clock cycles; "
+             f"DRAM {arch.memory.dram_level.bandwidth_bytes_per_cycle} bytes/cycle, memory levels "
+             f"{[lv.name for lv in arch.memory.hierarchy()]}. Cycles are array clock cycles; "
              f"energy in pJ from technology table {res.energies.technology}.")
     return write_page(path, f"hwsim simulate: {res.workload.name} on {arch.name}", [
         ("Summary", table_html(summary)),

@@ -13,7 +13,9 @@ Processes over resources (SimPy's style):
 * ``array``: computes tile i once its inputs are loaded, the previous tile is done and an output slot is free.
 * ``writer``: writes tile i's outputs to DRAM once computed; the slot frees when the write ends.
 
-``total_cycles`` is when the last write ends; ``stall_cycles = total_cycles - compute_cycles``. With unbounded
+``total_cycles`` is when the last write ends; ``stall_cycles = total_cycles - compute_cycles``, split into
+``onchip_stall_cycles`` (a tile's on-chip traffic took longer than its compute: an on-chip level could not keep
+up) and ``dram_stall_cycles`` (waiting for DRAM). With unbounded
 bandwidth every transfer takes 0 cycles, so stalls are 0 and the layer takes exactly its compute cycles.
 """
 
@@ -36,6 +38,8 @@ class LayerTiming:
     total_cycles: int
     dram_busy_cycles: int
     tiles: int
+    onchip_stall_cycles: int = 0
+    dram_stall_cycles: int = 0
 
 
 def split_even(total: int, parts: int) -> list[int]:
@@ -50,7 +54,8 @@ def _xfer(nbytes: int, bw: float) -> int:
 
 
 def simulate_tiles(compute: list[int], read_bytes: list[int], write_bytes: list[int], *,
-                   bandwidth_bytes_per_cycle: float, double_buffered: bool = True) -> LayerTiming:
+                   bandwidth_bytes_per_cycle: float, double_buffered: bool = True,
+                   onchip_cycles: list[int] | None = None) -> LayerTiming:
     """Run the event model on a list of tiles.
 
     Parameters
@@ -63,6 +68,9 @@ def simulate_tiles(compute: list[int], read_bytes: list[int], write_bytes: list[
         Shared DRAM bandwidth (``math.inf`` for unbounded).
     double_buffered : bool
         Two buffer slots per direction (loads and writes overlap compute) or one.
+    onchip_cycles : list of int, optional
+        The cycles each tile needs at least for its on-chip traffic (its bits over the slowest on-chip level's
+        bandwidth); a tile's array phase lasts ``max(compute, onchip)``, the excess counted as on-chip stall.
 
     Raises
     ------
@@ -77,6 +85,12 @@ def simulate_tiles(compute: list[int], read_bytes: list[int], write_bytes: list[
         raise ValueError("compute cycles and byte counts must be non-negative")
     if not bandwidth_bytes_per_cycle > 0:
         raise ValueError(f"bandwidth_bytes_per_cycle must be > 0, not {bandwidth_bytes_per_cycle!r}")
+    if onchip_cycles is None:
+        busy_for = list(compute)
+    else:
+        if len(onchip_cycles) != n:
+            raise ValueError(f"onchip_cycles must have {n} entries, not {len(onchip_cycles)}")
+        busy_for = [max(c, o) for c, o in zip(compute, onchip_cycles)]
     slots = 2 if double_buffered else 1
     env = simpy.Environment()
     dram = simpy.Resource(env, capacity=1)
@@ -105,8 +119,8 @@ def simulate_tiles(compute: list[int], read_bytes: list[int], write_bytes: list[
             yield loaded[i]
             if i >= slots:
                 yield written[i - slots]
-            if compute[i]:
-                yield env.timeout(compute[i])
+            if busy_for[i]:
+                yield env.timeout(busy_for[i])
             computed[i].succeed()
 
     def writer():
@@ -121,5 +135,6 @@ def simulate_tiles(compute: list[int], read_bytes: list[int], write_bytes: list[
     env.run()
     total = int(env.now)
     c = sum(compute)
+    onchip = sum(busy_for) - c
     return LayerTiming(compute_cycles=c, stall_cycles=total - c, total_cycles=total, dram_busy_cycles=busy[0],
-                       tiles=n)
+                       tiles=n, onchip_stall_cycles=onchip, dram_stall_cycles=total - c - onchip)

@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ..errors import SpecError
 from ._loader import load_yaml, validate
 
-__all__ = ["ArchSpec", "ArrayConfig", "PEConfig", "SramConfig", "DramConfig", "MemoryConfig",
+__all__ = ["ArchSpec", "ArrayConfig", "PEConfig", "SramConfig", "DramConfig", "MemoryConfig", "MemoryLevel",
+           "OPERANDS",
            "EnergyOverrides", "TimingConfig", "load_arch"]
 
 
@@ -116,14 +117,157 @@ class DramConfig(_Frozen):
         return math.inf if self.bandwidth_bytes_per_cycle == "unbounded" else float(self.bandwidth_bytes_per_cycle)
 
 
-class MemoryConfig(_Frozen):
-    """Per-operand SRAM buffers (ifmap, filter, ofmap) and DRAM."""
+Operand = Literal["ifmap", "filter", "ofmap"]
+OPERANDS: tuple[str, ...] = ("ifmap", "filter", "ofmap")
 
-    ifmap_sram: SramConfig
-    filter_sram: SramConfig
-    ofmap_sram: SramConfig
-    dram: DramConfig = DramConfig()
+
+class MemoryLevel(_Frozen):
+    """One level of the memory hierarchy (``memory.levels``, innermost first, DRAM last).
+
+    ``kind``: ``rf`` (a register file in every PE: ``instances: per_pe``), ``sram`` (an on-chip buffer, one
+    instance shared by the array unless ``per_pe``) or ``dram`` (off-chip; exactly one, last, named ``dram``).
+    ``operands`` lists what the level holds; an operand a level does not list bypasses it. A shared level's
+    capacity is split among its operands by ``share`` (fractions; default equal). ``size_kib`` or
+    ``size_bytes`` give the capacity (of one instance); ``banks`` split it (an access touches one bank, so its
+    energy is that of a ``size/banks`` array). ``read_bw_bits_per_cycle``/``write_bw_bits_per_cycle`` bound
+    on-chip traffic (default unbounded, as in SCALE-Sim); DRAM has one ``bandwidth_bytes_per_cycle`` shared by
+    reads and writes. ``read_pj``/``write_pj`` (pJ per access of ``word_bits``) and ``pj_per_bit`` (DRAM)
+    override the technology table.
+    """
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    kind: Literal["rf", "sram", "dram"]
+    operands: tuple[Operand, ...] = Field(min_length=1)
+    size_kib: float | None = Field(default=None, gt=0)
+    size_bytes: int | None = Field(default=None, gt=0)
+    word_bits: int = Field(default=64, gt=0, le=65536)
+    banks: int = Field(default=1, gt=0)
+    instances: Literal["shared", "per_pe"] = "shared"
     double_buffered: bool = True
+    share: dict[Operand, float] | None = None
+    read_bw_bits_per_cycle: float | Literal["unbounded"] = "unbounded"
+    write_bw_bits_per_cycle: float | Literal["unbounded"] = "unbounded"
+    bandwidth_bytes_per_cycle: float | Literal["unbounded"] | None = None
+    read_pj: float | None = Field(default=None, ge=0)
+    write_pj: float | None = Field(default=None, ge=0)
+    pj_per_bit: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> "MemoryLevel":
+        if len(set(self.operands)) != len(self.operands):
+            raise ValueError(f"each operand listed once; found {list(self.operands)}")
+        for k in ("read_bw_bits_per_cycle", "write_bw_bits_per_cycle", "bandwidth_bytes_per_cycle"):
+            v = getattr(self, k)
+            if v is not None and v != "unbounded" and not v > 0:
+                raise ValueError(f"{k} > 0 or 'unbounded'; found {v!r}")
+        if self.kind == "dram":
+            if self.bandwidth_bytes_per_cycle is None:
+                raise ValueError("a dram level with bandwidth_bytes_per_cycle (a number or 'unbounded'); "
+                                 "found none")
+            if self.name != "dram" or set(self.operands) != set(OPERANDS):
+                raise ValueError("the dram level named 'dram' and holding ifmap, filter and ofmap; found "
+                                 f"name {self.name!r}, operands {list(self.operands)}")
+        else:
+            if (self.size_kib is None) == (self.size_bytes is None):
+                raise ValueError(f"exactly one of size_kib, size_bytes for {self.kind} level {self.name!r}; "
+                                 f"found {'both' if self.size_kib is not None else 'neither'}")
+            if self.bandwidth_bytes_per_cycle is not None:
+                raise ValueError("bandwidth_bytes_per_cycle only on the dram level (on-chip levels take "
+                                 "read_bw_bits_per_cycle / write_bw_bits_per_cycle); found it on "
+                                 f"{self.name!r}")
+            if self.kind == "rf" and self.instances != "per_pe":
+                raise ValueError(f"instances: per_pe for rf level {self.name!r}; found {self.instances!r}")
+        if self.share is not None:
+            extra = set(self.share) - set(self.operands)
+            if extra or any(v <= 0 for v in self.share.values()) or sum(self.share.values()) > 1 + 1e-9:
+                raise ValueError("share fractions > 0 for operands the level holds, summing to at most 1; "
+                                 f"found {dict(self.share)}")
+        return self
+
+    @property
+    def size_bits(self) -> float:
+        """Capacity of one instance, bits (``inf`` for DRAM)."""
+        if self.kind == "dram":
+            return math.inf
+        return self.size_kib * 8192 if self.size_kib is not None else self.size_bytes * 8
+
+    def capacity_bits(self, operand: str) -> float:
+        """Bits ``operand`` may use for one tile: its share, halved when double buffered."""
+        if operand not in self.operands:
+            return 0.0
+        frac = self.share.get(operand, 0.0) if self.share else 1.0 / len(self.operands)
+        return self.size_bits * frac * (0.5 if self.double_buffered else 1.0)
+
+    @staticmethod
+    def _bw(v: Any) -> float:
+        return math.inf if v in ("unbounded", None) else float(v)
+
+    @property
+    def read_bw(self) -> float:
+        """Read bandwidth, bits per cycle (``inf`` when unbounded)."""
+        if self.kind == "dram":
+            return self._bw(self.bandwidth_bytes_per_cycle) * 8
+        return self._bw(self.read_bw_bits_per_cycle)
+
+    @property
+    def write_bw(self) -> float:
+        """Write bandwidth, bits per cycle (``inf`` when unbounded)."""
+        if self.kind == "dram":
+            return self._bw(self.bandwidth_bytes_per_cycle) * 8
+        return self._bw(self.write_bw_bits_per_cycle)
+
+
+class MemoryConfig(_Frozen):
+    """The memory hierarchy, in one of two forms.
+
+    Shorthand (SCALE-Sim's shape): per-operand ``ifmap_sram``, ``filter_sram``, ``ofmap_sram`` and ``dram``.
+    General: ``levels``, a list of :class:`MemoryLevel` innermost first with the DRAM last.
+    :meth:`hierarchy` gives both as levels.
+    """
+
+    ifmap_sram: SramConfig | None = None
+    filter_sram: SramConfig | None = None
+    ofmap_sram: SramConfig | None = None
+    dram: DramConfig | None = None
+    double_buffered: bool = True
+    levels: tuple[MemoryLevel, ...] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "MemoryConfig":
+        short = [k for k in ("ifmap_sram", "filter_sram", "ofmap_sram") if getattr(self, k) is not None]
+        if self.levels is not None:
+            if short or self.dram is not None:
+                raise ValueError("either levels or the ifmap_sram/filter_sram/ofmap_sram/dram shorthand; found "
+                                 f"both (levels and {short + (['dram'] if self.dram else [])})")
+            names = [lv.name for lv in self.levels]
+            if len(set(names)) != len(names):
+                raise ValueError(f"unique level names; found {names}")
+            kinds = [lv.kind for lv in self.levels]
+            if kinds.count("dram") != 1 or kinds[-1] != "dram":
+                raise ValueError(f"exactly one dram level, listed last; found kinds {kinds}")
+        elif len(short) != 3:
+            missing = sorted({"ifmap_sram", "filter_sram", "ofmap_sram"} - set(short))
+            raise ValueError(f"ifmap_sram, filter_sram and ofmap_sram (or levels); found {missing} missing")
+        return self
+
+    def hierarchy(self) -> tuple[MemoryLevel, ...]:
+        """The levels, innermost first, DRAM last (the shorthand becomes three SRAM levels and ``dram``)."""
+        if self.levels is not None:
+            return self.levels
+        out = []
+        for op in OPERANDS:
+            s: SramConfig = getattr(self, f"{op}_sram")
+            out.append(MemoryLevel(name=f"{op}_sram", kind="sram", operands=(op,), size_kib=s.size_kib,
+                                   word_bits=s.word_bits, double_buffered=self.double_buffered,
+                                   read_pj=s.read_pj, write_pj=s.write_pj))
+        d = self.dram or DramConfig()
+        out.append(MemoryLevel(name="dram", kind="dram", operands=OPERANDS, word_bits=64,
+                               bandwidth_bytes_per_cycle=d.bandwidth_bytes_per_cycle, pj_per_bit=d.pj_per_bit))
+        return tuple(out)
+
+    @property
+    def dram_level(self) -> MemoryLevel:
+        return self.hierarchy()[-1]
 
 
 class EnergyOverrides(_Frozen):
