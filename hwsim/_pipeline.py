@@ -115,7 +115,7 @@ def _timing(m: LayerMapping, arch: ArchSpec) -> LayerTiming:
     return simulate_tiles(split_even(m.compute_cycles, n), split_even(m.dram_read_bytes, n),
                           split_even(m.dram_write_bytes, n), bandwidth_bytes_per_cycle=dram.read_bw / 8,
                           double_buffered=dram.double_buffered or arch.memory.double_buffered,
-                          onchip_cycles=split_even(onchip, n) if onchip else None)
+                          onchip_cycles=split_even(onchip, n) if onchip else None, engine=arch.timing.engine)
 
 
 def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tuple[int, int]] | None = None,
@@ -128,6 +128,10 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
     SpecError, InfeasibleError
         Bits that name no layer, or operand widths the PE cannot take.
     """
+    if arch.timing.engine == "analytic":
+        from .sim._fast import warm_up
+
+        warm_up()  # numba's cache load is start-up, not model time
     t0 = time.process_time()
     resolved = resolve_bits(workload, bits=bits, weight_bits=weight_bits, act_bits=act_bits)
     ae = action_energies(arch)

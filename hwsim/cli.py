@@ -38,6 +38,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         from .spec import load_quant_config
 
         bits = load_quant_config(args.quant, workload)
+    if args.engine:
+        arch = arch.replace(**{"timing.engine": args.engine})
     res = simulate_workload(arch, workload, bits=bits, weight_bits=args.wbits, act_bits=args.abits,
                             source=str(args.arch))
     out = Path(args.out)
@@ -84,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--quant", help="quantization YAML: per-layer weight_bits/act_bits")
     s.add_argument("--wbits", type=_bits_arg, help="uniform weight bits for every layer")
     s.add_argument("--abits", type=_bits_arg, help="uniform activation bits for every layer")
+    s.add_argument("--engine", choices=["analytic", "simpy"],
+                   help="event-model engine (default: the arch's timing.engine, analytic); both give equal cycles")
     s.add_argument("--out", default="results/simulate", help="output folder (default: results/simulate)")
     s.set_defaults(func=_cmd_simulate)
 
@@ -121,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hwsim: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `hwsim simulate ... | head -1`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,5 +1,5 @@
-"""The SimPy event model: DRAM as a shared resource, DMA reader/writer and array processes, stalls."""
+"""The event model: an in-order DMA engine over DRAM and the array, as SimPy processes or an equal fast recurrence."""
 
-from ._event import LayerTiming, simulate_tiles, split_even
+from ._event import LayerTiming, dma_order, simulate_tiles, split_even
 
-__all__ = ["LayerTiming", "simulate_tiles", "split_even"]
+__all__ = ["LayerTiming", "dma_order", "simulate_tiles", "split_even"]

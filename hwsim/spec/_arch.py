@@ -8,6 +8,7 @@ non-positive sizes are errors naming the key path. Every unit is in the key name
 from __future__ import annotations
 
 import math
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -250,8 +251,15 @@ class MemoryConfig(_Frozen):
             raise ValueError(f"ifmap_sram, filter_sram and ofmap_sram (or levels); found {missing} missing")
         return self
 
+    @cached_property
+    def _hierarchy(self) -> tuple[MemoryLevel, ...]:
+        return self._build_hierarchy()
+
     def hierarchy(self) -> tuple[MemoryLevel, ...]:
         """The levels, innermost first, DRAM last (the shorthand becomes three SRAM levels and ``dram``)."""
+        return self._hierarchy
+
+    def _build_hierarchy(self) -> tuple[MemoryLevel, ...]:
         if self.levels is not None:
             return self.levels
         out = []
@@ -287,7 +295,9 @@ class EnergyOverrides(_Frozen):
 class TimingConfig(_Frozen):
     """Timing conventions.
 
-    ``max_tiles_per_layer`` sets the event model's granularity (see :mod:`hwsim.sim`).
+    ``max_tiles_per_layer`` sets the event model's granularity and ``engine`` which of its two (equal, tested)
+    engines runs it: ``analytic`` (a numba recurrence, fast) or ``simpy`` (SimPy processes, the reference);
+    see :mod:`hwsim.sim`.
     ``convention: hwsim`` counts cycles (a fold of c cycles adds c). ``convention: scalesim`` reproduces
     SCALE-Sim 3.0.0's "Total Cycles", which is the index of the last cycle, i.e. one less per GEMM
     (``shared/reference/scalesim.md`` §2-3; scalesim-project/SCALE-Sim#125).
@@ -296,6 +306,7 @@ class TimingConfig(_Frozen):
     convention: Literal["hwsim", "scalesim"] = "hwsim"
     max_tiles_per_layer: int = Field(default=256, gt=0, description="event-model granularity: a layer's folds "
                                      "are grouped into at most this many DMA tiles")
+    engine: Literal["analytic", "simpy"] = "analytic"
 
 
 class ArchSpec(_Frozen):
