@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import pandas as pd
 
 from . import __version__
 from ._pipeline import SimResult, layer_columns
-from .errors import SpecError
+from .errors import ShapeWarning, SpecError
 from .spec import Workload, load_workload_yaml
 
 __all__ = ["load_workload", "write_layers_csv", "write_energy_csv", "summary_dict", "write_summary_json"]
@@ -33,7 +34,19 @@ def load_workload(path: str | Path) -> Workload:
     ------
     SpecError
         Missing file, unknown extension, or a problem inside the file (named with its key/row).
+
+    Warns
+    -----
+    ShapeWarning
+        For each layer whose shape does not divide (input rows or columns no window covers), naming it.
     """
+    wl = _load_workload(path)
+    for w in wl.shape_warnings(str(path)):
+        warnings.warn(w, ShapeWarning, stacklevel=2)
+    return wl
+
+
+def _load_workload(path: str | Path) -> Workload:
     p = Path(path)
     if not p.is_file():
         raise SpecError(str(p), "", "an existing workload file (.yaml, .csv or .onnx)", "no such file")

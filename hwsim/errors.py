@@ -7,7 +7,11 @@ print it on one line and exit with code 2 (``../shared/DESIGN.md``, "Contracts")
 
 from __future__ import annotations
 
-__all__ = ["HwsimError", "SpecError", "InfeasibleError", "Found"]
+__all__ = ["HwsimError", "SpecError", "InfeasibleError", "Found", "ShapeWarning"]
+
+
+class ShapeWarning(UserWarning):
+    """A layer shape that runs but is probably not what was meant (e.g. input rows no window covers)."""
 
 
 class Found(str):

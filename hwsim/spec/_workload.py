@@ -140,6 +140,25 @@ class Conv2d(_LayerBase):
                              f"a {self.in_h + t + b}x{self.in_w + left + r} padded input")
         return self
 
+    def shape_notes(self) -> list[str]:
+        """Shapes that do not divide: the last input rows/columns that no window covers although windows
+        otherwise cover the input without gaps (dilated filter >= stride), as in SCALE-Sim's alexnet.csv conv1
+        (224 - 11 is not a multiple of 4: the last input row is never used). Padding absorbs the remainder in
+        the usual networks (ResNet's 7x7/2 on 224 with padding 3), so they get no note."""
+        notes = []
+        t, _, left, _ = self.pads
+        oh, ow = self.out_hw
+        for axis, size, pad0, out, k, s_, d in (("rows", self.in_h, t, oh, self.kernel_hw[0], self.stride_hw[0],
+                                                 self.dilation_hw[0]),
+                                                ("columns", self.in_w, left, ow, self.kernel_hw[1],
+                                                 self.stride_hw[1], self.dilation_hw[1])):
+            eff = (k - 1) * d + 1
+            last_end = (out - 1) * s_ - pad0 + eff
+            if eff >= s_ and last_end < size:
+                notes.append(f"the output does not divide: {size} input {axis}, filter {eff}, stride {s_}, padding "
+                             f"{pad0} before -> the last {size - last_end} input {axis} are never used")
+        return notes
+
     @property
     def gemm(self) -> GemmView:
         oh, ow = self.out_hw
@@ -193,6 +212,14 @@ class Workload(_Frozen):
                 raise ValueError(f"unique layer names; found {layer.name!r} twice")
             seen.add(layer.name)
         return self
+
+    def shape_warnings(self, source: str = "") -> list[str]:
+        """One line per layer whose shape does not divide, naming the layer (see :meth:`Conv2d.shape_notes`)."""
+        out = []
+        for i, layer in enumerate(self.layers):
+            for note in layer.shape_notes() if isinstance(layer, Conv2d) else ():
+                out.append(f"{source + ': ' if source else ''}layers[{i}] ({layer.name}): {note}")
+        return out
 
     def bits(self, layer: Conv2d | Gemm) -> tuple[int, int]:
         """(weight_bits, act_bits) of a layer: its own, else the workload's defaults."""

@@ -1,0 +1,111 @@
+"""The general memory hierarchy (memory.levels): traffic per level by hand, RF accounting, spec errors,
+and the guarantees over random hierarchies."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from hwsim.errors import InfeasibleError, SpecError
+from hwsim.mapping import map_layer
+from hwsim.spec import ArchSpec, Gemm, validate
+
+from .utils import make_arch
+
+G = Gemm(name="g", op="gemm", m=10, k=6, n=5)
+
+
+def _arch(levels, dataflow="ws"):
+    return validate(ArchSpec, {"name": "h", "clock_mhz": 100, "array": {"rows": 4, "cols": 4, "dataflow": dataflow},
+                               "pe": {"operand_bits": 8, "acc_bits": 32}, "memory": {"levels": levels}}, "<h>")
+
+
+GB = {"name": "gb", "kind": "sram", "operands": ["ifmap", "filter", "ofmap"], "size_kib": 64}
+DRAM = {"name": "dram", "kind": "dram", "operands": ["ifmap", "filter", "ofmap"], "bandwidth_bytes_per_cycle": 8}
+RF_W = {"name": "rf_w", "kind": "rf", "instances": "per_pe", "operands": ["filter"], "size_bytes": 2,
+        "word_bits": 8}
+
+
+def test_global_buffer_and_weight_rf_by_hand():
+    # ws on 4x4, GEMM 10x6x5, 8-bit operands, 32-bit partial sums. Array demand (see test_mapping_plan):
+    # ifmap 120 reads, filter 30 reads, ofmap 100 writes (50 partial sums + 50 outputs) and 50 psum reads.
+    m = map_layer(G, _arch([RF_W, GB, DRAM]), weight_bits=8, act_bits=8)
+    r, w = m.traffic.reads, m.traffic.writes
+    # global buffer: serves the array (120*8 ifmap, 30*8 filter bits), filled once each from DRAM (everything
+    # fits its third of 64 KiB): ifmap 10*6*8 = 480, filter 6*5*8 = 240 bits
+    assert (r["gb"]["ifmap"], r["gb"]["filter"], w["gb"]["ifmap"], w["gb"]["filter"]) == (960, 240, 480, 240)
+    # ofmap in the global buffer: 50 psums at 32 + 50 outputs at 8 written, 50 psums read back and the 50 outputs
+    # read out to DRAM: 2000 bits each way
+    assert (w["gb"]["ofmap"], r["gb"]["ofmap"]) == (50 * 32 + 50 * 8, 50 * 32 + 50 * 8)
+    # DRAM: the fills, and the outputs once
+    assert (r["dram"]["ifmap"], r["dram"]["filter"], w["dram"]["ofmap"]) == (480, 240, 400)
+    assert (m.dram_read_bytes, m.dram_write_bytes) == (90, 50)
+    # weight register file (ws: weights stationary): read by every MAC (300 x 8 bits), written once per weight
+    # loaded into the array (30 x 8)
+    assert (r["rf_w"]["filter"], w["rf_w"]["filter"]) == (2400, 240)
+
+
+def test_bypass_reads_dram_at_the_array_demand():
+    # a hierarchy whose buffer holds no ifmap: the array's 120 ifmap reads come from DRAM, no reuse: 960 bits
+    gb = dict(GB, operands=["filter", "ofmap"])
+    m = map_layer(G, _arch([gb, DRAM]), weight_bits=8, act_bits=8)
+    assert m.traffic.reads["dram"]["ifmap"] == 120 * 8
+
+
+def test_rf_too_small_is_infeasible():
+    rf_o = {"name": "acc", "kind": "rf", "instances": "per_pe", "operands": ["ofmap"], "size_bytes": 2}
+    with pytest.raises(InfeasibleError, match=re.escape("<arch>: memory.levels[0].size_bytes: expected room for "
+                                                        "one 32-bit ofmap operand per PE, found 16 bits (layer g)")):
+        map_layer(G, _arch([rf_o, GB, DRAM], dataflow="os"), weight_bits=8, act_bits=8)
+
+
+@pytest.mark.parametrize("levels, message", [
+    ([GB], r"memory: expected exactly one dram level, listed last, found kinds \['sram'\]$"),
+    ([DRAM, GB], r"memory: expected exactly one dram level, listed last, found kinds \['dram', 'sram'\]$"),
+    ([dict(GB, share={"ifmap": 0.7, "filter": 0.5}), DRAM],
+     r"memory\.levels\[0\]: expected share fractions > 0 for operands the level holds, summing to at most 1"),
+    ([dict(RF_W, instances="shared"), DRAM], r"memory\.levels\[0\]: expected instances: per_pe for rf level"),
+    ([dict(GB, size_kib=None), DRAM], r"memory\.levels\[0\]: expected exactly one of size_kib, size_bytes for "
+                                      r"sram level 'gb', found neither$"),
+    ([GB, dict(DRAM, name="ddr")], r"memory\.levels\[1\]: expected the dram level named 'dram'"),
+    ([dict(GB, operands=["ifmap", "ifmap"]), DRAM], r"memory\.levels\[0\]: expected each operand listed once"),
+])
+def test_level_errors(levels, message):
+    with pytest.raises(SpecError, match=message):
+        _arch(levels)
+
+
+def test_shorthand_and_levels_exclude_each_other():
+    with pytest.raises(SpecError, match=r"memory: expected either levels or the ifmap_sram/filter_sram/ofmap_sram/"
+                                        r"dram shorthand, found both"):
+        make_arch(**{"memory.levels": [GB, DRAM]})
+
+
+def test_shorthand_is_three_levels_and_dram():
+    names = [(lv.name, lv.kind, lv.operands) for lv in make_arch().memory.hierarchy()]
+    assert names == [("ifmap_sram", "sram", ("ifmap",)), ("filter_sram", "sram", ("filter",)),
+                     ("ofmap_sram", "sram", ("ofmap",)), ("dram", "dram", ("ifmap", "filter", "ofmap"))]
+
+
+def test_bigger_levels_never_add_dram_traffic():
+    rng = np.random.default_rng(3)
+    checked = 0
+    for _ in range(150):
+        layer = Gemm(name="g", op="gemm", m=int(rng.integers(1, 400)), k=int(rng.integers(1, 700)),
+                     n=int(rng.integers(1, 300)))
+        l1 = {"name": "l1", "kind": "sram", "operands": ["ifmap", "filter", "ofmap"],
+              "size_kib": float(rng.choice([0.5, 1, 4, 16]))}
+        l2 = {"name": "l2", "kind": "sram", "operands": ["ifmap", "filter"], "size_kib": float(rng.choice([8, 64, 512]))}
+        df = str(rng.choice(["ws", "os", "is"]))
+        try:
+            base = map_layer(layer, _arch([l1, l2, DRAM], df), weight_bits=8, act_bits=8)
+        except InfeasibleError:
+            continue
+        for lv in (l1, l2):
+            big = [dict(x, size_kib=x["size_kib"] * 4) if x is lv else x for x in (l1, l2)]
+            mb = map_layer(layer, _arch([*big, DRAM], df), weight_bits=8, act_bits=8)
+            assert mb.dram_read_bytes + mb.dram_write_bytes <= base.dram_read_bytes + base.dram_write_bytes
+        checked += 1
+    assert checked > 100
