@@ -120,6 +120,9 @@ def run_sweep(path: str | Path, *, out: str | Path | None = None, resume: bool =
         raise SpecError("<arg>", "--scheduler", "no scheduler: dask.distributed sweeps are not supported yet",
                         scheduler)
     rs = load_sweep(path)
+    from ..sim._fast import use_numba
+
+    use_numba()  # thousands of points: run the event model's recurrence compiled
     out_dir = Path(out) if out else Path("results") / rs.spec.name
     done = _prepare_out(rs, out_dir, resume)
     cols = point_columns(rs)

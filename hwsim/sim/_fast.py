@@ -1,25 +1,24 @@
-"""The event model's schedule as a max-plus recurrence (numba): the same in-order DMA engine and array as
-the SimPy processes of :mod:`hwsim.sim._event`, computed without an event queue."""
+"""The event model's schedule as a max-plus recurrence: the same in-order DMA engine and array as the SimPy
+processes of :mod:`hwsim.sim._event`, computed without an event queue.
+
+One source, two ways to run it: plain Python (``hwsim simulate``: no compiler loaded, small memory) and, for
+sweeps that evaluate thousands of points, the same function compiled by numba (:func:`use_numba`).
+"""
 
 from __future__ import annotations
 
-import numpy as np
-from numba import njit
-
-__all__ = ["schedule"]
+__all__ = ["schedule", "use_numba", "warm_up"]
 
 
-@njit(cache=True)
-def _schedule(busy, rd, wd, slots):  # pragma: no cover - compiled
-    n = busy.shape[0]
+def _schedule(busy, rd, wd, slots):
+    n = len(busy)
     s = min(slots, n)
-    load_end = np.zeros(n, dtype=np.int64)
-    comp_end = np.zeros(n, dtype=np.int64)
-    write_end = np.zeros(n, dtype=np.int64)
+    load_end = [0] * n
+    comp_end = [0] * n
+    write_end = [0] * n
     done = 0  # tiles whose compute end is known
     t = 0  # when the DMA engine is next free
     dram_busy = 0
-
     # transfers in the DMA order: load 0..s-1, then (write i-s, load i) for i = s..n-1, then the last writes
     for step in range(2 * n):
         if step < s:
@@ -32,7 +31,7 @@ def _schedule(busy, rd, wd, slots):  # pragma: no cover - compiled
                 kind, i = 0, s + j // 2
         else:
             kind, i = 1, n - s + (step - (2 * n - s))
-        # the compute ends this transfer may wait for are those of tiles whose transfers came before
+        # the compute ends this transfer waits for belong to tiles whose own transfers came before it
         need = i if kind == 1 else i - s
         while done <= need:
             k = done
@@ -50,8 +49,6 @@ def _schedule(busy, rd, wd, slots):  # pragma: no cover - compiled
                 t = st + rd[i]
                 dram_busy += rd[i]
                 load_end[i] = t
-            else:
-                load_end[i] = 0
         else:
             if wd[i] > 0:
                 st = t if t > comp_end[i] else comp_end[i]
@@ -76,13 +73,31 @@ def _schedule(busy, rd, wd, slots):  # pragma: no cover - compiled
     return total, dram_busy
 
 
+_compiled = None
+
+
+def use_numba(on: bool = True) -> None:
+    """Run the recurrence compiled by numba from now on (sweeps), or in plain Python (``on=False``)."""
+    global _compiled
+    if not on:
+        _compiled = None
+        return
+    if _compiled is None:
+        from numba import njit
+
+        _compiled = njit(cache=True)(_schedule)
+
+
 def warm_up() -> None:
-    """Load (or compile) the kernel now, so that timing a model does not count it."""
-    one = np.ones(1, dtype=np.int64)
-    _schedule(one, one, one, 2)
+    """Load (or compile) the numba kernel now when it is in use, so that timing a model does not count it."""
+    if _compiled is not None:
+        import numpy as np
+
+        one = np.ones(1, dtype=np.int64)
+        _compiled(one, one, one, 2)
 
 
-def schedule(busy: np.ndarray, rd: np.ndarray, wd: np.ndarray, slots: int) -> tuple[int, int]:
+def schedule(busy, rd, wd, slots: int) -> tuple[int, int]:
     """(total cycles, DRAM busy cycles) of the in-order DMA schedule.
 
     Parameters
@@ -92,6 +107,12 @@ def schedule(busy: np.ndarray, rd: np.ndarray, wd: np.ndarray, slots: int) -> tu
     slots : int
         Buffer slots per direction (2 when double buffered).
     """
-    total, dram = _schedule(np.ascontiguousarray(busy, dtype=np.int64), np.ascontiguousarray(rd, dtype=np.int64),
-                            np.ascontiguousarray(wd, dtype=np.int64), int(slots))
+    if _compiled is not None:
+        import numpy as np
+
+        total, dram = _compiled(np.ascontiguousarray(busy, dtype=np.int64),
+                                np.ascontiguousarray(rd, dtype=np.int64), np.ascontiguousarray(wd, dtype=np.int64),
+                                int(slots))
+    else:
+        total, dram = _schedule(busy.tolist(), rd.tolist(), wd.tolist(), int(slots))
     return int(total), int(dram)
