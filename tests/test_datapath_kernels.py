@@ -362,7 +362,7 @@ def test_qlinear_errors():
         qlinear_conv2d(X, W, x_qp=y_qp, w_qp=w_qp, y_qp=0.1)
     with pytest.raises(ValueError, match=r"^profile must be one of 'ort_cpu', 'torch_onednn', "
                                          r"'tflite_double', "
-                                         r"'tflite_single', 'hawq_dyadic', not 'tflite'$"):
+                                         r"'tflite_single', 'hawq_dyadic', 'torch_fbgemm', not 'tflite'$"):
         qlinear_matmul(np.zeros((2, 2), np.uint8), np.zeros((2, 2), np.int8), a_qp=y_qp, b_qp=w_qp, y_qp=y_qp,
                        profile="tflite")
     with pytest.raises(ValueError, match=r"^x_q must have 4 dimensions \(N, C, H, W\), not 2$"):

@@ -344,7 +344,7 @@ def test_requantize_per_channel_axis():
     (lambda: requantize(np.ones(3, int), F32(1), zero_point=0, qmin=0, qmax=255, profile="gemmlowp"),
      ValueError,
      r"^profile must be one of 'ort_cpu', 'torch_onednn', 'tflite_double', 'tflite_single', 'hawq_dyadic', "
-     r"not 'gemmlowp'$"),
+     r"'torch_fbgemm', not 'gemmlowp'$"),
     (lambda: requantize(np.array([2**31]), 0.5, zero_point=0, qmin=0, qmax=255, profile="tflite_double"),
      ValueError, r"^acc must fit int32 for profile 'tflite_double', found range \[2147483648, 2147483648\]$"),
 ])

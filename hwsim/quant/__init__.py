@@ -6,12 +6,14 @@ Public names, grouped by implementation module (Gholami et al. 2021 survey; exac
 
 from ._affine import (QParams, asymmetric_per_tensor, dequantize, minmax_calibrate, qrange, quantize,
                       symmetric_per_channel)
-from ._requant import PROFILES, dyadic_multiplier, quantize_multiplier, requant_multiplier, requantize
+from ._requant import (PROFILES, ROUNDING_MODES, dyadic_multiplier, fbgemm_bias_addend, quantize_multiplier,
+                       requant_multiplier, requantize, round_values)
 
 __all__ = [
     # _affine
     "QParams", "qrange", "symmetric_per_channel", "asymmetric_per_tensor", "minmax_calibrate", "quantize",
     "dequantize",
     # _requant
-    "PROFILES", "requant_multiplier", "requantize", "quantize_multiplier", "dyadic_multiplier",
+    "PROFILES", "ROUNDING_MODES", "requant_multiplier", "requantize", "quantize_multiplier", "dyadic_multiplier",
+    "round_values", "fbgemm_bias_addend",
 ]

@@ -14,7 +14,14 @@ profile            formula (``rne`` = round half to even)
 ``tflite_double``  ``clamp(RoundingDivideByPOT(SRDHM(acc * 2^l, q), r) + z, qmin, qmax)`` (gemmlowp, §2)
 ``tflite_single``  ``clamp(((acc * q + 2^(t-1)) >> t) + z, qmin, qmax)``, ``t = 31 - shift`` (TFLite, §2)
 ``hawq_dyadic``    ``clamp(rne(f64(f64(acc) * b) / 2^c) + z, qmin, qmax)``, ``M ~ b / 2^c`` (HAWQ-V3, §2)
+``torch_fbgemm``   ``clamp(rne(f32(f32(f32(acc) + f32(b / act)) * M)) + z, qmin, qmax)``: float bias added
+                   before the multiply (PyTorch fbgemm ``ReQuantizeOutput``, §3)
 =================  ===========================================================================================
+
+Rounding: every profile has its runtime's own rounding (``rounding=None``). :data:`ROUNDING_MODES` names the
+alternatives a hardware requantizer may use (``half_even``, ``half_away``, ``half_up``, ``floor`` and seeded
+``stochastic``); :func:`round_values` applies one to real values and :func:`requantize` accepts one as
+``rounding=`` to replace the profile's rounding step (see there).
 """
 
 from __future__ import annotations
@@ -23,10 +30,16 @@ import math
 
 import numpy as np
 
-__all__ = ["PROFILES", "requant_multiplier", "requantize", "quantize_multiplier", "dyadic_multiplier"]
+__all__ = ["PROFILES", "ROUNDING_MODES", "requant_multiplier", "requantize", "quantize_multiplier",
+           "dyadic_multiplier", "round_values", "fbgemm_bias_addend"]
 
 #: The requantization profiles that :func:`requantize` knows.
-PROFILES = ("ort_cpu", "torch_onednn", "tflite_double", "tflite_single", "hawq_dyadic")
+PROFILES = ("ort_cpu", "torch_onednn", "tflite_double", "tflite_single", "hawq_dyadic", "torch_fbgemm")
+
+#: Rounding modes of :func:`round_values` and of ``requantize(..., rounding=...)``.
+ROUNDING_MODES = ("half_even", "half_away", "half_up", "floor", "stochastic")
+
+_FLOAT32_PROFILES = ("ort_cpu", "torch_onednn", "torch_fbgemm")
 
 _INT32_MIN = -(1 << 31)
 _INT32_MAX = (1 << 31) - 1
@@ -55,9 +68,11 @@ def requant_multiplier(s_x, s_w, s_y, *, profile: str = "ort_cpu") -> np.ndarray
 
     The scales are first taken as float32 (as the runtimes store them). Then, per profile:
 
-    * ``ort_cpu``, ``torch_onednn``: ``f32(f32(s_x * s_w) / s_y)``, float32 throughout, multiply first (ORT
+    * ``ort_cpu``, ``torch_onednn``, ``torch_fbgemm``: ``f32(f32(s_x * s_w) / s_y)``, float32 throughout,
+      multiply first (ORT
       ``qlinearconv.cc`` / ``quantize_linear_matmul.cc``: ``X_scale * W_scale[i] / Y_scale``; PyTorch
-      ``act_times_w_scale / output_scale``; ``bitexact.md`` §0 point 3). Returns float32.
+      ``act_times_w_scale / output_scale``, fbgemm's ``C_multiplier``; ``bitexact.md`` §0 point 3). Returns
+      float32.
     * ``tflite_double``, ``tflite_single``: ``f64(s_x) * f64(s_w) / f64(s_y)`` in double (TFLite
       ``PopulateConvolutionQuantizationParams``, §2). Returns float64.
     * ``hawq_dyadic``: ``f64(f32(s_x * s_w)) / f64(s_y)`` (HAWQ-V3 ``fixedpoint_fn``, §2). Returns float64.
@@ -75,7 +90,7 @@ def requant_multiplier(s_x, s_w, s_y, *, profile: str = "ort_cpu") -> np.ndarray
 
     Returns
     -------
-    numpy.ndarray, shape of ``s_w``, float32 (ORT/onednn) or float64 (TFLite/HAWQ)
+    numpy.ndarray, shape of ``s_w``, float32 (ORT/onednn/fbgemm) or float64 (TFLite/HAWQ)
 
     Raises
     ------
@@ -88,7 +103,7 @@ def requant_multiplier(s_x, s_w, s_y, *, profile: str = "ort_cpu") -> np.ndarray
     sy = _positive_scale(s_y, "s_y")
     if sx.ndim or sy.ndim:
         raise ValueError(f"s_x and s_y must be scalars (per tensor), not shapes {sx.shape} and {sy.shape}")
-    if profile in ("ort_cpu", "torch_onednn"):
+    if profile in _FLOAT32_PROFILES:
         return np.asarray(np.divide(np.multiply(sx, sw, dtype=np.float32), sy, dtype=np.float32))
     if profile in ("tflite_double", "tflite_single"):
         return np.asarray(sx.astype(np.float64) * sw.astype(np.float64) / sy.astype(np.float64))
@@ -198,12 +213,117 @@ def _wrap_int32(v: np.ndarray) -> np.ndarray:
     return ((v - _INT32_MIN) & np.int64(0xFFFFFFFF)) + _INT32_MIN
 
 
-def _scaled_tflite(acc: np.ndarray, m: float, single: bool) -> np.ndarray:
+def _check_rounding(rounding) -> str | None:
+    if rounding is not None and rounding not in ROUNDING_MODES:
+        raise ValueError(f"rounding must be None or one of {', '.join(map(repr, ROUNDING_MODES))}, "
+                         f"not {rounding!r}")
+    return rounding
+
+
+def round_values(v, mode: str = "half_even", *, seed: int | None = None) -> np.ndarray:
+    """Round real values to integers with the named rounding mode.
+
+    ============  ==========================================================================================
+    mode          result (``v`` real; ties are values exactly halfway between two integers)
+    ============  ==========================================================================================
+    half_even     nearest integer, ties to the even one (IEEE 754 default; ORT, PyTorch, ``np.rint``)
+    half_away     nearest integer, ties away from zero (C ``round``, TFLite ``TfLiteRound``)
+    half_up       nearest integer, ties toward +infinity: ``floor(v + 1/2)`` (TFLite single rounding)
+    floor         toward -infinity: ``floor(v)`` (an arithmetic right shift with no rounding)
+    stochastic    ``floor(v + u)``, ``u`` uniform in [0, 1) from ``numpy.random.default_rng(seed)``: rounds
+                  up with probability ``v - floor(v)`` (Gupta et al., ICML 2015)
+    ============  ==========================================================================================
+
+    The arithmetic is done in float64 on the given values (float32 inputs are exact there), so ``v + 1/2``
+    does not round for ``|v| < 2^52``.
+
+    Parameters
+    ----------
+    v : array_like of float
+        Values to round.
+    mode : str, default "half_even"
+        One of :data:`ROUNDING_MODES`.
+    seed : int, optional
+        Seed of the ``stochastic`` mode (required for it, so that results are reproducible).
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape of ``v``, integer-valued
+
+    Raises
+    ------
+    ValueError
+        An unknown mode, or ``stochastic`` without a seed.
+    """
+    if mode not in ROUNDING_MODES:
+        raise ValueError(f"mode must be one of {', '.join(map(repr, ROUNDING_MODES))}, not {mode!r}")
+    a = np.asarray(v, dtype=np.float64)
+    if mode == "half_even":
+        return np.rint(a)
+    if mode == "half_away":
+        return np.copysign(np.floor(np.abs(a) + 0.5), a)
+    if mode == "half_up":
+        return np.floor(a + 0.5)
+    if mode == "floor":
+        return np.floor(a)
+    if seed is None:
+        raise ValueError("seed must be given for stochastic rounding, not None")
+    u = np.random.default_rng(seed).random(a.shape)
+    return np.floor(a + u)
+
+
+def _round_int_div_pow2(p: np.ndarray, t: int, mode: str, seed) -> np.ndarray:
+    """``p / 2^t`` rounded with ``mode``, exactly on integers (p int64 or Python-int object arrays)."""
+    if t <= 0:
+        return p << (-t)
+    if mode == "floor":
+        return p >> t
+    if mode == "half_up":
+        return (p + (1 << (t - 1))) >> t
+    fl = p >> t
+    rem = p - (fl << t)  # in [0, 2^t)
+    half = 1 << (t - 1)
+    if mode == "half_even":
+        up = (rem > half) | ((rem == half) & ((fl & 1) == 1))
+    elif mode == "half_away":
+        up = (rem > half) | ((rem == half) & (p >= 0))
+    else:  # stochastic: up with probability rem / 2^t
+        u = np.random.default_rng(seed).random(np.shape(p))
+        up = u * 2.0**t < rem.astype(np.float64)
+    return fl + up.astype(fl.dtype) if isinstance(fl, np.ndarray) and fl.dtype != object else fl + up
+
+
+def fbgemm_bias_addend(bias_float, act_scale) -> np.ndarray:
+    """The float32 addend fbgemm adds to the accumulator: ``f32(bias / act_scale)``.
+
+    PyTorch's quantized linear/conv keep the bias as float; fbgemm's ``ReQuantizeOutput`` computes ``raw_f =
+    float(acc) + bias[j] / act_times_w_scale[j]`` (``bitexact.md`` §3) with ``act_times_w_scale =
+    f32(s_x * s_w[j])``. The division is a float32 division.
+
+    Parameters
+    ----------
+    bias_float : array_like of float, shape () or (C,)
+        The real-valued bias PyTorch stores.
+    act_scale : array_like of float, shape () or (C,)
+        ``f32(s_x * s_w)``, per tensor or per output channel.
+
+    Returns
+    -------
+    numpy.ndarray of float32, broadcast shape of the inputs
+    """
+    b = np.asarray(bias_float, dtype=np.float32)
+    a = np.asarray(act_scale, dtype=np.float32)
+    return np.asarray(np.divide(b, a, dtype=np.float32))
+
+
+def _scaled_tflite(acc: np.ndarray, m: float, single: bool, rounding: str | None, seed) -> np.ndarray:
     q, shift = quantize_multiplier(m, single_rounding=single)
     if single:
         total = 31 - shift
-        # (x * q + 2^(total-1)) >> total; |x*q| < 2^62, so int64 holds it exactly as in C.
-        return (acc * np.int64(q) + np.int64(1 << (total - 1))) >> total
+        if rounding is None or rounding == "half_up":
+            # (x * q + 2^(total-1)) >> total; |x*q| < 2^62, so int64 holds it exactly as in C.
+            return (acc * np.int64(q) + np.int64(1 << (total - 1))) >> total
+        return _round_int_div_pow2(acc * np.int64(q), total, rounding, seed)
     left = max(shift, 0)
     right = max(-shift, 0)
     x = _wrap_int32(acc << left) if left else acc  # C: x * (1 << left_shift) in int32
@@ -211,7 +331,8 @@ def _scaled_tflite(acc: np.ndarray, m: float, single: bool) -> np.ndarray:
 
 
 def requantize(acc, multiplier, *, zero_point: int, qmin: int, qmax: int, channel_axis: int | None = None,
-               profile: str = "ort_cpu") -> np.ndarray:
+               profile: str = "ort_cpu", float_bias=None, rounding: str | None = None,
+               seed: int | None = None) -> np.ndarray:
     """Rescale an integer accumulator to output codes, bit-exactly as the named runtime does.
 
     Profiles (``bitexact.md`` §0, §2, §3; ``rne`` = round half to even; ``z`` = ``zero_point``):
@@ -225,6 +346,12 @@ def requantize(acc, multiplier, *, zero_point: int, qmin: int, qmax: int, channe
         ``y = clamp(rne(f32(f32(f32(acc) * M) + z)), qmin, qmax)``: ``z`` added in float before rounding,
         which differs from ``ort_cpu`` on exact ties when ``z`` is odd. (The float32 rounding of the ``+ z``
         step is our model; only the tie behaviour was measured.)
+    ``torch_fbgemm`` (PyTorch fbgemm/qnnpack ``ReQuantizeOutput`` with a float bias; §3)
+        ``y = clamp(rne(f32(f32(f32(acc) + f32(b / act)) * M)) + z, qmin, qmax)``: the bias is a float,
+        added to the float32 accumulator *before* the multiply (``float_bias`` = ``f32(b / act)``, see
+        :func:`fbgemm_bias_addend`); ``acc`` must then exclude the bias. Without ``float_bias`` it equals
+        ``ort_cpu``. (The int16 pair saturation of fbgemm's depthwise kernels is an accumulator effect:
+        ``pair_saturate16`` of :func:`hwsim.datapath.conv2d_acc`.)
     ``tflite_double`` (gemmlowp double rounding; TFLite ``MultiplyByQuantizedMultiplier``)
         ``(q, shift) = quantize_multiplier(M)``; ``y = clamp(RDBPOT(SRDHM(acc * 2^max(shift,0), q),
         max(-shift,0)) + z, qmin, qmax)``. ``acc * 2^left`` wraps in int32 as the C code does.
@@ -237,11 +364,17 @@ def requantize(acc, multiplier, *, zero_point: int, qmin: int, qmax: int, channe
     For ``tflite_*`` and ``hawq_dyadic`` pass the float64 multiplier from
     ``requant_multiplier(..., profile=...)``; a float32 ``M`` is used as its exact float64 value.
 
+    ``rounding`` replaces the profile's rounding step by one of :data:`ROUNDING_MODES` (a hardware variant of
+    the profile): for the float profiles and ``hawq_dyadic`` the scaled real value is rounded with
+    :func:`round_values`; for ``tflite_single`` the exact product ``acc * q`` is divided by ``2^t`` with that
+    rounding in integer arithmetic. ``tflite_double`` has two fixed rounding steps and accepts only ``None``.
+
     Parameters
     ----------
     acc : array_like of int
-        The accumulator (bias included), e.g. ``(N, K, Ho, Wo)`` int64 from ``conv2d_acc`` or ``(M, N)`` from
-        ``gemm_acc``. For the ``tflite_*`` profiles every value must fit int32 (the TFLite accumulator type).
+        The accumulator (bias included, except for ``torch_fbgemm`` with ``float_bias``), e.g. ``(N, K, Ho,
+        Wo)`` int64 from ``conv2d_acc`` or ``(M, N)`` from ``gemm_acc``. For the ``tflite_*`` profiles every
+        value must fit int32 (the TFLite accumulator type).
     multiplier : float or array_like of float, shape () or (C,)
         ``M``, per tensor or per channel along ``channel_axis``; positive and finite.
     zero_point : int
@@ -249,10 +382,16 @@ def requantize(acc, multiplier, *, zero_point: int, qmin: int, qmax: int, channe
     qmin, qmax : int
         Saturation range (e.g. ``[-128, 127]``; ``[z, 127]`` for a fused ReLU), ``qmin <= qmax``.
     channel_axis : int or None
-        The axis of ``acc`` that a per-channel ``multiplier`` runs along (1 for conv ``(N, K, Ho, Wo)`` and
-        for GEMM ``(M, N)`` columns). Required when ``multiplier`` has shape ``(C,)``.
+        The axis of ``acc`` that a per-channel ``multiplier`` (or ``float_bias``) runs along (1 for conv
+        ``(N, K, Ho, Wo)`` and for GEMM ``(M, N)`` columns). Required when either has shape ``(C,)``.
     profile : str, default "ort_cpu"
         One of :data:`PROFILES`.
+    float_bias : array_like of float32, shape () or (C,), optional
+        ``torch_fbgemm`` only: the float32 addend ``f32(b / act)`` (accumulator units).
+    rounding : str, optional
+        One of :data:`ROUNDING_MODES`; ``None`` keeps the profile's rounding.
+    seed : int, optional
+        Seed of ``rounding="stochastic"``.
 
     Returns
     -------
@@ -265,10 +404,19 @@ def requantize(acc, multiplier, *, zero_point: int, qmin: int, qmax: int, channe
     TypeError
         ``acc`` is not an integer array.
     ValueError
-        Bad shapes, an unknown profile, a non-positive multiplier, ``zero_point`` outside ``[qmin, qmax]``, or
-        (``tflite_*``) an accumulator outside int32.
+        Bad shapes, an unknown profile or rounding, a non-positive multiplier, ``zero_point`` outside ``[qmin,
+        qmax]``, ``float_bias`` with a profile other than ``torch_fbgemm``, ``rounding`` with
+        ``tflite_double``, or (``tflite_*``) an accumulator outside int32.
     """
     profile = _check_profile(profile)
+    rounding = _check_rounding(rounding)
+    if rounding == "stochastic" and seed is None:
+        raise ValueError("seed must be given for stochastic rounding, not None")
+    if rounding is not None and profile == "tflite_double":
+        raise ValueError(f"rounding must be None for profile 'tflite_double' (its two rounding steps are "
+                         f"fixed), not {rounding!r}")
+    if float_bias is not None and profile != "torch_fbgemm":
+        raise ValueError(f"float_bias is only for profile 'torch_fbgemm', not {profile!r}")
     a = np.asarray(acc)
     if a.dtype.kind not in "iu":
         raise TypeError(f"acc must be an integer array, not dtype {a.dtype}")
@@ -286,33 +434,46 @@ def requantize(acc, multiplier, *, zero_point: int, qmin: int, qmax: int, channe
     zero_point, qmin, qmax = int(zero_point), int(qmin), int(qmax)
     if qmin > qmax:
         raise ValueError(f"qmin must be <= qmax, not qmin={qmin} > qmax={qmax}")
-    if m.ndim == 1:
+    fb = None if float_bias is None else np.asarray(float_bias, dtype=np.float32)
+    if fb is not None and fb.ndim > 1:
+        raise ValueError(f"float_bias must have shape () or (C,), not {fb.shape}")
+    nch = m.shape[0] if m.ndim == 1 else (fb.shape[0] if fb is not None and fb.ndim == 1 else None)
+    if nch is not None:
+        if m.ndim == 1 and fb is not None and fb.ndim == 1 and fb.shape != m.shape:
+            raise ValueError(f"float_bias must have the shape of the multiplier {m.shape}, not {fb.shape}")
         if channel_axis is None:
-            raise ValueError(f"channel_axis must be given for a per-channel multiplier of shape {m.shape}, "
+            raise ValueError(f"channel_axis must be given for a per-channel multiplier of shape ({nch},), "
                              f"not None")
         if not -a.ndim <= channel_axis < a.ndim:
             raise ValueError(f"channel_axis must be in [{-a.ndim}, {a.ndim - 1}] for acc of shape {a.shape}, "
                              f"not {channel_axis}")
         ax = channel_axis % a.ndim
-        if a.shape[ax] != m.shape[0]:
-            raise ValueError(f"acc must have {m.shape[0]} channels along axis {channel_axis} "
+        if a.shape[ax] != nch:
+            raise ValueError(f"acc must have {nch} channels along axis {channel_axis} "
                              f"(one per multiplier), "
                              f"not {a.shape[ax]}")
     else:
         ax = None
 
-    if profile in ("ort_cpu", "torch_onednn"):
-        m32 = m.astype(np.float32)
-        if ax is not None:
-            shape = [1] * a.ndim
-            shape[ax] = m.shape[0]
-            m32 = m32.reshape(shape)
-        v = np.multiply(a.astype(np.float32), m32, dtype=np.float32)
-        if profile == "ort_cpu":
-            v = np.rint(np.clip(v, np.float32(qmin - zero_point), np.float32(qmax - zero_point)))
-            return v.astype(np.int32) + np.int32(zero_point)
-        v = np.add(v, np.float32(zero_point), dtype=np.float32)
-        return np.rint(np.clip(v, np.float32(qmin), np.float32(qmax))).astype(np.int32)
+    def _bcast(v):
+        if ax is None or v.ndim == 0:
+            return v
+        shape = [1] * a.ndim
+        shape[ax] = v.shape[0]
+        return v.reshape(shape)
+
+    if profile in _FLOAT32_PROFILES:
+        m32 = _bcast(m.astype(np.float32))
+        v = a.astype(np.float32)
+        if fb is not None:
+            v = np.add(v, _bcast(fb), dtype=np.float32)
+        v = np.multiply(v, m32, dtype=np.float32)
+        rnd = (lambda t: np.rint(t)) if rounding is None else (lambda t: round_values(t, rounding, seed=seed))
+        if profile == "torch_onednn":
+            v = np.add(v, np.float32(zero_point), dtype=np.float32)
+            return rnd(np.clip(v, np.float32(qmin), np.float32(qmax))).astype(np.int32)
+        v = rnd(np.clip(v, np.float32(qmin - zero_point), np.float32(qmax - zero_point)))
+        return v.astype(np.int32) + np.int32(zero_point)
 
     if profile.startswith("tflite"):
         if a.size and (a.min() < _INT32_MIN or a.max() > _INT32_MAX):
@@ -328,10 +489,12 @@ def requantize(acc, multiplier, *, zero_point: int, qmin: int, qmax: int, channe
             sl[ax] = c
             sl = tuple(sl)
         part = a[sl]
+        cseed = None if seed is None else (seed, c)
         if profile == "hawq_dyadic":
             b, cc = dyadic_multiplier(mc)
-            v = np.rint((part.astype(np.float64) * float(b)) / 2.0**cc)
+            v = (part.astype(np.float64) * float(b)) / 2.0**cc
+            v = np.rint(v) if rounding is None else round_values(v, rounding, seed=cseed)
             out[sl] = np.clip(v, qmin - zero_point, qmax - zero_point).astype(np.int64)
         else:
-            out[sl] = _scaled_tflite(part, float(mc), profile == "tflite_single")
+            out[sl] = _scaled_tflite(part, float(mc), profile == "tflite_single", rounding, cseed)
     return np.clip(out + zero_point, qmin, qmax).astype(np.int32)
