@@ -1,7 +1,7 @@
 """Typed, immutable specs: the accelerator, the workload; YAML loading with precise errors."""
 
-from ._arch import (OPERANDS, ArchSpec, ArrayConfig, DramConfig, EnergyOverrides, MemoryConfig, MemoryLevel,
-                    PEConfig, SramConfig, TimingConfig, load_arch)
+from ._arch import (OPERANDS, ArchSpec, AreaOverrides, ArrayConfig, DramConfig, EnergyOverrides, MemoryConfig,
+                    MemoryLevel, PEConfig, SramConfig, TimingConfig, load_arch)
 from ._loader import load_yaml, validate
 from ._quantcfg import LayerBits, QuantConfig, load_quant_config
 from ._workload import Conv2d, Gemm, GemmView, Layer, Workload, load_workload_yaml
@@ -9,7 +9,7 @@ from ._workload import Conv2d, Gemm, GemmView, Layer, Workload, load_workload_ya
 __all__ = [
     # _arch
     "ArchSpec", "ArrayConfig", "PEConfig", "SramConfig", "DramConfig", "MemoryConfig", "MemoryLevel", "OPERANDS",
-    "EnergyOverrides",
+    "EnergyOverrides", "AreaOverrides",
     "TimingConfig", "load_arch",
     # _workload
     "Conv2d", "Gemm", "GemmView", "Layer", "Workload", "load_workload_yaml",

@@ -19,7 +19,7 @@ from ._loader import load_yaml, validate
 
 __all__ = ["ArchSpec", "ArrayConfig", "PEConfig", "SramConfig", "DramConfig", "MemoryConfig", "MemoryLevel",
            "OPERANDS",
-           "EnergyOverrides", "TimingConfig", "load_arch"]
+           "EnergyOverrides", "AreaOverrides", "TimingConfig", "load_arch"]
 
 
 class _Frozen(BaseModel):
@@ -83,14 +83,16 @@ class SramConfig(_Frozen):
 
     ``size_kib`` is the total capacity in KiB (1024 bytes); when the memory is double buffered, each half
     holds one tile (SCALE-Sim's active fraction 0.5). ``word_bits`` is the width of one access: an access of
-    64 bits carries 8 int8 operands or 16 int4 operands. ``read_pj``/``write_pj`` (pJ per access) override
-    the technology table.
+    64 bits carries 8 int8 operands or 16 int4 operands. ``read_pj``/``write_pj`` (pJ per access) and
+    ``area_mm2`` (mm^2) override the technology table.
     """
 
     size_kib: float = Field(gt=0)
     word_bits: int = Field(default=64, gt=0, le=65536)
     read_pj: float | None = Field(default=None, ge=0)
     write_pj: float | None = Field(default=None, ge=0)
+    area_mm2: float | None = Field(default=None, ge=0, description="area of the buffer, mm^2 (replaces the "
+                                   "technology table's)")
 
 
 class DramConfig(_Frozen):
@@ -132,7 +134,8 @@ class MemoryLevel(_Frozen):
     ``size_bytes`` give the capacity (of one instance); ``banks`` split it (an access touches one bank, so its
     energy is that of a ``size/banks`` array). ``read_bw_bits_per_cycle``/``write_bw_bits_per_cycle`` bound
     on-chip traffic (default unbounded, as in SCALE-Sim); DRAM has one ``bandwidth_bytes_per_cycle`` shared by
-    reads and writes. ``read_pj``/``write_pj`` (pJ per access of ``word_bits``) and ``pj_per_bit`` (DRAM)
+    reads and writes. ``read_pj``/``write_pj`` (pJ per access of ``word_bits``, DRAM included), ``pj_per_bit``
+    (DRAM, reads and writes) and ``area_mm2`` (one instance; not allowed on DRAM, which has no die area)
     override the technology table.
     """
 
@@ -152,6 +155,8 @@ class MemoryLevel(_Frozen):
     read_pj: float | None = Field(default=None, ge=0)
     write_pj: float | None = Field(default=None, ge=0)
     pj_per_bit: float | None = Field(default=None, ge=0)
+    area_mm2: float | None = Field(default=None, ge=0, description="area of one instance, mm^2 (replaces the "
+                                   "technology table's)")
 
     @model_validator(mode="after")
     def _check(self) -> "MemoryLevel":
@@ -162,6 +167,9 @@ class MemoryLevel(_Frozen):
             if v is not None and v != "unbounded" and not v > 0:
                 raise ValueError(f"{k} > 0 or 'unbounded'; found {v!r}")
         if self.kind == "dram":
+            if self.area_mm2 is not None:
+                raise ValueError("no area_mm2 on the dram level (off-chip: hwsim counts die area only); found "
+                                 f"{self.area_mm2!r}")
             if self.bandwidth_bytes_per_cycle is None:
                 raise ValueError("a dram level with bandwidth_bytes_per_cycle (a number or 'unbounded'); "
                                  "found none")
@@ -267,7 +275,7 @@ class MemoryConfig(_Frozen):
             s: SramConfig = getattr(self, f"{op}_sram")
             out.append(MemoryLevel(name=f"{op}_sram", kind="sram", operands=(op,), size_kib=s.size_kib,
                                    word_bits=s.word_bits, double_buffered=self.double_buffered,
-                                   read_pj=s.read_pj, write_pj=s.write_pj))
+                                   read_pj=s.read_pj, write_pj=s.write_pj, area_mm2=s.area_mm2))
         d = self.dram or DramConfig()
         out.append(MemoryLevel(name="dram", kind="dram", operands=OPERANDS, word_bits=64,
                                bandwidth_bytes_per_cycle=d.bandwidth_bytes_per_cycle, pj_per_bit=d.pj_per_bit))
@@ -281,15 +289,31 @@ class MemoryConfig(_Frozen):
 class EnergyOverrides(_Frozen):
     """Energy per action. ``technology`` names a table in ``hwsim/tech/``; any other key replaces the table's.
 
-    Units: pJ. ``mult_8b_pj``: one 8b x 8b integer multiply (scaled by b_a*b_w/64); ``add_32b_pj``: one
-    32-bit add (scaled linearly with the accumulator bits); ``requant_pj``: requantizing one output;
-    ``dram_pj_per_bit``: one bit moved to or from DRAM.
+    Units: pJ. ``mult_8b_pj``: one 8b x 8b integer multiply (the table's multiplier curve, ~ b_a*b_w, is scaled
+    to it); ``add_32b_pj``: one 32-bit add (the adder curve, ~ bits, is scaled to it; accumulators, zero-point
+    and requantization adds use it); ``requant_pj``: requantizing one output. Memories take ``read_pj`` /
+    ``write_pj`` (per access) and DRAM ``pj_per_bit`` on their level.
     """
 
     technology: str = "horowitz_45nm"
     mult_8b_pj: float | None = Field(default=None, ge=0)
     add_32b_pj: float | None = Field(default=None, ge=0)
     requant_pj: float | None = Field(default=None, ge=0)
+
+
+class AreaOverrides(_Frozen):
+    """Area per unit, um^2; each key given replaces the technology table's (``energy.technology``).
+
+    ``pe_um2``: one PE (multiplier, accumulator adder and registers, whatever the precision mode);
+    ``mult_8b_um2``: one 8b x 8b multiplier (the table's multiplier curve scaled to it); ``add_32b_um2``: one
+    32-bit adder (the adder curve scaled); ``requant_um2``: one requantization unit (one per array column).
+    Memory levels take ``area_mm2`` per instance.
+    """
+
+    pe_um2: float | None = Field(default=None, ge=0)
+    mult_8b_um2: float | None = Field(default=None, ge=0)
+    add_32b_um2: float | None = Field(default=None, ge=0)
+    requant_um2: float | None = Field(default=None, ge=0)
 
 
 class TimingConfig(_Frozen):
@@ -320,6 +344,7 @@ class ArchSpec(_Frozen):
     pe: PEConfig
     memory: MemoryConfig
     energy: EnergyOverrides = EnergyOverrides()
+    area: AreaOverrides = AreaOverrides()
     timing: TimingConfig = TimingConfig()
 
     def replace(self, **dotted: Any) -> "ArchSpec":
