@@ -51,6 +51,10 @@ class _LayerBase(_Frozen):
     name: str = Field(min_length=1)
     weight_bits: int | None = Field(default=None, ge=1, le=16, description="bits of the filter operand")
     act_bits: int | None = Field(default=None, ge=1, le=16, description="bits of the input activations")
+    weight_symmetric: bool | None = Field(default=None, description="weights quantized with zero point 0 "
+                                          "(default: the workload's)")
+    act_symmetric: bool | None = Field(default=None, description="input activations quantized with zero point "
+                                       "0 (default: the workload's)")
     relu: bool = False
 
 
@@ -194,7 +198,13 @@ Layer = Annotated[Union[Conv2d, Gemm], Field(discriminator="op")]
 
 
 class Workload(_Frozen):
-    """A network: a name, default bit-widths and an ordered list of layers (names unique)."""
+    """A network: a name, default bit-widths and an ordered list of layers (names unique).
+
+    ``weight_symmetric`` / ``act_symmetric`` (default true, each layer may override): whether the weights /
+    input activations are quantized symmetrically (zero point 0). A non-zero zero point adds the cross terms of
+    sum((x - z_x)(w - z_w)) = sum(xw) - z_w*sum(x) - z_x*sum(w) + K*z_x*z_w to every output, which the energy
+    model charges (:mod:`hwsim.energy`).
+    """
 
     __union_tags__ = ("conv2d", "depthwise", "gemm", "fc")
 
@@ -202,6 +212,8 @@ class Workload(_Frozen):
     source: str = ""
     weight_bits: int = Field(default=8, ge=1, le=16)
     act_bits: int = Field(default=8, ge=1, le=16)
+    weight_symmetric: bool = True
+    act_symmetric: bool = True
     layers: tuple[Layer, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -220,6 +232,13 @@ class Workload(_Frozen):
             for note in layer.shape_notes() if isinstance(layer, Conv2d) else ():
                 out.append(f"{source + ': ' if source else ''}layers[{i}] ({layer.name}): {note}")
         return out
+
+    def asymmetric(self, layer: Conv2d | Gemm) -> tuple[bool, bool]:
+        """(weights have a non-zero zero point, activations have one) for a layer: its own setting, else the
+        workload's."""
+        ws = self.weight_symmetric if layer.weight_symmetric is None else layer.weight_symmetric
+        acts = self.act_symmetric if layer.act_symmetric is None else layer.act_symmetric
+        return (not ws, not acts)
 
     def bits(self, layer: Conv2d | Gemm) -> tuple[int, int]:
         """(weight_bits, act_bits) of a layer: its own, else the workload's defaults."""
