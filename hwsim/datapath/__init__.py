@@ -4,12 +4,12 @@ The kernels are small numba loops (``_kernels.py``); the typed, checked entry po
 Exact semantics and their sources: ``shared/reference/bitexact.md``.
 """
 
-from ._layers import (conv2d_acc, conv_output_size, gemm_acc, global_avgpool, maxpool2d, qlinear_conv2d,
-                      qlinear_matmul)
+from ._layers import (conv2d_acc, conv_output_size, gemm_acc, global_avgpool, maxpool2d, narrow_operand,
+                      qlinear_conv2d, qlinear_matmul)
 
 __all__ = [
     # _layers: accumulators
-    "conv2d_acc", "gemm_acc", "conv_output_size",
+    "conv2d_acc", "gemm_acc", "conv_output_size", "narrow_operand",
     # _layers: quantized layers
     "qlinear_conv2d", "qlinear_matmul",
     # _layers: pooling

@@ -17,10 +17,10 @@ import numpy as np
 
 from ..quant import QParams, requant_multiplier, requantize
 from ..quant._requant import _check_profile
-from . import _kernels
+from . import _fast, _kernels
 
 __all__ = ["conv2d_acc", "gemm_acc", "qlinear_conv2d", "qlinear_matmul", "maxpool2d", "global_avgpool",
-           "conv_output_size"]
+           "conv_output_size", "narrow_operand"]
 
 _ACC_MODES = ("wrap", "saturate")
 _EXACT_LIMIT = 1 << 62  # int64 partial sums below this bound are exact
@@ -101,6 +101,52 @@ def _shifted(a: np.ndarray, zp, name: str) -> np.ndarray:
     return s.astype(np.int32)
 
 
+def narrow_operand(v: np.ndarray, bits: int) -> tuple[np.ndarray, int]:
+    """Two's-complement truncation of integer operands to a ``bits``-bit signed multiplier input.
+
+    A PE whose multiplier takes ``bits``-bit signed operands keeps the low ``bits`` bits of each zero-shifted
+    operand ``x - z``: values outside ``[-2^(bits-1), 2^(bits-1) - 1]`` wrap. 8-bit codes with a zero point
+    need 9 bits (``x - z`` spans ``[-255, 255]``), so an 8-bit multiplier is exact only for zero points that
+    keep ``x - z`` within int8 (e.g. symmetric int8 weights).
+
+    Parameters
+    ----------
+    v : numpy.ndarray of int
+        Zero-shifted operands.
+    bits : int in [2, 32]
+
+    Returns
+    -------
+    (wrapped, count) : (numpy.ndarray of int32, int)
+        The operands as the multiplier sees them, and how many were out of range.
+    """
+    if not _is_int(bits) or not 2 <= int(bits) <= 32:
+        raise ValueError(f"mult_bits must be an int in [2, 32], not {bits!r}")
+    bits = int(bits)
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    w = v.astype(np.int64)
+    bad = (w < lo) | (w > hi)
+    count = int(np.count_nonzero(bad))
+    if count:
+        w = ((w - lo) & ((1 << bits) - 1)) + lo
+    return w.astype(np.int32), count
+
+
+def _pair_saturate_sums(xr: np.ndarray, wr: np.ndarray) -> np.ndarray:
+    """``sum_p sat16(x[2p] w[2p] + x[2p+1] w[2p+1])`` over the last axis of (rows, Q) x (cols, Q) int32 arrays.
+
+    Returns (rows, cols) int64. This is x86 ``vpmaddubsw`` (u8 x s8 pairs summed with int16 saturation).
+    """
+    q = xr.shape[1]
+    if q % 2:
+        xr = np.concatenate([xr, np.zeros((xr.shape[0], 1), xr.dtype)], axis=1)
+        wr = np.concatenate([wr, np.zeros((wr.shape[0], 1), wr.dtype)], axis=1)
+    x2 = xr.astype(np.int64).reshape(xr.shape[0], 1, -1, 2)
+    w2 = wr.astype(np.int64).reshape(1, wr.shape[0], -1, 2)
+    pairs = (x2 * w2).sum(axis=3)
+    return np.clip(pairs, -32768, 32767).sum(axis=2)
+
+
 def _check_exact(xs: np.ndarray, ws: np.ndarray, red: int, bias: np.ndarray | None) -> None:
     """Refuse operands whose exact sum could leave the int64 range (the int64 sum would not be exact)."""
     mx = int(np.abs(xs.astype(np.int64)).max()) if xs.size else 0
@@ -142,10 +188,40 @@ def conv_output_size(size: int, kernel: int, stride: int, pad_begin: int, pad_en
 
 # -- accumulators --------------------------------------------------------------------------------------------
 
+def _conv_pair_saturate(x_q, w_q, xz, wz, stride, pads, dilation, groups, ho, wo) -> np.ndarray:
+    """conv2d_acc's ``pair_saturate16`` model via im2col on raw codes (padding = ``xz``); int64 (N, K, Ho, Wo)."""
+    n_b, ch, h, w = x_q.shape
+    k_out, cg, kr, ks = w_q.shape
+    pt, pb, pl, pr = pads
+    xp = np.full((n_b, ch, h + pt + pb, w + pl + pr), xz, np.int64)
+    xp[:, :, pt:pt + h, pl:pl + w] = x_q
+    kg = k_out // groups
+    q = cg * kr * ks
+    out = np.empty((n_b, k_out, ho, wo), np.int64)
+    for g in range(groups):
+        cols = np.empty((n_b, ho, wo, cg, kr, ks), np.int64)
+        for r in range(kr):
+            for s_ in range(ks):
+                r0, s0 = r * dilation[0], s_ * dilation[1]
+                win = xp[:, g * cg:(g + 1) * cg, r0:r0 + stride[0] * (ho - 1) + 1:stride[0],
+                         s0:s0 + stride[1] * (wo - 1) + 1:stride[1]]
+                cols[..., r, s_] = win.transpose(0, 2, 3, 1)
+        xr = cols.reshape(-1, q)
+        wr = w_q[g * kg:(g + 1) * kg].reshape(kg, q).astype(np.int64)
+        zg = wz[g * kg:(g + 1) * kg]
+        acc = _pair_saturate_sums(xr, wr)
+        acc -= xz * wr.sum(axis=1)[None, :]
+        acc -= zg[None, :] * xr.sum(axis=1)[:, None]
+        acc += q * xz * zg[None, :]
+        out[:, g * kg:(g + 1) * kg] = acc.reshape(n_b, ho, wo, kg).transpose(0, 3, 1, 2)
+    return out
+
+
 def conv2d_acc(x_q: np.ndarray, w_q: np.ndarray, *, x_zp, w_zp, bias: np.ndarray | None = None,
                stride: tuple[int, int] = (1, 1), pads: tuple[int, int, int, int] = (0, 0, 0, 0),
                dilation: tuple[int, int] = (1, 1), groups: int = 1, acc_bits: int = 32,
-               acc_mode: str = "wrap") -> tuple[np.ndarray, int]:
+               acc_mode: str = "wrap", mult_bits: int | None = None, pair_saturate16: bool = False,
+               fast: bool = True) -> tuple[np.ndarray, int]:
     """Integer conv2d accumulator ``acc = sum (x - x_zp)(w - w_zp) + bias`` in an ``acc_bits``-bit register.
 
     Semantics: ONNX ConvInteger plus QLinearConv's int32 bias (``bitexact.md`` §1; ORT ``qlinearconv.cc``).
@@ -189,6 +265,17 @@ def conv2d_acc(x_q: np.ndarray, w_q: np.ndarray, *, x_zp, w_zp, bias: np.ndarray
     acc_bits : int in [2, 64], default 32
         Register width.
     acc_mode : {"wrap", "saturate"}, default "wrap"
+    mult_bits : int in [2, 32], optional
+        Signed width of each multiplier operand: the zero-shifted operands are truncated to it
+        (:func:`narrow_operand`), as a PE with a narrow multiplier would. ``None``: wide enough.
+    pair_saturate16 : bool, default False
+        x86 ``vpmaddubsw`` accumulation, as PyTorch fbgemm's depthwise kernels do (``bitexact.md`` §0, §3):
+        ``acc = sum_p sat16(x[q0] w[q0] + x[q1] w[q1]) - x_zp * sum_q w[q] - w_zp * sum_q x[q] + Q x_zp
+        w_zp`` over the *raw* codes (padding = ``x_zp``), the reduction index ``q`` in ``(c, r, s)`` order
+        paired as (0, 1), (2, 3), ... (a last odd tap alone), then the bias. Wrap mode only.
+    fast : bool, default True
+        Use the exact fast path (:mod:`._fast`: VNNI or float BLAS) where it applies (wrap mode, no
+        ``pair_saturate16``); ``False`` forces the reference numba loops (same results, for tests).
 
     Returns
     -------
@@ -234,25 +321,39 @@ def conv2d_acc(x_q: np.ndarray, w_q: np.ndarray, *, x_zp, w_zp, bias: np.ndarray
     wz = _zero_point_vector(w_zp, "w_zp", k_out, "output channel")
     b = _bias_vector(bias, k_out, "output channel")
 
+    if pair_saturate16:
+        if acc_mode != "wrap":
+            raise ValueError(f"pair_saturate16 needs acc_mode 'wrap', not {acc_mode!r}")
+        out = _conv_pair_saturate(x_q, w_q, xz, wz, (sh, sw), (pt, pb, pl, pr), (dh, dw), groups, ho, wo)
+        events = _finish(out, b, (1, k_out, 1, 1), bits, lo, hi, acc_mode)
+        return out, int(events)
     xs = _shifted(x_q, xz, "x_q")
     ws = _shifted(w_q, wz.reshape(-1, 1, 1, 1), "w_q")
+    if mult_bits is not None:
+        xs, _ = narrow_operand(xs, mult_bits)
+        ws, _ = narrow_operand(ws, mult_bits)
     _check_exact(xs, ws, cg * kr * ks, b)
-    if pt or pb or pl or pr:
-        xs = np.pad(xs, ((0, 0), (0, 0), (pt, pb), (pl, pr)))  # shifted padding value 0 = code x_zp = real 0
-    xs = np.ascontiguousarray(xs)
-    ws = np.ascontiguousarray(ws)
-    out = np.zeros((n_b, k_out, ho, wo), np.int64)
-    if acc_mode == "wrap":
-        _kernels.conv2d_exact(xs, ws, out, sh, sw, dh, dw, groups)
-        events = 0
-    else:
-        events = _kernels.conv2d_saturate(xs, ws, out, sh, sw, dh, dw, groups, lo, hi)
+    out = None
+    if fast and acc_mode == "wrap" and mult_bits is None:
+        out = _fast.exact_conv(x_q, w_q, xz, wz, (sh, sw), (pt, pb, pl, pr), (dh, dw), groups, ho, wo)
+    events = 0
+    if out is None:
+        if pt or pb or pl or pr:
+            xs = np.pad(xs, ((0, 0), (0, 0), (pt, pb), (pl, pr)))  # shifted padding 0 = code x_zp = real 0
+        xs = np.ascontiguousarray(xs)
+        ws = np.ascontiguousarray(ws)
+        out = np.zeros((n_b, k_out, ho, wo), np.int64)
+        if acc_mode == "wrap":
+            _kernels.conv2d_exact(xs, ws, out, sh, sw, dh, dw, groups)
+        else:
+            events = _kernels.conv2d_saturate(xs, ws, out, sh, sw, dh, dw, groups, lo, hi)
     events += _finish(out, b, (1, k_out, 1, 1), bits, lo, hi, acc_mode)
     return out, int(events)
 
 
 def gemm_acc(a_q: np.ndarray, b_q: np.ndarray, *, a_zp, b_zp, bias: np.ndarray | None = None,
-             acc_bits: int = 32, acc_mode: str = "wrap") -> tuple[np.ndarray, int]:
+             acc_bits: int = 32, acc_mode: str = "wrap", mult_bits: int | None = None,
+             pair_saturate16: bool = False, fast: bool = True) -> tuple[np.ndarray, int]:
     """Integer GEMM accumulator ``acc[i, j] = sum_k (a[i,k] - a_zp)(b[k,j] - b_zp[j]) + bias[j]``.
 
     Semantics: ONNX MatMulInteger (per-column ``b_zp`` allowed, as ORT does) plus an optional int32 bias per
@@ -273,6 +374,8 @@ def gemm_acc(a_q: np.ndarray, b_q: np.ndarray, *, a_zp, b_zp, bias: np.ndarray |
     bias : numpy.ndarray of int, shape (N,), optional
     acc_bits : int in [2, 64], default 32
     acc_mode : {"wrap", "saturate"}, default "wrap"
+    mult_bits, pair_saturate16, fast
+        As :func:`conv2d_acc` (pairs run over ``k = (0, 1), (2, 3), ...``).
 
     Returns
     -------
@@ -295,15 +398,36 @@ def gemm_acc(a_q: np.ndarray, b_q: np.ndarray, *, a_zp, b_zp, bias: np.ndarray |
     az = _int_scalar(a_zp, "a_zp")
     bz = _zero_point_vector(b_zp, "b_zp", n_cols, "column")
     b = _bias_vector(bias, n_cols, "column")
+    if pair_saturate16:
+        if acc_mode != "wrap":
+            raise ValueError(f"pair_saturate16 needs acc_mode 'wrap', not {acc_mode!r}")
+        xr = a_q.astype(np.int32)
+        wr = np.ascontiguousarray(b_q.T).astype(np.int32)
+        out = _pair_saturate_sums(xr, wr)
+        out -= az * wr.sum(axis=1, dtype=np.int64)[None, :]
+        out -= bz[None, :] * xr.sum(axis=1, dtype=np.int64)[:, None]
+        out += k_red * az * bz[None, :]
+        events = _finish(out, b, (1, n_cols), bits, lo, hi, acc_mode)
+        return out, int(events)
     a_s = np.ascontiguousarray(_shifted(a_q, az, "a_q"))
     b_s = np.ascontiguousarray(_shifted(b_q, bz.reshape(1, -1), "b_q"))
+    if mult_bits is not None:
+        a_s, _ = narrow_operand(a_s, mult_bits)
+        b_s, _ = narrow_operand(b_s, mult_bits)
     _check_exact(a_s, b_s, k_red, b)
-    out = np.zeros((m_rows, n_cols), np.int64)
-    if acc_mode == "wrap":
-        _kernels.gemm_exact(a_s, b_s, out)
-        events = 0
-    else:
-        events = _kernels.gemm_saturate(a_s, b_s, out, lo, hi)
+    out = None
+    if fast and acc_mode == "wrap":
+        if mult_bits is None:
+            out = _fast.exact_gemm(a_q, b_q, az, bz)
+        else:
+            out = _fast.exact_gemm(a_s, b_s, 0, np.zeros(n_cols, np.int64))
+    events = 0
+    if out is None:
+        out = np.zeros((m_rows, n_cols), np.int64)
+        if acc_mode == "wrap":
+            _kernels.gemm_exact(a_s, b_s, out)
+        else:
+            events = _kernels.gemm_saturate(a_s, b_s, out, lo, hi)
     events += _finish(out, b, (1, n_cols), bits, lo, hi, acc_mode)
     return out, int(events)
 

@@ -1,0 +1,231 @@
+"""Fast exact accumulators for the order-independent (wrap) case. Private: used by :mod:`._layers`.
+
+Both paths return the exact int64 sum ``sum (a - z_a)(b - z_b)``, so that the public functions stay bit-exact;
+the tests compare them with the numba loops of :mod:`._kernels` (``tests/test_datapath_fast.py``).
+
+1. **VNNI** (:mod:`._vnni`, when the CPU has AVX512-VNNI). 8-bit codes are mapped to unsigned activations and
+   signed weights (``a_u = a + o_a`` with ``o_a`` 0 for uint8, 128 for int8; ``b_s = b + o_b`` with ``o_b`` 0
+   for int8, -128 for uint8), and the zero points move with them (``z' = z + o``). Then::
+
+       sum_k (a_u - z_a')(b_s - z_b') = sum_k a_u b_s - z_b' sum_k a_u - z_a' sum_k b_s + K z_a' z_b'
+
+   The first sum is the int32 ``vpdpbusd`` GEMM, exact for ``K <= 65536`` (``|a_u b_s| <= 255 * 128``);
+   longer reductions are cut into such chunks and added in int64, as are the correction terms. A padded conv
+   input holds the real value 0, i.e. the code ``z_a'``, whose terms cancel in the identity above.
+2. **Float BLAS** (``DESIGN.md``, "Exact integers, fast"): a float32 product of integers is exact while every
+   partial sum stays below ``2^24`` in magnitude. With ``B = max|a - z_a| * max|b - z_b|``, chunks of ``c =
+   floor(2^24 / B)`` reduction terms have partial sums ``<= c * B <= 2^24`` in any summation order, so
+   ``np.matmul`` on float32 chunks is exact; the chunks are added in int64. When ``c < 32`` (wide operands)
+   float64 is used with ``2^53``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from . import _vnni
+
+__all__ = ["exact_gemm", "exact_conv", "vnni_available"]
+
+_F32_EXACT = 1 << 24
+_F64_EXACT = 1 << 53
+
+
+def vnni_available() -> bool:
+    """True when the VNNI kernels can run on this CPU."""
+    return _vnni.AVAILABLE
+
+
+def _u8_offset(a: np.ndarray) -> int | None:
+    """Offset mapping the codes of ``a`` into [0, 255], or None."""
+    if a.dtype == np.uint8:
+        return 0
+    if a.dtype == np.int8:
+        return 128
+    if a.size == 0:
+        return 0
+    lo, hi = int(a.min()), int(a.max())
+    if 0 <= lo and hi <= 255:
+        return 0
+    if -128 <= lo and hi <= 127:
+        return 128
+    return None
+
+
+def _s8_offset(b: np.ndarray) -> int | None:
+    """Offset mapping the codes of ``b`` into [-128, 127], or None."""
+    if b.dtype == np.int8:
+        return 0
+    if b.dtype == np.uint8:
+        return -128
+    if b.size == 0:
+        return 0
+    lo, hi = int(b.min()), int(b.max())
+    if -128 <= lo and hi <= 127:
+        return 0
+    if 0 <= lo and hi <= 255:
+        return -128
+    return None
+
+
+def _to_u8(a: np.ndarray, off: int) -> np.ndarray:
+    if a.dtype == np.uint8 and off == 0:
+        return a
+    if a.dtype == np.int8 and off == 128:
+        return a.view(np.uint8) ^ np.uint8(0x80)
+    return (a.astype(np.int16) + off).astype(np.uint8)
+
+
+def _to_s8(b: np.ndarray, off: int) -> np.ndarray:
+    if b.dtype == np.int8 and off == 0:
+        return b
+    if b.dtype == np.uint8 and off == -128:
+        return (b ^ np.uint8(0x80)).view(np.int8)
+    return (b.astype(np.int16) + off).astype(np.int8)
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _pack_rows(a_u: np.ndarray, kp: int, np_: int) -> np.ndarray:
+    """``xp[k // 4, m, k % 4] = a_u[m, k]`` for a (M, K) uint8 matrix, zero-padded to (kp, np_)."""
+    m, k = a_u.shape
+    buf = np.zeros((kp // 4, np_, 4), np.uint8)
+    pad = np.zeros((m, kp), np.uint8)
+    pad[:, :k] = a_u
+    buf[:, :m, :] = pad.reshape(m, kp // 4, 4).transpose(1, 0, 2)
+    return buf.reshape(-1)
+
+
+def _vnni_gemm(a: np.ndarray, b: np.ndarray, az: int, bz: np.ndarray) -> np.ndarray | None:
+    oa, ob = _u8_offset(a), _s8_offset(b)
+    if oa is None or ob is None:
+        return None
+    za = az + oa
+    zb = bz.astype(np.int64) + ob
+    if not (0 <= za <= 255):
+        return None  # a zero point outside the code range: no cancellation argument needed, take the slow path
+    a_u = _to_u8(a, oa)
+    b_s = _to_s8(b, ob)
+    m, k = a_u.shape
+    n = b_s.shape[1]
+    bt = np.ascontiguousarray(b_s.T)  # (N, K): rows of the broadcast operand
+    acc = np.zeros((m, n), np.int64)
+    for k0 in range(0, k, _vnni.MAX_K):
+        k1 = min(k, k0 + _vnni.MAX_K)
+        kc = k1 - k0
+        kp = _cdiv(kc, 4) * 4
+        np_ = _cdiv(max(m, 1), _vnni.NR) * _vnni.NR
+        xp = _pack_rows(a_u[:, k0:k1], kp, np_)
+        part = _vnni.gemm_s8u8(bt[:, k0:k1], xp, n, kc, m, kp, np_)  # (N, M) int32
+        acc += part.T
+    acc -= a_u.sum(axis=1, dtype=np.int64)[:, None] * zb[None, :]
+    acc -= za * b_s.sum(axis=0, dtype=np.int64)[None, :]
+    acc += k * za * zb[None, :]
+    return acc
+
+
+def _float_gemm(a_s: np.ndarray, b_s: np.ndarray) -> np.ndarray | None:
+    """Exact int64 ``a_s @ b_s`` for zero-shifted integer operands through float BLAS, or None."""
+    m, k = a_s.shape
+    n = b_s.shape[1]
+    bound = (int(np.abs(a_s).max()) if a_s.size else 0) * (int(np.abs(b_s).max()) if b_s.size else 0)
+    if bound == 0 or k == 0:
+        return np.zeros((m, n), np.int64)
+    chunk, dt = _F32_EXACT // bound, np.float32
+    if chunk < 32:
+        chunk, dt = _F64_EXACT // bound, np.float64
+        if chunk < 1:
+            return None
+    af = a_s.astype(dt)
+    bf = b_s.astype(dt)
+    acc = np.zeros((m, n), np.int64)
+    for k0 in range(0, k, chunk):
+        acc += np.matmul(af[:, k0:k0 + chunk], bf[k0:k0 + chunk]).astype(np.int64)
+    return acc
+
+
+def exact_gemm(a: np.ndarray, b: np.ndarray, az: int, bz: np.ndarray, *, path: str = "auto") -> np.ndarray | None:
+    """Exact int64 ``sum_k (a[i,k] - az)(b[k,j] - bz[j])`` by a fast path, or None if none applies.
+
+    ``path``: ``"auto"`` (VNNI if possible, else float BLAS), ``"vnni"``, ``"float"``.
+    """
+    if path in ("auto", "vnni") and _vnni.AVAILABLE:
+        r = _vnni_gemm(a, b, az, bz)
+        if r is not None or path == "vnni":
+            return r
+    if path == "vnni":
+        return None
+    a_s = a.astype(np.int64) - az
+    b_s = b.astype(np.int64) - bz.astype(np.int64)[None, :]
+    return _float_gemm(a_s, b_s)
+
+
+@njit(cache=True)
+def _im2col_pack(xu, c0, cg, kr, ks, sh, sw, dh, dw, ho, wo, out, colsum):
+    """Pack the im2col matrix of padded uint8 images ``xu`` (N, C, Hp, Wp), channels ``[c0, c0 + cg)``.
+
+    ``out`` (Kp/4, Np, 4) uint8, zero-initialised: ``out[q // 4, p, q % 4] = x[n, c, oh*sh + r*dh, ow*sw + s*dw]``
+    with ``q = (c*R + r)*S + s`` and ``p = (n*Ho + oh)*Wo + ow``; ``colsum[p]`` = the sum over ``q``.
+    """
+    nb = xu.shape[0]
+    for n in range(nb):
+        for c in range(cg):
+            for r in range(kr):
+                for s in range(ks):
+                    q = (c * kr + r) * ks + s
+                    q4 = q // 4
+                    qt = q - q4 * 4
+                    for oh in range(ho):
+                        row = xu[n, c0 + c, oh * sh + r * dh]
+                        pb = (n * ho + oh) * wo
+                        for ow in range(wo):
+                            v = row[ow * sw + s * dw]
+                            out[q4, pb + ow, qt] = v
+                            colsum[pb + ow] += v
+
+
+def exact_conv(x: np.ndarray, w: np.ndarray, xz: int, wz: np.ndarray, stride, pads, dilation, groups: int,
+               ho: int, wo: int) -> np.ndarray | None:
+    """Exact int64 conv sums (N, K, Ho, Wo) on the VNNI path (im2col per group), or None if it does not apply.
+
+    Applies when the CPU has VNNI, the codes are 8-bit, the reduction fits one chunk and each group has at
+    least ``MR`` output channels (depthwise convs are left to the direct numba kernel, which suits them).
+    """
+    if not _vnni.AVAILABLE:
+        return None
+    n_b, ch, h, wd = x.shape
+    k_out, cg, kr, ks = w.shape
+    kg = k_out // groups
+    q = cg * kr * ks
+    if kg < _vnni.MR or q > _vnni.MAX_K:
+        return None
+    oa, ob = _u8_offset(x), _s8_offset(w)
+    if oa is None or ob is None:
+        return None
+    za = xz + oa
+    zb = wz.astype(np.int64) + ob
+    if not (0 <= za <= 255):
+        return None
+    pt, pb, pl, pr = pads
+    xu = np.full((n_b, ch, h + pt + pb, wd + pl + pr), za, np.uint8)
+    xu[:, :, pt:pt + h, pl:pl + wd] = _to_u8(x, oa)
+    ws = _to_s8(w, ob).reshape(k_out, q)
+    p_tot = n_b * ho * wo
+    kp = _cdiv(q, 4) * 4
+    np_ = _cdiv(p_tot, _vnni.NR) * _vnni.NR
+    out = np.empty((k_out, p_tot), np.int64)
+    for g in range(groups):
+        xp = np.zeros((kp // 4, np_, 4), np.uint8)
+        colsum = np.zeros(np_, np.int64)
+        _im2col_pack(xu, g * cg, cg, kr, ks, stride[0], stride[1], dilation[0], dilation[1], ho, wo, xp, colsum)
+        wg = ws[g * kg:(g + 1) * kg]
+        zg = zb[g * kg:(g + 1) * kg]
+        part = _vnni.gemm_s8u8(wg, xp.reshape(-1), kg, q, p_tot, kp, np_).astype(np.int64)
+        part -= zg[:, None] * colsum[None, :p_tot]
+        part -= za * wg.sum(axis=1, dtype=np.int64)[:, None]
+        part += q * za * zg[:, None]
+        out[g * kg:(g + 1) * kg] = part
+    return np.ascontiguousarray(out.reshape(k_out, n_b, ho, wo).transpose(1, 0, 2, 3))

@@ -1,0 +1,124 @@
+"""The fast exact accumulators (VNNI, float BLAS) equal the reference numba loops bit for bit.
+
+Also: the narrow multiplier operand model and the int16 pair saturation model, with hand-derived values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hwsim.datapath import conv2d_acc, gemm_acc, narrow_operand
+from hwsim.datapath import _fast, _vnni
+
+INT8 = (np.int8, np.uint8)
+
+
+def codes(rng, dt, shape):
+    info = np.iinfo(dt)
+    return rng.integers(info.min, info.max + 1, shape).astype(dt)
+
+
+@pytest.mark.parametrize("adt", INT8)
+@pytest.mark.parametrize("bdt", INT8)
+@pytest.mark.parametrize("path", ["vnni", "float"])
+def test_exact_gemm_paths_equal_numba(adt, bdt, path):
+    if path == "vnni" and not _vnni.AVAILABLE:
+        pytest.skip("no AVX512-VNNI on this CPU")
+    rng = np.random.default_rng(7)
+    for m, k, n in [(1, 1, 1), (5, 3, 7), (37, 300, 29), (70, 129, 65)]:
+        a, b = codes(rng, adt, (m, k)), codes(rng, bdt, (k, n))
+        az = int(codes(rng, adt, ()))
+        bz = codes(rng, bdt, (n,)).astype(np.int64)
+        ref, _ = gemm_acc(a, b, a_zp=az, b_zp=bz, acc_bits=64, fast=False)
+        got = _fast.exact_gemm(a, b, az, bz, path=path)
+        np.testing.assert_array_equal(got, ref)
+
+
+def test_vnni_chunks_long_reductions(monkeypatch):
+    if not _vnni.AVAILABLE:
+        pytest.skip("no AVX512-VNNI on this CPU")
+    monkeypatch.setattr(_vnni, "MAX_K", 64)  # force several int32 chunks summed in int64
+    rng = np.random.default_rng(3)
+    a, b = codes(rng, np.uint8, (13, 1000)), codes(rng, np.int8, (1000, 9))
+    ref, _ = gemm_acc(a, b, a_zp=200, b_zp=-3, acc_bits=64, fast=False)
+    np.testing.assert_array_equal(_fast.exact_gemm(a, b, 200, np.full(9, -3, np.int64), path="vnni"), ref)
+
+
+def test_float_path_chunk_bound_keeps_partial_sums_exact():
+    # 255 * 255 per term: float32 chunks of floor(2^24 / 65025) = 258 terms; K = 5000 crosses many chunks and
+    # the exact sum (about 3.2e8) is far above 2^24, where a single float32 matmul would round
+    a = np.full((2, 5000), 255, np.uint8)
+    b = np.full((5000, 3), 0, np.uint8)
+    got = _fast.exact_gemm(a, b, 0, np.full(3, 255, np.int64), path="float")
+    assert got.tolist() == [[-5000 * 255 * 255] * 3] * 2
+    naive = (a.astype(np.float32) @ (b.astype(np.float32) - 255)).astype(np.int64)
+    assert naive[0, 0] != got[0, 0]
+
+
+CONV_LAYOUTS = [
+    # x shape, w shape, groups, stride, pads (t, b, l, r), dilation
+    ((2, 8, 9, 9), (12, 8, 3, 3), 1, (1, 1), (1, 1, 1, 1), (1, 1)),
+    ((1, 16, 15, 15), (24, 8, 3, 3), 2, (2, 1), (1, 2, 0, 1), (1, 2)),
+    ((1, 6, 11, 7), (6, 6, 5, 1), 1, (1, 2), (2, 2, 0, 0), (1, 1)),
+    ((2, 16, 12, 12), (16, 1, 3, 3), 16, (1, 1), (1, 1, 1, 1), (1, 1)),  # depthwise: numba kernel
+]
+
+
+@pytest.mark.parametrize("layout", CONV_LAYOUTS)
+@pytest.mark.parametrize("xdt, wdt", [(np.uint8, np.int8), (np.int8, np.int8), (np.uint8, np.uint8)])
+def test_conv2d_fast_equals_numba(layout, xdt, wdt):
+    xs, wsh, groups, stride, pads, dil = layout
+    rng = np.random.default_rng(11)
+    x, w = codes(rng, xdt, xs), codes(rng, wdt, wsh)
+    xz = int(codes(rng, xdt, ()))
+    wz = codes(rng, wdt, (wsh[0],)).astype(np.int64)
+    kw = dict(x_zp=xz, w_zp=wz, stride=stride, pads=pads, dilation=dil, groups=groups)
+    ref, _ = conv2d_acc(x, w, acc_bits=64, fast=False, **kw)
+    got, _ = conv2d_acc(x, w, acc_bits=64, fast=True, **kw)
+    np.testing.assert_array_equal(got, ref)
+    ref32, ov_ref = conv2d_acc(x, w, acc_bits=16, fast=False, **kw)
+    got32, ov = conv2d_acc(x, w, acc_bits=16, fast=True, **kw)
+    np.testing.assert_array_equal(got32, ref32)
+    assert ov == ov_ref
+
+
+def test_narrow_operand_wraps_and_counts():
+    # 8-bit signed multiplier: 200 - 256 = -56, -129 + 256 = 127; 127 and -128 fit
+    w, n = narrow_operand(np.array([200, -129, 127, -128, 0]), 8)
+    assert w.tolist() == [-56, 127, 127, -128, 0] and n == 2
+    # uint8 activations with zero point 0 need 9 bits: 255 - 0 = 255 wraps to -1 in 8 bits
+    a = np.array([[255, 1]], np.uint8)
+    b = np.array([[1], [1]], np.int8)
+    assert gemm_acc(a, b, a_zp=0, b_zp=0)[0].tolist() == [[256]]
+    assert gemm_acc(a, b, a_zp=0, b_zp=0, mult_bits=8)[0].tolist() == [[0]]
+    assert gemm_acc(a, b, a_zp=0, b_zp=0, mult_bits=9)[0].tolist() == [[256]]
+    assert gemm_acc(a, b, a_zp=128, b_zp=0, mult_bits=8)[0].tolist() == [[127 - 127]]
+
+
+def test_pair_saturate16_hand_values():
+    # x = 255 (z_x = 0), w = 127: pairs 255*127*2 = 64770 saturate to 32767; K = 3: pairs (0,1), (2,-)
+    a = np.array([[255, 255, 255]], np.uint8)
+    b = np.array([[127], [127], [127]], np.int8)
+    exact, _ = gemm_acc(a, b, a_zp=0, b_zp=0)
+    sat, _ = gemm_acc(a, b, a_zp=0, b_zp=0, pair_saturate16=True)
+    assert exact.tolist() == [[3 * 32385]] and sat.tolist() == [[32767 + 32385]]
+    # the zero point is corrected outside the pairs: z_x = 255 gives acc = sat - 255 * sum(w) = 0 - ... exact 0
+    sat_z, _ = gemm_acc(a, b, a_zp=255, b_zp=0, pair_saturate16=True)
+    assert sat_z.tolist() == [[32767 + 32385 - 255 * 381]]
+    # no saturation when |pair| <= 32767: equals the exact sum
+    rng = np.random.default_rng(0)
+    a2, b2 = codes(rng, np.uint8, (4, 10)) // 2, codes(rng, np.int8, (10, 3)) // 2
+    np.testing.assert_array_equal(gemm_acc(a2, b2, a_zp=3, b_zp=0, pair_saturate16=True)[0],
+                                  gemm_acc(a2, b2, a_zp=3, b_zp=0)[0])
+
+
+def test_conv_pair_saturate16_depthwise_taps_in_kernel_order():
+    # depthwise 3x3, one channel, x = 255 everywhere, no padding: taps (0,1),(2,3),(4,5),(6,7),(8)
+    x = np.full((1, 1, 3, 3), 255, np.uint8)
+    w = np.array([127, 127, -128, -128, 127, -128, 1, 1, 127], np.int8).reshape(1, 1, 3, 3)
+    acc, _ = conv2d_acc(x, w, x_zp=0, w_zp=0, groups=1, pair_saturate16=True)
+    pairs = [32767, -32768, 255 * (127 - 128), 255 * 2, 255 * 127]
+    assert acc.ravel().tolist() == [sum(pairs)]
+    exact, _ = conv2d_acc(x, w, x_zp=0, w_zp=0)
+    assert exact.ravel().tolist() == [255 * int(w.astype(int).sum())]
