@@ -73,6 +73,20 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from .onnxq import DatapathConfig, config_from_arch, verify
+    from .quant import PROFILES
+
+    if args.profile not in PROFILES:
+        raise SpecError("<arg>", "--profile", f"one of {', '.join(PROFILES)}", args.profile)
+    cfg = config_from_arch(args.arch, profile=args.profile) if args.arch else DatapathConfig(profile=args.profile)
+    rep = verify(args.model, inputs=args.inputs, seed=args.seed, out=args.out, config=cfg, arch=args.arch)
+    print(f"wrote {Path(args.out) / 'verify.json'}")
+    for line in rep.lines:
+        print(line)
+    return 0 if rep.passed else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hwsim", description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--version", action="version", version=f"hwsim {_version()}")
@@ -103,6 +117,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=None, help="local worker processes (default: cores)")
     s.add_argument("--scheduler", help="dask.distributed scheduler address (not yet supported)")
     s.set_defaults(func=_cmd_sweep)
+    s = sub.add_parser("verify", help="run a quantized ONNX model on the integer datapath and on onnxruntime; "
+                       "compare every integer tensor")
+    s.add_argument("model", help="quantized ONNX model (QOperator or QDQ form)")
+    s.add_argument("--inputs", help=".npz with one array per model input (default: seeded random inputs)")
+    s.add_argument("--out", default="results/verify", help="output folder for verify.json "
+                   "(default: results/verify)")
+    s.add_argument("--arch", help="arch YAML: run under its pe.acc_bits / pe.acc_mode (and pe.mult_bits)")
+    s.add_argument("--profile", default="ort_cpu", help="requantization profile (default: ort_cpu; "
+                   "see hwsim.quant.PROFILES)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default: 0)")
+    s.set_defaults(func=_cmd_verify)
     return p
 
 

@@ -1,0 +1,26 @@
+"""Quantized ONNX models on hwsim's integer datapath, verified against onnxruntime.
+
+QOperator form (QLinearConv, QLinearMatMul, com.microsoft QGemm/QLinearAdd/QLinearAveragePool/
+QLinearGlobalAveragePool/QLinearConcat, QuantizeLinear, DequantizeLinear, MatMulInteger, ConvInteger and the
+integer MaxPool/Relu/Reshape/Flatten/Transpose/Squeeze/Unsqueeze they come with) and QDQ form (lowered to the
+same integer ops as onnxruntime's CPU provider fuses them). Semantics and sources: ``docs/verification.md``.
+"""
+
+from ._graph import QGraph, load_model, lower_qdq
+from ._ops import SUPPORTED_OPS, DatapathConfig, NodeStats
+from ._reference import run_onnxruntime
+from ._run import RunResult, check_supported, execute
+from ._verify import VerifyReport, config_from_arch, load_inputs, random_inputs, verify
+
+__all__ = [
+    # _graph
+    "QGraph", "load_model", "lower_qdq",
+    # _ops
+    "DatapathConfig", "NodeStats", "SUPPORTED_OPS",
+    # _run
+    "RunResult", "execute", "check_supported",
+    # _reference
+    "run_onnxruntime",
+    # _verify
+    "VerifyReport", "verify", "random_inputs", "load_inputs", "config_from_arch",
+]

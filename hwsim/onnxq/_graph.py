@@ -1,0 +1,402 @@
+"""Loading a quantized ONNX model and lowering its QDQ groups to integer (QOperator) nodes.
+
+:func:`load_model` reads and checks the file with ``onnx`` (shape inference included), folds ``Constant``
+nodes into initializers and gives every node a display name. :func:`lower_qdq` then rewrites each
+``DequantizeLinear -> op -> QuantizeLinear`` group into the integer node that onnxruntime's CPU execution
+provider runs for it (``onnxruntime/core/optimizer/qdq_transformer/selectors_actions/``:
+``qdq_selector_action_transformer.cc``, ``qdq_selectors.cc``), so that hwsim executes the same integer
+operations as the reference:
+
+=====================================  =====================================================================
+group                                  lowered to (conditions as ORT's selectors)
+=====================================  =====================================================================
+DQ x, DQ w, [DQ b] -> Conv -> Q        QLinearConv (x and y of one type; int8 x needs int8 w; int32 b)
+DQ a, DQ b -> MatMul -> Q              QLinearMatMul (a and y of one type; int8 a needs int8 b)
+DQ A, DQ B, [DQ C] -> Gemm -> [Q]      com.microsoft QGemm (int8 A needs int8 B; beta = 1 with C)
+DQ a, DQ b -> Add -> Q                 com.microsoft QLinearAdd (all three of one type)
+DQ x -> AveragePool / GlobalAvg.. -> Q com.microsoft QLinearAveragePool / QLinearGlobalAveragePool
+DQ x_i -> Concat -> Q                  com.microsoft QLinearConcat (all of one type)
+DQ -> MaxPool/Reshape/Flatten/         the op on the integer codes (DQ and Q with the same constant scalar
+Transpose/Squeeze/Unsqueeze -> Q       scale and zero point; MaxPool: opset >= 12 and a positive scale)
+op -> Relu/Clip -> Q                   the Relu/Clip is dropped when Q's range already clamps it
+=====================================  =====================================================================
+
+8-bit types only (ORT fuses no 16-bit group on CPU). A group that does not qualify stays as written: its
+DequantizeLinear and QuantizeLinear nodes run on their own and the op between them runs in float32, which
+hwsim supports only for the ops whose float32 result it reproduces exactly (:data:`FLOAT_OPS`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper, shape_inference
+
+from ..errors import Found, SpecError
+
+__all__ = ["QGraph", "load_model", "lower_qdq", "INT8_TYPES", "FLOAT_OPS", "display_name"]
+
+_T = onnx.TensorProto
+INT8_TYPES = (_T.INT8, _T.UINT8)
+INT_TYPES = (_T.INT8, _T.UINT8, _T.INT16, _T.UINT16, _T.INT32, _T.UINT32, _T.INT64, _T.UINT64)
+#: Float ops between DequantizeLinear and QuantizeLinear that hwsim runs in float32 with ORT's exact result.
+FLOAT_OPS = ("Relu", "Add", "Sub", "Mul", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity",
+             "Concat", "MaxPool")
+_DROP_OPS = ("MaxPool", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze")
+
+
+def display_name(node: onnx.NodeProto, index: int) -> str:
+    """A node's name, or ``<op_type>#<index>`` for an unnamed node."""
+    return node.name if node.name else f"{node.op_type}#{index}"
+
+
+@dataclass
+class QGraph:
+    """A loaded model: nodes in topological order, initializers as arrays, element types and shapes.
+
+    ``types[name]`` is the ONNX ``TensorProto`` element type of a value (from the graph's inputs, outputs,
+    initializers and shape inference); ``shapes[name]`` its static shape where known (None entries for
+    symbolic dims).
+    """
+
+    path: str
+    model: onnx.ModelProto
+    nodes: list[onnx.NodeProto]
+    names: list[str]
+    inits: dict[str, np.ndarray]
+    types: dict[str, int]
+    shapes: dict[str, tuple | None]
+    inputs: list[str]
+    outputs: list[str]
+    opset: int
+    producer: dict[str, int] = field(default_factory=dict)
+    consumers: dict[str, list[int]] = field(default_factory=dict)
+    lowered_from: dict[str, list[str]] = field(default_factory=dict)
+
+    def reindex(self) -> None:
+        self.producer = {}
+        self.consumers = {}
+        for i, n in enumerate(self.nodes):
+            for o in n.output:
+                if o:
+                    self.producer[o] = i
+            for v in n.input:
+                if v:
+                    self.consumers.setdefault(v, []).append(i)
+
+    def node_where(self, i: int) -> str:
+        return f"node {self.names[i]!r} ({self.nodes[i].op_type})"
+
+
+def _dims(tp: onnx.TypeProto) -> tuple | None:
+    if not tp.tensor_type.HasField("shape"):
+        return None
+    return tuple(d.dim_value if d.HasField("dim_value") else None for d in tp.tensor_type.shape.dim)
+
+
+def load_model(path) -> QGraph:
+    """Read, check and shape-infer an ONNX model.
+
+    Raises
+    ------
+    SpecError
+        The file is missing or not a valid ONNX model (message names the file).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(str(p), "", "an existing ONNX model file", Found("no such file"))
+    try:
+        model = onnx.load(str(p))
+        onnx.checker.check_model(model)
+    except Exception as e:  # onnx raises several exception types
+        raise SpecError(str(p), "", "a valid ONNX model", Found(f"{type(e).__name__}: {str(e).splitlines()[0]}"))
+    try:
+        model = shape_inference.infer_shapes(model, strict_mode=False)
+    except Exception as e:
+        raise SpecError(str(p), "", "a model that ONNX shape inference accepts",
+                        Found(f"{type(e).__name__}: {str(e).splitlines()[0]}"))
+    g = model.graph
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    types, shapes = {}, {}
+    for vi in list(g.input) + list(g.output) + list(g.value_info):
+        types[vi.name] = vi.type.tensor_type.elem_type
+        shapes[vi.name] = _dims(vi.type)
+    for i in g.initializer:
+        types[i.name] = i.data_type
+        shapes[i.name] = tuple(i.dims)
+    nodes, names = [], []
+    for idx, n in enumerate(g.node):
+        if n.op_type == "Constant" and n.domain in ("", "ai.onnx"):
+            a = n.attribute[0]
+            if a.name != "value":
+                raise SpecError(str(p), f"node {display_name(n, idx)!r}", "a Constant with a 'value' tensor",
+                                Found(f"attribute {a.name!r}"))
+            arr = numpy_helper.to_array(a.t)
+            inits[n.output[0]] = arr
+            types[n.output[0]] = a.t.data_type
+            shapes[n.output[0]] = tuple(arr.shape)
+            continue
+        nodes.append(n)
+        names.append(display_name(n, idx))
+    inputs = [v.name for v in g.input if v.name not in inits]
+    q = QGraph(path=str(p), model=model, nodes=nodes, names=names, inits=inits, types=types, shapes=shapes,
+               inputs=inputs, outputs=[v.name for v in g.output], opset=opset)
+    q.reindex()
+    return q
+
+
+# -- QDQ lowering --------------------------------------------------------------------------------------------
+
+def _attr(node, name, default=None):
+    for a in node.attribute:
+        if a.name == name:
+            return helper.get_attribute_value(a)
+    return default
+
+
+def _const(q: QGraph, name: str):
+    return q.inits.get(name) if name else None
+
+
+def _dq_of(q: QGraph, value: str, target: int):
+    """The DequantizeLinear node index producing ``value`` if it can join a group feeding ``target``."""
+    i = q.producer.get(value)
+    if i is None or q.nodes[i].op_type != "DequantizeLinear" or q.nodes[i].domain not in ("", "ai.onnx"):
+        return None
+    if value in q.outputs:
+        return None
+    if _attr(q.nodes[i], "block_size", 0):
+        return None
+    return i
+
+
+def _single_q(q: QGraph, i: int):
+    """(Q node index, redundant Relu/Clip index or None) following node ``i``, or (None, None)."""
+    out = q.nodes[i].output[0]
+    if out in q.outputs:
+        return None, None
+    cons = q.consumers.get(out, [])
+    if len(cons) != 1:
+        return None, None
+    j = cons[0]
+    clip = None
+    if q.nodes[j].op_type in ("Relu", "Clip"):
+        o2 = q.nodes[j].output[0]
+        c2 = q.consumers.get(o2, [])
+        if o2 in q.outputs or len(c2) != 1:
+            return None, None
+        clip, j = j, c2[0]
+    if q.nodes[j].op_type != "QuantizeLinear" or q.nodes[j].domain not in ("", "ai.onnx"):
+        return None, None
+    if clip is not None and not _clip_redundant(q, clip, j):
+        return None, None
+    return j, clip
+
+
+def _qp_scalar(q: QGraph, node) -> tuple | None:
+    """(scale, zero point, elem type) of a Q/DQ node with constant scalar parameters, else None."""
+    s = _const(q, node.input[1])
+    z = _const(q, node.input[2]) if len(node.input) > 2 and node.input[2] else None
+    if s is None or s.size != 1 or (len(node.input) > 2 and node.input[2] and z is None):
+        return None
+    zt = q.types.get(node.input[2]) if z is not None else _T.UINT8
+    return float(s.reshape(-1)[0]), (0 if z is None else int(z.reshape(-1)[0])), zt
+
+
+def _clip_redundant(q: QGraph, ci: int, qi: int) -> bool:
+    """ORT ``IsClipMadeRedundantByQ``: Relu when Q's zero point is the type minimum; Clip when Q's range lies
+    within [min, max]."""
+    p = _qp_scalar(q, q.nodes[qi])
+    if p is None:
+        return False
+    s, z, zt = p
+    lo, hi = (-128, 127) if zt == _T.INT8 else (0, 255)
+    c = q.nodes[ci]
+    if c.op_type == "Relu":
+        return z == lo
+    mn = _const(q, c.input[1]) if len(c.input) > 1 and c.input[1] else None
+    mx = _const(q, c.input[2]) if len(c.input) > 2 and c.input[2] else None
+    if (len(c.input) > 1 and c.input[1] and mn is None) or (len(c.input) > 2 and c.input[2] and mx is None):
+        return False
+    qlo = np.float32(s) * np.float32(lo - z)
+    qhi = np.float32(s) * np.float32(hi - z)
+    return (mn is None or float(mn) <= qlo) and (mx is None or float(mx) >= qhi)
+
+
+def _elem(q: QGraph, name: str):
+    return q.types.get(name)
+
+
+def _same_qparams(q: QGraph, a, b) -> bool:
+    pa, pb = _qp_scalar(q, a), _qp_scalar(q, b)
+    return pa is not None and pa == pb
+
+
+def lower_qdq(q: QGraph) -> QGraph:
+    """Rewrite the QDQ groups of ``q`` as onnxruntime's CPU provider does (see the module docstring).
+
+    Returns a new :class:`QGraph` whose nodes are the lowered ones; ``lowered_from[name]`` lists the original
+    node names each lowered node replaces. Tensors keep their names, so every integer tensor of the original
+    graph that survives is produced under its original name.
+    """
+    consumed: set[int] = set()
+    replace: dict[int, onnx.NodeProto] = {}
+    sources: dict[int, list[int]] = {}
+    for i, n in enumerate(q.nodes):
+        if n.domain not in ("", "ai.onnx") or i in consumed:
+            continue
+        op = n.op_type
+        if op not in ("Conv", "MatMul", "Gemm", "Add", "AveragePool", "GlobalAveragePool", "Concat") + _DROP_OPS:
+            continue
+        qi, clip = _single_q(q, i)
+        data_idx = {"Conv": [0, 1, 2], "MatMul": [0, 1], "Gemm": [0, 1, 2], "Add": [0, 1]}.get(
+            op, list(range(len(n.input))) if op == "Concat" else [0])
+        dqs = []
+        ok = True
+        for k in data_idx:
+            if k >= len(n.input) or not n.input[k]:
+                if op in ("Conv", "Gemm") and k == 2:
+                    dqs.append(None)
+                    continue
+                ok = False
+                break
+            d = _dq_of(q, n.input[k], i)
+            if d is None:
+                ok = False
+                break
+            dqs.append(d)
+        if not ok:
+            continue
+        if qi is None and op != "Gemm":
+            continue
+        din = [_elem(q, q.nodes[d].input[0]) if d is not None else None for d in dqs]
+        dout = _elem(q, q.nodes[qi].output[0]) if qi is not None else None
+        if any(t is not None and t not in INT8_TYPES + (_T.INT32,) for t in din):
+            continue
+        new = None
+        if op == "Conv":
+            if din[0] not in INT8_TYPES or din[0] != dout or (din[0] == _T.INT8 and din[1] != _T.INT8) \
+                    or din[1] not in INT8_TYPES or (dqs[2] is not None and din[2] != _T.INT32):
+                continue
+            new = _mk_qlinear(q, n, "QLinearConv", [dqs[0], dqs[1]], qi, bias_dq=dqs[2])
+        elif op == "MatMul":
+            if din[0] not in INT8_TYPES or din[0] != dout or din[1] not in INT8_TYPES \
+                    or (din[0] == _T.INT8 and din[1] != _T.INT8):
+                continue
+            new = _mk_qlinear(q, n, "QLinearMatMul", dqs, qi)
+        elif op == "Gemm":
+            if din[0] not in INT8_TYPES or din[1] not in INT8_TYPES or (din[0] == _T.INT8 and din[1] != _T.INT8):
+                continue
+            if qi is not None and dout != din[0]:
+                continue
+            if dqs[2] is not None and (din[2] != _T.INT32 or float(_attr(n, "beta", 1.0)) != 1.0):
+                continue
+            new = _mk_qgemm(q, n, dqs, qi)
+        elif op == "Add":
+            if not (din[0] == din[1] == dout) or din[0] not in INT8_TYPES:
+                continue
+            new = _mk_qlinear(q, n, "QLinearAdd", dqs, qi, domain="com.microsoft")
+        elif op in ("AveragePool", "GlobalAveragePool"):
+            if din[0] != dout or din[0] not in INT8_TYPES:
+                continue
+            new = _mk_qlinear(q, n, "QLinear" + op, dqs, qi, domain="com.microsoft")
+        elif op == "Concat":
+            if any(t != dout for t in din) or dout not in INT8_TYPES:
+                continue
+            new = _mk_qconcat(q, n, dqs, qi)
+        else:  # drop DQ/Q around a data-movement op
+            if clip is not None or din[0] != dout or din[0] not in INT8_TYPES:
+                continue
+            if not _same_qparams(q, q.nodes[dqs[0]], q.nodes[qi]):
+                continue
+            if op == "MaxPool" and (q.opset < 12 or _qp_scalar(q, q.nodes[qi])[0] <= 0):
+                continue
+            ins = [q.nodes[dqs[0]].input[0]] + list(n.input[1:])
+            new = helper.make_node(op, ins, [q.nodes[qi].output[0]], name=q.names[i], domain="",
+                                   **{a.name: helper.get_attribute_value(a) for a in n.attribute})
+        if new is None:
+            continue
+        group = [d for d in dqs if d is not None] + [i] + ([clip] if clip is not None else []) + \
+            ([qi] if qi is not None else [])
+        replace[i] = new
+        sources[i] = group
+        consumed.update(j for j in group if j != i)
+    # DQ nodes used by a group may still feed other nodes: keep those that do
+    still_needed: set[int] = set()
+    for i, n in enumerate(q.nodes):
+        if i in consumed:
+            continue
+        for v in n.input:
+            j = q.producer.get(v)
+            if j is not None and j in consumed and q.nodes[j].op_type == "DequantizeLinear":
+                still_needed.add(j)
+    for v in q.outputs:
+        j = q.producer.get(v)
+        if j is not None and j in consumed and q.nodes[j].op_type == "DequantizeLinear":
+            still_needed.add(j)
+    nodes, names, lowered_from = [], [], {}
+    for i, n in enumerate(q.nodes):
+        if i in consumed and i not in still_needed:
+            continue
+        if i in replace:
+            nodes.append(replace[i])
+            names.append(q.names[i])
+            lowered_from[q.names[i]] = [q.names[j] for j in sources[i]]
+        else:
+            nodes.append(n)
+            names.append(q.names[i])
+    out = QGraph(path=q.path, model=q.model, nodes=nodes, names=names, inits=q.inits, types=dict(q.types),
+                 shapes=q.shapes, inputs=q.inputs, outputs=q.outputs, opset=q.opset, lowered_from=lowered_from)
+    out.reindex()
+    return out
+
+
+def _dq_triplet(q: QGraph, d: int) -> list[str]:
+    n = q.nodes[d]
+    return [n.input[0], n.input[1], n.input[2] if len(n.input) > 2 else ""]
+
+
+def _q_pair(q: QGraph, qi: int) -> list[str]:
+    n = q.nodes[qi]
+    return [n.input[1], n.input[2] if len(n.input) > 2 else ""]
+
+
+def _attrs(n) -> dict:
+    return {a.name: helper.get_attribute_value(a) for a in n.attribute}
+
+
+def _mk_qlinear(q: QGraph, n, op: str, dqs: list[int], qi: int, *, bias_dq=None, domain: str = ""):
+    ins = []
+    for d in dqs:
+        ins += _dq_triplet(q, d)
+    ins += _q_pair(q, qi)
+    if op == "QLinearConv" and bias_dq is not None:
+        ins.append(q.nodes[bias_dq].input[0])
+    attrs = _attrs(n)
+    if op in ("QLinearAveragePool", "QLinearGlobalAveragePool"):
+        attrs.setdefault("channels_last", 0)
+    return helper.make_node(op, ins, [q.nodes[qi].output[0]], name=n.name or n.op_type, domain=domain, **attrs)
+
+
+def _mk_qgemm(q: QGraph, n, dqs: list, qi):
+    ins = _dq_triplet(q, dqs[0]) + _dq_triplet(q, dqs[1])
+    ins.append(q.nodes[dqs[2]].input[0] if dqs[2] is not None else "")
+    if qi is not None:
+        ins += _q_pair(q, qi)
+        out = q.nodes[qi].output[0]
+    else:
+        out = n.output[0]
+    attrs = {k: v for k, v in _attrs(n).items() if k in ("alpha", "transA", "transB")}
+    return helper.make_node("QGemm", ins, [out], name=n.name or "Gemm", domain="com.microsoft", **attrs)
+
+
+def _mk_qconcat(q: QGraph, n, dqs: list[int], qi: int):
+    ins = _q_pair(q, qi)
+    for d in dqs:
+        ins += _dq_triplet(q, d)
+    return helper.make_node("QLinearConcat", ins, [q.nodes[qi].output[0]], name=n.name or "Concat",
+                            domain="com.microsoft", axis=_attr(n, "axis"))

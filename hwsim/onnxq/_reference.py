@@ -1,0 +1,79 @@
+"""onnxruntime as the reference: every integer tensor of a model, from one session.
+
+A copy of the model lists each requested tensor as a graph output, so that one ``InferenceSession`` run
+returns them all (onnxruntime's CPU provider, default graph optimizations, so that QDQ groups are fused as in
+deployment). Exposing a tensor can change which groups onnxruntime fuses; the unmodified model is therefore
+run as well and its outputs are compared with the instrumented ones (``notes`` says if they differ).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from ..errors import Found, SpecError
+
+__all__ = ["run_onnxruntime"]
+
+
+def _session(model: onnx.ModelProto):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+
+
+def run_onnxruntime(model: onnx.ModelProto, feeds: dict[str, np.ndarray], names: list[str],
+                    types: dict[str, int], *, source: str = "<model>") -> tuple[dict[str, np.ndarray], list[str]]:
+    """Run ``model`` on onnxruntime's CPU provider and return the named tensors.
+
+    Parameters
+    ----------
+    model : onnx.ModelProto
+        The original model (not lowered).
+    feeds : dict
+        Graph inputs.
+    names : list of str
+        Tensors to return (graph outputs or intermediate values).
+    types : dict
+        ONNX element type per tensor name (for the added graph outputs).
+    source : str
+        The model path, for error messages.
+
+    Returns
+    -------
+    (values, notes) : (dict of str to numpy.ndarray, list of str)
+
+    Raises
+    ------
+    SpecError
+        onnxruntime rejects the model or the inputs (its message is included).
+    """
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    existing = {o.name for o in m.graph.output}
+    for nm in names:
+        if nm not in existing:
+            m.graph.output.append(helper.make_tensor_value_info(nm, types.get(nm, 0), None))
+    notes = []
+    try:
+        sess = _session(m)
+        outs = sess.run(None, feeds)
+    except Exception as e:
+        raise SpecError(source, "", "a model and inputs that onnxruntime runs",
+                        Found(f"{type(e).__name__}: {str(e).splitlines()[0]}")) from None
+    got = {o.name: v for o, v in zip(sess.get_outputs(), outs)}
+    try:
+        plain = _session(model)
+        pouts = plain.run(None, feeds)
+        for o, v in zip(plain.get_outputs(), pouts):
+            if o.name in got and not np.array_equal(np.asarray(got[o.name]), np.asarray(v), equal_nan=True):
+                notes.append(f"exposing intermediate tensors changed onnxruntime's value of output {o.name!r} "
+                             f"(its graph optimizations fused differently); the unmodified model's value is "
+                             f"compared")
+                got[o.name] = v
+    except Exception as e:  # pragma: no cover - the instrumented model ran, so this one should too
+        notes.append(f"the unmodified model did not run on onnxruntime: {type(e).__name__}: {e}")
+    return {k: got[k] for k in names if k in got}, notes

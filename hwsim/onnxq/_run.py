@@ -1,0 +1,117 @@
+"""Executing a lowered quantized graph on hwsim's integer datapath.
+
+:func:`execute` runs the nodes in order with :data:`hwsim.onnxq._ops.KERNELS` and keeps every value;
+:func:`check_supported` refuses, before anything runs, a node hwsim has no kernel for (naming the node and
+listing the supported ops).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import Found, SpecError
+from ._graph import QGraph
+from ._ops import KERNELS, SUPPORTED_OPS, DatapathConfig, NodeStats, OpError
+
+__all__ = ["RunResult", "execute", "check_supported"]
+
+
+@dataclass
+class RunResult:
+    """Every value of one run (graph inputs, initializers excluded) and per-node datapath statistics.
+
+    ``values[name]`` is the array computed for tensor ``name``; ``stats[node]`` the :class:`NodeStats` of each
+    node; ``producer[name]`` the name of the node that computed ``name``.
+    """
+
+    values: dict[str, np.ndarray] = field(default_factory=dict)
+    stats: dict[str, NodeStats] = field(default_factory=dict)
+    producer: dict[str, str] = field(default_factory=dict)
+    op: dict[str, str] = field(default_factory=dict)
+
+
+def _key(node) -> tuple[str, str]:
+    d = node.domain
+    return ("" if d in ("", "ai.onnx") else d, node.op_type)
+
+
+def check_supported(g: QGraph) -> None:
+    """Raise :class:`SpecError` naming the first node whose op hwsim cannot run.
+
+    A float Conv/MatMul/Gemm/AveragePool left after :func:`lower_qdq` (a group onnxruntime would not fuse)
+    is refused too: hwsim runs them only as integer ops.
+    """
+    for i, n in enumerate(g.nodes):
+        if _key(n) not in KERNELS:
+            why = ""
+            if n.op_type in ("Conv", "MatMul", "Gemm", "AveragePool", "GlobalAveragePool"):
+                why = ("a float op outside a DequantizeLinear -> op -> QuantizeLinear group that onnxruntime "
+                       "fuses; hwsim runs it only as an integer op")
+            raise SpecError(g.path, f"node {g.names[i]!r}",
+                            f"an op hwsim supports ({'; '.join(SUPPORTED_OPS)})",
+                            Found(f"op {(n.domain + ':') if _key(n)[0] else ''}{n.op_type}"), detail=why)
+
+
+def execute(g: QGraph, feeds: dict[str, np.ndarray], cfg: DatapathConfig, *,
+            inputs_from: dict[str, np.ndarray] | None = None) -> RunResult:
+    """Run the graph on the integer datapath.
+
+    Parameters
+    ----------
+    g : QGraph
+        A lowered graph (:func:`hwsim.onnxq.lower_qdq`).
+    feeds : dict of str to numpy.ndarray
+        One array per graph input.
+    cfg : DatapathConfig
+        Accumulator, multiplier and requantizer.
+    inputs_from : dict, optional
+        "Local" mode: each node reads its inputs from here when present (e.g. onnxruntime's values), so that a
+        node's result reflects its own semantics and not differences that reached it from upstream.
+
+    Returns
+    -------
+    RunResult
+
+    Raises
+    ------
+    SpecError
+        A node hwsim cannot run, or whose inputs contradict its attributes (names the node).
+    """
+    res = RunResult()
+    env: dict[str, np.ndarray] = dict(feeds)
+    for i, n in enumerate(g.nodes):
+        name = g.names[i]
+        args = []
+        for v in n.input:
+            if not v:
+                args.append(None)
+            elif inputs_from is not None and v in inputs_from:
+                args.append(inputs_from[v])
+            elif v in env:
+                args.append(env[v])
+            elif v in g.inits:
+                args.append(g.inits[v])
+            else:
+                raise SpecError(g.path, f"node {name!r}", f"input {v!r} to be computed before this node",
+                                Found("no such value (the graph is not in topological order)"))
+        kern = KERNELS.get(_key(n))
+        if kern is None:
+            check_supported(g)
+        try:
+            outs, stats = kern(n, args, cfg)
+        except OpError as e:
+            raise SpecError(g.path, f"node {name!r} ({n.op_type})", "inputs and attributes hwsim supports",
+                            Found(str(e))) from None
+        except (ValueError, TypeError, IndexError) as e:
+            raise SpecError(g.path, f"node {name!r} ({n.op_type})", "inputs consistent with the node",
+                            Found(f"{type(e).__name__}: {e}")) from None
+        for o, v in zip(n.output, outs):
+            if o:
+                env[o] = v
+                res.values[o] = v
+                res.producer[o] = name
+                res.op[o] = n.op_type
+        res.stats[name] = stats
+    return res

@@ -1,0 +1,308 @@
+"""``hwsim verify``: a quantized ONNX model on hwsim's integer datapath against onnxruntime, tensor by tensor.
+
+Every integer tensor that a node of the model produces is compared element by element (the count ``N`` of
+differing elements out of ``M`` compared ones is the verdict; ``N = 0`` passes). For each differing tensor
+the report adds its first differing element and a *local* count: the same node re-run on onnxruntime's
+values of its inputs, so that a node whose own semantics differ is told apart from one that only receives a
+difference from upstream. With an arch (``pe.acc_bits``, ``pe.acc_mode``, ``pe.mult_bits``) or another
+requantization profile, the datapath runs under that hardware and the report gives, per GEMM-like node,
+accumulator overflow events, wrapped multiplier operands, the reduction length and the static accumulator
+bound ``b_a + b_w + ceil(log2 K)`` (a warning when it exceeds the accumulator).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from ..errors import Found, SpecError
+from ._graph import INT_TYPES, QGraph, load_model, lower_qdq
+from ._ops import DatapathConfig, reduction_bound_bits
+from ._reference import run_onnxruntime
+from ._run import check_supported, execute
+
+__all__ = ["VerifyReport", "verify", "random_inputs", "load_inputs", "config_from_arch"]
+
+_GEMM_OPS = ("QLinearConv", "QLinearMatMul", "QGemm", "ConvInteger", "MatMulInteger")
+
+
+@dataclass
+class VerifyReport:
+    """The outcome of :func:`verify`: ``mismatches`` of ``elements`` compared, the JSON-ready ``data`` and
+    the printable ``lines``."""
+
+    mismatches: int
+    elements: int
+    data: dict
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.mismatches == 0
+
+
+def _np_dtype(t: int) -> np.dtype:
+    return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t))
+
+
+def random_inputs(g: QGraph, seed: int) -> dict[str, np.ndarray]:
+    """Seeded random values for every graph input.
+
+    A float input that feeds a QuantizeLinear with constant scalar scale ``s`` and zero point ``z`` is drawn
+    uniformly from the quantizer's real range ``[(qmin - z) s, (qmax - z) s]`` widened by 10 % (so both
+    saturation ends occur); another float input from a standard normal; an integer input uniformly over its
+    type. Unknown (symbolic) dimensions are 1.
+    """
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for name in g.inputs:
+        shape = tuple(d if d else 1 for d in (g.shapes.get(name) or ()))
+        t = g.types.get(name)
+        dt = _np_dtype(t)
+        if dt.kind == "f":
+            lo, hi = None, None
+            for ci in g.consumers.get(name, []):
+                c = g.nodes[ci]
+                if c.op_type == "QuantizeLinear" and c.input[0] == name:
+                    s = g.inits.get(c.input[1])
+                    z = g.inits.get(c.input[2]) if len(c.input) > 2 and c.input[2] else np.zeros((), np.uint8)
+                    if s is not None and s.size == 1 and z is not None and z.size == 1:
+                        info = np.iinfo(z.dtype)
+                        zz = int(z.reshape(-1)[0])
+                        lo = float(s.reshape(-1)[0]) * (info.min - zz)
+                        hi = float(s.reshape(-1)[0]) * (info.max - zz)
+                    break
+            if lo is None:
+                feeds[name] = rng.standard_normal(shape).astype(dt)
+            else:
+                pad = 0.1 * (hi - lo)
+                feeds[name] = rng.uniform(lo - pad, hi + pad, shape).astype(dt)
+        elif dt.kind in "iu":
+            info = np.iinfo(dt)
+            feeds[name] = rng.integers(max(info.min, -(1 << 15)), min(info.max, 1 << 15) + 1, shape).astype(dt)
+        else:
+            raise SpecError(g.path, f"input {name!r}", "a float or integer input", Found(f"type {dt}"))
+    return feeds
+
+
+def load_inputs(path, g: QGraph) -> dict[str, np.ndarray]:
+    """Inputs from an ``.npz`` with one array per graph input (float64 is narrowed to float32).
+
+    Raises
+    ------
+    SpecError
+        Missing file or input, an unknown key, or a dtype/shape that contradicts the graph (names the key).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(str(p), "", "an existing .npz file of inputs", Found("no such file"))
+    try:
+        z = np.load(p, allow_pickle=False)
+    except Exception as e:
+        raise SpecError(str(p), "", "an .npz file of inputs", Found(f"{type(e).__name__}: {e}")) from None
+    feeds = {}
+    with z:
+        for k in z.files:
+            if k not in g.inputs:
+                raise SpecError(str(p), k, f"one of the model's inputs {g.inputs}", Found(f"key {k!r}"))
+        for name in g.inputs:
+            if name not in z.files:
+                raise SpecError(str(p), name, "an array for every model input", Found("nothing"))
+            a = np.asarray(z[name])
+            want = _np_dtype(g.types[name])
+            if want.kind == "f" and a.dtype.kind in "fiu":
+                a = a.astype(want)
+            elif a.dtype != want:
+                raise SpecError(str(p), name, f"dtype {want}", Found(f"dtype {a.dtype}"))
+            shape = g.shapes.get(name)
+            if shape is not None and (len(shape) != a.ndim
+                                      or any(d and d != s for d, s in zip(shape, a.shape))):
+                raise SpecError(str(p), name, f"shape {tuple(d if d else '?' for d in shape)}",
+                                Found(f"shape {a.shape}"))
+            feeds[name] = a
+    return feeds
+
+
+def config_from_arch(path, *, profile: str = "ort_cpu") -> DatapathConfig:
+    """The datapath of an arch YAML: ``pe.acc_bits``, ``pe.acc_mode`` and (if the spec has it)
+    ``pe.mult_bits``."""
+    from ..spec import load_arch
+
+    arch = load_arch(path)
+    pe = arch.pe
+    return DatapathConfig(acc_bits=int(pe.acc_bits), acc_mode=str(pe.acc_mode),
+                          mult_bits=getattr(pe, "mult_bits", None), profile=profile)
+
+
+def _integer_tensors(g: QGraph, values: dict[str, np.ndarray]) -> list[str]:
+    """Node outputs of integer type (the type from shape inference, else from hwsim's value: contrib ops such
+    as QGemm have no ONNX shape inference)."""
+    names = []
+    for n in g.nodes:
+        for o in n.output:
+            if not o:
+                continue
+            t = g.types.get(o)
+            if t in INT_TYPES or (not t and o in values and values[o].dtype.kind in "iu"):
+                names.append(o)
+    return names
+
+
+def _first_diff(a: np.ndarray, b: np.ndarray) -> dict:
+    idx = np.argwhere(a != b)[0]
+    t = tuple(int(i) for i in idx)
+    return {"index": list(t), "hwsim": int(a[t]), "onnxruntime": int(b[t])}
+
+
+def _bits_needed(v: int) -> int:
+    return int(v).bit_length() + 1 if v else 1
+
+
+def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfig | None = None,
+           arch=None) -> VerifyReport:
+    """Run ``model`` on hwsim's datapath and on onnxruntime; compare every integer tensor.
+
+    Parameters
+    ----------
+    model : str or Path
+        A quantized ONNX model (QOperator or QDQ form).
+    inputs : str or Path, optional
+        An ``.npz`` of inputs (:func:`load_inputs`); default: :func:`random_inputs` with ``seed``.
+    seed : int, default 0
+    out : str or Path, optional
+        Folder for ``verify.json``.
+    config : DatapathConfig, optional
+        The datapath (default: onnxruntime's own semantics).
+    arch : str or Path, optional
+        Recorded in the report (the caller builds ``config`` from it with :func:`config_from_arch`).
+
+    Returns
+    -------
+    VerifyReport
+
+    Raises
+    ------
+    SpecError
+        Bad model, inputs or an unsupported op (names the file and node or tensor).
+    """
+    cfg = config or DatapathConfig()
+    g0 = load_model(model)
+    g = lower_qdq(g0)
+    check_supported(g)
+    feeds = load_inputs(inputs, g0) if inputs is not None else random_inputs(g0, seed)
+    run = execute(g, feeds, cfg)
+    ref_run = run if cfg.is_reference else execute(g, feeds, DatapathConfig())
+    names = [n for n in _integer_tensors(g0, run.values) if n in run.values]
+    types = dict(g0.types)
+    for nm in names:
+        if not types.get(nm):
+            types[nm] = onnx.helper.np_dtype_to_tensor_dtype(run.values[nm].dtype)
+    ort_vals, notes = run_onnxruntime(g0.model, feeds, names + [o for o in g0.outputs if o not in names],
+                                      types, source=g0.path)
+    tensors, total, bad = [], 0, 0
+    local = None
+    for nm in names:
+        if nm not in ort_vals:
+            notes.append(f"onnxruntime did not return tensor {nm!r}; not compared")
+            continue
+        h, o = run.values[nm], np.asarray(ort_vals[nm])
+        prod = run.producer[nm]
+        st = run.stats.get(prod)
+        entry = {"name": nm, "node": prod, "op": run.op[nm], "dtype": str(o.dtype), "shape": list(o.shape),
+                 "elements": int(o.size)}
+        if h.shape != o.shape:
+            entry.update(mismatches=int(o.size), error=f"shape {list(h.shape)} vs onnxruntime {list(o.shape)}")
+            nbad = int(o.size)
+        else:
+            diff = h.astype(np.int64) != o.astype(np.int64)
+            nbad = int(np.count_nonzero(diff))
+            entry["mismatches"] = nbad
+            if nbad:
+                entry["max_abs_diff"] = int(np.abs(h.astype(np.int64) - o.astype(np.int64)).max())
+                entry["first_mismatch"] = _first_diff(h.astype(np.int64), o.astype(np.int64))
+                if local is None:
+                    local = execute(g, feeds, cfg, inputs_from=ort_vals)
+                lv = local.values[nm]
+                entry["local_mismatches"] = int(np.count_nonzero(lv.astype(np.int64) != o.astype(np.int64)))
+                if local.stats.get(prod) is not None and local.stats[prod].acc_overflow:
+                    entry["local_acc_overflow"] = local.stats[prod].acc_overflow
+            if not cfg.is_reference:
+                entry["reference_datapath_mismatches"] = int(np.count_nonzero(
+                    ref_run.values[nm].astype(np.int64) != o.astype(np.int64)))
+        if st is not None:
+            entry["acc_overflow"] = st.acc_overflow
+            if cfg.mult_bits is not None:
+                entry["mult_overflow"] = st.mult_overflow
+        total += int(o.size)
+        bad += nbad
+        tensors.append(entry)
+    layers, warnings = [], []
+    for i, n in enumerate(g.nodes):
+        if n.op_type not in _GEMM_OPS:
+            continue
+        st = run.stats[g.names[i]]
+        rule = reduction_bound_bits(st.k, st.a_bits, st.w_bits) if st.k else None
+        exact_st = ref_run.stats[g.names[i]]
+        need = _bits_needed(exact_st.max_abs_acc) if exact_st.max_abs_acc is not None else None
+        row = {"node": g.names[i], "op": n.op_type, "k": st.k, "a_bits": st.a_bits, "w_bits": st.w_bits,
+               "rule_bits": rule, "observed_bits": need, "acc_bits": cfg.acc_bits, "acc_mode": cfg.acc_mode,
+               "acc_overflow": st.acc_overflow}
+        if cfg.mult_bits is not None:
+            row["mult_bits"] = cfg.mult_bits
+            row["mult_overflow"] = st.mult_overflow
+        if g.names[i] in g.lowered_from:
+            row["lowered_from"] = g.lowered_from[g.names[i]]
+        layers.append(row)
+        if rule is not None and rule > cfg.acc_bits:
+            warnings.append(f"node {g.names[i]!r}: b_a + b_w + ceil(log2 K) = {st.a_bits} + {st.w_bits} + "
+                            f"{rule - st.a_bits - st.w_bits} = {rule} bits exceeds the {cfg.acc_bits}-bit "
+                            f"accumulator (K = {st.k}); these inputs needed {need} bits")
+        if cfg.mult_bits is not None and st.mult_overflow:
+            warnings.append(f"node {g.names[i]!r}: {st.mult_overflow} zero-shifted operands do not fit the "
+                            f"{cfg.mult_bits}-bit multiplier")
+    floats = {}
+    for o in g0.outputs:
+        if o in run.values and o in ort_vals and run.values[o].dtype.kind == "f":
+            floats[o] = bool(np.array_equal(run.values[o], np.asarray(ort_vals[o])))
+    import onnxruntime
+
+    from .. import __version__
+
+    data = {
+        "model": str(model), "hwsim_version": __version__, "onnxruntime_version": onnxruntime.__version__,
+        "inputs": {"source": str(inputs) if inputs is not None else f"random, seed {seed}",
+                   "shapes": {k: list(v.shape) for k, v in feeds.items()}},
+        "datapath": {"acc_bits": cfg.acc_bits, "acc_mode": cfg.acc_mode, "mult_bits": cfg.mult_bits,
+                     "pair_saturate16": cfg.pair_saturate16, "profile": cfg.profile, "rounding": cfg.rounding,
+                     "arch": None if arch is None else str(arch), "onnxruntime_semantics": cfg.is_reference},
+        "lowered": [{"node": k, "from": v} for k, v in g.lowered_from.items()],
+        "mismatches": bad, "elements": total, "result": "pass" if bad == 0 else "fail",
+        "tensors": tensors, "layers": layers, "warnings": warnings, "notes": notes,
+        "float_outputs_equal": floats,
+    }
+    lines = []
+    for w in warnings:
+        lines.append(f"warning: {w}")
+    for t in tensors:
+        if t["mismatches"]:
+            extra = f", {t['local_mismatches']} on onnxruntime's inputs" if "local_mismatches" in t else ""
+            ov = f", accumulator overflow {t['acc_overflow']}" if t.get("acc_overflow") else ""
+            if t.get("local_acc_overflow"):
+                ov += f" ({t['local_acc_overflow']} on onnxruntime's inputs)"
+            lines.append(f"{t['name']} ({t['op']} {t['node']!r}): {t['mismatches']} of {t['elements']} differ"
+                         f"{extra}{ov}")
+    for o, same in floats.items():
+        if not same:
+            lines.append(f"float output {o!r} differs from onnxruntime's (not counted: not an integer tensor)")
+    for nt in notes:
+        lines.append(f"note: {nt}")
+    lines.append(f"mismatches: {bad} of {total}")
+    if out is not None:
+        od = Path(out)
+        od.mkdir(parents=True, exist_ok=True)
+        (od / "verify.json").write_text(json.dumps(data, indent=1) + "\n")
+    return VerifyReport(mismatches=bad, elements=total, data=data, lines=lines)
