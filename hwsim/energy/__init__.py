@@ -1,7 +1,10 @@
-"""Per-action energy: technology tables (``hwsim/tech/``) and action counts x energy per action."""
+"""Per-action energy and area per component: technology tables (``hwsim/tech/``), action counts x energy per
+action, units x area per unit, every arch override applied and every number's source recorded."""
 
-from ._model import ActionEnergies, EnergyRecord, action_energies, energy_components, layer_energy
-from ._tech import TechTable, available_tech, load_tech
+from ._area import AreaBreakdown, area_breakdown
+from ._model import ActionEnergies, EnergyRecord, action_energies, energy_components, layer_energy, mac_energy
+from ._tech import TechEntry, TechTable, available_tech, load_tech, parse_tech, parse_unit
 
-__all__ = ["ActionEnergies", "EnergyRecord", "action_energies", "energy_components", "layer_energy",
-           "TechTable", "available_tech", "load_tech"]
+__all__ = ["ActionEnergies", "EnergyRecord", "action_energies", "energy_components", "layer_energy", "mac_energy",
+           "AreaBreakdown", "area_breakdown",
+           "TechTable", "TechEntry", "available_tech", "load_tech", "parse_tech", "parse_unit"]
