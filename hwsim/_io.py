@@ -23,6 +23,11 @@ UNITS = {
     "mapping_efficiency": "fraction of PEs mapped", "macs": "multiply-accumulates",
     "pj_per_mac": "picojoules per MAC", "tops_per_w": "tera-operations (2 per MAC) per second per watt",
     "model_cpu_s": "CPU seconds in mapping, event model and energy (not start-up or file writing)",
+    "*_mm2": "square millimetres of die (on-chip components; DRAM has none)", "*_um2": "square micrometres",
+    "tops": "tera-operations (2 per MAC) per second achieved at the arch's clock_mhz",
+    "peak_tops": "tera-operations per second at one MAC per PE per cycle at clock_mhz",
+    "power_mw": "average power at clock_mhz, milliwatts (dynamic energy / latency; no leakage)",
+    "read_per_access / write_per_access": "picojoules per access of the level's word_bits (dram: per bit)",
 }
 
 
@@ -104,6 +109,9 @@ def summary_dict(res: SimResult, *, arch_source: str = "", workload_source: str 
             "write_per_access": res.energies.write_pj, "dram_per_bit": res.energies.dram_pj_per_bit,
         },
         "energy_sources": res.energies.sources,
+        **({"area_mm2": {**res.area.mm2, "total": res.area.total_mm2},
+            "area_per_unit_um2": res.area.unit_um2, "area_units": res.area.units,
+            "area_sources": res.area.sources} if res.area is not None else {}),
         "model_cpu_s": res.model_cpu_s,
     }
 

@@ -16,7 +16,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .energy import ActionEnergies, EnergyRecord, action_energies, energy_components, layer_energy
+from .energy import (ActionEnergies, AreaBreakdown, EnergyRecord, action_energies, area_breakdown, energy_components,
+                     layer_energy)
 from .errors import SpecError
 from .mapping import LayerMapping, map_layer
 from .sim import LayerTiming, simulate_tiles, split_even
@@ -58,6 +59,7 @@ class SimResult:
     energies: ActionEnergies
     model_cpu_s: float
     totals: dict[str, float] = field(default_factory=dict)
+    area: AreaBreakdown | None = None
 
 
 def resolve_bits(workload: Workload, *, bits: dict[str, tuple[int, int]] | None = None,
@@ -134,7 +136,7 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
         warm_up()  # numba's cache load is start-up, not model time
     t0 = time.process_time()
     resolved = resolve_bits(workload, bits=bits, weight_bits=weight_bits, act_bits=act_bits)
-    ae = action_energies(arch)
+    ae = action_energies(arch, source=source)
     comps = energy_components(arch)
     onchip_levels = [lv.name for lv in arch.memory.hierarchy() if lv.kind != "dram"]
     R, C = arch.array.rows, arch.array.cols
@@ -144,7 +146,8 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
         w, a, o = resolved[layer.name]
         m = map_layer(layer, arch, weight_bits=w, act_bits=a, out_bits=o, where=source)
         tm = _timing(m, arch)
-        recs: list[EnergyRecord] = layer_energy(m, arch, ae)
+        wz, az = workload.asymmetric(layer)
+        recs: list[EnergyRecord] = layer_energy(m, arch, ae, weight_zero_point=wz, act_zero_point=az)
         by_comp = {c: 0.0 for c in comps}
         for r in recs:
             by_comp[r.component] += r.energy_pj
@@ -178,7 +181,8 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
         rows.append(row)
     cpu = time.process_time() - t0
     res = SimResult(arch=arch, workload=workload, bits=resolved, rows=rows, energy_records=records, energies=ae,
-                    model_cpu_s=cpu)
+                    model_cpu_s=cpu,
+                    area=area_breakdown(arch, source=source))
     res.totals = _totals(res)
     return res
 
@@ -196,5 +200,12 @@ def _totals(res: SimResult) -> dict[str, float]:
     s["pj_per_mac"] = s["energy_pj"] / s["macs"] if s["macs"] else 0.0
     # TOPS/W = (2 ops per MAC) / (energy per MAC): 2 / (pJ/MAC) gives TOPS/W
     s["tops_per_w"] = 2.0 / s["pj_per_mac"] if s["pj_per_mac"] else 0.0
+    # at the arch's clock: achieved and peak throughput, average power (dynamic energy only, no leakage)
+    s["tops"] = 2.0 * s["macs"] / (s["latency_us"] * 1e6) if s["latency_us"] else 0.0
+    s["peak_tops"] = 2.0 * arch.array.rows * arch.array.cols * arch.clock_mhz * 1e-6
+    s["power_mw"] = s["energy_pj"] / s["latency_us"] * 1e-3 if s["latency_us"] else 0.0
+    if res.area is not None:
+        s.update({f"area_{c}_mm2": v for c, v in res.area.mm2.items()})
+        s["area_mm2"] = res.area.total_mm2
     s["model_cpu_s"] = res.model_cpu_s
     return s
