@@ -114,8 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("sweep", help="sweep YAML (sweeps/*.yaml)")
     s.add_argument("--out", help="output folder (default: results/<sweep name>)")
     s.add_argument("--resume", action="store_true", help="skip the points already in the output folder")
-    s.add_argument("--workers", type=int, default=None, help="local worker processes (default: cores)")
-    s.add_argument("--scheduler", help="dask.distributed scheduler address (not yet supported)")
+    s.add_argument("--workers", type=int, default=None,
+                   help="local worker processes (default: the number of cores; 1 runs in this process)")
+    s.add_argument("--scheduler", help="dask.distributed scheduler address (e.g. tcp://127.0.0.1:8786): run "
+                   "the points on that cluster")
     s.set_defaults(func=_cmd_sweep)
     s = sub.add_parser("verify", help="run a quantized ONNX model on the integer datapath and on onnxruntime; "
                        "compare every integer tensor")

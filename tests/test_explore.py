@@ -69,3 +69,50 @@ def test_points_resume_and_infeasible(tmp_path):
     run_sweep(p, out=out, resume=True, progress=False)
     again = pd.read_csv(out / "points.csv")
     pd.testing.assert_frame_equal(again, full)
+
+
+def test_budget_no_point_can_meet_is_rejected_before_work(tmp_path):
+    # W8A8 ResNet-18 weights: 11,678,912 parameters = 11,678,912 bytes at 8 bits; 4 bits halves it. A budget of
+    # 1 MB cannot be met by either policy: rejected, naming the key and the smallest possible value
+    p = _sweep(tmp_path, "name: s\nprecision: {uniform: [[8, 8], [4, 4]]}\nbudgets: {weight_bytes: 1000000}\n")
+    with pytest.raises(SpecError, match=r"s\.yaml: budgets\.weight_bytes: expected a budget some design point "
+                                        r"can meet \(the smallest possible weight_bytes is 5,839,456\), found 1,000,000"):
+        load_sweep(p)
+    # cycles: 1.81 GMAC on a 32x32 array is at least 1,771,556 cycles
+    p = _sweep(tmp_path, "name: s\nprecision: {uniform: [[8, 8]]}\nbudgets: {total_cycles: 1000}\n")
+    with pytest.raises(SpecError, match=r"budgets\.total_cycles: expected a budget some design point can meet"):
+        load_sweep(p)
+
+
+def test_over_budget_points_are_kept_but_off_the_front(tmp_path):
+    p = _sweep(tmp_path, "name: s\nprecision: {uniform: [[8, 8], [4, 4]]}\nbudgets: {weight_bytes: 6000000}\n"
+                         "objectives: {total_cycles: min, energy_pj: min}\n")
+    run_sweep(p, out=tmp_path / "o", progress=False, workers=1)
+    df = pd.read_csv(tmp_path / "o/points.csv").set_index("policy")
+    assert df.loc["W8A8", "weight_bytes"] == 11_678_912 and not df.loc["W8A8", "within_budget"]
+    assert df.loc["W4A4", "within_budget"] and df.loc["W4A4", "pareto"] and not df.loc["W8A8", "pareto"]
+    # the front's configurations are written for re-running with simulate
+    assert (tmp_path / "o/configs/point_1/arch.yaml").is_file()
+    assert "weight_bits: 4" in (tmp_path / "o/configs/point_1/quant.yaml").read_text()
+
+
+def test_ilp_policies_per_hardware_point(tmp_path):
+    # digits CNN on a fixed-precision and a bit-fusion array: cutting cycles by 30% is impossible on fixed PEs
+    # (cycles do not fall with bits) and possible with bit fusion, so the ILP gives a point only for the latter
+    p = tmp_path / "s.yaml"
+    p.write_text(f"name: s\narch: {ROOT}/arch/edge_32x32.yaml\nworkload: {ROOT}/workloads/digits_cnn.yaml\n"
+                 "quality: digits_cnn\naxes: {pe.precision_mode: [fixed, bit_fusion]}\n"
+                 "precision:\n  uniform: [[8, 8]]\n  ilp: {options: [[8, 8], [4, 8], [4, 4], [2, 2]], "
+                 "budgets: {total_cycles: [0.7]}}\nbaselines: [[8, 8]]\n")
+    out = tmp_path / "o"
+    run_sweep(p, out=out, progress=False, workers=1)
+    ilp = pd.read_csv(out / "ilp.csv")
+    assert ilp["status"].tolist() == ["Infeasible", "Optimal"]
+    df = pd.read_csv(out / "points.csv")
+    row = df[df.policy.str.startswith("ilp:")].iloc[0]
+    w8 = df[(df.policy == "W8A8") & (df["pe.precision_mode"] == "bit_fusion")].iloc[0]
+    # the chosen policy meets its budget when simulated exactly and was run bit-accurately for its accuracy
+    assert row["pe.precision_mode"] == "bit_fusion" and row["total_cycles"] <= 0.7 * w8["total_cycles"] * 1.05
+    assert 0.9 < row["accuracy"] <= 1.0
+    sens = pd.read_csv(out / "sensitivity.csv")
+    assert len(sens) == 3 * 4 and (sens.loc[(sens.weight_bits == 8) & (sens.act_bits == 8), "sensitivity"] == 0).all()

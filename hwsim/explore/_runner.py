@@ -36,9 +36,9 @@ def point_columns(rs: ResolvedSweep) -> list[str]:
     names = [layer.name for layer in rs.workload.layers]
     metric = QUALITY_MODELS[rs.spec.quality].metric if rs.spec.quality else "accuracy"
     return (["index", "point_id", "policy", *rs.spec.axes.keys(), *(f"w_{n}" for n in names),
-             *(f"a_{n}" for n in names), "status", "error", metric, "quality_detail", "macs", "weight_bytes",
+             *(f"a_{n}" for n in names), "status", "error", metric, "quality_detail", "macs", "weight_bytes", "bops",
              "compute_cycles", "stall_cycles", "total_cycles", "latency_us", "utilization", "dram_bytes",
-             "energy_pj", *(f"energy_{c}_pj" for c in energy_components(rs.arch)), "pareto"])
+             "energy_pj", *(f"energy_{c}_pj" for c in energy_components(rs.arch)), "within_budget", "pareto"])
 
 
 def evaluate_hardware(rs: ResolvedSweep, pt: DesignPoint) -> dict[str, Any]:
@@ -59,6 +59,8 @@ def evaluate_hardware(rs: ResolvedSweep, pt: DesignPoint) -> dict[str, Any]:
     row.update(status="ok", error="", macs=int(t["macs"]),
                weight_bytes=sum(math.ceil(layer.gemm.k * layer.gemm.n * layer.gemm.groups * pt.bits[layer.name][0]
                                           / 8) for layer in rs.workload.layers),
+               bops=sum(layer.gemm.macs * pt.bits[layer.name][0] * pt.bits[layer.name][1]
+                        for layer in rs.workload.layers),
                compute_cycles=int(t["compute_cycles"]), stall_cycles=int(t["stall_cycles"]),
                total_cycles=int(t["total_cycles"]), latency_us=t["latency_us"], utilization=t["utilization"],
                dram_bytes=int(t["dram_read_bytes"] + t["dram_write_bytes"]), energy_pj=t["energy_pj"],
@@ -106,65 +108,148 @@ def _append(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
         os.fsync(f.fileno())
 
 
+def _hw_chunk(rs: ResolvedSweep, indices: list[int]) -> list[dict[str, Any]]:
+    """Timing and energy of a chunk of design points (runs in a worker)."""
+    from ..sim._fast import use_numba
+
+    use_numba()  # thousands of points: the event model's recurrence compiled
+    return [evaluate_hardware(rs, rs.points[i]) for i in indices]
+
+
+class _Inline:
+    """Runs tasks at once in this process (``workers=1``): same interface as the pools below."""
+
+    class _Done:
+        def __init__(self, value: Any):
+            self._v = value
+
+        def result(self) -> Any:
+            return self._v
+
+    def submit(self, fn, *args):
+        return self._Done(fn(*args))
+
+    def wait_first(self, pending: set) -> tuple[set, set]:
+        return set(pending), set()
+
+    def close(self) -> None:
+        pass
+
+
+class _LocalPool:
+    def __init__(self, workers: int):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # forkserver, not fork: this process may already run numba (LLVM, worker threads), which a forked
+        # child must not inherit
+        self._ex = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"))
+
+    def submit(self, fn, *args):
+        return self._ex.submit(fn, *args)
+
+    def wait_first(self, pending: set) -> tuple[set, set]:
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        done, rest = wait(pending, return_when=FIRST_COMPLETED)
+        return done, rest
+
+    def close(self) -> None:
+        self._ex.shutdown(wait=True, cancel_futures=True)
+
+
+class _DaskPool:
+    def __init__(self, address: str):
+        try:
+            from distributed import Client
+        except ImportError:
+            raise SpecError("<arg>", "--scheduler", "dask.distributed installed (pip install distributed)",
+                            address) from None
+        try:
+            self._client = Client(address, timeout="10s")
+        except (OSError, TimeoutError) as e:
+            raise SpecError("<arg>", "--scheduler", "the address of a running dask scheduler", address,
+                            detail=str(e)[:200]) from None
+
+    def submit(self, fn, *args):
+        return self._client.submit(fn, *args, pure=False)
+
+    def wait_first(self, pending: set) -> tuple[set, set]:
+        from distributed import wait
+
+        done, rest = wait(list(pending), return_when="FIRST_COMPLETED")
+        return set(done), set(rest)
+
+    def close(self) -> None:
+        self._client.close()
+
+
 def run_sweep(path: str | Path, *, out: str | Path | None = None, resume: bool = False,
-              workers: int | None = None, scheduler: str | None = None, progress: bool = True) -> Path:
+              workers: int | None = None, scheduler: str | None = None, progress: bool = True,
+              chunk: int = 64) -> Path:
     """Run a sweep; return its output folder.
+
+    Work goes to ``workers`` local processes (default: the cores; 1 runs everything in this process) or, with
+    ``scheduler``, to a dask.distributed cluster at that address. Points are written to ``points.csv`` as
+    their chunk completes, in completion order; the final files are in point order.
 
     Raises
     ------
     SpecError
-        Any problem with the sweep spec (before work starts), an output folder holding another run, or
-        ``scheduler`` (dask.distributed support is not built yet).
+        Any problem with the sweep spec (before work starts), an output folder holding another run, an
+        unreachable scheduler.
     """
-    if scheduler:
-        raise SpecError("<arg>", "--scheduler", "no scheduler: dask.distributed sweeps are not supported yet",
-                        scheduler)
     rs = load_sweep(path)
-    from ..sim._fast import use_numba
-
-    use_numba()  # thousands of points: run the event model's recurrence compiled
     out_dir = Path(out) if out else Path("results") / rs.spec.name
-    done = _prepare_out(rs, out_dir, resume)
+    done_ids = _prepare_out(rs, out_dir, resume)
+    from ._mixed import expand_ilp
+
+    rs = expand_ilp(rs, out_dir)
     cols = point_columns(rs)
     metric = QUALITY_MODELS[rs.spec.quality].metric if rs.spec.quality else None
-    pending = [p for p in rs.points if p.point_id not in done]
+    pending_pts = [p for p in rs.points if p.point_id not in done_ids]
     by_policy: dict[tuple, list[DesignPoint]] = {}
-    for p in pending:
+    for p in pending_pts:
         acc = (rs.arch.replace(**p.hw) if p.hw else rs.arch).pe
         key = (tuple(p.bits.items()), acc.acc_bits, acc.acc_mode)
         by_policy.setdefault(key, []).append(p)
-    bar = tqdm(total=len(rs.points), initial=len(rs.points) - len(pending), unit="point", disable=not progress,
-               desc=rs.spec.name)
+    n_workers = workers or (os.cpu_count() or 1)
+    pool = _DaskPool(scheduler) if scheduler else (_Inline() if n_workers <= 1 else _LocalPool(n_workers))
+    bar = tqdm(total=len(rs.points), initial=len(rs.points) - len(pending_pts), unit="point",
+               disable=not progress, desc=rs.spec.name)
     pts_csv = out_dir / "points.csv"
+    tasks: dict[Any, tuple[str, Any]] = {}
 
-    def finish(points: list[DesignPoint], quality: dict[str, Any] | None) -> None:
-        rows = []
-        for p in points:
-            r = evaluate_hardware(rs, p)
-            if quality is not None:
-                r[metric] = quality[metric]
-                r["quality_detail"] = json.dumps({k: v for k, v in quality.items() if k != metric},
-                                                 sort_keys=True, default=str)
-            rows.append(r)
-        _append(pts_csv, cols, rows)
-        bar.update(len(rows))
+    def submit_hw(points: list[DesignPoint], quality: dict[str, Any] | None) -> None:
+        for i in range(0, len(points), chunk):
+            f = pool.submit(_hw_chunk, rs, [p.index for p in points[i:i + chunk]])
+            tasks[f] = ("hw", quality)
 
     try:
         if metric is None:
             for pts in by_policy.values():
-                finish(pts, None)
+                submit_hw(pts, None)
         else:
-            n_workers = workers or min(os.cpu_count() or 1, len(by_policy)) or 1
-            if n_workers <= 1:
-                for key, pts in by_policy.items():
-                    finish(pts, _quality_task(rs.spec.quality, *key))
-            else:
-                with ProcessPoolExecutor(max_workers=n_workers) as ex:
-                    futs = {ex.submit(_quality_task, rs.spec.quality, *key): key for key in by_policy}
-                    for f in as_completed(futs):
-                        finish(by_policy[futs[f]], f.result())
+            for key in by_policy:
+                tasks[pool.submit(_quality_task, rs.spec.quality, *key)] = ("quality", key)
+        while tasks:
+            done, _ = pool.wait_first(set(tasks))
+            for f in done:
+                kind, info = tasks.pop(f)
+                if kind == "quality":
+                    submit_hw(by_policy[info], f.result())
+                    continue
+                rows = f.result()
+                if info is not None:
+                    for r in rows:
+                        r[metric] = info[metric]
+                        r["quality_detail"] = json.dumps({k: v for k, v in info.items() if k != metric},
+                                                         sort_keys=True, default=str)
+                _append(pts_csv, cols, rows)
+                bar.update(len(rows))
     finally:
         bar.close()
+        pool.close()
     _finalize(rs, out_dir, cols, metric)
     return out_dir
 
@@ -172,12 +257,16 @@ def run_sweep(path: str | Path, *, out: str | Path | None = None, resume: bool =
 def _finalize(rs: ResolvedSweep, out_dir: Path, cols: list[str], metric: str | None) -> None:
     df = pd.read_csv(out_dir / "points.csv", keep_default_na=True)
     df = df.drop_duplicates("point_id", keep="last").sort_values("index").reset_index(drop=True)
-    ok = (df["status"] == "ok").to_numpy()
+    within = pd.Series(True, index=df.index)
+    for k, v in rs.spec.budgets.items():
+        within &= df[k].le(v).fillna(False)
+    df["within_budget"] = within & (df["status"] == "ok")
+    ok = df["within_budget"].to_numpy()
     objectives = {k: v for k, v in rs.spec.objectives.items() if k in df.columns}
     vals = df[list(objectives)].to_numpy(dtype=float)
     vals[~ok] = float("nan")
     df["pareto"] = pareto_mask(vals, [v == "max" for v in objectives.values()])
-    for c in ("macs", "weight_bytes", "compute_cycles", "stall_cycles", "total_cycles", "dram_bytes", "index",
+    for c in ("macs", "weight_bytes", "bops", "compute_cycles", "stall_cycles", "total_cycles", "dram_bytes", "index",
               *[c for c in df.columns if c.startswith(("w_", "a_"))]):
         if c in df.columns:
             df[c] = df[c].astype("Int64")
@@ -187,8 +276,10 @@ def _finalize(rs: ResolvedSweep, out_dir: Path, cols: list[str], metric: str | N
     df[cols].to_parquet(out_dir / "points.parquet", index=False)
     front = df[df["pareto"]].sort_values(list(objectives)[-1])
     front[cols].to_csv(out_dir / "pareto.csv", index=False)
+    _write_configs(rs, df[df["pareto"]], out_dir / "configs")
     chosen = _choose(df, metric)
     chosen_rows = None
+    arch = None
     if chosen is not None:
         from .._io import write_layers_csv, write_summary_json
 
@@ -202,7 +293,23 @@ def _finalize(rs: ResolvedSweep, out_dir: Path, cols: list[str], metric: str | N
         chosen_rows = res.rows
     from ..report._sweep import sweep_report
 
-    sweep_report(rs, df, chosen, chosen_rows, metric, out_dir / "report.html")
+    sweep_report(rs, df, chosen, chosen_rows, metric, out_dir / "report.html", chosen_arch=arch)
+
+
+def _write_configs(rs: ResolvedSweep, front: pd.DataFrame, folder: Path) -> None:
+    """configs/point_N/{arch.yaml, quant.yaml} for every Pareto point: enough to re-run it with simulate."""
+    import yaml
+
+    for _, r in front.iterrows():
+        pt = rs.points[int(r["index"])]
+        arch = rs.arch.replace(**pt.hw) if pt.hw else rs.arch
+        d = folder / f"point_{pt.index}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "arch.yaml").write_text(f"# sweep {rs.spec.name}, point {pt.index}: {pt.point_id}\n"
+                                     + yaml.safe_dump(arch.model_dump(mode="json"), sort_keys=False))
+        quant = {"layers": {n: {"weight_bits": w, "act_bits": a} for n, (w, a) in pt.bits.items()}}
+        (d / "quant.yaml").write_text(f"# sweep {rs.spec.name}, point {pt.index}: policy {pt.policy}\n"
+                                      + yaml.safe_dump(quant, sort_keys=False))
 
 
 def _choose(df: pd.DataFrame, metric: str | None) -> pd.Series | None:

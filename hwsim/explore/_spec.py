@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..errors import SpecError
+from ..errors import Found, SpecError
 from ..spec import ArchSpec, Workload, load_arch, load_yaml, validate
 
 __all__ = ["SweepSpec", "PrecisionSpace", "RandomPolicies", "load_sweep", "ResolvedSweep", "DesignPoint"]
@@ -48,10 +48,38 @@ class RandomPolicies(_Strict):
     seed: int = 0
 
 
+ILP_COSTS = ("total_cycles", "energy_pj", "weight_bytes", "bops")
+
+
+class IlpPolicies(_Strict):
+    """Mixed precision by ILP (HAWQ-V3), one policy per hardware point and budget.
+
+    ``options``: the (weight_bits, act_bits) pairs a layer may take. ``sensitivity``: ``measured`` (the quality
+    model's loss, run bit-accurately with one layer at an option and the others at ``reference``) or a CSV file
+    with columns ``layer, weight_bits, act_bits, sensitivity`` (relative to the sweep file). ``budgets``: cost
+    -> fractions of the cost of the uniform ``reference`` policy on the same hardware; one ILP per fraction.
+    """
+
+    options: tuple[Bits, ...] = Field(min_length=1)
+    reference: Bits = (8, 8)
+    sensitivity: str = "measured"
+    budgets: dict[Literal["total_cycles", "energy_pj", "weight_bytes", "bops"], tuple[float, ...]] = Field(
+        min_length=1)
+
+    @field_validator("budgets")
+    @classmethod
+    def _fractions(cls, v: dict) -> dict:
+        for k, fr in v.items():
+            if not fr or any(not 0 < f for f in fr):
+                raise ValueError(f"a non-empty list of fractions > 0 for every budget; found {k}: {list(fr)}")
+        return v
+
+
 class PrecisionSpace(_Strict):
     uniform: tuple[Bits, ...] = ()
     per_layer: tuple[dict[str, Bits], ...] = ()
     random: RandomPolicies | None = None
+    ilp: IlpPolicies | None = None
 
 
 class SweepSpec(_Strict):
@@ -63,6 +91,7 @@ class SweepSpec(_Strict):
     axes: dict[str, tuple[Any, ...]] = Field(default_factory=dict)
     precision: PrecisionSpace = PrecisionSpace(uniform=((8, 8),))
     baselines: tuple[Bits, ...] = ((8, 8), (4, 4))
+    budgets: dict[Literal["total_cycles", "energy_pj", "weight_bytes", "bops"], float] = Field(default_factory=dict)
     objectives: dict[str, Literal["min", "max"]] = Field(
         default_factory=lambda: {"accuracy": "max", "total_cycles": "min", "energy_pj": "min"})
 
@@ -102,6 +131,49 @@ def _policy_name(bits: dict[str, Bits], uniform: Bits | None) -> str:
         return f"W{uniform[0]}A{uniform[1]}"
     text = ",".join(f"{k}={w}/{a}" for k, (w, a) in bits.items())
     return "mixed-" + hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+def _check_budgets(spec: SweepSpec, src: str, arch: ArchSpec, workload: Workload, combos: list, keys: list,
+                   policies: list) -> None:
+    """Reject a budget that no design point can meet, from cheap bounds: weight bytes and BOPS are exact per
+    policy; cycles are at least MACs / (peak MACs per cycle) and energy at least the MACs' multiplies."""
+    import math
+
+    from ..energy import action_energies
+    from ..errors import InfeasibleError
+    from ..mapping import precision_factors
+
+    if not spec.budgets:
+        return
+    best: dict[str, float] = {}
+    for _, bits in policies:
+        wb = sum(math.ceil(layer.gemm.k * layer.gemm.n * layer.gemm.groups * bits[layer.name][0] / 8)
+                 for layer in workload.layers)
+        bops = sum(layer.gemm.macs * bits[layer.name][0] * bits[layer.name][1] for layer in workload.layers)
+        best["weight_bytes"] = min(best.get("weight_bytes", math.inf), wb)
+        best["bops"] = min(best.get("bops", math.inf), bops)
+        for hw_vals in combos:
+            a = arch.replace(**dict(zip(keys, hw_vals))) if keys else arch
+            cyc = en = 0.0
+            try:
+                ae = action_energies(a)
+                for layer in workload.layers:
+                    w, act = bits[layer.name]
+                    pf = precision_factors(a.pe, act, w)
+                    peak = a.array.rows * a.array.cols * pf.macs_per_pe_cycle / pf.cycles_per_step
+                    cyc += layer.gemm.macs / peak
+                    en += layer.gemm.macs * ae.mult_pj(pf.a_bits_eff, pf.w_bits_eff)  # the multiplies alone
+            except InfeasibleError:
+                continue
+            best["total_cycles"] = min(best.get("total_cycles", math.inf), cyc)
+            best["energy_pj"] = min(best.get("energy_pj", math.inf), en)
+    def fmt(x: float) -> str:
+        return f"{x:,.0f}" if abs(x) >= 1 else f"{x:.6g}"
+
+    for k, v in spec.budgets.items():
+        if k in best and best[k] > v:
+            raise SpecError(src, f"budgets.{k}", f"a budget some design point can meet (the smallest possible "
+                            f"{k} is {fmt(best[k])})", Found(fmt(v)))
 
 
 def load_sweep(path: str | Path) -> ResolvedSweep:
@@ -172,8 +244,20 @@ def load_sweep(path: str | Path) -> ResolvedSweep:
         for _ in range(r.count):
             full = {n: (rng.choice(r.bits), rng.choice(r.bits)) for n in names}
             policies.append((_policy_name(full, None), full))
+    ilp = spec.precision.ilp
+    if ilp is not None:
+        for i, b in enumerate(ilp.options):
+            check_bits(f"precision.ilp.options[{i}]", b)
+        if ilp.sensitivity == "measured":
+            if spec.quality is None:
+                raise SpecError(src, "precision.ilp.sensitivity", "a sensitivity file, or a quality model (key "
+                                "quality) to measure it with", "measured")
+        elif not (base / ilp.sensitivity).is_file():
+            raise SpecError(src, "precision.ilp.sensitivity", "'measured' or an existing CSV file (relative to "
+                            "the sweep file)", ilp.sensitivity)
     if not policies:
         raise SpecError(src, "precision", "at least one precision policy", None)
+    _check_budgets(spec, src, arch, workload, combos, keys, policies)
     seen: set[str] = set()
     uniq = []
     for name, bits in policies:

@@ -75,6 +75,7 @@ class QGraph:
     producer: dict[str, int] = field(default_factory=dict)
     consumers: dict[str, list[int]] = field(default_factory=dict)
     lowered_from: dict[str, list[str]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def reindex(self) -> None:
         self.producer = {}
@@ -110,9 +111,13 @@ def load_model(path) -> QGraph:
         raise SpecError(str(p), "", "an existing ONNX model file", Found("no such file"))
     try:
         model = onnx.load(str(p))
-        onnx.checker.check_model(model)
     except Exception as e:  # onnx raises several exception types
         raise SpecError(str(p), "", "a valid ONNX model", Found(f"{type(e).__name__}: {str(e).splitlines()[0]}"))
+    notes = []
+    try:
+        onnx.checker.check_model(model)
+    except Exception as e:  # e.g. graph outputs without a shape, which onnxruntime accepts: note it and go on
+        notes.append(f"onnx.checker: {str(e).splitlines()[0]}")
     try:
         model = shape_inference.infer_shapes(model, strict_mode=False)
     except Exception as e:
@@ -144,7 +149,7 @@ def load_model(path) -> QGraph:
         names.append(display_name(n, idx))
     inputs = [v.name for v in g.input if v.name not in inits]
     q = QGraph(path=str(p), model=model, nodes=nodes, names=names, inits=inits, types=types, shapes=shapes,
-               inputs=inputs, outputs=[v.name for v in g.output], opset=opset)
+               inputs=inputs, outputs=[v.name for v in g.output], opset=opset, notes=notes)
     q.reindex()
     return q
 
@@ -330,7 +335,7 @@ def lower_qdq(q: QGraph) -> QGraph:
     for i, n in enumerate(q.nodes):
         if i in consumed:
             continue
-        for v in n.input:
+        for v in replace.get(i, n).input:
             j = q.producer.get(v)
             if j is not None and j in consumed and q.nodes[j].op_type == "DequantizeLinear":
                 still_needed.add(j)
@@ -350,7 +355,8 @@ def lower_qdq(q: QGraph) -> QGraph:
             nodes.append(n)
             names.append(q.names[i])
     out = QGraph(path=q.path, model=q.model, nodes=nodes, names=names, inits=q.inits, types=dict(q.types),
-                 shapes=q.shapes, inputs=q.inputs, outputs=q.outputs, opset=q.opset, lowered_from=lowered_from)
+                 shapes=q.shapes, inputs=q.inputs, outputs=q.outputs, opset=q.opset, lowered_from=lowered_from,
+                 notes=q.notes)
     out.reindex()
     return out
 

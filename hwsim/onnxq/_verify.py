@@ -201,8 +201,9 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
     for nm in names:
         if not types.get(nm):
             types[nm] = onnx.helper.np_dtype_to_tensor_dtype(run.values[nm].dtype)
-    ort_vals, notes = run_onnxruntime(g0.model, feeds, names + [o for o in g0.outputs if o not in names],
+    ort_vals, ort_notes = run_onnxruntime(g0.model, feeds, names + [o for o in g0.outputs if o not in names],
                                       types, source=g0.path)
+    notes = list(g0.notes) + ort_notes
     tensors, total, bad = [], 0, 0
     local = None
     for nm in names:

@@ -19,8 +19,10 @@ th{background:#f4f4f4} td:first-child,th:first-child{text-align:left} .note{colo
 """
 
 
-def table_html(rows: list[dict], columns: Iterable[str] | None = None, *, floatfmt: str = "{:,.4g}") -> str:
-    """An HTML table of ``rows`` (dicts), in ``columns`` order (default: the first row's keys)."""
+def table_html(rows: list[dict], columns: Iterable[str] | None = None, *, floatfmt: str = "{:,.4g}",
+               raw: set[str] = frozenset()) -> str:
+    """An HTML table of ``rows`` (dicts), in ``columns`` order (default: the first row's keys); cells of the
+    ``raw`` columns are inserted as HTML, every other cell is escaped."""
     if not rows:
         return "<p class='note'>(no rows)</p>"
     cols = list(columns) if columns is not None else list(rows[0])
@@ -33,7 +35,8 @@ def table_html(rows: list[dict], columns: Iterable[str] | None = None, *, floatf
         return html.escape(str(v))
 
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td>{fmt(r.get(c, ''))}</td>" for c in cols) + "</tr>" for r in rows)
+    body = "".join("<tr>" + "".join(f"<td>{r.get(c, '') if c in raw else fmt(r.get(c, ''))}</td>" for c in cols)
+                   + "</tr>" for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 

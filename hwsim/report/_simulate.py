@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 from .._pipeline import SimResult
 from ._html import table_html, write_page
 
-__all__ = ["simulate_report", "cycles_figure", "energy_figure"]
+__all__ = ["simulate_report", "cycles_figure", "energy_figure", "utilization_figure", "roofline_figure"]
 
 
 def cycles_figure(rows: list[dict], title: str = "Cycles per layer") -> go.Figure:
@@ -37,7 +37,8 @@ def energy_figure(rows: list[dict], title: str = "Energy per layer by component"
     return fig
 
 
-def _util_figure(rows: list[dict]) -> go.Figure:
+def utilization_figure(rows: list[dict]) -> go.Figure:
+    """Utilization (bars) and mapping efficiency (markers) per layer, fractions."""
     names = [r["layer"] for r in rows]
     fig = go.Figure()
     fig.add_bar(name="utilization", x=names, y=[r["utilization"] for r in rows])
@@ -47,12 +48,12 @@ def _util_figure(rows: list[dict]) -> go.Figure:
     return fig
 
 
-def _roofline(res: SimResult) -> go.Figure:
-    arch = res.arch
+def roofline_figure(arch, rows: list[dict]) -> go.Figure:
+    """Roofline of an arch (peak MACs/cycle; DRAM bytes/cycle) with each layer at its attained MACs/cycle."""
     bw = arch.memory.dram_level.read_bw / 8
     peak = arch.array.rows * arch.array.cols  # MACs/cycle at 1 MAC per PE per cycle
     xs, ys, names = [], [], []
-    for r in res.rows:
+    for r in rows:
         b = r["dram_read_bytes"] + r["dram_write_bytes"]
         if b and r["total_cycles"]:
             xs.append(r["macs"] / b)
@@ -67,7 +68,7 @@ def _roofline(res: SimResult) -> go.Figure:
         roof = np.minimum(peak, grid * bw) if bw != float("inf") else np.full_like(grid, peak)
         fig.add_scatter(x=grid, y=roof, mode="lines", name="roof (peak MACs/cycle, DRAM bytes/cycle)")
         fig.add_scatter(x=xs, y=ys, mode="markers", text=names, name="layers")
-    fig.update_layout(title="Roofline: attained MACs/cycle vs operational intensity (MACs per DRAM byte)",
+    fig.update_layout(title=f"Roofline of {arch.name}: attained MACs/cycle vs operational intensity",
                       xaxis_type="log", yaxis_type="log", xaxis_title="MACs per DRAM byte",
                       yaxis_title="MACs per cycle", height=420)
     return fig
@@ -94,7 +95,7 @@ def simulate_report(res: SimResult, path: str | Path) -> Path:
         ("Summary", table_html(summary)),
         ("Cycles", cycles_figure(res.rows)),
         ("Energy", energy_figure(res.rows)),
-        ("Utilization", _util_figure(res.rows)),
-        ("Roofline", _roofline(res)),
+        ("Utilization", utilization_figure(res.rows)),
+        ("Roofline", roofline_figure(res.arch, res.rows)),
         ("Layers", table_html(res.rows, cols)),
     ], intro=intro)

@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from ._html import table_html, write_page
-from ._simulate import cycles_figure, energy_figure
+from ._simulate import cycles_figure, energy_figure, roofline_figure, utilization_figure
 
 __all__ = ["sweep_report", "pareto_figure"]
 
@@ -71,7 +71,7 @@ def _bits_figure(df: pd.DataFrame, layers: list[str], chosen: pd.Series | None) 
 
 
 def sweep_report(rs: Any, df: pd.DataFrame, chosen: pd.Series | None, chosen_rows: list[dict] | None,
-                 metric: str | None, path: str | Path) -> Path:
+                 metric: str | None, path: str | Path, chosen_arch: Any = None) -> Path:
     """Write the sweep's self-contained HTML report."""
     axes = list(rs.spec.axes)
     layers = [layer.name for layer in rs.workload.layers]
@@ -103,9 +103,14 @@ def sweep_report(rs: Any, df: pd.DataFrame, chosen: pd.Series | None, chosen_row
                   "energy_pj", "utilization"]
     front = df[df["pareto"]].sort_values("energy_pj").copy()
     front["W/A bits per layer"] = [bits_text(r) for _, r in front.iterrows()]
-    front_cols.append("W/A bits per layer")
-    sections.append(("Pareto points (all objectives)", table_html(front[front_cols].to_dict("records"),
-                                                                  front_cols)))
+    front["config"] = [f"<a href='configs/point_{int(r['index'])}/arch.yaml'>arch</a> "
+                       f"<a href='configs/point_{int(r['index'])}/quant.yaml'>bits</a>" for _, r in front.iterrows()]
+    front_cols += ["W/A bits per layer", "config"]
+    sections.append(("Pareto points (all objectives)", [
+        "<p class='note'>Each point's configuration is in configs/point_N/ (arch.yaml and quant.yaml): "
+        "<code>hwsim simulate configs/point_N/arch.yaml WORKLOAD --quant configs/point_N/quant.yaml</code> "
+        "reproduces its cycles and energy.</p>",
+        table_html(front[front_cols].to_dict("records"), front_cols, raw={"config"})]))
     if chosen is not None:
         desc = ", ".join(f"{a}={chosen[a]}" for a in axes)
         sections.append((f"Chosen point #{int(chosen['index'])} ({chosen['policy']}{'; ' + desc if desc else ''})",
@@ -115,6 +120,9 @@ def sweep_report(rs: Any, df: pd.DataFrame, chosen: pd.Series | None, chosen_row
         if chosen_rows:
             sections.append(("Cycles per layer (chosen point)", cycles_figure(chosen_rows)))
             sections.append(("Energy per layer (chosen point)", energy_figure(chosen_rows)))
+            sections.append(("Utilization (chosen point)", utilization_figure(chosen_rows)))
+            if chosen_arch is not None:
+                sections.append(("Roofline (chosen point's arch)", roofline_figure(chosen_arch, chosen_rows)))
     bad = df[df["status"] != "ok"]
     if len(bad):
         sections.append(("Infeasible or failed points", table_html(

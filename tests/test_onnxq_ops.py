@@ -1,0 +1,239 @@
+"""Each op of hwsim.onnxq against onnxruntime, through ``verify`` (0 mismatches expected).
+
+Models are built with ``onnx.helper``; elementwise ops are checked exhaustively over all code pairs, the
+others on the layouts and attributes the ONNX spec allows (auto_pad, strides, pads, dilations, groups,
+ceil_mode, count_include_pad, per-channel scales, int8 and uint8).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import helper, numpy_helper
+
+from hwsim.errors import SpecError
+from hwsim.onnxq import verify
+
+F32 = np.float32
+MS = "com.microsoft"
+
+
+def model(nodes, inputs, outputs, inits, opset=21):
+    ins = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(np.dtype(dt)), shape)
+           for n, dt, shape in inputs]
+    outs = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(np.dtype(dt)), None)
+            for n, dt in outputs]
+    g = helper.make_graph(nodes, "g", ins, outs, [numpy_helper.from_array(np.asarray(v), k)
+                                                  for k, v in inits.items()])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset), helper.make_opsetid(MS, 1)])
+
+
+def run(tmp_path, m, feeds=None, name="m"):
+    path = tmp_path / f"{name}.onnx"
+    path.write_bytes(m.SerializeToString())
+    inp = None
+    if feeds is not None:
+        inp = tmp_path / f"{name}.npz"
+        np.savez(inp, **feeds)
+    rep = verify(path, inputs=inp, out=tmp_path / name)
+    assert rep.elements > 0 and (tmp_path / name / "verify.json").is_file()
+    return rep
+
+
+def codes(rng, dt, shape):
+    info = np.iinfo(dt)
+    return rng.integers(info.min, info.max + 1, shape).astype(dt)
+
+
+# -- QLinearAdd: exhaustive over all 256 x 256 code pairs ----------------------------------------------------
+
+ADD_SCALES = [
+    (0.02, 0.03, 0.05, 3, 250, 7),
+    (2**-4, 2**-4, 2**-3, 0, 0, 1),      # power-of-two scales: many exact ties
+    (0.1, 0.0037, 0.011, 128, 9, 127),
+    (0.5, 0.25, 0.001, 100, 20, 128),   # heavy saturation
+]
+
+
+@pytest.mark.parametrize("dt", [np.uint8, np.int8])
+@pytest.mark.parametrize("scales", ADD_SCALES)
+def test_qlinear_add_all_code_pairs(tmp_path, dt, scales):
+    sa, sb, sc, za, zb, zc = scales
+    off = 0 if dt == np.uint8 else -128
+    za, zb, zc = za + off, zb + off, zc + off
+    grid = np.arange(256) + off
+    a = np.repeat(grid, 256).astype(dt).reshape(256, 256)
+    b = np.tile(grid, 256).astype(dt).reshape(256, 256)
+    node = helper.make_node("QLinearAdd", ["a", "as", "az", "b", "bs", "bz", "cs", "cz"], ["c"], domain=MS)
+    inits = {"as": F32(sa), "az": np.array(za, dt), "bs": F32(sb), "bz": np.array(zb, dt), "cs": F32(sc),
+             "cz": np.array(zc, dt)}
+    m = model([node], [("a", dt, [256, 256]), ("b", dt, [256, 256])], [("c", dt)], inits)
+    rep = run(tmp_path, m, {"a": a, "b": b})
+    assert rep.mismatches == 0 and rep.elements == 65536
+
+
+@pytest.mark.parametrize("bshape", [[1], [1, 16, 1, 1], [1, 1, 1, 9]])
+def test_qlinear_add_broadcast(tmp_path, bshape):
+    rng = np.random.default_rng(0)
+    node = helper.make_node("QLinearAdd", ["a", "as", "az", "b", "bs", "bz", "cs", "cz"], ["c"], domain=MS)
+    inits = {"as": F32(0.013), "az": np.array(121, np.uint8), "b": codes(rng, np.uint8, bshape),
+             "bs": F32(0.041), "bz": np.array(17, np.uint8), "cs": F32(0.029), "cz": np.array(131, np.uint8)}
+    m = model([node], [("a", np.uint8, [2, 16, 7, 9])], [("c", np.uint8)], inits)
+    rep = run(tmp_path, m, {"a": codes(rng, np.uint8, (2, 16, 7, 9))})
+    assert rep.mismatches == 0
+
+
+# -- QLinearConv: attributes ---------------------------------------------------------------------------------
+
+CONV = {
+    # name: x shape, w shape, attrs, x dtype, per-channel
+    "same_upper_s2": ((1, 4, 9, 10), (8, 4, 3, 3), dict(auto_pad="SAME_UPPER", strides=[2, 2]), np.uint8, True),
+    "same_lower_s2": ((1, 4, 9, 10), (8, 4, 3, 3), dict(auto_pad="SAME_LOWER", strides=[2, 2]), np.int8, True),
+    "valid_dil2": ((2, 3, 11, 11), (6, 3, 3, 3), dict(auto_pad="VALID", dilations=[2, 2]), np.uint8, False),
+    "groups_pads": ((1, 8, 7, 7), (8, 2, 3, 3), dict(group=4, pads=[0, 1, 2, 1]), np.uint8, True),
+    "depthwise": ((1, 8, 10, 10), (8, 1, 3, 3), dict(group=8, pads=[1, 1, 1, 1]), np.int8, True),
+    "conv1d": ((2, 4, 20), (6, 4, 5), dict(pads=[2, 1], strides=[2], dilations=[2]), np.uint8, True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONV))
+def test_qlinear_conv_attributes(tmp_path, name):
+    xs, wsh, attrs, xdt, pc = CONV[name]
+    rng = np.random.default_rng(1)
+    k = wsh[0]
+    w = codes(rng, np.int8, wsh)
+    wscale = rng.uniform(0.002, 0.02, k).astype(F32) if pc else F32(0.01)
+    wz = np.zeros(k, np.int8) if pc else np.array(0, np.int8)
+    zx = 3 if xdt == np.uint8 else -5
+    inits = {"xs": F32(0.02), "xz": np.array(zx, xdt), "w": w, "ws": wscale, "wz": wz, "ys": F32(0.9),
+             "yz": np.array(zx + 7, xdt), "B": rng.integers(-3000, 3000, k).astype(np.int32)}
+    node = helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "B"], ["y"], **attrs)
+    m = model([node], [("x", xdt, list(xs))], [("y", xdt)], inits)
+    rep = run(tmp_path, m, {"x": codes(rng, xdt, xs)})
+    assert rep.mismatches == 0 and rep.elements > 0
+
+
+def test_conv_integer_and_matmul_integer(tmp_path):
+    rng = np.random.default_rng(2)
+    nodes = [helper.make_node("ConvInteger", ["x", "w", "xz", "wz"], ["c"], pads=[1, 1, 1, 1], strides=[2, 2]),
+             helper.make_node("MatMulInteger", ["a", "b", "az", "bz"], ["m"])]
+    inits = {"w": codes(rng, np.uint8, (5, 3, 3, 3)), "xz": np.array(129, np.uint8),
+             "wz": np.array(131, np.uint8), "b": codes(rng, np.int8, (40, 6)), "az": np.array(7, np.uint8),
+             "bz": codes(rng, np.int8, (6,))}
+    m = model(nodes, [("x", np.uint8, [1, 3, 9, 9]), ("a", np.uint8, [3, 5, 40])],
+              [("c", np.int32), ("m", np.int32)], inits)
+    rep = run(tmp_path, m, {"x": codes(rng, np.uint8, (1, 3, 9, 9)), "a": codes(rng, np.uint8, (3, 5, 40))})
+    assert rep.mismatches == 0 and rep.elements == 5 * 25 + 90
+
+
+@pytest.mark.parametrize("dt", [np.uint8, np.int8])
+def test_qlinear_matmul_batched_per_column(tmp_path, dt):
+    # a (2, 5, 24) broadcast against b (24, 7); per-column b scale and zero point of shape [1, N] (ORT's form)
+    rng = np.random.default_rng(3)
+    n = 7
+    az, yz, bz = (125, 129, 120) if dt == np.uint8 else (-3, 1, 0)
+    inits = {"as": F32(0.05), "az": np.array(az, dt), "b": codes(rng, dt, (24, n)),
+             "bs": rng.uniform(0.01, 0.03, (1, n)).astype(F32), "bz": np.full((1, n), bz, dt),
+             "ys": F32(0.7), "yz": np.array(yz, dt)}
+    node = helper.make_node("QLinearMatMul", ["a", "as", "az", "b", "bs", "bz", "ys", "yz"], ["y"])
+    m = model([node], [("a", dt, [2, 5, 24])], [("y", dt)], inits)
+    rep = run(tmp_path, m, {"a": codes(rng, dt, (2, 5, 24))})
+    assert rep.mismatches == 0 and rep.elements == 70
+
+
+@pytest.mark.parametrize("trans_a, trans_b, alpha, quant_out", [(0, 1, 1.0, True), (1, 0, 0.5, True),
+                                                                 (0, 0, 1.0, False)])
+def test_qgemm(tmp_path, trans_a, trans_b, alpha, quant_out):
+    rng = np.random.default_rng(4)
+    a_shape = (30, 6) if trans_a else (6, 30)
+    b_shape = (9, 30) if trans_b else (30, 9)
+    inits = {"as": F32(0.02), "az": np.array(100, np.uint8), "b": codes(rng, np.int8, b_shape),
+             "bs": rng.uniform(0.01, 0.02, 9).astype(F32), "bz": np.zeros(9, np.int8),
+             "c": rng.integers(-5000, 5000, 9).astype(np.int32)}
+    ins = ["a", "as", "az", "b", "bs", "bz", "c"]
+    if quant_out:
+        inits.update(ys=F32(0.3), yz=np.array(128, np.uint8))
+        ins += ["ys", "yz"]
+    node = helper.make_node("QGemm", ins, ["y"], domain=MS, transA=trans_a, transB=trans_b, alpha=alpha)
+    m = model([node], [("a", np.uint8, list(a_shape))], [("y", np.uint8 if quant_out else np.float32)], inits)
+    rep = run(tmp_path, m, {"a": codes(rng, np.uint8, a_shape)})
+    assert rep.mismatches == 0
+    if not quant_out:
+        assert rep.data["float_outputs_equal"] == {"y": True}
+
+
+# -- pooling, concat, data movement --------------------------------------------------------------------------
+
+POOL = {
+    "k3s2_pad_incl": dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], count_include_pad=1),
+    "k3s2_pad_excl": dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 0, 1, 0], count_include_pad=0),
+    "k2_ceil": dict(kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1),
+    "same_upper": dict(kernel_shape=[3, 2], strides=[2, 1], auto_pad="SAME_UPPER"),
+    "whole_image": dict(kernel_shape=[7, 9]),  # ORT falls back to the global average pool
+}
+
+
+@pytest.mark.parametrize("name", sorted(POOL))
+@pytest.mark.parametrize("dt", [np.uint8, np.int8])
+def test_qlinear_average_pool(tmp_path, name, dt):
+    rng = np.random.default_rng(5)
+    zx, zy = (5, 9) if dt == np.uint8 else (-5, 3)
+    inits = {"xs": F32(0.031), "xz": np.array(zx, dt), "ys": F32(0.017), "yz": np.array(zy, dt)}
+    node = helper.make_node("QLinearAveragePool", ["x", "xs", "xz", "ys", "yz"], ["y"], domain=MS, **POOL[name])
+    m = model([node], [("x", dt, [2, 3, 7, 9])], [("y", dt)], inits)
+    rep = run(tmp_path, m, {"x": codes(rng, dt, (2, 3, 7, 9))})
+    assert rep.mismatches == 0
+
+
+def test_global_pool_concat_maxpool(tmp_path):
+    rng = np.random.default_rng(6)
+    nodes = [
+        helper.make_node("QLinearGlobalAveragePool", ["x", "xs", "xz", "gs", "gz"], ["g"], domain=MS,
+                         channels_last=0),
+        helper.make_node("QLinearConcat", ["cs", "cz", "x", "xs", "xz", "x2", "x2s", "x2z"], ["c"], domain=MS,
+                         axis=1),
+        helper.make_node("MaxPool", ["x"], ["p1"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+        helper.make_node("MaxPool", ["x"], ["p2"], kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1,
+                         dilations=[2, 2]),
+        helper.make_node("Transpose", ["p1"], ["t"], perm=[0, 2, 3, 1]),
+        helper.make_node("Reshape", ["t", "shape"], ["r"]),
+    ]
+    inits = {"xs": F32(0.05), "xz": np.array(30, np.uint8), "gs": F32(0.01), "gz": np.array(3, np.uint8),
+             "cs": F32(0.07), "cz": np.array(100, np.uint8), "x2s": F32(0.02), "x2z": np.array(200, np.uint8),
+             "shape": np.array([2, -1], np.int64)}
+    m = model(nodes, [("x", np.uint8, [2, 4, 9, 11]), ("x2", np.uint8, [2, 3, 9, 11])],
+              [("g", np.uint8), ("c", np.uint8), ("p2", np.uint8), ("r", np.uint8)], inits)
+    rep = run(tmp_path, m, {"x": codes(rng, np.uint8, (2, 4, 9, 11)), "x2": codes(rng, np.uint8, (2, 3, 9, 11))})
+    assert rep.mismatches == 0 and rep.elements > 500
+
+
+def test_quantize_dequantize_per_axis(tmp_path):
+    rng = np.random.default_rng(7)
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], axis=1),
+             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["d"], axis=1),
+             helper.make_node("QuantizeLinear", ["d", "s1"], ["q1"])]
+    inits = {"s": np.array([0.1, 1 / 3, 0.007], F32), "z": np.array([-3, 0, 100], np.int8), "s1": F32(0.02)}
+    m = model(nodes, [("x", np.float32, [4, 3, 50])], [("q", np.int8), ("q1", np.uint8)], inits)
+    x = (rng.standard_normal((4, 3, 50)) * 3).astype(F32)
+    x[0, 0, :4] = [0.05, 0.15, -0.25, 12.75]  # exact ties of x / 0.1 in float32 are rare; include near-ties
+    rep = run(tmp_path, m, {"x": x})
+    assert rep.mismatches == 0 and rep.elements == 1200
+
+
+# -- errors --------------------------------------------------------------------------------------------------
+
+def test_unsupported_op_names_node_and_lists_ops(tmp_path):
+    node = helper.make_node("Softmax", ["x"], ["y"], name="sm")
+    m = model([node], [("x", np.float32, [2, 3])], [("y", np.float32)], {})
+    with pytest.raises(SpecError, match=r"node 'sm': expected an op hwsim supports \(.*QLinearConv.*\), "
+                                        r"found op Softmax"):
+        run(tmp_path, m)
+
+
+def test_bad_inputs_file(tmp_path):
+    node = helper.make_node("QuantizeLinear", ["x", "s"], ["y"])
+    m = model([node], [("x", np.float32, [2, 3])], [("y", np.uint8)], {"s": F32(0.1)})
+    with pytest.raises(SpecError, match=r"m\.npz: x: expected shape \(2, 3\), found shape \(3, 2\)"):
+        run(tmp_path, m, {"x": np.zeros((3, 2), F32)})
+    with pytest.raises(SpecError, match=r"m\.npz: y: expected one of the model's inputs \['x'\]"):
+        run(tmp_path, m, {"x": np.zeros((2, 3), F32), "y": np.zeros(1)})

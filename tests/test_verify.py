@@ -1,0 +1,128 @@
+"""``hwsim verify`` end to end: the digits CNN (hwsim/models weights) exported to float ONNX with onnx.helper,
+quantized by onnxruntime's own ``quantize_static`` (QOperator and QDQ, uint8/int8 activations, per-tensor
+and per-channel weights) with a CalibrationDataReader over real digits images, verified bit for bit; and the
+command's exit codes, including a failing run on hardware whose narrow accumulator overflows."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from hwsim.cli import main
+from hwsim.models.digits import calibration_images, load_digits_split, load_weights
+
+quantization = pytest.importorskip("onnxruntime.quantization")
+
+
+def digits_float_onnx(path):
+    """conv1 3x3 1->8 + ReLU, conv2 3x3 8->16 + ReLU, 2x2 max pool, flatten, fc 256->10 (Gemm)."""
+    w = load_weights()
+    inits = [numpy_helper.from_array(w[k], k) for k in w]
+    nodes = [
+        helper.make_node("Conv", ["x", "conv1.weight", "conv1.bias"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "conv2.weight", "conv2.bias"], ["c2"], pads=[1, 1, 1, 1], name="conv2"),
+        helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
+        helper.make_node("MaxPool", ["r2"], ["p"], kernel_shape=[2, 2], strides=[2, 2], name="pool"),
+        helper.make_node("Flatten", ["p"], ["f"], name="flatten"),
+        helper.make_node("Gemm", ["f", "fc.weight", "fc.bias"], ["logits"], transB=1, name="fc"),
+    ]
+    g = helper.make_graph(nodes, "digits", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 1, 8, 8])],
+                          [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", 10])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(m)
+    onnx.save(m, path)
+
+
+class DigitsReader(quantization.CalibrationDataReader):
+    """The first 256 training images (hwsim.models.digits.calibration_images), in batches of 32."""
+
+    def __init__(self):
+        x_tr = load_digits_split()[0]
+        calib = calibration_images(x_tr)
+        self._it = iter([{"x": calib[i:i + 32]} for i in range(0, len(calib), 32)])
+
+    def get_next(self):
+        return next(self._it, None)
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    d = tmp_path_factory.mktemp("digits")
+    f = d / "digits_f32.onnx"
+    digits_float_onnx(f)
+    x_te = load_digits_split()[2]
+    np.savez(d / "test_images.npz", x=x_te[:64])
+    return d
+
+
+@pytest.mark.parametrize("fmt", ["QOperator", "QDQ"])
+@pytest.mark.parametrize("act", ["QUInt8", "QInt8"])
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_quantize_static_models_verify_with_zero_mismatches(digits, tmp_path, fmt, act, per_channel, capsys):
+    out = tmp_path / "q.onnx"
+    quantization.quantize_static(str(digits / "digits_f32.onnx"), str(out), DigitsReader(),
+                                 quant_format=getattr(quantization.QuantFormat, fmt), per_channel=per_channel,
+                                 activation_type=getattr(quantization.QuantType, act),
+                                 weight_type=quantization.QuantType.QInt8)
+    rc = main(["verify", str(out), "--inputs", str(digits / "test_images.npz"), "--out", str(tmp_path / "v")])
+    text = capsys.readouterr().out
+    data = json.loads((tmp_path / "v" / "verify.json").read_text())
+    assert rc == 0, text
+    assert text.rstrip().splitlines()[-1] == f"mismatches: 0 of {data['elements']}"
+    assert data["elements"] >= 64 * (64 + 8 * 64 + 16 * 64 + 256 + 256 + 10)
+    assert {t["op"] for t in data["tensors"]} >= {"QuantizeLinear", "QLinearConv", "MaxPool", "Flatten", "QGemm"}
+    assert data["float_outputs_equal"] == {"logits": True}
+
+
+def test_narrow_accumulator_arch_fails_with_a_count(digits, tmp_path, capsys, root):
+    out = tmp_path / "q.onnx"
+    quantization.quantize_static(str(digits / "digits_f32.onnx"), str(out), DigitsReader(),
+                                 quant_format=quantization.QuantFormat.QOperator, per_channel=True)
+    arch = tmp_path / "acc16.yaml"
+    arch.write_text((root / "arch" / "edge_32x32.yaml").read_text().replace("acc_bits: 32", "acc_bits: 16"))
+    rc = main(["verify", str(out), "--inputs", str(digits / "test_images.npz"), "--arch", str(arch),
+               "--out", str(tmp_path / "v")])
+    lines = capsys.readouterr().out.rstrip().splitlines()
+    data = json.loads((tmp_path / "v" / "verify.json").read_text())
+    assert rc == 1
+    n, m = data["mismatches"], data["elements"]
+    assert 0 < n < m and lines[-1] == f"mismatches: {n} of {m}"
+    conv1 = next(t for t in data["tensors"] if t["op"] == "QLinearConv")
+    assert conv1["acc_overflow"] > 0 and conv1["local_mismatches"] > 0 and conv1["reference_datapath_mismatches"] == 0
+    assert all(layer["acc_bits"] == 16 and layer["rule_bits"] > 16 for layer in data["layers"])
+    assert sum(layer["acc_overflow"] for layer in data["layers"]) > 0
+    assert any(line.startswith("warning: node") and "16-bit accumulator" in line for line in lines)
+    # the same hardware with a 32-bit accumulator passes
+    arch.write_text((root / "arch" / "edge_32x32.yaml").read_text())
+    assert main(["verify", str(out), "--inputs", str(digits / "test_images.npz"), "--arch", str(arch),
+                 "--out", str(tmp_path / "v32")]) == 0
+
+
+def test_profiles_other_than_ort_differ_and_say_where(digits, tmp_path, capsys):
+    out = tmp_path / "q.onnx"
+    quantization.quantize_static(str(digits / "digits_f32.onnx"), str(out), DigitsReader(),
+                                 quant_format=quantization.QuantFormat.QDQ, per_channel=True)
+    rc = main(["verify", str(out), "--inputs", str(digits / "test_images.npz"), "--profile", "tflite_double",
+               "--out", str(tmp_path / "v")])
+    data = json.loads((tmp_path / "v" / "verify.json").read_text())
+    capsys.readouterr()
+    # TFLite's double rounding is off by one on a few outputs per thousand (bitexact.md §2)
+    assert rc == 1 and 0 < data["mismatches"] < data["elements"] // 50
+    bad = [t for t in data["tensors"] if t["mismatches"]]
+    assert bad[0]["op"] == "QLinearConv" and bad[0]["local_mismatches"] > 0
+    assert bad[0]["first_mismatch"]["hwsim"] - bad[0]["first_mismatch"]["onnxruntime"] in (-1, 1)
+
+
+def test_cli_bad_input_exit_2(tmp_path, capsys):
+    assert main(["verify", str(tmp_path / "missing.onnx")]) == 2
+    assert "missing.onnx: expected an existing ONNX model file" in capsys.readouterr().err
+    (tmp_path / "bad.onnx").write_bytes(b"not a model")
+    assert main(["verify", str(tmp_path / "bad.onnx")]) == 2
+    assert "bad.onnx: expected a valid ONNX model" in capsys.readouterr().err
+    assert main(["verify", str(tmp_path / "bad.onnx"), "--profile", "nope"]) == 2
+    assert "--profile: expected one of ort_cpu" in capsys.readouterr().err
