@@ -71,5 +71,5 @@ def test_duplicate_names_and_empty_workloads():
     g = dict(name="a", op="gemm", k=4, n=4)
     with pytest.raises(SpecError, match=r"w\.yaml: expected unique layer names, found 'a' twice$"):
         validate(Workload, {"name": "w", "layers": [g, g]}, "w.yaml")
-    with pytest.raises(SpecError, match=r"w\.yaml: layers: expected .*at least 1 item"):
+    with pytest.raises(SpecError, match=r"w\.yaml: layers: expected at least one item, found \[\]$"):
         validate(Workload, {"name": "w", "layers": []}, "w.yaml")

@@ -23,7 +23,19 @@ __all__ = ["ArchSpec", "ArrayConfig", "PEConfig", "SramConfig", "DramConfig", "M
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    """Frozen, unknown keys forbidden, no infinities or NaN, and no booleans where a number is expected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for k, v in data.items():
+                f = cls.model_fields.get(k) if isinstance(k, str) else None
+                if isinstance(v, bool) and f is not None and "bool" not in str(f.annotation):
+                    raise ValueError(f"{k} to be a number, not a boolean; found {k}: {v!r}")
+        return data
 
 
 PosInt = int  # validated with Field(gt=0) where used
@@ -75,6 +87,14 @@ class PEConfig(_Frozen):
                                  f"found operand_bits={self.operand_bits}, brick_bits={self.brick_bits}")
         if not self.serial_operands:
             raise ValueError("serial_operands to name at least one of 'act', 'weight'; found none")
+        given = self.model_fields_set
+        for key, mode, default in (("brick_bits", "bit_fusion", 2), ("bits_per_cycle", "bit_serial", 1),
+                                   ("serial_operands", "bit_serial", ("act",))):
+            if key in given and self.precision_mode != mode and getattr(self, key) != default:
+                raise ValueError(f"{key} only with precision_mode {mode}; found {key}={getattr(self, key)!r} with "
+                                 f"precision_mode {self.precision_mode}")
+        if self.bits_per_cycle > self.operand_bits:
+            raise ValueError(f"bits_per_cycle <= operand_bits ({self.operand_bits}); found {self.bits_per_cycle}")
         return self
 
 
@@ -104,6 +124,11 @@ class DramConfig(_Frozen):
 
     bandwidth_bytes_per_cycle: float | Literal["unbounded"] = Field(default=16.0)
     pj_per_bit: float | None = Field(default=None, ge=0)
+
+    @field_validator("bandwidth_bytes_per_cycle", mode="before")
+    @classmethod
+    def _bw_inf(cls, v: Any) -> Any:
+        return "unbounded" if isinstance(v, float) and math.isinf(v) and v > 0 else v
 
     @field_validator("bandwidth_bytes_per_cycle")
     @classmethod

@@ -6,6 +6,7 @@ names the file and the dotted key path (the timeloopfe "path in the error" idea,
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -40,18 +41,45 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         The file is missing, is not valid YAML (with line and column), or its top level is not a mapping.
     """
     p = Path(path)
+    if p.is_dir():
+        raise SpecError(str(p), "", "a YAML file", Found("a directory"))
     if not p.is_file():
-        raise SpecError(str(p), "", "an existing YAML file", "no such file")
+        raise SpecError(str(p), "", "an existing YAML file",
+                        Found("not a regular file") if p.exists() else "no such file")
     try:
-        data = yaml.safe_load(p.read_text())
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise SpecError(str(p), "", "a UTF-8 text file", Found(f"byte {e.object[e.start]:#04x} at offset {e.start}"))
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
         raise SpecError(str(p), "", "valid YAML", f"a syntax error at {where}",
                         detail=str(getattr(e, "problem", e))) from None
+    if data is None:
+        raise SpecError(str(p), "", "a mapping of keys at the top level", Found("an empty file"))
     if not isinstance(data, dict):
-        raise SpecError(str(p), "", "a mapping of keys at the top level", type(data).__name__)
+        raise SpecError(str(p), "", "a mapping of keys at the top level", Found(f"a {type(data).__name__}"))
     return data
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses a key given twice in one mapping (plain YAML keeps the last silently)."""
+
+
+def _mapping_no_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} given twice (first on line {seen[key] + 1})", key_node.start_mark)
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_no_duplicates)
 
 
 def _skip_tags(loc: tuple, model: type[BaseModel]) -> tuple:
@@ -102,43 +130,70 @@ def _members(tp: Any) -> list[type[BaseModel]]:
     return out
 
 
+_BRANCH = ("int", "float", "str", "bool", "none", "tuple", "list", "dict", "literal", "function", "constrained",
+           "lax", "json", "is-instance", "union", "nullable", "default", "model")
+
+
+def _is_branch(part: object) -> bool:
+    """pydantic puts union branch labels in ``loc`` ('float', "literal['unbounded']", 'tuple[int, int]')."""
+    return isinstance(part, str) and (part.split("[", 1)[0].lower() in _BRANCH or "[" in part)
+
+
+def _plain(msg: str) -> str:
+    """pydantic's message, in the words of this project's errors ('expected ...')."""
+    for head in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(head):
+            msg = msg[len(head):]
+    if msg.startswith("Input should be "):
+        msg = msg[len("Input should be "):]
+        if msg.startswith(("greater", "less")):
+            msg = "a value " + msg
+    msg = msg.replace("a valid dictionary or instance of ", "a mapping of keys (").replace(
+        "Tuple should have at least 1 item after validation, not 0", "at least one item")
+    if msg.startswith("a mapping of keys ("):
+        msg = "a mapping of keys"
+    msg = msg.split(", unable to parse")[0].split(", got a number with a fractional part")[0]
+    return msg[0].lower() + msg[1:] if msg else "a valid value"
+
+
 def validate(model: type[M], data: dict[str, Any], source: str, *, prefix: str = "") -> M:
     """Validate ``data`` against a pydantic ``model``; raise the first problem as a :class:`SpecError`.
 
-    Unknown keys are errors (models forbid extras), so a misspelt key is never silently ignored.
+    Unknown keys are errors (models forbid extras), so a misspelt key is never silently ignored: an unknown key
+    is reported before the missing key it was probably meant to be, with a suggestion.
     """
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        err = e.errors(include_url=False)[0]
+        errs = e.errors(include_url=False)
+        extra = [x for x in errs if x["type"] == "extra_forbidden"]
+        err = extra[0] if extra else errs[0]
         raw_loc = tuple(err["loc"])
-        loc = _skip_tags(raw_loc, model)
+        loc = tuple(p for p in _skip_tags(raw_loc, model) if not _is_branch(p))
         key = key_path(loc)
         if prefix:
             key = f"{prefix}.{key}" if key else prefix
         typ = err["type"]
         found = err.get("input")
         if typ == "extra_forbidden":
-            raise SpecError(source, key, f"one of the known keys ({', '.join(_known_keys(model, raw_loc))})",
-                            Found(f"unknown key {str(loc[-1])!r}")) from None
+            known = _known_keys(model, raw_loc)
+            near = difflib.get_close_matches(str(loc[-1]), known, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise SpecError(source, key, f"one of the known keys ({', '.join(known)})",
+                            Found(f"unknown key {str(loc[-1])!r}{hint}")) from None
         if typ == "missing":
             raise SpecError(source, key, "this key to be given", None) from None
         if typ == "union_tag_invalid":
             ctx = err.get("ctx", {})
             raise SpecError(source, f"{key}.{ctx.get('discriminator', 'op').strip(chr(39))}",
                             f"one of {ctx.get('expected_tags', '')}", ctx.get("tag")) from None
-        expected = err["msg"]
-        if expected.startswith("Input should be "):
-            expected = expected[len("Input should be "):]
-            if expected.startswith(("greater", "less")):
-                expected = "a value " + expected
-        for head in ("Value error, ", "Assertion failed, "):
-            if expected.startswith(head):
-                expected = expected[len(head):]
+        # a union: every branch failed at the same place; say what each would have taken
+        same = [x for x in errs if tuple(p for p in _skip_tags(tuple(x["loc"]), model) if not _is_branch(p)) == loc]
+        msgs = list(dict.fromkeys(_plain(x["msg"]) for x in same))
+        expected = msgs[0] if len(msgs) == 1 else " or ".join(msgs)
         if "; found " in expected:  # model-level checks say both: "EXPECTED; found FOUND"
             expected, found_text = expected.split("; found ", 1)
             found = Found(found_text)
         elif isinstance(found, dict | list) and len(repr(found)) > 120:
             found = Found(f"a {type(found).__name__}")
-        raise SpecError(source, key, expected[0].lower() + expected[1:] if expected else "a valid value",
-                        found) from None
+        raise SpecError(source, key, expected, found) from None

@@ -13,9 +13,9 @@ GEMM view (``../shared/DESIGN.md``, "Modelling notes"; SCALE-Sim's operand matri
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Any, Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ._loader import load_yaml, validate
 
@@ -23,7 +23,19 @@ __all__ = ["Conv2d", "Gemm", "Layer", "Workload", "GemmView", "load_workload_yam
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Frozen, unknown keys forbidden, no infinities or NaN, and no booleans where a number is expected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for k, v in data.items():
+                f = cls.model_fields.get(k) if isinstance(k, str) else None
+                if isinstance(v, bool) and f is not None and "bool" not in str(f.annotation):
+                    raise ValueError(f"{k} to be a number, not a boolean; found {k}: {v!r}")
+        return data
 
 
 class GemmView(BaseModel):
@@ -133,6 +145,9 @@ class Conv2d(_LayerBase):
                                                           else self.padding) < 0:
             raise ValueError(f"padding >= 0; found {self.padding!r}")
         g = self.n_groups
+        if self.op == "depthwise" and g != self.in_channels:
+            raise ValueError(f"groups equal to in_channels for a depthwise layer (or no groups key); found "
+                             f"groups={g}, in_channels={self.in_channels}")
         if self.in_channels % g or self.out_channels % g:
             raise ValueError(f"groups that divide in_channels and out_channels; found groups={g}, "
                              f"in_channels={self.in_channels}, out_channels={self.out_channels}")
