@@ -3,13 +3,13 @@
 Both paths return the exact int64 sum ``sum (a - z_a)(b - z_b)``, so that the public functions stay bit-exact;
 the tests compare them with the numba loops of :mod:`._kernels` (``tests/test_datapath_fast.py``).
 
-1. **VNNI** (:mod:`._vnni`, when the CPU has AVX512-VNNI). 8-bit codes are mapped to unsigned activations and
-   signed weights (``a_u = a + o_a`` with ``o_a`` 0 for uint8, 128 for int8; ``b_s = b + o_b`` with ``o_b`` 0
-   for int8, -128 for uint8), and the zero points move with them (``z' = z + o``). Then::
+1. **VNNI** (:mod:`._vnni`, when the CPU has AVX512-VNNI). 8-bit codes are mapped to one unsigned and one
+   signed operand (``u = x + o`` with ``o`` 0 for uint8, 128 for int8; ``s = y + o'`` with ``o'`` 0 for int8,
+   -128 for uint8), and the zero points move with them (``z' = z + o``). Then::
 
-       sum_k (a_u - z_a')(b_s - z_b') = sum_k a_u b_s - z_b' sum_k a_u - z_a' sum_k b_s + K z_a' z_b'
+       sum_k (u - z_u')(s - z_s') = sum_k u s - z_s' sum_k u - z_u' sum_k s + K z_u' z_s'
 
-   The first sum is the int32 ``vpdpbusd`` GEMM, exact for ``K <= 65536`` (``|a_u b_s| <= 255 * 128``);
+   The first sum is the int32 ``vpdpbusd`` GEMM, exact for ``K <= 65536`` (``|u s| <= 255 * 128``);
    longer reductions are cut into such chunks and added in int64, as are the correction terms. A padded conv
    input holds the real value 0, i.e. the code ``z_a'``, whose terms cancel in the identity above.
 2. **Float BLAS** (``DESIGN.md``, "Exact integers, fast"): a float32 product of integers is exact while every
@@ -89,40 +89,31 @@ def _cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def _pack_rows(a_u: np.ndarray, kp: int, np_: int) -> np.ndarray:
-    """``xp[k // 4, m, k % 4] = a_u[m, k]`` for a (M, K) uint8 matrix, zero-padded to (kp, np_)."""
-    m, k = a_u.shape
-    buf = np.zeros((kp // 4, np_, 4), np.uint8)
-    pad = np.zeros((m, kp), np.uint8)
-    pad[:, :k] = a_u
-    buf[:, :m, :] = pad.reshape(m, kp // 4, 4).transpose(1, 0, 2)
-    return buf.reshape(-1)
-
-
 def _vnni_gemm(a: np.ndarray, b: np.ndarray, az: int, bz: np.ndarray) -> np.ndarray | None:
-    oa, ob = _u8_offset(a), _s8_offset(b)
+    """VNNI path for ``a (M, K) @ b (K, N)``: the activations become the *signed* broadcast operand and the
+    weights the *unsigned* vector operand (``vpdpbusd`` broadcasts only its signed source), so the kernel
+    writes ``(M, N)`` row-major directly: ``a_s = a + o_a`` in [-128, 127], ``b_u = b + o_b`` in [0, 255], and
+    ``sum (a - z_a)(b - z_b) = sum (a_s - z_a')(b_u - z_b')`` with ``z' = z + o``, expanded as above."""
+    oa = _s8_offset(a)
+    ob = _u8_offset(b)
     if oa is None or ob is None:
         return None
     za = az + oa
     zb = bz.astype(np.int64) + ob
-    if not (0 <= za <= 255):
-        return None  # a zero point outside the code range: no cancellation argument needed, take the slow path
-    a_u = _to_u8(a, oa)
-    b_s = _to_s8(b, ob)
-    m, k = a_u.shape
-    n = b_s.shape[1]
-    bt = np.ascontiguousarray(b_s.T)  # (N, K): rows of the broadcast operand
+    a_s = _to_s8(a, oa)
+    b_u = _to_u8(b, ob)
+    m, k = a_s.shape
+    n = b_u.shape[1]
     acc = np.zeros((m, n), np.int64)
     for k0 in range(0, k, _vnni.MAX_K):
         k1 = min(k, k0 + _vnni.MAX_K)
         kc = k1 - k0
         kp = _cdiv(kc, 4) * 4
-        np_ = _cdiv(max(m, 1), _vnni.NR) * _vnni.NR
-        xp = _pack_rows(a_u[:, k0:k1], kp, np_)
-        part = _vnni.gemm_s8u8(bt[:, k0:k1], xp, n, kc, m, kp, np_)  # (N, M) int32
-        acc += part.T
-    acc -= a_u.sum(axis=1, dtype=np.int64)[:, None] * zb[None, :]
-    acc -= za * b_s.sum(axis=0, dtype=np.int64)[None, :]
+        np_ = _cdiv(max(n, 1), _vnni.NR) * _vnni.NR
+        xp = _vnni.pack_u8(b_u[k0:k1], kp, np_)
+        acc += _vnni.gemm_s8u8(a_s[:, k0:k1], xp, m, kc, n, kp, np_)
+    acc -= a_s.sum(axis=1, dtype=np.int64)[:, None] * zb[None, :]
+    acc -= za * b_u.sum(axis=0, dtype=np.int64)[None, :]
     acc += k * za * zb[None, :]
     return acc
 

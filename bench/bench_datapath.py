@@ -1,0 +1,164 @@
+"""hwsim's exact int8 GEMM and conv against onnxruntime's QLinearMatMul and QLinearConv, in one run.
+
+    python bench/bench_datapath.py [--repeat 7] [--threads N] [--size 1024]
+
+Shapes: GEMM M = N = K = 1024 (u8 x s8 with an activation zero point, and s8 x s8); conv N=1, C=K=64, 56 x 56,
+3 x 3, pad 1 (ResNet-18 conv2_x). GOPS = 2 * MACs / median time. Both sides produce the same requantized 8-bit
+codes (checked here, element for element); hwsim's numbers include its requantization (``ort_cpu``), and its
+accumulator alone is listed too. hwsim's fast path is AVX512-VNNI when the CPU has it, else float BLAS in
+exact chunks (``hwsim/datapath/_fast.py``). The numba reference loops are timed for comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+
+def _median_time(fn, repeat: int) -> float:
+    fn()  # warm-up (compilation, prepacking)
+    ts = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
+def _ort_session(node, inputs, inits, threads):
+    import onnxruntime as ort
+    from onnx import helper, numpy_helper
+
+    g = helper.make_graph([node], "b", [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(a.dtype),
+                                                                      list(a.shape)) for n, a in inputs],
+                          [helper.make_tensor_value_info("y", helper.np_dtype_to_tensor_dtype(inputs[0][1].dtype),
+                                                         None)],
+                          [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)])
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.log_severity_level = 3
+    return ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeat", type=int, default=7)
+    p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--size", type=int, default=1024, help="GEMM M = N = K")
+    args = p.parse_args(argv)
+
+    import numba
+    import onnxruntime as ort
+    from onnx import helper
+
+    from hwsim.datapath import _fast, conv2d_acc, gemm_acc, qlinear_conv2d, qlinear_matmul
+    from hwsim.quant import QParams
+
+    numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
+    f32 = np.float32
+    rng = np.random.default_rng(0)
+    rows = []
+    path = "VNNI (vpdpbusd)" if _fast.vnni_available() else "float BLAS, exact chunks"
+    print(f"hwsim fast path: {path}; threads: {args.threads}; onnxruntime {ort.__version__}; "
+          f"numpy {np.__version__}; numba {numba.__version__}")
+
+    # -- GEMM --------------------------------------------------------------------------------------------
+    n = args.size
+    ops = 2 * n * n * n
+    for adt, bdt in ((np.uint8, np.int8), (np.int8, np.int8)):
+        ai, bi = np.iinfo(adt), np.iinfo(bdt)
+        a = rng.integers(ai.min, ai.max + 1, (n, n)).astype(adt)
+        b = rng.integers(bi.min, bi.max + 1, (n, n)).astype(bdt)
+        az = 128 if adt == np.uint8 else 0
+        a_qp = QParams(f32(0.01), az, 8, adt == np.int8)
+        b_qp = QParams(f32(0.01), 0, 8, True)
+        y_qp = QParams(f32(60.0), az, 8, adt == np.int8)
+        node = helper.make_node("QLinearMatMul", ["a", "as", "az", "b", "bs", "bz", "ys", "yz"], ["y"])
+        sess = _ort_session(node, [("a", a)], {"as": f32(0.01), "az": np.array(az, adt), "b": b, "bs": f32(0.01),
+                                              "bz": np.array(0, bdt), "ys": f32(60.0), "yz": np.array(az, adt)},
+                            args.threads)
+        y_ort = sess.run(None, {"a": a})[0]
+        y_hw = qlinear_matmul(a, b, a_qp=a_qp, b_qp=b_qp, y_qp=y_qp)
+        same = bool(np.array_equal(y_ort, y_hw))
+        tag = f"{np.dtype(adt).name} x {np.dtype(bdt).name}"
+        t_ort = _median_time(lambda: sess.run(None, {"a": a}), args.repeat)
+        t_hw = _median_time(lambda: qlinear_matmul(a, b, a_qp=a_qp, b_qp=b_qp, y_qp=y_qp), args.repeat)
+        t_acc = _median_time(lambda: gemm_acc(a, b, a_zp=az, b_zp=0), args.repeat)
+        rows.append((f"GEMM {n}^3 {tag}", "onnxruntime QLinearMatMul", t_ort, ops, True))
+        rows.append((f"GEMM {n}^3 {tag}", "hwsim qlinear_matmul (exact acc + ort_cpu requant)", t_hw, ops, same))
+        rows.append((f"GEMM {n}^3 {tag}", "hwsim gemm_acc (exact int64 accumulator)", t_acc, ops, True))
+    small = 256
+    a = rng.integers(0, 256, (small, small)).astype(np.uint8)
+    b = rng.integers(-128, 128, (small, small)).astype(np.int8)
+    t_ref = _median_time(lambda: gemm_acc(a, b, a_zp=128, b_zp=0, fast=False), max(3, args.repeat // 2))
+    rows.append((f"GEMM {small}^3 uint8 x int8", "hwsim numba reference loop (fast=False)", t_ref, 2 * small ** 3,
+                 True))
+    t_fl = _median_time(lambda: _fast.exact_gemm(a, b, 128, np.zeros(small, np.int64), path="float"),
+                        max(3, args.repeat // 2))
+    rows.append((f"GEMM {small}^3 uint8 x int8", "hwsim float-BLAS exact path", t_fl, 2 * small ** 3, True))
+
+    # -- conv --------------------------------------------------------------------------------------------
+    cops = 2 * 64 * 64 * 9 * 56 * 56
+    for xdt in (np.uint8, np.int8):
+        xi = np.iinfo(xdt)
+        x = rng.integers(xi.min, xi.max + 1, (1, 64, 56, 56)).astype(xdt)
+        w = rng.integers(-128, 128, (64, 64, 3, 3)).astype(np.int8)
+        xz = 128 if xdt == np.uint8 else 0
+        x_qp = QParams(f32(0.01), xz, 8, xdt == np.int8)
+        w_qp = QParams(f32(0.01), 0, 8, True)
+        y_qp = QParams(f32(30.0), xz, 8, xdt == np.int8)
+        node = helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"], ["y"],
+                                pads=[1, 1, 1, 1])
+        sess = _ort_session(node, [("x", x)], {"xs": f32(0.01), "xz": np.array(xz, xdt), "w": w, "ws": f32(0.01),
+                                              "wz": np.array(0, np.int8), "ys": f32(30.0), "yz": np.array(xz, xdt)},
+                            args.threads)
+        y_ort = sess.run(None, {"x": x})[0]
+        kw = dict(x_qp=x_qp, w_qp=w_qp, y_qp=y_qp, pads=(1, 1, 1, 1))
+        y_hw = qlinear_conv2d(x, w, **kw)
+        same = bool(np.array_equal(y_ort, y_hw))
+        tag = f"{np.dtype(xdt).name} x int8"
+        t_ort = _median_time(lambda: sess.run(None, {"x": x}), args.repeat * 3)
+        t_hw = _median_time(lambda: qlinear_conv2d(x, w, **kw), args.repeat * 3)
+        t_acc = _median_time(lambda: conv2d_acc(x, w, x_zp=xz, w_zp=0, pads=(1, 1, 1, 1)), args.repeat * 3)
+        t_ref = _median_time(lambda: conv2d_acc(x, w, x_zp=xz, w_zp=0, pads=(1, 1, 1, 1), fast=False),
+                             max(3, args.repeat // 2))
+        rows.append((f"conv 64->64 56x56 3x3 {tag}", "onnxruntime QLinearConv", t_ort, cops, True))
+        rows.append((f"conv 64->64 56x56 3x3 {tag}", "hwsim qlinear_conv2d (exact acc + ort_cpu requant)", t_hw,
+                     cops, same))
+        rows.append((f"conv 64->64 56x56 3x3 {tag}", "hwsim conv2d_acc (exact int64 accumulator)", t_acc, cops, True))
+        rows.append((f"conv 64->64 56x56 3x3 {tag}", "hwsim numba reference loop (fast=False)", t_ref, cops, True))
+
+    w1 = max(len(r[0]) for r in rows)
+    w2 = max(len(r[1]) for r in rows)
+    print(f"{'case':<{w1}}  {'implementation':<{w2}}  {'ms':>9}  {'GOPS':>8}  same codes as ORT")
+    gops = {}
+    for case, impl, t, o, same in rows:
+        g = o / t / 1e9
+        gops[(case, impl)] = g
+        print(f"{case:<{w1}}  {impl:<{w2}}  {t * 1e3:9.2f}  {g:8.1f}  {'yes' if same else 'NO'}")
+    print()
+    hw_q = "hwsim qlinear_matmul (exact acc + ort_cpu requant)"
+    hw_c = "hwsim qlinear_conv2d (exact acc + ort_cpu requant)"
+    ratios = [
+        ("GEMM: hwsim / ORT int8 x int8 (goal > 1)", gops[(f"GEMM {n}^3 int8 x int8", hw_q)]
+         / gops[(f"GEMM {n}^3 int8 x int8", "onnxruntime QLinearMatMul")]),
+        ("GEMM: hwsim / ORT uint8 x int8 VNNI (goal >= 0.25)", gops[(f"GEMM {n}^3 uint8 x int8", hw_q)]
+         / gops[(f"GEMM {n}^3 uint8 x int8", "onnxruntime QLinearMatMul")]),
+        ("conv: hwsim / ORT int8 x int8 (goal > 1)", gops[("conv 64->64 56x56 3x3 int8 x int8", hw_c)]
+         / gops[("conv 64->64 56x56 3x3 int8 x int8", "onnxruntime QLinearConv")]),
+        ("conv: hwsim / ORT uint8 x int8 VNNI (goal >= 0.25)", gops[("conv 64->64 56x56 3x3 uint8 x int8", hw_c)]
+         / gops[("conv 64->64 56x56 3x3 uint8 x int8", "onnxruntime QLinearConv")]),
+    ]
+    for label, r in ratios:
+        print(f"{label:<52} {r:6.2f}")
+    return 0 if all(r[4] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
