@@ -74,6 +74,13 @@ def roofline_figure(arch, rows: list[dict]) -> go.Figure:
     return fig
 
 
+def _area_rows(res: SimResult) -> list[dict]:
+    a = res.area
+    rows = [{"component": c, "units": a.units[c], "um^2 per unit": a.unit_um2[c], "mm^2": a.um2[c] / 1e6,
+             "source": a.sources.get(c, "")} for c in a.um2]
+    return rows + [{"component": "total", "units": "", "um^2 per unit": "", "mm^2": a.total_mm2, "source": ""}]
+
+
 def simulate_report(res: SimResult, path: str | Path) -> Path:
     """Write the self-contained HTML report of one simulation."""
     t = res.totals
@@ -83,6 +90,7 @@ def simulate_report(res: SimResult, path: str | Path) -> Path:
         "total cycles": int(t["total_cycles"]), "stall cycles": int(t["stall_cycles"]),
         "latency (us)": t["latency_us"], "energy (uJ)": t["energy_pj"] / 1e6, "pJ/MAC": t["pj_per_mac"],
         "TOPS/W": t["tops_per_w"], "utilization": t["utilization"],
+        **({"area (mm^2)": t["area_mm2"]} if "area_mm2" in t else {}),
     }]
     cols = ["layer", "op", "m", "k", "n", "groups", "weight_bits", "act_bits", "folds", "compute_cycles",
             "stall_cycles", "total_cycles", "utilization", "dram_read_bytes", "dram_write_bytes", "energy_pj"]
@@ -95,6 +103,7 @@ def simulate_report(res: SimResult, path: str | Path) -> Path:
         ("Summary", table_html(summary)),
         ("Cycles", cycles_figure(res.rows)),
         ("Energy", energy_figure(res.rows)),
+        *([("Area by component", table_html(_area_rows(res)))] if res.area is not None else []),
         ("Utilization", utilization_figure(res.rows)),
         ("Roofline", roofline_figure(res.arch, res.rows)),
         ("Layers", table_html(res.rows, cols)),
