@@ -9,8 +9,8 @@ import math
 import pytest
 import yaml
 
-from hwsim.energy import (action_energies, area_breakdown, available_tech, layer_energy, load_tech, mac_energy,
-                          parse_tech)
+from hwsim.energy import (action_energies, area_breakdown, available_tech, layer_energy, load_tech,
+                          mac_energy, parse_tech)
 from hwsim.errors import SpecError
 from hwsim.mapping import map_layer
 from hwsim.spec import Gemm, Workload, validate
@@ -62,7 +62,8 @@ def test_every_entry_cites_a_source_or_states_its_rule():
         for e in sec.values():
             assert e.source.strip()
     assert "Horowitz, ISSCC 2014" in t.energy["int_mult"].provenance(t.name)
-    assert set(t.rules) >= {"mult", "add", "sram", "dram", "requant", "zero_point", "bit_fusion", "bit_serial"}
+    assert set(t.rules) >= {"mult", "add", "sram", "dram", "requant", "zero_point", "bit_fusion",
+                            "bit_serial"}
 
 
 # -------------------------------------------------------------------------------------------- scaling rules
@@ -100,8 +101,9 @@ def test_sram_energy_per_access_from_size_and_word():
     assert t.sram_read_pj(64, 16) == pytest.approx(20 * 5 ** 0.2 / 4)
     # 16 KiB: between 8 (10) and 32 (20): 10 * 2**0.5
     assert t.sram_read_pj(16, 64) == pytest.approx(10 * math.sqrt(2))
-    # a 2-byte register file extrapolates the 8..32 KiB slope (energy ~ sqrt(size)): 10 * (2/8192)**0.5 = 10/64
-    # per 64 bits, 16-bit access a quarter: 0.0390625 pJ (ZigZag's tpu_like charges 0.021 for its 2 B register)
+    # a 2-byte register file extrapolates the 8..32 KiB slope (energy ~ sqrt(size)):
+    # 10 * (2/8192)**0.5 = 10/64 per 64 bits, a 16-bit access a quarter: 0.0390625 pJ (ZigZag's tpu_like
+    # charges 0.021 for its 2 B register)
     assert t.sram_read_pj(2 / 1024, 16) == pytest.approx(0.0390625)
     # writes: read x CACTI's write/read ratio: 1.236 at 8 KiB; 64 KiB halfway (in log size) between 32 KiB
     # (0.853) and 128 KiB (0.783): 0.818
@@ -171,10 +173,10 @@ def test_fixed_pe_mac_energy():
 
 
 def test_bit_fusion_mac_energy():
-    # 8-bit unit of 16 2-bit BitBricks, 32-bit accumulator. Per cycle the shift-add tree (15 adders x 0.0175 pJ)
-    # and one accumulator add (0.1 pJ) are shared by the f fused MACs:
+    # 8-bit unit of 16 2-bit BitBricks, 32-bit accumulator. Per cycle the shift-add tree (15 adders x
+    # 0.0175 pJ) and one accumulator add (0.1 pJ) are shared by the f fused MACs:
     #   8x8 (f=1): 0.2 + 0.2625 + 0.1 = 0.5625 pJ (Bit Fusion's synthesis: 0.5599 pJ per cycle)
-    #   4x4 (f=4): 0.2*16/64 + 0.3625/4 = 0.05 + 0.090625 = 0.140625 pJ (about 16/64 of 8x8 plus the tree share)
+    #   4x4 (f=4): 0.2*16/64 + 0.3625/4 = 0.05 + 0.090625 = 0.140625 pJ (16/64 of 8x8 plus the tree share)
     #   2x2 (f=16): 0.0125 + 0.3625/16 = 0.03515625 pJ;  3x3 runs as 4x4
     arch = make_arch(**{"pe.precision_mode": "bit_fusion", "pe.brick_bits": 2, "array.dataflow": "os"})
     ae = action_energies(arch)
@@ -184,7 +186,7 @@ def test_bit_fusion_mac_energy():
         mac = next(r for r in layer_energy(m, arch, ae) if r.component == "mac")
         assert mac.pj_each == pytest.approx(pj), b
         assert mac.count == 300
-    # the 8x8 fused MAC costs more than a fixed 8-bit PE's 0.3 pJ; at 2 bits it is cheaper than fixed 2x2 (0.1125)
+    # the 8x8 fused MAC costs more than a fixed 8-bit PE's 0.3 pJ; at 2 bits less than fixed 2x2 (0.1125)
     assert want[8] > 0.3 and want[2] < 0.2 * 4 / 64 + 0.1
 
 
@@ -196,7 +198,8 @@ def test_bit_serial_mac_energy():
     ae = action_energies(stripes)
     for a, pj in ((8, 1.0), (4, 0.5)):
         m = map_layer(G, stripes, weight_bits=8, act_bits=a)
-        assert next(r for r in layer_energy(m, stripes, ae) if r.component == "mac").pj_each == pytest.approx(pj)
+        mac = next(r for r in layer_energy(m, stripes, ae) if r.component == "mac")
+        assert mac.pj_each == pytest.approx(pj)
     # Loom (both serial, 2 bits per cycle), 4x4: ceil(4/2)*ceil(4/2) = 4 steps: 0.05 + 4*0.1 = 0.45
     loom = stripes.replace(**{"pe.serial_operands": ["act", "weight"], "pe.bits_per_cycle": 2})
     m = map_layer(G, loom, weight_bits=4, act_bits=4)
@@ -206,7 +209,8 @@ def test_bit_serial_mac_energy():
 
 def test_zero_point_cross_terms_and_requant():
     # GEMM 10x6x5 (50 outputs), 8-bit, 32-bit accumulator.
-    #   asymmetric weights: the window sum of x for each of the 10 output pixels over K=6: 60 adds x 0.1 = 6 pJ;
+    #   asymmetric weights: the window sum of x for each of the 10 output pixels over K=6: 60 adds x 0.1 =
+    #     6 pJ;
     #     per output z_w * sum(x): one 8x32 multiply (product 256: 0.7874 pJ) + one add (0.1): 50 x 0.8874
     #   asymmetric activations: z_x*sum(w) - K*z_x*z_w folded into the bias: 50 adds x 0.1 = 5 pJ
     #   requant: one 32x32 multiply (3.1) + one 32-bit add (0.1) per output: 50 x 3.2 = 160 pJ
@@ -278,12 +282,14 @@ def test_energy_overrides_replace_the_table_and_say_so():
     assert src["ofmap_sram_read_pj"] == ("table horowitz_45nm sram_read_64b (derived: 64 KiB bank, 64-bit "
                                          "access, log-log in size, x word_bits/64)")
     assert make_arch(**{"energy.requant_pj": 1.5}).energy.requant_pj == 1.5
-    assert action_energies(make_arch(**{"energy.requant_pj": 1.5})).sources["requant_pj"] == "arch energy.requant_pj"
+    rq = action_energies(make_arch(**{"energy.requant_pj": 1.5}))
+    assert rq.sources["requant_pj"] == "arch energy.requant_pj"
 
 
 def test_dram_read_and_write_per_access_on_a_level():
     # a dram level with read_pj/write_pj per 64-bit access (ZigZag's 700 / 750 pJ): per bit 10.9375 / 11.71875
-    arch = validate(type(make_arch()), yaml.safe_load((ROOT / "arch/zigzag_tpu_like.yaml").read_text()), "<t>")
+    data = yaml.safe_load((ROOT / "arch/zigzag_tpu_like.yaml").read_text())
+    arch = validate(type(make_arch()), data, "<t>")
     ae = action_energies(arch)
     assert (ae.read_pj["dram"], ae.write_pj["dram"]) == (700 / 64, 750 / 64)
     assert ae.sources["dram_write_pj"] == "arch memory.levels[3].write_pj / word_bits (64), per bit"
@@ -297,12 +303,12 @@ def test_area_by_hand():
     pe = 282 + 137 + 48 * 4.522
     sram = 524288 * 0.8118 * (0.9168 / 0.8118) ** 0.5
     assert a.unit_um2["mac"] == pytest.approx(pe)
-    assert a.um2 == pytest.approx({"mac": 16 * pe, "ifmap_sram": sram, "filter_sram": sram, "ofmap_sram": sram,
-                                   "requant": 4 * 3632})
+    assert a.um2 == pytest.approx({"mac": 16 * pe, "ifmap_sram": sram, "filter_sram": sram,
+                                   "ofmap_sram": sram, "requant": 4 * 3632})
     assert a.total_mm2 == pytest.approx((16 * pe + 3 * sram + 4 * 3632) / 1e6)
     assert a.sources["dram"] == "off chip: no die area counted" and "dram" not in a.um2
-    # Bit Fusion PE: 16 bricks x 17.625 + 15 tree adders x 69.70 + 137 + 48 x 4.522 = 1681.6 um^2 (the authors'
-    # synthesis: 1733.1); a fixed 8-bit PE 636.1 (theirs: 687.6)
+    # Bit Fusion PE: 16 bricks x 17.625 + 15 tree adders x 69.70 + 137 + 48 x 4.522 = 1681.6 um^2 (the
+    # authors' synthesis: 1733.1); a fixed 8-bit PE 636.1 (theirs: 687.6)
     bf = area_breakdown(make_arch(**{"pe.precision_mode": "bit_fusion", "pe.brick_bits": 2}))
     assert bf.unit_um2["mac"] == pytest.approx(16 * 17.625 + 15 * 69.70 + 137 + 48 * 4.522)
     # a per-PE register file of 16 bytes: 128 flip-flops = 578.8 um^2, x 16 PEs
@@ -336,7 +342,8 @@ def test_summary_totals_area_pj_per_mac_and_tops_per_w(tmp_path):
     t = res.totals
     assert t["pj_per_mac"] == pytest.approx(t["energy_pj"] / 64 ** 3)
     assert t["tops_per_w"] == pytest.approx(2 / t["pj_per_mac"])
-    # at 500 MHz: latency_us = cycles / 500; TOPS = 2 MACs / latency; power = energy / latency; TOPS/W = TOPS / W
+    # at 500 MHz: latency_us = cycles / 500; TOPS = 2 MACs / latency; power = energy / latency;
+    # TOPS/W = TOPS / W
     assert t["tops"] == pytest.approx(2 * 64 ** 3 / (t["total_cycles"] / 500e6) / 1e12)
     assert t["power_mw"] == pytest.approx(t["energy_pj"] * 1e-12 / (t["total_cycles"] / 500e6) * 1e3)
     assert t["tops"] / (t["power_mw"] / 1e3) == pytest.approx(t["tops_per_w"])
@@ -391,8 +398,8 @@ def test_units_convert_to_pj_and_um2():
 
 def test_unknown_technology_names_the_arch_file_and_key():
     assert "horowitz_45nm" in available_tech()
-    with pytest.raises(SpecError, match=r"^a\.yaml: energy\.technology: expected one of the technology tables "
-                                        r"\['horowitz_45nm'\], found 'tsmc7'$"):
+    with pytest.raises(SpecError, match=r"^a\.yaml: energy\.technology: expected one of the technology "
+                                        r"tables \['horowitz_45nm'\], found 'tsmc7'$"):
         action_energies(make_arch(**{"energy.technology": "tsmc7"}), source="a.yaml")
     with pytest.raises(SpecError, match=r"energy\.mult_8b_pj: expected a value greater than or equal to 0"):
         make_arch(**{"energy.mult_8b_pj": -0.2})

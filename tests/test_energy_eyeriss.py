@@ -1,8 +1,8 @@
 """hwsim's access counts against Eyeriss's closed-form reuse model (Chen, Emer, Sze, ISCA 2016; literature.md
 §2.3) on small GEMMs.
 
-Eyeriss: a value fetched ``a`` times from DRAM, each fetch read ``b`` times from the global buffer, each buffer
-read delivered to ``c`` PEs through the array, each PE copy read ``d`` times from its register file
+Eyeriss: a value fetched ``a`` times from DRAM, each fetch read ``b`` times from the global buffer, each
+buffer read delivered to ``c`` PEs through the array, each PE copy read ``d`` times from its register file
 (``a*b*c*d`` = the MACs that use the value) costs ``a`` DRAM, ``a*b`` buffer, ``a*b*c`` array and ``a*b*c*d``
 RF accesses. A partial sum accumulated over ``a*b*c*d`` products costs ``2a - 1`` DRAM, ``2a(b - 1)`` buffer,
 ``ab(c - 1)`` array and ``2abc(d - 1)`` RF accesses.
@@ -76,8 +76,8 @@ def test_output_stationary_matches_eyeriss():
     # GEMM M=8, K=6, N=8 on a 4x4 os array with a 32-bit psum register and an 8-bit weight register per PE.
     # row folds ceil(M/R) = 2, column folds ceil(N/C) = 2; MACs = 384
     M, K, N = 8, 6, 8
-    m = map_layer(Gemm(name="g", op="gemm", m=M, k=K, n=N), _arch("os", [WRF, ORF]), weight_bits=8, act_bits=8,
-                  out_bits=32)
+    m = map_layer(Gemm(name="g", op="gemm", m=M, k=K, n=N), _arch("os", [WRF, ORF]), weight_bits=8,
+                  act_bits=8, out_bits=32)
     r, w = _counts(m, 32)
     # partial sums: a = b = c = 1, d = K = 6 accumulations in the PE
     a, b, c, d = 1, 1, 1, K

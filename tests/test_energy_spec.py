@@ -1,4 +1,5 @@
-"""The spec fields the energy and area model reads: area overrides in the arch, zero points in the workload."""
+"""The spec fields the energy and area model reads: area overrides in the arch, zero points in the
+workload."""
 
 from __future__ import annotations
 

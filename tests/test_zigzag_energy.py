@@ -3,13 +3,14 @@ ZigZag 3.9.1's published results. docs/validation_energy.md explains every diffe
 
 Where the ZigZag numbers come from:
 
-* ``ZZ_TPU`` / ``ZZ_EDGE``: copied from ``../shared/reference/zigzag/measured_runs.csv`` (runs ``r18_tpu`` and
-  ``r18_edgetpu``: ResNet-18 from ZigZag's shipped resnet18.onnx, W8/I8/O16, opt=latency, lpf_limit=6; ZigZag's
-  own regression tests expect the same tpu_like total, 1,871,436,380.656 pJ): per layer, total / MAC / DRAM /
-  on-chip memory energy in pJ. ``ZZ_TPU_W4A4``: run ``r18_tpu_w4a4`` (every Conv/Gemm at W4/I4/O8), totals.
-* ``ZZ_TPU_LEVELS`` / ``ZZ_EDGE_LEVELS``: per memory level and operand, (read, write) pJ, from running zigzag-dse
-  3.9.1 ourselves with the same API call (docs/validation_energy.md, "How the ZigZag numbers were taken"); they
-  add up to the measured totals above (asserted below).
+* ``ZZ_TPU`` / ``ZZ_EDGE``: copied from ``../shared/reference/zigzag/measured_runs.csv`` (runs ``r18_tpu``
+  and ``r18_edgetpu``: ResNet-18 from ZigZag's shipped resnet18.onnx, W8/I8/O16, opt=latency, lpf_limit=6;
+  ZigZag's own regression tests expect the same tpu_like total, 1,871,436,380.656 pJ): per layer, total / MAC
+  / DRAM / on-chip memory energy in pJ. ``ZZ_TPU_W4A4``: run ``r18_tpu_w4a4`` (every Conv/Gemm at
+  W4/I4/O8), totals.
+* ``ZZ_TPU_LEVELS`` / ``ZZ_EDGE_LEVELS``: per memory level and operand, (read, write) pJ, from running
+  zigzag-dse 3.9.1 ourselves with the same API call (docs/validation_energy.md, "How the ZigZag numbers were
+  taken"); they add up to the measured totals above (asserted below).
 """
 
 from __future__ import annotations
@@ -112,10 +113,11 @@ def _run(arch_name: str, bits: int = 8):
 
 
 def _psum_pj(arch, res) -> float:
-    """Energy of the partial sums hwsim's WS dataflow writes to and reads back from sram_2mb (everything of the
+    """Energy of the partial sums hwsim's WS dataflow writes to and reads back from sram_2mb (all of the
     level's ofmap energy except writing each final output once and reading it once towards DRAM)."""
     lv = {x.name: x for x in arch.memory.hierarchy()}["sram_2mb"]
-    ofmap = sum(r["energy_pj"] for r in res.energy_records if (r["component"], r["operand"]) == ("sram_2mb", "ofmap"))
+    ofmap = sum(r["energy_pj"] for r in res.energy_records
+                if (r["component"], r["operand"]) == ("sram_2mb", "ofmap"))
     final = 0.0
     for row in res.rows:
         words = -(-row["m"] * row["n"] * row["groups"] * row["out_bits"] // lv.word_bits)
@@ -124,7 +126,8 @@ def _psum_pj(arch, res) -> float:
 
 
 def test_zigzag_numbers_add_up():
-    for layers, total, levels in ((ZZ_TPU, ZZ_TPU_TOTAL, ZZ_TPU_LEVELS), (ZZ_EDGE, ZZ_EDGE_TOTAL, ZZ_EDGE_LEVELS)):
+    for layers, total, levels in ((ZZ_TPU, ZZ_TPU_TOTAL, ZZ_TPU_LEVELS),
+                                  (ZZ_EDGE, ZZ_EDGE_TOTAL, ZZ_EDGE_LEVELS)):
         assert sum(r[2] for r in layers) == pytest.approx(total[1], rel=1e-9)
         assert sum(r[3] + r[4] + r[5] for r in layers) == pytest.approx(total[1], rel=1e-9)
         assert sum(r + w for r, w in levels.values()) + total[2] == pytest.approx(total[1], rel=1e-8)
@@ -135,7 +138,8 @@ def test_zigzag_numbers_add_up():
 def test_arch_yamls_carry_zigzags_hardware(name):
     arch = load_arch(ROOT / f"arch/zigzag_{name}.yaml")
     assert arch.energy.mult_8b_pj == 0.04 and arch.energy.add_32b_pj == 0.0  # unit_energy, whole MAC
-    assert arch.array.rows * arch.array.cols == 1024 and arch.pe.acc_bits == 16  # 32x32 or 8x8x4x4; O = 16 bits
+    # 32x32 or 8x8x4x4 PEs; ZigZag's O (partial sums) 16 bits
+    assert arch.array.rows * arch.array.cols == 1024 and arch.pe.acc_bits == 16
     ours = {lv.name: lv for lv in arch.memory.hierarchy()}
     path = SHARED / f"hardware/{name}.yaml"
     if not path.is_file():
@@ -168,9 +172,9 @@ def test_mac_and_dram_energy_per_layer(name, zz_layers):
         r = rows[_name(zname)]
         # MAC: 0.04 pJ per MAC in both
         assert r["energy_mac_pj"] == pytest.approx(mac, rel=1e-7), zname
-        # DRAM: every operand once (weights and inputs read, outputs written at 8 bits) in both, except that a
-        # 1x1 stride-2 downsample conv touches a quarter of its input and ZigZag reads only that quarter, hwsim
-        # the whole tensor: 3/4 of the input x 8 bits x 700/64 pJ more
+        # DRAM: every operand once (weights and inputs read, outputs written at 8 bits) in both, except that
+        # a 1x1 stride-2 downsample conv touches a quarter of its input and ZigZag reads only that quarter,
+        # hwsim the whole tensor: 3/4 of the input x 8 bits x 700/64 pJ more
         extra = DOWNSAMPLE_IFMAP.get(r["layer"], 0) * 3 / 4 * 8 * 700 / 64
         assert r["energy_dram_pj"] - extra == pytest.approx(dram, rel=1e-7), zname
 
@@ -191,9 +195,9 @@ def test_tpu_like_components_and_total():
     # input buffer: both read each input once per 32 output channels; ZigZag rounds conv1's 24 bits per cycle
     # (C = 3) up to its 64-bit minimum port width (-9.2 %)
     assert comp[("sram_2mb", "ifmap")] == pytest.approx(zz[("sram_2MB", "ifmap")], rel=0.10)
-    # output buffer: hwsim's WS array sends partial sums to sram_2mb once per row fold (K = C*R*S over 32 rows)
-    # while ZigZag keeps them in rf_2B through the reduction (its PEs hold up to 128 weights in rf_128B):
-    # 338 uJ of partial-sum traffic that ZigZag does not have
+    # output buffer: hwsim's WS array sends partial sums to sram_2mb once per row fold (K = C*R*S over 32
+    # rows) while ZigZag keeps them in rf_2B through the reduction (its PEs hold up to 128 weights in
+    # rf_128B): 338 uJ of partial-sum traffic that ZigZag does not have
     psum = _psum_pj(arch, res)
     assert psum == pytest.approx(comp[("sram_2mb", "ofmap")] - 8.18e6, rel=0.01)
     assert 330e6 < psum < 345e6
@@ -204,9 +208,10 @@ def test_tpu_like_components_and_total():
     assert comp[("requant", "ofmap")] == pytest.approx(0.776e6, rel=0.01)
 
 
-@pytest.mark.xfail(strict=True, reason="hwsim's WS traffic model writes partial sums to the output buffer once "
-                   "per row fold even when the PEs' weight registers hold all of a column's weights; ZigZag "
-                   "accumulates them in the PE (docs/validation_energy.md: the requested traffic-model change)")
+@pytest.mark.xfail(strict=True, reason="hwsim's WS traffic model writes partial sums to the output buffer "
+                   "once per row fold even when the PEs' weight registers hold all of a column's weights; "
+                   "ZigZag accumulates them in the PE (docs/validation_energy.md: the requested "
+                   "traffic-model change)")
 def test_tpu_like_total_within_15_percent():
     _, res, _ = _run("zigzag_tpu_like")
     assert abs(res.totals["energy_pj"] - ZZ_TPU_TOTAL[1]) / ZZ_TPU_TOTAL[1] < 0.15
@@ -240,7 +245,8 @@ def test_w4a4_scales_as_the_models_say():
     assert ZZ_TPU_W4A4_TOTAL[2] == ZZ_TPU_TOTAL[2]
     assert res4.totals["energy_dram_pj"] / res8.totals["energy_dram_pj"] == pytest.approx(0.5, rel=1e-6)
     assert ZZ_TPU_W4A4_TOTAL[3] / ZZ_TPU_TOTAL[3] == pytest.approx(0.5, rel=1e-6)
-    onchip4 = sum(v for (c, _), v in comp4.items() if c in ("rf_128b", "rf_2b", "sram_2mb")) - _psum_pj(arch, res4)
+    onchip4 = sum(v for (c, _), v in comp4.items() if c in ("rf_128b", "rf_2b", "sram_2mb"))
+    onchip4 -= _psum_pj(arch, res4)
     assert abs(onchip4 - ZZ_TPU_W4A4_TOTAL[4]) / ZZ_TPU_W4A4_TOTAL[4] < 0.15
     total4 = res4.totals["energy_pj"] - _psum_pj(arch, res4)
     # total: -4 %, of which the MAC difference is -5 % of ZigZag's total

@@ -5,6 +5,6 @@ from ._area import AreaBreakdown, area_breakdown
 from ._model import ActionEnergies, EnergyRecord, action_energies, energy_components, layer_energy, mac_energy
 from ._tech import TechEntry, TechTable, available_tech, load_tech, parse_tech, parse_unit
 
-__all__ = ["ActionEnergies", "EnergyRecord", "action_energies", "energy_components", "layer_energy", "mac_energy",
-           "AreaBreakdown", "area_breakdown",
+__all__ = ["ActionEnergies", "EnergyRecord", "action_energies", "energy_components", "layer_energy",
+           "mac_energy", "AreaBreakdown", "area_breakdown",
            "TechTable", "TechEntry", "available_tech", "load_tech", "parse_tech", "parse_unit"]

@@ -3,13 +3,14 @@
 Components (the energy components that have die area; DRAM is off chip and counts none):
 
 * ``mac``: ``rows * cols`` PEs. One PE (rules in ``hwsim/tech/horowitz_45nm.yaml``): its multiplier
-  (``fixed``: ``n x n``; ``bit_fusion``: ``(n/brick)^2`` bricks of ``brick x brick`` plus the shift-add tree's
-  ``(n/brick)^2 - 1`` adders; ``bit_serial``: the serial operand(s) at ``bits_per_cycle`` wide), the accumulator
-  adder at ``acc_bits``, and flip-flops for the two operand registers and the accumulator (``2n + acc_bits``).
+  (``fixed``: ``n x n``; ``bit_fusion``: ``(n/brick)^2`` bricks of ``brick x brick`` plus the shift-add
+  tree's ``(n/brick)^2 - 1`` adders; ``bit_serial``: the serial operand(s) at ``bits_per_cycle`` wide), the
+  accumulator adder at ``acc_bits``, and flip-flops for the two operand registers and the accumulator
+  (``2n + acc_bits``).
   The multiplier area scales with ``b_a*b_w`` and the adder with bits, as their energies do.
-* each on-chip memory level: ``instances`` (``per_pe``: ``rows * cols``) x one instance. SRAM: bits x area per
-  bit of an array of the bank's size (``size / banks``; CACTI 7 at 45 nm in the default table, log-log in size);
-  register files (``kind: rf``): bits x one flip-flop (read multiplexers and decoders not counted).
+* each on-chip memory level: ``instances`` (``per_pe``: ``rows * cols``) x one instance. SRAM: bits x area
+  per bit of an array of the bank's size (``size / banks``; CACTI 7 at 45 nm in the default table, log-log in
+  size); register files (``kind: rf``): bits x one flip-flop (read multiplexers and decoders not counted).
 * ``requant``: one requantization unit per array column (``acc_bits x 32`` multiplier and an ``acc_bits``
   adder). The zero-point row-sum adders are not counted separately.
 
@@ -74,7 +75,8 @@ def area_breakdown(arch: ArchSpec, *, source: str = "<arch>") -> AreaBreakdown:
     add_acc = tech.add_um2(acc) * as_
     if pe.precision_mode == "bit_fusion":
         bricks = (n // pe.brick_bits) ** 2
-        mult = bricks * tech.mult_um2(pe.brick_bits, pe.brick_bits) * ms + (bricks - 1) * tech.fusion_tree_add_um2
+        mult = (bricks * tech.mult_um2(pe.brick_bits, pe.brick_bits) * ms
+                + (bricks - 1) * tech.fusion_tree_add_um2)
         what = (f"{bricks} {pe.brick_bits}x{pe.brick_bits} bricks + {bricks - 1} shift-add tree adders "
                 f"({tech.area['fusion_tree_add'].provenance(tech.name)})")
     elif pe.precision_mode == "bit_serial":
@@ -108,13 +110,14 @@ def area_breakdown(arch: ArchSpec, *, source: str = "<arch>") -> AreaBreakdown:
             src[lv.name] = f"{key}.area_mm2, per instance"
         elif lv.kind == "rf":
             one = lv.size_bits * dff
-            src[lv.name] = (f"{tag} (derived: {lv.size_bits:g} bits x {tech.area['dff_bit'].provenance(tech.name)}"
-                            "; register file of flip-flops)")
+            dff_src = tech.area["dff_bit"].provenance(tech.name)
+            src[lv.name] = f"{tag} (derived: {lv.size_bits:g} bits x {dff_src}; register file of flip-flops)"
         else:
             bank_kib = lv.size_bits / 8192 / lv.banks
             one = lv.size_bits * tech.sram_bit_um2(bank_kib)
-            src[lv.name] = (f"{tag} sram_bit (derived: {lv.size_bits:g} bits x {tech.sram_bit_um2(bank_kib):.4g} "
-                            f"um^2/bit of a {bank_kib:g} KiB bank, log-log in size)")
+            src[lv.name] = (f"{tag} sram_bit (derived: {lv.size_bits:g} bits x "
+                            f"{tech.sram_bit_um2(bank_kib):.4g} um^2/bit of a {bank_kib:g} KiB bank, "
+                            "log-log in size)")
         if count > 1:
             src[lv.name] += f"; x {count} instances (one per PE)"
         um2[lv.name] = count * one
@@ -125,8 +128,8 @@ def area_breakdown(arch: ArchSpec, *, source: str = "<arch>") -> AreaBreakdown:
         src["requant"] = "arch area.requant_um2, per unit; one unit per array column"
     else:
         rq = tech.mult_um2(acc, 32) * ms + add_acc
-        src["requant"] = (f"{tag} (derived: {acc} x 32 multiplier + {acc}-bit adder per unit{scaled}; one unit "
-                          "per array column)")
+        src["requant"] = (f"{tag} (derived: {acc} x 32 multiplier + {acc}-bit adder per unit{scaled}; one "
+                          "unit per array column)")
     um2["requant"] = C * rq
     unit["requant"] = rq
     units["requant"] = C

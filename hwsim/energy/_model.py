@@ -8,8 +8,8 @@ Actions and their energies (``hwsim/tech/horowitz_45nm.yaml`` states the sources
   - ``fixed``: ``mult(b_a, b_w) + add(acc_bits)``: the multiplier's switched bits scale with ``b_a*b_w`` (its
     unused upper operand bits held at zero), the accumulator at its own width;
   - ``bit_fusion`` (Sharma et al., ISCA 2018): a unit of ``n``-bit operands built of ``B = (n/brick)^2``
-    BitBricks fuses ``f = (n/b_a')*(n/b_w')`` MACs per cycle (``b'``: ``b`` rounded up to a brick times a power
-    of two); its bricks switch ``b_a'*b_w'`` partial-product bits per MAC and its shift-add tree
+    BitBricks fuses ``f = (n/b_a')*(n/b_w')`` MACs per cycle (``b'``: ``b`` rounded up to a brick times a
+    power of two); its bricks switch ``b_a'*b_w'`` partial-product bits per MAC and its shift-add tree
     (``B - 1`` adders) and single accumulator add work once per cycle for all ``f`` MACs:
     ``mult(b_a', b_w') + ((B - 1)*tree_add + add(acc_bits)) / f``. A fused 4x4 on an 8-bit unit therefore
     costs ``16/64`` of the 8x8 multiply plus a quarter of the tree and accumulator (0.05 + 0.3625/4 = 0.141 pJ
@@ -30,8 +30,8 @@ Actions and their energies (``hwsim/tech/horowitz_45nm.yaml`` states the sources
   sum of every output pixel (``M*K`` adds per group at ``acc_bits``), one ``weight_bits x acc_bits`` multiply
   and one add per output; asymmetric activations: ``z_x*sum(w) - K*z_x*z_w`` is a constant per output channel,
   folded into the bias offline and added once per output.
-* ``requant``: one per output element: one ``acc_bits x 32`` multiply (the int32 fixed-point multiplier) and one
-  ``acc_bits`` add (the rounding shift).
+* ``requant``: one per output element: one ``acc_bits x 32`` multiply (the int32 fixed-point multiplier) and
+  one ``acc_bits`` add (the rounding shift).
 
 Not charged: inter-PE links and wires (as in ZigZag, folded into the access energies), leakage, control.
 """
@@ -52,9 +52,9 @@ __all__ = ["ActionEnergies", "action_energies", "layer_energy", "energy_componen
 class ActionEnergies:
     """Energy per action for one arch, pJ, and where each number came from (``sources``: key -> text).
 
-    ``read_pj``/``write_pj`` map a memory level's name to pJ per access of its ``word_bits`` (for DRAM: pJ per
-    bit). ``mult_scale``/``add_scale`` are the arch's ``mult_8b_pj``/``add_32b_pj`` over the table's (1 without
-    overrides): every multiply and add energy is the table's curve times them.
+    ``read_pj``/``write_pj`` map a memory level's name to pJ per access of its ``word_bits`` (for DRAM: pJ
+    per bit). ``mult_scale``/``add_scale`` are the arch's ``mult_8b_pj``/``add_32b_pj`` over the table's (1
+    without overrides): every multiply and add energy is the table's curve times them.
     """
 
     mult_8b_pj: float
@@ -129,21 +129,22 @@ def action_energies(arch: ArchSpec, *, source: str = "<arch>") -> ActionEnergies
     mult8 = ov.mult_8b_pj if ov.mult_8b_pj is not None else t8
     src["mult_8b_pj"] = "arch energy.mult_8b_pj" if ov.mult_8b_pj is not None else \
         e["int_mult"].provenance(tech.name)
-    src["mult_rule"] = ("multiply b_a x b_w: ~ b_a*b_w (" + tech.rules.get("mult", "see hwsim/energy/_tech.py")
+    src["mult_rule"] = ("multiply b_a x b_w: ~ b_a*b_w (" + tech.rules.get("mult", "hwsim/energy/_tech.py")
                         + ")" + (", scaled to arch energy.mult_8b_pj" if ov.mult_8b_pj is not None else ""))
     t32 = tech.add_pj(32)
     add_scale = ov.add_32b_pj / t32 if ov.add_32b_pj is not None and t32 > 0 else 1.0
     acc = arch.pe.acc_bits
     add_acc = tech.add_pj(acc) * add_scale
-    src["add_acc_pj"] = (("arch energy.add_32b_pj" if ov.add_32b_pj is not None else e["int_add"].provenance(tech.name))
-                         + f"; at the accumulator's {acc} bits (derived: ~ bits, piecewise linear)")
+    add_src = "arch energy.add_32b_pj" if ov.add_32b_pj is not None else e["int_add"].provenance(tech.name)
+    src["add_acc_pj"] = add_src + f"; at the accumulator's {acc} bits (derived: ~ bits, piecewise linear)"
     if ov.requant_pj is not None:
         requant = ov.requant_pj
         src["requant_pj"] = "arch energy.requant_pj"
     else:
         requant = tech.mult_pj(acc, 32) * mult_scale + add_acc
         src["requant_pj"] = (f"{tag} (derived: one {acc} x 32-bit multiply + one {acc}-bit add"
-                             + (", with the arch's multiply/add scaling" if ov.mult_8b_pj or ov.add_32b_pj else "")
+                             + (", with the arch's multiply/add scaling"
+                                if ov.mult_8b_pj is not None or ov.add_32b_pj is not None else "")
                              + ")")
     tree = tech.fusion_tree_add_pj
     src["fusion_tree_add_pj"] = e["fusion_tree_add"].provenance(tech.name)
@@ -155,13 +156,15 @@ def action_energies(arch: ArchSpec, *, source: str = "<arch>") -> ActionEnergies
         rk, wk = f"{lv.name}_read_pj", f"{lv.name}_write_pj"
         if lv.kind == "dram":
             if lv.read_pj is not None:
-                dram_r, src[rk] = lv.read_pj / lv.word_bits, f"{key}.read_pj / word_bits ({lv.word_bits}), per bit"
+                dram_r = lv.read_pj / lv.word_bits
+                src[rk] = f"{key}.read_pj / word_bits ({lv.word_bits}), per bit"
             elif lv.pj_per_bit is not None:
                 dram_r, src[rk] = lv.pj_per_bit, f"{key}.pj_per_bit"
             else:
                 src[rk] = e["dram_read_64b"].provenance(tech.name) + " / 64, per bit"
             if lv.write_pj is not None:
-                dram_w, src[wk] = lv.write_pj / lv.word_bits, f"{key}.write_pj / word_bits ({lv.word_bits}), per bit"
+                dram_w = lv.write_pj / lv.word_bits
+                src[wk] = f"{key}.write_pj / word_bits ({lv.word_bits}), per bit"
             elif lv.pj_per_bit is not None:
                 dram_w, src[wk] = lv.pj_per_bit, f"{key}.pj_per_bit"
             else:
@@ -185,10 +188,11 @@ def action_energies(arch: ArchSpec, *, source: str = "<arch>") -> ActionEnergies
             writes[lv.name], src[wk] = base_r, src[rk] + " (register file: write = read)"
         else:
             writes[lv.name] = base_r * ratio
-            src[wk] = src[rk] + f" x sram_write_over_read {ratio:.3g} (derived: CACTI 7 ratio at {bank_kib:g} KiB)"
+            src[wk] = src[rk] + (f" x sram_write_over_read {ratio:.3g} (derived: CACTI 7 ratio at "
+                                 f"{bank_kib:g} KiB)")
     return ActionEnergies(mult_8b_pj=mult8, add_acc_pj=add_acc, requant_pj=requant, read_pj=reads,
-                          write_pj=writes, dram_pj_per_bit=dram_r, technology=tech.name, sources=src, tech=tech,
-                          mult_scale=mult_scale, add_scale=add_scale, fusion_tree_add_pj=tree,
+                          write_pj=writes, dram_pj_per_bit=dram_r, technology=tech.name, sources=src,
+                          tech=tech, mult_scale=mult_scale, add_scale=add_scale, fusion_tree_add_pj=tree,
                           dram_write_pj_per_bit=dram_w)
 
 
@@ -239,7 +243,8 @@ def layer_energy(m: LayerMapping, arch: ArchSpec, ae: ActionEnergies, *, weight_
     recs = [EnergyRecord("mac", "", "mac", m.macs, desc, pj)]
     op_bits = {"ifmap": m.act_bits, "filter": m.weight_bits, "ofmap": m.out_bits}
     for lv in arch.memory.hierarchy():
-        for action, table, pjs in (("read", m.traffic.reads, ae.read_pj), ("write", m.traffic.writes, ae.write_pj)):
+        for action, table, pjs in (("read", m.traffic.reads, ae.read_pj),
+                                   ("write", m.traffic.writes, ae.write_pj)):
             for op, bits in table[lv.name].items():
                 if not bits:
                     continue
@@ -255,7 +260,8 @@ def layer_energy(m: LayerMapping, arch: ArchSpec, ae: ActionEnergies, *, weight_
                     b = op_bits[op]
                     unit = f"{lv.word_bits}-bit access, packed ({_words(b, lv.word_bits)} words"
                     unit += f"; {acc}-bit partial sums)" if op == "ofmap" and m.sram_ofmap_reads else ")"
-                    recs.append(EnergyRecord(lv.name, op, action, _cdiv(bits, lv.word_bits), unit, pjs[lv.name]))
+                    recs.append(EnergyRecord(lv.name, op, action, _cdiv(bits, lv.word_bits), unit,
+                                             pjs[lv.name]))
     outputs = m.outputs
     if weight_zero_point:
         recs.append(EnergyRecord("zero_point", "ifmap", "window_sum_add", m.m * m.k * m.groups,
@@ -265,6 +271,7 @@ def layer_energy(m: LayerMapping, arch: ArchSpec, ae: ActionEnergies, *, weight_
                                  ae.mult_pj(m.weight_bits, acc) + ae.add_pj(acc)))
     if act_zero_point:
         recs.append(EnergyRecord("zero_point", "ofmap", "zx_constant_add", outputs,
-                                 f"{acc}b add per output (z_x*sum(w) - K*z_x*z_w, folded offline)", ae.add_pj(acc)))
+                                 f"{acc}b add per output (z_x*sum(w) - K*z_x*z_w, folded offline)",
+                                 ae.add_pj(acc)))
     recs.append(EnergyRecord("requant", "ofmap", "requant", outputs, "output", ae.requant_pj))
     return recs

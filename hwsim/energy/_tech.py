@@ -1,19 +1,20 @@
 """Technology tables: energy per action and area per unit, loaded from ``hwsim/tech/<name>.yaml``, with the
 bit-width and size scaling rules.
 
-A table (``hwsim/tech/horowitz_45nm.yaml`` is the default: Horowitz, ISSCC 2014, 45 nm, with CACTI 7 SRAM areas
-and Bit Fusion's synthesis for the fusion tree) lists entries under ``energy:`` and ``area:``. Each entry has a
-``unit`` (energy: ``pJ``, ``fJ``, ``nJ``; area: ``um2``, ``mm2``; or ``ratio``), one ``value`` or a ``values``
-map (by bits or by size in KiB), and either ``source`` (taken from a citable document) or ``derived`` (computed
-by a stated rule). Values are converted to pJ and um^2 on loading.
+A table (``hwsim/tech/horowitz_45nm.yaml`` is the default: Horowitz, ISSCC 2014, 45 nm, with CACTI 7 SRAM
+areas and Bit Fusion's synthesis for the fusion tree) lists entries under ``energy:`` and ``area:``. Each
+entry has a ``unit`` (energy: ``pJ``, ``fJ``, ``nJ``; area: ``um2``, ``mm2``; or ``ratio``), one ``value`` or
+a ``values`` map (by bits or by size in KiB), and either ``source`` (taken from a citable document) or
+``derived`` (computed by a stated rule). Values are converted to pJ and um^2 on loading.
 
 Scaling rules (the table's ``rules:`` states them too; ``tests/test_energy.py`` pins them with hand-derived
 values):
 
-* multiply of ``b_a x b_w``: proportional to ``b_a*b_w`` through the 8-bit point up to 8x8 (``E8*b_a*b_w/64``),
-  log-log in ``b_a*b_w`` between the table's points, proportional beyond the last (literature.md §2.2);
-* add of ``b`` bits: proportional to ``b`` below the first point, piecewise linear through the points, the last
-  segment's slope beyond;
+* multiply of ``b_a x b_w``: proportional to ``b_a*b_w`` through the 8-bit point up to 8x8
+  (``E8*b_a*b_w/64``), log-log in ``b_a*b_w`` between the table's points, proportional beyond the last
+  (literature.md §2.2);
+* add of ``b`` bits: proportional to ``b`` below the first point, piecewise linear through the points, the
+  last segment's slope beyond;
 * SRAM access of ``w`` bits to an array of ``s`` KiB: ``read_64b(s) * w / 64``, log-log in ``s`` between the
   points and the end segments' slopes beyond (register files extrapolate below the smallest point);
   write = read * ``sram_write_over_read(s)`` (log-linear in ``s``, clamped at the ends);
@@ -34,15 +35,16 @@ from ..errors import SpecError
 __all__ = ["TechTable", "TechEntry", "load_tech", "available_tech", "parse_unit"]
 
 _ENERGY_UNITS = {"pj": 1.0, "fj": 1e-3, "nj": 1e3, "uj": 1e6}
-_AREA_UNITS = {"um2": 1.0, "um^2": 1.0, "µm2": 1.0, "µm^2": 1.0, "µm²": 1.0, "mm2": 1e6, "mm^2": 1e6, "mm²": 1e6,
-               "nm2": 1e-6, "nm^2": 1e-6}
+_AREA_UNITS = {"um2": 1.0, "um^2": 1.0, "µm2": 1.0, "µm^2": 1.0, "µm²": 1.0, "mm2": 1e6, "mm^2": 1e6,
+               "mm²": 1e6, "nm2": 1e-6, "nm^2": 1e-6}
 # required entries: name -> (section, unit kind, keyed by a map of points?)
 _REQUIRED = {
     ("energy", "int_mult"): ("energy", True), ("energy", "int_add"): ("energy", True),
     ("energy", "sram_read_64b"): ("energy", True), ("energy", "sram_write_over_read"): ("ratio", True),
     ("energy", "dram_read_64b"): ("energy", False), ("energy", "dram_write_64b"): ("energy", False),
     ("energy", "fusion_tree_add"): ("energy", False),
-    ("area", "int_mult"): ("area", True), ("area", "int_add"): ("area", True), ("area", "dff_bit"): ("area", False),
+    ("area", "int_mult"): ("area", True), ("area", "int_add"): ("area", True),
+    ("area", "dff_bit"): ("area", False),
     ("area", "sram_bit"): ("area", True), ("area", "fusion_tree_add"): ("area", False),
 }
 
@@ -163,7 +165,8 @@ class TechTable:
         return _prop_linear(self.energy["int_add"].points, bits)
 
     def sram_read_pj(self, size_kib: float, word_bits: int) -> float:
-        """One ``word_bits`` read of an SRAM array of ``size_kib`` KiB, pJ: ``read_64b(size) * word_bits/64``."""
+        """One ``word_bits`` read of an SRAM array of ``size_kib`` KiB, pJ:
+        ``read_64b(size) * word_bits / 64``."""
         return _loglog(self.energy["sram_read_64b"].points, size_kib) * word_bits / 64.0
 
     sram_access_pj = sram_read_pj
@@ -252,12 +255,12 @@ def parse_tech(data: object, fname: str) -> TechTable:
         path = f"{sec}.{key}"
         e = data[sec].get(key)
         if not isinstance(e, dict):
-            raise SpecError(fname, path, f"an entry with unit, {'values' if keyed else 'value'} and source or "
-                            "derived", e)
+            raise SpecError(fname, path, f"an entry with unit, {'values' if keyed else 'value'} and source "
+                            "or derived", e)
         extra = set(e) - {"unit", "per", "value", "values", "source", "derived"}
         if extra:
-            raise SpecError(fname, f"{path}.{sorted(extra)[0]}", "one of the known keys (derived, per, source, "
-                            "unit, value, values)", sorted(extra)[0])
+            raise SpecError(fname, f"{path}.{sorted(extra)[0]}", "one of the known keys (derived, per, "
+                            "source, unit, value, values)", sorted(extra)[0])
         try:
             factor = parse_unit(e.get("unit"), kind)
         except ValueError as err:
@@ -274,8 +277,8 @@ def parse_tech(data: object, fname: str) -> TechTable:
                 if not _num(x) or x <= 0:
                     raise SpecError(fname, f"{path}.values", "points at positive numbers", x)
                 if not _num(v) or v < 0 or (kind == "ratio" and v <= 0):
-                    raise SpecError(fname, f"{path}.values.{x:g}", f"a {'positive' if kind == 'ratio' else 'non-negative'} "
-                                    "number", v)
+                    sign = "positive" if kind == "ratio" else "non-negative"
+                    raise SpecError(fname, f"{path}.values.{x:g}", f"a {sign} number", v)
                 pts[float(x)] = float(v) * factor
         else:
             v = e.get("value")
@@ -285,8 +288,8 @@ def parse_tech(data: object, fname: str) -> TechTable:
         sections[sec][key] = TechEntry(key=path, points=pts, source=e.get("source", e.get("derived")),
                                        derived="derived" in e, per=str(e.get("per", "")))
     if 8.0 not in sections["energy"]["int_mult"].points:
-        raise SpecError(fname, "energy.int_mult.values", "a point at 8 bits (the 8b x 8b multiply overrides scale)",
-                        sorted(sections["energy"]["int_mult"].points))
+        raise SpecError(fname, "energy.int_mult.values", "a point at 8 bits (the 8b x 8b multiply overrides "
+                        "scale)", sorted(sections["energy"]["int_mult"].points))
     refs = data.get("references", {})
     if not isinstance(refs, dict):
         raise SpecError(fname, "references", "a map of citation codes to references", type(refs).__name__)
@@ -297,7 +300,8 @@ def parse_tech(data: object, fname: str) -> TechTable:
                 text = text.replace(f"[{code}]", f"[{code}: {ref}]")
             sec[k] = TechEntry(key=ent.key, points=ent.points, source=text, derived=ent.derived, per=ent.per)
     rules = data.get("rules", {})
-    return TechTable(name=data["name"], source=data["source"], energy=sections["energy"], area=sections["area"],
+    return TechTable(name=data["name"], source=data["source"], energy=sections["energy"],
+                     area=sections["area"],
                      rules={str(k): str(v) for k, v in rules.items()} if isinstance(rules, dict) else {})
 
 
