@@ -22,7 +22,7 @@ the tests compare them with the numba loops of :mod:`._kernels` (``tests/test_da
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from . import _vnni
 
@@ -104,18 +104,42 @@ def _vnni_gemm(a: np.ndarray, b: np.ndarray, az: int, bz: np.ndarray) -> np.ndar
     b_u = _to_u8(b, ob)
     m, k = a_s.shape
     n = b_u.shape[1]
-    acc = np.zeros((m, n), np.int64)
-    for k0 in range(0, k, _vnni.MAX_K):
+    rows = a_s.sum(axis=1, dtype=np.int64)
+    cols = b_u.sum(axis=0, dtype=np.int64)
+    acc = np.empty((m, n), np.int64)
+    for c, k0 in enumerate(range(0, k, _vnni.MAX_K)):
         k1 = min(k, k0 + _vnni.MAX_K)
         kc = k1 - k0
         kp = _cdiv(kc, 4) * 4
         np_ = _cdiv(max(n, 1), _vnni.NR) * _vnni.NR
         xp = _vnni.pack_u8(b_u[k0:k1], kp, np_)
-        acc += _vnni.gemm_s8u8(a_s[:, k0:k1], xp, m, kc, n, kp, np_)
-    acc -= a_s.sum(axis=1, dtype=np.int64)[:, None] * zb[None, :]
-    acc -= za * b_u.sum(axis=0, dtype=np.int64)[None, :]
-    acc += k * za * zb[None, :]
+        part = _vnni.gemm_s8u8(a_s[:, k0:k1], xp, m, kc, n, kp, np_)
+        if c == 0:
+            _correct(part, rows, cols, za, zb, k, acc)
+        else:
+            acc += part
     return acc
+
+
+@njit(parallel=True, cache=True)
+def _correct(part, rows, cols, za, zb, k, out):
+    """``out = part - rows[i] zb[j] - za cols[j] + k za zb[j]`` in int64, one pass."""
+    m, n = out.shape
+    for i in prange(m):
+        ri = rows[i]
+        for j in range(n):
+            out[i, j] = np.int64(part[i, j]) - ri * zb[j] - za * cols[j] + k * za * zb[j]
+
+
+@njit(parallel=True, cache=True)
+def _correct_rows(part, zr, cols, zc, rsum, k, out):
+    """``out[i, j] = part[i, j] - zr[i] cols[j] - zc rsum[i] + k zc zr[i]`` (weights as rows, conv)."""
+    m, n = out.shape
+    for i in prange(m):
+        a = zr[i]
+        b = zc * rsum[i] - k * zc * a
+        for j in range(n):
+            out[i, j] = np.int64(part[i, j]) - a * cols[j] - b
 
 
 def _float_gemm(a_s: np.ndarray, b_s: np.ndarray) -> np.ndarray | None:
@@ -154,28 +178,41 @@ def exact_gemm(a: np.ndarray, b: np.ndarray, az: int, bz: np.ndarray, *, path: s
     return _float_gemm(a_s, b_s)
 
 
-@njit(cache=True)
-def _im2col_pack(xu, c0, cg, kr, ks, sh, sw, dh, dw, ho, wo, out, colsum):
-    """Pack the im2col matrix of padded uint8 images ``xu`` (N, C, Hp, Wp), channels ``[c0, c0 + cg)``.
+@njit(parallel=True, cache=True)
+def _im2col_pack(x32, kr, ks, sh, sw, dh, dw, ho, wo, out32):
+    """Pack the im2col matrix of a padded NHWC uint8 image whose channels (a multiple of four) are viewed as
+    int32 words ``x32`` (N, Hp, Wp, C/4).
 
-    ``out`` (Kp/4, Np, 4) uint8, zero-initialised: ``out[q // 4, p, q % 4] = x[n, c, oh*sh + r*dh, ow*sw + s*dw]``
-    with ``q = (c*R + r)*S + s`` and ``p = (n*Ho + oh)*Wo + ow``; ``colsum[p]`` = the sum over ``q``.
+    The reduction index runs ``q = ((r * S + s) * C + c)`` (channels innermost: the sum is exact in any order),
+    so four consecutive taps are four consecutive channels and move as one int32:
+    ``out32[(r*S + s)*C/4 + c4, p] = x32[n, oh*sh + r*dh, ow*sw + s*dw, c4]`` with ``p = (n*Ho + oh)*Wo + ow``;
+    ``out32`` viewed as bytes is the packed ``(Kp/4, Np, 4)`` operand of :mod:`._vnni`.
     """
-    nb = xu.shape[0]
-    for n in range(nb):
-        for c in range(cg):
-            for r in range(kr):
-                for s in range(ks):
-                    q = (c * kr + r) * ks + s
-                    q4 = q // 4
-                    qt = q - q4 * 4
-                    for oh in range(ho):
-                        row = xu[n, c0 + c, oh * sh + r * dh]
-                        pb = (n * ho + oh) * wo
-                        for ow in range(wo):
-                            v = row[ow * sw + s * dw]
-                            out[q4, pb + ow, qt] = v
-                            colsum[pb + ow] += v
+    nb = x32.shape[0]
+    c4n = x32.shape[3]
+    for q4 in prange(kr * ks * c4n):
+        rs = q4 // c4n
+        c4 = q4 - rs * c4n
+        r = rs // ks
+        s = rs - r * ks
+        orow = out32[q4]
+        for n in range(nb):
+            for oh in range(ho):
+                ih = oh * sh + r * dh
+                pb = (n * ho + oh) * wo
+                for ow in range(wo):
+                    orow[pb + ow] = x32[n, ih, ow * sw + s * dw, c4]
+
+
+def _window_sums(xu, c0, cg, kr, ks, sh, sw, dh, dw, ho, wo) -> np.ndarray:
+    """``sum_q`` of the im2col column of every output pixel: the channel-summed image summed over the
+    kernel's taps; (N * Ho * Wo,) int64."""
+    img = xu[:, c0:c0 + cg].sum(axis=1, dtype=np.int64)  # (N, Hp, Wp)
+    tot = np.zeros((xu.shape[0], ho, wo), np.int64)
+    for r in range(kr):
+        for s in range(ks):
+            tot += img[:, r * dh:r * dh + sh * (ho - 1) + 1:sh, s * dw:s * dw + sw * (wo - 1) + 1:sw]
+    return tot.reshape(-1)
 
 
 def exact_conv(x: np.ndarray, w: np.ndarray, xz: int, wz: np.ndarray, stride, pads, dilation, groups: int,
@@ -203,20 +240,23 @@ def exact_conv(x: np.ndarray, w: np.ndarray, xz: int, wz: np.ndarray, stride, pa
     pt, pb, pl, pr = pads
     xu = np.full((n_b, ch, h + pt + pb, wd + pl + pr), za, np.uint8)
     xu[:, :, pt:pt + h, pl:pl + wd] = _to_u8(x, oa)
-    ws = _to_s8(w, ob).reshape(k_out, q)
+    cg4 = _cdiv(cg, 4) * 4
+    ws = _to_s8(w, ob)
     p_tot = n_b * ho * wo
-    kp = _cdiv(q, 4) * 4
+    q4n = kr * ks * cg4 // 4
     np_ = _cdiv(p_tot, _vnni.NR) * _vnni.NR
     out = np.empty((k_out, p_tot), np.int64)
     for g in range(groups):
-        xp = np.zeros((kp // 4, np_, 4), np.uint8)
-        colsum = np.zeros(np_, np.int64)
-        _im2col_pack(xu, g * cg, cg, kr, ks, stride[0], stride[1], dilation[0], dilation[1], ho, wo, xp, colsum)
-        wg = ws[g * kg:(g + 1) * kg]
+        xg = np.zeros(xu.shape[:1] + xu.shape[2:] + (cg4,), np.uint8)  # NHWC, channels padded with 0
+        xg[..., :cg] = xu[:, g * cg:(g + 1) * cg].transpose(0, 2, 3, 1)
+        xp = np.zeros((q4n, np_), np.int32)
+        _im2col_pack(xg.view(np.int32), kr, ks, stride[0], stride[1], dilation[0], dilation[1], ho, wo, xp)
+        colsum = _window_sums(xu, g * cg, cg, kr, ks, stride[0], stride[1], dilation[0], dilation[1], ho, wo)
+        wg = np.zeros((kg, kr, ks, cg4), np.int8)  # weights in the same (r, s, c) order, padded with 0
+        wg[..., :cg] = ws[g * kg:(g + 1) * kg].transpose(0, 2, 3, 1)
+        wg = wg.reshape(kg, -1)
         zg = zb[g * kg:(g + 1) * kg]
-        part = _vnni.gemm_s8u8(wg, xp.reshape(-1), kg, q, p_tot, kp, np_).astype(np.int64)
-        part -= zg[:, None] * colsum[None, :p_tot]
-        part -= za * wg.sum(axis=1, dtype=np.int64)[:, None]
-        part += q * za * zg[:, None]
-        out[g * kg:(g + 1) * kg] = part
+        part = _vnni.gemm_s8u8(wg, xp.reshape(-1).view(np.uint8), kg, q4n * 4, p_tot, q4n * 4, np_)
+        # padded taps are 0 in both operands: the identity holds with the true tap count q
+        _correct_rows(part, zg, colsum, np.int64(za), wg.sum(axis=1, dtype=np.int64), q, out[g * kg:(g + 1) * kg])
     return np.ascontiguousarray(out.reshape(k_out, n_b, ho, wo).transpose(1, 0, 2, 3))
