@@ -1,7 +1,7 @@
 """The ``hwsim`` command.
 
-Exit codes (``../shared/DESIGN.md``, "Contracts"): 0 success, 1 a check failed, 2 bad input (one line naming
-the file and key first, details after).
+Exit codes (``../shared/DESIGN.md``, "Contracts"): 0 success, 1 a check failed (``verify`` found a mismatch),
+2 bad input (one line naming the file and key first, details after), 3 an internal error (a bug).
 """
 
 from __future__ import annotations
@@ -13,6 +13,16 @@ from pathlib import Path
 from .errors import SpecError
 
 __all__ = ["main"]
+
+
+def _positive(v: str) -> int:
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, found {v!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, found {n}")
+    return n
 
 
 def _bits_arg(v: str) -> int:
@@ -61,15 +71,21 @@ def _cmd_import_scalesim(args: argparse.Namespace) -> int:
 
     arch = arch_from_scalesim_cfg(args.cfg)
     out = Path(args.out) if args.out else Path(Path(args.cfg).stem + ".yaml")
+    if out.exists() and not args.force:
+        raise SpecError("<arg>", "--out", "a path that does not exist yet (or --force to replace it)", str(out),
+                        detail="nothing is overwritten")
+    out.parent.mkdir(parents=True, exist_ok=True)
     write_arch_yaml(arch, out)
-    print(f"wrote {out}")
+    print(f"wrote {out} (clock_mhz {arch.clock_mhz:g}: SCALE-Sim has no clock, so latency in us assumes it; "
+          f"edit clock_mhz for your design)")
     return 0
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from .explore import run_sweep
 
-    run_sweep(args.sweep, out=args.out, resume=args.resume, workers=args.workers, scheduler=args.scheduler)
+    out = run_sweep(args.sweep, out=args.out, resume=args.resume, workers=args.workers, scheduler=args.scheduler)
+    print(f"wrote {out / 'points.csv'}, {out / 'points.parquet'}, {out / 'pareto.csv'}, {out / 'report.html'}")
     return 0
 
 
@@ -108,13 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("import-scalesim", help="turn a SCALE-Sim .cfg into an arch YAML")
     s.add_argument("cfg")
     s.add_argument("--out", help="arch YAML to write (default: <cfg stem>.yaml)")
+    s.add_argument("--force", action="store_true", help="replace --out if it exists")
     s.set_defaults(func=_cmd_import_scalesim)
 
     s = sub.add_parser("sweep", help="evaluate every design point of a sweep; write points, pareto.csv, report")
     s.add_argument("sweep", help="sweep YAML (sweeps/*.yaml)")
     s.add_argument("--out", help="output folder (default: results/<sweep name>)")
     s.add_argument("--resume", action="store_true", help="skip the points already in the output folder")
-    s.add_argument("--workers", type=int, default=None,
+    s.add_argument("--workers", type=_positive, default=None,
                    help="local worker processes (default: the number of cores; 1 runs in this process)")
     s.add_argument("--scheduler", help="dask.distributed scheduler address (e.g. tcp://127.0.0.1:8786): run "
                    "the points on that cluster")
@@ -162,6 +179,16 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `hwsim simulate ... | head -1`
         sys.stderr.close()
         return 0
+    except OSError as e:  # an output path that is a file, unwritable, on a full disk...
+        where = e.filename or ""
+        print(f"hwsim: error: {where}: expected a writable path, found {e.strerror or e}", file=sys.stderr)
+        return 2
+    except Exception:  # a bug, not bad input: say so, and keep exit 1 for failed checks
+        import traceback
+
+        traceback.print_exc()
+        print("hwsim: internal error (a bug in hwsim; please report it with the command above)", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -75,7 +75,8 @@ def test_infeasible_bits_exit_2(tmp_path, capsys):
     rc = main(["simulate", str(ROOT / "arch/tpu_v1.yaml"), str(ROOT / "workloads/resnet18.yaml"), "--wbits", "4",
                "--out", str(tmp_path)])
     assert rc == 2
-    assert "layers.conv1.weight_bits: expected 8..8 bits" in capsys.readouterr().err
+    assert "arch/tpu_v1.yaml: pe: expected operands of 8..8 bits (min_bits..operand_bits, precision_mode fixed), " \
+           "found weight_bits 4 in layer conv1" in capsys.readouterr().err
 
 
 def test_quant_yaml_sets_per_layer_bits(tmp_path):

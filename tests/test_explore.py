@@ -55,7 +55,7 @@ def test_points_resume_and_infeasible(tmp_path):
     df = pd.read_csv(out / "points.csv")
     assert df["index"].tolist() == [0, 1, 2, 3]
     assert df["status"].tolist() == ["ok", "ok", "ok", "infeasible"]
-    assert "act_bits: expected 8..8 bits" in df.loc[3, "error"]
+    assert "pe: expected operands of 8..8 bits" in df.loc[3, "error"] and "act_bits 4" in df.loc[3, "error"]
     # W4A4 moves half the bytes of W8A8 through DRAM or less, and costs no more cycles here
     assert df.loc[1, "dram_bytes"] < df.loc[0, "dram_bytes"]
     assert (out / "pareto.csv").is_file() and (out / "report.html").is_file()

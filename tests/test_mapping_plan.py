@@ -101,8 +101,9 @@ def test_bit_serial_stretches_the_streaming_phase():
 
 def test_operands_wider_than_the_pe_are_infeasible():
     with pytest.raises(InfeasibleError, match=re.escape(
-            "<arch>: layers.g.act_bits: expected 1..8 bits (the PE's min_bits..operand_bits, precision_mode "
-            "fixed), found 12")):
+            "<arch>: pe: expected operands of 1..8 bits (min_bits..operand_bits, precision_mode fixed), found "
+            "act_bits 12 in layer g")):
         map_layer(G, make_arch(), weight_bits=8, act_bits=12)
-    with pytest.raises(InfeasibleError, match=r"layers\.g\.weight_bits: expected 4\.\.8 bits"):
+    with pytest.raises(InfeasibleError, match=r"pe: expected operands of 4\.\.8 bits .*found weight_bits 2 in "
+                                              r"layer g$"):
         map_layer(G, make_arch(**{"pe.min_bits": 4}), weight_bits=2, act_bits=8)

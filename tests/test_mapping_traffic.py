@@ -35,11 +35,16 @@ def test_ws_tiles_m_to_keep_partial_sums_on_chip():
 
 def test_ofmap_buffer_too_small_is_infeasible_with_sizes():
     g = Gemm(name="g", op="gemm", m=64, k=64, n=64)
-    # one row of partial sums across 4 columns at 32 bits = 16 bytes; a 0.01 KiB buffer's half is 5.12 bytes
-    with pytest.raises(InfeasibleError, match=r"memory\.ofmap_sram\.size_kib: expected room for one row of "
-                                              r"partial sums across the array: 4 x 32 bits = 16 bytes per buffer "
-                                              r"half, found 5\.12 bytes \(layer g\)$"):
+    # one array edge of partial sums: 4 x 32 bits = 16 bytes; a 0.01 KiB buffer's half is 5.12 bytes
+    with pytest.raises(InfeasibleError, match=r"memory\.ofmap_sram\.size_kib: expected room for one array edge of "
+                                              r"ofmap operands: 4 x 32 bits = 16 bytes per buffer half, found "
+                                              r"5\.12 bytes \(layer g\)$"):
         map_layer(g, make_arch(**{"memory.ofmap_sram.size_kib": 0.01}), weight_bits=8, act_bits=8)
+    # a 1-byte ifmap buffer (half: 0.5 byte) cannot hold 4 int8 operands for one wavefront
+    with pytest.raises(InfeasibleError, match=r"memory\.ifmap_sram\.size_kib: expected room for one array edge of "
+                                              r"ifmap operands: 4 x 8 bits = 4 bytes per buffer half, found "
+                                              r"0\.512 bytes"):
+        map_layer(g, make_arch(**{"memory.ifmap_sram.size_kib": 0.001}), weight_bits=8, act_bits=8)
 
 
 def _random_layer(rng):

@@ -14,7 +14,6 @@ import csv
 import json
 import math
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -90,16 +89,38 @@ def _prepare_out(rs: ResolvedSweep, out: Path, resume: bool) -> set[str]:
         if fp_path.exists() and json.loads(fp_path.read_text()) != fp:
             raise SpecError(str(fp_path), "", "the same sweep, arch and workload as the run being resumed",
                             "a different spec", detail="use a new --out for a changed sweep")
-        done = pd.read_csv(pts, usecols=["point_id"], dtype=str)["point_id"].tolist()
-        return set(done)
+        return _recover(pts, rs)
     fp_path.write_text(json.dumps(fp, indent=1) + "\n")
     return set()
+
+
+def _recover(pts: Path, rs: ResolvedSweep) -> set[str]:
+    """The point ids already in ``points.csv``; rows cut short by a crash (wrong field count, a point id the
+    sweep does not have) are dropped, so that they are computed again, and the file is rewritten clean."""
+    ids = {p.point_id for p in rs.points}
+    with pts.open(newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return set()
+    head, good, dropped = rows[0], [], 0
+    for r in rows[1:]:
+        if len(r) == len(head) and r[head.index("point_id")] in ids:
+            good.append(r)
+        else:
+            dropped += 1
+    if dropped:
+        print(f"hwsim: warning: {pts}: {dropped} incomplete row(s) dropped; those points run again")
+    tmp = pts.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows([head, *good])
+    os.replace(tmp, pts)
+    return {r[head.index("point_id")] for r in good}
 
 
 def _append(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
     new = not path.exists() or path.stat().st_size == 0
     with path.open("a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
         if new:
             w.writeheader()
         for r in rows:
@@ -250,11 +271,20 @@ def run_sweep(path: str | Path, *, out: str | Path | None = None, resume: bool =
     finally:
         bar.close()
         pool.close()
-    _finalize(rs, out_dir, cols, metric)
+    df = _finalize(rs, out_dir, cols, metric)
+    if progress:
+        st = df["status"].value_counts()
+        line = (f"{rs.spec.name}: {len(df)} points: {st.get('ok', 0)} ok, {st.get('infeasible', 0)} infeasible, "
+                f"{st.get('error', 0)} failed; {int(df['pareto'].sum())} on the Pareto front of "
+                f"{list(rs.spec.objectives)}")
+        print(line)
+        if st.get("ok", 0) == 0:
+            first = df.loc[df["status"] != "ok", "error"].dropna()
+            print(f"hwsim: warning: no feasible point; first reason: {first.iloc[0] if len(first) else '?'}")
     return out_dir
 
 
-def _finalize(rs: ResolvedSweep, out_dir: Path, cols: list[str], metric: str | None) -> None:
+def _finalize(rs: ResolvedSweep, out_dir: Path, cols: list[str], metric: str | None) -> pd.DataFrame:
     df = pd.read_csv(out_dir / "points.csv", keep_default_na=True)
     df = df.drop_duplicates("point_id", keep="last").sort_values("index").reset_index(drop=True)
     within = pd.Series(True, index=df.index)
@@ -294,6 +324,7 @@ def _finalize(rs: ResolvedSweep, out_dir: Path, cols: list[str], metric: str | N
     from ..report._sweep import sweep_report
 
     sweep_report(rs, df, chosen, chosen_rows, metric, out_dir / "report.html", chosen_arch=arch)
+    return df
 
 
 def _write_configs(rs: ResolvedSweep, front: pd.DataFrame, folder: Path) -> None:

@@ -82,8 +82,12 @@ class PrecisionSpace(_Strict):
     ilp: IlpPolicies | None = None
 
 
+OBJECTIVES = ("total_cycles", "energy_pj", "latency_us", "weight_bytes", "bops", "dram_bytes", "utilization",
+              "stall_cycles", "compute_cycles")
+
+
 class SweepSpec(_Strict):
-    name: str = Field(min_length=1)
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=120)
     description: str = ""
     arch: str
     workload: str
@@ -92,8 +96,14 @@ class SweepSpec(_Strict):
     precision: PrecisionSpace = PrecisionSpace(uniform=((8, 8),))
     baselines: tuple[Bits, ...] = ((8, 8), (4, 4))
     budgets: dict[Literal["total_cycles", "energy_pj", "weight_bytes", "bops"], float] = Field(default_factory=dict)
-    objectives: dict[str, Literal["min", "max"]] = Field(
-        default_factory=lambda: {"accuracy": "max", "total_cycles": "min", "energy_pj": "min"})
+    objectives: dict[str, Literal["min", "max"]] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if ".." in v:
+            raise ValueError(f"a name without '..' (it names the output folder); found {v!r}")
+        return v
 
     @field_validator("axes")
     @classmethod
@@ -101,6 +111,8 @@ class SweepSpec(_Strict):
         for k, vals in v.items():
             if len(vals) == 0:
                 raise ValueError(f"a non-empty list of values for every axis; found axis {k!r} empty")
+            if len({repr(x) for x in vals}) != len(vals):
+                raise ValueError(f"distinct values on every axis; found axis {k!r} with {list(vals)}")
         return v
 
 
@@ -174,6 +186,26 @@ def _check_budgets(spec: SweepSpec, src: str, arch: ArchSpec, workload: Workload
         if k in best and best[k] > v:
             raise SpecError(src, f"budgets.{k}", f"a budget some design point can meet (the smallest possible "
                             f"{k} is {fmt(best[k])})", Found(fmt(v)))
+
+
+def _objectives(spec: SweepSpec, src: str) -> dict[str, str]:
+    """The objectives: the spec's, checked, or by default the quality metric (max, when there is a quality
+    model), cycles and energy (min)."""
+    metric = None
+    if spec.quality is not None:
+        from ._quality import QUALITY_MODELS
+
+        metric = QUALITY_MODELS[spec.quality].metric
+    if spec.objectives is None:
+        return {**({metric: "max"} if metric else {}), "total_cycles": "min", "energy_pj": "min"}
+    allowed = [*([metric] if metric else []), *OBJECTIVES]
+    for k in spec.objectives:
+        if k not in allowed:
+            why = " (no quality model is set)" if k in ("accuracy", "sqnr_db", "cosine") and not metric else ""
+            raise SpecError(src, f"objectives.{k}", f"one of {allowed}{why}", k)
+    if len(spec.objectives) < 1:
+        raise SpecError(src, "objectives", "at least one objective", {})
+    return dict(spec.objectives)
 
 
 def load_sweep(path: str | Path) -> ResolvedSweep:
@@ -258,6 +290,7 @@ def load_sweep(path: str | Path) -> ResolvedSweep:
     if not policies:
         raise SpecError(src, "precision", "at least one precision policy", None)
     _check_budgets(spec, src, arch, workload, combos, keys, policies)
+    spec = spec.model_copy(update={"objectives": _objectives(spec, src)})
     seen: set[str] = set()
     uniq = []
     for name, bits in policies:

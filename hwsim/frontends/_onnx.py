@@ -2,7 +2,9 @@
 
 Shapes come from ONNX shape inference (``onnx.shape_inference.infer_shapes``); weights are never read, so
 shape-only models whose initializers point at missing external data (ZigZag's ``resnet18.onnx``) load too.
-Attribute semantics follow the ONNX operator spec (``onnx/defs/nn/defs.cc``): ``pads`` is
+Quantized forms (QLinearConv, QLinearMatMul, ConvInteger, MatMulInteger) give the same layers. Operators with
+MACs that hwsim has no layer kind for yet (ConvTranspose, recurrent cells, Einsum) are listed in a
+:class:`~hwsim.errors.ShapeWarning`, never dropped silently. Attribute semantics follow the ONNX operator spec (``onnx/defs/nn/defs.cc``): ``pads`` is
 ``[top, left, bottom, right]``, ``auto_pad`` SAME_UPPER puts the odd pixel at the end (bottom/right),
 SAME_LOWER at the start. Other operators (Relu, Add, pooling, ...) carry no MACs on the array and are skipped.
 """
@@ -12,7 +14,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from ..errors import SpecError
+import warnings
+
+from ..errors import ShapeWarning, SpecError
 from ..spec import Workload, validate
 
 __all__ = ["read_onnx_shapes"]
@@ -20,6 +24,12 @@ __all__ = ["read_onnx_shapes"]
 
 def _shape(name: str, shapes: dict[str, list[int]], inits: dict[str, list[int]]) -> list[int] | None:
     return shapes.get(name) or inits.get(name)
+
+
+# node -> (index of the activation input, index of the weight/second input)
+_OPERANDS = {"Conv": (0, 1), "Gemm": (0, 1), "MatMul": (0, 1), "ConvInteger": (0, 1), "MatMulInteger": (0, 1),
+             "QLinearConv": (0, 3), "QLinearMatMul": (0, 3)}
+_UNSUPPORTED_MAC_OPS = ("ConvTranspose", "LSTM", "GRU", "RNN", "Einsum", "Attention", "MultiHeadAttention")
 
 
 def read_onnx_shapes(path: str | Path, *, name: str | None = None) -> Workload:
@@ -56,20 +66,25 @@ def read_onnx_shapes(path: str | Path, *, name: str | None = None) -> Workload:
     inits = {i.name: list(i.dims) for i in g.initializer}
     layers: list[dict] = []
     used: set[str] = set()
+    skipped: dict[str, int] = {}
     for idx, node in enumerate(g.node):
-        if node.op_type not in ("Conv", "Gemm", "MatMul"):
+        if node.op_type in _UNSUPPORTED_MAC_OPS:
+            skipped[node.op_type] = skipped.get(node.op_type, 0) + 1
+            continue
+        if node.op_type not in _OPERANDS:
             continue
         lname = node.name or f"{node.op_type.lower()}_{idx}"
         while lname in used:
             lname += "_"
         used.add(lname)
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        a_shape = _shape(node.input[0], shapes, inits)
-        b_shape = _shape(node.input[1], shapes, inits)
+        ia, ib = _OPERANDS[node.op_type]
+        a_shape = _shape(node.input[ia], shapes, inits)
+        b_shape = _shape(node.input[ib], shapes, inits)
         if not a_shape or not b_shape or 0 in a_shape or 0 in b_shape:
             raise SpecError(str(p), f"node {lname} ({node.op_type})", "inferable input shapes",
                             f"{a_shape} and {b_shape}")
-        if node.op_type == "Conv":
+        if node.op_type in ("Conv", "QLinearConv", "ConvInteger"):
             if len(a_shape) != 4:
                 raise SpecError(str(p), f"node {lname}", "a 2-D convolution (N, C, H, W)", a_shape)
             n, c, h, w = a_shape
@@ -99,13 +114,16 @@ def read_onnx_shapes(path: str | Path, *, name: str | None = None) -> Workload:
             m_, k_ = (a_shape[1], a_shape[0]) if attrs.get("transA", 0) else (a_shape[0], a_shape[1])
             n_ = b_shape[0] if attrs.get("transB", 0) else b_shape[1]
             layers.append({"name": lname, "op": "fc", "m": m_, "k": k_, "n": n_})
-        else:  # MatMul: numpy semantics; leading dims of A broadcast into independent products
+        else:  # MatMul and its integer forms: numpy semantics; leading dims of A are independent products
             k_, n_ = b_shape[-2], b_shape[-1]
             m_ = a_shape[-2] if len(a_shape) >= 2 else 1
             count = math.prod(a_shape[:-2]) if len(a_shape) > 2 else 1
-            if len(b_shape) > 2 and node.input[1] not in inits:
+            if len(b_shape) > 2 and node.input[ib] not in inits:
                 count = max(count, math.prod(b_shape[:-2]))
             layers.append({"name": lname, "op": "gemm", "m": m_, "k": k_, "n": n_, "count": count})
+    if skipped:
+        warnings.warn(f"{p}: nodes left out of the timing and energy model (no hwsim layer kind for them yet): "
+                      + ", ".join(f"{n} x{k}" for n, k in sorted(skipped.items())), ShapeWarning, stacklevel=2)
     if not layers:
         raise SpecError(str(p), "", "at least one Conv, Gemm or MatMul node", "none")
     return validate(Workload, {"name": name or (g.name or p.stem), "source": f"ONNX shapes: {p.name}",

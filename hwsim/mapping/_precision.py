@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..errors import InfeasibleError
+from ..errors import Found, InfeasibleError
 from ..spec import PEConfig
 
 __all__ = ["PrecisionFactors", "precision_factors"]
@@ -60,9 +60,9 @@ def precision_factors(pe: PEConfig, a_bits: int, w_bits: int, *, where: str = "<
     """
     for what, b in (("act_bits", a_bits), ("weight_bits", w_bits)):
         if b > pe.operand_bits or b < pe.min_bits:
-            raise InfeasibleError(where, f"layers.{layer}.{what}" if layer else what,
-                                  f"{pe.min_bits}..{pe.operand_bits} bits (the PE's min_bits..operand_bits, "
-                                  f"precision_mode {pe.precision_mode})", b)
+            raise InfeasibleError(where, "pe", f"operands of {pe.min_bits}..{pe.operand_bits} bits (min_bits.."
+                                  f"operand_bits, precision_mode {pe.precision_mode})",
+                                  Found(f"{what} {b}" + (f" in layer {layer}" if layer else "")))
     if pe.precision_mode == "fixed":
         return PrecisionFactors(1, 1, a_bits, w_bits)
     if pe.precision_mode == "bit_fusion":

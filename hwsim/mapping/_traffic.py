@@ -118,6 +118,18 @@ def hierarchy_traffic(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int,
     def cap(lv: MemoryLevel, op: str) -> float:
         return lv.capacity_bits(op)
 
+    # every buffer must hold at least one array edge of its operands (one operand per PE row or column) in a
+    # buffer half: anything smaller cannot feed the array a single wavefront
+    edge = max(R, C)
+    for op in ("ifmap", "filter", "ofmap"):
+        b = acc if op == "ofmap" else bits[op]
+        for lv in chains[op]:
+            if cap(lv, op) < edge * b:
+                raise InfeasibleError(where, _size_key(arch, lv),
+                                      f"room for one array edge of {op} operands: {edge} x {b} bits = "
+                                      f"{edge * b / 8:g} bytes per buffer half",
+                                      Found(f"{cap(lv, op) / 8:g} bytes"), detail=f"layer {layer.name}")
+
     # partial-sum tile from the innermost ofmap buffer
     o_in = chains["ofmap"][0] if chains["ofmap"] else None
     mt = M

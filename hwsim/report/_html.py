@@ -16,6 +16,7 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px 
 h1{font-size:1.5em} h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;font-size:.85em} td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}
 th{background:#f4f4f4} td:first-child,th:first-child{text-align:left} .note{color:#555;font-size:.9em}
+.tw{overflow-x:auto;max-width:100%} td.long{max-width:40em;white-space:normal;text-align:left;font-size:.9em}
 """
 
 
@@ -37,7 +38,7 @@ def table_html(rows: list[dict], columns: Iterable[str] | None = None, *, floatf
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
     body = "".join("<tr>" + "".join(f"<td>{r.get(c, '') if c in raw else fmt(r.get(c, ''))}</td>" for c in cols)
                    + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<div class='tw'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
 def write_page(path: str | Path, title: str, sections: list[tuple[str, object]], *, intro: str = "") -> Path:

@@ -20,6 +20,10 @@ def bits_text(r: pd.Series) -> str:
     return ", ".join(f"{n} {r['w_' + n]}/{r['a_' + n]}" for n in layers)
 
 
+def _short(text: str, n: int = 160) -> str:
+    return text if len(text) <= n else text[: n - 3] + "... (all in configs/)"
+
+
 def _hover(df: pd.DataFrame, axes: list[str]) -> list[str]:
     out = []
     for _, r in df.iterrows():
@@ -79,30 +83,33 @@ def sweep_report(rs: Any, df: pd.DataFrame, chosen: pd.Series | None, chosen_row
     n_ok = int((df["status"] == "ok").sum())
     n_inf = int((df["status"] == "infeasible").sum())
     sections: list[tuple[str, object]] = []
+    bf = "; utilization of bit-fusion and bit-serial PEs is against their peak at each layer's bits" \
+        if rs.arch.pe.precision_mode != "fixed" or any("precision_mode" in a for a in axes) else ""
     intro = (f"Sweep {rs.spec.name}: {len(df)} design points ({n_ok} feasible, {n_inf} infeasible, "
              f"{len(df) - n_ok - n_inf} failed) over axes {axes or '(none)'} of arch {rs.arch.name} and "
              f"{df['policy'].nunique()} precision policies of workload {rs.workload.name}. "
              f"Quality: {metric or 'none'} from a bit-accurate run of the real network. Cycles are array clock "
-             f"cycles, energy pJ. Objectives: {dict(rs.spec.objectives)}.")
+             f"cycles, energy pJ (uJ in the plots). Objectives: {dict(rs.spec.objectives)}{bf}.")
     if metric:
         sections.append((f"{metric} vs latency", pareto_figure(
             df, "total_cycles", metric, axes=axes, baselines=baselines, x_title="total cycles (per inference)",
             y_title=metric, title=f"{metric} vs cycles")))
         sections.append((f"{metric} vs energy", pareto_figure(
-            df, "energy_pj", metric, axes=axes, baselines=baselines, x_title="energy per inference (pJ)",
-            y_title=metric, title=f"{metric} vs energy")))
+            df.assign(energy_uj=df["energy_pj"] / 1e6), "energy_uj", metric, axes=axes, baselines=baselines,
+            x_title="energy per inference (uJ)", y_title=metric, title=f"{metric} vs energy")))
     ok = df[df["status"] == "ok"]
     le = go.Figure()
-    le.add_scatter(x=ok["total_cycles"], y=ok["energy_pj"], mode="markers", text=_hover(ok, axes),
+    le.add_scatter(x=ok["total_cycles"], y=ok["energy_pj"] / 1e6, mode="markers", text=_hover(ok, axes),
                    marker=dict(color=ok["pareto"].map({True: "#d62728", False: "#9aa7b8"})),
-                   hovertemplate="%{text}<br>%{x:,} cycles, %{y:,.4g} pJ<extra></extra>", name="points")
+                   hovertemplate="%{text}<br>%{x:,} cycles, %{y:,.4g} uJ<extra></extra>", name="points")
     le.update_layout(title="Energy vs cycles (red: on the Pareto front of all objectives)", xaxis_type="log",
-                     yaxis_type="log", xaxis_title="total cycles", yaxis_title="energy (pJ)", height=440)
+                     yaxis_type="log", xaxis_title="total cycles", yaxis_title="energy per inference (uJ)",
+                     height=440)
     sections.append(("Energy vs latency", le))
     front_cols = ["index", "policy", *axes, *(m for m in [metric] if m), "total_cycles", "latency_us",
                   "energy_pj", "utilization"]
     front = df[df["pareto"]].sort_values("energy_pj").copy()
-    front["W/A bits per layer"] = [bits_text(r) for _, r in front.iterrows()]
+    front["W/A bits per layer"] = [_short(bits_text(r)) for _, r in front.iterrows()]
     front["config"] = [f"<a href='configs/point_{int(r['index'])}/arch.yaml'>arch</a> "
                        f"<a href='configs/point_{int(r['index'])}/quant.yaml'>bits</a>" for _, r in front.iterrows()]
     front_cols += ["W/A bits per layer", "config"]

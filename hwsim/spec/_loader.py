@@ -152,6 +152,8 @@ def _plain(msg: str) -> str:
         "Tuple should have at least 1 item after validation, not 0", "at least one item")
     if msg.startswith("a mapping of keys ("):
         msg = "a mapping of keys"
+    if msg.lower().startswith("string should match pattern "):
+        msg = "a string matching " + msg[len("string should match pattern "):]
     msg = msg.split(", unable to parse")[0].split(", got a number with a fractional part")[0]
     return msg[0].lower() + msg[1:] if msg else "a valid value"
 
