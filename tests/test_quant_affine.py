@@ -351,3 +351,76 @@ def test_requantize_per_channel_axis():
 def test_requantize_errors(call, exc, msg):
     with pytest.raises(exc, match=msg):
         call()
+
+
+# -- rounding modes and the torch_fbgemm profile (hand-derived) ------------------------------------------------
+
+def test_round_values_modes_by_hand():
+    from hwsim.quant import ROUNDING_MODES, round_values
+
+    v = [2.5, -2.5, 0.5, -0.5, 1.5, -1.5, 2.4, -2.6]
+    assert round_values(v, "half_even").tolist() == [2, -2, 0, 0, 2, -2, 2, -3]
+    assert round_values(v, "half_away").tolist() == [3, -3, 1, -1, 2, -2, 2, -3]
+    assert round_values(v, "half_up").tolist() == [3, -2, 1, 0, 2, -1, 2, -3]
+    assert round_values(v, "floor").tolist() == [2, -3, 0, -1, 1, -2, 2, -3]
+    # stochastic: each value goes to one of its two neighbours, up with probability frac(v); seeded
+    s = round_values(np.full(100_000, 0.25), "stochastic", seed=3)
+    assert set(np.unique(s)) == {0.0, 1.0} and abs(s.mean() - 0.25) < 0.01
+    assert np.array_equal(s, round_values(np.full(100_000, 0.25), "stochastic", seed=3))
+    assert round_values([3.0, -7.0], "stochastic", seed=1).tolist() == [3, -7]  # integers stay
+    assert ROUNDING_MODES == ("half_even", "half_away", "half_up", "floor", "stochastic")
+    with pytest.raises(ValueError, match=r"^seed must be given for stochastic rounding, not None$"):
+        round_values(v, "stochastic")
+
+
+TIES = np.array([4, -4, 12, -12, 20, 3])  # / 8 = 0.5, -0.5, 1.5, -1.5, 2.5, 0.375
+
+
+@pytest.mark.parametrize("profile", ["ort_cpu", "torch_onednn", "torch_fbgemm", "hawq_dyadic", "tflite_single"])
+def test_requantize_rounding_modes_on_ties(profile):
+    # M = 2^-4 * 2^-5 / 2^-6 = 1/8 exactly, so every profile sees the same exact ties (bitexact.md §6)
+    def r(mode):
+        return req(profile, acc=TIES, zp=0) if mode is None else requantize(
+            TIES, requant_multiplier(2**-4, 2**-5, 2**-6, profile=profile), zero_point=0, qmin=-128, qmax=127,
+            profile=profile, rounding=mode, seed=0).tolist()
+
+    assert r("half_even") == [0, 0, 2, -2, 2, 0]
+    assert r("half_away") == [1, -1, 2, -2, 3, 0]
+    assert r("half_up") == [1, 0, 2, -1, 3, 0]
+    assert r("floor") == [0, -1, 1, -2, 2, 0]
+    assert r(None) == (r("half_up") if profile == "tflite_single" else r("half_even"))
+    st = r("stochastic")
+    assert all(lo <= s <= lo + 1 for s, lo in zip(st, [0, -1, 1, -2, 2, 0]))
+
+
+def test_requantize_rounding_errors():
+    with pytest.raises(ValueError, match=r"^rounding must be None for profile 'tflite_double'"):
+        requantize(TIES, 0.125, zero_point=0, qmin=-128, qmax=127, profile="tflite_double", rounding="floor")
+    with pytest.raises(ValueError, match=r"^rounding must be None or one of 'half_even'"):
+        requantize(TIES, F32(0.125), zero_point=0, qmin=-128, qmax=127, rounding="up")
+    with pytest.raises(ValueError, match=r"^float_bias is only for profile 'torch_fbgemm', not 'ort_cpu'$"):
+        requantize(TIES, F32(0.125), zero_point=0, qmin=-128, qmax=127, float_bias=F32(0.5))
+
+
+def test_torch_fbgemm_float_bias_before_the_multiply():
+    from hwsim.quant import fbgemm_bias_addend
+
+    # s_x = 2^-4, s_w = 2^-5 -> act = 2^-9; s_y = 2^-8 -> M = 1/2. A float bias of half a step (b = 0.5 * act):
+    # fbgemm: rne((1 + 0.5) * 0.5) = rne(0.75) = 1; ORT with the int32 bias rne(0.5) = 0: rne(1 * 0.5) = 0 (tie)
+    act = F32(2**-9)
+    addend = fbgemm_bias_addend(F32(0.5) * act, act)
+    assert addend == F32(0.5)
+    m = requant_multiplier(2**-4, 2**-5, 2**-8, profile="torch_fbgemm")
+    assert m == F32(0.5)
+    fb = requantize(np.array([1, 3, -1]), m, zero_point=0, qmin=-128, qmax=127, profile="torch_fbgemm",
+                    float_bias=addend)
+    assert fb.tolist() == [1, 2, 0]  # 0.75 -> 1; 1.75 -> 2; -0.25 -> 0
+    assert requantize(np.array([1, 3, -1]), m, zero_point=0, qmin=-128, qmax=127).tolist() == [0, 2, 0]
+    # the float32 sum rounds above 2^24: acc = 2^24 + 1 -> f32 2^24 (tie to even); + 1.0 -> 2^24 again, so
+    # fbgemm gives 2^23, while an int32 bias (acc + 1 = 2^24 + 2, exact in float32) gives 2^23 + 1
+    big = np.array([2**24 + 1])
+    assert requantize(big, m, zero_point=0, qmin=0, qmax=2**30, profile="torch_fbgemm",
+                      float_bias=F32(1.0)).tolist() == [2**23]
+    assert requantize(big + 1, m, zero_point=0, qmin=0, qmax=2**30).tolist() == [2**23 + 1]
+    # without a float bias it is ort_cpu
+    assert req("torch_fbgemm") == req("ort_cpu")
