@@ -126,3 +126,32 @@ def test_cli_bad_input_exit_2(tmp_path, capsys):
     assert "bad.onnx: expected a valid ONNX model" in capsys.readouterr().err
     assert main(["verify", str(tmp_path / "bad.onnx"), "--profile", "nope"]) == 2
     assert "--profile: expected one of ort_cpu" in capsys.readouterr().err
+
+
+def test_arch_mult_bits_narrow_multiplier(digits, tmp_path, root, capsys):
+    from hwsim.errors import SpecError
+    from hwsim.spec import load_arch
+
+    base = (root / "arch" / "edge_32x32.yaml").read_text()
+    arch = tmp_path / "m8.yaml"
+    arch.write_text(base.replace("  acc_mode: wrap", "  acc_mode: wrap\n  mult_bits: 8"))
+    assert load_arch(arch).pe.mult_bits == 8
+    assert load_arch(root / "arch" / "edge_32x32.yaml").pe.mult_bits is None
+    bad = tmp_path / "m1.yaml"
+    bad.write_text(base.replace("  acc_mode: wrap", "  acc_mode: wrap\n  mult_bits: 1"))
+    with pytest.raises(SpecError, match=r"pe\.mult_bits"):
+        load_arch(bad)
+    out = tmp_path / "q.onnx"
+    quantization.quantize_static(str(digits / "digits_f32.onnx"), str(out), DigitsReader(),
+                                 quant_format=quantization.QuantFormat.QOperator, per_channel=True)
+    # uint8 activations (zero point 0) reach 255 - 0 = 255: an 8-bit signed multiplier wraps them
+    rc = main(["verify", str(out), "--inputs", str(digits / "test_images.npz"), "--arch", str(arch),
+               "--out", str(tmp_path / "v")])
+    data = json.loads((tmp_path / "v" / "verify.json").read_text())
+    capsys.readouterr()
+    assert rc == 1 and data["datapath"]["mult_bits"] == 8
+    assert data["layers"][0]["mult_overflow"] > 0  # conv1 sees the real images: pixels above 127 wrap
+    assert any("do not fit the 8-bit multiplier" in w for w in data["warnings"])
+    arch.write_text(base.replace("  acc_mode: wrap", "  acc_mode: wrap\n  mult_bits: 9"))
+    assert main(["verify", str(out), "--inputs", str(digits / "test_images.npz"), "--arch", str(arch),
+                 "--out", str(tmp_path / "v9")]) == 0

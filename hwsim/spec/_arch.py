@@ -65,9 +65,16 @@ class PEConfig(_Frozen):
     * ``bit_serial``: operands in ``serial_operands`` are fed ``bits_per_cycle`` bits at a time; a MAC takes
       ``ceil(b_a/bpc)`` cycles (Stripes, Judd et al., MICRO 2016, serial activations) or
       ``ceil(b_a/bpc) * ceil(b_w/bpc)`` (Loom, Sharify et al., DAC 2018, both serial).
+
+    ``mult_bits`` (optional, integer datapath only: ``hwsim verify``): the signed width of each multiplier
+    operand *after* the zero point is subtracted. 8-bit codes with a zero point need 9 bits (``x - z`` spans
+    [-255, 255]); with fewer, out-of-range operands wrap (two's complement) and ``verify`` counts them per
+    layer. Omitted: wide enough. Timing and energy do not use it.
     """
 
     operand_bits: int = Field(gt=0, le=32, description="native operand width, bits")
+    mult_bits: int | None = Field(default=None, ge=2, le=33, description="signed multiplier operand width after "
+                                  "zero-point subtraction, bits (integer datapath; default: wide enough)")
     acc_bits: int = Field(gt=0, le=64, description="accumulator width, bits")
     acc_mode: Literal["wrap", "saturate"] = "wrap"
     precision_mode: Literal["fixed", "bit_fusion", "bit_serial"] = "fixed"
