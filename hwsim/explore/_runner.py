@@ -164,7 +164,9 @@ class _LocalPool:
 
         # forkserver, not fork: this process may already run numba (LLVM, worker threads), which a forked
         # child must not inherit
-        self._ex = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"))
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["hwsim.explore._runner", "hwsim.sim._fast"])  # imported once, not per worker
+        self._ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
 
     def submit(self, fn, *args):
         return self._ex.submit(fn, *args)
