@@ -485,3 +485,45 @@ def test_qlinear_relu_is_ort_output_clamped_at_zero_point():
     assert (ref < -5).any()
     np.testing.assert_array_equal(qlinear_matmul(a, b, a_qp=a_qp, b_qp=b_qp, y_qp=ym, relu=True),
                                   np.maximum(ref, -5))
+
+
+# -- every requantization profile on the bitexact.md §6 edge cases -------------------------------------------
+
+@pytest.mark.parametrize("y_zp", [100, 101])
+def test_profiles_on_depthwise_dilated_per_channel_ties(y_zp):
+    """Depthwise 3x3, dilation 2, per-channel power-of-two weight scales (M_c = 2^-3 .. 2^-6, exact ties),
+    small operands (many ties) and a few saturated outputs, odd and even output zero points. Each profile is
+    compared with ORT: ort_cpu and torch_fbgemm (no float bias) and hawq_dyadic (|acc| < 2^24, dyadic M exact)
+    agree everywhere; torch_onednn and tflite_single differ only on exact .5 ties (onednn only for odd z_y);
+    tflite_double's double rounding stays within one code."""
+    from hwsim.quant import PROFILES, requantize
+
+    rng = np.random.default_rng(40 + y_zp)
+    c = 8
+    x_zp = 9
+    x = (rng.integers(-6, 7, (2, c, 11, 11)) + x_zp).astype(np.uint8)
+    x[0, :, 5, 5] = 255  # a few large outputs that saturate
+    w = rng.integers(-5, 6, (c, 1, 3, 3)).astype(np.int8)
+    w_scales = (2.0 ** -np.array([1, 2, 3, 4, 1, 2, 3, 4])).astype(F32)
+    x_qp, w_qp, y_qp = pt_qp(2**-4, x_zp, False), pc_qp(w_scales, 0), pt_qp(2**-6, y_zp, False)
+    kw = dict(pads=(2, 2, 2, 2), dilation=(2, 2), groups=c)
+    acc, _ = conv2d_acc(x, w, x_zp=x_zp, w_zp=0, **kw)
+    ref = ort_qlinearconv(x, x_qp, w, w_qp, y_qp, **kw).astype(int)
+    m = (2.0**-4 * w_scales.astype(np.float64) / 2.0**-6).reshape(1, c, 1, 1)
+    v = acc * m
+    ties = np.abs(v - np.floor(v)) == 0.5
+    assert ties.mean() > 0.08 and ((ref == 0) | (ref == 255)).any()
+    for profile in PROFILES:
+        mult = requant_multiplier(x_qp.scale, w_qp.scale, y_qp.scale, profile=profile)
+        y = requantize(acc, mult, zero_point=y_zp, qmin=0, qmax=255, channel_axis=1, profile=profile).astype(int)
+        diff = y != ref
+        if profile in ("ort_cpu", "torch_fbgemm", "hawq_dyadic"):
+            assert not diff.any(), profile
+        elif profile == "torch_onednn":
+            assert not (diff & ~ties).any() and (diff.any() == bool(y_zp % 2))
+        elif profile == "tflite_single":
+            assert not (diff & ~ties).any() and diff.any()
+        else:  # tflite_double
+            assert np.abs(y - ref).max() <= 1 and diff.any()
+        np.testing.assert_array_equal(y, qlinear_conv2d(x, w, x_qp=x_qp, w_qp=w_qp, y_qp=y_qp, profile=profile,
+                                                        **kw).astype(int))
