@@ -90,12 +90,17 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from .onnxq import DatapathConfig, config_from_arch, verify
-    from .quant import PROFILES
+    from .quant import PROFILES, ROUNDING_MODES
 
     if args.profile not in PROFILES:
         raise SpecError("<arg>", "--profile", f"one of {', '.join(PROFILES)}", args.profile)
+    if args.rounding is not None and args.rounding not in ROUNDING_MODES:
+        raise SpecError("<arg>", "--rounding", f"one of {', '.join(ROUNDING_MODES)}", args.rounding)
     cfg = config_from_arch(args.arch, profile=args.profile) if args.arch else DatapathConfig(profile=args.profile)
+    cfg = replace(cfg, rounding=args.rounding, seed=args.seed, pair_saturate16=args.pair_saturate16)
     rep = verify(args.model, inputs=args.inputs, seed=args.seed, out=args.out, config=cfg, arch=args.arch)
     print(f"wrote {Path(args.out) / 'verify.json'}")
     for line in rep.lines:
@@ -145,7 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--arch", help="arch YAML: run under its pe.acc_bits / pe.acc_mode (and pe.mult_bits)")
     s.add_argument("--profile", default="ort_cpu", help="requantization profile (default: ort_cpu; "
                    "see hwsim.quant.PROFILES)")
-    s.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default: 0)")
+    s.add_argument("--rounding", help="replace the profile's rounding: half_even, half_away, half_up, floor or "
+                   "stochastic (seeded by --seed)")
+    s.add_argument("--pair-saturate16", action="store_true", help="PEs sum u8 x s8 product pairs with int16 "
+                   "saturation (x86 vpmaddubsw, PyTorch fbgemm depthwise)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the random inputs and of stochastic rounding "
+                   "(default: 0)")
     s.set_defaults(func=_cmd_verify)
     return p
 

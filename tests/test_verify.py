@@ -155,3 +155,22 @@ def test_arch_mult_bits_narrow_multiplier(digits, tmp_path, root, capsys):
     arch.write_text(base.replace("  acc_mode: wrap", "  acc_mode: wrap\n  mult_bits: 9"))
     assert main(["verify", str(out), "--inputs", str(digits / "test_images.npz"), "--arch", str(arch),
                  "--out", str(tmp_path / "v9")]) == 0
+
+
+def test_cli_rounding_and_pair_saturation_options(digits, tmp_path, capsys):
+    out = tmp_path / "q.onnx"
+    quantization.quantize_static(str(digits / "digits_f32.onnx"), str(out), DigitsReader(),
+                                 quant_format=quantization.QuantFormat.QOperator, per_channel=True)
+    inp = str(digits / "test_images.npz")
+    # floor instead of round-half-even: about half of the requantized outputs move down by one
+    assert main(["verify", str(out), "--inputs", inp, "--rounding", "floor", "--out", str(tmp_path / "f")]) == 1
+    data = json.loads((tmp_path / "f" / "verify.json").read_text())
+    conv1 = next(t for t in data["tensors"] if t["op"] == "QLinearConv")
+    assert data["datapath"]["rounding"] == "floor" and conv1["first_mismatch"]["hwsim"] < conv1[
+        "first_mismatch"]["onnxruntime"]
+    # int16 pair sums: full-range uint8 pixels times int8 weights overflow 32767 in conv1
+    assert main(["verify", str(out), "--inputs", inp, "--pair-saturate16", "--out", str(tmp_path / "p")]) == 1
+    data = json.loads((tmp_path / "p" / "verify.json").read_text())
+    assert data["datapath"]["pair_saturate16"] and data["tensors"][1]["local_mismatches"] > 0
+    assert main(["verify", str(out), "--rounding", "up"]) == 2
+    assert "--rounding: expected one of half_even" in capsys.readouterr().err
