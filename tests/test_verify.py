@@ -160,7 +160,8 @@ def test_arch_mult_bits_narrow_multiplier(digits, tmp_path, root, capsys):
 def test_cli_rounding_and_pair_saturation_options(digits, tmp_path, capsys):
     out = tmp_path / "q.onnx"
     quantization.quantize_static(str(digits / "digits_f32.onnx"), str(out), DigitsReader(),
-                                 quant_format=quantization.QuantFormat.QOperator, per_channel=True)
+                                 quant_format=quantization.QuantFormat.QOperator, per_channel=True,
+                                 activation_type=quantization.QuantType.QUInt8)
     inp = str(digits / "test_images.npz")
     # floor instead of round-half-even: about half of the requantized outputs move down by one
     assert main(["verify", str(out), "--inputs", inp, "--rounding", "floor", "--out", str(tmp_path / "f")]) == 1
@@ -168,8 +169,10 @@ def test_cli_rounding_and_pair_saturation_options(digits, tmp_path, capsys):
     conv1 = next(t for t in data["tensors"] if t["op"] == "QLinearConv")
     assert data["datapath"]["rounding"] == "floor" and conv1["first_mismatch"]["hwsim"] < conv1[
         "first_mismatch"]["onnxruntime"]
-    # int16 pair sums: full-range uint8 pixels times int8 weights overflow 32767 in conv1
-    assert main(["verify", str(out), "--inputs", inp, "--pair-saturate16", "--out", str(tmp_path / "p")]) == 1
+    # int16 pair sums: on the real images no adjacent pair of products exceeds 32767, on seeded random inputs
+    # over the whole input range some do (conv1)
+    assert main(["verify", str(out), "--inputs", inp, "--pair-saturate16", "--out", str(tmp_path / "r")]) == 0
+    assert main(["verify", str(out), "--pair-saturate16", "--out", str(tmp_path / "p")]) == 1
     data = json.loads((tmp_path / "p" / "verify.json").read_text())
     assert data["datapath"]["pair_saturate16"] and data["tensors"][1]["local_mismatches"] > 0
     assert main(["verify", str(out), "--rounding", "up"]) == 2
