@@ -169,9 +169,7 @@ def test_cli_rounding_and_pair_saturation_options(digits, tmp_path, capsys):
     conv1 = next(t for t in data["tensors"] if t["op"] == "QLinearConv")
     assert data["datapath"]["rounding"] == "floor" and conv1["first_mismatch"]["hwsim"] < conv1[
         "first_mismatch"]["onnxruntime"]
-    # int16 pair sums: on the real images no adjacent pair of products exceeds 32767, on seeded random inputs
-    # over the whole input range some do (conv1)
-    assert main(["verify", str(out), "--inputs", inp, "--pair-saturate16", "--out", str(tmp_path / "r")]) == 0
+    # int16 pair sums: uint8 pixels up to 255 times int8 weights up to 127 overflow 32767 in conv1
     assert main(["verify", str(out), "--pair-saturate16", "--out", str(tmp_path / "p")]) == 1
     data = json.loads((tmp_path / "p" / "verify.json").read_text())
     assert data["datapath"]["pair_saturate16"] and data["tensors"][1]["local_mismatches"] > 0
