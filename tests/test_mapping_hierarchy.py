@@ -103,9 +103,16 @@ def test_bigger_levels_never_add_dram_traffic():
             base = map_layer(layer, _arch([l1, l2, DRAM], df), weight_bits=8, act_bits=8)
         except InfeasibleError:
             continue
+        tile = -(-layer.m // base.m_tiles) if df == "ws" else -(-layer.n // base.n_tiles)
         for lv in (l1, l2):
             big = [dict(x, size_kib=x["size_kib"] * 4) if x is lv else x for x in (l1, l2)]
-            mb = map_layer(layer, _arch([*big, DRAM], df), weight_bits=8, act_bits=8)
+            # a fixed mapping (the same tile): never more DRAM bytes, the same compute cycles
+            mb = map_layer(layer, _arch([*big, DRAM], df), weight_bits=8, act_bits=8, tile=tile)
             assert mb.dram_read_bytes + mb.dram_write_bytes <= base.dram_read_bytes + base.dram_write_bytes
+            assert mb.compute_cycles == base.compute_cycles
+            # the mapper's own choice: never a worse estimate max(compute, DRAM bits / 64 bits per cycle)
+            mm = map_layer(layer, _arch([*big, DRAM], df), weight_bits=8, act_bits=8)
+            est = [max(x.compute_cycles, (x.dram_read_bytes + x.dram_write_bytes) * 8 / 64) for x in (mm, base)]
+            assert est[0] <= est[1] + 1e-9
         checked += 1
     assert checked > 100

@@ -103,8 +103,21 @@ def _ifmap_elements(layer: Conv2d | Gemm) -> int:
     return layer.m * layer.k * layer.count
 
 
+def _operands_per_pe(arch: ArchSpec, df: str, weight_bits: int, act_bits: int) -> int:
+    """Stationary operands one PE's register file holds (ws: weights, is: inputs), when a per-PE level also
+    holds the partial sum; 1 otherwise (then every row fold's partial sums leave the array)."""
+    if df not in ("ws", "is"):
+        return 1
+    levels = [lv for lv in arch.memory.hierarchy() if lv.instances == "per_pe"]
+    if not any("ofmap" in lv.operands for lv in levels):
+        return 1
+    op, b = ("filter", weight_bits) if df == "ws" else ("ifmap", act_bits)
+    held = [int(lv.capacity_bits(op) // b) for lv in levels if op in lv.operands]
+    return max(held + [1])
+
+
 def map_layer(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int, act_bits: int,
-              out_bits: int | None = None, where: str = "<arch>") -> LayerMapping:
+              out_bits: int | None = None, tile: int | None = None, where: str = "<arch>") -> LayerMapping:
     """Map one layer onto ``arch`` for the given operand bit-widths.
 
     Parameters
@@ -115,6 +128,8 @@ def map_layer(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int, act_bit
         The accelerator.
     weight_bits, act_bits : int
         Operand widths, bits. ``out_bits`` is the width the outputs are written at (default ``act_bits``).
+    tile : int, optional
+        A fixed M tile (ws) or N tile (is) instead of the mapper's choice (see :mod:`hwsim.mapping._traffic`).
 
     Raises
     ------
@@ -149,18 +164,30 @@ def map_layer(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int, act_bit
     else:  # is
         ifm, fil, ofw = K * M, K * N * cf, M * N * rf
     k_folds = rf if df in ("ws", "is") else 1
+    # reduction inside the PE: a per-PE register file that holds w_pe stationary operands and a per-PE level
+    # holding the partial sum let a PE reduce w_pe row folds before its partial sum leaves the array
+    w_pe = _operands_per_pe(arch, df, weight_bits, act_bits)
+    if w_pe > 1:
+        k_folds = _cdiv(rf, w_pe)
+        ofw = M * N * k_folds
     ofr = M * N * (k_folds - 1)
     ifm, fil, ofw, ofr = (v * g.groups for v in (ifm, fil, ofw, ofr))
     final_writes = M * N * g.groups
     tr = hierarchy_traffic(layer, arch, weight_bits=weight_bits, act_bits=act_bits, out_bits=out_bits,
                            demand={"ifmap_reads": ifm, "filter_reads": fil, "ofmap_writes": ofw, "ofmap_reads": ofr},
-                           macs=g.macs, where=where)
+                           macs=g.macs, psum_exits=k_folds, base_compute=compute,
+                           fold_overhead=folds * (fill + drain), tile=tile, where=where)
+    ifm, fil = tr.demand["ifmap_reads"], tr.demand["filter_reads"]
+    # tiling M (ws) or N (is) so that partial sums stay on chip repeats each fold's fill and drain per tile
+    tiles = tr.m_tiles if df == "ws" else (tr.n_tiles if df == "is" else 1)
+    if tiles > 1:
+        compute += folds * (tiles - 1) * (fill + drain)
 
     return LayerMapping(
         layer=layer.name, op=layer.op, m=M, k=K, n=N, groups=g.groups, macs=g.macs,
         weight_bits=weight_bits, act_bits=act_bits, out_bits=out_bits, dataflow=df, rows=R, cols=C,
         sr=sr, sc=sc, t=t, row_folds=rf, col_folds=cf, folds=folds, cycles_per_fold=per_fold,
-        fill_cycles=folds * fill, steady_cycles=folds * steady, drain_cycles=folds * drain,
+        fill_cycles=folds * fill * tiles, steady_cycles=folds * steady, drain_cycles=folds * drain * tiles,
         compute_cycles=compute, mapping_efficiency=mapping_eff, precision=pf,
         sram_ifmap_reads=ifm, sram_filter_reads=fil, sram_ofmap_writes=ofw, sram_ofmap_reads=ofr,
         traffic=tr, m_tiles=tr.m_tiles, n_tiles=tr.n_tiles,

@@ -58,7 +58,7 @@ class Traffic:
     writes: dict[str, dict[str, int]]
     m_tiles: int = 1
     n_tiles: int = 1
-    notes: tuple[str, ...] = field(default=())
+    demand: dict[str, int] = field(default_factory=dict)
 
     def dram_read_bytes(self, operand: str | None = None) -> int:
         r = self.reads["dram"]
@@ -77,7 +77,9 @@ def _size_key(arch: ArchSpec, lv: MemoryLevel) -> str:
 
 
 def hierarchy_traffic(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int, act_bits: int, out_bits: int,
-                      demand: dict[str, int], macs: int, where: str = "<arch>") -> Traffic:
+                      demand: dict[str, int], macs: int, psum_exits: int | None = None,
+                      base_compute: int = 0, fold_overhead: int = 0, tile: int | None = None,
+                      where: str = "<arch>") -> Traffic:
     """Traffic of ``layer`` through every level of ``arch``'s hierarchy.
 
     Parameters
@@ -87,6 +89,18 @@ def hierarchy_traffic(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int,
         ``ofmap_writes`` (partial sums at ``acc_bits`` except the final outputs), ``ofmap_reads`` (partial sums).
     macs : int
         The layer's MACs (register-file accesses).
+    psum_exits : int, optional
+        How many times partial sums leave the array per output (ws, is: the row folds, fewer when the PEs
+        reduce several folds in their own registers). Tiling for partial sums applies only when it is > 1 and
+        the timing convention is hwsim (SCALE-Sim does not bound partial sums by its ofmap buffer).
+    base_compute, fold_overhead : int
+        Compute cycles with one tile, and the cycles each extra tile adds (every fold's fill and drain again):
+        the mapper weighs them against DRAM bytes.
+    tile : int, optional
+        Fix the M tile (ws) or N tile (is) instead of letting the mapper choose: a fixed mapping.
+
+    The returned traffic's ``demand`` is the array's demand after tiling: ws reloads the weights into the
+    array once per M tile, is the inputs once per N tile.
 
     Raises
     ------
@@ -109,10 +123,14 @@ def hierarchy_traffic(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int,
     writes = {lv.name: {op: 0 for op in OPERANDS} for lv in levels}
 
     if isinstance(layer, Conv2d):
-        raw_ifmap = layer.batch * (layer.in_channels // G) * layer.in_h * layer.in_w  # per group, elements
+        ch, cw = layer.covered_input_hw()  # only the input positions some window touches
+        raw_ifmap = layer.batch * (layer.in_channels // G) * ch * cw  # per group, elements
     else:
         raw_ifmap = M * K
-    cf, rf_k = _cdiv(N, C), _cdiv(K, R)
+    cf = _cdiv(N, C)
+    rf_k = _cdiv(K, R) if psum_exits is None else psum_exits
+    if arch.timing.convention == "scalesim":
+        rf_k = 1  # SCALE-Sim streams all of M (or N) through each fold: no tiling for partial sums
     U = {"ifmap": raw_ifmap * act_bits, "filter": K * N * weight_bits}  # unique bits per group
 
     def cap(lv: MemoryLevel, op: str) -> float:
@@ -169,14 +187,36 @@ def hierarchy_traffic(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int,
             tot += U[op] * G * refetch(op, ch[-1], mt_) if ch else demand[f"{op}_reads"] * bits[op]
         return tot
 
-    if df == "ws" and rf_k > 1:
+    if tile is not None:  # a fixed mapping
+        if df == "ws":
+            mt = min(tile, M)
+        elif df == "is":
+            nt = min(tile, N)
+            n_tiles = _cdiv(N, nt)
+    elif df == "ws" and rf_k > 1:
+        # the mapper: the M tile with the lowest latency estimate max(compute, DRAM bytes / bandwidth), then the
+        # fewest DRAM bytes. A smaller tile repeats every fold's fill and drain; the candidates are the largest
+        # tile on either side of each level's ifmap-fits threshold (the cost is monotone between thresholds), so
+        # a larger buffer never makes the chosen mapping's estimate worse
         cands = {mt}
         for lv in chains["ifmap"]:
             t = min(mt, int(cap(lv, "ifmap") // max(K * act_bits, 1)))
             if t >= 1:
                 cands.add(t)
-        mt = min(cands, key=lambda v: (dram_bits(v), -v))
+        bw = arch.memory.dram_level.read_bw  # bits per cycle
+
+        def estimate(v: int) -> tuple[float, int, int]:
+            compute = base_compute + fold_overhead * (_cdiv(M, v) - 1)
+            d = dram_bits(v)
+            return (max(compute, d / bw), d, -v)
+
+        mt = min(cands, key=estimate)
     m_tiles = _cdiv(M, mt)
+    demand = dict(demand)
+    if df == "ws" and m_tiles > 1:
+        demand["filter_reads"] *= m_tiles  # the weights go into the array again for every M tile
+    if df == "is" and n_tiles > 1:
+        demand["ifmap_reads"] *= n_tiles  # the stationary inputs, for every N tile
 
     # ifmap and filter: array demand on the innermost buffer, fills down the chain
     for op in ("ifmap", "filter"):
@@ -215,4 +255,4 @@ def hierarchy_traffic(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int,
                 writes[lv.name][op] += demand[f"{op}_reads"] * b
             else:
                 writes[lv.name][op] += macs * b
-    return Traffic(reads=reads, writes=writes, m_tiles=m_tiles, n_tiles=n_tiles)
+    return Traffic(reads=reads, writes=writes, m_tiles=m_tiles, n_tiles=n_tiles, demand=demand)

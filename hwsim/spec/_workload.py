@@ -178,6 +178,22 @@ class Conv2d(_LayerBase):
                              f"{pad0} before -> the last {size - last_end} input {axis} are never used")
         return notes
 
+    def covered_input_hw(self) -> tuple[int, int]:
+        """Input rows and columns some window touches (a 1x1 stride-2 conv reads every other one): the unique
+        ifmap a layer needs is ``batch * in_channels * covered_h * covered_w`` elements."""
+        t, _, left, _ = self.pads
+        out = []
+        for size, pad0, o, k, s_, d in ((self.in_h, t, self.out_hw[0], self.kernel_hw[0], self.stride_hw[0],
+                                         self.dilation_hw[0]),
+                                        (self.in_w, left, self.out_hw[1], self.kernel_hw[1], self.stride_hw[1],
+                                         self.dilation_hw[1])):
+            used = set()
+            for j in range(k):
+                first = j * d - pad0
+                used.update(i for i in range(first, first + (o - 1) * s_ + 1, s_) if 0 <= i < size)
+            out.append(len(used))
+        return out[0], out[1]
+
     @property
     def gemm(self) -> GemmView:
         oh, ow = self.out_hw
