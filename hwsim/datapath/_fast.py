@@ -21,6 +21,9 @@ the tests compare them with the numba loops of :mod:`._kernels` (``tests/test_da
 
 from __future__ import annotations
 
+import contextlib
+
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -30,6 +33,22 @@ __all__ = ["exact_gemm", "exact_conv", "vnni_available"]
 
 _F32_EXACT = 1 << 24
 _F64_EXACT = 1 << 53
+#: Below this many MACs the fast kernels run on one thread: each parallel region costs a thread wake-up,
+#: which on a busy machine can take a scheduler time slice (milliseconds) and outweigh the work.
+PARALLEL_MIN_MACS = 1 << 28
+
+
+@contextlib.contextmanager
+def _threads_for(macs: int):
+    if macs >= PARALLEL_MIN_MACS or numba.get_num_threads() == 1:
+        yield
+        return
+    old = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)
 
 
 def vnni_available() -> bool:
@@ -168,7 +187,8 @@ def exact_gemm(a: np.ndarray, b: np.ndarray, az: int, bz: np.ndarray, *, path: s
     ``path``: ``"auto"`` (VNNI if possible, else float BLAS), ``"vnni"``, ``"float"``.
     """
     if path in ("auto", "vnni") and _vnni.AVAILABLE:
-        r = _vnni_gemm(a, b, az, bz)
+        with _threads_for(a.shape[0] * a.shape[1] * b.shape[1]):
+            r = _vnni_gemm(a, b, az, bz)
         if r is not None or path == "vnni":
             return r
     if path == "vnni":
@@ -237,6 +257,13 @@ def exact_conv(x: np.ndarray, w: np.ndarray, xz: int, wz: np.ndarray, stride, pa
     zb = wz.astype(np.int64) + ob
     if not (0 <= za <= 255):
         return None
+    with _threads_for(n_b * ho * wo * k_out * q):
+        return _vnni_conv(x, w, xz, wz, stride, pads, dilation, groups, ho, wo, oa, ob, za, zb, q, kg)
+
+
+def _vnni_conv(x, w, xz, wz, stride, pads, dilation, groups, ho, wo, oa, ob, za, zb, q, kg):
+    n_b, ch, h, wd = x.shape
+    k_out, cg, kr, ks = w.shape
     pt, pb, pl, pr = pads
     xu = np.full((n_b, ch, h + pt + pb, wd + pl + pr), za, np.uint8)
     xu[:, :, pt:pt + h, pl:pl + wd] = _to_u8(x, oa)
