@@ -36,6 +36,10 @@ MAX_K = 65536
 
 
 def _host_has_vnni() -> bool:
+    # numba compiles for the host CPU unless NUMBA_CPU_NAME / NUMBA_CPU_FEATURES say otherwise (e.g. a
+    # portable "generic" cache), in which case LLVM could not select vpdpbusd: stay off then
+    if numba.config.CPU_NAME not in (None, "", "host") or numba.config.CPU_FEATURES not in (None, ""):
+        return False
     try:
         feats = _llvm.get_host_cpu_features()
     except Exception:  # pragma: no cover - llvmlite without feature detection
