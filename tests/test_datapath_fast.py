@@ -122,3 +122,18 @@ def test_conv_pair_saturate16_depthwise_taps_in_kernel_order():
     assert acc.ravel().tolist() == [sum(pairs)]
     exact, _ = conv2d_acc(x, w, x_zp=0, w_zp=0)
     assert exact.ravel().tolist() == [255 * int(w.astype(int).sum())]
+
+
+def test_qlinear_layers_pass_rounding_and_pe_options():
+    from hwsim.datapath import qlinear_matmul
+    from hwsim.quant import QParams
+
+    # M = 2^-4 * 2^-5 / 2^-6 = 1/8; acc = [4, 12, 20] -> 0.5, 1.5, 2.5
+    a = np.array([[4, 12, 20]], np.int8).T.copy()
+    b = np.array([[1]], np.int8)
+    qp = dict(a_qp=QParams(np.float32(2**-4), 0, 8, True), b_qp=QParams(np.float32(2**-5), 0, 8, True),
+              y_qp=QParams(np.float32(2**-6), 0, 8, True))
+    assert qlinear_matmul(a, b, **qp).ravel().tolist() == [0, 2, 2]
+    assert qlinear_matmul(a, b, rounding="half_away", **qp).ravel().tolist() == [1, 2, 3]
+    assert qlinear_matmul(a, b, rounding="floor", **qp).ravel().tolist() == [0, 1, 2]
+    assert qlinear_matmul(a, b, mult_bits=5, **qp).ravel().tolist() == [0, 2, -2]  # 20 wraps to -12: -1.5 -> -2

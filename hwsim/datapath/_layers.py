@@ -455,12 +455,12 @@ def _check_codes(a: np.ndarray, qp: QParams, name: str, qp_name: str) -> None:
                          f"{'signed' if qp.signed else 'unsigned'}), found [{int(a.min())}, {int(a.max())}]")
 
 
-def _requant_out(acc, x_qp, w_qp, y_qp, relu, profile):
+def _requant_out(acc, x_qp, w_qp, y_qp, relu, profile, rounding=None, seed=None):
     m = requant_multiplier(x_qp.scale, w_qp.scale, y_qp.scale, profile=profile)
     z = int(y_qp.zero_point)
     qmin = max(y_qp.qmin, z) if relu else y_qp.qmin
     y = requantize(acc, m, zero_point=z, qmin=qmin, qmax=y_qp.qmax, channel_axis=1 if m.ndim else None,
-                   profile=profile)
+                   profile=profile, rounding=rounding, seed=seed)
     return y.astype(y_qp.storage_dtype)
 
 
@@ -468,7 +468,8 @@ def qlinear_conv2d(x_q: np.ndarray, w_q: np.ndarray, *, x_qp: QParams, w_qp: QPa
                    bias: np.ndarray | None = None, stride: tuple[int, int] = (1, 1),
                    pads: tuple[int, int, int, int] = (0, 0, 0, 0), dilation: tuple[int, int] = (1, 1),
                    groups: int = 1, relu: bool = False, acc_bits: int = 32, acc_mode: str = "wrap",
-                   profile: str = "ort_cpu", return_overflow: bool = False):
+                   profile: str = "ort_cpu", return_overflow: bool = False, rounding: str | None = None,
+                   seed: int | None = None, mult_bits: int | None = None, pair_saturate16: bool = False):
     """Quantized conv2d: integer accumulator, then requantization (ONNX QLinearConv, optional fused ReLU).
 
     ``y = clamp(requant(acc, M) + z_y, qmin', qmax)`` with ``acc`` from :func:`conv2d_acc`, ``M =
@@ -501,6 +502,10 @@ def qlinear_conv2d(x_q: np.ndarray, w_q: np.ndarray, *, x_qp: QParams, w_qp: QPa
         Requantization profile, see :data:`hwsim.quant.PROFILES`.
     return_overflow : bool, default False
         Also return the accumulator overflow count of :func:`conv2d_acc`.
+    rounding, seed : optional
+        Replace the profile's rounding (:data:`hwsim.quant.ROUNDING_MODES`; ``seed`` for ``stochastic``).
+    mult_bits, pair_saturate16 : optional
+        PE options of :func:`conv2d_acc`.
 
     Returns
     -------
@@ -533,14 +538,16 @@ def qlinear_conv2d(x_q: np.ndarray, w_q: np.ndarray, *, x_qp: QParams, w_qp: QPa
     _check_codes(w_q, w_qp, "w_q", "w_qp")
     acc, overflow = conv2d_acc(x_q, w_q, x_zp=int(x_qp.zero_point), w_zp=w_qp.zero_point, bias=bias,
                                stride=stride, pads=pads, dilation=dilation, groups=groups, acc_bits=acc_bits,
-                               acc_mode=acc_mode)
-    y = _requant_out(acc, x_qp, w_qp, y_qp, relu, profile)
+                               acc_mode=acc_mode, mult_bits=mult_bits, pair_saturate16=pair_saturate16)
+    y = _requant_out(acc, x_qp, w_qp, y_qp, relu, profile, rounding, seed)
     return (y, overflow) if return_overflow else y
 
 
 def qlinear_matmul(a_q: np.ndarray, b_q: np.ndarray, *, a_qp: QParams, b_qp: QParams, y_qp: QParams,
                    bias: np.ndarray | None = None, relu: bool = False, acc_bits: int = 32,
-                   acc_mode: str = "wrap", profile: str = "ort_cpu", return_overflow: bool = False):
+                   acc_mode: str = "wrap", profile: str = "ort_cpu", return_overflow: bool = False,
+                   rounding: str | None = None, seed: int | None = None, mult_bits: int | None = None,
+                   pair_saturate16: bool = False):
     """Quantized matrix product ``(M, K) x (K, N)``: accumulator, then requantization (ONNX QLinearMatMul).
 
     As :func:`qlinear_conv2d`, with :func:`gemm_acc` as the accumulator. ``b_qp`` may be per column
@@ -558,7 +565,7 @@ def qlinear_matmul(a_q: np.ndarray, b_q: np.ndarray, *, a_qp: QParams, b_qp: QPa
         Weight codes, within ``[b_qp.qmin, b_qp.qmax]``.
     a_qp, b_qp, y_qp : QParams
         Quantizers: ``a_qp`` and ``y_qp`` per tensor; ``b_qp`` per tensor or per column (axis 1).
-    bias, relu, acc_bits, acc_mode, profile, return_overflow
+    bias, relu, acc_bits, acc_mode, profile, return_overflow, rounding, seed, mult_bits, pair_saturate16
         As :func:`qlinear_conv2d`.
 
     Returns
@@ -589,8 +596,9 @@ def qlinear_matmul(a_q: np.ndarray, b_q: np.ndarray, *, a_qp: QParams, b_qp: QPa
     _check_codes(a_q, a_qp, "a_q", "a_qp")
     _check_codes(b_q, b_qp, "b_q", "b_qp")
     acc, overflow = gemm_acc(a_q, b_q, a_zp=int(a_qp.zero_point), b_zp=b_qp.zero_point, bias=bias,
-                             acc_bits=acc_bits, acc_mode=acc_mode)
-    y = _requant_out(acc, a_qp, b_qp, y_qp, relu, profile)
+                             acc_bits=acc_bits, acc_mode=acc_mode, mult_bits=mult_bits,
+                             pair_saturate16=pair_saturate16)
+    y = _requant_out(acc, a_qp, b_qp, y_qp, relu, profile, rounding, seed)
     return (y, overflow) if return_overflow else y
 
 
