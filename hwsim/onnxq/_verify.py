@@ -265,6 +265,8 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
         if cfg.mult_bits is not None and st.mult_overflow:
             warnings.append(f"node {g.names[i]!r}: {st.mult_overflow} zero-shifted operands do not fit the "
                             f"{cfg.mult_bits}-bit multiplier")
+    if not names:
+        notes.append("the model produces no integer tensor: nothing was compared")
     floats = {}
     for o in g0.outputs:
         if o in run.values and o in ort_vals and run.values[o].dtype.kind == "f":
