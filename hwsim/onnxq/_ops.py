@@ -34,7 +34,8 @@ class DatapathConfig:
     ``acc_bits``/``acc_mode`` (``wrap``/``saturate``): the accumulator register (``pe.acc_bits``,
     ``pe.acc_mode``); ``mult_bits``: signed width of the multiplier operands after zero-point shifting
     (``None``: wide enough); ``pair_saturate16``: int16 pair sums (fbgemm depthwise / ``vpmaddubsw``);
-    ``profile``/``rounding``/``seed``: requantization (:func:`hwsim.quant.requantize`).
+    ``profile``/``rounding``/``seed``: requantization (:func:`hwsim.quant.requantize`); ``operand_bits``: the
+    PE's native operand width (``pe.operand_bits``; only checked, for a warning).
     """
 
     acc_bits: int = 32
@@ -44,6 +45,7 @@ class DatapathConfig:
     profile: str = "ort_cpu"
     rounding: str | None = None
     seed: int = 0
+    operand_bits: int | None = None
 
     @property
     def is_reference(self) -> bool:

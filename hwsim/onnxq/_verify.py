@@ -135,7 +135,8 @@ def config_from_arch(path, *, profile: str = "ort_cpu") -> DatapathConfig:
     arch = load_arch(path)
     pe = arch.pe
     return DatapathConfig(acc_bits=int(pe.acc_bits), acc_mode=str(pe.acc_mode),
-                          mult_bits=getattr(pe, "mult_bits", None), profile=profile)
+                          mult_bits=getattr(pe, "mult_bits", None), profile=profile,
+                          operand_bits=int(pe.operand_bits))
 
 
 def _integer_tensors(g: QGraph, values: dict[str, np.ndarray]) -> list[str]:
@@ -262,6 +263,10 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
             warnings.append(f"node {g.names[i]!r}: b_a + b_w + ceil(log2 K) = {st.a_bits} + {st.w_bits} + "
                             f"{rule - st.a_bits - st.w_bits} = {rule} bits exceeds the {cfg.acc_bits}-bit "
                             f"accumulator (K = {st.k}); these inputs needed {need} bits")
+        if cfg.operand_bits is not None and max(st.a_bits or 0, st.w_bits or 0) > cfg.operand_bits:
+            warnings.append(f"node {g.names[i]!r}: {max(st.a_bits, st.w_bits)}-bit operands exceed the PE's "
+                            f"native {cfg.operand_bits} bits (pe.operand_bits); the arithmetic is modelled as if "
+                            f"they fit")
         if cfg.mult_bits is not None and st.mult_overflow:
             warnings.append(f"node {g.names[i]!r}: {st.mult_overflow} zero-shifted operands do not fit the "
                             f"{cfg.mult_bits}-bit multiplier")
