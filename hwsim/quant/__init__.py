@@ -17,3 +17,34 @@ __all__ = [
     "PROFILES", "ROUNDING_MODES", "requant_multiplier", "requantize", "quantize_multiplier", "dyadic_multiplier",
     "round_values", "fbgemm_bias_addend",
 ]
+
+# The survey's toolbox beyond the affine basics (quantizers, calibration, PTQ methods, fake quantization).
+from ._calibrate import (CALIBRATION_METHODS, aciq_alpha, aciq_range, calibrate, calibrate_range, entropy_range,
+                         entropy_threshold, minmax_range, mse_range, percentile_range)
+from ._fakequant import (exact_conv2d_acc, exact_gemm_acc, fake_quant_conv2d, fake_quant_linear, fake_quantize,
+                         float_conv2d, qdq_conv2d, quantize_bias)
+from ._granular import (GroupQuant, asymmetric_qparams, dequantize_per_group, dynamic_qparams, dynamic_quantize,
+                        group_gemm, quantize_per_group, symmetric_qparams, tensor_range)
+from ._nonuniform import (Pow2Quant, binary_quantize, pow2_dequantize, pow2_quantize, pow2_to_int, shift_gemm_acc,
+                          ternary_quantize)
+from ._ptq import adaround, bias_correction, equalize_pair, fold_batchnorm
+from ._sensitivity import SensitivityTable, hutchinson_trace, layer_sensitivity, output_sqnr_db, read_sensitivity
+
+__all__ += [
+    # _granular
+    "symmetric_qparams", "asymmetric_qparams", "tensor_range", "dynamic_qparams", "dynamic_quantize", "GroupQuant",
+    "quantize_per_group", "dequantize_per_group", "group_gemm",
+    # _nonuniform
+    "Pow2Quant", "pow2_quantize", "pow2_dequantize", "pow2_to_int", "shift_gemm_acc", "binary_quantize",
+    "ternary_quantize",
+    # _calibrate
+    "CALIBRATION_METHODS", "minmax_range", "percentile_range", "mse_range", "entropy_threshold", "entropy_range",
+    "aciq_alpha", "aciq_range", "calibrate_range", "calibrate",
+    # _ptq
+    "fold_batchnorm", "equalize_pair", "bias_correction", "adaround",
+    # _fakequant
+    "fake_quantize", "float_conv2d", "exact_conv2d_acc", "exact_gemm_acc", "fake_quant_conv2d", "fake_quant_linear",
+    "qdq_conv2d", "quantize_bias",
+    # _sensitivity
+    "layer_sensitivity", "output_sqnr_db", "hutchinson_trace", "SensitivityTable", "read_sensitivity",
+]

@@ -1,0 +1,103 @@
+"""PTQ methods: batch-norm folding (against torch when installed, and hand-derived), cross-layer equalization,
+bias correction and AdaRound."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hwsim.quant import (adaround, bias_correction, dequantize, equalize_pair, float_conv2d, fold_batchnorm,
+                         quantize, symmetric_qparams)
+
+F32 = np.float32
+
+
+def test_fold_batchnorm_hand_derived():
+    # 1x1 conv, 2 output channels. k = gamma / sqrt(var + eps) with eps = 0: channel 0: 2/sqrt(4) = 1;
+    # channel 1: 3/sqrt(9) = 1. W' = W * k; b' = (b - mean) * k + beta
+    w = np.array([[[[2.0]]], [[[-1.0]]]], F32)
+    w2, b2 = fold_batchnorm(w, [1.0, 0.5], [2.0, 3.0], [0.5, -1.0], [3.0, 0.5], [4.0, 9.0], eps=0.0)
+    assert w2.ravel().tolist() == [2.0, -1.0]
+    assert b2.tolist() == [(1.0 - 3.0) * 1.0 + 0.5, (0.5 - 0.5) * 1.0 - 1.0]
+
+
+def test_fold_batchnorm_equals_torch_conv_then_batchnorm():
+    torch = pytest.importorskip("torch", reason="torch not installed (pip install torch==2.13.0)")
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((6, 4, 3, 3)).astype(F32)
+    g, b, m = (rng.standard_normal(6).astype(F32) for _ in range(3))
+    v = rng.uniform(0.1, 2.0, 6).astype(F32)
+    x = rng.standard_normal((2, 4, 9, 9)).astype(F32)
+    tf = torch.nn.functional
+    ref = tf.batch_norm(tf.conv2d(torch.from_numpy(x), torch.from_numpy(w), padding=1), torch.from_numpy(m),
+                        torch.from_numpy(v), torch.from_numpy(g), torch.from_numpy(b), False, 0.0, 1e-5).numpy()
+    w2, b2 = fold_batchnorm(w, None, g, b, m, v, eps=1e-5)
+    out = float_conv2d(x, w2, b2, pads=(1, 1, 1, 1))
+    assert np.allclose(out, ref, atol=2e-5)
+
+
+def test_equalize_pair_hand_derived_and_function_preserving():
+    # layer 1 (2 out channels) ranges r1 = [4, 1]; layer 2 (dense, 2 in channels) ranges r2 = [1, 4]:
+    # s = sqrt(r1 / r2) = [2, 0.5]; afterwards both ranges are sqrt(r1 r2) = [2, 2]
+    w1 = np.array([[4.0, -1.0], [0.5, 1.0]], F32)
+    b1 = np.array([2.0, -1.0], F32)
+    w2 = np.array([[1.0, -4.0], [0.5, 2.0], [-0.25, 1.0]], F32)
+    n1, nb1, n2, s = equalize_pair(w1, b1, w2)
+    assert s.tolist() == [2.0, 0.5]
+    assert np.abs(n1).max(axis=1).tolist() == [2.0, 2.0] and np.abs(n2).max(axis=0).tolist() == [2.0, 2.0]
+    assert nb1.tolist() == [1.0, -2.0]
+    # ReLU is positively homogeneous: W2 relu(W1 x + b1) is unchanged
+    x = np.random.default_rng(1).standard_normal((2, 50)).astype(F32)
+    ref = w2 @ np.maximum(w1 @ x + b1[:, None], 0)
+    new = n2 @ np.maximum(n1 @ x + nb1[:, None], 0)
+    assert np.allclose(ref, new, atol=1e-5)
+
+
+def test_equalize_pair_depthwise_second_layer():
+    rng = np.random.default_rng(2)
+    w1 = rng.standard_normal((8, 4, 1, 1)).astype(F32) * rng.uniform(0.1, 10, (8, 1, 1, 1)).astype(F32)
+    w2 = rng.standard_normal((8, 1, 3, 3)).astype(F32)
+    n1, _, n2, s = equalize_pair(w1, np.zeros(8, F32), w2, depthwise2=True)
+    r1 = np.abs(n1).reshape(8, -1).max(axis=1)
+    r2 = np.abs(n2).reshape(8, -1).max(axis=1)
+    assert np.allclose(r1, r2, rtol=1e-6)
+
+
+def test_bias_correction_removes_the_mean_output_error():
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((16, 32)).astype(F32)
+    x = rng.normal(0.7, 1.0, (4096, 32))        # non-zero mean input: the case bias correction is for
+    qp = symmetric_qparams(np.abs(w).max(axis=1), 3, axis=0)
+    wq = dequantize(quantize(w, qp), qp)
+    err_before = (x @ (wq - w).T.astype(np.float64)).mean(axis=0)
+    db = bias_correction(w, wq, x.mean(axis=0))
+    err_after = (x @ (wq - w).T.astype(np.float64)).mean(axis=0) + db
+    assert np.abs(err_before).max() > 0.1 and np.abs(err_after).max() < 1e-5
+    # conv: the correction sums the error over the kernel taps, per input channel (hand-derived, 1 output,
+    # 2 input channels of mean [1, 2]: error taps sum to 0.5 and -0.25 -> -(0.5*1 - 0.25*2) = 0)
+    e = np.zeros((1, 2, 2, 2), F32)
+    e[0, 0, 0, 0], e[0, 0, 1, 1], e[0, 1, 0, 1] = 0.25, 0.25, -0.25
+    assert bias_correction(np.zeros_like(e), e, np.array([1.0, 2.0])).tolist() == [0.0]
+
+
+def test_adaround_beats_nearest_rounding_on_correlated_inputs():
+    rng = np.random.default_rng(4)
+    # inputs with strongly correlated features (a low-rank mixture): rounding errors can cancel in W x
+    z = rng.standard_normal((4096, 6))
+    x = z @ rng.standard_normal((6, 48)) + 0.1 * rng.standard_normal((4096, 48))
+    w = rng.standard_normal((24, 48)).astype(F32)
+    qp = symmetric_qparams(np.abs(w).max(axis=1), 4, axis=0)
+    gram = x.T @ x / x.shape[0]
+
+    def recon(codes):
+        d = dequantize(codes, qp).astype(np.float64) - w
+        return float(np.trace(d @ gram @ d.T) / w.shape[0])
+
+    nearest = quantize(w, qp)
+    ada = adaround(w, gram, qp, iters=800, lr=1e-2)
+    # every code is floor(w/s) or floor(w/s) + 1
+    fl = np.floor(w / qp.scale[:, None].astype(np.float64))
+    assert np.all((ada == fl) | (ada == fl + 1))
+    # measured on this seed: nearest 2.500, AdaRound 0.277 (mean squared output error per output channel)
+    assert recon(nearest) == pytest.approx(2.500, abs=0.001)
+    assert recon(ada) < 0.15 * recon(nearest)
