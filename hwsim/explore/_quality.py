@@ -35,4 +35,25 @@ QUALITY_MODELS: dict[str, QualityModel] = {
         name="digits_cnn", layers=("conv1", "conv2", "fc"), metric="accuracy", module="hwsim.models.digits",
         function="evaluate",
         description="CNN on scikit-learn's handwritten digits; top-1 on the 450-image held-out split"),
+    "fashion_cnn": QualityModel(
+        name="fashion_cnn", layers=("conv1", "conv2", "fc1", "fc2"), metric="accuracy",
+        module="hwsim.models.fashion", function="evaluate",
+        description="CNN on Fashion-MNIST (Debian dataset-fashion-mnist); top-1 on the 10,000 test images"),
+    "mobilenet_v2": QualityModel(
+        name="mobilenet_v2",
+        layers=(("features.0.0", "features.1.conv.0.0", "features.1.conv.1")
+                + tuple(f"features.{i}.conv.{j}" for i in range(2, 18) for j in ("0.0", "1.0", "2"))
+                + ("features.18.0", "classifier.1")),
+        metric="top1_agreement", module="hwsim.models.mobilenet_v2", function="evaluate",
+        description="torchvision's ImageNet MobileNetV2 (BN folded); top-1 agreement with the float model on 20 "
+                    "crops of scikit-learn's two sample photos (logit SQNR in the detail)"),
+    "minilm_l6": QualityModel(
+        name="minilm_l6",
+        layers=tuple(f"encoder.layer.{i}.{n}" for i in range(6)
+                     for n in ("attention.self.query", "attention.self.key", "attention.self.value",
+                               "attention.self.scores", "attention.self.context", "attention.output.dense",
+                               "intermediate.dense", "output.dense")),
+        metric="cosine", module="hwsim.models.minilm", function="evaluate",
+        description="all-MiniLM-L6-v2 sentence embeddings, GEMMs on the integer datapath; mean cosine with the "
+                    "float embeddings over 24 fixed sentences"),
 }

@@ -1,0 +1,126 @@
+"""Shared pieces of the real-network loaders: the missing-dependency error, bit-assignment checks, and the
+sensitivity adapter for :func:`hwsim.quant.layer_sensitivity`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["MissingDependency", "check_layer_bits", "CNNSensitivityModel", "softmax_curvature"]
+
+
+class MissingDependency(RuntimeError):
+    """A real network's optional package or data set is not installed. The message names what is missing and the
+    command that installs it; tests turn it into a skip."""
+
+
+def check_layer_bits(bits, layers: tuple[str, ...], *, low: int = 2, high: int = 8) -> dict[str, tuple[int, int]]:
+    """Validate ``{layer: (weight_bits, act_bits)}`` (or one pair for every layer) against ``layers``.
+
+    Returns
+    -------
+    dict of str to (int, int), in ``layers`` order
+
+    Raises
+    ------
+    ValueError
+        An unknown or missing layer, a value that is not a pair of ints, or bits outside ``[low, high]``.
+    """
+    if isinstance(bits, (tuple, list)) and len(bits) == 2 and all(isinstance(b, (int, np.integer)) for b in bits):
+        bits = {layer: tuple(bits) for layer in layers}
+    if not isinstance(bits, dict):
+        raise ValueError(f"bits must be a dict {{layer: (weight_bits, act_bits)}} or one pair, not {bits!r}")
+    unknown = [k for k in bits if k not in layers]
+    if unknown:
+        raise ValueError(f"bits has unknown layer(s) {unknown[:5]}; the first layers are {list(layers[:5])}")
+    missing = [k for k in layers if k not in bits]
+    if missing:
+        raise ValueError(f"bits must give (weight_bits, act_bits) for every layer; missing {missing[:5]}")
+    out = {}
+    for layer in layers:
+        v = bits[layer]
+        if not (isinstance(v, (tuple, list)) and len(v) == 2):
+            raise ValueError(f"bits for layer {layer!r} must be a pair (weight_bits, act_bits), not {v!r}")
+        for b in v:
+            if isinstance(b, bool) or not isinstance(b, (int, np.integer)):
+                raise ValueError(f"bits for layer {layer!r} must be integers, not {b!r}")
+            if not low <= int(b) <= high:
+                raise ValueError(f"bits for layer {layer!r} must be between {low} and {high}, not {int(b)}")
+        out[layer] = (int(v[0]), int(v[1]))
+    return out
+
+
+def softmax_curvature(logits: np.ndarray):
+    """``du -> mean_n (sum_k p_nk du_nk^2 - (sum_k p_nk du_nk)^2)``: the Hessian of softmax cross-entropy with
+    respect to the logits, ``diag(p) - p p^T``, as a quadratic form, with ``p = softmax(logits)`` (float64)."""
+    z = np.asarray(logits, np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=1, keepdims=True)
+
+    def curvature(du: np.ndarray) -> float:
+        du = du.reshape(p.shape)
+        return float(np.mean(np.sum(p * du * du, axis=1) - np.sum(p * du, axis=1) ** 2))
+
+    return curvature
+
+
+class CNNSensitivityModel:
+    """:func:`hwsim.quant.layer_sensitivity`'s model interface for an :class:`hwsim.models._engine.Network`.
+
+    The loss of the Hessian is softmax cross-entropy over the logits of ``loss_x`` (against true labels, or
+    ``KL(p_float || p)`` against the float network's own predictions: at the float weights both have the
+    Hessian ``J^T (diag(p) - p p^T) J`` for a ReLU/ReLU6 network, see :mod:`hwsim.quant._sensitivity`).
+
+    Parameters
+    ----------
+    net : Network
+        The float network.
+    eval_x : numpy.ndarray
+        Inputs whose logits are compared (output SQNR).
+    calib_x : numpy.ndarray
+        Calibration inputs of the quantized runs.
+    loss_x : numpy.ndarray
+        Inputs of the Hessian loss.
+    config : PTQConfig, optional
+    name : str
+    """
+
+    def __init__(self, net, eval_x, calib_x, loss_x, *, config=None, name: str = ""):
+        from ._engine import PTQConfig
+
+        self.net = net
+        self.name = name or net.name
+        self.layers = net.layers
+        self.eval_x = eval_x
+        self.calib_x = calib_x
+        self.config = config or PTQConfig()
+        self._calib_t = net.forward(calib_x, keep=True)
+        self._float = net.forward(eval_x)
+        self._loss_t = net.forward(loss_x, dtype=np.float64, keep=True)
+        self.output_curvature = softmax_curvature(self._loss_t[net.output])
+
+    def float_output(self) -> np.ndarray:
+        return self._float
+
+    def quantized_output(self, bits) -> np.ndarray:
+        from ._engine import QuantizedNetwork
+
+        q = QuantizedNetwork(self.net, bits, self.calib_x, self.config, calib_tensors=self._calib_t)
+        return q.run(self.eval_x)
+
+    def layer_weight(self, layer: str) -> np.ndarray:
+        return self.net.layer(layer).weight
+
+    def quantized_weight(self, layer: str, weight_bits: int) -> np.ndarray:
+        from ._engine import _quantize_weight
+
+        return _quantize_weight(self.net.layer(layer).weight, weight_bits, self.config)[1]
+
+    def layer_output(self, layer: str):
+        start = self.net.op_index(layer)
+        t = self._loss_t
+
+        def output(w):
+            return self.net.forward(None, dtype=np.float64, weights={layer: w}, tensors=t, start=start)
+
+        return output

@@ -1,0 +1,258 @@
+"""Write ``docs/quality.md``: each real network's quality per bit-width point and PTQ method, measured on the
+integer datapath, plus each network's per-layer sensitivity table (CSV and JSON, the input of mixed precision).
+
+Usage::
+
+    python -m hwsim.models.quality_table [--out docs/quality.md] [--sensitivity-dir docs/sensitivity]
+                                         [--networks fashion_cnn,mobilenet_v2,minilm_l6]
+
+Bit-width points: W8A8, W6A6, W4A8, W4A4 (every layer) and a mixed-precision point chosen from the sensitivity
+table: the quarter of the layers (rounded up) with the lowest output SQNR when quantized alone to W4A8 stay at
+W8A8, every other layer runs W4A8. A network whose package or data is missing is reported as skipped. Takes
+about 20 minutes on 2 cores (AdaRound and the MobileNetV2/MiniLM runs dominate).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ._base import MissingDependency
+from ._engine import PTQConfig
+
+__all__ = ["POINTS", "METHODS", "mixed_point", "network_table", "main"]
+
+#: The uniform bit-width points of the table, (weight_bits, act_bits).
+POINTS = {"W8A8": (8, 8), "W6A6": (6, 6), "W4A8": (4, 8), "W4A4": (4, 4)}
+
+_PC = PTQConfig(name="per-channel, min/max")
+
+#: PTQ methods per network (the first is the baseline the mixed point is chosen under).
+METHODS = {
+    "fashion_cnn": (
+        _PC,
+        PTQConfig(name="per-tensor, min/max", weight_granularity="tensor"),
+        PTQConfig(name="per-channel, percentile 99.99", act_calibration="percentile"),
+        PTQConfig(name="per-channel, MSE", act_calibration="mse"),
+        PTQConfig(name="per-channel, entropy (KL)", act_calibration="entropy"),
+        PTQConfig(name="per-channel, ACIQ", act_calibration="aciq"),
+        PTQConfig(name="per-channel + bias correction", bias_correction=True),
+        PTQConfig(name="per-channel + AdaRound", adaround=True),
+    ),
+    "mobilenet_v2": (
+        _PC,
+        PTQConfig(name="per-tensor, min/max", weight_granularity="tensor"),
+        PTQConfig(name="per-tensor + CLE", weight_granularity="tensor", equalize=True),
+        PTQConfig(name="per-tensor + bias correction", weight_granularity="tensor", bias_correction=True),
+        PTQConfig(name="per-tensor + CLE + bias correction", weight_granularity="tensor", equalize=True,
+                  bias_correction=True),
+        PTQConfig(name="per-channel, percentile 99.99", act_calibration="percentile"),
+        PTQConfig(name="per-channel, MSE", act_calibration="mse"),
+        PTQConfig(name="per-channel, entropy (KL)", act_calibration="entropy"),
+        PTQConfig(name="per-channel, ACIQ", act_calibration="aciq"),
+        PTQConfig(name="per-channel + CLE + bias correction", equalize=True, bias_correction=True),
+        PTQConfig(name="per-channel + CLE + BC + AdaRound", equalize=True, bias_correction=True, adaround=True,
+                  adaround_iters=200),
+    ),
+    "minilm_l6": (
+        _PC,
+        PTQConfig(name="per-tensor, min/max", weight_granularity="tensor"),
+        PTQConfig(name="per-channel, percentile 99.99", act_calibration="percentile"),
+        PTQConfig(name="per-channel, MSE", act_calibration="mse"),
+        PTQConfig(name="per-channel, entropy (KL)", act_calibration="entropy"),
+        PTQConfig(name="per-channel, ACIQ", act_calibration="aciq"),
+        PTQConfig(name="per-channel, dynamic activations", act_dynamic=True),
+        PTQConfig(name="group-wise (64), min/max", weight_granularity="group", weight_group_size=64),
+        PTQConfig(name="per-channel + bias correction", bias_correction=True),
+    ),
+}
+
+#: Non-uniform and extreme weights at 8-bit activations (weight bits: pow2 code width; ignored otherwise).
+EXTREME = (
+    ("power-of-two weights, 4-bit codes", PTQConfig(name="pow2", weight_scheme="pow2"), 4),
+    ("ternary weights (TWN)", PTQConfig(name="ternary", weight_scheme="ternary"), 2),
+    ("binary weights (XNOR-Net scale)", PTQConfig(name="binary", weight_scheme="binary"), 2),
+)
+
+
+def _module(network: str):
+    from . import fashion, minilm, mobilenet_v2
+
+    return {"fashion_cnn": fashion, "mobilenet_v2": mobilenet_v2, "minilm_l6": minilm}[network]
+
+
+def _cell(network: str, r: dict) -> str:
+    if network == "fashion_cnn":
+        return f"{100 * r['accuracy']:.2f}"
+    if network == "mobilenet_v2":
+        return f"{100 * r['top1_agreement']:.0f} / {r['logit_sqnr_db']:.1f}"
+    return f"{r['cosine']:.4f}"
+
+
+def mixed_point(table, layers: tuple[str, ...], low=(4, 8), high=(8, 8)) -> dict[str, tuple[int, int]]:
+    """The mixed-precision point: the ``ceil(len(layers) / 4)`` layers with the lowest ``sqnr_db`` at ``low``
+    in ``table`` (a :class:`hwsim.quant.SensitivityTable`) get ``high``, the others ``low``."""
+    sq = {r["layer"]: r["sqnr_db"] for r in table.rows if (r["weight_bits"], r["act_bits"]) == tuple(low)}
+    k = math.ceil(len(layers) / 4)
+    keep = set(sorted(layers, key=lambda n: (sq[n], layers.index(n)))[:k])
+    return {n: tuple(high) if n in keep else tuple(low) for n in layers}
+
+
+def _sensitivity(network: str, out_dir: Path | None, log):
+    from ..quant import layer_sensitivity
+
+    mod = _module(network)
+    sm = mod.sensitivity_model()
+    t0 = time.time()
+    tab = layer_sensitivity(sm, [(4, 8)], n_probes=4, seed=0)
+    log(f"{network}: sensitivity in {time.time() - t0:.0f} s")
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tab.to_csv(out_dir / f"{network}.csv")
+        tab.to_json(out_dir / f"{network}.json")
+    return tab
+
+
+def network_table(network: str, *, sensitivity_dir: Path | None = None, log=print) -> dict:
+    """Measure one network: ``{"rows": [(method, {point: cell})], "mixed": bits, "extreme": [...], ...}``.
+
+    Raises
+    ------
+    MissingDependency
+        The network's package or data is missing.
+    """
+    mod = _module(network)
+    tab = _sensitivity(network, sensitivity_dir, log)
+    layers = tuple(mod.LAYERS)
+    mixed = mixed_point(tab, layers)
+    points = dict(POINTS)
+    rows = []
+    for cfg in METHODS[network]:
+        cells = {}
+        t0 = time.time()
+        for label, bits in (*points.items(), ("mixed", mixed)):
+            cells[label] = _cell(network, mod.evaluate(bits, config=cfg))
+        log(f"{network}: {cfg.name} in {time.time() - t0:.0f} s: {cells}")
+        rows.append((cfg.name, cells))
+    extreme = []
+    for label, cfg, wb in EXTREME:
+        extreme.append((label, _cell(network, mod.evaluate((wb, 8), config=cfg))))
+    n_w8 = sum(1 for b in mixed.values() if b == (8, 8))
+    w_macs = _mean_weight_bits(network, mixed)
+    return {"rows": rows, "mixed": mixed, "n_w8": n_w8, "mean_weight_bits": w_macs, "extreme": extreme,
+            "sensitivity": tab}
+
+
+def _mean_weight_bits(network: str, bits: dict) -> float:
+    """Weight bits averaged over the layers' MACs (from the workload YAML)."""
+    from ..spec import load_workload_yaml
+
+    root = Path(__file__).resolve().parents[2]
+    name = {"fashion_cnn": "fashion_cnn", "mobilenet_v2": "mobilenet_v2", "minilm_l6": "minilm_l6"}[network]
+    wl = load_workload_yaml(root / "workloads" / f"{name}.yaml")
+    macs = {layer.name: layer.gemm.macs for layer in wl.layers}
+    total = sum(macs.values())
+    return sum(macs[n] * bits[n][0] for n in bits) / total
+
+
+_TITLES = {
+    "fashion_cnn": ("Fashion-MNIST CNN", "top-1 accuracy (%) on the 10,000 test images"),
+    "mobilenet_v2": ("MobileNetV2 (torchvision ImageNet weights)",
+                     "top-1 agreement with the float model (%) / logit SQNR (dB), 20 photo crops"),
+    "minilm_l6": ("all-MiniLM-L6-v2", "mean cosine with the float embeddings, 24 sentences"),
+}
+
+
+def _float_note(network: str) -> str:
+    mod = _module(network)
+    if network == "fashion_cnn":
+        return f"Float reference: {100 * mod.load_metadata()['test_accuracy']:.2f} % top-1."
+    if network == "mobilenet_v2":
+        return "Float reference: 100 % agreement, infinite SQNR by definition."
+    return "Float reference: cosine 1 by definition."
+
+
+def render(results: dict, seconds: float) -> str:
+    """The markdown text of ``docs/quality.md``."""
+    import numba
+    import onnxruntime  # noqa: F401  (version of the peer the datapath is bit-exact with)
+
+    lines = [
+        "# Quality of the real networks under post-training quantization",
+        "",
+        "Produced by `python -m hwsim.models.quality_table` (do not edit by hand; "
+        f"{seconds / 60:.0f} min on this machine). Every number is a bit-accurate run of the integer datapath "
+        "(`hwsim.datapath`: integer accumulators of 32 bits, onnxruntime's requantization) on real data; "
+        "activations are static per tensor (asymmetric, unsigned) unless the method says otherwise; weights "
+        "are symmetric with a restricted range. Bits are (weight, activation) per layer; a layer's activation "
+        "bits quantize its input.",
+        "",
+        "The mixed-precision point: the quarter of the layers (rounded up) with the lowest output SQNR when "
+        "quantized alone to W4A8 (the rest at W8A8) stay W8A8; all others run W4A8. Its mean weight bits are "
+        "weighted by each layer's MACs. The sensitivity tables behind it (output SQNR and HAWQ Hessian traces, "
+        "4 Hutchinson probes, seed 0) are in `docs/sensitivity/<network>.csv` and `.json` "
+        "(`hwsim.quant.layer_sensitivity`).",
+        "",
+        "Methods (Gholami et al. 2021, survey §III-IV): per-tensor/per-channel weight scales; activation "
+        "calibration by min/max, percentile, MSE, entropy (KL, TensorRT style) or ACIQ; CLE = cross-layer "
+        "equalization and bias correction (Nagel et al., ICCV 2019); AdaRound (Nagel et al., ICML 2020; "
+        "500 Adam steps per layer, 200 for MobileNetV2).",
+        "",
+    ]
+    for network, res in results.items():
+        title, unit = _TITLES[network]
+        lines += [f"## {title}", ""]
+        if isinstance(res, str):
+            lines += [f"Skipped: {res}", ""]
+            continue
+        lines += [f"Cells: {unit}. {_float_note(network)} Mixed point: {res['n_w8']} of {len(res['mixed'])} "
+                  f"layers at W8A8, the rest W4A8; mean weight bits {res['mean_weight_bits']:.2f} (MAC-weighted)."
+                  f" W8A8 layers: {', '.join(f'`{n}`' for n, b in res['mixed'].items() if b == (8, 8))}.", ""]
+        cols = [*POINTS, "mixed"]
+        lines.append("| method | " + " | ".join(cols) + " |")
+        lines.append("|---|" + "---:|" * len(cols))
+        for name, cells in res["rows"]:
+            lines.append(f"| {name} | " + " | ".join(cells[c] for c in cols) + " |")
+        lines += ["", "Non-uniform and extreme weights (per channel, activations 8-bit min/max):", "",
+                  "| weights | quality |", "|---|---:|"]
+        lines += [f"| {label} | {cell} |" for label, cell in res["extreme"]]
+        lines.append("")
+    lines += ["## Environment", "",
+              f"Python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}, "
+              f"{platform.machine()}.", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="Write docs/quality.md (see the module docstring).")
+    root = Path(__file__).resolve().parents[2]
+    ap.add_argument("--out", type=Path, default=root / "docs" / "quality.md")
+    ap.add_argument("--sensitivity-dir", type=Path, default=root / "docs" / "sensitivity")
+    ap.add_argument("--networks", default="fashion_cnn,mobilenet_v2,minilm_l6")
+    args = ap.parse_args(argv)
+    t0 = time.time()
+    results = {}
+    for network in args.networks.split(","):
+        if network not in METHODS:
+            print(f"quality_table: error: --networks: unknown network {network!r} (known: {', '.join(METHODS)})",
+                  file=sys.stderr)
+            return 2
+        try:
+            results[network] = network_table(network, sensitivity_dir=args.sensitivity_dir,
+                                             log=lambda s: print(s, file=sys.stderr, flush=True))
+        except MissingDependency as e:
+            results[network] = str(e)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(render(results, time.time() - t0))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
