@@ -64,7 +64,49 @@ def test_mobile_cnn_quantize_static(tmp_path, fmt, act):
     for seed in (0, 1):
         rep = verify(q, seed=seed, out=tmp_path / f"v{seed}")
         assert rep.mismatches == 0, rep.lines
+    x86_float = rep.data["onnxruntime_x86_float_groups"]
+    assert set(x86_float) == (set() if act == "QUInt8" or fmt == "QOperator" else
+                              {"stem", "dw", "residual", "branch", "concat"})
+    if not x86_float:  # every group fused by default onnxruntime too: the final outputs are equal as well
+        assert all(rep.data["default_session_outputs_equal"].values())
     ops = {t["op"] for t in rep.data["tensors"]}
     assert {"QLinearConv", "QLinearAdd", "QLinearConcat", "QLinearAveragePool",
             "QLinearGlobalAveragePool"} <= ops, ops
     assert rep.elements > 2 * (8 * 64 * 4 + 12 * 16)
+
+
+@pytest.mark.parametrize("act", ["QUInt8", "QInt8"])
+def test_qdq_lowering_matches_onnxruntimes_fusion(tmp_path, act):
+    """hwsim lowers the QDQ groups to the integer ops onnxruntime's graph optimizer fuses them into (extended
+    level, with int8 groups allowed), and predicts which groups onnxruntime's *default* x86 optimizer leaves
+    in float32: with int8 activations, the residual's shared tensors keep their int8 Q/DQ pairs, which ORT
+    does not rewrite to uint8, so the convs and the Add/Concat next to them stay float."""
+    import onnx
+    import onnxruntime as ort
+
+    from hwsim.onnxq import load_model, lower_qdq
+
+    f = tmp_path / "f.onnx"
+    mobile_float_onnx(f)
+    q = tmp_path / "q.onnx"
+    quantization.quantize_static(str(f), str(q), Reader(), quant_format=quantization.QuantFormat.QDQ,
+                                 per_channel=True, activation_type=getattr(quantization.QuantType, act))
+
+    def optimized(int8_allowed):
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        so.optimized_model_filepath = str(tmp_path / "opt.onnx")
+        if int8_allowed:
+            so.add_session_config_entry("session.qdqisint8allowed", "1")
+        ort.InferenceSession(str(q), so, providers=["CPUExecutionProvider"])
+        return onnx.load(str(tmp_path / "opt.onnx")).graph.node
+
+    lowered = lower_qdq(load_model(q))
+    ours = [n.op_type for n in lowered.nodes]
+    theirs = [n.op_type for n in optimized(True)]
+    fused = ("QLinearConv", "QLinearMatMul", "QGemm", "QLinearAdd", "QLinearConcat", "QLinearAveragePool",
+             "QLinearGlobalAveragePool", "QuantizeLinear", "DequantizeLinear", "Conv", "Add", "Gemm")
+    assert {o: ours.count(o) for o in fused} == {o: theirs.count(o) for o in fused}, (ours, theirs)
+    left_float = {n.name for n in optimized(False) if n.op_type in ("Conv", "Add", "Concat", "Gemm", "MatMul")}
+    assert set(lowered.ort_x86_float) == left_float
+    assert left_float == (set() if act == "QUInt8" else {"stem", "dw", "residual", "branch", "concat"})

@@ -76,6 +76,7 @@ class QGraph:
     consumers: dict[str, list[int]] = field(default_factory=dict)
     lowered_from: dict[str, list[str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    ort_x86_float: dict[str, str] = field(default_factory=dict)
 
     def reindex(self) -> None:
         self.producer = {}
@@ -241,16 +242,96 @@ def _same_qparams(q: QGraph, a, b) -> bool:
     return pa is not None and pa == pb
 
 
+_WEIGHT_OPS = ("MatMul", "Conv", "Gemm")
+
+
+def _s8_to_u8_pairs(q: QGraph) -> set[str]:
+    """Q outputs whose int8 Q -> DQ pair onnxruntime's x86 ``QDQS8ToU8Transformer`` rewrites to uint8.
+
+    ORT (``qdq_s8_to_u8.cc``): a QuantizeLinear with exactly one output edge, to a DequantizeLinear, both with
+    equal constant scalar int8 zero points. ``EnsureUniqueDQForNodeUnit`` has first given each further
+    consumer of a shared DQ its own copy, so a pair whose DQ feeds several nodes is left as int8.
+    """
+    out = set()
+    for n in q.nodes:
+        if n.op_type != "QuantizeLinear" or len(n.input) < 3 or not n.input[2]:
+            continue
+        o = n.output[0]
+        cons = q.consumers.get(o, [])
+        if o in q.outputs or len(cons) != 1:
+            continue
+        d = q.nodes[cons[0]]
+        if d.op_type != "DequantizeLinear" or len(d.input) < 3 or not d.input[2]:
+            continue
+        if len(q.consumers.get(d.output[0], [])) > 1:
+            continue
+        zq, zd = _const(q, n.input[2]), _const(q, d.input[2])
+        if zq is None or zd is None or zq.size != 1 or zd.size != 1:
+            continue
+        if q.types.get(n.input[2]) != _T.INT8 or q.types.get(d.input[2]) != _T.INT8 or int(zq) != int(zd):
+            continue
+        out.add(o)
+    return out
+
+
+def _ort_x86_type(q: QGraph, dq_index: int | None, converted: set[str]):
+    """The element type onnxruntime's x86 fusion sees at a DQ input after its int8 -> uint8 rewrites."""
+    if dq_index is None:
+        return None
+    d = q.nodes[dq_index]
+    t = _elem(q, d.input[0])
+    if t != _T.INT8:
+        return t
+    if d.input[0] in converted:
+        return _T.UINT8
+    if d.input[0] in q.inits and not any(q.nodes[c].op_type in _WEIGHT_OPS
+                                         for c in q.consumers.get(d.output[0], [])):
+        return _T.UINT8  # a lone constant DQ not feeding MatMul/Conv/Gemm (ConvertS8WeightToU8)
+    return t
+
+
+def _ort_x86_fuses(q: QGraph, op: str, dqs: list, qi, converted: set[str]) -> str | None:
+    """None if onnxruntime's default x86 optimizer fuses this group, else the reason it does not.
+
+    ``QDQIsInt8Allowed()`` is false off ARM: int8 Conv/MatMul groups fuse only after their int8 pairs became
+    uint8, and every group needs its (rewritten) types to agree (``qdq_selectors.cc``)."""
+    din = [_ort_x86_type(q, d, converted) for d in dqs]
+    dout = None
+    if qi is not None:
+        t = _elem(q, q.nodes[qi].output[0])
+        dout = _T.UINT8 if (t == _T.INT8 and q.nodes[qi].output[0] in converted) else t
+    if op in ("Conv", "MatMul"):
+        if din[0] == _T.INT8:
+            return "int8 activations that onnxruntime could not rewrite to uint8 (int8 Conv/MatMul fuse only on ARM)"
+        if din[0] != dout:
+            return "its input and output types differ after onnxruntime's int8 -> uint8 rewrite"
+    elif op == "Gemm":
+        if din[0] == _T.INT8 and din[1] != _T.INT8:
+            return "int8 A with a uint8-rewritten B"
+        if qi is not None and dout != din[0]:
+            return "its input and output types differ after onnxruntime's int8 -> uint8 rewrite"
+    else:
+        types = [t for t in din if t is not None] + ([dout] if dout is not None else [])
+        if len(set(types)) > 1:
+            return "its input and output types differ after onnxruntime's int8 -> uint8 rewrite"
+    return None
+
+
 def lower_qdq(q: QGraph) -> QGraph:
     """Rewrite the QDQ groups of ``q`` as onnxruntime's CPU provider does (see the module docstring).
 
     Returns a new :class:`QGraph` whose nodes are the lowered ones; ``lowered_from[name]`` lists the original
-    node names each lowered node replaces. Tensors keep their names, so every integer tensor of the original
+    node names each lowered node replaces. Every qualifying group is lowered, int8 ones included (the integer
+    op the group denotes, as onnxruntime fuses it on ARM or with ``session.qdqisint8allowed=1``);
+    ``ort_x86_float[name]`` says why onnxruntime's default x86 optimizer would instead leave a group in
+    float32 (it rewrites int8 Q/DQ pairs to uint8 only where it sees the pair whole, ``qdq_s8_to_u8.cc``). Tensors keep their names, so every integer tensor of the original
     graph that survives is produced under its original name.
     """
     consumed: set[int] = set()
     replace: dict[int, onnx.NodeProto] = {}
     sources: dict[int, list[int]] = {}
+    converted = _s8_to_u8_pairs(q)
+    ort_float: dict[str, str] = {}
     for i, n in enumerate(q.nodes):
         if n.domain not in ("", "ai.onnx") or i in consumed:
             continue
@@ -325,6 +406,9 @@ def lower_qdq(q: QGraph) -> QGraph:
                                    **{a.name: helper.get_attribute_value(a) for a in n.attribute})
         if new is None:
             continue
+        why = _ort_x86_fuses(q, op, dqs, qi, converted)
+        if why is not None:
+            ort_float[q.names[i]] = why
         group = [d for d in dqs if d is not None] + [i] + ([clip] if clip is not None else []) + \
             ([qi] if qi is not None else [])
         replace[i] = new
@@ -356,7 +440,7 @@ def lower_qdq(q: QGraph) -> QGraph:
             names.append(q.names[i])
     out = QGraph(path=q.path, model=q.model, nodes=nodes, names=names, inits=q.inits, types=dict(q.types),
                  shapes=q.shapes, inputs=q.inputs, outputs=q.outputs, opset=q.opset, lowered_from=lowered_from,
-                 notes=q.notes)
+                 notes=q.notes, ort_x86_float=ort_float)
     out.reindex()
     return out
 

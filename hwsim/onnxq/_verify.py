@@ -202,9 +202,23 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
     for nm in names:
         if not types.get(nm):
             types[nm] = onnx.helper.np_dtype_to_tensor_dtype(run.values[nm].dtype)
-    ort_vals, ort_notes = run_onnxruntime(g0.model, feeds, names + [o for o in g0.outputs if o not in names],
-                                      types, source=g0.path)
+    ort_vals, default_out, ort_notes = run_onnxruntime(
+        g0.model, feeds, names + [o for o in g0.outputs if o not in names], types, source=g0.path)
     notes = list(g0.notes) + ort_notes
+    if g.ort_x86_float:
+        notes.append(f"onnxruntime's default x86 optimizer leaves {len(g.ort_x86_float)} QDQ group(s) of this "
+                     f"model in float32 ({', '.join(sorted(g.ort_x86_float))}: it rewrites int8 Q/DQ pairs to "
+                     f"uint8 only where it sees the pair whole); the tensors are compared with onnxruntime's "
+                     f"integer kernels (session.qdqisint8allowed=1), the final outputs with the default session")
+    default_equal = {}
+    for o, v in default_out.items():
+        if o in run.values:
+            default_equal[o] = bool(np.array_equal(run.values[o], np.asarray(v)))
+            if not default_equal[o]:
+                nd = int(np.count_nonzero(run.values[o] != np.asarray(v))) if run.values[o].shape == v.shape \
+                    else int(v.size)
+                notes.append(f"output {o!r} differs from the unmodified model under default onnxruntime options "
+                             f"in {nd} of {v.size} elements (not counted)")
     tensors, total, bad = [], 0, 0
     local = None
     for nm in names:
@@ -291,6 +305,8 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
         "mismatches": bad, "elements": total, "result": "pass" if bad == 0 else "fail",
         "tensors": tensors, "layers": layers, "warnings": warnings, "notes": notes,
         "float_outputs_equal": floats,
+        "default_session_outputs_equal": default_equal,
+        "onnxruntime_x86_float_groups": g.ort_x86_float,
     }
     lines = []
     for w in warnings:
