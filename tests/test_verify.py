@@ -77,6 +77,8 @@ def test_quantize_static_models_verify_with_zero_mismatches(digits, tmp_path, fm
     assert data["elements"] >= 64 * (64 + 8 * 64 + 16 * 64 + 256 + 256 + 10)
     assert {t["op"] for t in data["tensors"]} >= {"QuantizeLinear", "QLinearConv", "MaxPool", "Flatten", "QGemm"}
     assert data["float_outputs_equal"] == {"logits": True}
+    # every QDQ group is fused by default onnxruntime as well (no shared int8 tensors in this chain)
+    assert data["onnxruntime_x86_float_groups"] == {} and data["default_session_outputs_equal"] == {"logits": True}
 
 
 def test_narrow_accumulator_arch_fails_with_a_count(digits, tmp_path, capsys, root):
