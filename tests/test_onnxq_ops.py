@@ -237,3 +237,50 @@ def test_bad_inputs_file(tmp_path):
         run(tmp_path, m, {"x": np.zeros((3, 2), F32)})
     with pytest.raises(SpecError, match=r"m\.npz: y: expected one of the model's inputs \['x'\]"):
         run(tmp_path, m, {"x": np.zeros((2, 3), F32), "y": np.zeros(1)})
+
+
+@pytest.mark.parametrize("dt", [np.uint8, np.int8])
+@pytest.mark.parametrize("scales", ADD_SCALES)
+def test_qlinear_mul_all_code_pairs(tmp_path, dt, scales):
+    sa, sb, sc, za, zb, zc = scales
+    off = 0 if dt == np.uint8 else -128
+    za, zb, zc = za + off, zb + off, zc + off
+    grid = np.arange(256) + off
+    a = np.repeat(grid, 256).astype(dt).reshape(256, 256)
+    b = np.tile(grid, 256).astype(dt).reshape(256, 256)
+    node = helper.make_node("QLinearMul", ["a", "as", "az", "b", "bs", "bz", "cs", "cz"], ["c"], domain=MS)
+    inits = {"as": F32(sa), "az": np.array(za, dt), "bs": F32(sb), "bz": np.array(zb, dt),
+             "cs": F32(sc * 20), "cz": np.array(zc, dt)}
+    m = model([node], [("a", dt, [256, 256]), ("b", dt, [256, 256])], [("c", dt)], inits)
+    rep = run(tmp_path, m, {"a": a, "b": b})
+    assert rep.mismatches == 0 and rep.elements == 65536
+
+
+@pytest.mark.parametrize("op, attrs", [("QLinearSigmoid", {}), ("QLinearLeakyRelu", {"alpha": 0.1}),
+                                       ("QLinearLeakyRelu", {"alpha": 0.37})])
+@pytest.mark.parametrize("dt", [np.uint8, np.int8])
+@pytest.mark.parametrize("xs", [0.01, 0.07, 0.2])  # 0.2 * 128 = 25.6: the logistic's clamp at 18 is reached
+def test_lookup_table_activations_all_codes(tmp_path, op, attrs, dt, xs):
+    info = np.iinfo(dt)
+    x = np.arange(info.min, info.max + 1).astype(dt).reshape(1, 256)
+    zx = 100 if dt == np.uint8 else -20
+    ys, zy = (1 / 256, 0 if dt == np.uint8 else -128) if op == "QLinearSigmoid" else (xs * 0.8, zx + 3)
+    node = helper.make_node(op, ["x", "xs", "xz", "ys", "yz"], ["y"], domain=MS, **attrs)
+    inits = {"xs": F32(xs), "xz": np.array(zx, dt), "ys": F32(ys), "yz": np.array(zy, dt)}
+    m = model([node], [("x", dt, [1, 256])], [("y", dt)], inits)
+    rep = run(tmp_path, m, {"x": x})
+    assert rep.mismatches == 0 and rep.elements == 256
+
+
+def test_sigmoid_table_uses_fused_multiply_adds(tmp_path):
+    # x = f32(2.2459061) is one of the few inputs where MLAS's FMA3 logistic kernel and a separate
+    # multiply-then-add evaluation land on different 8-bit codes (103 vs 104 at s_y = 1/256, z_y = -128)
+    xs = F32(2.245906114578247)
+    node = helper.make_node("QLinearSigmoid", ["x", "xs", "xz", "ys", "yz"], ["y"], domain=MS)
+    inits = {"xs": xs, "xz": np.array(0, np.int8), "ys": F32(1 / 256), "yz": np.array(-128, np.int8)}
+    m = model([node], [("x", np.int8, [1, 256])], [("y", np.int8)], inits)
+    rep = run(tmp_path, m, {"x": np.arange(-128, 128).astype(np.int8).reshape(1, 256)})
+    assert rep.mismatches == 0
+    from hwsim.onnxq._ops import mlas_logistic
+
+    assert int(np.rint(mlas_logistic(np.array([xs]))[0] * 256)) - 128 == 103

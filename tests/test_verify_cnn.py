@@ -110,3 +110,44 @@ def test_qdq_lowering_matches_onnxruntimes_fusion(tmp_path, act):
     left_float = {n.name for n in optimized(False) if n.op_type in ("Conv", "Add", "Concat", "Gemm", "MatMul")}
     assert set(lowered.ort_x86_float) == left_float
     assert left_float == (set() if act == "QUInt8" else {"stem", "dw", "residual", "branch", "concat"})
+
+
+def silu_float_onnx(path, seed=2):
+    """Conv -> SiLU (x * Sigmoid(x)) -> Conv -> LeakyRelu -> GlobalAveragePool: YOLO-style activations."""
+    rng = np.random.default_rng(seed)
+    inits = {"w1": (rng.standard_normal((8, 3, 3, 3)) * 0.4).astype(np.float32),
+             "w2": (rng.standard_normal((6, 8, 1, 1)) * 0.4).astype(np.float32)}
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+        helper.make_node("Sigmoid", ["c1"], ["s1"], name="sigmoid"),
+        helper.make_node("Mul", ["c1", "s1"], ["m1"], name="silu"),
+        helper.make_node("Conv", ["m1", "w2"], ["c2"], name="conv2"),
+        helper.make_node("LeakyRelu", ["c2"], ["l2"], alpha=0.1, name="leaky"),
+        helper.make_node("GlobalAveragePool", ["l2"], ["y"], name="gap"),
+    ]
+    g = helper.make_graph(nodes, "silu", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 12, 12])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    path.write_bytes(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+
+
+class SiluReader(quantization.CalibrationDataReader):
+    def __init__(self):
+        rng = np.random.default_rng(3)
+        self._it = iter([{"x": rng.standard_normal((2, 3, 12, 12)).astype(np.float32)} for _ in range(4)])
+
+    def get_next(self):
+        return next(self._it, None)
+
+
+@pytest.mark.parametrize("fmt", ["QOperator", "QDQ"])
+def test_silu_leaky_relu_network(tmp_path, fmt):
+    f = tmp_path / "f.onnx"
+    silu_float_onnx(f)
+    q = tmp_path / "q.onnx"
+    quantization.quantize_static(str(f), str(q), SiluReader(), quant_format=getattr(quantization.QuantFormat, fmt),
+                                 per_channel=True, activation_type=quantization.QuantType.QUInt8)
+    rep = verify(q, seed=0, out=tmp_path / "v")
+    assert rep.mismatches == 0, rep.lines
+    ops = {t["op"] for t in rep.data["tensors"]}
+    assert {"QLinearSigmoid", "QLinearMul", "QLinearLeakyRelu", "QLinearGlobalAveragePool"} <= ops, ops

@@ -13,8 +13,9 @@ group                                  lowered to (conditions as ORT's selectors
 DQ x, DQ w, [DQ b] -> Conv -> Q        QLinearConv (x and y of one type; int8 x needs int8 w; int32 b)
 DQ a, DQ b -> MatMul -> Q              QLinearMatMul (a and y of one type; int8 a needs int8 b)
 DQ A, DQ B, [DQ C] -> Gemm -> [Q]      com.microsoft QGemm (int8 A needs int8 B; beta = 1 with C)
-DQ a, DQ b -> Add -> Q                 com.microsoft QLinearAdd (all three of one type)
-DQ x -> AveragePool / GlobalAvg.. -> Q com.microsoft QLinearAveragePool / QLinearGlobalAveragePool
+DQ a, DQ b -> Add / Mul -> Q          com.microsoft QLinearAdd / QLinearMul (all three of one type)
+DQ x -> AveragePool / GlobalAvg.. /    com.microsoft QLinearAveragePool / QLinearGlobalAveragePool /
+LeakyRelu / Sigmoid -> Q               QLinearLeakyRelu / QLinearSigmoid
 DQ x_i -> Concat -> Q                  com.microsoft QLinearConcat (all of one type)
 DQ -> MaxPool/Reshape/Flatten/         the op on the integer codes (DQ and Q with the same constant scalar
 Transpose/Squeeze/Unsqueeze -> Q       scale and zero point; MaxPool: opset >= 12 and a positive scale)
@@ -336,10 +337,11 @@ def lower_qdq(q: QGraph) -> QGraph:
         if n.domain not in ("", "ai.onnx") or i in consumed:
             continue
         op = n.op_type
-        if op not in ("Conv", "MatMul", "Gemm", "Add", "AveragePool", "GlobalAveragePool", "Concat") + _DROP_OPS:
+        if op not in ("Conv", "MatMul", "Gemm", "Add", "Mul", "AveragePool", "GlobalAveragePool", "LeakyRelu",
+                      "Sigmoid", "Concat") + _DROP_OPS:
             continue
         qi, clip = _single_q(q, i)
-        data_idx = {"Conv": [0, 1, 2], "MatMul": [0, 1], "Gemm": [0, 1, 2], "Add": [0, 1]}.get(
+        data_idx = {"Conv": [0, 1, 2], "MatMul": [0, 1], "Gemm": [0, 1, 2], "Add": [0, 1], "Mul": [0, 1]}.get(
             op, list(range(len(n.input))) if op == "Concat" else [0])
         dqs = []
         ok = True
@@ -382,11 +384,11 @@ def lower_qdq(q: QGraph) -> QGraph:
             if dqs[2] is not None and (din[2] != _T.INT32 or float(_attr(n, "beta", 1.0)) != 1.0):
                 continue
             new = _mk_qgemm(q, n, dqs, qi)
-        elif op == "Add":
+        elif op in ("Add", "Mul"):
             if not (din[0] == din[1] == dout) or din[0] not in INT8_TYPES:
                 continue
-            new = _mk_qlinear(q, n, "QLinearAdd", dqs, qi, domain="com.microsoft")
-        elif op in ("AveragePool", "GlobalAveragePool"):
+            new = _mk_qlinear(q, n, "QLinear" + op, dqs, qi, domain="com.microsoft")
+        elif op in ("AveragePool", "GlobalAveragePool", "LeakyRelu", "Sigmoid"):
             if din[0] != dout or din[0] not in INT8_TYPES:
                 continue
             new = _mk_qlinear(q, n, "QLinear" + op, dqs, qi, domain="com.microsoft")

@@ -447,6 +447,84 @@ def _broadcast_mode(sa, sb, so) -> str:
     return "general"
 
 
+def qlinear_mul(node, ins, cfg):
+    """com.microsoft QLinearMul as ORT's x86 kernel computes it (``mlas/lib/qlmul.cpp``, SSE2 path).
+
+    ``r = f32(f32(s_a * s_b) / s_c)``; ``p = (a - z_a)(b - z_b)`` exact (int16 x int16 -> int32);
+    ``y = sat(rne(f32(f32(f32(p) * r) + z_c)))``: the zero point is added in float *before* rounding. Checked
+    exhaustively against onnxruntime over all 256 x 256 code pairs (``tests/test_onnxq_ops.py``).
+    """
+    a, sa, za, b, sb, zb, sc, zc = ins[:8]
+    out_dt = a.dtype
+    r = np.divide(np.multiply(_f32(_scalar(sa, "A_scale")), _f32(_scalar(sb, "B_scale")), dtype=np.float32),
+                  _f32(_scalar(sc, "C_scale")), dtype=np.float32)
+    p = (a.astype(np.int64) - _zp(za)) * (b.astype(np.int64) - _zp(zb))
+    v = np.add(np.multiply(p.astype(np.float32), r, dtype=np.float32), np.float32(_zp(zc)), dtype=np.float32)
+    qmin, qmax = _qrange(out_dt)
+    return [np.clip(np.rint(v), qmin, qmax).astype(out_dt)], NodeStats()
+
+
+def _lut(x, xs, xz, ys, yz, fn):
+    """ORT ``QlinearBuildLookupTable``: ``table[v] = QuantizeLinear(fn(f32(s_x * f32(v - z_x))))`` over the
+    256 codes, then ``y = table[x]``."""
+    dt = x.dtype
+    info = np.iinfo(dt)
+    codes = np.arange(info.min, info.max + 1, dtype=np.int64)
+    d = np.multiply(np.float32(_scalar(xs, "X_scale")), (codes - _zp(xz)).astype(np.float32), dtype=np.float32)
+    t = fn(d).astype(np.float32)
+    out_dt = yz.dtype if yz is not None else dt
+    qmin, qmax = _qrange(out_dt)
+    z = _zp(yz)
+    v = np.divide(t, np.float32(_scalar(ys, "Y_scale")), dtype=np.float32)
+    v = np.rint(np.clip(v, np.float32(qmin - z), np.float32(qmax - z)))
+    table = (v.astype(np.int64) + z).astype(out_dt)
+    return table[x.astype(np.int64) - info.min]
+
+
+def qlinear_leaky_relu(node, ins, cfg):
+    """com.microsoft QLinearLeakyRelu (ORT ``qlinear_activations.cc``): a 256-entry table of
+    ``Q(v >= 0 ? v : f32(alpha * v))`` over the dequantized codes."""
+    x, xs, xz, ys = ins[:4]
+    yz = ins[4] if len(ins) > 4 else None
+    alpha = np.float32(_attr(node, "alpha", 0.01))
+    return [_lut(x, xs, xz, ys, yz, lambda v: np.where(v >= 0, v, np.multiply(alpha, v, dtype=np.float32)))], \
+        NodeStats()
+
+
+_LOGISTIC = [np.float32(c) for c in (4.37031012579801e-11, 1.15627324459942e-07, 6.08574864600143e-05,
+                                     8.51377133304701e-03, 2.48287947061529e-01, 6.10247389755681e-13,
+                                     5.76102136993427e-09, 6.29106785017040e-06, 1.70198817374094e-03,
+                                     1.16817656904453e-01, 9.93151921023180e-01)]
+
+
+def mlas_logistic(v: np.ndarray) -> np.ndarray:
+    """``MlasComputeLogistic`` as its x86 FMA3 kernel computes it (``mlas/lib/logistic.cpp`` constants, Eigen's
+    rational approximation): clamp to [-18, 18], ``p`` and ``q`` by fused multiply-adds in ``x^2``, ``p *= x``,
+    ``clamp(p / q + 1/2, 0, 1)``; float32 throughout."""
+    a9, a7, a5, a3, a1, b10, b8, b6, b4, b2, b0 = _LOGISTIC
+    x = np.clip(v.astype(np.float32), np.float32(-18), np.float32(18))
+    x2 = np.multiply(x, x, dtype=np.float32)
+
+    def chain(c0, c1, rest):
+        acc = _fma_f32(x2, np.full(x2.shape, c0, np.float32), np.full(x2.shape, c1, np.float32))
+        for c in rest:
+            acc = _fma_f32(acc, x2, np.full(x2.shape, c, np.float32))
+        return acc
+
+    p = np.multiply(chain(a9, a7, (a5, a3, a1)), x, dtype=np.float32)
+    q = chain(b10, b8, (b6, b4, b2, b0))
+    return np.clip(np.add(np.divide(p, q, dtype=np.float32), np.float32(0.5), dtype=np.float32),
+                   np.float32(0), np.float32(1))
+
+
+def qlinear_sigmoid(node, ins, cfg):
+    """com.microsoft QLinearSigmoid (ORT ``qlinear_activations.cc``): a 256-entry table of
+    ``Q(MlasComputeLogistic(DQ(v)))`` (:func:`mlas_logistic`)."""
+    x, xs, xz, ys = ins[:4]
+    yz = ins[4] if len(ins) > 4 else None
+    return [_lut(x, xs, xz, ys, yz, mlas_logistic)], NodeStats()
+
+
 def float_binary(node, ins, cfg):
     """Float32 Add/Sub/Mul with numpy broadcasting (one IEEE operation per element, as ORT's kernels)."""
     a, b = ins[0], ins[1]
@@ -716,6 +794,9 @@ KERNELS = {
     ("", "MatMulInteger"): matmul_integer,
     ("com.microsoft", "QGemm"): qgemm,
     ("com.microsoft", "QLinearAdd"): qlinear_add,
+    ("com.microsoft", "QLinearMul"): qlinear_mul,
+    ("com.microsoft", "QLinearLeakyRelu"): qlinear_leaky_relu,
+    ("com.microsoft", "QLinearSigmoid"): qlinear_sigmoid,
     ("com.microsoft", "QLinearAveragePool"): qlinear_average_pool,
     ("com.microsoft", "QLinearGlobalAveragePool"): qlinear_global_average_pool,
     ("com.microsoft", "QLinearConcat"): qlinear_concat,
@@ -737,7 +818,8 @@ KERNELS = {
 #: The ops hwsim runs, as "op" or "domain:op", sorted (QDQ groups of Conv/MatMul/Gemm/Add/AveragePool/
 #: GlobalAveragePool/Concat lower to these).
 SUPPORTED_OPS = sorted((f"{d}:{o}" if d else o) for d, o in KERNELS) + [
-    "Conv, MatMul, Gemm, AveragePool, GlobalAveragePool (inside DequantizeLinear -> op -> QuantizeLinear)"]
+    "Conv, MatMul, Gemm, Add, Mul, AveragePool, GlobalAveragePool, LeakyRelu, Sigmoid, Concat (inside "
+    "DequantizeLinear -> op -> QuantizeLinear)"]
 
 
 def reduction_bound_bits(k: int, a_bits: int, w_bits: int) -> int:
