@@ -100,7 +100,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     if args.rounding is not None and args.rounding not in ROUNDING_MODES:
         raise SpecError("<arg>", "--rounding", f"one of {', '.join(ROUNDING_MODES)}", args.rounding)
     cfg = config_from_arch(args.arch, profile=args.profile) if args.arch else DatapathConfig(profile=args.profile)
-    cfg = replace(cfg, rounding=args.rounding, seed=args.seed, pair_saturate16=args.pair_saturate16)
+    if args.zero_point_mode not in ("shift", "cross_term"):
+        raise SpecError("<arg>", "--zero-point-mode", "one of shift, cross_term", args.zero_point_mode)
+    cfg = replace(cfg, rounding=args.rounding, seed=args.seed, pair_saturate16=args.pair_saturate16,
+                  zero_point_mode=args.zero_point_mode)
     rep = verify(args.model, inputs=args.inputs, seed=args.seed, out=args.out, config=cfg, arch=args.arch)
     print(f"wrote {Path(args.out) / 'verify.json'}")
     for line in rep.lines:
@@ -154,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "stochastic (seeded by --seed)")
     s.add_argument("--pair-saturate16", action="store_true", help="PEs sum u8 x s8 product pairs with int16 "
                    "saturation (x86 vpmaddubsw, PyTorch fbgemm depthwise)")
+    s.add_argument("--zero-point-mode", default="shift", help="shift (PEs multiply zero-shifted operands, the "
+                   "default) or cross_term (raw codes; the zero-point correction is added to the accumulator "
+                   "afterwards)")
     s.add_argument("--seed", type=int, default=0, help="seed of the random inputs and of stochastic rounding "
                    "(default: 0)")
     s.set_defaults(func=_cmd_verify)

@@ -137,3 +137,39 @@ def test_qlinear_layers_pass_rounding_and_pe_options():
     assert qlinear_matmul(a, b, rounding="half_away", **qp).ravel().tolist() == [1, 2, 3]
     assert qlinear_matmul(a, b, rounding="floor", **qp).ravel().tolist() == [0, 1, 2]
     assert qlinear_matmul(a, b, mult_bits=5, **qp).ravel().tolist() == [0, 2, -2]  # 20 wraps to -12: -1.5 -> -2
+
+
+def test_cross_term_zero_points_by_hand():
+    # a = [200, 200] (uint8, z_a = 128), b = [100, 100]: shifted products 72 * 100 * 2 = 14400 fit 16 bits;
+    # raw products 200 * 100 = 20000 twice reach 40000 > 32767: saturate to 32767 (one event), then the
+    # correction -z_a * sum(b) = -25600 gives 7167. In wrap mode the raw 40000 wraps to -25536 and the
+    # correction brings it back to 14400 (mod 2^16), with one overflow counted on the way.
+    a = np.array([[200, 200]], np.uint8)
+    b = np.array([[100], [100]], np.int8)
+    kw = dict(a_zp=128, b_zp=0, acc_bits=16)
+    assert gemm_acc(a, b, acc_mode="saturate", **kw) == ([[14400]], 0)
+    acc, ev = gemm_acc(a, b, acc_mode="saturate", zero_point_mode="cross_term", **kw)
+    assert acc.tolist() == [[7167]] and ev == 1
+    acc, ov = gemm_acc(a, b, zero_point_mode="cross_term", **kw)
+    assert acc.tolist() == [[14400]] and ov == 1
+    with pytest.raises(ValueError, match=r"^zero_point_mode must be 'shift' or 'cross_term', not 'x'$"):
+        gemm_acc(a, b, a_zp=0, b_zp=0, zero_point_mode="x")
+
+
+@pytest.mark.parametrize("layout", CONV_LAYOUTS)
+def test_cross_term_conv_wraps_to_the_same_result(layout):
+    xs, wsh, groups, stride, pads, dil = layout
+    rng = np.random.default_rng(12)
+    x, w = codes(rng, np.uint8, xs), codes(rng, np.int8, wsh)
+    wz = rng.integers(-4, 5, wsh[0])
+    bias = rng.integers(-500, 500, wsh[0]).astype(np.int32)
+    kw = dict(x_zp=77, w_zp=wz, bias=bias, stride=stride, pads=pads, dilation=dil, groups=groups)
+    for bits in (64, 16):
+        ref, ov = conv2d_acc(x, w, acc_bits=bits, **kw)
+        got, ov_ct = conv2d_acc(x, w, acc_bits=bits, zero_point_mode="cross_term", **kw)
+        np.testing.assert_array_equal(got, ref)  # congruent modulo 2^bits: equal registers
+        assert ov_ct >= ov
+    # exact sums and a hand-computed correction, on a tiny case with padding (padded taps hold the code 77)
+    x1 = np.full((1, 1, 1, 1), 80, np.uint8)
+    w1 = np.full((1, 1, 3, 3), 2, np.int8)
+    assert conv2d_acc(x1, w1, x_zp=77, w_zp=0, pads=(1, 1, 1, 1), zero_point_mode="cross_term")[0].item() == 6

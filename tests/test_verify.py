@@ -177,3 +177,29 @@ def test_cli_rounding_and_pair_saturation_options(digits, tmp_path, capsys):
     assert data["datapath"]["pair_saturate16"] and data["tensors"][1]["local_mismatches"] > 0
     assert main(["verify", str(out), "--rounding", "up"]) == 2
     assert "--rounding: expected one of half_even" in capsys.readouterr().err
+
+
+def test_cli_cross_term_zero_points(digits, tmp_path, capsys, root):
+    # int8 activations: ReLU outputs have the zero point -128, so raw codes and shifted operands differ
+    out = tmp_path / "q.onnx"
+    quantization.quantize_static(str(digits / "digits_f32.onnx"), str(out), DigitsReader(),
+                                 quant_format=quantization.QuantFormat.QOperator, per_channel=True,
+                                 activation_type=quantization.QuantType.QInt8)
+    inp = str(digits / "test_images.npz")
+    # a 32-bit wrapping accumulator gives the same codes either way
+    assert main(["verify", str(out), "--inputs", inp, "--zero-point-mode", "cross_term",
+                 "--out", str(tmp_path / "c")]) == 0
+    assert json.loads((tmp_path / "c" / "verify.json").read_text())["datapath"]["zero_point_mode"] == "cross_term"
+    # a narrow saturating one sees the larger raw sums: more clamping than with shifted operands
+    arch = tmp_path / "sat16.yaml"
+    arch.write_text((root / "arch" / "edge_32x32.yaml").read_text().replace("acc_bits: 32", "acc_bits: 16")
+                    .replace("acc_mode: wrap", "acc_mode: saturate"))
+    ev = {}
+    for mode in ("shift", "cross_term"):
+        main(["verify", str(out), "--inputs", inp, "--arch", str(arch), "--zero-point-mode", mode,
+              "--out", str(tmp_path / mode)])
+        data = json.loads((tmp_path / mode / "verify.json").read_text())
+        ev[mode] = sum(layer["acc_overflow"] for layer in data["layers"])
+    assert ev["cross_term"] != ev["shift"]
+    assert main(["verify", str(out), "--zero-point-mode", "nope"]) == 2
+    assert "--zero-point-mode: expected one of shift, cross_term" in capsys.readouterr().err

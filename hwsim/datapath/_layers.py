@@ -217,11 +217,35 @@ def _conv_pair_saturate(x_q, w_q, xz, wz, stride, pads, dilation, groups, ho, wo
     return out
 
 
+def _narrow_codes(v: np.ndarray, bits: int, dtype) -> np.ndarray:
+    """Raw codes as a ``bits``-bit multiplier port of their own signedness sees them (wrapping)."""
+    if np.dtype(dtype).kind == "u":
+        return v & ((1 << bits) - 1)
+    return narrow_operand(v, bits)[0].astype(np.int64)
+
+
+def _cross_term_finish(raw, events, corr, bias, bias_shape, bits, lo, hi, mode) -> tuple[np.ndarray, int]:
+    """Add the cross-term correction (one register addition) and the bias to raw-product sums."""
+    if mode == "saturate":
+        out = raw.copy()
+        flat = out.reshape(-1)
+        events += _kernels.add_saturate(flat, np.ascontiguousarray(np.broadcast_to(corr, out.shape)).reshape(-1),
+                                        lo, hi)
+        events += _finish(out, bias, bias_shape, bits, lo, hi, mode)
+        return out, int(events)
+    raw_over = (raw < lo) | (raw > hi)
+    out = raw + corr
+    final = out + (bias.reshape(bias_shape) if bias is not None else 0)
+    over = int(np.count_nonzero(raw_over | (final < lo) | (final > hi)))
+    _finish(out, bias, bias_shape, bits, lo, hi, mode)
+    return out, over
+
+
 def conv2d_acc(x_q: np.ndarray, w_q: np.ndarray, *, x_zp, w_zp, bias: np.ndarray | None = None,
                stride: tuple[int, int] = (1, 1), pads: tuple[int, int, int, int] = (0, 0, 0, 0),
                dilation: tuple[int, int] = (1, 1), groups: int = 1, acc_bits: int = 32,
                acc_mode: str = "wrap", mult_bits: int | None = None, pair_saturate16: bool = False,
-               fast: bool = True) -> tuple[np.ndarray, int]:
+               fast: bool = True, zero_point_mode: str = "shift") -> tuple[np.ndarray, int]:
     """Integer conv2d accumulator ``acc = sum (x - x_zp)(w - w_zp) + bias`` in an ``acc_bits``-bit register.
 
     Semantics: ONNX ConvInteger plus QLinearConv's int32 bias (``bitexact.md`` §1; ORT ``qlinearconv.cc``).
@@ -276,6 +300,14 @@ def conv2d_acc(x_q: np.ndarray, w_q: np.ndarray, *, x_zp, w_zp, bias: np.ndarray
     fast : bool, default True
         Use the exact fast path (:mod:`._fast`: VNNI or float BLAS) where it applies (wrap mode, no
         ``pair_saturate16``); ``False`` forces the reference numba loops (same results, for tests).
+    zero_point_mode : {"shift", "cross_term"}, default "shift"
+        How the PE handles zero points. ``shift``: it multiplies ``(x - x_zp)(w - w_zp)`` (9-bit operands for
+        8-bit codes with zero points). ``cross_term``: it multiplies the raw codes (8-bit multipliers) and the
+        register receives, after the products, the correction ``- w_zp sum_q x[q] - x_zp sum_q w[q] + Q x_zp
+        w_zp`` (one addition; padding holds the code ``x_zp``), then the bias. The result is the same modulo
+        ``2^acc_bits``, but the raw partial sums are larger: in wrap mode ``overflow`` also counts outputs
+        whose raw sum left the register, in saturate mode the clamps differ. ``mult_bits`` then bounds the raw
+        codes (unsigned codes as unsigned).
 
     Returns
     -------
@@ -320,6 +352,27 @@ def conv2d_acc(x_q: np.ndarray, w_q: np.ndarray, *, x_zp, w_zp, bias: np.ndarray
     xz = _int_scalar(x_zp, "x_zp")
     wz = _zero_point_vector(w_zp, "w_zp", k_out, "output channel")
     b = _bias_vector(bias, k_out, "output channel")
+    if zero_point_mode == "cross_term":
+        if pair_saturate16:
+            raise ValueError("zero_point_mode 'cross_term' and pair_saturate16 exclude each other")
+        xp = np.full((n_b, ch, h + pt + pb, w + pl + pr), xz, np.int64)  # padding: the code of real 0
+        xp[:, :, pt:pt + h, pl:pl + w] = x_q
+        xr, wr = xp, w_q.astype(np.int64)
+        if mult_bits is not None:
+            xr = _narrow_codes(xr, mult_bits, x_q.dtype)
+            wr = _narrow_codes(wr, mult_bits, w_q.dtype)
+        geo = dict(stride=(sh, sw), dilation=(dh, dw), groups=groups)
+        ones = np.ones((groups, cg, kr, ks), np.int8)
+        win, _ = conv2d_acc(xr, ones, x_zp=0, w_zp=0, acc_bits=64, **geo)  # sum_q x per output and group
+        kg = k_out // groups
+        corr = -wz.reshape(1, -1, 1, 1) * np.repeat(win, kg, axis=1)
+        corr -= xz * wr.reshape(k_out, -1).sum(axis=1).reshape(1, -1, 1, 1)
+        corr += cg * kr * ks * xz * wz.reshape(1, -1, 1, 1)
+        raw, ev = conv2d_acc(xr, wr, x_zp=0, w_zp=0, acc_bits=acc_bits if acc_mode == "saturate" else 64,
+                             acc_mode=acc_mode, fast=fast, **geo)
+        return _cross_term_finish(raw, ev, corr, b, (1, k_out, 1, 1), bits, lo, hi, acc_mode)
+    if zero_point_mode != "shift":
+        raise ValueError(f"zero_point_mode must be 'shift' or 'cross_term', not {zero_point_mode!r}")
 
     if pair_saturate16:
         if acc_mode != "wrap":
@@ -355,7 +408,8 @@ def conv2d_acc(x_q: np.ndarray, w_q: np.ndarray, *, x_zp, w_zp, bias: np.ndarray
 
 def gemm_acc(a_q: np.ndarray, b_q: np.ndarray, *, a_zp, b_zp, bias: np.ndarray | None = None,
              acc_bits: int = 32, acc_mode: str = "wrap", mult_bits: int | None = None,
-             pair_saturate16: bool = False, fast: bool = True) -> tuple[np.ndarray, int]:
+             pair_saturate16: bool = False, fast: bool = True,
+             zero_point_mode: str = "shift") -> tuple[np.ndarray, int]:
     """Integer GEMM accumulator ``acc[i, j] = sum_k (a[i,k] - a_zp)(b[k,j] - b_zp[j]) + bias[j]``.
 
     Semantics: ONNX MatMulInteger (per-column ``b_zp`` allowed, as ORT does) plus an optional int32 bias per
@@ -376,8 +430,9 @@ def gemm_acc(a_q: np.ndarray, b_q: np.ndarray, *, a_zp, b_zp, bias: np.ndarray |
     bias : numpy.ndarray of int, shape (N,), optional
     acc_bits : int in [2, 64], default 32
     acc_mode : {"wrap", "saturate"}, default "wrap"
-    mult_bits, pair_saturate16, fast
-        As :func:`conv2d_acc` (pairs run over ``k = (0, 1), (2, 3), ...``).
+    mult_bits, pair_saturate16, fast, zero_point_mode
+        As :func:`conv2d_acc` (pairs run over ``k = (0, 1), (2, 3), ...``; the cross-term correction is
+        ``- b_zp[j] sum_k a[i,k] - a_zp sum_k b[k,j] + K a_zp b_zp[j]``).
 
     Returns
     -------
@@ -400,6 +455,19 @@ def gemm_acc(a_q: np.ndarray, b_q: np.ndarray, *, a_zp, b_zp, bias: np.ndarray |
     az = _int_scalar(a_zp, "a_zp")
     bz = _zero_point_vector(b_zp, "b_zp", n_cols, "column")
     b = _bias_vector(bias, n_cols, "column")
+    if zero_point_mode == "cross_term":
+        if pair_saturate16:
+            raise ValueError("zero_point_mode 'cross_term' and pair_saturate16 exclude each other")
+        ar, br = a_q.astype(np.int64), b_q.astype(np.int64)
+        if mult_bits is not None:
+            ar = _narrow_codes(ar, mult_bits, a_q.dtype)
+            br = _narrow_codes(br, mult_bits, b_q.dtype)
+        corr = -ar.sum(axis=1)[:, None] * bz[None, :] - az * br.sum(axis=0)[None, :] + k_red * az * bz[None, :]
+        raw, ev = gemm_acc(ar, br, a_zp=0, b_zp=0, acc_bits=acc_bits if acc_mode == "saturate" else 64,
+                           acc_mode=acc_mode, fast=fast)
+        return _cross_term_finish(raw, ev, corr, b, (1, n_cols), bits, lo, hi, acc_mode)
+    if zero_point_mode != "shift":
+        raise ValueError(f"zero_point_mode must be 'shift' or 'cross_term', not {zero_point_mode!r}")
     if pair_saturate16:
         if acc_mode != "wrap":
             raise ValueError(f"pair_saturate16 needs acc_mode 'wrap', not {acc_mode!r}")

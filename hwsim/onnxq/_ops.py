@@ -35,7 +35,9 @@ class DatapathConfig:
     ``pe.acc_mode``); ``mult_bits``: signed width of the multiplier operands after zero-point shifting
     (``None``: wide enough); ``pair_saturate16``: int16 pair sums (fbgemm depthwise / ``vpmaddubsw``);
     ``profile``/``rounding``/``seed``: requantization (:func:`hwsim.quant.requantize`); ``operand_bits``: the
-    PE's native operand width (``pe.operand_bits``; only checked, for a warning).
+    PE's native operand width (``pe.operand_bits``; only checked, for a warning); ``zero_point_mode``:
+    ``shift`` (the PE multiplies zero-shifted operands) or ``cross_term`` (raw codes, correction added to the
+    register afterwards; :func:`hwsim.datapath.conv2d_acc`).
     """
 
     acc_bits: int = 32
@@ -46,12 +48,14 @@ class DatapathConfig:
     rounding: str | None = None
     seed: int = 0
     operand_bits: int | None = None
+    zero_point_mode: str = "shift"
 
     @property
     def is_reference(self) -> bool:
         """True when this is onnxruntime's own integer semantics."""
         return (self.acc_bits == 32 and self.acc_mode == "wrap" and self.mult_bits is None
-                and not self.pair_saturate16 and self.profile == "ort_cpu" and self.rounding is None)
+                and not self.pair_saturate16 and self.profile == "ort_cpu" and self.rounding is None
+                and self.zero_point_mode == "shift")
 
 
 @dataclass
@@ -191,8 +195,10 @@ def _conv_acc(node, x, w, xz, wz, bias, cfg, stats):
     stats.k = int(np.prod(w.shape[1:]))
     stats.a_bits, stats.w_bits = _bits(x.dtype), _bits(w.dtype)
     if cfg.mult_bits is not None:
-        stats.mult_overflow = _operand_overflow(x, xz, w, wzv.reshape(-1, 1, 1, 1), cfg.mult_bits)
-    kw = dict(x_zp=int(xz), w_zp=wzv, bias=bias, stride=stride, pads=pads, dilation=dil, groups=groups)
+        stats.mult_overflow = _operand_overflow(x, xz, w, wzv.reshape(-1, 1, 1, 1), cfg.mult_bits,
+                                                cfg.zero_point_mode)
+    kw = dict(x_zp=int(xz), w_zp=wzv, bias=bias, stride=stride, pads=pads, dilation=dil, groups=groups,
+              zero_point_mode=cfg.zero_point_mode)
     if cfg.is_reference or cfg.acc_mode == "wrap":
         exact, _ = conv2d_acc(x, w, acc_bits=64, mult_bits=cfg.mult_bits, pair_saturate16=cfg.pair_saturate16,
                               **kw)
@@ -205,7 +211,15 @@ def _conv_acc(node, x, w, xz, wz, bias, cfg, stats):
     return acc
 
 
-def _operand_overflow(x, xz, w, wz, bits) -> int:
+def _operand_overflow(x, xz, w, wz, bits, mode="shift") -> int:
+    """Multiplier operands that do not fit ``bits``: zero-shifted ones (``shift``) or raw codes of their own
+    signedness (``cross_term``)."""
+    if mode == "cross_term":
+        n = 0
+        for v in (x, w):
+            lo, hi = (0, (1 << bits) - 1) if v.dtype.kind == "u" else (-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+            n += int(np.count_nonzero((v < lo) | (v > hi)))
+        return n
     _, nx = narrow_operand(x.astype(np.int64) - int(xz), bits)
     _, nw = narrow_operand(w.astype(np.int64) - wz, bits)
     return nx + nw
@@ -288,13 +302,14 @@ def _batched_gemm(a, b, az, bz, bias, cfg, stats):
         ai = np.ascontiguousarray(ab[idx])
         bi = np.ascontiguousarray(bb[idx])
         if cfg.mult_bits is not None:
-            stats.mult_overflow += _operand_overflow(ai, az, bi, bzv[None, :], cfg.mult_bits)
+            stats.mult_overflow += _operand_overflow(ai, az, bi, bzv[None, :], cfg.mult_bits, cfg.zero_point_mode)
         if cfg.acc_mode == "wrap":
             exact, _ = gemm_acc(ai, bi, a_zp=int(az), b_zp=bzv, bias=bias, acc_bits=64, mult_bits=cfg.mult_bits,
-                                pair_saturate16=cfg.pair_saturate16)
+                                pair_saturate16=cfg.pair_saturate16, zero_point_mode=cfg.zero_point_mode)
             mx = max(mx, int(np.abs(exact).max()) if exact.size else 0)
         acc, ov = gemm_acc(ai, bi, a_zp=int(az), b_zp=bzv, bias=bias, acc_bits=cfg.acc_bits,
-                           acc_mode=cfg.acc_mode, mult_bits=cfg.mult_bits, pair_saturate16=cfg.pair_saturate16)
+                           acc_mode=cfg.acc_mode, mult_bits=cfg.mult_bits, pair_saturate16=cfg.pair_saturate16,
+                           zero_point_mode=cfg.zero_point_mode)
         stats.acc_overflow += ov
         out[idx] = acc
     stats.max_abs_acc = mx if cfg.acc_mode == "wrap" else None
