@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .._pipeline import simulate_workload
-from ..errors import InfeasibleError, SpecError
+from ..errors import Found, InfeasibleError, SpecError
 from ._ilp import LayerOption, solve_mixed_precision
 from ._quality import QUALITY_MODELS
 from ._spec import DesignPoint, ResolvedSweep
@@ -70,11 +70,12 @@ def measured_sensitivity(rs: ResolvedSweep, options: list[tuple[int, int]], refe
     return rows
 
 
-def _read_sensitivity(path: Path, names: list[str]) -> dict[tuple[str, tuple[int, int]], float]:
+def _read_sensitivity(path: Path, names: list[str], column: str = "sensitivity",
+                      reference: tuple[int, int] = (8, 8)) -> dict[tuple[str, tuple[int, int]], float]:
     out = {}
     with path.open() as f:
         r = csv.DictReader(f)
-        need = {"layer", "weight_bits", "act_bits", "sensitivity"}
+        need = {"layer", "weight_bits", "act_bits", column}
         if not r.fieldnames or not need <= set(r.fieldnames):
             raise SpecError(str(path), "", f"a CSV with columns {sorted(need)}", r.fieldnames)
         for i, row in enumerate(r, start=2):
@@ -82,9 +83,16 @@ def _read_sensitivity(path: Path, names: list[str]) -> dict[tuple[str, tuple[int
                 raise SpecError(str(path), f"row {i}.layer", "a layer of the workload", row["layer"])
             try:
                 key = (row["layer"], (int(row["weight_bits"]), int(row["act_bits"])))
-                out[key] = float(row["sensitivity"])
+                out[key] = float(row[column])
             except ValueError:
-                raise SpecError(str(path), f"row {i}", "integer bits and a numeric sensitivity", row) from None
+                raise SpecError(str(path), f"row {i}", f"integer bits and a numeric {column}", row) from None
+    if column == "sqnr_db":  # the noise-to-signal ratio each option adds to that of the reference
+        ref = {n: out.get((n, tuple(reference))) for n in names}
+        missing = [n for n, v in ref.items() if v is None]
+        if missing:
+            raise SpecError(str(path), "", f"a row at the reference bits {tuple(reference)} for every layer "
+                            "(to turn SQNR into added noise)", Found(f"none for {missing[:3]}"))
+        out = {(n, b): 10 ** (-v / 10) - 10 ** (-ref[n] / 10) for (n, b), v in out.items()}
     return out
 
 
@@ -107,7 +115,13 @@ def expand_ilp(rs: ResolvedSweep, out_dir: Path) -> ResolvedSweep:
                 w.writerows(rows)
         sens = _read_sensitivity(sens_path, names)
     else:
-        sens = _read_sensitivity(Path(rs.source).parent / ilp.sensitivity, names)
+        sens = _read_sensitivity(Path(rs.source).parent / ilp.sensitivity, names, ilp.sensitivity_column,
+                                 tuple(ilp.reference))
+    negative = {k: v for k, v in sens.items() if v < 0}
+    if negative:  # a measured gain is noise around zero: no loss, said once rather than per ILP
+        log.warning("%d of %d sensitivities are negative (quantizing those layers measured no loss); treated "
+                    "as 0, e.g. %s", len(negative), len(sens), next(iter(negative)))
+        sens = {k: max(v, 0.0) for k, v in sens.items()}
     keys = list(rs.spec.axes)
     combos = list(itertools.product(*(rs.spec.axes[k] for k in keys))) if keys else [()]
     points = list(rs.points)

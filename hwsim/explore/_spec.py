@@ -56,13 +56,17 @@ class IlpPolicies(_Strict):
 
     ``options``: the (weight_bits, act_bits) pairs a layer may take. ``sensitivity``: ``measured`` (the quality
     model's loss, run bit-accurately with one layer at an option and the others at ``reference``) or a CSV file
-    with columns ``layer, weight_bits, act_bits, sensitivity`` (relative to the sweep file). ``budgets``: cost
+    with columns ``layer, weight_bits, act_bits`` and ``sensitivity_column`` (relative to the sweep file):
+    ``sensitivity`` or ``omega`` (HAWQ's Hessian-weighted perturbation, :func:`hwsim.quant.layer_sensitivity`)
+    as they are, or ``sqnr_db`` turned into the added noise-to-signal ratio ``10^(-SQNR/10) - 10^(-SQNR_ref/10)``
+    (independent quantization noises add in power). ``budgets``: cost
     -> fractions of the cost of the uniform ``reference`` policy on the same hardware; one ILP per fraction.
     """
 
     options: tuple[Bits, ...] = Field(min_length=1)
     reference: Bits = (8, 8)
     sensitivity: str = "measured"
+    sensitivity_column: Literal["sensitivity", "omega", "sqnr_db"] = "sensitivity"
     budgets: dict[Literal["total_cycles", "energy_pj", "weight_bytes", "bops"], tuple[float, ...]] = Field(
         min_length=1)
 
