@@ -29,6 +29,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..errors import Found, SpecError
+from ..spec._base import SpecModel
 from ..spec import ArchSpec, Workload, load_arch, load_yaml, validate
 
 __all__ = ["SweepSpec", "PrecisionSpace", "RandomPolicies", "load_sweep", "ResolvedSweep", "DesignPoint"]
@@ -36,8 +37,7 @@ __all__ = ["SweepSpec", "PrecisionSpace", "RandomPolicies", "load_sweep", "Resol
 Bits = tuple[int, int]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Strict = SpecModel
 
 
 class RandomPolicies(_Strict):

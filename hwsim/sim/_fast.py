@@ -19,9 +19,12 @@ def _schedule(busy, rd, wd, slots):
     done = 0  # tiles whose compute end is known
     t = 0  # when the DMA engine is next free
     dram_busy = 0
-    # transfers in the DMA order: load 0..s-1, then (write i-s, load i) for i = s..n-1, then the last writes
-    for step in range(2 * n):
-        if step < s:
+    # transfers in the DMA order: load 0..s-1, then (write i-s, load i) for i = s..n-1, then the last writes;
+    # one more step (kind 2, no transfer) settles the compute ends no transfer waited for
+    for step in range(2 * n + 1):
+        if step == 2 * n:
+            kind, i = 2, n - 1
+        elif step < s:
             kind, i = 0, step
         elif step < 2 * n - s:
             j = step - s
@@ -32,7 +35,7 @@ def _schedule(busy, rd, wd, slots):
         else:
             kind, i = 1, n - s + (step - (2 * n - s))
         # the compute ends this transfer waits for belong to tiles whose own transfers came before it
-        need = i if kind == 1 else i - s
+        need = i - s if kind == 0 else i
         while done <= need:
             k = done
             st = load_end[k]
@@ -49,7 +52,7 @@ def _schedule(busy, rd, wd, slots):
                 t = st + rd[i]
                 dram_busy += rd[i]
                 load_end[i] = t
-        else:
+        elif kind == 1:
             if wd[i] > 0:
                 st = t if t > comp_end[i] else comp_end[i]
                 t = st + wd[i]
@@ -57,15 +60,6 @@ def _schedule(busy, rd, wd, slots):
                 write_end[i] = t
             else:
                 write_end[i] = comp_end[i]
-    while done < n:
-        k = done
-        st = load_end[k]
-        if k > 0 and comp_end[k - 1] > st:
-            st = comp_end[k - 1]
-        if k >= s and write_end[k - s] > st:
-            st = write_end[k - s]
-        comp_end[k] = st + busy[k]
-        done += 1
     total = comp_end[n - 1]
     for i in range(n):
         if write_end[i] > total:

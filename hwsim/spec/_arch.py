@@ -12,9 +12,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..errors import SpecError
+from ._base import SpecModel
 from ._loader import load_yaml, validate
 
 __all__ = ["ArchSpec", "ArrayConfig", "PEConfig", "SramConfig", "DramConfig", "MemoryConfig", "MemoryLevel",
@@ -22,23 +23,7 @@ __all__ = ["ArchSpec", "ArrayConfig", "PEConfig", "SramConfig", "DramConfig", "M
            "EnergyOverrides", "AreaOverrides", "TimingConfig", "load_arch"]
 
 
-class _Frozen(BaseModel):
-    """Frozen, unknown keys forbidden, no infinities or NaN, and no booleans where a number is expected."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False, allow_inf_nan=False)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_bool_numbers(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            for k, v in data.items():
-                f = cls.model_fields.get(k) if isinstance(k, str) else None
-                if isinstance(v, bool) and f is not None and "bool" not in str(f.annotation):
-                    raise ValueError(f"{k} to be a number, not a boolean; found {k}: {v!r}")
-        return data
-
-
-PosInt = int  # validated with Field(gt=0) where used
+_Frozen = SpecModel
 
 
 class ArrayConfig(_Frozen):

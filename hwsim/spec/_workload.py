@@ -13,29 +13,17 @@ GEMM view (``../shared/DESIGN.md``, "Modelling notes"; SCALE-Sim's operand matri
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Annotated, Literal, Union
+from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ._base import SpecModel
 from ._loader import load_yaml, validate
 
 __all__ = ["Conv2d", "Gemm", "Layer", "Workload", "GemmView", "load_workload_yaml"]
 
 
-class _Frozen(BaseModel):
-    """Frozen, unknown keys forbidden, no infinities or NaN, and no booleans where a number is expected."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_bool_numbers(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            for k, v in data.items():
-                f = cls.model_fields.get(k) if isinstance(k, str) else None
-                if isinstance(v, bool) and f is not None and "bool" not in str(f.annotation):
-                    raise ValueError(f"{k} to be a number, not a boolean; found {k}: {v!r}")
-        return data
+_Frozen = SpecModel
 
 
 class GemmView(BaseModel):
