@@ -258,7 +258,7 @@ def layer_sensitivity(model, bits_options, *, layers=None, reference: tuple[int,
                 bits = dict(ref_bits)
                 bits[name] = (wb, ab)
                 s = output_sqnr_db(y_float, model.quantized_output(bits))
-            per = tr / w.size if hessian else math.nan
+            per = (tr / w.size if w.size else 0.0) if hessian else math.nan
             rows.append({"layer": name, "weight_bits": wb, "act_bits": ab, "n_params": int(w.size), "sqnr_db": s,
                          "weight_perturbation": pert[wb], "hessian_trace": tr, "hessian_trace_stderr": tr_err,
                          "hessian_trace_per_param": per, "omega": per * pert[wb] if hessian else math.nan})
