@@ -21,9 +21,9 @@ Gholami et al. 2021, §III-IV):
   ``profile``) straight to the consumer's quantizer; ReLU clamps the codes at the zero point, ReLU6 also at the
   code of 6 (per channel after equalization);
 * a residual add is done in the accumulator, as integer-only inference does it (HAWQ-V3, Yao et al., ICML 2021,
-  §3.3): the skip tensor's codes are rescaled to the accumulator's scale ``s_x * s_w[k]`` with the integer
-  requantizer (``M_r = s_skip / (s_x * s_w[k])``, zero point 0, int32 range), added to the conv's
-  accumulator in the same ``acc_bits`` register, and the sum is requantized once;
+  §3.3): the skip tensor's codes are rescaled to the accumulator's scale ``s_x * s_w[k]`` with the profile's
+  requantizer (``M_r = s_skip / (s_x * s_w[k])``, zero point 0, clamped to the register), added to the
+  conv's accumulator in the same ``acc_bits`` register (overflows counted), and the sum is requantized once;
 * max pooling runs on codes (:func:`hwsim.datapath.maxpool2d`), global average pooling is
   :func:`hwsim.datapath.global_avgpool` (ORT semantics); the last layer's accumulator is dequantized to float
   logits ``f32(acc) * f32(s_x * s_w[c])``.
@@ -328,7 +328,7 @@ def _quantize_weight(w: np.ndarray, bits: int, cfg: PTQConfig):
     return q, dequantize(q, qp), qp
 
 
-def _gram(net: Network, op: Conv, x: np.ndarray, rows: int, rng: np.random.Generator) -> np.ndarray:
+def _gram(op: Conv, x: np.ndarray, rows: int, rng: np.random.Generator) -> np.ndarray:
     """E[p p^T] of the layer's input patches, (groups, D, D) float64, from at most ``rows`` sampled patches."""
     x = np.asarray(x, np.float64)
     if op.linear:
@@ -368,6 +368,15 @@ class QuantizedNetwork:
     calib_tensors : dict, optional
         Float calibration activations of ``net`` (``net.forward(calib_x, keep=True)``) to reuse; computed when
         absent (ignored when the config equalizes, which changes the network).
+    seed : int, default 0
+        Seeds the row sampling of AdaRound's Gram matrices.
+
+    Raises
+    ------
+    ValueError
+        A config the CNN engine cannot run (dynamic activations, group-wise weights), or bad bits.
+    KeyError
+        ``bits`` lacks a layer.
 
     Attributes
     ----------
@@ -414,7 +423,7 @@ class QuantizedNetwork:
             if config.adaround and config.weight_scheme == "uniform":
                 from ..quant import adaround
 
-                gram = _gram(net, op, t[op.src], config.adaround_rows, rng)
+                gram = _gram(op, t[op.src], config.adaround_rows, rng)
                 codes = adaround(op.weight, gram, wqp, iters=config.adaround_iters, groups=op.groups)
                 wdeq = dequantize(codes, wqp)
             bias = op.bias.astype(np.float32)
