@@ -40,3 +40,21 @@ def test_digits_accuracy_cliff_between_4_and_2_bits():
     acc = {b: digits.evaluate(b)["correct"] for b in [(4, 4), (2, 2)]}
     # of 450 held-out digits; measured: W4A4 440 (97.8 %), W2A2 265 (58.9 %)
     assert acc[(4, 4)] == pytest.approx(440, abs=2) and acc[(2, 2)] == pytest.approx(265, abs=5)
+
+
+@pytest.mark.parametrize("name,workload", [("fashion_cnn", "fashion_cnn"), ("mobilenet_v2", "mobilenet_v2"),
+                                           ("minilm_l6", "minilm_l6")])
+def test_sweeps_accept_each_real_network_with_its_workload(tmp_path, name, workload):
+    # the sweep loader checks that the workload's layer names are the quality model's (no network is run here)
+    from hwsim.explore._spec import load_sweep
+
+    from .utils import ROOT
+
+    p = tmp_path / "s.yaml"
+    p.write_text(f"name: s\narch: {ROOT}/arch/edge_32x32.yaml\nworkload: {ROOT}/workloads/{workload}.yaml\n"
+                 f"quality: {name}\naxes: {{array.rows: [16]}}\nprecision: {{uniform: [[8, 8], [4, 8]]}}\n"
+                 "objectives: {total_cycles: min}\n")
+    rs = load_sweep(p)
+    names = tuple(layer.name for layer in rs.workload.layers)
+    assert {pt.policy for pt in rs.points} >= {"W8A8", "W4A8"}
+    assert all(tuple(pt.bits) == names for pt in rs.points)
