@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import SpecError
+from .errors import SOURCE_ARG, HwsimError, SpecError
 
 __all__ = ["main"]
 
@@ -72,7 +72,7 @@ def _cmd_import_scalesim(args: argparse.Namespace) -> int:
     arch = arch_from_scalesim_cfg(args.cfg)
     out = Path(args.out) if args.out else Path(Path(args.cfg).stem + ".yaml")
     if out.exists() and not args.force:
-        raise SpecError("<arg>", "--out", "a path that does not exist yet (or --force to replace it)", str(out),
+        raise SpecError(SOURCE_ARG, "--out", "a path that does not exist yet (or --force to replace it)", str(out),
                         detail="nothing is overwritten")
     out.parent.mkdir(parents=True, exist_ok=True)
     write_arch_yaml(arch, out)
@@ -96,12 +96,12 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     from .quant import PROFILES, ROUNDING_MODES
 
     if args.profile not in PROFILES:
-        raise SpecError("<arg>", "--profile", f"one of {', '.join(PROFILES)}", args.profile)
+        raise SpecError(SOURCE_ARG, "--profile", f"one of {', '.join(PROFILES)}", args.profile)
     if args.rounding is not None and args.rounding not in ROUNDING_MODES:
-        raise SpecError("<arg>", "--rounding", f"one of {', '.join(ROUNDING_MODES)}", args.rounding)
+        raise SpecError(SOURCE_ARG, "--rounding", f"one of {', '.join(ROUNDING_MODES)}", args.rounding)
     cfg = config_from_arch(args.arch, profile=args.profile) if args.arch else DatapathConfig(profile=args.profile)
     if args.zero_point_mode not in ("shift", "cross_term"):
-        raise SpecError("<arg>", "--zero-point-mode", "one of shift, cross_term", args.zero_point_mode)
+        raise SpecError(SOURCE_ARG, "--zero-point-mode", "one of shift, cross_term", args.zero_point_mode)
     cfg = replace(cfg, rounding=args.rounding, seed=args.seed, pair_saturate16=args.pair_saturate16,
                   zero_point_mode=args.zero_point_mode)
     rep = verify(args.model, inputs=args.inputs, seed=args.seed, out=args.out, config=cfg, arch=args.arch)
@@ -184,6 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "quant", None) and (args.wbits or args.abits):
         parser.error("--quant and --wbits/--abits exclude each other")
+    if getattr(args, "scheduler", None) is not None:
+        if not args.scheduler.strip():
+            parser.error("--scheduler needs an address such as tcp://HOST:8786")
+        if args.workers:
+            parser.error("--workers and --scheduler exclude each other (the cluster has its own workers)")
     try:
         return args.func(args)
     except SpecError as e:
@@ -195,9 +200,14 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `hwsim simulate ... | head -1`
         sys.stderr.close()
         return 0
+    except HwsimError as e:  # e.g. a sweep whose workers or scheduler died: the points written are kept
+        print(f"hwsim: error: {e}", file=sys.stderr)
+        return 2
     except OSError as e:  # an output path that is a file, unwritable, on a full disk...
-        where = e.filename or ""
-        print(f"hwsim: error: {where}: expected a writable path, found {e.strerror or e}", file=sys.stderr)
+        if not e.filename:
+            print(f"hwsim: error: {type(e).__name__}: {e}", file=sys.stderr)
+            return 2
+        print(f"hwsim: error: {e.filename}: expected a writable path, found {e.strerror or e}", file=sys.stderr)
         return 2
     except Exception:  # a bug, not bad input: say so, and keep exit 1 for failed checks
         import traceback

@@ -7,7 +7,10 @@ print it on one line and exit with code 2 (``../shared/DESIGN.md``, "Contracts")
 
 from __future__ import annotations
 
-__all__ = ["HwsimError", "SpecError", "InfeasibleError", "Found", "ShapeWarning"]
+__all__ = ["HwsimError", "SpecError", "InfeasibleError", "Found", "ShapeWarning", "SOURCE_ARG"]
+
+#: The "file" a command-line option's error names.
+SOURCE_ARG = "command line"
 
 
 class ShapeWarning(UserWarning):

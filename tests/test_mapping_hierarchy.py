@@ -55,7 +55,8 @@ def test_bypass_reads_dram_at_the_array_demand():
 
 
 def test_rf_too_small_is_infeasible():
-    rf_o = {"name": "acc", "kind": "rf", "instances": "per_pe", "operands": ["ofmap"], "size_bytes": 2}
+    rf_o = {"name": "acc", "kind": "rf", "instances": "per_pe", "operands": ["ofmap"], "size_bytes": 2,
+            "word_bits": 16}
     with pytest.raises(InfeasibleError, match=re.escape("<arch>: memory.levels[0].size_bytes: expected room for "
                                                         "one 32-bit ofmap operand per PE, found 16 bits (layer g)")):
         map_layer(G, _arch([rf_o, GB, DRAM], dataflow="os"), weight_bits=8, act_bits=8)
@@ -116,3 +117,10 @@ def test_bigger_levels_never_add_dram_traffic():
             assert est[0] <= est[1] + 1e-9
         checked += 1
     assert checked > 100
+
+
+def test_banks_must_hold_a_word():
+    # 1,000,000 banks of 64-bit words need 64 Mbit; a 128 KiB buffer has 1 Mbit
+    with pytest.raises(SpecError, match=r"memory\.levels\[0\]: expected banks of at least one word each \(banks x "
+                                        r"word_bits <= size\), found 1000000 banks of 64-bit words in 1,048,576 bits$"):
+        _arch([dict(GB, size_kib=128, banks=1_000_000), DRAM])

@@ -100,10 +100,10 @@ def test_properties_over_random_layers_and_archs():
         # halving an operand's bits never increases its traffic
         h = map_layer(layer, arch, weight_bits=4, act_bits=4, out_bits=4)
         assert sum(_bytes(h)) <= sum(_bytes(m))
-        # halving only the weights never increases the filter traffic when the tiling is fixed by the psums (os)
+        # halving only the weights never increases the DRAM traffic (os: partial sums in the PEs, no tiling;
+        # the loop order may change, so the total, not the filter's share)
         if arch.array.dataflow == "os":
-            assert (map_layer(layer, arch, weight_bits=4, act_bits=8).traffic.dram_read_bytes("filter")
-                    <= m.traffic.dram_read_bytes("filter"))
+            assert sum(_bytes(map_layer(layer, arch, weight_bits=4, act_bits=8))) <= sum(_bytes(m))
         # more bandwidth never gives more cycles; unbounded bandwidth gives no stall
         n = min(m.folds, 64)
         args = (split_even(m.compute_cycles, n), split_even(m.dram_read_bytes, n), split_even(m.dram_write_bytes, n))

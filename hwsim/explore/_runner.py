@@ -14,6 +14,7 @@ import csv
 import json
 import math
 import os
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from tqdm import tqdm
 
 from .._pipeline import simulate_workload
 from ..energy import energy_components
-from ..errors import InfeasibleError, SpecError
+from ..errors import SOURCE_ARG, HwsimError, InfeasibleError, SpecError
 from ._pareto import pareto_mask
 from ._quality import QUALITY_MODELS
 from ._spec import DesignPoint, ResolvedSweep, load_sweep
@@ -69,7 +70,12 @@ def evaluate_hardware(rs: ResolvedSweep, pt: DesignPoint) -> dict[str, Any]:
 
 def _quality_task(name: str, bits: tuple[tuple[str, tuple[int, int]], ...], acc_bits: int,
                   acc_mode: str) -> dict[str, Any]:
-    return QUALITY_MODELS[name].evaluate(dict(bits), acc_bits=acc_bits, acc_mode=acc_mode)
+    """A policy's quality; a policy the model cannot run (e.g. bits outside its range) returns the reason, and
+    its points are recorded as failed with it while the sweep goes on."""
+    try:
+        return QUALITY_MODELS[name].evaluate(dict(bits), acc_bits=acc_bits, acc_mode=acc_mode)
+    except (ValueError, ArithmeticError) as e:
+        return {"__error__": f"quality model {name}: {e}"}
 
 
 def _spec_fingerprint(rs: ResolvedSweep) -> dict[str, Any]:
@@ -84,7 +90,7 @@ def _prepare_out(rs: ResolvedSweep, out: Path, resume: bool) -> set[str]:
     fp = _spec_fingerprint(rs)
     if pts.exists() and pts.stat().st_size > 0:
         if not resume:
-            raise SpecError("<arg>", "--out", "an output folder without a sweep in it, or --resume to continue it",
+            raise SpecError(SOURCE_ARG, "--out", "an output folder without a sweep in it, or --resume to continue it",
                             str(out), detail="points.csv exists; nothing is overwritten")
         if fp_path.exists() and json.loads(fp_path.read_text()) != fp:
             raise SpecError(str(fp_path), "", "the same sweep, arch and workload as the run being resumed",
@@ -186,12 +192,16 @@ class _DaskPool:
         try:
             from distributed import Client
         except ImportError:
-            raise SpecError("<arg>", "--scheduler", "dask.distributed installed (pip install distributed)",
+            raise SpecError(SOURCE_ARG, "--scheduler", "dask.distributed installed (pip install distributed)",
                             address) from None
+        if "://" in address and not address.startswith(("tcp://", "tls://", "inproc://", "ucx://", "ws://",
+                                                          "wss://")):
+            raise SpecError(SOURCE_ARG, "--scheduler", "a dask scheduler address such as tcp://HOST:8786",
+                            address)
         try:
-            self._client = Client(address, timeout="10s")
-        except (OSError, TimeoutError) as e:
-            raise SpecError("<arg>", "--scheduler", "the address of a running dask scheduler", address,
+            self._client = Client(address, timeout="5s")
+        except (OSError, TimeoutError, ValueError) as e:
+            raise SpecError(SOURCE_ARG, "--scheduler", "the address of a running dask scheduler", address,
                             detail=str(e)[:200]) from None
 
     def submit(self, fn, *args):
@@ -200,11 +210,19 @@ class _DaskPool:
     def wait_first(self, pending: set) -> tuple[set, set]:
         from distributed import wait
 
-        done, rest = wait(list(pending), return_when="FIRST_COMPLETED")
+        try:
+            done, rest = wait(list(pending), return_when="FIRST_COMPLETED")
+        except OSError as e:
+            raise SweepStopped(f"the sweep stopped: lost the dask scheduler ({type(e).__name__}); the points "
+                               "written so far are kept: run again with --resume") from None
         return set(done), set(rest)
 
     def close(self) -> None:
         self._client.close()
+
+
+class SweepStopped(HwsimError):
+    """The sweep could not go on (a worker or the scheduler died); the points written so far are kept."""
 
 
 def run_sweep(path: str | Path, *, out: str | Path | None = None, resume: bool = False,
@@ -259,11 +277,19 @@ def run_sweep(path: str | Path, *, out: str | Path | None = None, resume: bool =
             done, _ = pool.wait_first(set(tasks))
             for f in done:
                 kind, info = tasks.pop(f)
+                try:
+                    result = f.result()
+                except (OSError, EOFError, BrokenProcessPool, TimeoutError) as e:
+                    raise SweepStopped(f"the sweep stopped ({type(e).__name__}: {str(e)[:160]}); the points "
+                                       f"written to {pts_csv} are kept: run again with --resume") from None
                 if kind == "quality":
-                    submit_hw(by_policy[info], f.result())
+                    submit_hw(by_policy[info], result)
                     continue
-                rows = f.result()
-                if info is not None:
+                rows = result
+                if info is not None and "__error__" in info:
+                    for r in rows:
+                        r.update(status="error", error=info["__error__"])
+                elif info is not None:
                     for r in rows:
                         r[metric] = info[metric]
                         r["quality_detail"] = json.dumps({k: v for k, v in info.items() if k != metric},
@@ -280,6 +306,13 @@ def run_sweep(path: str | Path, *, out: str | Path | None = None, resume: bool =
                 f"{st.get('error', 0)} failed; {int(df['pareto'].sum())} on the Pareto front of "
                 f"{list(rs.spec.objectives)}")
         print(line)
+        ilp_csv = out_dir / "ilp.csv"
+        if ilp_csv.is_file():
+            runs = pd.read_csv(ilp_csv)
+            if len(runs):
+                counts = runs["status"].value_counts()
+                print(f"ILP: {len(runs)} budgets x hardware points: {counts.get('Optimal', 0)} solved, "
+                      f"{len(runs) - counts.get('Optimal', 0)} infeasible (see ilp.csv)")
         if st.get("ok", 0) == 0:
             first = df.loc[df["status"] != "ok", "error"].dropna()
             print(f"hwsim: warning: no feasible point; first reason: {first.iloc[0] if len(first) else '?'}")
@@ -317,6 +350,9 @@ def _finalize(rs: ResolvedSweep, out_dir: Path, cols: list[str], metric: str | N
 
         pt = rs.points[int(chosen["index"])]
         arch = rs.arch.replace(**pt.hw) if pt.hw else rs.arch
+        if pt.hw:  # name the chosen hardware by its parameters (the report's roofline and titles use it)
+            arch = arch.model_copy(update={"name": f"{rs.arch.name} with " + ", ".join(
+                f"{k}={v}" for k, v in pt.hw.items())})
         res = simulate_workload(arch, rs.workload, bits=dict(pt.bits), source=rs.source)
         (out_dir / "chosen").mkdir(exist_ok=True)
         write_layers_csv(res, out_dir / "chosen" / "layers.csv")

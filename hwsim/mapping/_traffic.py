@@ -17,9 +17,11 @@ the loop nest of the dataflow (R x C the array; M, K, N the GEMM view, per group
   column fold. filter: once if it fits, else once per M tile. ``Mt`` minimizes DRAM bytes among the tiles
   whose partial sums fit: the optimum is the largest tile on either side of each level's ifmap-fits threshold,
   so those are tried (a larger buffer therefore never increases DRAM traffic).
-* os (row fold of M -> column fold of N; partial sums stay in the PEs): ifmap once if a row fold's slice
-  (``min(M, R) x K``) or the raw ifmap fits, else once per column fold; filter once if it fits, else once per
-  row fold.
+* os (partial sums stay in the PEs), whichever loop order moves fewer DRAM bytes: row folds of M outer (ifmap
+  once if a row fold's slice ``min(M, R) x K`` or the raw ifmap fits, else once per column fold; filter once if
+  it fits, else once per row fold) or column folds of N outer (filter once if a column fold's slice
+  ``K x min(N, C)`` or all of it fits, else once per row fold; ifmap once if it fits, else once per column
+  fold).
 * is (N tile -> column fold of M -> row fold of K): partial sums of a ``min(M, C) x Nt`` tile stay in the
   innermost ofmap buffer (``Nt`` the largest that fits); filter once if it fits, else once per column fold;
   ifmap once if a column fold's slice (``K x min(M, C)``) or the raw ifmap fits, else once per N tile.
@@ -166,16 +168,22 @@ def hierarchy_traffic(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int,
             nt = min(fit, N)
     n_tiles = _cdiv(N, nt)
 
+    os_order = ["m_outer"]  # os: which fold loop is outer (chosen below)
+
     def refetch(op: str, lv: MemoryLevel, mt_: int) -> int:
         c = cap(lv, op)
         if df == "ws":
             if op == "ifmap":
                 return 1 if (mt_ * K * act_bits <= c or U["ifmap"] <= c) else cf
             return 1 if U["filter"] <= c else _cdiv(M, mt_)
-        if df == "os":
+        if df == "os" and os_order[0] == "m_outer":  # row folds outer: a row fold's inputs stay, weights stream
             if op == "ifmap":
                 return 1 if (min(M, R) * K * act_bits <= c or U["ifmap"] <= c) else cf
             return 1 if U["filter"] <= c else _cdiv(M, R)
+        if df == "os":  # column folds outer: a column fold's weights stay, inputs stream
+            if op == "filter":
+                return 1 if (K * min(N, C) * weight_bits <= c or U["filter"] <= c) else _cdiv(M, R)
+            return 1 if U["ifmap"] <= c else cf
         if op == "ifmap":  # is
             return 1 if (K * min(M, C) * act_bits <= c or U["ifmap"] <= c) else n_tiles
         return 1 if U["filter"] <= c else _cdiv(M, C)
@@ -187,6 +195,12 @@ def hierarchy_traffic(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int,
             tot += U[op] * G * refetch(op, ch[-1], mt_) if ch else demand[f"{op}_reads"] * bits[op]
         return tot
 
+    if df == "os":  # the loop order with fewer DRAM bytes (the same compute either way)
+        costs = {}
+        for order in ("m_outer", "n_outer"):
+            os_order[0] = order
+            costs[order] = dram_bits(mt)
+        os_order[0] = min(costs, key=lambda o: (costs[o], o != "m_outer"))
     if tile is not None:  # a fixed mapping
         if df == "ws":
             mt = min(tile, M)

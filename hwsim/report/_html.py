@@ -30,7 +30,9 @@ def table_html(rows: list[dict], columns: Iterable[str] | None = None, *, floatf
 
     def fmt(v):
         if isinstance(v, float):
-            return floatfmt.format(v)
+            if v.is_integer() and abs(v) < 1e15:
+                return f"{int(v):,}"
+            return f"{v:,.0f}" if abs(v) >= 1e4 else floatfmt.format(v)
         if isinstance(v, int) and not isinstance(v, bool):
             return f"{v:,}"
         return html.escape(str(v))

@@ -106,9 +106,11 @@ def sweep_report(rs: Any, df: pd.DataFrame, chosen: pd.Series | None, chosen_row
                      yaxis_type="log", xaxis_title="total cycles", yaxis_title="energy per inference (uJ)",
                      height=440)
     sections.append(("Energy vs latency", le))
-    front_cols = ["index", "policy", *axes, *(m for m in [metric] if m), "total_cycles", "latency_us",
-                  "energy_pj", "utilization"]
+    front_cols = ["point", "policy", *axes, *(m for m in [metric] if m), "total_cycles", "latency_us",
+                  "energy_uj", "utilization"]
     front = df[df["pareto"]].sort_values("energy_pj").copy()
+    front["point"] = [f"#{int(i)}" for i in front["index"]]
+    front["energy_uj"] = front["energy_pj"] / 1e6
     front["W/A bits per layer"] = [_short(bits_text(r)) for _, r in front.iterrows()]
     front["config"] = [f"<a href='configs/point_{int(r['index'])}/arch.yaml'>arch</a> "
                        f"<a href='configs/point_{int(r['index'])}/quant.yaml'>bits</a>" for _, r in front.iterrows()]

@@ -201,6 +201,9 @@ class MemoryLevel(_Frozen):
                 raise ValueError("bandwidth_bytes_per_cycle only on the dram level (on-chip levels take "
                                  "read_bw_bits_per_cycle / write_bw_bits_per_cycle); found it on "
                                  f"{self.name!r}")
+            if self.banks > 1 and self.banks * self.word_bits > self.size_bits:
+                raise ValueError(f"banks of at least one word each (banks x word_bits <= size); found {self.banks} "
+                                 f"banks of {self.word_bits}-bit words in {self.size_bits:,.0f} bits")
             if self.kind == "rf" and self.instances != "per_pe":
                 raise ValueError(f"instances: per_pe for rf level {self.name!r}; found {self.instances!r}")
         if self.share is not None:
