@@ -13,6 +13,30 @@ class MissingDependency(RuntimeError):
     command that installs it; tests turn it into a skip."""
 
 
+def load_npz_weights(path, shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+    """Float32 arrays of the given keys from a committed ``.npz`` of weights, each checked against its shape.
+
+    Raises
+    ------
+    ValueError
+        A weight whose shape is not the expected one (naming the file and the key).
+    """
+    with np.load(path, allow_pickle=False) as z:
+        w = {k: np.asarray(z[k], dtype=np.float32) for k in shapes}
+    for k, shape in shapes.items():
+        if w[k].shape != shape:
+            raise ValueError(f"{path}: {k} must have shape {shape}, not {w[k].shape}")
+    return w
+
+
+def load_npz_metadata(path) -> dict:
+    """The training record stored in a weights ``.npz`` (a JSON string under key ``meta``)."""
+    import json
+
+    with np.load(path, allow_pickle=False) as z:
+        return json.loads(str(z["meta"]))
+
+
 def check_layer_bits(bits, layers: tuple[str, ...], *, low: int = 2, high: int = 8) -> dict[str, tuple[int, int]]:
     """Validate ``{layer: (weight_bits, act_bits)}`` (or one pair for every layer) against ``layers``.
 

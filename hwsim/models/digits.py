@@ -22,10 +22,11 @@ The layer names and shapes match ``workloads/digits_cnn.yaml`` (the timing/energ
 from __future__ import annotations
 
 import functools
-import json
 from pathlib import Path
 
 import numpy as np
+
+from ._base import load_npz_metadata, load_npz_weights
 
 __all__ = [
     "LAYERS", "WEIGHTS_PATH", "load_digits_split", "load_weights", "load_metadata", "float_forward",
@@ -99,20 +100,12 @@ def load_weights(path: str | Path | None = None) -> dict[str, np.ndarray]:
         ``conv2.bias`` (16,), ``fc.weight`` (10, 256), ``fc.bias`` (10,). Weights are (out, in, kh, kw) as in
         ONNX/PyTorch; ``fc.weight`` is (out, in).
     """
-    p = WEIGHTS_PATH if path is None else Path(path)
-    with np.load(p, allow_pickle=False) as z:
-        w = {k: np.asarray(z[k], dtype=np.float32) for k in _SHAPES}
-    for k, shape in _SHAPES.items():
-        if w[k].shape != shape:
-            raise ValueError(f"{p}: {k} must have shape {shape}, not {w[k].shape}")
-    return w
+    return load_npz_weights(WEIGHTS_PATH if path is None else Path(path), _SHAPES)
 
 
 def load_metadata(path: str | Path | None = None) -> dict:
     """The training metadata stored in the npz (key ``meta``, a JSON string): accuracy, seed, epochs, ..."""
-    p = WEIGHTS_PATH if path is None else Path(path)
-    with np.load(p, allow_pickle=False) as z:
-        return json.loads(str(z["meta"]))
+    return load_npz_metadata(WEIGHTS_PATH if path is None else Path(path))
 
 
 # ----------------------------------------------------------------------------------------------- float reference

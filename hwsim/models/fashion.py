@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import functools
 import gzip
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 
-from ._base import CNNSensitivityModel, MissingDependency, check_layer_bits
+from ._base import (CNNSensitivityModel, MissingDependency, check_layer_bits, load_npz_metadata,
+                    load_npz_weights)
 from ._engine import Conv, Network, Pool, PTQConfig, QuantizedNetwork
 
 __all__ = ["LAYERS", "WEIGHTS_PATH", "DATA_DIR", "N_CALIB", "load_fashion_mnist", "load_weights", "load_metadata",
@@ -99,20 +99,12 @@ def load_fashion_mnist() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
 def load_weights(path: str | Path | None = None) -> dict[str, np.ndarray]:
     """The trained float32 weights (keys and shapes of :data:`SHAPES`; conv ``(out, in, kh, kw)``, fc
     ``(out, in)``)."""
-    p = WEIGHTS_PATH if path is None else Path(path)
-    with np.load(p, allow_pickle=False) as z:
-        w = {k: np.asarray(z[k], np.float32) for k in SHAPES}
-    for k, shape in SHAPES.items():
-        if w[k].shape != shape:
-            raise ValueError(f"{p}: {k} must have shape {shape}, not {w[k].shape}")
-    return w
+    return load_npz_weights(WEIGHTS_PATH if path is None else Path(path), SHAPES)
 
 
 def load_metadata(path: str | Path | None = None) -> dict:
     """The training record stored in the npz (JSON under key ``meta``)."""
-    p = WEIGHTS_PATH if path is None else Path(path)
-    with np.load(p, allow_pickle=False) as z:
-        return json.loads(str(z["meta"]))
+    return load_npz_metadata(WEIGHTS_PATH if path is None else Path(path))
 
 
 def build_network(weights: dict[str, np.ndarray] | None = None) -> Network:
