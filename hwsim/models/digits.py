@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._base import load_npz_metadata, load_npz_weights
+from ._base import check_layer_bits, load_npz_metadata, load_npz_weights
 
 __all__ = [
     "LAYERS", "WEIGHTS_PATH", "load_digits_split", "load_weights", "load_metadata", "float_forward",
@@ -241,29 +241,7 @@ def check_bits(bits) -> dict[str, tuple[int, int]]:
         A missing or unknown layer, a value that is not a pair of ints, or bits outside
         [``MIN_BITS``, ``MAX_BITS``], e.g. ``"bits for layer 'conv1' must be between 2 and 8, not 1"``.
     """
-    if isinstance(bits, tuple | list) and len(bits) == 2 and all(isinstance(b, int | np.integer) for b in bits):
-        bits = {layer: tuple(bits) for layer in LAYERS}
-    if not isinstance(bits, dict):
-        raise ValueError(f"bits must be a dict {{layer: (weight_bits, act_bits)}} or one (weight_bits, act_bits) "
-                         f"pair, not {bits!r}")
-    unknown = [k for k in bits if k not in LAYERS]
-    if unknown:
-        raise ValueError(f"bits has unknown layer(s) {unknown}; the layers are {list(LAYERS)}")
-    missing = [k for k in LAYERS if k not in bits]
-    if missing:
-        raise ValueError(f"bits must give (weight_bits, act_bits) for every layer; missing {missing}")
-    out = {}
-    for layer in LAYERS:
-        v = bits[layer]
-        if not (isinstance(v, tuple | list) and len(v) == 2):
-            raise ValueError(f"bits for layer {layer!r} must be a pair (weight_bits, act_bits), not {v!r}")
-        for b in v:
-            if isinstance(b, bool) or not isinstance(b, int | np.integer):
-                raise ValueError(f"bits for layer {layer!r} must be integers, not {b!r}")
-            if not MIN_BITS <= int(b) <= MAX_BITS:
-                raise ValueError(f"bits for layer {layer!r} must be between {MIN_BITS} and {MAX_BITS}, not {int(b)}")
-        out[layer] = (int(v[0]), int(v[1]))
-    return out
+    return check_layer_bits(bits, LAYERS, low=MIN_BITS, high=MAX_BITS)
 
 
 def _layer_inputs_float(weights: dict[str, np.ndarray], x: np.ndarray) -> dict[str, np.ndarray]:
