@@ -155,20 +155,18 @@ def action_energies(arch: ArchSpec, *, source: str = "<arch>") -> ActionEnergies
         key = _level_key(arch, i, lv)
         rk, wk = f"{lv.name}_read_pj", f"{lv.name}_write_pj"
         if lv.kind == "dram":
-            if lv.read_pj is not None:
-                dram_r = lv.read_pj / lv.word_bits
-                src[rk] = f"{key}.read_pj / word_bits ({lv.word_bits}), per bit"
-            elif lv.pj_per_bit is not None:
-                dram_r, src[rk] = lv.pj_per_bit, f"{key}.pj_per_bit"
-            else:
-                src[rk] = e["dram_read_64b"].provenance(tech.name) + " / 64, per bit"
-            if lv.write_pj is not None:
-                dram_w = lv.write_pj / lv.word_bits
-                src[wk] = f"{key}.write_pj / word_bits ({lv.word_bits}), per bit"
-            elif lv.pj_per_bit is not None:
-                dram_w, src[wk] = lv.pj_per_bit, f"{key}.pj_per_bit"
-            else:
-                src[wk] = e["dram_write_64b"].provenance(tech.name) + " / 64, per bit"
+            per_bit = {}
+            for action, given, table_pj, k in (("read", lv.read_pj, dram_r, rk),
+                                               ("write", lv.write_pj, dram_w, wk)):
+                if given is not None:
+                    per_bit[action] = given / lv.word_bits
+                    src[k] = f"{key}.{action}_pj / word_bits ({lv.word_bits}), per bit"
+                elif lv.pj_per_bit is not None:
+                    per_bit[action], src[k] = lv.pj_per_bit, f"{key}.pj_per_bit"
+                else:
+                    per_bit[action] = table_pj
+                    src[k] = e[f"dram_{action}_64b"].provenance(tech.name) + " / 64, per bit"
+            dram_r, dram_w = per_bit["read"], per_bit["write"]
             reads[lv.name], writes[lv.name] = dram_r, dram_w
             continue
         bank_kib = lv.size_bits / 8192 / lv.banks
