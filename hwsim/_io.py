@@ -63,7 +63,7 @@ def _load_workload(path: str | Path) -> Workload:
 
         return read_topology_csv(p)
     if suffix == ".onnx":
-        from .frontends._onnx import read_onnx_shapes
+        from .frontends import read_onnx_shapes
 
         return read_onnx_shapes(p)
     raise SpecError(str(p), "", "a .yaml, .csv (SCALE-Sim topology) or .onnx workload", suffix or "no extension")

@@ -131,7 +131,7 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
         Bits that name no layer, or operand widths the PE cannot take.
     """
     if arch.timing.engine == "analytic":
-        from .sim._fast import warm_up
+        from .sim import warm_up
 
         warm_up()  # numba's cache load is start-up, not model time
     else:

@@ -137,7 +137,7 @@ def _append(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
 
 def _hw_chunk(rs: ResolvedSweep, indices: list[int]) -> list[dict[str, Any]]:
     """Timing and energy of a chunk of design points (runs in a worker)."""
-    from ..sim._fast import use_numba
+    from ..sim import use_numba
 
     use_numba()  # thousands of points: the event model's recurrence compiled
     return [evaluate_hardware(rs, rs.points[i]) for i in indices]
@@ -359,7 +359,7 @@ def _finalize(rs: ResolvedSweep, out_dir: Path, cols: list[str], metric: str | N
         write_summary_json(res, out_dir / "chosen" / "summary.json", arch_source=rs.spec.arch,
                            workload_source=rs.spec.workload)
         chosen_rows = res.rows
-    from ..report._sweep import sweep_report
+    from ..report import sweep_report
 
     sweep_report(rs, df, chosen, chosen_rows, metric, out_dir / "report.html", chosen_arch=arch)
     return df

@@ -38,7 +38,7 @@ import yaml
 
 from ..errors import Found, SpecError
 from ..spec import ArchSpec, Conv2d, Gemm, Workload
-from ..spec._loader import validate
+from ..spec import validate
 
 __all__ = ["arch_from_scalesim_cfg", "read_scalesim_cfg", "read_topology_csv", "scalesim_conv_padding",
            "write_arch_yaml"]
