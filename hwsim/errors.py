@@ -7,7 +7,24 @@ print it on one line and exit with code 2 (``../shared/DESIGN.md``, "Contracts")
 
 from __future__ import annotations
 
-__all__ = ["HwsimError", "SpecError", "InfeasibleError", "Found", "ShapeWarning", "SOURCE_ARG"]
+import reprlib
+
+__all__ = ["HwsimError", "SpecError", "InfeasibleError", "Found", "ShapeWarning", "SOURCE_ARG", "short_repr"]
+
+def _bounded_repr() -> reprlib.Repr:
+    r = reprlib.Repr()
+    r.maxlevel, r.maxdict, r.maxlist, r.maxtuple, r.maxset = 2, 4, 6, 6, 6
+    r.maxstring, r.maxother, r.maxlong = 80, 80, 40
+    return r
+
+
+_REPR = _bounded_repr()
+
+
+def short_repr(value: object) -> str:
+    """``repr`` bounded in size (a few items per level, two levels, 80 characters per string): safe for error
+    messages whatever the value (a huge string, an alias-expanded tree)."""
+    return _REPR.repr(value)
 
 #: The "file" a command-line option's error names.
 SOURCE_ARG = "command line"
@@ -37,7 +54,9 @@ class SpecError(HwsimError, ValueError):
     expected : str
         What would have been accepted.
     found : object
-        What was there (shown with ``repr``); ``None`` prints as "nothing".
+        What was there (shown with a bounded ``repr``: at most a few items per level, two levels and 80
+        characters per string, so that a huge or alias-expanded value never makes a huge message); ``None``
+        prints as "nothing".
     """
 
     def __init__(self, source: str, key: str, expected: str, found: object = None, *, detail: str = ""):
@@ -47,7 +66,7 @@ class SpecError(HwsimError, ValueError):
         self.found = found
         self.detail = detail
         where = f"{self.source}: {key}" if key else self.source
-        found_s = "nothing" if found is None else (str(found) if isinstance(found, Found) else repr(found))
+        found_s = "nothing" if found is None else (str(found) if isinstance(found, Found) else _REPR.repr(found))
         msg = f"{where}: expected {expected}, found {found_s}"
         if detail:
             msg += f" ({detail})"
