@@ -35,13 +35,33 @@ def _bits_arg(v: str) -> int:
     return b
 
 
-def _cmd_simulate(args: argparse.Namespace) -> int:
-    from ._io import load_workload, write_energy_csv, write_layers_csv, write_summary_json
-    from ._pipeline import simulate_workload
-    from .report import simulate_report
+def _fresh_dir(base: Path) -> Path:
+    """``base`` if it does not exist or is empty, else the first of ``base_2``, ``base_3``, ... that does not."""
+    if not base.exists() or (base.is_dir() and not any(base.iterdir())):
+        return base
+    i = 2
+    while (base.parent / f"{base.name}_{i}").exists():
+        i += 1
+    return base.parent / f"{base.name}_{i}"
+
+
+def _load_arch_file(path: str):
+    """An arch YAML, or a SCALE-Sim .cfg read as ``hwsim import-scalesim`` reads it."""
+    if Path(path).suffix.lower() == ".cfg":
+        from .frontends import arch_from_scalesim_cfg
+
+        return arch_from_scalesim_cfg(path)
     from .spec import load_arch
 
-    arch = load_arch(args.arch)
+    return load_arch(path)
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from ._io import load_workload, write_bandwidth_csv, write_energy_csv, write_layers_csv, write_summary_json
+    from ._pipeline import simulate_workload
+    from .report import simulate_report
+
+    arch = _load_arch_file(args.arch)
     workload = load_workload(args.workload)
     bits = None
     if args.quant:
@@ -52,17 +72,19 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         arch = arch.replace(**{"timing.engine": args.engine})
     res = simulate_workload(arch, workload, bits=bits, weight_bits=args.wbits, act_bits=args.abits,
                             source=str(args.arch))
-    out = Path(args.out)
+    # an explicit --out is written into (replacing the files); the default never replaces an earlier run
+    out = Path(args.out) if args.out else _fresh_dir(Path("results") / "simulate")
     out.mkdir(parents=True, exist_ok=True)
-    write_layers_csv(res, out / "layers.csv")
-    write_energy_csv(res, out / "energy.csv")
-    write_summary_json(res, out / "summary.json", arch_source=str(args.arch), workload_source=str(args.workload))
-    simulate_report(res, out / "report.html")
+    files = [write_layers_csv(res, out / "layers.csv"), write_energy_csv(res, out / "energy.csv"),
+             write_bandwidth_csv(res, out / "bandwidth.csv"),
+             write_summary_json(res, out / "summary.json", arch_source=str(args.arch),
+                                workload_source=str(args.workload)),
+             simulate_report(res, out / "report.html")]
     t = res.totals
     print(f"{workload.name} on {arch.name}: {len(res.rows)} layers, {int(t['macs']):,} MACs, "
           f"{int(t['total_cycles']):,} cycles ({int(t['stall_cycles']):,} stall), {t['latency_us']:,.1f} us, "
           f"{t['energy_pj'] / 1e6:,.2f} uJ, utilization {t['utilization']:.3f}; model {res.model_cpu_s * 1e3:.1f} ms CPU")
-    print(f"wrote {out / 'layers.csv'}, {out / 'summary.json'}, {out / 'report.html'}")
+    print(f"wrote {', '.join(str(f) for f in files)}")
     return 0
 
 
@@ -116,9 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"hwsim {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("simulate", help="time and price a workload on an arch; write layers.csv, summary.json, "
-                       "report.html")
-    s.add_argument("arch", help="arch YAML (arch/*.yaml)")
+    s = sub.add_parser("simulate", help="time and price a workload on an arch; write layers.csv, energy.csv, "
+                       "bandwidth.csv, summary.json, report.html")
+    s.add_argument("arch", help="arch YAML (arch/*.yaml), or a SCALE-Sim .cfg (read as import-scalesim reads it, "
+                   "clock 1000 MHz)")
     s.add_argument("workload", help="workload: YAML, SCALE-Sim topology CSV, or float ONNX")
     g = s.add_mutually_exclusive_group()
     g.add_argument("--quant", help="quantization YAML: per-layer weight_bits/act_bits")
@@ -126,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--abits", type=_bits_arg, help="uniform activation bits for every layer")
     s.add_argument("--engine", choices=["analytic", "simpy"],
                    help="event-model engine (default: the arch's timing.engine, analytic); both give equal cycles")
-    s.add_argument("--out", default="results/simulate", help="output folder (default: results/simulate)")
+    s.add_argument("--out", help="output folder, written into (its files replaced); default: results/simulate, "
+                   "or results/simulate_2, _3, ... if that holds an earlier run (never replaced)")
     s.set_defaults(func=_cmd_simulate)
 
     s = sub.add_parser("import-scalesim", help="turn a SCALE-Sim .cfg into an arch YAML")

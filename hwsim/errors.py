@@ -7,10 +7,12 @@ print it on one line and exit with code 2 (``../shared/DESIGN.md``, "Contracts")
 
 from __future__ import annotations
 
+import os
 import reprlib
+from pathlib import Path
 
 __all__ = ["HwsimError", "SpecError", "InfeasibleError", "Found", "ShapeWarning", "SOURCE_ARG", "short_repr",
-           "MissingDependency", "missing_dependency", "INSTALL"]
+           "MissingDependency", "missing_dependency", "INSTALL", "input_file"]
 
 def _bounded_repr() -> reprlib.Repr:
     r = reprlib.Repr()
@@ -117,3 +119,17 @@ def missing_dependency(e: ImportError, needed_for: str = "") -> MissingDependenc
         return MissingDependency(f"an optional package failed to import{what}: {str(e)[:200]}")
     pkg, cmd = INSTALL.get(mod, (mod.replace("_", "-"), f"pip install {mod.replace('_', '-')}"))
     return MissingDependency(f"the Python package {pkg} is not installed{what} ({cmd})")
+
+
+def input_file(path: str | os.PathLike[str], expected: str, *, empty_ok: bool = False) -> Path:
+    """``path`` as a ``Path`` if it is a regular, non-empty file; else a :class:`SpecError` that says what it is
+    (``no such file``, ``a directory``, ``not a regular file``, ``an empty file``) after ``expected`` (e.g.
+    ``"an ONNX model file"``)."""
+    p = Path(path)
+    if p.is_dir():
+        raise SpecError(str(p), "", expected, Found("a directory"))
+    if not p.is_file():
+        raise SpecError(str(p), "", expected, Found("not a regular file" if p.exists() else "no such file"))
+    if not empty_ok and p.stat().st_size == 0:
+        raise SpecError(str(p), "", expected, Found("an empty file"))
+    return p
