@@ -46,14 +46,26 @@ def _fresh_dir(base: Path) -> Path:
 
 
 def _load_arch_file(path: str):
-    """An arch YAML, or a SCALE-Sim .cfg read as ``hwsim import-scalesim`` reads it."""
+    """An arch YAML, a SCALE-Sim .cfg (read as ``hwsim import-scalesim`` reads it) or a ZigZag accelerator YAML
+    (as ``hwsim import-zigzag`` reads it)."""
     if Path(path).suffix.lower() == ".cfg":
         from .frontends import arch_from_scalesim_cfg
 
         return arch_from_scalesim_cfg(path)
-    from .spec import load_arch
+    from .spec import load_arch, load_yaml
 
-    return load_arch(path)
+    try:
+        return load_arch(path)
+    except SpecError as e:
+        from .frontends import arch_from_zigzag, is_zigzag_hardware
+
+        try:
+            zz = is_zigzag_hardware(load_yaml(path, duplicate_keys="last"))
+        except SpecError:
+            zz = False
+        if not zz:
+            raise e from None
+    return arch_from_zigzag(path)
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -103,6 +115,22 @@ def _cmd_import_scalesim(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_import_zigzag(args: argparse.Namespace) -> int:
+    from .frontends import arch_from_zigzag, write_arch_yaml
+
+    arch = arch_from_zigzag(args.hardware, dataflow=args.dataflow)
+    out = Path(args.out) if args.out else Path(f"zigzag_{Path(args.hardware).stem}.yaml")
+    if out.exists() and not args.force:
+        raise SpecError(SOURCE_ARG, "--out", "a path that does not exist yet (or --force to replace it)", str(out),
+                        detail="nothing is overwritten")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_arch_yaml(arch, out, comment="ZigZag 3.9.1 accelerator imported by hwsim import-zigzag "
+                    "(hwsim/frontends/_zigzag.py gives the mapping)")
+    print(f"wrote {out} (clock_mhz {arch.clock_mhz:g}: ZigZag counts cycles only, so latency in us assumes it; "
+          f"dataflow {arch.array.dataflow}: ZigZag's hardware file has none)")
+    return 0
+
+
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from .explore import run_sweep
 
@@ -140,8 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("simulate", help="time and price a workload on an arch; write layers.csv, energy.csv, "
                        "bandwidth.csv, summary.json, report.html")
-    s.add_argument("arch", help="arch YAML (arch/*.yaml), or a SCALE-Sim .cfg (read as import-scalesim reads it, "
-                   "clock 1000 MHz)")
+    s.add_argument("arch", help="arch YAML (arch/*.yaml), a SCALE-Sim .cfg or a ZigZag accelerator YAML (read as "
+                   "import-scalesim / import-zigzag read them, clock 1000 MHz)")
     s.add_argument("workload", help="workload: YAML, SCALE-Sim topology CSV, or float ONNX")
     g = s.add_mutually_exclusive_group()
     g.add_argument("--quant", help="quantization YAML: per-layer weight_bits/act_bits")
@@ -158,6 +186,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="arch YAML to write (default: <cfg stem>.yaml)")
     s.add_argument("--force", action="store_true", help="replace --out if it exists")
     s.set_defaults(func=_cmd_import_scalesim)
+
+    s = sub.add_parser("import-zigzag", help="turn a ZigZag 3.9.1 accelerator YAML into an arch YAML (simulate "
+                       "also takes the ZigZag file as it is)")
+    s.add_argument("hardware", help="ZigZag hardware YAML (zigzag/inputs/hardware/*.yaml)")
+    s.add_argument("--out", help="arch YAML to write (default: zigzag_<stem>.yaml)")
+    s.add_argument("--dataflow", choices=["ws", "os", "is"], default="ws",
+                   help="the array's dataflow (ZigZag's hardware file has none; default ws)")
+    s.add_argument("--force", action="store_true", help="replace --out if it exists")
+    s.set_defaults(func=_cmd_import_zigzag)
 
     s = sub.add_parser("sweep", help="evaluate every design point of a sweep; write points, pareto.csv, report")
     s.add_argument("sweep", help="sweep YAML (sweeps/*.yaml)")

@@ -44,8 +44,12 @@ MAX_DEPTH = 64
 MAX_INT = 2 ** 53
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
+def load_yaml(path: str | Path, *, duplicate_keys: str = "error") -> dict[str, Any]:
     """Read a YAML file whose top level is a mapping.
+
+    ``duplicate_keys``: ``"error"`` (hwsim's own files: a key given twice is refused) or ``"last"`` (another
+    tool's file read as that tool's PyYAML reads it: the last one wins, with a :class:`UserWarning` naming the
+    key and its lines).
 
     The file is bounded before anything is built from it: at most ``MAX_BYTES`` bytes, ``MAX_NODES`` nodes
     with every alias expanded, ``MAX_DEPTH`` levels of nesting, no recursive alias; every number finite
@@ -77,6 +81,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
                         Found(f"byte {e.object[e.start]:#04x} at offset {e.start}")) from None
     loader = _UniqueKeyLoader(text)
     loader.hwsim_source = str(p)
+    loader.hwsim_duplicates = duplicate_keys
     try:
         data = loader.get_single_data()
     except yaml.YAMLError as e:
@@ -98,6 +103,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     checks the bounds of :func:`load_yaml` on the composed node graph before constructing anything."""
 
     hwsim_source = "<yaml>"
+    hwsim_duplicates = "error"
     _depth = 0
     _nodes = 0
 
@@ -205,7 +211,13 @@ def _mapping_no_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode, deep
     seen: dict = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
+        if key in seen and getattr(loader, "hwsim_duplicates", "error") == "last":
+            import warnings
+
+            warnings.warn(f"{getattr(loader, 'hwsim_source', '<yaml>')}: key {str(key)[:60]!r} given twice (lines "
+                          f"{seen[key] + 1} and {key_node.start_mark.line + 1}); the last is used, as PyYAML "
+                          "does", UserWarning, stacklevel=2)
+        elif key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"key {str(key)[:60]!r} given twice (first on line {seen[key] + 1})",
                 key_node.start_mark)
