@@ -233,7 +233,9 @@ def test_arch_from_user_cfg_google():
 
 def test_user_bandwidth_is_min_of_read_ports(tmp_path):
     text = (DATA / "google.cfg").read_text()
-    text = text.replace("FilterSRAMBankBandwidth: 10", "FilterSRAMBankBandwidth: 4")
+    # 4 words/cycle over 2 banks (SCALE-Sim asserts that the bandwidth divides by the banks)
+    text = text.replace("FilterSRAMBankBandwidth: 10", "FilterSRAMBankBandwidth: 4").replace(
+        "FilterSRAMBankNum: 10", "FilterSRAMBankNum: 2")
     p = tmp_path / "g.cfg"
     p.write_text(text)
     assert arch_from_scalesim_cfg(p).memory.dram.bandwidth_bytes_per_cycle == 4.0
