@@ -10,7 +10,9 @@ from ._graph import QGraph, load_model, lower_qdq
 from ._ops import SUPPORTED_OPS, DatapathConfig, NodeStats
 from ._reference import run_onnxruntime
 from ._run import RunResult, check_supported, execute
-from ._verify import VerifyReport, config_from_arch, load_inputs, random_inputs, verify
+from ._targets import (PROBE_EXACT, PROBE_PAIRS16, TARGETS, HostInfo, Target, host_info, ort_int16_pairs,
+                       probe_onnxruntime, resolve_target)
+from ._verify import VerifyReport, config_from_arch, load_expected, load_inputs, random_inputs, verify
 
 __all__ = [
     # _graph
@@ -21,6 +23,9 @@ __all__ = [
     "RunResult", "execute", "check_supported",
     # _reference
     "run_onnxruntime",
+    # _targets
+    "Target", "TARGETS", "HostInfo", "host_info", "resolve_target", "probe_onnxruntime", "ort_int16_pairs",
+    "PROBE_EXACT", "PROBE_PAIRS16",
     # _verify
-    "VerifyReport", "verify", "random_inputs", "load_inputs", "config_from_arch",
+    "VerifyReport", "verify", "random_inputs", "load_inputs", "load_expected", "config_from_arch",
 ]

@@ -19,6 +19,7 @@ from onnx import helper
 
 from ..datapath import conv2d_acc, gemm_acc, maxpool2d, narrow_operand
 from ..quant import fbgemm_bias_addend, requant_multiplier, requantize
+from ._targets import ort_int16_pairs
 
 __all__ = ["DatapathConfig", "NodeStats", "KERNELS", "SUPPORTED_OPS", "OpError"]
 
@@ -33,29 +34,45 @@ class DatapathConfig:
 
     ``acc_bits``/``acc_mode`` (``wrap``/``saturate``): the accumulator register (``pe.acc_bits``,
     ``pe.acc_mode``); ``mult_bits``: signed width of the multiplier operands after zero-point shifting
-    (``None``: wide enough); ``pair_saturate16``: int16 pair sums (fbgemm depthwise / ``vpmaddubsw``);
+    (``None``: wide enough); ``int16_pairs``: a PE that sums every product pair with int16 saturation
+    (``vpmaddubsw``, reduction in NHWC ``(r, s, c)`` order; :func:`hwsim.datapath.conv2d_acc`);
     ``profile``/``rounding``/``seed``: requantization (:func:`hwsim.quant.requantize`); ``operand_bits``: the
     PE's native operand width (``pe.operand_bits``; only checked, for a warning); ``zero_point_mode``:
     ``shift`` (the PE multiplies zero-shifted operands) or ``cross_term`` (raw codes, correction added to the
-    register afterwards; :func:`hwsim.datapath.conv2d_acc`).
+    register afterwards; :func:`hwsim.datapath.conv2d_acc`); ``target``: the CPU whose onnxruntime kernels
+    are reproduced (a name of :data:`hwsim.onnxq.TARGETS`; ``None``: exact integer kernels, as on VNNI): on a
+    pair-saturating target the u8 x s8 nodes that onnxruntime runs on ``vpmaddubsw`` get int16 pair sums
+    (:func:`hwsim.onnxq.ort_int16_pairs`).
     """
 
     acc_bits: int = 32
     acc_mode: str = "wrap"
     mult_bits: int | None = None
-    pair_saturate16: bool = False
+    int16_pairs: bool = False
     profile: str = "ort_cpu"
     rounding: str | None = None
     seed: int = 0
     operand_bits: int | None = None
     zero_point_mode: str = "shift"
+    target: str | None = None
 
     @property
     def is_reference(self) -> bool:
-        """True when this is onnxruntime's own integer semantics."""
+        """True when this is onnxruntime's own integer semantics (on :attr:`target`)."""
         return (self.acc_bits == 32 and self.acc_mode == "wrap" and self.mult_bits is None
-                and not self.pair_saturate16 and self.profile == "ort_cpu" and self.rounding is None
+                and not self.int16_pairs and self.profile == "ort_cpu" and self.rounding is None
                 and self.zero_point_mode == "shift")
+
+    def pairs_for(self, op: str, a_dtype, w_dtype, *, depthwise: bool = False) -> bool:
+        """Whether a GEMM-like node sums int16 pairs: the PE option, or onnxruntime's kernel on the target
+        when the accumulator is onnxruntime's (32-bit wrap, full-width multipliers, zero-shifted operands; an
+        arch's PE keeps its own arithmetic)."""
+        if self.int16_pairs:
+            return True
+        ort_acc = (self.acc_bits == 32 and self.acc_mode == "wrap" and self.mult_bits is None
+                   and self.zero_point_mode == "shift")
+        return ort_acc and self.target is not None and ort_int16_pairs(self.target, op, a_dtype, w_dtype,
+                                                                       depthwise=depthwise)
 
 
 @dataclass
@@ -186,6 +203,8 @@ def _conv_geometry(node, x_shape, w_shape):
 
 def _conv_acc(node, x, w, xz, wz, bias, cfg, stats):
     stride, pads, dil, groups, one_d = _conv_geometry(node, x.shape, w.shape)
+    depthwise = groups > 1 and w.shape[1] == 1 and w.shape[0] == groups
+    pairs = cfg.pairs_for(node.op_type, x.dtype, w.dtype, depthwise=depthwise)
     if one_d:
         x = x[:, :, None, :]
         w = w[:, :, None, :]
@@ -200,11 +219,10 @@ def _conv_acc(node, x, w, xz, wz, bias, cfg, stats):
     kw = dict(x_zp=int(xz), w_zp=wzv, bias=bias, stride=stride, pads=pads, dilation=dil, groups=groups,
               zero_point_mode=cfg.zero_point_mode)
     if cfg.is_reference or cfg.acc_mode == "wrap":
-        exact, _ = conv2d_acc(x, w, acc_bits=64, mult_bits=cfg.mult_bits, pair_saturate16=cfg.pair_saturate16,
-                              **kw)
+        exact, _ = conv2d_acc(x, w, acc_bits=64, mult_bits=cfg.mult_bits, int16_pairs=pairs, **kw)
         stats.max_abs_acc = int(np.abs(exact).max()) if exact.size else 0
     acc, ov = conv2d_acc(x, w, acc_bits=cfg.acc_bits, acc_mode=cfg.acc_mode, mult_bits=cfg.mult_bits,
-                         pair_saturate16=cfg.pair_saturate16, **kw)
+                         int16_pairs=pairs, **kw)
     stats.acc_overflow = ov
     if one_d:
         acc = acc[:, :, 0, :]
@@ -271,7 +289,7 @@ def conv_integer(node, ins, cfg):
     wz = ins[3] if len(ins) > 3 else None
     stats = NodeStats()
     acc = _conv_acc(node, x, w, _zp(xz), wz if wz is not None else 0, None, cfg, stats)
-    return [_to_int32(acc, cfg)], stats
+    return [_to_int32(acc, cfg)], stats  # ConvInteger: exact on every target (ort_int16_pairs)
 
 
 def _to_int32(acc, cfg):
@@ -282,7 +300,7 @@ def _to_int32(acc, cfg):
 
 # -- matrix products -----------------------------------------------------------------------------------------
 
-def _batched_gemm(a, b, az, bz, bias, cfg, stats):
+def _batched_gemm(a, b, az, bz, bias, cfg, stats, op="MatMulInteger"):
     """numpy.matmul semantics over leading batch dims, each (M, K) x (K, N) on gemm_acc."""
     if a.ndim < 2 or b.ndim < 2:
         raise OpError(f"1-D MatMul operands are not supported, found shapes {a.shape} and {b.shape}")
@@ -298,6 +316,7 @@ def _batched_gemm(a, b, az, bz, bias, cfg, stats):
     stats.k = int(a.shape[-1])
     stats.a_bits, stats.w_bits = _bits(a.dtype), _bits(b.dtype)
     mx = 0
+    pairs = cfg.pairs_for(op, a.dtype, b.dtype)
     for idx in np.ndindex(*batch) if batch else [()]:
         ai = np.ascontiguousarray(ab[idx])
         bi = np.ascontiguousarray(bb[idx])
@@ -305,10 +324,10 @@ def _batched_gemm(a, b, az, bz, bias, cfg, stats):
             stats.mult_overflow += _operand_overflow(ai, az, bi, bzv[None, :], cfg.mult_bits, cfg.zero_point_mode)
         if cfg.acc_mode == "wrap":
             exact, _ = gemm_acc(ai, bi, a_zp=int(az), b_zp=bzv, bias=bias, acc_bits=64, mult_bits=cfg.mult_bits,
-                                pair_saturate16=cfg.pair_saturate16, zero_point_mode=cfg.zero_point_mode)
+                                int16_pairs=pairs, zero_point_mode=cfg.zero_point_mode)
             mx = max(mx, int(np.abs(exact).max()) if exact.size else 0)
         acc, ov = gemm_acc(ai, bi, a_zp=int(az), b_zp=bzv, bias=bias, acc_bits=cfg.acc_bits,
-                           acc_mode=cfg.acc_mode, mult_bits=cfg.mult_bits, pair_saturate16=cfg.pair_saturate16,
+                           acc_mode=cfg.acc_mode, mult_bits=cfg.mult_bits, int16_pairs=pairs,
                            zero_point_mode=cfg.zero_point_mode)
         stats.acc_overflow += ov
         out[idx] = acc
