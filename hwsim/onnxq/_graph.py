@@ -318,8 +318,13 @@ def _ort_x86_fuses(q: QGraph, op: str, dqs: list, qi, converted: set[str]) -> st
     return None
 
 
-def lower_qdq(q: QGraph) -> QGraph:
+def lower_qdq(q: QGraph, *, ort_x86_default: bool = False) -> QGraph:
     """Rewrite the QDQ groups of ``q`` as onnxruntime's CPU provider does (see the module docstring).
+
+    ``ort_x86_default=True`` lowers as onnxruntime's *default* x86 session runs the model: the groups it
+    leaves in float32 (``ort_x86_float``) stay as written (DequantizeLinear, the float op, QuantizeLinear), and
+    a lowered Conv/MatMul/Gemm whose int8 activations onnxruntime rewrites to uint8 gets the attribute
+    ``hwsim_ort_x86_u8 = 1`` (its kernel is then the u8 x s8 one, which saturates int16 pairs on AVX2).
 
     Returns a new :class:`QGraph` whose nodes are the lowered ones; ``lowered_from[name]`` lists the original
     node names each lowered node replaces. Every qualifying group is lowered, int8 ones included (the integer
@@ -411,6 +416,11 @@ def lower_qdq(q: QGraph) -> QGraph:
         why = _ort_x86_fuses(q, op, dqs, qi, converted)
         if why is not None:
             ort_float[q.names[i]] = why
+            if ort_x86_default:
+                continue
+        elif ort_x86_default and op in _WEIGHT_OPS and din[0] == _T.INT8 \
+                and _ort_x86_type(q, dqs[0], converted) == _T.UINT8:
+            new.attribute.append(helper.make_attribute("hwsim_ort_x86_u8", 1))
         group = [d for d in dqs if d is not None] + [i] + ([clip] if clip is not None else []) + \
             ([qi] if qi is not None else [])
         replace[i] = new

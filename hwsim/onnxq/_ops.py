@@ -21,7 +21,7 @@ from ..datapath import conv2d_acc, gemm_acc, maxpool2d, narrow_operand
 from ..quant import fbgemm_bias_addend, requant_multiplier, requantize
 from ._targets import ort_int16_pairs
 
-__all__ = ["DatapathConfig", "NodeStats", "KERNELS", "SUPPORTED_OPS", "OpError"]
+__all__ = ["DatapathConfig", "NodeStats", "KERNELS", "FLOAT_GROUP_KERNELS", "SUPPORTED_OPS", "OpError"]
 
 
 class OpError(ValueError):
@@ -204,7 +204,7 @@ def _conv_geometry(node, x_shape, w_shape):
 def _conv_acc(node, x, w, xz, wz, bias, cfg, stats):
     stride, pads, dil, groups, one_d = _conv_geometry(node, x.shape, w.shape)
     depthwise = groups > 1 and w.shape[1] == 1 and w.shape[0] == groups
-    pairs = cfg.pairs_for(node.op_type, x.dtype, w.dtype, depthwise=depthwise)
+    pairs = cfg.pairs_for(node.op_type, _kernel_a_dtype(node, x), w.dtype, depthwise=depthwise)
     if one_d:
         x = x[:, :, None, :]
         w = w[:, :, None, :]
@@ -300,7 +300,13 @@ def _to_int32(acc, cfg):
 
 # -- matrix products -----------------------------------------------------------------------------------------
 
-def _batched_gemm(a, b, az, bz, bias, cfg, stats, op="MatMulInteger"):
+def _kernel_a_dtype(node, a):
+    """The activation type onnxruntime's kernel sees: uint8 for an int8 QDQ group its default x86 session
+    rewrites to uint8 (``hwsim_ort_x86_u8``, set by :func:`hwsim.onnxq.lower_qdq`), else ``a``'s own."""
+    return np.dtype(np.uint8) if a.dtype == np.int8 and _attr(node, "hwsim_ort_x86_u8", 0) else a.dtype
+
+
+def _batched_gemm(a, b, az, bz, bias, cfg, stats, op="MatMulInteger", a_dtype=None):
     """numpy.matmul semantics over leading batch dims, each (M, K) x (K, N) on gemm_acc."""
     if a.ndim < 2 or b.ndim < 2:
         raise OpError(f"1-D MatMul operands are not supported, found shapes {a.shape} and {b.shape}")
@@ -316,7 +322,7 @@ def _batched_gemm(a, b, az, bz, bias, cfg, stats, op="MatMulInteger"):
     stats.k = int(a.shape[-1])
     stats.a_bits, stats.w_bits = _bits(a.dtype), _bits(b.dtype)
     mx = 0
-    pairs = cfg.pairs_for(op, a.dtype, b.dtype)
+    pairs = cfg.pairs_for(op, a.dtype if a_dtype is None else a_dtype, b.dtype)
     for idx in np.ndindex(*batch) if batch else [()]:
         ai = np.ascontiguousarray(ab[idx])
         bi = np.ascontiguousarray(bb[idx])
@@ -342,7 +348,8 @@ def qlinear_matmul(node, ins, cfg):
     if np.size(as_) != 1:
         raise OpError("per-row a_scale is not supported (onnxruntime does not support it either)")
     stats = NodeStats()
-    acc = _batched_gemm(a, b, _zp(az), bz if bz is not None else 0, None, cfg, stats)
+    acc = _batched_gemm(a, b, _zp(az), bz if bz is not None else 0, None, cfg, stats,
+                        a_dtype=_kernel_a_dtype(node, a))
     bsv = np.asarray(bs, np.float32).reshape(-1)
     y = _requant(acc, _scalar(as_, "a_scale"), bsv if bsv.size > 1 else bsv[0], _scalar(ys, "y_scale"), _zp(yz),
                  yz.dtype if yz is not None else a.dtype, cfg, axis=acc.ndim - 1)
@@ -391,7 +398,8 @@ def qgemm(node, ins, cfg):
     bsv = np.asarray(bs, np.float32).reshape(-1)
     s_a = np.multiply(alpha, np.float32(_scalar(as_, "a_scale")), dtype=np.float32)
     b_int, fbias = _split_bias_fbgemm(bias, s_a, bsv if bsv.size > 1 else bsv[0], cfg)
-    acc = _batched_gemm(a, b, _zp(az), bz if bz is not None else 0, b_int, cfg, stats)
+    acc = _batched_gemm(a, b, _zp(az), bz if bz is not None else 0, b_int, cfg, stats,
+                        a_dtype=_kernel_a_dtype(node, a))
     if ys is None:
         scale = np.multiply(s_a, bsv, dtype=np.float32)
         return [np.multiply(acc.astype(np.float32), scale, dtype=np.float32)], stats
@@ -817,6 +825,61 @@ def identity(node, ins, cfg):
 def concat(node, ins, cfg):
     return [np.concatenate(ins, axis=int(_attr(node, "axis")))], NodeStats()
 
+
+def float_conv(node, ins, cfg):
+    """Float32 ONNX Conv of a QDQ group onnxruntime's default x86 session leaves in float: the exact sum of the
+    float32 products (float64 accumulation of the im2col product, exact for these short sums up to the last
+    bits), rounded once to float32, plus the bias. onnxruntime's MLAS rounds after every fused multiply-add, so
+    the float32 results can differ in their last bit; a following QuantizeLinear changes a code only where the
+    value lies within that bit of a rounding boundary."""
+    x, w = ins[0].astype(np.float64), ins[1].astype(np.float64)
+    b = ins[2] if len(ins) > 2 else None
+    stride, pads, dil, groups, one_d = _conv_geometry(node, x.shape, w.shape)
+    if one_d:
+        x, w = x[:, :, None, :], w[:, :, None, :]
+    n_b, ch, h, wd = x.shape
+    k_out, cg, kr, ks = w.shape
+    pt, pb, pl, pr = pads
+    xp = np.zeros((n_b, ch, h + pt + pb, wd + pl + pr))
+    xp[:, :, pt:pt + h, pl:pl + wd] = x
+    ho = (h + pt + pb - dil[0] * (kr - 1) - 1) // stride[0] + 1
+    wo = (wd + pl + pr - dil[1] * (ks - 1) - 1) // stride[1] + 1
+    kg = k_out // groups
+    y = np.empty((n_b, k_out, ho, wo))
+    for g in range(groups):
+        cols = np.empty((n_b, cg, kr, ks, ho, wo))
+        for r in range(kr):
+            for s_ in range(ks):
+                cols[:, :, r, s_] = xp[:, g * cg:(g + 1) * cg, r * dil[0]:r * dil[0] + stride[0] * (ho - 1) + 1:stride[0],
+                                       s_ * dil[1]:s_ * dil[1] + stride[1] * (wo - 1) + 1:stride[1]]
+        y[:, g * kg:(g + 1) * kg] = np.einsum("kq,nqp->nkp", w[g * kg:(g + 1) * kg].reshape(kg, -1),
+                                               cols.reshape(n_b, -1, ho * wo)).reshape(n_b, kg, ho, wo)
+    y = y.astype(np.float32)
+    if b is not None:
+        y = np.add(y, b.astype(np.float32).reshape(1, -1, 1, 1), dtype=np.float32)
+    return [y[:, :, 0, :] if one_d else y], NodeStats()
+
+
+def float_matmul(node, ins, cfg):
+    """Float32 MatMul/Gemm of a float QDQ group (as :func:`float_conv`: float64 sum rounded once, then
+    ``alpha``, ``beta * C``)."""
+    a, b = ins[0].astype(np.float64), ins[1].astype(np.float64)
+    if node.op_type == "Gemm":
+        if _attr(node, "transA", 0):
+            a = a.T
+        if _attr(node, "transB", 0):
+            b = b.T
+    y = np.matmul(a, b).astype(np.float32)
+    if node.op_type == "Gemm":
+        y = np.multiply(y, np.float32(_attr(node, "alpha", 1.0)), dtype=np.float32)
+        if len(ins) > 2 and ins[2] is not None:
+            c = np.multiply(ins[2].astype(np.float32), np.float32(_attr(node, "beta", 1.0)), dtype=np.float32)
+            y = np.add(y, c, dtype=np.float32)
+    return [y], NodeStats()
+
+
+#: Float kernels for the QDQ groups that onnxruntime's default x86 session leaves in float (only those nodes).
+FLOAT_GROUP_KERNELS = {("", "Conv"): float_conv, ("", "MatMul"): float_matmul, ("", "Gemm"): float_matmul}
 
 #: (domain, op_type) -> kernel.
 KERNELS = {

@@ -261,6 +261,12 @@ def _verify_recorded(model, g0, g, feeds, run, ref_run, cfg, tgt, host, expected
     return VerifyReport(mismatches=bad, elements=total, data=data, lines=lines)
 
 
+def _has_x86_u8(g0: QGraph) -> bool:
+    """True when some int8 QDQ group would be rewritten to uint8 by onnxruntime's default x86 session."""
+    return any(n.op_type == "QuantizeLinear" and g0.types.get(n.output[0]) == onnx.TensorProto.INT8
+               for n in g0.nodes)
+
+
 def _layer_rows(g: QGraph, run, ref_run, cfg: DatapathConfig) -> tuple[list[dict], list[str]]:
     """Per GEMM-like node: reduction length, operand bits, the accumulator rule and what was observed."""
     layers, warnings = [], []
@@ -360,20 +366,40 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
     ort_vals, default_out, ort_notes = run_onnxruntime(
         g0.model, feeds, names + [o for o in g0.outputs if o not in names], types, source=g0.path)
     notes = list(g0.notes) + ort_notes
+    # what the user deploys: the unmodified model under a default session. hwsim runs it as that session
+    # does on x86 (int8 groups rewritten to uint8, the groups it cannot rewrite in float32) and counts its
+    # graph outputs; the instrumented tensors above come from the session.qdqisint8allowed=1 run
+    def_run, def_why = run, ""
+    if tgt.name != "arm64" and (g.ort_x86_float or _has_x86_u8(g0)):
+        try:
+            g_def = lower_qdq(g0, ort_x86_default=True)
+            check_supported(g_def)
+            def_run = execute(g_def, feeds, cfg)
+        except SpecError as e:
+            def_run, def_why = None, str(e)
     if g.ort_x86_float:
         notes.append(f"onnxruntime's default x86 optimizer leaves {len(g.ort_x86_float)} QDQ group(s) of this "
                      f"model in float32 ({', '.join(sorted(g.ort_x86_float))}: it rewrites int8 Q/DQ pairs to "
                      f"uint8 only where it sees the pair whole); the tensors are compared with onnxruntime's "
-                     f"integer kernels (session.qdqisint8allowed=1), the final outputs with the default session")
-    default_equal = {}
+                     f"integer kernels (session.qdqisint8allowed=1), the final outputs with the default session, "
+                     f"which hwsim runs with those groups in float32")
+    if def_run is None:
+        notes.append(f"hwsim cannot run the default session's float groups ({def_why}); its outputs are not "
+                     f"compared")
+    default_equal, default_tensors = {}, []
     for o, v in default_out.items():
-        if o in run.values:
-            default_equal[o] = bool(np.array_equal(run.values[o], np.asarray(v)))
-            if not default_equal[o]:
-                nd = int(np.count_nonzero(run.values[o] != np.asarray(v))) if run.values[o].shape == v.shape \
-                    else int(v.size)
-                notes.append(f"output {o!r} differs from the unmodified model under default onnxruntime options "
-                             f"in {nd} of {v.size} elements (not counted)")
+        if def_run is None or o not in def_run.values:
+            continue
+        h, v = def_run.values[o], np.asarray(v)
+        nd = int(np.count_nonzero(h != v)) if h.shape == v.shape and h.dtype == v.dtype else int(v.size)
+        default_equal[o] = nd == 0
+        if cfg.is_reference and (def_run is not run or o not in names):  # not already compared above
+            default_tensors.append({"name": o, "node": def_run.producer.get(o), "op": def_run.op.get(o),
+                                    "session": "default", "dtype": str(v.dtype), "shape": list(v.shape),
+                                    "elements": int(v.size), "mismatches": nd})
+        elif nd:
+            notes.append(f"output {o!r} differs from the unmodified model under default onnxruntime options "
+                         f"in {nd} of {v.size} elements (not counted: the datapath is not onnxruntime's)")
     tensors, total, bad = [], 0, 0
     local = None
     for nm in names:
@@ -411,6 +437,10 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
         total += int(o.size)
         bad += nbad
         tensors.append(entry)
+    for t in default_tensors:
+        total += t["elements"]
+        bad += t["mismatches"]
+        tensors.append(t)
     layers, warnings = _layer_rows(g, run, ref_run, cfg)
     if not names:
         notes.append("the model produces no integer tensor: nothing was compared")
@@ -455,8 +485,9 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
             ov = f", accumulator overflow {t['acc_overflow']}" if t.get("acc_overflow") else ""
             if t.get("local_acc_overflow"):
                 ov += f" ({t['local_acc_overflow']} on onnxruntime's inputs)"
-            lines.append(f"{t['name']} ({t['op']} {t['node']!r}): {t['mismatches']} of {t['elements']} differ"
-                         f"{extra}{ov}")
+            sess = " (default session)" if t.get("session") == "default" else ""
+            lines.append(f"{t['name']} ({t['op']} {t['node']!r}){sess}: {t['mismatches']} of {t['elements']} "
+                         f"differ{extra}{ov}")
     for o, same in floats.items():
         if not same:
             lines.append(f"float output {o!r} differs from onnxruntime's (not counted: not an integer tensor)")
