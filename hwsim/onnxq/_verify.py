@@ -371,12 +371,13 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
     # graph outputs; the instrumented tensors above come from the session.qdqisint8allowed=1 run
     def_run, def_why = run, ""
     if tgt.name != "arm64" and (g.ort_x86_float or _has_x86_u8(g0)):
-        try:
-            g_def = lower_qdq(g0, ort_x86_default=True)
-            check_supported(g_def)
-            def_run = execute(g_def, feeds, cfg)
-        except SpecError as e:
-            def_run, def_why = None, str(e)
+        g_def = lower_qdq(g0, ort_x86_default=True)
+        if g.ort_x86_float or any(a.name == "hwsim_ort_x86_u8" for n in g_def.nodes for a in n.attribute):
+            try:
+                check_supported(g_def)
+                def_run = execute(g_def, feeds, cfg)
+            except SpecError as e:
+                def_run, def_why = None, str(e)
     if g.ort_x86_float:
         notes.append(f"onnxruntime's default x86 optimizer leaves {len(g.ort_x86_float)} QDQ group(s) of this "
                      f"model in float32 ({', '.join(sorted(g.ort_x86_float))}: it rewrites int8 Q/DQ pairs to "
@@ -393,7 +394,12 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
         h, v = def_run.values[o], np.asarray(v)
         nd = int(np.count_nonzero(h != v)) if h.shape == v.shape and h.dtype == v.dtype else int(v.size)
         default_equal[o] = nd == 0
-        if cfg.is_reference and (def_run is not run or o not in names):  # not already compared above
+        if cfg.is_reference and g.ort_x86_float and nd:
+            mad = float(np.abs(h.astype(np.float64) - v.astype(np.float64)).max()) if h.shape == v.shape else None
+            notes.append(f"output {o!r} of the default session differs in {nd} of {v.size} elements (max |diff| "
+                         f"{mad}; not counted): its float32 groups run on MLAS's fused multiply-add kernels, whose "
+                         f"rounding order hwsim does not reproduce")
+        elif cfg.is_reference and (def_run is not run or o not in names):  # not already compared above
             default_tensors.append({"name": o, "node": def_run.producer.get(o), "op": def_run.op.get(o),
                                     "session": "default", "dtype": str(v.dtype), "shape": list(v.shape),
                                     "elements": int(v.size), "mismatches": nd})
