@@ -6,7 +6,7 @@ integer MaxPool/Relu/Reshape/Flatten/Transpose/Squeeze/Unsqueeze they come with)
 same integer ops as onnxruntime's CPU provider fuses them). Semantics and sources: ``docs/verification.md``.
 """
 
-from ._graph import QGraph, load_model, lower_qdq
+from ._graph import QGraph, load_model, lower_qdq, rewrite_s8_to_u8
 from ._ops import SUPPORTED_OPS, DatapathConfig, NodeStats
 from ._reference import run_onnxruntime
 from ._run import RunResult, check_supported, execute
@@ -16,7 +16,7 @@ from ._verify import VerifyReport, config_from_arch, load_expected, load_inputs,
 
 __all__ = [
     # _graph
-    "QGraph", "load_model", "lower_qdq",
+    "QGraph", "load_model", "lower_qdq", "rewrite_s8_to_u8",
     # _ops
     "DatapathConfig", "NodeStats", "SUPPORTED_OPS",
     # _run

@@ -204,7 +204,7 @@ def _conv_geometry(node, x_shape, w_shape):
 def _conv_acc(node, x, w, xz, wz, bias, cfg, stats):
     stride, pads, dil, groups, one_d = _conv_geometry(node, x.shape, w.shape)
     depthwise = groups > 1 and w.shape[1] == 1 and w.shape[0] == groups
-    pairs = cfg.pairs_for(node.op_type, _kernel_a_dtype(node, x), w.dtype, depthwise=depthwise)
+    pairs = cfg.pairs_for(node.op_type, x.dtype, w.dtype, depthwise=depthwise)
     if one_d:
         x = x[:, :, None, :]
         w = w[:, :, None, :]
@@ -300,13 +300,7 @@ def _to_int32(acc, cfg):
 
 # -- matrix products -----------------------------------------------------------------------------------------
 
-def _kernel_a_dtype(node, a):
-    """The activation type onnxruntime's kernel sees: uint8 for an int8 QDQ group its default x86 session
-    rewrites to uint8 (``hwsim_ort_x86_u8``, set by :func:`hwsim.onnxq.lower_qdq`), else ``a``'s own."""
-    return np.dtype(np.uint8) if a.dtype == np.int8 and _attr(node, "hwsim_ort_x86_u8", 0) else a.dtype
-
-
-def _batched_gemm(a, b, az, bz, bias, cfg, stats, op="MatMulInteger", a_dtype=None):
+def _batched_gemm(a, b, az, bz, bias, cfg, stats, op="MatMulInteger"):
     """numpy.matmul semantics over leading batch dims, each (M, K) x (K, N) on gemm_acc."""
     if a.ndim < 2 or b.ndim < 2:
         raise OpError(f"1-D MatMul operands are not supported, found shapes {a.shape} and {b.shape}")
@@ -322,7 +316,7 @@ def _batched_gemm(a, b, az, bz, bias, cfg, stats, op="MatMulInteger", a_dtype=No
     stats.k = int(a.shape[-1])
     stats.a_bits, stats.w_bits = _bits(a.dtype), _bits(b.dtype)
     mx = 0
-    pairs = cfg.pairs_for(op, a.dtype if a_dtype is None else a_dtype, b.dtype)
+    pairs = cfg.pairs_for(op, a.dtype, b.dtype)
     for idx in np.ndindex(*batch) if batch else [()]:
         ai = np.ascontiguousarray(ab[idx])
         bi = np.ascontiguousarray(bb[idx])
@@ -348,8 +342,7 @@ def qlinear_matmul(node, ins, cfg):
     if np.size(as_) != 1:
         raise OpError("per-row a_scale is not supported (onnxruntime does not support it either)")
     stats = NodeStats()
-    acc = _batched_gemm(a, b, _zp(az), bz if bz is not None else 0, None, cfg, stats,
-                        a_dtype=_kernel_a_dtype(node, a))
+    acc = _batched_gemm(a, b, _zp(az), bz if bz is not None else 0, None, cfg, stats)
     bsv = np.asarray(bs, np.float32).reshape(-1)
     y = _requant(acc, _scalar(as_, "a_scale"), bsv if bsv.size > 1 else bsv[0], _scalar(ys, "y_scale"), _zp(yz),
                  yz.dtype if yz is not None else a.dtype, cfg, axis=acc.ndim - 1)
@@ -398,8 +391,7 @@ def qgemm(node, ins, cfg):
     bsv = np.asarray(bs, np.float32).reshape(-1)
     s_a = np.multiply(alpha, np.float32(_scalar(as_, "a_scale")), dtype=np.float32)
     b_int, fbias = _split_bias_fbgemm(bias, s_a, bsv if bsv.size > 1 else bsv[0], cfg)
-    acc = _batched_gemm(a, b, _zp(az), bz if bz is not None else 0, b_int, cfg, stats,
-                        a_dtype=_kernel_a_dtype(node, a))
+    acc = _batched_gemm(a, b, _zp(az), bz if bz is not None else 0, b_int, cfg, stats)
     if ys is None:
         scale = np.multiply(s_a, bsv, dtype=np.float32)
         return [np.multiply(acc.astype(np.float32), scale, dtype=np.float32)], stats
