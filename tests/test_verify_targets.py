@@ -124,3 +124,43 @@ def test_live_verify_json_records_target_and_session(recorded, tmp_path):
     host = host_info()
     assert data["target"]["name"] == host.target and data["target"]["host"]["onnxruntime_probe"] == host.probe
     assert data["session_options"]["providers"] == ["CPUExecutionProvider"]
+
+
+def _qdq_probe_model(path):
+    """The probe as an int8 QDQ MatMul: x = 111.0 -> code 127 (z = 16), w = [[113], [113]], y scale 256.
+
+    With session.qdqisint8allowed=1 (or on ARM, or with VNNI) the s8 kernels give the exact 25,086 -> y code
+    round(25,086 / 256) = 98 -> 25,088.0. A default x86 session rewrites the int8 pairs to uint8 (codes 255,
+    zero point 144), so the u8 x s8 kernel runs: on AVX2 without VNNI its pair sum saturates and it computes
+    223 -> round(223 / 256) = 1 -> 256.0."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    c = numpy_helper.from_array
+    nodes = [helper.make_node("QuantizeLinear", ["x", "sx", "zx"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "sx", "zx"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["w", "sw", "zw"], ["wd"]),
+             helper.make_node("MatMul", ["xd", "wd"], ["m"]),
+             helper.make_node("QuantizeLinear", ["m", "sy", "zy"], ["yq"]),
+             helper.make_node("DequantizeLinear", ["yq", "sy", "zy"], ["y"])]
+    inits = [c(np.float32(1), "sx"), c(np.int8(16), "zx"), c(np.array([[113], [113]], np.int8), "w"),
+             c(np.float32(1), "sw"), c(np.int8(0), "zw"), c(np.float32(256), "sy"), c(np.int8(0), "zy")]
+    g = helper.make_graph(nodes, "probe_qdq", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    path.write_bytes(m.SerializeToString())
+
+
+def test_default_session_int8_qdq_runs_u8_kernels(tmp_path):
+    m, x = tmp_path / "p.onnx", tmp_path / "x.npz"
+    _qdq_probe_model(m)
+    np.savez(x, x=np.full((1, 2), 111.0, np.float32))
+    for value, target, bad in [(256.0, "x86-avx2", 0), (25088.0, "x86-avx2", 1), (25088.0, "x86-avx512-vnni", 0),
+                               (256.0, "x86-avx512-vnni", 1), (25088.0, "arm64", 0)]:
+        y = tmp_path / "y.npz"
+        np.savez(y, y=np.full((1, 1), value, np.float32))
+        assert verify(m, inputs=x, expected=y, target=target).mismatches == bad, (value, target)
+    # live: the default session on this host gives the value of its own target, and hwsim agrees
+    rep = verify(m, inputs=x, out=tmp_path / "v")
+    assert rep.mismatches == 0, rep.lines
+    assert rep.data["default_session_outputs_equal"] == {"y": True}

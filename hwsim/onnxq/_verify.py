@@ -209,7 +209,8 @@ def _target_record(tgt, host) -> dict:
 
 
 def _verify_recorded(model, g0, g, feeds, run, ref_run, cfg, tgt, host, expected, inputs, seed, out, arch):
-    """:func:`verify` against tensors recorded by onnxruntime on ``tgt`` (no onnxruntime run here)."""
+    """:func:`verify` against tensors recorded by onnxruntime on ``tgt`` (no onnxruntime run here): ``run`` is
+    hwsim's model of a default session (int8 QDQ groups as that session runs them on x86)."""
     import onnxruntime
 
     from .. import __version__
@@ -326,8 +327,9 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
     target : str, default "host"
         The machine whose onnxruntime kernels are reproduced: ``"host"`` or a name of :data:`TARGETS`.
     expected : str or Path, optional
-        An ``.npz`` of recorded outputs, one array per graph output (by name), e.g. from the deployment
-        machine (:func:`load_expected`). Required when ``target`` is not this host's.
+        An ``.npz`` of recorded outputs, one array per graph output (by name), e.g. from a default
+        onnxruntime session on the deployment machine (:func:`load_expected`). Required when ``target`` is not
+        this host's.
 
     Returns
     -------
@@ -355,17 +357,6 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
     run = execute(g, feeds, cfg)
     ref_cfg = DatapathConfig(target=tgt.name)
     ref_run = run if cfg.is_reference else execute(g, feeds, ref_cfg)
-    if expected is not None:
-        return _verify_recorded(model, g0, g, feeds, run, ref_run, cfg, tgt, host, expected, inputs, seed, out,
-                                arch)
-    names = [n for n in _integer_tensors(g0, run.values) if n in run.values]
-    types = dict(g0.types)
-    for nm in names:
-        if not types.get(nm):
-            types[nm] = onnx.helper.np_dtype_to_tensor_dtype(run.values[nm].dtype)
-    ort_vals, default_out, ort_notes = run_onnxruntime(
-        g0.model, feeds, names + [o for o in g0.outputs if o not in names], types, source=g0.path)
-    notes = list(g0.notes) + ort_notes
     # what the user deploys: the unmodified model under a default session. hwsim runs it as that session
     # does on x86 (int8 groups rewritten to uint8, the groups it cannot rewrite in float32) and counts its
     # graph outputs; the instrumented tensors above come from the session.qdqisint8allowed=1 run
@@ -379,6 +370,20 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
                 def_run = execute(g_def, feeds, cfg)
             except SpecError as e:
                 def_run, def_why = None, str(e)
+    if expected is not None:
+        if def_run is None:
+            raise SpecError(str(model), "", "a model whose default onnxruntime session hwsim can run",
+                            Found(def_why))
+        return _verify_recorded(model, g0, g, feeds, def_run, ref_run, cfg, tgt, host, expected, inputs, seed,
+                                out, arch)
+    names = [n for n in _integer_tensors(g0, run.values) if n in run.values]
+    types = dict(g0.types)
+    for nm in names:
+        if not types.get(nm):
+            types[nm] = onnx.helper.np_dtype_to_tensor_dtype(run.values[nm].dtype)
+    ort_vals, default_out, ort_notes = run_onnxruntime(
+        g0.model, feeds, names + [o for o in g0.outputs if o not in names], types, source=g0.path)
+    notes = list(g0.notes) + ort_notes
     if g.ort_x86_float:
         notes.append(f"onnxruntime's default x86 optimizer leaves {len(g.ort_x86_float)} QDQ group(s) of this "
                      f"model in float32 ({', '.join(sorted(g.ort_x86_float))}: it rewrites int8 Q/DQ pairs to "
