@@ -264,7 +264,8 @@ def test_qlinear_conv2d_int32_accumulator_wraps_like_ort():
     w = np.full((2, 4, 1, 1), 100, np.int8)
     bias = np.array([2**31 - 1000, -(2**30)], np.int32)
     x_qp, w_qp, y_qp = pt_qp(2**-10, 0, False), pt_qp(2**-10, 0, True), pt_qp(2**4, 200, False)
-    # (on a pair-saturating host onnxruntime sums sat16(2 * 20000) twice instead: 65534 for 80000, the same codes)
+    # (on a pair-saturating host onnxruntime sums sat16(2 * 20000) twice instead: 65534 for 80000, the same
+    # codes)
     acc, overflow = _dp.conv2d_acc(x, w, x_zp=0, w_zp=0, bias=bias)
     assert acc[0, 0, 0, 0] == -2147404648 and overflow == 9  # the 9 outputs of channel 0
     assert acc[0, 1, 0, 0] == -(2**30) + 80000  # no wrap: (-2^30 + 80000) * 2^-24 = -63.995 -> -64 + 200

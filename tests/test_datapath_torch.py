@@ -64,7 +64,8 @@ def test_linear_per_channel_float_bias():
     y = torch.ops.quantized.linear(qa, torch.ops.quantized.linear_prepack(qb, torch.from_numpy(bias)), 0.2,
                                    120).int_repr().numpy()
     # fbgemm's AVX2 GEMM (no VNNI) sums u8 x s8 pairs along K with int16 saturation (vpmaddubsw, K packed in
-    # groups of 4 as MLAS does); with VNNI it is exact: the host's pair semantics, as onnxruntime's probe shows
+    # groups of 4 as MLAS does); with VNNI it is exact: the host's pair semantics, as onnxruntime's probe
+    # shows
     acc, _ = gemm_acc(a, np.ascontiguousarray(b.T), a_zp=11, b_zp=0, int16_pairs=host_info().int16_pairs)
     act = np.multiply(F32(0.03), ws, dtype=F32)
     mult = requant_multiplier(F32(0.03), ws, F32(0.2), profile="torch_fbgemm")
@@ -76,7 +77,8 @@ def test_linear_per_channel_float_bias():
 @pytest.mark.parametrize("c, k, groups, ks", [(7, 5, 1, 3), (8, 8, 2, 3)])
 def test_conv_on_the_hosts_pair_semantics(c, k, groups, ks):
     # fbgemm's non-depthwise conv is an im2col GEMM in NHWC order: on an AVX2 host without VNNI it sums the
-    # (r, s, c) reduction in int16 pairs as MLAS does (odd C = 7 included: pairs cross taps), exactly with VNNI
+    # (r, s, c) reduction in int16 pairs as MLAS does (odd C = 7 included: pairs cross taps), exactly with
+    # VNNI
     rng = np.random.default_rng(c)
     x = rng.integers(200, 256, (1, c, 9, 9)).astype(np.uint8)  # near 255: pairs of 255 * 127 overflow int16
     w = rng.integers(-128, 128, (k, c // groups, ks, ks)).astype(np.int8)
@@ -91,8 +93,8 @@ def test_conv_on_the_hosts_pair_semantics(c, k, groups, ks):
     got = {}
     for pairs in (True, False):
         acc, _ = conv2d_acc(x, w, x_zp=zx, w_zp=0, pads=(1, 1, 1, 1), groups=groups, int16_pairs=pairs)
-        got[pairs] = requantize(acc, m, zero_point=zy, qmin=0, qmax=255, profile="torch_fbgemm", float_bias=fb,
-                                channel_axis=1)
+        got[pairs] = requantize(acc, m, zero_point=zy, qmin=0, qmax=255, profile="torch_fbgemm",
+                                float_bias=fb, channel_axis=1)
     host = host_info().int16_pairs
     assert np.count_nonzero(got[host] != y) == 0
     assert np.count_nonzero(got[not host] != y) > 100  # the other semantics misses many

@@ -272,8 +272,9 @@ def test_w8a8_integer_tensors_equal_onnxruntime(data, weights):
     # all activation zero points are 0 (images and ReLU outputs), so the fused ReLU (clamp at z_y) is the
     # uint8 saturation that plain QLinearConv applies
     assert all(int(qp[layer]["input"].zero_point) == 0 for layer in LAYERS)
-    # onnxruntime computes these u8 x s8 layers with int16 pair sums on an AVX2 host without VNNI and exactly on
-    # a VNNI one: compare it with hwsim's layers under the host's target, and the model (exact) with those
+    # onnxruntime computes these u8 x s8 layers with int16 pair sums on an AVX2 host without VNNI and
+    # exactly on a VNNI one: compare it with hwsim's layers under the host's target, and the model (exact)
+    # with those
     # layers under the exact target
     from hwsim.datapath import gemm_acc, qlinear_conv2d
     from hwsim.onnxq import host_info

@@ -173,8 +173,9 @@ def test_cli_rounding_and_pair_saturation_options(digits, tmp_path, capsys):
     assert data["datapath"]["rounding"] == "floor" and conv1["first_mismatch"]["hwsim"] < conv1[
         "first_mismatch"]["onnxruntime"]
     # int16 pair sums on every node: uint8 pixels up to 255 times int8 weights up to 127 overflow 32767 in
-    # conv1. That is what onnxruntime computes on a pair-saturating host (AVX2 without VNNI: every node here is
-    # u8 x s8 and none is depthwise), so the PE option matches it there and differs on an exact (VNNI) host
+    # conv1. That is what onnxruntime computes on a pair-saturating host (AVX2 without VNNI: every node
+    # here is u8 x s8 and none is depthwise), so the PE option matches it there and differs on an exact
+    # (VNNI) host
     rc = main(["verify", str(out), "--int16-pairs", "--out", str(tmp_path / "p")])
     data = json.loads((tmp_path / "p" / "verify.json").read_text())
     assert data["datapath"]["int16_pairs"]

@@ -67,8 +67,9 @@ def test_mobile_cnn_quantize_static(tmp_path, fmt, act):
     x86_float = rep.data["onnxruntime_x86_float_groups"]
     assert set(x86_float) == (set() if act == "QUInt8" or fmt == "QOperator" else
                               {"stem", "dw", "residual", "branch", "concat"})
-    # what the user deploys: the default session's outputs, counted in the verdict above. With int8 activations
-    # hwsim runs them as that session does on x86 (int8 pairs rewritten to uint8: u8 x s8 kernels; the five
+    # what the user deploys: the default session's outputs, counted in the verdict above. With int8
+    # activations hwsim runs them as that session does on x86 (int8 pairs rewritten to uint8: u8 x s8
+    # kernels; the five
     # groups it cannot rewrite in float32) and gets them equal too
     assert rep.data["default_session_outputs_equal"] == {"y": True}
     if x86_float:

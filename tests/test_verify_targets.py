@@ -42,7 +42,8 @@ def test_int16_pairs_conv_order_is_nhwc():
     w = np.array([[127, 127], [127, -128], [1, -128]], np.int8).reshape(1, 3, 1, 2)
     acc, _ = conv2d_acc(x, w, x_zp=0, w_zp=0, int16_pairs=True)
     assert acc.item() == 32767 + 32640 - 32768
-    assert conv2d_acc(x, w, x_zp=0, w_zp=0)[0].item() == 255 * 126  # exact: 255 * (127 + 127 + 1 + 127 - 128 - 128)
+    # exact: 255 * (127 + 127 + 1 + 127 - 128 - 128)
+    assert conv2d_acc(x, w, x_zp=0, w_zp=0)[0].item() == 255 * 126
 
 
 def _cases():
@@ -58,7 +59,8 @@ def recorded(tmp_path_factory):
     paths = {}
     for name in meta["cases"]:
         (d / f"{name}.onnx").write_bytes(z[f"{name}/model"].tobytes())
-        np.savez(d / f"{name}_in.npz", **{k.split("/")[-1]: z[k] for k in z.files if k.startswith(f"{name}/in/")})
+        ins = {k.split("/")[-1]: z[k] for k in z.files if k.startswith(f"{name}/in/")}
+        np.savez(d / f"{name}_in.npz", **ins)
         np.savez(d / f"{name}_y.npz", y=z[f"{name}/y"])
         paths[name] = (d / f"{name}.onnx", d / f"{name}_in.npz", d / f"{name}_y.npz")
     return meta, paths
@@ -89,7 +91,8 @@ def test_cli_recorded_and_bad_input(recorded, tmp_path, capsys):
     assert main(["verify", str(m), "--inputs", str(x), "--expected", str(y), "--target", "x86-avx2",
                  "--out", str(tmp_path / "a")]) == 0
     data = json.loads((tmp_path / "a" / "verify.json").read_text())
-    assert data["target"]["name"] == "x86-avx2" and data["target"]["host"]["cpu_flags"] == list(host_info().flags)
+    assert data["target"]["name"] == "x86-avx2"
+    assert data["target"]["host"]["cpu_flags"] == list(host_info().flags)
     assert data["onnxruntime_version"] and data["reference"].startswith("recorded")
     assert main(["verify", str(m), "--inputs", str(x), "--expected", str(y), "--target", "x86-avx512-vnni",
                  "--out", str(tmp_path / "b")]) == 1
@@ -155,8 +158,9 @@ def test_default_session_int8_qdq_runs_u8_kernels(tmp_path):
     m, x = tmp_path / "p.onnx", tmp_path / "x.npz"
     _qdq_probe_model(m)
     np.savez(x, x=np.full((1, 2), 111.0, np.float32))
-    for value, target, bad in [(256.0, "x86-avx2", 0), (25088.0, "x86-avx2", 1), (25088.0, "x86-avx512-vnni", 0),
-                               (256.0, "x86-avx512-vnni", 1), (25088.0, "arm64", 0)]:
+    for value, target, bad in [(256.0, "x86-avx2", 0), (25088.0, "x86-avx2", 1),
+                               (25088.0, "x86-avx512-vnni", 0), (256.0, "x86-avx512-vnni", 1),
+                               (25088.0, "arm64", 0)]:
         y = tmp_path / "y.npz"
         np.savez(y, y=np.full((1, 1), value, np.float32))
         assert verify(m, inputs=x, expected=y, target=target).mismatches == bad, (value, target)

@@ -198,8 +198,8 @@ def conv_output_size(size: int, kernel: int, stride: int, pad_begin: int, pad_en
 # -- accumulators --------------------------------------------------------------------------------------------
 
 def _conv_int16_pairs(x_q, w_q, xz, wz, stride, pads, dilation, groups, ho, wo) -> np.ndarray:
-    """conv2d_acc's ``int16_pairs`` model: NHWC im2col of the raw codes (padding = the code ``xz``), reduction in
-    ``(r, s, c)`` order, pairs saturated to int16; int64 (N, K, Ho, Wo)."""
+    """conv2d_acc's ``int16_pairs`` model: NHWC im2col of the raw codes (padding = the code ``xz``),
+    reduction in ``(r, s, c)`` order, pairs saturated to int16; int64 (N, K, Ho, Wo)."""
     n_b, ch, h, w = x_q.shape
     k_out, cg, kr, ks = w_q.shape
     ox = _byte_offset(x_q, True, "x_q")

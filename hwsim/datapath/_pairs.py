@@ -1,8 +1,9 @@
-"""int16 pair-saturating accumulation (x86 ``vpmaddubsw``), as a reference model. Private: used by :mod:`._layers`.
+"""int16 pair-saturating accumulation (x86 ``vpmaddubsw``), as a reference model. Private: used by
+:mod:`._layers`.
 
 ``vpmaddubsw`` multiplies unsigned bytes ``u`` by signed bytes ``s`` and adds each adjacent pair of products
-into one int16 lane **with signed saturation** (Intel SDM, PMADDUBSW); the int16 pair sums are then widened and
-added exactly in int32 (``vpmaddwd`` with ones, ``vpaddd``). For one output::
+into one int16 lane **with signed saturation** (Intel SDM, PMADDUBSW); the int16 pair sums are then widened
+and added exactly in int32 (``vpmaddwd`` with ones, ``vpaddd``). For one output::
 
     acc = sum_p sat16(u[2p] s[2p] + u[2p+1] s[2p+1])        (an odd last term is paired with 0)
 

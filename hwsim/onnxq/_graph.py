@@ -323,8 +323,8 @@ def rewrite_s8_to_u8(q: QGraph) -> QGraph:
     ``QDQS8ToU8Transformer``; :func:`_s8_to_u8_pairs` says which pairs): each such int8 QuantizeLinear ->
     DequantizeLinear pair gets the uint8 zero point ``z + 128`` (its codes become ``q + 128``), and a lone
     constant int8 DequantizeLinear not feeding MatMul/Conv/Gemm gets uint8 values and zero point
-    (``ConvertS8WeightToU8``). The arithmetic after the rewrite is that of uint8 kernels: the u8 x s8 GEMMs (int16
-    pair sums on AVX2), the zero point before rounding of QLinearAveragePool. Tensor names are kept."""
+    (``ConvertS8WeightToU8``). The arithmetic after the rewrite is that of uint8 kernels: the u8 x s8 GEMMs
+    (int16 pair sums on AVX2), the zero point before rounding of QLinearAveragePool. Tensor names are kept."""
     converted = _s8_to_u8_pairs(q)
     nodes = []
     for n in q.nodes:

@@ -819,11 +819,12 @@ def concat(node, ins, cfg):
 
 
 def float_conv(node, ins, cfg):
-    """Float32 ONNX Conv of a QDQ group onnxruntime's default x86 session leaves in float: the exact sum of the
-    float32 products (float64 accumulation of the im2col product, exact for these short sums up to the last
-    bits), rounded once to float32, plus the bias. onnxruntime's MLAS rounds after every fused multiply-add, so
-    the float32 results can differ in their last bit; a following QuantizeLinear changes a code only where the
-    value lies within that bit of a rounding boundary."""
+    """Float32 ONNX Conv of a QDQ group that onnxruntime's default x86 session leaves in float.
+
+    The products of the float32 operands are summed in float64 (im2col, ``einsum``) and rounded once to
+    float32, then the bias is added in float32. onnxruntime's MLAS rounds after every fused multiply-add, so
+    the float32 results can differ in their last bit; a following QuantizeLinear changes a code only where
+    the value lies within that bit of a rounding boundary."""
     x, w = ins[0].astype(np.float64), ins[1].astype(np.float64)
     b = ins[2] if len(ins) > 2 else None
     stride, pads, dil, groups, one_d = _conv_geometry(node, x.shape, w.shape)
@@ -842,8 +843,9 @@ def float_conv(node, ins, cfg):
         cols = np.empty((n_b, cg, kr, ks, ho, wo))
         for r in range(kr):
             for s_ in range(ks):
-                cols[:, :, r, s_] = xp[:, g * cg:(g + 1) * cg, r * dil[0]:r * dil[0] + stride[0] * (ho - 1) + 1:stride[0],
-                                       s_ * dil[1]:s_ * dil[1] + stride[1] * (wo - 1) + 1:stride[1]]
+                r0, s0 = r * dil[0], s_ * dil[1]
+                cols[:, :, r, s_] = xp[:, g * cg:(g + 1) * cg, r0:r0 + stride[0] * (ho - 1) + 1:stride[0],
+                                       s0:s0 + stride[1] * (wo - 1) + 1:stride[1]]
         y[:, g * kg:(g + 1) * kg] = np.einsum("kq,nqp->nkp", w[g * kg:(g + 1) * kg].reshape(kg, -1),
                                                cols.reshape(n_b, -1, ho * wo)).reshape(n_b, kg, ho, wo)
     y = y.astype(np.float32)

@@ -51,7 +51,8 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            "MlasGemmU8S8KernelAvx2 / MlasGemvU8S8KernelAvx2 / MlasConvSymKernelAvx2 (vpmaddubsw); recorded "
            "on such a host: tests/data/ort_avx2"),
     Target("x86-avx512-core", "x86-64 with AVX-512 BW/DQ/VL, no VNNI (e.g. Intel Skylake-SP)", True,
-           "MlasGemmU8S8KernelAvx512Core (vpmaddubsw on zmm; the same AVX2 packing, so the same pairs); from the "
+           "MlasGemmU8S8KernelAvx512Core (vpmaddubsw on zmm; the same AVX2 packing, so the same pairs); from "
+           "the "
            "source only, not recorded on such a host"),
     Target("x86-avx512-vnni", "x86-64 with AVX512-VNNI (e.g. AMD Zen 4, Intel Cascade Lake and later)", False,
            "MlasGemmU8S8KernelAvx512Vnni (vpdpbusd, exact)"),
@@ -60,7 +61,8 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("x86-sse", "x86-64 without AVX2", False,
            "MlasGemmU8X8DispatchSse (operands widened to int16, pmaddwd: exact)"),
     Target("arm64", "AArch64 (NEON, dot product, i8mm)", False,
-           "MlasGemmU8X8DispatchUdot / Neon / Ummla (exact integer GEMMs); onnxruntime's ARM QLinearAdd/Mul and "
+           "MlasGemmU8X8DispatchUdot / Neon / Ummla (exact integer GEMMs); onnxruntime's ARM QLinearAdd/Mul "
+           "and "
            "the int8 QDQ fusion differ from x86 and are not modelled"),
 )}
 
@@ -110,7 +112,8 @@ def _cpu_flags() -> tuple[tuple[str, ...], str]:
 
             feats = llvm.get_host_cpu_features()
             names = {"avx512vnni": "avx512_vnni", "avxvnni": "avx_vnni", "avx512bw": "avx512bw",
-                     "avx512f": "avx512f", "avx2": "avx2", "fma": "fma", "neon": "asimd", "dotprod": "asimddp"}
+                     "avx512f": "avx512f", "avx2": "avx2", "fma": "fma", "neon": "asimd",
+                     "dotprod": "asimddp"}
             flags.update(v for k, v in names.items() if feats.get(k))
         except Exception:  # pragma: no cover - llvmlite without feature detection
             pass
@@ -139,7 +142,8 @@ def probe_onnxruntime() -> int:
     from onnx import TensorProto, helper, numpy_helper
 
     node = helper.make_node("MatMulInteger", ["a", "b", "az"], ["y"])
-    g = helper.make_graph([node], "hwsim_probe", [helper.make_tensor_value_info("a", TensorProto.UINT8, [1, 2])],
+    a_info = helper.make_tensor_value_info("a", TensorProto.UINT8, [1, 2])
+    g = helper.make_graph([node], "hwsim_probe", [a_info],
                           [helper.make_tensor_value_info("y", TensorProto.INT32, [1, 1])],
                           [numpy_helper.from_array(np.array([[113], [113]], np.int8), "b"),
                            numpy_helper.from_array(np.array(144, np.uint8), "az")])
@@ -161,7 +165,8 @@ def host_info() -> HostInfo:
         probe = probe_onnxruntime()
         note = ""
         if probe not in (PROBE_EXACT, PROBE_PAIRS16):
-            note = f"the onnxruntime probe returned {probe}, neither {PROBE_EXACT} (exact) nor {PROBE_PAIRS16}"
+            note = (f"the onnxruntime probe returned {probe}, neither {PROBE_EXACT} (exact) nor "
+                    f"{PROBE_PAIRS16}")
             probe = None
         elif (probe == PROBE_PAIRS16) != TARGETS[target].u8s8_int16_pairs:
             note = (f"the CPU flags name {target}, but onnxruntime's probe returned {probe} "
@@ -173,7 +178,9 @@ def host_info() -> HostInfo:
 
 
 def resolve_target(name: str) -> Target:
-    """The :class:`Target` called ``name`` (``"host"``: this machine's). Raises ``KeyError`` for another name."""
+    """The :class:`Target` called ``name`` (``"host"``: this machine's).
+
+    Raises ``KeyError`` for another name."""
     if name == "host":
         return TARGETS[host_info().target]
     return TARGETS[name]

@@ -174,8 +174,8 @@ def load_expected(path, g: QGraph, values: dict[str, np.ndarray]) -> dict[str, n
     Raises
     ------
     SpecError
-        Missing or unreadable file, a graph output missing, a key that names no tensor of the model, a dtype or
-        shape that differs (each names the file and the tensor).
+        Missing or unreadable file, a graph output missing, a key that names no tensor of the model, a
+        dtype or shape that differs (each names the file and the tensor).
     """
     p = Path(path)
     if not p.is_file():
@@ -183,7 +183,8 @@ def load_expected(path, g: QGraph, values: dict[str, np.ndarray]) -> dict[str, n
     try:
         z = np.load(p, allow_pickle=False)
     except Exception as e:
-        raise SpecError(str(p), "", "an .npz file of recorded outputs", Found(f"{type(e).__name__}: {e}")) from None
+        raise SpecError(str(p), "", "an .npz file of recorded outputs",
+                        Found(f"{type(e).__name__}: {e}")) from None
     rec = {}
     with z:
         for name in g.outputs:
@@ -195,16 +196,19 @@ def load_expected(path, g: QGraph, values: dict[str, np.ndarray]) -> dict[str, n
                 raise SpecError(str(p), k, "the name of a model output or tensor", Found(f"key {k!r}"))
             a, h = np.asarray(z[k]), values[k]
             if a.dtype != h.dtype:
-                raise SpecError(str(p), k, f"dtype {h.dtype} (as the model computes it)", Found(f"dtype {a.dtype}"))
+                raise SpecError(str(p), k, f"dtype {h.dtype} (as the model computes it)",
+                                Found(f"dtype {a.dtype}"))
             if a.shape != h.shape:
-                raise SpecError(str(p), k, f"shape {h.shape} (as the model computes it)", Found(f"shape {a.shape}"))
+                raise SpecError(str(p), k, f"shape {h.shape} (as the model computes it)",
+                                Found(f"shape {a.shape}"))
             rec[k] = a
     return rec
 
 
 def _target_record(tgt, host) -> dict:
     return {"name": tgt.name, "description": tgt.description, "u8s8_int16_pairs": tgt.u8s8_int16_pairs,
-            "note": tgt.note, "host": {"target": host.target, "cpu_flags": list(host.flags), "machine": host.machine,
+            "note": tgt.note, "host": {"target": host.target, "cpu_flags": list(host.flags),
+                                       "machine": host.machine,
                                        "onnxruntime_probe": host.probe, "probe_note": host.probe_note}}
 
 
@@ -252,7 +256,8 @@ def _verify_recorded(model, g0, g, feeds, run, ref_run, cfg, tgt, host, expected
     lines.append(f"target {tgt.name} (host {host.target}); reference: outputs recorded in {expected}")
     for t in tensors:
         if t["mismatches"]:
-            lines.append(f"{t['name']} ({t['op']} {t['node']!r}): {t['mismatches']} of {t['elements']} differ "
+            lines.append(f"{t['name']} ({t['op']} {t['node']!r}): {t['mismatches']} of {t['elements']} "
+                         f"differ "
                          f"from the recorded values")
     lines.append(f"mismatches: {bad} of {total}")
     if out is not None:
@@ -263,7 +268,8 @@ def _verify_recorded(model, g0, g, feeds, run, ref_run, cfg, tgt, host, expected
 
 
 def _has_x86_u8(g0: QGraph) -> bool:
-    """True when the model has int8 QuantizeLinear nodes (onnxruntime's default x86 session may rewrite them)."""
+    """True when the model has int8 QuantizeLinear nodes (onnxruntime's default x86 session may rewrite
+    them)."""
     return any(n.op_type == "QuantizeLinear" and g0.types.get(n.output[0]) == onnx.TensorProto.INT8
                for n in g0.nodes)
 
@@ -293,7 +299,8 @@ def _layer_rows(g: QGraph, run, ref_run, cfg: DatapathConfig) -> tuple[list[dict
                             f"accumulator (K = {st.k}); these inputs needed {need} bits")
         if cfg.operand_bits is not None and max(st.a_bits or 0, st.w_bits or 0) > cfg.operand_bits:
             warnings.append(f"node {g.names[i]!r}: {max(st.a_bits, st.w_bits)}-bit operands exceed the PE's "
-                            f"native {cfg.operand_bits} bits (pe.operand_bits); the arithmetic is modelled as if "
+                            f"native {cfg.operand_bits} bits (pe.operand_bits); the arithmetic is modelled as "
+                            f"if "
                             f"they fit")
         if cfg.mult_bits is not None and st.mult_overflow:
             warnings.append(f"node {g.names[i]!r}: {st.mult_overflow} zero-shifted operands do not fit the "
@@ -306,8 +313,9 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
     """Run ``model`` on hwsim's datapath and compare it with onnxruntime (live on this host, or outputs
     recorded on the target machine).
 
-    Live (no ``expected``): every integer tensor is compared with onnxruntime run here; the target must be this
-    host's. Recorded (``expected``): the graph outputs (and any further tensor the file names) are compared
+    Live (no ``expected``): every integer tensor is compared with onnxruntime run here; the target must be
+    this host's. Recorded (``expected``): the graph outputs (and any further tensor the file names) are
+    compared
     with the arrays in ``expected``, computed by onnxruntime on ``target``; any target can be verified on any
     host this way.
 
@@ -388,7 +396,8 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
         notes.append(f"onnxruntime's default x86 optimizer leaves {len(g.ort_x86_float)} QDQ group(s) of this "
                      f"model in float32 ({', '.join(sorted(g.ort_x86_float))}: it rewrites int8 Q/DQ pairs to "
                      f"uint8 only where it sees the pair whole); the tensors are compared with onnxruntime's "
-                     f"integer kernels (session.qdqisint8allowed=1), the final outputs with the default session, "
+                     f"integer kernels (session.qdqisint8allowed=1), the final outputs with the default "
+                     f"session, "
                      f"which hwsim runs with those groups in float32")
     if def_run is None:
         notes.append(f"hwsim cannot run the default session's float groups ({def_why}); its outputs are not "
@@ -401,8 +410,9 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
         nd = int(np.count_nonzero(h != v)) if h.shape == v.shape and h.dtype == v.dtype else int(v.size)
         default_equal[o] = nd == 0
         if cfg.is_reference and g.ort_x86_float and nd:
-            notes.append(f"output {o!r} of the default session differs in {nd} of {v.size} elements: its float32 "
-                         f"groups run on MLAS's fused multiply-add kernels, whose rounding order hwsim does not "
+            notes.append(f"output {o!r} of the default session differs in {nd} of {v.size} elements: its "
+                         f"float32 groups run on MLAS's fused multiply-add kernels, whose rounding order hwsim "
+                         f"does not "
                          f"reproduce (a QuantizeLinear after them changes a code only within a last-bit "
                          f"difference of a rounding boundary)")
         if cfg.is_reference and (def_run is not run or o not in names):  # not already compared above
