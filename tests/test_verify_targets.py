@@ -171,8 +171,9 @@ def test_default_session_int8_qdq_runs_u8_kernels(tmp_path):
 
 
 def test_qgemm_probe_per_target(tmp_path):
-    # com.microsoft QGemm (not among the recorded cases) on the probe's operands, float output y = acc * 1 * 1:
-    # 25,086.0 on exact targets, 223.0 where u8 x s8 pairs saturate (the same MlasGemm kernel as MatMulInteger)
+    # com.microsoft QGemm (not among the recorded cases) on the probe's operands, float output
+    # y = acc * 1 * 1: 25,086.0 on exact targets, 223.0 where u8 x s8 pairs saturate (the same MlasGemm kernel
+    # as MatMulInteger)
     from onnx import TensorProto, helper, numpy_helper
 
     c = numpy_helper.from_array
@@ -181,13 +182,15 @@ def test_qgemm_probe_per_target(tmp_path):
              c(np.float32(1), "sb"), c(np.int8(0), "zb")]
     g = helper.make_graph([node], "qgemm", [helper.make_tensor_value_info("a", TensorProto.UINT8, [1, 2])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1])], inits)
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("com.microsoft", 1)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13),
+                                            helper.make_opsetid("com.microsoft", 1)])
     m.ir_version = 8
     (tmp_path / "g.onnx").write_bytes(m.SerializeToString())
     np.savez(tmp_path / "a.npz", a=np.array([[255, 255]], np.uint8))
     for target, value in [("x86-avx2", 223.0), ("x86-avx512-core", 223.0), ("x86-avx512-vnni", 25086.0),
                           ("x86-avx-vnni", 25086.0), ("arm64", 25086.0)]:
         np.savez(tmp_path / "y.npz", y=np.full((1, 1), value, np.float32))
-        rep = verify(tmp_path / "g.onnx", inputs=tmp_path / "a.npz", expected=tmp_path / "y.npz", target=target)
+        rep = verify(tmp_path / "g.onnx", inputs=tmp_path / "a.npz", expected=tmp_path / "y.npz",
+                     target=target)
         assert rep.mismatches == 0, (target, rep.lines)
     assert verify(tmp_path / "g.onnx", inputs=tmp_path / "a.npz").mismatches == 0  # live, host target
