@@ -152,9 +152,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     cfg = config_from_arch(args.arch, profile=args.profile) if args.arch else DatapathConfig(profile=args.profile)
     if args.zero_point_mode not in ("shift", "cross_term"):
         raise SpecError(SOURCE_ARG, "--zero-point-mode", "one of shift, cross_term", args.zero_point_mode)
-    cfg = replace(cfg, rounding=args.rounding, seed=args.seed, pair_saturate16=args.pair_saturate16,
+    cfg = replace(cfg, rounding=args.rounding, seed=args.seed, int16_pairs=args.int16_pairs,
                   zero_point_mode=args.zero_point_mode)
-    rep = verify(args.model, inputs=args.inputs, seed=args.seed, out=args.out, config=cfg, arch=args.arch)
+    rep = verify(args.model, inputs=args.inputs, seed=args.seed, out=args.out, config=cfg, arch=args.arch,
+                 target=args.target, expected=args.expected)
     print(f"wrote {Path(args.out) / 'verify.json'}")
     for line in rep.lines:
         print(line)
@@ -216,8 +217,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "see hwsim.quant.PROFILES)")
     s.add_argument("--rounding", help="replace the profile's rounding: half_even, half_away, half_up, floor or "
                    "stochastic (seeded by --seed)")
-    s.add_argument("--pair-saturate16", action="store_true", help="PEs sum u8 x s8 product pairs with int16 "
-                   "saturation (x86 vpmaddubsw, PyTorch fbgemm depthwise)")
+    s.add_argument("--target", default="host", help="the machine whose onnxruntime integer kernels are "
+                   "reproduced: host (default: this CPU, detected and probed), x86-avx2, x86-avx512-core, "
+                   "x86-avx512-vnni, x86-avx-vnni, x86-sse, arm64; a target other than the host's needs "
+                   "--expected")
+    s.add_argument("--expected", help=".npz of graph outputs recorded by onnxruntime on the target machine "
+                   "(by output name): compare with them instead of running onnxruntime here")
+    s.add_argument("--int16-pairs", action="store_true", help="PEs sum product pairs with int16 saturation "
+                   "(x86 vpmaddubsw), reduction in NHWC (r, s, c) order, on every GEMM-like node")
     s.add_argument("--zero-point-mode", default="shift", help="shift (PEs multiply zero-shifted operands, the "
                    "default) or cross_term (raw codes; the zero-point correction is added to the accumulator "
                    "afterwards)")

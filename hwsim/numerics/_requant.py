@@ -351,8 +351,8 @@ def requantize(acc, multiplier, *, zero_point: int, qmin: int, qmax: int, channe
         ``y = clamp(rne(f32(f32(f32(acc) + f32(b / act)) * M)) + z, qmin, qmax)``: the bias is a float,
         added to the float32 accumulator *before* the multiply (``float_bias`` = ``f32(b / act)``, see
         :func:`fbgemm_bias_addend`); ``acc`` must then exclude the bias. Without ``float_bias`` it equals
-        ``ort_cpu``. (The int16 pair saturation of fbgemm's depthwise kernels is an accumulator effect:
-        ``pair_saturate16`` of :func:`hwsim.datapath.conv2d_acc`.)
+        ``ort_cpu``. (The int16 pair saturation of fbgemm's depthwise kernels, and of its linear and conv on
+        CPUs without VNNI, is an accumulator effect: ``int16_pairs`` of :func:`hwsim.datapath.conv2d_acc`.)
     ``tflite_double`` (gemmlowp double rounding; TFLite ``MultiplyByQuantizedMultiplier``)
         ``(q, shift) = quantize_multiplier(M)``; ``y = clamp(RDBPOT(SRDHM(acc * 2^max(shift,0), q),
         max(-shift,0)) + z, qmin, qmax)``. ``acc * 2^left`` wraps in int32 as the C code does.
