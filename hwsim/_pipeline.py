@@ -481,7 +481,6 @@ def _totals(res: SimResult) -> dict[str, float]:
         "macs", "compute_cycles", "stall_cycles", "total_cycles", "dram_read_bytes", "dram_write_bytes",
         "sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes", "onchip_stall_cycles", "dram_stall_cycles",
         "energy_pj", *(f"energy_{c}_pj" for c in energy_components(res.arch)))}
-    arch = res.arch
     s["total_cycles"] = sum(r["total_cycles"] for r in rows)  # set to the makespan by the caller
     _finish_totals(res, s)
     return s

@@ -36,7 +36,7 @@ def _bits_arg(v: str) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from ._io import load_workload, write_energy_csv, write_layers_csv, write_summary_json
+    from ._io import load_workload, write_energy_csv, write_graph_csvs, write_layers_csv, write_summary_json
     from ._pipeline import simulate_workload
     from .report import simulate_report
     from .spec import load_arch
@@ -50,19 +50,29 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         bits = load_quant_config(args.quant, workload)
     if args.engine:
         arch = arch.replace(**{"timing.engine": args.engine})
+    if args.reuse:
+        arch = arch.replace(**{"timing.reuse": args.reuse})
     res = simulate_workload(arch, workload, bits=bits, weight_bits=args.wbits, act_bits=args.abits,
                             source=str(args.arch))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_layers_csv(res, out / "layers.csv")
     write_energy_csv(res, out / "energy.csv")
+    write_graph_csvs(res, out)
     write_summary_json(res, out / "summary.json", arch_source=str(args.arch), workload_source=str(args.workload))
     simulate_report(res, out / "report.html")
     t = res.totals
     print(f"{workload.name} on {arch.name}: {len(res.rows)} layers, {int(t['macs']):,} MACs, "
           f"{int(t['total_cycles']):,} cycles ({int(t['stall_cycles']):,} stall), {t['latency_us']:,.1f} us, "
           f"{t['energy_pj'] / 1e6:,.2f} uJ, utilization {t['utilization']:.3f}; model {res.model_cpu_s * 1e3:.1f} ms CPU")
-    print(f"wrote {out / 'layers.csv'}, {out / 'summary.json'}, {out / 'report.html'}")
+    on_chip = sum(1 for x in res.tensor_rows if x["level"] != "dram")
+    print(f"reuse {arch.timing.reuse}: {on_chip} of {len(res.tensor_rows)} tensors on chip, DRAM "
+          f"{int(t['dram_read_bytes'] + t['dram_write_bytes']):,} bytes"
+          + (f"; {len(res.vector_rows)} non-GEMM nodes, {int(t['vector_cycles']):,} vector-unit cycles"
+             if res.vector_rows else ""))
+    for note in res.notes:
+        print(f"note: {note}")
+    print(f"wrote {out / 'layers.csv'}, {out / 'tensors.csv'}, {out / 'summary.json'}, {out / 'report.html'}")
     return 0
 
 
@@ -124,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--quant", help="quantization YAML: per-layer weight_bits/act_bits")
     s.add_argument("--wbits", type=_bits_arg, help="uniform weight bits for every layer")
     s.add_argument("--abits", type=_bits_arg, help="uniform activation bits for every layer")
+    s.add_argument("--reuse", choices=["none", "inter_layer", "fused"],
+                   help="where tensors live between layers (default: the arch's timing.reuse, none): none = "
+                   "through DRAM, inter_layer = on chip when they fit, fused = also depth-first row bands")
     s.add_argument("--engine", choices=["analytic", "simpy"],
                    help="event-model engine (default: the arch's timing.engine, analytic); both give equal cycles")
     s.add_argument("--out", default="results/simulate", help="output folder (default: results/simulate)")
