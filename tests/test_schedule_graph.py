@@ -9,7 +9,6 @@ import pytest
 
 from hwsim._pipeline import simulate_workload
 from hwsim.cli import main
-from hwsim.errors import SpecError
 from hwsim.mapping import vector_op_counts
 from hwsim.sim import schedule_nodes
 from hwsim.spec import Workload, load_arch, load_workload_yaml, validate
