@@ -279,3 +279,40 @@ def test_cli_writes_tensors_csv(tmp_path, capsys):
     assert list(t["level"]) == ["dram", "ifmap_sram", "ifmap_sram", "ifmap_sram", "dram"]
     assert t.loc["pool", "elements"] == 16 * 4 * 4
     assert "Where each tensor lived" in (tmp_path / "report.html").read_text()
+
+
+def _light(name):
+    import onnx
+    from pathlib import Path
+
+    return Path(onnx.__file__).parent / "backend" / "test" / "data" / "light" / f"{name}.onnx"
+
+
+def test_onnx_keeps_the_graph_and_matches_the_yaml():
+    # the ResNet-50 shipped in the onnx wheel: its 16 residual Adds, the pools and the final Softmax become
+    # nodes; under inter_layer on TPU v1 it moves exactly what workloads/resnet50.yaml moves (weights + input
+    # + the 1000 outputs: the fc's output now feeds the Softmax on chip)
+    from collections import Counter
+
+    from hwsim.frontends._onnx import read_onnx_shapes
+
+    pytest.importorskip("onnx")
+    w = read_onnx_shapes(_light("light_resnet50"))
+    ops = Counter(n.op for n in w.nodes)
+    assert (ops["conv2d"], ops["add"], ops["maxpool"], ops["avgpool"], ops["softmax"]) == (53, 16, 1, 1, 1)
+    g = w.graph()
+    assert all(len(g.inputs[i]) == 2 for i, n in enumerate(w.nodes) if n.op == "add")
+    arch = load_arch(ROOT / "arch/tpu_v1.yaml").replace(**{"timing.reuse": "inter_layer"})
+    yaml_res = simulate_workload(arch, load_workload_yaml(ROOT / "workloads/resnet50.yaml"))
+    assert _dram(simulate_workload(arch, w)) == _dram(yaml_res) == 25_502_912 + 150_528 + 1_000
+    inc = read_onnx_shapes(_light("light_inception_v1"))
+    assert Counter(n.op for n in inc.nodes)["concat"] == 9
+
+
+def test_scalesim_csv_is_a_chain():
+    from hwsim.frontends import read_topology_csv
+
+    w = read_topology_csv(ROOT / "tests/data/scalesim/Resnet18.csv")
+    g = w.graph()
+    names = [n.name for n in w.nodes]
+    assert g.inputs == tuple((p,) for p in ["input", *names[:-1]])

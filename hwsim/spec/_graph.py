@@ -148,12 +148,12 @@ def build_graph(wl: Workload, source: str = "<workload>") -> WorkloadGraph:
                     raise SpecError(source, f"layers[{i}].channels", "channels, in_h and in_w for a pool whose "
                                     "input has no (C, H, W) shape", None, detail=f"node {n.name}")
                 oc, oh, ow = n.pool_out(c, h, wd)
-                if oh <= 0 or ow <= 0:
+                if n.elements is None and (oh <= 0 or ow <= 0):
                     raise SpecError(source, f"layers[{i}].kernel", f"a window that fits the {h}x{wd} input",
                                     n.kernel, detail=f"node {n.name}")
                 w = n.window or h * wd
                 info[n.name] = (n.elements or e0 // max(c * h * wd, 1) * oc * oh * ow or oc * oh * ow, oc,
-                                (oc, oh, ow))
+                                (oc, oh, ow) if n.elements is None else None)
             else:
                 info[n.name] = (n.elements or e0, n.row or r0, chw0)
         window.append(w)
