@@ -230,6 +230,7 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
             "dram_ifmap_read_bytes": tr.dram_read_bytes("ifmap"), "dram_filter_read_bytes": tr.dram_read_bytes("filter"),
             "dram_read_bytes": m.dram_read_bytes, "dram_ofmap_write_bytes": tr.dram_write_bytes("ofmap"),
             "dram_write_bytes": m.dram_write_bytes, "dram_busy_cycles": tm.dram_busy_cycles,
+            "peak_macs_per_cycle": peak,
         }
         for lv in onchip_levels:
             row[f"{lv}_read_bytes"] = -(-sum(tr.reads[lv].values()) // 8)

@@ -87,9 +87,11 @@ def utilization_figure(rows: list[dict]) -> go.Figure:
 
 
 def roofline_figure(arch, rows: list[dict]) -> go.Figure:
-    """Roofline of an arch (peak MACs/cycle; DRAM bytes/cycle) with each layer at its attained MACs/cycle."""
+    """Roofline of an arch (peak MACs/cycle; DRAM bytes/cycle) with each layer at its attained MACs/cycle. The
+    peak is the PE mode's real one at each layer's bits (bit fusion: fused MACs per PE per cycle; bit-serial:
+    one MAC per serial step); one roof per distinct peak."""
     bw = arch.memory.dram_level.read_bw / 8
-    peak = arch.array.rows * arch.array.cols  # MACs/cycle at 1 MAC per PE per cycle
+    peaks = sorted({r.get("peak_macs_per_cycle", arch.array.rows * arch.array.cols) for r in rows})
     xs, ys, names = [], [], []
     for r in rows:
         b = r["dram_read_bytes"] + r["dram_write_bytes"]
@@ -103,8 +105,10 @@ def roofline_figure(arch, rows: list[dict]) -> go.Figure:
         import numpy as np
 
         grid = np.geomspace(lo, hi, 100)
-        roof = np.minimum(peak, grid * bw) if bw != float("inf") else np.full_like(grid, peak)
-        fig.add_scatter(x=grid, y=roof, mode="lines", name="roof (peak MACs/cycle, DRAM bytes/cycle)")
+        for pk in peaks:
+            roof = np.minimum(pk, grid * bw) if bw != float("inf") else np.full_like(grid, pk)
+            fig.add_scatter(x=grid, y=roof, mode="lines", name=f"roof: peak {pk:,.0f} MACs/cycle, DRAM "
+                            f"{bw:g} bytes/cycle")
         fig.add_scatter(x=xs, y=ys, mode="markers", text=names, name="layers")
     fig.update_layout(title=f"Roofline of {arch.name}: attained MACs/cycle vs operational intensity",
                       xaxis_type="log", yaxis_type="log", xaxis_title="MACs per DRAM byte",
