@@ -32,12 +32,12 @@ from .schedule import TensorPlan, schedule_tensors
 from .sim import LayerTiming, schedule_nodes, simulate_tiles, split_even
 from .spec import INPUT, ArchSpec, VectorOp, Workload, WorkloadGraph
 
-__all__ = ["SimResult", "resolve_bits", "simulate_workload", "layer_columns", "BASE_COLUMNS", "VECTOR_COLUMNS",
-           "TENSOR_COLUMNS"]
+__all__ = ["SimResult", "resolve_bits", "simulate_workload", "layer_columns", "BASE_COLUMNS", "bandwidth_columns",
+           "bandwidth_rows", "VECTOR_COLUMNS", "TENSOR_COLUMNS"]
 
 VECTOR_COLUMNS = ("node", "op", "inputs", "elements", "row", "bits", "arithmetic", "ops_add", "ops_mul",
                   "ops_max", "ops_exp", "ops_divide", "ops_rsqrt", "compute_cycles", "stall_cycles",
-                  "total_cycles", "start_cycle", "end_cycle", "dram_read_bytes", "dram_write_bytes",
+                  "total_cycles", "start_cycle", "stop_cycle", "dram_read_bytes", "dram_write_bytes",
                   "onchip_read_bytes", "onchip_write_bytes", "energy_pj", "energy_vector_pj",
                   "energy_memory_pj", "energy_dram_pj")
 TENSOR_COLUMNS = ("tensor", "producer", "consumers", "elements", "bits", "bytes", "level", "kind", "from_step",
@@ -48,7 +48,8 @@ BASE_COLUMNS = (
     "layer", "op", "m", "k", "n", "groups", "macs", "weight_bits", "act_bits", "out_bits", "dataflow",
     "row_folds", "col_folds", "folds", "m_tiles", "n_tiles", "fill_cycles", "steady_cycles", "drain_cycles",
     "compute_cycles", "onchip_stall_cycles", "dram_stall_cycles", "stall_cycles", "total_cycles", "latency_us",
-    "utilization", "mapping_efficiency", "sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes",
+    "utilization", "compute_utilization", "peak_macs_per_cycle", "mapping_efficiency", "start_cycle",
+    "stop_cycle", "sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes",
     "sram_ofmap_reads", "dram_ifmap_read_bytes", "dram_filter_read_bytes", "dram_read_bytes",
     "dram_ofmap_write_bytes", "dram_write_bytes",
 )
@@ -59,7 +60,7 @@ def layer_columns(arch: ArchSpec) -> list[str]:
     level, the total energy and one ``energy_<component>_pj`` per component (mac, each level, requant)."""
     levels = [lv.name for lv in arch.memory.hierarchy() if lv.kind != "dram"]
     return [*BASE_COLUMNS, *(f"{lv}_{d}_bytes" for lv in levels for d in ("read", "write")), "energy_pj",
-            *(f"energy_{c}_pj" for c in energy_components(arch)), "start_cycle", "end_cycle"]
+            *(f"energy_{c}_pj" for c in energy_components(arch))]
 
 
 @dataclass
@@ -156,7 +157,7 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
         non-GEMM node whose op class the vector unit lacks (naming ``source``, the key and the node).
     """
     if arch.timing.engine == "analytic":
-        from .sim._fast import warm_up
+        from .sim import warm_up
 
         warm_up()  # numba's cache load is start-up, not model time
     else:
@@ -224,6 +225,9 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
             "latency_us": tm.total_cycles / arch.clock_mhz,
             # against the cycles counted (the scalesim convention reports one less per GEMM than it takes)
             "utilization": m.macs / (cycles_taken * peak) if cycles_taken else 0.0,
+            # SCALE-Sim's "Compute Util": the same without the stall cycles
+            "compute_utilization": (m.macs / ((cycles_taken - tm.stall_cycles) * peak)
+                                    if cycles_taken > tm.stall_cycles else 0.0),
             "mapping_efficiency": m.mapping_efficiency,
             "sram_ifmap_reads": m.sram_ifmap_reads, "sram_filter_reads": m.sram_filter_reads,
             "sram_ofmap_writes": m.sram_ofmap_writes, "sram_ofmap_reads": m.sram_ofmap_reads,
@@ -231,6 +235,9 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
             "dram_read_bytes": m.dram_read_bytes, "dram_ofmap_write_bytes": tr.dram_write_bytes("ofmap"),
             "dram_write_bytes": m.dram_write_bytes, "dram_busy_cycles": tm.dram_busy_cycles,
             "peak_macs_per_cycle": peak,
+            # cycles [start_cycle, stop_cycle) of the workload: set by the graph schedule below (back to back
+            # when there is no vector unit, as SCALE-Sim runs layers)
+            "start_cycle": 0, "stop_cycle": 0,
         }
         for lv in onchip_levels:
             row[f"{lv}_read_bytes"] = -(-sum(tr.reads[lv].values()) // 8)
@@ -256,12 +263,12 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
     timeline = []
     for i, nd in enumerate(nodes):
         r = by_node[i]
-        r["start_cycle"], r["end_cycle"] = start[i], end[i]
-        timeline.append({"node": nd.name, "unit": units[i], "start_cycle": start[i], "end_cycle": end[i]})
+        r["start_cycle"], r["stop_cycle"] = start[i], end[i]
+        timeline.append({"node": nd.name, "unit": units[i], "start_cycle": start[i], "stop_cycle": end[i]})
         busy = int(r.get("dram_busy_cycles", 0))
         if busy:
             timeline.append({"node": nd.name, "unit": "dma", "start_cycle": start[i],
-                             "end_cycle": start[i] + min(busy, end[i] - start[i])})
+                             "stop_cycle": start[i] + min(busy, end[i] - start[i])})
     trows = _tensor_rows(graph, plan, tbits, maps, start, end)
     occ = _occupancy(plan, start, end, nodes)
     cpu = time.process_time() - t0
@@ -469,9 +476,48 @@ def _occupancy(plan: TensorPlan, start: list[int], end: list[int], nodes) -> lis
     pl = plan.placement
     for lv, cap in plan.capacity_bits.items():
         for i, nd in enumerate(nodes):
-            out.append({"level": lv, "node": nd.name, "start_cycle": start[i], "end_cycle": end[i],
+            out.append({"level": lv, "node": nd.name, "start_cycle": start[i], "stop_cycle": end[i],
                         "resident_bytes": pl.resident[lv][i] // 8, "tile_bytes": pl.reserved[lv][i] // 8,
                         "capacity_bytes": int(cap // 8)})
+    return out
+
+
+def bandwidth_columns(arch: ArchSpec) -> list[str]:
+    """Columns of ``bandwidth.csv`` for an arch (:func:`bandwidth_rows`)."""
+    cols = ["layer", "total_cycles", "compute_cycles"]
+    for lv in arch.memory.hierarchy():
+        for d in ("read", "write"):
+            cols += [f"{lv.name}_{d}_avg_bytes_per_cycle", f"{lv.name}_{d}_peak_bytes_per_cycle"]
+    cols += [f"dram_{op}_{d}_avg_bytes_per_cycle" for op, d in (("ifmap", "read"), ("filter", "read"),
+                                                               ("ofmap", "write"))]
+    return cols
+
+
+def bandwidth_rows(res: SimResult) -> list[dict[str, Any]]:
+    """Bytes per cycle through every memory level, per layer (SCALE-Sim's BANDWIDTH_REPORT, in bytes).
+
+    ``<level>_<read|write>_avg_bytes_per_cycle``: the layer's bytes over its ``total_cycles`` (SCALE-Sim's
+    "Avg ... SRAM BW" is accesses / total cycles, ``single_layer_sim.py: calc_report_data``; its DRAM average
+    divides by the DRAM's own start-to-stop window, which in hwsim's double-buffered schedule spans the
+    layer). ``..._peak_bytes_per_cycle``: the bytes over the ``compute_cycles`` only: the rate the level must
+    sustain for the layer to run without a stall. The event model spreads a layer's traffic evenly over its
+    tiles (:mod:`hwsim.sim`), so this is the highest rate it has within a layer; a cycle-level trace (SCALE-Sim's
+    ``*_TRACE.csv``) would show bursts above it. ``dram_<operand>_..._avg``: SCALE-Sim's per-operand DRAM
+    columns (ifmap and filter reads, ofmap writes). Units: bytes per array clock cycle.
+    """
+    levels = [lv.name for lv in res.arch.memory.hierarchy()]
+    out = []
+    for r in res.rows:
+        t, c = r["total_cycles"], r["compute_cycles"]
+        b = {"layer": r["layer"], "total_cycles": t, "compute_cycles": c}
+        for lv in levels:
+            for d in ("read", "write"):
+                n = r[f"dram_{d}_bytes"] if lv == "dram" else r[f"{lv}_{d}_bytes"]
+                b[f"{lv}_{d}_avg_bytes_per_cycle"] = n / t if t else 0.0
+                b[f"{lv}_{d}_peak_bytes_per_cycle"] = n / c if c else 0.0
+        for op, d in (("ifmap", "read"), ("filter", "read"), ("ofmap", "write")):
+            b[f"dram_{op}_{d}_avg_bytes_per_cycle"] = r[f"dram_{op}_{d}_bytes"] / t if t else 0.0
+        out.append(b)
     return out
 
 

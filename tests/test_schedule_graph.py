@@ -79,8 +79,8 @@ def test_residual_skip_is_held_across_its_branch():
     assert (v["ops_add"], v["compute_cycles"], v["onchip_read_bytes"], v["onchip_write_bytes"]) == (64, 18, 128, 64)
     # the add waits for c3 and c4 waits for the add
     tl = {(r["node"], r["unit"]): r for r in res.timeline}
-    assert tl[("add", "vector")]["start_cycle"] == tl[("c3", "array")]["end_cycle"]
-    assert tl[("c4", "array")]["start_cycle"] == tl[("add", "vector")]["end_cycle"]
+    assert tl[("add", "vector")]["start_cycle"] == tl[("c3", "array")]["stop_cycle"]
+    assert tl[("c4", "array")]["start_cycle"] == tl[("add", "vector")]["stop_cycle"]
 
 
 def test_minilm_block_prices_softmax_layernorm_gelu_on_the_vector_unit():

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..quant import QParams, requant_multiplier, requantize
-from ..quant._requant import _check_profile
+from ..numerics import QParams, check_profile, requant_multiplier, requantize
 from . import _fast, _kernels
 
 __all__ = ["conv2d_acc", "gemm_acc", "qlinear_conv2d", "qlinear_matmul", "maxpool2d", "global_avgpool",
@@ -591,7 +590,7 @@ def qlinear_conv2d(x_q: np.ndarray, w_q: np.ndarray, *, x_qp: QParams, w_qp: QPa
     _qparams(x_qp, "x_qp")
     _qparams(w_qp, "w_qp")
     _qparams(y_qp, "y_qp")
-    _check_profile(profile)
+    check_profile(profile)
     _per_tensor(x_qp, "x_qp")
     _per_tensor(y_qp, "y_qp")
     _int_array(x_q, "x_q", 4, "(N, C, H, W)")
@@ -650,7 +649,7 @@ def qlinear_matmul(a_q: np.ndarray, b_q: np.ndarray, *, a_qp: QParams, b_qp: QPa
     _qparams(a_qp, "a_qp")
     _qparams(b_qp, "b_qp")
     _qparams(y_qp, "y_qp")
-    _check_profile(profile)
+    check_profile(profile)
     _per_tensor(a_qp, "a_qp")
     _per_tensor(y_qp, "y_qp")
     _int_array(a_q, "a_q", 2, "(M, K)")

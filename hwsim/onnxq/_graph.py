@@ -36,7 +36,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper, shape_inference
 
-from ..errors import Found, SpecError
+from ..errors import Found, SpecError, input_file
 
 __all__ = ["QGraph", "load_model", "lower_qdq", "INT8_TYPES", "FLOAT_OPS", "display_name"]
 
@@ -108,9 +108,7 @@ def load_model(path) -> QGraph:
     SpecError
         The file is missing or not a valid ONNX model (message names the file).
     """
-    p = Path(path)
-    if not p.is_file():
-        raise SpecError(str(p), "", "an existing ONNX model file", Found("no such file"))
+    p = Path(input_file(path, "an existing ONNX model file"))
     try:
         model = onnx.load(str(p))
     except Exception as e:  # onnx raises several exception types

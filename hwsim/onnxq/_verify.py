@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from ..errors import Found, SpecError
+from ..errors import Found, SpecError, input_file
 from ._graph import INT_TYPES, QGraph, load_model, lower_qdq
 from ._ops import DatapathConfig, reduction_bound_bits
 from ._reference import run_onnxruntime
@@ -97,13 +97,16 @@ def load_inputs(path, g: QGraph) -> dict[str, np.ndarray]:
     SpecError
         Missing file or input, an unknown key, or a dtype/shape that contradicts the graph (names the key).
     """
-    p = Path(path)
-    if not p.is_file():
-        raise SpecError(str(p), "", "an existing .npz file of inputs", Found("no such file"))
+    import zipfile
+
+    p = Path(input_file(path, "an existing .npz file of inputs"))
+    if not zipfile.is_zipfile(p):  # np.load would try pickle and call any non-zip file "pickled data"
+        raise SpecError(str(p), "", "an .npz file of inputs (a zip archive of .npy arrays, numpy.savez)",
+                        Found(f"a file that is not a zip archive (starts with {p.read_bytes()[:8]!r})"))
     try:
         z = np.load(p, allow_pickle=False)
     except Exception as e:
-        raise SpecError(str(p), "", "an .npz file of inputs", Found(f"{type(e).__name__}: {e}")) from None
+        raise SpecError(str(p), "", "an .npz file of inputs", Found(f"{type(e).__name__}: {str(e)[:160]}")) from None
     feeds = {}
     with z:
         for k in z.files:
@@ -112,7 +115,11 @@ def load_inputs(path, g: QGraph) -> dict[str, np.ndarray]:
         for name in g.inputs:
             if name not in z.files:
                 raise SpecError(str(p), name, "an array for every model input", Found("nothing"))
-            a = np.asarray(z[name])
+            try:
+                a = np.asarray(z[name])
+            except Exception as e:  # a truncated archive or array, an object array (pickle)
+                raise SpecError(str(p), name, "a readable .npy array", Found(f"{type(e).__name__}: "
+                                                                              f"{str(e)[:160]}")) from None
             want = _np_dtype(g.types[name])
             if want.kind == "f" and a.dtype.kind in "fiu":
                 a = a.astype(want)

@@ -22,7 +22,7 @@ def timeline_figure(timeline: list[dict], title: str = "Timeline: array, vector 
         rs = [r for r in timeline if r["unit"] == unit]
         if not rs:
             continue
-        fig.add_bar(name=unit, y=[unit] * len(rs), x=[r["end_cycle"] - r["start_cycle"] for r in rs],
+        fig.add_bar(name=unit, y=[unit] * len(rs), x=[r["stop_cycle"] - r["start_cycle"] for r in rs],
                     base=[r["start_cycle"] for r in rs], orientation="h", text=[r["node"] for r in rs],
                     hovertemplate="%{text}: cycles %{base} to %{x}+%{base}<extra></extra>")
     fig.update_layout(barmode="overlay", title=title, xaxis_title="cycle (array clock)", yaxis_title="unit",
@@ -38,7 +38,7 @@ def occupancy_figure(occupancy: list[dict], title: str = "On-chip memory occupan
         rs = [r for r in occupancy if r["level"] == lv]
         xs, res_, til = [], [], []
         for r in rs:
-            xs += [r["start_cycle"], r["end_cycle"]]
+            xs += [r["start_cycle"], r["stop_cycle"]]
             res_ += [r["resident_bytes"]] * 2
             til += [r["resident_bytes"] + r["tile_bytes"]] * 2
         fig.add_scatter(x=xs, y=res_, mode="lines", name=f"{lv}: resident tensors", fill="tozeroy")
@@ -87,30 +87,40 @@ def utilization_figure(rows: list[dict]) -> go.Figure:
 
 
 def roofline_figure(arch, rows: list[dict]) -> go.Figure:
-    """Roofline of an arch (peak MACs/cycle; DRAM bytes/cycle) with each layer at its attained MACs/cycle. The
-    peak is the PE mode's real one at each layer's bits (bit fusion: fused MACs per PE per cycle; bit-serial:
-    one MAC per serial step); one roof per distinct peak."""
+    """Roofline of an arch with each layer at its attained MACs/cycle (x: MACs per DRAM byte, y: MACs/cycle).
+
+    The compute roof is the array's peak at the layer's bits (``peak_macs_per_cycle`` of ``layers.csv``:
+    rows x cols x MACs per PE per cycle, which a bit-fusion PE multiplies at low bits and a bit-serial PE
+    divides): one roof per distinct peak, labelled with the bits that reach it, so that every layer sits under
+    its own roof. The slope is the DRAM bandwidth (bytes/cycle).
+    """
+    import numpy as np
+
     bw = arch.memory.dram_level.read_bw / 8
-    peaks = sorted({r.get("peak_macs_per_cycle", arch.array.rows * arch.array.cols) for r in rows})
-    xs, ys, names = [], [], []
+    default_peak = arch.array.rows * arch.array.cols
+    xs, ys, names, peaks = [], [], [], []
     for r in rows:
         b = r["dram_read_bytes"] + r["dram_write_bytes"]
         if b and r["total_cycles"]:
             xs.append(r["macs"] / b)
             ys.append(r["macs"] / r["total_cycles"])
             names.append(r["layer"])
+            peaks.append(r.get("peak_macs_per_cycle", default_peak))
     fig = go.Figure()
     if xs:
-        lo, hi = min(xs) / 2, max(xs) * 2
-        import numpy as np
-
-        grid = np.geomspace(lo, hi, 100)
-        for pk in peaks:
-            roof = np.minimum(pk, grid * bw) if bw != float("inf") else np.full_like(grid, pk)
-            fig.add_scatter(x=grid, y=roof, mode="lines", name=f"roof: peak {pk:,.0f} MACs/cycle, DRAM "
-                            f"{bw:g} bytes/cycle")
-        fig.add_scatter(x=xs, y=ys, mode="markers", text=names, name="layers")
-    fig.update_layout(title=f"Roofline of {arch.name}: attained MACs/cycle vs operational intensity",
+        grid = np.geomspace(min(xs) / 2, max(xs) * 2, 100)
+        roofs: dict[float, set[str]] = {}
+        for r in rows:
+            p = r.get("peak_macs_per_cycle", default_peak)
+            roofs.setdefault(p, set()).add(f"w{r['weight_bits']}a{r['act_bits']}")
+        for p in sorted(roofs, reverse=True):
+            roof = np.minimum(p, grid * bw) if bw != float("inf") else np.full_like(grid, p)
+            bits = ", ".join(sorted(roofs[p]))
+            fig.add_scatter(x=grid, y=roof, mode="lines", name=f"roof {p:,.0f} MACs/cycle ({bits})")
+        fig.add_scatter(x=xs, y=ys, mode="markers", text=names, name="layers",
+                        customdata=peaks, hovertemplate="%{text}: %{y:,.0f} of %{customdata:,.0f} MACs/cycle")
+    fig.update_layout(title=f"Roofline of {arch.name}: attained MACs/cycle vs operational intensity "
+                      f"(DRAM {bw:g} bytes/cycle)",
                       xaxis_type="log", yaxis_type="log", xaxis_title="MACs per DRAM byte",
                       yaxis_title="MACs per cycle", height=420)
     return fig
