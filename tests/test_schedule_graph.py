@@ -167,7 +167,7 @@ def test_random_graphs_more_capacity_never_adds_dram_and_inter_layer_never_worse
     wl = _wl(_random_graph(rng, rng.randint(3, 9)))
     vu = VU if seed % 2 else None
     last = None
-    none = _dram(simulate_workload(make_arch(**{"vector_unit": vu}), wl))
+    none = _dram(simulate_workload(make_arch(vector_unit=vu), wl))
     for size in (0.25, 0.5, 1, 2, 4, 64):
         arch = make_arch(**{"memory.ifmap_sram.size_kib": size, "timing.reuse": "inter_layer", "vector_unit": vu})
         d = _dram(simulate_workload(arch, wl))
@@ -282,8 +282,9 @@ def test_cli_writes_tensors_csv(tmp_path, capsys):
 
 
 def _light(name):
-    import onnx
     from pathlib import Path
+
+    import onnx
 
     return Path(onnx.__file__).parent / "backend" / "test" / "data" / "light" / f"{name}.onnx"
 

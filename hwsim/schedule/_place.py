@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Option", "Reserve", "Placement", "place_tensors"]
+__all__ = ["Option", "Placement", "Reserve", "place_tensors"]
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from ..spec import ArchSpec, Conv2d, MemoryLevel, VectorOp, WorkloadGraph
 from ._place import Option, Placement, Reserve, place_tensors
 
-__all__ = ["TensorPlan", "schedule_tensors", "onchip_levels"]
+__all__ = ["TensorPlan", "onchip_levels", "schedule_tensors"]
 
 
 @dataclass

@@ -19,8 +19,7 @@ def _analytic(durations, units, deps):
     for i in range(n):
         s = free.get(units[i], 0)
         for d in deps[i]:
-            if end[d] > s:
-                s = end[d]
+            s = max(s, end[d])
         start[i], end[i] = s, s + int(durations[i])
         free[units[i]] = end[i]
     return start, end

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from ..errors import Found, SpecError
 from ._workload import Conv2d, Gemm, VectorOp, Workload
 
-__all__ = ["TensorInfo", "WorkloadGraph", "build_graph", "INPUT"]
+__all__ = ["INPUT", "TensorInfo", "WorkloadGraph", "build_graph"]
 
 #: The name of the network input tensor.
 INPUT = "input"
