@@ -2,5 +2,6 @@
 
 from ._plan import LayerMapping, map_layer
 from ._precision import PrecisionFactors, precision_factors
+from ._vector import vector_op_counts
 
-__all__ = ["LayerMapping", "map_layer", "PrecisionFactors", "precision_factors"]
+__all__ = ["LayerMapping", "map_layer", "PrecisionFactors", "precision_factors", "vector_op_counts"]
