@@ -483,7 +483,7 @@ def gemm_acc(a_q: np.ndarray, b_q: np.ndarray, *, a_zp, b_zp, bias: np.ndarray |
     small_bias = b is None or not b.size or int(np.abs(b).max()) < (1 << 60)
     if fast and acc_mode == "wrap" and mult_bits is None and small_bias and a_q.dtype.itemsize == 1 \
             and b_q.dtype.itemsize == 1:
-        out = _fast.exact_gemm(a_q, b_q, az, bz, path="vnni")  # 8-bit codes: exact in int64 for any K
+        out = _fast.exact_gemm(a_q, b_q, az, bz, path="simd")  # 8-bit codes: exact in int64, any K
     events = 0
     if out is None:
         a_s = np.ascontiguousarray(_shifted(a_q, az, "a_q"))
@@ -493,7 +493,7 @@ def gemm_acc(a_q: np.ndarray, b_q: np.ndarray, *, a_zp, b_zp, bias: np.ndarray |
             b_s, _ = narrow_operand(b_s, mult_bits)
         _check_exact(a_s, b_s, k_red, b)
         if fast and acc_mode == "wrap":
-            out = _fast.exact_gemm(a_s, b_s, 0, np.zeros(n_cols, np.int64), path="float")
+            out = _fast.exact_gemm(a_s, b_s, 0, np.zeros(n_cols, np.int64), path="auto")
     if out is None:
         out = np.zeros((m_rows, n_cols), np.int64)
         if acc_mode == "wrap":
