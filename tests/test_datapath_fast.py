@@ -5,6 +5,8 @@ Also: the narrow multiplier operand model and the int16 pair saturation model, w
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -269,3 +271,45 @@ def test_avx2_conv_equals_numba(layout, bits):
                             dilation=dil, groups=groups)
         got = _fast._avx2_conv(x, w, 0, np.zeros(wsh[0], np.int64), stride, pads, dil, groups, *ref.shape[2:])
         np.testing.assert_array_equal(got, ref)
+
+
+# -- pair-saturating GEMM (vpmaddubsw) ------------------------------------------------------------------------
+
+def _pairsat_plain(a, b):
+    """The definition, one output at a time in plain Python (odd K: the last k pairs with 0)."""
+    m, k = a.shape
+    out = np.zeros((m, b.shape[1]), np.int64)
+    for i in range(m):
+        for j in range(b.shape[1]):
+            tot = 0
+            for p in range(0, k, 2):
+                s = int(a[i, p]) * int(b[p, j]) + (int(a[i, p + 1]) * int(b[p + 1, j]) if p + 1 < k else 0)
+                tot += min(max(s, -32768), 32767)
+            out[i, j] = tot
+    return out
+
+
+@pytest.mark.parametrize("portable", [False, True])
+def test_pair_saturating_gemm_equals_plain_loop(portable, monkeypatch):
+    from hwsim.datapath import pair_saturating_gemm
+
+    if portable:
+        monkeypatch.setattr(_avx2, "AVAILABLE", False)
+    elif not _avx2.AVAILABLE:
+        pytest.skip("no AVX2 on this CPU")
+    # hand values: 255*127 + 255*127 = 64770 -> 32767; 255*(-128) * 2 = -65280 -> -32768; K = 3: the last
+    # pair is 255*127 + 0 = 32385 (and 255*1); row 2: 100*127 * 2 = 25400 and -25600 are not saturated
+    a = np.array([[255, 255, 255], [100, 100, 0]], np.uint8)
+    b = np.array([[127, -128], [127, -128], [127, 1]], np.int8)
+    assert pair_saturating_gemm(a, b).tolist() == [[32767 + 32385, -32768 + 255], [25400, -25600]]
+    rng = np.random.default_rng(21)
+    for m, k, n in [(1, 1, 1), (5, 7, 3), (9, 64, 17), (7, 301, 40)]:
+        a, b = codes(rng, np.uint8, (m, k)), codes(rng, np.int8, (k, n))
+        np.testing.assert_array_equal(pair_saturating_gemm(a, b), _pairsat_plain(a, b))
+    # extremes: every pair saturates, K = 1000 -> 500 pairs of +-32767/-32768, across forced chunks
+    monkeypatch.setattr(sys.modules["hwsim.datapath._pairsat"], "_CHUNK", 64)
+    a = np.full((3, 1000), 255, np.uint8)
+    b = np.concatenate([np.full((1000, 1), 127, np.int8), np.full((1000, 1), -128, np.int8)], axis=1)
+    assert pair_saturating_gemm(a, b).tolist() == [[500 * 32767, 500 * -32768]] * 3
+    with pytest.raises(TypeError, match="^a_u8 must be a uint8 array, not int8$"):
+        pair_saturating_gemm(b.T.copy(), b)

@@ -18,6 +18,7 @@ import numpy as np
 from ..quant import QParams, requant_multiplier, requantize
 from ..quant._requant import _check_profile
 from . import _fast, _kernels
+from ._pairsat import pair_saturating_gemm
 
 __all__ = ["conv2d_acc", "gemm_acc", "qlinear_conv2d", "qlinear_matmul", "maxpool2d", "global_avgpool",
            "conv_output_size", "narrow_operand"]
@@ -136,7 +137,11 @@ def _pair_saturate_sums(xr: np.ndarray, wr: np.ndarray) -> np.ndarray:
     """``sum_p sat16(x[2p] w[2p] + x[2p+1] w[2p+1])`` over the last axis of (rows, Q) x (cols, Q) int32 arrays.
 
     Returns (rows, cols) int64. This is x86 ``vpmaddubsw`` (u8 x s8 pairs summed with int16 saturation).
+    Byte operands (one in [0, 255], the other in [-128, 127]) run on :func:`pair_saturating_gemm`.
     """
+    fast = _pairsat_bytes(xr, wr)
+    if fast is not None:
+        return fast
     q = xr.shape[1]
     if q % 2:
         xr = np.concatenate([xr, np.zeros((xr.shape[0], 1), xr.dtype)], axis=1)
@@ -145,6 +150,19 @@ def _pair_saturate_sums(xr: np.ndarray, wr: np.ndarray) -> np.ndarray:
     w2 = wr.astype(np.int64).reshape(1, wr.shape[0], -1, 2)
     pairs = (x2 * w2).sum(axis=3)
     return np.clip(pairs, -32768, 32767).sum(axis=2)
+
+
+def _pairsat_bytes(xr: np.ndarray, wr: np.ndarray) -> np.ndarray | None:
+    """:func:`_pair_saturate_sums` by the fast kernel when one operand is u8-ranged and the other s8, else None
+    (the pair sum is symmetric in its operands, so either may be the unsigned one)."""
+    if not (xr.size and wr.size):
+        return None
+    (xlo, xhi), (wlo, whi) = (int(xr.min()), int(xr.max())), (int(wr.min()), int(wr.max()))
+    if xlo >= 0 and xhi <= 255 and wlo >= -128 and whi <= 127:
+        return pair_saturating_gemm(xr.astype(np.uint8), wr.T.astype(np.int8))
+    if wlo >= 0 and whi <= 255 and xlo >= -128 and xhi <= 127:
+        return pair_saturating_gemm(wr.astype(np.uint8), xr.T.astype(np.int8)).T
+    return None
 
 
 def _check_exact(xs: np.ndarray, ws: np.ndarray, red: int, bias: np.ndarray | None) -> None:
@@ -298,7 +316,7 @@ def conv2d_acc(x_q: np.ndarray, w_q: np.ndarray, *, x_zp, w_zp, bias: np.ndarray
         w_zp`` over the *raw* codes (padding = ``x_zp``), the reduction index ``q`` in ``(c, r, s)`` order
         paired as (0, 1), (2, 3), ... (a last odd tap alone), then the bias. Wrap mode only.
     fast : bool, default True
-        Use the exact fast path (:mod:`._fast`: VNNI or float BLAS) where it applies (wrap mode, no
+        Use the exact fast path (:mod:`._fast`: VNNI, AVX2 or float BLAS) where it applies (wrap mode, no
         ``pair_saturate16``); ``False`` forces the reference numba loops (same results, for tests).
     zero_point_mode : {"shift", "cross_term"}, default "shift"
         How the PE handles zero points. ``shift``: it multiplies ``(x - x_zp)(w - w_zp)`` (9-bit operands for
