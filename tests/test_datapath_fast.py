@@ -193,7 +193,7 @@ def _ref_gemm(a, b, az, bz):
 def test_avx2_gemm_equals_numba_for_every_width(bits_a, bits_b, monkeypatch):
     # narrow operands take the byte-pair kernel where 2 max(u) max|s| <= 32767 (else int16 pairs); spy which
     calls = []
-    for name in ("gemm_wd", "gemm_ubs"):
+    for name in ("gemm_wd_shift", "gemm_ubs"):
         fn = getattr(_avx2, name)
         monkeypatch.setattr(_avx2, name, lambda *a, _f=fn, _n=name: calls.append(_n) or _f(*a))
     rng = np.random.default_rng(bits_a * 10 + bits_b)
@@ -206,7 +206,7 @@ def test_avx2_gemm_equals_numba_for_every_width(bits_a, bits_b, monkeypatch):
         np.testing.assert_array_equal(_fast.exact_gemm(a, b, az, bz, path="avx2"), _ref_gemm(a, b, az, bz))
     # the last, largest case: 8 x 8 bits: |b - bz| reaches 191 > 127 and 2 * 255 * 128 > 32767: int16 pairs; (8, 7): |b - bz| <= 96
     # and 2 * 255 * 96 = 48960 > 32767: int16 pairs too; (4, 4): 2 * 15 * 12 = 360: byte pairs
-    expect = {(8, 8): "gemm_wd", (8, 7): "gemm_wd", (4, 4): "gemm_ubs", (2, 3): "gemm_ubs"}
+    expect = {(8, 8): "gemm_wd_shift", (8, 7): "gemm_wd_shift", (4, 4): "gemm_ubs", (2, 3): "gemm_ubs"}
     if (bits_a, bits_b) in expect:
         assert set(calls) == {expect[(bits_a, bits_b)]}
 

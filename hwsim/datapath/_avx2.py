@@ -307,6 +307,53 @@ def pack_rows(w_mk: np.ndarray, mp: int, kp: int, step: int, dtype) -> np.ndarra
     return np.ascontiguousarray(ws.reshape(mp // MR, MR, kp // step, step).transpose(0, 2, 1, 3)).reshape(-1)
 
 
+@njit(cache=True)
+def _pack_pairs16_shift(x, z, kp, np_, out):
+    """``out[k // 2, n, k % 2] = x[k, n] - z[n]`` as int16 (out zero-initialised, (kp//2, np_, 2))."""
+    k, n = x.shape
+    for k2 in range(k // 2):
+        r0 = x[2 * k2]
+        r1 = x[2 * k2 + 1]
+        o = out[k2]
+        for j in range(n):
+            o[j, 0] = np.int16(np.int64(r0[j]) - z[j])
+            o[j, 1] = np.int16(np.int64(r1[j]) - z[j])
+    if k % 2:
+        r0 = x[k - 1]
+        o = out[k // 2]
+        for j in range(n):
+            o[j, 0] = np.int16(np.int64(r0[j]) - z[j])
+
+
+@njit(cache=True)
+def _pack_rows16_shift(w, z, out):
+    """``out[m // MR, k // 2, m % MR, k % 2] = w[m, k] - z`` as int16 (out zero-initialised)."""
+    m, k = w.shape
+    for i in range(m):
+        mb = i // 6
+        r = i - mb * 6
+        row = w[i]
+        o = out[mb]
+        for q in range(k):
+            o[q // 2, r, q % 2] = np.int16(np.int64(row[q]) - z)
+
+
+def pack_pairs16_shift(x_kn: np.ndarray, z: np.ndarray, kp: int, np_: int) -> np.ndarray:
+    """:func:`pack_pairs16` of ``x - z[None, :]`` in one pass (the caller checks that it fits int16)."""
+    out = np.zeros((kp // 2, np_, 2), np.int16)
+    _pack_pairs16_shift(x_kn, z.astype(np.int64), kp, np_, out)
+    return out.reshape(-1).view(np.uint8)
+
+
+def gemm_wd_shift(w_mk: np.ndarray, wz: int, xp: np.ndarray, m: int, k: int, n: int, kp: int,
+                  np_: int) -> np.ndarray:
+    """:func:`gemm_wd` of ``w - wz`` (shifted while packed, in one pass)."""
+    mp = _cdiv(max(m, 1), MR) * MR
+    ws = np.zeros((mp // MR, kp // 2, MR, 2), np.int16)
+    _pack_rows16_shift(w_mk, np.int64(wz), ws)
+    return _run(_wd_tiles, ws, xp, m, n, mp, kp, np_)
+
+
 def _run(kernel, ws, xp, m, n, mp, kp, np_):
     out = np.empty(mp * np_, np.int32)
     # dynamic scheduling in small chunks: a static split stalls when another process holds one of the cores

@@ -257,13 +257,12 @@ def _avx2_gemm(a: np.ndarray, b: np.ndarray, az: int, bz: np.ndarray) -> np.ndar
     if amag > _I16_MAX or bmag > _I16_MAX:
         return None
     chunk = _I32_MAX // (amag * bmag)
-    a_s = _shift16(a, az)
-    b_s = _shift16(b, bz[None, :])
     acc = None
     for k0 in range(0, k, chunk):
         kc = min(k, k0 + chunk) - k0
         _, kp, np_ = _avx2.padded(m, kc, n, 2)
-        part = _avx2.gemm_wd(a_s[:, k0:k0 + kc], _avx2.pack_pairs16(b_s[k0:k0 + kc], kp, np_), m, kc, n, kp, np_)
+        xp = _avx2.pack_pairs16_shift(b[k0:k0 + kc], bz, kp, np_)
+        part = _avx2.gemm_wd_shift(a[:, k0:k0 + kc], az, xp, m, kc, n, kp, np_)
         acc = part.astype(np.int64) if acc is None else acc + part
     return acc
 

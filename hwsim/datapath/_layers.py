@@ -211,13 +211,15 @@ def _conv_pair_saturate(x_q, w_q, xz, wz, stride, pads, dilation, groups, ho, wo
     n_b, ch, h, w = x_q.shape
     k_out, cg, kr, ks = w_q.shape
     pt, pb, pl, pr = pads
-    xp = np.full((n_b, ch, h + pt + pb, w + pl + pr), xz, np.int64)
+    # byte codes stay narrow (int16) through the im2col: 8x less memory traffic than int64 (issue 11)
+    dt = np.int16 if x_q.dtype.itemsize == 1 and -32768 <= xz <= 32767 else np.int64
+    xp = np.full((n_b, ch, h + pt + pb, w + pl + pr), xz, dt)
     xp[:, :, pt:pt + h, pl:pl + w] = x_q
     kg = k_out // groups
     q = cg * kr * ks
     out = np.empty((n_b, k_out, ho, wo), np.int64)
     for g in range(groups):
-        cols = np.empty((n_b, ho, wo, cg, kr, ks), np.int64)
+        cols = np.empty((n_b, ho, wo, cg, kr, ks), dt)
         for r in range(kr):
             for s_ in range(ks):
                 r0, s0 = r * dilation[0], s_ * dilation[1]
@@ -229,7 +231,7 @@ def _conv_pair_saturate(x_q, w_q, xz, wz, stride, pads, dilation, groups, ho, wo
         zg = wz[g * kg:(g + 1) * kg]
         acc = _pair_saturate_sums(xr, wr)
         acc -= xz * wr.sum(axis=1)[None, :]
-        acc -= zg[None, :] * xr.sum(axis=1)[:, None]
+        acc -= zg[None, :] * xr.sum(axis=1, dtype=np.int64)[:, None]
         acc += q * xz * zg[None, :]
         out[:, g * kg:(g + 1) * kg] = acc.reshape(n_b, ho, wo, kg).transpose(0, 3, 1, 2)
     return out
