@@ -187,6 +187,8 @@ def _finish(out: np.ndarray, bias: np.ndarray | None, bias_shape: tuple, bits: i
         return int(events)
     if bias is not None:
         out += bias.reshape(bias_shape)
+    if not out.size or (int(out.min()) >= lo and int(out.max()) <= hi):
+        return 0  # the common case, without the two boolean temporaries below
     overflow = int(np.count_nonzero((out < lo) | (out > hi)))
     if overflow and bits < 64:
         out -= lo

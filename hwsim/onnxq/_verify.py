@@ -153,9 +153,10 @@ def _integer_tensors(g: QGraph, values: dict[str, np.ndarray]) -> list[str]:
     return names
 
 
-def _first_diff(a: np.ndarray, b: np.ndarray) -> dict:
-    idx = np.argwhere(a != b)[0]
-    t = tuple(int(i) for i in idx)
+def _first_diff(a: np.ndarray, b: np.ndarray, diff: np.ndarray | None = None) -> dict:
+    diff = (a != b) if diff is None else diff
+    # argmax of the flat mask finds the first True without listing every differing index (np.argwhere did)
+    t = tuple(int(i) for i in np.unravel_index(int(np.argmax(diff.reshape(-1))), diff.shape))
     return {"index": list(t), "hwsim": int(a[t]), "onnxruntime": int(b[t])}
 
 
@@ -234,12 +235,13 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
             entry.update(mismatches=int(o.size), error=f"shape {list(h.shape)} vs onnxruntime {list(o.shape)}")
             nbad = int(o.size)
         else:
-            diff = h.astype(np.int64) != o.astype(np.int64)
+            h64, o64 = h.astype(np.int64, copy=False), o.astype(np.int64, copy=False)
+            diff = h64 != o64
             nbad = int(np.count_nonzero(diff))
             entry["mismatches"] = nbad
             if nbad:
-                entry["max_abs_diff"] = int(np.abs(h.astype(np.int64) - o.astype(np.int64)).max())
-                entry["first_mismatch"] = _first_diff(h.astype(np.int64), o.astype(np.int64))
+                entry["max_abs_diff"] = int(np.abs(h64 - o64).max())
+                entry["first_mismatch"] = _first_diff(h64, o64, diff)
                 if local is None:
                     local = execute(g, feeds, cfg, inputs_from=ort_vals)
                 lv = local.values[nm]
