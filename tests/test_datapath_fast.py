@@ -313,3 +313,20 @@ def test_pair_saturating_gemm_equals_plain_loop(portable, monkeypatch):
     assert pair_saturating_gemm(a, b).tolist() == [[500 * 32767, 500 * -32768]] * 3
     with pytest.raises(TypeError, match="^a_u8 must be a uint8 array, not int8$"):
         pair_saturating_gemm(b.T.copy(), b)
+
+
+def test_direct_int32_conv_depthwise_extremes_and_bound():
+    # depthwise 3x3, x = 255 (z_x = 0), w = -128: 9 taps of -32640 inside, fewer at the padded border
+    x = np.full((2, 8, 6, 5), 255, np.uint8)
+    w = np.full((8, 1, 3, 3), -128, np.int8)
+    geo = dict(stride=(1, 2), pads=(1, 1, 1, 1), dilation=(1, 1), groups=8)
+    ref, _ = conv2d_acc(x, w, x_zp=0, w_zp=0, acc_bits=64, fast=False, **geo)
+    assert ref[0, 0, 1, 1] == 9 * 255 * -128
+    got = _fast._direct_conv(x, w, 0, np.zeros(8, np.int64), (1, 2), (1, 1, 1, 1), (1, 1), 8, *ref.shape[2:])
+    np.testing.assert_array_equal(got, ref)
+    # int16 operands: 9 * 30000 * 30000 > 2^31 - 1, so the int32 kernel declines (None), and conv2d_acc stays
+    # exact through the int64 loop
+    x16 = np.full((1, 2, 4, 4), 30000, np.int16)
+    w16 = np.full((2, 1, 3, 3), 30000, np.int16)
+    assert _fast._direct_conv(x16, w16, 0, np.zeros(2, np.int64), (1, 1), (0, 0, 0, 0), (1, 1), 2, 2, 2) is None
+    assert conv2d_acc(x16, w16, x_zp=0, w_zp=0, acc_bits=64, groups=2)[0].ravel().tolist() == [9 * 30000 ** 2] * 8

@@ -350,15 +350,77 @@ def exact_conv(x: np.ndarray, w: np.ndarray, xz: int, wz: np.ndarray, stride, pa
     applies.
 
     Applies when the CPU has VNNI (8-bit codes, reduction in one chunk) or AVX2 (operands within int16, one
-    exact chunk), and each group has at least ``MR`` output channels (depthwise convs are left to the direct
-    numba kernel, which suits them).
+    exact chunk), and each group has at least ``MR`` output channels; depthwise and other narrow groups run a
+    direct numba kernel with int32 sums where they are provably exact (:func:`_direct_conv`).
     """
+    macs = x.shape[0] * ho * wo * w.shape[0] * w.shape[1] * w.shape[2] * w.shape[3]
+    out = None
     if _vnni.AVAILABLE:
-        return _vnni_conv_checked(x, w, xz, wz, stride, pads, dilation, groups, ho, wo)
-    if _avx2.AVAILABLE:
-        with _threads_for(x.shape[0] * ho * wo * w.shape[0] * w.shape[1] * w.shape[2] * w.shape[3]):
-            return _avx2_conv(x, w, xz, wz, stride, pads, dilation, groups, ho, wo)
-    return None
+        out = _vnni_conv_checked(x, w, xz, wz, stride, pads, dilation, groups, ho, wo)
+    elif _avx2.AVAILABLE:
+        with _threads_for(macs):
+            out = _avx2_conv(x, w, xz, wz, stride, pads, dilation, groups, ho, wo)
+    if out is None and w.shape[0] // groups < _avx2.MR:
+        with _threads_for(macs):
+            out = _direct_conv(x, w, xz, wz, stride, pads, dilation, groups, ho, wo)
+    return out
+
+
+@njit(parallel=True, cache=True)
+def _conv_direct_i32(xs, ws, out, sh, sw, dh, dw, groups):
+    """Direct conv with int32 sums (the caller bounds them): ``out[n, k] += ws[k, c, r, s] * xs[n, g Cg + c,
+    oh sh + r dh, ow sw + s dw]``; xs (N, C, Hp, Wp) int16 shifted and padded, ws (K, Cg, R, S) int32,
+    out (N, K, Ho, Wo) int32 zeroed. One (n, k) plane per parallel task; the output row loop vectorises."""
+    n_b = xs.shape[0]
+    k_out, cg, kr, ks = ws.shape
+    ho, wo = out.shape[2], out.shape[3]
+    kg = k_out // groups
+    for t in prange(n_b * k_out):
+        n = t // k_out
+        k = t - n * k_out
+        g = k // kg
+        o = out[n, k]
+        for c in range(cg):
+            xc = xs[n, g * cg + c]
+            for r in range(kr):
+                for s in range(ks):
+                    wv = ws[k, c, r, s]
+                    if wv == 0:
+                        continue
+                    base = s * dw
+                    for oh in range(ho):
+                        xrow = xc[oh * sh + r * dh]
+                        orow = o[oh]
+                        if sw == 1:
+                            for ow in range(wo):
+                                orow[ow] += wv * np.int32(xrow[base + ow])
+                        else:
+                            for ow in range(wo):
+                                orow[ow] += wv * np.int32(xrow[base + ow * sw])
+
+
+def _direct_conv(x, w, xz, wz, stride, pads, dilation, groups, ho, wo):
+    """Grouped / depthwise convs (fewer than ``MR`` outputs per group) with int32 sums, exact when
+    ``Cg R S max|x - z_x| max|w - z_w| <= 2^31 - 1`` (checked; 8-bit 3 x 3 depthwise: 9 * 255 * 255); else
+    None. int32 products vectorise on AVX2 (``vpmulld``), int64 ones do not."""
+    n_b, ch, h, wd = x.shape
+    k_out, cg, kr, ks = w.shape
+    if not x.size or not w.size:
+        return None
+    xlo, xhi = (int(v) for v in _range(x))
+    xmag = max(abs(xlo - xz), abs(xhi - xz))
+    wz = wz.astype(np.int64)
+    wlo, whi = _range(w.reshape(k_out, -1), axis=1)
+    wmag = int(np.maximum(np.abs(wlo - wz), np.abs(whi - wz)).max())
+    if xmag > _I16_MAX or wmag > _I16_MAX or cg * kr * ks * xmag * wmag > _I32_MAX:
+        return None
+    pt, pb, pl, pr = pads
+    xs = np.zeros((n_b, ch, h + pt + pb, wd + pl + pr), np.int16)
+    xs[:, :, pt:pt + h, pl:pl + wd] = _shift16(x, xz)
+    ws = (w.astype(np.int64) - wz.reshape(-1, 1, 1, 1)).astype(np.int32)
+    out = np.zeros((n_b, k_out, ho, wo), np.int32)
+    _conv_direct_i32(xs, ws, out, stride[0], stride[1], dilation[0], dilation[1], groups)
+    return out.astype(np.int64)
 
 
 def _vnni_conv_checked(x, w, xz, wz, stride, pads, dilation, groups, ho, wo):
