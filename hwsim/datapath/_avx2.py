@@ -14,13 +14,13 @@ Kernel layout (the "broadcast" form of an integer GEMM micro-kernel)::
 
     out[m, n] = sum_k w[m, k] * x[k, n]
 
-* :func:`gemm_wd`: ``w`` int16 rows (Mp, Kp) broadcast two at a time (packed in panels, :func:`pack_rows`); ``x`` packed as ``xp[k // 2, n, k % 2]``
-  int16. A tile is ``MR = 6`` rows by ``NR = 16`` columns: 12 ymm accumulators of 8 int32, two 32-byte loads
-  and six 4-byte broadcasts per step of two ``k``.
+* :func:`gemm_wd`: ``w`` int16 rows (Mp, Kp) broadcast two at a time (packed in panels, :func:`pack_rows`);
+  ``x`` packed as ``xp[k // 2, n, k % 2]`` int16. A tile is ``MR = 6`` rows by ``NR = 16`` columns: 12 ymm
+  accumulators of 8 int32, two 32-byte loads and six 4-byte broadcasts per step of two ``k``.
 * :func:`gemm_ubs`: ``x`` packed as ``xp[k // 4, n, k % 4]`` bytes, ``w`` byte rows broadcast four at a time;
-  ``signed_bcast`` chooses which operand is the signed one. Same 6 x 16 tile, one step per four ``k``. Every
-  pair ``(k, k + 1)`` with ``k`` even is saturated to int16 (exact when ``2 max|u| max|s| <= 32767``), the
-  two pairs of a column and step are added in int32.
+  the dtype of ``w`` (uint8 or int8) says which operand is the unsigned one. Same 6 x 16 tile, one step per
+  four ``k``. Every pair ``(k, k + 1)`` with ``k`` even is saturated to int16 (exact when
+  ``2 max|u| max|s| <= 32767``), the two pairs of a column and step are added in int32.
 
 ``Mp`` must be a multiple of 6, ``Np`` of 16 and ``Kp`` of 2 (wd) or 4 (ubs); the caller pads with zeros,
 which add nothing. int32 sums are exact while they stay below ``2^31``: the callers chunk the reduction.
@@ -151,7 +151,8 @@ def _vstore(typingctx, arr, off, v):
 
 @njit(parallel=True, cache=True)
 def _wd_tiles(ws, xp, out, mp, kp, np_):
-    """ws: (mp*kp,) int16 as bytes; xp: (kp//2 * np_ * 2,) int16 as bytes; out: (mp*np_,) int32, overwritten."""
+    """ws: (mp*kp,) int16 panels as bytes; xp: (kp//2 * np_ * 2,) int16 as bytes; out: (mp*np_,) int32,
+    overwritten."""
     nmb = mp // 6
     nnb = np_ // 16
     k2n = kp // 2

@@ -222,7 +222,8 @@ def _shift16(v: np.ndarray, z) -> np.ndarray:
 
 
 def _ubs_offset(lo: int, hi: int) -> int | None:
-    """Offset ``o`` with ``lo + o >= 0`` and ``hi + o <= 255`` (0 for unsigned codes, 128 for signed), or None."""
+    """Offset ``o`` with ``lo + o >= 0`` and ``hi + o <= 255`` (0 for unsigned codes, 128 for signed), or
+    None."""
     for o in (0, 128):
         if lo + o >= 0 and hi + o <= 255:
             return o

@@ -153,8 +153,8 @@ def _pair_saturate_sums(xr: np.ndarray, wr: np.ndarray) -> np.ndarray:
 
 
 def _pairsat_bytes(xr: np.ndarray, wr: np.ndarray) -> np.ndarray | None:
-    """:func:`_pair_saturate_sums` by the fast kernel when one operand is u8-ranged and the other s8, else None
-    (the pair sum is symmetric in its operands, so either may be the unsigned one)."""
+    """:func:`_pair_saturate_sums` by the fast kernel when one operand is u8-ranged and the other s8, else
+    None (the pair sum is symmetric in its operands, so either may be the unsigned one)."""
     if not (xr.size and wr.size):
         return None
     (xlo, xhi), (wlo, whi) = (int(xr.min()), int(xr.max())), (int(wr.min()), int(wr.max()))

@@ -148,7 +148,8 @@ def _set_sweep(rs: ResolvedSweep) -> None:
 
 
 def _hw_chunk(rs: ResolvedSweep | None, indices: list[int]) -> list[dict[str, Any]]:
-    """Timing and energy of a chunk of design points (runs in a worker); ``rs`` None: the worker's own copy."""
+    """Timing and energy of a chunk of design points (runs in a worker); ``rs`` None: the worker's own
+    copy."""
     from ..sim._fast import use_numba
 
     use_numba()  # thousands of points: the event model's recurrence compiled

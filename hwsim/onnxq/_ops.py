@@ -328,8 +328,8 @@ def _batched_gemm(a, b, az, bz, bias, cfg, stats):
             acc, ov = _wrap_exact(exact, cfg.acc_bits)
         else:
             acc, ov = gemm_acc(ai, bi, a_zp=int(az), b_zp=bzv, bias=bias, acc_bits=cfg.acc_bits,
-                               acc_mode=cfg.acc_mode, mult_bits=cfg.mult_bits, pair_saturate16=cfg.pair_saturate16,
-                               zero_point_mode=cfg.zero_point_mode)
+                               acc_mode=cfg.acc_mode, mult_bits=cfg.mult_bits,
+                               pair_saturate16=cfg.pair_saturate16, zero_point_mode=cfg.zero_point_mode)
         stats.acc_overflow += ov
         out[idx] = acc
     stats.max_abs_acc = mx if cfg.acc_mode == "wrap" else None
