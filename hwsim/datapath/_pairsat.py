@@ -3,8 +3,8 @@
 ``vpmaddubsw`` (Intel SDM, PMADDUBSW) multiplies unsigned by signed bytes and adds each pair of adjacent
 products with signed int16 saturation; onnxruntime's AVX2 U8S8 GEMM then adds the int16 pair sums into int32
 with ``vpmaddwd`` by ones (``onnxruntime/core/mlas/lib/x86_64/QgemmU8S8KernelAvx2.S``). Which ``k`` form a
-pair depends on how a kernel packs its operands; this function pairs ``(k, k + 1)`` for even ``k`` in the order
-it is given, so callers permute the reduction axis into the kernel's order first (e.g. an NHWC im2col in
+pair depends on how a kernel packs its operands; this function pairs ``(k, k + 1)`` for even ``k`` in the
+order it is given, so callers permute the reduction axis into the kernel's order first (e.g. an NHWC im2col in
 ``(r, s, c)`` order).
 """
 
