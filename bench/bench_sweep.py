@@ -6,16 +6,26 @@
 Prints the CPU time of one design point (mapping, event model, energy for all 54 layers, measured in this
 process over many points after a warm-up), then the wall-clock rate of the whole sweep command with 1 and 2
 local workers (points written to CSV and Parquet, the report drawn), and the speed-up from 1 to 2 workers.
+Then the scaling table (``scaling_table``, ``--scaling-only`` runs just it): the 1,296-point sweep run in this
+process with 1, 2 and 4 local workers and on a dask LocalCluster of 2 worker processes, points/s of the phase
+that computes and writes the points, the final phase apart, and the parent's own CPU time (which shows whether
+the parent's writing is a bottleneck). Goals (issue 11, for an idle 2-core machine): >= 1.7x from 1 to 2 local
+workers and dask within 15 % of 2 local workers; exit 1 below. On a shared, loaded machine the ratios measure
+the load, not hwsim: the load average is printed first.
 For scale: SCALE-Sim needs about 138 CPU s for one ResNet-50 point on 128x128 (shared/reference/scalesim.md).
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _host import check, host_line  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP = ROOT / "sweeps" / "resnet50_hw.yaml"
@@ -45,7 +55,71 @@ def sweep_rate(workers: int, sweep: Path) -> tuple[float, int]:
     return n / wall, n
 
 
+def _big_sweep(tmp: str) -> Path:
+    big = Path(tmp) / "resnet50_hw_big.yaml"
+    text = SWEEP.read_text().replace("name: resnet50_hw", "name: resnet50_hw_big").replace(
+        "../", f"{ROOT}/").replace("  array.rows: [16, 32, 64, 128]",
+                                   "  array.rows: [16, 32, 64, 128]\n  array.cols: [16, 32, 64, 128]")
+    big.write_text(text)
+    return big
+
+
+def timed_sweep(sweep: Path, out: Path, *, workers: int = 1, scheduler: str | None = None) -> dict:
+    """One in-process ``run_sweep``: seconds until every point is written (``points_s``: spec loading, pool
+    start, the points, the parent's CSV appends) and for the rest (``final_s``: Parquet, Pareto, the chosen
+    point's simulation, the report); ``parent_cpu_s``: CPU seconds of this (the parent) process, workers
+    excluded (with one worker the points run here)."""
+    from hwsim.explore import _runner
+
+    marks = {}
+    real = _runner._finalize
+
+    def finalize(*a, **k):
+        marks["points"] = time.perf_counter()
+        return real(*a, **k)
+
+    _runner._finalize = finalize
+    try:
+        t0, c0 = time.perf_counter(), time.process_time()
+        _runner.run_sweep(sweep, out=out, workers=workers, scheduler=scheduler, progress=False)
+        t1, c1 = time.perf_counter(), time.process_time()
+    finally:
+        _runner._finalize = real
+    n = sum(1 for _ in open(out / "points.csv")) - 1
+    return {"n": n, "points_s": marks["points"] - t0, "final_s": t1 - marks["points"], "total_s": t1 - t0,
+            "parent_cpu_s": c1 - c0}
+
+
+def scaling_table(sweep: Path, tmp: str) -> list[tuple]:
+    """Points/s with 1, 2 and 4 local workers and a dask LocalCluster of 2 single-threaded worker processes,
+    in one run; returns the goal rows (issue 11: >= 1.7x from 1 to 2 workers, dask within 15 % of local)."""
+    import distributed
+
+    rows = {}
+    for w in (1, 2, 4):
+        rows[f"{w} local worker(s)"] = timed_sweep(sweep, Path(tmp) / f"w{w}", workers=w)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        rows["dask LocalCluster, 2 workers"] = timed_sweep(sweep, Path(tmp) / "dask",
+                                                           scheduler=cluster.scheduler_address)
+    print(f"{sweep.stem} (in-process run_sweep; wall clock):")
+    print(f"  {'':<30} {'points':>6} {'points phase s':>15} {'points/s':>9} {'final s':>8} "
+          f"{'whole points/s':>15} {'parent CPU s':>13}")
+    for k, r in rows.items():
+        print(f"  {k:<30} {r['n']:6d} {r['points_s']:15.2f} {r['n'] / r['points_s']:9.1f} "
+              f"{r['final_s']:8.2f} {r['n'] / r['total_s']:15.1f} {r['parent_cpu_s']:13.2f}")
+    rate = {k: r["n"] / r["points_s"] for k, r in rows.items()}
+    return [(f"{sweep.stem}: points/s, 2 local workers / 1",
+             rate["2 local worker(s)"] / rate["1 local worker(s)"], ">=", 1.7),
+            (f"{sweep.stem}: points/s, dask 2 workers / 2 local", rate["dask LocalCluster, 2 workers"]
+             / rate["2 local worker(s)"], ">=", 0.85)]
+
+
 def main() -> int:
+    print(host_line())
+    if "--scaling-only" in sys.argv:
+        with tempfile.TemporaryDirectory() as tmp:
+            return check(scaling_table(_big_sweep(tmp), tmp))
     ms = per_point_cpu_ms()
     print(f"one ResNet-50 design point (54 layers, timing + energy): {ms:.1f} ms CPU "
           f"(goal < 15 ms; SCALE-Sim about 138,000 ms): {138_000 / ms:,.0f}x")
@@ -63,7 +137,8 @@ def main() -> int:
                 print(f"{sweep.stem}: {n} points with {w} worker(s): {rate:.1f} points/s (whole command, wall "
                       "clock)")
             print(f"{sweep.stem}: scaling 1 -> 2 workers: {rates[2] / rates[1]:.2f}x")
-    return 0
+        goals = scaling_table(big, tmp)
+    return check(goals)
 
 
 if __name__ == "__main__":

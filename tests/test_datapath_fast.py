@@ -5,11 +5,13 @@ Also: the narrow multiplier operand model and the int16 pair saturation model, w
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
 from hwsim.datapath import conv2d_acc, gemm_acc, narrow_operand
-from hwsim.datapath import _fast, _vnni
+from hwsim.datapath import _avx2, _fast, _vnni
 
 INT8 = (np.int8, np.uint8)
 
@@ -21,10 +23,12 @@ def codes(rng, dt, shape):
 
 @pytest.mark.parametrize("adt", INT8)
 @pytest.mark.parametrize("bdt", INT8)
-@pytest.mark.parametrize("path", ["vnni", "float"])
+@pytest.mark.parametrize("path", ["vnni", "avx2", "float"])
 def test_exact_gemm_paths_equal_numba(adt, bdt, path):
     if path == "vnni" and not _vnni.AVAILABLE:
         pytest.skip("no AVX512-VNNI on this CPU")
+    if path == "avx2" and not _avx2.AVAILABLE:
+        pytest.skip("no AVX2 on this CPU")
     rng = np.random.default_rng(7)
     for m, k, n in [(1, 1, 1), (5, 3, 7), (37, 300, 29), (70, 129, 65)]:
         a, b = codes(rng, adt, (m, k)), codes(rng, bdt, (k, n))
@@ -173,3 +177,159 @@ def test_cross_term_conv_wraps_to_the_same_result(layout):
     x1 = np.full((1, 1, 1, 1), 80, np.uint8)
     w1 = np.full((1, 1, 3, 3), 2, np.int8)
     assert conv2d_acc(x1, w1, x_zp=77, w_zp=0, pads=(1, 1, 1, 1), zero_point_mode="cross_term")[0].item() == 6
+
+
+# -- AVX2 kernels (run on any AVX2 host, VNNI hosts included: they call the AVX2 functions directly) ---------
+
+needs_avx2 = pytest.mark.skipif(not _avx2.AVAILABLE, reason="no AVX2 on this CPU")
+
+
+def _ref_gemm(a, b, az, bz):
+    return gemm_acc(a, b, a_zp=az, b_zp=bz, acc_bits=64, fast=False)[0]
+
+
+@needs_avx2
+@pytest.mark.parametrize("bits_a, bits_b", [(8, 8), (8, 7), (7, 8), (4, 4), (2, 3), (6, 5), (8, 2)])
+def test_avx2_gemm_equals_numba_for_every_width(bits_a, bits_b, monkeypatch):
+    # narrow operands take the byte-pair kernel where 2 max(u) max|s| <= 32767 (else int16 pairs); spy which
+    calls = []
+    for name in ("gemm_wd_shift", "gemm_ubs"):
+        fn = getattr(_avx2, name)
+        monkeypatch.setattr(_avx2, name, lambda *a, _f=fn, _n=name: calls.append(_n) or _f(*a))
+    rng = np.random.default_rng(bits_a * 10 + bits_b)
+    for m, k, n in [(1, 1, 1), (7, 5, 17), (13, 301, 33)]:
+        calls.clear()
+        a = rng.integers(0, 1 << bits_a, (m, k)).astype(np.uint8)  # unsigned activations
+        b = rng.integers(-(1 << (bits_b - 1)), 1 << (bits_b - 1), (k, n)).astype(np.int8)  # signed weights
+        az = int(rng.integers(0, 1 << bits_a))
+        bz = rng.integers(-(1 << (bits_b - 1)), 1 << (bits_b - 1), n).astype(np.int64) // 2
+        np.testing.assert_array_equal(_fast.exact_gemm(a, b, az, bz, path="avx2"), _ref_gemm(a, b, az, bz))
+    # the last, largest case: 8 x 8 bits: |b - bz| reaches 191 > 127 and 2 * 255 * 128 > 32767: int16 pairs;
+    # (8, 7): |b - bz| <= 96 and 2 * 255 * 96 = 48960 > 32767: int16 pairs too; (4, 4): 2 * 15 * 12 = 360:
+    # byte pairs
+    expect = {(8, 8): "gemm_wd_shift", (8, 7): "gemm_wd_shift", (4, 4): "gemm_ubs", (2, 3): "gemm_ubs"}
+    if (bits_a, bits_b) in expect:
+        assert set(calls) == {expect[(bits_a, bits_b)]}
+
+
+@needs_avx2
+def test_avx2_gemm_extreme_operands_and_chunks(monkeypatch):
+    # all codes at the extremes: (255 - 0) * (-128 - 127) = -65025 per term, K = 1000: -65025000 each;
+    # (0 - 255) * (127 - (-128)) = -65025 too; a forced chunk of 64 terms crosses many int32 chunks
+    for a_val, az, b_val, bz in [(255, 0, -128, 127), (0, 255, 127, -128), (255, 255, -128, 0)]:
+        a = np.full((7, 1000), a_val, np.uint8)
+        b = np.full((1000, 5), b_val, np.int8)
+        want = 1000 * (a_val - az) * (b_val - bz)
+        assert _fast.exact_gemm(a, b, az, np.full(5, bz, np.int64), path="avx2").tolist() == [[want] * 5] * 7
+    monkeypatch.setattr(_fast, "_I32_MAX", 64 * 255 * 255)
+    monkeypatch.setattr(_fast, "_UBS_MAX_K", 8)
+    rng = np.random.default_rng(5)
+    for bits in (8, 3):
+        a = rng.integers(0, 1 << bits, (11, 999)).astype(np.uint8)
+        b = rng.integers(-(1 << (bits - 1)), 1 << (bits - 1), (999, 19)).astype(np.int8)
+        bz = rng.integers(-2, 3, 19)
+        np.testing.assert_array_equal(_fast.exact_gemm(a, b, 1, bz, path="avx2"), _ref_gemm(a, b, 1, bz))
+    # narrow signed activations with unsigned 8-bit weights: the weights are the unsigned operand (2 * 255 *
+    # 7 = 3570 <= 32767), the correction term is -(z_b) * sum_k (a - z_a)
+    a = rng.integers(-4, 4, (6, 77)).astype(np.int8)
+    b = rng.integers(0, 256, (77, 20)).astype(np.uint8)
+    bz = rng.integers(0, 256, 20)
+    np.testing.assert_array_equal(_fast.exact_gemm(a, b, -3, bz, path="avx2"), _ref_gemm(a, b, -3, bz))
+
+
+@needs_avx2
+def test_avx2_gemm_wide_operands_int16_and_refusal():
+    rng = np.random.default_rng(9)
+    a = rng.integers(-32767, 32768, (9, 40)).astype(np.int32)
+    b = rng.integers(-32767, 32768, (40, 18)).astype(np.int32)
+    got = _fast.exact_gemm(a, b, 0, np.zeros(18, np.int64), path="avx2")  # chunks of 2 terms
+    np.testing.assert_array_equal(got, a.astype(np.int64) @ b.astype(np.int64))
+    # -32768 - 0 does not fit [-32767, 32767] (vpmaddwd wraps (-32768)^2 * 2): the path declines
+    a[0, 0] = -32768
+    assert _fast.exact_gemm(a, b, 0, np.zeros(18, np.int64), path="avx2") is None
+
+
+@needs_avx2
+@pytest.mark.parametrize("layout", CONV_LAYOUTS[:3])
+@pytest.mark.parametrize("bits", [8, 4])
+def test_avx2_conv_equals_numba(layout, bits):
+    xs, wsh, groups, stride, pads, dil = layout
+    rng = np.random.default_rng(13 + bits)
+    x = rng.integers(0, 1 << bits, xs).astype(np.uint8)
+    w = rng.integers(-(1 << (bits - 1)), 1 << (bits - 1), wsh).astype(np.int8)
+    for xz, wz in [(int(rng.integers(0, 1 << bits)), rng.integers(-2, 3, wsh[0])), ((1 << bits) - 1,
+                                                                                   np.zeros(wsh[0], int))]:
+        kw = dict(x_zp=xz, w_zp=wz, stride=stride, pads=pads, dilation=dil, groups=groups)
+        ref, _ = conv2d_acc(x, w, acc_bits=64, fast=False, **kw)
+        n, k, ho, wo = ref.shape
+        got = _fast._avx2_conv(x, w, xz, np.asarray(wz, np.int64), stride, pads, dil, groups, ho, wo)
+        np.testing.assert_array_equal(got, ref)
+    # extremes: x = 255 everywhere with z_x = 0, w = -128: every tap -32640 (padded taps 0)
+    if bits == 8:
+        x = np.full(xs, 255, np.uint8)
+        w = np.full(wsh, -128, np.int8)
+        ref, _ = conv2d_acc(x, w, x_zp=0, w_zp=0, acc_bits=64, fast=False, stride=stride, pads=pads,
+                            dilation=dil, groups=groups)
+        got = _fast._avx2_conv(x, w, 0, np.zeros(wsh[0], np.int64), stride, pads, dil, groups, *ref.shape[2:])
+        np.testing.assert_array_equal(got, ref)
+
+
+# -- pair-saturating GEMM (vpmaddubsw) -----------------------------------------------------------------------
+
+def _pairsat_plain(a, b):
+    """The definition, one output at a time in plain Python (odd K: the last k pairs with 0)."""
+    m, k = a.shape
+    out = np.zeros((m, b.shape[1]), np.int64)
+    for i in range(m):
+        for j in range(b.shape[1]):
+            tot = 0
+            for p in range(0, k, 2):
+                s = int(a[i, p]) * int(b[p, j]) + (int(a[i, p + 1]) * int(b[p + 1, j]) if p + 1 < k else 0)
+                tot += min(max(s, -32768), 32767)
+            out[i, j] = tot
+    return out
+
+
+@pytest.mark.parametrize("portable", [False, True])
+def test_pair_saturating_gemm_equals_plain_loop(portable, monkeypatch):
+    from hwsim.datapath import pair_saturating_gemm
+
+    if portable:
+        monkeypatch.setattr(_avx2, "AVAILABLE", False)
+    elif not _avx2.AVAILABLE:
+        pytest.skip("no AVX2 on this CPU")
+    # hand values: 255*127 + 255*127 = 64770 -> 32767; 255*(-128) * 2 = -65280 -> -32768; K = 3: the last
+    # pair is 255*127 + 0 = 32385 (and 255*1); row 2: 100*127 * 2 = 25400 and -25600 are not saturated
+    a = np.array([[255, 255, 255], [100, 100, 0]], np.uint8)
+    b = np.array([[127, -128], [127, -128], [127, 1]], np.int8)
+    assert pair_saturating_gemm(a, b).tolist() == [[32767 + 32385, -32768 + 255], [25400, -25600]]
+    rng = np.random.default_rng(21)
+    for m, k, n in [(1, 1, 1), (5, 7, 3), (9, 64, 17), (7, 301, 40)]:
+        a, b = codes(rng, np.uint8, (m, k)), codes(rng, np.int8, (k, n))
+        np.testing.assert_array_equal(pair_saturating_gemm(a, b), _pairsat_plain(a, b))
+    # extremes: every pair saturates, K = 1000 -> 500 pairs of +-32767/-32768, across forced chunks
+    monkeypatch.setattr(sys.modules["hwsim.datapath._pairsat"], "_CHUNK", 64)
+    a = np.full((3, 1000), 255, np.uint8)
+    b = np.concatenate([np.full((1000, 1), 127, np.int8), np.full((1000, 1), -128, np.int8)], axis=1)
+    assert pair_saturating_gemm(a, b).tolist() == [[500 * 32767, 500 * -32768]] * 3
+    with pytest.raises(TypeError, match="^a_u8 must be a uint8 array, not int8$"):
+        pair_saturating_gemm(b.T.copy(), b)
+
+
+def test_direct_int32_conv_depthwise_extremes_and_bound():
+    # depthwise 3x3, x = 255 (z_x = 0), w = -128: 9 taps of -32640 inside, fewer at the padded border
+    x = np.full((2, 8, 6, 5), 255, np.uint8)
+    w = np.full((8, 1, 3, 3), -128, np.int8)
+    geo = dict(stride=(1, 2), pads=(1, 1, 1, 1), dilation=(1, 1), groups=8)
+    ref, _ = conv2d_acc(x, w, x_zp=0, w_zp=0, acc_bits=64, fast=False, **geo)
+    assert ref[0, 0, 1, 1] == 9 * 255 * -128
+    got = _fast._direct_conv(x, w, 0, np.zeros(8, np.int64), (1, 2), (1, 1, 1, 1), (1, 1), 8, *ref.shape[2:])
+    np.testing.assert_array_equal(got, ref)
+    # int16 operands: 9 * 30000 * 30000 > 2^31 - 1, so the int32 kernel declines (None), and conv2d_acc stays
+    # exact through the int64 loop
+    x16 = np.full((1, 2, 4, 4), 30000, np.int16)
+    w16 = np.full((2, 1, 3, 3), 30000, np.int16)
+    zw = np.zeros(2, np.int64)
+    assert _fast._direct_conv(x16, w16, 0, zw, (1, 1), (0, 0, 0, 0), (1, 1), 2, 2, 2) is None
+    got = conv2d_acc(x16, w16, x_zp=0, w_zp=0, acc_bits=64, groups=2)[0]
+    assert got.ravel().tolist() == [9 * 30000 ** 2] * 8

@@ -12,7 +12,21 @@ the tests compare them with the numba loops of :mod:`._kernels` (``tests/test_da
    The first sum is the int32 ``vpdpbusd`` GEMM, exact for ``K <= 65536`` (``|u s| <= 255 * 128``);
    longer reductions are cut into such chunks and added in int64, as are the correction terms. A padded conv
    input holds the real value 0, i.e. the code ``z_a'``, whose terms cancel in the identity above.
-2. **Float BLAS** (``DESIGN.md``, "Exact integers, fast"): a float32 product of integers is exact while every
+2. **AVX2** (:mod:`._avx2`, when the CPU has AVX2 but not VNNI), two exact schemes:
+
+   a. *int16 pairs* (``vpmaddwd``): the zero-shifted operands ``a - z_a`` and ``b - z_b`` are stored as int16
+      (they must lie in ``[-32767, 32767]``; 8-bit codes give ``[-255, 255]``). ``vpmaddwd`` adds two int16
+      products into int32 without saturation, so with ``B = max|a - z_a| max|b - z_b|`` every int32 partial
+      sum of ``c`` terms is at most ``c B``: chunks of ``c = floor((2^31 - 1) / B)`` terms are exact (33025
+      for 8-bit codes, more for narrower operands), the chunks are added in int64. No correction terms.
+   b. *byte pairs* (``vpmaddubsw``, for narrow operands): one operand as unsigned bytes ``u = x + o`` in [0,
+      255], the other zero-shifted as signed bytes ``s = y - z_y`` in [-128, 127]. ``vpmaddubsw`` saturates
+      each pair ``u_0 s_0 + u_1 s_1`` to int16; ``|u_0 s_0 + u_1 s_1| <= 2 max(u) max|s|``, so when
+      ``2 max(u) max|s| <= 32767`` no pair can saturate and the kernel is exact (e.g. any uint8 activation
+      with weights of 7 bits or fewer: ``2 * 255 * 64 = 32640``; 4-bit x 4-bit: ``2 * 15 * 8 = 240``). The
+      int32 sums of ``c`` pairs are at most ``2 c max(u) max|s| <= c 32767``, exact for ``c <= 65536``. Then
+      ``sum (u - z_u')(s) = sum u s - z_u' sum s`` (one correction term). It runs about 1.7x faster than (a).
+3. **Float BLAS** (``DESIGN.md``, "Exact integers, fast"): a float32 product of integers is exact while every
    partial sum stays below ``2^24`` in magnitude. With ``B = max|a - z_a| * max|b - z_b|``, chunks of ``c =
    floor(2^24 / B)`` reduction terms have partial sums ``<= c * B <= 2^24`` in any summation order, so
    ``np.matmul`` on float32 chunks is exact; the chunks are added in int64. When ``c < 32`` (wide operands)
@@ -27,9 +41,9 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from . import _vnni
+from . import _avx2, _vnni
 
-__all__ = ["exact_gemm", "exact_conv", "vnni_available"]
+__all__ = ["exact_gemm", "exact_conv", "vnni_available", "avx2_available", "fast_path_name"]
 
 _F32_EXACT = 1 << 24
 _F64_EXACT = 1 << 53
@@ -54,6 +68,16 @@ def _threads_for(macs: int):
 def vnni_available() -> bool:
     """True when the VNNI kernels can run on this CPU."""
     return _vnni.AVAILABLE
+
+
+def avx2_available() -> bool:
+    """True when the AVX2 kernels can run on this CPU (and numba targets the host)."""
+    return _avx2.AVAILABLE
+
+
+def fast_path_name() -> str:
+    """The exact fast path of this host, for reports: ``"vnni"``, ``"avx2"`` or ``"float"``."""
+    return "vnni" if _vnni.AVAILABLE else "avx2" if _avx2.AVAILABLE else "float"
 
 
 def _u8_offset(a: np.ndarray) -> int | None:
@@ -181,17 +205,103 @@ def _float_gemm(a_s: np.ndarray, b_s: np.ndarray) -> np.ndarray | None:
     return acc
 
 
+_I32_MAX = (1 << 31) - 1
+_I16_MAX = 32767
+#: Longest reduction of one ``vpmaddubsw`` chunk: 32768 pairs of |sum| <= 32767 stay below 2^31 in int32.
+_UBS_MAX_K = 65536
+
+
+def _range(v: np.ndarray, axis=None) -> tuple:
+    return v.min(axis=axis).astype(np.int64), v.max(axis=axis).astype(np.int64)
+
+
+def _shift16(v: np.ndarray, z) -> np.ndarray:
+    """``v - z`` as int16 (the caller has checked that it fits)."""
+    wide = np.int32 if v.dtype.itemsize <= 2 else np.int64
+    return (v.astype(wide) - np.asarray(z, wide)).astype(np.int16)
+
+
+def _ubs_offset(lo: int, hi: int) -> int | None:
+    """Offset ``o`` with ``lo + o >= 0`` and ``hi + o <= 255`` (0 for unsigned codes, 128 for signed), or
+    None."""
+    for o in (0, 128):
+        if lo + o >= 0 and hi + o <= 255:
+            return o
+    return None
+
+
+def _avx2_gemm(a: np.ndarray, b: np.ndarray, az: int, bz: np.ndarray) -> np.ndarray | None:
+    """AVX2 path for ``a (M, K) @ b (K, N)`` (module docstring, 2a and 2b), or None if the operands are too
+    wide for int16."""
+    m, k = a.shape
+    n = b.shape[1]
+    if not (m and k and n):
+        return np.zeros((m, n), np.int64)
+    alo, ahi = (int(v) for v in _range(a))
+    blo, bhi = _range(b, axis=0)
+    bz = bz.astype(np.int64)
+    amag = max(abs(alo - az), abs(ahi - az))
+    bmag = int(np.maximum(np.abs(blo - bz), np.abs(bhi - bz)).max())
+    if amag == 0 or bmag == 0:
+        return np.zeros((m, n), np.int64)
+    # 2b with a unsigned (broadcast) and b - bz signed, or b unsigned and a - az signed
+    oa = _ubs_offset(alo, ahi)
+    if oa is not None and bmag <= 127 and 2 * (ahi + oa) * bmag <= _I16_MAX:
+        b_s = (b.astype(np.int64) - bz).astype(np.int8)
+        return _ubs_chunks(_to_u8(a, oa), b_s, -(az + oa) * b_s.sum(axis=0, dtype=np.int64)[None, :])
+    ob = _ubs_offset(int(blo.min()), int(bhi.max()))
+    if ob is not None and amag <= 127 and 2 * (int(bhi.max()) + ob) * amag <= _I16_MAX:
+        a_s = (a.astype(np.int64) - az).astype(np.int8)
+        b_u = (b.astype(np.int64) + ob).astype(np.uint8)
+        return _ubs_chunks(a_s, b_u, -(bz + ob)[None, :] * a_s.sum(axis=1, dtype=np.int64)[:, None])
+    # 2a: int16 pairs
+    if amag > _I16_MAX or bmag > _I16_MAX:
+        return None
+    chunk = _I32_MAX // (amag * bmag)
+    acc = None
+    for k0 in range(0, k, chunk):
+        kc = min(k, k0 + chunk) - k0
+        _, kp, np_ = _avx2.padded(m, kc, n, 2)
+        xp = _avx2.pack_pairs16_shift(b[k0:k0 + kc], bz, kp, np_)
+        part = _avx2.gemm_wd_shift(a[:, k0:k0 + kc], az, xp, m, kc, n, kp, np_)
+        acc = part.astype(np.int64) if acc is None else acc + part
+    return acc
+
+
+def _ubs_chunks(w: np.ndarray, x: np.ndarray, corr: np.ndarray) -> np.ndarray:
+    """``w (M, K) @ x (K, N)`` by the byte-pair kernel (one operand uint8, the other int8), chunked so that
+    the int32 sums are exact, plus ``corr`` (broadcast to (M, N)); int64."""
+    m, k = w.shape
+    n = x.shape[1]
+    acc = np.zeros((m, n), np.int64)
+    acc += corr
+    for k0 in range(0, k, _UBS_MAX_K):
+        kc = min(k, k0 + _UBS_MAX_K) - k0
+        _, kp, np_ = _avx2.padded(m, kc, n, 4)
+        acc += _avx2.gemm_ubs(w[:, k0:k0 + kc], _avx2.pack_quads8(x[k0:k0 + kc], kp, np_), m, kc, n, kp, np_)
+    return acc
+
+
 def exact_gemm(a: np.ndarray, b: np.ndarray, az: int, bz: np.ndarray, *, path: str = "auto") -> np.ndarray | None:
     """Exact int64 ``sum_k (a[i,k] - az)(b[k,j] - bz[j])`` by a fast path, or None if none applies.
 
-    ``path``: ``"auto"`` (VNNI if possible, else float BLAS), ``"vnni"``, ``"float"``.
+    ``path``: ``"auto"`` (VNNI, else AVX2, else float BLAS, as far as each applies), ``"simd"`` (VNNI or AVX2
+    only), ``"vnni"``, ``"avx2"``, ``"float"``.
     """
-    if path in ("auto", "vnni") and _vnni.AVAILABLE:
-        with _threads_for(a.shape[0] * a.shape[1] * b.shape[1]):
+    macs = a.shape[0] * a.shape[1] * b.shape[1]
+    if path in ("auto", "simd", "vnni") and _vnni.AVAILABLE:
+        with _threads_for(macs):
             r = _vnni_gemm(a, b, az, bz)
         if r is not None or path == "vnni":
             return r
     if path == "vnni":
+        return None
+    if path in ("auto", "simd", "avx2") and _avx2.AVAILABLE:
+        with _threads_for(macs):
+            r = _avx2_gemm(a, b, az, bz)
+        if r is not None or path == "avx2":
+            return r
+    if path in ("avx2", "simd"):
         return None
     a_s = a.astype(np.int64) - az
     b_s = b.astype(np.int64) - bz.astype(np.int64)[None, :]
@@ -237,13 +347,84 @@ def _window_sums(xu, c0, cg, kr, ks, sh, sw, dh, dw, ho, wo) -> np.ndarray:
 
 def exact_conv(x: np.ndarray, w: np.ndarray, xz: int, wz: np.ndarray, stride, pads, dilation, groups: int,
                ho: int, wo: int) -> np.ndarray | None:
-    """Exact int64 conv sums (N, K, Ho, Wo) on the VNNI path (im2col per group), or None if it does not apply.
+    """Exact int64 conv sums (N, K, Ho, Wo) on the VNNI or AVX2 path (im2col per group), or None if neither
+    applies.
 
-    Applies when the CPU has VNNI, the codes are 8-bit, the reduction fits one chunk and each group has at
-    least ``MR`` output channels (depthwise convs are left to the direct numba kernel, which suits them).
+    Applies when the CPU has VNNI (8-bit codes, reduction in one chunk) or AVX2 (operands within int16, one
+    exact chunk), and each group has at least ``MR`` output channels; depthwise and other narrow groups run a
+    direct numba kernel with int32 sums where they are provably exact (:func:`_direct_conv`).
     """
-    if not _vnni.AVAILABLE:
+    macs = x.shape[0] * ho * wo * w.shape[0] * w.shape[1] * w.shape[2] * w.shape[3]
+    out = None
+    if _vnni.AVAILABLE:
+        out = _vnni_conv_checked(x, w, xz, wz, stride, pads, dilation, groups, ho, wo)
+    elif _avx2.AVAILABLE:
+        with _threads_for(macs):
+            out = _avx2_conv(x, w, xz, wz, stride, pads, dilation, groups, ho, wo)
+    if out is None and w.shape[0] // groups < _avx2.MR:
+        with _threads_for(macs):
+            out = _direct_conv(x, w, xz, wz, stride, pads, dilation, groups, ho, wo)
+    return out
+
+
+@njit(parallel=True, cache=True)
+def _conv_direct_i32(xs, ws, out, sh, sw, dh, dw, groups):
+    """Direct conv with int32 sums (the caller bounds them): ``out[n, k] += ws[k, c, r, s] * xs[n, g Cg + c,
+    oh sh + r dh, ow sw + s dw]``; xs (N, C, Hp, Wp) int16 shifted and padded, ws (K, Cg, R, S) int32,
+    out (N, K, Ho, Wo) int32 zeroed. One (n, k) plane per parallel task; the output row loop vectorises."""
+    n_b = xs.shape[0]
+    k_out, cg, kr, ks = ws.shape
+    ho, wo = out.shape[2], out.shape[3]
+    kg = k_out // groups
+    for t in prange(n_b * k_out):
+        n = t // k_out
+        k = t - n * k_out
+        g = k // kg
+        o = out[n, k]
+        for c in range(cg):
+            xc = xs[n, g * cg + c]
+            for r in range(kr):
+                for s in range(ks):
+                    wv = ws[k, c, r, s]
+                    if wv == 0:
+                        continue
+                    base = s * dw
+                    for oh in range(ho):
+                        xrow = xc[oh * sh + r * dh]
+                        orow = o[oh]
+                        if sw == 1:
+                            for ow in range(wo):
+                                orow[ow] += wv * np.int32(xrow[base + ow])
+                        else:
+                            for ow in range(wo):
+                                orow[ow] += wv * np.int32(xrow[base + ow * sw])
+
+
+def _direct_conv(x, w, xz, wz, stride, pads, dilation, groups, ho, wo):
+    """Grouped / depthwise convs (fewer than ``MR`` outputs per group) with int32 sums, exact when
+    ``Cg R S max|x - z_x| max|w - z_w| <= 2^31 - 1`` (checked; 8-bit 3 x 3 depthwise: 9 * 255 * 255); else
+    None. int32 products vectorise on AVX2 (``vpmulld``), int64 ones do not."""
+    n_b, ch, h, wd = x.shape
+    k_out, cg, kr, ks = w.shape
+    if not x.size or not w.size:
         return None
+    xlo, xhi = (int(v) for v in _range(x))
+    xmag = max(abs(xlo - xz), abs(xhi - xz))
+    wz = wz.astype(np.int64)
+    wlo, whi = _range(w.reshape(k_out, -1), axis=1)
+    wmag = int(np.maximum(np.abs(wlo - wz), np.abs(whi - wz)).max())
+    if xmag > _I16_MAX or wmag > _I16_MAX or cg * kr * ks * xmag * wmag > _I32_MAX:
+        return None
+    pt, pb, pl, pr = pads
+    xs = np.zeros((n_b, ch, h + pt + pb, wd + pl + pr), np.int16)
+    xs[:, :, pt:pt + h, pl:pl + wd] = _shift16(x, xz)
+    ws = (w.astype(np.int64) - wz.reshape(-1, 1, 1, 1)).astype(np.int32)
+    out = np.zeros((n_b, k_out, ho, wo), np.int32)
+    _conv_direct_i32(xs, ws, out, stride[0], stride[1], dilation[0], dilation[1], groups)
+    return out.astype(np.int64)
+
+
+def _vnni_conv_checked(x, w, xz, wz, stride, pads, dilation, groups, ho, wo):
     n_b, ch, h, wd = x.shape
     k_out, cg, kr, ks = w.shape
     kg = k_out // groups
@@ -259,6 +440,71 @@ def exact_conv(x: np.ndarray, w: np.ndarray, xz: int, wz: np.ndarray, stride, pa
         return None
     with _threads_for(n_b * ho * wo * k_out * q):
         return _vnni_conv(x, w, xz, wz, stride, pads, dilation, groups, ho, wo, oa, ob, za, zb, q, kg)
+
+
+def _nhwc_group(xpad: np.ndarray, c0: int, cg: int, cpad: int, dtype) -> np.ndarray:
+    """Channels ``c0 .. c0 + cg`` of a padded NCHW image as NHWC, channels zero-padded to ``cpad``."""
+    xg = np.zeros(xpad.shape[:1] + xpad.shape[2:] + (cpad,), dtype)
+    xg[..., :cg] = xpad[:, c0:c0 + cg].transpose(0, 2, 3, 1)
+    return xg
+
+
+def _avx2_conv(x, w, xz, wz, stride, pads, dilation, groups, ho, wo):
+    """AVX2 conv (module docstring, 2a / 2b): im2col in ``(r, s, c)`` order, channels innermost, so that two
+    (int16) or four (bytes) consecutive taps move as one int32 word; the weights are the broadcast rows."""
+    n_b, ch, h, wd = x.shape
+    k_out, cg, kr, ks = w.shape
+    kg = k_out // groups
+    q = cg * kr * ks
+    if kg < _avx2.MR or not x.size or not w.size:
+        return None
+    pt, pb, pl, pr = pads
+    xlo, xhi = (int(v) for v in _range(x))
+    xlo, xhi = min(xlo, xz), max(xhi, xz)  # padded taps hold the code xz
+    wz = wz.astype(np.int64)
+    wr = w.reshape(k_out, -1)
+    wlo, whi = _range(wr, axis=1)
+    xmag = max(abs(xlo - xz), abs(xhi - xz))
+    wmag = int(np.maximum(np.abs(wlo - wz), np.abs(whi - wz)).max())
+    p_tot = n_b * ho * wo
+    geo = (kr, ks, stride[0], stride[1], dilation[0], dilation[1], ho, wo)
+    out = np.empty((k_out, p_tot), np.int64)
+    ox = _ubs_offset(xlo, xhi)
+    if ox is not None and wmag <= 127 and 2 * (xhi + ox) * wmag <= _I16_MAX and q <= _UBS_MAX_K:
+        # 2b: unsigned image codes u = x + ox (padding u = xz + ox), signed shifted weights
+        za = xz + ox
+        xu = np.full((n_b, ch, h + pt + pb, wd + pl + pr), za, np.uint8)
+        xu[:, :, pt:pt + h, pl:pl + wd] = _to_u8(x, ox)
+        cg4 = _cdiv(cg, 4) * 4
+        ws = (w.astype(np.int64) - wz.reshape(-1, 1, 1, 1)).astype(np.int8)
+        q4n = kr * ks * cg4 // 4
+        _, _, np_ = _avx2.padded(kg, 4, p_tot, 4)
+        for g in range(groups):
+            xp = np.zeros((q4n, np_), np.int32)
+            _im2col_pack(_nhwc_group(xu, g * cg, cg, cg4, np.uint8).view(np.int32), *geo, xp)
+            wg = _nhwc_group(ws[g * kg:(g + 1) * kg], 0, cg, cg4, np.int8).reshape(kg, -1)
+            part = _avx2.gemm_ubs(wg, xp.reshape(-1).view(np.uint8), kg, q4n * 4, p_tot, q4n * 4, np_)
+            # padded channels are 0 in both operands; padded taps hold u = za, i.e. the real value 0
+            og = out[g * kg:(g + 1) * kg]
+            og[...] = part
+            og -= za * wg.sum(axis=1, dtype=np.int64)[:, None]
+    elif xmag <= _I16_MAX and wmag <= _I16_MAX and q * xmag * wmag <= _I32_MAX:
+        # 2a: zero-shifted int16 (padding 0 = the real value 0), one exact int32 chunk
+        xs = np.zeros((n_b, ch, h + pt + pb, wd + pl + pr), np.int16)
+        xs[:, :, pt:pt + h, pl:pl + wd] = _shift16(x, xz)
+        cg2 = _cdiv(cg, 2) * 2
+        ws = _shift16(w, wz.reshape(-1, 1, 1, 1))
+        q2n = kr * ks * cg2 // 2
+        _, _, np_ = _avx2.padded(kg, 2, p_tot, 2)
+        for g in range(groups):
+            xp = np.zeros((q2n, np_), np.int32)
+            _im2col_pack(_nhwc_group(xs, g * cg, cg, cg2, np.int16).view(np.int32), *geo, xp)
+            wg = _nhwc_group(ws[g * kg:(g + 1) * kg], 0, cg, cg2, np.int16).reshape(kg, -1)
+            out[g * kg:(g + 1) * kg] = _avx2.gemm_wd(wg, xp.reshape(-1).view(np.uint8), kg, q2n * 2, p_tot,
+                                                     q2n * 2, np_)
+    else:
+        return None
+    return np.ascontiguousarray(out.reshape(k_out, n_b, ho, wo).transpose(1, 0, 2, 3))
 
 
 def _vnni_conv(x, w, xz, wz, stride, pads, dilation, groups, ho, wo, oa, ob, za, zb, q, kg):

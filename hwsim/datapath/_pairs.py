@@ -12,8 +12,9 @@ Only the pairs saturate: a pair of ``255 * 127 + 255 * 127 = 64,770`` becomes ``
 codes, and the callers (and onnxruntime's MLAS, ``qgemm.h`` row/column sums) add the exact correction
 ``- z_s sum u - z_u sum s + K z_u z_s`` in int32 afterwards.
 
-The loops are plain numba (about 0.5 to 1 GMAC/s); a vectorised kernel could replace :func:`pair_sums16`
-without changing any caller, and ``tests/test_datapath_pairs.py`` pins its values.
+:func:`pair_sums16` runs on :func:`hwsim.datapath._pairsat.pair_saturating_gemm` (the same pairs, ``vpmaddubsw``
+itself on AVX2 hosts); the plain numba loop :func:`pair_sums16_reference` is the model it is tested against
+(``tests/test_datapath_pairs.py`` pins its values).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["pair_sums16", "im2col_rsc"]
+__all__ = ["pair_sums16", "pair_sums16_reference", "im2col_rsc"]
+
+from ._pairsat import pair_saturating_gemm
 
 
 @njit(parallel=True, cache=True)
@@ -46,6 +49,11 @@ def _pair_sums16(u, st, out):
 
 
 def pair_sums16(u: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """:func:`pair_sums16_reference`, computed by the fast kernel (equal values, tested)."""
+    return pair_saturating_gemm(np.ascontiguousarray(u, dtype=np.uint8), np.ascontiguousarray(s, dtype=np.int8))
+
+
+def pair_sums16_reference(u: np.ndarray, s: np.ndarray) -> np.ndarray:
     """``sum_p sat16(u[i,2p] s[2p,j] + u[i,2p+1] s[2p+1,j])`` for ``u`` (M, K) in [0, 255], ``s`` (K, N) in
     [-128, 127] (any integer dtype); returns int64 (M, N). Pairs run over ``k = (0, 1), (2, 3), ...``; an odd
     ``K`` leaves the last product alone (the zero padding MLAS's ``CopyPackA``/``CopyPackB`` add)."""

@@ -135,11 +135,25 @@ def _append(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
         os.fsync(f.fileno())
 
 
-def _hw_chunk(rs: ResolvedSweep, indices: list[int]) -> list[dict[str, Any]]:
-    """Timing and energy of a chunk of design points (runs in a worker)."""
+#: The sweep of this worker process, sent once when the process starts (:func:`_set_sweep`), not with every
+#: chunk: a resolved sweep pickles to about 1 MB (its workload), which cost the parent 60 ms and the worker
+#: 100 ms per chunk.
+_SWEEP: ResolvedSweep | None = None
+
+
+def _set_sweep(rs: ResolvedSweep) -> None:
+    """Process-pool initializer: keep the sweep for :func:`_hw_chunk`."""
+    global _SWEEP
+    _SWEEP = rs
+
+
+def _hw_chunk(rs: ResolvedSweep | None, indices: list[int]) -> list[dict[str, Any]]:
+    """Timing and energy of a chunk of design points (runs in a worker); ``rs`` None: the worker's own
+    copy."""
     from ..sim import use_numba
 
     use_numba()  # thousands of points: the event model's recurrence compiled
+    rs = _SWEEP if rs is None else rs
     return [evaluate_hardware(rs, rs.points[i]) for i in indices]
 
 
@@ -153,6 +167,11 @@ class _Inline:
         def result(self) -> Any:
             return self._v
 
+    slots = 1
+
+    def __init__(self, rs: ResolvedSweep):
+        self.sweep = rs
+
     def submit(self, fn, *args):
         return self._Done(fn(*args))
 
@@ -164,7 +183,9 @@ class _Inline:
 
 
 class _LocalPool:
-    def __init__(self, workers: int):
+    sweep = None  # each worker holds the sweep (the initializer): _hw_chunk gets None
+
+    def __init__(self, workers: int, rs: ResolvedSweep):
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
@@ -172,7 +193,9 @@ class _LocalPool:
         # child must not inherit
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["hwsim.explore._runner", "hwsim.sim._fast"])  # imported once, not per worker
-        self._ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+        self._ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_set_sweep,
+                                       initargs=(rs,))
+        self.slots = workers
 
     def submit(self, fn, *args):
         return self._ex.submit(fn, *args)
@@ -188,7 +211,7 @@ class _LocalPool:
 
 
 class _DaskPool:
-    def __init__(self, address: str):
+    def __init__(self, address: str, rs: ResolvedSweep):
         try:
             from distributed import Client
         except ImportError:
@@ -203,6 +226,9 @@ class _DaskPool:
         except (OSError, TimeoutError, ValueError) as e:
             raise SpecError(SOURCE_ARG, "--scheduler", "the address of a running dask scheduler", address,
                             detail=str(e)[:200]) from None
+        # the sweep goes to every worker once; tasks refer to it (dask resolves the future on the worker)
+        self.sweep = self._client.scatter(rs, broadcast=True, hash=False)
+        self.slots = max(1, sum(self._client.nthreads().values()))
 
     def submit(self, fn, *args):
         return self._client.submit(fn, *args, pure=False)
@@ -305,7 +331,10 @@ def _run_points(rs: ResolvedSweep, out_dir: Path, resume: bool, workers: int | N
         key = (tuple(p.bits.items()), acc.acc_bits, acc.acc_mode)
         by_policy.setdefault(key, []).append(p)
     n_workers = workers or (os.cpu_count() or 1)
-    pool = _DaskPool(scheduler) if scheduler else (_Inline() if n_workers <= 1 else _LocalPool(n_workers))
+    pool = _DaskPool(scheduler, rs) if scheduler else (_Inline(rs) if n_workers <= 1 else
+                                                       _LocalPool(n_workers, rs))
+    # at least about four chunks per worker, so that the last chunks do not leave workers idle
+    chunk = max(1, min(chunk, math.ceil(len(pending_pts) / (4 * pool.slots))))
     # with a quality model the policies' bit-accurate runs are the slow phase (seconds each; the points after
     # one take milliseconds): its own bar carries the ETA, the points bar shows counts and elapsed time only
     qbar = tqdm(total=len(by_policy), unit="policy", desc=f"{rs.spec.name}: quality per policy",
@@ -318,7 +347,7 @@ def _run_points(rs: ResolvedSweep, out_dir: Path, resume: bool, workers: int | N
 
     def submit_hw(points: list[DesignPoint], quality: dict[str, Any] | None) -> None:
         for i in range(0, len(points), chunk):
-            f = pool.submit(_hw_chunk, rs, [p.index for p in points[i:i + chunk]])
+            f = pool.submit(_hw_chunk, pool.sweep, [p.index for p in points[i:i + chunk]])
             tasks[f] = ("hw", quality)
 
     try:

@@ -218,15 +218,32 @@ def _conv_acc(node, x, w, xz, wz, bias, cfg, stats):
                                                 cfg.zero_point_mode)
     kw = dict(x_zp=int(xz), w_zp=wzv, bias=bias, stride=stride, pads=pads, dilation=dil, groups=groups,
               zero_point_mode=cfg.zero_point_mode)
+    exact = None
     if cfg.is_reference or cfg.acc_mode == "wrap":
         exact, _ = conv2d_acc(x, w, acc_bits=64, mult_bits=cfg.mult_bits, int16_pairs=pairs, **kw)
         stats.max_abs_acc = int(np.abs(exact).max()) if exact.size else 0
-    acc, ov = conv2d_acc(x, w, acc_bits=cfg.acc_bits, acc_mode=cfg.acc_mode, mult_bits=cfg.mult_bits,
-                         int16_pairs=pairs, **kw)
+    if exact is not None and cfg.acc_mode == "wrap" and cfg.zero_point_mode == "shift":
+        acc, ov = _wrap_exact(exact, cfg.acc_bits)  # the same register as a second conv2d_acc, at no cost
+    else:
+        acc, ov = conv2d_acc(x, w, acc_bits=cfg.acc_bits, acc_mode=cfg.acc_mode, mult_bits=cfg.mult_bits,
+                             int16_pairs=pairs, **kw)
     stats.acc_overflow = ov
     if one_d:
         acc = acc[:, :, 0, :]
     return acc
+
+
+def _wrap_exact(exact: np.ndarray, bits: int) -> tuple[np.ndarray, int]:
+    """The ``bits``-wide wrapping register of an exact int64 sum and the count of outputs that overflowed:
+    what ``conv2d_acc`` / ``gemm_acc`` return with ``acc_bits=bits`` in wrap mode with shifted zero points
+    (they add the bias to the exact sum, count values outside the range, then wrap), without a second run."""
+    if bits >= 64:
+        return exact, 0
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    if not exact.size or (int(exact.min()) >= lo and int(exact.max()) <= hi):
+        return exact.copy(), 0
+    ov = int(np.count_nonzero((exact < lo) | (exact > hi)))
+    return ((exact - lo) & np.int64((1 << bits) - 1)) + lo, ov
 
 
 def _operand_overflow(x, xz, w, wz, bits, mode="shift") -> int:
@@ -326,9 +343,12 @@ def _batched_gemm(a, b, az, bz, bias, cfg, stats, op="MatMulInteger"):
             exact, _ = gemm_acc(ai, bi, a_zp=int(az), b_zp=bzv, bias=bias, acc_bits=64, mult_bits=cfg.mult_bits,
                                 int16_pairs=pairs, zero_point_mode=cfg.zero_point_mode)
             mx = max(mx, int(np.abs(exact).max()) if exact.size else 0)
-        acc, ov = gemm_acc(ai, bi, a_zp=int(az), b_zp=bzv, bias=bias, acc_bits=cfg.acc_bits,
-                           acc_mode=cfg.acc_mode, mult_bits=cfg.mult_bits, int16_pairs=pairs,
-                           zero_point_mode=cfg.zero_point_mode)
+        if cfg.acc_mode == "wrap" and cfg.zero_point_mode == "shift":
+            acc, ov = _wrap_exact(exact, cfg.acc_bits)
+        else:
+            acc, ov = gemm_acc(ai, bi, a_zp=int(az), b_zp=bzv, bias=bias, acc_bits=cfg.acc_bits,
+                               acc_mode=cfg.acc_mode, mult_bits=cfg.mult_bits,
+                               int16_pairs=pairs, zero_point_mode=cfg.zero_point_mode)
         stats.acc_overflow += ov
         out[idx] = acc
     stats.max_abs_acc = mx if cfg.acc_mode == "wrap" else None

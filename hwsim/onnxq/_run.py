@@ -54,8 +54,25 @@ def check_supported(g: QGraph) -> None:
                             Found(f"op {(n.domain + ':') if _key(n)[0] else ''}{n.op_type}"), detail=why)
 
 
+def _needed(g: QGraph, only, available) -> set[int]:
+    """Indices of the nodes named in ``only`` and of the nodes producing inputs they cannot take from
+    ``available`` (transitively)."""
+    producer = {o: i for i, n in enumerate(g.nodes) for o in n.output if o}
+    index = {nm: i for i, nm in enumerate(g.names)}
+    need, stack = set(), [index[nm] for nm in only if nm in index]
+    while stack:
+        i = stack.pop()
+        if i in need:
+            continue
+        need.add(i)
+        for v in g.nodes[i].input:
+            if v and v not in available and v not in g.inits and v in producer:
+                stack.append(producer[v])
+    return need
+
+
 def execute(g: QGraph, feeds: dict[str, np.ndarray], cfg: DatapathConfig, *,
-            inputs_from: dict[str, np.ndarray] | None = None) -> RunResult:
+            inputs_from: dict[str, np.ndarray] | None = None, only=None) -> RunResult:
     """Run the graph on the integer datapath.
 
     Parameters
@@ -69,6 +86,9 @@ def execute(g: QGraph, feeds: dict[str, np.ndarray], cfg: DatapathConfig, *,
     inputs_from : dict, optional
         "Local" mode: each node reads its inputs from here when present (e.g. onnxruntime's values), so that a
         node's result reflects its own semantics and not differences that reached it from upstream.
+    only : collection of str, optional
+        Node names: run only these and the nodes that produce inputs of theirs missing from ``inputs_from``
+        (the values of the others are the same as in a full run; used for verify's local reruns).
 
     Returns
     -------
@@ -81,7 +101,10 @@ def execute(g: QGraph, feeds: dict[str, np.ndarray], cfg: DatapathConfig, *,
     """
     res = RunResult()
     env: dict[str, np.ndarray] = dict(feeds)
+    run = None if only is None else _needed(g, only, set(feeds) | set(inputs_from or ()))
     for i, n in enumerate(g.nodes):
+        if run is not None and i not in run:
+            continue
         name = g.names[i]
         args = []
         for v in n.input:

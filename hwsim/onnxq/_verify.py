@@ -161,10 +161,22 @@ def _integer_tensors(g: QGraph, values: dict[str, np.ndarray]) -> list[str]:
     return names
 
 
-def _first_diff(a: np.ndarray, b: np.ndarray) -> dict:
-    idx = np.argwhere(a != b)[0]
-    t = tuple(int(i) for i in idx)
+def _first_diff(a: np.ndarray, b: np.ndarray, diff: np.ndarray | None = None) -> dict:
+    diff = (a != b) if diff is None else diff
+    # argmax of the flat mask finds the first True without listing every differing index (np.argwhere did)
+    t = tuple(int(i) for i in np.unravel_index(int(np.argmax(diff.reshape(-1))), diff.shape))
     return {"index": list(t), "hwsim": int(a[t]), "onnxruntime": int(b[t])}
+
+
+def _differing_nodes(names, run, ort_vals) -> set[str]:
+    """Producers of the compared tensors whose values differ from onnxruntime's (shape or elements)."""
+    out = set()
+    for nm in names:
+        if nm in ort_vals:
+            h, o = run.values[nm], np.asarray(ort_vals[nm])
+            if h.shape != o.shape or not np.array_equal(h, o):
+                out.add(run.producer[nm])
+    return out
 
 
 def _bits_needed(v: int) -> int:
@@ -444,14 +456,18 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
             entry.update(mismatches=int(o.size), error=f"shape {list(h.shape)} vs onnxruntime {list(o.shape)}")
             nbad = int(o.size)
         else:
-            diff = h.astype(np.int64) != o.astype(np.int64)
+            # byte tensors compare as int16 (their differences fit): no int64 copies of every tensor
+            wide = np.int16 if h.dtype.itemsize == 1 and o.dtype.itemsize == 1 else np.int64
+            diff = (h != o) if h.dtype == o.dtype else (h.astype(wide) != o.astype(wide))
             nbad = int(np.count_nonzero(diff))
             entry["mismatches"] = nbad
             if nbad:
-                entry["max_abs_diff"] = int(np.abs(h.astype(np.int64) - o.astype(np.int64)).max())
-                entry["first_mismatch"] = _first_diff(h.astype(np.int64), o.astype(np.int64))
-                if local is None:
-                    local = execute(g, feeds, cfg, inputs_from=ort_vals)
+                h64, o64 = h.astype(wide), o.astype(wide)
+                entry["max_abs_diff"] = int(np.abs(h64 - o64).max())
+                entry["first_mismatch"] = _first_diff(h64, o64, diff)
+                if local is None:  # only the nodes whose tensors differ are rerun (and what they need)
+                    local = execute(g, feeds, cfg, inputs_from=ort_vals,
+                                    only=_differing_nodes(names, run, ort_vals))
                 lv = local.values[nm]
                 entry["local_mismatches"] = int(np.count_nonzero(lv.astype(np.int64) != o.astype(np.int64)))
                 if local.stats.get(prod) is not None and local.stats[prod].acc_overflow:

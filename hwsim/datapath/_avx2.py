@@ -1,0 +1,384 @@
+"""Integer GEMM micro-kernels for AVX2 (``vpmaddwd``, ``vpmaddubsw``), written with numba intrinsics. Private.
+
+Two instructions do the multiplying (Intel SDM, PMADDWD and PMADDUBSW):
+
+* ``vpmaddwd(x, y)``: sixteen int16 lanes times sixteen int16 lanes; each pair of adjacent products is added
+  into one int32 lane **without saturation**. The pair sum ``x0 y0 + x1 y1`` is exact unless both products are
+  ``(-32768)^2`` (the one input that wraps); operands are kept in ``[-32767, 32767]``, so it is always exact.
+* ``vpmaddubsw(u, s)``: 32 unsigned bytes times 32 signed bytes; each pair of adjacent products is added into
+  one int16 lane **with signed saturation** (``[-32768, 32767]``). Followed by ``vpmaddwd(t, 1)``, which adds
+  the two int16 pair sums of a column into int32, this is onnxruntime's AVX2 U8S8 inner step
+  (onnxruntime ``onnxruntime/core/mlas/lib/x86_64/QgemmU8S8KernelAvx2.S``, macro ``MultiplyAccumulateRow``).
+
+Kernel layout (the "broadcast" form of an integer GEMM micro-kernel)::
+
+    out[m, n] = sum_k w[m, k] * x[k, n]
+
+* :func:`gemm_wd`: ``w`` int16 rows (Mp, Kp) broadcast two at a time (packed in panels, :func:`pack_rows`);
+  ``x`` packed as ``xp[k // 2, n, k % 2]`` int16. A tile is ``MR = 6`` rows by ``NR = 16`` columns: 12 ymm
+  accumulators of 8 int32, two 32-byte loads and six 4-byte broadcasts per step of two ``k``.
+* :func:`gemm_ubs`: ``x`` packed as ``xp[k // 4, n, k % 4]`` bytes, ``w`` byte rows broadcast four at a time;
+  the dtype of ``w`` (uint8 or int8) says which operand is the unsigned one. Same 6 x 16 tile, one step per
+  four ``k``. Every pair ``(k, k + 1)`` with ``k`` even is saturated to int16 (exact when
+  ``2 max|u| max|s| <= 32767``), the two pairs of a column and step are added in int32.
+
+``Mp`` must be a multiple of 6, ``Np`` of 16 and ``Kp`` of 2 (wd) or 4 (ubs); the caller pads with zeros,
+which add nothing. int32 sums are exact while they stay below ``2^31``: the callers chunk the reduction.
+
+:data:`AVAILABLE` is False when the host CPU lacks AVX2 (or numba targets another CPU): the kernels must then
+not be called (LLVM could not select the instructions).
+"""
+
+from __future__ import annotations
+
+import llvmlite.binding as _llvm
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic, models, register_model
+
+__all__ = ["AVAILABLE", "MR", "NR", "gemm_wd", "gemm_ubs", "pack_pairs16", "pack_quads8"]
+
+MR = 6
+NR = 16
+
+
+def _host_has_avx2() -> bool:
+    # as in _vnni: a NUMBA_CPU_NAME / NUMBA_CPU_FEATURES target other than the host may lack AVX2: stay off
+    if numba.config.CPU_NAME not in (None, "", "host") or numba.config.CPU_FEATURES not in (None, ""):
+        return False
+    try:
+        feats = _llvm.get_host_cpu_features()
+    except Exception:  # pragma: no cover - llvmlite without feature detection
+        return False
+    return bool(feats.get("avx2"))
+
+
+AVAILABLE = _host_has_avx2()
+
+
+class _V8(types.Type):
+    """Eight int32 lanes (one ymm register)."""
+
+    def __init__(self):
+        super().__init__(name="hwsim_v8i32")
+
+
+_v8 = _V8()
+_VT = ir.VectorType(ir.IntType(32), 8)
+_V16 = ir.VectorType(ir.IntType(16), 16)
+_V32 = ir.VectorType(ir.IntType(8), 32)
+
+
+@register_model(_V8)
+class _V8Model(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, _VT)
+
+
+def _byte_ptr(context, builder, arrty, arr, off):
+    ary = context.make_array(arrty)(context, builder, arr)
+    p = builder.bitcast(ary.data, ir.IntType(8).as_pointer())
+    return builder.gep(p, [off])
+
+
+@intrinsic
+def _vzero(typingctx):
+    def cg(context, builder, sig, args):
+        return ir.Constant(_VT, None)
+    return _v8(), cg
+
+
+@intrinsic
+def _vload(typingctx, arr, off):
+    """32 bytes of a 1-D array from byte offset ``off`` (unaligned)."""
+    def cg(context, builder, sig, args):
+        p = _byte_ptr(context, builder, sig.args[0], args[0], args[1])
+        return builder.load(builder.bitcast(p, _VT.as_pointer()), align=1)
+    return _v8(arr, off), cg
+
+
+@intrinsic
+def _vbcast(typingctx, arr, off):
+    """The 4 bytes at byte offset ``off`` of a 1-D array, broadcast to all eight lanes."""
+    def cg(context, builder, sig, args):
+        p = _byte_ptr(context, builder, sig.args[0], args[0], args[1])
+        s = builder.load(builder.bitcast(p, ir.IntType(32).as_pointer()), align=1)
+        v = builder.insert_element(ir.Constant(_VT, None), s, ir.Constant(ir.IntType(32), 0))
+        return builder.shuffle_vector(v, ir.Constant(_VT, None), ir.Constant(_VT, [0] * 8))
+    return _v8(arr, off), cg
+
+
+def _pmaddwd(builder, x16, y16):
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VT, [_V16, _V16]),
+                                        "llvm.x86.avx2.pmadd.wd")
+    return builder.call(fn, [x16, y16])
+
+
+@intrinsic
+def _vwd(typingctx, acc, x, y):
+    """``acc + vpmaddwd(x, y)`` (x, y as sixteen int16)."""
+    def cg(context, builder, sig, args):
+        p = _pmaddwd(builder, builder.bitcast(args[1], _V16), builder.bitcast(args[2], _V16))
+        return builder.add(args[0], p)
+    return _v8(_v8, _v8, _v8), cg
+
+
+@intrinsic
+def _vubs(typingctx, acc, u, s):
+    """``acc + vpmaddwd(vpmaddubsw(u, s), 1)``: u unsigned bytes, s signed bytes; int16-saturated pairs."""
+    def cg(context, builder, sig, args):
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_V16, [_V32, _V32]),
+                                            "llvm.x86.avx2.pmadd.ub.sw")
+        t = builder.call(fn, [builder.bitcast(args[1], _V32), builder.bitcast(args[2], _V32)])
+        p = _pmaddwd(builder, t, ir.Constant(_V16, [1] * 16))
+        return builder.add(args[0], p)
+    return _v8(_v8, _v8, _v8), cg
+
+
+@intrinsic
+def _vstore(typingctx, arr, off, v):
+    """Store eight int32 lanes into a 1-D int32 array from element ``off``."""
+    def cg(context, builder, sig, args):
+        ary = context.make_array(sig.args[0])(context, builder, args[0])
+        p = builder.gep(ary.data, [args[1]])
+        builder.store(args[2], builder.bitcast(p, _VT.as_pointer()), align=1)
+        return context.get_dummy_value()
+    return types.void(arr, off, _v8), cg
+
+
+@njit(parallel=True, cache=True)
+def _wd_tiles(ws, xp, out, mp, kp, np_):
+    """ws: (mp*kp,) int16 panels as bytes; xp: (kp//2 * np_ * 2,) int16 as bytes; out: (mp*np_,) int32,
+    overwritten."""
+    nmb = mp // 6
+    nnb = np_ // 16
+    k2n = kp // 2
+    rb = kp * 2  # bytes per row of ws
+    for t in prange(nmb * nnb):
+        nb = t // nmb
+        mb = t - nb * nmb
+        m0 = mb * 6
+        n0 = nb * 16
+        a00 = _vzero(); a01 = _vzero(); a10 = _vzero(); a11 = _vzero()  # noqa: E702
+        a20 = _vzero(); a21 = _vzero(); a30 = _vzero(); a31 = _vzero()  # noqa: E702
+        a40 = _vzero(); a41 = _vzero(); a50 = _vzero(); a51 = _vzero()  # noqa: E702
+        wb = m0 * rb
+        for k2 in range(k2n):
+            base = (k2 * np_ + n0) * 4
+            x0 = _vload(xp, base)
+            x1 = _vload(xp, base + 32)
+            o = wb + k2 * 24
+            w = _vbcast(ws, o)
+            a00 = _vwd(a00, x0, w); a01 = _vwd(a01, x1, w)  # noqa: E702
+            w = _vbcast(ws, o + 4)
+            a10 = _vwd(a10, x0, w); a11 = _vwd(a11, x1, w)  # noqa: E702
+            w = _vbcast(ws, o + 8)
+            a20 = _vwd(a20, x0, w); a21 = _vwd(a21, x1, w)  # noqa: E702
+            w = _vbcast(ws, o + 12)
+            a30 = _vwd(a30, x0, w); a31 = _vwd(a31, x1, w)  # noqa: E702
+            w = _vbcast(ws, o + 16)
+            a40 = _vwd(a40, x0, w); a41 = _vwd(a41, x1, w)  # noqa: E702
+            w = _vbcast(ws, o + 20)
+            a50 = _vwd(a50, x0, w); a51 = _vwd(a51, x1, w)  # noqa: E702
+        o = m0 * np_ + n0
+        _vstore(out, o, a00); _vstore(out, o + 8, a01); o += np_  # noqa: E702
+        _vstore(out, o, a10); _vstore(out, o + 8, a11); o += np_  # noqa: E702
+        _vstore(out, o, a20); _vstore(out, o + 8, a21); o += np_  # noqa: E702
+        _vstore(out, o, a30); _vstore(out, o + 8, a31); o += np_  # noqa: E702
+        _vstore(out, o, a40); _vstore(out, o + 8, a41); o += np_  # noqa: E702
+        _vstore(out, o, a50); _vstore(out, o + 8, a51)  # noqa: E702
+
+
+@njit(parallel=True, cache=True)
+def _ubs_tiles_ub(ws, xp, out, mp, kp, np_):
+    """Unsigned broadcast rows ``ws`` (mp*kp,) uint8, signed packed ``xp`` (kp//4 * np_ * 4,) int8."""
+    nmb = mp // 6
+    nnb = np_ // 16
+    k4n = kp // 4
+    for t in prange(nmb * nnb):
+        nb = t // nmb
+        mb = t - nb * nmb
+        m0 = mb * 6
+        n0 = nb * 16
+        a00 = _vzero(); a01 = _vzero(); a10 = _vzero(); a11 = _vzero()  # noqa: E702
+        a20 = _vzero(); a21 = _vzero(); a30 = _vzero(); a31 = _vzero()  # noqa: E702
+        a40 = _vzero(); a41 = _vzero(); a50 = _vzero(); a51 = _vzero()  # noqa: E702
+        wb = m0 * kp
+        for k4 in range(k4n):
+            base = (k4 * np_ + n0) * 4
+            x0 = _vload(xp, base)
+            x1 = _vload(xp, base + 32)
+            o = wb + k4 * 24
+            w = _vbcast(ws, o)
+            a00 = _vubs(a00, w, x0); a01 = _vubs(a01, w, x1)  # noqa: E702
+            w = _vbcast(ws, o + 4)
+            a10 = _vubs(a10, w, x0); a11 = _vubs(a11, w, x1)  # noqa: E702
+            w = _vbcast(ws, o + 8)
+            a20 = _vubs(a20, w, x0); a21 = _vubs(a21, w, x1)  # noqa: E702
+            w = _vbcast(ws, o + 12)
+            a30 = _vubs(a30, w, x0); a31 = _vubs(a31, w, x1)  # noqa: E702
+            w = _vbcast(ws, o + 16)
+            a40 = _vubs(a40, w, x0); a41 = _vubs(a41, w, x1)  # noqa: E702
+            w = _vbcast(ws, o + 20)
+            a50 = _vubs(a50, w, x0); a51 = _vubs(a51, w, x1)  # noqa: E702
+        o = m0 * np_ + n0
+        _vstore(out, o, a00); _vstore(out, o + 8, a01); o += np_  # noqa: E702
+        _vstore(out, o, a10); _vstore(out, o + 8, a11); o += np_  # noqa: E702
+        _vstore(out, o, a20); _vstore(out, o + 8, a21); o += np_  # noqa: E702
+        _vstore(out, o, a30); _vstore(out, o + 8, a31); o += np_  # noqa: E702
+        _vstore(out, o, a40); _vstore(out, o + 8, a41); o += np_  # noqa: E702
+        _vstore(out, o, a50); _vstore(out, o + 8, a51)  # noqa: E702
+
+
+@njit(parallel=True, cache=True)
+def _ubs_tiles_sb(ws, xp, out, mp, kp, np_):
+    """Signed broadcast rows ``ws`` (mp*kp,) int8, unsigned packed ``xp`` (kp//4 * np_ * 4,) uint8."""
+    nmb = mp // 6
+    nnb = np_ // 16
+    k4n = kp // 4
+    for t in prange(nmb * nnb):
+        nb = t // nmb
+        mb = t - nb * nmb
+        m0 = mb * 6
+        n0 = nb * 16
+        a00 = _vzero(); a01 = _vzero(); a10 = _vzero(); a11 = _vzero()  # noqa: E702
+        a20 = _vzero(); a21 = _vzero(); a30 = _vzero(); a31 = _vzero()  # noqa: E702
+        a40 = _vzero(); a41 = _vzero(); a50 = _vzero(); a51 = _vzero()  # noqa: E702
+        wb = m0 * kp
+        for k4 in range(k4n):
+            base = (k4 * np_ + n0) * 4
+            x0 = _vload(xp, base)
+            x1 = _vload(xp, base + 32)
+            o = wb + k4 * 24
+            w = _vbcast(ws, o)
+            a00 = _vubs(a00, x0, w); a01 = _vubs(a01, x1, w)  # noqa: E702
+            w = _vbcast(ws, o + 4)
+            a10 = _vubs(a10, x0, w); a11 = _vubs(a11, x1, w)  # noqa: E702
+            w = _vbcast(ws, o + 8)
+            a20 = _vubs(a20, x0, w); a21 = _vubs(a21, x1, w)  # noqa: E702
+            w = _vbcast(ws, o + 12)
+            a30 = _vubs(a30, x0, w); a31 = _vubs(a31, x1, w)  # noqa: E702
+            w = _vbcast(ws, o + 16)
+            a40 = _vubs(a40, x0, w); a41 = _vubs(a41, x1, w)  # noqa: E702
+            w = _vbcast(ws, o + 20)
+            a50 = _vubs(a50, x0, w); a51 = _vubs(a51, x1, w)  # noqa: E702
+        o = m0 * np_ + n0
+        _vstore(out, o, a00); _vstore(out, o + 8, a01); o += np_  # noqa: E702
+        _vstore(out, o, a10); _vstore(out, o + 8, a11); o += np_  # noqa: E702
+        _vstore(out, o, a20); _vstore(out, o + 8, a21); o += np_  # noqa: E702
+        _vstore(out, o, a30); _vstore(out, o + 8, a31); o += np_  # noqa: E702
+        _vstore(out, o, a40); _vstore(out, o + 8, a41); o += np_  # noqa: E702
+        _vstore(out, o, a50); _vstore(out, o + 8, a51)  # noqa: E702
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def padded(m: int, k: int, n: int, kstep: int) -> tuple[int, int, int]:
+    """(Mp, Kp, Np): ``m`` rounded up to MR, ``k`` to ``kstep``, ``n`` to NR (each at least one block)."""
+    return _cdiv(max(m, 1), MR) * MR, _cdiv(max(k, 1), kstep) * kstep, _cdiv(max(n, 1), NR) * NR
+
+
+def pack_pairs16(x_kn: np.ndarray, kp: int, np_: int) -> np.ndarray:
+    """Pack a (K, N) int16 matrix as the flat ``xp[k // 2, n, k % 2]`` bytes, zero-padded to (kp, np_)."""
+    k, n = x_kn.shape
+    buf = np.zeros((kp, np_), np.int16)
+    buf[:k, :n] = x_kn
+    return np.ascontiguousarray(buf.reshape(kp // 2, 2, np_).transpose(0, 2, 1)).reshape(-1).view(np.uint8)
+
+
+def pack_quads8(x_kn: np.ndarray, kp: int, np_: int) -> np.ndarray:
+    """Pack a (K, N) 8-bit matrix as the flat ``xp[k // 4, n, k % 4]`` bytes, zero-padded to (kp, np_)."""
+    k, n = x_kn.shape
+    buf = np.zeros((kp, np_), x_kn.dtype)
+    buf[:k, :n] = x_kn
+    return np.ascontiguousarray(buf.reshape(kp // 4, 4, np_).transpose(0, 2, 1)).reshape(-1).view(np.uint8)
+
+
+def pack_rows(w_mk: np.ndarray, mp: int, kp: int, step: int, dtype) -> np.ndarray:
+    """Pack the broadcast rows (m, k) into panels ``[m // MR, k // step, m % MR, k % step]``, zero-padded to
+    (mp, kp): one pointer and constant offsets reach the MR broadcasts of a step."""
+    m, k = w_mk.shape
+    ws = np.zeros((mp, kp), dtype)
+    ws[:m, :k] = w_mk
+    return np.ascontiguousarray(ws.reshape(mp // MR, MR, kp // step, step).transpose(0, 2, 1, 3)).reshape(-1)
+
+
+@njit(cache=True)
+def _pack_pairs16_shift(x, z, kp, np_, out):
+    """``out[k // 2, n, k % 2] = x[k, n] - z[n]`` as int16 (out zero-initialised, (kp//2, np_, 2))."""
+    k, n = x.shape
+    for k2 in range(k // 2):
+        r0 = x[2 * k2]
+        r1 = x[2 * k2 + 1]
+        o = out[k2]
+        for j in range(n):
+            o[j, 0] = np.int16(np.int64(r0[j]) - z[j])
+            o[j, 1] = np.int16(np.int64(r1[j]) - z[j])
+    if k % 2:
+        r0 = x[k - 1]
+        o = out[k // 2]
+        for j in range(n):
+            o[j, 0] = np.int16(np.int64(r0[j]) - z[j])
+
+
+@njit(cache=True)
+def _pack_rows16_shift(w, z, out):
+    """``out[m // MR, k // 2, m % MR, k % 2] = w[m, k] - z`` as int16 (out zero-initialised)."""
+    m, k = w.shape
+    for i in range(m):
+        mb = i // 6
+        r = i - mb * 6
+        row = w[i]
+        o = out[mb]
+        for q in range(k):
+            o[q // 2, r, q % 2] = np.int16(np.int64(row[q]) - z)
+
+
+def pack_pairs16_shift(x_kn: np.ndarray, z: np.ndarray, kp: int, np_: int) -> np.ndarray:
+    """:func:`pack_pairs16` of ``x - z[None, :]`` in one pass (the caller checks that it fits int16)."""
+    out = np.zeros((kp // 2, np_, 2), np.int16)
+    _pack_pairs16_shift(x_kn, z.astype(np.int64), kp, np_, out)
+    return out.reshape(-1).view(np.uint8)
+
+
+def gemm_wd_shift(w_mk: np.ndarray, wz: int, xp: np.ndarray, m: int, k: int, n: int, kp: int,
+                  np_: int) -> np.ndarray:
+    """:func:`gemm_wd` of ``w - wz`` (shifted while packed, in one pass)."""
+    mp = _cdiv(max(m, 1), MR) * MR
+    ws = np.zeros((mp // MR, kp // 2, MR, 2), np.int16)
+    _pack_rows16_shift(w_mk, np.int64(wz), ws)
+    return _run(_wd_tiles, ws, xp, m, n, mp, kp, np_)
+
+
+def _run(kernel, ws, xp, m, n, mp, kp, np_):
+    out = np.empty(mp * np_, np.int32)
+    # dynamic scheduling in small chunks: a static split stalls when another process holds one of the cores
+    with numba.parallel_chunksize(4):
+        kernel(ws.reshape(-1).view(np.uint8), xp, out, mp, kp, np_)
+    return out.reshape(mp, np_)[:m, :n]
+
+
+def gemm_wd(w_mk: np.ndarray, xp: np.ndarray, m: int, k: int, n: int, kp: int, np_: int) -> np.ndarray:
+    """int32 ``w (m, k) int16 @ x (k, n) int16`` with ``x`` packed by :func:`pack_pairs16` (to ``(kp, np_)``).
+
+    Exact when ``k max|w| max|x| < 2^31`` and no operand is -32768 (the caller checks). (m, n) int32 view.
+    """
+    mp = _cdiv(max(m, 1), MR) * MR
+    return _run(_wd_tiles, pack_rows(w_mk, mp, kp, 2, np.int16), xp, m, n, mp, kp, np_)
+
+
+def gemm_ubs(w_mk: np.ndarray, xp: np.ndarray, m: int, k: int, n: int, kp: int, np_: int) -> np.ndarray:
+    """int32 ``sum_p sat16(w[m,2p] x[2p,n] + w[m,2p+1] x[2p+1,n])`` with ``x`` packed by :func:`pack_quads8`.
+
+    ``w`` (m, k) uint8 with ``x`` int8, or ``w`` int8 with ``x`` uint8 (the unsigned operand may be either).
+    int32 sums: exact while ``(kp / 2) * 32768 < 2^31``, i.e. ``kp <= 131072`` (the caller chunks). Returns an
+    (m, n) int32 view of a padded buffer.
+    """
+    mp = _cdiv(max(m, 1), MR) * MR
+    kernel = _ubs_tiles_ub if w_mk.dtype == np.uint8 else _ubs_tiles_sb
+    return _run(kernel, pack_rows(w_mk, mp, kp, 4, w_mk.dtype), xp, m, n, mp, kp, np_)
