@@ -6,7 +6,7 @@ Exact semantics and their sources: ``shared/reference/bitexact.md``.
 
 from ._layers import (conv2d_acc, conv_output_size, gemm_acc, global_avgpool, maxpool2d, narrow_operand,
                       qlinear_conv2d, qlinear_matmul)
-from ._systolic import SystolicResult, systolic_gemm
+from ._systolic import FoldTrace, SystolicResult, systolic_gemm
 
 __all__ = [
     # _layers: accumulators
@@ -16,5 +16,5 @@ __all__ = [
     # _layers: pooling
     "maxpool2d", "global_avgpool",
     # _systolic: cycle-stepped array
-    "systolic_gemm", "SystolicResult",
+    "systolic_gemm", "SystolicResult", "FoldTrace",
 ]
