@@ -1,0 +1,21 @@
+"""Golden vectors and the reference RTL array: what an RTL team verifies its systolic array against.
+
+* :func:`write_vectors` (``hwsim vectors``): per layer and fold, the stationary operand per PE, the skewed
+  edge streams per cycle, the expected outputs with the cycle each leaves the array, the final ofmap codes;
+  ``$readmemh`` hex files, ``manifest.json`` and npz (``docs/rtl.md``).
+* ``systolic_array.v``: a parameterised Verilog array (rows, cols, os/ws/is, operand and accumulator bits,
+  wrap or saturate), the machine of :func:`hwsim.datapath.systolic_gemm`; :func:`run_cosim` drives it from
+  the vectors with cocotb on Icarus Verilog.
+"""
+
+from ._cosim import RTL_SOURCE, TOPLEVEL, missing_tools, run_cosim
+from ._vectors import (VECTOR_FORMAT, LayerOperands, check_rtl_arch, layer_vectors, random_operands,
+                       rtl_parameters, write_layer_vectors, write_vectors)
+
+__all__ = [
+    # _vectors
+    "write_vectors", "write_layer_vectors", "layer_vectors", "random_operands", "LayerOperands",
+    "rtl_parameters", "check_rtl_arch", "VECTOR_FORMAT",
+    # _cosim
+    "run_cosim", "missing_tools", "RTL_SOURCE", "TOPLEVEL",
+]
