@@ -111,6 +111,46 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0 if rep.passed else 1
 
 
+def _cmd_vectors(args: argparse.Namespace) -> int:
+    from ._io import load_workload
+    from .rtl import missing_tools, run_cosim, write_vectors
+    from .spec import load_arch
+
+    arch = load_arch(args.arch)
+    workload = load_workload(args.workload)
+    if args.cosim and missing_tools():
+        raise SpecError(SOURCE_ARG, "--cosim", "an RTL simulator and cocotb installed",
+                        ", ".join(f"no {m}" for m in missing_tools()))
+    bits = None
+    if args.quant:
+        from .spec import load_quant_config
+
+        bits = load_quant_config(args.quant, workload)
+    out = write_vectors(arch, workload, args.out, layers=args.layer, bits=bits, seed=args.seed,
+                        arch_source=str(args.arch), workload_source=str(args.workload))
+    import json
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    for m in manifest["layers"]:
+        c = m["cycles"]
+        print(f"{m['layer']}: {len(m['folds'])} folds, {c['total']:,} cycles on the stepped array "
+              f"({c['timing_model_per_fold']:,} + {c['os_drain_per_fold']} drain per fold)")
+    if args.cosim:
+        params = {json.dumps(m["rtl_parameters"], sort_keys=True) for m in manifest["layers"]}
+        bad = 0
+        for p in sorted(params):
+            rep = run_cosim(out, json.loads(p), out / "rtl_build")
+            for lay in rep["layers"]:
+                n = sum(f["mismatches"] for f in lay["folds"])
+                bad += n
+                print(f"rtl {lay['layer']}: {n} mismatches, cycles per fold "
+                      f"{sorted({f['rtl_cycles'] for f in lay['folds']})}")
+        if bad:
+            return 1
+    print(f"wrote {out / 'manifest.json'} and the hex/npz files it lists")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hwsim", description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--version", action="version", version=f"hwsim {_version()}")
@@ -163,6 +203,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="seed of the random inputs and of stochastic rounding "
                    "(default: 0)")
     s.set_defaults(func=_cmd_verify)
+
+    s = sub.add_parser("vectors", help="golden vectors for an RTL systolic array: per layer and fold the "
+                       "stationary operands, edge streams per cycle, expected outputs and when they leave")
+    s.add_argument("arch", help="arch YAML (arch/*.yaml)")
+    s.add_argument("workload", help="workload: YAML, SCALE-Sim topology CSV, or float ONNX")
+    s.add_argument("--quant", help="quantization YAML: per-layer weight_bits/act_bits")
+    s.add_argument("--layer", action="append", help="a layer name (repeatable; default: every layer)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the random operand codes (default: 0; layer i "
+                   "uses seed + i)")
+    s.add_argument("--cosim", action="store_true", help="also run the reference RTL (hwsim/rtl) on the vectors "
+                   "(needs iverilog and cocotb)")
+    s.add_argument("--out", required=True, help="output folder")
+    s.set_defaults(func=_cmd_vectors)
     return p
 
 

@@ -160,17 +160,21 @@ def _wrap(v: np.ndarray, bits: int) -> np.ndarray:
     return ((v.astype(np.int64) - lo) & ((1 << bits) - 1)) + lo
 
 
-def _hex_lines(v: np.ndarray, bits: int) -> list[str]:
-    """One packed word per row of ``v`` (cycles, lanes): lane 0 in the least significant bits."""
-    mask = (1 << bits) - 1
-    digits = -(-(bits * v.shape[1]) // 4)
-    out = []
-    for row in v.tolist():
-        word = 0
-        for lane, x in enumerate(row):
-            word |= (int(x) & mask) << (lane * bits)
-        out.append(f"{word:0{digits}x}")
-    return out
+def _hex_text(v: np.ndarray, bits: int) -> str:
+    """``$readmemh`` text: one packed word per row of ``v`` (cycles, lanes), lane 0 in the least significant
+    bits, each lane ``bits`` wide two's complement; leading zeros kept (fixed width per line)."""
+    v = np.asarray(v, np.int64)
+    rows, lanes = v.shape
+    u = v & np.int64((1 << bits) - 1)
+    flat = ((u[:, :, None] >> np.arange(bits)) & 1).reshape(rows, lanes * bits).astype(np.uint8)
+    digits = -(-(lanes * bits) // 4)
+    pad = digits * 4 - lanes * bits
+    if pad:
+        flat = np.concatenate([flat, np.zeros((rows, pad), np.uint8)], axis=1)
+    nib = (flat.reshape(rows, digits, 4) << np.arange(4, dtype=np.uint8)).sum(axis=2).astype(np.uint8)
+    chars = np.frombuffer(b"0123456789abcdef", np.uint8)[nib[:, ::-1]]
+    text = np.concatenate([chars, np.full((rows, 1), ord("\n"), np.uint8)], axis=1)
+    return text.tobytes().decode("ascii")
 
 
 def _requant_params(acc: np.ndarray, out_bits: int) -> tuple[float, int, int, int]:
@@ -277,9 +281,11 @@ def layer_vectors(layer: Conv2d | Gemm, arch: ArchSpec, ops: LayerOperands, *, w
         "folds": folds,
         "cycles": {"total": offset, "timing_model_per_fold": lm.cycles_per_fold,
                    "timing_model_compute": lm.compute_cycles, "timing_convention": arch.timing.convention,
-                   "os_drain_per_fold": drain,
-                   "rule": "measured per fold = timing_model_per_fold + os_drain_per_fold (hwsim convention; "
-                           f"scalesim convention reports {conv_off} cycle less per GEMM)"},
+                   "m_tiles": lm.m_tiles, "n_tiles": lm.n_tiles, "os_drain_per_fold": drain,
+                   "rule": "measured cycles per fold = timing_model_per_fold + os_drain_per_fold; "
+                           "timing_model_compute also repeats fill and drain per M (ws) or N (is) tile when the "
+                           "mapper tiles (m_tiles, n_tiles > 1)"
+                           + (" and is one less per GEMM (scalesim convention)" if conv_off else "")},
         "requant": {"profile": "ort_cpu", "multiplier_f32": mult, "out_bits": ops.a_bits, "out_signed": False,
                     "out_zero_point": y_zp, "bias": "int32 per output channel, added after the array"},
     }
@@ -311,12 +317,12 @@ def write_layer_vectors(arch: ArchSpec, items, out: str | Path, *, header: dict 
         files = {}
         for k, arr in v["streams"].items():
             fn = f"{stem}.{k}.hex"
-            (out / fn).write_text("\n".join(_hex_lines(arr, v["lane_bits"][k])) + "\n")
+            (out / fn).write_text(_hex_text(arr, v["lane_bits"][k]))
             files[k] = fn
         if v["stationary"].shape[0]:
             fn = f"{stem}.stationary.hex"
             sb = v["manifest"]["rtl_parameters"]["T_BITS"]
-            (out / fn).write_text("\n".join(_hex_lines(v["stationary"], sb)) + "\n")
+            (out / fn).write_text(_hex_text(v["stationary"], sb))
             files["stationary"] = fn
         np.savez_compressed(out / f"{stem}.npz", **v["arrays"])
         m = v["manifest"]

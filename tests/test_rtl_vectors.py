@@ -1,0 +1,103 @@
+"""`hwsim vectors`: the files a testbench reads (format pinned by a hand-derived case), bad input exits 2."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hwsim.cli import main
+from hwsim.rtl import LayerOperands, write_layer_vectors
+from hwsim.spec import Gemm
+
+from .utils import ROOT, make_arch
+
+ARCH = """name: tiny
+clock_mhz: 100
+array: {rows: 2, cols: 3, dataflow: DF}
+pe: {operand_bits: 8, acc_bits: 16, acc_mode: wrap}
+memory:
+  ifmap_sram: {size_kib: 4}
+  filter_sram: {size_kib: 4}
+  ofmap_sram: {size_kib: 4}
+"""
+WORKLOAD = """name: two
+layers:
+  - {name: fc1, op: fc, m: 3, k: 5, n: 4}
+  - {name: c1, op: conv2d, in_channels: 2, out_channels: 3, in_h: 4, in_w: 4, kernel: 3, padding: 1}
+"""
+
+
+def _files(tmp_path, df="ws"):
+    a = tmp_path / "arch.yaml"
+    a.write_text(ARCH.replace("DF", df))
+    w = tmp_path / "wl.yaml"
+    w.write_text(WORKLOAD)
+    return str(a), str(w)
+
+
+def test_hex_files_by_hand(tmp_path):
+    # ws on a 2x3 array, GEMM M=1, K=2, N=2: a = [[3, 255]] (u8, zp 0), b = [[-1, 2], [5, -128]] (s8)
+    # load: cycle 0 drives the bottom weight row first (b[1] = 5, -128, pad 0), cycle 1 the top row b[0];
+    #   T_BITS = 8: lanes "00" (pad) "80" (-128) "05" -> 008005, then "00" "02" "ff" -> 0002ff
+    # stream: a[0, k] enters row k in cycle R + 0 + k = 2 + k: cycle 2 row 0 = 3 -> 9-bit lanes 0, 3 = 0x003;
+    #   cycle 3 row 1 = 255 -> 255 << 9 = 0x1fe00
+    # outputs (16-bit wrap): (0, j) leaves the bottom row at edge R + 0 + (R-1) + j + 1 = 4 + j: column 0
+    #   3*-1 + 255*5 = 1272 = 0x04f8 on line 3; column 1: 3*2 + 255*-128 = -32634 = 0x8086 on line 4;
+    #   padded column 2 (0) on line 5; the fold lasts 2R + T + C - 2 = 4 + 1 + 3 - 2 = 6 lines.
+    arch = make_arch(**{"array.rows": 2, "array.cols": 3, "pe.acc_bits": 16})
+    ly = Gemm(name="g", op="gemm", m=1, k=2, n=2)
+    ops = LayerOperands("g", (np.array([[3, 255]]),), (np.array([[-1, 2], [5, -128]]),), (np.zeros(2, int),),
+                        0, 0, 8, False, 8, True)
+    write_layer_vectors(arch, [(ly, ops, None)], tmp_path)
+    m = json.loads((tmp_path / "manifest.json").read_text())["layers"][0]
+    assert m["rtl_parameters"] == {"ROWS": 2, "COLS": 3, "DATAFLOW": 1, "L_BITS": 9, "T_BITS": 8,
+                                   "ACC_BITS": 16, "SATURATE": 0}
+    lines = {k: (tmp_path / f).read_text().split() for k, f in m["files"].items()}
+    assert lines["top_data"][:3] == ["008005", "0002ff", "000000"]
+    assert lines["load"] == ["1", "1", "0", "0", "0", "0"]
+    assert lines["left_data"][2:4] == ["00003", "1fe00"]
+    assert lines["out_valid"] == ["0", "0", "0", "1", "2", "4"]
+    assert lines["out_data"][3] == "00000000" + "04f8"
+    assert lines["out_data"][4] == "0000" + "8086" + "0000"
+    assert lines["stationary"] == ["0002ff", "008005"]  # PE row 0 holds b[0], row 1 b[1]
+    assert m["folds"][0]["cycles"] == 6 == m["cycles"]["timing_model_per_fold"]
+
+
+@pytest.mark.parametrize("df", ["os", "is"])
+def test_cli_writes_manifest_hex_npz(tmp_path, df, capsys):
+    a, w = _files(tmp_path, df)
+    out = tmp_path / "v"
+    assert main(["vectors", a, w, "--layer", "c1", "--out", str(out), "--seed", "3"]) == 0
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["format"] == "hwsim-vectors/1" and "seed 3" in man["operands_from"]
+    (lay,) = man["layers"]
+    assert lay["layer"] == "c1" and lay["seed"] == 4 and lay["dataflow"] == df
+    for f in lay["files"].values():
+        assert (out / f).stat().st_size > 0
+    npz = np.load(out / lay["npz"])
+    # the ofmap codes: (groups, M, N) = (1, 16, 3) unsigned 8-bit
+    assert npz["ofmap_codes"].shape == (1, 16, 3) and npz["ofmap_codes"].max() <= 255
+    # os: 2x3 array, M=16 (8 row folds), N=3: per fold T + 2R + C - 3 = 18 + 4 + 3 - 3 = 22
+    # is: Sr = K = 18 (9 row folds of 2), Sc = M = 16 (6 col folds of 3), T = N = 3: 2R + T + C - 2 = 8
+    per = 22 if df == "os" else 8
+    assert all(f["cycles"] == per for f in lay["folds"])
+    assert len(lay["folds"]) == (8 if df == "os" else 54)
+    assert "c1: " in capsys.readouterr().out
+
+
+def test_cli_bad_input_exits_2(tmp_path, capsys, monkeypatch):
+    a, w = _files(tmp_path)
+    assert main(["vectors", a, w, "--layer", "nope", "--out", str(tmp_path / "v")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--layer" in err and "'nope'" in err
+    assert main(["vectors", str(ROOT / "arch" / "bitfusion_16x16.yaml"), w, "--out", str(tmp_path / "v")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "pe.precision_mode" in err and "bit_fusion" in err
+    import shutil
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert main(["vectors", a, w, "--cosim", "--out", str(tmp_path / "v")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--cosim" in err and "iverilog" in err
