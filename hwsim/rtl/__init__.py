@@ -6,8 +6,11 @@
 * ``systolic_array.v``: a parameterised Verilog array (rows, cols, os/ws/is, operand and accumulator bits,
   wrap or saturate), the machine of :func:`hwsim.datapath.systolic_gemm`; :func:`run_cosim` drives it from
   the vectors with cocotb on Icarus Verilog.
+* :func:`area_study`: Yosys cell counts of one PE per operand width and of a Bit Fusion PE against the
+  technology table's area (``docs/validation_area.md``).
 """
 
+from ._area import area_study, synth_cells
 from ._cosim import RTL_SOURCE, TOPLEVEL, missing_tools, run_cosim
 from ._vectors import (VECTOR_FORMAT, LayerOperands, check_rtl_arch, layer_vectors, random_operands,
                        rtl_parameters, write_layer_vectors, write_vectors)
@@ -18,4 +21,6 @@ __all__ = [
     "rtl_parameters", "check_rtl_arch", "VECTOR_FORMAT",
     # _cosim
     "run_cosim", "missing_tools", "RTL_SOURCE", "TOPLEVEL",
+    # _area
+    "synth_cells", "area_study",
 ]
