@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
 
 from hwsim.cli import main
-from hwsim.rtl import LayerOperands, write_layer_vectors
+from hwsim.rtl import RTL_SOURCE, LayerOperands, write_layer_vectors
 from hwsim.spec import Gemm
 
 from .utils import ROOT, make_arch
@@ -95,9 +97,25 @@ def test_cli_bad_input_exits_2(tmp_path, capsys, monkeypatch):
     assert main(["vectors", str(ROOT / "arch" / "bitfusion_16x16.yaml"), w, "--out", str(tmp_path / "v")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "pe.precision_mode" in err and "bit_fusion" in err
-    import shutil
-
     monkeypatch.setattr(shutil, "which", lambda name: None)
     assert main(["vectors", a, w, "--cosim", "--out", str(tmp_path / "v")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--cosim" in err and "iverilog" in err
+
+
+@pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs iverilog (Debian package iverilog)")
+@pytest.mark.parametrize("df", ["os", "ws"])
+def test_plain_verilog_bench_reads_the_hex_files(tmp_path, df):
+    # hwsim/rtl/tb_readmemh.v (docs/rtl.md) runs the reference array on one layer's files, back to back folds
+    a, w = _files(tmp_path, df)
+    out = tmp_path / "v"
+    assert main(["vectors", a, w, "--layer", "c1", "--out", str(out)]) == 0
+    lay = json.loads((out / "manifest.json").read_text())["layers"][0]
+    p = dict(lay["rtl_parameters"], CYCLES=lay["cycles"]["total"])
+    vvp = tmp_path / "tb.vvp"
+    subprocess.run(["iverilog", "-g2005", "-o", str(vvp)] + [f"-Ptb_readmemh.{k}={v}" for k, v in p.items()]
+                   + [str(RTL_SOURCE), str(RTL_SOURCE.with_name("tb_readmemh.v"))], check=True, timeout=120)
+    r = subprocess.run(["vvp", "-n", str(vvp), f"+prefix={out}/c1."], capture_output=True, text=True, timeout=120)
+    # os: 8 folds x 2x3 PEs = 48 outputs; ws: M=16 rows x 3 columns per fold, 9 K folds x 1 column fold
+    outputs = 48 if df == "os" else 16 * 3 * 9
+    assert f"cycles={lay['cycles']['total']} outputs={outputs} mismatches=0" in r.stdout, r.stdout + r.stderr
