@@ -51,8 +51,8 @@ module hwsim_pe #(
     wire signed [T_BITS-1:0]   mul_t = (DATAFLOW == 0) ? t_in : t_reg;
     wire signed [PW-1:0]       prod = l_in * mul_t;
     wire signed [ACC_BITS-1:0] addend = (DATAFLOW == 0) ? acc : p_in;
-    wire signed [SW-1:0]       addend_x = addend;   // sign-extended
-    wire signed [SW-1:0]       prod_x = prod;
+    wire signed [SW-1:0]       addend_x = {{(SW - ACC_BITS){addend[ACC_BITS-1]}}, addend};  // sign-extended
+    wire signed [SW-1:0]       prod_x = {{(SW - PW){prod[PW-1]}}, prod};
     wire signed [SW-1:0]       sum_x = addend_x + prod_x;
     wire signed [ACC_BITS-1:0] nxt = (SATURATE != 0) ?
         ((sum_x > AMAX) ? AMAX[ACC_BITS-1:0] : ((sum_x < AMIN) ? AMIN[ACC_BITS-1:0] : sum_x[ACC_BITS-1:0]))
