@@ -112,22 +112,40 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_vectors(args: argparse.Namespace) -> int:
-    from ._io import load_workload
-    from .rtl import missing_tools, run_cosim, write_vectors
+    from .errors import Found
+    from .rtl import check_rtl_arch, missing_tools, onnx_operands, run_cosim, write_layer_vectors, write_vectors
     from .spec import load_arch
 
     arch = load_arch(args.arch)
-    workload = load_workload(args.workload)
     if args.cosim and missing_tools():
         raise SpecError(SOURCE_ARG, "--cosim", "an RTL simulator and cocotb installed",
-                        ", ".join(f"no {m}" for m in missing_tools()))
-    bits = None
-    if args.quant:
-        from .spec import load_quant_config
+                        Found(", ".join(f"no {m}" for m in missing_tools())))
+    if (args.workload is None) == (args.model is None):
+        raise SpecError(SOURCE_ARG, "WORKLOAD", "a workload file or --model M.onnx (one of them)",
+                        Found("both" if args.model else "neither"))
+    if args.model is not None:
+        if args.quant:
+            raise SpecError(SOURCE_ARG, "--quant", "no --quant with --model (the model's codes set the bits)",
+                            args.quant)
+        check_rtl_arch(arch, str(args.arch))
+        items = onnx_operands(args.model, arch, inputs=args.inputs, nodes=args.layer, seed=args.seed)
+        header = {"arch_file": str(args.arch), "model": str(args.model),
+                  "operands_from": f"the nodes' real operands on inputs {args.inputs}" if args.inputs else
+                  f"the nodes' real operands on seeded random model inputs (seed {args.seed})"}
+        out = write_layer_vectors(arch, items, args.out, header=header, where=str(args.arch))
+    else:
+        if args.inputs:
+            raise SpecError(SOURCE_ARG, "--inputs", "--inputs only with --model", args.inputs)
+        from ._io import load_workload
 
-        bits = load_quant_config(args.quant, workload)
-    out = write_vectors(arch, workload, args.out, layers=args.layer, bits=bits, seed=args.seed,
-                        arch_source=str(args.arch), workload_source=str(args.workload))
+        workload = load_workload(args.workload)
+        bits = None
+        if args.quant:
+            from .spec import load_quant_config
+
+            bits = load_quant_config(args.quant, workload)
+        out = write_vectors(arch, workload, args.out, layers=args.layer, bits=bits, seed=args.seed,
+                            arch_source=str(args.arch), workload_source=str(args.workload))
     import json
 
     manifest = json.loads((out / "manifest.json").read_text())
@@ -207,9 +225,14 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("vectors", help="golden vectors for an RTL systolic array: per layer and fold the "
                        "stationary operands, edge streams per cycle, expected outputs and when they leave")
     s.add_argument("arch", help="arch YAML (arch/*.yaml)")
-    s.add_argument("workload", help="workload: YAML, SCALE-Sim topology CSV, or float ONNX")
+    s.add_argument("workload", nargs="?", help="workload: YAML, SCALE-Sim topology CSV, or float ONNX (or "
+                   "--model)")
     s.add_argument("--quant", help="quantization YAML: per-layer weight_bits/act_bits")
-    s.add_argument("--layer", action="append", help="a layer name (repeatable; default: every layer)")
+    s.add_argument("--model", help="quantized ONNX model instead of WORKLOAD: its QLinearConv, ConvInteger, "
+                   "QLinearMatMul and MatMulInteger nodes' real operands")
+    s.add_argument("--inputs", help="with --model: .npz with one array per model input (default: seeded random)")
+    s.add_argument("--layer", action="append", help="a layer (or --model node) name (repeatable; default: "
+                   "every one)")
     s.add_argument("--seed", type=int, default=0, help="seed of the random operand codes (default: 0; layer i "
                    "uses seed + i)")
     s.add_argument("--cosim", action="store_true", help="also run the reference RTL (hwsim/rtl) on the vectors "

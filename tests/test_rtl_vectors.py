@@ -119,3 +119,61 @@ def test_plain_verilog_bench_reads_the_hex_files(tmp_path, df):
     # os: 8 folds x 2x3 PEs = 48 outputs; ws: M=16 rows x 3 columns per fold, 9 K folds x 1 column fold
     outputs = 48 if df == "os" else 16 * 3 * 9
     assert f"cycles={lay['cycles']['total']} outputs={outputs} mismatches=0" in r.stdout, r.stdout + r.stderr
+
+
+def _qmodel(tmp_path):
+    from onnx import helper, numpy_helper
+
+    rng = np.random.default_rng(4)
+    f32 = np.float32
+    # weights within +-20: no u8 x s8 pair sum reaches int16 (2 x 255 x 20 < 32767), so onnxruntime computes
+    # the same integers on AVX2 hosts (vpmaddubsw) and on VNNI hosts (bitexact.md); the test is host-independent
+    inits = {"xs": f32(0.02), "xz": np.array(3, np.uint8), "w": rng.integers(-20, 21, (4, 2, 3, 3)).astype(np.int8),
+             "ws": f32(0.01), "wz": np.array(0, np.int8), "ys": f32(0.7), "yz": np.array(9, np.uint8),
+             "B": rng.integers(-3000, 3000, 4).astype(np.int32),
+             "b": rng.integers(0, 256, (6, 5)).astype(np.uint8), "az": np.array(7, np.uint8),
+             "bz": np.array(131, np.uint8)}
+    nodes = [helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "B"], ["y"],
+                              name="conv", pads=[1, 0, 1, 2], strides=[1, 2]),
+             helper.make_node("MatMulInteger", ["a", "b", "az", "bz"], ["m"], name="mm")]
+    ins = [helper.make_tensor_value_info("x", helper.np_dtype_to_tensor_dtype(np.dtype(np.uint8)), [1, 2, 5, 6]),
+           helper.make_tensor_value_info("a", helper.np_dtype_to_tensor_dtype(np.dtype(np.uint8)), [3, 6])]
+    outs = [helper.make_tensor_value_info("y", helper.np_dtype_to_tensor_dtype(np.dtype(np.uint8)), None),
+            helper.make_tensor_value_info("m", helper.np_dtype_to_tensor_dtype(np.dtype(np.int32)), None)]
+    g = helper.make_graph(nodes, "g", ins, outs, [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)])
+    path = tmp_path / "m.onnx"
+    path.write_bytes(m.SerializeToString())
+    x = rng.integers(0, 256, (1, 2, 5, 6)).astype(np.uint8)
+    a = rng.integers(0, 256, (3, 6)).astype(np.uint8)
+    np.savez(tmp_path / "in.npz", x=x, a=a)
+    return path, x, a, inits
+
+
+def test_cli_model_nodes_real_operands(tmp_path, capsys):
+    import onnxruntime as ort
+
+    path, x, a, inits = _qmodel(tmp_path)
+    arch = tmp_path / "arch.yaml"
+    arch.write_text(ARCH.replace("DF", "ws").replace("acc_bits: 16", "acc_bits: 32"))  # onnxruntime's int32
+    out = tmp_path / "v"
+    assert main(["vectors", str(arch), "--model", str(path), "--inputs", str(tmp_path / "in.npz"),
+                 "--out", str(out)]) == 0
+    man = json.loads((out / "manifest.json").read_text())
+    assert [m["layer"] for m in man["layers"]] == ["conv", "mm"]
+    conv, mm = man["layers"]
+    assert conv["operands"]["ifmap"]["zero_point"] == 3 and mm["operands"]["filter"]["zero_point"] == 131
+    assert mm["operands"]["filter"]["signed"] is False and mm["operands"]["filter"]["edge_bits"] == 9
+    # the vectors' operands are the node's inputs, and its accumulators and output codes are onnxruntime's
+    y_ort, m_ort = ort.InferenceSession(str(path)).run(["y", "m"], {"x": x, "a": a})
+    nz = np.load(out / mm["npz"])
+    np.testing.assert_array_equal(nz["a_q"][0], a)
+    np.testing.assert_array_equal(nz["acc"][0], m_ort)
+    nz = np.load(out / conv["npz"])
+    np.testing.assert_array_equal(nz["x_q"], x)
+    # conv output (1, 4, Ho, Wo): Ho = 5 + 2 - 3 + 1 = 5, Wo = (6 + 2 - 3) // 2 + 1 = 3; GEMM rows (oh, ow)
+    assert conv["gemm"] == {"m": 15, "k": 18, "n": 4, "groups": 1}
+    np.testing.assert_array_equal(nz["ofmap_codes"][0], y_ort.reshape(4, 15).T)
+    # bad node names exit 2 naming --layer
+    assert main(["vectors", str(arch), "--model", str(path), "--layer", "nope", "--out", str(out)]) == 2
+    assert "--layer" in capsys.readouterr().err

@@ -26,7 +26,7 @@ from ..mapping import map_layer
 from ..quant import requantize
 from ..spec import ArchSpec, Conv2d, Gemm, Workload
 
-__all__ = ["LayerOperands", "random_operands", "layer_vectors", "write_vectors", "write_layer_vectors",
+__all__ = ["LayerOperands", "random_operands", "conv_operands", "layer_vectors", "write_vectors", "write_layer_vectors",
            "rtl_parameters",
            "check_rtl_arch", "VECTOR_FORMAT"]
 
@@ -41,7 +41,9 @@ class LayerOperands:
 
     ``a_q``: tuple of (M, K) int64 ifmap codes (im2col rows for a conv), one per group; ``b_q``: tuple of
     (K, N) int64 filter codes; ``bias``: tuple of (N,) int64; zero points and code widths/signedness;
-    ``x_q``/``w_q``: the conv's raw NCHW / KCRS tensors (None for a GEMM), kept for the cross-check.
+    ``x_q``/``w_q``: the conv's raw NCHW / KCRS tensors (None for a GEMM), kept for the cross-check;
+    ``ofmap``/``requant``: a real node's output codes and how they were made (None: the vectors requantize
+    with a synthetic multiplier).
     """
 
     name: str
@@ -56,6 +58,8 @@ class LayerOperands:
     b_signed: bool
     x_q: np.ndarray | None = None
     w_q: np.ndarray | None = None
+    ofmap: np.ndarray | None = None
+    requant: dict | None = None
 
 
 def _code_range(bits: int, signed: bool) -> tuple[int, int]:
@@ -92,6 +96,20 @@ def _im2col(x: np.ndarray, layer: Conv2d, zp: int, group: int) -> np.ndarray:
     return cols.reshape(n * ho * wo, cg * kh * kw)
 
 
+def conv_operands(layer: Conv2d, x: np.ndarray, w: np.ndarray, bias: np.ndarray, *, a_zp: int, b_zp: int,
+                  a_bits: int, a_signed: bool, b_bits: int, b_signed: bool, **extra) -> LayerOperands:
+    """A conv's operands from its NCHW ifmap codes ``x``, KCRS weight codes ``w`` and (K,) bias, lowered to
+    one im2col GEMM per group (module docstring)."""
+    g = layer.gemm
+    x = np.asarray(x).astype(np.int64)
+    w = np.asarray(w).astype(np.int64)
+    bias = np.asarray(bias).astype(np.int64)
+    a_q = tuple(_im2col(x, layer, a_zp, gi) for gi in range(g.groups))
+    b_q = tuple(w[gi * g.n:(gi + 1) * g.n].reshape(g.n, -1).T.copy() for gi in range(g.groups))
+    bs = tuple(bias[gi * g.n:(gi + 1) * g.n] for gi in range(g.groups))
+    return LayerOperands(layer.name, a_q, b_q, bs, a_zp, b_zp, a_bits, a_signed, b_bits, b_signed, x, w, **extra)
+
+
 def random_operands(layer: Conv2d | Gemm, *, weight_bits: int, act_bits: int, asymmetric=(False, False),
                     seed: int = 0) -> LayerOperands:
     """Seeded random codes for one layer (module docstring). ``asymmetric`` = (weights, activations)."""
@@ -107,10 +125,8 @@ def random_operands(layer: Conv2d | Gemm, *, weight_bits: int, act_bits: int, as
         x = rng.integers(a_lo, a_hi + 1, (layer.batch, layer.in_channels, layer.in_h, layer.in_w))
         w = rng.integers(b_lo, b_hi + 1, (layer.out_channels, layer.in_channels // g.groups, kh, kw))
         bias = rng.integers(-bias_span, bias_span, layer.out_channels)
-        a_q = tuple(_im2col(x, layer, a_zp, gi) for gi in range(g.groups))
-        b_q = tuple(w[gi * g.n:(gi + 1) * g.n].reshape(g.n, -1).T.copy() for gi in range(g.groups))
-        bs = tuple(bias[gi * g.n:(gi + 1) * g.n] for gi in range(g.groups))
-        return LayerOperands(layer.name, a_q, b_q, bs, a_zp, b_zp, act_bits, False, weight_bits, True, x, w)
+        return conv_operands(layer, x, w, bias, a_zp=a_zp, b_zp=b_zp, a_bits=act_bits, a_signed=False,
+                             b_bits=weight_bits, b_signed=True)
     a_q = tuple(rng.integers(a_lo, a_hi + 1, (g.m, g.k)) for _ in range(g.groups))
     b_q = tuple(rng.integers(b_lo, b_hi + 1, (g.k, g.n)) for _ in range(g.groups))
     bs = tuple(rng.integers(-bias_span, bias_span, g.n) for _ in range(g.groups))
@@ -251,8 +267,13 @@ def layer_vectors(layer: Conv2d | Gemm, arch: ArchSpec, ops: LayerOperands, *, w
                         acc_bits=acc_bits, acc_mode=mode, fast=mode == "wrap")
         biased.append(b)
     biased = np.stack(biased)
-    mult, y_zp, qmin, qmax = _requant_params(biased, ops.a_bits)
-    ofmap = requantize(biased, np.float32(mult), zero_point=y_zp, qmin=qmin, qmax=qmax, profile="ort_cpu")
+    if ops.ofmap is None:
+        mult, y_zp, qmin, qmax = _requant_params(biased, ops.a_bits)
+        ofmap = requantize(biased, np.float32(mult), zero_point=y_zp, qmin=qmin, qmax=qmax, profile="ort_cpu")
+        requant = {"profile": "ort_cpu", "multiplier_f32": mult, "out_bits": ops.a_bits, "out_signed": False,
+                   "out_zero_point": y_zp, "bias": "int32 per output channel, added after the array"}
+    else:
+        ofmap, requant = ops.ofmap, ops.requant
     cat = {k: np.concatenate(v) for k, v in streams.items()}
     drain = R - 1 if df == "os" else 0
     conv_off = 1 if arch.timing.convention == "scalesim" else 0
@@ -286,8 +307,7 @@ def layer_vectors(layer: Conv2d | Gemm, arch: ArchSpec, ops: LayerOperands, *, w
                            "timing_model_compute also repeats fill and drain per M (ws) or N (is) tile when the "
                            "mapper tiles (m_tiles, n_tiles > 1)"
                            + (" and is one less per GEMM (scalesim convention)" if conv_off else "")},
-        "requant": {"profile": "ort_cpu", "multiplier_f32": mult, "out_bits": ops.a_bits, "out_signed": False,
-                    "out_zero_point": y_zp, "bias": "int32 per output channel, added after the array"},
+        "requant": requant,
     }
     arrays = {"acc": acc, "acc_biased": biased, "exit_cycle": np.stack(exits), "exit_fold": np.stack(exit_folds),
               "ofmap_codes": ofmap, "bias": np.stack(ops.bias),
