@@ -104,8 +104,16 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         raise SpecError(SOURCE_ARG, "--zero-point-mode", "one of shift, cross_term", args.zero_point_mode)
     cfg = replace(cfg, rounding=args.rounding, seed=args.seed, pair_saturate16=args.pair_saturate16,
                   zero_point_mode=args.zero_point_mode)
+    if args.dump_vectors and not args.arch:
+        raise SpecError(SOURCE_ARG, "--dump-vectors", "--arch too (the array the vectors are for)", None)
     rep = verify(args.model, inputs=args.inputs, seed=args.seed, out=args.out, config=cfg, arch=args.arch)
     print(f"wrote {Path(args.out) / 'verify.json'}")
+    if args.dump_vectors:  # issue 13 item 5: the nodes' vectors, for the RTL bench (docs/rtl.md)
+        from .rtl import dump_vectors
+
+        v = dump_vectors(args.model, args.arch, args.dump_vectors, inputs=args.inputs, seed=args.seed,
+                         out=Path(args.out) / "vectors")
+        print(f"wrote {v / 'manifest.json'} (vectors of {', '.join(args.dump_vectors)})")
     for line in rep.lines:
         print(line)
     return 0 if rep.passed else 1
@@ -220,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "afterwards)")
     s.add_argument("--seed", type=int, default=0, help="seed of the random inputs and of stochastic rounding "
                    "(default: 0)")
+    s.add_argument("--dump-vectors", action="append", metavar="NODE", help="write the RTL vectors of this "
+                   "node (repeatable; needs --arch) into OUT/vectors (docs/rtl.md)")
     s.set_defaults(func=_cmd_verify)
 
     s = sub.add_parser("vectors", help="golden vectors for an RTL systolic array: per layer and fold the "

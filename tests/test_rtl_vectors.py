@@ -177,3 +177,20 @@ def test_cli_model_nodes_real_operands(tmp_path, capsys):
     # bad node names exit 2 naming --layer
     assert main(["vectors", str(arch), "--model", str(path), "--layer", "nope", "--out", str(out)]) == 2
     assert "--layer" in capsys.readouterr().err
+
+
+def test_verify_dump_vectors(tmp_path, capsys):
+    path, x, a, _ = _qmodel(tmp_path)
+    arch = tmp_path / "arch.yaml"
+    arch.write_text(ARCH.replace("DF", "is").replace("acc_bits: 16", "acc_bits: 32"))
+    out = tmp_path / "ver"
+    rc = main(["verify", str(path), "--inputs", str(tmp_path / "in.npz"), "--arch", str(arch), "--out", str(out),
+               "--dump-vectors", "conv"])
+    assert rc in (0, 1)  # the comparison's verdict is verify's business; the vectors are written either way
+    man = json.loads((out / "vectors" / "manifest.json").read_text())
+    assert [m["layer"] for m in man["layers"]] == ["conv"] and man["layers"][0]["dataflow"] == "is"
+    np.testing.assert_array_equal(np.load(out / "vectors" / man["layers"][0]["npz"])["x_q"], x)
+    capsys.readouterr()
+    assert main(["verify", str(path), "--out", str(out), "--dump-vectors", "conv"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--dump-vectors" in err and "--arch" in err

@@ -12,7 +12,7 @@
 
 from ._area import area_study, synth_cells
 from ._cosim import RTL_SOURCE, TOPLEVEL, missing_tools, run_cosim
-from ._onnx import GEMM_OPS, onnx_operands
+from ._onnx import GEMM_OPS, dump_vectors, onnx_operands
 from ._vectors import (VECTOR_FORMAT, LayerOperands, check_rtl_arch, conv_operands, layer_vectors,
                        random_operands, rtl_parameters, write_layer_vectors, write_vectors)
 
@@ -21,7 +21,7 @@ __all__ = [
     "write_vectors", "write_layer_vectors", "layer_vectors", "random_operands", "conv_operands", "LayerOperands",
     "rtl_parameters", "check_rtl_arch", "VECTOR_FORMAT",
     # _onnx
-    "onnx_operands", "GEMM_OPS",
+    "onnx_operands", "dump_vectors", "GEMM_OPS",
     # _cosim
     "run_cosim", "missing_tools", "RTL_SOURCE", "TOPLEVEL",
     # _area

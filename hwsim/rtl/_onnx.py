@@ -8,6 +8,8 @@ points, int32 bias) and the output codes hwsim computed for it.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ..errors import Found, SpecError
@@ -15,7 +17,7 @@ from ..onnxq import DatapathConfig, check_supported, execute, load_inputs, load_
 from ..spec import ArchSpec, Conv2d, Gemm
 from ._vectors import LayerOperands, conv_operands
 
-__all__ = ["onnx_operands", "GEMM_OPS"]
+__all__ = ["onnx_operands", "dump_vectors", "GEMM_OPS"]
 
 #: The ONNX ops whose operands the array runs.
 GEMM_OPS = ("QLinearConv", "ConvInteger", "QLinearMatMul", "MatMulInteger")
@@ -130,3 +132,27 @@ def onnx_operands(model, arch: ArchSpec, *, inputs=None, nodes=None, seed: int =
                                 ofmap=y.reshape(1, a2.shape[0], w.shape[1]), requant=requant)
         out.append((layer, ops, None))
     return out
+
+
+def dump_vectors(model, arch_path, nodes, *, inputs=None, seed: int = 0, out) -> Path:
+    """``hwsim verify --dump-vectors NODE``: the vectors of ``nodes`` of ``model`` on the arch ``arch_path``.
+
+    The operands are the ones ``hwsim verify`` ran (same ``inputs`` or the same seeded random inputs).
+
+    Raises
+    ------
+    SpecError
+        No ``--arch`` (the array's size and dataflow come from it), or as :func:`onnx_operands`.
+    """
+    from ..spec import load_arch
+    from ._vectors import write_layer_vectors
+
+    if arch_path is None:
+        raise SpecError("command line", "--arch", "an arch YAML with --dump-vectors (the array the vectors "
+                        "are for)", None)
+    arch = load_arch(arch_path)
+    items = onnx_operands(model, arch, inputs=inputs, nodes=nodes, seed=seed)
+    header = {"arch_file": str(arch_path), "model": str(model),
+              "operands_from": f"hwsim verify's run on {inputs}" if inputs else
+              f"hwsim verify's run on seeded random model inputs (seed {seed})"}
+    return write_layer_vectors(arch, items, out, header=header, where=str(arch_path))
