@@ -132,9 +132,9 @@ def _cmd_vectors(args: argparse.Namespace) -> int:
         raise SpecError(SOURCE_ARG, "WORKLOAD", "a workload file or --model M.onnx (one of them)",
                         Found("both" if args.model else "neither"))
     if args.model is not None:
-        if args.quant:
+        if args.quant_yaml:
             raise SpecError(SOURCE_ARG, "--quant", "no --quant with --model (the model's codes set the bits)",
-                            args.quant)
+                            args.quant_yaml)
         check_rtl_arch(arch, str(args.arch))
         items = onnx_operands(args.model, arch, inputs=args.inputs, nodes=args.layer, seed=args.seed)
         header = {"arch_file": str(args.arch), "model": str(args.model),
@@ -148,10 +148,10 @@ def _cmd_vectors(args: argparse.Namespace) -> int:
 
         workload = load_workload(args.workload)
         bits = None
-        if args.quant:
+        if args.quant_yaml:
             from .spec import load_quant_config
 
-            bits = load_quant_config(args.quant, workload)
+            bits = load_quant_config(args.quant_yaml, workload)
         out = write_vectors(arch, workload, args.out, layers=args.layer, bits=bits, seed=args.seed,
                             arch_source=str(args.arch), workload_source=str(args.workload))
     import json
@@ -237,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("arch", help="arch YAML (arch/*.yaml)")
     s.add_argument("workload", nargs="?", help="workload: YAML, SCALE-Sim topology CSV, or float ONNX (or "
                    "--model)")
-    s.add_argument("--quant", help="quantization YAML: per-layer weight_bits/act_bits")
+    s.add_argument("--quant", dest="quant_yaml", help="quantization YAML: per-layer weight_bits/act_bits")
     s.add_argument("--model", help="quantized ONNX model instead of WORKLOAD: its QLinearConv, ConvInteger, "
                    "QLinearMatMul and MatMulInteger nodes' real operands")
     s.add_argument("--inputs", help="with --model: .npz with one array per model input (default: seeded random)")

@@ -194,3 +194,17 @@ def test_verify_dump_vectors(tmp_path, capsys):
     assert main(["verify", str(path), "--out", str(out), "--dump-vectors", "conv"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--dump-vectors" in err and "--arch" in err
+
+
+def test_cli_quant_sets_operand_bits(tmp_path):
+    a, w = _files(tmp_path, "ws")
+    q = tmp_path / "q.yaml"
+    q.write_text("weight_bits: 4\nact_bits: 4\nlayers:\n  fc1: {act_bits: 8}\n")
+    out = tmp_path / "v"
+    assert main(["vectors", a, w, "--quant", str(q), "--out", str(out)]) == 0
+    fc1, c1 = json.loads((out / "manifest.json").read_text())["layers"]
+    # fc1: u8 activations (9-bit zero-shifted lanes), s4 weights; c1: u4 (5-bit lanes) x s4
+    assert (fc1["operands"]["ifmap"]["bits"], fc1["operands"]["filter"]["bits"]) == (8, 4)
+    assert (c1["rtl_parameters"]["L_BITS"], c1["rtl_parameters"]["T_BITS"]) == (5, 4)
+    codes = np.load(out / c1["npz"])["x_q"]
+    assert codes.min() >= 0 and codes.max() <= 15
