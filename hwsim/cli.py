@@ -121,7 +121,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 def _cmd_vectors(args: argparse.Namespace) -> int:
     from .errors import Found
-    from .rtl import check_rtl_arch, missing_tools, onnx_operands, run_cosim, write_layer_vectors, write_vectors
+    from .rtl import (check_rtl_arch, missing_tools, onnx_operands, run_cosim, write_layer_vectors,
+                      write_vectors)
     from .spec import load_arch
 
     arch = load_arch(args.arch)
@@ -240,13 +241,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quant", dest="quant_yaml", help="quantization YAML: per-layer weight_bits/act_bits")
     s.add_argument("--model", help="quantized ONNX model instead of WORKLOAD: its QLinearConv, ConvInteger, "
                    "QLinearMatMul and MatMulInteger nodes' real operands")
-    s.add_argument("--inputs", help="with --model: .npz with one array per model input (default: seeded random)")
+    s.add_argument("--inputs", help="with --model: .npz with one array per model input (default: seeded "
+                   "random)")
     s.add_argument("--layer", action="append", help="a layer (or --model node) name (repeatable; default: "
                    "every one)")
-    s.add_argument("--seed", type=int, default=0, help="seed of the random operand codes (default: 0; layer i "
-                   "uses seed + i)")
-    s.add_argument("--cosim", action="store_true", help="also run the reference RTL (hwsim/rtl) on the vectors "
-                   "(needs iverilog and cocotb)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the random operand codes (default: 0; "
+                   "layer i uses seed + i)")
+    s.add_argument("--cosim", action="store_true", help="also run the reference RTL (hwsim/rtl) on the "
+                   "vectors (needs iverilog and cocotb)")
     s.add_argument("--out", required=True, help="output folder")
     s.set_defaults(func=_cmd_vectors)
     return p

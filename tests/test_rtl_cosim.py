@@ -19,7 +19,8 @@ import pytest
 
 from hwsim.datapath import conv2d_acc, gemm_acc
 from hwsim.mapping import map_layer
-from hwsim.rtl import RTL_SOURCE, LayerOperands, missing_tools, random_operands, run_cosim, write_layer_vectors
+from hwsim.rtl import (RTL_SOURCE, LayerOperands, missing_tools, random_operands, run_cosim,
+                       write_layer_vectors)
 from hwsim.spec import Conv2d, Gemm
 
 from .utils import make_arch
@@ -50,8 +51,8 @@ def _layers(R, C, seed):
         ly = Gemm(name=f"g{i}", op="gemm", m=m, k=k, n=n)
         items.append((ly, random_operands(ly, weight_bits=8, act_bits=8, asymmetric=(False, True),
                                           seed=seed + i), seed + i))
-    conv = Conv2d(name="conv", op="conv2d", in_channels=4, out_channels=6, in_h=5, in_w=4, kernel=3, padding=1,
-                  stride=(1, 2), groups=2)
+    conv = Conv2d(name="conv", op="conv2d", in_channels=4, out_channels=6, in_h=5, in_w=4, kernel=3,
+                  padding=1, stride=(1, 2), groups=2)
     items.append((conv, random_operands(conv, weight_bits=8, act_bits=8, asymmetric=(True, True),
                                         seed=seed + 7), seed + 7))
     for name, zpa, zpb in (("x0", 0, 0), ("x1", 255, -128)):
@@ -72,7 +73,8 @@ def test_rtl_equals_datapath_and_counts(df, R, C, mode, tmp_path_factory):
     manifest = json.loads((out / "manifest.json").read_text())
     params = {p for p in (json.dumps(m["rtl_parameters"], sort_keys=True) for m in manifest["layers"])}
     assert len(params) == 1  # one build serves the whole config
-    rep = run_cosim(out, manifest["layers"][0]["rtl_parameters"], tmp_path_factory.getbasetemp() / "rtl_build")
+    build = tmp_path_factory.getbasetemp() / "rtl_build"
+    rep = run_cosim(out, manifest["layers"][0]["rtl_parameters"], build)
     saturated = 0
     for (layer, ops, _), ml, rl in zip(items, manifest["layers"], rep["layers"]):
         # the vectors' expected outputs are the datapath's integers (recomputed here, independently)
@@ -110,6 +112,6 @@ def test_verilator_lint_clean(df):
     # -Wall minus the file-name rule (two modules in one file) and unused inputs (psum_in is unused in os,
     # left_last in ws/is: one port list for every dataflow)
     r = subprocess.run(["verilator", "--lint-only", "-Wall", "-Wno-DECLFILENAME", "-Wno-UNUSEDSIGNAL",
-                        f"-GDATAFLOW={df}", "-GSATURATE=1", "-GACC_BITS=14", "--top-module", "hwsim_systolic_array",
-                        str(RTL_SOURCE)], capture_output=True, text=True, timeout=120)
+                        f"-GDATAFLOW={df}", "-GSATURATE=1", "-GACC_BITS=14", "--top-module",
+                        "hwsim_systolic_array", str(RTL_SOURCE)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr

@@ -94,7 +94,8 @@ def test_cli_bad_input_exits_2(tmp_path, capsys, monkeypatch):
     assert main(["vectors", a, w, "--layer", "nope", "--out", str(tmp_path / "v")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--layer" in err and "'nope'" in err
-    assert main(["vectors", str(ROOT / "arch" / "bitfusion_16x16.yaml"), w, "--out", str(tmp_path / "v")]) == 2
+    bitfusion = str(ROOT / "arch" / "bitfusion_16x16.yaml")
+    assert main(["vectors", bitfusion, w, "--out", str(tmp_path / "v")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "pe.precision_mode" in err and "bit_fusion" in err
     monkeypatch.setattr(shutil, "which", lambda name: None)
@@ -115,7 +116,8 @@ def test_plain_verilog_bench_reads_the_hex_files(tmp_path, df):
     vvp = tmp_path / "tb.vvp"
     subprocess.run(["iverilog", "-g2005", "-o", str(vvp)] + [f"-Ptb_readmemh.{k}={v}" for k, v in p.items()]
                    + [str(RTL_SOURCE), str(RTL_SOURCE.with_name("tb_readmemh.v"))], check=True, timeout=120)
-    r = subprocess.run(["vvp", "-n", str(vvp), f"+prefix={out}/c1."], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(["vvp", "-n", str(vvp), f"+prefix={out}/c1."], capture_output=True, text=True,
+                       timeout=120)
     # os: 8 folds x 2x3 PEs = 48 outputs; ws: M=16 rows x 3 columns per fold, 9 K folds x 1 column fold
     outputs = 48 if df == "os" else 16 * 3 * 9
     assert f"cycles={lay['cycles']['total']} outputs={outputs} mismatches=0" in r.stdout, r.stdout + r.stderr
@@ -127,8 +129,9 @@ def _qmodel(tmp_path):
     rng = np.random.default_rng(4)
     f32 = np.float32
     # weights within +-20: no u8 x s8 pair sum reaches int16 (2 x 255 x 20 < 32767), so onnxruntime computes
-    # the same integers on AVX2 hosts (vpmaddubsw) and on VNNI hosts (bitexact.md); the test is host-independent
-    inits = {"xs": f32(0.02), "xz": np.array(3, np.uint8), "w": rng.integers(-20, 21, (4, 2, 3, 3)).astype(np.int8),
+    # the same integers on AVX2 hosts (vpmaddubsw) and on VNNI hosts (bitexact.md): host-independent
+    w = rng.integers(-20, 21, (4, 2, 3, 3)).astype(np.int8)
+    inits = {"xs": f32(0.02), "xz": np.array(3, np.uint8), "w": w,
              "ws": f32(0.01), "wz": np.array(0, np.int8), "ys": f32(0.7), "yz": np.array(9, np.uint8),
              "B": rng.integers(-3000, 3000, 4).astype(np.int32),
              "b": rng.integers(0, 256, (6, 5)).astype(np.uint8), "az": np.array(7, np.uint8),
@@ -136,11 +139,12 @@ def _qmodel(tmp_path):
     nodes = [helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "B"], ["y"],
                               name="conv", pads=[1, 0, 1, 2], strides=[1, 2]),
              helper.make_node("MatMulInteger", ["a", "b", "az", "bz"], ["m"], name="mm")]
-    ins = [helper.make_tensor_value_info("x", helper.np_dtype_to_tensor_dtype(np.dtype(np.uint8)), [1, 2, 5, 6]),
-           helper.make_tensor_value_info("a", helper.np_dtype_to_tensor_dtype(np.dtype(np.uint8)), [3, 6])]
-    outs = [helper.make_tensor_value_info("y", helper.np_dtype_to_tensor_dtype(np.dtype(np.uint8)), None),
-            helper.make_tensor_value_info("m", helper.np_dtype_to_tensor_dtype(np.dtype(np.int32)), None)]
-    g = helper.make_graph(nodes, "g", ins, outs, [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()])
+    u8, i32 = (helper.np_dtype_to_tensor_dtype(np.dtype(t)) for t in (np.uint8, np.int32))
+    ins = [helper.make_tensor_value_info("x", u8, [1, 2, 5, 6]),
+           helper.make_tensor_value_info("a", u8, [3, 6])]
+    outs = [helper.make_tensor_value_info("y", u8, None), helper.make_tensor_value_info("m", i32, None)]
+    g = helper.make_graph(nodes, "g", ins, outs, [numpy_helper.from_array(np.asarray(v), k)
+                                                  for k, v in inits.items()])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)])
     path = tmp_path / "m.onnx"
     path.write_bytes(m.SerializeToString())
@@ -184,8 +188,8 @@ def test_verify_dump_vectors(tmp_path, capsys):
     arch = tmp_path / "arch.yaml"
     arch.write_text(ARCH.replace("DF", "is").replace("acc_bits: 16", "acc_bits: 32"))
     out = tmp_path / "ver"
-    rc = main(["verify", str(path), "--inputs", str(tmp_path / "in.npz"), "--arch", str(arch), "--out", str(out),
-               "--dump-vectors", "conv"])
+    rc = main(["verify", str(path), "--inputs", str(tmp_path / "in.npz"), "--arch", str(arch), "--out",
+               str(out), "--dump-vectors", "conv"])
     assert rc in (0, 1)  # the comparison's verdict is verify's business; the vectors are written either way
     man = json.loads((out / "vectors" / "manifest.json").read_text())
     assert [m["layer"] for m in man["layers"]] == ["conv"] and man["layers"][0]["dataflow"] == "is"

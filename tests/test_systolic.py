@@ -47,7 +47,8 @@ def test_integers_and_measured_cycles(dataflow, case):
     # convention, 2R + T + C - 2). os: SCALE-Sim stops at the last MAC (R - 1 + T + C - 1); the stepped array
     # also counts the R - 1 edges the bottom row's sum takes to climb the output chain to the port.
     drain = rows - 1 if dataflow == "os" else 0
-    assert all(c == lm.cycles_per_fold + drain for c in res.fold_cycles), (res.fold_cycles, lm.cycles_per_fold)
+    assert all(c == lm.cycles_per_fold + drain for c in res.fold_cycles), (res.fold_cycles,
+                                                                             lm.cycles_per_fold)
     assert res.cycles == lm.compute_cycles + lm.folds * drain
     assert all(v <= c for v, c in zip(res.last_output_cycles, res.fold_cycles))
 
@@ -67,8 +68,8 @@ def test_saturating_accumulator_in_pe_order(dataflow):
 
 def test_exit_cycles_by_hand():
     # os, 2x3 array, M=2, K=2, N=3 (one fold), all ones: PE (i, j) takes its last product (k = T-1 = 1) in
-    # cycle 1 + i + j, i.e. edge T + i + j = 2 + i + j, and its sum climbs i rows to the port: it leaves at edge
-    # 2 + 2i + j. Last: (1, 2) at 2 + 2 + 2 = 6 = T + 2R + C - 3 = 2 + 4 + 3 - 3.
+    # cycle 1 + i + j, i.e. edge T + i + j = 2 + i + j, and its sum climbs i rows to the port: it leaves at
+    # edge 2 + 2i + j. Last: (1, 2) at 2 + 2 + 2 = 6 = T + 2R + C - 3 = 2 + 4 + 3 - 3.
     res = systolic_gemm(np.ones((2, 2), np.int8), np.ones((2, 3), np.int8), a_zp=0, b_zp=0, rows=2, cols=3,
                         dataflow="os", trace=True)
     assert res.exit_cycle.tolist() == [[2, 3, 4], [4, 5, 6]]

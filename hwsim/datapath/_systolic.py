@@ -1,4 +1,4 @@
-"""A cycle-stepped systolic array (OS, WS, IS): operands move register to register, the cycle count is measured.
+"""A cycle-stepped systolic array (OS, WS, IS): operands move register to register; cycles are measured.
 
 Every PE's registers are numpy arrays over the array (``rows x cols``); one loop iteration is one clock edge:
 every register takes the value its neighbour (left or above) or the array edge offers in that cycle, and
@@ -15,10 +15,10 @@ The GEMM ``(M, K) x (K, N)`` is cut into folds as :func:`hwsim.mapping.map_layer
 streams, as the timing model charges a partial fold as a full one), and folds run one after the other.
 
 ``os`` (output stationary; Sr = M, Sc = N, T = K)
-    ``a[i, k]`` enters row ``i`` from the left in cycle ``k + i`` with a ``last`` flag on ``k = T - 1`` and moves
-    right; ``b[k, j]`` enters column ``j`` from the top in cycle ``k + j`` and moves down. PE (i, j) adds the
-    product of the operands it takes in to its accumulator; on ``last`` it writes the finished sum into its
-    output register and clears the accumulator. Output registers form one chain per column that moves *up*;
+    ``a[i, k]`` enters row ``i`` from the left in cycle ``k + i`` with a ``last`` flag on ``k = T - 1`` and
+    moves right; ``b[k, j]`` enters column ``j`` from the top in cycle ``k + j`` and moves down. PE (i, j)
+    adds the product of the operands it takes in to its accumulator; on ``last`` it writes the finished sum
+    into its output register and clears the accumulator. Output registers form one chain per column that moves *up*;
     the top row's output register is the output port. PE (i, j) finishes at edge ``T + i + j`` and its result
     reaches the port ``i`` edges later (no two results meet: result ``i'`` passes row ``i`` at edge
     ``T + 2i' - i + j``, PE ``i`` finishes at ``T + i + j``). Measured fold length: ``T + 2R + C - 3`` edges,
@@ -70,7 +70,8 @@ class FoldTrace:
         The operand each PE holds after the load (ws: weights ``w[k0 + r, n0 + c]``, is: inputs
         ``a[m0 + c, k0 + r]``), zero-shifted; None for os.
     inputs : dict of str to numpy.ndarray of int64, each shape (cycles, lanes)
-        The edge streams per cycle: os ``left_data`` (R), ``left_valid`` (R), ``left_last`` (R), ``top_data`` (C);
+        The edge streams per cycle: os ``left_data`` (R), ``left_valid`` (R), ``left_last`` (R),
+        ``top_data`` (C);
         ws/is ``top_data`` (C, the stationary tile, bottom row first), ``load`` (1), ``left_data`` (R),
         ``left_valid`` (R), ``psum_in`` (C, exact partial sums of the previous K fold).
     out_data, out_valid, out_tag : numpy.ndarray of int64, shape (cycles, C)
@@ -147,8 +148,8 @@ def _os_streams(a_t: np.ndarray, b_t: np.ndarray) -> dict:
     kb = t - np.arange(C)[None, :]
     okb = (kb >= 0) & (kb < T)
     top = np.where(okb, b_t[np.clip(kb, 0, T - 1), np.arange(C)[None, :]], 0)
-    return {"left_data": left, "left_valid": ok.astype(np.int64), "left_last": (ok & (k == T - 1)).astype(np.int64),
-            "top_data": top}
+    last = (ok & (k == T - 1)).astype(np.int64)
+    return {"left_data": left, "left_valid": ok.astype(np.int64), "left_last": last, "top_data": top}
 
 
 def _run_os(s: dict, R: int, C: int, lo: int, hi: int, sat: bool):

@@ -18,7 +18,8 @@ from ._vectors import (VECTOR_FORMAT, LayerOperands, check_rtl_arch, conv_operan
 
 __all__ = [
     # _vectors
-    "write_vectors", "write_layer_vectors", "layer_vectors", "random_operands", "conv_operands", "LayerOperands",
+    "write_vectors", "write_layer_vectors", "layer_vectors", "random_operands", "conv_operands",
+    "LayerOperands",
     "rtl_parameters", "check_rtl_arch", "VECTOR_FORMAT",
     # _onnx
     "onnx_operands", "dump_vectors", "GEMM_OPS",

@@ -61,14 +61,15 @@ def _arch(**pe):
 
     data = {"name": "area", "clock_mhz": 100, "array": {"rows": 1, "cols": 1, "dataflow": "ws"},
             "pe": {"operand_bits": 8, "acc_bits": 32, **pe},
-            "memory": {"ifmap_sram": {"size_kib": 1}, "filter_sram": {"size_kib": 1}, "ofmap_sram": {"size_kib": 1}}}
+            "memory": {f"{op}_sram": {"size_kib": 1} for op in ("ifmap", "filter", "ofmap")}}
     return validate(ArchSpec, data, "<area>")
 
 
 def area_study(widths=(2, 4, 8, 16), acc_bits: int = 32) -> dict:
     """Yosys cell counts against the technology table's area (``hwsim.energy.area_breakdown``, default table).
 
-    Returns ``{"widths": [{"bits", "mult_cells" (signed), "umult_cells" (unsigned), "pe_cells", "pe_flops", "table_mult_um2", "table_pe_um2"}],
+    Returns ``{"widths": [{"bits", "mult_cells" (signed), "umult_cells" (unsigned), "pe_cells", "pe_flops",
+    "table_mult_um2", "table_pe_um2"}],
     "fusion": {"fixed8_cells", "fusion_cells", "table_fixed8_um2", "table_fusion_um2"}}``; the PE is
     ``hwsim_pe`` (ws, operands ``bits`` wide, ``acc_bits`` accumulator), the table's PE its multiplier, adder
     and ``2 bits + acc_bits`` flip-flops.
@@ -81,8 +82,10 @@ def area_study(widths=(2, 4, 8, 16), acc_bits: int = 32) -> dict:
         m = synth_cells("hwsim_mult", {"A_BITS": b, "B_BITS": b, "SIGNED": 1})
         mu = synth_cells("hwsim_mult", {"A_BITS": b, "B_BITS": b, "SIGNED": 0})
         pe = synth_cells("hwsim_pe", {"DATAFLOW": 1, "L_BITS": b, "T_BITS": b, "ACC_BITS": acc_bits})
-        table_pe = area_breakdown(_arch(operand_bits=b, min_bits=min(2, b), acc_bits=acc_bits)).unit_um2["mac"]
-        rows.append({"bits": b, "mult_cells": m["cells"], "umult_cells": mu["cells"], "pe_cells": pe["cells"], "pe_flops": pe["flops"],
+        arch = _arch(operand_bits=b, min_bits=min(2, b), acc_bits=acc_bits)
+        table_pe = area_breakdown(arch).unit_um2["mac"]
+        rows.append({"bits": b, "mult_cells": m["cells"], "umult_cells": mu["cells"], "pe_cells": pe["cells"],
+                     "pe_flops": pe["flops"],
                      "table_mult_um2": tech.mult_um2(b, b), "table_pe_um2": table_pe})
     fx = synth_cells("hwsim_fixed8_pe", {"ACC_BITS": acc_bits})
     fu = synth_cells("hwsim_fusion_pe", {"ACC_BITS": acc_bits})

@@ -1,7 +1,7 @@
 """Build the reference RTL once per parameter set and run the cocotb testbench on a vectors folder.
 
-Needs Icarus Verilog (Debian ``iverilog``) and cocotb (``pip install cocotb``); :func:`missing_tools` names what
-is missing. The build directory is keyed by the parameters, so one build serves every run of that config.
+Needs Icarus Verilog (Debian ``iverilog``) and cocotb (``pip install cocotb``); :func:`missing_tools` names
+what is missing. The build directory is keyed by the parameters, so one build serves every run of that config.
 """
 
 from __future__ import annotations

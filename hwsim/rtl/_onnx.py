@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import Found, SpecError
-from ..onnxq import DatapathConfig, check_supported, execute, load_inputs, load_model, lower_qdq, random_inputs
+from ..onnxq import (DatapathConfig, check_supported, execute, load_inputs, load_model, lower_qdq,
+                     random_inputs)
 from ..spec import ArchSpec, Conv2d, Gemm
 from ._vectors import LayerOperands, conv_operands
 
@@ -47,8 +48,9 @@ def _zp_scalar(z, where: str, what: str) -> int:
         return 0
     z = np.asarray(z).reshape(-1)
     if z.size and np.any(z != z[0]):
-        raise SpecError(where, what, "one zero point for the tensor (the reference RTL's PEs take zero-shifted "
-                        "operands from one zero point)", Found(f"{z.size} different zero points"))
+        raise SpecError(where, what, "one zero point for the tensor (the reference RTL's PEs take "
+                        "zero-shifted operands from one zero point)",
+                        Found(f"{z.size} different zero points"))
     return int(z[0]) if z.size else 0
 
 
@@ -80,8 +82,9 @@ def onnx_operands(model, arch: ArchSpec, *, inputs=None, nodes=None, seed: int =
         if nm not in gemm_nodes:
             found = (f"node {nm!r} is a {g.nodes[g.names.index(nm)].op_type}" if nm in g.names
                      else repr(nm))
-            raise SpecError("command line", "--layer", f"a {'/'.join(GEMM_OPS)} node of {g.path} "
-                            f"({', '.join(gemm_nodes[:6])}{', ...' if len(gemm_nodes) > 6 else ''})", Found(found))
+            listed = f"{', '.join(gemm_nodes[:6])}{', ...' if len(gemm_nodes) > 6 else ''}"
+            raise SpecError("command line", "--layer", f"a {'/'.join(GEMM_OPS)} node of {g.path} ({listed})",
+                            Found(found))
     res = execute(g, feeds, cfg)
     env = {**g.inits, **feeds, **res.values}
     out = []
@@ -112,13 +115,16 @@ def onnx_operands(model, arch: ArchSpec, *, inputs=None, nodes=None, seed: int =
                 raise SpecError(where, "input 0", "a 4-D NCHW tensor", Found(f"shape {x.shape}"))
             pads = _attr(n, "pads", [0, 0, 0, 0])
             layer = Conv2d(name=nm, op="conv2d", in_channels=int(x.shape[1]), out_channels=int(w.shape[0]),
-                           in_h=int(x.shape[2]), in_w=int(x.shape[3]), kernel=(int(w.shape[2]), int(w.shape[3])),
-                           stride=tuple(_attr(n, "strides", [1, 1])), dilation=tuple(_attr(n, "dilations", [1, 1])),
+                           in_h=int(x.shape[2]), in_w=int(x.shape[3]),
+                           kernel=(int(w.shape[2]), int(w.shape[3])),
+                           stride=tuple(_attr(n, "strides", [1, 1])),
+                           dilation=tuple(_attr(n, "dilations", [1, 1])),
                            padding=(pads[0], pads[2], pads[1], pads[3]), groups=int(_attr(n, "group", 1)),
                            batch=int(x.shape[0]))
             b = np.zeros(layer.out_channels, np.int64) if bias is None else np.asarray(bias)
             gv = layer.gemm
-            ofm = y.reshape(y.shape[0], gv.groups, gv.n, -1).transpose(1, 0, 3, 2).reshape(gv.groups, gv.m, gv.n)
+            ofm = y.reshape(y.shape[0], gv.groups, gv.n, -1).transpose(1, 0, 3, 2)
+            ofm = ofm.reshape(gv.groups, gv.m, gv.n)
             ops = conv_operands(layer, x, w, b, a_zp=a_zp, b_zp=b_zp, a_bits=a_bits, a_signed=a_signed,
                                 b_bits=b_bits, b_signed=b_signed, ofmap=ofm, requant=requant)
         else:
@@ -127,7 +133,8 @@ def onnx_operands(model, arch: ArchSpec, *, inputs=None, nodes=None, seed: int =
                                 Found(f"shapes {x.shape} x {w.shape}"))
             a2 = x.reshape(x.shape[-2], x.shape[-1]).astype(np.int64)
             layer = Gemm(name=nm, op="gemm", m=int(a2.shape[0]), k=int(a2.shape[1]), n=int(w.shape[1]))
-            ops = LayerOperands(nm, (a2,), (w.astype(np.int64),), (np.zeros(w.shape[1], np.int64),), a_zp, b_zp,
+            ops = LayerOperands(nm, (a2,), (w.astype(np.int64),), (np.zeros(w.shape[1], np.int64),), a_zp,
+                                b_zp,
                                 a_bits, a_signed, b_bits, b_signed,
                                 ofmap=y.reshape(1, a2.shape[0], w.shape[1]), requant=requant)
         out.append((layer, ops, None))

@@ -26,7 +26,8 @@ from ..mapping import map_layer
 from ..quant import requantize
 from ..spec import ArchSpec, Conv2d, Gemm, Workload
 
-__all__ = ["LayerOperands", "random_operands", "conv_operands", "layer_vectors", "write_vectors", "write_layer_vectors",
+__all__ = ["LayerOperands", "random_operands", "conv_operands", "layer_vectors", "write_vectors",
+           "write_layer_vectors",
            "rtl_parameters",
            "check_rtl_arch", "VECTOR_FORMAT"]
 
@@ -107,7 +108,8 @@ def conv_operands(layer: Conv2d, x: np.ndarray, w: np.ndarray, bias: np.ndarray,
     a_q = tuple(_im2col(x, layer, a_zp, gi) for gi in range(g.groups))
     b_q = tuple(w[gi * g.n:(gi + 1) * g.n].reshape(g.n, -1).T.copy() for gi in range(g.groups))
     bs = tuple(bias[gi * g.n:(gi + 1) * g.n] for gi in range(g.groups))
-    return LayerOperands(layer.name, a_q, b_q, bs, a_zp, b_zp, a_bits, a_signed, b_bits, b_signed, x, w, **extra)
+    return LayerOperands(layer.name, a_q, b_q, bs, a_zp, b_zp, a_bits, a_signed, b_bits, b_signed, x, w,
+                         **extra)
 
 
 def random_operands(layer: Conv2d | Gemm, *, weight_bits: int, act_bits: int, asymmetric=(False, False),
@@ -141,15 +143,15 @@ def check_rtl_arch(arch: ArchSpec, source: str = "<arch>") -> None:
     file that holds several stationary operands (its schedule differs) are not expressible.
     """
     if arch.pe.precision_mode != "fixed":
-        raise SpecError(source, "pe.precision_mode", "fixed (the reference RTL has one full-width MAC per PE)",
+        raise SpecError(source, "pe.precision_mode", "fixed (the reference RTL: one full-width MAC per PE)",
                         arch.pe.precision_mode)
     if arch.pe.mult_bits is not None:
         raise SpecError(source, "pe.mult_bits", "no mult_bits (the reference RTL multiplies full-width "
                         "zero-shifted operands)", arch.pe.mult_bits)
     for i, lv in enumerate(arch.memory.hierarchy()):
         if lv.instances == "per_pe" and "ofmap" in lv.operands and arch.array.dataflow in ("ws", "is"):
-            raise SpecError(source, f"memory.levels[{i}]", "no per-PE level holding partial sums (the reference "
-                            "RTL holds one stationary operand per PE)", "a per-PE level with ofmap")
+            raise SpecError(source, f"memory.levels[{i}]", "no per-PE level holding partial sums (the "
+                            "reference RTL holds one stationary operand per PE)", "a per-PE level with ofmap")
 
 
 def rtl_parameters(arch: ArchSpec, ops: LayerOperands, edge_bits: tuple[int, int] | None = None) -> dict:
@@ -163,7 +165,8 @@ def rtl_parameters(arch: ArchSpec, ops: LayerOperands, edge_bits: tuple[int, int
     eb = _edge_bits(ops.b_bits, ops.b_signed, ops.b_zp)
     if edge_bits is not None:
         if edge_bits[0] < ea or edge_bits[1] < eb:
-            raise ValueError(f"{ops.name}: edge bits {edge_bits} narrower than the operands need ({ea}, {eb})")
+            raise ValueError(f"{ops.name}: edge bits {edge_bits} narrower than the operands need "
+                             f"({ea}, {eb})")
         ea, eb = edge_bits
     left, top = (eb, ea) if df == "is" else (ea, eb)
     return {"ROWS": arch.array.rows, "COLS": arch.array.cols, "DATAFLOW": _DF_CODE[df], "L_BITS": left,
@@ -230,8 +233,8 @@ def layer_vectors(layer: Conv2d | Gemm, arch: ArchSpec, ops: LayerOperands, *, w
     stationary, folds, accs, exits, exit_folds = [], [], [], [], []
     offset = 0
     for gi in range(len(ops.a_q)):
-        res = systolic_gemm(ops.a_q[gi], ops.b_q[gi], a_zp=ops.a_zp, b_zp=ops.b_zp, rows=R, cols=C, dataflow=df,
-                            acc_bits=acc_bits, acc_mode=mode, trace=True)
+        res = systolic_gemm(ops.a_q[gi], ops.b_q[gi], a_zp=ops.a_zp, b_zp=ops.b_zp, rows=R, cols=C,
+                            dataflow=df, acc_bits=acc_bits, acc_mode=mode, trace=True)
         ref, _ = gemm_acc(ops.a_q[gi], ops.b_q[gi], a_zp=ops.a_zp, b_zp=ops.b_zp, acc_bits=acc_bits,
                           acc_mode=mode, fast=mode == "wrap")
         if not np.array_equal(res.acc, ref):
@@ -254,8 +257,8 @@ def layer_vectors(layer: Conv2d | Gemm, arch: ArchSpec, ops: LayerOperands, *, w
     acc = np.stack(accs)  # (groups, M, N) register contents, no bias
     if ops.x_q is not None:  # cross-check the im2col lowering against the conv datapath
         ref, _ = conv2d_acc(ops.x_q, ops.w_q, x_zp=ops.a_zp, w_zp=ops.b_zp, stride=layer.stride_hw,
-                            pads=layer.pads, dilation=layer.dilation_hw, groups=layer.n_groups, acc_bits=acc_bits,
-                            acc_mode=mode, fast=mode == "wrap")
+                            pads=layer.pads, dilation=layer.dilation_hw, groups=layer.n_groups,
+                            acc_bits=acc_bits, acc_mode=mode, fast=mode == "wrap")
         n, _, ho, wo = ref.shape
         mine = acc.reshape(len(accs), n, ho, wo, -1).transpose(1, 0, 4, 2, 3).reshape(ref.shape)
         if not np.array_equal(mine, ref):
@@ -296,28 +299,30 @@ def layer_vectors(layer: Conv2d | Gemm, arch: ArchSpec, ops: LayerOperands, *, w
         "accumulator": {"bits": acc_bits, "mode": mode, "signed": True},
         "rtl_parameters": params,
         "lanes": {k: [int(cat[k].shape[1]), lane_bits[k]] for k in cat},
-        "fold_order": ("groups, then row folds of M (R rows), then column folds of N (C columns)" if df == "os"
-                       else "groups, then column folds of the stationary operand's columns (C), then row folds "
-                            "of K (R rows; each K fold's outputs are the next one's psum_in)"),
+        "fold_order": ("groups, then row folds of M (R rows), then column folds of N (C columns)"
+                       if df == "os" else
+                       "groups, then column folds of the stationary operand's columns (C), then row folds "
+                       "of K (R rows; each K fold's outputs are the next one's psum_in)"),
         "folds": folds,
         "cycles": {"total": offset, "timing_model_per_fold": lm.cycles_per_fold,
                    "timing_model_compute": lm.compute_cycles, "timing_convention": arch.timing.convention,
                    "m_tiles": lm.m_tiles, "n_tiles": lm.n_tiles, "os_drain_per_fold": drain,
                    "rule": "measured cycles per fold = timing_model_per_fold + os_drain_per_fold; "
-                           "timing_model_compute also repeats fill and drain per M (ws) or N (is) tile when the "
-                           "mapper tiles (m_tiles, n_tiles > 1)"
+                           "timing_model_compute also repeats fill and drain per M (ws) or N (is) tile when "
+                           "the mapper tiles (m_tiles, n_tiles > 1)"
                            + (" and is one less per GEMM (scalesim convention)" if conv_off else "")},
         "requant": requant,
     }
-    arrays = {"acc": acc, "acc_biased": biased, "exit_cycle": np.stack(exits), "exit_fold": np.stack(exit_folds),
-              "ofmap_codes": ofmap, "bias": np.stack(ops.bias),
+    arrays = {"acc": acc, "acc_biased": biased, "exit_cycle": np.stack(exits),
+              "exit_fold": np.stack(exit_folds), "ofmap_codes": ofmap, "bias": np.stack(ops.bias),
               "a_q": np.stack(ops.a_q), "b_q": np.stack(ops.b_q)}
     if ops.x_q is not None:
         arrays["x_q"], arrays["w_q"] = ops.x_q, ops.w_q
     arrays.update({f"stream_{k}": v for k, v in cat.items()})
     stat = np.concatenate(stationary) if stationary else np.zeros((0, C), np.int64)
     arrays["stationary"] = stat
-    return {"manifest": manifest, "streams": cat, "stationary": stat, "arrays": arrays, "lane_bits": lane_bits}
+    return {"manifest": manifest, "streams": cat, "stationary": stat, "arrays": arrays,
+            "lane_bits": lane_bits}
 
 
 def _safe(name: str) -> str:
@@ -351,9 +356,10 @@ def write_layer_vectors(arch: ArchSpec, items, out: str | Path, *, header: dict 
         m["seed"] = seed
         entries.append(m)
     manifest = {"format": VECTOR_FORMAT, "arch": arch.name, **(header or {}),
-                "cycle_convention": "line c of an input file is driven in cycle c and captured by clock edge c+1; "
-                                    "line c of out_data/out_valid is the output port right after edge c+1; a "
-                                    "fold's cycles count edges from its first operand in to its last output out",
+                "cycle_convention": ("line c of an input file is driven in cycle c and captured by clock "
+                                     "edge c+1; line c of out_data/out_valid is the output port right after "
+                                     "edge c+1; a fold's cycles count edges from its first operand in to its "
+                                     "last output out"),
                 "hex_packing": "one word per line, lane 0 in the least significant bits, two's complement "
                                "lanes of the widths in 'lanes'",
                 "layers": entries}
@@ -361,8 +367,8 @@ def write_layer_vectors(arch: ArchSpec, items, out: str | Path, *, header: dict 
     return out
 
 
-def write_vectors(arch: ArchSpec, workload: Workload, out: str | Path, *, layers=None, bits=None, seed: int = 0,
-                  arch_source: str = "<arch>", workload_source: str = "<workload>") -> Path:
+def write_vectors(arch: ArchSpec, workload: Workload, out: str | Path, *, layers=None, bits=None,
+                  seed: int = 0, arch_source: str = "<arch>", workload_source: str = "<workload>") -> Path:
     """Write ``manifest.json``, ``$readmemh`` hex files and one npz per layer into ``out``.
 
     Parameters

@@ -68,7 +68,8 @@ async def run_vectors(dut):
                     if v != (exp_v >> lane) & 1 or (v and ((data >> (lane * acc_bits)) & mask)
                                                     != ((exp_d >> (lane * acc_bits)) & mask)):
                         bad += 1
-            folds.append({"index": fold["index"], "rtl_cycles": last_valid, "mismatches": bad, "outputs": seen})
+            folds.append({"index": fold["index"], "rtl_cycles": last_valid, "mismatches": bad,
+                          "outputs": seen})
             total_bad += bad
         report.append({"layer": layer["layer"], "folds": folds})
     out = os.environ.get("HWSIM_RESULTS")
