@@ -123,12 +123,79 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         raise SpecError(SOURCE_ARG, "--zero-point-mode", "one of shift, cross_term", args.zero_point_mode)
     cfg = replace(cfg, rounding=args.rounding, seed=args.seed, int16_pairs=args.int16_pairs,
                   zero_point_mode=args.zero_point_mode)
+    if args.dump_vectors and not args.arch:
+        raise SpecError(SOURCE_ARG, "--dump-vectors", "--arch too (the array the vectors are for)", None)
     rep = verify(args.model, inputs=args.inputs, seed=args.seed, out=args.out, config=cfg, arch=args.arch,
                  target=args.target, expected=args.expected)
     print(f"wrote {Path(args.out) / 'verify.json'}")
+    if args.dump_vectors:  # issue 13 item 5: the nodes' vectors, for the RTL bench (docs/rtl.md)
+        from .rtl import dump_vectors
+
+        v = dump_vectors(args.model, args.arch, args.dump_vectors, inputs=args.inputs, seed=args.seed,
+                         out=Path(args.out) / "vectors")
+        print(f"wrote {v / 'manifest.json'} (vectors of {', '.join(args.dump_vectors)})")
     for line in rep.lines:
         print(line)
     return 0 if rep.passed else 1
+
+
+def _cmd_vectors(args: argparse.Namespace) -> int:
+    from .errors import Found
+    from .rtl import (check_rtl_arch, missing_tools, onnx_operands, run_cosim, write_layer_vectors,
+                      write_vectors)
+    from ._api import load_arch
+
+    arch = load_arch(args.arch)
+    if args.cosim and missing_tools():
+        raise SpecError(SOURCE_ARG, "--cosim", "an RTL simulator and cocotb installed",
+                        Found(", ".join(f"no {m}" for m in missing_tools())))
+    if (args.workload is None) == (args.model is None):
+        raise SpecError(SOURCE_ARG, "WORKLOAD", "a workload file or --model M.onnx (one of them)",
+                        Found("both" if args.model else "neither"))
+    if args.model is not None:
+        if args.quant_yaml:
+            raise SpecError(SOURCE_ARG, "--quant", "no --quant with --model (the model's codes set the bits)",
+                            args.quant_yaml)
+        check_rtl_arch(arch, str(args.arch))
+        items = onnx_operands(args.model, arch, inputs=args.inputs, nodes=args.layer, seed=args.seed)
+        header = {"arch_file": str(args.arch), "model": str(args.model),
+                  "operands_from": f"the nodes' real operands on inputs {args.inputs}" if args.inputs else
+                  f"the nodes' real operands on seeded random model inputs (seed {args.seed})"}
+        out = write_layer_vectors(arch, items, args.out, header=header, where=str(args.arch))
+    else:
+        if args.inputs:
+            raise SpecError(SOURCE_ARG, "--inputs", "--inputs only with --model", args.inputs)
+        from ._io import load_workload
+
+        workload = load_workload(args.workload)
+        bits = None
+        if args.quant_yaml:
+            from .spec import load_quant_config
+
+            bits = load_quant_config(args.quant_yaml, workload)
+        out = write_vectors(arch, workload, args.out, layers=args.layer, bits=bits, seed=args.seed,
+                            arch_source=str(args.arch), workload_source=str(args.workload))
+    import json
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    for m in manifest["layers"]:
+        c = m["cycles"]
+        print(f"{m['layer']}: {len(m['folds'])} folds, {c['total']:,} cycles on the stepped array "
+              f"({c['timing_model_per_fold']:,} + {c['os_drain_per_fold']} drain per fold)")
+    if args.cosim:
+        params = {json.dumps(m["rtl_parameters"], sort_keys=True) for m in manifest["layers"]}
+        bad = 0
+        for p in sorted(params):
+            rep = run_cosim(out, json.loads(p), out / "rtl_build")
+            for lay in rep["layers"]:
+                n = sum(f["mismatches"] for f in lay["folds"])
+                bad += n
+                print(f"rtl {lay['layer']}: {n} mismatches, cycles per fold "
+                      f"{sorted({f['rtl_cycles'] for f in lay['folds']})}")
+        if bad:
+            return 1
+    print(f"wrote {out / 'manifest.json'} and the hex/npz files it lists")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -202,7 +269,28 @@ def build_parser() -> argparse.ArgumentParser:
                    "afterwards)")
     s.add_argument("--seed", type=int, default=0, help="seed of the random inputs and of stochastic rounding "
                    "(default: 0)")
+    s.add_argument("--dump-vectors", action="append", metavar="NODE", help="write the RTL vectors of this "
+                   "node (repeatable; needs --arch) into OUT/vectors (docs/rtl.md)")
     s.set_defaults(func=_cmd_verify)
+
+    s = sub.add_parser("vectors", help="golden vectors for an RTL systolic array: per layer and fold the "
+                       "stationary operands, edge streams per cycle, expected outputs and when they leave")
+    s.add_argument("arch", help="arch YAML (arch/*.yaml)")
+    s.add_argument("workload", nargs="?", help="workload: YAML, SCALE-Sim topology CSV, or float ONNX (or "
+                   "--model)")
+    s.add_argument("--quant", dest="quant_yaml", help="quantization YAML: per-layer weight_bits/act_bits")
+    s.add_argument("--model", help="quantized ONNX model instead of WORKLOAD: its QLinearConv, ConvInteger, "
+                   "QLinearMatMul and MatMulInteger nodes' real operands")
+    s.add_argument("--inputs", help="with --model: .npz with one array per model input (default: seeded "
+                   "random)")
+    s.add_argument("--layer", action="append", help="a layer (or --model node) name (repeatable; default: "
+                   "every one)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the random operand codes (default: 0; "
+                   "layer i uses seed + i)")
+    s.add_argument("--cosim", action="store_true", help="also run the reference RTL (hwsim/rtl) on the "
+                   "vectors (needs iverilog and cocotb)")
+    s.add_argument("--out", required=True, help="output folder")
+    s.set_defaults(func=_cmd_vectors)
     return p
 
 

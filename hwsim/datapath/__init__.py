@@ -7,7 +7,7 @@ Exact semantics and their sources: ``shared/reference/bitexact.md``.
 from ._layers import (conv2d_acc, conv_output_size, gemm_acc, global_avgpool, maxpool2d, narrow_operand,
                       qlinear_conv2d, qlinear_matmul)
 from ._pairsat import pair_saturating_gemm
-from ._systolic import SystolicResult, systolic_gemm
+from ._systolic import FoldTrace, SystolicResult, systolic_gemm
 
 __all__ = [
     # _layers: accumulators
@@ -19,5 +19,5 @@ __all__ = [
     # _pairsat: vpmaddubsw semantics (int16-saturated pairs), fast
     "pair_saturating_gemm",
     # _systolic: cycle-stepped array
-    "systolic_gemm", "SystolicResult",
+    "systolic_gemm", "SystolicResult", "FoldTrace",
 ]
