@@ -87,14 +87,15 @@ class SimResult:
     notes: list[str] = field(default_factory=list)
 
 
-def resolve_bits(workload: Workload, *, bits: dict[str, tuple[int, int]] | None = None,
+def resolve_bits(workload: Workload, *, bits: dict[str, tuple[int, ...]] | None = None,
                  weight_bits: int | None = None, act_bits: int | None = None,
                  source: str = "<bits>") -> dict[str, tuple[int, int, int]]:
     """Each layer's (weight_bits, act_bits, out_bits).
 
     Precedence: ``bits[layer]`` > uniform ``weight_bits``/``act_bits`` > the layer's own > the workload's
     defaults. A layer's outputs are written at the next layer's act_bits (the last layer: its own act_bits):
-    layers are taken as a chain in file order.
+    layers are taken as a chain in file order. A ``bits[layer]`` of three values (weight, act, out) sets the
+    output width too (used to price a layer at each output width the next layer may choose).
 
     Raises
     ------
@@ -108,6 +109,7 @@ def resolve_bits(workload: Workload, *, bits: dict[str, tuple[int, int]] | None 
             raise SpecError(source, k, f"a layer of workload {workload.name!r} ({', '.join(names[:6])}"
                             f"{', ...' if len(names) > 6 else ''})", k)
     wa: list[tuple[int, int]] = []
+    forced_out: dict[str, int] = {}
     for layer in workload.layers:
         w, a = workload.bits(layer)
         if weight_bits is not None:
@@ -115,12 +117,14 @@ def resolve_bits(workload: Workload, *, bits: dict[str, tuple[int, int]] | None 
         if act_bits is not None:
             a = act_bits
         if layer.name in bits:
-            w, a = bits[layer.name]
+            w, a, *o = bits[layer.name]
+            if o:
+                forced_out[layer.name] = int(o[0])
         wa.append((int(w), int(a)))
     out: dict[str, tuple[int, int, int]] = {}
     for i, name in enumerate(names):
         nxt = wa[i + 1][1] if i + 1 < len(wa) else wa[i][1]
-        out[name] = (wa[i][0], wa[i][1], nxt)
+        out[name] = (wa[i][0], wa[i][1], forced_out.get(name, nxt))
     return out
 
 
@@ -145,7 +149,7 @@ def _timing(m: LayerMapping, arch: ArchSpec) -> LayerTiming:
                           onchip_cycles=split_even(onchip, n) if onchip else None, engine=arch.timing.engine)
 
 
-def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tuple[int, int]] | None = None,
+def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tuple[int, ...]] | None = None,
                       weight_bits: int | None = None, act_bits: int | None = None,
                       source: str = "<arch>") -> SimResult:
     """Time and price every node of ``workload`` on ``arch``.

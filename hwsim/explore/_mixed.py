@@ -4,8 +4,11 @@ For every hardware point: each layer's cost at each bit option comes from hwsim'
 (cycles and energy per layer, weight bytes, BOPS = MACs x b_w x b_a as in HAWQ-V3); the budgets are fractions
 of the uniform reference policy's cost there; :func:`hwsim.explore._ilp.solve_mixed_precision` picks the bits;
 the chosen policy becomes a design point that the sweep then runs bit-accurately for its real quality. A
-layer's cost is taken with its outputs at its own activation width (the ILP does not know the next layer's);
-the design point is then simulated exactly. Every ILP run is listed in ``ilp.csv`` with its status.
+layer writes its outputs at the next layer's activation width, so each layer's cost is taken at every output
+width the next layer's options can ask for, and the ILP pairs adjacent layers (``_ilp``'s docstring): its
+predicted cost is the cost simulated. Each chosen policy is simulated again as the sweep will simulate it
+(:func:`hwsim.explore.evaluate_hardware`) and kept only when within budget there; ``ilp.csv`` lists every ILP
+run with its status, its predicted and its simulated cost.
 """
 
 from __future__ import annotations
@@ -19,33 +22,61 @@ from typing import Any
 
 from .._pipeline import simulate_workload
 from ..errors import Found, InfeasibleError, SpecError
+from ..spec import ArchSpec, Workload
 from ._ilp import LayerOption, solve_mixed_precision
 from ._quality import QUALITY_MODELS
 from ._spec import DesignPoint, ResolvedSweep
 
-__all__ = ["expand_ilp", "layer_costs", "measured_sensitivity"]
+__all__ = ["expand_ilp", "layer_costs", "layer_options", "measured_sensitivity"]
 
 log = logging.getLogger(__name__)
 
 
-def layer_costs(rs: ResolvedSweep, hw: dict[str, Any], bits: tuple[int, int]) -> dict[str, dict[str, float]]:
-    """Per-layer ``total_cycles``, ``energy_pj``, ``weight_bytes`` and ``bops`` with every layer at ``bits``.
+def layer_costs(arch: ArchSpec, workload: Workload, bits: tuple[int, int], out_bits: int | None = None,
+                source: str = "<arch>") -> dict[str, dict[str, float]]:
+    """Per-layer ``total_cycles`` (cycles), ``energy_pj`` (pJ), ``weight_bytes`` and ``bops`` with every layer
+    at ``bits`` = (weight_bits, act_bits) and its outputs written at ``out_bits`` (default: ``act_bits``).
 
     Raises
     ------
     InfeasibleError
         The hardware cannot take these bits.
     """
-    arch = rs.arch.replace(**hw) if hw else rs.arch
-    names = [layer.name for layer in rs.workload.layers]
-    res = simulate_workload(arch, rs.workload, bits={n: bits for n in names}, source=rs.source)
+    names = [layer.name for layer in workload.layers]
+    o = bits[1] if out_bits is None else out_bits
+    res = simulate_workload(arch, workload, bits={n: (bits[0], bits[1], o) for n in names}, source=source)
     out = {}
-    for layer, row in zip(rs.workload.layers, res.rows):
+    for layer, row in zip(workload.layers, res.rows):
         g = layer.gemm
         out[layer.name] = {"total_cycles": float(row["total_cycles"]), "energy_pj": float(row["energy_pj"]),
                            "weight_bytes": float(math.ceil(g.k * g.n * g.groups * bits[0] / 8)),
                            "bops": float(g.macs * bits[0] * bits[1])}
     return out
+
+
+def layer_options(arch: ArchSpec, workload: Workload, options: list[tuple[int, int]],
+                  sensitivity: dict[tuple[str, tuple[int, int]], float], source: str = "<arch>",
+                  ) -> dict[str, list[LayerOption]]:
+    """The ILP's options per layer on one arch: each option that the hardware takes and that has a
+    sensitivity, with the layer's costs at every output width the options' act_bits can ask for (an
+    infeasible output width is left out of ``costs_by_out_bits``, which forbids that pair).
+
+    ``sensitivity`` maps (layer, (weight_bits, act_bits)) to a loss; a missing or NaN one drops the option."""
+    names = [layer.name for layer in workload.layers]
+    widths = sorted({o[1] for o in options})  # the output widths a next layer can ask for
+    costs: dict[tuple[int, int], dict[int, dict[str, dict[str, float]]]] = {}
+    for o in options:
+        for ob in [o[1], *(b for b in widths if b != o[1])]:
+            try:
+                table = layer_costs(arch, workload, o, ob, source)
+            except InfeasibleError as e:
+                log.info("ILP: option %s with outputs at %d bits infeasible: %s", o, ob, e)
+                if ob == o[1]:
+                    break
+                continue
+            costs.setdefault(o, {})[ob] = table
+    return {n: [LayerOption(n, o, sensitivity[n, o], c[o[1]][n], {ob: t[n] for ob, t in c.items()})
+                for o, c in costs.items() if not math.isnan(sensitivity.get((n, o), math.nan))] for n in names}
 
 
 def measured_sensitivity(rs: ResolvedSweep, options: list[tuple[int, int]], reference: tuple[int, int],
@@ -99,7 +130,10 @@ def _read_sensitivity(path: Path, names: list[str], column: str = "sensitivity",
 def expand_ilp(rs: ResolvedSweep, out_dir: Path) -> ResolvedSweep:
     """Add one design point per hardware point and ILP budget; write ``sensitivity.csv`` (when measured) and
     ``ilp.csv``. Deterministic: the same spec gives the same points (a resumed sweep reuses
-    ``sensitivity.csv``)."""
+    ``sensitivity.csv``). A policy whose simulated cost exceeds its budget (none should: the program is exact)
+    is logged and not added."""
+    from ._runner import evaluate_hardware  # _runner imports this module lazily: no cycle
+
     ilp = rs.spec.precision.ilp
     if ilp is None:
         return rs
@@ -129,19 +163,13 @@ def expand_ilp(rs: ResolvedSweep, out_dir: Path) -> ResolvedSweep:
     for hw_vals in combos:
         hw = dict(zip(keys, hw_vals))
         hw_id = ",".join(f"{k}={v}" for k, v in hw.items())
-        costs = {}
-        for o in options:
-            try:
-                costs[o] = layer_costs(rs, hw, o)
-            except InfeasibleError as e:
-                log.info("ILP at %s: option %s infeasible: %s", hw_id, o, e)
+        arch = rs.arch.replace(**hw) if hw else rs.arch
+        layer_opts = layer_options(arch, rs.workload, options, sens, rs.source)
         try:
-            ref = layer_costs(rs, hw, tuple(ilp.reference))
+            ref = layer_costs(arch, rs.workload, tuple(ilp.reference), source=rs.source)
         except InfeasibleError as e:
             runs.append({"hw": hw_id, "budget": "", "status": f"reference infeasible: {e}"})
             continue
-        layer_opts = {n: [LayerOption(n, o, sens.get((n, o), math.nan), c[n]) for o, c in costs.items()
-                          if not math.isnan(sens.get((n, o), math.nan))] for n in names}
         for cost, fractions in ilp.budgets.items():
             ref_total = sum(v[cost] for v in ref.values())
             for frac in fractions:
@@ -149,17 +177,29 @@ def expand_ilp(rs: ResolvedSweep, out_dir: Path) -> ResolvedSweep:
                 if any(not v for v in layer_opts.values()):
                     runs.append({"hw": hw_id, "budget": label, "status": "a layer has no usable option"})
                     continue
-                r = solve_mixed_precision(layer_opts, {cost: frac * ref_total})
-                runs.append({"hw": hw_id, "budget": label, "status": r.status, "budget_value": frac * ref_total,
-                             "predicted_cost": r.costs.get(cost, ""), "predicted_sensitivity": r.sensitivity,
-                             "bits": "" if r.bits is None else ", ".join(f"{k} {w}/{a}"
-                                                                          for k, (w, a) in r.bits.items())})
+                bound = frac * ref_total
+                r = solve_mixed_precision(layer_opts, {cost: bound})
+                run = {"hw": hw_id, "budget": label, "status": r.status, "budget_value": bound,
+                       "predicted_cost": r.costs.get(cost, ""), "simulated_cost": "",
+                       "predicted_sensitivity": r.sensitivity,
+                       "bits": "" if r.bits is None else ", ".join(f"{k} {w}/{a}"
+                                                                    for k, (w, a) in r.bits.items())}
+                runs.append(run)
                 if r.bits is None:
                     continue
                 pid = f"{hw_id}|ilp:{label}" if hw_id else f"ilp:{label}"
-                points.append(DesignPoint(index=len(points), point_id=pid, hw=hw, policy=f"ilp:{label}",
-                                          bits={n: r.bits[n] for n in names}))
-    cols = ["hw", "budget", "status", "budget_value", "predicted_cost", "predicted_sensitivity", "bits"]
+                pt = DesignPoint(index=len(points), point_id=pid, hw=hw, policy=f"ilp:{label}",
+                                 bits={n: r.bits[n] for n in names})
+                sim = evaluate_hardware(rs, pt)  # re-check: the cost the sweep will report for this point
+                run["simulated_cost"] = sim.get(cost, "")
+                if sim["status"] != "ok" or not sim[cost] <= bound:
+                    log.warning("ILP at %s, %s: the chosen policy simulates at %s against a budget of %s; "
+                                "dropped", hw_id, label, sim.get(cost, sim.get("error")), bound)
+                    run["status"] = "over budget when simulated"
+                    continue
+                points.append(pt)
+    cols = ["hw", "budget", "status", "budget_value", "predicted_cost", "simulated_cost",
+            "predicted_sensitivity", "bits"]
     with (out_dir / "ilp.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols, lineterminator="\n")
         w.writeheader()
