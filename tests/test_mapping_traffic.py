@@ -86,7 +86,8 @@ def test_properties_over_random_layers_and_archs():
         # no counter is ever negative
         assert min(_bytes(m)) >= 0 and m.compute_cycles > 0 and min(m.sram_ifmap_reads, m.sram_filter_reads) >= 0
         # a larger SRAM never gives more DRAM traffic or more cycles for a fixed mapping (the same tile), and
-        # never a worse mapping by the mapper's own estimate, max(compute, DRAM bits / bandwidth)
+        # never a worse mapping by the mapper's own objective: fewer DRAM bytes first, then the latency estimate
+        # max(compute, DRAM bits / bandwidth), compared as a pair (lexicographically)
         tile = m.m_tiles and (-(-m.m // m.m_tiles) if arch.array.dataflow == "ws" else -(-m.n // m.n_tiles))
         bw = arch.memory.dram_level.read_bw
         for key in ("ifmap_sram", "filter_sram", "ofmap_sram"):
@@ -95,8 +96,8 @@ def test_properties_over_random_layers_and_archs():
             assert sum(_bytes(fixed)) <= sum(_bytes(m)), (layer, arch, key)
             assert fixed.compute_cycles == m.compute_cycles
             mb = map_layer(layer, big, weight_bits=8, act_bits=8)
-            assert (max(mb.compute_cycles, sum(_bytes(mb)) * 8 / bw)
-                    <= max(m.compute_cycles, sum(_bytes(m)) * 8 / bw) + 1e-9), (layer, arch, key)
+            assert ((sum(_bytes(mb)), max(mb.compute_cycles, sum(_bytes(mb)) * 8 / bw))
+                    <= (sum(_bytes(m)), max(m.compute_cycles, sum(_bytes(m)) * 8 / bw) + 1e-9)), (layer, arch, key)
         # halving an operand's bits never increases its traffic
         h = map_layer(layer, arch, weight_bits=4, act_bits=4, out_bits=4)
         assert sum(_bytes(h)) <= sum(_bytes(m))

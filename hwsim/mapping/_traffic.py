@@ -14,9 +14,14 @@ the loop nest of the dataflow (R x C the array; M, K, N the GEMM view, per group
 
 * ws (M tile -> column fold -> row fold): partial sums of an ``Mt x min(N, C)`` tile stay in the innermost
   ofmap buffer. ifmap: once if the rows of an M tile (``Mt x K``) or the whole raw ifmap fit, else once per
-  column fold. filter: once if it fits, else once per M tile. ``Mt`` minimizes DRAM bytes among the tiles
-  whose partial sums fit: the optimum is the largest tile on either side of each level's ifmap-fits threshold,
-  so those are tried (a larger buffer therefore never increases DRAM traffic).
+  column fold. filter: once if it fits, else once per M tile (with no on-chip weight buffer, the array
+  reloads the weights from DRAM for every M tile). ``Mt`` minimizes DRAM bytes among the tiles whose partial
+  sums fit, whether or not partial sums force a tile (a PE register holding its weights across the row folds
+  still gains from M tiles whose ifmap rows fit), ties broken by the latency estimate max(compute, DRAM bits
+  / bandwidth) and then the larger tile: the optimum is the largest tile on either side of each level's
+  ifmap-fits threshold, so those are tried, and a larger level (register files included) never increases
+  DRAM bytes. That objective can cost latency where DRAM bandwidth is not the bound (each extra tile repeats
+  every fold's fill and drain); it is the one that keeps this guarantee.
 * os (partial sums stay in the PEs), whichever loop order moves fewer DRAM bytes: row folds of M outer (ifmap
   once if a row fold's slice ``min(M, R) x K`` or the raw ifmap fits, else once per column fold; filter once if
   it fits, else once per row fold) or column folds of N outer (filter once if a column fold's slice
@@ -202,7 +207,10 @@ def hierarchy_traffic(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int,
         tot = 0
         for op in ("ifmap", "filter"):
             ch = chains[op]
-            tot += U[op] * G * refetch(op, ch[-1], mt_) if ch else demand[f"{op}_reads"] * bits[op]
+            if ch:
+                tot += U[op] * G * refetch(op, ch[-1], mt_)
+            else:  # no on-chip buffer: DRAM serves the array, which reloads ws weights for every M tile
+                tot += demand[f"{op}_reads"] * bits[op] * (_cdiv(M, mt_) if df == "ws" and op == "filter" else 1)
         return tot
 
     if df == "os":  # the loop order with fewer DRAM bytes (the same compute either way)
@@ -217,11 +225,16 @@ def hierarchy_traffic(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int,
         elif df == "is":
             nt = min(tile, N)
             n_tiles = _cdiv(N, nt)
-    elif df == "ws" and rf_k > 1:
-        # the mapper: the M tile with the lowest latency estimate max(compute, DRAM bytes / bandwidth), then the
-        # fewest DRAM bytes. A smaller tile repeats every fold's fill and drain; the candidates are the largest
-        # tile on either side of each level's ifmap-fits threshold (the cost is monotone between thresholds), so
-        # a larger buffer never makes the chosen mapping's estimate worse
+    elif df == "ws" and arch.timing.convention != "scalesim":
+        # the mapper (whether or not partial sums force a tile: an M tile whose ifmap rows fit a buffer is
+        # read from DRAM once instead of once per column fold): the M tile with the fewest DRAM bytes, then
+        # the lowest latency estimate max(compute, DRAM bits / bandwidth). A smaller tile repeats every fold's
+        # fill and drain; the candidates are the largest tile on either side of each level's ifmap-fits
+        # threshold (between thresholds DRAM bytes and compute both fall as the tile grows), so the optimum
+        # over all tiles is among them and a larger level never increases DRAM bytes (it only lowers each
+        # tile's DRAM bytes and raises the largest tile partial sums allow). Latency first would break that:
+        # a grown weight buffer can make an untiled mapping, with more DRAM bytes, the faster one
+        # (tests/test_mapping_hierarchy.py::test_growing_any_level_never_adds_dram_bytes_random fails so)
         cands = {mt}
         for lv in chains["ifmap"]:
             t = min(mt, int(cap(lv, "ifmap") // max(K * act_bits, 1)))
@@ -232,7 +245,7 @@ def hierarchy_traffic(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int,
         def estimate(v: int) -> tuple[float, int, int]:
             compute = base_compute + fold_overhead * (_cdiv(M, v) - 1)
             d = dram_bits(v)
-            return (max(compute, d / bw), d, -v)
+            return (d, max(compute, d / bw), -v)
 
         mt = min(cands, key=estimate)
     m_tiles = _cdiv(M, mt)
