@@ -42,9 +42,10 @@ def test_global_buffer_and_weight_rf_by_hand():
     # DRAM: the fills, and the outputs once
     assert (r["dram"]["ifmap"], r["dram"]["filter"], w["dram"]["ofmap"]) == (480, 240, 400)
     assert (m.dram_read_bytes, m.dram_write_bytes) == (90, 50)
-    # weight register file (ws: weights stationary): read by every MAC (300 x 8 bits), written once per weight
-    # loaded into the array (30 x 8)
-    assert (r["rf_w"]["filter"], w["rf_w"]["filter"]) == (2400, 240)
+    # weight register file (ws: weights stationary): written once per weight loaded into the array (30 x 8);
+    # each PE holds one weight for all 10 MACs it serves (the partial sums leave the PE), so it is read once
+    # per load, not per MAC (300 x 8)
+    assert (r["rf_w"]["filter"], w["rf_w"]["filter"]) == (240, 240)
 
 
 def test_bypass_reads_dram_at_the_array_demand():

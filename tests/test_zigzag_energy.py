@@ -209,13 +209,18 @@ def test_edge_tpu_like_total_within_15_percent():
     arch, res, comp = _run("zigzag_edge_tpu_like")
     zz = {(lv, OPERAND[op]): r + w for (lv, op), (r, w) in ZZ_EDGE_LEVELS.items()}
     total = res.totals["energy_pj"]
-    assert abs(total - ZZ_EDGE_TOTAL[1]) / ZZ_EDGE_TOTAL[1] < 0.15  # +9.5 %
+    assert abs(total - ZZ_EDGE_TOTAL[1]) / ZZ_EDGE_TOTAL[1] < 0.15  # +7.3 %
     assert res.totals["energy_mac_pj"] == pytest.approx(ZZ_EDGE_TOTAL[2], rel=1e-7)
     # the mapping differences, each in the direction docs/validation_energy.md gives:
     # ZigZag re-reads each weight from sram_32KB once per 4x4 output-pixel tile; hwsim's WS PEs keep it
     assert comp[("sram_32kb", "filter")] < 0.3 * zz[("sram_32KB", "filter")]
-    # ZigZag's register files are shared (rf_1B by 16 PEs, rf_2B by the 8 PEs of a reduction): fewer accesses
-    assert comp[("rf_1b", "filter")] == pytest.approx(7 * zz[("rf_1B", "filter")], rel=0.05)
+    # weight register: each PE holds its one weight for all the output pixels it serves, so it is written
+    # once per weight and read once per load (not per MAC): 2 x 11,678,912 weights x 0.01 pJ = 0.2336 uJ.
+    # ZigZag's 2.59 uJ (reads = writes, as here) reloads it per output-pixel tile (its sram_32KB re-reads)
+    assert comp[("rf_1b", "filter")] == pytest.approx(2 * 11_678_912 * 0.01, rel=1e-9)
+    assert comp[("rf_1b", "filter")] < 0.1 * zz[("rf_1B", "filter")]
+    # ZigZag's psum register is shared by the 8 PEs of a spatial reduction (an adder tree); hwsim's systolic
+    # column adds into the passing partial sum in every PE: a read and a write per MAC, 7.2x the accesses
     assert comp[("rf_2b", "ofmap")] == pytest.approx(7.2 * zz[("rf_2B", "ofmap")], rel=0.05)
     # hwsim's partial sums go to sram_2mb once per row fold of 128 (ZigZag: accumulated in rf_2B)
     assert _psum_pj(arch, res) > 70e6

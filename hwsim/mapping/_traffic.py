@@ -40,9 +40,13 @@ from L as usual. Outputs kept in L are written up the ofmap chain only as far as
 ofmap buffer when L is not on the chain: e.g. from TPU's accumulators into its Unified Buffer) and never to
 DRAM. The tiles are chosen as without it, so the DRAM bytes drop by exactly the resident operands' fills.
 
-**Register files** (Eyeriss's accounting, Chen et al., ISCA 2016): every MAC reads each operand held in a PE
-register file once; the stationary operand (ws: filter, is: ifmap) is written once per element loaded, a
-streaming operand once per MAC as it passes; an output-stationary accumulator (os) is read and written per MAC.
+**Register files** (Eyeriss's accounting, Chen et al., ISCA 2016): every MAC reads each streaming operand
+held in a PE register file once and writes it once as it passes; an output-stationary accumulator (os) is
+read and written per MAC. The stationary operand (ws: filter, is: ifmap) is written once per element loaded;
+it is read once per MAC only when the PE cycles through several of them (a register holding the weights of
+several row folds, reduced inside the PE), else it stays at the multiplier's input for every MAC it serves
+and is read once per load (as ZigZag counts a register whose data does not change between MACs:
+``zigzag/cost_model/cost_model.py``, accesses per data change of the level).
 """
 
 from __future__ import annotations
@@ -92,7 +96,8 @@ def _size_key(arch: ArchSpec, lv: MemoryLevel) -> str:
 def hierarchy_traffic(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int, act_bits: int, out_bits: int,
                       demand: dict[str, int], macs: int, psum_exits: int | None = None,
                       base_compute: int = 0, fold_overhead: int = 0, tile: int | None = None,
-                      resident: dict[str, str] | None = None, where: str = "<arch>") -> Traffic:
+                      resident: dict[str, str] | None = None, held_stationary: int = 1,
+                      where: str = "<arch>") -> Traffic:
     """Traffic of ``layer`` through every level of ``arch``'s hierarchy.
 
     Parameters
@@ -115,6 +120,10 @@ def hierarchy_traffic(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int,
         Operand (``ifmap``, ``filter``, ``ofmap``) -> the name of the shared on-chip level that holds the whole
         tensor (see "Tensors kept on chip" above); ``ifmap``/``filter`` must name a level on that operand's
         chain.
+    held_stationary : int
+        How many stationary operands (ws: weights, is: inputs) one PE cycles through per output: > 1 when a
+        per-PE register file holds several row folds' worth and the reduction runs inside the PE (then a
+        register read per MAC), 1 when each PE holds one for all the MACs it serves (a read per load).
 
     The returned traffic's ``demand`` is the array's demand after tiling: ws reloads the weights into the
     array once per M tile, is the inputs once per N tile.
@@ -295,9 +304,11 @@ def hierarchy_traffic(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int,
             if lv.size_bits * (lv.share or {}).get(op, 1 / len(lv.operands)) < b:
                 raise InfeasibleError(where, _size_key(arch, lv), f"room for one {b}-bit {op} operand per PE",
                                       Found(f"{lv.size_bits:g} bits"), detail=f"layer {layer.name}")
-            reads[lv.name][op] += macs * b
             if op == stationary and op != "ofmap":
-                writes[lv.name][op] += demand[f"{op}_reads"] * b
+                loads = demand[f"{op}_reads"] * b
+                writes[lv.name][op] += loads
+                reads[lv.name][op] += macs * b if held_stationary > 1 else loads
             else:
+                reads[lv.name][op] += macs * b
                 writes[lv.name][op] += macs * b
     return Traffic(reads=reads, writes=writes, m_tiles=m_tiles, n_tiles=n_tiles, demand=demand)
