@@ -219,7 +219,8 @@ def hierarchy_traffic(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int,
             if ch:
                 tot += U[op] * G * refetch(op, ch[-1], mt_)
             else:  # no on-chip buffer: DRAM serves the array, which reloads ws weights for every M tile
-                tot += demand[f"{op}_reads"] * bits[op] * (_cdiv(M, mt_) if df == "ws" and op == "filter" else 1)
+                reloads = _cdiv(M, mt_) if df == "ws" and op == "filter" else 1
+                tot += demand[f"{op}_reads"] * bits[op] * reloads
         return tot
 
     if df == "os":  # the loop order with fewer DRAM bytes (the same compute either way)
