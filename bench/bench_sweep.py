@@ -12,7 +12,12 @@ that computes and writes the points, the final phase apart, and the parent's own
 the parent's writing is a bottleneck). Goals (issue 11, for an idle 2-core machine): >= 1.7x from 1 to 2 local
 workers and dask within 15 % of 2 local workers; exit 1 below. On a shared, loaded machine the ratios measure
 the load, not hwsim: the load average is printed first.
-For scale: SCALE-Sim needs about 138 CPU s for one ResNet-50 point on 128x128 (shared/reference/scalesim.md).
+Against SCALE-Sim 3.0.0, measured in this run on the same layers (``--scalesim-layers N``, default 4; 54 =
+all of ResNet-50, about 140 CPU s more): the first N layers of SCALE-Sim's own mlperf ResNet-50
+(tests/data/scalesim/topologies/mlperf/Resnet50.csv) on its 128x128 ws config in CALC mode, each tool in a
+child process (CPU = the child's user + sys), hwsim through ``import-scalesim`` and ``simulate`` (its model
+time, ``model_cpu_s``, and the whole command). Goals: hwsim's model >= 1,000x less CPU than SCALE-Sim there,
+and the same total cycles (exit 1 otherwise); a per-point time < 15 ms.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _host import check, host_line  # noqa: E402
+from bench_timing import SCALESIM, _run, _scalesim_cycles  # noqa: E402  (SCALE-Sim in a child process)
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP = ROOT / "sweeps" / "resnet50_hw.yaml"
@@ -33,7 +39,7 @@ SWEEP = ROOT / "sweeps" / "resnet50_hw.yaml"
 
 def per_point_cpu_ms(n: int = 60) -> float:
     from hwsim.explore import evaluate_hardware, load_sweep
-    from hwsim.sim._fast import use_numba
+    from hwsim.sim import use_numba
 
     use_numba()
     rs = load_sweep(SWEEP)
@@ -43,6 +49,35 @@ def per_point_cpu_ms(n: int = 60) -> float:
     for p in pts:
         evaluate_hardware(rs, p)
     return (time.process_time() - t) / n * 1e3
+
+
+DATA = ROOT / "tests" / "data" / "scalesim"
+
+
+def scalesim_same_layers(n_layers: int) -> dict:
+    """SCALE-Sim and hwsim on the first ``n_layers`` of SCALE-Sim's ResNet-50, 128x128 ws, CALC: CPU s and
+    cycles of each."""
+    import json
+
+    src = DATA / "topologies/mlperf/Resnet50.csv"
+    cfg = DATA / "scale_128x128_ws.cfg"
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        lines = [ln for ln in src.read_text().splitlines() if ln.strip()]
+        topo = tmp / f"{src.stem}_first{n_layers}.csv"
+        topo.write_text("\n".join(lines[:1 + n_layers]) + "\n")
+        s_cpu, s_mb, _ = _run([sys.executable, "-c", SCALESIM, str(cfg), str(topo),
+                               str(DATA / "layout_test.csv"), str(tmp / "ss"), "0"])
+        arch = tmp / "arch.yaml"
+        subprocess.run([sys.executable, "-m", "hwsim", "import-scalesim", str(cfg), "--out", str(arch)],
+                       check=True, capture_output=True)
+        h_cpu, _, _ = _run([sys.executable, "-m", "hwsim", "simulate", str(arch), str(topo), "--out",
+                            str(tmp / "hw")])
+        summ = json.loads((tmp / "hw" / "summary.json").read_text())
+        return {"layers": len(lines[1:1 + n_layers]), "scalesim_cpu_s": s_cpu, "scalesim_mb": s_mb,
+                "scalesim_cycles": _scalesim_cycles(tmp / "ss"),
+                "hwsim_model_s": summ["totals"]["model_cpu_s"],
+                "hwsim_command_s": h_cpu, "hwsim_cycles": int(summ["totals"]["total_cycles"])}
 
 
 def sweep_rate(workers: int, sweep: Path) -> tuple[float, int]:
@@ -120,9 +155,20 @@ def main() -> int:
     if "--scaling-only" in sys.argv:
         with tempfile.TemporaryDirectory() as tmp:
             return check(scaling_table(_big_sweep(tmp), tmp))
+    argv = sys.argv
+    n_layers = int(argv[argv.index("--scalesim-layers") + 1]) if "--scalesim-layers" in argv else 4
     ms = per_point_cpu_ms()
-    print(f"one ResNet-50 design point (54 layers, timing + energy): {ms:.1f} ms CPU "
-          f"(goal < 15 ms; SCALE-Sim about 138,000 ms): {138_000 / ms:,.0f}x")
+    print(f"one ResNet-50 design point (54 layers, timing + energy): {ms:.1f} ms CPU")
+    r = scalesim_same_layers(n_layers)
+    ratio = r["scalesim_cpu_s"] / r["hwsim_model_s"] if r["hwsim_model_s"] else float("inf")
+    print(f"same layers, this run: first {r['layers']} layers of SCALE-Sim's mlperf ResNet-50, 128x128 ws "
+          f"(CALC): SCALE-Sim {r['scalesim_cpu_s']:.2f} CPU s ({r['scalesim_mb']:.0f} MB), "
+          f"{r['scalesim_cycles']:,} cycles; hwsim model {r['hwsim_model_s'] * 1e3:.2f} ms (whole command "
+          f"{r['hwsim_command_s']:.2f} s), {r['hwsim_cycles']:,} cycles")
+    peer_goals = [("ResNet-50 design point, ms CPU", ms, "<", 15),
+                  ("hwsim model / SCALE-Sim CPU, same layers (x)", ratio, ">=", 1000),
+                  ("same total cycles as SCALE-Sim (1 = yes)",
+                   float(r["scalesim_cycles"] == r["hwsim_cycles"]), ">=", 1)]
     with tempfile.TemporaryDirectory() as tmp:
         big = Path(tmp) / "resnet50_hw_big.yaml"
         text = SWEEP.read_text().replace("name: resnet50_hw", "name: resnet50_hw_big").replace(
@@ -138,7 +184,7 @@ def main() -> int:
                       "clock)")
             print(f"{sweep.stem}: scaling 1 -> 2 workers: {rates[2] / rates[1]:.2f}x")
         goals = scaling_table(big, tmp)
-    return check(goals)
+    return check(peer_goals + goals)
 
 
 if __name__ == "__main__":
