@@ -7,7 +7,7 @@ print it on one line and exit with code 2 (``../shared/DESIGN.md``, "Contracts")
 
 from __future__ import annotations
 
-__all__ = ["HwsimError", "SpecError", "InfeasibleError", "Found", "ShapeWarning", "SOURCE_ARG"]
+__all__ = ["HwsimError", "SpecError", "InfeasibleError", "Found", "ShapeWarning", "SOURCE_ARG", "MissingDependency"]
 
 #: The "file" a command-line option's error names.
 SOURCE_ARG = "command line"
@@ -23,6 +23,12 @@ class Found(str):
 
 class HwsimError(Exception):
     """Base class of every error hwsim raises on purpose."""
+
+
+class MissingDependency(HwsimError, RuntimeError):
+    """An optional package or data set is not installed (e.g. torch for quantization-aware training, a real
+    network's weights). The message names what is missing and the command that installs it; the command line
+    prints it on one line and exits with code 2; tests turn it into a skip."""
 
 
 class SpecError(HwsimError, ValueError):

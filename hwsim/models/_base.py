@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import MissingDependency  # one class for hwsim.quant and hwsim.models
+
 __all__ = ["MissingDependency", "check_layer_bits", "CNNSensitivityModel", "softmax_curvature"]
-
-
-class MissingDependency(RuntimeError):
-    """A real network's optional package or data set is not installed. The message names what is missing and the
-    command that installs it; tests turn it into a skip."""
 
 
 def load_npz_weights(path, shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
