@@ -28,7 +28,8 @@ from ._granular import (GroupQuant, asymmetric_qparams, dequantize_per_group, dy
 from ._nonuniform import (Pow2Quant, binary_quantize, pow2_dequantize, pow2_quantize, pow2_to_int, shift_gemm_acc,
                           ternary_quantize)
 from ._ptq import adaround, bias_correction, equalize_pair, fold_batchnorm
-from ._qat import QAT_METHODS, QATConfig, QATResult, check_qat_bits, qat_forward, train_qat
+from ._qat import (QAT_METHODS, QATConfig, QATResult, check_qat_bits, lsq_quantize, pact_quantize, qat_forward,
+                   train_qat)
 from ._sensitivity import SensitivityTable, hutchinson_trace, layer_sensitivity, output_sqnr_db, read_sensitivity
 
 __all__ += [
@@ -48,6 +49,7 @@ __all__ += [
     "qdq_conv2d", "quantize_bias",
     # _qat (torch imported only when training)
     "QAT_METHODS", "QATConfig", "QATResult", "train_qat", "qat_forward", "check_qat_bits",
+    "lsq_quantize", "pact_quantize",
     # _sensitivity
     "layer_sensitivity", "output_sqnr_db", "hutchinson_trace", "SensitivityTable", "read_sensitivity",
 ]

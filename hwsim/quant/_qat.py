@@ -60,7 +60,8 @@ from ._affine import QParams, dequantize, quantize
 from ._fakequant import _windows, exact_conv2d_acc, exact_gemm_acc, quantize_bias
 from ._requant import PROFILES, requant_multiplier, requantize
 
-__all__ = ["QAT_METHODS", "QATConfig", "QATResult", "train_qat", "qat_forward", "check_qat_bits"]
+__all__ = ["QAT_METHODS", "QATConfig", "QATResult", "train_qat", "qat_forward", "check_qat_bits", "lsq_quantize",
+           "pact_quantize"]
 
 #: The QAT methods of :attr:`QATConfig.method`.
 QAT_METHODS = ("ste", "lsq", "lsq+", "pact")
@@ -370,16 +371,56 @@ def _import_torch():
     return torch
 
 
+def _round_ste(v):
+    """``round`` (half to even) forward, identity backward (the straight-through estimator)."""
+    import torch
+
+    return v + (torch.round(v) - v).detach()
+
+
+def lsq_quantize(v, s, qmin: int, qmax: int, *, g: float = 1.0, z=None):
+    """LSQ fake quantization (Esser et al., ICLR 2020, eq. 1-3) of torch tensors: ``(c - z) * s`` with codes
+    ``c = round(clip(v / s + z, qmin, qmax))`` (half to even, the STE through ``round``).
+
+    Gradients: ``dv^/dv = 1`` inside the range, 0 outside; ``dv^/ds = round(v/s) - v/s`` inside, ``qmin - z`` /
+    ``qmax - z`` below/above (eq. 3), scaled by ``g`` (§2.2: ``g = 1/sqrt(N Qp)``); the offset ``z`` (LSQ+,
+    rounded with the STE) gets 0 inside the range and ``-s`` outside (Bhalgat et al. 2020, eq. 4: ``dv^/dbeta``
+    is 0 inside and 1 outside, with ``beta = -z s``).
+
+    Parameters
+    ----------
+    v : torch.Tensor
+    s : torch.Tensor, shape () or broadcastable to ``v`` (per channel), > 0
+    qmin, qmax : int
+    g : float
+        Gradient scale of ``s`` (and ``z``).
+    z : torch.Tensor, shape (), optional
+        Continuous zero point (rounded to an integer code in the forward), default 0.
+    """
+    import torch
+
+    s = (s - s * g).detach() + s * g
+    if z is None:
+        return _round_ste(torch.clamp(v / s, qmin, qmax)) * s
+    z = _round_ste((z - z * g).detach() + z * g)
+    return (_round_ste(torch.clamp(v / s + z, qmin, qmax)) - z) * s
+
+
+def pact_quantize(y, alpha, qmax: int):
+    """PACT (Choi et al. 2018, eq. 1-3) of torch tensors: ``y_q = round(clip(y, 0, alpha) / s) * s`` with
+    ``s = alpha / qmax``; gradients by PACT's STE: ``dy_q/dy = 1`` for ``0 < y < alpha``, ``dy_q/dalpha = 1``
+    for ``y >= alpha`` and 0 elsewhere."""
+    import torch
+
+    yc = torch.minimum(torch.relu(y), alpha)
+    s = alpha / qmax
+    return yc + (s * torch.round(yc / s) - yc).detach()
+
+
 def _build(torch, net, bits, cfg: QATConfig, calib_t: dict):
     """The trainable parameters and the per-step forward (closures over torch)."""
     F = torch.nn.functional
     from ._calibrate import calibrate
-
-    def round_ste(v):
-        return v + (torch.round(v) - v).detach()
-
-    def grad_scale(v, g):
-        return (v - v * g).detach() + v * g
 
     tensors = _act_tensors(net)
     share = _shared(net)
@@ -447,33 +488,24 @@ def _build(torch, net, bits, cfg: QATConfig, calib_t: dict):
         w = W[op.name]
         wb = bits[op.name][0]
         qp_hi = (1 << (wb - 1)) - 1
-        if op.name in SW:
-            g = 1.0 / math.sqrt(w[0].numel() * qp_hi)
-            s = grad_scale(SW[op.name].clamp_min(1e-8), g)
-        else:
-            s = torch.from_numpy(np.array(qp.scale))
         shape = (-1,) + (1,) * (w.ndim - 1)
-        s = s.reshape(shape)
-        v = torch.clamp(round_ste(w / s), -qp_hi, qp_hi) * s
+        if op.name in SW:
+            v = lsq_quantize(w, SW[op.name].clamp_min(1e-8).reshape(shape), -qp_hi, qp_hi,
+                             g=1.0 / math.sqrt(w[0].numel() * qp_hi))
+        else:
+            v = lsq_quantize(w, torch.from_numpy(np.array(qp.scale)).reshape(shape), -qp_hi, qp_hi)
         exact = torch.from_numpy(dequantize(codes, qp))
         return v + (exact - v).detach()
 
-    def a_surrogate(t, y, qp, codes, training):
-        ab = bits[tensors[t]][1]
-        qmax = (1 << ab) - 1
+    def a_surrogate(t, y, qp, codes):
+        qmax = (1 << bits[tensors[t]][1]) - 1
         if t in ALPHA:  # PACT: clip at alpha (gradient 1 above it), STE through the rounding
-            s = a_step(t)
-            yc = torch.minimum(torch.relu(y), ALPHA[t])
-            v = yc + (s * torch.round(yc / s) - yc).detach()
+            v = pact_quantize(y, ALPHA[t].clamp_min(1e-6), qmax)
+        elif t in S:
+            z = Z[t] if isinstance(Z.get(t), torch.nn.Parameter) else None
+            v = lsq_quantize(y, a_step(t), 0, qmax, g=1.0 / math.sqrt(y[0].numel() * qmax), z=z)
         else:
-            if t in S:
-                g = 1.0 / math.sqrt(y[0].numel() * qmax)
-                s = grad_scale(a_step(t), g)
-            else:
-                s = a_step(t)
-            z = round_ste(Z[t]) if isinstance(Z.get(t), torch.nn.Parameter) else torch.tensor(0.0)
-            c = torch.clamp(round_ste(y / s) + z, 0, qmax)
-            v = (c - z) * s
+            v = lsq_quantize(y, a_step(t).detach(), 0, qmax)
         exact = torch.from_numpy(dequantize(codes, qp))
         return v + (exact - v).detach()
 
@@ -488,7 +520,7 @@ def _build(torch, net, bits, cfg: QATConfig, calib_t: dict):
         wq = {op.name: w_qparams(op) for op in _convs(net)}
         codes = {"input": quantize(x, qps["input"])}
         vals = {"input": a_surrogate("input", torch.from_numpy(np.asarray(x, np.float32)), qps["input"],
-                                     codes["input"], training)}
+                                     codes["input"])}
         for op in net.ops:
             src_c, src_v = codes[op.src], vals[op.src]
             if not hasattr(op, "weight"):
@@ -513,8 +545,7 @@ def _build(torch, net, bits, cfg: QATConfig, calib_t: dict):
                 y = F.linear(src_v, w_v, B[op.name])
             else:
                 wqp_b = wqp
-                acc = exact_conv2d_acc(src_c, w_codes, x_zp=int(x_qp.zero_point), w_zp=0, bias=b_q,
-                                       stride=op.stride, pads=op.pads, groups=op.groups)
+                acc = _torch_conv_acc(torch, src_c, w_codes, int(x_qp.zero_point), b_q, op)
                 pt, pb, pl, pr = op.pads
                 xin = F.pad(src_v, (pl, pr, pt, pb)) if any(op.pads) else src_v
                 y = F.conv2d(xin, w_v, B[op.name], stride=tuple(op.stride), groups=op.groups)
@@ -532,7 +563,7 @@ def _build(torch, net, bits, cfg: QATConfig, calib_t: dict):
                                        profile=cfg.profile).astype(y_qp.storage_dtype)
             if op.act == "relu":
                 y = torch.relu(y)
-            vals[op.dst] = a_surrogate(op.dst, y, y_qp, codes[op.dst], training)
+            vals[op.dst] = a_surrogate(op.dst, y, y_qp, codes[op.dst])
         raise ValueError(f"the network never computes its output {net.output!r}")
 
     def export():
@@ -551,6 +582,24 @@ def _build(torch, net, bits, cfg: QATConfig, calib_t: dict):
 
     reg = (lambda: cfg.pact_decay * sum(a * a for a in ALPHA.values())) if ALPHA else (lambda: 0.0)
     return params, forward, export, reg
+
+
+def _torch_conv_acc(torch, x_q, w_q, x_zp: int, bias, op) -> np.ndarray:
+    """The exact conv accumulator ``sum (x - x_zp) w + bias`` (int64), as :func:`exact_conv2d_acc` but with
+    torch's float64 convolution (faster for small channel counts): every product and partial sum is an integer
+    below ``2^53`` (checked), so float64 holds each exactly whatever the summation order, and the result is the
+    exact integer (the argument of :mod:`hwsim.quant._fakequant`)."""
+    from ._fakequant import _check_f64_exact
+
+    xs = x_q.astype(np.int64) - x_zp
+    _check_f64_exact(xs, w_q.astype(np.int64), int(np.prod(w_q.shape[1:])), bias)
+    pt, pb, pl, pr = op.pads
+    xt = torch.from_numpy(xs.astype(np.float64))
+    if any(op.pads):
+        xt = torch.nn.functional.pad(xt, (pl, pr, pt, pb))
+    y = torch.nn.functional.conv2d(xt, torch.from_numpy(w_q.astype(np.float64)), stride=tuple(op.stride),
+                                   groups=op.groups)
+    return np.rint(y.numpy()).astype(np.int64) + np.asarray(bias, np.int64).reshape(1, -1, 1, 1)
 
 
 def _float_tensors(torch, net, W, B, x):
