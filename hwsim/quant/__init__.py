@@ -25,6 +25,7 @@ from ._fakequant import (exact_conv2d_acc, exact_gemm_acc, fake_quant_conv2d, fa
                          float_conv2d, qdq_conv2d, quantize_bias)
 from ._granular import (GroupQuant, asymmetric_qparams, dequantize_per_group, dynamic_qparams, dynamic_quantize,
                         group_gemm, quantize_per_group, symmetric_qparams, tensor_range)
+from ._ibert import EXP_COEFFS, GELU_COEFFS, i_erf, i_exp, i_gelu, i_layernorm, i_poly, i_softmax, i_sqrt
 from ._nonuniform import (Pow2Quant, binary_quantize, pow2_dequantize, pow2_quantize, pow2_to_int, shift_gemm_acc,
                           ternary_quantize)
 from ._ptq import adaround, bias_correction, equalize_pair, fold_batchnorm
@@ -36,6 +37,8 @@ __all__ += [
     # _granular
     "symmetric_qparams", "asymmetric_qparams", "tensor_range", "dynamic_qparams", "dynamic_quantize", "GroupQuant",
     "quantize_per_group", "dequantize_per_group", "group_gemm",
+    # _ibert (integer-only transformer nonlinearities)
+    "i_poly", "i_erf", "i_gelu", "i_exp", "i_softmax", "i_sqrt", "i_layernorm", "GELU_COEFFS", "EXP_COEFFS",
     # _nonuniform
     "Pow2Quant", "pow2_quantize", "pow2_dequantize", "pow2_to_int", "shift_gemm_acc", "binary_quantize",
     "ternary_quantize",
