@@ -31,7 +31,8 @@ from ._nonuniform import (Pow2Quant, binary_quantize, pow2_dequantize, pow2_quan
 from ._ptq import adaround, bias_correction, equalize_pair, fold_batchnorm
 from ._qat import (QAT_METHODS, QATConfig, QATResult, check_qat_bits, lsq_quantize, pact_quantize, qat_forward,
                    train_qat)
-from ._sensitivity import SensitivityTable, hutchinson_trace, layer_sensitivity, output_sqnr_db, read_sensitivity
+from ._sensitivity import (SensitivityTable, hessian_top_eigenvalue, hutchinson_trace, layer_sensitivity,
+                           output_sqnr_db, read_sensitivity)
 
 __all__ += [
     # _granular
@@ -54,5 +55,6 @@ __all__ += [
     "QAT_METHODS", "QATConfig", "QATResult", "train_qat", "qat_forward", "check_qat_bits",
     "lsq_quantize", "pact_quantize",
     # _sensitivity
-    "layer_sensitivity", "output_sqnr_db", "hutchinson_trace", "SensitivityTable", "read_sensitivity",
+    "layer_sensitivity", "output_sqnr_db", "hutchinson_trace", "hessian_top_eigenvalue", "SensitivityTable",
+    "read_sensitivity",
 ]
