@@ -241,6 +241,7 @@ def main(argv=None) -> int:
     ap.add_argument("--networks", default=None, help="default: fashion_cnn,mobilenet_v2,minilm_l6 "
                     "(with --qat: digits_cnn,fashion_cnn)")
     ap.add_argument("--qat", action="store_true", help="write the QAT-against-PTQ section only")
+    ap.add_argument("--workers", type=int, default=2, help="processes training QAT cells (default 2)")
     ap.add_argument("--fashion-dir", type=Path, default=None, help="folder of the Fashion-MNIST IDX files "
                     "(default: $HWSIM_FASHION_MNIST_DIR or /usr/share/datasets/fashion-mnist)")
     args = ap.parse_args(argv)
@@ -292,7 +293,8 @@ def _main_qat(args) -> int:
                   f"found {network!r}", file=sys.stderr)
             return 2
         try:
-            results[network] = qat_rows(network, log=lambda s: print(s, file=sys.stderr, flush=True))
+            results[network] = qat_rows(network, log=lambda s: print(s, file=sys.stderr, flush=True),
+                                        workers=args.workers)
         except MissingDependency as e:
             results[network] = str(e)
     doc = args.out.read_text() if args.out.is_file() else ""
