@@ -141,3 +141,15 @@ def test_qat_forward_needs_no_torch(dig, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)
     logits = qat_forward(net, res.qparams, res.weights, res.bias_q, x_te[:50])
     assert np.array_equal(logits, res.forward(x_te[:50]))
+
+
+def test_quality_table_bad_dataset_path_exits_2(tmp_path, capsys):
+    from hwsim.models import quality_table
+
+    assert quality_table.main(["--qat", "--fashion-dir", str(tmp_path / "nope"), "--out",
+                               str(tmp_path / "q.md")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--fashion-dir: expected an existing folder" in err
+    assert quality_table.main(["--qat", "--networks", "mobilenet_v2", "--out", str(tmp_path / "q.md")]) == 2
+    assert "--networks: expected networks QAT trains" in capsys.readouterr().err
+    assert not (tmp_path / "q.md").exists()

@@ -168,11 +168,11 @@ def render_qat(results: dict, seconds: float) -> str:
     return "\n".join(lines)
 
 
-def splice(doc: str, section: str) -> str:
-    """``doc`` with the text between :data:`BEGIN` and :data:`END` replaced by ``section`` (appended when the
-    markers are absent)."""
-    if BEGIN in doc and END in doc:
-        head, rest = doc.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1]
+def splice(doc: str, section: str, begin: str = BEGIN, end: str = END) -> str:
+    """``doc`` with the text from ``begin`` to ``end`` (default :data:`BEGIN`, :data:`END`) replaced by ``section``
+    (which carries the markers; appended when the markers are absent)."""
+    if begin in doc and end in doc:
+        head, rest = doc.split(begin, 1)
+        tail = rest.split(end, 1)[1]
         return head + section + tail
     return doc.rstrip("\n") + "\n\n" + section + "\n"

@@ -271,11 +271,12 @@ def main(argv=None) -> int:
             results[network] = str(e)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     text = render(results, time.time() - t0)
-    from ._qat_table import BEGIN, END
+    from . import _qat_table, minilm_int
 
     old = args.out.read_text() if args.out.is_file() else ""
-    if BEGIN in old and END in old:  # keep the QAT section (written by --qat)
-        text = text.rstrip("\n") + "\n\n" + BEGIN + old.split(BEGIN, 1)[1].split(END, 1)[0] + END + "\n"
+    for begin, end in ((_qat_table.BEGIN, _qat_table.END), (minilm_int.BEGIN, minilm_int.END)):
+        if begin in old and end in old:  # keep the sections written by --qat and by hwsim.models.minilm_int
+            text = text.rstrip("\n") + "\n\n" + begin + old.split(begin, 1)[1].split(end, 1)[0] + end + "\n"
     args.out.write_text(text)
     print(f"wrote {args.out}")
     return 0
