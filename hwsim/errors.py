@@ -84,7 +84,8 @@ class InfeasibleError(SpecError):
 
 
 class MissingDependency(HwsimError, RuntimeError):
-    """An optional package or data set is not installed. The message names what is missing and the command
+    """An optional package or data set is not installed (e.g. torch for quantization-aware training, a real
+    network's weights). The message names what is missing and the command
     that installs it; the command line prints it on one line and exits with code 2, tests turn it into a skip."""
 
 

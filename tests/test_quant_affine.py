@@ -1,4 +1,4 @@
-"""Affine quantizers (hwsim.quant._affine) and requantization profiles (hwsim.quant._requant).
+"""Affine quantizers (hwsim.numerics._affine) and requantization profiles (hwsim.numerics._requant).
 
 Expected values are derived by hand in the comments; the ORT bit-exact comparisons are in
 test_datapath_ort.py.

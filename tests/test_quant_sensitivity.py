@@ -124,7 +124,7 @@ def test_layer_sensitivity_table_is_reproducible_and_round_trips(tmp_path):
         assert [list(r) for r in back.rows] == [list(COLUMNS)] * len(t.rows)
         for a, b in zip(back.rows, t.rows):
             for k in COLUMNS:
-                assert a[k] == b[k] or (isinstance(b[k], float) and a[k] == pytest.approx(b[k], rel=1e-12))
+                assert a[k] == b[k] or (isinstance(b[k], float) and a[k] == pytest.approx(b[k], rel=1e-12, nan_ok=True))
     assert read_sensitivity(tmp_path / "s.json").meta["seed"] == 7
     assert (tmp_path / "s.csv").read_text().splitlines()[0] == ",".join(COLUMNS)
 
@@ -142,3 +142,43 @@ def test_layer_sensitivity_rejects_bad_arguments():
     with pytest.raises(ValueError, match="pairs"):
         layer_sensitivity(m, [8])
     assert isinstance(layer_sensitivity(m, [(8, 8)], hessian=False), SensitivityTable)
+
+
+def test_hessian_top_eigenvalue_power_iteration_by_hand():
+    # diag(5, 2, -1) rotated: the dominant eigenvalue 5 (power iteration on Hv, HAWQ-v1)
+    from hwsim.quant import hessian_top_eigenvalue
+
+    q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(3, 3)))
+    h = q @ np.diag([5.0, 2.0, -1.0]) @ q.T
+    lam, it = hessian_top_eigenvalue(lambda v: h @ v, (3,), tol=1e-10, iters=200)
+    assert lam == pytest.approx(5.0, rel=1e-8) and it < 200
+
+
+def test_cnn_layer_top_eigenvalue_matches_torch_dense_hessian():
+    # digits conv1 (72 weights): the dense Hessian of the KL loss by torch.autograd.functional.hessian, its
+    # largest eigenvalue by numpy.linalg.eigvalsh, against the power iteration over layer_hvp
+    torch = pytest.importorskip("torch")
+    from hwsim.models import digits
+    from hwsim.models._base import CNNSensitivityModel, torch_forward
+    from hwsim.quant import hessian_top_eigenvalue, layer_sensitivity
+
+    x_tr, _, x_te, _ = digits.load_digits_split()
+    net = digits.build_network()
+    sm = CNNSensitivityModel(net, x_te[:64], x_tr[:64], x_tr[64:192], name="digits")
+    w0 = torch.from_numpy(net.layer("conv1").weight.astype(np.float64))
+    tens = {k: torch.from_numpy(np.asarray(v, np.float64)) for k, v in sm._loss_t.items()}
+    p0 = torch.softmax(tens["logits"], 1)
+
+    def loss(w):
+        z = torch_forward(torch, net, tens, {"conv1": w.reshape(w0.shape)}, 0)
+        return (p0 * (torch.log_softmax(tens["logits"], 1) - torch.log_softmax(z, 1))).sum(1).mean()
+
+    dense = torch.autograd.functional.hessian(loss, w0.reshape(-1)).numpy()
+    top = float(np.linalg.eigvalsh((dense + dense.T) / 2).max())
+    lam, _ = hessian_top_eigenvalue(sm.layer_hvp("conv1"), w0.shape, tol=1e-8, iters=300)
+    assert top > 0 and lam == pytest.approx(top, rel=1e-4)
+    # in the table beside the trace: the top eigenvalue is at most the trace (H is PSD here) and at least trace/n
+    tab = layer_sensitivity(sm, [(4, 8)], layers=["conv1"], sqnr=False, n_probes=32, eigen=True)
+    r = tab.lookup("conv1", 4, 8)
+    assert r["hessian_top_eigenvalue"] == pytest.approx(top, rel=1e-3)
+    assert r["hessian_trace"] / 72 < r["hessian_top_eigenvalue"] < 1.5 * np.trace(dense)

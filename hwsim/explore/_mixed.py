@@ -24,7 +24,7 @@ from .._pipeline import simulate_workload
 from ..errors import Found, InfeasibleError, SpecError
 from ..spec import ArchSpec, Workload
 from ._ilp import LayerOption, solve_mixed_precision
-from ._quality import QUALITY_MODELS
+from ._quality import quality_model
 from ._spec import DesignPoint, ResolvedSweep
 
 __all__ = ["expand_ilp", "layer_costs", "layer_options", "measured_sensitivity"]
@@ -80,11 +80,13 @@ def layer_options(arch: ArchSpec, workload: Workload, options: list[tuple[int, i
 
 
 def measured_sensitivity(rs: ResolvedSweep, options: list[tuple[int, int]], reference: tuple[int, int],
-                         ) -> list[dict[str, Any]]:
+                         out_dir: Path | None = None) -> list[dict[str, Any]]:
     """Loss of the quality metric with one layer at an option and every other at ``reference``, run
     bit-accurately: ``sensitivity = metric(all at reference) - metric(layer at option)`` (higher metric is
-    better). One row per layer and option."""
-    qm = QUALITY_MODELS[rs.spec.quality]
+    better). One row per layer and option. With the sweep's ``qat:`` block every run is a QAT training (cached
+    under ``out_dir/qat``)."""
+    qat = None if rs.spec.qat is None else rs.spec.qat.model_dump(mode="json")
+    qm = quality_model(rs.spec.quality, qat, out_dir)
     names = [layer.name for layer in rs.workload.layers]
     pe = rs.arch.pe
     base = qm.evaluate({n: reference for n in names}, acc_bits=pe.acc_bits, acc_mode=pe.acc_mode)[qm.metric]
@@ -142,7 +144,7 @@ def expand_ilp(rs: ResolvedSweep, out_dir: Path) -> ResolvedSweep:
     sens_path = out_dir / "sensitivity.csv"
     if ilp.sensitivity == "measured":
         if not sens_path.is_file():
-            rows = measured_sensitivity(rs, options, tuple(ilp.reference))
+            rows = measured_sensitivity(rs, options, tuple(ilp.reference), out_dir)
             with sens_path.open("w", newline="") as f:
                 w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
                 w.writeheader()

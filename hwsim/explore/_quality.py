@@ -2,6 +2,11 @@
 
 A quality model maps ``bits: {layer: (weight_bits, act_bits)}`` and the PE's accumulator (``acc_bits``,
 ``acc_mode``) to a dict holding at least its ``metric`` (e.g. ``accuracy``, a fraction).
+
+By default a policy's quality is post-training quantization. A sweep with a ``qat:`` block trains each policy
+with quantization-aware training instead (:mod:`hwsim.models.qat`, networks :data:`QAT_MODELS`), caching each
+trained network and result under the sweep's output folder (``<out>/qat/``), so that ``--resume`` and the ILP's
+sensitivity runs reuse them.
 """
 
 from __future__ import annotations
@@ -10,7 +15,10 @@ import importlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
-__all__ = ["QualityModel", "QUALITY_MODELS"]
+__all__ = ["QualityModel", "QUALITY_MODELS", "QAT_MODELS", "quality_model"]
+
+#: Quality models that can be trained per policy with QAT (a sweep's ``qat:`` block).
+QAT_MODELS = ("digits_cnn", "fashion_cnn")
 
 
 @dataclass(frozen=True)
@@ -23,6 +31,10 @@ class QualityModel:
     module: str
     function: str
     description: str = ""
+    #: QAT config fields (:class:`hwsim.quant.QATConfig`) when the policies are trained, else None.
+    qat: tuple[tuple[str, Any], ...] | None = None
+    #: Where QAT results are cached (a folder), or None.
+    cache_dir: str | None = None
     #: top-level modules ``evaluate`` imports beyond hwsim's own dependencies (checked before a sweep writes
     #: anything: :meth:`check`)
     requires: tuple[str, ...] = ()
@@ -45,6 +57,11 @@ class QualityModel:
 
     def evaluate(self, bits: dict[str, tuple[int, int]], *, acc_bits: int = 32,
                  acc_mode: str = "wrap") -> dict[str, Any]:
+        if self.qat is not None:
+            from ..models.qat import evaluate_qat
+
+            return evaluate_qat(self.name, bits, config=dict(self.qat), acc_bits=acc_bits, acc_mode=acc_mode,
+                                cache_dir=self.cache_dir)
         fn: Callable[..., dict[str, Any]] = getattr(importlib.import_module(self.module), self.function)
         return fn(bits, acc_bits=acc_bits, acc_mode=acc_mode)
 
@@ -78,3 +95,16 @@ QUALITY_MODELS: dict[str, QualityModel] = {
         description="all-MiniLM-L6-v2 sentence embeddings, GEMMs on the integer datapath; mean cosine with the "
                     "float embeddings over 24 fixed sentences"),
 }
+
+
+def quality_model(name: str, qat: dict | None = None, out_dir=None) -> QualityModel:
+    """The quality model ``name``, trained per policy by QAT with config ``qat`` (cached under
+    ``out_dir/qat``) when given."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    qm = QUALITY_MODELS[name]
+    if qat is None:
+        return qm
+    cache = None if out_dir is None else str(Path(out_dir) / "qat")
+    return replace(qm, qat=tuple(sorted(qat.items())), cache_dir=cache)

@@ -25,7 +25,7 @@ from .._pipeline import simulate_workload
 from ..energy import energy_components
 from ..errors import SOURCE_ARG, HwsimError, InfeasibleError, MissingDependency, SpecError, missing_dependency
 from ._pareto import pareto_mask
-from ._quality import QUALITY_MODELS
+from ._quality import QUALITY_MODELS, QualityModel, quality_model
 from ._spec import DesignPoint, ResolvedSweep, load_sweep
 
 __all__ = ["run_sweep", "evaluate_hardware", "point_columns"]
@@ -68,14 +68,20 @@ def evaluate_hardware(rs: ResolvedSweep, pt: DesignPoint) -> dict[str, Any]:
     return row
 
 
-def _quality_task(name: str, bits: tuple[tuple[str, tuple[int, int]], ...], acc_bits: int,
+def _quality_task(qm: QualityModel, bits: tuple[tuple[str, tuple[int, int]], ...], acc_bits: int,
                   acc_mode: str) -> dict[str, Any]:
     """A policy's quality; a policy the model cannot run (e.g. bits outside its range) returns the reason, and
     its points are recorded as failed with it while the sweep goes on."""
     try:
-        return QUALITY_MODELS[name].evaluate(dict(bits), acc_bits=acc_bits, acc_mode=acc_mode)
+        return qm.evaluate(dict(bits), acc_bits=acc_bits, acc_mode=acc_mode)
     except (ValueError, ArithmeticError) as e:
-        return {"__error__": f"quality model {name}: {e}"}
+        return {"__error__": f"quality model {qm.name}: {e}"}
+
+
+def _qat_dict(rs: ResolvedSweep) -> dict[str, Any] | None:
+    """The sweep's QAT config fields, or None (post-training quantization)."""
+    q = rs.spec.qat
+    return None if q is None else q.model_dump(mode="json")
 
 
 def _spec_fingerprint(rs: ResolvedSweep) -> dict[str, Any]:
@@ -356,7 +362,8 @@ def _run_points(rs: ResolvedSweep, out_dir: Path, resume: bool, workers: int | N
                 submit_hw(pts, None)
         else:
             for key in by_policy:
-                tasks[pool.submit(_quality_task, rs.spec.quality, *key)] = ("quality", key)
+                qm = quality_model(rs.spec.quality, _qat_dict(rs), out_dir)
+                tasks[pool.submit(_quality_task, qm, *key)] = ("quality", key)
         while tasks:
             done, _ = pool.wait_first(set(tasks))
             for f in done:

@@ -6,6 +6,7 @@ Example (``sweeps/digits_codesign.yaml``)::
     arch: ../arch/edge_32x32.yaml          # paths are relative to the sweep file
     workload: ../workloads/digits_cnn.yaml
     quality: digits_cnn                    # the real network run bit-accurately for each precision policy
+    qat: {method: lsq, epochs: 3}          # optional: train each policy by QAT (else post-training quant.)
     axes:                                  # dotted arch keys -> values; the grid is their product
       array.rows: [8, 16, 32]
       array.cols: [8, 16, 32]
@@ -32,7 +33,7 @@ from ..errors import Found, SpecError
 from ..spec import SpecModel
 from ..spec import ArchSpec, Workload, load_arch, load_yaml, validate
 
-__all__ = ["SweepSpec", "PrecisionSpace", "RandomPolicies", "load_sweep", "ResolvedSweep", "DesignPoint"]
+__all__ = ["SweepSpec", "QatSpec", "PrecisionSpace", "RandomPolicies", "load_sweep", "ResolvedSweep", "DesignPoint"]
 
 Bits = tuple[int, int]
 
@@ -79,6 +80,24 @@ class IlpPolicies(_Strict):
         return v
 
 
+class QatSpec(_Strict):
+    """Quantization-aware training of every policy (:class:`hwsim.quant.QATConfig`; the sweep's ``qat:`` block).
+
+    With it, a policy's quality is the accuracy of the network trained by QAT at that policy and run on the
+    integer datapath, instead of post-training quantization; trained networks are cached under ``<out>/qat``.
+    """
+
+    method: Literal["ste", "lsq", "lsq+", "pact"] = "lsq"
+    epochs: int = Field(default=3, ge=1, le=200)
+    lr: float = Field(default=2e-3, gt=0, le=1)
+    batch_size: int = Field(default=128, ge=1, le=65536)
+    distill: float = Field(default=0.0, ge=0, le=1)
+    temperature: float = Field(default=2.0, gt=0, le=100)
+    pact_decay: float = Field(default=1e-4, ge=0, le=1)
+    max_train: int | None = Field(default=None, ge=1)
+    seed: int = 0
+
+
 class PrecisionSpace(_Strict):
     uniform: tuple[Bits, ...] = ()
     per_layer: tuple[dict[str, Bits], ...] = ()
@@ -96,6 +115,7 @@ class SweepSpec(_Strict):
     arch: str
     workload: str
     quality: str | None = None
+    qat: QatSpec | None = None
     axes: dict[str, tuple[Any, ...]] = Field(default_factory=dict)
     precision: PrecisionSpace = PrecisionSpace(uniform=((8, 8),))
     baselines: tuple[Bits, ...] = ((8, 8), (4, 4))
@@ -236,11 +256,18 @@ def load_sweep(path: str | Path) -> ResolvedSweep:
 
     workload = load_workload(wl_path)
     names = [layer.name for layer in workload.layers]
+    if spec.qat is not None and spec.quality is None:
+        raise SpecError(src, "qat", "a quality model (key quality) for the QAT block to train", "qat")
     if spec.quality is not None:
         from ._quality import QUALITY_MODELS
 
         if spec.quality not in QUALITY_MODELS:
             raise SpecError(src, "quality", f"one of the quality models {sorted(QUALITY_MODELS)}", spec.quality)
+        from ._quality import QAT_MODELS
+
+        if spec.qat is not None and spec.quality not in QAT_MODELS:
+            raise SpecError(src, "quality", f"a quality model QAT can train ({list(QAT_MODELS)}) with a qat: "
+                            "block", spec.quality)
         want = QUALITY_MODELS[spec.quality].layers
         if tuple(names) != tuple(want):
             raise SpecError(src, "workload", f"a workload whose layers are {list(want)} (those of quality model "

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["MissingDependency", "check_layer_bits", "CNNSensitivityModel", "softmax_curvature"]
+from ..errors import MissingDependency  # one class for hwsim.quant and hwsim.models
 
-
-from ..errors import MissingDependency  # noqa: E402 - one class for every missing dependency (hwsim.errors)
+__all__ = ["MissingDependency", "check_layer_bits", "CNNSensitivityModel", "softmax_curvature", "torch_forward"]
 
 
 def load_npz_weights(path, shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
@@ -138,6 +137,37 @@ class CNNSensitivityModel:
 
         return _quantize_weight(self.net.layer(layer).weight, weight_bits, self.config)[1]
 
+    def layer_hvp(self, layer: str):
+        """``v -> H v`` (float64, the weight's shape): the Hessian of ``mean_n KL(p_float || softmax(z_n))`` on
+        the loss inputs with respect to ``layer``'s weight, at the float weights, by double back-propagation in
+        torch (imported here; :class:`MissingDependency` without it). The loss's Hessian at the reference is the
+        one whose trace :meth:`output_curvature` estimates."""
+        try:
+            import torch
+        except ImportError as e:
+            raise MissingDependency(f"Hessian eigenvalues need torch ({e}); pip install torch==2.13.0") from None
+        start = self.net.op_index(layer)
+        tensors = {k: torch.from_numpy(np.ascontiguousarray(v, np.float64)) for k, v in self._loss_t.items()}
+        z0 = tensors[self.net.output]
+        p0 = torch.softmax(z0, dim=1)
+        logp0 = torch.log_softmax(z0, dim=1)
+        w0 = torch.from_numpy(np.asarray(self.net.layer(layer).weight, np.float64))
+
+        def hvp(v: np.ndarray) -> np.ndarray:
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)  # small products: threads only contend (measured 40x slower on 2 busy cores)
+            try:
+                w = w0.clone().requires_grad_(True)
+                z = torch_forward(torch, self.net, tensors, {layer: w}, start)
+                loss = (p0 * (logp0 - torch.log_softmax(z, dim=1))).sum(dim=1).mean()
+                (g,) = torch.autograd.grad(loss, w, create_graph=True)
+                (hv,) = torch.autograd.grad((g * torch.from_numpy(np.asarray(v, np.float64))).sum(), w)
+            finally:
+                torch.set_num_threads(threads)
+            return hv.numpy()
+
+        return hvp
+
     def layer_output(self, layer: str):
         start = self.net.op_index(layer)
         t = self._loss_t
@@ -146,3 +176,42 @@ class CNNSensitivityModel:
             return self.net.forward(None, dtype=np.float64, weights={layer: w}, tensors=t, start=start)
 
         return output
+
+
+def torch_forward(torch, net, tensors: dict, weights: dict, start: int = 0):
+    """The engine network's float forward in torch (float64), from op ``start`` on, with the tensors computed
+    before it in ``tensors`` and replacement weights (torch tensors, e.g. requiring gradients) in ``weights``;
+    returns the output tensor. Mirrors :meth:`hwsim.models._engine.Network.forward`."""
+    from ._engine import Conv
+
+    F = torch.nn.functional
+    t = dict(tensors)
+    for op in net.ops[start:]:
+        src = t[op.src]
+        if not isinstance(op, Conv):
+            if op.kind == "max":
+                t[op.dst] = F.max_pool2d(src, op.kernel, op.stride)
+            elif op.kind == "gap":
+                t[op.dst] = src.mean(dim=(2, 3), keepdim=True)
+            else:
+                t[op.dst] = src.reshape(src.shape[0], -1)
+            continue
+        w = weights.get(op.name)
+        if w is None:
+            w = torch.from_numpy(np.asarray(op.weight, np.float64))
+        b = torch.from_numpy(np.asarray(op.bias, np.float64))
+        if op.linear:
+            y = F.linear(src.reshape(src.shape[0], -1), w, b)
+        else:
+            pt, pb, pl, pr = op.pads
+            y = F.conv2d(F.pad(src, (pl, pr, pt, pb)), w, b, stride=tuple(op.stride), groups=op.groups)
+        if op.residual is not None:
+            y = y + t[op.residual]
+        if op.act == "relu":
+            y = torch.relu(y)
+        elif op.act == "relu6":
+            hi = 6.0 if op.clip_hi is None else torch.from_numpy(
+                np.asarray(op.clip_hi, np.float64)).reshape((1, -1) + (1,) * (y.ndim - 2))
+            y = torch.minimum(torch.relu(y), torch.as_tensor(hi, dtype=torch.float64))
+        t[op.dst] = y
+    return t[net.output]

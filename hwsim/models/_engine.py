@@ -444,6 +444,38 @@ class QuantizedNetwork:
             self.bias_q[op.name] = quantize_bias(bias, x_qp, wqp_b)
         self.overflow: dict[str, int] = {}
 
+    @classmethod
+    def from_qat(cls, result, *, acc_bits: int = 32, acc_mode: str = "wrap") -> "QuantizedNetwork":
+        """The integer network trained by :func:`hwsim.quant.train_qat` (its learned quantizers, weight codes
+        and int32 biases), ready to :meth:`run` on the datapath. Its logits equal ``result.forward(x)`` bit for
+        bit while the ``acc_bits`` register does not overflow (tested).
+
+        Parameters
+        ----------
+        result : hwsim.quant.QATResult
+        acc_bits, acc_mode
+            The accumulator register (requantization follows ``result.config.profile``).
+        """
+        self = cls.__new__(cls)
+        self.config = PTQConfig(name=f"QAT {result.config.method}")
+        self.bits = dict(result.bits)
+        self.acc_bits, self.acc_mode, self.profile = int(acc_bits), acc_mode, result.config.profile
+        self.net = result.net
+        self.qparams = dict(result.qparams)
+        self.wq, self.bias_q = {}, {}
+        for op in result.net.ops:
+            if not isinstance(op, Conv):
+                continue
+            codes, wqp = result.weights[op.name]
+            wdeq = dequantize(codes, wqp)
+            if op.linear:
+                self.wq[op.name] = (np.ascontiguousarray(codes.T), wdeq, replace_axis(wqp, 1))
+            else:
+                self.wq[op.name] = (codes, wdeq, wqp)
+            self.bias_q[op.name] = np.asarray(result.bias_q[op.name], np.int32)
+        self.overflow = {}
+        return self
+
     def _quantized_tensors(self) -> list[str]:
         names = []
         for op in self.net.ops:

@@ -31,6 +31,7 @@ from ._base import check_layer_bits, load_npz_metadata, load_npz_weights
 __all__ = [
     "LAYERS", "WEIGHTS_PATH", "load_digits_split", "load_weights", "load_metadata", "float_forward",
     "quantized_forward", "accuracy", "evaluate", "calibration_images", "check_bits", "MIN_BITS", "MAX_BITS",
+    "build_network",
 ]
 
 #: The GEMM layers of the network, in order (the names used in ``bits`` and in ``workloads/digits_cnn.yaml``).
@@ -189,6 +190,23 @@ def float_forward(weights: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
     h = np.maximum(conv2d_float(h, weights["conv2.weight"], weights["conv2.bias"], 1), 0)
     h = maxpool2x2(h).reshape(x.shape[0], -1)
     return (h @ weights["fc.weight"].T + weights["fc.bias"]).astype(np.float32)
+
+
+def build_network(weights: dict[str, np.ndarray] | None = None):
+    """The CNN as an engine :class:`~hwsim.models._engine.Network` (output tensor ``"logits"``); its float
+    forward equals :func:`float_forward` (tested). Used by quantization-aware training."""
+    from ._engine import Conv, Network, Pool
+
+    w = load_weights() if weights is None else weights
+    p1 = (1, 1, 1, 1)
+    ops = [
+        Conv("conv1", "input", "c1", w["conv1.weight"], w["conv1.bias"], pads=p1, act="relu"),
+        Conv("conv2", "c1", "c2", w["conv2.weight"], w["conv2.bias"], pads=p1, act="relu"),
+        Pool("max", "c2", "p2"),
+        Pool("flatten", "p2", "flat"),
+        Conv("fc", "flat", "logits", w["fc.weight"], w["fc.bias"], linear=True),
+    ]
+    return Network("digits_cnn", ops, "logits")
 
 
 def accuracy(pred: np.ndarray, y: np.ndarray) -> float:

@@ -5,6 +5,10 @@ Usage::
 
     python -m hwsim.models.quality_table [--out docs/quality.md] [--sensitivity-dir docs/sensitivity]
                                          [--networks fashion_cnn,mobilenet_v2,minilm_l6]
+    python -m hwsim.models.quality_table --qat [--networks digits_cnn,fashion_cnn] [--fashion-dir DIR]
+
+``--qat`` measures quantization-aware training against PTQ (:mod:`hwsim.models._qat_table`) and replaces only the
+QAT section of the output file (about 40 minutes on 2 shared cores, Fashion-MNIST's trainings dominate).
 
 Bit-width points: W8A8, W6A6, W4A8, W4A4 (every layer) and a mixed-precision point chosen from the sensitivity
 table: the quarter of the layers (rounded up) with the lowest output SQNR when quantized alone to W4A8 stay at
@@ -234,8 +238,25 @@ def main(argv=None) -> int:
     root = Path(__file__).resolve().parents[2]
     ap.add_argument("--out", type=Path, default=root / "docs" / "quality.md")
     ap.add_argument("--sensitivity-dir", type=Path, default=root / "docs" / "sensitivity")
-    ap.add_argument("--networks", default="fashion_cnn,mobilenet_v2,minilm_l6")
+    ap.add_argument("--networks", default=None, help="default: fashion_cnn,mobilenet_v2,minilm_l6 "
+                    "(with --qat: digits_cnn,fashion_cnn)")
+    ap.add_argument("--qat", action="store_true", help="write the QAT-against-PTQ section only")
+    ap.add_argument("--workers", type=int, default=2, help="processes training QAT cells (default 2)")
+    ap.add_argument("--fashion-dir", type=Path, default=None, help="folder of the Fashion-MNIST IDX files "
+                    "(default: $HWSIM_FASHION_MNIST_DIR or /usr/share/datasets/fashion-mnist)")
     args = ap.parse_args(argv)
+    if args.fashion_dir is not None:
+        if not args.fashion_dir.is_dir():
+            print(f"quality_table: error: --fashion-dir: expected an existing folder with the Fashion-MNIST IDX "
+                  f"files, found {str(args.fashion_dir)!r}", file=sys.stderr)
+            return 2
+        import os
+
+        os.environ["HWSIM_FASHION_MNIST_DIR"] = str(args.fashion_dir)
+    if args.qat:
+        return _main_qat(args)
+    if args.networks is None:
+        args.networks = "fashion_cnn,mobilenet_v2,minilm_l6"
     t0 = time.time()
     results = {}
     for network in args.networks.split(","):
@@ -249,7 +270,37 @@ def main(argv=None) -> int:
         except MissingDependency as e:
             results[network] = str(e)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(render(results, time.time() - t0))
+    text = render(results, time.time() - t0)
+    from . import _qat_table, minilm_int
+
+    old = args.out.read_text() if args.out.is_file() else ""
+    for begin, end in ((_qat_table.BEGIN, _qat_table.END), (minilm_int.BEGIN, minilm_int.END)):
+        if begin in old and end in old:  # keep the sections written by --qat and by hwsim.models.minilm_int
+            text = text.rstrip("\n") + "\n\n" + begin + old.split(begin, 1)[1].split(end, 1)[0] + end + "\n"
+    args.out.write_text(text)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _main_qat(args) -> int:
+    from ._qat_table import qat_rows, render_qat, splice
+    from .qat import QAT_NETWORKS
+
+    t0 = time.time()
+    results = {}
+    for network in (args.networks or ",".join(QAT_NETWORKS)).split(","):
+        if network not in QAT_NETWORKS:
+            print(f"quality_table: error: --networks: expected networks QAT trains ({', '.join(QAT_NETWORKS)}), "
+                  f"found {network!r}", file=sys.stderr)
+            return 2
+        try:
+            results[network] = qat_rows(network, log=lambda s: print(s, file=sys.stderr, flush=True),
+                                        workers=args.workers)
+        except MissingDependency as e:
+            results[network] = str(e)
+    doc = args.out.read_text() if args.out.is_file() else ""
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(splice(doc, render_qat(results, time.time() - t0)))
     print(f"wrote {args.out}")
     return 0
 

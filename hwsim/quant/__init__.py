@@ -24,15 +24,21 @@ from ._fakequant import (conv_windows, exact_conv2d_acc, exact_gemm_acc, fake_qu
                          float_conv2d, qdq_conv2d, quantize_bias)
 from ._granular import (GroupQuant, asymmetric_qparams, dequantize_per_group, dynamic_qparams, dynamic_quantize,
                         group_gemm, quantize_per_group, symmetric_qparams, tensor_range)
+from ._ibert import EXP_COEFFS, GELU_COEFFS, i_erf, i_exp, i_gelu, i_layernorm, i_poly, i_softmax, i_sqrt
 from ._nonuniform import (Pow2Quant, binary_quantize, pow2_dequantize, pow2_quantize, pow2_to_int, shift_gemm_acc,
                           ternary_quantize)
 from ._ptq import adaround, bias_correction, equalize_pair, fold_batchnorm
-from ._sensitivity import SensitivityTable, hutchinson_trace, layer_sensitivity, output_sqnr_db, read_sensitivity
+from ._qat import (QAT_METHODS, QATConfig, QATResult, check_qat_bits, lsq_quantize, pact_quantize, qat_forward,
+                   train_qat)
+from ._sensitivity import (SensitivityTable, hessian_top_eigenvalue, hutchinson_trace, layer_sensitivity,
+                           output_sqnr_db, read_sensitivity)
 
 __all__ += [
     # _granular
     "symmetric_qparams", "asymmetric_qparams", "tensor_range", "dynamic_qparams", "dynamic_quantize", "GroupQuant",
     "quantize_per_group", "dequantize_per_group", "group_gemm",
+    # _ibert (integer-only transformer nonlinearities)
+    "i_poly", "i_erf", "i_gelu", "i_exp", "i_softmax", "i_sqrt", "i_layernorm", "GELU_COEFFS", "EXP_COEFFS",
     # _nonuniform
     "Pow2Quant", "pow2_quantize", "pow2_dequantize", "pow2_to_int", "shift_gemm_acc", "binary_quantize",
     "ternary_quantize",
@@ -44,6 +50,10 @@ __all__ += [
     # _fakequant
     "fake_quantize", "conv_windows", "float_conv2d", "exact_conv2d_acc", "exact_gemm_acc", "fake_quant_conv2d", "fake_quant_linear",
     "qdq_conv2d", "quantize_bias",
+    # _qat (torch imported only when training)
+    "QAT_METHODS", "QATConfig", "QATResult", "train_qat", "qat_forward", "check_qat_bits",
+    "lsq_quantize", "pact_quantize",
     # _sensitivity
-    "layer_sensitivity", "output_sqnr_db", "hutchinson_trace", "SensitivityTable", "read_sensitivity",
+    "layer_sensitivity", "output_sqnr_db", "hutchinson_trace", "hessian_top_eigenvalue", "SensitivityTable",
+    "read_sensitivity",
 ]

@@ -50,12 +50,12 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["output_sqnr_db", "hutchinson_trace", "layer_sensitivity", "SensitivityTable", "read_sensitivity",
-           "COLUMNS"]
+__all__ = ["output_sqnr_db", "hutchinson_trace", "hessian_top_eigenvalue", "layer_sensitivity", "SensitivityTable",
+           "read_sensitivity", "COLUMNS"]
 
 #: Columns of a sensitivity table, in file order.
 COLUMNS = ("layer", "weight_bits", "act_bits", "n_params", "sqnr_db", "weight_perturbation", "hessian_trace",
-           "hessian_trace_stderr", "hessian_trace_per_param", "omega")
+           "hessian_trace_stderr", "hessian_trace_per_param", "omega", "hessian_top_eigenvalue")
 
 
 def output_sqnr_db(reference, test) -> float:
@@ -120,6 +120,47 @@ def hutchinson_trace(output, curvature, w, *, n_probes: int = 8, rng: np.random.
     return float(samples.mean()), stderr, samples
 
 
+def hessian_top_eigenvalue(hvp, shape, *, iters: int = 50, tol: float = 1e-4,
+                           rng: np.random.Generator | None = None) -> tuple[float, int]:
+    """The largest eigenvalue of a symmetric matrix ``H`` given by its products ``H v``, by power iteration
+    (HAWQ, Dong et al., ICCV 2019, §3.1 and Algorithm 1: ``v <- Hv / ||Hv||``, ``lambda = v^T H v``).
+
+    Parameters
+    ----------
+    hvp : callable
+        ``hvp(v) -> H v`` for arrays of ``shape`` (float64).
+    shape : tuple of int
+        The weight's shape.
+    iters : int, default 50
+        At most this many products.
+    tol : float, default 1e-4
+        Stop when ``lambda`` changes by less than ``tol * |lambda|``.
+    rng : numpy.random.Generator, optional
+        Source of the Gaussian start vector (default ``default_rng(0)``).
+
+    Returns
+    -------
+    (eigenvalue, iterations) : float, int
+        The Rayleigh quotient at the last iterate (the dominant eigenvalue in magnitude; the Hessian of a loss at
+        its minimum is positive semi-definite, so the largest) and the products used.
+    """
+    rng = np.random.default_rng(0) if rng is None else rng
+    v = rng.standard_normal(shape)
+    v /= np.linalg.norm(v)
+    lam = 0.0
+    for i in range(1, int(iters) + 1):
+        hv = np.asarray(hvp(v), np.float64)
+        new = float(np.sum(v * hv))
+        nrm = float(np.linalg.norm(hv))
+        if nrm == 0.0:
+            return 0.0, i
+        v = hv / nrm
+        if i > 1 and abs(new - lam) <= tol * abs(new):
+            return new, i
+        lam = new
+    return lam, int(iters)
+
+
 @dataclass
 class SensitivityTable:
     """Rows of :data:`COLUMNS` plus metadata (model, seed, probes, reference bits, ...).
@@ -178,14 +219,15 @@ def read_sensitivity(path) -> SensitivityTable:
 
     if p.suffix == ".json":
         d = json.loads(p.read_text())
-        return SensitivityTable([{k: dec(k, r[k]) for k in COLUMNS} for r in d["rows"]], d.get("meta", {}))
-    with p.open(newline="") as f:
-        return SensitivityTable([{k: dec(k, r[k]) for k in COLUMNS} for r in csv.DictReader(f)], {})
+        return SensitivityTable([{k: dec(k, r.get(k, "nan")) for k in COLUMNS} for r in d["rows"]],
+                                d.get("meta", {}))
+    with p.open(newline="") as f:  # tables written before a column existed read it as NaN
+        return SensitivityTable([{k: dec(k, r.get(k) or "nan") for k in COLUMNS} for r in csv.DictReader(f)], {})
 
 
 def layer_sensitivity(model, bits_options, *, layers=None, reference: tuple[int, int] = (8, 8),
                       sqnr: bool = True, hessian: bool = True, n_probes: int = 8, seed: int = 0,
-                      rel_step: float = 1e-4, progress=None) -> SensitivityTable:
+                      rel_step: float = 1e-4, eigen: bool = False, progress=None) -> SensitivityTable:
     """Sensitivity of each layer of ``model`` to each candidate bit pair (the input of a mixed-precision ILP).
 
     Parameters
@@ -204,6 +246,9 @@ def layer_sensitivity(model, bits_options, *, layers=None, reference: tuple[int,
         Hutchinson probes per layer.
     seed : int, default 0
     rel_step : float, default 1e-4
+    eigen : bool, default False
+        Also the top Hessian eigenvalue per layer (HAWQ-v1), by :func:`hessian_top_eigenvalue` over the model's
+        ``layer_hvp(layer)`` (``v -> H v``; torch autograd in :class:`hwsim.models._base.CNNSensitivityModel`).
     progress : callable, optional
         Called with a short message per layer.
 
@@ -249,6 +294,9 @@ def layer_sensitivity(model, bits_options, *, layers=None, reference: tuple[int,
         if hessian:
             tr, tr_err, _ = hutchinson_trace(model.layer_output(name), model.output_curvature, w,
                                              n_probes=n_probes, rng=_layer_rng(seed, name), rel_step=rel_step)
+        eig = math.nan
+        if eigen:
+            eig, _ = hessian_top_eigenvalue(model.layer_hvp(name), w.shape, rng=_layer_rng(seed + 1, name))
         pert = {}
         for wb, ab in opts:
             if wb not in pert:
@@ -261,5 +309,6 @@ def layer_sensitivity(model, bits_options, *, layers=None, reference: tuple[int,
             per = (tr / w.size if w.size else 0.0) if hessian else math.nan
             rows.append({"layer": name, "weight_bits": wb, "act_bits": ab, "n_params": int(w.size), "sqnr_db": s,
                          "weight_perturbation": pert[wb], "hessian_trace": tr, "hessian_trace_stderr": tr_err,
-                         "hessian_trace_per_param": per, "omega": per * pert[wb] if hessian else math.nan})
+                         "hessian_trace_per_param": per, "omega": per * pert[wb] if hessian else math.nan,
+                         "hessian_top_eigenvalue": eig})
     return SensitivityTable(rows, meta)
