@@ -69,8 +69,14 @@ def main(argv=None) -> int:
     import onnxruntime as ort
     from onnx import helper
 
-    from hwsim.datapath import (_fast, conv2d_acc, gemm_acc, pair_saturating_gemm, qlinear_conv2d,
-                                qlinear_matmul)
+    from hwsim.datapath import (
+        _fast,
+        conv2d_acc,
+        gemm_acc,
+        pair_saturating_gemm,
+        qlinear_conv2d,
+        qlinear_matmul,
+    )
     from hwsim.quant import QParams
 
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))

@@ -14,8 +14,14 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ._io import load_workload as _load_workload_file
-from ._io import (summary_dict, write_bandwidth_csv, write_energy_csv, write_graph_csvs, write_layers_csv,
-                  write_summary_json)
+from ._io import (
+    summary_dict,
+    write_bandwidth_csv,
+    write_energy_csv,
+    write_graph_csvs,
+    write_layers_csv,
+    write_summary_json,
+)
 from ._pipeline import SimResult, layer_columns, simulate_workload
 from .spec import ArchSpec, Workload
 from .spec import load_arch as _load_arch_file

@@ -8,9 +8,15 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-
 from . import __version__
-from ._pipeline import TENSOR_COLUMNS, VECTOR_COLUMNS, SimResult, bandwidth_columns, bandwidth_rows, layer_columns
+from ._pipeline import (
+    TENSOR_COLUMNS,
+    VECTOR_COLUMNS,
+    SimResult,
+    bandwidth_columns,
+    bandwidth_rows,
+    layer_columns,
+)
 from .errors import ShapeWarning, SpecError, input_file
 from .spec import Workload, load_workload_yaml
 

@@ -140,10 +140,16 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_vectors(args: argparse.Namespace) -> int:
-    from .errors import Found
-    from .rtl import (check_rtl_arch, missing_tools, onnx_operands, run_cosim, write_layer_vectors,
-                      write_vectors)
     from ._api import load_arch
+    from .errors import Found
+    from .rtl import (
+        check_rtl_arch,
+        missing_tools,
+        onnx_operands,
+        run_cosim,
+        write_layer_vectors,
+        write_vectors,
+    )
 
     arch = load_arch(args.arch)
     if args.cosim and missing_tools():

@@ -10,8 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from hwsim.datapath import conv2d_acc, gemm_acc, narrow_operand
-from hwsim.datapath import _avx2, _fast, _vnni
+from hwsim.datapath import _avx2, _fast, _vnni, conv2d_acc, gemm_acc, narrow_operand
 
 INT8 = (np.int8, np.uint8)
 

@@ -8,8 +8,15 @@ import itertools
 import numpy as np
 import pytest
 
-from hwsim.datapath import (conv2d_acc, conv_output_size, gemm_acc, global_avgpool, maxpool2d, qlinear_conv2d,
-                            qlinear_matmul)
+from hwsim.datapath import (
+    conv2d_acc,
+    conv_output_size,
+    gemm_acc,
+    global_avgpool,
+    maxpool2d,
+    qlinear_conv2d,
+    qlinear_matmul,
+)
 from hwsim.quant import QParams, requant_multiplier, requantize
 
 F32 = np.float32

@@ -1,6 +1,8 @@
 """The int16 pair-saturating accumulation (x86 ``vpmaddubsw``): the fast kernel equals the reference loop."""
 
 import numpy as np
+
+
 def test_fast_pair_sums_equal_the_reference_loop():
     """pair_sums16 (the fast kernel) against the plain loop, odd and even K, with the pair-overflow extremes
     (255 x 127 twice = 64,770 -> 32,767; 255 x -128 twice = -65,280 -> -32,768)."""

@@ -9,8 +9,15 @@ import math
 import pytest
 import yaml
 
-from hwsim.energy import (action_energies, area_breakdown, available_tech, layer_energy, load_tech,
-                          mac_energy, parse_tech)
+from hwsim.energy import (
+    action_energies,
+    area_breakdown,
+    available_tech,
+    layer_energy,
+    load_tech,
+    mac_energy,
+    parse_tech,
+)
 from hwsim.errors import SpecError
 from hwsim.mapping import map_layer
 from hwsim.spec import Gemm, Workload, validate

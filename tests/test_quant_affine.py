@@ -9,9 +9,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hwsim.quant import (PROFILES, QParams, asymmetric_per_tensor, dequantize, dyadic_multiplier,
-                         minmax_calibrate, qrange, quantize, quantize_multiplier, requant_multiplier,
-                         requantize, symmetric_per_channel)
+from hwsim.quant import (
+    PROFILES,
+    QParams,
+    asymmetric_per_tensor,
+    dequantize,
+    dyadic_multiplier,
+    minmax_calibrate,
+    qrange,
+    quantize,
+    quantize_multiplier,
+    requant_multiplier,
+    requantize,
+    symmetric_per_channel,
+)
 
 F32 = np.float32
 

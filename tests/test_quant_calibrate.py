@@ -9,8 +9,18 @@ import io
 import numpy as np
 import pytest
 
-from hwsim.quant import (CALIBRATION_METHODS, aciq_alpha, aciq_range, calibrate, calibrate_range, entropy_range,
-                         entropy_threshold, minmax_range, mse_range, percentile_range)
+from hwsim.quant import (
+    CALIBRATION_METHODS,
+    aciq_alpha,
+    aciq_range,
+    calibrate,
+    calibrate_range,
+    entropy_range,
+    entropy_threshold,
+    minmax_range,
+    mse_range,
+    percentile_range,
+)
 
 F32 = np.float32
 

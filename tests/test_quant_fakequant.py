@@ -7,8 +7,20 @@ import numpy as np
 import pytest
 
 from hwsim.datapath import conv2d_acc, gemm_acc, qlinear_conv2d, qlinear_matmul
-from hwsim.quant import (QParams, asymmetric_qparams, dequantize, exact_conv2d_acc, exact_gemm_acc, fake_quant_conv2d,
-                         fake_quant_linear, float_conv2d, qdq_conv2d, quantize, quantize_bias, symmetric_qparams)
+from hwsim.quant import (
+    QParams,
+    asymmetric_qparams,
+    dequantize,
+    exact_conv2d_acc,
+    exact_gemm_acc,
+    fake_quant_conv2d,
+    fake_quant_linear,
+    float_conv2d,
+    qdq_conv2d,
+    quantize,
+    quantize_bias,
+    symmetric_qparams,
+)
 
 F32 = np.float32
 

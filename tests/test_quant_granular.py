@@ -11,10 +11,25 @@ import numpy as np
 import pytest
 
 from hwsim.datapath import conv2d_acc, gemm_acc, qlinear_matmul
-from hwsim.quant import (QParams, asymmetric_per_tensor, asymmetric_qparams, binary_quantize, dequantize,
-                         dequantize_per_group, dynamic_quantize, group_gemm, pow2_dequantize, pow2_quantize,
-                         pow2_to_int, quantize, quantize_per_group, shift_gemm_acc, symmetric_per_channel,
-                         symmetric_qparams, ternary_quantize)
+from hwsim.quant import (
+    QParams,
+    asymmetric_per_tensor,
+    asymmetric_qparams,
+    binary_quantize,
+    dequantize,
+    dequantize_per_group,
+    dynamic_quantize,
+    group_gemm,
+    pow2_dequantize,
+    pow2_quantize,
+    pow2_to_int,
+    quantize,
+    quantize_per_group,
+    shift_gemm_acc,
+    symmetric_per_channel,
+    symmetric_qparams,
+    ternary_quantize,
+)
 
 F32 = np.float32
 

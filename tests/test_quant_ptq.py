@@ -6,8 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hwsim.quant import (adaround, bias_correction, dequantize, equalize_pair, float_conv2d, fold_batchnorm,
-                         quantize, symmetric_qparams)
+from hwsim.quant import (
+    adaround,
+    bias_correction,
+    dequantize,
+    equalize_pair,
+    float_conv2d,
+    fold_batchnorm,
+    quantize,
+    symmetric_qparams,
+)
 
 F32 = np.float32
 

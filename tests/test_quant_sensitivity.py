@@ -8,8 +8,15 @@ import math
 import numpy as np
 import pytest
 
-from hwsim.quant import (SensitivityTable, fake_quantize, hutchinson_trace, layer_sensitivity, output_sqnr_db,
-                         read_sensitivity, symmetric_qparams)
+from hwsim.quant import (
+    SensitivityTable,
+    fake_quantize,
+    hutchinson_trace,
+    layer_sensitivity,
+    output_sqnr_db,
+    read_sensitivity,
+    symmetric_qparams,
+)
 from hwsim.quant._sensitivity import COLUMNS, _layer_rng
 
 F32 = np.float32

@@ -19,8 +19,14 @@ import pytest
 
 from hwsim.datapath import conv2d_acc, gemm_acc
 from hwsim.mapping import map_layer
-from hwsim.rtl import (RTL_SOURCE, LayerOperands, missing_tools, random_operands, run_cosim,
-                       write_layer_vectors)
+from hwsim.rtl import (
+    RTL_SOURCE,
+    LayerOperands,
+    missing_tools,
+    random_operands,
+    run_cosim,
+    write_layer_vectors,
+)
 from hwsim.spec import Conv2d, Gemm
 
 from .utils import make_arch

@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 import re
 
-import pytest
-
 import numpy as np
+import pytest
 
 from hwsim.sim import dma_order, simulate_tiles, split_even
 

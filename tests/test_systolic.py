@@ -7,8 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hwsim.datapath import gemm_acc
-from hwsim.datapath import systolic_gemm
+from hwsim.datapath import gemm_acc, systolic_gemm
 from hwsim.mapping import map_layer
 from hwsim.spec import Gemm
 

@@ -4,8 +4,16 @@ The kernels are small numba loops (``_kernels.py``); the typed, checked entry po
 Exact semantics and their sources: ``shared/reference/bitexact.md``.
 """
 
-from ._layers import (conv2d_acc, conv_output_size, gemm_acc, global_avgpool, maxpool2d, narrow_operand,
-                      qlinear_conv2d, qlinear_matmul)
+from ._layers import (
+    conv2d_acc,
+    conv_output_size,
+    gemm_acc,
+    global_avgpool,
+    maxpool2d,
+    narrow_operand,
+    qlinear_conv2d,
+    qlinear_matmul,
+)
 from ._pairsat import pair_saturating_gemm
 from ._systolic import FoldTrace, SystolicResult, systolic_gemm
 

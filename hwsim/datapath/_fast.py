@@ -89,9 +89,9 @@ def _u8_offset(a: np.ndarray) -> int | None:
     if a.size == 0:
         return 0
     lo, hi = int(a.min()), int(a.max())
-    if 0 <= lo and hi <= 255:
+    if lo >= 0 and hi <= 255:
         return 0
-    if -128 <= lo and hi <= 127:
+    if lo >= -128 and hi <= 127:
         return 128
     return None
 
@@ -105,9 +105,9 @@ def _s8_offset(b: np.ndarray) -> int | None:
     if b.size == 0:
         return 0
     lo, hi = int(b.min()), int(b.max())
-    if -128 <= lo and hi <= 127:
+    if lo >= -128 and hi <= 127:
         return 0
-    if 0 <= lo and hi <= 255:
+    if lo >= 0 and hi <= 255:
         return -128
     return None
 

@@ -140,7 +140,7 @@ def _byte_offset(a: np.ndarray, unsigned: bool, name: str) -> int:
         return 128 if unsigned else -128
     lo, hi = (int(a.min()), int(a.max())) if a.size else (0, 0)
     for off in ((0, 128) if unsigned else (0, -128)):
-        if (0 <= lo + off and hi + off <= 255) if unsigned else (-128 <= lo + off and hi + off <= 127):
+        if (lo + off >= 0 and hi + off <= 255) if unsigned else (lo + off >= -128 and hi + off <= 127):
             return off
     raise ValueError(f"int16_pairs needs 8-bit codes: {name} spans [{lo}, {hi}]")
 

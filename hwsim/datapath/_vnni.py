@@ -20,9 +20,9 @@ called (LLVM could not select the instruction).
 from __future__ import annotations
 
 import llvmlite.binding as _llvm
+import numba
 import numpy as np
 from llvmlite import ir
-import numba
 from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model

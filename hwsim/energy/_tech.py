@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 
 import yaml
@@ -319,7 +319,7 @@ def parse_tech(data: object, fname: str) -> TechTable:
                      rules={str(k): str(v) for k, v in rules.items()} if isinstance(rules, dict) else {})
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_tech(name: str, *, source: str = "<arch>", key: str = "energy.technology") -> TechTable:
     """Load a shipped technology table by name.
 

@@ -12,8 +12,9 @@ sensitivity runs reuse them.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["QualityModel", "QUALITY_MODELS", "QAT_MODELS", "quality_model"]
 

@@ -21,9 +21,8 @@ second input of a MatMul of two activations (attention's K^T, V) is kept as the 
 from __future__ import annotations
 
 import math
-from pathlib import Path
-
 import warnings
+from pathlib import Path
 
 from ..errors import ShapeWarning, SpecError, input_file
 from ..spec import Workload, validate
@@ -87,7 +86,7 @@ def read_onnx_shapes(path: str | Path, *, name: str | None = None) -> Workload:
             producer[vi.name] = "input"
 
     def src(t: str) -> str | None:
-        return producer.get(t, None) if t else None
+        return producer.get(t) if t else None
 
     def activations(node) -> list[str]:
         return [x for x in (src(t) for t in node.input) if x is not None]

@@ -37,8 +37,7 @@ from typing import Any
 import yaml
 
 from ..errors import Found, SpecError, input_file
-from ..spec import ArchSpec, Conv2d, Gemm, Workload
-from ..spec import validate
+from ..spec import ArchSpec, Conv2d, Gemm, Workload, validate
 
 __all__ = ["arch_from_scalesim_cfg", "read_scalesim_cfg", "read_topology_csv", "scalesim_conv_padding",
            "write_arch_yaml"]

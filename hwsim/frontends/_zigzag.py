@@ -47,8 +47,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from ..errors import Found, SpecError, input_file
-from ..spec import ArchSpec, load_yaml, validate
-from ..spec import SpecModel
+from ..spec import ArchSpec, SpecModel, load_yaml, validate
 
 __all__ = ["arch_from_zigzag", "is_zigzag_hardware"]
 

@@ -35,10 +35,23 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..quant import (QParams, binary_quantize, calibrate, dequantize, pow2_dequantize, pow2_quantize,
-                     pow2_to_int, quantize, requant_multiplier, requantize, symmetric_qparams,
-                     ternary_quantize)
-from ..quant import conv_windows, float_conv2d, quantize_bias
+from ..quant import (
+    QParams,
+    binary_quantize,
+    calibrate,
+    conv_windows,
+    dequantize,
+    float_conv2d,
+    pow2_dequantize,
+    pow2_quantize,
+    pow2_to_int,
+    quantize,
+    quantize_bias,
+    requant_multiplier,
+    requantize,
+    symmetric_qparams,
+    ternary_quantize,
+)
 
 __all__ = ["Conv", "Pool", "Network", "PTQConfig", "QuantizedNetwork", "WEIGHT_SCHEMES"]
 
@@ -137,7 +150,7 @@ class Network:
                 return i
         raise KeyError(f"no layer {name!r} in {self.name}")
 
-    def copy(self) -> "Network":
+    def copy(self) -> Network:
         """A copy whose layers can be modified (weights copied)."""
         ops = [replace(op, weight=op.weight.copy(), bias=op.bias.copy(),
                        clip_hi=None if op.clip_hi is None else op.clip_hi.copy()) if isinstance(op, Conv)
@@ -445,7 +458,7 @@ class QuantizedNetwork:
         self.overflow: dict[str, int] = {}
 
     @classmethod
-    def from_qat(cls, result, *, acc_bits: int = 32, acc_mode: str = "wrap") -> "QuantizedNetwork":
+    def from_qat(cls, result, *, acc_bits: int = 32, acc_mode: str = "wrap") -> QuantizedNetwork:
         """The integer network trained by :func:`hwsim.quant.train_qat` (its learned quantizers, weight codes
         and int32 biases), ready to :meth:`run` on the datapath. Its logits equal ``result.forward(x)`` bit for
         bit while the ``acc_bits`` register does not overflow (tested).

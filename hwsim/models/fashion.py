@@ -29,8 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ._base import (CNNSensitivityModel, MissingDependency, check_layer_bits, load_npz_metadata,
-                    load_npz_weights)
+from ._base import (
+    CNNSensitivityModel,
+    MissingDependency,
+    check_layer_bits,
+    load_npz_metadata,
+    load_npz_weights,
+)
 from ._engine import Conv, Network, Pool, PTQConfig, QuantizedNetwork
 
 __all__ = ["LAYERS", "WEIGHTS_PATH", "DATA_DIR", "N_CALIB", "load_fashion_mnist", "load_weights", "load_metadata",

@@ -246,7 +246,14 @@ class _QuantGemms:
 
     def __init__(self, model: MiniLM, bits: dict, config: PTQConfig, record: dict, *, acc_bits: int,
                  acc_mode: str):
-        from ..quant import bias_correction, calibrate, dequantize_per_group, quantize, quantize_bias, quantize_per_group
+        from ..quant import (
+            bias_correction,
+            calibrate,
+            dequantize_per_group,
+            quantize,
+            quantize_bias,
+            quantize_per_group,
+        )
         from ._engine import _quantize_weight, replace_axis
 
         self.model, self.bits, self.config = model, bits, config

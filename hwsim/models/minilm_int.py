@@ -91,7 +91,7 @@ class IntMiniLM:
     """
 
     def __init__(self, bits, *, acc_bits: int = 32, acc_mode: str = "wrap"):
-        from ..quant import symmetric_qparams, quantize
+        from ..quant import quantize, symmetric_qparams
 
         self.bits = check_layer_bits(bits, LAYERS)
         self.acc_bits, self.acc_mode = acc_bits, acc_mode

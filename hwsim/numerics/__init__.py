@@ -6,10 +6,28 @@ on it without a cycle (``tests/test_layout.py`` walks the imports). Formulas and
 function's docstring (``shared/reference/bitexact.md`` for the runtimes' exact semantics).
 """
 
-from ._affine import (QParams, as_float32, asymmetric_per_tensor, check_bits, dequantize, minmax_calibrate, qrange,
-                      quantize, symmetric_per_channel)
-from ._requant import (PROFILES, ROUNDING_MODES, check_profile, dyadic_multiplier, fbgemm_bias_addend,
-                       quantize_multiplier, requant_multiplier, requantize, round_values)
+from ._affine import (
+    QParams,
+    as_float32,
+    asymmetric_per_tensor,
+    check_bits,
+    dequantize,
+    minmax_calibrate,
+    qrange,
+    quantize,
+    symmetric_per_channel,
+)
+from ._requant import (
+    PROFILES,
+    ROUNDING_MODES,
+    check_profile,
+    dyadic_multiplier,
+    fbgemm_bias_addend,
+    quantize_multiplier,
+    requant_multiplier,
+    requantize,
+    round_values,
+)
 
 __all__ = [
     # _affine

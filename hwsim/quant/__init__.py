@@ -5,9 +5,23 @@ Public names, grouped by implementation module (Gholami et al. 2021 survey; exac
 """
 
 # the basics live in hwsim.numerics (below quant, datapath and onnxq, which all use them); re-exported here
-from ..numerics import (PROFILES, ROUNDING_MODES, QParams, asymmetric_per_tensor, dequantize,
-                        dyadic_multiplier, fbgemm_bias_addend, minmax_calibrate, qrange, quantize, quantize_multiplier,
-                        requant_multiplier, requantize, round_values, symmetric_per_channel)
+from ..numerics import (
+    PROFILES,
+    ROUNDING_MODES,
+    QParams,
+    asymmetric_per_tensor,
+    dequantize,
+    dyadic_multiplier,
+    fbgemm_bias_addend,
+    minmax_calibrate,
+    qrange,
+    quantize,
+    quantize_multiplier,
+    requant_multiplier,
+    requantize,
+    round_values,
+    symmetric_per_channel,
+)
 
 __all__ = [
     # hwsim.numerics
@@ -18,20 +32,69 @@ __all__ = [
 ]
 
 # The survey's toolbox beyond the affine basics (quantizers, calibration, PTQ methods, fake quantization).
-from ._calibrate import (CALIBRATION_METHODS, aciq_alpha, aciq_range, calibrate, calibrate_range, entropy_range,
-                         entropy_threshold, minmax_range, mse_range, percentile_range)
-from ._fakequant import (conv_windows, exact_conv2d_acc, exact_gemm_acc, fake_quant_conv2d, fake_quant_linear, fake_quantize,
-                         float_conv2d, qdq_conv2d, quantize_bias)
-from ._granular import (GroupQuant, asymmetric_qparams, dequantize_per_group, dynamic_qparams, dynamic_quantize,
-                        group_gemm, quantize_per_group, symmetric_qparams, tensor_range)
+from ._calibrate import (
+    CALIBRATION_METHODS,
+    aciq_alpha,
+    aciq_range,
+    calibrate,
+    calibrate_range,
+    entropy_range,
+    entropy_threshold,
+    minmax_range,
+    mse_range,
+    percentile_range,
+)
+from ._fakequant import (
+    conv_windows,
+    exact_conv2d_acc,
+    exact_gemm_acc,
+    fake_quant_conv2d,
+    fake_quant_linear,
+    fake_quantize,
+    float_conv2d,
+    qdq_conv2d,
+    quantize_bias,
+)
+from ._granular import (
+    GroupQuant,
+    asymmetric_qparams,
+    dequantize_per_group,
+    dynamic_qparams,
+    dynamic_quantize,
+    group_gemm,
+    quantize_per_group,
+    symmetric_qparams,
+    tensor_range,
+)
 from ._ibert import EXP_COEFFS, GELU_COEFFS, i_erf, i_exp, i_gelu, i_layernorm, i_poly, i_softmax, i_sqrt
-from ._nonuniform import (Pow2Quant, binary_quantize, pow2_dequantize, pow2_quantize, pow2_to_int, shift_gemm_acc,
-                          ternary_quantize)
+from ._nonuniform import (
+    Pow2Quant,
+    binary_quantize,
+    pow2_dequantize,
+    pow2_quantize,
+    pow2_to_int,
+    shift_gemm_acc,
+    ternary_quantize,
+)
 from ._ptq import adaround, bias_correction, equalize_pair, fold_batchnorm
-from ._qat import (QAT_METHODS, QATConfig, QATResult, check_qat_bits, lsq_quantize, pact_quantize, qat_forward,
-                   train_qat)
-from ._sensitivity import (SensitivityTable, hessian_top_eigenvalue, hutchinson_trace, layer_sensitivity,
-                           output_sqnr_db, read_sensitivity)
+from ._qat import (
+    QAT_METHODS,
+    QATConfig,
+    QATResult,
+    check_qat_bits,
+    lsq_quantize,
+    pact_quantize,
+    qat_forward,
+    train_qat,
+)
+from ._sensitivity import (
+    SensitivityTable,
+    hessian_top_eigenvalue,
+    hutchinson_trace,
+    layer_sensitivity,
+    output_sqnr_db,
+    read_sensitivity,
+)
 
 __all__ += [
     # _granular

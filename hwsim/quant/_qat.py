@@ -340,7 +340,7 @@ class QATResult:
 
     @classmethod
     def from_arrays(cls, net, bits, config: QATConfig, arrays, *, seconds: float = 0.0,
-                    history=None) -> "QATResult":
+                    history=None) -> QATResult:
         qparams, weights, bias, bias_q = {}, {}, {}, {}
         for key in arrays:
             if key.startswith("act.") and key.endswith(".scale"):

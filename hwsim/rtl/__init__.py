@@ -13,8 +13,17 @@
 from ._area import area_study, synth_cells
 from ._cosim import RTL_SOURCE, TOPLEVEL, missing_tools, run_cosim
 from ._onnx import GEMM_OPS, dump_vectors, onnx_operands
-from ._vectors import (VECTOR_FORMAT, LayerOperands, check_rtl_arch, conv_operands, layer_vectors,
-                       random_operands, rtl_parameters, write_layer_vectors, write_vectors)
+from ._vectors import (
+    VECTOR_FORMAT,
+    LayerOperands,
+    check_rtl_arch,
+    conv_operands,
+    layer_vectors,
+    random_operands,
+    rtl_parameters,
+    write_layer_vectors,
+    write_vectors,
+)
 
 __all__ = [
     # _vectors

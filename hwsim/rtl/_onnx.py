@@ -13,8 +13,15 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import Found, SpecError
-from ..onnxq import (DatapathConfig, check_supported, execute, load_inputs, load_model, lower_qdq,
-                     random_inputs)
+from ..onnxq import (
+    DatapathConfig,
+    check_supported,
+    execute,
+    load_inputs,
+    load_model,
+    lower_qdq,
+    random_inputs,
+)
 from ..spec import ArchSpec, Conv2d, Gemm
 from ._vectors import LayerOperands, conv_operands
 

@@ -1,13 +1,26 @@
 """Typed, immutable specs: the accelerator, the workload; YAML loading with precise errors."""
 
-from ._arch import (OPERANDS, ArchSpec, AreaOverrides, ArrayConfig, DramConfig, EnergyOverrides, MemoryConfig,
-                    MemoryLevel, PEConfig, SramConfig, TimingConfig, VECTOR_OP_CLASSES, VectorUnitConfig, load_arch)
+from ._arch import (
+    OPERANDS,
+    VECTOR_OP_CLASSES,
+    ArchSpec,
+    AreaOverrides,
+    ArrayConfig,
+    DramConfig,
+    EnergyOverrides,
+    MemoryConfig,
+    MemoryLevel,
+    PEConfig,
+    SramConfig,
+    TimingConfig,
+    VectorUnitConfig,
+    load_arch,
+)
 from ._base import SpecModel
+from ._graph import INPUT, TensorInfo, WorkloadGraph, build_graph
 from ._loader import load_yaml, validate
 from ._quantcfg import LayerBits, QuantConfig, load_quant_config
-from ._graph import INPUT, TensorInfo, WorkloadGraph, build_graph
-from ._workload import (VECTOR_OPS, Conv2d, Gemm, GemmView, Layer, Node, VectorOp, Workload,
-                        load_workload_yaml)
+from ._workload import VECTOR_OPS, Conv2d, Gemm, GemmView, Layer, Node, VectorOp, Workload, load_workload_yaml
 
 __all__ = [
     # _arch
