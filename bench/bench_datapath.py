@@ -46,9 +46,11 @@ def _ort_session(node, inputs, inits, threads):
     import onnxruntime as ort
     from onnx import helper, numpy_helper
 
-    g = helper.make_graph([node], "b", [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(a.dtype),
+    g = helper.make_graph([node], "b", [helper.make_tensor_value_info(n,
+                                                                      helper.np_dtype_to_tensor_dtype(a.dtype),
                                                                       list(a.shape)) for n, a in inputs],
-                          [helper.make_tensor_value_info("y", helper.np_dtype_to_tensor_dtype(inputs[0][1].dtype),
+                          [helper.make_tensor_value_info("y",
+                                                         helper.np_dtype_to_tensor_dtype(inputs[0][1].dtype),
                                                          None)],
                           [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)])
@@ -104,8 +106,10 @@ def main(argv=None) -> int:
         b_qp = QParams(f32(0.01), 0, 8, True)
         y_qp = QParams(f32(60.0), az, 8, adt == np.int8)
         node = helper.make_node("QLinearMatMul", ["a", "as", "az", "b", "bs", "bz", "ys", "yz"], ["y"])
-        sess = _ort_session(node, [("a", a)], {"as": f32(0.01), "az": np.array(az, adt), "b": b, "bs": f32(0.01),
-                                              "bz": np.array(0, bdt), "ys": f32(60.0), "yz": np.array(az, adt)},
+        sess = _ort_session(node, [("a", a)], {"as": f32(0.01), "az": np.array(az, adt), "b": b,
+                                               "bs": f32(0.01),
+                                              "bz": np.array(0, bdt), "ys": f32(60.0),
+                                              "yz": np.array(az, adt)},
                             args.threads)
         y_ort = sess.run(None, {"a": a})[0]
         sat = ort_pairs and adt == np.uint8
@@ -116,7 +120,8 @@ def main(argv=None) -> int:
         t_hw = _median_time(lambda: qlinear_matmul(a, b, a_qp=a_qp, b_qp=b_qp, y_qp=y_qp), args.repeat)
         t_acc = _median_time(lambda: gemm_acc(a, b, a_zp=az, b_zp=0), args.repeat)
         rows.append((f"GEMM {n}^3 {tag}", "onnxruntime QLinearMatMul", t_ort, ops, True))
-        rows.append((f"GEMM {n}^3 {tag}", "hwsim qlinear_matmul (exact acc + ort_cpu requant)", t_hw, ops, same))
+        rows.append((f"GEMM {n}^3 {tag}", "hwsim qlinear_matmul (exact acc + ort_cpu requant)", t_hw, ops,
+                     same))
         rows.append((f"GEMM {n}^3 {tag}", "hwsim gemm_acc (exact int64 accumulator)", t_acc, ops, True))
         if adt == np.uint8:
             t_ps = _median_time(lambda: pair_saturating_gemm(a, b), args.repeat)
@@ -129,8 +134,8 @@ def main(argv=None) -> int:
     a = rng.integers(0, 256, (small, small)).astype(np.uint8)
     b = rng.integers(-128, 128, (small, small)).astype(np.int8)
     t_ref = _median_time(lambda: gemm_acc(a, b, a_zp=128, b_zp=0, fast=False), max(3, args.repeat // 2))
-    rows.append((f"GEMM {small}^3 uint8 x int8", "hwsim numba reference loop (fast=False)", t_ref, 2 * small ** 3,
-                 True))
+    rows.append((f"GEMM {small}^3 uint8 x int8", "hwsim numba reference loop (fast=False)", t_ref,
+                 2 * small ** 3, True))
     t_fl = _median_time(lambda: _fast.exact_gemm(a, b, 128, np.zeros(small, np.int64), path="float"),
                         max(3, args.repeat // 2))
     rows.append((f"GEMM {small}^3 uint8 x int8", "hwsim float-BLAS exact path", t_fl, 2 * small ** 3, True))
@@ -147,8 +152,10 @@ def main(argv=None) -> int:
         y_qp = QParams(f32(30.0), xz, 8, xdt == np.int8)
         node = helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"], ["y"],
                                 pads=[1, 1, 1, 1])
-        sess = _ort_session(node, [("x", x)], {"xs": f32(0.01), "xz": np.array(xz, xdt), "w": w, "ws": f32(0.01),
-                                              "wz": np.array(0, np.int8), "ys": f32(30.0), "yz": np.array(xz, xdt)},
+        sess = _ort_session(node, [("x", x)], {"xs": f32(0.01), "xz": np.array(xz, xdt), "w": w,
+                                               "ws": f32(0.01),
+                                              "wz": np.array(0, np.int8), "ys": f32(30.0),
+                                              "yz": np.array(xz, xdt)},
                             args.threads)
         y_ort = sess.run(None, {"x": x})[0]
         kw = dict(x_qp=x_qp, w_qp=w_qp, y_qp=y_qp, pads=(1, 1, 1, 1))
@@ -163,10 +170,12 @@ def main(argv=None) -> int:
         t_ref = _median_time(lambda: conv2d_acc(x, w, x_zp=xz, w_zp=0, pads=(1, 1, 1, 1), fast=False),
                              max(3, args.repeat // 2))
         rows.append((f"conv 64->64 56x56 3x3 {tag}", "onnxruntime QLinearConv", t_ort, cops, True))
-        rows.append((f"conv 64->64 56x56 3x3 {tag}", "hwsim qlinear_conv2d (exact acc + ort_cpu requant)", t_hw,
-                     cops, same))
-        rows.append((f"conv 64->64 56x56 3x3 {tag}", "hwsim conv2d_acc (exact int64 accumulator)", t_acc, cops, True))
-        rows.append((f"conv 64->64 56x56 3x3 {tag}", "hwsim numba reference loop (fast=False)", t_ref, cops, True))
+        rows.append((f"conv 64->64 56x56 3x3 {tag}", "hwsim qlinear_conv2d (exact acc + ort_cpu requant)",
+                     t_hw, cops, same))
+        rows.append((f"conv 64->64 56x56 3x3 {tag}", "hwsim conv2d_acc (exact int64 accumulator)", t_acc,
+                     cops, True))
+        rows.append((f"conv 64->64 56x56 3x3 {tag}", "hwsim numba reference loop (fast=False)", t_ref, cops,
+                     True))
         if xdt == np.uint8:
             t_ps = _median_time(lambda: conv2d_acc(x, w, x_zp=xz, w_zp=0, pads=(1, 1, 1, 1),
                                                    int16_pairs=True), args.repeat * 3)

@@ -1,13 +1,14 @@
 """Timing model speed: hwsim simulate against SCALE-Sim 3.0.0 on the same topologies and configs, same run.
 
     python bench/bench_timing.py            # quick set: ViT-S GEMMs and ResNet-18 on 128x128 (about 2-3 min)
-    python bench/bench_timing.py --set full # adds ResNet-50 (mlperf) and MobileNet from ../shared (about 10 min,
+    python bench/bench_timing.py --set full # adds ResNet-50 (mlperf) and MobileNet from ../shared (about 10
+    min,
                                             # SCALE-Sim needs about 7 GB for ResNet-50)
 
-Each tool runs in its own child process; CPU time (user + sys) and peak RSS are the child's own (``os.wait4``).
-For hwsim three figures: the model alone (``model_cpu_s`` from summary.json: mapping, event model, energy),
-the whole command (start-up, imports, writing layers.csv, summary.json and report.html), and peak memory.
-The cycle totals of the two tools are printed side by side.
+Each tool runs in its own child process; CPU time (user + sys) and peak RSS are the child's own
+(``os.wait4``). For hwsim three figures: the model alone (``model_cpu_s`` from summary.json: mapping, event
+model, energy), the whole command (start-up, imports, writing layers.csv, summary.json and report.html), and
+peak memory. The cycle totals of the two tools are printed side by side.
 
 Goals (exit 1 when one is missed): equal cycle totals on every case (CALC mode, scalesim timing convention);
 hwsim's model at least 1,000x less CPU than SCALE-Sim over the cases run, measured in this run. The host's CPU
@@ -91,8 +92,8 @@ def main() -> int:
         cfg = DATA / cfg_name
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
-            s_cpu, s_mb, _ = _run([sys.executable, "-c", SCALESIM, str(cfg), str(topo), str(DATA / "layout_test.csv"),
-                                   str(tmp / "ss"), "1" if gemm else "0"])
+            s_cpu, s_mb, _ = _run([sys.executable, "-c", SCALESIM, str(cfg), str(topo),
+                                   str(DATA / "layout_test.csv"), str(tmp / "ss"), "1" if gemm else "0"])
             s_cycles = _scalesim_cycles(tmp / "ss")
             arch = tmp / "arch.yaml"
             subprocess.run([sys.executable, "-m", "hwsim", "import-scalesim", str(cfg), "--out", str(arch)],
@@ -103,7 +104,8 @@ def main() -> int:
             h_cycles = int(summ["totals"]["total_cycles"])
             model = summ["totals"]["model_cpu_s"]
         row = dict(topology=name, config=cfg_name, scalesim_cycles=s_cycles, hwsim_cycles=h_cycles,
-                   scalesim_cpu_s=s_cpu, scalesim_peak_mb=s_mb, hwsim_model_cpu_s=model, hwsim_command_cpu_s=h_cpu,
+                   scalesim_cpu_s=s_cpu, scalesim_peak_mb=s_mb, hwsim_model_cpu_s=model,
+                   hwsim_command_cpu_s=h_cpu,
                    hwsim_peak_mb=h_mb, ratio_model=s_cpu / model if model else float("inf"),
                    ratio_command=s_cpu / h_cpu)
         rows.append(row)

@@ -68,7 +68,8 @@ def load_arch(path: str | Path) -> ArchSpec:
 
 def load_workload(path: str | Path) -> Workload:
     """Read a workload by its file type into a frozen :class:`hwsim.spec.Workload`: a layer-list YAML
-    (``workloads/*.yaml``), a SCALE-Sim topology CSV (conv or GEMM format) or a float ONNX model (layer shapes).
+    (``workloads/*.yaml``), a SCALE-Sim topology CSV (conv or GEMM format) or a float ONNX model (layer
+    shapes).
 
     Raises
     ------
@@ -231,8 +232,8 @@ class SweepOutcome:
         return pd.read_csv(self.out / "pareto.csv")
 
 
-def sweep(spec: str | Path, out: str | Path | None = None, *, resume: bool = False, workers: int | None = None,
-          scheduler: str | None = None, progress: bool = False) -> SweepOutcome:
+def sweep(spec: str | Path, out: str | Path | None = None, *, resume: bool = False,
+          workers: int | None = None, scheduler: str | None = None, progress: bool = False) -> SweepOutcome:
     """Evaluate every design point of a sweep YAML (``sweeps/*.yaml``) and write its results to ``out``
     (default ``results/<sweep name>``): points as they finish, then the Pareto front, configs and report.
 

@@ -78,7 +78,8 @@ def _load_workload(path: str | Path) -> Workload:
         from .frontends import read_onnx_shapes
 
         return read_onnx_shapes(p)
-    raise SpecError(str(p), "", "a .yaml, .csv (SCALE-Sim topology) or .onnx workload", suffix or "no extension")
+    raise SpecError(str(p), "", "a .yaml, .csv (SCALE-Sim topology) or .onnx workload",
+                    suffix or "no extension")
 
 
 def write_layers_csv(res: SimResult, path: str | Path) -> Path:
@@ -95,7 +96,8 @@ def write_bandwidth_csv(res: SimResult, path: str | Path) -> Path:
 
 def write_energy_csv(res: SimResult, path: str | Path) -> Path:
     """Every action of every layer: ``layer, component, operand, action, count, unit, pj_each, energy_pj``."""
-    return _write_csv(path, ["layer", "component", "operand", "action", "count", "unit", "pj_each", "energy_pj"],
+    return _write_csv(path, ["layer", "component", "operand", "action", "count", "unit", "pj_each",
+                             "energy_pj"],
                       res.energy_records)
 
 
@@ -108,7 +110,8 @@ def write_graph_csvs(res: SimResult, out: str | Path) -> list[Path]:
     paths = [_write_csv(out / "tensors.csv", list(TENSOR_COLUMNS), res.tensor_rows)]
     if res.vector_rows:
         paths.append(_write_csv(out / "vector.csv", list(VECTOR_COLUMNS), res.vector_rows))
-    paths.append(_write_csv(out / "timeline.csv", ["node", "unit", "start_cycle", "stop_cycle"], res.timeline))
+    paths.append(_write_csv(out / "timeline.csv", ["node", "unit", "start_cycle", "stop_cycle"],
+                            res.timeline))
     return paths
 
 

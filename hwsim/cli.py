@@ -75,8 +75,8 @@ def _cmd_import_scalesim(args: argparse.Namespace) -> int:
     arch = arch_from_scalesim_cfg(args.cfg)
     out = Path(args.out) if args.out else Path(Path(args.cfg).stem + ".yaml")
     if out.exists() and not args.force:
-        raise SpecError(SOURCE_ARG, "--out", "a path that does not exist yet (or --force to replace it)", str(out),
-                        detail="nothing is overwritten")
+        raise SpecError(SOURCE_ARG, "--out", "a path that does not exist yet (or --force to replace it)",
+                        str(out), detail="nothing is overwritten")
     out.parent.mkdir(parents=True, exist_ok=True)
     write_arch_yaml(arch, out)
     print(f"wrote {out} (clock_mhz {arch.clock_mhz:g}: SCALE-Sim has no clock, so latency in us assumes it; "
@@ -90,8 +90,8 @@ def _cmd_import_zigzag(args: argparse.Namespace) -> int:
     arch = arch_from_zigzag(args.hardware, dataflow=args.dataflow)
     out = Path(args.out) if args.out else Path(f"zigzag_{Path(args.hardware).stem}.yaml")
     if out.exists() and not args.force:
-        raise SpecError(SOURCE_ARG, "--out", "a path that does not exist yet (or --force to replace it)", str(out),
-                        detail="nothing is overwritten")
+        raise SpecError(SOURCE_ARG, "--out", "a path that does not exist yet (or --force to replace it)",
+                        str(out), detail="nothing is overwritten")
     out.parent.mkdir(parents=True, exist_ok=True)
     write_arch_yaml(arch, out, comment="ZigZag 3.9.1 accelerator imported by hwsim import-zigzag "
                     "(hwsim/frontends/_zigzag.py gives the mapping)")
@@ -103,7 +103,8 @@ def _cmd_import_zigzag(args: argparse.Namespace) -> int:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from .explore import run_sweep
 
-    out = run_sweep(args.sweep, out=args.out, resume=args.resume, workers=args.workers, scheduler=args.scheduler)
+    out = run_sweep(args.sweep, out=args.out, resume=args.resume, workers=args.workers,
+                    scheduler=args.scheduler)
     print(f"wrote {out / 'points.csv'}, {out / 'points.parquet'}, {out / 'pareto.csv'}, {out / 'report.html'}")
     return 0
 
@@ -118,7 +119,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         raise SpecError(SOURCE_ARG, "--profile", f"one of {', '.join(PROFILES)}", args.profile)
     if args.rounding is not None and args.rounding not in ROUNDING_MODES:
         raise SpecError(SOURCE_ARG, "--rounding", f"one of {', '.join(ROUNDING_MODES)}", args.rounding)
-    cfg = config_from_arch(args.arch, profile=args.profile) if args.arch else DatapathConfig(profile=args.profile)
+    cfg = config_from_arch(args.arch,
+                           profile=args.profile) if args.arch else DatapathConfig(profile=args.profile)
     if args.zero_point_mode not in ("shift", "cross_term"):
         raise SpecError(SOURCE_ARG, "--zero-point-mode", "one of shift, cross_term", args.zero_point_mode)
     cfg = replace(cfg, rounding=args.rounding, seed=args.seed, int16_pairs=args.int16_pairs,
@@ -211,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("simulate", help="time and price a workload on an arch; write layers.csv, energy.csv, "
                        "bandwidth.csv, summary.json, report.html")
-    s.add_argument("arch", help="arch YAML (arch/*.yaml), a SCALE-Sim .cfg or a ZigZag accelerator YAML (read as "
+    s.add_argument("arch",
+                   help="arch YAML (arch/*.yaml), a SCALE-Sim .cfg or a ZigZag accelerator YAML (read as "
                    "import-scalesim / import-zigzag read them, clock 1000 MHz)")
     s.add_argument("workload", help="workload: YAML, SCALE-Sim topology CSV, or float ONNX")
     g = s.add_mutually_exclusive_group()
@@ -223,7 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "through DRAM, inter_layer = on chip when they fit, fused = also depth-first row bands")
     s.add_argument("--engine", choices=["analytic", "simpy"],
                    help="event-model engine (default: the arch's timing.engine, analytic); both give equal cycles")
-    s.add_argument("--out", help="output folder, written into (its files replaced); default: results/simulate, "
+    s.add_argument("--out",
+                   help="output folder, written into (its files replaced); default: results/simulate, "
                    "or results/simulate_2, _3, ... if that holds an earlier run (never replaced)")
     s.set_defaults(func=_cmd_simulate)
 
@@ -233,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="replace --out if it exists")
     s.set_defaults(func=_cmd_import_scalesim)
 
-    s = sub.add_parser("import-zigzag", help="turn a ZigZag 3.9.1 accelerator YAML into an arch YAML (simulate "
+    s = sub.add_parser("import-zigzag",
+                       help="turn a ZigZag 3.9.1 accelerator YAML into an arch YAML (simulate "
                        "also takes the ZigZag file as it is)")
     s.add_argument("hardware", help="ZigZag hardware YAML (zigzag/inputs/hardware/*.yaml)")
     s.add_argument("--out", help="arch YAML to write (default: zigzag_<stem>.yaml)")
@@ -242,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="replace --out if it exists")
     s.set_defaults(func=_cmd_import_zigzag)
 
-    s = sub.add_parser("sweep", help="evaluate every design point of a sweep; write points, pareto.csv, report")
+    s = sub.add_parser("sweep",
+                       help="evaluate every design point of a sweep; write points, pareto.csv, report")
     s.add_argument("sweep", help="sweep YAML (sweeps/*.yaml)")
     s.add_argument("--out", help="output folder (default: results/<sweep name>)")
     s.add_argument("--resume", action="store_true", help="skip the points already in the output folder")
@@ -251,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scheduler", help="dask.distributed scheduler address (e.g. tcp://127.0.0.1:8786): run "
                    "the points on that cluster")
     s.set_defaults(func=_cmd_sweep)
-    s = sub.add_parser("verify", help="run a quantized ONNX model on the integer datapath and on onnxruntime; "
+    s = sub.add_parser("verify",
+                       help="run a quantized ONNX model on the integer datapath and on onnxruntime; "
                        "compare every integer tensor")
     s.add_argument("model", help="quantized ONNX model (QOperator or QDQ form)")
     s.add_argument("--inputs", help=".npz with one array per model input (default: seeded random inputs)")
@@ -260,7 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--arch", help="arch YAML: run under its pe.acc_bits / pe.acc_mode (and pe.mult_bits)")
     s.add_argument("--profile", default="ort_cpu", help="requantization profile (default: ort_cpu; "
                    "see hwsim.quant.PROFILES)")
-    s.add_argument("--rounding", help="replace the profile's rounding: half_even, half_away, half_up, floor or "
+    s.add_argument("--rounding",
+                   help="replace the profile's rounding: half_even, half_away, half_up, floor or "
                    "stochastic (seeded by --seed)")
     s.add_argument("--target", default="host", help="the machine whose onnxruntime integer kernels are "
                    "reproduced: host (default: this CPU, detected and probed), x86-avx2, x86-avx512-core, "
@@ -270,7 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(by output name): compare with them instead of running onnxruntime here")
     s.add_argument("--int16-pairs", action="store_true", help="PEs sum product pairs with int16 saturation "
                    "(x86 vpmaddubsw), reduction in NHWC (r, s, c) order, on every GEMM-like node")
-    s.add_argument("--zero-point-mode", default="shift", help="shift (PEs multiply zero-shifted operands, the "
+    s.add_argument("--zero-point-mode", default="shift",
+                   help="shift (PEs multiply zero-shifted operands, the "
                    "default) or cross_term (raw codes; the zero-point correction is added to the accumulator "
                    "afterwards)")
     s.add_argument("--seed", type=int, default=0, help="seed of the random inputs and of stochastic rounding "
@@ -348,7 +357,8 @@ def main(argv: list[str] | None = None) -> int:
         if not e.filename:
             print(f"hwsim: error: {type(e).__name__}: {e}", file=sys.stderr)
             return 2
-        print(f"hwsim: error: {e.filename}: expected a writable path, found {e.strerror or e}", file=sys.stderr)
+        print(f"hwsim: error: {e.filename}: expected a writable path, found {e.strerror or e}",
+              file=sys.stderr)
         return 2
     except Exception:  # a bug, not bad input: say so, and keep exit 1 for failed checks
         return _internal_error()

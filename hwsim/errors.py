@@ -53,7 +53,8 @@ class SpecError(HwsimError, ValueError):
     source : str
         The file (or ``"<arg>"`` for a command-line value, ``"<dict>"`` for an in-memory spec).
     key : str
-        The dotted key path inside that file, e.g. ``"memory.ifmap_sram.size_kib"``; ``""`` for the file itself.
+        The dotted key path inside that file, e.g. ``"memory.ifmap_sram.size_kib"``; ``""`` for the file
+        itself.
     expected : str
         What would have been accepted.
     found : object
@@ -69,7 +70,8 @@ class SpecError(HwsimError, ValueError):
         self.found = found
         self.detail = detail
         where = f"{self.source}: {key}" if key else self.source
-        found_s = "nothing" if found is None else (str(found) if isinstance(found, Found) else _REPR.repr(found))
+        found_s = "nothing" if found is None else (str(found) if isinstance(found,
+                                                                            Found) else _REPR.repr(found))
         msg = f"{where}: expected {expected}, found {found_s}"
         if detail:
             msg += f" ({detail})"
@@ -86,7 +88,8 @@ class InfeasibleError(SpecError):
 class MissingDependency(HwsimError, RuntimeError):
     """An optional package or data set is not installed (e.g. torch for quantization-aware training, a real
     network's weights). The message names what is missing and the command
-    that installs it; the command line prints it on one line and exits with code 2, tests turn it into a skip."""
+    that installs it; the command line prints it on one line and exits with code 2, tests turn it into a
+    skip."""
 
 
 #: The optional packages hwsim imports: top-level module -> (PyPI package, install command). The weight wheels
@@ -123,8 +126,8 @@ def missing_dependency(e: ImportError, needed_for: str = "") -> MissingDependenc
 
 
 def input_file(path: str | os.PathLike[str], expected: str, *, empty_ok: bool = False) -> Path:
-    """``path`` as a ``Path`` if it is a regular, non-empty file; else a :class:`SpecError` that says what it is
-    (``no such file``, ``a directory``, ``not a regular file``, ``an empty file``) after ``expected`` (e.g.
+    """``path`` as a ``Path`` if it is a regular, non-empty file; else a :class:`SpecError` that says what it
+    is (``no such file``, ``a directory``, ``not a regular file``, ``an empty file``) after ``expected`` (e.g.
     ``"an ONNX model file"``)."""
     p = Path(path)
     if p.is_dir():

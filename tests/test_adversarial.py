@@ -1,7 +1,7 @@
-"""Adversarial inputs (issue 17): every bad file a user can give is exit 2, one line ``hwsim: error: FILE: ...``,
-fast, no traceback: alias bombs and deep nesting in every YAML kind, NaN/inf and huge numbers in every numeric
-field of the arch spec (the list generated from the pydantic models), binary, empty and truncated files,
-directories, wrong dtypes; and missing optional packages, in commands and in sweep workers."""
+"""Adversarial inputs (issue 17): every bad file a user can give is exit 2, one line ``hwsim: error: FILE:
+...``, fast, no traceback: alias bombs and deep nesting in every YAML kind, NaN/inf and huge numbers in every
+numeric field of the arch spec (the list generated from the pydantic models), binary, empty and truncated
+files, directories, wrong dtypes; and missing optional packages, in commands and in sweep workers."""
 
 from __future__ import annotations
 
@@ -67,7 +67,8 @@ def _files(tmp_path, value):
     """One file of each kind with ``value`` (YAML text) in a string field: arch description, workload source,
     --quant file, sweep description."""
     arch = tmp_path / "a.yaml"
-    arch.write_text(ARCH.read_text().replace("description: 32x32", f"description: {value}\nx_description: 32x32")
+    arch.write_text(ARCH.read_text().replace("description: 32x32",
+                                             f"description: {value}\nx_description: 32x32")
                     .replace("x_description:", "#"))
     wl = tmp_path / "w.yaml"
     wl.write_text(WL.read_text().replace("source: ", f"source: {value}\n# ", 1))
@@ -95,7 +96,8 @@ def test_alias_bomb_in_every_file_kind(tmp_path, capsys, kind):
 def test_deep_nesting_and_recursive_alias(tmp_path, capsys, kind):
     argv, f = _files(tmp_path, "[" * 5000 + "]" * 5000)[kind]
     rc, err, dt = run(argv, capsys)
-    assert_one_line(rc, err, dt, str(f), "expected a YAML file of at most 64 levels", "nesting deeper than 64")
+    assert_one_line(rc, err, dt, str(f), "expected a YAML file of at most 64 levels",
+                    "nesting deeper than 64")
     argv, f = _files(tmp_path, "&r [1, *r]")[kind]
     rc, err, dt = run(argv, capsys)
     assert_one_line(rc, err, dt, str(f), "expected no alias inside its own anchor, found a recursive alias")
@@ -155,8 +157,8 @@ def test_field_list_covers_the_spec():
 
 
 def _arch_with(path: str, text: str) -> str:
-    """An arch YAML (edge_32x32, or the levels form of zigzag_edge_tpu_like for memory.levels.*) with the field at
-    ``path`` set to the YAML scalar ``text``."""
+    """An arch YAML (edge_32x32, or the levels form of zigzag_edge_tpu_like for memory.levels.*) with the
+    field at ``path`` set to the YAML scalar ``text``."""
     base = ROOT / ("arch/zigzag_edge_tpu_like.yaml" if path.startswith("memory.levels") else
                    "arch/bitfusion_16x16.yaml" if path == "pe.brick_bits" else "arch/edge_32x32.yaml")
     data = yaml.safe_load(base.read_text())
@@ -201,7 +203,8 @@ def test_layer_beyond_2_53_macs(tmp_path, capsys):
     f.write_text(WL.read_text().replace("in_h: 8", "in_h: 4503599627370496", 1))
     rc, err, dt = run(["simulate", ARCH, f, "--out", tmp_path / "o"], capsys)
     # M = 4503599627370496 * 8 outputs (3x3, padding 1), K = 9, N = 8: 2.59e18 MACs
-    assert_one_line(rc, err, dt, f"{f}: layers[0]: expected a layer of at most 2**53 MACs, found 2.59e+18 MACs")
+    assert_one_line(rc, err, dt,
+                    f"{f}: layers[0]: expected a layer of at most 2**53 MACs, found 2.59e+18 MACs")
 
 
 def test_covered_input_rows_match_the_direct_count():
@@ -222,7 +225,8 @@ def test_covered_input_rows_match_the_direct_count():
     assert time.perf_counter() - t < 0.1
 
 
-# ---------------------------------------------------------------- files: binary, empty, directories, truncated
+# ---------------------------------------------------------------- files: binary, empty, directories,
+# truncated
 
 
 def _tiny_qlinear_onnx(path):
@@ -304,8 +308,10 @@ def test_truncated_onnx_and_npz_and_wrong_dtypes(tmp_path, capsys):
     with zipfile.ZipFile(tmp_path / "bad_member.npz", "w") as z:
         z.writestr("x.npy", b"\x93NUMPY\x01\x00garbage")
     for name, needle in (("trunc.npz", "expected an .npz file of inputs"),
-                         ("text.npz", "a file that is not a zip archive"), ("dtype.npz", "x: expected dtype uint8"),
-                         ("shape.npz", "x: expected shape (1, 4)"), ("bad_member.npz", "x: expected a readable")):
+                         ("text.npz", "a file that is not a zip archive"),
+                         ("dtype.npz", "x: expected dtype uint8"),
+                         ("shape.npz", "x: expected shape (1, 4)"),
+                         ("bad_member.npz", "x: expected a readable")):
         rc, err, dt = run(["verify", model, "--inputs", tmp_path / name, "--out", tmp_path / "o"], capsys)
         assert_one_line(rc, err, dt, str(tmp_path / name), needle)
         assert "pickled" not in err[0]
@@ -317,7 +323,8 @@ def test_truncated_onnx_and_npz_and_wrong_dtypes(tmp_path, capsys):
 
 
 def test_scalesim_cfg_to_simulate_is_read_as_an_arch(tmp_path, capsys):
-    rc = main(["simulate", str(ROOT / "tests/data/scalesim/scale.cfg"), str(WL), "--out", str(tmp_path / "o")])
+    rc = main(["simulate", str(ROOT / "tests/data/scalesim/scale.cfg"), str(WL), "--out",
+               str(tmp_path / "o")])
     out = capsys.readouterr().out
     assert rc == 0 and "digits_cnn on " in out
     import json

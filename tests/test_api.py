@@ -54,7 +54,8 @@ def test_results_are_frozen_and_options_keyword_only():
     df.loc[0, "total_cycles"] = -1  # a copy: the result is unchanged
     assert sim.layers.loc[0, "total_cycles"] > 0
     with pytest.raises(TypeError):
-        hwsim.simulate(ROOT / "arch/edge_32x32.yaml", ROOT / "workloads/digits_cnn.yaml", 4, 4)  # type: ignore
+        # type: ignore
+        hwsim.simulate(ROOT / "arch/edge_32x32.yaml", ROOT / "workloads/digits_cnn.yaml", 4, 4)
 
 
 def test_quant_file_and_bits_exclude_each_other():

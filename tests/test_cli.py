@@ -15,7 +15,8 @@ from hwsim.cli import main
 from .utils import ROOT
 
 CONTRACT_COLUMNS = ["layer", "op", "macs", "weight_bits", "act_bits", "compute_cycles", "stall_cycles",
-                    "total_cycles", "utilization", "sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes",
+                    "total_cycles", "utilization", "sram_ifmap_reads", "sram_filter_reads",
+                    "sram_ofmap_writes",
                     "dram_read_bytes", "dram_write_bytes", "energy_pj", "energy_mac_pj", "energy_dram_pj"]
 
 
@@ -42,8 +43,8 @@ def test_simulate_resnet18_writes_the_three_files(tmp_path, capsys):
 
 
 def test_uniform_bits_halve_the_traffic(tmp_path):
-    main(["simulate", str(ROOT / "arch/edge_32x32.yaml"), str(ROOT / "workloads/resnet18.yaml"), "--wbits", "4",
-          "--abits", "4", "--out", str(tmp_path / "w4")])
+    main(["simulate", str(ROOT / "arch/edge_32x32.yaml"), str(ROOT / "workloads/resnet18.yaml"), "--wbits",
+          "4", "--abits", "4", "--out", str(tmp_path / "w4")])
     main(["simulate", str(ROOT / "arch/edge_32x32.yaml"), str(ROOT / "workloads/resnet18.yaml"),
           "--out", str(tmp_path / "w8")])
     w4 = pd.read_csv(tmp_path / "w4/layers.csv")
@@ -52,10 +53,10 @@ def test_uniform_bits_halve_the_traffic(tmp_path):
     # at 8 bits = 512,512 B; at 4 bits 256,256 B)
     fc4, fc8 = w4[w4.layer == "fc"].iloc[0], w8[w8.layer == "fc"].iloc[0]
     assert (fc8["dram_read_bytes"], fc4["dram_read_bytes"]) == (512_512, 256_256)
-    # a fixed-precision PE takes the same MAC cycles at 4 bits (steady cycles per fold = the streamed dimension);
-    # only the fill/drain of extra M tiles differs, where the mapper tiles to keep a tile's ifmap rows on chip
-    # (4-bit rows fit where 8-bit ones do not); the MAC energy is a quarter (4*4 vs 8*8 multiplies) plus the
-    # same 32-bit accumulator add: 0.05 + 0.1 vs 0.2 + 0.1 pJ per MAC
+    # a fixed-precision PE takes the same MAC cycles at 4 bits (steady cycles per fold = the streamed
+    # dimension); only the fill/drain of extra M tiles differs, where the mapper tiles to keep a tile's ifmap
+    # rows on chip (4-bit rows fit where 8-bit ones do not); the MAC energy is a quarter (4*4 vs 8*8
+    # multiplies) plus the same 32-bit accumulator add: 0.05 + 0.1 vs 0.2 + 0.1 pJ per MAC
     assert (w4["steady_cycles"] == w8["steady_cycles"]).all()
     same_tiles = w4["m_tiles"] == w8["m_tiles"]
     assert same_tiles.sum() >= 15 and (w4["compute_cycles"] == w8["compute_cycles"])[same_tiles].all()
@@ -67,7 +68,8 @@ def test_uniform_bits_halve_the_traffic(tmp_path):
 def test_bad_input_exits_2_with_one_line(tmp_path):
     bad = tmp_path / "a.yaml"
     bad.write_text((ROOT / "arch/edge_32x32.yaml").read_text().replace("rows: 32", "rows: -1"))
-    r = subprocess.run([sys.executable, "-m", "hwsim", "simulate", str(bad), str(ROOT / "workloads/resnet18.yaml"),
+    r = subprocess.run([sys.executable, "-m", "hwsim", "simulate", str(bad),
+                        str(ROOT / "workloads/resnet18.yaml"),
                         "--out", str(tmp_path / "o")], capture_output=True, text=True)
     assert r.returncode == 2
     assert r.stderr.strip() == f"hwsim: error: {bad}: array.rows: expected a value greater than 0, found -1"
@@ -78,8 +80,8 @@ def test_bad_input_exits_2_with_one_line(tmp_path):
 
 
 def test_infeasible_bits_exit_2(tmp_path, capsys):
-    rc = main(["simulate", str(ROOT / "arch/tpu_v1.yaml"), str(ROOT / "workloads/resnet18.yaml"), "--wbits", "4",
-               "--out", str(tmp_path)])
+    rc = main(["simulate", str(ROOT / "arch/tpu_v1.yaml"), str(ROOT / "workloads/resnet18.yaml"), "--wbits",
+               "4", "--out", str(tmp_path)])
     assert rc == 2
     assert "arch/tpu_v1.yaml: pe: expected operands of 8..8 bits (min_bits..operand_bits, precision_mode fixed), " \
            "found weight_bits 4 in layer conv1" in capsys.readouterr().err

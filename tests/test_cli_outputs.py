@@ -32,7 +32,8 @@ layers:
 def tiny(tmp_path, capsys):
     (tmp_path / "a.yaml").write_text(ARCH)
     (tmp_path / "w.yaml").write_text(WL)
-    assert main(["simulate", str(tmp_path / "a.yaml"), str(tmp_path / "w.yaml"), "--out", str(tmp_path / "o")]) == 0
+    assert main(["simulate", str(tmp_path / "a.yaml"), str(tmp_path / "w.yaml"), "--out",
+                 str(tmp_path / "o")]) == 0
     out = capsys.readouterr().out
     return tmp_path / "o", out
 
@@ -43,8 +44,8 @@ def test_bandwidth_csv_and_new_layer_columns_by_hand(tiny):
     bw = pd.read_csv(out / "bandwidth.csv").set_index("layer")
     g = lay.loc["g"]
     # g: (8x4) x (4x4) on a 4x4 WS array, one fold of SCALE-Sim's 2R + C + T - 2 = 8 + 4 + 8 - 2 = 18 cycles.
-    # DRAM at 1 byte/cycle, one tile: load ifmap 8*4 + filter 4*4 = 48 bytes, compute 18, write 8*4 = 32 bytes:
-    # 48 + 18 + 32 = 98 cycles.
+    # DRAM at 1 byte/cycle, one tile: load ifmap 8*4 + filter 4*4 = 48 bytes, compute 18, write 8*4 = 32
+    # bytes: 48 + 18 + 32 = 98 cycles.
     assert (g["compute_cycles"], g["total_cycles"]) == (18, 98)
     # utilization: 128 MACs / (98 cycles * 16 PEs); compute utilization (SCALE-Sim's Compute Util, no stalls):
     # 128 / (18 * 16) = 4/9
@@ -61,7 +62,8 @@ def test_bandwidth_csv_and_new_layer_columns_by_hand(tiny):
     assert b["dram_write_avg_bytes_per_cycle"] == pytest.approx(32 / 98)
     assert b["dram_ifmap_read_avg_bytes_per_cycle"] == pytest.approx(32 / 98)
     assert b["dram_filter_read_avg_bytes_per_cycle"] == pytest.approx(16 / 98)
-    # each element of the 8x4 ifmap read once from its SRAM (WS: the weights stay, the inputs stream): 32 bytes
+    # each element of the 8x4 ifmap read once from its SRAM (WS: the weights stay, the inputs stream): 32
+    # bytes
     assert b["ifmap_sram_read_avg_bytes_per_cycle"] == pytest.approx(32 / 98)
     assert b["filter_sram_read_peak_bytes_per_cycle"] == pytest.approx(16 / 18)
     # the wrote line names every file
@@ -96,7 +98,8 @@ def test_roofline_roof_at_the_bit_fusion_peak(tmp_path, capsys):
     from hwsim.spec import load_arch, load_workload_yaml
 
     arch = load_arch(ROOT / "arch/bitfusion_16x16.yaml")
-    res = simulate_workload(arch, load_workload_yaml(ROOT / "workloads/resnet18.yaml"), weight_bits=2, act_bits=2)
+    res = simulate_workload(arch, load_workload_yaml(ROOT / "workloads/resnet18.yaml"), weight_bits=2,
+                            act_bits=2)
     # 16x16 PEs of 8-bit operands fused from 2-bit BitBricks: (8/2) * (8/2) = 16 MACs per PE per cycle at 2x2
     # bits, 4,096 MACs/cycle for the array (Sharma et al., ISCA 2018)
     assert {r["peak_macs_per_cycle"] for r in res.rows} == {4096}
@@ -152,7 +155,7 @@ def test_scalesim_user_bandwidth_must_divide_by_the_banks(tmp_path, capsys):
     # the peer refuses the same numbers (and takes 10 over 10 banks, google.cfg as shipped)
     rb = pytest.importorskip("scalesim.memory.read_buffer")
     with pytest.raises(AssertionError, match="divisible by total number of banks"):
-        rb.read_buffer().set_params(backing_buf_obj=None, total_size_bytes=1024, backing_buf_bw=3, num_bank=10,
-                                    active_buf_frac=0.5)
+        rb.read_buffer().set_params(backing_buf_obj=None, total_size_bytes=1024, backing_buf_bw=3,
+                                    num_bank=10, active_buf_frac=0.5)
     rb.read_buffer().set_params(backing_buf_obj=None, total_size_bytes=1024, backing_buf_bw=10, num_bank=10,
                                 active_buf_frac=0.5)

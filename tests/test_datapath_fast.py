@@ -106,7 +106,8 @@ def test_int16_pairs_hand_values():
     exact, _ = gemm_acc(a, b, a_zp=0, b_zp=0)
     sat, _ = gemm_acc(a, b, a_zp=0, b_zp=0, int16_pairs=True)
     assert exact.tolist() == [[3 * 32385]] and sat.tolist() == [[32767 + 32385]]
-    # the zero point is corrected outside the pairs: z_x = 255 gives acc = sat - 255 * sum(w) = 0 - ... exact 0
+    # the zero point is corrected outside the pairs: z_x = 255 gives acc = sat - 255 * sum(w) = 0 - ... exact
+    # 0
     sat_z, _ = gemm_acc(a, b, a_zp=255, b_zp=0, int16_pairs=True)
     assert sat_z.tolist() == [[32767 + 32385 - 255 * 381]]
     # no saturation when |pair| <= 32767: equals the exact sum
@@ -139,7 +140,8 @@ def test_qlinear_layers_pass_rounding_and_pe_options():
     assert qlinear_matmul(a, b, **qp).ravel().tolist() == [0, 2, 2]
     assert qlinear_matmul(a, b, rounding="half_away", **qp).ravel().tolist() == [1, 2, 3]
     assert qlinear_matmul(a, b, rounding="floor", **qp).ravel().tolist() == [0, 1, 2]
-    assert qlinear_matmul(a, b, mult_bits=5, **qp).ravel().tolist() == [0, 2, -2]  # 20 wraps to -12: -1.5 -> -2
+    # 20 wraps to -12: -1.5 -> -2
+    assert qlinear_matmul(a, b, mult_bits=5, **qp).ravel().tolist() == [0, 2, -2]
 
 
 def test_cross_term_zero_points_by_hand():

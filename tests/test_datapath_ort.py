@@ -556,7 +556,8 @@ def test_profiles_on_depthwise_dilated_per_channel_ties(y_zp):
     assert ties.mean() > 0.08 and ((ref == 0) | (ref == 255)).any()
     for profile in PROFILES:
         mult = requant_multiplier(x_qp.scale, w_qp.scale, y_qp.scale, profile=profile)
-        y = requantize(acc, mult, zero_point=y_zp, qmin=0, qmax=255, channel_axis=1, profile=profile).astype(int)
+        y = requantize(acc, mult, zero_point=y_zp, qmin=0, qmax=255, channel_axis=1,
+                       profile=profile).astype(int)
         diff = y != ref
         if profile in ("ort_cpu", "torch_fbgemm", "hawq_dyadic"):
             assert not diff.any(), profile
@@ -566,5 +567,5 @@ def test_profiles_on_depthwise_dilated_per_channel_ties(y_zp):
             assert not (diff & ~ties).any() and diff.any()
         else:  # tflite_double
             assert np.abs(y - ref).max() <= 1 and diff.any()
-        np.testing.assert_array_equal(y, qlinear_conv2d(x, w, x_qp=x_qp, w_qp=w_qp, y_qp=y_qp, profile=profile,
-                                                        **kw).astype(int))
+        np.testing.assert_array_equal(y, qlinear_conv2d(x, w, x_qp=x_qp, w_qp=w_qp, y_qp=y_qp,
+                                                        profile=profile, **kw).astype(int))

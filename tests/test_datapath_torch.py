@@ -59,7 +59,8 @@ def test_linear_per_channel_float_bias():
     bias = (rng.standard_normal(n) * 0.5).astype(F32)
     ws = rng.uniform(0.001, 0.01, n).astype(F32)
     qa = torch._make_per_tensor_quantized_tensor(torch.from_numpy(a), 0.03, 11)
-    qb = torch._make_per_channel_quantized_tensor(torch.from_numpy(b), torch.from_numpy(ws.astype(np.float64)),
+    qb = torch._make_per_channel_quantized_tensor(torch.from_numpy(b),
+                                                  torch.from_numpy(ws.astype(np.float64)),
                                                   torch.zeros(n, dtype=torch.long), 0)
     y = torch.ops.quantized.linear(qa, torch.ops.quantized.linear_prepack(qb, torch.from_numpy(bias)), 0.2,
                                    120).int_repr().numpy()

@@ -149,8 +149,8 @@ def test_per_access_and_per_word_are_explicit():
         m = map_layer(G, rf, weight_bits=wbits, act_bits=8)
         r = next(r for r in layer_energy(m, rf, action_energies(rf))
                  if (r.component, r.action) == ("wrf", "read"))
-        # ws: each PE holds its one weight for all the MACs it serves (300 MACs, 30 weights): one read per load,
-        # 30 accesses at either width
+        # ws: each PE holds its one weight for all the MACs it serves (300 MACs, 30 weights): one read per
+        # load, 30 accesses at either width
         assert (r.count, r.unit) == (30, f"8-bit access, one {wbits}-bit operand per access")
 
 

@@ -63,10 +63,10 @@ def test_weight_stationary_matches_eyeriss():
     # once per data change: each PE holds one weight for all M MACs it serves (no per-PE partial-sum register,
     # so the PE cannot cycle through several), so the register is read once per load
     assert r["wrf"]["filter"] == K * N * a * b * c == 64
-    # with a per-PE partial-sum register as well, the PE holds both row folds' weights (16 bytes / 8 bits >= 2)
-    # and alternates between them every MAC, reducing inside the PE: a read per MAC, Eyeriss's abcd = 768
-    m2 = map_layer(Gemm(name="g", op="gemm", m=M, k=K, n=N), _arch("ws", [WRF, ORF]), weight_bits=8, act_bits=8,
-                   out_bits=32)
+    # with a per-PE partial-sum register as well, the PE holds both row folds' weights (16 bytes / 8 bits >=
+    # 2) and alternates between them every MAC, reducing inside the PE: a read per MAC, Eyeriss's abcd = 768
+    m2 = map_layer(Gemm(name="g", op="gemm", m=M, k=K, n=N), _arch("ws", [WRF, ORF]), weight_bits=8,
+                   act_bits=8, out_bits=32)
     assert _counts(m2, 32)[0]["wrf"]["filter"] == K * N * a * b * c * d == 768
     # inputs: a = 1, b = column folds = 2 (re-read per fold), c = C = 4 (passed along a row), d = 1 (no RF)
     a, b, c = 1, 2, 4

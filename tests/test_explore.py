@@ -47,7 +47,8 @@ def test_spec_errors_name_the_key(tmp_path):
 
 
 def test_points_resume_and_infeasible(tmp_path):
-    # 2 hw points x (W8A8, W4A4) = 4 points; with pe.min_bits 8, W4A4 is infeasible and recorded with its reason
+    # 2 hw points x (W8A8, W4A4) = 4 points; with pe.min_bits 8, W4A4 is infeasible and recorded with its
+    # reason
     p = _sweep(tmp_path, "name: s\naxes: {pe.min_bits: [2, 8]}\nprecision: {uniform: [[8, 8], [4, 4]]}\n"
                          "objectives: {total_cycles: min, energy_pj: min}\n")
     out = tmp_path / "out"
@@ -61,7 +62,8 @@ def test_points_resume_and_infeasible(tmp_path):
     assert (out / "pareto.csv").is_file() and (out / "report.html").is_file()
     assert (out / "points.parquet").is_file() and (out / "chosen" / "layers.csv").is_file()
     # a second run into the same folder refuses to overwrite; --resume computes nothing new
-    with pytest.raises(SpecError, match=r"--out: expected an output folder without a sweep in it, or --resume"):
+    with pytest.raises(SpecError,
+                       match=r"--out: expected an output folder without a sweep in it, or --resume"):
         run_sweep(p, out=out, progress=False)
     # simulate a crash: keep the first two rows only, resume, and get the same four points back
     full = pd.read_csv(out / "points.csv")
@@ -72,15 +74,18 @@ def test_points_resume_and_infeasible(tmp_path):
 
 
 def test_budget_no_point_can_meet_is_rejected_before_work(tmp_path):
-    # W8A8 ResNet-18 weights: 11,678,912 parameters = 11,678,912 bytes at 8 bits; 4 bits halves it. A budget of
-    # 1 MB cannot be met by either policy: rejected, naming the key and the smallest possible value
-    p = _sweep(tmp_path, "name: s\nprecision: {uniform: [[8, 8], [4, 4]]}\nbudgets: {weight_bytes: 1000000}\n")
-    with pytest.raises(SpecError, match=r"s\.yaml: budgets\.weight_bytes: expected a budget some design point "
+    # W8A8 ResNet-18 weights: 11,678,912 parameters = 11,678,912 bytes at 8 bits; 4 bits halves it. A budget
+    # of 1 MB cannot be met by either policy: rejected, naming the key and the smallest possible value
+    p = _sweep(tmp_path,
+               "name: s\nprecision: {uniform: [[8, 8], [4, 4]]}\nbudgets: {weight_bytes: 1000000}\n")
+    with pytest.raises(SpecError,
+                       match=r"s\.yaml: budgets\.weight_bytes: expected a budget some design point "
                                         r"can meet \(the smallest possible weight_bytes is 5,839,456\), found 1,000,000"):
         load_sweep(p)
     # cycles: 1.81 GMAC on a 32x32 array is at least 1,771,556 cycles
     p = _sweep(tmp_path, "name: s\nprecision: {uniform: [[8, 8]]}\nbudgets: {total_cycles: 1000}\n")
-    with pytest.raises(SpecError, match=r"budgets\.total_cycles: expected a budget some design point can meet"):
+    with pytest.raises(SpecError,
+                       match=r"budgets\.total_cycles: expected a budget some design point can meet"):
         load_sweep(p)
 
 
@@ -98,7 +103,8 @@ def test_over_budget_points_are_kept_but_off_the_front(tmp_path):
 
 def test_ilp_policies_per_hardware_point(tmp_path):
     # digits CNN on a fixed-precision and a bit-fusion array: cutting cycles by 30% is impossible on fixed PEs
-    # (cycles do not fall with bits) and possible with bit fusion, so the ILP gives a point only for the latter
+    # (cycles do not fall with bits) and possible with bit fusion, so the ILP gives a point only for the
+    # latter
     p = tmp_path / "s.yaml"
     p.write_text(f"name: s\narch: {ROOT}/arch/edge_32x32.yaml\nworkload: {ROOT}/workloads/digits_cnn.yaml\n"
                  "quality: digits_cnn\naxes: {pe.precision_mode: [fixed, bit_fusion]}\n"
@@ -118,4 +124,5 @@ def test_ilp_policies_per_hardware_point(tmp_path):
     assert solved["predicted_cost"] == solved["simulated_cost"] == row["total_cycles"] <= solved["budget_value"]
     assert 0.9 < row["accuracy"] <= 1.0
     sens = pd.read_csv(out / "sensitivity.csv")
-    assert len(sens) == 3 * 4 and (sens.loc[(sens.weight_bits == 8) & (sens.act_bits == 8), "sensitivity"] == 0).all()
+    assert len(sens) == 3 * 4 and (sens.loc[(sens.weight_bits == 8) & (sens.act_bits == 8),
+                                            "sensitivity"] == 0).all()

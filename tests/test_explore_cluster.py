@@ -33,6 +33,7 @@ def test_cluster_equals_local(tmp_path):
 def test_unreachable_scheduler_is_bad_input(tmp_path):
     p = tmp_path / "s.yaml"
     p.write_text(SWEEP.format(root=ROOT))
-    with pytest.raises(SpecError, match=r"^command line: --scheduler: expected the address of a running dask scheduler, "
+    with pytest.raises(SpecError,
+                       match=r"^command line: --scheduler: expected the address of a running dask scheduler, "
                                         r"found 'tcp://127\.0\.0\.1:9'"):
         run_sweep(p, out=tmp_path / "x", scheduler="tcp://127.0.0.1:9", progress=False)

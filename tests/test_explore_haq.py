@@ -25,8 +25,8 @@ def _ilp(side: str, tmp_path):
 def test_edge_and_cloud_policies_differ(tmp_path):
     edge, edge_runs = _ilp("edge", tmp_path)
     cloud, cloud_runs = _ilp("cloud", tmp_path)
-    # on the 128x128 array MobileNetV2 is bound by fill/drain and DRAM, not by MACs: even W4A4 saves under 2 % of
-    # the W8A8 cycles, so budgets of 0.8x and 0.9x are infeasible there and feasible on the 16x16 array
+    # on the 128x128 array MobileNetV2 is bound by fill/drain and DRAM, not by MACs: even W4A4 saves under 2 %
+    # of the W8A8 cycles, so budgets of 0.8x and 0.9x are infeasible there and feasible on the 16x16 array
     assert edge_runs.set_index("budget").loc["total_cycles<=0.9x W8A8", "status"] == "Optimal"
     assert cloud_runs.set_index("budget").loc["total_cycles<=0.9x W8A8", "status"] == "Infeasible"
     # at the same energy budget the two arrays get different per-layer bits (measured: 23 and 7 of 53 layers,
@@ -34,8 +34,9 @@ def test_edge_and_cloud_policies_differ(tmp_path):
     for budget, at_least in (("ilp:energy_pj<=0.6x W8A8", 20), ("ilp:energy_pj<=0.75x W8A8", 5)):
         diff = [n for n in edge[budget] if edge[budget][n] != cloud[budget][n]]
         assert len(diff) >= at_least, (budget, len(diff))
-    # at 0.6x energy the cloud policy gives far more layers 4-bit activations than the edge policy (measured: 27
-    # vs 15 of 53): on the big array 4-bit activations buy energy without the cycles they cost on the small one
+    # at 0.6x energy the cloud policy gives far more layers 4-bit activations than the edge policy (measured:
+    # 27 vs 15 of 53): on the big array 4-bit activations buy energy without the cycles they cost on the small
+    # one
     a4 = {k: sum(b[1] == 4 for b in v["ilp:energy_pj<=0.6x W8A8"].values()) for k, v in (("edge", edge),
                                                                                           ("cloud", cloud))}
     assert a4["cloud"] >= a4["edge"] + 10, a4

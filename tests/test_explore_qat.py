@@ -1,5 +1,5 @@
-"""A sweep whose quality is QAT: each policy trained once, cached under the output folder, reused by --resume and
-by the ILP's measured sensitivities; spec errors for the qat block name the key."""
+"""A sweep whose quality is QAT: each policy trained once, cached under the output folder, reused by --resume
+and by the ILP's measured sensitivities; spec errors for the qat block name the key."""
 
 from __future__ import annotations
 

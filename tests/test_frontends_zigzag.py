@@ -34,7 +34,8 @@ def test_import_equals_the_hand_translation(name):
         # ZigZag's own file gives sram_2MB's ports twice; PyYAML (and so ZigZag) keeps the last
         assert "key 'ports' given twice (lines 67 and 74); the last is used" in msgs
     else:
-        # 8 x 8 x 4 x 4: D2..D4 folded into 128 rows; the register files ZigZag shares among PEs are per PE here
+        # 8 x 8 x 4 x 4: D2..D4 folded into 128 rows; the register files ZigZag shares among PEs are per PE
+        # here
         assert "array dimensions ['D2', 'D3', 'D4'] (sizes [8, 4, 4]) folded into 128 rows" in msgs
         assert "rf_1B served_dimensions ['D3', 'D4'] (one per PE in hwsim)" in msgs
         assert "not modelled" in arch.description
@@ -66,10 +67,12 @@ def test_zigzag_errors_name_the_key(tmp_path):
     text = (DATA / "edge_tpu_like.yaml").read_text()
     p = tmp_path / "z.yaml"
     p.write_text(text.replace("r_cost: 22.9", "r_cost: 22.9\n    r_costt: 1"))
-    with pytest.raises(SpecError, match=r"z\.yaml: memories\.sram_32KB\.r_costt: expected one of the known keys"):
+    with pytest.raises(SpecError,
+                       match=r"z\.yaml: memories\.sram_32KB\.r_costt: expected one of the known keys"):
         arch_from_zigzag(p)
     p.write_text(text.replace("operands: [I1, I2, O]", "operands: [I1, O]"))
-    with pytest.raises(SpecError, match=r"memories\.dram\.operands: expected the last memory \(DRAM\) holding I1, I2"):
+    with pytest.raises(SpecError,
+                       match=r"memories\.dram\.operands: expected the last memory \(DRAM\) holding I1, I2"):
         arch_from_zigzag(p)
     p.write_text(text.replace("unit_energy: 0.04", "unit_energy: 0.04\n  is_imc: true"))
     with pytest.raises(SpecError, match=r"operational_array\.is_imc: expected a digital array"):

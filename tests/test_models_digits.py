@@ -1,7 +1,9 @@
-"""The digits CNN: committed weights, float reference, quantized integer inference vs onnxruntime, workload YAML.
+"""The digits CNN: committed weights, float reference, quantized integer inference vs onnxruntime, workload
+YAML.
 
-Measured numbers quoted below come from this machine (numpy 2.3.5, scikit-learn 1.9.1, onnxruntime 1.32.0) with the
-committed ``hwsim/models/data/digits_cnn.npz``; tolerances are derived from them and stated where used.
+Measured numbers quoted below come from this machine (numpy 2.3.5, scikit-learn 1.9.1, onnxruntime 1.32.0)
+with the committed ``hwsim/models/data/digits_cnn.npz``; tolerances are derived from them and stated where
+used.
 """
 
 from __future__ import annotations
@@ -99,13 +101,15 @@ def test_float_forward_matches_direct_loops(data, weights):
     np.testing.assert_allclose(h2, h2_direct, rtol=1e-5, atol=1e-5)
     # and the whole network: pool by explicit windows, fc by a dot product
     a2 = np.maximum(h2_direct, 0)
-    pooled = np.array([[[[a2[nn, c, 2 * i:2 * i + 2, 2 * j:2 * j + 2].max() for j in range(4)] for i in range(4)]
+    pooled = np.array([[[[a2[nn, c, 2 * i:2 * i + 2,
+                             2 * j:2 * j + 2].max() for j in range(4)] for i in range(4)]
                         for c in range(16)] for nn in range(4)])
     logits = pooled.reshape(4, 256) @ weights["fc.weight"].astype(np.float64).T + weights["fc.bias"]
     np.testing.assert_allclose(float_forward(weights, x_te[:4]), logits, rtol=1e-4, atol=1e-4)
 
 
-# -- quantized inference -----------------------------------------------------------------------------------------
+# -- quantized inference
+# -----------------------------------------------------------------------------------------
 
 UNIFORM = {"W8A8": (8, 8), "W6A6": (6, 6), "W4A4": (4, 4), "W4A8": (4, 8), "W3A3": (3, 3), "W2A2": (2, 2)}
 
@@ -194,7 +198,8 @@ def test_qparams_and_integer_ranges(data, weights):
     t = info["tensors"]
     assert t["conv1.weight"].min() >= -127 and t["conv2.weight"].min() >= -7 and t["fc.weight"].min() >= -3
     assert abs(t["conv2.weight"]).max() == 7  # each channel's largest weight hits the end of the range
-    assert t["conv1.output"].max() <= 15 and t["conv2.output"].max() <= 3  # codes of the next layer's input bits
+    # codes of the next layer's input bits
+    assert t["conv1.output"].max() <= 15 and t["conv2.output"].max() <= 3
     assert np.array_equal(t["pool.output"], t["conv2.output"].reshape(32, 16, 4, 2, 4, 2).max(axis=(3, 5)))
     assert info["qparams"]["conv1"]["bias"].dtype == np.int32
     # the logits are the dequantized fc accumulator
@@ -203,10 +208,14 @@ def test_qparams_and_integer_ranges(data, weights):
 
 
 @pytest.mark.parametrize("bad, msg", [
-    ({"conv1": (1, 8), "conv2": (8, 8), "fc": (8, 8)}, r"^bits for layer 'conv1' must be between 2 and 8, not 1$"),
-    ({"conv1": (8, 8), "conv2": (8, 9), "fc": (8, 8)}, r"^bits for layer 'conv2' must be between 2 and 8, not 9$"),
-    ({"conv1": (8, 8), "conv2": (8, 8)}, r"^bits must give \(weight_bits, act_bits\) for every layer; missing \['fc'\]$"),
-    ({"conv1": (8, 8), "conv2": (8, 8), "fc": (8, 8), "conv3": (8, 8)}, r"^bits has unknown layer\(s\) \['conv3'\]"),
+    ({"conv1": (1, 8), "conv2": (8, 8), "fc": (8, 8)},
+     r"^bits for layer 'conv1' must be between 2 and 8, not 1$"),
+    ({"conv1": (8, 8), "conv2": (8, 9), "fc": (8, 8)},
+     r"^bits for layer 'conv2' must be between 2 and 8, not 9$"),
+    ({"conv1": (8, 8), "conv2": (8, 8)},
+     r"^bits must give \(weight_bits, act_bits\) for every layer; missing \['fc'\]$"),
+    ({"conv1": (8, 8), "conv2": (8, 8), "fc": (8, 8), "conv3": (8, 8)},
+     r"^bits has unknown layer\(s\) \['conv3'\]"),
     ({"conv1": 8, "conv2": (8, 8), "fc": (8, 8)}, r"^bits for layer 'conv1' must be a pair"),
     ((8, 1), r"^bits for layer 'conv1' must be between 2 and 8, not 1$"),
 ])
@@ -235,10 +244,12 @@ def _ort_qlinearconv(x_q, w_q, x_qp, w_qp, y_qp, bias):
         numpy_helper.from_array(np.asarray(y_qp.zero_point, np.uint8), "y_zp"),
         numpy_helper.from_array(bias.astype(np.int32), "b"),
     ]
-    node = helper.make_node("QLinearConv", ["x", "x_scale", "x_zp", "w", "w_scale", "w_zp", "y_scale", "y_zp", "b"],
+    node = helper.make_node("QLinearConv", ["x", "x_scale", "x_zp", "w", "w_scale", "w_zp", "y_scale", "y_zp",
+                                            "b"],
                             ["y"], pads=[1, 1, 1, 1], kernel_shape=[3, 3], strides=[1, 1])
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.UINT8, x_q.shape)],
-                              [helper.make_tensor_value_info("y", TensorProto.UINT8, (x_q.shape[0], k, 8, 8))],
+                              [helper.make_tensor_value_info("y", TensorProto.UINT8,
+                                                             (x_q.shape[0], k, 8, 8))],
                               initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
@@ -256,7 +267,8 @@ def _ort_matmulinteger(a_q, b_q):
 
     node = helper.make_node("MatMulInteger", ["a", "b"], ["y"])
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("a", TensorProto.UINT8, a_q.shape)],
-                              [helper.make_tensor_value_info("y", TensorProto.INT32, (a_q.shape[0], b_q.shape[1]))],
+                              [helper.make_tensor_value_info("y", TensorProto.INT32,
+                                                             (a_q.shape[0], b_q.shape[1]))],
                               initializer=[numpy_helper.from_array(b_q.astype(np.int8), "b")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8

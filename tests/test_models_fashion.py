@@ -1,9 +1,9 @@
-"""The Fashion-MNIST CNN: Debian data, committed weights, integer inference on the datapath, its quality model and
-workload, the measured bit-width cliff and PTQ gains, and its Hessian traces against torch autograd.
+"""The Fashion-MNIST CNN: Debian data, committed weights, integer inference on the datapath, its quality model
+and workload, the measured bit-width cliff and PTQ gains, and its Hessian traces against torch autograd.
 
-Measured numbers come from this machine (numpy 2.3.5, the committed ``hwsim/models/data/fashion_cnn.npz``); the
-tolerances absorb float32 BLAS differences between CPUs, which can move a calibrated scale by an ulp and flip a
-handful of the 10,000 predictions (0.1 % each way is allowed where a number is pinned).
+Measured numbers come from this machine (numpy 2.3.5, the committed ``hwsim/models/data/fashion_cnn.npz``);
+the tolerances absorb float32 BLAS differences between CPUs, which can move a calibrated scale by an ulp and
+flip a handful of the 10,000 predictions (0.1 % each way is allowed where a number is pinned).
 """
 
 from __future__ import annotations
@@ -130,7 +130,8 @@ def test_hessian_traces_match_torch_autograd(data):
 
     def loss(wd):
         h = tf.max_pool2d(tf.relu(tf.conv2d(x, wd["conv1.weight"], wd["conv1.bias"], padding=1)), 2)
-        h = tf.max_pool2d(tf.relu(tf.conv2d(h, wd["conv2.weight"], wd["conv2.bias"], padding=1)), 2).flatten(1)
+        h = tf.max_pool2d(tf.relu(tf.conv2d(h, wd["conv2.weight"], wd["conv2.bias"], padding=1)),
+                          2).flatten(1)
         h = tf.relu(tf.linear(h, wd["fc1.weight"], wd["fc1.bias"]))
         return tf.cross_entropy(tf.linear(h, wd["fc2.weight"], wd["fc2.bias"]), y)
 
@@ -143,6 +144,6 @@ def test_hessian_traces_match_torch_autograd(data):
             v = torch.from_numpy(rng.integers(0, 2, size=tuple(w.shape)).astype(np.float64) * 2 - 1)
             (hv,) = torch.autograd.grad(g, w, grad_outputs=v, retain_graph=True)
             vals.append(float((hv * v).sum()))
-        # same probes, exact Hessian-vector products by double back-propagation (HAWQ's method): the forward-only
-        # Gauss-Newton estimate agrees to 1e-3 (measured: conv1 5e-4, the others 1e-5 or better)
+        # same probes, exact Hessian-vector products by double back-propagation (HAWQ's method): the
+        # forward-only Gauss-Newton estimate agrees to 1e-3 (measured: conv1 5e-4, the others 1e-5 or better)
         assert tab.lookup(layer, 4, 8)["hessian_trace"] == pytest.approx(np.mean(vals), rel=2e-3)

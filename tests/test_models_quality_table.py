@@ -1,5 +1,5 @@
-"""The docs/quality.md generator: the mixed-precision rule, the rendering, and the digits CNN's bit-width cliff
-(the Fashion-MNIST one is in tests/test_models_fashion.py)."""
+"""The docs/quality.md generator: the mixed-precision rule, the rendering, and the digits CNN's bit-width
+cliff (the Fashion-MNIST one is in tests/test_models_fashion.py)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ def test_mixed_point_keeps_the_least_robust_quarter_at_8_bits():
 
 
 def test_render_reports_skipped_networks_and_the_table():
-    res = {"rows": [("per-channel, min/max", {"W8A8": "90.26", "W6A6": "90.34", "W4A8": "88.11", "W4A4": "86.76",
+    res = {"rows": [("per-channel, min/max", {"W8A8": "90.26", "W6A6": "90.34", "W4A8": "88.11",
+                                              "W4A4": "86.76",
                                                "mixed": "89.65"})],
            "mixed": {"conv1": (8, 8), "conv2": (4, 8)}, "n_w8": 1, "mean_weight_bits": 5.0,
            "extreme": [("ternary weights (TWN)", "80.00")]}

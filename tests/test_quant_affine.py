@@ -364,7 +364,8 @@ def test_requantize_errors(call, exc, msg):
         call()
 
 
-# -- rounding modes and the torch_fbgemm profile (hand-derived) ------------------------------------------------
+# -- rounding modes and the torch_fbgemm profile (hand-derived)
+# ------------------------------------------------
 
 def test_round_values_modes_by_hand():
     from hwsim.quant import ROUNDING_MODES, round_values
@@ -387,7 +388,8 @@ def test_round_values_modes_by_hand():
 TIES = np.array([4, -4, 12, -12, 20, 3])  # / 8 = 0.5, -0.5, 1.5, -1.5, 2.5, 0.375
 
 
-@pytest.mark.parametrize("profile", ["ort_cpu", "torch_onednn", "torch_fbgemm", "hawq_dyadic", "tflite_single"])
+@pytest.mark.parametrize("profile", ["ort_cpu", "torch_onednn", "torch_fbgemm", "hawq_dyadic",
+                                     "tflite_single"])
 def test_requantize_rounding_modes_on_ties(profile):
     # M = 2^-4 * 2^-5 / 2^-6 = 1/8 exactly, so every profile sees the same exact ties (bitexact.md §6)
     def r(mode):
@@ -416,8 +418,9 @@ def test_requantize_rounding_errors():
 def test_torch_fbgemm_float_bias_before_the_multiply():
     from hwsim.quant import fbgemm_bias_addend
 
-    # s_x = 2^-4, s_w = 2^-5 -> act = 2^-9; s_y = 2^-8 -> M = 1/2. A float bias of half a step (b = 0.5 * act):
-    # fbgemm: rne((1 + 0.5) * 0.5) = rne(0.75) = 1; ORT with the int32 bias rne(0.5) = 0: rne(1 * 0.5) = 0 (tie)
+    # s_x = 2^-4, s_w = 2^-5 -> act = 2^-9; s_y = 2^-8 -> M = 1/2. A float bias of half a step (b = 0.5 *
+    # act): fbgemm: rne((1 + 0.5) * 0.5) = rne(0.75) = 1; ORT with the int32 bias rne(0.5) = 0: rne(1 * 0.5) =
+    # 0 (tie)
     act = F32(2**-9)
     addend = fbgemm_bias_addend(F32(0.5) * act, act)
     assert addend == F32(0.5)

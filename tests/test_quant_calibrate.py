@@ -1,5 +1,5 @@
-"""Range calibration: min/max, percentile, MSE, entropy (KL) against onnxruntime's entropy calibrator, and ACIQ
-against the constants published by Banner et al. (NeurIPS 2019)."""
+"""Range calibration: min/max, percentile, MSE, entropy (KL) against onnxruntime's entropy calibrator, and
+ACIQ against the constants published by Banner et al. (NeurIPS 2019)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Fake (simulated) quantization agrees bit for bit with the integer datapath; the textbook QDQ version does not
-always (measured)."""
+"""Fake (simulated) quantization agrees bit for bit with the integer datapath; the textbook QDQ version does
+not always (measured)."""
 
 from __future__ import annotations
 
@@ -52,8 +52,8 @@ def test_fake_quant_conv2d_equals_the_integer_datapath_bit_for_bit(case):
     assert np.array_equal(fq, dequantize(yq, y_qp))
     # the exact float64 accumulator equals the datapath's 64-bit accumulator
     acc_f = exact_conv2d_acc(quantize(x, x_qp), quantize(w, w_qp), x_zp=int(x_qp.zero_point), **kw)
-    acc_d, _ = conv2d_acc(quantize(x, x_qp), quantize(w, w_qp), x_zp=int(x_qp.zero_point), w_zp=0, acc_bits=64,
-                          **kw)
+    acc_d, _ = conv2d_acc(quantize(x, x_qp), quantize(w, w_qp), x_zp=int(x_qp.zero_point), w_zp=0,
+                          acc_bits=64, **kw)
     assert np.array_equal(acc_f, acc_d)
 
 
@@ -69,7 +69,8 @@ def test_fake_quant_linear_equals_qlinear_matmul_including_ties():
     yq = qlinear_matmul(quantize(x, x_qp), quantize(w.T, w_qp), a_qp=x_qp, b_qp=w_qp, y_qp=y_qp)
     assert np.array_equal(fq, dequantize(yq, y_qp))
     acc = exact_gemm_acc(quantize(x, x_qp), quantize(w.T, w_qp), a_zp=3)
-    assert np.array_equal(acc, gemm_acc(quantize(x, x_qp), quantize(w.T, w_qp), a_zp=3, b_zp=0, acc_bits=64)[0])
+    assert np.array_equal(acc, gemm_acc(quantize(x, x_qp), quantize(w.T, w_qp), a_zp=3, b_zp=0,
+                                        acc_bits=64)[0])
     # M = 2^-4 * 2^-5 / 2^-6 = 1/8: at least 10 % of outputs are exact ties, so rounding is really exercised
     assert np.mean((acc % 8) == 4) > 0.1
 
@@ -99,7 +100,8 @@ def test_float_conv2d_paths_agree_with_a_direct_loop():
     for groups, r in ((1, 3), (4, 3), (8, 3), (1, 1)):
         x = rng.standard_normal((1, 8, 6, 6))
         w = rng.standard_normal((8, 8 // groups, r, r))
-        y = float_conv2d(x, w, None, stride=(2, 2), pads=(1, 0, 1, 0) if r == 3 else (0, 0, 0, 0), groups=groups)
+        y = float_conv2d(x, w, None, stride=(2, 2), pads=(1, 0, 1, 0) if r == 3 else (0, 0, 0, 0),
+                         groups=groups)
         xp = np.pad(x, ((0, 0), (0, 0), (1, 0), (1, 0))) if r == 3 else x
         ref = np.zeros_like(y)
         cg, kg = 8 // groups, 8 // groups

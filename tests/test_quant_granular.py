@@ -78,7 +78,8 @@ def test_asymmetric_per_tensor_equals_existing_ort_quantizer():
         lo, hi = sorted(rng.normal(0, 3, 2))
         for bits in (2, 4, 8):
             for signed in (False, True):
-                assert asymmetric_qparams(lo, hi, bits, signed=signed) == asymmetric_per_tensor(lo, hi, bits, signed)
+                assert asymmetric_qparams(lo, hi, bits, signed=signed) == asymmetric_per_tensor(lo, hi, bits,
+                                                                                                signed)
 
 
 def test_asymmetric_per_channel_is_per_tensor_per_row():
@@ -111,7 +112,8 @@ def _ort_dynamic(x):
 
     node = helper.make_node("DynamicQuantizeLinear", ["x"], ["y", "s", "z"])
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", 1, x.shape)],
-                              [helper.make_tensor_value_info("y", 2, None), helper.make_tensor_value_info("s", 1, None),
+                              [helper.make_tensor_value_info("y", 2, None),
+                               helper.make_tensor_value_info("s", 1, None),
                                helper.make_tensor_value_info("z", 2, None)])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -122,7 +124,8 @@ def _ort_dynamic(x):
 # -- group-wise --------------------------------------------------------------------------------------------
 
 def test_per_group_scales_hand_derived():
-    # one row, K = 6, groups of 4: group 0 max|w| = 1.4 -> s = 1.4/7 = 0.2 (4-bit); group 1 (2 elements) max 0.7
+    # one row, K = 6, groups of 4: group 0 max|w| = 1.4 -> s = 1.4/7 = 0.2 (4-bit); group 1 (2 elements) max
+    # 0.7
     w = np.array([[1.4, -0.2, 0.1, 0.0, 0.7, -0.35]], F32)
     gq = quantize_per_group(w, 4, 4)
     assert gq.n_groups == 2 and gq.scale.shape == (1, 2)
@@ -156,7 +159,8 @@ def test_pow2_levels_hand_derived():
     w = np.array([[1.0, 0.6, 0.3, 0.2, 0.1, -0.45, 0.0]], F32)
     pq = pow2_quantize(w, 3, axis=0)
     assert pq.scale.tolist() == [0.25] and pq.n_exponents == 3
-    # |w|/s = 4, 2.4, 1.2, 0.8, 0.4, 1.8, 0 -> log2 = 2, 1.26, 0.26, -0.32, ., 0.85, . -> e = 2, 1, 0, 0, zero, 1, zero
+    # |w|/s = 4, 2.4, 1.2, 0.8, 0.4, 1.8, 0 -> log2 = 2, 1.26, 0.26, -0.32, ., 0.85, . -> e = 2, 1, 0, 0,
+    # zero, 1, zero
     assert pow2_to_int(pq).tolist() == [[4, 2, 1, 1, 0, -2, 0]]
     assert pow2_dequantize(pq).tolist() == [[1.0, 0.5, 0.25, 0.25, 0.0, -0.5, 0.0]]
 
@@ -189,7 +193,8 @@ def test_binary_and_ternary_hand_derived_and_run_on_the_datapath():
     # the codes are an ordinary 2-bit QParams pair: qlinear_matmul accepts them (B = w.T, per column)
     a_qp = QParams(scale=F32(0.01), zero_point=0, bits=8, signed=False)
     y_qp = QParams(scale=F32(0.05), zero_point=128, bits=8, signed=False)
-    b_qp = QParams(scale=tq.scale, zero_point=np.zeros(2, np.int32), bits=2, signed=True, axis=1, narrow_range=True)
+    b_qp = QParams(scale=tq.scale, zero_point=np.zeros(2, np.int32), bits=2, signed=True, axis=1,
+                   narrow_range=True)
     a = np.array([[100, 50, 20, 10]], np.uint8)
     y = qlinear_matmul(a, np.ascontiguousarray(t.T), a_qp=a_qp, b_qp=b_qp, y_qp=y_qp)
     # real: row . [1,0,0,-1]*0.65 = (1.0 - 0.1)*0.65 = 0.585 -> 0.585/0.05 = 11.7 -> 12 + 128;

@@ -1,5 +1,5 @@
-"""I-BERT's integer-only nonlinearities (Kim et al., ICML 2021): hand-derived codes, the paper's stated GELU error
-(Table 1), the exp polynomial's error bound, exact integer square roots against Python's math.isqrt."""
+"""I-BERT's integer-only nonlinearities (Kim et al., ICML 2021): hand-derived codes, the paper's stated GELU
+error (Table 1), the exp polynomial's error bound, exact integer square roots against Python's math.isqrt."""
 
 from __future__ import annotations
 
@@ -26,16 +26,17 @@ def test_i_exp_by_hand():
 def test_i_gelu_by_hand():
     # x = 1.0 = 100 * 0.01. erf input scale S' = 0.01/sqrt(2) = 0.00707107; q_b = floor(-1.769/S') = -251,
     # q_c = floor(1 / (-0.2888 S'^2)) = floor(-69252.08) = -69253; |q| = 100 < 251:
-    # q_erf = (100 - 251)^2 - 69253 = -46452 at S_erf = -0.2888 S'^2 = -1.444e-5; q_1 = floor(1/S_erf) = -69253;
-    # q_out = 100 (-46452 - 69253) = -11570500, S_out = 0.01 S_erf / 2 = -7.22e-8 -> 0.83539 (GELU(1) = 0.84134)
+    # q_erf = (100 - 251)^2 - 69253 = -46452 at S_erf = -0.2888 S'^2 = -1.444e-5; q_1 = floor(1/S_erf) =
+    # -69253; q_out = 100 (-46452 - 69253) = -11570500, S_out = 0.01 S_erf / 2 = -7.22e-8 -> 0.83539 (GELU(1)
+    # = 0.84134)
     q, s = i_gelu(np.array([100]), 0.01)
     assert q.tolist() == [-11570500] and s == pytest.approx(-7.22e-8)
     assert float(q[0] * s) == pytest.approx(0.83539, abs=1e-5)
 
 
 def test_i_gelu_meets_the_papers_error():
-    # I-BERT Table 1: i-GELU against GELU on [-4, 4]: L2 distance 0.0082, L-infinity 0.018 (the float polynomial's
-    # own error; the integer kernel at a fine scale adds at most a code's worth)
+    # I-BERT Table 1: i-GELU against GELU on [-4, 4]: L2 distance 0.0082, L-infinity 0.018 (the float
+    # polynomial's own error; the integer kernel at a fine scale adds at most a code's worth)
     S = 1e-3
     q = np.arange(-4000, 4001)
     g, sg = i_gelu(q, S)
@@ -51,8 +52,8 @@ def test_i_gelu_meets_the_papers_error():
 
 
 def test_i_exp_error_bound():
-    # exp(p) ~ 0.3585 (p + 1.353)^2 + 0.344 on (-ln2, 0] has a largest error of 2.13e-3 (at p = -ln2, where the
-    # polynomial gives 0.50213); 2^-z only shrinks it, the floors of the constants add < 1e-4 at S = 1e-3
+    # exp(p) ~ 0.3585 (p + 1.353)^2 + 0.344 on (-ln2, 0] has a largest error of 2.13e-3 (at p = -ln2, where
+    # the polynomial gives 0.50213); 2^-z only shrinks it, the floors of the constants add < 1e-4 at S = 1e-3
     q = np.arange(-20000, 1)
     e, s = i_exp(q, 1e-3)
     assert np.abs(e * s - np.exp(q * 1e-3)).max() <= 2.2e-3
@@ -60,8 +61,8 @@ def test_i_exp_error_bound():
 
 
 def test_i_poly_value():
-    # 2 (x + 3)^2 + 5 at x = 1.5 = 3 * 0.5: q_b = 6, q_c = floor(5 / (2 * 0.25)) = 10 -> (3 + 6)^2 + 10 = 91 at
-    # S_out = 0.5 -> 45.5, exactly 2 * 4.5^2 + 5
+    # 2 (x + 3)^2 + 5 at x = 1.5 = 3 * 0.5: q_b = 6, q_c = floor(5 / (2 * 0.25)) = 10 -> (3 + 6)^2 + 10 = 91
+    # at S_out = 0.5 -> 45.5, exactly 2 * 4.5^2 + 5
     q, s = i_poly(np.array([3]), 0.5, 2.0, 3.0, 5.0)
     assert q.tolist() == [91] and s == 0.5
 
@@ -91,7 +92,8 @@ def test_i_sqrt_is_the_floor_square_root():
 
 def test_i_layernorm_by_hand_and_against_float():
     # q = [1, 2, 3, 4]: mu = (2*10 + 4) // 8 = 3; y = [-2, -1, 0, 1]; sum y^2 = 6; sigma = isqrt(6) = 2;
-    # f = 2^31 // 2 = 2^30; y' = y 2^30 // 2 = y 2^29; scale sqrt(4) / 2^30 = 2^-29 -> [-2, -1, 0, 1] (gamma 1)
+    # f = 2^31 // 2 = 2^30; y' = y 2^30 // 2 = y 2^29; scale sqrt(4) / 2^30 = 2^-29 -> [-2, -1, 0, 1] (gamma
+    # 1)
     q, s = i_layernorm(np.array([[1, 2, 3, 4]]), 0.1, np.ones(4), np.zeros(4))
     assert (q * s).tolist() == [[-2.0, -1.0, 0.0, 1.0]]
     # int8-range rows of 384 channels: the integer mean (half a code) and the floor of sqrt bound the error:

@@ -38,7 +38,8 @@ def test_fold_batchnorm_equals_torch_conv_then_batchnorm():
     x = rng.standard_normal((2, 4, 9, 9)).astype(F32)
     tf = torch.nn.functional
     ref = tf.batch_norm(tf.conv2d(torch.from_numpy(x), torch.from_numpy(w), padding=1), torch.from_numpy(m),
-                        torch.from_numpy(v), torch.from_numpy(g), torch.from_numpy(b), False, 0.0, 1e-5).numpy()
+                        torch.from_numpy(v), torch.from_numpy(g), torch.from_numpy(b), False, 0.0,
+                        1e-5).numpy()
     w2, b2 = fold_batchnorm(w, None, g, b, m, v, eps=1e-5)
     out = float_conv2d(x, w2, b2, pads=(1, 1, 1, 1))
     assert np.allclose(out, ref, atol=2e-5)

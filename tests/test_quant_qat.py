@@ -1,5 +1,5 @@
-"""Quantization-aware training: the trained integer network on the datapath equals its fake-quantized forward bit
-for bit; LSQ/PACT gradients by hand; seeded determinism; QAT beats PTQ at W2A2; bad input named by key.
+"""Quantization-aware training: the trained integer network on the datapath equals its fake-quantized forward
+bit for bit; LSQ/PACT gradients by hand; seeded determinism; QAT beats PTQ at W2A2; bad input named by key.
 
 Training here is tiny (a few hundred digits images, one or two epochs) to keep the suite fast.
 """
@@ -33,7 +33,8 @@ def test_digits_network_is_the_float_reference(dig):
 
 
 def test_lsq_gradients_by_hand():
-    # v/s = [-1.2, 1.04, 3.6, 8] with s = 0.25, codes in [0, 3]: clip -> [0, 1.04, 3, 3], round -> [0, 1, 3, 3]
+    # v/s = [-1.2, 1.04, 3.6, 8] with s = 0.25, codes in [0, 3]: clip -> [0, 1.04, 3, 3], round -> [0, 1, 3,
+    # 3]
     v = torch.tensor([-0.3, 0.26, 0.9, 2.0], requires_grad=True)
     s = torch.tensor(0.25, requires_grad=True)
     q = lsq_quantize(v, s, 0, 3)
@@ -109,7 +110,8 @@ def test_qat_beats_ptq_at_w2a2(dig):
     assert len(res.history) == 2 and res.history[1]["loss"] < res.history[0]["loss"]
 
 
-@pytest.mark.parametrize("kw,key", [({"lr": 5.0}, "qat.lr"), ({"lr": 0}, "qat.lr"), ({"epochs": 0}, "qat.epochs"),
+@pytest.mark.parametrize("kw,key", [({"lr": 5.0}, "qat.lr"), ({"lr": 0}, "qat.lr"),
+                                    ({"epochs": 0}, "qat.epochs"),
                                     ({"epochs": 1.5}, "qat.epochs"), ({"method": "dorefa"}, "qat.method"),
                                     ({"distill": 2}, "qat.distill"), ({"batch_size": 0}, "qat.batch_size")])
 def test_bad_config_names_the_key(kw, key):

@@ -1,5 +1,5 @@
-"""Per-layer sensitivity: output SQNR, Hutchinson Hessian traces against an analytic Hessian, reproducibility and
-the file formats that feed the mixed-precision ILP."""
+"""Per-layer sensitivity: output SQNR, Hutchinson Hessian traces against an analytic Hessian, reproducibility
+and the file formats that feed the mixed-precision ILP."""
 
 from __future__ import annotations
 
@@ -37,8 +37,8 @@ def _softmax(z):
 
 
 def test_hutchinson_samples_equal_the_analytic_hessian_of_softmax_regression():
-    # L(W) = mean_n CE(softmax(W x_n), y_n): H = mean_n (diag(p_n) - p_n p_n^T) (x) x_n x_n^T, so for a probe V
-    # v^T H v = mean_n [ sum_k p_nk (V x_n)_k^2 - (sum_k p_nk (V x_n)_k)^2 ]   (hand-derived, exact)
+    # L(W) = mean_n CE(softmax(W x_n), y_n): H = mean_n (diag(p_n) - p_n p_n^T) (x) x_n x_n^T, so for a probe
+    # V v^T H v = mean_n [ sum_k p_nk (V x_n)_k^2 - (sum_k p_nk (V x_n)_k)^2 ]   (hand-derived, exact)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((64, 12))
     w = rng.standard_normal((5, 12)) * 0.5
@@ -57,7 +57,8 @@ def test_hutchinson_samples_equal_the_analytic_hessian_of_softmax_regression():
         assert s == pytest.approx(exact, rel=1e-8)
     # and the estimator is unbiased for the exact trace mean_n sum_k p_nk (1 - p_nk) ||x_n||^2
     trace = float(np.mean(np.sum(p * (1 - p), axis=1) * np.sum(x * x, axis=1)))
-    est_many = hutchinson_trace(lambda ww: x @ ww.T, curvature, w, n_probes=2000, rng=np.random.default_rng(2))
+    est_many = hutchinson_trace(lambda ww: x @ ww.T, curvature, w, n_probes=2000,
+                                rng=np.random.default_rng(2))
     assert abs(est_many[0] - trace) < 4 * est_many[1]
     assert est_many[1] < 0.05 * trace
 
@@ -70,7 +71,8 @@ class _ToyMLP:
 
     def __init__(self):
         rng = np.random.default_rng(3)
-        self.w = {"fc1": rng.standard_normal((16, 8)).astype(F32), "fc2": rng.standard_normal((4, 16)).astype(F32)}
+        self.w = {"fc1": rng.standard_normal((16, 8)).astype(F32),
+                  "fc2": rng.standard_normal((4, 16)).astype(F32)}
         self.x = rng.standard_normal((200, 8)).astype(F32)
         self.p = _softmax(self._fwd(self.w).astype(np.float64))
 
@@ -123,7 +125,8 @@ def test_layer_sensitivity_table_is_reproducible_and_round_trips(tmp_path):
     assert again.rows == t.rows
     sub = layer_sensitivity(m, opts, layers=["fc2"], n_probes=8, seed=7)
     assert sub.rows == [r for r in t.rows if r["layer"] == "fc2"]
-    assert layer_sensitivity(m, opts, n_probes=8, seed=8).rows[0]["hessian_trace"] != t.rows[0]["hessian_trace"]
+    assert layer_sensitivity(m, opts, n_probes=8,
+                             seed=8).rows[0]["hessian_trace"] != t.rows[0]["hessian_trace"]
     # files
     for name in ("s.csv", "s.json"):
         p = t.to_csv(tmp_path / name) if name.endswith(".csv") else t.to_json(tmp_path / name)
@@ -131,7 +134,8 @@ def test_layer_sensitivity_table_is_reproducible_and_round_trips(tmp_path):
         assert [list(r) for r in back.rows] == [list(COLUMNS)] * len(t.rows)
         for a, b in zip(back.rows, t.rows):
             for k in COLUMNS:
-                assert a[k] == b[k] or (isinstance(b[k], float) and a[k] == pytest.approx(b[k], rel=1e-12, nan_ok=True))
+                assert a[k] == b[k] or (isinstance(b[k], float) and a[k] == pytest.approx(b[k], rel=1e-12,
+                                                                                          nan_ok=True))
     assert read_sensitivity(tmp_path / "s.json").meta["seed"] == 7
     assert (tmp_path / "s.csv").read_text().splitlines()[0] == ",".join(COLUMNS)
 
@@ -184,7 +188,8 @@ def test_cnn_layer_top_eigenvalue_matches_torch_dense_hessian():
     top = float(np.linalg.eigvalsh((dense + dense.T) / 2).max())
     lam, _ = hessian_top_eigenvalue(sm.layer_hvp("conv1"), w0.shape, tol=1e-8, iters=300)
     assert top > 0 and lam == pytest.approx(top, rel=1e-4)
-    # in the table beside the trace: the top eigenvalue is at most the trace (H is PSD here) and at least trace/n
+    # in the table beside the trace: the top eigenvalue is at most the trace (H is PSD here) and at least
+    # trace/n
     tab = layer_sensitivity(sm, [(4, 8)], layers=["conv1"], sqnr=False, n_probes=32, eigen=True)
     r = tab.lookup("conv1", 4, 8)
     assert r["hessian_top_eigenvalue"] == pytest.approx(top, rel=1e-3)

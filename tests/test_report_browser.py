@@ -11,7 +11,8 @@ from hwsim.report._browser import check_in_browser, find_chromium
 
 from .utils import ROOT
 
-pytestmark = pytest.mark.skipif(find_chromium() is None, reason="chromium is not installed (apt-get install chromium)")
+pytestmark = pytest.mark.skipif(find_chromium() is None,
+                                reason="chromium is not installed (apt-get install chromium)")
 
 
 def test_simulate_report_renders(tmp_path):

@@ -1,5 +1,5 @@
-"""The workload graph, where each tensor lives (timing.reuse) and the vector unit: hand-derived cases, bad input,
-and metamorphic properties over random graphs."""
+"""The workload graph, where each tensor lives (timing.reuse) and the vector unit: hand-derived cases, bad
+input, and metamorphic properties over random graphs."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ def _dram(res):
     return int(res.totals["dram_read_bytes"] + res.totals["dram_write_bytes"])
 
 
-CHAIN = [{"name": "l1", "op": "gemm", "m": 8, "k": 16, "n": 8}, {"name": "l2", "op": "gemm", "m": 8, "k": 8, "n": 4}]
+CHAIN = [{"name": "l1", "op": "gemm", "m": 8, "k": 16, "n": 8},
+         {"name": "l2", "op": "gemm", "m": 8, "k": 8, "n": 4}]
 
 
 def test_two_layer_chain_dram_is_weights_input_output_exactly():
@@ -76,7 +77,8 @@ def test_residual_skip_is_held_across_its_branch():
     assert _dram(res) == 64 + 3 * 64 + 16 + 16
     v = res.vector_rows[0]
     # 64 adds on 4 lanes at 1 per cycle: 16 cycles + 2 of pipeline; on-chip reads 2 x 64 B, write 64 B
-    assert (v["ops_add"], v["compute_cycles"], v["onchip_read_bytes"], v["onchip_write_bytes"]) == (64, 18, 128, 64)
+    assert (v["ops_add"], v["compute_cycles"], v["onchip_read_bytes"], v["onchip_write_bytes"]) == (64, 18,
+                                                                                                    128, 64)
     # the add waits for c3 and c4 waits for the add
     tl = {(r["node"], r["unit"]): r for r in res.timeline}
     assert tl[("add", "vector")]["start_cycle"] == tl[("c3", "array")]["stop_cycle"]
@@ -169,7 +171,8 @@ def test_random_graphs_more_capacity_never_adds_dram_and_inter_layer_never_worse
     last = None
     none = _dram(simulate_workload(make_arch(vector_unit=vu), wl))
     for size in (0.25, 0.5, 1, 2, 4, 64):
-        arch = make_arch(**{"memory.ifmap_sram.size_kib": size, "timing.reuse": "inter_layer", "vector_unit": vu})
+        arch = make_arch(**{"memory.ifmap_sram.size_kib": size, "timing.reuse": "inter_layer",
+                            "vector_unit": vu})
         d = _dram(simulate_workload(arch, wl))
         assert d <= none
         if last is not None:

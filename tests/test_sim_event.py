@@ -22,15 +22,16 @@ def test_double_buffered_schedule_by_hand(engine):
 
 def test_single_buffered_schedule_by_hand():
     # one slot: R0 [0,4), C0 [4,14), R1 [14,18), C1 [18,28), R2 [28,32), C2 [32,42) -> 42
-    t = simulate_tiles([10, 10, 10], [40, 40, 40], [0, 0, 0], bandwidth_bytes_per_cycle=10, double_buffered=False)
+    t = simulate_tiles([10, 10, 10], [40, 40, 40], [0, 0, 0], bandwidth_bytes_per_cycle=10,
+                       double_buffered=False)
     assert (t.total_cycles, t.stall_cycles) == (42, 12)
 
 
 @pytest.mark.parametrize("engine", ["simpy", "analytic"])
 def test_reads_and_writes_share_the_in_order_dma(engine):
     # reads of 40 bytes take 10 cycles at 4 bytes/cycle, writes of 10 bytes take ceil(10/4) = 3. DMA order:
-    # L0 L1 W0 L2 W1 W2. L0 [0,10), L1 [10,20); C0 [10,20); W0 waits for C0: [20,23); L2 (slot freed by C0 at 20)
-    # [23,33); C1 [20,30); W1 ready at 30, DMA free at 33: [33,36); C2 needs L2: [33,43); W2 [43,46).
+    # L0 L1 W0 L2 W1 W2. L0 [0,10), L1 [10,20); C0 [10,20); W0 waits for C0: [20,23); L2 (slot freed by C0 at
+    # 20) [23,33); C1 [20,30); W1 ready at 30, DMA free at 33: [33,36); C2 needs L2: [33,43); W2 [43,46).
     # Total 46; DRAM busy 3*10 + 3*3 = 39.
     t = simulate_tiles([10, 10, 10], [40, 40, 40], [10, 10, 10], bandwidth_bytes_per_cycle=4, engine=engine)
     assert (t.total_cycles, t.stall_cycles, t.dram_busy_cycles) == (46, 16, 39)
@@ -66,7 +67,8 @@ def test_the_two_engines_agree_on_random_schedules(compiled):
         kw = dict(bandwidth_bytes_per_cycle=float(rng.choice([1, 3, 8, 64, math.inf])),
                   double_buffered=bool(rng.random() < 0.5),
                   onchip_cycles=rng.integers(0, 60, n).tolist() if rng.random() < 0.3 else None)
-        assert simulate_tiles(c, r, w, engine="simpy", **kw) == simulate_tiles(c, r, w, engine="analytic", **kw)
+        assert simulate_tiles(c, r, w, engine="simpy", **kw) == simulate_tiles(c, r, w, engine="analytic",
+                                                                               **kw)
     _fast.use_numba(False)
 
 
@@ -81,7 +83,8 @@ def test_split_even():
 
 
 def test_errors():
-    with pytest.raises(ValueError, match=re.escape("compute, read_bytes and write_bytes must be non-empty lists "
+    with pytest.raises(ValueError,
+                       match=re.escape("compute, read_bytes and write_bytes must be non-empty lists "
                                                    "of one length, not 2, 1, 2")):
         simulate_tiles([1, 2], [1], [1, 2], bandwidth_bytes_per_cycle=1)
     with pytest.raises(ValueError, match=r"^bandwidth_bytes_per_cycle must be > 0, not 0$"):

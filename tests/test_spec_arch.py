@@ -19,7 +19,8 @@ def test_shipped_archs_load(name):
 
 
 def test_tpu_v1_matches_the_paper():
-    # Jouppi et al., ISCA 2017: 65,536 8-bit MACs at 700 MHz = 92 TOPS (2 ops per MAC): 65536*2*700e6 = 91.75e12
+    # Jouppi et al., ISCA 2017: 65,536 8-bit MACs at 700 MHz = 92 TOPS (2 ops per MAC): 65536*2*700e6 =
+    # 91.75e12
     a = load_arch(ROOT / "arch" / "tpu_v1.yaml")
     assert a.array.rows * a.array.cols == 65536
     assert a.array.dataflow == "ws"
@@ -47,7 +48,8 @@ def test_unknown_key_is_an_error(tmp_path):
 
 def test_zero_size_is_an_error(tmp_path):
     p = _write(tmp_path, BASE.replace("ifmap_sram: {size_kib: 64", "ifmap_sram: {size_kib: 0"))
-    with pytest.raises(SpecError, match=re.escape(f"{p}: memory.ifmap_sram.size_kib: expected a value greater "
+    with pytest.raises(SpecError,
+                       match=re.escape(f"{p}: memory.ifmap_sram.size_kib: expected a value greater "
                                                   "than 0, found 0")):
         load_arch(p)
 
@@ -73,7 +75,8 @@ def test_missing_file_and_bad_yaml(tmp_path):
 
 
 def test_bit_fusion_needs_power_of_two_bricks(tmp_path):
-    with pytest.raises(SpecError, match=r"pe: expected for bit_fusion, operand_bits equal to brick_bits times a "
+    with pytest.raises(SpecError,
+                       match=r"pe: expected for bit_fusion, operand_bits equal to brick_bits times a "
                                         r"power of two, found operand_bits=6, brick_bits=2$"):
         make_arch(**{"pe.precision_mode": "bit_fusion", "pe.operand_bits": 6})
 

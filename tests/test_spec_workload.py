@@ -32,7 +32,8 @@ def test_explicit_padding_dilation_and_groups():
 
 
 def test_depthwise_defaults_groups_to_channels():
-    c = Conv2d(name="dw", op="depthwise", in_channels=32, out_channels=32, in_h=8, in_w=8, kernel=3, padding=1)
+    c = Conv2d(name="dw", op="depthwise", in_channels=32, out_channels=32, in_h=8, in_w=8, kernel=3,
+               padding=1)
     assert (c.n_groups, c.gemm.k, c.gemm.n, c.gemm.macs) == (32, 9, 1, 32 * 64 * 9)
 
 
@@ -55,7 +56,8 @@ def test_shape_notes_name_unused_rows():
 @pytest.mark.parametrize("layer, message", [
     (dict(kernel=17), r"layers\[0\]: expected a filter no larger than the padded input, found a 17x17 "
                       r"\(dilated\) filter on a 15x15 padded input$"),
-    (dict(groups=3), r"layers\[0\]: expected groups that divide in_channels and out_channels, found groups=3, "
+    (dict(groups=3),
+     r"layers\[0\]: expected groups that divide in_channels and out_channels, found groups=3, "
                      r"in_channels=4, out_channels=8$"),
     (dict(stride=0), r"layers\[0\]: expected stride > 0, found 0$"),
     (dict(padding=-1), r"layers\[0\]: expected padding >= 0, found -1$"),

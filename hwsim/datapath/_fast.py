@@ -282,7 +282,8 @@ def _ubs_chunks(w: np.ndarray, x: np.ndarray, corr: np.ndarray) -> np.ndarray:
     return acc
 
 
-def exact_gemm(a: np.ndarray, b: np.ndarray, az: int, bz: np.ndarray, *, path: str = "auto") -> np.ndarray | None:
+def exact_gemm(a: np.ndarray, b: np.ndarray, az: int, bz: np.ndarray, *,
+               path: str = "auto") -> np.ndarray | None:
     """Exact int64 ``sum_k (a[i,k] - az)(b[k,j] - bz[j])`` by a fast path, or None if none applies.
 
     ``path``: ``"auto"`` (VNNI, else AVX2, else float BLAS, as far as each applies), ``"simd"`` (VNNI or AVX2
@@ -313,10 +314,10 @@ def _im2col_pack(x32, kr, ks, sh, sw, dh, dw, ho, wo, out32):
     """Pack the im2col matrix of a padded NHWC uint8 image whose channels (a multiple of four) are viewed as
     int32 words ``x32`` (N, Hp, Wp, C/4).
 
-    The reduction index runs ``q = ((r * S + s) * C + c)`` (channels innermost: the sum is exact in any order),
-    so four consecutive taps are four consecutive channels and move as one int32:
-    ``out32[(r*S + s)*C/4 + c4, p] = x32[n, oh*sh + r*dh, ow*sw + s*dw, c4]`` with ``p = (n*Ho + oh)*Wo + ow``;
-    ``out32`` viewed as bytes is the packed ``(Kp/4, Np, 4)`` operand of :mod:`._vnni`.
+    The reduction index runs ``q = ((r * S + s) * C + c)`` (channels innermost: the sum is exact in any
+    order), so four consecutive taps are four consecutive channels and move as one int32:
+    ``out32[(r*S + s)*C/4 + c4, p] = x32[n, oh*sh + r*dh, ow*sw + s*dw, c4]`` with ``p = (n*Ho + oh)*Wo +
+    ow``; ``out32`` viewed as bytes is the packed ``(Kp/4, Np, 4)`` operand of :mod:`._vnni`.
     """
     nb = x32.shape[0]
     c4n = x32.shape[3]
@@ -531,5 +532,6 @@ def _vnni_conv(x, w, xz, wz, stride, pads, dilation, groups, ho, wo, oa, ob, za,
         zg = zb[g * kg:(g + 1) * kg]
         part = _vnni.gemm_s8u8(wg, xp.reshape(-1).view(np.uint8), kg, q4n * 4, p_tot, q4n * 4, np_)
         # padded taps are 0 in both operands: the identity holds with the true tap count q
-        _correct_rows(part, zg, colsum, np.int64(za), wg.sum(axis=1, dtype=np.int64), q, out[g * kg:(g + 1) * kg])
+        _correct_rows(part, zg, colsum, np.int64(za), wg.sum(axis=1, dtype=np.int64), q,
+                      out[g * kg:(g + 1) * kg])
     return np.ascontiguousarray(out.reshape(k_out, n_b, ho, wo).transpose(1, 0, 2, 3))

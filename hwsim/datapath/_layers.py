@@ -229,7 +229,8 @@ def _cross_term_finish(raw, events, corr, bias, bias_shape, bits, lo, hi, mode) 
     if mode == "saturate":
         out = raw.copy()
         flat = out.reshape(-1)
-        events += _kernels.add_saturate(flat, np.ascontiguousarray(np.broadcast_to(corr, out.shape)).reshape(-1),
+        events += _kernels.add_saturate(flat, np.ascontiguousarray(np.broadcast_to(corr,
+                                                                                   out.shape)).reshape(-1),
                                         lo, hi)
         events += _finish(out, bias, bias_shape, bits, lo, hi, mode)
         return out, int(events)
@@ -468,7 +469,8 @@ def gemm_acc(a_q: np.ndarray, b_q: np.ndarray, *, a_zp, b_zp, bias: np.ndarray |
         if mult_bits is not None:
             ar = _narrow_codes(ar, mult_bits, a_q.dtype)
             br = _narrow_codes(br, mult_bits, b_q.dtype)
-        corr = -ar.sum(axis=1)[:, None] * bz[None, :] - az * br.sum(axis=0)[None, :] + k_red * az * bz[None, :]
+        corr = -ar.sum(axis=1)[:, None] * bz[None, :] - az * br.sum(axis=0)[None, :] + k_red * az * bz[None,
+                                                                                                       :]
         raw, ev = gemm_acc(ar, br, a_zp=0, b_zp=0, acc_bits=acc_bits if acc_mode == "saturate" else 64,
                            acc_mode=acc_mode, fast=fast)
         return _cross_term_finish(raw, ev, corr, b, (1, n_cols), bits, lo, hi, acc_mode)

@@ -12,9 +12,9 @@ Only the pairs saturate: a pair of ``255 * 127 + 255 * 127 = 64,770`` becomes ``
 codes, and the callers (and onnxruntime's MLAS, ``qgemm.h`` row/column sums) add the exact correction
 ``- z_s sum u - z_u sum s + K z_u z_s`` in int32 afterwards.
 
-:func:`pair_sums16` runs on :func:`hwsim.datapath._pairsat.pair_saturating_gemm` (the same pairs, ``vpmaddubsw``
-itself on AVX2 hosts); the plain numba loop :func:`pair_sums16_reference` is the model it is tested against
-(``tests/test_datapath_pairs.py`` pins its values).
+:func:`pair_sums16` runs on :func:`hwsim.datapath._pairsat.pair_saturating_gemm` (the same pairs,
+``vpmaddubsw`` itself on AVX2 hosts); the plain numba loop :func:`pair_sums16_reference` is the model it is
+tested against (``tests/test_datapath_pairs.py`` pins its values).
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ def _pair_sums16(u, st, out):
 
 def pair_sums16(u: np.ndarray, s: np.ndarray) -> np.ndarray:
     """:func:`pair_sums16_reference`, computed by the fast kernel (equal values, tested)."""
-    return pair_saturating_gemm(np.ascontiguousarray(u, dtype=np.uint8), np.ascontiguousarray(s, dtype=np.int8))
+    return pair_saturating_gemm(np.ascontiguousarray(u, dtype=np.uint8),
+                                np.ascontiguousarray(s, dtype=np.int8))
 
 
 def pair_sums16_reference(u: np.ndarray, s: np.ndarray) -> np.ndarray:

@@ -18,9 +18,9 @@ streams, as the timing model charges a partial fold as a full one), and folds ru
     ``a[i, k]`` enters row ``i`` from the left in cycle ``k + i`` with a ``last`` flag on ``k = T - 1`` and
     moves right; ``b[k, j]`` enters column ``j`` from the top in cycle ``k + j`` and moves down. PE (i, j)
     adds the product of the operands it takes in to its accumulator; on ``last`` it writes the finished sum
-    into its output register and clears the accumulator. Output registers form one chain per column that moves *up*;
-    the top row's output register is the output port. PE (i, j) finishes at edge ``T + i + j`` and its result
-    reaches the port ``i`` edges later (no two results meet: result ``i'`` passes row ``i`` at edge
+    into its output register and clears the accumulator. Output registers form one chain per column that moves
+    *up*; the top row's output register is the output port. PE (i, j) finishes at edge ``T + i + j`` and its
+    result reaches the port ``i`` edges later (no two results meet: result ``i'`` passes row ``i`` at edge
     ``T + 2i' - i + j``, PE ``i`` finishes at ``T + i + j``). Measured fold length: ``T + 2R + C - 3`` edges,
     i.e. the timing model's ``(R - 1) + T + (C - 1)`` (SCALE-Sim 3.0.0 ``systolic_compute_os.py`` stops at the
     last MAC) plus the ``R - 1`` edges the bottom row's result takes to climb to the port: the OS drain.

@@ -1,8 +1,8 @@
 """An exact u8 x s8 integer GEMM on AVX512-VNNI (``vpdpbusd``), written with numba intrinsics. Private.
 
 ``vpdpbusd`` multiplies 64 unsigned bytes by 64 signed bytes, adds each group of four products and adds the
-four-product sums to sixteen int32 lanes, with no intermediate saturation (Intel SDM, VPDPBUSD). The int32 sums
-are exact while ``|sum| < 2^31``; the caller chunks the reduction so that this holds (``MAX_K``) and
+four-product sums to sixteen int32 lanes, with no intermediate saturation (Intel SDM, VPDPBUSD). The int32
+sums are exact while ``|sum| < 2^31``; the caller chunks the reduction so that this holds (``MAX_K``) and
 accumulates the chunks in int64.
 
 Kernel layout (the "broadcast" form of an int8 GEMM micro-kernel)::

@@ -8,4 +8,5 @@ from ._vector import vector_op_energies
 
 __all__ = ["ActionEnergies", "EnergyRecord", "action_energies", "energy_components", "layer_energy",
            "mac_energy", "AreaBreakdown", "area_breakdown",
-           "vector_op_energies", "TechTable", "TechEntry", "available_tech", "load_tech", "parse_tech", "parse_unit"]
+           "vector_op_energies", "TechTable", "TechEntry", "available_tech", "load_tech", "parse_tech",
+           "parse_unit"]

@@ -74,7 +74,8 @@ def vector_op_energies(arch: ArchSpec, *, source: str = "<arch>") -> dict[str, t
                 "max": (tech.add_pj(b), f"{tag} (derived: a compare of the bit patterns = int_add({b}))"),
                 "divide": (5 * mul + 2 * add, f"{tag} (derived: Newton-Raphson reciprocal, 5 mul + 2 add)"),
                 "rsqrt": (6 * mul + 2 * add, f"{tag} (derived: Newton-Raphson rsqrt, 6 mul + 2 add)"),
-                "exp": (5 * mul + 5 * add, f"{tag} (derived: range reduction + degree-4 Horner, 5 mul + 5 add)")}
+                "exp": (5 * mul + 5 * add,
+                        f"{tag} (derived: range reduction + degree-4 Horner, 5 mul + 5 add)")}
     for c in VECTOR_OP_CLASSES:
         if vu.energy_pj and c in vu.energy_pj:
             out[c] = (float(vu.energy_pj[c]), f"arch vector_unit.energy_pj.{c}")

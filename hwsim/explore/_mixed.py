@@ -76,7 +76,8 @@ def layer_options(arch: ArchSpec, workload: Workload, options: list[tuple[int, i
                 continue
             costs.setdefault(o, {})[ob] = table
     return {n: [LayerOption(n, o, sensitivity[n, o], c[o[1]][n], {ob: t[n] for ob, t in c.items()})
-                for o, c in costs.items() if not math.isnan(sensitivity.get((n, o), math.nan))] for n in names}
+                for o, c in costs.items() if not math.isnan(sensitivity.get((n, o),
+                                                                            math.nan))] for n in names}
 
 
 def measured_sensitivity(rs: ResolvedSweep, options: list[tuple[int, int]], reference: tuple[int, int],

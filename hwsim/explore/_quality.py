@@ -1,12 +1,13 @@
-"""Quality models: real networks that a sweep runs bit-accurately on the integer datapath per precision policy.
+"""Quality models: real networks that a sweep runs bit-accurately on the integer datapath per precision
+policy.
 
 A quality model maps ``bits: {layer: (weight_bits, act_bits)}`` and the PE's accumulator (``acc_bits``,
 ``acc_mode``) to a dict holding at least its ``metric`` (e.g. ``accuracy``, a fraction).
 
 By default a policy's quality is post-training quantization. A sweep with a ``qat:`` block trains each policy
 with quantization-aware training instead (:mod:`hwsim.models.qat`, networks :data:`QAT_MODELS`), caching each
-trained network and result under the sweep's output folder (``<out>/qat/``), so that ``--resume`` and the ILP's
-sensitivity runs reuse them.
+trained network and result under the sweep's output folder (``<out>/qat/``), so that ``--resume`` and the
+ILP's sensitivity runs reuse them.
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@ Shapes come from ONNX shape inference (``onnx.shape_inference.infer_shapes``); w
 shape-only models whose initializers point at missing external data (ZigZag's ``resnet18.onnx``) load too.
 Quantized forms (QLinearConv, QLinearMatMul, ConvInteger, MatMulInteger) give the same layers. Operators with
 MACs that hwsim has no layer kind for yet (ConvTranspose, recurrent cells, Einsum) are listed in a
-:class:`~hwsim.errors.ShapeWarning`, never dropped silently. Attribute semantics follow the ONNX operator spec (``onnx/defs/nn/defs.cc``): ``pads`` is
-``[top, left, bottom, right]``, ``auto_pad`` SAME_UPPER puts the odd pixel at the end (bottom/right),
-SAME_LOWER at the start.
+:class:`~hwsim.errors.ShapeWarning`, never dropped silently. Attribute semantics follow the ONNX operator spec
+(``onnx/defs/nn/defs.cc``): ``pads`` is ``[top, left, bottom, right]``, ``auto_pad`` SAME_UPPER puts the odd
+pixel at the end (bottom/right), SAME_LOWER at the start.
 
 The graph is kept: every layer's ``inputs`` name the layers (or non-GEMM nodes) that produce its tensors,
 through operators that only reshape, cast, quantize or apply an element-wise activation folded into the
@@ -39,8 +39,10 @@ _OPERANDS = {"Conv": (0, 1), "Gemm": (0, 1), "MatMul": (0, 1), "ConvInteger": (0
              "QLinearConv": (0, 3), "QLinearMatMul": (0, 3)}
 _UNSUPPORTED_MAC_OPS = ("ConvTranspose", "LSTM", "GRU", "RNN", "Einsum", "Attention", "MultiHeadAttention")
 # non-GEMM nodes: ONNX op -> (hwsim op, indices of the activation inputs)
-_VECTOR = {"Add": ("add", (0, 1)), "Sum": ("add", (0, 1)), "QLinearAdd": ("add", (0, 3)), "Mul": ("mul", (0, 1)),
-           "MaxPool": ("maxpool", (0,)), "AveragePool": ("avgpool", (0,)), "QLinearAveragePool": ("avgpool", (0,)),
+_VECTOR = {"Add": ("add", (0, 1)), "Sum": ("add", (0, 1)), "QLinearAdd": ("add", (0, 3)),
+           "Mul": ("mul", (0, 1)),
+           "MaxPool": ("maxpool", (0,)), "AveragePool": ("avgpool", (0,)),
+           "QLinearAveragePool": ("avgpool", (0,)),
            "GlobalAveragePool": ("avgpool", (0,)), "QLinearGlobalAveragePool": ("avgpool", (0,)),
            "GlobalMaxPool": ("maxpool", (0,)), "Concat": ("concat", None), "QLinearConcat": ("concat", None),
            "Softmax": ("softmax", (0,)), "LayerNormalization": ("layernorm", (0,)), "Gelu": ("gelu", (0,))}
@@ -122,8 +124,8 @@ def read_onnx_shapes(path: str | Path, *, name: str | None = None) -> Workload:
             if op in ("maxpool", "avgpool"):
                 a_shape = shapes.get(node.input[0])
                 if not a_shape or len(a_shape) != 4 or 0 in a_shape:
-                    raise SpecError(str(p), f"node {vname} ({node.op_type})", "an inferable (N, C, H, W) input",
-                                    a_shape)
+                    raise SpecError(str(p), f"node {vname} ({node.op_type})",
+                                    "an inferable (N, C, H, W) input", a_shape)
                 attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
                 entry.update({"channels": a_shape[1], "in_h": a_shape[2], "in_w": a_shape[3]})
                 if "kernel_shape" in attrs:
@@ -191,7 +193,8 @@ def read_onnx_shapes(path: str | Path, *, name: str | None = None) -> Workload:
                            "inputs": ins[:2]})
     if skipped:
         warnings.warn(f"{p}: nodes left out of the timing and energy model (no hwsim layer kind for them yet): "
-                      + ", ".join(f"{n} x{k}" for n, k in sorted(skipped.items())), ShapeWarning, stacklevel=2)
+                      + ", ".join(f"{n} x{k}" for n, k in sorted(skipped.items())), ShapeWarning,
+                      stacklevel=2)
     if not any(x["op"] in ("conv2d", "fc", "gemm") for x in layers):
         raise SpecError(str(p), "", "at least one Conv, Gemm or MatMul node", "none")
     # non-GEMM nodes before the first layer (e.g. a normalization of the raw input) read "input"

@@ -362,7 +362,8 @@ def read_scalesim_cfg(path: str | Path) -> dict[str, dict[str, Any]]:
                                 "SCALE-Sim takes the ifmap/filter DRAM bandwidth from it)", None)
         for op in ("Ifmap", "Filter"):
             # SCALE-Sim splits a read port's bandwidth over the SRAM's banks and asserts that it divides
-            # (memory/read_buffer.py, set_params: bw_per_bank * num_bank == bandwidth); it runs in USER mode only
+            # (memory/read_buffer.py, set_params: bw_per_bank * num_bank == bandwidth); it runs in USER mode
+            # only
             bw, banks = lay[f"{op}SRAMBankBandwidth"], lay.get(f"{op}SRAMBankNum", 1)
             if banks > 0 and bw % banks:
                 raise SpecError(src, f"layout.{op}SRAMBankBandwidth", f"a bandwidth divisible by layout."

@@ -3,9 +3,10 @@
 ZigZag's format (``zigzag/parser/accelerator_validator.py`` in zigzag-dse 3.9.1 holds its schema; examples in
 ``zigzag/inputs/hardware/``): ``memories`` (innermost first, the last one DRAM), each with ``size`` (bits),
 ``r_cost`` / ``w_cost`` (pJ per access of ``bandwidth_max`` bits), ``operands`` (I1 activations, I2 weights,
-O outputs), ``ports`` and ``served_dimensions``; an ``operational_array`` of ``dimensions`` D1.. with ``sizes``
-and ``unit_energy`` (pJ per MAC). The mapping is the hand translation of ``arch/zigzag_tpu_like.yaml`` and
-``arch/zigzag_edge_tpu_like.yaml`` (whose comments explain each choice), made a rule:
+O outputs), ``ports`` and ``served_dimensions``; an ``operational_array`` of ``dimensions`` D1.. with
+``sizes`` and ``unit_energy`` (pJ per MAC). The mapping is the hand translation of
+``arch/zigzag_tpu_like.yaml`` and ``arch/zigzag_edge_tpu_like.yaml`` (whose comments explain each choice),
+made a rule:
 
 ==================================  =====================================================================
 ZigZag                              hwsim
@@ -28,9 +29,9 @@ input_precision                     ``pe.operand_bits`` (default 8: ZigZag's har
 ==================================  =====================================================================
 
 What hwsim cannot express is named in a :class:`UserWarning` (and in the arch's ``description``): memories
-shared by a subset of the PEs (``served_dimensions`` other than none or all: hwsim's register files are one per
-PE), more than two array dimensions (hwsim folds them into rows: ZigZag's spatial output pixels OX/OY have no
-hwsim equivalent), ``latency`` other than 1, ``area`` and ``unit_area`` (ZigZag's area has no stated unit),
+shared by a subset of the PEs (``served_dimensions`` other than none or all: hwsim's register files are one
+per PE), more than two array dimensions (hwsim folds them into rows: ZigZag's spatial output pixels OX/OY have
+no hwsim equivalent), ``latency`` other than 1, ``area`` and ``unit_area`` (ZigZag's area has no stated unit),
 ``dataflows`` (ZigZag's spatial-unrolling hints), the port ``allocation`` (hwsim has one read and one write
 bandwidth per level), ``force_double_buffering`` (hwsim double-buffers SRAM and never its register files) and
 ``mem_type``. In-memory computing (``is_imc``) and CACTI cost extraction without costs are refused.
@@ -117,7 +118,8 @@ def arch_from_zigzag(path: str | Path, *, clock_mhz: float = 1000.0, dataflow: s
     clock_mhz : float
         The array clock, MHz (ZigZag counts cycles only; 1000 makes a cycle a nanosecond).
     dataflow : str
-        ``ws`` (default: ZigZag's tpu_like and edge_tpu_like mappings keep weights stationary), ``os`` or ``is``.
+        ``ws`` (default: ZigZag's tpu_like and edge_tpu_like mappings keep weights stationary), ``os`` or
+        ``is``.
     name : str, optional
         The arch name (default: ``zigzag_<name>``).
 
@@ -144,8 +146,8 @@ def arch_from_zigzag(path: str | Path, *, clock_mhz: float = 1000.0, dataflow: s
         raise SpecError(src, "operational_array.is_imc", "a digital array (hwsim has no in-memory computing)",
                         True)
     if len(arr.sizes) != len(arr.dimensions) or min(arr.sizes) <= 0:
-        raise SpecError(src, "operational_array.sizes", f"one size > 0 per dimension ({list(arr.dimensions)})",
-                        list(arr.sizes))
+        raise SpecError(src, "operational_array.sizes",
+                        f"one size > 0 per dimension ({list(arr.dimensions)})", list(arr.sizes))
     dims = set(arr.dimensions)
     dropped: list[str] = []
     if len(arr.sizes) > 2:
@@ -163,7 +165,8 @@ def arch_from_zigzag(path: str | Path, *, clock_mhz: float = 1000.0, dataflow: s
         last = i == len(mems) - 1
         for c, v in (("r_cost", m.r_cost), ("w_cost", m.w_cost)):
             if v is None and m.auto_cost_extraction:
-                raise SpecError(src, f"{where}.{c}", "a cost in pJ (auto_cost_extraction runs CACTI, which hwsim "
+                raise SpecError(src, f"{where}.{c}",
+                                "a cost in pJ (auto_cost_extraction runs CACTI, which hwsim "
                                 "does not)", None)
         reads = [pt for pt in m.ports if pt.type in ("read", "read_write")]
         writes = [pt for pt in m.ports if pt.type in ("write", "read_write")]
@@ -179,7 +182,8 @@ def arch_from_zigzag(path: str | Path, *, clock_mhz: float = 1000.0, dataflow: s
             dropped.append(f"{key} latency {m.latency}")
         if m.area:
             dropped.append(f"{key} area {m.area:g}")
-        lv: dict[str, Any] = {"name": _level_name(key), "kind": "dram" if last else ("sram" if shared else "rf"),
+        lv: dict[str, Any] = {"name": _level_name(key),
+                              "kind": "dram" if last else ("sram" if shared else "rf"),
                               "operands": [_OPERANDS[o] for o in m.operands], "word_bits": word}
         if m.r_cost is not None:
             lv["read_pj"] = m.r_cost * word / rbw
@@ -223,7 +227,8 @@ def arch_from_zigzag(path: str | Path, *, clock_mhz: float = 1000.0, dataflow: s
                "acc_bits": acc_bits or 32, "acc_mode": "wrap", "precision_mode": "fixed"},
         "memory": {"levels": levels},
         "energy": {"technology": "horowitz_45nm",
-                   **({"mult_8b_pj": arr.unit_energy, "add_32b_pj": 0.0} if arr.unit_energy is not None else {})},
+                   **({"mult_8b_pj": arr.unit_energy,
+                       "add_32b_pj": 0.0} if arr.unit_energy is not None else {})},
     }
     if dropped:
         warnings.warn(f"{src}: not modelled by hwsim: {'; '.join(dropped)}", UserWarning, stacklevel=2)

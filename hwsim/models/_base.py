@@ -7,7 +7,8 @@ import numpy as np
 
 from ..errors import MissingDependency  # one class for hwsim.quant and hwsim.models
 
-__all__ = ["MissingDependency", "check_layer_bits", "CNNSensitivityModel", "softmax_curvature", "torch_forward"]
+__all__ = ["MissingDependency", "check_layer_bits", "CNNSensitivityModel", "softmax_curvature",
+           "torch_forward"]
 
 
 def load_npz_weights(path, shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
@@ -34,7 +35,8 @@ def load_npz_metadata(path) -> dict:
         return json.loads(str(z["meta"]))
 
 
-def check_layer_bits(bits, layers: tuple[str, ...], *, low: int = 2, high: int = 8) -> dict[str, tuple[int, int]]:
+def check_layer_bits(bits, layers: tuple[str, ...], *, low: int = 2, high: int = 8) -> dict[str,
+                                                                                            tuple[int, int]]:
     """Validate ``{layer: (weight_bits, act_bits)}`` (or one pair for every layer) against ``layers``.
 
     Returns
@@ -46,7 +48,9 @@ def check_layer_bits(bits, layers: tuple[str, ...], *, low: int = 2, high: int =
     ValueError
         An unknown or missing layer, a value that is not a pair of ints, or bits outside ``[low, high]``.
     """
-    if isinstance(bits, (tuple, list)) and len(bits) == 2 and all(isinstance(b, (int, np.integer)) for b in bits):
+    if isinstance(bits, (tuple, list)) and len(bits) == 2 and all(isinstance(b,
+                                                                             (int,
+                                                                              np.integer)) for b in bits):
         bits = {layer: tuple(bits) for layer in layers}
     if not isinstance(bits, dict):
         raise ValueError(f"bits must be a dict {{layer: (weight_bits, act_bits)}} or one pair, not {bits!r}")
@@ -72,7 +76,8 @@ def check_layer_bits(bits, layers: tuple[str, ...], *, low: int = 2, high: int =
 
 def softmax_curvature(logits: np.ndarray):
     """``du -> mean_n (sum_k p_nk du_nk^2 - (sum_k p_nk du_nk)^2)``: the Hessian of softmax cross-entropy with
-    respect to the logits, ``diag(p) - p p^T``, as a quadratic form, with ``p = softmax(logits)`` (float64)."""
+    respect to the logits, ``diag(p) - p p^T``, as a quadratic form, with ``p = softmax(logits)``
+    (float64)."""
     z = np.asarray(logits, np.float64)
     z = z - z.max(axis=1, keepdims=True)
     p = np.exp(z)
@@ -138,10 +143,10 @@ class CNNSensitivityModel:
         return _quantize_weight(self.net.layer(layer).weight, weight_bits, self.config)[1]
 
     def layer_hvp(self, layer: str):
-        """``v -> H v`` (float64, the weight's shape): the Hessian of ``mean_n KL(p_float || softmax(z_n))`` on
-        the loss inputs with respect to ``layer``'s weight, at the float weights, by double back-propagation in
-        torch (imported here; :class:`MissingDependency` without it). The loss's Hessian at the reference is the
-        one whose trace :meth:`output_curvature` estimates."""
+        """``v -> H v`` (float64, the weight's shape): the Hessian of ``mean_n KL(p_float || softmax(z_n))``
+        on the loss inputs with respect to ``layer``'s weight, at the float weights, by double
+        back-propagation in torch (imported here; :class:`MissingDependency` without it). The loss's Hessian
+        at the reference is the one whose trace :meth:`output_curvature` estimates."""
         try:
             import torch
         except ImportError as e:
@@ -155,7 +160,8 @@ class CNNSensitivityModel:
 
         def hvp(v: np.ndarray) -> np.ndarray:
             threads = torch.get_num_threads()
-            torch.set_num_threads(1)  # small products: threads only contend (measured 40x slower on 2 busy cores)
+            # small products: threads only contend (measured 40x slower on 2 busy cores)
+            torch.set_num_threads(1)
             try:
                 w = w0.clone().requires_grad_(True)
                 z = torch_forward(torch, self.net, tensors, {layer: w}, start)

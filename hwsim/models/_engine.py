@@ -1,10 +1,12 @@
-"""A small CNN graph engine: float reference and post-training-quantized integer inference on hwsim's datapath.
+"""A small CNN graph engine: float reference and post-training-quantized integer inference on hwsim's
+datapath.
 
-Used by the Fashion-MNIST CNN (:mod:`hwsim.models.fashion`) and MobileNetV2 (:mod:`hwsim.models.mobilenet_v2`).
-A network is an ordered list of ops over named tensors (``"input"`` first):
+Used by the Fashion-MNIST CNN (:mod:`hwsim.models.fashion`) and MobileNetV2
+(:mod:`hwsim.models.mobilenet_v2`). A network is an ordered list of ops over named tensors (``"input"``
+first):
 
-* :class:`Conv` -- conv2d (any stride, padding, groups; depthwise is ``groups == C``) or a fully connected layer
-  (``linear=True``, weight ``(out, in)``), with an optional residual input added before the activation
+* :class:`Conv` -- conv2d (any stride, padding, groups; depthwise is ``groups == C``) or a fully connected
+  layer (``linear=True``, weight ``(out, in)``), with an optional residual input added before the activation
   (``act`` ``None``, ``"relu"`` or ``"relu6"``). Batch norm is folded into the weights beforehand.
 * :class:`Pool` -- ``"max"`` (2-D max pooling), ``"gap"`` (global average pooling) or ``"flatten"``.
 
@@ -18,12 +20,13 @@ Gholami et al. 2021, §III-IV):
   first layer that consumes it;
 * every conv/linear layer is :func:`hwsim.datapath.conv2d_acc` / :func:`hwsim.datapath.gemm_acc` (integer
   accumulator of ``acc_bits``, wrap or saturate) followed by :func:`hwsim.quant.requantize` (the runtime
-  ``profile``) straight to the consumer's quantizer; ReLU clamps the codes at the zero point, ReLU6 also at the
-  code of 6 (per channel after equalization);
-* a residual add is done in the accumulator, as integer-only inference does it (HAWQ-V3, Yao et al., ICML 2021,
-  §3.3): the skip tensor's codes are rescaled to the accumulator's scale ``s_x * s_w[k]`` with the profile's
-  requantizer (``M_r = s_skip / (s_x * s_w[k])``, zero point 0, clamped to the register), added to the
-  conv's accumulator in the same ``acc_bits`` register (overflows counted), and the sum is requantized once;
+  ``profile``) straight to the consumer's quantizer; ReLU clamps the codes at the zero point, ReLU6 also at
+  the code of 6 (per channel after equalization);
+* a residual add is done in the accumulator, as integer-only inference does it (HAWQ-V3, Yao et al., ICML
+  2021, §3.3): the skip tensor's codes are rescaled to the accumulator's scale ``s_x * s_w[k]`` with the
+  profile's requantizer (``M_r = s_skip / (s_x * s_w[k])``, zero point 0, clamped to the register), added to
+  the conv's accumulator in the same ``acc_bits`` register (overflows counted), and the sum is requantized
+  once;
 * max pooling runs on codes (:func:`hwsim.datapath.maxpool2d`), global average pooling is
   :func:`hwsim.datapath.global_avgpool` (ORT semantics); the last layer's accumulator is dequantized to float
   logits ``f32(acc) * f32(s_x * s_w[c])``.
@@ -281,9 +284,9 @@ class PTQConfig:
 
 def equalize_network(net: Network, sweeps: int = 8) -> Network:
     """Cross-layer equalization of every chain ``A -> B`` where ``B`` is a depthwise conv consuming ``A``'s
-    output only, and of ``B -> C`` where ``C`` is the next conv consuming ``B``'s output (the inverted-residual
-    block of MobileNetV2: expand -> depthwise -> project; Nagel et al. 2019, §4.1 and §5.1). ReLU6 between them
-    becomes a per-channel clip at ``6 / s_i`` so that the float function is unchanged.
+    output only, and of ``B -> C`` where ``C`` is the next conv consuming ``B``'s output (the
+    inverted-residual block of MobileNetV2: expand -> depthwise -> project; Nagel et al. 2019, §4.1 and §5.1).
+    ReLU6 between them becomes a per-channel clip at ``6 / s_i`` so that the float function is unchanged.
 
     The pairs are equalized in order, ``sweeps`` times (each pass moves a block's three ranges closer to their
     common geometric mean). Returns a new network (the input is not modified).
@@ -460,8 +463,8 @@ class QuantizedNetwork:
     @classmethod
     def from_qat(cls, result, *, acc_bits: int = 32, acc_mode: str = "wrap") -> QuantizedNetwork:
         """The integer network trained by :func:`hwsim.quant.train_qat` (its learned quantizers, weight codes
-        and int32 biases), ready to :meth:`run` on the datapath. Its logits equal ``result.forward(x)`` bit for
-        bit while the ``acc_bits`` register does not overflow (tested).
+        and int32 biases), ready to :meth:`run` on the datapath. Its logits equal ``result.forward(x)`` bit
+        for bit while the ``acc_bits`` register does not overflow (tested).
 
         Parameters
         ----------
@@ -528,8 +531,8 @@ class QuantizedNetwork:
         return acc, over
 
     def _rescale(self, r: np.ndarray, m: np.ndarray) -> np.ndarray:
-        """The skip tensor's shifted codes in accumulator units: the profile's requantization with zero point 0
-        into the register range (``ort_cpu``/``torch_onednn``: ``rne(f32(f32(r) * M))``, computed without an
+        """The skip tensor's shifted codes in accumulator units: the profile's requantization with zero point
+        0 into the register range (``ort_cpu``/``torch_onednn``: ``rne(f32(f32(r) * M))``, computed without an
         int32 cast so that registers wider than 32 bits work)."""
         lo, hi = -(1 << (self.acc_bits - 1)), (1 << (self.acc_bits - 1)) - 1
         if self.profile in ("ort_cpu", "torch_onednn"):
@@ -553,7 +556,8 @@ class QuantizedNetwork:
         Returns
         -------
         numpy.ndarray of float32
-            Dequantized logits ``(N, classes)``. ``self.overflow`` holds accumulator overflow counts per layer.
+            Dequantized logits ``(N, classes)``. ``self.overflow`` holds accumulator overflow counts per
+            layer.
         """
         outs = []
         self.overflow = {name: 0 for name in self.net.layers}
@@ -584,12 +588,13 @@ class QuantizedNetwork:
             x_qp = self.qparams[op.src]
             if op.linear:
                 acc, over = gemm_acc(np.ascontiguousarray(src.reshape(src.shape[0], -1)), codes,
-                                     a_zp=int(x_qp.zero_point), b_zp=wqp.zero_point, bias=self.bias_q[op.name],
+                                     a_zp=int(x_qp.zero_point), b_zp=wqp.zero_point,
+                                     bias=self.bias_q[op.name],
                                      acc_bits=self.acc_bits, acc_mode=self.acc_mode)
             else:
                 acc, over = conv2d_acc(src, codes, x_zp=int(x_qp.zero_point), w_zp=wqp.zero_point,
-                                       bias=self.bias_q[op.name], stride=op.stride, pads=op.pads, groups=op.groups,
-                                       acc_bits=self.acc_bits, acc_mode=self.acc_mode)
+                                       bias=self.bias_q[op.name], stride=op.stride, pads=op.pads,
+                                       groups=op.groups, acc_bits=self.acc_bits, acc_mode=self.acc_mode)
             s_acc = np.multiply(x_qp.scale, wqp.scale, dtype=np.float32)
             if op.residual is not None:
                 r_qp = self.qparams[op.residual]

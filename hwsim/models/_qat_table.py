@@ -2,8 +2,8 @@
 W4A4, W3A3, W2A2 and a mixed point, for the digits and Fashion-MNIST CNNs, with training times.
 
 Written by ``python -m hwsim.models.quality_table --qat`` (it replaces the text between :data:`BEGIN` and
-:data:`END` in ``docs/quality.md`` and leaves the PTQ tables alone). Every QAT cell is the datapath's accuracy of
-the trained integer network, checked equal bit for bit to the network's fake-quantized forward before it is
+:data:`END` in ``docs/quality.md`` and leaves the PTQ tables alone). Every QAT cell is the datapath's accuracy
+of the trained integer network, checked equal bit for bit to the network's fake-quantized forward before it is
 written (a mismatch stops the command).
 """
 
@@ -25,7 +25,8 @@ END = "<!-- end of qat section -->"
 QAT_POINTS = {"W4A4": (4, 4), "W3A3": (3, 3), "W2A2": (2, 2)}
 
 #: PTQ rows (engine configs).
-PTQ_ROWS = (PTQConfig(name="PTQ per-channel, min/max"), PTQConfig(name="PTQ per-channel, MSE", act_calibration="mse"),
+PTQ_ROWS = (PTQConfig(name="PTQ per-channel, min/max"), PTQConfig(name="PTQ per-channel, MSE",
+                                                                  act_calibration="mse"),
             PTQConfig(name="PTQ per-channel + bias correction", bias_correction=True))
 
 #: QAT rows per network: (label, config, points it runs at). Fashion-MNIST: LSQ for two epochs of all 60,000
@@ -41,15 +42,18 @@ QAT_ROWS = {
                                                           distill=0.5)))),
     "fashion_cnn": (
         ("QAT LSQ (2 ep)", QATConfig(method="lsq", epochs=2, lr=1e-3, batch_size=256), ("W4A4", "W2A2")),
-        ("QAT LSQ (1 ep on 20,000)", QATConfig(method="lsq", epochs=1, lr=1e-3, batch_size=256, max_train=20000),
+        ("QAT LSQ (1 ep on 20,000)", QATConfig(method="lsq", epochs=1, lr=1e-3, batch_size=256,
+                                               max_train=20000),
          (*QAT_POINTS, "mixed")),
-        ("QAT STE (1 ep on 20,000)", QATConfig(method="ste", epochs=1, lr=1e-3, batch_size=256, max_train=20000),
+        ("QAT STE (1 ep on 20,000)", QATConfig(method="ste", epochs=1, lr=1e-3, batch_size=256,
+                                               max_train=20000),
          ("W2A2",)),
         ("QAT LSQ+ (1 ep on 20,000)", QATConfig(method="lsq+", epochs=1, lr=1e-3, batch_size=256,
                                                 max_train=20000), ("W2A2",)),
         ("QAT PACT (1 ep on 20,000)", QATConfig(method="pact", epochs=1, lr=1e-3, batch_size=256,
                                                 max_train=20000), ("W2A2",)),
-        ("QAT LSQ + distillation 0.5 (1 ep on 20,000)", QATConfig(method="lsq", epochs=1, lr=1e-3, batch_size=256,
+        ("QAT LSQ + distillation 0.5 (1 ep on 20,000)", QATConfig(method="lsq", epochs=1, lr=1e-3,
+                                                                  batch_size=256,
                                                                   distill=0.5, max_train=20000), ("W2A2",)),
     ),
 }
@@ -164,13 +168,14 @@ def render_qat(results: dict, seconds: float) -> str:
             lines.append(f"| {label} | " + " | ".join(
                 f"**{100 * cells[c][0]:.2f}** ({cells[c][1]:.0f} s)" if c in cells else "-" for c in cols) + " |")
         lines.append("")
-    lines += [f"Host: {platform.machine()}, Python {platform.python_version()}, numpy {np.__version__}.", "", END]
+    lines += [f"Host: {platform.machine()}, Python {platform.python_version()}, numpy {np.__version__}.", "",
+              END]
     return "\n".join(lines)
 
 
 def splice(doc: str, section: str, begin: str = BEGIN, end: str = END) -> str:
-    """``doc`` with the text from ``begin`` to ``end`` (default :data:`BEGIN`, :data:`END`) replaced by ``section``
-    (which carries the markers; appended when the markers are absent)."""
+    """``doc`` with the text from ``begin`` to ``end`` (default :data:`BEGIN`, :data:`END`) replaced by
+    ``section`` (which carries the markers; appended when the markers are absent)."""
     if begin in doc and end in doc:
         head, rest = doc.split(begin, 1)
         tail = rest.split(end, 1)[1]

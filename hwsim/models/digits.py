@@ -1,11 +1,12 @@
 """A small CNN on scikit-learn's handwritten digits: the real network of the default co-design job.
 
 Data: ``sklearn.datasets.load_digits`` (1,797 real 8x8 grey-level images of handwritten digits, UCI "Optical
-Recognition of Handwritten Digits", pixel values 0..16, bundled with scikit-learn, no network needed). The split is
-stratified 75/25 with ``random_state=0``: 1,347 training and 450 test images. The test split is used only for the
-accuracy; calibration uses training images only.
+Recognition of Handwritten Digits", pixel values 0..16, bundled with scikit-learn, no network needed). The
+split is stratified 75/25 with ``random_state=0``: 1,347 training and 450 test images. The test split is used
+only for the accuracy; calibration uses training images only.
 
-Network (NCHW, float32 weights trained by :mod:`hwsim.models.train_digits`, stored in ``data/digits_cnn.npz``)::
+Network (NCHW, float32 weights trained by :mod:`hwsim.models.train_digits`, stored in
+``data/digits_cnn.npz``)::
 
     x (n, 1, 8, 8) in [0, 1]
     conv1  3x3, 1 -> 8,  pad 1, stride 1, + ReLU      -> (n, 8, 8, 8)
@@ -92,7 +93,8 @@ def load_weights(path: str | Path | None = None) -> dict[str, np.ndarray]:
     Parameters
     ----------
     path : str or Path, optional
-        An ``.npz`` written by :mod:`hwsim.models.train_digits`; default: the packaged ``data/digits_cnn.npz``.
+        An ``.npz`` written by :mod:`hwsim.models.train_digits`; default: the packaged
+        ``data/digits_cnn.npz``.
 
     Returns
     -------
@@ -109,7 +111,8 @@ def load_metadata(path: str | Path | None = None) -> dict:
     return load_npz_metadata(WEIGHTS_PATH if path is None else Path(path))
 
 
-# ----------------------------------------------------------------------------------------------- float reference
+# ----------------------------------------------------------------------------------------------- float
+# reference
 
 def im2col(x: np.ndarray, kh: int, kw: int, pad: int) -> np.ndarray:
     """Unfold 3x3-style windows (stride 1, equal padding on all sides) into rows.
@@ -233,7 +236,8 @@ def accuracy(pred: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(pred == y))
 
 
-# ------------------------------------------------------------------------------------------- quantized inference
+# ------------------------------------------------------------------------------------------- quantized
+# inference
 
 #: Allowed bit-widths of weights and activations per layer.
 MIN_BITS, MAX_BITS = 2, 8
@@ -245,8 +249,9 @@ def check_bits(bits) -> dict[str, tuple[int, int]]:
     Parameters
     ----------
     bits : dict of str to (int, int), or (int, int)
-        ``bits[layer] = (weight_bits, act_bits)`` for every layer of :data:`LAYERS`, where ``act_bits`` are the bits
-        of that layer's INPUT activations. A single ``(weight_bits, act_bits)`` pair applies to every layer.
+        ``bits[layer] = (weight_bits, act_bits)`` for every layer of :data:`LAYERS`, where ``act_bits`` are
+        the bits of that layer's INPUT activations. A single ``(weight_bits, act_bits)`` pair applies to every
+        layer.
 
     Returns
     -------
@@ -290,18 +295,18 @@ def quantized_forward(weights: dict[str, np.ndarray], x: np.ndarray, bits, calib
 
     * weights: symmetric, per output channel, restricted range ``[-(2^(b-1)-1), 2^(b-1)-1]``
       (:func:`hwsim.quant.symmetric_per_channel`);
-    * activations: asymmetric per tensor, unsigned ``[0, 2^b-1]``, min/max calibrated on the float activations of
-      ``calib_x`` (:func:`hwsim.quant.minmax_calibrate`, :func:`hwsim.quant.asymmetric_per_tensor`). All layer
-      inputs here are images in [0, 1] or ReLU outputs, so every zero point is 0;
+    * activations: asymmetric per tensor, unsigned ``[0, 2^b-1]``, min/max calibrated on the float activations
+      of ``calib_x`` (:func:`hwsim.quant.minmax_calibrate`, :func:`hwsim.quant.asymmetric_per_tensor`). All
+      layer inputs here are images in [0, 1] or ReLU outputs, so every zero point is 0;
     * bias: int32 with scale ``s_x * s_w[c]`` and zero point 0 (the ONNX QLinearConv rule).
 
     Datapath: ``conv1`` and ``conv2`` are :func:`hwsim.datapath.qlinear_conv2d` (integer accumulator of
-    ``acc_bits`` bits, then requantization with the named runtime's ``profile`` to the NEXT layer's input bits, ReLU
-    fused as a clamp at the output zero point); max pooling runs on the integer codes
+    ``acc_bits`` bits, then requantization with the named runtime's ``profile`` to the NEXT layer's input
+    bits, ReLU fused as a clamp at the output zero point); max pooling runs on the integer codes
     (:func:`hwsim.datapath.maxpool2d`, exact since requantization is monotone); ``fc`` is
     :func:`hwsim.datapath.gemm_acc`, whose accumulator is dequantized to float logits
-    ``f32(acc) * f32(s_x * s_w[c])``. At 8 bits, ``acc_bits=32``, ``"wrap"`` and ``"ort_cpu"`` each conv layer equals
-    onnxruntime's QLinearConv bit for bit.
+    ``f32(acc) * f32(s_x * s_w[c])``. At 8 bits, ``acc_bits=32``, ``"wrap"`` and ``"ort_cpu"`` each conv layer
+    equals onnxruntime's QLinearConv bit for bit.
 
     Parameters
     ----------
@@ -310,8 +315,9 @@ def quantized_forward(weights: dict[str, np.ndarray], x: np.ndarray, bits, calib
     x : numpy.ndarray
         (n, 1, 8, 8) float images in [0, 1].
     bits : dict of str to (int, int), or (int, int)
-        ``bits[layer] = (weight_bits, act_bits)`` for each of :data:`LAYERS`, each in 2..8; ``act_bits`` is the
-        width of that layer's INPUT activations (so ``bits["conv1"][1]`` quantizes the image). One pair = uniform.
+        ``bits[layer] = (weight_bits, act_bits)`` for each of :data:`LAYERS`, each in 2..8; ``act_bits`` is
+        the width of that layer's INPUT activations (so ``bits["conv1"][1]`` quantizes the image). One pair =
+        uniform.
     calib_x : numpy.ndarray
         (m, 1, 8, 8) calibration images, training split only (e.g. :func:`calibration_images`).
     acc_bits : int, default 32
@@ -331,9 +337,9 @@ def quantized_forward(weights: dict[str, np.ndarray], x: np.ndarray, bits, calib
         ``"bits"``: the validated bit assignment; ``"overflow"``: ``{layer: int}`` accumulator overflow counts
         (outputs out of range for ``"wrap"``, saturation events for ``"saturate"``); ``"qparams"``:
         ``{layer: {"input": QParams, "weight": QParams, "bias": int32 array}}``; ``"fc_acc"``: (n, 10) int64
-        fc accumulator; with ``return_tensors``, ``"tensors"``: ``{"conv1.input", "conv1.weight", "conv1.output",
-        "conv2.weight", "conv2.output", "pool.output", "fc.input", "fc.weight"}`` integer arrays
-        (``conv1.output`` is ``conv2``'s input codes, and so on).
+        fc accumulator; with ``return_tensors``, ``"tensors"``: ``{"conv1.input", "conv1.weight",
+        "conv1.output", "conv2.weight", "conv2.output", "pool.output", "fc.input", "fc.weight"}`` integer
+        arrays (``conv1.output`` is ``conv2``'s input codes, and so on).
 
     Raises
     ------
@@ -369,21 +375,24 @@ def quantized_forward(weights: dict[str, np.ndarray], x: np.ndarray, bits, calib
         x_q, w_q["conv1"], x_qp=qp_in["conv1"], w_qp=qp_w["conv1"], y_qp=qp_in["conv2"], bias=b_q["conv1"],
         pads=(1, 1, 1, 1), relu=True, acc_bits=acc_bits, acc_mode=acc_mode, profile=profile,
         return_overflow=True)
-    # conv2 requantizes straight to fc's input quantizer: max pooling commutes with the monotone requantization
+    # conv2 requantizes straight to fc's input quantizer: max pooling commutes with the monotone
+    # requantization
     y2, overflow["conv2"] = qlinear_conv2d(
         y1, w_q["conv2"], x_qp=qp_in["conv2"], w_qp=qp_w["conv2"], y_qp=qp_in["fc"], bias=b_q["conv2"],
         pads=(1, 1, 1, 1), relu=True, acc_bits=acc_bits, acc_mode=acc_mode, profile=profile,
         return_overflow=True)
     pooled = maxpool2d(y2, (2, 2), (2, 2))
     a_q = pooled.reshape(x.shape[0], -1)  # flatten in (C, H, W) order
-    acc, overflow["fc"] = gemm_acc(a_q, w_q["fc"], a_zp=int(qp_in["fc"].zero_point), b_zp=qp_w["fc"].zero_point,
+    acc, overflow["fc"] = gemm_acc(a_q, w_q["fc"], a_zp=int(qp_in["fc"].zero_point),
+                                   b_zp=qp_w["fc"].zero_point,
                                    bias=b_q["fc"], acc_bits=acc_bits, acc_mode=acc_mode)
     s_out = np.multiply(qp_in["fc"].scale, qp_w["fc"].scale, dtype=np.float32)
     logits = np.multiply(acc.astype(np.float32), s_out, dtype=np.float32)
     info = {
         "bits": bits,
         "overflow": overflow,
-        "qparams": {layer: {"input": qp_in[layer], "weight": qp_w[layer], "bias": b_q[layer]} for layer in LAYERS},
+        "qparams": {layer: {"input": qp_in[layer], "weight": qp_w[layer],
+                            "bias": b_q[layer]} for layer in LAYERS},
         "fc_acc": acc,
     }
     if return_tensors:

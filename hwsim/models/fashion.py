@@ -3,8 +3,8 @@ inference on hwsim's datapath.
 
 Data: Zalando's Fashion-MNIST (Xiao, Rasul, Vollgraf 2017, MIT licence): 60,000 training and 10,000 test
 grey-level 28x28 images of 10 clothing classes, installed by ``apt-get install -y dataset-fashion-mnist`` as
-IDX gz files under ``/usr/share/datasets/fashion-mnist/`` (override the directory with the environment variable
-``HWSIM_FASHION_MNIST_DIR``). Pixels 0..255 are divided by 255 (float32).
+IDX gz files under ``/usr/share/datasets/fashion-mnist/`` (override the directory with the environment
+variable ``HWSIM_FASHION_MNIST_DIR``). Pixels 0..255 are divided by 255 (float32).
 
 Network (NCHW; float32 weights trained by :mod:`hwsim.models.train_fashion`, committed as
 ``data/fashion_cnn.npz``)::
@@ -38,7 +38,8 @@ from ._base import (
 )
 from ._engine import Conv, Network, Pool, PTQConfig, QuantizedNetwork
 
-__all__ = ["LAYERS", "WEIGHTS_PATH", "DATA_DIR", "N_CALIB", "load_fashion_mnist", "load_weights", "load_metadata",
+__all__ = ["LAYERS", "WEIGHTS_PATH", "DATA_DIR", "N_CALIB", "load_fashion_mnist", "load_weights",
+           "load_metadata",
            "build_network", "float_forward", "evaluate", "sensitivity_model", "MissingDependency"]
 
 #: The GEMM layers, in order (names of ``bits`` and of ``workloads/fashion_cnn.yaml``).
@@ -56,7 +57,8 @@ N_CALIB = 512
 _FILES = {"train_x": "train-images-idx3-ubyte.gz", "train_y": "train-labels-idx1-ubyte.gz",
           "test_x": "t10k-images-idx3-ubyte.gz", "test_y": "t10k-labels-idx1-ubyte.gz"}
 
-SHAPES = {"conv1.weight": (8, 1, 3, 3), "conv1.bias": (8,), "conv2.weight": (16, 8, 3, 3), "conv2.bias": (16,),
+SHAPES = {"conv1.weight": (8, 1, 3, 3), "conv1.bias": (8,), "conv2.weight": (16, 8, 3, 3),
+          "conv2.bias": (16,),
           "fc1.weight": (64, 784), "fc1.bias": (64,), "fc2.weight": (10, 64), "fc2.bias": (10,)}
 
 
@@ -148,7 +150,8 @@ def evaluate(bits, acc_bits: int = 32, acc_mode: str = "wrap", *, profile: str =
     Parameters
     ----------
     bits : dict of str to (int, int), or (int, int)
-        ``(weight_bits, act_bits)`` per layer of :data:`LAYERS` (2..8; ``act_bits`` quantize the layer's input).
+        ``(weight_bits, act_bits)`` per layer of :data:`LAYERS` (2..8; ``act_bits`` quantize the layer's
+        input).
     acc_bits, acc_mode, profile
         Accumulator register and requantization semantics.
     config : PTQConfig, optional

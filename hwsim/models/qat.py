@@ -3,10 +3,10 @@
 :func:`train` fine-tunes a network's committed float weights with :func:`hwsim.quant.train_qat` at a per-layer
 bit policy on its training split; :func:`evaluate_qat` runs the trained integer network on hwsim's datapath
 (:meth:`hwsim.models._engine.QuantizedNetwork.from_qat`) over the test split, like the PTQ ``evaluate`` of
-:mod:`hwsim.models.digits` / :mod:`hwsim.models.fashion`. With ``cache_dir`` each trained network is stored once
-per (network, policy, QAT config, weights file) as ``<key>.npz`` and each evaluation as ``<key>-acc<A><mode>.json``,
-so that a resumed sweep does not train again; every training appends a row to ``trainings.csv`` there (policy,
-seconds, final loss).
+:mod:`hwsim.models.digits` / :mod:`hwsim.models.fashion`. With ``cache_dir`` each trained network is stored
+once per (network, policy, QAT config, weights file) as ``<key>.npz`` and each evaluation as
+``<key>-acc<A><mode>.json``, so that a resumed sweep does not train again; every training appends a row to
+``trainings.csv`` there (policy, seconds, final loss).
 
 Training inputs: digits: the 1,347 training images; Fashion-MNIST: the 60,000 training images (or the first
 ``config.max_train``). Quantizer initialization uses the networks' PTQ calibration images (training split).
@@ -82,7 +82,8 @@ def cache_key(network: str, bits: dict, config: QATConfig) -> str:
 
 def train(network: str, bits, config: QATConfig | dict | None = None, *, cache_dir: str | Path | None = None,
           log=None) -> QATResult:
-    """QAT of ``network`` at ``bits`` (``{layer: (weight_bits, act_bits)}`` or one pair), from its float weights.
+    """QAT of ``network`` at ``bits`` (``{layer: (weight_bits, act_bits)}`` or one pair), from its float
+    weights.
 
     With ``cache_dir``, a network trained before under the same key is loaded instead of trained.
 
@@ -104,7 +105,8 @@ def train(network: str, bits, config: QATConfig | dict | None = None, *, cache_d
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files if k != "meta"}
                 meta = json.loads(str(z["meta"]))
-            return QATResult.from_arrays(net, bits, cfg, arrays, seconds=meta["seconds"], history=meta["history"])
+            return QATResult.from_arrays(net, bits, cfg, arrays, seconds=meta["seconds"],
+                                         history=meta["history"])
     res = train_qat(net, bits, x_tr, y_tr, cfg, calib_x=calib, log=log)
     if path is not None:
         cache_dir.mkdir(parents=True, exist_ok=True)
@@ -119,8 +121,8 @@ def train(network: str, bits, config: QATConfig | dict | None = None, *, cache_d
             w = csv.writer(f, lineterminator="\n")
             if new:
                 w.writerow(["key", "network", "bits", "method", "epochs", "seconds", "final_loss"])
-            w.writerow([path.stem, network, " ".join(f"{k}={a}/{b}" for k, (a, b) in bits.items()), cfg.method,
-                        cfg.epochs, f"{res.seconds:.2f}", f"{res.history[-1]['loss']:.5f}"])
+            w.writerow([path.stem, network, " ".join(f"{k}={a}/{b}" for k, (a, b) in bits.items()),
+                        cfg.method, cfg.epochs, f"{res.seconds:.2f}", f"{res.history[-1]['loss']:.5f}"])
     return res
 
 

@@ -1,5 +1,6 @@
 """Write ``docs/quality.md``: each real network's quality per bit-width point and PTQ method, measured on the
-integer datapath, plus each network's per-layer sensitivity table (CSV and JSON, the input of mixed precision).
+integer datapath, plus each network's per-layer sensitivity table (CSV and JSON, the input of mixed
+precision).
 
 Usage::
 
@@ -7,8 +8,8 @@ Usage::
                                          [--networks fashion_cnn,mobilenet_v2,minilm_l6]
     python -m hwsim.models.quality_table --qat [--networks digits_cnn,fashion_cnn] [--fashion-dir DIR]
 
-``--qat`` measures quantization-aware training against PTQ (:mod:`hwsim.models._qat_table`) and replaces only the
-QAT section of the output file (about 40 minutes on 2 shared cores, Fashion-MNIST's trainings dominate).
+``--qat`` measures quantization-aware training against PTQ (:mod:`hwsim.models._qat_table`) and replaces only
+the QAT section of the output file (about 40 minutes on 2 shared cores, Fashion-MNIST's trainings dominate).
 
 Bit-width points: W8A8, W6A6, W4A8, W4A4 (every layer) and a mixed-precision point chosen from the sensitivity
 table: the quarter of the layers (rounded up) with the lowest output SQNR when quantized alone to W4A8 stay at
@@ -61,8 +62,8 @@ METHODS = {
         PTQConfig(name="per-channel, entropy (KL)", act_calibration="entropy"),
         PTQConfig(name="per-channel, ACIQ", act_calibration="aciq"),
         PTQConfig(name="per-channel + CLE + bias correction", equalize=True, bias_correction=True),
-        PTQConfig(name="per-channel + CLE + BC + AdaRound", equalize=True, bias_correction=True, adaround=True,
-                  adaround_iters=200),
+        PTQConfig(name="per-channel + CLE + BC + AdaRound", equalize=True, bias_correction=True,
+                  adaround=True, adaround_iters=200),
     ),
     "minilm_l6": (
         _PC,

@@ -5,11 +5,11 @@ Usage::
     python -m hwsim.models.train_digits [--out PATH] [--epochs N]
 
 Recipe (see :mod:`hwsim.models.digits` for the network): float64 training, He-normal initialisation from
-``np.random.default_rng(0)``, softmax cross-entropy, Adam (lr 3e-3, betas 0.9/0.999, eps 1e-8) with a cosine learning
-rate decay to zero, mini-batches of 32 reshuffled every epoch from the same generator, a fixed number of epochs,
-no augmentation, no early stopping (the test split is never looked at during training). BLAS runs on one thread
-(``threadpoolctl``) so that every run on a machine gives the same bits; the npz is written with fixed zip
-timestamps so that the file bytes are identical too. Weights are stored as float32.
+``np.random.default_rng(0)``, softmax cross-entropy, Adam (lr 3e-3, betas 0.9/0.999, eps 1e-8) with a cosine
+learning rate decay to zero, mini-batches of 32 reshuffled every epoch from the same generator, a fixed number
+of epochs, no augmentation, no early stopping (the test split is never looked at during training). BLAS runs
+on one thread (``threadpoolctl``) so that every run on a machine gives the same bits; the npz is written with
+fixed zip timestamps so that the file bytes are identical too. Weights are stored as float32.
 """
 
 from __future__ import annotations
@@ -175,7 +175,8 @@ def save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Train, measure the float test accuracy, and write the npz (weights float32 + ``meta`` JSON string)."""
-    ap = argparse.ArgumentParser(prog="python -m hwsim.models.train_digits", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m hwsim.models.train_digits",
+                                 description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=str(WEIGHTS_PATH), help="output .npz (default: the packaged weights)")
     ap.add_argument("--epochs", type=int, default=EPOCHS)
     ap.add_argument("--quiet", action="store_true")

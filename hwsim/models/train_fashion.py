@@ -5,12 +5,12 @@ Usage::
     python -m hwsim.models.train_fashion [--out PATH] [--epochs N]
 
 Recipe (network: :mod:`hwsim.models.fashion`): float32 arithmetic, He-normal initialisation from
-``np.random.default_rng(SEED)``, softmax cross-entropy, Adam (lr 2e-3, betas 0.9/0.999, eps 1e-8) with a cosine
-learning-rate decay to zero over all steps, mini-batches of 128 reshuffled every epoch from the same generator,
-a fixed number of epochs over the 60,000 training images, no augmentation, no early stopping (the test set is
-only evaluated once at the end, for the record). BLAS runs on one thread (``threadpoolctl``) so that a run on a
-machine gives the same bits every time; the npz is written with fixed zip timestamps (byte-identical files).
-Needs Fashion-MNIST (``apt-get install -y dataset-fashion-mnist``).
+``np.random.default_rng(SEED)``, softmax cross-entropy, Adam (lr 2e-3, betas 0.9/0.999, eps 1e-8) with a
+cosine learning-rate decay to zero over all steps, mini-batches of 128 reshuffled every epoch from the same
+generator, a fixed number of epochs over the 60,000 training images, no augmentation, no early stopping (the
+test set is only evaluated once at the end, for the record). BLAS runs on one thread (``threadpoolctl``) so
+that a run on a machine gives the same bits every time; the npz is written with fixed zip timestamps
+(byte-identical files). Needs Fashion-MNIST (``apt-get install -y dataset-fashion-mnist``).
 """
 
 from __future__ import annotations
@@ -159,7 +159,8 @@ def save_npz(path: Path, params: dict, meta: dict) -> None:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for k in (*_ORDER, "meta"):
-            arr = np.asarray(json.dumps(meta, sort_keys=True)) if k == "meta" else params[k].astype(np.float32)
+            arr = np.asarray(json.dumps(meta,
+                                        sort_keys=True)) if k == "meta" else params[k].astype(np.float32)
             b = io.BytesIO()
             np.lib.format.write_array(b, arr, allow_pickle=False)
             info = zipfile.ZipInfo(f"{k}.npy", date_time=(1980, 1, 1, 0, 0, 0))

@@ -27,8 +27,8 @@ __all__ = [
     # hwsim.numerics
     "QParams", "qrange", "symmetric_per_channel", "asymmetric_per_tensor", "minmax_calibrate", "quantize",
     "dequantize",
-    "PROFILES", "ROUNDING_MODES", "requant_multiplier", "requantize", "quantize_multiplier", "dyadic_multiplier",
-    "round_values", "fbgemm_bias_addend",
+    "PROFILES", "ROUNDING_MODES", "requant_multiplier", "requantize", "quantize_multiplier",
+    "dyadic_multiplier", "round_values", "fbgemm_bias_addend",
 ]
 
 # The survey's toolbox beyond the affine basics (quantizers, calibration, PTQ methods, fake quantization).
@@ -98,21 +98,21 @@ from ._sensitivity import (
 
 __all__ += [
     # _granular
-    "symmetric_qparams", "asymmetric_qparams", "tensor_range", "dynamic_qparams", "dynamic_quantize", "GroupQuant",
-    "quantize_per_group", "dequantize_per_group", "group_gemm",
+    "symmetric_qparams", "asymmetric_qparams", "tensor_range", "dynamic_qparams", "dynamic_quantize",
+    "GroupQuant", "quantize_per_group", "dequantize_per_group", "group_gemm",
     # _ibert (integer-only transformer nonlinearities)
     "i_poly", "i_erf", "i_gelu", "i_exp", "i_softmax", "i_sqrt", "i_layernorm", "GELU_COEFFS", "EXP_COEFFS",
     # _nonuniform
     "Pow2Quant", "pow2_quantize", "pow2_dequantize", "pow2_to_int", "shift_gemm_acc", "binary_quantize",
     "ternary_quantize",
     # _calibrate
-    "CALIBRATION_METHODS", "minmax_range", "percentile_range", "mse_range", "entropy_threshold", "entropy_range",
-    "aciq_alpha", "aciq_range", "calibrate_range", "calibrate",
+    "CALIBRATION_METHODS", "minmax_range", "percentile_range", "mse_range", "entropy_threshold",
+    "entropy_range", "aciq_alpha", "aciq_range", "calibrate_range", "calibrate",
     # _ptq
     "fold_batchnorm", "equalize_pair", "bias_correction", "adaround",
     # _fakequant
-    "fake_quantize", "conv_windows", "float_conv2d", "exact_conv2d_acc", "exact_gemm_acc", "fake_quant_conv2d", "fake_quant_linear",
-    "qdq_conv2d", "quantize_bias",
+    "fake_quantize", "conv_windows", "float_conv2d", "exact_conv2d_acc", "exact_gemm_acc",
+    "fake_quant_conv2d", "fake_quant_linear", "qdq_conv2d", "quantize_bias",
     # _qat (torch imported only when training)
     "QAT_METHODS", "QATConfig", "QATResult", "train_qat", "qat_forward", "check_qat_bits",
     "lsq_quantize", "pact_quantize",

@@ -8,15 +8,16 @@ Each calibrator maps calibration tensors (float activations or weights) to a cli
 method          range
 ==============  ==============================================================================================
 ``minmax``      the observed minimum and maximum
-``percentile``  the ``p``-th and ``(100-p)``-th percentiles (McKinstry et al. 2018; NVIDIA pytorch-quantization)
+``percentile``  the ``p``-th and ``(100-p)``-th percentiles (McKinstry et al. 2018; NVIDIA
+pytorch-quantization)
 ``mse``         the clip ``c * (lo, hi)``, ``c`` on a grid in ``(0, 1]``, minimising the mean squared error of
                 quantize-dequantize (the "MSE" calibrator of NVIDIA pytorch-quantization / Choukroun et al.,
                 ICCVW 2019 "Low-bit quantization of neural networks for efficient inference")
 ``entropy``     the threshold minimising ``KL(P || Q)`` between the clipped histogram and its quantized version
                 (Migacz, "8-bit Inference with TensorRT", GTC 2017), see :func:`entropy_threshold`
 ``aciq``        the analytical MSE-optimal clip for a Laplace or Gaussian fit (Banner, Nahshan, Soudry,
-                "Post training 4-bit quantization of convolutional networks for rapid-deployment", NeurIPS 2019,
-                §3 eq. 5 and the Gaussian analogue), see :func:`aciq_alpha`
+                "Post training 4-bit quantization of convolutional networks for rapid-deployment", NeurIPS
+                2019, §3 eq. 5 and the Gaussian analogue), see :func:`aciq_alpha`
 ==============  ==============================================================================================
 """
 
@@ -30,8 +31,8 @@ import numpy as np
 from ..numerics import QParams, check_bits, dequantize, quantize
 from ._granular import asymmetric_qparams, symmetric_qparams
 
-__all__ = ["CALIBRATION_METHODS", "collect", "minmax_range", "percentile_range", "mse_range", "entropy_threshold",
-           "entropy_range", "aciq_alpha", "aciq_range", "calibrate_range", "calibrate"]
+__all__ = ["CALIBRATION_METHODS", "collect", "minmax_range", "percentile_range", "mse_range",
+           "entropy_threshold", "entropy_range", "aciq_alpha", "aciq_range", "calibrate_range", "calibrate"]
 
 #: The calibration methods :func:`calibrate_range` knows.
 CALIBRATION_METHODS = ("minmax", "percentile", "mse", "entropy", "aciq")
@@ -209,9 +210,10 @@ def entropy_threshold(hist, edges, num_quantized_bins: int = 128, *, flavor: str
     ``[0, amax]`` (``edges[0] == 0``). For every ``i`` from ``start_bin`` (default ``num_quantized_bins``) to
     ``len(hist)``: the
     reference ``P = hist[:i]`` with the outliers ``sum(hist[i:])`` added to ``P[i-1]``; the candidate ``Q``
-    merges ``hist[:i]`` into ``num_quantized_bins`` bins and spreads each merged count evenly over its non-empty
-    source bins (empty bins stay empty); both are smoothed (``eps = 1e-4`` moved onto empty bins) and
-    ``KL(P || Q)`` is computed. The threshold is ``edges[i]`` of the minimum (the first on ties). Returns a float.
+    merges ``hist[:i]`` into ``num_quantized_bins`` bins and spreads each merged count evenly over its
+    non-empty source bins (empty bins stay empty); both are smoothed (``eps = 1e-4`` moved onto empty bins)
+    and ``KL(P || Q)`` is computed. The threshold is ``edges[i]`` of the minimum (the first on ties). Returns
+    a float.
 
     ``flavor="onnxruntime"``: a faithful port of onnxruntime's
     ``quantization/calibrate.py`` ``HistogramCollector.get_entropy_threshold`` (ORT 1.32): ``hist`` is a
@@ -298,12 +300,12 @@ def entropy_range(tensors, bits: int, *, signed: bool = False, num_bins: int = 2
                   fill_zero_bin: bool = True) -> tuple[float, float]:
     """TensorRT-style KL calibration: the threshold of :func:`entropy_threshold` on a histogram of ``|x|``.
 
-    The histogram has ``num_bins`` bins over ``[0, max|x|]``; the quantizer has ``2^(bits-1)`` magnitude levels
-    when ``signed`` (TensorRT int8: 128) and ``2^bits`` otherwise. As NVIDIA's pytorch-quantization does
-    (``calib/histogram.py``, ``_compute_amax_entropy``: ``start_bin=128``, ``bins[0] = bins[1]``), candidates
-    start at ``start_bin`` and, with ``fill_zero_bin``, the first bin's count is replaced by the second's: the
-    exact zeros of ReLU outputs and image backgrounds otherwise dominate ``P`` and drive the threshold towards
-    zero (measured on the Fashion-MNIST CNN: W8A8 79 % instead of 90 % top-1). The range is
+    The histogram has ``num_bins`` bins over ``[0, max|x|]``; the quantizer has ``2^(bits-1)`` magnitude
+    levels when ``signed`` (TensorRT int8: 128) and ``2^bits`` otherwise. As NVIDIA's pytorch-quantization
+    does (``calib/histogram.py``, ``_compute_amax_entropy``: ``start_bin=128``, ``bins[0] = bins[1]``),
+    candidates start at ``start_bin`` and, with ``fill_zero_bin``, the first bin's count is replaced by the
+    second's: the exact zeros of ReLU outputs and image backgrounds otherwise dominate ``P`` and drive the
+    threshold towards zero (measured on the Fashion-MNIST CNN: W8A8 79 % instead of 90 % top-1). The range is
     ``(max(lo, -t), min(hi, t))`` of the observed ``(lo, hi)``.
 
     Returns
@@ -389,10 +391,10 @@ def aciq_range(tensors, bits: int, *, signed: bool = False, dist: str = "laplace
     """ACIQ clipping of the observed range with a fitted Laplace (``b = mean|x - mu|``) or Gaussian (``sigma =
     std``).
 
-    Two-sided data (``min < 0``): ``(max(lo, mu - alpha), min(hi, mu + alpha))`` with ``alpha = aciq_alpha(bits,
-    dist) * b``. Non-negative data (e.g. after ReLU): the one-sided optimum on the positive values,
-    ``(lo, min(hi, alpha))`` with ``b`` (or ``sigma``) fitted as ``mean(x)`` (or ``sqrt(mean(x^2))``) of the
-    positive part (the half-Laplace / half-normal estimates).
+    Two-sided data (``min < 0``): ``(max(lo, mu - alpha), min(hi, mu + alpha))`` with ``alpha =
+    aciq_alpha(bits, dist) * b``. Non-negative data (e.g. after ReLU): the one-sided optimum on the positive
+    values, ``(lo, min(hi, alpha))`` with ``b`` (or ``sigma``) fitted as ``mean(x)`` (or ``sqrt(mean(x^2))``)
+    of the positive part (the half-Laplace / half-normal estimates).
 
     Returns
     -------
@@ -455,8 +457,9 @@ def calibrate(tensors, bits: int, method: str = "minmax", *, signed: bool = Fals
               percentile: float = 99.99) -> QParams:
     """A per-tensor quantizer calibrated by ``method``.
 
-    ``symmetric``: :func:`hwsim.quant.symmetric_qparams` of ``max(|lo|, |hi|)`` (restricted range when signed);
-    otherwise :func:`hwsim.quant.asymmetric_qparams` of ``(lo, hi)`` (the range is widened to contain 0).
+    ``symmetric``: :func:`hwsim.quant.symmetric_qparams` of ``max(|lo|, |hi|)`` (restricted range when
+    signed); otherwise :func:`hwsim.quant.asymmetric_qparams` of ``(lo, hi)`` (the range is widened to contain
+    0).
 
     Returns
     -------

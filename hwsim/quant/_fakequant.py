@@ -1,9 +1,10 @@
-"""Fake (simulated) quantization that agrees bit for bit with the integer datapath, and float reference layers.
+"""Fake (simulated) quantization that agrees bit for bit with the integer datapath, and float reference
+layers.
 
 The survey (Gholami et al. 2021, §IV-A, Fig. 7) contrasts *simulated* quantization (integer values, float
 arithmetic) with *integer-only* inference. Here the simulated path computes the integer accumulator
-``sum (x - z_x)(w - z_w) + bias`` with float64 BLAS on the zero-shifted codes. Every product and partial sum is
-an integer below ``2^53`` in magnitude (checked: ``max|x - z_x| * max|w - z_w| * reduction + max|bias| <
+``sum (x - z_x)(w - z_w) + bias`` with float64 BLAS on the zero-shifted codes. Every product and partial sum
+is an integer below ``2^53`` in magnitude (checked: ``max|x - z_x| * max|w - z_w| * reduction + max|bias| <
 2^53``), so float64 represents each exactly and the sum is the exact integer whatever the summation order
 (``shared/DESIGN.md``, "Exact integers, fast"). The requantization is then :func:`hwsim.quant.requantize`
 itself. Hence :func:`fake_quant_conv2d` / :func:`fake_quant_linear` equal ``dequantize(qlinear_*(...))`` of
@@ -71,7 +72,8 @@ def float_conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, s
         xs = x[:, :, ::stride[0], ::stride[1]]
         ho, wo = xs.shape[2], xs.shape[3]
         if groups == 1:
-            y = np.ascontiguousarray(np.tensordot(w.reshape(k, cg), xs, axes=([1], [1])).transpose(1, 0, 2, 3))
+            y = np.ascontiguousarray(np.tensordot(w.reshape(k, cg), xs, axes=([1], [1])).transpose(1, 0, 2,
+                                                                                                   3))
         else:
             xg = xs.reshape(n, groups, cg, ho * wo)
             y = np.matmul(w.reshape(groups, kg, cg)[None], xg).reshape(n, k, ho, wo)  # (N, g, Kg, HW)
@@ -209,7 +211,8 @@ def fake_quant_conv2d(x, w, b, *, x_qp: QParams, w_qp: QParams, y_qp: QParams, s
     m = requant_multiplier(x_qp.scale, w_qp.scale, y_qp.scale, profile=profile)
     z = int(y_qp.zero_point)
     lo, hi = _clamp_bounds(y_qp, z if relu else None, None)
-    y = requantize(acc, m, zero_point=z, qmin=lo, qmax=hi, channel_axis=1 if m.ndim else None, profile=profile)
+    y = requantize(acc, m, zero_point=z, qmin=lo, qmax=hi, channel_axis=1 if m.ndim else None,
+                   profile=profile)
     return dequantize(y, y_qp)
 
 
@@ -230,7 +233,8 @@ def fake_quant_linear(x, w, b, *, x_qp: QParams, w_qp: QParams, y_qp: QParams, r
     m = requant_multiplier(x_qp.scale, w_qp.scale, y_qp.scale, profile=profile)
     z = int(y_qp.zero_point)
     lo, hi = _clamp_bounds(y_qp, z if relu else None, None)
-    y = requantize(acc, m, zero_point=z, qmin=lo, qmax=hi, channel_axis=1 if m.ndim else None, profile=profile)
+    y = requantize(acc, m, zero_point=z, qmin=lo, qmax=hi, channel_axis=1 if m.ndim else None,
+                   profile=profile)
     return dequantize(y, y_qp)
 
 

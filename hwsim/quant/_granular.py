@@ -1,8 +1,9 @@
-"""Uniform quantizers from a range: symmetric (full or restricted range) and asymmetric, signed or unsigned, per
-tensor, per channel or per group; static (calibrated) and dynamic (per-input) activation ranges.
+"""Uniform quantizers from a range: symmetric (full or restricted range) and asymmetric, signed or unsigned,
+per tensor, per channel or per group; static (calibrated) and dynamic (per-input) activation ranges.
 
 Conventions (Gholami et al. 2021, "A Survey of Quantization Methods for Efficient Neural Network Inference",
-§III-B/C/D/E): a real value ``r`` and its code ``q`` satisfy ``r = s * (q - z)``; scales are float32 as in ONNX.
+§III-B/C/D/E): a real value ``r`` and its code ``q`` satisfy ``r = s * (q - z)``; scales are float32 as in
+ONNX.
 
 ================  ============================================================================================
 scheme            scale and zero point from a range
@@ -14,7 +15,8 @@ symmetric, full   ``s = f32(amax / (2^(b-1) - 0.5))`` = ``2 amax / (2^b - 1)``, 
 symmetric,        ``s = f32(amax / (2^b - 1))``, ``z = 0``, codes ``[0, 2^b - 1]`` (a non-negative tensor, e.g.
 unsigned          after ReLU)
 asymmetric        ``s = f32(f32(hi' - lo') / (qmax - qmin))``, ``z = clamp(rne(qmin - lo'/s))`` with ``lo' =
-                  min(lo, 0)``, ``hi' = max(hi, 0)`` (ORT ``quant_utils.compute_scale_zp``), signed or unsigned
+                  min(lo, 0)``, ``hi' = max(hi, 0)`` (ORT ``quant_utils.compute_scale_zp``), signed or
+                  unsigned
 ================  ============================================================================================
 
 Granularity: ``axis=None`` per tensor; an int ``axis`` gives one scale per index along it (per channel, survey
@@ -76,7 +78,8 @@ def tensor_range(x, axis: int | None = None) -> tuple[np.ndarray, np.ndarray]:
 
 def symmetric_qparams(amax, bits: int, *, signed: bool = True, narrow_range: bool = True,
                       axis: int | None = None) -> QParams:
-    """Symmetric quantizer (zero point 0) for the range ``[-amax, amax]`` (signed) or ``[0, amax]`` (unsigned).
+    """Symmetric quantizer (zero point 0) for the range ``[-amax, amax]`` (signed) or ``[0, amax]``
+    (unsigned).
 
     Formulas (survey §III-C; all divisions in float32)::
 
@@ -84,8 +87,8 @@ def symmetric_qparams(amax, bits: int, *, signed: bool = True, narrow_range: boo
         signed, narrow_range=False (full range):  s = amax / (2^(b-1) - 0.5),  codes [-2^(b-1), 2^(b-1)-1]
         unsigned:                                 s = amax / (2^b - 1),        codes [0, 2^b - 1]
 
-    An ``amax`` whose scale would be below the smallest normal float32 (e.g. 0) gets ``s = 1.0`` (ORT's rule for
-    an empty range). :func:`hwsim.quant.symmetric_per_channel` is this function with ``amax = max|w|`` per
+    An ``amax`` whose scale would be below the smallest normal float32 (e.g. 0) gets ``s = 1.0`` (ORT's rule
+    for an empty range). :func:`hwsim.quant.symmetric_per_channel` is this function with ``amax = max|w|`` per
     channel.
 
     Parameters
@@ -169,7 +172,8 @@ def asymmetric_qparams(lo, hi, bits: int, *, signed: bool = False, axis: int | N
     lo = np.minimum(lo, np.float32(0))
     hi = np.maximum(hi, np.float32(0))
     qmin, qmax = qrange(bits, bool(signed))
-    s = np.asarray(np.divide(np.subtract(hi, lo, dtype=np.float32), np.float32(qmax - qmin), dtype=np.float32))
+    s = np.asarray(np.divide(np.subtract(hi, lo, dtype=np.float32), np.float32(qmax - qmin),
+                             dtype=np.float32))
     empty = ~(s >= _F32_TINY)
     s_safe = np.where(empty, np.float32(1.0), s).astype(np.float32)
     z = np.clip(np.rint(np.float64(qmin) - lo.astype(np.float64) / s_safe.astype(np.float64)), qmin, qmax)

@@ -1,10 +1,10 @@
-"""Integer-only kernels of the transformer nonlinearities (I-BERT: Kim, Gholami, Yao, Mahoney, Keutzer, "I-BERT:
-Integer-only BERT Quantization", ICML 2021, §3.3-3.6, Algorithms 1-4).
+"""Integer-only kernels of the transformer nonlinearities (I-BERT: Kim, Gholami, Yao, Mahoney, Keutzer,
+"I-BERT: Integer-only BERT Quantization", ICML 2021, §3.3-3.6, Algorithms 1-4).
 
 A real tensor is ``x = S * q`` with integer codes ``q`` (int64 here) and a float scale ``S``. Each kernel maps
-``(q, S)`` to ``(q_out, S_out)``; the *runtime* work is integer only (adds, multiplies, shifts, integer division,
-comparisons) on ``q``; the float scale only produces integer constants such as ``floor(b / S)``, which a
-deployment computes once, offline (the paper's point: the constants are folded at quantization time).
+``(q, S)`` to ``(q_out, S_out)``; the *runtime* work is integer only (adds, multiplies, shifts, integer
+division, comparisons) on ``q``; the float scale only produces integer constants such as ``floor(b / S)``,
+which a deployment computes once, offline (the paper's point: the constants are folded at quantization time).
 
 * :func:`i_poly` -- ``a (x + b)^2 + c`` as ``((q + floor(b/S))^2 + floor(c / (a S^2)), a S^2)`` (Algorithm 1).
 * :func:`i_erf` -- ``erf(x) ~ sgn(x) [a (min(|x|, -b) + b)^2 + 1]``, ``a = -0.2888``, ``b = -1.769``
@@ -12,9 +12,10 @@ deployment computes once, offline (the paper's point: the constants are folded a
 * :func:`i_gelu` -- ``x / 2 (1 + erf(x / sqrt 2))`` with :func:`i_erf` (Algorithm 2).
 * :func:`i_exp` -- for ``x <= 0``: ``x = -z ln2 + p`` with ``p in (-ln2, 0]``, ``exp(x) = 2^-z exp(p)``,
   ``exp(p) ~ 0.3585 (p + 1.353)^2 + 0.344`` (§3.5, eq. 10-12; Algorithm 3); ``2^-z`` is a right shift.
-* :func:`i_softmax` -- ``exp(x - max x) / sum``: :func:`i_exp`, an integer sum and one integer division per row
-  (``floor(2^M / sum)``), output codes of scale ``2^-out_bits``.
-* :func:`i_sqrt` -- ``floor(sqrt(n))`` by Newton's iteration on integers (Algorithm 4, Crandall & Pomerance 2006).
+* :func:`i_softmax` -- ``exp(x - max x) / sum``: :func:`i_exp`, an integer sum and one integer division per
+  row (``floor(2^M / sum)``), output codes of scale ``2^-out_bits``.
+* :func:`i_sqrt` -- ``floor(sqrt(n))`` by Newton's iteration on integers (Algorithm 4, Crandall & Pomerance
+  2006).
 * :func:`i_layernorm` -- mean, variance and ``1 / std`` in integers with :func:`i_sqrt` (§3.6); the affine
   ``gamma, beta`` become an integer bias and a per-channel output scale.
 
@@ -27,7 +28,8 @@ import math
 
 import numpy as np
 
-__all__ = ["i_poly", "i_erf", "i_gelu", "i_exp", "i_softmax", "i_sqrt", "i_layernorm", "GELU_COEFFS", "EXP_COEFFS"]
+__all__ = ["i_poly", "i_erf", "i_gelu", "i_exp", "i_softmax", "i_sqrt", "i_layernorm", "GELU_COEFFS",
+           "EXP_COEFFS"]
 
 #: ``(a, b, c)`` of the erf polynomial of i-GELU (I-BERT eq. 7: ``c = 1``).
 GELU_COEFFS = (-0.2888, -1.769, 1.0)
@@ -61,9 +63,9 @@ def i_poly(q, S, a: float, b: float, c: float) -> tuple[np.ndarray, float]:
     """Integer second-order polynomial ``a (x + b)^2 + c`` of ``x = S q`` (I-BERT Algorithm 1).
 
     Returns ``(q_out, S_out)`` with ``q_out = (q + floor(b / S))^2 + floor(c / (a S^2))`` (int64) and
-    ``S_out = a S^2`` (negative when ``a < 0``), so that ``S_out q_out ~ a (x + b)^2 + c``; the floors make the
-    result differ from the real polynomial by less than ``|a| S (2|x + b| + S) + |a| S^2`` (one code of each
-    constant).
+    ``S_out = a S^2`` (negative when ``a < 0``), so that ``S_out q_out ~ a (x + b)^2 + c``; the floors make
+    the result differ from the real polynomial by less than ``|a| S (2|x + b| + S) + |a| S^2`` (one code of
+    each constant).
     """
     S = _scale(S)
     qv = _codes(q)
@@ -113,8 +115,8 @@ def i_exp(q, S, *, max_shift: int = 62) -> tuple[np.ndarray, float]:
     """Integer ``exp`` of ``x = S q <= 0`` (I-BERT Algorithm 3).
 
     ``q_ln2 = floor(ln 2 / S)``, ``z = floor(-q / q_ln2)``, ``q_p = q + z q_ln2`` (in ``(-q_ln2, 0]``),
-    ``q_L, S_L = i_poly(q_p, S, *EXP_COEFFS)``, ``q_out = q_L >> z`` (floor; ``z`` capped at ``max_shift``, where
-    the result is 0 anyway), ``S_out = S_L``.
+    ``q_L, S_L = i_poly(q_p, S, *EXP_COEFFS)``, ``q_out = q_L >> z`` (floor; ``z`` capped at ``max_shift``,
+    where the result is 0 anyway), ``S_out = S_L``.
 
     Raises
     ------
@@ -190,14 +192,15 @@ def i_sqrt(n) -> np.ndarray:
 
 
 def i_layernorm(q, S, gamma, beta, *, shift_bits: int = 30) -> tuple[np.ndarray, np.ndarray]:
-    """Integer LayerNorm over the last axis of ``x = S q`` (I-BERT §3.6), with ``gamma, beta`` (shape ``(n,)``).
+    """Integer LayerNorm over the last axis of ``x = S q`` (I-BERT §3.6), with ``gamma, beta`` (shape
+    ``(n,)``).
 
     Integer part: ``mu = round(sum q / n)`` (half up, integer division), ``y = q - mu``,
-    ``sigma = i_sqrt(sum y^2)``, ``f = floor(2^(shift_bits + 1) / sigma)``, ``y' = floor(y f / 2)``: the normalized
-    value ``y / sqrt(mean y^2) = y' sqrt(n) / 2^shift_bits``. Affine part: ``q_out = y' + floor(beta / (gamma
-    S_n))`` with ``S_n = sqrt(n) / 2^shift_bits``, output scale ``S_n * gamma`` per channel (the paper's folding).
-    The input scale ``S`` cancels (LayerNorm is scale invariant); the variance has no epsilon (``eps`` of
-    MiniLM is 1e-12, far below one code).
+    ``sigma = i_sqrt(sum y^2)``, ``f = floor(2^(shift_bits + 1) / sigma)``, ``y' = floor(y f / 2)``: the
+    normalized value ``y / sqrt(mean y^2) = y' sqrt(n) / 2^shift_bits``. Affine part: ``q_out = y' +
+    floor(beta / (gamma S_n))`` with ``S_n = sqrt(n) / 2^shift_bits``, output scale ``S_n * gamma`` per
+    channel (the paper's folding). The input scale ``S`` cancels (LayerNorm is scale invariant); the variance
+    has no epsilon (``eps`` of MiniLM is 1e-12, far below one code).
 
     Returns
     -------

@@ -1,10 +1,10 @@
 """Non-uniform and extreme weight quantizers that an integer datapath can still execute.
 
-* **Power-of-two (logarithmic) weights** (survey §III-F; Miyashita, Lee, Murmann, "Convolutional Neural Networks
-  using Logarithmic Data Representation", arXiv 1603.01025, 2016, §3): every weight is ``0`` or
-  ``+-s * 2^e``, ``e`` in ``0 .. E-1``. A multiply by such a weight is a left shift and an add or subtract, so a
-  shift-add PE executes it (:func:`shift_gemm_acc`); the same codes expanded to integers ``+-2^e`` run unchanged
-  on :func:`hwsim.datapath.gemm_acc` / :func:`hwsim.datapath.conv2d_acc` (tested equal).
+* **Power-of-two (logarithmic) weights** (survey §III-F; Miyashita, Lee, Murmann, "Convolutional Neural
+  Networks using Logarithmic Data Representation", arXiv 1603.01025, 2016, §3): every weight is ``0`` or
+  ``+-s * 2^e``, ``e`` in ``0 .. E-1``. A multiply by such a weight is a left shift and an add or subtract, so
+  a shift-add PE executes it (:func:`shift_gemm_acc`); the same codes expanded to integers ``+-2^e`` run
+  unchanged on :func:`hwsim.datapath.gemm_acc` / :func:`hwsim.datapath.conv2d_acc` (tested equal).
 * **Binary weights** (survey §IV-E; Rastegari et al., "XNOR-Net", ECCV 2016, §3.1 eq. 4-6): ``w ~ alpha *
   sign(w)``, ``alpha = mean|w|`` per output channel.
 * **Ternary weights** (survey §IV-E; Li, Zhang, Liu, "Ternary Weight Networks", arXiv 1605.04711, 2016, eq.
@@ -24,8 +24,8 @@ from numba import njit
 
 from ..numerics import QParams, as_float32, check_bits
 
-__all__ = ["Pow2Quant", "pow2_quantize", "pow2_dequantize", "pow2_to_int", "shift_gemm_acc", "binary_quantize",
-           "ternary_quantize"]
+__all__ = ["Pow2Quant", "pow2_quantize", "pow2_dequantize", "pow2_to_int", "shift_gemm_acc",
+           "binary_quantize", "ternary_quantize"]
 
 
 def _channel_reduce(a: np.ndarray, axis: int | None, fn) -> np.ndarray:
@@ -155,7 +155,8 @@ def _shift_gemm(a, sign, expo, out):
 
 
 def shift_gemm_acc(a_q: np.ndarray, a_zp: int, w: Pow2Quant) -> np.ndarray:
-    """Shift-add GEMM accumulator for power-of-two weights: ``acc[i,j] = sum_k +-((a[i,k] - a_zp) << e[k,j])``.
+    """Shift-add GEMM accumulator for power-of-two weights: ``acc[i,j] = sum_k +-((a[i,k] - a_zp) <<
+    e[k,j])``.
 
     The PE of a log-quantized network (Miyashita et al. 2016, §4): no multiplier, one barrel shift and one
     add/subtract per weight; zero weights are skipped. Exact in int64; equals
@@ -168,7 +169,8 @@ def shift_gemm_acc(a_q: np.ndarray, a_zp: int, w: Pow2Quant) -> np.ndarray:
     a_zp : int
         Activation zero point.
     w : Pow2Quant
-        Codes of shape (K, N) (the GEMM's B operand; quantize ``weight.T`` with ``axis=1`` for per-column scales).
+        Codes of shape (K, N) (the GEMM's B operand; quantize ``weight.T`` with ``axis=1`` for per-column
+        scales).
 
     Returns
     -------
@@ -197,8 +199,8 @@ def _ternary_qparams(alpha: np.ndarray, axis: int | None) -> QParams:
 def binary_quantize(w, *, axis: int | None = 0) -> tuple[np.ndarray, QParams]:
     """Binary weights ``alpha * sign(w)`` (XNOR-Net, Rastegari et al. 2016, §3.1 eq. 4-6).
 
-    ``B = sign(w)`` with ``sign(0) = +1``; ``alpha = mean|w|`` per channel along ``axis`` (the L2-optimal scale
-    for a fixed ``B``, eq. 6).
+    ``B = sign(w)`` with ``sign(0) = +1``; ``alpha = mean|w|`` per channel along ``axis`` (the L2-optimal
+    scale for a fixed ``B``, eq. 6).
 
     Parameters
     ----------
@@ -223,7 +225,8 @@ def ternary_quantize(w, *, axis: int | None = 0, delta_factor: float = 0.7) -> t
     """Ternary weights ``alpha * t``, ``t`` in ``{-1, 0, 1}`` (TWN, Li, Zhang, Liu 2016, eq. 5-6).
 
     Per channel along ``axis``: ``delta = delta_factor * mean|w|`` (0.7 is TWN's approximation of the optimal
-    threshold for Gaussian/uniform weights), ``t = sign(w) * [|w| > delta]``, ``alpha = mean(|w| : |w| > delta)``.
+    threshold for Gaussian/uniform weights), ``t = sign(w) * [|w| > delta]``, ``alpha = mean(|w| : |w| >
+    delta)``.
 
     Parameters
     ----------

@@ -13,15 +13,16 @@ import numpy as np
 
 from ..numerics import QParams
 
-__all__ = ["fold_batchnorm", "equalize_pair", "bias_correction", "adaround", "ADAROUND_ZETA", "ADAROUND_GAMMA"]
+__all__ = ["fold_batchnorm", "equalize_pair", "bias_correction", "adaround", "ADAROUND_ZETA",
+           "ADAROUND_GAMMA"]
 
 
 def fold_batchnorm(weight, bias, gamma, beta, mean, var, eps: float = 1e-5) -> tuple[np.ndarray, np.ndarray]:
     """Fold an inference-mode batch norm that follows a conv/linear layer into its weight and bias.
 
-    ``BN(Wx + b) = gamma (Wx + b - mean) / sqrt(var + eps) + beta``, so with ``k = gamma / sqrt(var + eps)`` per
-    output channel (Jacob et al., "Quantization and Training of Neural Networks for Efficient Integer-Arithmetic-
-    Only Inference", CVPR 2018, §3.2; survey §IV-A "batch-norm folding")::
+    ``BN(Wx + b) = gamma (Wx + b - mean) / sqrt(var + eps) + beta``, so with ``k = gamma / sqrt(var + eps)``
+    per output channel (Jacob et al., "Quantization and Training of Neural Networks for Efficient
+    Integer-Arithmetic- Only Inference", CVPR 2018, §3.2; survey §IV-A "batch-norm folding")::
 
         W' = W * k[:, None, ...],   b' = (b - mean) * k + beta
 
@@ -65,13 +66,14 @@ def _out_range(w: np.ndarray) -> np.ndarray:
     return np.abs(w).reshape(w.shape[0], -1).max(axis=1)
 
 
-def equalize_pair(w1, b1, w2, *, depthwise2: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def equalize_pair(w1, b1, w2, *, depthwise2: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                    np.ndarray]:
     """Cross-layer equalization of two consecutive layers (Nagel, van Baalen, Blankevoort, Welling, "Data-Free
     Quantization Through Weight Equalization and Bias Correction", ICCV 2019, §4.1, eq. 9-11).
 
     Layer 1 (output channel ``i``: ``w1[i]``) feeds layer 2 through a positively homogeneous function
-    (``f(x/s) = f(x)/s`` for ``s > 0``: ReLU, identity; ReLU6 becomes a per-channel clip at ``6/s_i``). With the
-    ranges ``r1_i = max|w1[i]|`` and ``r2_i = max|w2[:, i]|`` (``max|w2[i]|`` for a depthwise layer 2)::
+    (``f(x/s) = f(x)/s`` for ``s > 0``: ReLU, identity; ReLU6 becomes a per-channel clip at ``6/s_i``). With
+    the ranges ``r1_i = max|w1[i]|`` and ``r2_i = max|w2[:, i]|`` (``max|w2[i]|`` for a depthwise layer 2)::
 
         s_i = sqrt(r1_i / r2_i)            (= r2_i^-1 sqrt(r1_i r2_i), eq. 11)
         w1'[i] = w1[i] / s_i,  b1'_i = b1_i / s_i,  w2'[:, i] = w2[:, i] * s_i
@@ -186,16 +188,16 @@ def adaround(w, gram, qp: QParams, *, iters: int = 1000, lr: float = 1e-2, reg: 
     output error per output channel of the *linear* layer (the activation function of eq. 25 is left out: this
     is the layer-wise linear variant). ``V`` starts at the fractional part (``h(V) = W/s - floor(W/s)``);
     ``beta`` decays linearly from ``beta[0]`` to ``beta[1]`` after a warm-up fraction without the regulariser
-    (AIMET's defaults: ``reg = 0.01``, ``beta`` 20 -> 2, warm-up 0.2); Adam (``lr``, betas 0.9/0.999, eps 1e-8)
-    in float64, full batch (deterministic). The result rounds ``h(V) >= 0.5`` up.
+    (AIMET's defaults: ``reg = 0.01``, ``beta`` 20 -> 2, warm-up 0.2); Adam (``lr``, betas 0.9/0.999, eps
+    1e-8) in float64, full batch (deterministic). The result rounds ``h(V) >= 0.5`` up.
 
     Parameters
     ----------
     w : array_like of float, shape (K, C/groups, R, S) or (K, D)
         Float weights.
     gram : array_like of float, shape (groups, D, D) or (D, D)
-        ``E[x x^T]`` of the layer's input patches per group, ``D = C/groups * R * S`` in the weight's flattening
-        order (im2col columns ``(c, r, s)``).
+        ``E[x x^T]`` of the layer's input patches per group, ``D = C/groups * R * S`` in the weight's
+        flattening order (im2col columns ``(c, r, s)``).
     qp : QParams
         The weight quantizer (per tensor, or per output channel along axis 0), zero point included.
     iters : int, default 1000

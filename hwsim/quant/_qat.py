@@ -10,9 +10,9 @@ Methods (Gholami et al. 2021 survey, §III-G1 and §IV-B; selected by :attr:`QAT
   ``g = 1 / sqrt(N * Qp)`` (§2.2, ``N`` the elements per channel or per sample); initial steps
   ``2 <|v|> / sqrt(Qp)`` (§2.1).
 * ``"lsq+"``: LSQ with a learned activation offset (Bhalgat et al., CVPR-W 2020, eq. 3-4), here the zero point
-  of the datapath's asymmetric quantizer: a continuous parameter rounded to an integer code with the STE, so that
-  the integer datapath represents it exactly; steps and offsets initialized from the MSE-optimal range (the
-  paper's §3.2 initialization by minimum quantization error) of :func:`hwsim.quant.calibrate`.
+  of the datapath's asymmetric quantizer: a continuous parameter rounded to an integer code with the STE, so
+  that the integer datapath represents it exactly; steps and offsets initialized from the MSE-optimal range
+  (the paper's §3.2 initialization by minimum quantization error) of :func:`hwsim.quant.calibrate`.
 * ``"pact"``: parameterized clipping activation (Choi et al. 2018, eq. 1-3): each activation tensor is clipped
   at a learned ``alpha`` (gradient 1 where the input exceeds ``alpha``, PACT's STE), step ``alpha / Qp``,
   ``alpha`` initialized to the calibration maximum and L2-regularized by ``pact_decay``; weights as ``ste``.
@@ -25,26 +25,27 @@ with this package's ONNX-exact functions: codes by :func:`hwsim.quant.quantize`,
 :func:`hwsim.quant.quantize_bias`, exact accumulators by :func:`hwsim.quant.exact_conv2d_acc` /
 :func:`hwsim.quant.exact_gemm_acc`, outputs by :func:`hwsim.quant.requantize` with the profile's multiplier,
 max pooling on codes, and the last layer's accumulator dequantized as ``f32(acc) * f32(s_x * s_w)``. A float
-torch graph of the same layers (the textbook LSQ/PACT fake quantization) runs beside it only for the gradients:
-at every quantizer the value ``v = v_surrogate + (v_exact - v_surrogate).detach()`` takes the exact codes, so
-each layer sees exactly the integer network's activations, and the loss is computed on the exact logits. Hence
-the trained network's fake-quantized forward (:meth:`QATResult.forward`) equals the datapath's integer inference
-(``hwsim.models`` ``QuantizedNetwork.from_qat``) bit for bit (tested), with a 32-bit accumulator that does not
-overflow.
+torch graph of the same layers (the textbook LSQ/PACT fake quantization) runs beside it only for the
+gradients: at every quantizer the value ``v = v_surrogate + (v_exact - v_surrogate).detach()`` takes the exact
+codes, so each layer sees exactly the integer network's activations, and the loss is computed on the exact
+logits. Hence the trained network's fake-quantized forward (:meth:`QATResult.forward`) equals the datapath's
+integer inference (``hwsim.models`` ``QuantizedNetwork.from_qat``) bit for bit (tested), with a 32-bit
+accumulator that does not overflow.
 
-Quantizers (those of the PTQ engine, so that the datapath runs them): weights symmetric, signed, restricted range
-``[-(2^(b-1) - 1), 2^(b-1) - 1]``, zero point 0, one step per output channel; activations asymmetric unsigned
-``[0, 2^b - 1]`` per tensor, the bits of the first layer consuming the tensor; ReLU clamps codes at the zero
-point; max pooling and flatten share their input's quantizer; biases int32 of scale ``s_x * s_w``.
+Quantizers (those of the PTQ engine, so that the datapath runs them): weights symmetric, signed, restricted
+range ``[-(2^(b-1) - 1), 2^(b-1) - 1]``, zero point 0, one step per output channel; activations asymmetric
+unsigned ``[0, 2^b - 1]`` per tensor, the bits of the first layer consuming the tensor; ReLU clamps codes at
+the zero point; max pooling and flatten share their input's quantizer; biases int32 of scale ``s_x * s_w``.
 
 Networks: an op list as :class:`hwsim.models._engine.Network` describes it (duck-typed, this package does not
 import :mod:`hwsim.models`): ``net.ops`` of conv/linear layers (attributes ``name, src, dst, weight, bias,
 stride, pads, groups, act ("relu" or None), linear``; no ``residual``) and pools (``kind`` "max" or "flatten",
 ``kernel``, ``stride``), ``net.output``, ``net.layers``, ``net.consumer_layer(tensor)``, ``net.forward(x)``.
 
-torch (``torch==2.13.0``, CPU) is imported only when training; without it :class:`hwsim.errors.MissingDependency`
-is raised. Training is seeded and deterministic: ``torch.manual_seed``, ``torch.use_deterministic_algorithms``,
-one thread, a seeded shuffle (the same result on one machine; another CPU's float kernels may round otherwise).
+torch (``torch==2.13.0``, CPU) is imported only when training; without it
+:class:`hwsim.errors.MissingDependency` is raised. Training is seeded and deterministic:
+``torch.manual_seed``, ``torch.use_deterministic_algorithms``, one thread, a seeded shuffle (the same result
+on one machine; another CPU's float kernels may round otherwise).
 """
 
 from __future__ import annotations
@@ -59,8 +60,8 @@ from ..errors import MissingDependency
 from ..numerics import PROFILES, QParams, dequantize, quantize, requant_multiplier, requantize
 from ._fakequant import conv_windows, exact_conv2d_acc, exact_gemm_acc, quantize_bias
 
-__all__ = ["QAT_METHODS", "QATConfig", "QATResult", "train_qat", "qat_forward", "check_qat_bits", "lsq_quantize",
-           "pact_quantize"]
+__all__ = ["QAT_METHODS", "QATConfig", "QATResult", "train_qat", "qat_forward", "check_qat_bits",
+           "lsq_quantize", "pact_quantize"]
 
 #: The QAT methods of :attr:`QATConfig.method`.
 QAT_METHODS = ("ste", "lsq", "lsq+", "pact")
@@ -244,8 +245,8 @@ def qat_forward(net, qparams: dict, weights: dict, bias_q: dict, x: np.ndarray, 
 
     Returns
     -------
-    numpy.ndarray of float32, shape (N, classes): the logits ``f32(acc) * f32(s_x * s_w)``; with ``keep`` also a
-    dict of tensor name to codes.
+    numpy.ndarray of float32, shape (N, classes): the logits ``f32(acc) * f32(s_x * s_w)``; with ``keep`` also
+    a dict of tensor name to codes.
     """
     share = _shared(net)
     codes = {"input": quantize(x, qparams["input"])}
@@ -276,7 +277,8 @@ def qat_forward(net, qparams: dict, weights: dict, bias_q: dict, x: np.ndarray, 
         lo = max(y_qp.qmin, z) if op.act == "relu" else y_qp.qmin
         m = requant_multiplier(x_qp.scale, wqp_b.scale, y_qp.scale, profile=profile)
         codes[op.dst] = requantize(acc, m, zero_point=z, qmin=lo, qmax=y_qp.qmax,
-                                   channel_axis=1 if m.ndim else None, profile=profile).astype(y_qp.storage_dtype)
+                                   channel_axis=1 if m.ndim else None,
+                                   profile=profile).astype(y_qp.storage_dtype)
     return (logits, codes) if keep else logits
 
 
@@ -318,8 +320,8 @@ class QATResult:
     def forward(self, x: np.ndarray, *, batch: int = 1000, keep: bool = False):
         """Fake-quantized logits ``(N, classes)`` float32 (:func:`qat_forward`), in batches of ``batch``."""
         if keep:
-            return qat_forward(self.net, self.qparams, self.weights, self.bias_q, x, profile=self.config.profile,
-                               keep=True)
+            return qat_forward(self.net, self.qparams, self.weights, self.bias_q, x,
+                               profile=self.config.profile, keep=True)
         return np.concatenate([qat_forward(self.net, self.qparams, self.weights, self.bias_q, x[i:i + batch],
                                            profile=self.config.profile) for i in range(0, len(x), batch)])
 
@@ -355,7 +357,8 @@ class QATResult:
             weights[n] = (np.asarray(arrays[f"w.{n}.codes"], np.int8), qp)
             bias[n] = np.asarray(arrays[f"b.{n}"], np.float32)
             bias_q[n] = np.asarray(arrays[f"bq.{n}"], np.int32)
-        return cls(net, dict(bits), config, qparams, weights, bias, bias_q, list(history or []), float(seconds))
+        return cls(net, dict(bits), config, qparams, weights, bias, bias_q, list(history or []),
+                   float(seconds))
 
 
 # --------------------------------------------------------------------------------------------- training
@@ -381,10 +384,10 @@ def lsq_quantize(v, s, qmin: int, qmax: int, *, g: float = 1.0, z=None):
     """LSQ fake quantization (Esser et al., ICLR 2020, eq. 1-3) of torch tensors: ``(c - z) * s`` with codes
     ``c = round(clip(v / s + z, qmin, qmax))`` (half to even, the STE through ``round``).
 
-    Gradients: ``dv^/dv = 1`` inside the range, 0 outside; ``dv^/ds = round(v/s) - v/s`` inside, ``qmin - z`` /
-    ``qmax - z`` below/above (eq. 3), scaled by ``g`` (§2.2: ``g = 1/sqrt(N Qp)``); the offset ``z`` (LSQ+,
-    rounded with the STE) gets 0 inside the range and ``-s`` outside (Bhalgat et al. 2020, eq. 4: ``dv^/dbeta``
-    is 0 inside and 1 outside, with ``beta = -z s``).
+    Gradients: ``dv^/dv = 1`` inside the range, 0 outside; ``dv^/ds = round(v/s) - v/s`` inside, ``qmin - z``
+    / ``qmax - z`` below/above (eq. 3), scaled by ``g`` (§2.2: ``g = 1/sqrt(N Qp)``); the offset ``z`` (LSQ+,
+    rounded with the STE) gets 0 inside the range and ``-s`` outside (Bhalgat et al. 2020, eq. 4:
+    ``dv^/dbeta`` is 0 inside and 1 outside, with ``beta = -z s``).
 
     Parameters
     ----------
@@ -464,7 +467,8 @@ def _build(torch, net, bits, cfg: QATConfig, calib_t: dict):
         if op.name in SW:
             s = SW[op.name].detach().clamp_min(1e-8).numpy().astype(np.float32)
         else:
-            s = (W[op.name].detach().reshape(W[op.name].shape[0], -1).abs().amax(dim=1) / qp_hi).clamp_min(1e-8)
+            s = (W[op.name].detach().reshape(W[op.name].shape[0],
+                                             -1).abs().amax(dim=1) / qp_hi).clamp_min(1e-8)
             s = s.numpy().astype(np.float32)
         return QParams(scale=s, zero_point=np.zeros(s.shape, np.int32), bits=wb, signed=True, axis=0,
                        narrow_range=True)
@@ -510,7 +514,8 @@ def _build(torch, net, bits, cfg: QATConfig, calib_t: dict):
 
     def forward(x: np.ndarray, training: bool):
         """(torch logits whose value is the exact integer network's, exact numpy logits)."""
-        if training and EMA:  # ste: moving averages of the ranges, updated from this batch's float activations
+        # ste: moving averages of the ranges, updated from this batch's float activations
+        if training and EMA:
             with torch.no_grad():
                 ft = _float_tensors(torch, net, W, B, x)
             for t in EMA:
@@ -537,8 +542,8 @@ def _build(torch, net, bits, cfg: QATConfig, calib_t: dict):
             b_q = quantize_bias(b_np, x_qp, wqp)
             w_v = w_surrogate(op, wqp, w_codes)
             if op.linear:
-                wqp_b = QParams(scale=wqp.scale, zero_point=wqp.zero_point, bits=wqp.bits, signed=True, axis=1,
-                                narrow_range=True)
+                wqp_b = QParams(scale=wqp.scale, zero_point=wqp.zero_point, bits=wqp.bits, signed=True,
+                                axis=1, narrow_range=True)
                 acc = exact_gemm_acc(src_c.reshape(src_c.shape[0], -1), np.ascontiguousarray(w_codes.T),
                                      a_zp=int(x_qp.zero_point), b_zp=0, bias=b_q)
                 y = F.linear(src_v, w_v, B[op.name])
@@ -586,8 +591,8 @@ def _build(torch, net, bits, cfg: QATConfig, calib_t: dict):
 def _torch_conv_acc(torch, x_q, w_q, x_zp: int, bias, op) -> np.ndarray:
     """The exact conv accumulator ``sum (x - x_zp) w + bias`` (int64), as :func:`exact_conv2d_acc` but with
     torch's float64 convolution (faster for small channel counts): every product and partial sum is an integer
-    below ``2^53`` (checked), so float64 holds each exactly whatever the summation order, and the result is the
-    exact integer (the argument of :mod:`hwsim.quant._fakequant`)."""
+    below ``2^53`` (checked), so float64 holds each exactly whatever the summation order, and the result is
+    the exact integer (the argument of :mod:`hwsim.quant._fakequant`)."""
     from ._fakequant import _check_f64_exact
 
     xs = x_q.astype(np.int64) - x_zp
@@ -608,7 +613,8 @@ def _float_tensors(torch, net, W, B, x):
     for op in net.ops:
         src = t[op.src]
         if not hasattr(op, "weight"):
-            t[op.dst] = F.max_pool2d(src, op.kernel, op.stride) if op.kind == "max" else src.reshape(len(src), -1)
+            t[op.dst] = F.max_pool2d(src, op.kernel, op.stride) if op.kind == "max" else src.reshape(len(src),
+                                                                                                     -1)
             continue
         if op.linear:
             y = F.linear(src, W[op.name], B[op.name])

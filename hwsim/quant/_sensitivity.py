@@ -2,8 +2,8 @@
 
 Two measures per layer ``i`` and candidate bits ``(b_w, b_a)``:
 
-* **Output SQNR** -- layer ``i`` at ``(b_w, b_a)``, every other layer at the reference bits (default W8A8), run
-  on the integer datapath; ``SQNR = 10 log10(sum y^2 / sum (y - y_q)^2)`` in dB against the float output.
+* **Output SQNR** -- layer ``i`` at ``(b_w, b_a)``, every other layer at the reference bits (default W8A8),
+  run on the integer datapath; ``SQNR = 10 log10(sum y^2 / sum (y - y_q)^2)`` in dB against the float output.
 * **HAWQ perturbation** -- ``Omega_i(b_w) = Tr(H_i) / n_i * ||Q_{b_w}(W_i) - W_i||^2`` (Dong et al., "HAWQ-V2:
   Hessian Aware trace-Weighted Quantization of Neural Networks", NeurIPS 2020, §3, eq. 3; the ILP objective
   of HAWQ-V3, Yao et al., ICML 2021, §3.4), with ``H_i`` the Hessian of the loss with respect to layer ``i``'s
@@ -15,9 +15,9 @@ the network output (logits, embeddings). Then ``H = J^T H_l J + sum_k (dl/df_k) 
 term, the generalised Gauss-Newton matrix (Schraudolph, Neural Computation 2002), gives ``v^T G v = (J v)^T
 H_l (J v)``. The second term vanishes here: for a ReLU/ReLU6/max-pool network ``f`` is piecewise linear in any
 single layer's weights (``d^2 f / dW_i^2 = 0`` almost everywhere), and for a loss minimised at the reference
-weights (KL to the float model's softmax, ``1 - cos`` to the float embedding) ``dl/df = 0`` there. So ``v^T G v``
-is ``v^T H v``, the quantity HAWQ obtains by double back-propagation (checked against torch autograd in the
-tests). ``J v`` is the central difference ``(f(W + h v) - f(W - h v)) / (2 h)``, ``h = rel_step * ||W|| /
+weights (KL to the float model's softmax, ``1 - cos`` to the float embedding) ``dl/df = 0`` there. So ``v^T G
+v`` is ``v^T H v``, the quantity HAWQ obtains by double back-propagation (checked against torch autograd in
+the tests). ``J v`` is the central difference ``(f(W + h v) - f(W - h v)) / (2 h)``, ``h = rel_step * ||W|| /
 sqrt(n_i)``, exact for a piecewise-linear ``f`` unless a unit changes its linear piece within ``+-h v``, and
 ``(J v)^T H_l (J v)`` is the model's ``output_curvature`` (e.g. ``sum_k p_k u_k^2 - (sum_k p_k u_k)^2`` per
 sample for softmax cross-entropy, ``u = J v``).
@@ -50,8 +50,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["output_sqnr_db", "hutchinson_trace", "hessian_top_eigenvalue", "layer_sensitivity", "SensitivityTable",
-           "read_sensitivity", "COLUMNS"]
+__all__ = ["output_sqnr_db", "hutchinson_trace", "hessian_top_eigenvalue", "layer_sensitivity",
+           "SensitivityTable", "read_sensitivity", "COLUMNS"]
 
 #: Columns of a sensitivity table, in file order.
 COLUMNS = ("layer", "weight_bits", "act_bits", "n_params", "sqnr_db", "weight_perturbation", "hessian_trace",
@@ -97,7 +97,8 @@ def hutchinson_trace(output, curvature, w, *, n_probes: int = 8, rng: np.random.
     rng : numpy.random.Generator, optional
         Source of the probes (default ``default_rng(0)``).
     rel_step : float, default 1e-4
-        ``h = rel_step * ||w|| / sqrt(n)`` for the central difference ``J v ~ (f(w + h v) - f(w - h v)) / 2h``.
+        ``h = rel_step * ||w|| / sqrt(n)`` for the central difference ``J v ~ (f(w + h v) - f(w - h v)) /
+        2h``.
 
     Returns
     -------
@@ -114,7 +115,8 @@ def hutchinson_trace(output, curvature, w, *, n_probes: int = 8, rng: np.random.
     samples = np.empty(int(n_probes))
     for j in range(int(n_probes)):
         v = rng.integers(0, 2, size=w.shape).astype(np.float64) * 2.0 - 1.0
-        du = (np.asarray(output(w + h * v), np.float64) - np.asarray(output(w - h * v), np.float64)) / (2.0 * h)
+        du = (np.asarray(output(w + h * v), np.float64) - np.asarray(output(w - h * v),
+                                                                     np.float64)) / (2.0 * h)
         samples[j] = float(curvature(du))
     stderr = float(samples.std(ddof=1) / math.sqrt(samples.size)) if samples.size > 1 else 0.0
     return float(samples.mean()), stderr, samples
@@ -141,8 +143,8 @@ def hessian_top_eigenvalue(hvp, shape, *, iters: int = 50, tol: float = 1e-4,
     Returns
     -------
     (eigenvalue, iterations) : float, int
-        The Rayleigh quotient at the last iterate (the dominant eigenvalue in magnitude; the Hessian of a loss at
-        its minimum is positive semi-definite, so the largest) and the products used.
+        The Rayleigh quotient at the last iterate (the dominant eigenvalue in magnitude; the Hessian of a loss
+        at its minimum is positive semi-definite, so the largest) and the products used.
     """
     rng = np.random.default_rng(0) if rng is None else rng
     v = rng.standard_normal(shape)
@@ -222,7 +224,8 @@ def read_sensitivity(path) -> SensitivityTable:
         return SensitivityTable([{k: dec(k, r.get(k, "nan")) for k in COLUMNS} for r in d["rows"]],
                                 d.get("meta", {}))
     with p.open(newline="") as f:  # tables written before a column existed read it as NaN
-        return SensitivityTable([{k: dec(k, r.get(k) or "nan") for k in COLUMNS} for r in csv.DictReader(f)], {})
+        return SensitivityTable([{k: dec(k, r.get(k) or "nan") for k in COLUMNS} for r in csv.DictReader(f)],
+                                {})
 
 
 def layer_sensitivity(model, bits_options, *, layers=None, reference: tuple[int, int] = (8, 8),
@@ -247,16 +250,17 @@ def layer_sensitivity(model, bits_options, *, layers=None, reference: tuple[int,
     seed : int, default 0
     rel_step : float, default 1e-4
     eigen : bool, default False
-        Also the top Hessian eigenvalue per layer (HAWQ-v1), by :func:`hessian_top_eigenvalue` over the model's
-        ``layer_hvp(layer)`` (``v -> H v``; torch autograd in :class:`hwsim.models._base.CNNSensitivityModel`).
+        Also the top Hessian eigenvalue per layer (HAWQ-v1), by :func:`hessian_top_eigenvalue` over the
+        model's ``layer_hvp(layer)`` (``v -> H v``; torch autograd in
+        :class:`hwsim.models._base.CNNSensitivityModel`).
     progress : callable, optional
         Called with a short message per layer.
 
     Returns
     -------
     SensitivityTable
-        One row per (layer, bits option); ``meta`` records the settings, the float/reference SQNR and the model
-        name.
+        One row per (layer, bits option); ``meta`` records the settings, the float/reference SQNR and the
+        model name.
 
     Raises
     ------
@@ -265,7 +269,9 @@ def layer_sensitivity(model, bits_options, *, layers=None, reference: tuple[int,
     """
     opts = []
     for o in bits_options:
-        if not (isinstance(o, (tuple, list)) and len(o) == 2 and all(isinstance(b, (int, np.integer)) for b in o)):
+        if not (isinstance(o, (tuple, list)) and len(o) == 2 and all(isinstance(b,
+                                                                                (int,
+                                                                                 np.integer)) for b in o)):
             raise ValueError(f"bits_options must hold (weight_bits, act_bits) pairs, not {o!r}")
         opts.append((int(o[0]), int(o[1])))
     names = tuple(model.layers) if layers is None else tuple(layers)
@@ -274,8 +280,10 @@ def layer_sensitivity(model, bits_options, *, layers=None, reference: tuple[int,
         raise ValueError(f"layers {unknown} are not layers of {getattr(model, 'name', 'the model')}")
     ref_bits = {n: tuple(reference) for n in model.layers}
     y_float = model.float_output() if sqnr else None
-    meta = {"model": getattr(model, "name", type(model).__name__), "seed": int(seed), "n_probes": int(n_probes),
-            "rel_step": float(rel_step), "reference_bits": list(reference), "bits_options": [list(o) for o in opts],
+    meta = {"model": getattr(model, "name", type(model).__name__), "seed": int(seed),
+            "n_probes": int(n_probes),
+            "rel_step": float(rel_step), "reference_bits": list(reference),
+            "bits_options": [list(o) for o in opts],
             "sqnr": "output SQNR (dB) vs float, one layer at the option, others at the reference bits",
             "omega": "Tr(H)/n * ||Q(W) - W||^2 (HAWQ-V2 eq. 3)"}
     try:
@@ -307,7 +315,8 @@ def layer_sensitivity(model, bits_options, *, layers=None, reference: tuple[int,
                 bits[name] = (wb, ab)
                 s = output_sqnr_db(y_float, model.quantized_output(bits))
             per = (tr / w.size if w.size else 0.0) if hessian else math.nan
-            rows.append({"layer": name, "weight_bits": wb, "act_bits": ab, "n_params": int(w.size), "sqnr_db": s,
+            rows.append({"layer": name, "weight_bits": wb, "act_bits": ab, "n_params": int(w.size),
+                         "sqnr_db": s,
                          "weight_perturbation": pert[wb], "hessian_trace": tr, "hessian_trace_stderr": tr_err,
                          "hessian_trace_per_param": per, "omega": per * pert[wb] if hessian else math.nan,
                          "hessian_top_eigenvalue": eig})

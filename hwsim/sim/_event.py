@@ -158,7 +158,8 @@ def simulate_tiles(compute: list[int], read_bytes: list[int], write_bytes: list[
         The lists differ in length, are empty, or hold negative numbers; the bandwidth is not positive; an
         unknown engine.
     """
-    compute, read_bytes, write_bytes = (np.asarray(v, dtype=np.int64) for v in (compute, read_bytes, write_bytes))
+    compute, read_bytes, write_bytes = (np.asarray(v, dtype=np.int64) for v in (compute, read_bytes,
+                                                                                write_bytes))
     n = len(compute)
     if n == 0 or len(read_bytes) != n or len(write_bytes) != n:
         raise ValueError(f"compute, read_bytes and write_bytes must be non-empty lists of one length, not "

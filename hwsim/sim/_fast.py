@@ -105,8 +105,8 @@ def schedule(busy, rd, wd, slots: int) -> tuple[int, int]:
         import numpy as np
 
         total, dram = _compiled(np.ascontiguousarray(busy, dtype=np.int64),
-                                np.ascontiguousarray(rd, dtype=np.int64), np.ascontiguousarray(wd, dtype=np.int64),
-                                int(slots))
+                                np.ascontiguousarray(rd, dtype=np.int64),
+                                np.ascontiguousarray(wd, dtype=np.int64), int(slots))
     else:
         total, dram = _schedule(busy.tolist(), rd.tolist(), wd.tolist(), int(slots))
     return int(total), int(dram)

@@ -24,8 +24,8 @@ from ._workload import VECTOR_OPS, Conv2d, Gemm, GemmView, Layer, Node, VectorOp
 
 __all__ = [
     # _arch
-    "ArchSpec", "ArrayConfig", "PEConfig", "SramConfig", "DramConfig", "MemoryConfig", "MemoryLevel", "OPERANDS",
-    "EnergyOverrides", "AreaOverrides",
+    "ArchSpec", "ArrayConfig", "PEConfig", "SramConfig", "DramConfig", "MemoryConfig", "MemoryLevel",
+    "OPERANDS", "EnergyOverrides", "AreaOverrides",
     "TimingConfig", "VectorUnitConfig", "VECTOR_OP_CLASSES", "load_arch",
     # _workload
     "Conv2d", "Gemm", "GemmView", "Layer", "Node", "VectorOp", "VECTOR_OPS", "Workload", "load_workload_yaml",

@@ -70,10 +70,12 @@ def load_yaml(path: str | Path, *, duplicate_keys: str = "error") -> dict[str, A
                         Found("not a regular file") if p.exists() else "no such file")
     size = p.stat().st_size
     if size > MAX_BYTES:
-        raise SpecError(str(p), "", f"a YAML file of at most {MAX_BYTES // 2**20} MiB", Found(f"{size:,} bytes"))
+        raise SpecError(str(p), "", f"a YAML file of at most {MAX_BYTES // 2**20} MiB",
+                        Found(f"{size:,} bytes"))
     raw = p.read_bytes()
     if b"\0" in raw:
-        raise SpecError(str(p), "", "a YAML text file", Found(f"a binary file (NUL byte at offset {raw.index(0)})"))
+        raise SpecError(str(p), "", "a YAML text file",
+                        Found(f"a binary file (NUL byte at offset {raw.index(0)})"))
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -157,7 +159,8 @@ def _check_graph(loader: yaml.SafeLoader, root: yaml.Node, source: str) -> None:
     stack: list[tuple[yaml.Node, str, bool]] = [(root, "", False)]
 
     def fail(path: str, node: yaml.Node, expected: str, found: str) -> None:
-        raise SpecError(source, path.lstrip("."), expected, Found(f"{found} (line {node.start_mark.line + 1})"))
+        raise SpecError(source, path.lstrip("."), expected,
+                        Found(f"{found} (line {node.start_mark.line + 1})"))
 
     while stack:
         node, path, done = stack.pop()
@@ -277,8 +280,8 @@ def _members(tp: Any) -> list[type[BaseModel]]:
     return out
 
 
-_BRANCH = ("int", "float", "str", "bool", "none", "tuple", "list", "dict", "literal", "function", "constrained",
-           "lax", "json", "is-instance", "union", "nullable", "default", "model")
+_BRANCH = ("int", "float", "str", "bool", "none", "tuple", "list", "dict", "literal", "function",
+           "constrained", "lax", "json", "is-instance", "union", "nullable", "default", "model")
 
 
 def _is_branch(part: object) -> bool:
@@ -308,8 +311,8 @@ def _plain(msg: str) -> str:
 def validate(model: type[M], data: dict[str, Any], source: str, *, prefix: str = "") -> M:
     """Validate ``data`` against a pydantic ``model``; raise the first problem as a :class:`SpecError`.
 
-    Unknown keys are errors (models forbid extras), so a misspelt key is never silently ignored: an unknown key
-    is reported before the missing key it was probably meant to be, with a suggestion.
+    Unknown keys are errors (models forbid extras), so a misspelt key is never silently ignored: an unknown
+    key is reported before the missing key it was probably meant to be, with a suggestion.
     """
     try:
         return model.model_validate(data)
@@ -337,7 +340,8 @@ def validate(model: type[M], data: dict[str, Any], source: str, *, prefix: str =
             raise SpecError(source, f"{key}.{ctx.get('discriminator', 'op').strip(chr(39))}",
                             f"one of {ctx.get('expected_tags', '')}", ctx.get("tag")) from None
         # a union: every branch failed at the same place; say what each would have taken
-        same = [x for x in errs if tuple(p for p in _skip_tags(tuple(x["loc"]), model) if not _is_branch(p)) == loc]
+        same = [x for x in errs if tuple(p for p in _skip_tags(tuple(x["loc"]),
+                                                               model) if not _is_branch(p)) == loc]
         msgs = list(dict.fromkeys(_plain(x["msg"]) for x in same))
         expected = msgs[0] if len(msgs) == 1 else " or ".join(msgs)
         if "; found " in expected:  # model-level checks say both: "EXPECTED; found FOUND"
