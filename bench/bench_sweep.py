@@ -86,7 +86,8 @@ def sweep_rate(workers: int, sweep: Path) -> tuple[float, int]:
         subprocess.run([sys.executable, "-m", "hwsim", "sweep", str(sweep), "--out", f"{tmp}/o", "--workers",
                         str(workers)], check=True, capture_output=True)
         wall = time.perf_counter() - t
-        n = sum(1 for _ in open(f"{tmp}/o/points.csv")) - 1
+        with open(f"{tmp}/o/points.csv") as fh:
+            n = sum(1 for _ in fh) - 1
     return n / wall, n
 
 
@@ -120,7 +121,8 @@ def timed_sweep(sweep: Path, out: Path, *, workers: int = 1, scheduler: str | No
         t1, c1 = time.perf_counter(), time.process_time()
     finally:
         _runner._finalize = real
-    n = sum(1 for _ in open(out / "points.csv")) - 1
+    with open(out / "points.csv") as fh:
+        n = sum(1 for _ in fh) - 1
     return {"n": n, "points_s": marks["points"] - t0, "final_s": t1 - marks["points"], "total_s": t1 - t0,
             "parent_cpu_s": c1 - c0}
 

@@ -137,7 +137,7 @@ def _numeric_fields(model: type[BaseModel], prefix=""):
                 for x in args:
                     walk(x)
             else:
-                flat.append(a)
+                flat.append(a)  # noqa: B023 (walk runs within this iteration)
 
         walk(f.annotation)
         for sub in {a for a in flat if isinstance(a, type) and issubclass(a, BaseModel)}:

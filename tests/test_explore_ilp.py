@@ -98,7 +98,7 @@ def test_equals_brute_force_over_exactly_simulated_policies():
         budgets = {cost: float(rng.uniform(0.3, 1.0)) * w8}
 
         def simulated(bits):
-            t = simulate_workload(arch, wl, bits=bits).totals
+            t = simulate_workload(arch, wl, bits=bits).totals  # noqa: B023 (called within this iteration)
             return {"total_cycles": float(t["total_cycles"]), "energy_pj": t["energy_pj"]}
 
         ilp, bf = solve_mixed_precision(table, budgets), brute_force_mixed_precision(table, budgets,

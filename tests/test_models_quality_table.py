@@ -12,7 +12,7 @@ from hwsim.quant import SensitivityTable
 def test_mixed_point_keeps_the_least_robust_quarter_at_8_bits():
     layers = ("a", "b", "c", "d", "e")
     rows = [{"layer": n, "weight_bits": 4, "act_bits": 8, "sqnr_db": s} for n, s in
-            zip(layers, (30.0, 12.0, 25.0, 9.0, 40.0))]
+            zip(layers, (30.0, 12.0, 25.0, 9.0, 40.0), strict=True)]
     mixed = quality_table.mixed_point(SensitivityTable(rows, {}), layers)
     # ceil(5 / 4) = 2 layers stay W8A8: the two lowest SQNRs, d (9 dB) and b (12 dB)
     assert mixed == {"a": (4, 8), "b": (8, 8), "c": (4, 8), "d": (8, 8), "e": (4, 8)}

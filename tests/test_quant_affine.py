@@ -403,7 +403,7 @@ def test_requantize_rounding_modes_on_ties(profile):
     assert r("floor") == [0, -1, 1, -2, 2, 0]
     assert r(None) == (r("half_up") if profile == "tflite_single" else r("half_even"))
     st = r("stochastic")
-    assert all(lo <= s <= lo + 1 for s, lo in zip(st, [0, -1, 1, -2, 2, 0]))
+    assert all(lo <= s <= lo + 1 for s, lo in zip(st, [0, -1, 1, -2, 2, 0], strict=True))
 
 
 def test_requantize_rounding_errors():

@@ -132,7 +132,7 @@ def test_layer_sensitivity_table_is_reproducible_and_round_trips(tmp_path):
         p = t.to_csv(tmp_path / name) if name.endswith(".csv") else t.to_json(tmp_path / name)
         back = read_sensitivity(p)
         assert [list(r) for r in back.rows] == [list(COLUMNS)] * len(t.rows)
-        for a, b in zip(back.rows, t.rows):
+        for a, b in zip(back.rows, t.rows, strict=True):
             for k in COLUMNS:
                 assert a[k] == b[k] or (isinstance(b[k], float) and a[k] == pytest.approx(b[k], rel=1e-12,
                                                                                           nan_ok=True))

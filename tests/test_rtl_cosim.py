@@ -82,7 +82,7 @@ def test_rtl_equals_datapath_and_counts(df, R, C, mode, tmp_path_factory):
     build = tmp_path_factory.getbasetemp() / "rtl_build"
     rep = run_cosim(out, manifest["layers"][0]["rtl_parameters"], build)
     saturated = 0
-    for (layer, ops, _), ml, rl in zip(items, manifest["layers"], rep["layers"]):
+    for (layer, ops, _), ml, rl in zip(items, manifest["layers"], rep["layers"], strict=False):
         # the vectors' expected outputs are the datapath's integers (recomputed here, independently)
         npz = np.load(out / ml["npz"])
         for g in range(len(ops.a_q)):
@@ -98,7 +98,7 @@ def test_rtl_equals_datapath_and_counts(df, R, C, mode, tmp_path_factory):
         drain = R - 1 if df == "os" else 0
         assert len(rl["folds"]) == len(ml["folds"]) == lm.folds
         per_out = R * C if df == "os" else (lm.m if df == "ws" else lm.n) * C
-        for rf, mf in zip(rl["folds"], ml["folds"]):
+        for rf, mf in zip(rl["folds"], ml["folds"], strict=True):
             assert rf["mismatches"] == 0, (layer.name, rf)
             assert rf["outputs"] == per_out
             # RTL (measured at its port) == stepped array (measured by its loop) == timing model (+ OS drain)

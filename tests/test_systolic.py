@@ -49,7 +49,7 @@ def test_integers_and_measured_cycles(dataflow, case):
     assert all(c == lm.cycles_per_fold + drain for c in res.fold_cycles), (res.fold_cycles,
                                                                              lm.cycles_per_fold)
     assert res.cycles == lm.compute_cycles + lm.folds * drain
-    assert all(v <= c for v, c in zip(res.last_output_cycles, res.fold_cycles))
+    assert all(v <= c for v, c in zip(res.last_output_cycles, res.fold_cycles, strict=True))
 
 
 @pytest.mark.parametrize("dataflow", ["os", "ws", "is"])

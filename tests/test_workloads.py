@@ -127,5 +127,5 @@ def test_resnet50_matches_onnx_light_model():
              layer.pads, layer.out_hw)
             for layer in load_workload_yaml(WORKLOADS / "resnet50.yaml").layers if isinstance(layer, Conv2d)]
     assert len(ref) == len(ours) == 53
-    for i, (a, b) in enumerate(zip(ours, ref)):
+    for i, (a, b) in enumerate(zip(ours, ref, strict=True)):
         assert a == b, f"conv {i}"

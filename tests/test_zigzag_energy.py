@@ -95,7 +95,7 @@ def _name(zz: str) -> str:
     # "/layer2/layer2.0/downsample/downsample.0/Conv" -> "layer2.0.downsample.0"; "/conv1/Conv" -> "conv1"
     # (ONNX's scope names repeat each parent: drop a part when the next one starts with it)
     parts = zz.strip("/").split("/")[:-1]
-    return ".".join(p for p, q in zip(parts, parts[1:] + [""]) if not q.startswith(p + "."))
+    return ".".join(p for p, q in zip(parts, parts[1:] + [""], strict=True) if not q.startswith(p + "."))
 
 
 def _run(arch_name: str, bits: int = 8):

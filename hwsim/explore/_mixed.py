@@ -46,7 +46,7 @@ def layer_costs(arch: ArchSpec, workload: Workload, bits: tuple[int, int], out_b
     o = bits[1] if out_bits is None else out_bits
     res = simulate_workload(arch, workload, bits={n: (bits[0], bits[1], o) for n in names}, source=source)
     out = {}
-    for layer, row in zip(workload.layers, res.rows):
+    for layer, row in zip(workload.layers, res.rows, strict=False):
         g = layer.gemm
         out[layer.name] = {"total_cycles": float(row["total_cycles"]), "energy_pj": float(row["energy_pj"]),
                            "weight_bytes": float(math.ceil(g.k * g.n * g.groups * bits[0] / 8)),
@@ -164,7 +164,7 @@ def expand_ilp(rs: ResolvedSweep, out_dir: Path) -> ResolvedSweep:
     points = list(rs.points)
     runs = []
     for hw_vals in combos:
-        hw = dict(zip(keys, hw_vals))
+        hw = dict(zip(keys, hw_vals, strict=False))
         hw_id = ",".join(f"{k}={v}" for k, v in hw.items())
         arch = rs.arch.replace(**hw) if hw else rs.arch
         layer_opts = layer_options(arch, rs.workload, options, sens, rs.source)

@@ -164,7 +164,7 @@ def read_onnx_shapes(path: str | Path, *, name: str | None = None) -> Workload:
             auto = auto.decode() if isinstance(auto, bytes) else auto
             if auto in ("SAME_UPPER", "SAME_LOWER"):
                 pads = []
-                for size, s, kk, d in zip((h, w), strides, (kh, kw), dil):
+                for size, s, kk, d in zip((h, w), strides, (kh, kw), dil, strict=False):
                     out = math.ceil(size / s)
                     total = max((out - 1) * s + (kk - 1) * d + 1 - size, 0)
                     small, big = total // 2, total - total // 2

@@ -160,12 +160,11 @@ def read_topology_csv(path: str | Path, *, name: str | None = None) -> Workload:
         if not raw.strip():
             continue
         fields = raw.split(",")
-        if fields[-1].strip() or len(fields) <= ncol:
-            # SCALE-Sim drops the last field of every row (split(',')[:-1]), so text after the last comma
-            # (a '#dw' remark, an unterminated sparsity value) is ignored; a row that just lacks the trailing
-            # comma, which SCALE-Sim cannot read, is taken whole here
-            if len(fields) > ncol:
-                fields.pop()
+        # SCALE-Sim drops the last field of every row (split(',')[:-1]), so text after the last comma
+        # (a '#dw' remark, an unterminated sparsity value) is ignored; a row that just lacks the trailing
+        # comma, which SCALE-Sim cannot read, is taken whole here
+        if fields[-1].strip() and len(fields) > ncol:
+            fields.pop()
         while fields and not fields[-1].strip():
             fields.pop()
         lname = fields[0].strip() if fields else ""
@@ -178,7 +177,7 @@ def read_topology_csv(path: str | Path, *, name: str | None = None) -> Workload:
         if len(fields) > ncol + 1:
             raise SpecError(src, where, f"{ncol} fields ({', '.join(columns)}), optionally followed by one "
                             "'Sparsity' N:M field", Found(f"{len(fields)} fields: {raw.strip()!r}"))
-        vals = [_int_field(src, where, c, f) for c, f in zip(columns[1:], fields[1:ncol])]
+        vals = [_int_field(src, where, c, f) for c, f in zip(columns[1:], fields[1:ncol], strict=False)]
         if len(fields) == ncol + 1:
             if extra_col and not _norm(extra_col).startswith("sparsity"):
                 raise SpecError(src, f"{where}, column '{extra_col}'", f"no field after '{columns[-1]}' but "

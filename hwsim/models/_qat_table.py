@@ -118,7 +118,7 @@ def qat_rows(network: str, *, log=print, workers: int = 1) -> dict:
     else:
         done = [_qat_cell(t) for t in tasks]
     got = {}
-    for (_, label, _, p, _), (acc, secs, wall) in zip(tasks, done):
+    for (_, label, _, p, _), (acc, secs, wall) in zip(tasks, done, strict=False):
         got.setdefault(label, {})[p] = (acc, secs)
         log(f"{network}: {label} {p}: {100 * acc:.2f} % in {wall:.0f} s")
     qat = [(label, got[label]) for label, _, _ in QAT_ROWS[network]]

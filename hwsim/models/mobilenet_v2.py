@@ -143,10 +143,7 @@ def _resize_short(img: np.ndarray, short: int) -> np.ndarray:
     from PIL import Image
 
     h, w = img.shape[:2]
-    if h <= w:
-        size = (round(w * short / h), short)
-    else:
-        size = (short, round(h * short / w))
+    size = (round(w * short / h), short) if h <= w else (short, round(h * short / w))
     return np.asarray(Image.fromarray(img).resize(size, Image.BILINEAR))
 
 

@@ -476,10 +476,9 @@ def requantize(acc, multiplier, *, zero_point: int, qmin: int, qmax: int, channe
         v = rnd(np.clip(v, np.float32(qmin - zero_point), np.float32(qmax - zero_point)))
         return v.astype(np.int32) + np.int32(zero_point)
 
-    if profile.startswith("tflite"):
-        if a.size and (a.min() < _INT32_MIN or a.max() > _INT32_MAX):
-            raise ValueError(f"acc must fit int32 for profile {profile!r}, "
-                             f"found range [{a.min()}, {a.max()}]")
+    if profile.startswith("tflite") and a.size and (a.min() < _INT32_MIN or a.max() > _INT32_MAX):
+        raise ValueError(f"acc must fit int32 for profile {profile!r}, "
+                         f"found range [{a.min()}, {a.max()}]")
     out = np.empty(a.shape, np.int64)
     ms = m.astype(np.float64).reshape(-1)
     for c, mc in enumerate(ms):

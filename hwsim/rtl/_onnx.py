@@ -83,7 +83,7 @@ def onnx_operands(model, arch: ArchSpec, *, inputs=None, nodes=None, seed: int =
     check_supported(g)
     feeds = load_inputs(inputs, g) if inputs else random_inputs(g, seed)
     cfg = DatapathConfig(acc_bits=int(arch.pe.acc_bits), acc_mode=str(arch.pe.acc_mode))
-    gemm_nodes = [nm for nm, n in zip(g.names, g.nodes) if n.op_type in GEMM_OPS]
+    gemm_nodes = [nm for nm, n in zip(g.names, g.nodes, strict=False) if n.op_type in GEMM_OPS]
     wanted = list(nodes) if nodes else gemm_nodes
     for nm in wanted:
         if nm not in gemm_nodes:
@@ -100,7 +100,10 @@ def onnx_operands(model, arch: ArchSpec, *, inputs=None, nodes=None, seed: int =
         n = g.nodes[i]
         where = f"{g.path}: node {nm!r} ({n.op_type})"
         px, pxz, pw, pwz, pb, ps = _POS[n.op_type]
-        get = (lambda p: env.get(n.input[p]) if p is not None and p < len(n.input) and n.input[p] else None)
+
+        def get(p, n=n):
+            return env.get(n.input[p]) if p is not None and p < len(n.input) and n.input[p] else None
+
         x, w = np.asarray(get(px)), np.asarray(get(pw))
         a_bits, a_signed = _code_info(x, where, "input 0 (ifmap)")
         b_bits, b_signed = _code_info(w, where, "weight input")
@@ -112,7 +115,7 @@ def onnx_operands(model, arch: ArchSpec, *, inputs=None, nodes=None, seed: int =
                    "out_dtype": str(y.dtype)}
         if ps is not None:
             requant.update({k: np.asarray(get(p)).astype(float).reshape(-1).tolist()
-                            for k, p in zip(("x_scale", "w_scale", "y_scale"), ps)})
+                            for k, p in zip(("x_scale", "w_scale", "y_scale"), ps, strict=False)})
             yz = get(7)  # QLinearConv and QLinearMatMul: input 7 is y_zero_point
             requant["out_zero_point"] = int(np.asarray(yz).reshape(-1)[0]) if yz is not None else 0
         if n.op_type in ("QLinearConv", "ConvInteger"):
