@@ -182,8 +182,8 @@ def main() -> int:
             for w in (1, 2):
                 rate, n = sweep_rate(w, sweep)
                 rates[w] = rate
-                print(f"{sweep.stem}: {n} points with {w} worker(s): {rate:.1f} points/s (whole command, wall "
-                      "clock)")
+                print(f"{sweep.stem}: {n} points with {w} worker(s): {rate:.1f} points/s (whole command, "
+                      "wall clock)")
             print(f"{sweep.stem}: scaling 1 -> 2 workers: {rates[2] / rates[1]:.2f}x")
         goals = scaling_table(big, tmp)
     return check(peer_goals + goals)

@@ -83,8 +83,9 @@ def main() -> int:
     cases = QUICK if args.set == "quick" else FULL
     print(host_line())
     rows = []
-    print(f"{'topology':<10} {'config':<22} {'scalesim cycles':>15} {'hwsim cycles':>13} {'scalesim CPU s':>14} "
-          f"{'MB':>6} {'hwsim model ms':>14} {'command s':>9} {'MB':>5} {'model x':>9} {'command x':>9}")
+    print(f"{'topology':<10} {'config':<22} {'scalesim cycles':>15} {'hwsim cycles':>13} "
+          f"{'scalesim CPU s':>14} {'MB':>6} {'hwsim model ms':>14} {'command s':>9} {'MB':>5} "
+          f"{'model x':>9} {'command x':>9}")
     for name, topo, gemm, cfg_name in cases:
         if not topo.is_file():
             print(f"{name:<10} {cfg_name:<22} skipped: {topo} not found")
@@ -117,9 +118,9 @@ def main() -> int:
         tot_s = sum(r["scalesim_cpu_s"] for r in rows)
         tot_m = sum(r["hwsim_model_cpu_s"] for r in rows)
         tot_c = sum(r["hwsim_command_cpu_s"] for r in rows)
-        print(f"total: SCALE-Sim {tot_s:.1f} CPU s; hwsim model {tot_m * 1e3:.1f} ms ({tot_s / tot_m:,.0f}x), "
-              f"whole command {tot_c:.2f} s ({tot_s / tot_c:,.0f}x); cycles equal on "
-              f"{sum(r['scalesim_cycles'] == r['hwsim_cycles'] for r in rows)} of {len(rows)}")
+        print(f"total: SCALE-Sim {tot_s:.1f} CPU s; hwsim model {tot_m * 1e3:.1f} ms "
+              f"({tot_s / tot_m:,.0f}x), whole command {tot_c:.2f} s ({tot_s / tot_c:,.0f}x); cycles equal "
+              f"on {sum(r['scalesim_cycles'] == r['hwsim_cycles'] for r in rows)} of {len(rows)}")
     if not rows:
         return 1
     tot_s, tot_m = sum(r["scalesim_cpu_s"] for r in rows), sum(r["hwsim_model_cpu_s"] for r in rows)

@@ -132,7 +132,8 @@ class Simulation:
         return MappingProxyType(dict(self.result.totals))
 
     def summary(self) -> dict[str, Any]:
-        """What ``summary.json`` holds: totals, units, the resolved arch, workload and bits, energy sources."""
+        """What ``summary.json`` holds: totals, units, the resolved arch, workload and bits, energy
+        sources."""
         return summary_dict(self.result, arch_source=self.arch_source, workload_source=self.workload_source)
 
     def report(self, path: str | Path) -> Path:

@@ -28,13 +28,14 @@ UNITS = {
     "*_bytes": "bytes", "sram_*_reads / sram_*_writes": "operand elements (SCALE-Sim's words)",
     "sram_*_accesses": "accesses of the buffer's word_bits", "utilization": "fraction of peak MACs",
     "mapping_efficiency": "fraction of PEs mapped",
-    "compute_utilization": "fraction of peak MACs over the compute cycles (stalls excluded; SCALE-Sim's Compute "
-                           "Util)",
-    "peak_macs_per_cycle": "MACs per cycle of the whole array at the layer's bits (PE mode: bit fusion, bit serial)",
-    "start_cycle / stop_cycle": "the node's cycles [start, stop) in the workload (the graph schedule over the "
-                                "array and the vector unit; back to back without a vector unit)",
-    "*_bytes_per_cycle": "bytes per array clock cycle (bandwidth.csv: avg over total cycles, peak over compute "
-                         "cycles)", "macs": "multiply-accumulates",
+    "compute_utilization": "fraction of peak MACs over the compute cycles (stalls excluded; SCALE-Sim's "
+                           "Compute Util)",
+    "peak_macs_per_cycle": "MACs per cycle of the whole array at the layer's bits (PE mode: bit fusion, bit "
+                           "serial)",
+    "start_cycle / stop_cycle": "the node's cycles [start, stop) in the workload (the graph schedule over "
+                                "the array and the vector unit; back to back without a vector unit)",
+    "*_bytes_per_cycle": "bytes per array clock cycle (bandwidth.csv: avg over total cycles, peak over "
+                         "compute cycles)", "macs": "multiply-accumulates",
     "pj_per_mac": "picojoules per MAC", "tops_per_w": "tera-operations (2 per MAC) per second per watt",
     "model_cpu_s": "CPU seconds in mapping, event model and energy (not start-up or file writing)",
     "*_mm2": "square millimetres of die (on-chip components; DRAM has none)", "*_um2": "square micrometres",

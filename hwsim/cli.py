@@ -36,7 +36,8 @@ def _bits_arg(v: str) -> int:
 
 
 def _fresh_dir(base: Path) -> Path:
-    """``base`` if it does not exist or is empty, else the first of ``base_2``, ``base_3``, ... that does not."""
+    """``base`` if it does not exist or is empty, else the first of ``base_2``, ``base_3``, ... that does
+    not."""
     if not base.exists() or (base.is_dir() and not any(base.iterdir())):
         return base
     i = 2
@@ -57,7 +58,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     t = res.totals
     print(f"{workload.name} on {arch.name}: {len(res.rows)} layers, {int(t['macs']):,} MACs, "
           f"{int(t['total_cycles']):,} cycles ({int(t['stall_cycles']):,} stall), {t['latency_us']:,.1f} us, "
-          f"{t['energy_pj'] / 1e6:,.2f} uJ, utilization {t['utilization']:.3f}; model {res.model_cpu_s * 1e3:.1f} ms CPU")
+          f"{t['energy_pj'] / 1e6:,.2f} uJ, utilization {t['utilization']:.3f}; model "
+          f"{res.model_cpu_s * 1e3:.1f} ms CPU")
     on_chip = sum(1 for x in res.tensor_rows if x["level"] != "dram")
     print(f"reuse {arch.timing.reuse}: {on_chip} of {len(res.tensor_rows)} tensors on chip, DRAM "
           f"{int(t['dram_read_bytes'] + t['dram_write_bytes']):,} bytes"
@@ -95,8 +97,8 @@ def _cmd_import_zigzag(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     write_arch_yaml(arch, out, comment="ZigZag 3.9.1 accelerator imported by hwsim import-zigzag "
                     "(hwsim/frontends/_zigzag.py gives the mapping)")
-    print(f"wrote {out} (clock_mhz {arch.clock_mhz:g}: ZigZag counts cycles only, so latency in us assumes it; "
-          f"dataflow {arch.array.dataflow}: ZigZag's hardware file has none)")
+    print(f"wrote {out} (clock_mhz {arch.clock_mhz:g}: ZigZag counts cycles only, so latency in us assumes "
+          f"it; dataflow {arch.array.dataflow}: ZigZag's hardware file has none)")
     return 0
 
 
@@ -225,7 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where tensors live between layers (default: the arch's timing.reuse, none): none = "
                    "through DRAM, inter_layer = on chip when they fit, fused = also depth-first row bands")
     s.add_argument("--engine", choices=["analytic", "simpy"],
-                   help="event-model engine (default: the arch's timing.engine, analytic); both give equal cycles")
+                   help="event-model engine (default: the arch's timing.engine, analytic); both give equal "
+                        "cycles")
     s.add_argument("--out",
                    help="output folder, written into (its files replaced); default: results/simulate, "
                    "or results/simulate_2, _3, ... if that holds an earlier run (never replaced)")

@@ -56,7 +56,8 @@ def assert_one_line(rc, err, dt, *needles, limit=2.0):
 
 
 def bomb(depth=10):
-    """Ten levels of ten aliases each: 10^10 strings once expanded (a "billion laughs"); a few hundred bytes."""
+    """Ten levels of ten aliases each: 10^10 strings once expanded (a "billion laughs"); a few hundred
+    bytes."""
     expr = "&a0 [" + ",".join(['"lol"'] * 10) + "]"
     for i in range(1, depth):
         expr = f"&a{i} [{expr}, " + ",".join([f"*a{i - 1}"] * 9) + "]"
@@ -126,7 +127,8 @@ def test_bounded_repr_in_messages(tmp_path, capsys):
 
 
 def _numeric_fields(model: type[BaseModel], prefix=""):
-    """Dotted paths of every int/float field of a spec model, recursing into sub-models (and Optional/Union)."""
+    """Dotted paths of every int/float field of a spec model, recursing into sub-models (and
+    Optional/Union)."""
     out = []
     for name, f in model.model_fields.items():
         flat: list = []
@@ -403,7 +405,8 @@ def test_worker_processes_missing_a_package_subprocess(tmp_path):
         "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
         "sys.meta_path.insert(0, _Hide())\n")
     s = tmp_path / "s.yaml"
-    s.write_text(f"name: s\narch: {ARCH}\nworkload: {WL}\nquality: digits_cnn\nprecision: {{uniform: [[8, 8]]}}\n")
+    s.write_text(f"name: s\narch: {ARCH}\nworkload: {WL}\nquality: digits_cnn\nprecision: "
+                 f"{{uniform: [[8, 8]]}}\n")
     out = tmp_path / "o"
     p = subprocess.run([sys.executable, "-m", "hwsim", "sweep", str(s), "--out", str(out), "--workers", "2"],
                        capture_output=True, text=True, timeout=300,

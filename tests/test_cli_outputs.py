@@ -138,8 +138,8 @@ def test_ctrl_c_in_a_sweep_mentions_resume(tmp_path, capsys, monkeypatch):
                  "precision: {uniform: [[8, 8]]}\nobjectives: {total_cycles: min, energy_pj: min}\n")
     assert main(["sweep", str(s), "--out", str(tmp_path / "o")]) == 130
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"hwsim: interrupted; the points written to {tmp_path / 'o' / 'points.csv'} are kept: run the "
-                   "same command with --resume to continue"]
+    assert err == [f"hwsim: interrupted; the points written to {tmp_path / 'o' / 'points.csv'} are kept: run "
+                   "the same command with --resume to continue"]
 
 
 def test_scalesim_user_bandwidth_must_divide_by_the_banks(tmp_path, capsys):
@@ -149,8 +149,8 @@ def test_scalesim_user_bandwidth_must_divide_by_the_banks(tmp_path, capsys):
     assert main(["import-scalesim", str(p), "--out", str(tmp_path / "g.yaml")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"hwsim: error: {p}: layout.IfmapSRAMBankBandwidth: expected a bandwidth divisible by "
-                   "layout.IfmapSRAMBankNum (10), as SCALE-Sim asserts in USER mode, found 3 (memory/read_buffer.py: "
-                   "the bandwidth is split evenly over the banks)"]
+                   "layout.IfmapSRAMBankNum (10), as SCALE-Sim asserts in USER mode, found 3 "
+                   "(memory/read_buffer.py: the bandwidth is split evenly over the banks)"]
     assert not (tmp_path / "g.yaml").exists()
     # the peer refuses the same numbers (and takes 10 over 10 banks, google.cfg as shipped)
     rb = pytest.importorskip("scalesim.memory.read_buffer")

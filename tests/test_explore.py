@@ -80,7 +80,8 @@ def test_budget_no_point_can_meet_is_rejected_before_work(tmp_path):
                "name: s\nprecision: {uniform: [[8, 8], [4, 4]]}\nbudgets: {weight_bytes: 1000000}\n")
     with pytest.raises(SpecError,
                        match=r"s\.yaml: budgets\.weight_bytes: expected a budget some design point "
-                                        r"can meet \(the smallest possible weight_bytes is 5,839,456\), found 1,000,000"):
+                                        r"can meet \(the smallest possible weight_bytes is 5,839,456\), "
+                                        r"found 1,000,000"):
         load_sweep(p)
     # cycles: 1.81 GMAC on a 32x32 array is at least 1,771,556 cycles
     p = _sweep(tmp_path, "name: s\nprecision: {uniform: [[8, 8]]}\nbudgets: {total_cycles: 1000}\n")

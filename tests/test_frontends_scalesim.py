@@ -271,7 +271,8 @@ def test_every_shipped_cfg_reads():
     assert len(names) >= 10
     # scale_layout.cfg runs USER mode with Bandwidth 64 over IfmapSRAMBankNum 10: SCALE-Sim 3.0.0 itself
     # asserts there (memory/read_buffer.py, set_params: bw_per_bank * num_bank == bandwidth, 6 * 10 != 64)
-    refused_as_scalesim_does = {"scale_layout.cfg": "expected a bandwidth divisible by layout.IfmapSRAMBankNum (10)"}
+    refused_as_scalesim_does = {"scale_layout.cfg": "expected a bandwidth divisible by "
+                                                    "layout.IfmapSRAMBankNum (10)"}
     for n in names:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -277,7 +277,8 @@ def _ort_matmulinteger(a_q, b_q):
 
 
 def test_w8a8_integer_tensors_equal_onnxruntime(data, weights):
-    """conv1 and conv2 equal ORT QLinearConv, the fc accumulator equals ORT MatMulInteger + bias, on real digits."""
+    """conv1 and conv2 equal ORT QLinearConv, the fc accumulator equals ORT MatMulInteger + bias, on real
+    digits."""
     x_tr, _, x_te, _ = data
     _, info = quantized_forward(weights, x_te, (8, 8), calibration_images(x_tr), return_tensors=True)
     t, qp = info["tensors"], info["qparams"]

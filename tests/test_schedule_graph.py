@@ -236,8 +236,8 @@ def _yaml(tmp_path, body):
      "(node a)"),
     ("  - {name: a, op: gemm, m: 2, k: 2, n: 2, inputs: [b]}\n  - {name: b, op: gemm, m: 2, k: 2, n: 2, "
      "inputs: [a]}\n",
-     "layers[0].inputs: expected tensors produced before node 'a' (nodes in execution order, no cycle), found "
-     "'b', produced by layers[1] (node a; cycle: "),
+     "layers[0].inputs: expected tensors produced before node 'a' (nodes in execution order, no cycle), "
+     "found 'b', produced by layers[1] (node a; cycle: "),
     ("  - {name: a, op: gemm, m: 2, k: 2, n: 2}\n  - {name: s, op: softmax, kernel: 3}\n",
      "layers[1]: expected kernel only on maxpool/avgpool"),
 ])
@@ -258,7 +258,8 @@ def test_missing_op_class_exit_2_names_the_node(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and len(err.strip().splitlines()) == 1
     assert (f"{arch}: vector_unit.throughput.rsqrt: expected a throughput for op class 'rsqrt': node "
-            f"'encoder.layer.0.attention.output.LayerNorm' (layernorm, int) needs 16 of them, found no such key"
+            "'encoder.layer.0.attention.output.LayerNorm' (layernorm, int) needs 16 of them, found no such "
+            "key"
             in err)
 
 

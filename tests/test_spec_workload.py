@@ -42,10 +42,10 @@ def test_shape_notes_name_unused_rows():
     # 53*4 + 11 = 223 -> input row 223 is never used
     alex = conv(in_h=224, in_w=224, kernel=11, stride=4)
     assert alex.shape_notes() == [
-        "the output does not divide: 224 input rows, filter 11, stride 4, padding 0 before -> the last 1 input "
-        "rows are never used",
-        "the output does not divide: 224 input columns, filter 11, stride 4, padding 0 before -> the last 1 input "
-        "columns are never used"]
+        "the output does not divide: 224 input rows, filter 11, stride 4, padding 0 before -> the last 1 "
+        "input rows are never used",
+        "the output does not divide: 224 input columns, filter 11, stride 4, padding 0 before -> the last 1 "
+        "input columns are never used"]
     # ResNet's 7x7/2 with padding 3 on 224: the padding absorbs the remainder; a 1x1/2 skips rows by design
     assert conv(in_h=224, in_w=224, kernel=7, stride=2, padding=3).shape_notes() == []
     assert conv(in_h=56, in_w=56, kernel=1, stride=2).shape_notes() == []

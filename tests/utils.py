@@ -8,7 +8,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_arch(**over):
-    """An arch spec in memory: 4x4 WS, 8-bit fixed PEs, 64 KiB buffers, unbounded DRAM, with dotted overrides."""
+    """An arch spec in memory: 4x4 WS, 8-bit fixed PEs, 64 KiB buffers, unbounded DRAM, with dotted
+    overrides."""
     from hwsim.spec import ArchSpec, validate
 
     data = {

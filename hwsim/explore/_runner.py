@@ -297,16 +297,16 @@ def run_sweep(path: str | Path, *, out: str | Path | None = None, resume: bool =
         if written[0] == 0 and not resume:
             _remove_new(out_dir, before)
             raise MissingDependency(f"{err}; nothing was written") from None
-        raise MissingDependency(f"{err}; the points written to {pts_csv} are complete rows: install it and run "
-                                "again with --resume") from None
+        raise MissingDependency(f"{err}; the points written to {pts_csv} are complete rows: install it and "
+                                "run again with --resume") from None
     except KeyboardInterrupt:
-        raise KeyboardInterrupt(f"the points written to {pts_csv} are kept: run the same command with --resume "
-                                "to continue") from None
+        raise KeyboardInterrupt(f"the points written to {pts_csv} are kept: run the same command with "
+                                "--resume to continue") from None
     df = _finalize(rs, out_dir, cols, metric)
     if progress:
         st = df["status"].value_counts()
-        line = (f"{rs.spec.name}: {len(df)} points: {st.get('ok', 0)} ok, {st.get('infeasible', 0)} infeasible, "
-                f"{st.get('error', 0)} failed; {int(df['pareto'].sum())} on the Pareto front of "
+        line = (f"{rs.spec.name}: {len(df)} points: {st.get('ok', 0)} ok, {st.get('infeasible', 0)} "
+                f"infeasible, {st.get('error', 0)} failed; {int(df['pareto'].sum())} on the Pareto front of "
                 f"{list(rs.spec.objectives)}")
         print(line)
         ilp_csv = out_dir / "ilp.csv"

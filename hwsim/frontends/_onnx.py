@@ -192,7 +192,8 @@ def read_onnx_shapes(path: str | Path, *, name: str | None = None) -> Workload:
             layers.append({"name": lname, "op": "gemm", "m": m_, "k": k_, "n": n_, "count": count,
                            "inputs": ins[:2]})
     if skipped:
-        warnings.warn(f"{p}: nodes left out of the timing and energy model (no hwsim layer kind for them yet): "
+        warnings.warn(f"{p}: nodes left out of the timing and energy model (no hwsim layer kind for them "
+                      "yet): "
                       + ", ".join(f"{n} x{k}" for n, k in sorted(skipped.items())), ShapeWarning,
                       stacklevel=2)
     if not any(x["op"] in ("conv2d", "fc", "gemm") for x in layers):

@@ -151,8 +151,8 @@ def arch_from_zigzag(path: str | Path, *, clock_mhz: float = 1000.0, dataflow: s
     dims = set(arr.dimensions)
     dropped: list[str] = []
     if len(arr.sizes) > 2:
-        dropped.append(f"array dimensions {list(arr.dimensions[1:])} (sizes {list(arr.sizes[1:])}) folded into "
-                       f"{math.prod(arr.sizes[1:])} rows")
+        dropped.append(f"array dimensions {list(arr.dimensions[1:])} (sizes {list(arr.sizes[1:])}) folded "
+                       f"into {math.prod(arr.sizes[1:])} rows")
     if arr.unit_area:
         dropped.append("operational_array.unit_area")
     if hw.dataflows:
@@ -218,7 +218,8 @@ def arch_from_zigzag(path: str | Path, *, clock_mhz: float = 1000.0, dataflow: s
     note = "; not modelled: " + "; ".join(dropped) if dropped else ""
     spec = {
         "name": name or f"zigzag_{hw.name}",
-        "description": f"ZigZag accelerator {hw.name} ({' x '.join(map(str, arr.sizes))} MACs) in hwsim's terms"
+        "description": f"ZigZag accelerator {hw.name} ({' x '.join(map(str, arr.sizes))} MACs) in hwsim's "
+                       "terms"
                        + note,
         "source": f"ZigZag 3.9.1 hardware YAML {src} (hwsim import-zigzag)",
         "clock_mhz": clock_mhz,

@@ -277,7 +277,8 @@ class PTQConfig:
         if self.weight_scheme not in WEIGHT_SCHEMES:
             raise ValueError(f"weight_scheme must be one of {WEIGHT_SCHEMES}, not {self.weight_scheme!r}")
         if self.act_calibration not in CALIBRATION_METHODS:
-            raise ValueError(f"act_calibration must be one of {CALIBRATION_METHODS}, not {self.act_calibration!r}")
+            raise ValueError(f"act_calibration must be one of {CALIBRATION_METHODS}, not "
+                             f"{self.act_calibration!r}")
 
 
 # ------------------------------------------------------------------------------------------- equalization
@@ -345,7 +346,8 @@ def _quantize_weight(w: np.ndarray, bits: int, cfg: PTQConfig):
 
 
 def _gram(op: Conv, x: np.ndarray, rows: int, rng: np.random.Generator) -> np.ndarray:
-    """E[p p^T] of the layer's input patches, (groups, D, D) float64, from at most ``rows`` sampled patches."""
+    """E[p p^T] of the layer's input patches, (groups, D, D) float64, from at most ``rows`` sampled
+    patches."""
     x = np.asarray(x, np.float64)
     if op.linear:
         p = x.reshape(x.shape[0], -1)
@@ -620,7 +622,8 @@ class QuantizedNetwork:
 
 
 def replace_axis(qp: QParams, axis: int) -> QParams:
-    """The same quantizer with its per-channel ``axis`` changed (e.g. ``(out, in)`` weights used as ``(in, out)``)."""
+    """The same quantizer with its per-channel ``axis`` changed (e.g. ``(out, in)`` weights used as ``(in,
+    out)``)."""
     return QParams(scale=qp.scale, zero_point=qp.zero_point, bits=qp.bits, signed=qp.signed, axis=axis,
                    narrow_range=qp.narrow_range)
 

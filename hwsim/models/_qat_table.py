@@ -137,19 +137,20 @@ def render_qat(results: dict, seconds: float) -> str:
     import torch
 
     lines = [BEGIN, "", "## Quantization-aware training against post-training quantization", "",
-             f"Produced by `python -m hwsim.models.quality_table --qat` ({seconds / 60:.0f} min on this machine, "
-             f"2 shared cores; torch {torch.__version__}, one thread). Cells: top-1 accuracy (%) of the integer "
-             "network on the datapath (32-bit accumulators, onnxruntime's requantization); for QAT also the "
-             "training time in seconds. Every QAT network was checked, before its cell was written, to give on "
-             "the datapath the same logits bit for bit as its fake-quantized forward.", "",
-             "QAT (`hwsim.quant.train_qat`) fine-tunes the committed float weights at the policy's bits, "
-             "seeded (seed 0), Adam with a cosine-annealed learning rate: STE = fixed-point fake quantization "
-             "with max-scaled weights and EMA activation ranges (Jacob et al. 2018); LSQ = learned step sizes "
-             "(Esser et al., ICLR 2020); LSQ+ = LSQ with a learned integer zero point and MSE initialization "
-             "(Bhalgat et al. 2020); PACT = learned activation clipping (Choi et al. 2018); distillation = half "
-             "the loss is the KL divergence to the float network's outputs at temperature 2 (Hinton et al. "
-             "2015). The training forward computes the exact integer network (the loss is that of the network "
-             "that runs); the float fake-quantized graph beside it only supplies the gradients.", "",
+             f"Produced by `python -m hwsim.models.quality_table --qat` ({seconds / 60:.0f} min on this "
+             f"machine, 2 shared cores; torch {torch.__version__}, one thread). Cells: top-1 accuracy (%) of "
+             "the integer network on the datapath (32-bit accumulators, onnxruntime's requantization); for "
+             "QAT also the training time in seconds. Every QAT network was checked, before its cell was "
+             "written, to give on the datapath the same logits bit for bit as its fake-quantized forward.",
+             "", "QAT (`hwsim.quant.train_qat`) fine-tunes the committed float weights at the policy's bits, "
+             "seeded (seed 0), Adam with a cosine-annealed learning rate: STE = fixed-point fake "
+             "quantization with max-scaled weights and EMA activation ranges (Jacob et al. 2018); LSQ = "
+             "learned step sizes (Esser et al., ICLR 2020); LSQ+ = LSQ with a learned integer zero point and "
+             "MSE initialization (Bhalgat et al. 2020); PACT = learned activation clipping (Choi et al. "
+             "2018); distillation = half the loss is the KL divergence to the float network's outputs at "
+             "temperature 2 (Hinton et al. 2015). The training forward computes the exact integer network "
+             "(the loss is that of the network that runs); the float fake-quantized graph beside it only "
+             "supplies the gradients.", "",
              "Mixed point: the first and last layers W4A4, every other layer W2A2. PTQ rows: the engine's "
              "static per-channel weights and per-tensor activations (see the PTQ tables above).", ""]
     for network, res in results.items():

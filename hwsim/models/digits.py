@@ -268,7 +268,8 @@ def check_bits(bits) -> dict[str, tuple[int, int]]:
 
 
 def _layer_inputs_float(weights: dict[str, np.ndarray], x: np.ndarray) -> dict[str, np.ndarray]:
-    """Float32 input activations of each layer (for calibration): conv1 (n,1,8,8), conv2 (n,8,8,8), fc (n,256)."""
+    """Float32 input activations of each layer (for calibration): conv1 (n,1,8,8), conv2 (n,8,8,8), fc
+    (n,256)."""
     x = np.asarray(x, dtype=np.float32)
     h1 = np.maximum(conv2d_float(x, weights["conv1.weight"], weights["conv1.bias"], 1), 0)
     h2 = np.maximum(conv2d_float(h1, weights["conv2.weight"], weights["conv2.bias"], 1), 0)

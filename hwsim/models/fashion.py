@@ -94,8 +94,8 @@ def load_fashion_mnist() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
     d = Path(os.environ.get("HWSIM_FASHION_MNIST_DIR", DATA_DIR))
     missing = [f for f in _FILES.values() if not (d / f).is_file()]
     if missing:
-        raise MissingDependency(f"Fashion-MNIST not found in {d} (missing {', '.join(missing)}); install it with "
-                                f"'apt-get update && apt-get install -y dataset-fashion-mnist' or set "
+        raise MissingDependency(f"Fashion-MNIST not found in {d} (missing {', '.join(missing)}); install it "
+                                f"with 'apt-get update && apt-get install -y dataset-fashion-mnist' or set "
                                 f"HWSIM_FASHION_MNIST_DIR")
     a = {k: _read_idx(d / f) for k, f in _FILES.items()}
     x_tr = (a["train_x"].astype(np.float32) / np.float32(255)).reshape(-1, 1, 28, 28)

@@ -348,7 +348,8 @@ def _context():
 
 def quantized_embeddings(bits, *, config: PTQConfig | None = None, acc_bits: int = 32, acc_mode: str = "wrap",
                          sentences=None) -> np.ndarray:
-    """L2-normalised embeddings ``(n, 384)`` float32 of the integer-GEMM encoder (default: :data:`SENTENCES`)."""
+    """L2-normalised embeddings ``(n, 384)`` float32 of the integer-GEMM encoder (default:
+    :data:`SENTENCES`)."""
     bits = check_layer_bits(bits, LAYERS)
     model, record, tokens, _ = _context()
     if sentences is not None:

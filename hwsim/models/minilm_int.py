@@ -317,14 +317,14 @@ def main(argv=None) -> int:
             rows.append((label, r, g))
             print(f"{label}: integer-only {r['cosine']:.4f}, GEMM-only {g['cosine']:.4f}", file=sys.stderr,
                   flush=True)
-        lines += [f"Produced by `python -m hwsim.models.minilm_int` ({(time.time() - t0) / 60:.0f} min on this "
-                  "machine, 2 shared cores). Mean (worst) cosine with the float embeddings over the 24 sentences. "
-                  "Integer-only: every GEMM on the datapath and every operation between GEMMs integer "
-                  "(`hwsim.models.minilm_int`: i-softmax on the score accumulators, i-GELU, integer LayerNorm "
-                  "with integer square root, dyadic requantization, 16-bit residual grids; Kim et al., ICML "
-                  "2021). GEMM-only: `hwsim.models.minilm` (per-channel min/max PTQ), float nonlinearities. The "
-                  "kernels' own errors (tests/test_quant_ibert.py): i-GELU L2 0.0082 and L-inf 0.018 on "
-                  "[-4, 4] (the paper's Table 1 values), i-exp at most 2.2e-3 below 0.", "",
+        lines += [f"Produced by `python -m hwsim.models.minilm_int` ({(time.time() - t0) / 60:.0f} min on "
+                  "this machine, 2 shared cores). Mean (worst) cosine with the float embeddings over the 24 "
+                  "sentences. Integer-only: every GEMM on the datapath and every operation between GEMMs "
+                  "integer (`hwsim.models.minilm_int`: i-softmax on the score accumulators, i-GELU, integer "
+                  "LayerNorm with integer square root, dyadic requantization, 16-bit residual grids; Kim et "
+                  "al., ICML 2021). GEMM-only: `hwsim.models.minilm` (per-channel min/max PTQ), float "
+                  "nonlinearities. The kernels' own errors (tests/test_quant_ibert.py): i-GELU L2 0.0082 and "
+                  "L-inf 0.018 on [-4, 4] (the paper's Table 1 values), i-exp at most 2.2e-3 below 0.", "",
                   "| bits | integer-only | GEMM-only PTQ |", "|---|---:|---:|"]
         lines += [f"| {label} | {r['cosine']:.4f} ({r['cosine_min']:.4f}) | {g['cosine']:.4f} "
                   f"({g['cosine_min']:.4f}) |" for label, r, g in rows]

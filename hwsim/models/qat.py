@@ -72,7 +72,8 @@ def _file_sha(path: str) -> str:
 
 
 def cache_key(network: str, bits: dict, config: QATConfig) -> str:
-    """The cache file stem of a training: a hash of the network, its weights file, the policy and the config."""
+    """The cache file stem of a training: a hash of the network, its weights file, the policy and the
+    config."""
     wpath = qat_context(network)[6]
     text = json.dumps({"network": network, "weights": _file_sha(str(wpath)),
                        "bits": {k: list(v) for k, v in bits.items()}, "config": config.to_dict(), "v": 1},

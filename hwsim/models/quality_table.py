@@ -192,16 +192,16 @@ def render(results: dict, seconds: float) -> str:
         "# Quality of the real networks under post-training quantization",
         "",
         "Produced by `python -m hwsim.models.quality_table` (do not edit by hand; "
-        f"{seconds / 60:.0f} min on this machine). Every number is a bit-accurate run of the integer datapath "
-        "(`hwsim.datapath`: integer accumulators of 32 bits, onnxruntime's requantization) on real data; "
-        "activations are static per tensor (asymmetric, unsigned) unless the method says otherwise; weights "
-        "are symmetric with a restricted range. Bits are (weight, activation) per layer; a layer's activation "
-        "bits quantize its input.",
+        f"{seconds / 60:.0f} min on this machine). Every number is a bit-accurate run of the integer "
+        "datapath (`hwsim.datapath`: integer accumulators of 32 bits, onnxruntime's requantization) on real "
+        "data; activations are static per tensor (asymmetric, unsigned) unless the method says otherwise; "
+        "weights are symmetric with a restricted range. Bits are (weight, activation) per layer; a layer's "
+        "activation bits quantize its input.",
         "",
         "The mixed-precision point: the quarter of the layers (rounded up) with the lowest output SQNR when "
         "quantized alone to W4A8 (the rest at W8A8) stay W8A8; all others run W4A8. Its mean weight bits are "
-        "weighted by each layer's MACs. The sensitivity tables behind it (output SQNR and HAWQ Hessian traces, "
-        "4 Hutchinson probes, seed 0) are in `docs/sensitivity/<network>.csv` and `.json` "
+        "weighted by each layer's MACs. The sensitivity tables behind it (output SQNR and HAWQ Hessian "
+        "traces, 4 Hutchinson probes, seed 0) are in `docs/sensitivity/<network>.csv` and `.json` "
         "(`hwsim.quant.layer_sensitivity`).",
         "",
         "Methods (Gholami et al. 2021, survey §III-IV): per-tensor/per-channel weight scales; activation "
@@ -217,8 +217,9 @@ def render(results: dict, seconds: float) -> str:
             lines += [f"Skipped: {res}", ""]
             continue
         lines += [f"Cells: {unit}. {_float_note(network)} Mixed point: {res['n_w8']} of {len(res['mixed'])} "
-                  f"layers at W8A8, the rest W4A8; mean weight bits {res['mean_weight_bits']:.2f} (MAC-weighted)."
-                  f" W8A8 layers: {', '.join(f'`{n}`' for n, b in res['mixed'].items() if b == (8, 8))}.", ""]
+                  f"layers at W8A8, the rest W4A8; mean weight bits {res['mean_weight_bits']:.2f} "
+                  "(MAC-weighted). W8A8 layers: "
+                  f"{', '.join(f'`{n}`' for n, b in res['mixed'].items() if b == (8, 8))}.", ""]
         cols = [*POINTS, "mixed"]
         lines.append("| method | " + " | ".join(cols) + " |")
         lines.append("|---|" + "---:|" * len(cols))
@@ -248,8 +249,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.fashion_dir is not None:
         if not args.fashion_dir.is_dir():
-            print(f"quality_table: error: --fashion-dir: expected an existing folder with the Fashion-MNIST IDX "
-                  f"files, found {str(args.fashion_dir)!r}", file=sys.stderr)
+            print("quality_table: error: --fashion-dir: expected an existing folder with the Fashion-MNIST "
+                  f"IDX files, found {str(args.fashion_dir)!r}", file=sys.stderr)
             return 2
         import os
 
@@ -262,7 +263,8 @@ def main(argv=None) -> int:
     results = {}
     for network in args.networks.split(","):
         if network not in METHODS:
-            print(f"quality_table: error: --networks: unknown network {network!r} (known: {', '.join(METHODS)})",
+            print(f"quality_table: error: --networks: unknown network {network!r} (known: "
+                  f"{', '.join(METHODS)})",
                   file=sys.stderr)
             return 2
         try:
@@ -291,8 +293,8 @@ def _main_qat(args) -> int:
     results = {}
     for network in (args.networks or ",".join(QAT_NETWORKS)).split(","):
         if network not in QAT_NETWORKS:
-            print(f"quality_table: error: --networks: expected networks QAT trains ({', '.join(QAT_NETWORKS)}), "
-                  f"found {network!r}", file=sys.stderr)
+            print("quality_table: error: --networks: expected networks QAT trains "
+                  f"({', '.join(QAT_NETWORKS)}), found {network!r}", file=sys.stderr)
             return 2
         try:
             results[network] = qat_rows(network, log=lambda s: print(s, file=sys.stderr, flush=True),

@@ -195,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         "float_test_correct": correct, "n_test": int(y_te.size), "float_test_accuracy": correct / y_te.size,
         "seed": SEED, "epochs": args.epochs, "batch": BATCH, "optimizer": "adam", "lr": LR,
         "lr_schedule": "cosine", "dtype_train": "float64", "dtype_stored": "float32",
-        "data": "sklearn.datasets.load_digits / 16; train_test_split(test_size=0.25, stratify=y, random_state=0)",
+        "data": "sklearn.datasets.load_digits / 16; train_test_split(test_size=0.25, stratify=y, "
+                "random_state=0)",
         "numpy": np.__version__, "sklearn": sklearn.__version__,
     }
     arrays = dict(w32)

@@ -101,8 +101,8 @@ def _check_f64_exact(xs: np.ndarray, ws: np.ndarray, red: int, bias) -> None:
     mw = int(np.abs(ws).max()) if ws.size else 0
     mb = int(np.abs(np.asarray(bias, np.int64)).max()) if bias is not None and np.size(bias) else 0
     if mx * mw * red + mb >= _F64_EXACT:
-        raise ValueError(f"operands too wide for an exact float64 accumulation: max|x - z_x| * max|w - z_w| * "
-                         f"reduction length + max|bias| = {mx * mw * red + mb} must be below 2^53")
+        raise ValueError("operands too wide for an exact float64 accumulation: max|x - z_x| * max|w - "
+                         f"z_w| * reduction length + max|bias| = {mx * mw * red + mb} must be below 2^53")
 
 
 def exact_conv2d_acc(x_q: np.ndarray, w_q: np.ndarray, *, x_zp: int, w_zp=0, bias=None, stride=(1, 1),

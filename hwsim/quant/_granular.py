@@ -211,7 +211,8 @@ def dynamic_qparams(x, bits: int = 8, *, signed: bool = False) -> QParams:
 
 
 def dynamic_quantize(x, bits: int = 8, *, signed: bool = False) -> tuple[np.ndarray, QParams]:
-    """``(quantize(x, qp), qp)`` with ``qp = dynamic_qparams(x, bits, signed=signed)`` (DynamicQuantizeLinear)."""
+    """``(quantize(x, qp), qp)`` with ``qp = dynamic_qparams(x, bits, signed=signed)``
+    (DynamicQuantizeLinear)."""
     qp = dynamic_qparams(x, bits, signed=signed)
     return quantize(x, qp), qp
 

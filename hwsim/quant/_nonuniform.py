@@ -127,7 +127,8 @@ def pow2_quantize(w, bits: int, *, axis: int | None = 0) -> Pow2Quant:
 
 
 def pow2_to_int(pq: Pow2Quant) -> np.ndarray:
-    """The integer weights ``sign * 2^exponent`` (int32, same shape) that an ordinary integer MAC would use."""
+    """The integer weights ``sign * 2^exponent`` (int32, same shape) that an ordinary integer MAC would
+    use."""
     return pq.sign.astype(np.int32) << pq.exponent.astype(np.int32)
 
 

@@ -192,8 +192,8 @@ def _check_net(net) -> None:
     for op in net.ops:
         if hasattr(op, "weight"):
             if getattr(op, "residual", None) is not None:
-                raise ValueError(f"layer {op.name!r}: QAT runs chains of conv/linear layers; residual adds are "
-                                 "not supported")
+                raise ValueError(f"layer {op.name!r}: QAT runs chains of conv/linear layers; residual adds "
+                                 "are not supported")
             if op.act not in (None, "relu"):
                 raise ValueError(f"layer {op.name!r}: QAT supports ReLU or no activation, not {op.act!r}")
         elif op.kind not in ("max", "flatten"):
@@ -662,8 +662,8 @@ def train_qat(net, bits, x_train: np.ndarray, y_train: np.ndarray, config: QATCo
     x_train = np.ascontiguousarray(x_train, np.float32)
     y_train = np.asarray(y_train, np.int64)
     if x_train.shape[0] != y_train.shape[0] or x_train.shape[0] == 0:
-        raise ValueError(f"x_train and y_train must hold the same number (> 0) of samples, not {x_train.shape[0]} "
-                         f"and {y_train.shape[0]}")
+        raise ValueError("x_train and y_train must hold the same number (> 0) of samples, not "
+                         f"{x_train.shape[0]} and {y_train.shape[0]}")
     if config.max_train is not None:
         x_train, y_train = x_train[:config.max_train], y_train[:config.max_train]
     torch = _import_torch()

@@ -1,4 +1,5 @@
-"""The event model: an in-order DMA engine over DRAM and the array, as SimPy processes or an equal fast recurrence."""
+"""The event model: an in-order DMA engine over DRAM and the array, as SimPy processes or an equal fast
+recurrence."""
 
 from ._event import LayerTiming, dma_order, simulate_tiles, split_even
 from ._fast import use_numba, warm_up

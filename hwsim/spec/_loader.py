@@ -217,9 +217,9 @@ def _mapping_no_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode, deep
         if key in seen and getattr(loader, "hwsim_duplicates", "error") == "last":
             import warnings
 
-            warnings.warn(f"{getattr(loader, 'hwsim_source', '<yaml>')}: key {str(key)[:60]!r} given twice (lines "
-                          f"{seen[key] + 1} and {key_node.start_mark.line + 1}); the last is used, as PyYAML "
-                          "does", UserWarning, stacklevel=2)
+            warnings.warn(f"{getattr(loader, 'hwsim_source', '<yaml>')}: key {str(key)[:60]!r} given twice "
+                          f"(lines {seen[key] + 1} and {key_node.start_mark.line + 1}); the last is used, as "
+                          "PyYAML does", UserWarning, stacklevel=2)
         elif key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"key {str(key)[:60]!r} given twice (first on line {seen[key] + 1})",
@@ -238,7 +238,8 @@ def _skip_tags(loc: tuple, model: type[BaseModel]) -> tuple:
 
 
 def _known_keys(model: type[BaseModel], loc: tuple) -> list[str]:
-    """The field names accepted at ``loc[:-1]`` inside ``model`` (best effort; for the unknown-key message)."""
+    """The field names accepted at ``loc[:-1]`` inside ``model`` (best effort; for the unknown-key
+    message)."""
     import typing
 
     cur: Any = model
