@@ -107,7 +107,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     out = run_sweep(args.sweep, out=args.out, resume=args.resume, workers=args.workers,
                     scheduler=args.scheduler)
-    print(f"wrote {out / 'points.csv'}, {out / 'points.parquet'}, {out / 'pareto.csv'}, {out / 'report.html'}")
+    print(f"wrote {out / 'points.csv'}, {out / 'points.parquet'}, {out / 'pareto.csv'}, "
+          f"{out / 'report.html'}")
     return 0
 
 

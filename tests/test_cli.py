@@ -61,7 +61,8 @@ def test_uniform_bits_halve_the_traffic(tmp_path):
     same_tiles = w4["m_tiles"] == w8["m_tiles"]
     assert same_tiles.sum() >= 15 and (w4["compute_cycles"] == w8["compute_cycles"])[same_tiles].all()
     # and never more DRAM bytes at 4 bits, layer by layer
-    assert (w4["dram_read_bytes"] + w4["dram_write_bytes"] <= w8["dram_read_bytes"] + w8["dram_write_bytes"]).all()
+    assert (w4["dram_read_bytes"] + w4["dram_write_bytes"]
+            <= w8["dram_read_bytes"] + w8["dram_write_bytes"]).all()
     assert fc4["energy_mac_pj"] / fc8["energy_mac_pj"] == pytest.approx(0.15 / 0.3)
 
 
@@ -83,7 +84,8 @@ def test_infeasible_bits_exit_2(tmp_path, capsys):
     rc = main(["simulate", str(ROOT / "arch/tpu_v1.yaml"), str(ROOT / "workloads/resnet18.yaml"), "--wbits",
                "4", "--out", str(tmp_path)])
     assert rc == 2
-    assert "arch/tpu_v1.yaml: pe: expected operands of 8..8 bits (min_bits..operand_bits, precision_mode fixed), " \
+    assert "arch/tpu_v1.yaml: pe: expected operands of 8..8 bits (min_bits..operand_bits, " \
+           "precision_mode fixed), " \
            "found weight_bits 4 in layer conv1" in capsys.readouterr().err
 
 

@@ -122,7 +122,8 @@ def test_ilp_policies_per_hardware_point(tmp_path):
     # width its outputs are written at, the next layer's act_bits) and was run bit-accurately for its accuracy
     assert row["pe.precision_mode"] == "bit_fusion" and row["total_cycles"] <= 0.7 * w8["total_cycles"]
     solved = ilp[ilp.status == "Optimal"].iloc[0]
-    assert solved["predicted_cost"] == solved["simulated_cost"] == row["total_cycles"] <= solved["budget_value"]
+    assert (solved["predicted_cost"] == solved["simulated_cost"] == row["total_cycles"]
+            <= solved["budget_value"])
     assert 0.9 < row["accuracy"] <= 1.0
     sens = pd.read_csv(out / "sensitivity.csv")
     assert len(sens) == 3 * 4 and (sens.loc[(sens.weight_bits == 8) & (sens.act_bits == 8),

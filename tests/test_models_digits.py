@@ -311,7 +311,7 @@ def test_w8a8_integer_tensors_equal_onnxruntime(data, weights):
                                                    bias=qp["fc"]["bias"])[0])
 
 
-# -- training ---------------------------------------------------------------------------------------------------
+# -- training ------------------------------------------------------------------------------------------------
 
 def test_short_training_run_is_deterministic(data, tmp_path):
     from hwsim.models.train_digits import save_npz, train
@@ -333,7 +333,7 @@ def test_short_training_run_is_deterministic(data, tmp_path):
     assert np.array_equal(w["fc.weight"], p1["fc.weight"].astype(np.float32))
 
 
-# -- workload YAML -----------------------------------------------------------------------------------------------
+# -- workload YAML -------------------------------------------------------------------------------------------
 
 def test_workload_yaml_matches_network(weights):
     from pathlib import Path

@@ -117,7 +117,8 @@ def test_layer_sensitivity_table_is_reproducible_and_round_trips(tmp_path):
     for n in m.layers:
         rows = [t.lookup(n, b, 8) for b in (8, 4, 2)]
         assert rows[0]["sqnr_db"] > rows[1]["sqnr_db"] > rows[2]["sqnr_db"]
-        assert rows[0]["weight_perturbation"] < rows[1]["weight_perturbation"] < rows[2]["weight_perturbation"]
+        assert (rows[0]["weight_perturbation"] < rows[1]["weight_perturbation"]
+                < rows[2]["weight_perturbation"])
         for r in rows:
             assert r["omega"] == pytest.approx(r["hessian_trace"] / r["n_params"] * r["weight_perturbation"])
     # same seed -> identical numbers; a subset of layers gives the same rows (per-layer probe streams)

@@ -270,7 +270,8 @@ def test_buffer_too_small_for_a_tile_exit_2(tmp_path, capsys):
     rc = main(["simulate", str(arch), str(ROOT / "workloads/digits_cnn.yaml"), "--reuse", "inter_layer",
                "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
-    assert rc == 2 and len(err.strip().splitlines()) == 1 and "memory.ifmap_sram.size_kib: expected room" in err
+    assert (rc == 2 and len(err.strip().splitlines()) == 1
+            and "memory.ifmap_sram.size_kib: expected room" in err)
 
 
 def test_cli_writes_tensors_csv(tmp_path, capsys):

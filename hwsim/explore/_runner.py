@@ -58,8 +58,8 @@ def evaluate_hardware(rs: ResolvedSweep, pt: DesignPoint) -> dict[str, Any]:
         return row
     t = res.totals
     row.update(status="ok", error="", macs=int(t["macs"]),
-               weight_bytes=sum(math.ceil(layer.gemm.k * layer.gemm.n * layer.gemm.groups * pt.bits[layer.name][0]
-                                          / 8) for layer in rs.workload.layers),
+               weight_bytes=sum(math.ceil(layer.gemm.k * layer.gemm.n * layer.gemm.groups
+                                          * pt.bits[layer.name][0] / 8) for layer in rs.workload.layers),
                bops=sum(layer.gemm.macs * pt.bits[layer.name][0] * pt.bits[layer.name][1]
                         for layer in rs.workload.layers),
                compute_cycles=int(t["compute_cycles"]), stall_cycles=int(t["stall_cycles"]),

@@ -150,7 +150,8 @@ class CNNSensitivityModel:
         try:
             import torch
         except ImportError as e:
-            raise MissingDependency(f"Hessian eigenvalues need torch ({e}); pip install torch==2.13.0") from None
+            raise MissingDependency(f"Hessian eigenvalues need torch ({e}); "
+                                    "pip install torch==2.13.0") from None
         start = self.net.op_index(layer)
         tensors = {k: torch.from_numpy(np.ascontiguousarray(v, np.float64)) for k, v in self._loss_t.items()}
         z0 = tensors[self.net.output]

@@ -503,7 +503,8 @@ class QuantizedNetwork:
                 names.append(op.src)
             if isinstance(op, Conv) and op.residual is not None and op.residual not in names:
                 names.append(op.residual)
-            if op.dst != self.net.output and op.dst not in names and self.net.consumer_layer(op.dst) is not None:
+            if (op.dst != self.net.output and op.dst not in names
+                    and self.net.consumer_layer(op.dst) is not None):
                 names.append(op.dst)
         return [n for n in names if self.net.consumer_layer(n) is not None]
 

@@ -167,7 +167,8 @@ def render_qat(results: dict, seconds: float) -> str:
             lines.append(f"| {label} | " + " | ".join(f"{100 * cells[c]:.2f}" for c in cols) + " |")
         for label, cells in res["qat"]:
             lines.append(f"| {label} | " + " | ".join(
-                f"**{100 * cells[c][0]:.2f}** ({cells[c][1]:.0f} s)" if c in cells else "-" for c in cols) + " |")
+                f"**{100 * cells[c][0]:.2f}** ({cells[c][1]:.0f} s)" if c in cells else "-" for c in cols)
+                + " |")
         lines.append("")
     lines += [f"Host: {platform.machine()}, Python {platform.python_version()}, numpy {np.__version__}.", "",
               END]

@@ -108,11 +108,16 @@ class IntMiniLM:
             b = {n: self.bits[f"{p}.{n}"] for n in ("attention.self.query", "attention.self.scores",
                                                     "attention.self.context", "attention.output.dense",
                                                     "intermediate.dense", "output.dense")}
-            self.s[f"{p}.h_in"] = _amax(rec[f"{p}.attention.self.query"]) / _qmax(b["attention.self.query"][1])
-            self.s[f"{p}.q"] = _amax(rec[f"{p}.attention.self.scores.a"]) / _qmax(b["attention.self.scores"][1])
-            self.s[f"{p}.k"] = _amax(rec[f"{p}.attention.self.scores.b"]) / _qmax(b["attention.self.scores"][0])
-            self.s[f"{p}.v"] = _amax(rec[f"{p}.attention.self.context.b"]) / _qmax(b["attention.self.context"][0])
-            self.s[f"{p}.ctx"] = _amax(rec[f"{p}.attention.output.dense"]) / _qmax(b["attention.output.dense"][1])
+            self.s[f"{p}.h_in"] = (_amax(rec[f"{p}.attention.self.query"])
+                                   / _qmax(b["attention.self.query"][1]))
+            self.s[f"{p}.q"] = (_amax(rec[f"{p}.attention.self.scores.a"])
+                                / _qmax(b["attention.self.scores"][1]))
+            self.s[f"{p}.k"] = (_amax(rec[f"{p}.attention.self.scores.b"])
+                                / _qmax(b["attention.self.scores"][0]))
+            self.s[f"{p}.v"] = (_amax(rec[f"{p}.attention.self.context.b"])
+                                / _qmax(b["attention.self.context"][0]))
+            self.s[f"{p}.ctx"] = (_amax(rec[f"{p}.attention.output.dense"])
+                                  / _qmax(b["attention.output.dense"][1]))
             self.s[f"{p}.h_mid"] = _amax(rec[f"{p}.intermediate.dense"]) / _qmax(b["intermediate.dense"][1])
             self.s[f"{p}.f"] = _amax(rec[f"{p}.output.dense"]) / _qmax(b["output.dense"][1])
             # residual sums and the pre-GELU tensor, from the recorded float GEMM inputs
@@ -145,7 +150,8 @@ class IntMiniLM:
         w = self.model.w
         m = 0.0
         for ids, types in tokenize(CALIB_SENTENCES):
-            e = (w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:ids.size]
+            e = (w["embeddings.word_embeddings.weight"][ids]
+                 + w["embeddings.position_embeddings.weight"][:ids.size]
                  + w["embeddings.token_type_embeddings.weight"][types])
             m = max(m, float(np.abs(e).max()))
         return m

@@ -13,8 +13,8 @@ pytorch-quantization)
 ``mse``         the clip ``c * (lo, hi)``, ``c`` on a grid in ``(0, 1]``, minimising the mean squared error of
                 quantize-dequantize (the "MSE" calibrator of NVIDIA pytorch-quantization / Choukroun et al.,
                 ICCVW 2019 "Low-bit quantization of neural networks for efficient inference")
-``entropy``     the threshold minimising ``KL(P || Q)`` between the clipped histogram and its quantized version
-                (Migacz, "8-bit Inference with TensorRT", GTC 2017), see :func:`entropy_threshold`
+``entropy``     the threshold minimising ``KL(P || Q)`` between the clipped histogram and its quantized
+                version (Migacz, "8-bit Inference with TensorRT", GTC 2017), see :func:`entropy_threshold`
 ``aciq``        the analytical MSE-optimal clip for a Laplace or Gaussian fit (Banner, Nahshan, Soudry,
                 "Post training 4-bit quantization of convolutional networks for rapid-deployment", NeurIPS
                 2019, §3 eq. 5 and the Gaussian analogue), see :func:`aciq_alpha`

@@ -8,12 +8,12 @@ ONNX.
 ================  ============================================================================================
 scheme            scale and zero point from a range
 ================  ============================================================================================
-symmetric,        ``s = f32(amax / (2^(b-1) - 1))``, ``z = 0``, codes ``[-(2^(b-1)-1), 2^(b-1)-1]`` (restricted
-restricted        range, survey §III-C; TFLite/ORT symmetric weights)
-symmetric, full   ``s = f32(amax / (2^(b-1) - 0.5))`` = ``2 amax / (2^b - 1)``, codes ``[-2^(b-1), 2^(b-1)-1]``
-                  (survey §III-C "full range")
-symmetric,        ``s = f32(amax / (2^b - 1))``, ``z = 0``, codes ``[0, 2^b - 1]`` (a non-negative tensor, e.g.
-unsigned          after ReLU)
+symmetric,        ``s = f32(amax / (2^(b-1) - 1))``, ``z = 0``, codes ``[-(2^(b-1)-1), 2^(b-1)-1]``
+restricted        (restricted range, survey §III-C; TFLite/ORT symmetric weights)
+symmetric, full   ``s = f32(amax / (2^(b-1) - 0.5))`` = ``2 amax / (2^b - 1)``,
+                  codes ``[-2^(b-1), 2^(b-1)-1]`` (survey §III-C "full range")
+symmetric,        ``s = f32(amax / (2^b - 1))``, ``z = 0``, codes ``[0, 2^b - 1]`` (a non-negative tensor,
+unsigned          e.g. after ReLU)
 asymmetric        ``s = f32(f32(hi' - lo') / (qmax - qmin))``, ``z = clamp(rne(qmin - lo'/s))`` with ``lo' =
                   min(lo, 0)``, ``hi' = max(hi, 0)`` (ORT ``quant_utils.compute_scale_zp``), signed or
                   unsigned

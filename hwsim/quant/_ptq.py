@@ -181,7 +181,8 @@ def adaround(w, gram, qp: QParams, *, iters: int = 1000, lr: float = 1e-2, reg: 
     Minimises the layer's output reconstruction error plus a regulariser that drives every rounding variable
     to 0 or 1 (eq. 21-24)::
 
-        W~(V) = s * clip(floor(W / s) + h(V), qmin - z, qmax - z),   h(V) = clip(sigmoid(V)(zeta - gamma) + gamma, 0, 1)
+        W~(V) = s * clip(floor(W / s) + h(V), qmin - z, qmax - z),
+        h(V)  = clip(sigmoid(V)(zeta - gamma) + gamma, 0, 1)
         loss  = tr((W~ - W) G (W~ - W)^T) / K  +  reg * sum(1 - |2 h(V) - 1|^beta)
 
     with ``G = E[x x^T]`` the input's second-moment (Gram) matrix, so that ``tr(.)/K`` is the mean squared

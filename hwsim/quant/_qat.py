@@ -368,8 +368,8 @@ def _import_torch():
         import torch
     except ImportError as e:  # also a broken install
         raise MissingDependency(f"quantization-aware training needs torch ({e}); install it with "
-                                "'pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu'") \
-            from None
+                                "'pip install torch==2.13.0 --index-url "
+                                "https://download.pytorch.org/whl/cpu'") from None
     return torch
 
 

@@ -255,7 +255,8 @@ def _known_keys(model: type[BaseModel], loc: tuple) -> list[str]:
                     m.model_fields.get("op").annotation if "op" in m.model_fields else ())), cur)
             continue
         members = _members(cur)
-        match = [m for m in members if "op" in m.model_fields and part in typing.get_args(m.model_fields["op"].annotation)]
+        match = [m for m in members
+                 if "op" in m.model_fields and part in typing.get_args(m.model_fields["op"].annotation)]
         if match:
             cur = match[0]
         elif members:
