@@ -2,5 +2,7 @@
 
 from ._plan import LayerMapping, map_layer
 from ._precision import PrecisionFactors, precision_factors
+from ._scalesim_memory import ScaleSimDram, scalesim_dram_counts
 
-__all__ = ["LayerMapping", "map_layer", "PrecisionFactors", "precision_factors"]
+__all__ = ["LayerMapping", "map_layer", "PrecisionFactors", "precision_factors", "ScaleSimDram",
+           "scalesim_dram_counts"]
