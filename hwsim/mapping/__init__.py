@@ -2,7 +2,7 @@
 
 from ._plan import LayerMapping, map_layer
 from ._precision import PrecisionFactors, precision_factors
-from ._scalesim_memory import ScaleSimDram, scalesim_dram_counts
+from ._scalesim_memory import ScaleSimMemory, scalesim_memory
 
-__all__ = ["LayerMapping", "map_layer", "PrecisionFactors", "precision_factors", "ScaleSimDram",
-           "scalesim_dram_counts"]
+__all__ = ["LayerMapping", "map_layer", "PrecisionFactors", "precision_factors", "ScaleSimMemory",
+           "scalesim_memory"]

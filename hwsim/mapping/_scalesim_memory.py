@@ -37,26 +37,31 @@ stalls) is not reproduced: docs/validation_timing.md explains what SCALE-Sim cou
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
 from ..spec import ArchSpec, Conv2d, Gemm
 
-__all__ = ["ScaleSimDram", "scalesim_dram_counts"]
+__all__ = ["ScaleSimMemory", "scalesim_memory"]
+
+OPS = ("ifmap", "filter", "ofmap")
 
 
 @dataclass(frozen=True)
-class ScaleSimDram:
-    """SCALE-Sim 3.0.0's CALC-mode DRAM counts of one layer, in words (one word = one byte = one operand).
+class ScaleSimMemory:
+    """SCALE-Sim 3.0.0's memory figures of one layer: words (one word = one byte = one operand) and cycles.
 
     ``ifmap_reads``, ``filter_reads``: DRAM reads of the ifmap and filter buffers ("DRAM IFMAP Reads",
-    "DRAM Filter Reads" of its DETAILED_ACCESS_REPORT.csv); ``ofmap_writes``: "DRAM OFMAP Writes".
+    "DRAM Filter Reads" of its DETAILED_ACCESS_REPORT.csv); ``ofmap_writes``: "DRAM OFMAP Writes";
+    ``stall_cycles`` and ``total_cycles``: "Stall Cycles" and "Total Cycles" of its COMPUTE_REPORT.csv.
     """
 
     ifmap_reads: int
     filter_reads: int
     ofmap_writes: int
+    stall_cycles: int
+    total_cycles: int
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -108,6 +113,16 @@ def _fold_stream(mat: np.ndarray, skew: bool, flip: bool, row0: int):
     else:
         rows = row0 + t
     return rows, j, addr
+
+
+def _n_rows(layer, arch: ArchSpec, group_channels: int | None = None) -> int:
+    """Rows (cycles) of SCALE-Sim's demand matrices: folds x (fill + steady + drain) of hwsim's plan."""
+    R, C = arch.array.rows, arch.array.cols
+    ifm, fil, _ = (x.shape for x in _operands(layer, group_channels))
+    M, K, N = ifm[0], ifm[1], fil[1]
+    sr, sc, t = {"os": (M, N, K), "ws": (K, N, M), "is": (K, M, N)}[arch.array.dataflow]
+    fill = R - 1 if arch.array.dataflow == "os" else 2 * R - 1
+    return _cdiv(sr, R) * _cdiv(sc, C) * (fill + t + C - 1)
 
 
 def _streams(layer, arch: ArchSpec, group_channels: int | None = None):
@@ -180,7 +195,8 @@ def _epoch_misses(addr: np.ndarray, window: int) -> int:
     if window <= 0:
         return int(np.unique(addr).size)
     _, dense = np.unique(addr, return_inverse=True)
-    return int(_epoch_kernel(dense.astype(np.int64), window))
+    kernel = _epoch_kernel if dense.size > 200_000 else _epoch_kernel_py  # compiling costs ~1 s
+    return int(kernel(dense.astype(np.int64), window))
 
 
 def _epoch_kernel_py(dense, window):
@@ -197,49 +213,130 @@ def _epoch_kernel_py(dense, window):
     return misses
 
 
-def _write_kernel_py(cycles, total, lane):
-    """SCALE-Sim's write buffer (see the module docstring): words counted as DRAM writes."""
-    drain = total - _cdiv(total, 2)
-    per_drain = _cdiv(drain, lane) if drain > 0 else 1
-    free = total
-    line_fill = 0          # words in the line being packed
-    lines = []             # valid words of every closed line (a line holds up to ``lane``)
-    start = 0              # first line not yet drained
-    drain_end = 0
-    offset = 0
-    counted = 0
-    for cyc in cycles:
-        cur = cyc + offset
-        line_fill += 1
-        free -= 1
-        if line_fill == lane:
-            lines.append(lane)
-            line_fill = 0
-        if cur < drain_end:
-            if free <= 0:
-                offset += max(drain_end - cur, 0)
-                cur = drain_end
-        elif free < total - drain:
-            if line_fill:
-                lines.append(line_fill)
-                line_fill = 0
-            end = min(start + per_drain, len(lines))
-            n = end - start
-            if n > 0:
-                words = n * lane - (lane - lines[end - 1])
-                counted += words
-                free += words
-                drain_end = cur + n - 1
-                start = end
-            else:
-                drain_end = cur - 1
-    if line_fill:
-        lines.append(line_fill)
-    while start < len(lines):
-        end = min(start + per_drain, len(lines))
-        counted += (end - start) * lane - (lane - lines[end - 1])
-        start = end
-    return counted
+class _WriteBuffer:
+    """SCALE-Sim's ofmap write buffer (module docstring): ``total`` words, lines of ``lane`` words."""
+
+    def __init__(self, total: int, lane: int):
+        self.total, self.lane = total, lane
+        self.drain = total - _cdiv(total, 2)
+        self.per_drain = max(_cdiv(self.drain, lane), 1)
+        self.free = total
+        self.fill = 0              # words in the line being packed
+        self.lines: list[int] = []  # valid words of every closed line
+        self.start = 0             # first line not drained yet
+        self.drain_end = 0
+        self.counted = 0
+
+    def _drain(self, cycle: int) -> int:
+        end = min(self.start + self.per_drain, len(self.lines))
+        words = (end - self.start) * self.lane - (self.lane - self.lines[end - 1])
+        self.counted += words
+        self.free += words
+        done = cycle + (end - self.start) - 1
+        self.start = end
+        return done
+
+    def write_row(self, n: int, cycle: int) -> int:
+        """``n`` words requested in ``cycle``; the cycle the row is served (later when the buffer is full)."""
+        cur = cycle
+        for _ in range(n):
+            self.fill += 1
+            self.free -= 1
+            if self.fill == self.lane:
+                self.lines.append(self.lane)
+                self.fill = 0
+            if cur < self.drain_end:
+                if self.free <= 0:
+                    cur = self.drain_end
+            elif self.free < self.total - self.drain:
+                if self.fill:
+                    self.lines.append(self.fill)
+                    self.fill = 0
+                self.drain_end = self._drain(cur)
+        return cur
+
+    def finish(self, cycle: int) -> None:
+        if self.fill:
+            self.lines.append(self.fill)
+            self.fill = 0
+        while self.start < len(self.lines):
+            cycle = self._drain(cycle) + 1
+
+
+class _UserReadBuffer:
+    """SCALE-Sim's USER-mode read buffer (``memory/read_buffer.py``), from its semantics.
+
+    The fetch order (``fetch``, -1 = no word) is cut into lines of ``eps = ceil(E / 100)`` valid words; the
+    active window holds ``ceil(E/2 / eps)`` lines, each refill moves it ``ceil((E - E/2) / eps)`` lines on
+    (wrapping) and reads ``ceil((E - E/2) / bw)`` full port lines of ``bw`` words from DRAM, taking that many
+    cycles plus one of latency after the previous refill. A request waits for refills until its address is in
+    the window; SCALE-Sim adds a positive wait twice and a negative one (refill done early) once."""
+
+    def __init__(self, fetch: np.ndarray, size: int, bw: int):
+        self.bw = bw
+        active = _cdiv(size, 2)
+        self.pf_size = size - active
+        eps = _cdiv(size, 100)
+        valid = fetch[fetch >= 0]
+        cuts = list(range(eps, valid.size + 1, eps))
+        self.line_sets = [set(x.tolist()) for x in np.split(valid, cuts)]
+        n = len(self.line_sets)
+        self.n_lines = n
+        self.n_act = min(_cdiv(active, eps), n)
+        self.n_pf = min(_cdiv(self.pf_size, eps), n - self.n_act)
+        first = min(_cdiv(active, bw), _cdiv(fetch.size, bw))
+        self.reads = first * bw
+        self.last = -1           # the first fill ends the cycle before the first request (latency 1)
+        self.lo, self.hi = 0, self.n_act
+        self.line_of: dict[int, list[int]] = {}
+        for i, st in enumerate(self.line_sets):
+            for a in st:
+                self.line_of.setdefault(a, []).append(i)
+
+    def _hit(self, addr: int) -> bool:
+        lo, hi = self.lo, self.hi
+        for i in self.line_of.get(addr, ()):
+            if (lo <= i < hi) if lo < hi else (i >= lo or i < hi):
+                return True
+        return False
+
+    def read_row(self, addrs, cycle: int) -> int:
+        """Serve one cycle's requests; returns the wait beyond the hit latency (SCALE-Sim's 'stall')."""
+        off = 1
+        for a in addrs:
+            while not self._hit(a):
+                self.lo = (self.lo + self.n_pf) % self.n_lines
+                self.hi = (self.lo + self.n_act) % self.n_lines
+                k = _cdiv(self.pf_size, self.bw)
+                self.reads += k * self.bw
+                self.last = self.last + k + 1
+                wait = self.last - (cycle + off)
+                off += wait + (wait if wait > 0 else 0)
+        return off - 1
+
+
+def _fetch_order(layer, arch: ArchSpec, group_channels: int | None = None) -> dict[str, np.ndarray]:
+    """SCALE-Sim's prefetch matrices, flattened (-1 kept): per fold block, stacked; a streamed operand is
+    read along anti-diagonals (the order of its skewed demand), a stationary one row by row."""
+    R, C = arch.array.rows, arch.array.cols
+    df = arch.array.dataflow
+    ifm, fil, _ = _operands(layer, group_channels)
+
+    def stack(mat, width):
+        blocks = [mat[:, i:i + width] for i in range(0, mat.shape[1], width)]
+        return np.concatenate([np.pad(b, ((0, 0), (0, width - b.shape[1])), constant_values=-1)
+                               for b in blocks], axis=0)
+
+    def diag(mat):
+        r, c = np.indices(mat.shape)
+        order = np.lexsort((c.ravel(), (r + c).ravel()))
+        return mat.ravel()[order]
+
+    if df == "os":
+        return {"ifmap": diag(stack(ifm.T, R)), "filter": diag(stack(fil, C))}
+    if df == "ws":
+        return {"ifmap": diag(stack(ifm, R)), "filter": stack(fil, C).ravel()}
+    return {"ifmap": stack(ifm.T, C).ravel(), "filter": diag(stack(fil.T, R))}
 
 
 try:  # the streams of a large layer are long: compile the two loops when numba is there
@@ -250,35 +347,66 @@ except ImportError:  # pragma: no cover
     _epoch_kernel = _epoch_kernel_py
 
 
-def _one(layer, arch: ArchSpec, group_channels: int | None = None) -> ScaleSimDram:
-    s = _streams(layer, arch, group_channels)
+def _one(layer, arch: ArchSpec, ports: tuple[int, int, int] | None,
+         group_channels: int | None = None) -> ScaleSimMemory:
+    st = _streams(layer, arch, group_channels)
     mem = arch.memory.hierarchy()
-    size = {op: next(lv for lv in mem if lv.name == f"{op}_sram").size_bits / 8 for op in ("ifmap", "filter",
-                                                                                          "ofmap")}
-    win = {op: 50 * (int(size[op]) // 100) for op in ("ifmap", "filter")}
-    ofm_cycles = s["ofmap"][0]
-    return ScaleSimDram(ifmap_reads=_epoch_misses(s["ifmap"][1], win["ifmap"]),
-                        filter_reads=_epoch_misses(s["filter"][1], win["filter"]),
-                        ofmap_writes=int(_write_kernel_py(ofm_cycles.tolist(), int(size["ofmap"]),
-                                                          arch.array.cols)))
+    size = {op: int(next(lv for lv in mem if lv.name == f"{op}_sram").size_bits // 8) for op in OPS}
+    n_rows = _n_rows(layer, arch, group_channels)
+    bounds = {op: np.searchsorted(st[op][0], np.arange(n_rows + 1)) for op in OPS}
+    if ports is None:  # CALC: reads never wait; the ofmap port takes one line of `cols` words per cycle
+        reads = {op: _epoch_misses(st[op][1], 50 * (size[op] // 100)) for op in ("ifmap", "filter")}
+        bufs = None
+        lane = arch.array.cols
+    else:
+        fetch = _fetch_order(layer, arch, group_channels)
+        bufs = {op: _UserReadBuffer(fetch[op], size[op], bw) for op, bw in zip(("ifmap", "filter"), ports)}
+        lane = ports[2]
+    wb = _WriteBuffer(size["ofmap"], lane)
+    stall, last = 0, 0
+    ob = bounds["ofmap"]
+    for i in range(n_rows):
+        cyc = i + stall
+        wait = 0
+        if bufs is not None:
+            for op in ("ifmap", "filter"):
+                b = bounds[op]
+                if b[i + 1] > b[i]:
+                    wait = max(wait, bufs[op].read_row(st[op][1][b[i]:b[i + 1]].tolist(), cyc))
+                else:
+                    wait = max(wait, bufs[op].read_row((), cyc))
+        out = wb.write_row(int(ob[i + 1] - ob[i]), cyc)
+        wait = max(wait, out - cyc)
+        stall += wait
+        last = max(last, out)
+    wb.finish(out)
+    if bufs is not None:
+        reads = {op: bufs[op].reads for op in ("ifmap", "filter")}
+    return ScaleSimMemory(ifmap_reads=reads["ifmap"], filter_reads=reads["filter"], ofmap_writes=wb.counted,
+                          stall_cycles=stall, total_cycles=last)
 
 
-def scalesim_dram_counts(layer: Conv2d | Gemm, arch: ArchSpec) -> ScaleSimDram:
-    """SCALE-Sim 3.0.0's CALC-mode DRAM reads and writes of ``layer`` on ``arch`` (module docstring).
+def scalesim_memory(layer: Conv2d | Gemm, arch: ArchSpec, *,
+                    user_ports: tuple[int, int, int] | None = None) -> ScaleSimMemory:
+    """SCALE-Sim 3.0.0's DRAM reads and writes, stall cycles and Total Cycles of ``layer`` on ``arch``.
 
     Parameters
     ----------
     layer : Conv2d or Gemm
         A layer as :func:`hwsim.frontends.read_topology_csv` reads it from a SCALE-Sim topology (raw input
-        height and width, output size by SCALE-Sim's rule). A depthwise conv is summed over its channels.
+        height and width, output size by SCALE-Sim's rule). A depthwise conv is summed over its channels
+        (SCALE-Sim runs one layer per channel).
     arch : ArchSpec
         An arch with SCALE-Sim's three buffers (``ifmap_sram``, ``filter_sram``, ``ofmap_sram``), as
         :func:`hwsim.frontends.arch_from_scalesim_cfg` makes.
+    user_ports : (int, int, int), optional
+        USER bandwidth mode: the ifmap, filter and ofmap DRAM ports in words per cycle (the cfg's
+        ``IfmapSRAMBankBandwidth``, ``FilterSRAMBankBandwidth`` and ``Bandwidth[0]``). Omitted: CALC mode.
 
     Returns
     -------
-    ScaleSimDram
-        Words (one byte each).
+    ScaleSimMemory
+        Words (one byte each) and cycles.
 
     Raises
     ------
@@ -290,7 +418,6 @@ def scalesim_dram_counts(layer: Conv2d | Gemm, arch: ArchSpec) -> ScaleSimDram:
         raise ValueError(f"an arch with SCALE-Sim's ifmap_sram, filter_sram and ofmap_sram; found {sorted(names)}")
     if isinstance(layer, Conv2d) and layer.n_groups > 1:
         per = layer.in_channels // layer.n_groups
-        parts = [_one(layer, arch, per) for _ in range(layer.n_groups)]
-        return ScaleSimDram(*(sum(getattr(p, f) for p in parts) for f in ("ifmap_reads", "filter_reads",
-                                                                           "ofmap_writes")))
-    return _one(layer, arch)
+        parts = [_one(layer, arch, user_ports, per) for _ in range(layer.n_groups)]
+        return ScaleSimMemory(*(sum(getattr(p, f.name) for p in parts) for f in fields(ScaleSimMemory)))
+    return _one(layer, arch, user_ports)
