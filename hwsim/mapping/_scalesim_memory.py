@@ -1,4 +1,4 @@
-"""What SCALE-Sim 3.0.0 counts as DRAM traffic in CALC mode, reimplemented from the semantics of its memory model.
+"""What SCALE-Sim 3.0.0 counts as DRAM traffic, stalls and total cycles, reimplemented from its memory model.
 
 hwsim's own DRAM model (:mod:`hwsim.mapping._traffic`) counts the unique data a buffer must hold times the
 refetches its loop nest forces, and every output once. SCALE-Sim counts something else, so under
@@ -27,12 +27,21 @@ buffer packs them into lines of ``B`` words (``B`` = array columns in CALC mode)
 B)`` lines at a time when more than ``D = E - ceil(E / 2)`` words are held and the previous drain has
 ended (a drain of L lines ends L - 1 cycles after it starts; DRAM latency is 0). A drain forces the partly
 filled line out and counts it whole unless it is the last line drained, and it frees as many words as it
-counted; what remains is drained at the end. hwsim counts each final output written once.
+counted; what remains is drained at the end. A full buffer holds the array until the drain ends. hwsim counts
+each final output written once.
+
+**USER mode** (``memory/read_buffer.py``): the read buffers refill from a fetch order (SCALE-Sim's prefetch
+matrices: per fold block, stacked; streamed operands along anti-diagonals, stationary ones row by row) cut
+into lines of ``ceil(E / 100)`` valid words; see :class:`_UserReadBuffer`. Ports: ifmap and filter
+``IfmapSRAMBankBandwidth``/``FilterSRAMBankBandwidth`` words per cycle, ofmap ``Bandwidth[0]`` (the write
+buffer's line). Each demand row (cycle ``i`` plus the stalls so far) is served by the three buffers; the
+row's stall is the largest of their waits (``double_buffered_scratchpad_mem.py:service_memory_requests``) and
+Total Cycles is the last cycle an ofmap row is served.
 
 Assumptions: one-byte words (SCALE-Sim's ``word_size = 1``), active fraction 0.5 (``single_layer_sim.py``),
 no sparsity, no custom layout, no Ramulator trace. A depthwise layer is ``groups`` SCALE-Sim layers of one
-channel each (its topology reader's expansion), each with empty buffers. USER mode (real bandwidths and
-stalls) is not reproduced: docs/validation_timing.md explains what SCALE-Sim counts there.
+channel each (its topology reader's expansion), each with empty buffers. docs/validation_timing.md says,
+case by case, where these counts differ from hwsim's own model and why.
 """
 
 from __future__ import annotations
