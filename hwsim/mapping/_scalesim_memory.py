@@ -1,8 +1,9 @@
 """What SCALE-Sim 3.0.0 counts as DRAM traffic, stalls and total cycles, reimplemented from its memory model.
 
 hwsim's own DRAM model (:mod:`hwsim.mapping._traffic`) counts the unique data a buffer must hold times the
-refetches its loop nest forces, and every output once. SCALE-Sim counts something else, so under
-``timing.convention: scalesim`` :func:`scalesim_dram_counts` gives its figures per operand. It follows the
+refetches its loop nest forces, and every output once. SCALE-Sim counts something else, so for an arch
+imported from a SCALE-Sim cfg (``timing.convention: scalesim``) :func:`scalesim_memory` gives its figures. It
+follows the
 rules below, derived from the SCALE-Sim 3.0.0 sources (PyPI ``scalesim==3.0.0``; none of its code is used):
 
 **The address stream.** SCALE-Sim's compute model (``compute/systolic_compute_{os,ws,is}.py``) turns the
