@@ -1,14 +1,14 @@
 """Typed, immutable specs: the accelerator, the workload; YAML loading with precise errors."""
 
-from ._arch import (OPERANDS, ArchSpec, AreaOverrides, ArrayConfig, DramConfig, EnergyOverrides, MemoryConfig,
-                    MemoryLevel, PEConfig, SramConfig, TimingConfig, load_arch)
+from ._arch import (LOOP_DIMS, OPERANDS, ArchSpec, AreaOverrides, ArrayConfig, ArrayUnroll, DramConfig,
+                    EnergyOverrides, MemoryConfig, MemoryLevel, PEConfig, SramConfig, TimingConfig, load_arch)
 from ._loader import load_yaml, validate
 from ._quantcfg import LayerBits, QuantConfig, load_quant_config
 from ._workload import Conv2d, Gemm, GemmView, Layer, Workload, load_workload_yaml
 
 __all__ = [
     # _arch
-    "ArchSpec", "ArrayConfig", "PEConfig", "SramConfig", "DramConfig", "MemoryConfig", "MemoryLevel", "OPERANDS",
+    "ArchSpec", "ArrayConfig", "ArrayUnroll", "LOOP_DIMS", "PEConfig", "SramConfig", "DramConfig", "MemoryConfig", "MemoryLevel", "OPERANDS",
     "EnergyOverrides", "AreaOverrides",
     "TimingConfig", "load_arch",
     # _workload
