@@ -95,13 +95,15 @@ def test_tpu_like_unroll_puts_a_depthwise_conv_on_one_pe():
 def test_edge_tpu_like_factors_by_hand():
     # 128 x 8 ws, rows {C: 8, OX: 4, OY: 4}, cols {K: 8}; conv C 16 -> K 16, 8 x 8 outputs, 3 x 3, pad 1.
     # steps: C 16/8 = 2, OX 8/4 = 2, OY 2, K 16/8 = 2, FY 3, FX 3, B 1. Streamed (ws): B x OY x OX = 4 steps;
-    # folds: C 2 x K 2 x FY 3 x FX 3 = 36, each 2*128 - 1 + 4 + 8 - 1 = 266 cycles: 9,576 cycles.
+    # folds: C 2 x K 2 x FY 3 x FX 3 = 36. Systolic depth: rows 8 (C; the OX x OY replicas share each
+    # weight and add none), columns 8 (K): each fold 2*8 - 1 + 4 + 8 - 1 = 26 cycles: 936 cycles (a 128-deep
+    # chain would fill for 2*128 - 1 = 255 cycles per fold).
     # PEs: all 128 x 8 busy in every step: mapping efficiency 16*16*9*64 MACs / (36 x 4 x 1,024) = 1.
     arch = make_arch(**{"array.rows": 128, "array.cols": 8,
                         "array.unroll": {"rows": {"C": 8, "OX": 4, "OY": 4}, "cols": {"K": 8}}})
     layer = Conv2d(name="c", op="conv2d", in_channels=16, out_channels=16, in_h=8, in_w=8, kernel=3, padding=1)
     m = map_layer(layer, arch, weight_bits=8, act_bits=8)
-    assert (m.folds, m.t, m.cycles_per_fold, m.compute_cycles) == (36, 4, 266, 9_576)
+    assert (m.folds, m.t, m.cycles_per_fold, m.compute_cycles) == (36, 4, 26, 936)
     assert m.mapping_efficiency == pytest.approx(1.0)
 
 

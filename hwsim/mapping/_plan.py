@@ -161,6 +161,7 @@ def map_layer(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int, act_bit
         else:  # is
             ifm, fil, ofw = K * M, K * N * cf, M * N * rf
         red_folds = rf
+        depth_r, depth_c = R, C
     else:  # the loop dimensions each axis unrolls (array.unroll): hwsim.mapping._unroll
         up = unroll_plan(layer, arch, c_div=pf.macs_per_pe_cycle, where=where)
         sr, sc, t = up.rows_used, up.cols_used, up.t
@@ -176,10 +177,11 @@ def map_layer(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int, act_bit
         else:  # is
             ifm, fil, ofw = K * M, K * N * up.m_steps, M * N * up.red_folds
         red_folds = up.red_folds
+        depth_r, depth_c = up.row_depth, up.col_depth  # the systolic chain along each axis
     folds = folds_per_group * g.groups
-    fill = (R - 1) if df == "os" else (2 * R - 1)
+    fill = (depth_r - 1) if df == "os" else (2 * depth_r - 1)
     steady = t * pf.cycles_per_step
-    drain = C - 1
+    drain = depth_c - 1
     per_fold = fill + steady + drain
     compute = folds * per_fold
     if arch.timing.convention == "scalesim":

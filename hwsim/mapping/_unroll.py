@@ -14,6 +14,15 @@ FY, FX (a GEMM: B = M, C = K, K = N):
 * ``red_folds`` = the temporal steps of the reduction dims C, FY, FX that are not streamed (ws, is: how many
   times each partial sum leaves the array), ``n_steps`` those of K, ``m_steps`` those of B, OY, OX.
 
+* fill and drain: a fold costs ``fill + T + drain`` with the GEMM view's formulas (:mod:`hwsim.mapping._plan`)
+  over the *systolic depth* of each axis instead of its size. The depth counts the dims of the kind the GEMM
+  view puts on that axis (ws and is rows: reduction C, FY, FX; os rows and is columns: pixels B, OY, OX; ws and
+  os columns: K): a listed axis of that kind has the axis size as depth (as SCALE-Sim: a partial fold costs
+  a full one), a factored axis the product of those dims' factors. A dim of another kind on an axis is
+  replicated: its PEs sit side by side at the same chain position and share the operand it does not index
+  (ZigZag's ``served_dimensions``: edge_tpu_like's one weight register per 4 x 4 OX-OY group), so it adds no
+  depth. edge_tpu_like ({C: 8, OX: 4, OY: 4} on 128 rows) thus fills over 8 rows, not 128.
+
 An axis that flattens dims of different kinds (reduction C, FY, FX; output channels K; pixels B, OY, OX) has
 no single step count per kind: that is an error (give factors instead).
 With ``{rows: [C, FY, FX], cols: [K]}`` on ws (or ``[B, OY, OX]`` x ``[K]`` on os, ``[C, FY, FX]`` x
@@ -59,7 +68,8 @@ def loop_sizes(layer: Conv2d | Gemm) -> dict[str, int]:
 class UnrollPlan:
     """Per group: ``folds`` (folds), ``t`` (streamed steps per fold), ``red_folds``, ``n_steps``, ``m_steps``
     (temporal steps of the reduction, output-channel and pixel dims), ``rows_used``/``cols_used`` (PEs of
-    each axis a full fold uses), ``row_steps``/``col_steps`` (temporal steps of each axis)."""
+    each axis a full fold uses), ``row_steps``/``col_steps`` (temporal steps of each axis), ``row_depth``/
+    ``col_depth`` (systolic depth of each axis, for fill and drain)."""
 
     folds: int
     t: int
@@ -70,6 +80,8 @@ class UnrollPlan:
     cols_used: int
     row_steps: int
     col_steps: int
+    row_depth: int
+    col_depth: int
 
 
 def unroll_plan(layer: Conv2d | Gemm, arch: ArchSpec, *, c_div: int = 1, where: str = "<arch>") -> UnrollPlan:
@@ -87,6 +99,8 @@ def unroll_plan(layer: Conv2d | Gemm, arch: ArchSpec, *, c_div: int = 1, where: 
     df = arch.array.dataflow
     size = loop_sizes(layer)
     size["C"] = _cdiv(size["C"], c_div)
+    primary = {"ws": ("reduction", "K"), "os": ("pixels", "K"), "is": ("reduction", "pixels")}[df]
+    depth = {}
     steps = {d: size[d] for d in LOOP_DIMS}   # temporal steps per dim (a flattened axis: on its first dim)
     used = {}
     axis_steps = {}
@@ -107,11 +121,15 @@ def unroll_plan(layer: Conv2d | Gemm, arch: ArchSpec, *, c_div: int = 1, where: 
             steps[dims[0]] = st   # the group's steps, on its first dim (all dims are of one kind)
             used[axis] = min(prod, n)
             axis_steps[axis] = st
+            main = primary[0 if axis == "rows" else 1]
+            depth[axis] = n if any(_kind(d) == main for d in dims) else 1
         else:
             for d, f in pairs:
                 steps[d] = _cdiv(size[d], f)
             used[axis] = math.prod(min(size[d], f) for d, f in pairs)
             axis_steps[axis] = math.prod(steps[d] for d, _ in pairs)
+            main = primary[0 if axis == "rows" else 1]
+            depth[axis] = math.prod(f for d, f in pairs if _kind(d) == main)
     t = math.prod(steps[d] for d in STREAMED[df])
     folds = math.prod(steps[d] for d in LOOP_DIMS if d not in STREAMED[df])
     red = math.prod(steps[d] for d in REDUCTION if d not in STREAMED[df])
@@ -119,4 +137,4 @@ def unroll_plan(layer: Conv2d | Gemm, arch: ArchSpec, *, c_div: int = 1, where: 
     m_steps = math.prod(steps[d] for d in PIXELS)
     return UnrollPlan(folds=folds, t=t, red_folds=red, n_steps=n_steps, m_steps=m_steps,
                       rows_used=used["rows"], cols_used=used["cols"], row_steps=axis_steps["rows"],
-                      col_steps=axis_steps["cols"])
+                      col_steps=axis_steps["cols"], row_depth=depth["rows"], col_depth=depth["cols"])
