@@ -141,3 +141,28 @@ def test_bad_unroll_exits_2_with_one_line(tmp_path, unroll, msg):
                         "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     assert r.stderr.strip() == f"hwsim: error: {bad}: {msg}"
+
+
+def test_broadcast_axes_have_no_fill_or_drain():
+    # G = (M 10, K 6, N 5) on 4x4 ws: 2 x 2 folds streaming T = M = 10. Systolic (default): (2*4 - 1) + 10 +
+    # (4 - 1) = 20 per fold, 80 cycles. Rows broadcast (systolic: [cols]): fill 2*1 - 1 = 1 (all rows take
+    # their weights in one cycle, no input skew): 1 + 10 + 3 = 14, 56. Both broadcast: 1 + 10 + 0 = 11, 44.
+    g = Gemm(name="g", op="gemm", m=10, k=6, n=5)
+    got = [map_layer(g, make_arch(**({"array.systolic": s} if s is not None else {})), weight_bits=8,
+                     act_bits=8).compute_cycles for s in (None, ["cols"], [])]
+    assert got == [80, 56, 44]
+
+
+@pytest.mark.parametrize("systolic,msg", [
+    ("[rows, rows]", "array: expected each axis listed once in systolic, found ['rows', 'rows']"),
+    ("[diag]", "array.systolic[0]: expected 'rows' or 'cols', found 'diag'"),
+])
+def test_bad_systolic_is_one_line(tmp_path, systolic, msg):
+    from hwsim.errors import SpecError
+    from hwsim.spec import load_arch
+    bad = tmp_path / "a.yaml"
+    bad.write_text((ROOT / "arch/edge_32x32.yaml").read_text().replace(
+        "\n  dataflow: ws", f"\n  systolic: {systolic}\n  dataflow: ws", 1))
+    with pytest.raises(SpecError) as e:
+        load_arch(bad)
+    assert str(e.value) == f"{bad}: {msg}"

@@ -13,7 +13,8 @@ spatial dims Sr (array rows), Sc (array cols) and a streamed dim T:
 ====  ====  ====  ====  ==============================================
 
 folds = ceil(Sr / R) * ceil(Sc / C) per group, run back to back with no overlap of fill and drain (as in
-SCALE-Sim); a partial fold costs a full fold. With ``timing.convention: scalesim`` a GEMM reports one cycle
+SCALE-Sim); a partial fold costs a full fold. An axis that ``array.systolic`` leaves out broadcasts: R (or C)
+is 1 in its fill or drain term. With ``timing.convention: scalesim`` a GEMM reports one cycle
 less (SCALE-Sim's "Total Cycles" is the index of the last cycle). Bit fusion divides K by the fused MACs per
 PE; a bit-serial PE multiplies the steady (streaming) phase by its cycles per step.
 
@@ -179,6 +180,9 @@ def map_layer(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int, act_bit
         red_folds = up.red_folds
         depth_r, depth_c = up.row_depth, up.col_depth  # the systolic chain along each axis
     folds = folds_per_group * g.groups
+    # an axis that broadcasts (array.systolic leaves it out) has no chain to fill or drain
+    depth_r = depth_r if "rows" in arch.array.systolic else 1
+    depth_c = depth_c if "cols" in arch.array.systolic else 1
     fill = (depth_r - 1) if df == "os" else (2 * depth_r - 1)
     steady = t * pf.cycles_per_step
     drain = depth_c - 1

@@ -92,12 +92,20 @@ class ArrayConfig(_Frozen):
     ``{rows: [C], cols: [K]}`` for ZigZag's tpu_like. Omitted or ``im2col``: SCALE-Sim's GEMM view (ws and is
     rows: C x FY x FX; os rows: B x OY x OX; columns: K, or B x OY x OX for is). Streamed within a fold:
     ws B, OY, OX; os C, FY, FX; is K; every other dim not unrolled repeats the fold.
+
+    ``systolic`` (default both axes, as SCALE-Sim): the axes along which operands and partial sums move from
+    PE to PE, so that every fold fills and drains along them (:mod:`hwsim.mapping._plan`). An axis left out
+    broadcasts its operands in one cycle and adds no fill or drain (ZigZag's ``systolic_dimensions``: its
+    edge_tpu_like has none).
     """
 
     rows: int = Field(gt=0, description="PE rows (SCALE-Sim ArrayHeight)")
     cols: int = Field(gt=0, description="PE columns (SCALE-Sim ArrayWidth)")
     dataflow: Literal["ws", "os", "is"]
     unroll: ArrayUnroll | None = None
+    systolic: tuple[Literal["rows", "cols"], ...] = Field(
+        default=("rows", "cols"), description="axes along which operands move PE to PE (fill and drain cycles); "
+        "an axis not listed broadcasts (ZigZag's systolic_dimensions)")
 
     @field_validator("unroll", mode="before")
     @classmethod
@@ -110,6 +118,8 @@ class ArrayConfig(_Frozen):
 
     @model_validator(mode="after")
     def _fits(self) -> "ArrayConfig":
+        if len(set(self.systolic)) != len(self.systolic):
+            raise ValueError(f"each axis listed once in systolic; found {list(self.systolic)}")
         if self.unroll is not None:
             for axis, size in (("rows", self.rows), ("cols", self.cols)):
                 pairs = getattr(self.unroll, axis)
