@@ -41,15 +41,41 @@ def _model_path(net: str) -> Path:
     return Path(importlib.import_module(pkg).__file__).parent / rel
 
 
+def _zigzag_model(net: str):
+    """The ONNX model as ZigZag's parser takes it: shapes inferred; onnx's ResNet-50 computes its weights with
+    ConstantOfShape nodes, which ZigZag counts as layer inputs, so they become shape-only initializers
+    (external data that is never read)."""
+    import onnx
+    from onnx import TensorProto
+
+    m = onnx.shape_inference.infer_shapes(onnx.load(_model_path(net), load_external_data=False))
+    shapes = {vi.name: [d.dim_value for d in vi.type.tensor_type.shape.dim] for vi in m.graph.value_info}
+    keep, inits = [], []
+    for n in m.graph.node:
+        if n.op_type != "ConstantOfShape":
+            keep.append(n)
+            continue
+        t = TensorProto(name=n.output[0], data_type=TensorProto.FLOAT, dims=shapes[n.output[0]])
+        t.data_location = TensorProto.EXTERNAL
+        e = t.external_data.add()
+        e.key, e.value = "location", "none.bin"
+        inits.append(t)
+    if inits:
+        del m.graph.node[:]
+        m.graph.node.extend(keep)
+        m.graph.initializer.extend(inits)
+        m = onnx.shape_inference.infer_shapes(m)
+    return m
+
+
 def _cmes(net: str, hw: str, pickles: Path | None, dump: Path):
     if pickles is not None:
         return pickle.load(open(pickles / f"out_{net}_{hw}" / "list_of_cmes.pickle", "rb"))
-    import onnx
     import zigzag
     from zigzag.api import get_hardware_performance_zigzag
     base = Path(zigzag.__file__).parent / "inputs"
     logging.disable(logging.CRITICAL)
-    model = onnx.load(_model_path(net), load_external_data=False)
+    model = _zigzag_model(net)
     out = dump / f"out_{net}_{hw}"
     get_hardware_performance_zigzag(model, str(base / f"hardware/{hw}.yaml"), str(base / f"mapping/{hw}.yaml"),
                                     opt="latency", lpf_limit=6, dump_folder=str(out),
