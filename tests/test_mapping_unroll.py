@@ -123,7 +123,7 @@ def test_flattening_mixed_kinds_is_infeasible():
         map_layer(layer, arch, weight_bits=8, act_bits=8)
 
 
-@pytest.mark.parametrize("unroll,msg", [
+BAD_UNROLL = [
     ("{rows: [C, Q], cols: [K]}", "array.unroll.rows: expected loop dimensions among B, K, C, OY, OX, FY, FX, "
                                   "found 'Q'"),
     ("{rows: [C, FY], cols: [K, C]}", "array.unroll: expected each loop dimension on at most one axis, once, "
@@ -131,12 +131,30 @@ def test_flattening_mixed_kinds_is_infeasible():
     ("{rows: {C: 8, OX: 8}, cols: [K]}", "array: expected unroll factors on rows multiplying to at most rows "
                                          "(32), found C 8 x OX 8 = 64"),
     ("im2cl", "array.unroll: expected 'im2col' or a mapping with rows and cols, found 'im2cl'"),
-])
-def test_bad_unroll_exits_2_with_one_line(tmp_path, unroll, msg):
+]
+
+
+def _with_array_key(tmp_path, key, value):
     bad = tmp_path / "a.yaml"
     text = (ROOT / "arch/edge_32x32.yaml").read_text()
     assert "\n  dataflow: ws" in text
-    bad.write_text(text.replace("\n  dataflow: ws", f"\n  unroll: {unroll}\n  dataflow: ws", 1))
+    bad.write_text(text.replace("\n  dataflow: ws", f"\n  {key}: {value}\n  dataflow: ws", 1))
+    return bad
+
+
+@pytest.mark.parametrize("unroll,msg", BAD_UNROLL)
+def test_bad_unroll_is_one_line(tmp_path, unroll, msg):
+    from hwsim.errors import SpecError
+    from hwsim.spec import load_arch
+    bad = _with_array_key(tmp_path, "unroll", unroll)
+    with pytest.raises(SpecError) as e:
+        load_arch(bad)
+    assert str(e.value) == f"{bad}: {msg}"
+
+
+def test_bad_unroll_exits_2_with_one_line(tmp_path):
+    unroll, msg = BAD_UNROLL[0]
+    bad = _with_array_key(tmp_path, "unroll", unroll)
     r = subprocess.run([sys.executable, "-m", "hwsim", "simulate", str(bad), str(ROOT / "workloads/resnet18.yaml"),
                         "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
@@ -160,9 +178,7 @@ def test_broadcast_axes_have_no_fill_or_drain():
 def test_bad_systolic_is_one_line(tmp_path, systolic, msg):
     from hwsim.errors import SpecError
     from hwsim.spec import load_arch
-    bad = tmp_path / "a.yaml"
-    bad.write_text((ROOT / "arch/edge_32x32.yaml").read_text().replace(
-        "\n  dataflow: ws", f"\n  systolic: {systolic}\n  dataflow: ws", 1))
+    bad = _with_array_key(tmp_path, "systolic", systolic)
     with pytest.raises(SpecError) as e:
         load_arch(bad)
     assert str(e.value) == f"{bad}: {msg}"
