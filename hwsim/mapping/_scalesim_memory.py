@@ -421,11 +421,15 @@ def scalesim_memory(layer: Conv2d | Gemm, arch: ArchSpec, *,
     Raises
     ------
     ValueError
-        ``arch`` has no ``ifmap_sram``/``filter_sram``/``ofmap_sram`` levels (not SCALE-Sim's memory).
+        ``arch`` has no ``ifmap_sram``/``filter_sram``/``ofmap_sram`` levels (not SCALE-Sim's memory), or the
+        layer has a dilation or top/left padding (a SCALE-Sim topology has neither).
     """
     names = {lv.name for lv in arch.memory.hierarchy()}
     if not {"ifmap_sram", "filter_sram", "ofmap_sram"} <= names:
         raise ValueError(f"an arch with SCALE-Sim's ifmap_sram, filter_sram and ofmap_sram; found {sorted(names)}")
+    if isinstance(layer, Conv2d) and (layer.dilation_hw != (1, 1) or layer.pads[0] or layer.pads[2]):
+        raise ValueError(f"a layer SCALE-Sim can describe (no dilation, no top or left padding); found "
+                         f"{layer.name} with dilation {layer.dilation_hw} and padding {layer.pads}")
     if isinstance(layer, Conv2d) and layer.n_groups > 1:
         per = layer.in_channels // layer.n_groups
         parts = [_one(layer, arch, user_ports, per) for _ in range(layer.n_groups)]
