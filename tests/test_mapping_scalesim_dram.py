@@ -130,3 +130,11 @@ def test_memory_matches_scalesim(tmp_path, r, c, df, sizes, ports):
             got = [g.ifmap_reads, g.filter_reads, g.ofmap_writes, g.stall_cycles, g.total_cycles]
             assert got == want, f"{layer.name} {r}x{c} {df} {sizes} {ports}"
         assert i == len(rows)
+
+
+def test_layers_scalesim_cannot_describe_are_refused():
+    arch = _arch(8, 8, "ws")
+    padded = Conv2d(name="p", op="conv2d", in_channels=2, out_channels=2, in_h=6, in_w=6, kernel=3, padding=1)
+    with pytest.raises(ValueError, match=r"no dilation, no top or left padding\); found p with dilation \(1, 1\) "
+                                         r"and padding \(1, 1, 1, 1\)"):
+        scalesim_memory(padded, arch)
