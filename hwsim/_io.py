@@ -10,17 +10,24 @@ from typing import Any
 
 
 from . import __version__
-from ._pipeline import SimResult, layer_columns
-from .errors import ShapeWarning, SpecError
+from ._pipeline import SimResult, bandwidth_columns, bandwidth_rows, layer_columns
+from .errors import ShapeWarning, SpecError, input_file
 from .spec import Workload, load_workload_yaml
 
-__all__ = ["load_workload", "write_layers_csv", "write_energy_csv", "summary_dict", "write_summary_json"]
+__all__ = ["load_workload", "write_layers_csv", "write_energy_csv", "write_bandwidth_csv", "summary_dict",
+           "write_summary_json"]
 
 UNITS = {
     "*_cycles": "array clock cycles", "latency_us": "microseconds", "*_pj": "picojoules",
     "*_bytes": "bytes", "sram_*_reads / sram_*_writes": "operand elements (SCALE-Sim's words)",
     "sram_*_accesses": "accesses of the buffer's word_bits", "utilization": "fraction of peak MACs",
-    "mapping_efficiency": "fraction of PEs mapped", "macs": "multiply-accumulates",
+    "mapping_efficiency": "fraction of PEs mapped",
+    "compute_utilization": "fraction of peak MACs over the compute cycles (stalls excluded; SCALE-Sim's Compute "
+                           "Util)",
+    "peak_macs_per_cycle": "MACs per cycle of the whole array at the layer's bits (PE mode: bit fusion, bit serial)",
+    "start_cycle / stop_cycle": "the layer's cycles [start, stop) in the workload, layers back to back",
+    "*_bytes_per_cycle": "bytes per array clock cycle (bandwidth.csv: avg over total cycles, peak over compute "
+                         "cycles)", "macs": "multiply-accumulates",
     "pj_per_mac": "picojoules per MAC", "tops_per_w": "tera-operations (2 per MAC) per second per watt",
     "model_cpu_s": "CPU seconds in mapping, event model and energy (not start-up or file writing)",
     "*_mm2": "square millimetres of die (on-chip components; DRAM has none)", "*_um2": "square micrometres",
@@ -52,9 +59,7 @@ def load_workload(path: str | Path) -> Workload:
 
 
 def _load_workload(path: str | Path) -> Workload:
-    p = Path(path)
-    if not p.is_file():
-        raise SpecError(str(p), "", "an existing workload file (.yaml, .csv or .onnx)", "no such file")
+    p = input_file(path, "an existing workload file (.yaml, .csv or .onnx)", empty_ok=True)
     suffix = p.suffix.lower()
     if suffix in (".yaml", ".yml"):
         return load_workload_yaml(p)
@@ -63,7 +68,7 @@ def _load_workload(path: str | Path) -> Workload:
 
         return read_topology_csv(p)
     if suffix == ".onnx":
-        from .frontends._onnx import read_onnx_shapes
+        from .frontends import read_onnx_shapes
 
         return read_onnx_shapes(p)
     raise SpecError(str(p), "", "a .yaml, .csv (SCALE-Sim topology) or .onnx workload", suffix or "no extension")
@@ -73,6 +78,12 @@ def write_layers_csv(res: SimResult, path: str | Path) -> Path:
     """One row per layer with the columns of :func:`hwsim._pipeline.layer_columns` (units in the names, see
     ``UNITS``)."""
     return _write_csv(path, layer_columns(res.arch), res.rows)
+
+
+def write_bandwidth_csv(res: SimResult, path: str | Path) -> Path:
+    """Average and peak bytes per cycle through every memory level, one row per layer
+    (:func:`hwsim._pipeline.bandwidth_rows`: SCALE-Sim's BANDWIDTH_REPORT in bytes)."""
+    return _write_csv(path, bandwidth_columns(res.arch), bandwidth_rows(res))
 
 
 def write_energy_csv(res: SimResult, path: str | Path) -> Path:

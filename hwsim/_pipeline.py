@@ -23,13 +23,15 @@ from .mapping import LayerMapping, map_layer
 from .sim import LayerTiming, simulate_tiles, split_even
 from .spec import ArchSpec, Workload
 
-__all__ = ["SimResult", "resolve_bits", "simulate_workload", "layer_columns", "BASE_COLUMNS"]
+__all__ = ["SimResult", "resolve_bits", "simulate_workload", "layer_columns", "BASE_COLUMNS", "bandwidth_columns",
+           "bandwidth_rows"]
 
 BASE_COLUMNS = (
     "layer", "op", "m", "k", "n", "groups", "macs", "weight_bits", "act_bits", "out_bits", "dataflow",
     "row_folds", "col_folds", "folds", "m_tiles", "n_tiles", "fill_cycles", "steady_cycles", "drain_cycles",
     "compute_cycles", "onchip_stall_cycles", "dram_stall_cycles", "stall_cycles", "total_cycles", "latency_us",
-    "utilization", "mapping_efficiency", "sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes",
+    "utilization", "compute_utilization", "peak_macs_per_cycle", "mapping_efficiency", "start_cycle",
+    "stop_cycle", "sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes",
     "sram_ofmap_reads", "dram_ifmap_read_bytes", "dram_filter_read_bytes", "dram_read_bytes",
     "dram_ofmap_write_bytes", "dram_write_bytes",
 )
@@ -131,7 +133,7 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
         Bits that name no layer, or operand widths the PE cannot take.
     """
     if arch.timing.engine == "analytic":
-        from .sim._fast import warm_up
+        from .sim import warm_up
 
         warm_up()  # numba's cache load is start-up, not model time
     else:
@@ -145,6 +147,7 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
     R, C = arch.array.rows, arch.array.cols
     rows: list[dict[str, Any]] = []
     records: list[dict[str, Any]] = []
+    start = 0
     for layer in workload.layers:
         w, a, o = resolved[layer.name]
         m = map_layer(layer, arch, weight_bits=w, act_bits=a, out_bits=o, where=source)
@@ -171,7 +174,14 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
             "latency_us": tm.total_cycles / arch.clock_mhz,
             # against the cycles counted (the scalesim convention reports one less per GEMM than it takes)
             "utilization": m.macs / (cycles_taken * peak) if cycles_taken else 0.0,
+            # SCALE-Sim's "Compute Util": the same without the stall cycles
+            "compute_utilization": (m.macs / ((cycles_taken - tm.stall_cycles) * peak)
+                                    if cycles_taken > tm.stall_cycles else 0.0),
+            "peak_macs_per_cycle": peak,
             "mapping_efficiency": m.mapping_efficiency,
+            # layers run back to back (SCALE-Sim keeps no data on chip between layers either): a layer occupies
+            # cycles [start_cycle, stop_cycle) of the workload
+            "start_cycle": start, "stop_cycle": start + tm.total_cycles,
             "sram_ifmap_reads": m.sram_ifmap_reads, "sram_filter_reads": m.sram_filter_reads,
             "sram_ofmap_writes": m.sram_ofmap_writes, "sram_ofmap_reads": m.sram_ofmap_reads,
             "dram_ifmap_read_bytes": tr.dram_read_bytes("ifmap"), "dram_filter_read_bytes": tr.dram_read_bytes("filter"),
@@ -184,12 +194,52 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
         row["energy_pj"] = sum(by_comp.values())
         row.update({f"energy_{c}_pj": by_comp[c] for c in comps})
         rows.append(row)
+        start += tm.total_cycles
     cpu = time.process_time() - t0
     res = SimResult(arch=arch, workload=workload, bits=resolved, rows=rows, energy_records=records, energies=ae,
                     model_cpu_s=cpu,
                     area=area_breakdown(arch, source=source))
     res.totals = _totals(res)
     return res
+
+
+def bandwidth_columns(arch: ArchSpec) -> list[str]:
+    """Columns of ``bandwidth.csv`` for an arch (:func:`bandwidth_rows`)."""
+    cols = ["layer", "total_cycles", "compute_cycles"]
+    for lv in arch.memory.hierarchy():
+        for d in ("read", "write"):
+            cols += [f"{lv.name}_{d}_avg_bytes_per_cycle", f"{lv.name}_{d}_peak_bytes_per_cycle"]
+    cols += [f"dram_{op}_{d}_avg_bytes_per_cycle" for op, d in (("ifmap", "read"), ("filter", "read"),
+                                                               ("ofmap", "write"))]
+    return cols
+
+
+def bandwidth_rows(res: SimResult) -> list[dict[str, Any]]:
+    """Bytes per cycle through every memory level, per layer (SCALE-Sim's BANDWIDTH_REPORT, in bytes).
+
+    ``<level>_<read|write>_avg_bytes_per_cycle``: the layer's bytes over its ``total_cycles`` (SCALE-Sim's
+    "Avg ... SRAM BW" is accesses / total cycles, ``single_layer_sim.py: calc_report_data``; its DRAM average
+    divides by the DRAM's own start-to-stop window, which in hwsim's double-buffered schedule spans the
+    layer). ``..._peak_bytes_per_cycle``: the bytes over the ``compute_cycles`` only: the rate the level must
+    sustain for the layer to run without a stall. The event model spreads a layer's traffic evenly over its
+    tiles (:mod:`hwsim.sim`), so this is the highest rate it has within a layer; a cycle-level trace (SCALE-Sim's
+    ``*_TRACE.csv``) would show bursts above it. ``dram_<operand>_..._avg``: SCALE-Sim's per-operand DRAM
+    columns (ifmap and filter reads, ofmap writes). Units: bytes per array clock cycle.
+    """
+    levels = [lv.name for lv in res.arch.memory.hierarchy()]
+    out = []
+    for r in res.rows:
+        t, c = r["total_cycles"], r["compute_cycles"]
+        b = {"layer": r["layer"], "total_cycles": t, "compute_cycles": c}
+        for lv in levels:
+            for d in ("read", "write"):
+                n = r[f"dram_{d}_bytes"] if lv == "dram" else r[f"{lv}_{d}_bytes"]
+                b[f"{lv}_{d}_avg_bytes_per_cycle"] = n / t if t else 0.0
+                b[f"{lv}_{d}_peak_bytes_per_cycle"] = n / c if c else 0.0
+        for op, d in (("ifmap", "read"), ("filter", "read"), ("ofmap", "write")):
+            b[f"dram_{op}_{d}_avg_bytes_per_cycle"] = r[f"dram_{op}_{d}_bytes"] / t if t else 0.0
+        out.append(b)
+    return out
 
 
 def _totals(res: SimResult) -> dict[str, float]:

@@ -35,13 +35,45 @@ def _bits_arg(v: str) -> int:
     return b
 
 
+def _fresh_dir(base: Path) -> Path:
+    """``base`` if it does not exist or is empty, else the first of ``base_2``, ``base_3``, ... that does not."""
+    if not base.exists() or (base.is_dir() and not any(base.iterdir())):
+        return base
+    i = 2
+    while (base.parent / f"{base.name}_{i}").exists():
+        i += 1
+    return base.parent / f"{base.name}_{i}"
+
+
+def _load_arch_file(path: str):
+    """An arch YAML, a SCALE-Sim .cfg (read as ``hwsim import-scalesim`` reads it) or a ZigZag accelerator YAML
+    (as ``hwsim import-zigzag`` reads it)."""
+    if Path(path).suffix.lower() == ".cfg":
+        from .frontends import arch_from_scalesim_cfg
+
+        return arch_from_scalesim_cfg(path)
+    from .spec import load_arch, load_yaml
+
+    try:
+        return load_arch(path)
+    except SpecError as e:
+        from .frontends import arch_from_zigzag, is_zigzag_hardware
+
+        try:
+            zz = is_zigzag_hardware(load_yaml(path, duplicate_keys="last"))
+        except SpecError:
+            zz = False
+        if not zz:
+            raise e from None
+    return arch_from_zigzag(path)
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from ._io import load_workload, write_energy_csv, write_layers_csv, write_summary_json
+    from ._io import load_workload, write_bandwidth_csv, write_energy_csv, write_layers_csv, write_summary_json
     from ._pipeline import simulate_workload
     from .report import simulate_report
-    from .spec import load_arch
 
-    arch = load_arch(args.arch)
+    arch = _load_arch_file(args.arch)
     workload = load_workload(args.workload)
     bits = None
     if args.quant:
@@ -52,17 +84,19 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         arch = arch.replace(**{"timing.engine": args.engine})
     res = simulate_workload(arch, workload, bits=bits, weight_bits=args.wbits, act_bits=args.abits,
                             source=str(args.arch))
-    out = Path(args.out)
+    # an explicit --out is written into (replacing the files); the default never replaces an earlier run
+    out = Path(args.out) if args.out else _fresh_dir(Path("results") / "simulate")
     out.mkdir(parents=True, exist_ok=True)
-    write_layers_csv(res, out / "layers.csv")
-    write_energy_csv(res, out / "energy.csv")
-    write_summary_json(res, out / "summary.json", arch_source=str(args.arch), workload_source=str(args.workload))
-    simulate_report(res, out / "report.html")
+    files = [write_layers_csv(res, out / "layers.csv"), write_energy_csv(res, out / "energy.csv"),
+             write_bandwidth_csv(res, out / "bandwidth.csv"),
+             write_summary_json(res, out / "summary.json", arch_source=str(args.arch),
+                                workload_source=str(args.workload)),
+             simulate_report(res, out / "report.html")]
     t = res.totals
     print(f"{workload.name} on {arch.name}: {len(res.rows)} layers, {int(t['macs']):,} MACs, "
           f"{int(t['total_cycles']):,} cycles ({int(t['stall_cycles']):,} stall), {t['latency_us']:,.1f} us, "
           f"{t['energy_pj'] / 1e6:,.2f} uJ, utilization {t['utilization']:.3f}; model {res.model_cpu_s * 1e3:.1f} ms CPU")
-    print(f"wrote {out / 'layers.csv'}, {out / 'summary.json'}, {out / 'report.html'}")
+    print(f"wrote {', '.join(str(f) for f in files)}")
     return 0
 
 
@@ -78,6 +112,22 @@ def _cmd_import_scalesim(args: argparse.Namespace) -> int:
     write_arch_yaml(arch, out)
     print(f"wrote {out} (clock_mhz {arch.clock_mhz:g}: SCALE-Sim has no clock, so latency in us assumes it; "
           f"edit clock_mhz for your design)")
+    return 0
+
+
+def _cmd_import_zigzag(args: argparse.Namespace) -> int:
+    from .frontends import arch_from_zigzag, write_arch_yaml
+
+    arch = arch_from_zigzag(args.hardware, dataflow=args.dataflow)
+    out = Path(args.out) if args.out else Path(f"zigzag_{Path(args.hardware).stem}.yaml")
+    if out.exists() and not args.force:
+        raise SpecError(SOURCE_ARG, "--out", "a path that does not exist yet (or --force to replace it)", str(out),
+                        detail="nothing is overwritten")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_arch_yaml(arch, out, comment="ZigZag 3.9.1 accelerator imported by hwsim import-zigzag "
+                    "(hwsim/frontends/_zigzag.py gives the mapping)")
+    print(f"wrote {out} (clock_mhz {arch.clock_mhz:g}: ZigZag counts cycles only, so latency in us assumes it; "
+          f"dataflow {arch.array.dataflow}: ZigZag's hardware file has none)")
     return 0
 
 
@@ -102,9 +152,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     cfg = config_from_arch(args.arch, profile=args.profile) if args.arch else DatapathConfig(profile=args.profile)
     if args.zero_point_mode not in ("shift", "cross_term"):
         raise SpecError(SOURCE_ARG, "--zero-point-mode", "one of shift, cross_term", args.zero_point_mode)
-    cfg = replace(cfg, rounding=args.rounding, seed=args.seed, pair_saturate16=args.pair_saturate16,
+    cfg = replace(cfg, rounding=args.rounding, seed=args.seed, int16_pairs=args.int16_pairs,
                   zero_point_mode=args.zero_point_mode)
-    rep = verify(args.model, inputs=args.inputs, seed=args.seed, out=args.out, config=cfg, arch=args.arch)
+    rep = verify(args.model, inputs=args.inputs, seed=args.seed, out=args.out, config=cfg, arch=args.arch,
+                 target=args.target, expected=args.expected)
     print(f"wrote {Path(args.out) / 'verify.json'}")
     for line in rep.lines:
         print(line)
@@ -116,9 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"hwsim {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("simulate", help="time and price a workload on an arch; write layers.csv, summary.json, "
-                       "report.html")
-    s.add_argument("arch", help="arch YAML (arch/*.yaml)")
+    s = sub.add_parser("simulate", help="time and price a workload on an arch; write layers.csv, energy.csv, "
+                       "bandwidth.csv, summary.json, report.html")
+    s.add_argument("arch", help="arch YAML (arch/*.yaml), a SCALE-Sim .cfg or a ZigZag accelerator YAML (read as "
+                   "import-scalesim / import-zigzag read them, clock 1000 MHz)")
     s.add_argument("workload", help="workload: YAML, SCALE-Sim topology CSV, or float ONNX")
     g = s.add_mutually_exclusive_group()
     g.add_argument("--quant", help="quantization YAML: per-layer weight_bits/act_bits")
@@ -126,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--abits", type=_bits_arg, help="uniform activation bits for every layer")
     s.add_argument("--engine", choices=["analytic", "simpy"],
                    help="event-model engine (default: the arch's timing.engine, analytic); both give equal cycles")
-    s.add_argument("--out", default="results/simulate", help="output folder (default: results/simulate)")
+    s.add_argument("--out", help="output folder, written into (its files replaced); default: results/simulate, "
+                   "or results/simulate_2, _3, ... if that holds an earlier run (never replaced)")
     s.set_defaults(func=_cmd_simulate)
 
     s = sub.add_parser("import-scalesim", help="turn a SCALE-Sim .cfg into an arch YAML")
@@ -134,6 +187,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="arch YAML to write (default: <cfg stem>.yaml)")
     s.add_argument("--force", action="store_true", help="replace --out if it exists")
     s.set_defaults(func=_cmd_import_scalesim)
+
+    s = sub.add_parser("import-zigzag", help="turn a ZigZag 3.9.1 accelerator YAML into an arch YAML (simulate "
+                       "also takes the ZigZag file as it is)")
+    s.add_argument("hardware", help="ZigZag hardware YAML (zigzag/inputs/hardware/*.yaml)")
+    s.add_argument("--out", help="arch YAML to write (default: zigzag_<stem>.yaml)")
+    s.add_argument("--dataflow", choices=["ws", "os", "is"], default="ws",
+                   help="the array's dataflow (ZigZag's hardware file has none; default ws)")
+    s.add_argument("--force", action="store_true", help="replace --out if it exists")
+    s.set_defaults(func=_cmd_import_zigzag)
 
     s = sub.add_parser("sweep", help="evaluate every design point of a sweep; write points, pareto.csv, report")
     s.add_argument("sweep", help="sweep YAML (sweeps/*.yaml)")
@@ -155,8 +217,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "see hwsim.quant.PROFILES)")
     s.add_argument("--rounding", help="replace the profile's rounding: half_even, half_away, half_up, floor or "
                    "stochastic (seeded by --seed)")
-    s.add_argument("--pair-saturate16", action="store_true", help="PEs sum u8 x s8 product pairs with int16 "
-                   "saturation (x86 vpmaddubsw, PyTorch fbgemm depthwise)")
+    s.add_argument("--target", default="host", help="the machine whose onnxruntime integer kernels are "
+                   "reproduced: host (default: this CPU, detected and probed), x86-avx2, x86-avx512-core, "
+                   "x86-avx512-vnni, x86-avx-vnni, x86-sse, arm64; a target other than the host's needs "
+                   "--expected")
+    s.add_argument("--expected", help=".npz of graph outputs recorded by onnxruntime on the target machine "
+                   "(by output name): compare with them instead of running onnxruntime here")
+    s.add_argument("--int16-pairs", action="store_true", help="PEs sum product pairs with int16 saturation "
+                   "(x86 vpmaddubsw), reduction in NHWC (r, s, c) order, on every GEMM-like node")
     s.add_argument("--zero-point-mode", default="shift", help="shift (PEs multiply zero-shifted operands, the "
                    "default) or cross_term (raw codes; the zero-point correction is added to the accumulator "
                    "afterwards)")
@@ -194,14 +262,21 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as e:
         print(f"hwsim: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("hwsim: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        print(f"hwsim: interrupted{'; ' + str(e) if str(e) else ''}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # e.g. `hwsim simulate ... | head -1`
         sys.stderr.close()
         return 0
     except HwsimError as e:  # e.g. a sweep whose workers or scheduler died: the points written are kept
         print(f"hwsim: error: {e}", file=sys.stderr)
+        return 2
+    except ImportError as e:  # an optional package (onnxruntime, torch, scalesim, ...) absent or broken
+        if (getattr(e, "name", None) or "").split(".")[0] == "hwsim":
+            return _internal_error()  # hwsim's own import failed: a bug, not the user's installation
+        from .errors import missing_dependency
+
+        print(f"hwsim: error: {missing_dependency(e, needed_for=f'hwsim {args.command}')}", file=sys.stderr)
         return 2
     except OSError as e:  # an output path that is a file, unwritable, on a full disk...
         if not e.filename:
@@ -210,11 +285,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hwsim: error: {e.filename}: expected a writable path, found {e.strerror or e}", file=sys.stderr)
         return 2
     except Exception:  # a bug, not bad input: say so, and keep exit 1 for failed checks
-        import traceback
+        return _internal_error()
 
-        traceback.print_exc()
-        print("hwsim: internal error (a bug in hwsim; please report it with the command above)", file=sys.stderr)
-        return 3
+
+def _internal_error() -> int:
+    import traceback
+
+    traceback.print_exc()
+    print("hwsim: internal error (a bug in hwsim; please report it with the command above)", file=sys.stderr)
+    return 3
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -96,28 +96,28 @@ def test_narrow_operand_wraps_and_counts():
     assert gemm_acc(a, b, a_zp=128, b_zp=0, mult_bits=8)[0].tolist() == [[127 - 127]]
 
 
-def test_pair_saturate16_hand_values():
+def test_int16_pairs_hand_values():
     # x = 255 (z_x = 0), w = 127: pairs 255*127*2 = 64770 saturate to 32767; K = 3: pairs (0,1), (2,-)
     a = np.array([[255, 255, 255]], np.uint8)
     b = np.array([[127], [127], [127]], np.int8)
     exact, _ = gemm_acc(a, b, a_zp=0, b_zp=0)
-    sat, _ = gemm_acc(a, b, a_zp=0, b_zp=0, pair_saturate16=True)
+    sat, _ = gemm_acc(a, b, a_zp=0, b_zp=0, int16_pairs=True)
     assert exact.tolist() == [[3 * 32385]] and sat.tolist() == [[32767 + 32385]]
     # the zero point is corrected outside the pairs: z_x = 255 gives acc = sat - 255 * sum(w) = 0 - ... exact 0
-    sat_z, _ = gemm_acc(a, b, a_zp=255, b_zp=0, pair_saturate16=True)
+    sat_z, _ = gemm_acc(a, b, a_zp=255, b_zp=0, int16_pairs=True)
     assert sat_z.tolist() == [[32767 + 32385 - 255 * 381]]
     # no saturation when |pair| <= 32767: equals the exact sum
     rng = np.random.default_rng(0)
     a2, b2 = codes(rng, np.uint8, (4, 10)) // 2, codes(rng, np.int8, (10, 3)) // 2
-    np.testing.assert_array_equal(gemm_acc(a2, b2, a_zp=3, b_zp=0, pair_saturate16=True)[0],
+    np.testing.assert_array_equal(gemm_acc(a2, b2, a_zp=3, b_zp=0, int16_pairs=True)[0],
                                   gemm_acc(a2, b2, a_zp=3, b_zp=0)[0])
 
 
-def test_conv_pair_saturate16_depthwise_taps_in_kernel_order():
+def test_conv_int16_pairs_depthwise_taps_in_kernel_order():
     # depthwise 3x3, one channel, x = 255 everywhere, no padding: taps (0,1),(2,3),(4,5),(6,7),(8)
     x = np.full((1, 1, 3, 3), 255, np.uint8)
     w = np.array([127, 127, -128, -128, 127, -128, 1, 1, 127], np.int8).reshape(1, 1, 3, 3)
-    acc, _ = conv2d_acc(x, w, x_zp=0, w_zp=0, groups=1, pair_saturate16=True)
+    acc, _ = conv2d_acc(x, w, x_zp=0, w_zp=0, groups=1, int16_pairs=True)
     pairs = [32767, -32768, 255 * (127 - 128), 255 * 2, 255 * 127]
     assert acc.ravel().tolist() == [sum(pairs)]
     exact, _ = conv2d_acc(x, w, x_zp=0, w_zp=0)

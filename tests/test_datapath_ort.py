@@ -6,6 +6,11 @@ on exact .5 ties (with odd and even output zero points), saturation, the float32
 accumulators, int32 wrap-around, per-channel scales, padding with a non-zero input zero point, groups,
 depthwise, dilation, odd sizes with stride 2, and extreme operands. Where a case is meant to separate rounding
 models, the test also asserts that it does (so a weaker case cannot pass silently).
+
+Every comparison uses this host's target (``hwsim.onnxq.host_info``): on an AVX2 host without VNNI the u8 x s8
+GEMM-like layers run with int16 pair sums (``int16_pairs``), as onnxruntime's MLAS does there; on a VNNI host
+exactly. The wrappers below add that option; the pair model's own values are pinned host-independently in
+``tests/test_verify_targets.py``.
 """
 
 from __future__ import annotations
@@ -15,8 +20,37 @@ import onnxruntime as ort
 import pytest
 from onnx import helper, numpy_helper
 
-from hwsim.datapath import conv2d_acc, gemm_acc, global_avgpool, maxpool2d, qlinear_conv2d, qlinear_matmul
+from hwsim import datapath as _dp
+from hwsim.datapath import global_avgpool, maxpool2d
+from hwsim.onnxq import host_info, ort_int16_pairs
 from hwsim.quant import QParams, dequantize, quantize, requant_multiplier
+
+HOST = host_info().target
+
+
+def _host_pairs(op, x, w, groups=1, transposed=False):
+    depthwise = w.ndim == 4 and groups > 1 and w.shape[1] == 1 and w.shape[0] == groups
+    return ort_int16_pairs(HOST, op, x.dtype, w.dtype, depthwise=depthwise)
+
+
+def conv2d_acc(x, w, **kw):
+    kw.setdefault("int16_pairs", _host_pairs("QLinearConv", x, w, kw.get("groups", 1)))
+    return _dp.conv2d_acc(x, w, **kw)
+
+
+def gemm_acc(a, b, **kw):
+    kw.setdefault("int16_pairs", _host_pairs("QLinearMatMul", a, b))
+    return _dp.gemm_acc(a, b, **kw)
+
+
+def qlinear_conv2d(x, w, **kw):
+    kw.setdefault("int16_pairs", _host_pairs("QLinearConv", x, w, kw.get("groups", 1)))
+    return _dp.qlinear_conv2d(x, w, **kw)
+
+
+def qlinear_matmul(a, b, **kw):
+    kw.setdefault("int16_pairs", _host_pairs("QLinearMatMul", a, b))
+    return _dp.qlinear_matmul(a, b, **kw)
 
 F32 = np.float32
 
@@ -230,7 +264,9 @@ def test_qlinear_conv2d_int32_accumulator_wraps_like_ort():
     w = np.full((2, 4, 1, 1), 100, np.int8)
     bias = np.array([2**31 - 1000, -(2**30)], np.int32)
     x_qp, w_qp, y_qp = pt_qp(2**-10, 0, False), pt_qp(2**-10, 0, True), pt_qp(2**4, 200, False)
-    acc, overflow = conv2d_acc(x, w, x_zp=0, w_zp=0, bias=bias)
+    # (on a pair-saturating host onnxruntime sums sat16(2 * 20000) twice instead: 65534 for 80000, the same
+    # codes)
+    acc, overflow = _dp.conv2d_acc(x, w, x_zp=0, w_zp=0, bias=bias)
     assert acc[0, 0, 0, 0] == -2147404648 and overflow == 9  # the 9 outputs of channel 0
     assert acc[0, 1, 0, 0] == -(2**30) + 80000  # no wrap: (-2^30 + 80000) * 2^-24 = -63.995 -> -64 + 200
     y = qlinear_conv2d(x, w, x_qp=x_qp, w_qp=w_qp, y_qp=y_qp, bias=bias)
@@ -246,14 +282,18 @@ def test_qlinear_conv2d_extreme_operands(xval, wval, signed):
     # pair-overflow adversary of bitexact.md §6 (harmless on VNNI hosts, where ORT is exact).
     x = np.full((1, 8, 6, 6), xval, np.int8 if signed else np.uint8)
     w = np.full((4, 8, 3, 3), wval, np.int8)
-    acc, _ = conv2d_acc(x, w, x_zp=0, w_zp=0, pads=(1, 1, 1, 1))
+    acc, _ = _dp.conv2d_acc(x, w, x_zp=0, w_zp=0, pads=(1, 1, 1, 1))
     assert acc[0, 0, 2, 2] == 72 * xval * wval  # interior: 8 channels * 9 taps
+    host_acc = conv2d_acc(x, w, x_zp=0, w_zp=0, pads=(1, 1, 1, 1))[0][0, 0, 2, 2]
+    if _host_pairs("QLinearConv", x, w):  # 36 pairs (4 per tap), each sat16(2 * 255 * w)
+        assert host_acc == 36 * int(np.clip(2 * xval * wval, -32768, 32767))
     x_qp, w_qp = pt_qp(0.01, 0, signed), pt_qp(0.01, 0, True)
     y_qp = pt_qp(abs(72 * xval * wval) * 1e-4 / 100, 5, signed)  # the interior maps to +-100 codes
     y = qlinear_conv2d(x, w, x_qp=x_qp, w_qp=w_qp, y_qp=y_qp, pads=(1, 1, 1, 1))
     ref = ort_qlinearconv(x, x_qp, w, w_qp, y_qp, pads=(1, 1, 1, 1))
     np.testing.assert_array_equal(y, ref)
-    expect = int(np.clip(5 + np.sign(xval * wval) * 100, y_qp.qmin, y_qp.qmax))
+    expect = int(np.clip(5 + round(100 * host_acc / (72 * xval * wval)) * np.sign(xval * wval), y_qp.qmin,
+                         y_qp.qmax))
     assert abs(int(ref[0, 0, 2, 2]) - expect) <= 1
 
 
@@ -331,14 +371,15 @@ def test_qlinear_matmul_large_accumulator_near_ties():
     # in [2^24, 2^26): M = 2^-18 puts acc * M within 2^-16 of a .5 tie, where f32(acc) (ulp 2 or 4) moves it.
     targets = [s for s in range(65794, 263172) if abs((255 * s) % 2**18 - 2**17) <= 3]
     assert len(targets) >= 4
-    k = 2100
+    # weights up to 64: every pair 255 * 64 * 2 = 32,640 fits int16, so the sums are exact on every host
+    k = 4200
     b = np.zeros((k, len(targets)), np.int8)
     for j, s in enumerate(targets):
-        full, rest = divmod(s, 127)
-        b[:full, j] = 127
+        full, rest = divmod(s, 64)
+        b[:full, j] = 64
         b[full, j] = rest
     a = np.full((2, k), 255, np.uint8)
-    a[1, 0] = 0  # a second row, 255 * 127 smaller on every column
+    a[1, 0] = 0  # a second row, 255 * 64 smaller on every column
     a_qp, b_qp, y_qp = pt_qp(2**-6, 0, False), pt_qp(2**-6, 0, True), pt_qp(2**6, 0, False)
     acc, _ = gemm_acc(a, b, a_zp=0, b_zp=0)
     assert acc.min() >= 2**24 and acc.max() < 2**26

@@ -52,13 +52,11 @@ def test_not_onnx_is_a_clear_error(tmp_path):
         read_onnx_shapes(p)
 
 
-@pytest.mark.skipif(not (ROOT.parent / "shared/reference/zigzag/workload/resnet18.onnx").is_file(),
-                    reason="ZigZag's shape-only resnet18.onnx lives in ../shared (not shipped in the repo)")
 def test_zigzag_resnet18_matches_our_yaml():
     # ZigZag ships a shape-only ResNet-18 (initializers point at missing external data): 20 Conv + 1 Gemm.
     from hwsim.spec import load_workload_yaml
 
-    w = read_onnx_shapes(ROOT.parent / "shared/reference/zigzag/workload/resnet18.onnx")
+    w = read_onnx_shapes(ROOT / "tests/data/zigzag/workload/resnet18.onnx")
     ours = load_workload_yaml(ROOT / "workloads/resnet18.yaml")
     assert len(w.layers) == 21
     assert [(layer.gemm.m, layer.gemm.k, layer.gemm.n) for layer in w.layers] == \

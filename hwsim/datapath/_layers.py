@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..quant import QParams, requant_multiplier, requantize
-from ..quant._requant import _check_profile
-from . import _fast, _kernels
+from ..numerics import QParams, check_profile, requant_multiplier, requantize
+from . import _fast, _kernels, _pairs
 
 __all__ = ["conv2d_acc", "gemm_acc", "qlinear_conv2d", "qlinear_matmul", "maxpool2d", "global_avgpool",
            "conv_output_size", "narrow_operand"]
@@ -132,19 +131,28 @@ def narrow_operand(v: np.ndarray, bits: int) -> tuple[np.ndarray, int]:
     return w.astype(np.int32), count
 
 
-def _pair_saturate_sums(xr: np.ndarray, wr: np.ndarray) -> np.ndarray:
-    """``sum_p sat16(x[2p] w[2p] + x[2p+1] w[2p+1])`` over the last axis of (rows, Q) x (cols, Q) int32 arrays.
+def _byte_offset(a: np.ndarray, unsigned: bool, name: str) -> int:
+    """Offset that maps the codes of ``a`` into [0, 255] (``unsigned``) or [-128, 127], preferring the dtype's
+    natural one (int8 -> uint8 is +128, uint8 -> int8 is -128)."""
+    if a.dtype == (np.uint8 if unsigned else np.int8):
+        return 0
+    if a.dtype == (np.int8 if unsigned else np.uint8):
+        return 128 if unsigned else -128
+    lo, hi = (int(a.min()), int(a.max())) if a.size else (0, 0)
+    for off in ((0, 128) if unsigned else (0, -128)):
+        if (0 <= lo + off and hi + off <= 255) if unsigned else (-128 <= lo + off and hi + off <= 127):
+            return off
+    raise ValueError(f"int16_pairs needs 8-bit codes: {name} spans [{lo}, {hi}]")
 
-    Returns (rows, cols) int64. This is x86 ``vpmaddubsw`` (u8 x s8 pairs summed with int16 saturation).
-    """
-    q = xr.shape[1]
-    if q % 2:
-        xr = np.concatenate([xr, np.zeros((xr.shape[0], 1), xr.dtype)], axis=1)
-        wr = np.concatenate([wr, np.zeros((wr.shape[0], 1), wr.dtype)], axis=1)
-    x2 = xr.astype(np.int64).reshape(xr.shape[0], 1, -1, 2)
-    w2 = wr.astype(np.int64).reshape(1, wr.shape[0], -1, 2)
-    pairs = (x2 * w2).sum(axis=3)
-    return np.clip(pairs, -32768, 32767).sum(axis=2)
+
+def _int16_pairs_gemm(u: np.ndarray, s: np.ndarray, uz: int, sz: np.ndarray) -> np.ndarray:
+    """``sum_p sat16(pair of raw products) - sz sum u - uz sum s + K uz sz`` (exact int64 corrections); ``u``
+    (M, K) unsigned and ``s`` (K, N) signed byte codes, ``sz`` (N,)."""
+    out = _pairs.pair_sums16(u, s)
+    out -= uz * s.sum(axis=0, dtype=np.int64)[None, :]
+    out -= sz[None, :] * u.sum(axis=1, dtype=np.int64)[:, None]
+    out += u.shape[1] * uz * sz[None, :]
+    return out
 
 
 def _check_exact(xs: np.ndarray, ws: np.ndarray, red: int, bias: np.ndarray | None) -> None:
@@ -188,31 +196,23 @@ def conv_output_size(size: int, kernel: int, stride: int, pad_begin: int, pad_en
 
 # -- accumulators --------------------------------------------------------------------------------------------
 
-def _conv_pair_saturate(x_q, w_q, xz, wz, stride, pads, dilation, groups, ho, wo) -> np.ndarray:
-    """conv2d_acc's ``pair_saturate16`` model via im2col on raw codes (padding = ``xz``); int64 (N, K, Ho, Wo)."""
+def _conv_int16_pairs(x_q, w_q, xz, wz, stride, pads, dilation, groups, ho, wo) -> np.ndarray:
+    """conv2d_acc's ``int16_pairs`` model: NHWC im2col of the raw codes (padding = the code ``xz``),
+    reduction in ``(r, s, c)`` order, pairs saturated to int16; int64 (N, K, Ho, Wo)."""
     n_b, ch, h, w = x_q.shape
     k_out, cg, kr, ks = w_q.shape
+    ox = _byte_offset(x_q, True, "x_q")
+    ow = _byte_offset(w_q, False, "w_q")
     pt, pb, pl, pr = pads
-    xp = np.full((n_b, ch, h + pt + pb, w + pl + pr), xz, np.int64)
-    xp[:, :, pt:pt + h, pl:pl + w] = x_q
+    xp = np.full((n_b, ch, h + pt + pb, w + pl + pr), xz + ox, np.int16)
+    xp[:, :, pt:pt + h, pl:pl + w] = x_q.astype(np.int16) + ox
+    ws = (w_q.astype(np.int16) + ow).transpose(0, 2, 3, 1).reshape(k_out, -1)  # (K, R*S*Cg), (r, s, c) order
+    wzs = wz + ow
     kg = k_out // groups
-    q = cg * kr * ks
     out = np.empty((n_b, k_out, ho, wo), np.int64)
     for g in range(groups):
-        cols = np.empty((n_b, ho, wo, cg, kr, ks), np.int64)
-        for r in range(kr):
-            for s_ in range(ks):
-                r0, s0 = r * dilation[0], s_ * dilation[1]
-                win = xp[:, g * cg:(g + 1) * cg, r0:r0 + stride[0] * (ho - 1) + 1:stride[0],
-                         s0:s0 + stride[1] * (wo - 1) + 1:stride[1]]
-                cols[..., r, s_] = win.transpose(0, 2, 3, 1)
-        xr = cols.reshape(-1, q)
-        wr = w_q[g * kg:(g + 1) * kg].reshape(kg, q).astype(np.int64)
-        zg = wz[g * kg:(g + 1) * kg]
-        acc = _pair_saturate_sums(xr, wr)
-        acc -= xz * wr.sum(axis=1)[None, :]
-        acc -= zg[None, :] * xr.sum(axis=1)[:, None]
-        acc += q * xz * zg[None, :]
+        cols = _pairs.im2col_rsc(xp[:, g * cg:(g + 1) * cg], kr, ks, stride, dilation, ho, wo)
+        acc = _int16_pairs_gemm(cols, ws[g * kg:(g + 1) * kg].T, xz + ox, wzs[g * kg:(g + 1) * kg])
         out[:, g * kg:(g + 1) * kg] = acc.reshape(n_b, ho, wo, kg).transpose(0, 3, 1, 2)
     return out
 
@@ -244,7 +244,7 @@ def _cross_term_finish(raw, events, corr, bias, bias_shape, bits, lo, hi, mode) 
 def conv2d_acc(x_q: np.ndarray, w_q: np.ndarray, *, x_zp, w_zp, bias: np.ndarray | None = None,
                stride: tuple[int, int] = (1, 1), pads: tuple[int, int, int, int] = (0, 0, 0, 0),
                dilation: tuple[int, int] = (1, 1), groups: int = 1, acc_bits: int = 32,
-               acc_mode: str = "wrap", mult_bits: int | None = None, pair_saturate16: bool = False,
+               acc_mode: str = "wrap", mult_bits: int | None = None, int16_pairs: bool = False,
                fast: bool = True, zero_point_mode: str = "shift") -> tuple[np.ndarray, int]:
     """Integer conv2d accumulator ``acc = sum (x - x_zp)(w - w_zp) + bias`` in an ``acc_bits``-bit register.
 
@@ -292,14 +292,19 @@ def conv2d_acc(x_q: np.ndarray, w_q: np.ndarray, *, x_zp, w_zp, bias: np.ndarray
     mult_bits : int in [2, 32], optional
         Signed width of each multiplier operand: the zero-shifted operands are truncated to it
         (:func:`narrow_operand`), as a PE with a narrow multiplier would. ``None``: wide enough.
-    pair_saturate16 : bool, default False
-        x86 ``vpmaddubsw`` accumulation, as PyTorch fbgemm's depthwise kernels do (``bitexact.md`` §0, §3):
-        ``acc = sum_p sat16(x[q0] w[q0] + x[q1] w[q1]) - x_zp * sum_q w[q] - w_zp * sum_q x[q] + Q x_zp
-        w_zp`` over the *raw* codes (padding = ``x_zp``), the reduction index ``q`` in ``(c, r, s)`` order
-        paired as (0, 1), (2, 3), ... (a last odd tap alone), then the bias. Wrap mode only.
+    int16_pairs : bool, default False
+        A PE that sums products in pairs with int16 saturation, as x86 ``vpmaddubsw`` does (the u8 x s8
+        kernels of onnxruntime's MLAS on AVX2 and AVX-512 without VNNI, and PyTorch fbgemm's depthwise conv;
+        ``docs/verification.md``, "Targets"): the codes are mapped to unsigned ``x' = x + o_x`` and signed
+        ``w' = w + o_w`` bytes (``o`` = 0 for uint8 x / int8 w, +128 for int8 x, -128 for uint8 w; zero points
+        move with them), the reduction index runs in NHWC im2col order ``q = (r * S + s) * C/groups + c``
+        (channels innermost), and ``acc = sum_p sat16(x'[2p] w'[2p] + x'[2p+1] w'[2p+1]) - z_w' sum_q x'[q] -
+        z_x' sum_q w'[q] + Q z_x' z_w'`` over the *raw* codes (padding holds the code ``z_x'``; an odd last
+        term alone), then the bias. For a depthwise conv (``C/groups = 1``) the pairs are kernel taps in
+        ``(r, s)`` order. Wrap mode only.
     fast : bool, default True
         Use the exact fast path (:mod:`._fast`: VNNI or float BLAS) where it applies (wrap mode, no
-        ``pair_saturate16``); ``False`` forces the reference numba loops (same results, for tests).
+        ``int16_pairs``); ``False`` forces the reference numba loops (same results, for tests).
     zero_point_mode : {"shift", "cross_term"}, default "shift"
         How the PE handles zero points. ``shift``: it multiplies ``(x - x_zp)(w - w_zp)`` (9-bit operands for
         8-bit codes with zero points). ``cross_term``: it multiplies the raw codes (8-bit multipliers) and the
@@ -353,8 +358,8 @@ def conv2d_acc(x_q: np.ndarray, w_q: np.ndarray, *, x_zp, w_zp, bias: np.ndarray
     wz = _zero_point_vector(w_zp, "w_zp", k_out, "output channel")
     b = _bias_vector(bias, k_out, "output channel")
     if zero_point_mode == "cross_term":
-        if pair_saturate16:
-            raise ValueError("zero_point_mode 'cross_term' and pair_saturate16 exclude each other")
+        if int16_pairs:
+            raise ValueError("zero_point_mode 'cross_term' and int16_pairs exclude each other")
         xp = np.full((n_b, ch, h + pt + pb, w + pl + pr), xz, np.int64)  # padding: the code of real 0
         xp[:, :, pt:pt + h, pl:pl + w] = x_q
         xr, wr = xp, w_q.astype(np.int64)
@@ -374,10 +379,10 @@ def conv2d_acc(x_q: np.ndarray, w_q: np.ndarray, *, x_zp, w_zp, bias: np.ndarray
     if zero_point_mode != "shift":
         raise ValueError(f"zero_point_mode must be 'shift' or 'cross_term', not {zero_point_mode!r}")
 
-    if pair_saturate16:
+    if int16_pairs:
         if acc_mode != "wrap":
-            raise ValueError(f"pair_saturate16 needs acc_mode 'wrap', not {acc_mode!r}")
-        out = _conv_pair_saturate(x_q, w_q, xz, wz, (sh, sw), (pt, pb, pl, pr), (dh, dw), groups, ho, wo)
+            raise ValueError(f"int16_pairs needs acc_mode 'wrap', not {acc_mode!r}")
+        out = _conv_int16_pairs(x_q, w_q, xz, wz, (sh, sw), (pt, pb, pl, pr), (dh, dw), groups, ho, wo)
         events = _finish(out, b, (1, k_out, 1, 1), bits, lo, hi, acc_mode)
         return out, int(events)
     out = None
@@ -408,7 +413,7 @@ def conv2d_acc(x_q: np.ndarray, w_q: np.ndarray, *, x_zp, w_zp, bias: np.ndarray
 
 def gemm_acc(a_q: np.ndarray, b_q: np.ndarray, *, a_zp, b_zp, bias: np.ndarray | None = None,
              acc_bits: int = 32, acc_mode: str = "wrap", mult_bits: int | None = None,
-             pair_saturate16: bool = False, fast: bool = True,
+             int16_pairs: bool = False, fast: bool = True,
              zero_point_mode: str = "shift") -> tuple[np.ndarray, int]:
     """Integer GEMM accumulator ``acc[i, j] = sum_k (a[i,k] - a_zp)(b[k,j] - b_zp[j]) + bias[j]``.
 
@@ -430,8 +435,9 @@ def gemm_acc(a_q: np.ndarray, b_q: np.ndarray, *, a_zp, b_zp, bias: np.ndarray |
     bias : numpy.ndarray of int, shape (N,), optional
     acc_bits : int in [2, 64], default 32
     acc_mode : {"wrap", "saturate"}, default "wrap"
-    mult_bits, pair_saturate16, fast, zero_point_mode
-        As :func:`conv2d_acc` (pairs run over ``k = (0, 1), (2, 3), ...``; the cross-term correction is
+    mult_bits, int16_pairs, fast, zero_point_mode
+        As :func:`conv2d_acc` (``int16_pairs``: pairs run over ``k = (0, 1), (2, 3), ...``; the cross-term
+        correction is
         ``- b_zp[j] sum_k a[i,k] - a_zp sum_k b[k,j] + K a_zp b_zp[j]``).
 
     Returns
@@ -456,8 +462,8 @@ def gemm_acc(a_q: np.ndarray, b_q: np.ndarray, *, a_zp, b_zp, bias: np.ndarray |
     bz = _zero_point_vector(b_zp, "b_zp", n_cols, "column")
     b = _bias_vector(bias, n_cols, "column")
     if zero_point_mode == "cross_term":
-        if pair_saturate16:
-            raise ValueError("zero_point_mode 'cross_term' and pair_saturate16 exclude each other")
+        if int16_pairs:
+            raise ValueError("zero_point_mode 'cross_term' and int16_pairs exclude each other")
         ar, br = a_q.astype(np.int64), b_q.astype(np.int64)
         if mult_bits is not None:
             ar = _narrow_codes(ar, mult_bits, a_q.dtype)
@@ -468,15 +474,12 @@ def gemm_acc(a_q: np.ndarray, b_q: np.ndarray, *, a_zp, b_zp, bias: np.ndarray |
         return _cross_term_finish(raw, ev, corr, b, (1, n_cols), bits, lo, hi, acc_mode)
     if zero_point_mode != "shift":
         raise ValueError(f"zero_point_mode must be 'shift' or 'cross_term', not {zero_point_mode!r}")
-    if pair_saturate16:
+    if int16_pairs:
         if acc_mode != "wrap":
-            raise ValueError(f"pair_saturate16 needs acc_mode 'wrap', not {acc_mode!r}")
-        xr = a_q.astype(np.int32)
-        wr = np.ascontiguousarray(b_q.T).astype(np.int32)
-        out = _pair_saturate_sums(xr, wr)
-        out -= az * wr.sum(axis=1, dtype=np.int64)[None, :]
-        out -= bz[None, :] * xr.sum(axis=1, dtype=np.int64)[:, None]
-        out += k_red * az * bz[None, :]
+            raise ValueError(f"int16_pairs needs acc_mode 'wrap', not {acc_mode!r}")
+        oa = _byte_offset(a_q, True, "a_q")
+        ob = _byte_offset(b_q, False, "b_q")
+        out = _int16_pairs_gemm(a_q.astype(np.int16) + oa, b_q.astype(np.int16) + ob, az + oa, bz + ob)
         events = _finish(out, b, (1, n_cols), bits, lo, hi, acc_mode)
         return out, int(events)
     out = None
@@ -537,7 +540,7 @@ def qlinear_conv2d(x_q: np.ndarray, w_q: np.ndarray, *, x_qp: QParams, w_qp: QPa
                    pads: tuple[int, int, int, int] = (0, 0, 0, 0), dilation: tuple[int, int] = (1, 1),
                    groups: int = 1, relu: bool = False, acc_bits: int = 32, acc_mode: str = "wrap",
                    profile: str = "ort_cpu", return_overflow: bool = False, rounding: str | None = None,
-                   seed: int | None = None, mult_bits: int | None = None, pair_saturate16: bool = False):
+                   seed: int | None = None, mult_bits: int | None = None, int16_pairs: bool = False):
     """Quantized conv2d: integer accumulator, then requantization (ONNX QLinearConv, optional fused ReLU).
 
     ``y = clamp(requant(acc, M) + z_y, qmin', qmax)`` with ``acc`` from :func:`conv2d_acc`, ``M =
@@ -572,7 +575,7 @@ def qlinear_conv2d(x_q: np.ndarray, w_q: np.ndarray, *, x_qp: QParams, w_qp: QPa
         Also return the accumulator overflow count of :func:`conv2d_acc`.
     rounding, seed : optional
         Replace the profile's rounding (:data:`hwsim.quant.ROUNDING_MODES`; ``seed`` for ``stochastic``).
-    mult_bits, pair_saturate16 : optional
+    mult_bits, int16_pairs : optional
         PE options of :func:`conv2d_acc`.
 
     Returns
@@ -591,7 +594,7 @@ def qlinear_conv2d(x_q: np.ndarray, w_q: np.ndarray, *, x_qp: QParams, w_qp: QPa
     _qparams(x_qp, "x_qp")
     _qparams(w_qp, "w_qp")
     _qparams(y_qp, "y_qp")
-    _check_profile(profile)
+    check_profile(profile)
     _per_tensor(x_qp, "x_qp")
     _per_tensor(y_qp, "y_qp")
     _int_array(x_q, "x_q", 4, "(N, C, H, W)")
@@ -606,7 +609,7 @@ def qlinear_conv2d(x_q: np.ndarray, w_q: np.ndarray, *, x_qp: QParams, w_qp: QPa
     _check_codes(w_q, w_qp, "w_q", "w_qp")
     acc, overflow = conv2d_acc(x_q, w_q, x_zp=int(x_qp.zero_point), w_zp=w_qp.zero_point, bias=bias,
                                stride=stride, pads=pads, dilation=dilation, groups=groups, acc_bits=acc_bits,
-                               acc_mode=acc_mode, mult_bits=mult_bits, pair_saturate16=pair_saturate16)
+                               acc_mode=acc_mode, mult_bits=mult_bits, int16_pairs=int16_pairs)
     y = _requant_out(acc, x_qp, w_qp, y_qp, relu, profile, rounding, seed)
     return (y, overflow) if return_overflow else y
 
@@ -615,7 +618,7 @@ def qlinear_matmul(a_q: np.ndarray, b_q: np.ndarray, *, a_qp: QParams, b_qp: QPa
                    bias: np.ndarray | None = None, relu: bool = False, acc_bits: int = 32,
                    acc_mode: str = "wrap", profile: str = "ort_cpu", return_overflow: bool = False,
                    rounding: str | None = None, seed: int | None = None, mult_bits: int | None = None,
-                   pair_saturate16: bool = False):
+                   int16_pairs: bool = False):
     """Quantized matrix product ``(M, K) x (K, N)``: accumulator, then requantization (ONNX QLinearMatMul).
 
     As :func:`qlinear_conv2d`, with :func:`gemm_acc` as the accumulator. ``b_qp`` may be per column
@@ -633,7 +636,7 @@ def qlinear_matmul(a_q: np.ndarray, b_q: np.ndarray, *, a_qp: QParams, b_qp: QPa
         Weight codes, within ``[b_qp.qmin, b_qp.qmax]``.
     a_qp, b_qp, y_qp : QParams
         Quantizers: ``a_qp`` and ``y_qp`` per tensor; ``b_qp`` per tensor or per column (axis 1).
-    bias, relu, acc_bits, acc_mode, profile, return_overflow, rounding, seed, mult_bits, pair_saturate16
+    bias, relu, acc_bits, acc_mode, profile, return_overflow, rounding, seed, mult_bits, int16_pairs
         As :func:`qlinear_conv2d`.
 
     Returns
@@ -650,7 +653,7 @@ def qlinear_matmul(a_q: np.ndarray, b_q: np.ndarray, *, a_qp: QParams, b_qp: QPa
     _qparams(a_qp, "a_qp")
     _qparams(b_qp, "b_qp")
     _qparams(y_qp, "y_qp")
-    _check_profile(profile)
+    check_profile(profile)
     _per_tensor(a_qp, "a_qp")
     _per_tensor(y_qp, "y_qp")
     _int_array(a_q, "a_q", 2, "(M, K)")
@@ -665,7 +668,7 @@ def qlinear_matmul(a_q: np.ndarray, b_q: np.ndarray, *, a_qp: QParams, b_qp: QPa
     _check_codes(b_q, b_qp, "b_q", "b_qp")
     acc, overflow = gemm_acc(a_q, b_q, a_zp=int(a_qp.zero_point), b_zp=b_qp.zero_point, bias=bias,
                              acc_bits=acc_bits, acc_mode=acc_mode, mult_bits=mult_bits,
-                             pair_saturate16=pair_saturate16)
+                             int16_pairs=int16_pairs)
     y = _requant_out(acc, a_qp, b_qp, y_qp, relu, profile, rounding, seed)
     return (y, overflow) if return_overflow else y
 

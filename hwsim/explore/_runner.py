@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from .._pipeline import simulate_workload
 from ..energy import energy_components
-from ..errors import SOURCE_ARG, HwsimError, InfeasibleError, SpecError
+from ..errors import SOURCE_ARG, HwsimError, InfeasibleError, MissingDependency, SpecError, missing_dependency
 from ._pareto import pareto_mask
 from ._quality import QUALITY_MODELS
 from ._spec import DesignPoint, ResolvedSweep, load_sweep
@@ -137,7 +137,7 @@ def _append(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
 
 def _hw_chunk(rs: ResolvedSweep, indices: list[int]) -> list[dict[str, Any]]:
     """Timing and energy of a chunk of design points (runs in a worker)."""
-    from ..sim._fast import use_numba
+    from ..sim import use_numba
 
     use_numba()  # thousands of points: the event model's recurrence compiled
     return [evaluate_hardware(rs, rs.points[i]) for i in indices]
@@ -239,9 +239,59 @@ def run_sweep(path: str | Path, *, out: str | Path | None = None, resume: bool =
     SpecError
         Any problem with the sweep spec (before work starts), an output folder holding another run, an
         unreachable scheduler.
+    MissingDependency
+        The quality model's package or data is not installed (checked before anything is written; if a worker
+        finds it missing later, the files of a run that wrote no point are removed, else the complete rows are
+        kept for ``--resume``).
+    KeyboardInterrupt
+        Ctrl-C; its message says that the points written are kept and that ``--resume`` continues.
     """
     rs = load_sweep(path)
+    if rs.spec.quality:
+        QUALITY_MODELS[rs.spec.quality].check()  # a missing package stops the sweep before it writes anything
     out_dir = Path(out) if out else Path("results") / rs.spec.name
+    before = set(out_dir.iterdir()) if out_dir.is_dir() else None
+    written = [0]
+    pts_csv = out_dir / "points.csv"
+    try:
+        rs, cols, metric = _run_points(rs, out_dir, resume, workers, scheduler, progress, chunk, written)
+    except (MissingDependency, ImportError) as e:
+        if (getattr(e, "name", None) or "").split(".")[0] == "hwsim":
+            raise  # hwsim's own module: a bug
+        err = missing_dependency(e, needed_for=f"sweep {rs.spec.name}")
+        if written[0] == 0 and not resume:
+            _remove_new(out_dir, before)
+            raise MissingDependency(f"{err}; nothing was written") from None
+        raise MissingDependency(f"{err}; the points written to {pts_csv} are complete rows: install it and run "
+                                "again with --resume") from None
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"the points written to {pts_csv} are kept: run the same command with --resume "
+                                "to continue") from None
+    df = _finalize(rs, out_dir, cols, metric)
+    if progress:
+        st = df["status"].value_counts()
+        line = (f"{rs.spec.name}: {len(df)} points: {st.get('ok', 0)} ok, {st.get('infeasible', 0)} infeasible, "
+                f"{st.get('error', 0)} failed; {int(df['pareto'].sum())} on the Pareto front of "
+                f"{list(rs.spec.objectives)}")
+        print(line)
+        ilp_csv = out_dir / "ilp.csv"
+        if ilp_csv.is_file():
+            runs = pd.read_csv(ilp_csv)
+            if len(runs):
+                counts = runs["status"].value_counts()
+                print(f"ILP: {len(runs)} budgets x hardware points: {counts.get('Optimal', 0)} solved, "
+                      f"{len(runs) - counts.get('Optimal', 0)} infeasible (see ilp.csv)")
+        if st.get("ok", 0) == 0:
+            first = df.loc[df["status"] != "ok", "error"].dropna()
+            print(f"hwsim: warning: no feasible point; first reason: {first.iloc[0] if len(first) else '?'}")
+    return out_dir
+
+
+def _run_points(rs: ResolvedSweep, out_dir: Path, resume: bool, workers: int | None, scheduler: str | None,
+                progress: bool, chunk: int, written: list[int]) -> tuple[ResolvedSweep, list[str], str | None]:
+    """Evaluate every pending point, appending each chunk to ``points.csv`` as it completes (``written[0]``
+    counts the rows appended)."""
+    pts_csv = out_dir / "points.csv"
     done_ids = _prepare_out(rs, out_dir, resume)
     from ._mixed import expand_ilp
 
@@ -256,9 +306,14 @@ def run_sweep(path: str | Path, *, out: str | Path | None = None, resume: bool =
         by_policy.setdefault(key, []).append(p)
     n_workers = workers or (os.cpu_count() or 1)
     pool = _DaskPool(scheduler) if scheduler else (_Inline() if n_workers <= 1 else _LocalPool(n_workers))
+    # with a quality model the policies' bit-accurate runs are the slow phase (seconds each; the points after
+    # one take milliseconds): its own bar carries the ETA, the points bar shows counts and elapsed time only
+    qbar = tqdm(total=len(by_policy), unit="policy", desc=f"{rs.spec.name}: quality per policy",
+                disable=not progress or metric is None, position=0)
     bar = tqdm(total=len(rs.points), initial=len(rs.points) - len(pending_pts), unit="point",
-               disable=not progress, desc=rs.spec.name)
-    pts_csv = out_dir / "points.csv"
+               disable=not progress, desc=f"{rs.spec.name}: points", position=1 if metric else 0,
+               bar_format=("{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}]" if metric
+                           else None))
     tasks: dict[Any, tuple[str, Any]] = {}
 
     def submit_hw(points: list[DesignPoint], quality: dict[str, Any] | None) -> None:
@@ -283,6 +338,7 @@ def run_sweep(path: str | Path, *, out: str | Path | None = None, resume: bool =
                     raise SweepStopped(f"the sweep stopped ({type(e).__name__}: {str(e)[:160]}); the points "
                                        f"written to {pts_csv} are kept: run again with --resume") from None
                 if kind == "quality":
+                    qbar.update(1)
                     submit_hw(by_policy[info], result)
                     continue
                 rows = result
@@ -295,28 +351,26 @@ def run_sweep(path: str | Path, *, out: str | Path | None = None, resume: bool =
                         r["quality_detail"] = json.dumps({k: v for k, v in info.items() if k != metric},
                                                          sort_keys=True, default=str)
                 _append(pts_csv, cols, rows)
+                written[0] += len(rows)
                 bar.update(len(rows))
     finally:
         bar.close()
+        qbar.close()
         pool.close()
-    df = _finalize(rs, out_dir, cols, metric)
-    if progress:
-        st = df["status"].value_counts()
-        line = (f"{rs.spec.name}: {len(df)} points: {st.get('ok', 0)} ok, {st.get('infeasible', 0)} infeasible, "
-                f"{st.get('error', 0)} failed; {int(df['pareto'].sum())} on the Pareto front of "
-                f"{list(rs.spec.objectives)}")
-        print(line)
-        ilp_csv = out_dir / "ilp.csv"
-        if ilp_csv.is_file():
-            runs = pd.read_csv(ilp_csv)
-            if len(runs):
-                counts = runs["status"].value_counts()
-                print(f"ILP: {len(runs)} budgets x hardware points: {counts.get('Optimal', 0)} solved, "
-                      f"{len(runs) - counts.get('Optimal', 0)} infeasible (see ilp.csv)")
-        if st.get("ok", 0) == 0:
-            first = df.loc[df["status"] != "ok", "error"].dropna()
-            print(f"hwsim: warning: no feasible point; first reason: {first.iloc[0] if len(first) else '?'}")
-    return out_dir
+    return rs, cols, metric
+
+
+def _remove_new(out_dir: Path, before: set[Path] | None) -> None:
+    """Remove what this run created in ``out_dir`` (``before``: its entries at the start; None: it did not
+    exist, and goes too), so that a run stopped before its first point leaves nothing half-written."""
+    import shutil
+
+    if not out_dir.is_dir():
+        return
+    for p in set(out_dir.iterdir()) - (before or set()):
+        shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+    if before is None and not any(out_dir.iterdir()):
+        out_dir.rmdir()
 
 
 def _finalize(rs: ResolvedSweep, out_dir: Path, cols: list[str], metric: str | None) -> pd.DataFrame:
@@ -359,7 +413,7 @@ def _finalize(rs: ResolvedSweep, out_dir: Path, cols: list[str], metric: str | N
         write_summary_json(res, out_dir / "chosen" / "summary.json", arch_source=rs.spec.arch,
                            workload_source=rs.spec.workload)
         chosen_rows = res.rows
-    from ..report._sweep import sweep_report
+    from ..report import sweep_report
 
     sweep_report(rs, df, chosen, chosen_rows, metric, out_dir / "report.html", chosen_arch=arch)
     return df

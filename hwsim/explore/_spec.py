@@ -29,7 +29,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..errors import Found, SpecError
-from ..spec._base import SpecModel
+from ..spec import SpecModel
 from ..spec import ArchSpec, Workload, load_arch, load_yaml, validate
 
 __all__ = ["SweepSpec", "PrecisionSpace", "RandomPolicies", "load_sweep", "ResolvedSweep", "DesignPoint"]

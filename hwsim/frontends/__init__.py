@@ -2,6 +2,7 @@
 
 * SCALE-Sim 3.0.0 (:mod:`hwsim.frontends._scalesim`): topology CSVs (conv and GEMM form) as a
   :class:`~hwsim.spec.Workload`, ``.cfg`` files as an :class:`~hwsim.spec.ArchSpec`, and arch YAML output.
+* ZigZag 3.9.1 accelerator YAML (:mod:`hwsim.frontends._zigzag`) as an :class:`~hwsim.spec.ArchSpec`.
 * Float ONNX graphs (:mod:`hwsim.frontends._onnx`): Conv/Gemm/MatMul layer shapes (needs ``onnx``, imported
   on first use).
 """
@@ -14,9 +15,12 @@ from ._scalesim import (
     scalesim_conv_padding,
     write_arch_yaml,
 )
+from ._zigzag import arch_from_zigzag, is_zigzag_hardware
 
 __all__ = [
     "arch_from_scalesim_cfg",
+    "arch_from_zigzag",
+    "is_zigzag_hardware",
     "read_onnx_shapes",
     "read_scalesim_cfg",
     "read_topology_csv",

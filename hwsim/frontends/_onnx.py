@@ -16,7 +16,7 @@ from pathlib import Path
 
 import warnings
 
-from ..errors import ShapeWarning, SpecError
+from ..errors import ShapeWarning, SpecError, input_file
 from ..spec import Workload, validate
 
 __all__ = ["read_onnx_shapes"]
@@ -49,9 +49,7 @@ def read_onnx_shapes(path: str | Path, *, name: str | None = None) -> Workload:
     import onnx
     from onnx import shape_inference
 
-    p = Path(path)
-    if not p.is_file():
-        raise SpecError(str(p), "", "an existing ONNX file", "no such file")
+    p = input_file(path, "an existing ONNX file")
     try:
         model = onnx.load(str(p), load_external_data=False)
         model = shape_inference.infer_shapes(model)

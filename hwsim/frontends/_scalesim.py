@@ -36,9 +36,9 @@ from typing import Any
 
 import yaml
 
-from ..errors import Found, SpecError
+from ..errors import Found, SpecError, input_file
 from ..spec import ArchSpec, Conv2d, Gemm, Workload
-from ..spec._loader import validate
+from ..spec import validate
 
 __all__ = ["arch_from_scalesim_cfg", "read_scalesim_cfg", "read_topology_csv", "scalesim_conv_padding",
            "write_arch_yaml"]
@@ -141,10 +141,8 @@ def read_topology_csv(path: str | Path, *, name: str | None = None) -> Workload:
         too many columns, a filter larger than the ifmap (SCALE-Sim asserts the same), or no layers. The
         message names the file, the row (``row 3 (Conv2_1a)``) and the column.
     """
-    p = Path(path)
+    p = input_file(path, "an existing SCALE-Sim topology CSV", empty_ok=True)
     src = str(p)
-    if not p.is_file():
-        raise SpecError(src, "", "an existing SCALE-Sim topology CSV", Found("no such file"))
     try:
         text = p.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
@@ -280,10 +278,8 @@ def read_scalesim_cfg(path: str | Path) -> dict[str, dict[str, Any]]:
         A missing file, INI syntax error, unknown section or key, missing required key, or a value of the
         wrong type; the key path is ``section.Key``.
     """
-    p = Path(path)
+    p = input_file(path, "an existing SCALE-Sim .cfg file", empty_ok=True)
     src = str(p)
-    if not p.is_file():
-        raise SpecError(src, "", "an existing SCALE-Sim .cfg file", Found("no such file"))
     cp = configparser.ConfigParser(strict=True, interpolation=None)
     cp.optionxform = str  # type: ignore[assignment, method-assign]  # keep the user's spelling for messages
     try:
@@ -365,6 +361,14 @@ def read_scalesim_cfg(path: str | Path) -> dict[str, dict[str, Any]]:
             if key not in lay:
                 raise SpecError(src, f"layout.{key}", "this key to be given (InterfaceBandwidth is USER: "
                                 "SCALE-Sim takes the ifmap/filter DRAM bandwidth from it)", None)
+        for op in ("Ifmap", "Filter"):
+            # SCALE-Sim splits a read port's bandwidth over the SRAM's banks and asserts that it divides
+            # (memory/read_buffer.py, set_params: bw_per_bank * num_bank == bandwidth); it runs in USER mode only
+            bw, banks = lay[f"{op}SRAMBankBandwidth"], lay.get(f"{op}SRAMBankNum", 1)
+            if banks > 0 and bw % banks:
+                raise SpecError(src, f"layout.{op}SRAMBankBandwidth", f"a bandwidth divisible by layout."
+                                f"{op}SRAMBankNum ({banks}), as SCALE-Sim asserts in USER mode", bw,
+                                detail="memory/read_buffer.py: the bandwidth is split evenly over the banks")
     return out
 
 

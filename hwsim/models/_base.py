@@ -8,9 +8,7 @@ import numpy as np
 __all__ = ["MissingDependency", "check_layer_bits", "CNNSensitivityModel", "softmax_curvature"]
 
 
-class MissingDependency(RuntimeError):
-    """A real network's optional package or data set is not installed. The message names what is missing and the
-    command that installs it; tests turn it into a skip."""
+from ..errors import MissingDependency  # noqa: E402 - one class for every missing dependency (hwsim.errors)
 
 
 def load_npz_weights(path, shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:

@@ -38,7 +38,7 @@ import numpy as np
 from ..quant import (QParams, binary_quantize, calibrate, dequantize, pow2_dequantize, pow2_quantize,
                      pow2_to_int, quantize, requant_multiplier, requantize, symmetric_qparams,
                      ternary_quantize)
-from ..quant._fakequant import _windows, float_conv2d, quantize_bias
+from ..quant import conv_windows, float_conv2d, quantize_bias
 
 __all__ = ["Conv", "Pool", "Network", "PTQConfig", "QuantizedNetwork", "WEIGHT_SCHEMES"]
 
@@ -174,7 +174,7 @@ class Network:
             src = t[op.src]
             if isinstance(op, Pool):
                 if op.kind == "max":
-                    win = _windows(src, op.kernel, op.kernel, (op.stride, op.stride), (0, 0, 0, 0))
+                    win = conv_windows(src, op.kernel, op.kernel, (op.stride, op.stride), (0, 0, 0, 0))
                     t[op.dst] = win.max(axis=(4, 5))
                 elif op.kind == "gap":
                     t[op.dst] = src.mean(axis=(2, 3), keepdims=True)
@@ -337,7 +337,7 @@ def _gram(op: Conv, x: np.ndarray, rows: int, rng: np.random.Generator) -> np.nd
             p = p[np.sort(rng.choice(p.shape[0], rows, replace=False))]
         return (p.T @ p / p.shape[0])[None]
     k, cg, kr, ks = op.weight.shape
-    win = _windows(x, kr, ks, op.stride, op.pads)                      # (N, C, Ho, Wo, R, S)
+    win = conv_windows(x, kr, ks, op.stride, op.pads)                      # (N, C, Ho, Wo, R, S)
     n, c, ho, wo = win.shape[:4]
     sel = np.arange(n * ho * wo)
     if sel.size > rows:

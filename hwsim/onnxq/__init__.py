@@ -6,21 +6,26 @@ integer MaxPool/Relu/Reshape/Flatten/Transpose/Squeeze/Unsqueeze they come with)
 same integer ops as onnxruntime's CPU provider fuses them). Semantics and sources: ``docs/verification.md``.
 """
 
-from ._graph import QGraph, load_model, lower_qdq
+from ._graph import QGraph, load_model, lower_qdq, rewrite_s8_to_u8
 from ._ops import SUPPORTED_OPS, DatapathConfig, NodeStats
 from ._reference import run_onnxruntime
 from ._run import RunResult, check_supported, execute
-from ._verify import VerifyReport, config_from_arch, load_inputs, random_inputs, verify
+from ._targets import (PROBE_EXACT, PROBE_PAIRS16, TARGETS, HostInfo, Target, host_info, ort_int16_pairs,
+                       probe_onnxruntime, resolve_target)
+from ._verify import VerifyReport, config_from_arch, load_expected, load_inputs, random_inputs, verify
 
 __all__ = [
     # _graph
-    "QGraph", "load_model", "lower_qdq",
+    "QGraph", "load_model", "lower_qdq", "rewrite_s8_to_u8",
     # _ops
     "DatapathConfig", "NodeStats", "SUPPORTED_OPS",
     # _run
     "RunResult", "execute", "check_supported",
     # _reference
     "run_onnxruntime",
+    # _targets
+    "Target", "TARGETS", "HostInfo", "host_info", "resolve_target", "probe_onnxruntime", "ort_int16_pairs",
+    "PROBE_EXACT", "PROBE_PAIRS16",
     # _verify
-    "VerifyReport", "verify", "random_inputs", "load_inputs", "config_from_arch",
+    "VerifyReport", "verify", "random_inputs", "load_inputs", "load_expected", "config_from_arch",
 ]

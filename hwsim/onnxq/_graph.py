@@ -36,7 +36,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper, shape_inference
 
-from ..errors import Found, SpecError
+from ..errors import Found, SpecError, input_file
 
 __all__ = ["QGraph", "load_model", "lower_qdq", "INT8_TYPES", "FLOAT_OPS", "display_name"]
 
@@ -108,9 +108,7 @@ def load_model(path) -> QGraph:
     SpecError
         The file is missing or not a valid ONNX model (message names the file).
     """
-    p = Path(path)
-    if not p.is_file():
-        raise SpecError(str(p), "", "an existing ONNX model file", Found("no such file"))
+    p = Path(input_file(path, "an existing ONNX model file"))
     try:
         model = onnx.load(str(p))
     except Exception as e:  # onnx raises several exception types
@@ -318,8 +316,50 @@ def _ort_x86_fuses(q: QGraph, op: str, dqs: list, qi, converted: set[str]) -> st
     return None
 
 
-def lower_qdq(q: QGraph) -> QGraph:
+def rewrite_s8_to_u8(q: QGraph) -> QGraph:
+    """The int8 -> uint8 rewrite of onnxruntime's default x86 session (``qdq_s8_to_u8.cc``,
+    ``QDQS8ToU8Transformer``; :func:`_s8_to_u8_pairs` says which pairs): each such int8 QuantizeLinear ->
+    DequantizeLinear pair gets the uint8 zero point ``z + 128`` (its codes become ``q + 128``), and a lone
+    constant int8 DequantizeLinear not feeding MatMul/Conv/Gemm gets uint8 values and zero point
+    (``ConvertS8WeightToU8``). The arithmetic after the rewrite is that of uint8 kernels: the u8 x s8 GEMMs
+    (int16 pair sums on AVX2), the zero point before rounding of QLinearAveragePool. Tensor names are kept."""
+    converted = _s8_to_u8_pairs(q)
+    nodes = []
+    for n in q.nodes:
+        c = onnx.NodeProto()
+        c.CopyFrom(n)
+        nodes.append(c)
+    inits, types = dict(q.inits), dict(q.types)
+
+    def u8_init(name: str) -> str:
+        new = f"{name}/hwsim_u8"
+        if new not in inits:
+            inits[new] = (q.inits[name].astype(np.int16) + 128).astype(np.uint8)
+            types[new] = _T.UINT8
+        return new
+
+    for i, n in enumerate(q.nodes):
+        if n.op_type == "QuantizeLinear" and n.output[0] in converted:
+            j = q.consumers[n.output[0]][0]
+            nodes[i].input[2] = u8_init(n.input[2])
+            nodes[j].input[2] = u8_init(q.nodes[j].input[2])
+            types[n.output[0]] = _T.UINT8
+        elif n.op_type == "DequantizeLinear" and n.input[0] in q.inits and len(n.input) > 2 and n.input[2] \
+                and _ort_x86_type(q, i, converted) == _T.UINT8 and q.types.get(n.input[0]) == _T.INT8:
+            nodes[i].input[0] = u8_init(n.input[0])
+            nodes[i].input[2] = u8_init(n.input[2])
+    out = QGraph(path=q.path, model=q.model, nodes=nodes, names=list(q.names), inits=inits, types=types,
+                 shapes=q.shapes, inputs=q.inputs, outputs=q.outputs, opset=q.opset, notes=q.notes)
+    out.reindex()
+    return out
+
+
+def lower_qdq(q: QGraph, *, keep_float: dict[str, str] | None = None) -> QGraph:
     """Rewrite the QDQ groups of ``q`` as onnxruntime's CPU provider does (see the module docstring).
+
+    ``keep_float`` (group op name -> reason, e.g. the ``ort_x86_float`` of the unrewritten model's lowering)
+    keeps those groups as written (DequantizeLinear, the float op, QuantizeLinear): applied to
+    :func:`rewrite_s8_to_u8`'s graph, this runs a model as onnxruntime's default x86 session does.
 
     Returns a new :class:`QGraph` whose nodes are the lowered ones; ``lowered_from[name]`` lists the original
     node names each lowered node replaces. Every qualifying group is lowered, int8 ones included (the integer
@@ -335,6 +375,9 @@ def lower_qdq(q: QGraph) -> QGraph:
     ort_float: dict[str, str] = {}
     for i, n in enumerate(q.nodes):
         if n.domain not in ("", "ai.onnx") or i in consumed:
+            continue
+        if keep_float is not None and q.names[i] in keep_float:
+            ort_float[q.names[i]] = keep_float[q.names[i]]
             continue
         op = n.op_type
         if op not in ("Conv", "MatMul", "Gemm", "Add", "Mul", "AveragePool", "GlobalAveragePool", "LeakyRelu",
@@ -409,7 +452,7 @@ def lower_qdq(q: QGraph) -> QGraph:
         if new is None:
             continue
         why = _ort_x86_fuses(q, op, dqs, qi, converted)
-        if why is not None:
+        if why is not None and keep_float is None:
             ort_float[q.names[i]] = why
         group = [d for d in dqs if d is not None] + [i] + ([clip] if clip is not None else []) + \
             ([qi] if qi is not None else [])

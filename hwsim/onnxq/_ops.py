@@ -19,8 +19,9 @@ from onnx import helper
 
 from ..datapath import conv2d_acc, gemm_acc, maxpool2d, narrow_operand
 from ..quant import fbgemm_bias_addend, requant_multiplier, requantize
+from ._targets import ort_int16_pairs
 
-__all__ = ["DatapathConfig", "NodeStats", "KERNELS", "SUPPORTED_OPS", "OpError"]
+__all__ = ["DatapathConfig", "NodeStats", "KERNELS", "FLOAT_GROUP_KERNELS", "SUPPORTED_OPS", "OpError"]
 
 
 class OpError(ValueError):
@@ -33,29 +34,45 @@ class DatapathConfig:
 
     ``acc_bits``/``acc_mode`` (``wrap``/``saturate``): the accumulator register (``pe.acc_bits``,
     ``pe.acc_mode``); ``mult_bits``: signed width of the multiplier operands after zero-point shifting
-    (``None``: wide enough); ``pair_saturate16``: int16 pair sums (fbgemm depthwise / ``vpmaddubsw``);
+    (``None``: wide enough); ``int16_pairs``: a PE that sums every product pair with int16 saturation
+    (``vpmaddubsw``, reduction in NHWC ``(r, s, c)`` order; :func:`hwsim.datapath.conv2d_acc`);
     ``profile``/``rounding``/``seed``: requantization (:func:`hwsim.quant.requantize`); ``operand_bits``: the
     PE's native operand width (``pe.operand_bits``; only checked, for a warning); ``zero_point_mode``:
     ``shift`` (the PE multiplies zero-shifted operands) or ``cross_term`` (raw codes, correction added to the
-    register afterwards; :func:`hwsim.datapath.conv2d_acc`).
+    register afterwards; :func:`hwsim.datapath.conv2d_acc`); ``target``: the CPU whose onnxruntime kernels
+    are reproduced (a name of :data:`hwsim.onnxq.TARGETS`; ``None``: exact integer kernels, as on VNNI): on a
+    pair-saturating target the u8 x s8 nodes that onnxruntime runs on ``vpmaddubsw`` get int16 pair sums
+    (:func:`hwsim.onnxq.ort_int16_pairs`).
     """
 
     acc_bits: int = 32
     acc_mode: str = "wrap"
     mult_bits: int | None = None
-    pair_saturate16: bool = False
+    int16_pairs: bool = False
     profile: str = "ort_cpu"
     rounding: str | None = None
     seed: int = 0
     operand_bits: int | None = None
     zero_point_mode: str = "shift"
+    target: str | None = None
 
     @property
     def is_reference(self) -> bool:
-        """True when this is onnxruntime's own integer semantics."""
+        """True when this is onnxruntime's own integer semantics (on :attr:`target`)."""
         return (self.acc_bits == 32 and self.acc_mode == "wrap" and self.mult_bits is None
-                and not self.pair_saturate16 and self.profile == "ort_cpu" and self.rounding is None
+                and not self.int16_pairs and self.profile == "ort_cpu" and self.rounding is None
                 and self.zero_point_mode == "shift")
+
+    def pairs_for(self, op: str, a_dtype, w_dtype, *, depthwise: bool = False) -> bool:
+        """Whether a GEMM-like node sums int16 pairs: the PE option, or onnxruntime's kernel on the target
+        when the accumulator is onnxruntime's (32-bit wrap, full-width multipliers, zero-shifted operands; an
+        arch's PE keeps its own arithmetic)."""
+        if self.int16_pairs:
+            return True
+        ort_acc = (self.acc_bits == 32 and self.acc_mode == "wrap" and self.mult_bits is None
+                   and self.zero_point_mode == "shift")
+        return ort_acc and self.target is not None and ort_int16_pairs(self.target, op, a_dtype, w_dtype,
+                                                                       depthwise=depthwise)
 
 
 @dataclass
@@ -186,6 +203,8 @@ def _conv_geometry(node, x_shape, w_shape):
 
 def _conv_acc(node, x, w, xz, wz, bias, cfg, stats):
     stride, pads, dil, groups, one_d = _conv_geometry(node, x.shape, w.shape)
+    depthwise = groups > 1 and w.shape[1] == 1 and w.shape[0] == groups
+    pairs = cfg.pairs_for(node.op_type, x.dtype, w.dtype, depthwise=depthwise)
     if one_d:
         x = x[:, :, None, :]
         w = w[:, :, None, :]
@@ -200,11 +219,10 @@ def _conv_acc(node, x, w, xz, wz, bias, cfg, stats):
     kw = dict(x_zp=int(xz), w_zp=wzv, bias=bias, stride=stride, pads=pads, dilation=dil, groups=groups,
               zero_point_mode=cfg.zero_point_mode)
     if cfg.is_reference or cfg.acc_mode == "wrap":
-        exact, _ = conv2d_acc(x, w, acc_bits=64, mult_bits=cfg.mult_bits, pair_saturate16=cfg.pair_saturate16,
-                              **kw)
+        exact, _ = conv2d_acc(x, w, acc_bits=64, mult_bits=cfg.mult_bits, int16_pairs=pairs, **kw)
         stats.max_abs_acc = int(np.abs(exact).max()) if exact.size else 0
     acc, ov = conv2d_acc(x, w, acc_bits=cfg.acc_bits, acc_mode=cfg.acc_mode, mult_bits=cfg.mult_bits,
-                         pair_saturate16=cfg.pair_saturate16, **kw)
+                         int16_pairs=pairs, **kw)
     stats.acc_overflow = ov
     if one_d:
         acc = acc[:, :, 0, :]
@@ -271,7 +289,7 @@ def conv_integer(node, ins, cfg):
     wz = ins[3] if len(ins) > 3 else None
     stats = NodeStats()
     acc = _conv_acc(node, x, w, _zp(xz), wz if wz is not None else 0, None, cfg, stats)
-    return [_to_int32(acc, cfg)], stats
+    return [_to_int32(acc, cfg)], stats  # ConvInteger: exact on every target (ort_int16_pairs)
 
 
 def _to_int32(acc, cfg):
@@ -282,7 +300,7 @@ def _to_int32(acc, cfg):
 
 # -- matrix products -----------------------------------------------------------------------------------------
 
-def _batched_gemm(a, b, az, bz, bias, cfg, stats):
+def _batched_gemm(a, b, az, bz, bias, cfg, stats, op="MatMulInteger"):
     """numpy.matmul semantics over leading batch dims, each (M, K) x (K, N) on gemm_acc."""
     if a.ndim < 2 or b.ndim < 2:
         raise OpError(f"1-D MatMul operands are not supported, found shapes {a.shape} and {b.shape}")
@@ -298,6 +316,7 @@ def _batched_gemm(a, b, az, bz, bias, cfg, stats):
     stats.k = int(a.shape[-1])
     stats.a_bits, stats.w_bits = _bits(a.dtype), _bits(b.dtype)
     mx = 0
+    pairs = cfg.pairs_for(op, a.dtype, b.dtype)
     for idx in np.ndindex(*batch) if batch else [()]:
         ai = np.ascontiguousarray(ab[idx])
         bi = np.ascontiguousarray(bb[idx])
@@ -305,10 +324,10 @@ def _batched_gemm(a, b, az, bz, bias, cfg, stats):
             stats.mult_overflow += _operand_overflow(ai, az, bi, bzv[None, :], cfg.mult_bits, cfg.zero_point_mode)
         if cfg.acc_mode == "wrap":
             exact, _ = gemm_acc(ai, bi, a_zp=int(az), b_zp=bzv, bias=bias, acc_bits=64, mult_bits=cfg.mult_bits,
-                                pair_saturate16=cfg.pair_saturate16, zero_point_mode=cfg.zero_point_mode)
+                                int16_pairs=pairs, zero_point_mode=cfg.zero_point_mode)
             mx = max(mx, int(np.abs(exact).max()) if exact.size else 0)
         acc, ov = gemm_acc(ai, bi, a_zp=int(az), b_zp=bzv, bias=bias, acc_bits=cfg.acc_bits,
-                           acc_mode=cfg.acc_mode, mult_bits=cfg.mult_bits, pair_saturate16=cfg.pair_saturate16,
+                           acc_mode=cfg.acc_mode, mult_bits=cfg.mult_bits, int16_pairs=pairs,
                            zero_point_mode=cfg.zero_point_mode)
         stats.acc_overflow += ov
         out[idx] = acc
@@ -798,6 +817,63 @@ def identity(node, ins, cfg):
 def concat(node, ins, cfg):
     return [np.concatenate(ins, axis=int(_attr(node, "axis")))], NodeStats()
 
+
+def float_conv(node, ins, cfg):
+    """Float32 ONNX Conv of a QDQ group that onnxruntime's default x86 session leaves in float.
+
+    The products of the float32 operands are summed in float64 (im2col, ``einsum``) and rounded once to
+    float32, then the bias is added in float32. onnxruntime's MLAS rounds after every fused multiply-add, so
+    the float32 results can differ in their last bit; a following QuantizeLinear changes a code only where
+    the value lies within that bit of a rounding boundary."""
+    x, w = ins[0].astype(np.float64), ins[1].astype(np.float64)
+    b = ins[2] if len(ins) > 2 else None
+    stride, pads, dil, groups, one_d = _conv_geometry(node, x.shape, w.shape)
+    if one_d:
+        x, w = x[:, :, None, :], w[:, :, None, :]
+    n_b, ch, h, wd = x.shape
+    k_out, cg, kr, ks = w.shape
+    pt, pb, pl, pr = pads
+    xp = np.zeros((n_b, ch, h + pt + pb, wd + pl + pr))
+    xp[:, :, pt:pt + h, pl:pl + wd] = x
+    ho = (h + pt + pb - dil[0] * (kr - 1) - 1) // stride[0] + 1
+    wo = (wd + pl + pr - dil[1] * (ks - 1) - 1) // stride[1] + 1
+    kg = k_out // groups
+    y = np.empty((n_b, k_out, ho, wo))
+    for g in range(groups):
+        cols = np.empty((n_b, cg, kr, ks, ho, wo))
+        for r in range(kr):
+            for s_ in range(ks):
+                r0, s0 = r * dil[0], s_ * dil[1]
+                cols[:, :, r, s_] = xp[:, g * cg:(g + 1) * cg, r0:r0 + stride[0] * (ho - 1) + 1:stride[0],
+                                       s0:s0 + stride[1] * (wo - 1) + 1:stride[1]]
+        y[:, g * kg:(g + 1) * kg] = np.einsum("kq,nqp->nkp", w[g * kg:(g + 1) * kg].reshape(kg, -1),
+                                               cols.reshape(n_b, -1, ho * wo)).reshape(n_b, kg, ho, wo)
+    y = y.astype(np.float32)
+    if b is not None:
+        y = np.add(y, b.astype(np.float32).reshape(1, -1, 1, 1), dtype=np.float32)
+    return [y[:, :, 0, :] if one_d else y], NodeStats()
+
+
+def float_matmul(node, ins, cfg):
+    """Float32 MatMul/Gemm of a float QDQ group (as :func:`float_conv`: float64 sum rounded once, then
+    ``alpha``, ``beta * C``)."""
+    a, b = ins[0].astype(np.float64), ins[1].astype(np.float64)
+    if node.op_type == "Gemm":
+        if _attr(node, "transA", 0):
+            a = a.T
+        if _attr(node, "transB", 0):
+            b = b.T
+    y = np.matmul(a, b).astype(np.float32)
+    if node.op_type == "Gemm":
+        y = np.multiply(y, np.float32(_attr(node, "alpha", 1.0)), dtype=np.float32)
+        if len(ins) > 2 and ins[2] is not None:
+            c = np.multiply(ins[2].astype(np.float32), np.float32(_attr(node, "beta", 1.0)), dtype=np.float32)
+            y = np.add(y, c, dtype=np.float32)
+    return [y], NodeStats()
+
+
+#: Float kernels for the QDQ groups that onnxruntime's default x86 session leaves in float (only those nodes).
+FLOAT_GROUP_KERNELS = {("", "Conv"): float_conv, ("", "MatMul"): float_matmul, ("", "Gemm"): float_matmul}
 
 #: (domain, op_type) -> kernel.
 KERNELS = {

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import Found, SpecError
 from ._graph import QGraph
-from ._ops import KERNELS, SUPPORTED_OPS, DatapathConfig, NodeStats, OpError
+from ._ops import FLOAT_GROUP_KERNELS, KERNELS, SUPPORTED_OPS, DatapathConfig, NodeStats, OpError
 
 __all__ = ["RunResult", "execute", "check_supported"]
 
@@ -44,7 +44,7 @@ def check_supported(g: QGraph) -> None:
     is refused too: hwsim runs them only as integer ops.
     """
     for i, n in enumerate(g.nodes):
-        if _key(n) not in KERNELS:
+        if _key(n) not in KERNELS and not (g.names[i] in g.ort_x86_float and _key(n) in FLOAT_GROUP_KERNELS):
             why = ""
             if n.op_type in ("Conv", "MatMul", "Gemm", "AveragePool", "GlobalAveragePool"):
                 why = ("a float op outside a DequantizeLinear -> op -> QuantizeLinear group that onnxruntime "
@@ -97,6 +97,8 @@ def execute(g: QGraph, feeds: dict[str, np.ndarray], cfg: DatapathConfig, *,
                 raise SpecError(g.path, f"node {name!r}", f"input {v!r} to be computed before this node",
                                 Found("no such value (the graph is not in topological order)"))
         kern = KERNELS.get(_key(n))
+        if kern is None and name in g.ort_x86_float:
+            kern = FLOAT_GROUP_KERNELS.get(_key(n))
         if kern is None:
             check_supported(g)
         try:

@@ -13,19 +13,20 @@ bound ``b_a + b_w + ceil(log2 K)`` (a warning when it exceeds the accumulator).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import onnx
 
-from ..errors import Found, SpecError
-from ._graph import INT_TYPES, QGraph, load_model, lower_qdq
+from ..errors import SOURCE_ARG, Found, SpecError, input_file
+from ._graph import INT_TYPES, QGraph, load_model, lower_qdq, rewrite_s8_to_u8
 from ._ops import DatapathConfig, reduction_bound_bits
 from ._reference import run_onnxruntime
 from ._run import check_supported, execute
+from ._targets import TARGETS, host_info, resolve_target
 
-__all__ = ["VerifyReport", "verify", "random_inputs", "load_inputs", "config_from_arch"]
+__all__ = ["VerifyReport", "verify", "random_inputs", "load_inputs", "load_expected", "config_from_arch"]
 
 _GEMM_OPS = ("QLinearConv", "QLinearMatMul", "QGemm", "ConvInteger", "MatMulInteger")
 
@@ -97,13 +98,16 @@ def load_inputs(path, g: QGraph) -> dict[str, np.ndarray]:
     SpecError
         Missing file or input, an unknown key, or a dtype/shape that contradicts the graph (names the key).
     """
-    p = Path(path)
-    if not p.is_file():
-        raise SpecError(str(p), "", "an existing .npz file of inputs", Found("no such file"))
+    import zipfile
+
+    p = Path(input_file(path, "an existing .npz file of inputs"))
+    if not zipfile.is_zipfile(p):  # np.load would try pickle and call any non-zip file "pickled data"
+        raise SpecError(str(p), "", "an .npz file of inputs (a zip archive of .npy arrays, numpy.savez)",
+                        Found(f"a file that is not a zip archive (starts with {p.read_bytes()[:8]!r})"))
     try:
         z = np.load(p, allow_pickle=False)
     except Exception as e:
-        raise SpecError(str(p), "", "an .npz file of inputs", Found(f"{type(e).__name__}: {e}")) from None
+        raise SpecError(str(p), "", "an .npz file of inputs", Found(f"{type(e).__name__}: {str(e)[:160]}")) from None
     feeds = {}
     with z:
         for k in z.files:
@@ -112,7 +116,11 @@ def load_inputs(path, g: QGraph) -> dict[str, np.ndarray]:
         for name in g.inputs:
             if name not in z.files:
                 raise SpecError(str(p), name, "an array for every model input", Found("nothing"))
-            a = np.asarray(z[name])
+            try:
+                a = np.asarray(z[name])
+            except Exception as e:  # a truncated archive or array, an object array (pickle)
+                raise SpecError(str(p), name, "a readable .npy array", Found(f"{type(e).__name__}: "
+                                                                              f"{str(e)[:160]}")) from None
             want = _np_dtype(g.types[name])
             if want.kind == "f" and a.dtype.kind in "fiu":
                 a = a.astype(want)
@@ -163,9 +171,160 @@ def _bits_needed(v: int) -> int:
     return int(v).bit_length() + 1 if v else 1
 
 
+def load_expected(path, g: QGraph, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Recorded reference tensors from an ``.npz``: one array per graph output (by name), optionally more
+    tensors of the model (by name).
+
+    ``values`` are hwsim's tensors of the same run: each recorded array must have the dtype and shape of the
+    tensor hwsim computed under that name.
+
+    Raises
+    ------
+    SpecError
+        Missing or unreadable file, a graph output missing, a key that names no tensor of the model, a
+        dtype or shape that differs (each names the file and the tensor).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(str(p), "", "an existing .npz file of recorded outputs", Found("no such file"))
+    try:
+        z = np.load(p, allow_pickle=False)
+    except Exception as e:
+        raise SpecError(str(p), "", "an .npz file of recorded outputs",
+                        Found(f"{type(e).__name__}: {e}")) from None
+    rec = {}
+    with z:
+        for name in g.outputs:
+            if name not in z.files:
+                raise SpecError(str(p), name, f"an array for every model output ({', '.join(g.outputs)})",
+                                Found("nothing"))
+        for k in z.files:
+            if k not in values:
+                raise SpecError(str(p), k, "the name of a model output or tensor", Found(f"key {k!r}"))
+            a, h = np.asarray(z[k]), values[k]
+            if a.dtype != h.dtype:
+                raise SpecError(str(p), k, f"dtype {h.dtype} (as the model computes it)",
+                                Found(f"dtype {a.dtype}"))
+            if a.shape != h.shape:
+                raise SpecError(str(p), k, f"shape {h.shape} (as the model computes it)",
+                                Found(f"shape {a.shape}"))
+            rec[k] = a
+    return rec
+
+
+def _target_record(tgt, host) -> dict:
+    return {"name": tgt.name, "description": tgt.description, "u8s8_int16_pairs": tgt.u8s8_int16_pairs,
+            "note": tgt.note, "host": {"target": host.target, "cpu_flags": list(host.flags),
+                                       "machine": host.machine,
+                                       "onnxruntime_probe": host.probe, "probe_note": host.probe_note}}
+
+
+def _verify_recorded(model, g0, g, feeds, run, ref_run, cfg, tgt, host, expected, inputs, seed, out, arch):
+    """:func:`verify` against tensors recorded by onnxruntime on ``tgt`` (no onnxruntime run here): ``run`` is
+    hwsim's model of a default session (int8 QDQ groups as that session runs them on x86)."""
+    import onnxruntime
+
+    from .. import __version__
+
+    rec = load_expected(expected, g0, run.values)
+    tensors, total, bad = [], 0, 0
+    for nm, o in rec.items():
+        h = run.values[nm]
+        diff = h != o if h.dtype.kind == "f" else h.astype(np.int64) != o.astype(np.int64)
+        nbad = int(np.count_nonzero(diff))
+        entry = {"name": nm, "node": run.producer.get(nm), "op": run.op.get(nm), "dtype": str(o.dtype),
+                 "shape": list(o.shape), "elements": int(o.size), "mismatches": nbad}
+        if nbad and h.dtype.kind in "iu":
+            entry["max_abs_diff"] = int(np.abs(h.astype(np.int64) - o.astype(np.int64)).max())
+            entry["first_mismatch"] = _first_diff(h.astype(np.int64), o.astype(np.int64))
+            entry["first_mismatch"]["recorded"] = entry["first_mismatch"].pop("onnxruntime")
+        if not cfg.is_reference:
+            entry["reference_datapath_mismatches"] = int(np.count_nonzero(ref_run.values[nm] != o))
+        total += int(o.size)
+        bad += nbad
+        tensors.append(entry)
+    layers, warnings = _layer_rows(g, run, ref_run, cfg)
+    data = {
+        "model": str(model), "hwsim_version": __version__, "onnxruntime_version": onnxruntime.__version__,
+        "reference": f"recorded: {expected}", "target": _target_record(tgt, host),
+        "session_options": None,
+        "inputs": {"source": str(inputs) if inputs is not None else f"random, seed {seed}",
+                   "shapes": {k: list(v.shape) for k, v in feeds.items()}},
+        "datapath": {"acc_bits": cfg.acc_bits, "acc_mode": cfg.acc_mode, "mult_bits": cfg.mult_bits,
+                     "zero_point_mode": cfg.zero_point_mode, "int16_pairs": cfg.int16_pairs,
+                     "profile": cfg.profile, "rounding": cfg.rounding,
+                     "arch": None if arch is None else str(arch), "onnxruntime_semantics": cfg.is_reference},
+        "lowered": [{"node": k, "from": v} for k, v in g.lowered_from.items()],
+        "mismatches": bad, "elements": total, "result": "pass" if bad == 0 else "fail",
+        "tensors": tensors, "layers": layers, "warnings": warnings, "notes": list(g0.notes),
+        "onnxruntime_x86_float_groups": g.ort_x86_float,
+    }
+    lines = [f"warning: {w}" for w in warnings]
+    lines.append(f"target {tgt.name} (host {host.target}); reference: outputs recorded in {expected}")
+    for t in tensors:
+        if t["mismatches"]:
+            lines.append(f"{t['name']} ({t['op']} {t['node']!r}): {t['mismatches']} of {t['elements']} "
+                         f"differ "
+                         f"from the recorded values")
+    lines.append(f"mismatches: {bad} of {total}")
+    if out is not None:
+        od = Path(out)
+        od.mkdir(parents=True, exist_ok=True)
+        (od / "verify.json").write_text(json.dumps(data, indent=1) + "\n")
+    return VerifyReport(mismatches=bad, elements=total, data=data, lines=lines)
+
+
+def _has_x86_u8(g0: QGraph) -> bool:
+    """True when the model has int8 QuantizeLinear nodes (onnxruntime's default x86 session may rewrite
+    them)."""
+    return any(n.op_type == "QuantizeLinear" and g0.types.get(n.output[0]) == onnx.TensorProto.INT8
+               for n in g0.nodes)
+
+
+def _layer_rows(g: QGraph, run, ref_run, cfg: DatapathConfig) -> tuple[list[dict], list[str]]:
+    """Per GEMM-like node: reduction length, operand bits, the accumulator rule and what was observed."""
+    layers, warnings = [], []
+    for i, n in enumerate(g.nodes):
+        if n.op_type not in _GEMM_OPS:
+            continue
+        st = run.stats[g.names[i]]
+        rule = reduction_bound_bits(st.k, st.a_bits, st.w_bits) if st.k else None
+        exact_st = ref_run.stats[g.names[i]]
+        need = _bits_needed(exact_st.max_abs_acc) if exact_st.max_abs_acc is not None else None
+        row = {"node": g.names[i], "op": n.op_type, "k": st.k, "a_bits": st.a_bits, "w_bits": st.w_bits,
+               "rule_bits": rule, "observed_bits": need, "acc_bits": cfg.acc_bits, "acc_mode": cfg.acc_mode,
+               "acc_overflow": st.acc_overflow}
+        if cfg.mult_bits is not None:
+            row["mult_bits"] = cfg.mult_bits
+            row["mult_overflow"] = st.mult_overflow
+        if g.names[i] in g.lowered_from:
+            row["lowered_from"] = g.lowered_from[g.names[i]]
+        layers.append(row)
+        if rule is not None and rule > cfg.acc_bits:
+            warnings.append(f"node {g.names[i]!r}: b_a + b_w + ceil(log2 K) = {st.a_bits} + {st.w_bits} + "
+                            f"{rule - st.a_bits - st.w_bits} = {rule} bits exceeds the {cfg.acc_bits}-bit "
+                            f"accumulator (K = {st.k}); these inputs needed {need} bits")
+        if cfg.operand_bits is not None and max(st.a_bits or 0, st.w_bits or 0) > cfg.operand_bits:
+            warnings.append(f"node {g.names[i]!r}: {max(st.a_bits, st.w_bits)}-bit operands exceed the PE's "
+                            f"native {cfg.operand_bits} bits (pe.operand_bits); the arithmetic is modelled as "
+                            f"if "
+                            f"they fit")
+        if cfg.mult_bits is not None and st.mult_overflow:
+            warnings.append(f"node {g.names[i]!r}: {st.mult_overflow} zero-shifted operands do not fit the "
+                            f"{cfg.mult_bits}-bit multiplier")
+    return layers, warnings
+
+
 def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfig | None = None,
-           arch=None) -> VerifyReport:
-    """Run ``model`` on hwsim's datapath and on onnxruntime; compare every integer tensor.
+           arch=None, target: str = "host", expected=None) -> VerifyReport:
+    """Run ``model`` on hwsim's datapath and compare it with onnxruntime (live on this host, or outputs
+    recorded on the target machine).
+
+    Live (no ``expected``): every integer tensor is compared with onnxruntime run here; the target must be
+    this host's. Recorded (``expected``): the graph outputs (and any further tensor the file names) are
+    compared
+    with the arrays in ``expected``, computed by onnxruntime on ``target``; any target can be verified on any
+    host this way.
 
     Parameters
     ----------
@@ -180,6 +339,12 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
         The datapath (default: onnxruntime's own semantics).
     arch : str or Path, optional
         Recorded in the report (the caller builds ``config`` from it with :func:`config_from_arch`).
+    target : str, default "host"
+        The machine whose onnxruntime kernels are reproduced: ``"host"`` or a name of :data:`TARGETS`.
+    expected : str or Path, optional
+        An ``.npz`` of recorded outputs, one array per graph output (by name), e.g. from a default
+        onnxruntime session on the deployment machine (:func:`load_expected`). Required when ``target`` is not
+        this host's.
 
     Returns
     -------
@@ -188,15 +353,44 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
     Raises
     ------
     SpecError
-        Bad model, inputs or an unsupported op (names the file and node or tensor).
+        Bad model, inputs or an unsupported op (names the file and node or tensor); an unknown target; a
+        target other than the host's without ``expected``; an ``expected`` file without an output, or with a
+        shape or dtype that differs (names the tensor).
     """
-    cfg = config or DatapathConfig()
+    host = host_info()
+    if target != "host" and target not in TARGETS:
+        raise SpecError(SOURCE_ARG, "--target", f"one of host, {', '.join(TARGETS)}", Found(repr(target)))
+    tgt = resolve_target(target)
+    if expected is None and tgt.name != host.target:
+        raise SpecError(SOURCE_ARG, "--target", f"this host's target ({host.target}) unless --expected gives "
+                        f"outputs recorded on {tgt.name}", Found(repr(target)))
+    cfg = replace(config or DatapathConfig(), target=tgt.name)
     g0 = load_model(model)
     g = lower_qdq(g0)
     check_supported(g)
     feeds = load_inputs(inputs, g0) if inputs is not None else random_inputs(g0, seed)
     run = execute(g, feeds, cfg)
-    ref_run = run if cfg.is_reference else execute(g, feeds, DatapathConfig())
+    ref_cfg = DatapathConfig(target=tgt.name)
+    ref_run = run if cfg.is_reference else execute(g, feeds, ref_cfg)
+    # what the user deploys: the unmodified model under a default session. hwsim runs it as that session
+    # does on x86 (int8 groups rewritten to uint8, the groups it cannot rewrite in float32) and counts its
+    # graph outputs; the instrumented tensors above come from the session.qdqisint8allowed=1 run
+    def_run, def_why = run, ""
+    if tgt.name != "arm64" and (g.ort_x86_float or _has_x86_u8(g0)):
+        g_u8 = rewrite_s8_to_u8(g0)
+        g_def = lower_qdq(g_u8, keep_float=g.ort_x86_float)
+        if g.ort_x86_float or g_u8.types != g0.types:
+            try:
+                check_supported(g_def)
+                def_run = execute(g_def, feeds, cfg)
+            except SpecError as e:
+                def_run, def_why = None, str(e)
+    if expected is not None:
+        if def_run is None:
+            raise SpecError(str(model), "", "a model whose default onnxruntime session hwsim can run",
+                            Found(def_why))
+        return _verify_recorded(model, g0, g, feeds, def_run, ref_run, cfg, tgt, host, expected, inputs, seed,
+                                out, arch)
     names = [n for n in _integer_tensors(g0, run.values) if n in run.values]
     types = dict(g0.types)
     for nm in names:
@@ -209,16 +403,32 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
         notes.append(f"onnxruntime's default x86 optimizer leaves {len(g.ort_x86_float)} QDQ group(s) of this "
                      f"model in float32 ({', '.join(sorted(g.ort_x86_float))}: it rewrites int8 Q/DQ pairs to "
                      f"uint8 only where it sees the pair whole); the tensors are compared with onnxruntime's "
-                     f"integer kernels (session.qdqisint8allowed=1), the final outputs with the default session")
-    default_equal = {}
+                     f"integer kernels (session.qdqisint8allowed=1), the final outputs with the default "
+                     f"session, "
+                     f"which hwsim runs with those groups in float32")
+    if def_run is None:
+        notes.append(f"hwsim cannot run the default session's float groups ({def_why}); its outputs are not "
+                     f"compared")
+    default_equal, default_tensors = {}, []
     for o, v in default_out.items():
-        if o in run.values:
-            default_equal[o] = bool(np.array_equal(run.values[o], np.asarray(v)))
-            if not default_equal[o]:
-                nd = int(np.count_nonzero(run.values[o] != np.asarray(v))) if run.values[o].shape == v.shape \
-                    else int(v.size)
-                notes.append(f"output {o!r} differs from the unmodified model under default onnxruntime options "
-                             f"in {nd} of {v.size} elements (not counted)")
+        if def_run is None or o not in def_run.values:
+            continue
+        h, v = def_run.values[o], np.asarray(v)
+        nd = int(np.count_nonzero(h != v)) if h.shape == v.shape and h.dtype == v.dtype else int(v.size)
+        default_equal[o] = nd == 0
+        if cfg.is_reference and g.ort_x86_float and nd:
+            notes.append(f"output {o!r} of the default session differs in {nd} of {v.size} elements: its "
+                         f"float32 groups run on MLAS's fused multiply-add kernels, whose rounding order hwsim "
+                         f"does not "
+                         f"reproduce (a QuantizeLinear after them changes a code only within a last-bit "
+                         f"difference of a rounding boundary)")
+        if cfg.is_reference and (def_run is not run or o not in names):  # not already compared above
+            default_tensors.append({"name": o, "node": def_run.producer.get(o), "op": def_run.op.get(o),
+                                    "session": "default", "dtype": str(v.dtype), "shape": list(v.shape),
+                                    "elements": int(v.size), "mismatches": nd})
+        elif nd and not cfg.is_reference:
+            notes.append(f"output {o!r} differs from the unmodified model under default onnxruntime options "
+                         f"in {nd} of {v.size} elements (not counted: the datapath is not onnxruntime's)")
     tensors, total, bad = [], 0, 0
     local = None
     for nm in names:
@@ -256,34 +466,11 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
         total += int(o.size)
         bad += nbad
         tensors.append(entry)
-    layers, warnings = [], []
-    for i, n in enumerate(g.nodes):
-        if n.op_type not in _GEMM_OPS:
-            continue
-        st = run.stats[g.names[i]]
-        rule = reduction_bound_bits(st.k, st.a_bits, st.w_bits) if st.k else None
-        exact_st = ref_run.stats[g.names[i]]
-        need = _bits_needed(exact_st.max_abs_acc) if exact_st.max_abs_acc is not None else None
-        row = {"node": g.names[i], "op": n.op_type, "k": st.k, "a_bits": st.a_bits, "w_bits": st.w_bits,
-               "rule_bits": rule, "observed_bits": need, "acc_bits": cfg.acc_bits, "acc_mode": cfg.acc_mode,
-               "acc_overflow": st.acc_overflow}
-        if cfg.mult_bits is not None:
-            row["mult_bits"] = cfg.mult_bits
-            row["mult_overflow"] = st.mult_overflow
-        if g.names[i] in g.lowered_from:
-            row["lowered_from"] = g.lowered_from[g.names[i]]
-        layers.append(row)
-        if rule is not None and rule > cfg.acc_bits:
-            warnings.append(f"node {g.names[i]!r}: b_a + b_w + ceil(log2 K) = {st.a_bits} + {st.w_bits} + "
-                            f"{rule - st.a_bits - st.w_bits} = {rule} bits exceeds the {cfg.acc_bits}-bit "
-                            f"accumulator (K = {st.k}); these inputs needed {need} bits")
-        if cfg.operand_bits is not None and max(st.a_bits or 0, st.w_bits or 0) > cfg.operand_bits:
-            warnings.append(f"node {g.names[i]!r}: {max(st.a_bits, st.w_bits)}-bit operands exceed the PE's "
-                            f"native {cfg.operand_bits} bits (pe.operand_bits); the arithmetic is modelled as if "
-                            f"they fit")
-        if cfg.mult_bits is not None and st.mult_overflow:
-            warnings.append(f"node {g.names[i]!r}: {st.mult_overflow} zero-shifted operands do not fit the "
-                            f"{cfg.mult_bits}-bit multiplier")
+    for t in default_tensors:
+        total += t["elements"]
+        bad += t["mismatches"]
+        tensors.append(t)
+    layers, warnings = _layer_rows(g, run, ref_run, cfg)
     if not names:
         notes.append("the model produces no integer tensor: nothing was compared")
     floats = {}
@@ -298,8 +485,14 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
         "model": str(model), "hwsim_version": __version__, "onnxruntime_version": onnxruntime.__version__,
         "inputs": {"source": str(inputs) if inputs is not None else f"random, seed {seed}",
                    "shapes": {k: list(v.shape) for k, v in feeds.items()}},
+        "reference": "onnxruntime, live on this host",
+        "target": _target_record(tgt, host),
+        "session_options": {"graph_optimization_level": "ORT_ENABLE_ALL (default)",
+                            "session.qdqisint8allowed": "1 for the instrumented run of the integer tensors; "
+                                                        "default (unset) for the final outputs",
+                            "providers": ["CPUExecutionProvider"]},
         "datapath": {"acc_bits": cfg.acc_bits, "acc_mode": cfg.acc_mode, "mult_bits": cfg.mult_bits,
-                     "zero_point_mode": cfg.zero_point_mode, "pair_saturate16": cfg.pair_saturate16,
+                     "zero_point_mode": cfg.zero_point_mode, "int16_pairs": cfg.int16_pairs,
                      "profile": cfg.profile, "rounding": cfg.rounding,
                      "arch": None if arch is None else str(arch), "onnxruntime_semantics": cfg.is_reference},
         "lowered": [{"node": k, "from": v} for k, v in g.lowered_from.items()],
@@ -312,14 +505,18 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
     lines = []
     for w in warnings:
         lines.append(f"warning: {w}")
+    lines.append(f"target {tgt.name} (host flags: {' '.join(host.flags) or 'unknown'}; onnxruntime probe "
+                 f"{host.probe}: {'int16 pairs' if host.int16_pairs else 'exact'}); reference: onnxruntime "
+                 f"{onnxruntime.__version__} on this host")
     for t in tensors:
         if t["mismatches"]:
             extra = f", {t['local_mismatches']} on onnxruntime's inputs" if "local_mismatches" in t else ""
             ov = f", accumulator overflow {t['acc_overflow']}" if t.get("acc_overflow") else ""
             if t.get("local_acc_overflow"):
                 ov += f" ({t['local_acc_overflow']} on onnxruntime's inputs)"
-            lines.append(f"{t['name']} ({t['op']} {t['node']!r}): {t['mismatches']} of {t['elements']} differ"
-                         f"{extra}{ov}")
+            sess = " (default session)" if t.get("session") == "default" else ""
+            lines.append(f"{t['name']} ({t['op']} {t['node']!r}){sess}: {t['mismatches']} of {t['elements']} "
+                         f"differ{extra}{ov}")
     for o, same in floats.items():
         if not same:
             lines.append(f"float output {o!r} differs from onnxruntime's (not counted: not an integer tensor)")

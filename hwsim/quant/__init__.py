@@ -4,16 +4,15 @@ Public names, grouped by implementation module (Gholami et al. 2021 survey; exac
 ``shared/reference/bitexact.md``).
 """
 
-from ._affine import (QParams, asymmetric_per_tensor, dequantize, minmax_calibrate, qrange, quantize,
-                      symmetric_per_channel)
-from ._requant import (PROFILES, ROUNDING_MODES, dyadic_multiplier, fbgemm_bias_addend, quantize_multiplier,
-                       requant_multiplier, requantize, round_values)
+# the basics live in hwsim.numerics (below quant, datapath and onnxq, which all use them); re-exported here
+from ..numerics import (PROFILES, ROUNDING_MODES, QParams, asymmetric_per_tensor, dequantize,
+                        dyadic_multiplier, fbgemm_bias_addend, minmax_calibrate, qrange, quantize, quantize_multiplier,
+                        requant_multiplier, requantize, round_values, symmetric_per_channel)
 
 __all__ = [
-    # _affine
+    # hwsim.numerics
     "QParams", "qrange", "symmetric_per_channel", "asymmetric_per_tensor", "minmax_calibrate", "quantize",
     "dequantize",
-    # _requant
     "PROFILES", "ROUNDING_MODES", "requant_multiplier", "requantize", "quantize_multiplier", "dyadic_multiplier",
     "round_values", "fbgemm_bias_addend",
 ]
@@ -21,7 +20,7 @@ __all__ = [
 # The survey's toolbox beyond the affine basics (quantizers, calibration, PTQ methods, fake quantization).
 from ._calibrate import (CALIBRATION_METHODS, aciq_alpha, aciq_range, calibrate, calibrate_range, entropy_range,
                          entropy_threshold, minmax_range, mse_range, percentile_range)
-from ._fakequant import (exact_conv2d_acc, exact_gemm_acc, fake_quant_conv2d, fake_quant_linear, fake_quantize,
+from ._fakequant import (conv_windows, exact_conv2d_acc, exact_gemm_acc, fake_quant_conv2d, fake_quant_linear, fake_quantize,
                          float_conv2d, qdq_conv2d, quantize_bias)
 from ._granular import (GroupQuant, asymmetric_qparams, dequantize_per_group, dynamic_qparams, dynamic_quantize,
                         group_gemm, quantize_per_group, symmetric_qparams, tensor_range)
@@ -43,7 +42,7 @@ __all__ += [
     # _ptq
     "fold_batchnorm", "equalize_pair", "bias_correction", "adaround",
     # _fakequant
-    "fake_quantize", "float_conv2d", "exact_conv2d_acc", "exact_gemm_acc", "fake_quant_conv2d", "fake_quant_linear",
+    "fake_quantize", "conv_windows", "float_conv2d", "exact_conv2d_acc", "exact_gemm_acc", "fake_quant_conv2d", "fake_quant_linear",
     "qdq_conv2d", "quantize_bias",
     # _sensitivity
     "layer_sensitivity", "output_sqnr_db", "hutchinson_trace", "SensitivityTable", "read_sensitivity",

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from ._affine import QParams, _check_bits, dequantize, quantize
+from ..numerics import QParams, check_bits, dequantize, quantize
 from ._granular import asymmetric_qparams, symmetric_qparams
 
 __all__ = ["CALIBRATION_METHODS", "collect", "minmax_range", "percentile_range", "mse_range", "entropy_threshold",
@@ -141,7 +141,7 @@ def mse_range(tensors, bits: int, *, signed: bool = False, symmetric: bool = Fal
     -------
     (lo, hi) : tuple of float
     """
-    bits = _check_bits(bits)
+    bits = check_bits(bits)
     x = _subsample(collect(tensors), int(max_values))
     lo, hi = float(x.min()), float(x.max())
     best, best_err = (lo, hi), math.inf
@@ -310,7 +310,7 @@ def entropy_range(tensors, bits: int, *, signed: bool = False, num_bins: int = 2
     -------
     (lo, hi) : tuple of float
     """
-    bits = _check_bits(bits)
+    bits = check_bits(bits)
     x = collect(tensors)
     lo, hi = float(x.min()), float(x.max())
     amax = max(abs(lo), abs(hi))
@@ -366,7 +366,7 @@ def aciq_alpha(bits: int, dist: str = "laplace", *, one_sided: bool = False) -> 
     -------
     float
     """
-    bits = _check_bits(bits)
+    bits = check_bits(bits)
     if dist not in ("laplace", "gauss"):
         raise ValueError(f"dist must be 'laplace' or 'gauss', not {dist!r}")
     lo, hi = 1e-6, 40.0

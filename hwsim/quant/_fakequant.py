@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._affine import QParams, dequantize, quantize
-from ._requant import requant_multiplier, requantize
+from ..numerics import QParams, dequantize, quantize, requant_multiplier, requantize
 
 __all__ = ["fake_quantize", "float_conv2d", "exact_conv2d_acc", "exact_gemm_acc", "fake_quant_conv2d",
            "fake_quant_linear", "qdq_conv2d", "quantize_bias"]
@@ -32,7 +31,7 @@ def fake_quantize(x, qp: QParams) -> np.ndarray:
     return dequantize(quantize(x, qp), qp)
 
 
-def _windows(x: np.ndarray, kr: int, ks: int, stride, pads) -> np.ndarray:
+def conv_windows(x: np.ndarray, kr: int, ks: int, stride, pads) -> np.ndarray:
     """(N, C, Ho, Wo, R, S) view of the padded input's windows (``pads`` = top, bottom, left, right)."""
     pt, pb, pl, pr = pads
     if pt or pb or pl or pr:
@@ -77,14 +76,14 @@ def float_conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, s
             xg = xs.reshape(n, groups, cg, ho * wo)
             y = np.matmul(w.reshape(groups, kg, cg)[None], xg).reshape(n, k, ho, wo)  # (N, g, Kg, HW)
     elif cg == 1 and kg == 1:
-        win = _windows(x, kr, ks, stride, pads)                          # (N, C, Ho, Wo, R, S)
+        win = conv_windows(x, kr, ks, stride, pads)                          # (N, C, Ho, Wo, R, S)
         ho, wo = win.shape[2], win.shape[3]
         y = np.zeros((n, k, ho, wo), dt)
         for r in range(kr):
             for s in range(ks):
                 y += win[:, :, :, :, r, s] * w[:, 0, r, s].reshape(1, k, 1, 1)
     else:
-        win = _windows(x, kr, ks, stride, pads)
+        win = conv_windows(x, kr, ks, stride, pads)
         ho, wo = win.shape[2], win.shape[3]
         cols = win.reshape(n, groups, cg, ho, wo, kr, ks).transpose(1, 0, 3, 4, 2, 5, 6)
         cols = cols.reshape(groups, n * ho * wo, cg * kr * ks)

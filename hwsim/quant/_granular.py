@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._affine import QParams, _as_float32, _check_bits, qrange, quantize
+from ..numerics import QParams, as_float32, check_bits, qrange, quantize
 
 __all__ = ["symmetric_qparams", "asymmetric_qparams", "tensor_range", "dynamic_qparams", "dynamic_quantize",
            "GroupQuant", "quantize_per_group", "dequantize_per_group", "group_gemm"]
@@ -64,7 +64,7 @@ def tensor_range(x, axis: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     ValueError
         ``x`` empty or non-finite, ``axis`` out of range.
     """
-    a = _as_float32(x, "x")
+    a = as_float32(x, "x")
     if a.size == 0:
         raise ValueError(f"x must not be empty, found shape {a.shape}")
     ax = _norm_axis(axis, a.ndim)
@@ -109,17 +109,17 @@ def symmetric_qparams(amax, bits: int, *, signed: bool = True, narrow_range: boo
     ValueError
         ``amax`` negative, non-finite or not 0-/1-d, ``bits`` out of range, ``axis`` inconsistent.
     """
-    a = _as_float32(amax, "amax")
+    a = as_float32(amax, "amax")
     if a.ndim > 1:
         raise ValueError(f"amax must have shape () or (C,), not {a.shape}")
     if np.any(a < 0):
         raise ValueError(f"amax must be >= 0, not {a.tolist()!r}")
     if signed:
-        bits = _check_bits(bits, low=2)
+        bits = check_bits(bits, low=2)
         qmax = (1 << (bits - 1)) - 1
         divisor = np.float32(qmax) if narrow_range else np.float32(qmax + 0.5)
     else:
-        bits = _check_bits(bits)
+        bits = check_bits(bits)
         divisor = np.float32((1 << bits) - 1)
     s = np.asarray(np.divide(a, divisor, dtype=np.float32))
     s = np.where(s < _F32_TINY, np.float32(1.0), s).astype(np.float32)
@@ -159,9 +159,9 @@ def asymmetric_qparams(lo, hi, bits: int, *, signed: bool = False, axis: int | N
     ValueError
         ``lo > hi`` somewhere, mismatched shapes, non-finite values.
     """
-    bits = _check_bits(bits)
-    lo = _as_float32(lo, "lo")
-    hi = _as_float32(hi, "hi")
+    bits = check_bits(bits)
+    lo = as_float32(lo, "lo")
+    hi = as_float32(hi, "hi")
     if lo.shape != hi.shape or lo.ndim > 1:
         raise ValueError(f"lo and hi must have the same shape () or (C,), not {lo.shape} and {hi.shape}")
     if np.any(lo > hi):
@@ -278,7 +278,7 @@ def quantize_per_group(w, bits: int, group_size: int, *, symmetric: bool = True,
     ValueError
         ``w`` not 2-d, ``group_size < 1``, bad bits.
     """
-    a = _as_float32(w, "w")
+    a = as_float32(w, "w")
     if a.ndim != 2:
         raise ValueError(f"w must have shape (N, K), not {a.shape}")
     if isinstance(group_size, bool) or not isinstance(group_size, (int, np.integer)) or group_size < 1:

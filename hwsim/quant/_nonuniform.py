@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from ._affine import QParams, _as_float32, _check_bits
+from ..numerics import QParams, as_float32, check_bits
 
 __all__ = ["Pow2Quant", "pow2_quantize", "pow2_dequantize", "pow2_to_int", "shift_gemm_acc", "binary_quantize",
            "ternary_quantize"]
@@ -104,8 +104,8 @@ def pow2_quantize(w, bits: int, *, axis: int | None = 0) -> Pow2Quant:
     ValueError
         Bad bits or axis, empty or non-finite ``w``.
     """
-    bits = _check_bits(bits, low=2, high=5)
-    a = _as_float32(w, "w").astype(np.float64)
+    bits = check_bits(bits, low=2, high=5)
+    a = as_float32(w, "w").astype(np.float64)
     if a.size == 0 or a.ndim == 0:
         raise ValueError(f"w must be a non-empty array with ndim >= 1, not shape {a.shape}")
     if axis is not None:
@@ -211,7 +211,7 @@ def binary_quantize(w, *, axis: int | None = 0) -> tuple[np.ndarray, QParams]:
     qp : QParams
         2-bit signed restricted range (codes ``-1..1``), ``scale = alpha``.
     """
-    a = _as_float32(w, "w")
+    a = as_float32(w, "w")
     if axis is not None:
         axis = int(axis) % a.ndim
     alpha = _channel_reduce(np.abs(a).astype(np.float64), axis, np.mean)
@@ -237,7 +237,7 @@ def ternary_quantize(w, *, axis: int | None = 0, delta_factor: float = 0.7) -> t
     qp : QParams
         2-bit signed restricted range, ``scale = alpha``.
     """
-    a = _as_float32(w, "w").astype(np.float64)
+    a = as_float32(w, "w").astype(np.float64)
     if axis is not None:
         axis = int(axis) % a.ndim
     mean_abs = _channel_reduce(np.abs(a), axis, np.mean)

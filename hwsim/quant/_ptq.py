@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ._affine import QParams
+from ..numerics import QParams
 
 __all__ = ["fold_batchnorm", "equalize_pair", "bias_correction", "adaround", "ADAROUND_ZETA", "ADAROUND_GAMMA"]
 

@@ -49,26 +49,40 @@ def utilization_figure(rows: list[dict]) -> go.Figure:
 
 
 def roofline_figure(arch, rows: list[dict]) -> go.Figure:
-    """Roofline of an arch (peak MACs/cycle; DRAM bytes/cycle) with each layer at its attained MACs/cycle."""
+    """Roofline of an arch with each layer at its attained MACs/cycle (x: MACs per DRAM byte, y: MACs/cycle).
+
+    The compute roof is the array's peak at the layer's bits (``peak_macs_per_cycle`` of ``layers.csv``:
+    rows x cols x MACs per PE per cycle, which a bit-fusion PE multiplies at low bits and a bit-serial PE
+    divides): one roof per distinct peak, labelled with the bits that reach it, so that every layer sits under
+    its own roof. The slope is the DRAM bandwidth (bytes/cycle).
+    """
+    import numpy as np
+
     bw = arch.memory.dram_level.read_bw / 8
-    peak = arch.array.rows * arch.array.cols  # MACs/cycle at 1 MAC per PE per cycle
-    xs, ys, names = [], [], []
+    default_peak = arch.array.rows * arch.array.cols
+    xs, ys, names, peaks = [], [], [], []
     for r in rows:
         b = r["dram_read_bytes"] + r["dram_write_bytes"]
         if b and r["total_cycles"]:
             xs.append(r["macs"] / b)
             ys.append(r["macs"] / r["total_cycles"])
             names.append(r["layer"])
+            peaks.append(r.get("peak_macs_per_cycle", default_peak))
     fig = go.Figure()
     if xs:
-        lo, hi = min(xs) / 2, max(xs) * 2
-        import numpy as np
-
-        grid = np.geomspace(lo, hi, 100)
-        roof = np.minimum(peak, grid * bw) if bw != float("inf") else np.full_like(grid, peak)
-        fig.add_scatter(x=grid, y=roof, mode="lines", name="roof (peak MACs/cycle, DRAM bytes/cycle)")
-        fig.add_scatter(x=xs, y=ys, mode="markers", text=names, name="layers")
-    fig.update_layout(title=f"Roofline of {arch.name}: attained MACs/cycle vs operational intensity",
+        grid = np.geomspace(min(xs) / 2, max(xs) * 2, 100)
+        roofs: dict[float, set[str]] = {}
+        for r in rows:
+            p = r.get("peak_macs_per_cycle", default_peak)
+            roofs.setdefault(p, set()).add(f"w{r['weight_bits']}a{r['act_bits']}")
+        for p in sorted(roofs, reverse=True):
+            roof = np.minimum(p, grid * bw) if bw != float("inf") else np.full_like(grid, p)
+            bits = ", ".join(sorted(roofs[p]))
+            fig.add_scatter(x=grid, y=roof, mode="lines", name=f"roof {p:,.0f} MACs/cycle ({bits})")
+        fig.add_scatter(x=xs, y=ys, mode="markers", text=names, name="layers",
+                        customdata=peaks, hovertemplate="%{text}: %{y:,.0f} of %{customdata:,.0f} MACs/cycle")
+    fig.update_layout(title=f"Roofline of {arch.name}: attained MACs/cycle vs operational intensity "
+                      f"(DRAM {bw:g} bytes/cycle)",
                       xaxis_type="log", yaxis_type="log", xaxis_title="MACs per DRAM byte",
                       yaxis_title="MACs per cycle", height=420)
     return fig

@@ -43,6 +43,17 @@ class GemmView(BaseModel):
 Pair = int | tuple[int, int]
 
 
+#: The most MACs one layer may have: cycle and byte counts stay exact in float64 and far inside int64 (the event
+#: model's type). 2**53 MACs is ~9e15: 2,000 times GPT-3's per-token forward pass.
+MAX_LAYER_MACS = 2 ** 53
+
+
+def _check_macs(g: "GemmView") -> None:
+    if g.macs > MAX_LAYER_MACS:
+        raise ValueError(f"a layer of at most 2**53 MACs; found {g.macs:.3g} MACs (M={g.m:.3g}, K={g.k:.3g}, "
+                         f"N={g.n:.3g}, groups={g.groups:.3g})")
+
+
 def _pair(v: Pair) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
@@ -145,6 +156,7 @@ class Conv2d(_LayerBase):
         if eh > self.in_h + t + b or ew > self.in_w + left + r:
             raise ValueError(f"a filter no larger than the padded input; found a {eh}x{ew} (dilated) filter on "
                              f"a {self.in_h + t + b}x{self.in_w + left + r} padded input")
+        _check_macs(self.gemm)
         return self
 
     def shape_notes(self) -> list[str]:
@@ -175,11 +187,7 @@ class Conv2d(_LayerBase):
                                          self.dilation_hw[0]),
                                         (self.in_w, left, self.out_hw[1], self.kernel_hw[1], self.stride_hw[1],
                                          self.dilation_hw[1])):
-            used = set()
-            for j in range(k):
-                first = j * d - pad0
-                used.update(i for i in range(first, first + (o - 1) * s_ + 1, s_) if 0 <= i < size)
-            out.append(len(used))
+            out.append(_covered(size, pad0, o, k, s_, d))
         return out[0], out[1]
 
     @property
@@ -189,6 +197,34 @@ class Conv2d(_LayerBase):
         g = self.n_groups
         return GemmView(m=self.batch * oh * ow, k=self.in_channels // g * kh * kw, n=self.out_channels // g,
                         groups=g)
+
+
+def _covered(size: int, pad0: int, o: int, k: int, s: int, d: int) -> int:
+    """How many of the input positions ``0 .. size-1`` some window reads: the union over filter taps
+    ``j < k`` of ``j*d - pad0 + i*s`` for ``i < o``. Taps with the same ``(j*d) mod s`` read one residue class
+    mod ``s``, each an interval of ``o`` consecutive members; the intervals of a class are merged, clipped to
+    the input, and counted, so the cost is O(k log k), not O(k*o) (a 10^7-row input must not take minutes)."""
+    classes: dict[int, list[tuple[int, int]]] = {}
+    for j in range(k):
+        first = j * d - pad0
+        r = first % s
+        q = (first - r) // s  # first = q*s + r: the window positions are (q .. q+o-1)*s + r
+        lo = max(q, 0)  # i'*s + r >= 0 for every i' >= 0, as 0 <= r < s
+        hi = min(q + o - 1, (size - 1 - r) // s)  # i'*s + r <= size - 1
+        if lo <= hi:
+            classes.setdefault(r, []).append((lo, hi))
+    total = 0
+    for spans in classes.values():
+        spans.sort()
+        cur_lo, cur_hi = spans[0]
+        for lo, hi in spans[1:]:
+            if lo > cur_hi + 1:
+                total += cur_hi - cur_lo + 1
+                cur_lo, cur_hi = lo, hi
+            else:
+                cur_hi = max(cur_hi, hi)
+        total += cur_hi - cur_lo + 1
+    return total
 
 
 class Gemm(_LayerBase):
@@ -207,6 +243,11 @@ class Gemm(_LayerBase):
     @property
     def n_groups(self) -> int:
         return self.count
+
+    @model_validator(mode="after")
+    def _size(self) -> "Gemm":
+        _check_macs(self.gemm)
+        return self
 
     @property
     def gemm(self) -> GemmView:

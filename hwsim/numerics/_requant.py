@@ -45,7 +45,8 @@ _INT32_MIN = -(1 << 31)
 _INT32_MAX = (1 << 31) - 1
 
 
-def _check_profile(profile) -> str:
+def check_profile(profile) -> str:
+    """``profile`` if it is one of :data:`PROFILES`, else ``ValueError`` listing them."""
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {', '.join(map(repr, PROFILES))}, not {profile!r}")
     return profile
@@ -97,7 +98,7 @@ def requant_multiplier(s_x, s_w, s_y, *, profile: str = "ort_cpu") -> np.ndarray
     ValueError
         A scale is not positive and finite, ``s_x``/``s_y`` are not scalars, or an unknown profile.
     """
-    profile = _check_profile(profile)
+    profile = check_profile(profile)
     sx = _positive_scale(s_x, "s_x")
     sw = _positive_scale(s_w, "s_w")
     sy = _positive_scale(s_y, "s_y")
@@ -350,8 +351,8 @@ def requantize(acc, multiplier, *, zero_point: int, qmin: int, qmax: int, channe
         ``y = clamp(rne(f32(f32(f32(acc) + f32(b / act)) * M)) + z, qmin, qmax)``: the bias is a float,
         added to the float32 accumulator *before* the multiply (``float_bias`` = ``f32(b / act)``, see
         :func:`fbgemm_bias_addend`); ``acc`` must then exclude the bias. Without ``float_bias`` it equals
-        ``ort_cpu``. (The int16 pair saturation of fbgemm's depthwise kernels is an accumulator effect:
-        ``pair_saturate16`` of :func:`hwsim.datapath.conv2d_acc`.)
+        ``ort_cpu``. (The int16 pair saturation of fbgemm's depthwise kernels, and of its linear and conv on
+        CPUs without VNNI, is an accumulator effect: ``int16_pairs`` of :func:`hwsim.datapath.conv2d_acc`.)
     ``tflite_double`` (gemmlowp double rounding; TFLite ``MultiplyByQuantizedMultiplier``)
         ``(q, shift) = quantize_multiplier(M)``; ``y = clamp(RDBPOT(SRDHM(acc * 2^max(shift,0), q),
         max(-shift,0)) + z, qmin, qmax)``. ``acc * 2^left`` wraps in int32 as the C code does.
@@ -408,7 +409,7 @@ def requantize(acc, multiplier, *, zero_point: int, qmin: int, qmax: int, channe
         qmax]``, ``float_bias`` with a profile other than ``torch_fbgemm``, ``rounding`` with
         ``tflite_double``, or (``tflite_*``) an accumulator outside int32.
     """
-    profile = _check_profile(profile)
+    profile = check_profile(profile)
     rounding = _check_rounding(rounding)
     if rounding == "stochastic" and seed is None:
         raise ValueError("seed must be given for stochastic rounding, not None")

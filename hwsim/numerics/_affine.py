@@ -29,7 +29,14 @@ __all__ = ["QParams", "symmetric_per_channel", "asymmetric_per_tensor", "minmax_
 _F32_TINY = float(np.finfo(np.float32).tiny)
 
 
-def _check_bits(bits, *, name: str = "bits", low: int = 1, high: int = 16) -> int:
+def check_bits(bits, *, name: str = "bits", low: int = 1, high: int = 16) -> int:
+    """``bits`` as an int after checking it is an integer (not a bool) in ``[low, high]``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Not an integer, or out of range; the message names ``name``.
+    """
     if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)):
         raise TypeError(f"{name} must be an integer in [{low}, {high}], not {bits!r}")
     if not low <= int(bits) <= high:
@@ -87,7 +94,7 @@ class QParams:
     narrow_range: bool = False
 
     def __post_init__(self):
-        bits = _check_bits(self.bits)
+        bits = check_bits(self.bits)
         if not isinstance(self.signed, (bool, np.bool_)):
             raise TypeError(f"signed must be a bool, not {self.signed!r}")
         if not isinstance(self.narrow_range, (bool, np.bool_)):
@@ -170,7 +177,14 @@ class QParams:
                 f"axis={self.axis}{nr})")
 
 
-def _as_float32(x, name: str) -> np.ndarray:
+def as_float32(x, name: str) -> np.ndarray:
+    """``x`` as a float32 array (a real numeric array of any shape; the values are rounded to float32).
+
+    Raises
+    ------
+    TypeError
+        ``x`` is not a real numeric array (``name`` is named).
+    """
     a = np.asarray(x)
     if a.dtype.kind not in "fiu":
         raise TypeError(f"{name} must be a real numeric array, not dtype {a.dtype}")
@@ -216,8 +230,8 @@ def symmetric_per_channel(w, bits: int, axis: int | None = 0, narrow_range: bool
     ValueError
         ``w`` is empty, 0-d with an axis, non-finite, or ``axis``/``bits`` are out of range.
     """
-    bits = _check_bits(bits, low=2)
-    w = _as_float32(w, "w")
+    bits = check_bits(bits, low=2)
+    w = as_float32(w, "w")
     if w.size == 0:
         raise ValueError(f"w must not be empty, found shape {w.shape}")
     qmax = (1 << (bits - 1)) - 1
@@ -272,9 +286,9 @@ def asymmetric_per_tensor(xmin, xmax, bits: int, signed: bool = False) -> QParam
     ValueError
         ``xmin > xmax``, a non-finite bound, or ``bits`` out of range.
     """
-    bits = _check_bits(bits)
-    lo = _as_float32(xmin, "xmin")
-    hi = _as_float32(xmax, "xmax")
+    bits = check_bits(bits)
+    lo = as_float32(xmin, "xmin")
+    hi = as_float32(xmax, "xmax")
     if lo.ndim or hi.ndim:
         raise ValueError(f"xmin and xmax must be scalars, not shapes {lo.shape} and {hi.shape}")
     if lo > hi:

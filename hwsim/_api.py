@@ -1,0 +1,211 @@
+"""The public Python API: what ``hwsim simulate``, ``hwsim sweep`` and ``hwsim verify`` do, as functions.
+
+The CLI (:mod:`hwsim.cli`) is a thin layer over these: it parses options, calls one function here and prints
+its result. Every option is keyword-only; every result is frozen. ``docs/api.md`` documents each name and
+``tests/test_api.py`` checks that ``hwsim.__all__`` is exactly what it documents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from ._io import load_workload as _load_workload_file
+from ._io import summary_dict, write_energy_csv, write_layers_csv, write_summary_json
+from ._pipeline import SimResult, layer_columns, simulate_workload
+from .spec import ArchSpec, Workload
+from .spec import load_arch as _load_arch_file
+
+if TYPE_CHECKING:  # pandas is imported only when a DataFrame is asked for (the CLI stays light)
+    import pandas as pd
+
+__all__ = ["load_arch", "load_workload", "simulate", "Simulation", "sweep", "SweepOutcome"]
+
+ENERGY_COLUMNS = ("layer", "component", "operand", "action", "count", "unit", "pj_each", "energy_pj")
+
+
+def load_arch(path: str | Path) -> ArchSpec:
+    """Read and validate an arch YAML (``arch/*.yaml``) into a frozen :class:`hwsim.spec.ArchSpec`.
+
+    Raises
+    ------
+    SpecError
+        A missing file, a YAML error, an unknown or duplicate key, a value of the wrong type or range; the
+        message names the file and the key path (the CLI prints it on one line and exits 2).
+    """
+    return _load_arch_file(path)
+
+
+def load_workload(path: str | Path) -> Workload:
+    """Read a workload by its file type into a frozen :class:`hwsim.spec.Workload`: a layer-list YAML
+    (``workloads/*.yaml``), a SCALE-Sim topology CSV (conv or GEMM format) or a float ONNX model (layer shapes).
+
+    Raises
+    ------
+    SpecError
+        A missing file, an unknown extension, or a problem inside the file (named with its key or row).
+
+    Warns
+    -----
+    ShapeWarning
+        For each layer whose input rows or columns no window covers.
+    """
+    return _load_workload_file(path)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Simulation:
+    """One workload timed and priced on one arch (what ``hwsim simulate`` writes).
+
+    ``layers`` and ``energy`` are new pandas DataFrames on each access (changing one changes nothing here);
+    ``totals`` is a read-only mapping. Units are in the names: ``*_cycles`` array clock cycles, ``*_bytes``
+    bytes, ``*_pj`` picojoules, ``latency_us`` microseconds, ``*_mm2`` square millimetres; ``sram_*_reads``
+    and ``sram_*_writes`` count operand elements; ``utilization`` is a fraction of the array's peak MACs.
+    ``result`` is the pipeline's own record (:class:`hwsim._pipeline.SimResult`).
+    """
+
+    result: SimResult
+    arch_source: str = ""
+    workload_source: str = ""
+
+    @property
+    def arch(self) -> ArchSpec:
+        return self.result.arch
+
+    @property
+    def workload(self) -> Workload:
+        return self.result.workload
+
+    @property
+    def bits(self) -> Mapping[str, tuple[int, int, int]]:
+        """Each layer's ``(weight_bits, act_bits, out_bits)``."""
+        return MappingProxyType(dict(self.result.bits))
+
+    @property
+    def layers(self) -> pd.DataFrame:
+        """One row per layer, the columns of ``layers.csv`` (``results/README.md``), in workload order."""
+        import pandas as pd
+
+        return pd.DataFrame(self.result.rows, columns=layer_columns(self.result.arch))
+
+    @property
+    def energy(self) -> pd.DataFrame:
+        """Every priced action: ``layer, component, operand, action, count, unit, pj_each, energy_pj``."""
+        import pandas as pd
+
+        return pd.DataFrame(self.result.energy_records, columns=list(ENERGY_COLUMNS))
+
+    @property
+    def totals(self) -> Mapping[str, float]:
+        """Whole-workload totals (``summary.json``'s ``totals``): cycles, bytes, pJ, pJ/MAC, TOPS/W, mm^2."""
+        return MappingProxyType(dict(self.result.totals))
+
+    def summary(self) -> dict[str, Any]:
+        """What ``summary.json`` holds: totals, units, the resolved arch, workload and bits, energy sources."""
+        return summary_dict(self.result, arch_source=self.arch_source, workload_source=self.workload_source)
+
+    def report(self, path: str | Path) -> Path:
+        """Write the self-contained plotly HTML report (works offline) to ``path``; return it."""
+        from .report import simulate_report
+
+        return simulate_report(self.result, Path(path))
+
+    def to_dir(self, out: str | Path) -> dict[str, Path]:
+        """Write ``layers.csv``, ``energy.csv``, ``summary.json`` and ``report.html`` into folder ``out``
+        (created if needed; these four files are replaced). Returns the paths by file name."""
+        folder = Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        written = {
+            "layers.csv": write_layers_csv(self.result, folder / "layers.csv"),
+            "energy.csv": write_energy_csv(self.result, folder / "energy.csv"),
+            "summary.json": write_summary_json(self.result, folder / "summary.json",
+                                               arch_source=self.arch_source, workload_source=self.workload_source),
+        }
+        written["report.html"] = self.report(folder / "report.html")
+        return written
+
+
+def simulate(arch: ArchSpec | str | Path, workload: Workload | str | Path, *,
+             bits: Mapping[str, tuple[int, int]] | None = None, weight_bits: int | None = None,
+             act_bits: int | None = None, quant: str | Path | None = None) -> Simulation:
+    """Time and price every layer of ``workload`` on ``arch``: folds, fill/drain and steady cycles, stalls
+    from the event model, traffic per memory level, energy per action and component, area.
+
+    Parameters
+    ----------
+    arch, workload
+        Loaded specs, or paths that :func:`load_arch` / :func:`load_workload` read.
+    bits
+        Per-layer ``{layer name: (weight_bits, act_bits)}``; takes precedence over the uniform bits.
+    weight_bits, act_bits
+        Uniform bits for every layer (default: each layer's own, else the workload's, else 8).
+    quant
+        A quantization YAML (``workloads/quant/*.yaml``) read against the workload; excludes ``bits``.
+
+    Raises
+    ------
+    SpecError
+        Bad files or options (``bits`` naming no layer, ``quant`` together with ``bits``).
+    InfeasibleError
+        Operand widths the arch's PEs cannot take.
+    """
+    from .errors import SOURCE_ARG, SpecError
+
+    arch_source = "" if isinstance(arch, ArchSpec) else str(arch)
+    workload_source = "" if isinstance(workload, Workload) else str(workload)
+    a = arch if isinstance(arch, ArchSpec) else load_arch(arch)
+    w = workload if isinstance(workload, Workload) else load_workload(workload)
+    if quant is not None:
+        if bits is not None:
+            raise SpecError(SOURCE_ARG, "quant", "either quant or bits, not both", "both")
+        from .spec import load_quant_config
+
+        bits = load_quant_config(quant, w)
+    res = simulate_workload(a, w, bits=dict(bits) if bits is not None else None, weight_bits=weight_bits,
+                            act_bits=act_bits, source=arch_source or "<arch>")
+    return Simulation(result=res, arch_source=arch_source, workload_source=workload_source)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepOutcome:
+    """A finished sweep: its output folder and its tables (read from the files it wrote).
+
+    ``points`` has one row per design point (``points.parquet``: hardware keys, bits, cycles, energy,
+    quality, ``status``, ``pareto``, ``within_budget``); ``pareto`` the front (``pareto.csv``).
+    """
+
+    out: Path
+
+    @property
+    def points(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.read_parquet(self.out / "points.parquet")
+
+    @property
+    def pareto(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.read_csv(self.out / "pareto.csv")
+
+
+def sweep(spec: str | Path, out: str | Path | None = None, *, resume: bool = False, workers: int | None = None,
+          scheduler: str | None = None, progress: bool = False) -> SweepOutcome:
+    """Evaluate every design point of a sweep YAML (``sweeps/*.yaml``) and write its results to ``out``
+    (default ``results/<sweep name>``): points as they finish, then the Pareto front, configs and report.
+
+    ``workers`` local processes (default: the cores; 1 runs in this process) or a dask.distributed cluster at
+    ``scheduler`` (e.g. ``"tcp://HOST:8786"``); ``resume`` skips the points already written there.
+
+    Raises
+    ------
+    SpecError
+        A bad sweep spec (before any work), an output folder holding another sweep, an unreachable scheduler.
+    """
+    from .explore import run_sweep
+
+    return SweepOutcome(out=run_sweep(spec, out=out, resume=resume, workers=workers, scheduler=scheduler,
+                                      progress=progress))

@@ -1,0 +1,196 @@
+"""Targets: each machine's onnxruntime integer kernels, pinned by values that do not depend on this host.
+
+* the one-node probe (MatMulInteger a = [[255, 255]], z_a = 144, b = [[113], [113]]): exact
+  (255 - 144) * 113 * 2 = 25,086; with int16 pairs sat16(255 * 113 * 2 = 57,630) = 32,767 minus the zero-point
+  correction 144 * 226 = 32,544 gives 223;
+* the 69 cases recorded by onnxruntime 1.32 on an AVX2 host without VNNI (``tests/data/ort_avx2``): 0
+  mismatches under ``--target x86-avx2 --expected`` on any host; the exact target misses the u8 x s8 ones.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hwsim.cli import main
+from hwsim.datapath import conv2d_acc, gemm_acc
+from hwsim.onnxq import PROBE_EXACT, PROBE_PAIRS16, TARGETS, host_info, probe_onnxruntime, verify
+
+DATA = Path(__file__).parent / "data" / "ort_avx2"
+
+
+def test_probe_values_by_hand_and_on_this_host():
+    a = np.array([[255, 255]], np.uint8)
+    b = np.array([[113], [113]], np.int8)
+    assert gemm_acc(a, b, a_zp=144, b_zp=0)[0].item() == PROBE_EXACT == 25086
+    assert gemm_acc(a, b, a_zp=144, b_zp=0, int16_pairs=True)[0].item() == PROBE_PAIRS16 == 223
+    # live: this host's onnxruntime gives one of the two, and the host target says which
+    host = host_info()
+    assert probe_onnxruntime() == (PROBE_PAIRS16 if TARGETS[host.target].u8s8_int16_pairs else PROBE_EXACT)
+    assert host.probe_note == ""
+
+
+def test_int16_pairs_conv_order_is_nhwc():
+    # C = 3, 1x2 kernel, x = 255: the reduction (r, s, c) = taps of channels 0,1,2 at s=0 then s=1; weights
+    # w[c, s]: s=0 -> (127, 127, 1), s=1 -> (127, -128, -128). Pairs in (s, c) order: (127, 127) -> 32767,
+    # (1, 127) -> 255 * 128 = 32640, (-128, -128) -> -32768. A (c, r, s) order would pair (127, 127),
+    # (127, 1), (127, -128), (1, -128)... and give another value.
+    x = np.full((1, 3, 1, 2), 255, np.uint8)
+    w = np.array([[127, 127], [127, -128], [1, -128]], np.int8).reshape(1, 3, 1, 2)
+    acc, _ = conv2d_acc(x, w, x_zp=0, w_zp=0, int16_pairs=True)
+    assert acc.item() == 32767 + 32640 - 32768
+    # exact: 255 * (127 + 127 + 1 + 127 - 128 - 128)
+    assert conv2d_acc(x, w, x_zp=0, w_zp=0)[0].item() == 255 * 126
+
+
+def _cases():
+    meta = json.loads((DATA / "ort_avx2_cases.json").read_text())
+    return meta
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    d = tmp_path_factory.mktemp("rec")
+    z = np.load(DATA / "ort_avx2_cases.npz")
+    meta = _cases()
+    paths = {}
+    for name in meta["cases"]:
+        (d / f"{name}.onnx").write_bytes(z[f"{name}/model"].tobytes())
+        ins = {k.split("/")[-1]: z[k] for k in z.files if k.startswith(f"{name}/in/")}
+        np.savez(d / f"{name}_in.npz", **ins)
+        np.savez(d / f"{name}_y.npz", y=z[f"{name}/y"])
+        paths[name] = (d / f"{name}.onnx", d / f"{name}_in.npz", d / f"{name}_y.npz")
+    return meta, paths
+
+
+def test_recorded_avx2_cases(recorded):
+    meta, paths = recorded
+    assert meta["cpu_flags"] == ["avx2", "fma"] and meta["onnxruntime"] == "1.32.0" and len(paths) == 69
+    vnni = {}
+    for name, (m, x, y) in paths.items():
+        rep = verify(m, inputs=x, expected=y, target="x86-avx2")
+        assert rep.mismatches == 0, (name, rep.lines)
+        vnni[name] = verify(m, inputs=x, expected=y, target="x86-avx512-vnni").mismatches
+    kinds = {n: meta["cases"][n]["kind"] for n in paths}
+    # the exact target differs on u8 x s8 GEMMs and non-depthwise convs only (cases 16-19 are depthwise)
+    assert {n for n, v in vnni.items() if v} == {
+        n for n, k in kinds.items() if ("u8s8" in k or k == "matmulinteger")
+        and n not in ("conv_u8s8_16", "conv_u8s8_17", "conv_u8s8_18", "conv_u8s8_19", "conv_u8s8_39",
+                      "matmul_u8s8_04")}
+    assert sum(vnni.values()) == 35291
+    near = [vnni[n] for n, k in kinds.items() if k == "conv u8s8 near-255"]
+    assert sum(near) == 17860 and vnni["conv_u8s8_31"] == 2924 and vnni["matmul_u8s8_05"] == 2764
+
+
+def test_cli_recorded_and_bad_input(recorded, tmp_path, capsys):
+    meta, paths = recorded
+    m, x, y = paths["conv_u8s8_01"]
+    assert main(["verify", str(m), "--inputs", str(x), "--expected", str(y), "--target", "x86-avx2",
+                 "--out", str(tmp_path / "a")]) == 0
+    data = json.loads((tmp_path / "a" / "verify.json").read_text())
+    assert data["target"]["name"] == "x86-avx2"
+    assert data["target"]["host"]["cpu_flags"] == list(host_info().flags)
+    assert data["onnxruntime_version"] and data["reference"].startswith("recorded")
+    assert main(["verify", str(m), "--inputs", str(x), "--expected", str(y), "--target", "x86-avx512-vnni",
+                 "--out", str(tmp_path / "b")]) == 1
+    assert capsys.readouterr().out.rstrip().splitlines()[-1] == "mismatches: 151 of 192"
+    other = "x86-avx512-vnni" if host_info().target == "x86-avx2" else "x86-avx2"
+    bad = tmp_path / "bad.npz"
+    for args, msg in [
+        (["--target", "x86-avx3"], "--target: expected one of host, x86-avx2"),
+        (["--target", other], "--target: expected this host's target"),
+    ]:
+        assert main(["verify", str(m), "--inputs", str(x), "--out", str(tmp_path / "c")] + args) == 2
+        err = capsys.readouterr().err
+        assert msg in err and len(err.strip().splitlines()) == 1, err
+    z = np.load(y)["y"]
+    for arrays, msg in [({"z": z}, ": y: expected an array for every model output"),
+                        ({"y": z[..., :2]}, ": y: expected shape (1, 8, 6, 4)"),
+                        ({"y": z.astype(np.int8)}, ": y: expected dtype uint8"),
+                        ({"y": z, "w": z}, ": w: expected the name of a model output or tensor")]:
+        np.savez(bad, **arrays)
+        assert main(["verify", str(m), "--inputs", str(x), "--expected", str(bad), "--target", "x86-avx2",
+                     "--out", str(tmp_path / "c")]) == 2
+        err = capsys.readouterr().err
+        assert msg in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_live_verify_json_records_target_and_session(recorded, tmp_path):
+    meta, paths = recorded
+    m, x, _ = paths["matmul_u8s8_00"]
+    rep = verify(m, inputs=x, out=tmp_path)
+    assert rep.mismatches == 0  # the host target reproduces this host's onnxruntime
+    data = json.loads((tmp_path / "verify.json").read_text())
+    host = host_info()
+    assert data["target"]["name"] == host.target and data["target"]["host"]["onnxruntime_probe"] == host.probe
+    assert data["session_options"]["providers"] == ["CPUExecutionProvider"]
+
+
+def _qdq_probe_model(path):
+    """The probe as an int8 QDQ MatMul: x = 111.0 -> code 127 (z = 16), w = [[113], [113]], y scale 256.
+
+    With session.qdqisint8allowed=1 (or on ARM, or with VNNI) the s8 kernels give the exact 25,086 -> y code
+    round(25,086 / 256) = 98 -> 25,088.0. A default x86 session rewrites the int8 pairs to uint8 (codes 255,
+    zero point 144), so the u8 x s8 kernel runs: on AVX2 without VNNI its pair sum saturates and it computes
+    223 -> round(223 / 256) = 1 -> 256.0."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    c = numpy_helper.from_array
+    nodes = [helper.make_node("QuantizeLinear", ["x", "sx", "zx"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "sx", "zx"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["w", "sw", "zw"], ["wd"]),
+             helper.make_node("MatMul", ["xd", "wd"], ["m"]),
+             helper.make_node("QuantizeLinear", ["m", "sy", "zy"], ["yq"]),
+             helper.make_node("DequantizeLinear", ["yq", "sy", "zy"], ["y"])]
+    inits = [c(np.float32(1), "sx"), c(np.int8(16), "zx"), c(np.array([[113], [113]], np.int8), "w"),
+             c(np.float32(1), "sw"), c(np.int8(0), "zw"), c(np.float32(256), "sy"), c(np.int8(0), "zy")]
+    g = helper.make_graph(nodes, "probe_qdq", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    path.write_bytes(m.SerializeToString())
+
+
+def test_default_session_int8_qdq_runs_u8_kernels(tmp_path):
+    m, x = tmp_path / "p.onnx", tmp_path / "x.npz"
+    _qdq_probe_model(m)
+    np.savez(x, x=np.full((1, 2), 111.0, np.float32))
+    for value, target, bad in [(256.0, "x86-avx2", 0), (25088.0, "x86-avx2", 1),
+                               (25088.0, "x86-avx512-vnni", 0), (256.0, "x86-avx512-vnni", 1),
+                               (25088.0, "arm64", 0)]:
+        y = tmp_path / "y.npz"
+        np.savez(y, y=np.full((1, 1), value, np.float32))
+        assert verify(m, inputs=x, expected=y, target=target).mismatches == bad, (value, target)
+    # live: the default session on this host gives the value of its own target, and hwsim agrees
+    rep = verify(m, inputs=x, out=tmp_path / "v")
+    assert rep.mismatches == 0, rep.lines
+    assert rep.data["default_session_outputs_equal"] == {"y": True}
+
+
+def test_qgemm_probe_per_target(tmp_path):
+    # com.microsoft QGemm (not among the recorded cases) on the probe's operands, float output
+    # y = acc * 1 * 1: 25,086.0 on exact targets, 223.0 where u8 x s8 pairs saturate (the same MlasGemm kernel
+    # as MatMulInteger)
+    from onnx import TensorProto, helper, numpy_helper
+
+    c = numpy_helper.from_array
+    node = helper.make_node("QGemm", ["a", "sa", "za", "b", "sb", "zb"], ["y"], domain="com.microsoft")
+    inits = [c(np.float32(1), "sa"), c(np.uint8(144), "za"), c(np.array([[113], [113]], np.int8), "b"),
+             c(np.float32(1), "sb"), c(np.int8(0), "zb")]
+    g = helper.make_graph([node], "qgemm", [helper.make_tensor_value_info("a", TensorProto.UINT8, [1, 2])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13),
+                                            helper.make_opsetid("com.microsoft", 1)])
+    m.ir_version = 8
+    (tmp_path / "g.onnx").write_bytes(m.SerializeToString())
+    np.savez(tmp_path / "a.npz", a=np.array([[255, 255]], np.uint8))
+    for target, value in [("x86-avx2", 223.0), ("x86-avx512-core", 223.0), ("x86-avx512-vnni", 25086.0),
+                          ("x86-avx-vnni", 25086.0), ("arm64", 25086.0)]:
+        np.savez(tmp_path / "y.npz", y=np.full((1, 1), value, np.float32))
+        rep = verify(tmp_path / "g.onnx", inputs=tmp_path / "a.npz", expected=tmp_path / "y.npz",
+                     target=target)
+        assert rep.mismatches == 0, (target, rep.lines)
+    assert verify(tmp_path / "g.onnx", inputs=tmp_path / "a.npz").mismatches == 0  # live, host target
