@@ -426,7 +426,8 @@ def scalesim_memory(layer: Conv2d | Gemm, arch: ArchSpec, *,
     """
     names = {lv.name for lv in arch.memory.hierarchy()}
     if not {"ifmap_sram", "filter_sram", "ofmap_sram"} <= names:
-        raise ValueError(f"an arch with SCALE-Sim's ifmap_sram, filter_sram and ofmap_sram; found {sorted(names)}")
+        raise ValueError("an arch with SCALE-Sim's ifmap_sram, filter_sram and ofmap_sram; found "
+                         f"{sorted(names)}")
     if isinstance(layer, Conv2d) and (layer.dilation_hw != (1, 1) or layer.pads[0] or layer.pads[2]):
         raise ValueError(f"a layer SCALE-Sim can describe (no dilation, no top or left padding); found "
                          f"{layer.name} with dilation {layer.dilation_hw} and padding {layer.pads}")

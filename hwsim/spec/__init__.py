@@ -9,8 +9,8 @@ from ._workload import Conv2d, Gemm, GemmView, Layer, Workload, load_workload_ya
 
 __all__ = [
     # _arch
-    "ArchSpec", "ArrayConfig", "ArrayUnroll", "LOOP_DIMS", "PEConfig", "SramConfig", "DramConfig", "MemoryConfig",
-    "MemoryLevel", "OPERANDS",
+    "ArchSpec", "ArrayConfig", "ArrayUnroll", "LOOP_DIMS", "PEConfig", "SramConfig", "DramConfig",
+    "MemoryConfig", "MemoryLevel", "OPERANDS",
     "EnergyOverrides", "AreaOverrides",
     "TimingConfig", "load_arch",
     # _workload
