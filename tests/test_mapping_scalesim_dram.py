@@ -1,8 +1,9 @@
 """SCALE-Sim 3.0.0's memory model (hwsim.mapping.scalesim_memory) against SCALE-Sim itself.
 
 Fast tests pin the counting rules by hand; the slow tests run SCALE-Sim (Python API, as
-tests/test_mapping_scalesim.py does) on held-back shapes that no other test uses: odd arrays 7x13 os, 40x24 ws,
-64x4 is; a 3x5, a 1x1, a strided 9x9 and a depthwise conv; an attention-sized GEMM and an M = 1 decode GEMM.
+tests/test_mapping_scalesim.py does) on held-back shapes that no other test uses: odd arrays 7x13 os, 40x24
+ws, 64x4 is; a 3x5, a 1x1, a strided 9x9 and a depthwise conv; an attention-sized GEMM and an M = 1 decode
+GEMM.
 CALC mode with SCALE-Sim's default 64 kB buffers and with 1/2/1 kB buffers that make its read buffers forget
 and its write buffer drain many times; USER mode with 6/4/2 kB buffers and 3/5/4 words per cycle (the
 issue's config) and with 1/1/1 kB at 10 words per cycle. Every DRAM count, stall and total must be equal.
@@ -55,8 +56,9 @@ def test_write_buffer_counts_padded_lines():
     wb.finish(5)
     assert wb.counted == 5
     # two words per cycle, 4 cycles, same buffer: w0 w1 (cycle 0: free 2, no drain), w2 (cycle 1: free 1 < 2):
-    # line [w0 w1 w2] drains (ends at cycle 1), free 4; w3 (cycle 1: the drain has ended, free 3), w4 (cycle 2,
-    # free 2), w5 (cycle 2) closes [w3 w4 w5], free 1 < 2: drains 3; w6 w7 drain at the end: 3 + 3 + 2 = 8.
+    # line [w0 w1 w2] drains (ends at cycle 1), free 4; w3 (cycle 1: the drain has ended, free 3), w4
+    # (cycle 2, free 2), w5 (cycle 2) closes [w3 w4 w5], free 1 < 2: drains 3; w6 w7 drain at the end:
+    # 3 + 3 + 2 = 8.
     wb = _WriteBuffer(4, 3)
     for c in range(4):
         wb.write_row(2, c)
@@ -105,7 +107,8 @@ def _arch(r: int, c: int, df: str, sizes=SIZES[0]):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sizes,ports", CONFIGS, ids=["calc-64kB", "calc-1-2-1kB", "user-6-4-2kB", "user-1-1-1kB"])
+@pytest.mark.parametrize("sizes,ports", CONFIGS,
+                         ids=["calc-64kB", "calc-1-2-1kB", "user-6-4-2kB", "user-1-1-1kB"])
 @pytest.mark.parametrize("r,c,df", ARRAYS, ids=[f"{r}x{c}-{d}" for r, c, d in ARRAYS])
 def test_memory_matches_scalesim(tmp_path, r, c, df, sizes, ports):
     pytest.importorskip("scalesim.scale_sim")
@@ -135,6 +138,6 @@ def test_memory_matches_scalesim(tmp_path, r, c, df, sizes, ports):
 def test_layers_scalesim_cannot_describe_are_refused():
     arch = _arch(8, 8, "ws")
     padded = Conv2d(name="p", op="conv2d", in_channels=2, out_channels=2, in_h=6, in_w=6, kernel=3, padding=1)
-    with pytest.raises(ValueError, match=r"no dilation, no top or left padding\); found p with dilation \(1, 1\) "
-                                         r"and padding \(1, 1, 1, 1\)"):
+    with pytest.raises(ValueError, match=r"no dilation, no top or left padding\); found p with dilation "
+                                         r"\(1, 1\) and padding \(1, 1, 1, 1\)"):
         scalesim_memory(padded, arch)

@@ -44,7 +44,8 @@ def _random_layers(rng, n):
 
 
 FIELDS = ("compute_cycles", "fill_cycles", "steady_cycles", "drain_cycles", "folds", "mapping_efficiency",
-          "sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes", "sram_ofmap_reads", "m_tiles", "n_tiles")
+          "sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes", "sram_ofmap_reads", "m_tiles",
+          "n_tiles")
 
 
 @pytest.mark.parametrize("df", ["ws", "os", "is"])
@@ -61,7 +62,8 @@ def test_im2col_written_out_equals_the_default(df):
             for layer in _random_layers(rng, 40):
                 a = map_layer(layer, base, weight_bits=8, act_bits=8)
                 b = map_layer(layer, expl, weight_bits=8, act_bits=8)
-                assert [getattr(a, f) for f in FIELDS] == pytest.approx([getattr(b, f) for f in FIELDS]), layer
+                want = [getattr(b, f) for f in FIELDS]
+                assert [getattr(a, f) for f in FIELDS] == pytest.approx(want), layer
                 assert (a.traffic.reads, a.traffic.writes) == (b.traffic.reads, b.traffic.writes), layer
 
 
@@ -101,7 +103,8 @@ def test_edge_tpu_like_factors_by_hand():
     # PEs: all 128 x 8 busy in every step: mapping efficiency 16*16*9*64 MACs / (36 x 4 x 1,024) = 1.
     arch = make_arch(**{"array.rows": 128, "array.cols": 8,
                         "array.unroll": {"rows": {"C": 8, "OX": 4, "OY": 4}, "cols": {"K": 8}}})
-    layer = Conv2d(name="c", op="conv2d", in_channels=16, out_channels=16, in_h=8, in_w=8, kernel=3, padding=1)
+    layer = Conv2d(name="c", op="conv2d", in_channels=16, out_channels=16, in_h=8, in_w=8, kernel=3,
+                   padding=1)
     m = map_layer(layer, arch, weight_bits=8, act_bits=8)
     assert (m.folds, m.t, m.cycles_per_fold, m.compute_cycles) == (36, 4, 26, 936)
     assert m.mapping_efficiency == pytest.approx(1.0)
@@ -118,14 +121,14 @@ def test_gemm_dims():
 def test_flattening_mixed_kinds_is_infeasible():
     arch = make_arch(**{"array.unroll": {"rows": ["C", "OX"], "cols": ["K"]}})
     layer = Conv2d(name="c", op="conv2d", in_channels=4, out_channels=4, in_h=6, in_w=6, kernel=3)
-    with pytest.raises(InfeasibleError, match=r"array\.unroll\.rows: expected listed \(flattened\) dims of one "
-                                              r"kind.*found C, OX"):
+    with pytest.raises(InfeasibleError, match=r"array\.unroll\.rows: expected listed \(flattened\) dims of "
+                                              r"one kind.*found C, OX"):
         map_layer(layer, arch, weight_bits=8, act_bits=8)
 
 
 BAD_UNROLL = [
-    ("{rows: [C, Q], cols: [K]}", "array.unroll.rows: expected loop dimensions among B, K, C, OY, OX, FY, FX, "
-                                  "found 'Q'"),
+    ("{rows: [C, Q], cols: [K]}", "array.unroll.rows: expected loop dimensions among B, K, C, OY, OX, FY, "
+                                  "FX, found 'Q'"),
     ("{rows: [C, FY], cols: [K, C]}", "array.unroll: expected each loop dimension on at most one axis, once, "
                                       "found C twice"),
     ("{rows: {C: 8, OX: 8}, cols: [K]}", "array: expected unroll factors on rows multiplying to at most rows "
@@ -155,8 +158,9 @@ def test_bad_unroll_is_one_line(tmp_path, unroll, msg):
 def test_bad_unroll_exits_2_with_one_line(tmp_path):
     unroll, msg = BAD_UNROLL[0]
     bad = _with_array_key(tmp_path, "unroll", unroll)
-    r = subprocess.run([sys.executable, "-m", "hwsim", "simulate", str(bad), str(ROOT / "workloads/resnet18.yaml"),
-                        "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-m", "hwsim", "simulate", str(bad),
+                        str(ROOT / "workloads/resnet18.yaml"), "--out", str(tmp_path / "o")],
+                       capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     assert r.stderr.strip() == f"hwsim: error: {bad}: {msg}"
 

@@ -1,8 +1,8 @@
 """hwsim's latency on ZigZag's tpu_like and edge_tpu_like against ZigZag 3.9.1 itself, per layer.
 
 ZigZag's figures are recorded in tests/data/zigzag/zigzag_latency.csv (made by record_zigzag_latency.py next
-to it: ZigZag's latency-optimal mapping, ``opt="latency"``, on its own ResNet-18 and MobileNetV2 ONNX files and
-onnx's ResNet-50) with each layer's shape, so this test needs neither ZigZag nor its files.
+to it: ZigZag's latency-optimal mapping, ``opt="latency"``, on its own ResNet-18 and MobileNetV2 ONNX files
+and onnx's ResNet-50) with each layer's shape, so this test needs neither ZigZag nor its files.
 
 hwsim runs ``arch/zigzag_tpu_like.yaml`` (``array.unroll: {rows: [C], cols: [K]}``, ZigZag's D2 = C, D1 = K)
 and ``arch/zigzag_edge_tpu_like_os.yaml`` (rows C 8 x OX 4 x OY 4, columns K 8, output stationary: the order

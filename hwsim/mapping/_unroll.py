@@ -16,9 +16,9 @@ FY, FX (a GEMM: B = M, C = K, K = N):
 
 * fill and drain: a fold costs ``fill + T + drain`` with the GEMM view's formulas (:mod:`hwsim.mapping._plan`)
   over the *systolic depth* of each axis instead of its size. The depth counts the dims of the kind the GEMM
-  view puts on that axis (ws and is rows: reduction C, FY, FX; os rows and is columns: pixels B, OY, OX; ws and
-  os columns: K): a listed axis of that kind has the axis size as depth (as SCALE-Sim: a partial fold costs
-  a full one), a factored axis the product of those dims' factors. A dim of another kind on an axis is
+  view puts on that axis (ws and is rows: reduction C, FY, FX; os rows and is columns: pixels B, OY, OX; ws
+  and os columns: K): a listed axis of that kind has the axis size as depth (as SCALE-Sim: a partial fold
+  costs a full one), a factored axis the product of those dims' factors. A dim of another kind on an axis is
   replicated: its PEs sit side by side at the same chain position and share the operand it does not index
   (ZigZag's ``served_dimensions``: edge_tpu_like's one weight register per 4 x 4 OX-OY group), so it adds no
   depth. edge_tpu_like ({C: 8, OX: 4, OY: 4} on 128 rows) thus fills over 8 rows, not 128.

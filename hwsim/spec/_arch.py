@@ -18,7 +18,8 @@ from ..errors import SpecError
 from ._base import SpecModel
 from ._loader import load_yaml, validate
 
-__all__ = ["ArchSpec", "ArrayConfig", "ArrayUnroll", "LOOP_DIMS", "PEConfig", "SramConfig", "DramConfig", "MemoryConfig", "MemoryLevel",
+__all__ = ["ArchSpec", "ArrayConfig", "ArrayUnroll", "LOOP_DIMS", "PEConfig", "SramConfig", "DramConfig",
+           "MemoryConfig", "MemoryLevel",
            "OPERANDS",
            "EnergyOverrides", "AreaOverrides", "TimingConfig", "load_arch"]
 
@@ -104,8 +105,8 @@ class ArrayConfig(_Frozen):
     dataflow: Literal["ws", "os", "is"]
     unroll: ArrayUnroll | None = None
     systolic: tuple[Literal["rows", "cols"], ...] = Field(
-        default=("rows", "cols"), description="axes along which operands move PE to PE (fill and drain cycles); "
-        "an axis not listed broadcasts (ZigZag's systolic_dimensions)")
+        default=("rows", "cols"), description="axes along which operands move PE to PE (fill and drain "
+        "cycles); an axis not listed broadcasts (ZigZag's systolic_dimensions)")
 
     @field_validator("unroll", mode="before")
     @classmethod
@@ -125,7 +126,8 @@ class ArrayConfig(_Frozen):
                 pairs = getattr(self.unroll, axis)
                 prod = math.prod(f for _, f in pairs if f)
                 if prod > size:
-                    raise ValueError(f"unroll factors on {axis} multiplying to at most {axis} ({size}); found "
+                    raise ValueError(f"unroll factors on {axis} multiplying to at most {axis} ({size}); "
+                                     "found "
                                      f"{' x '.join(f'{d} {f}' for d, f in pairs)} = {prod}")
         return self
 

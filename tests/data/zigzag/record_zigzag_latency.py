@@ -8,8 +8,8 @@ Recipe (zigzag-dse is not a test dependency; run this once where it is installed
 For each network it calls ``zigzag.api.get_hardware_performance_zigzag(model, hardware/<hw>.yaml,
 mapping/<hw>.yaml, opt="latency", lpf_limit=6)`` (the call of docs/validation_energy.md), with ZigZag's own
 shape-only ONNX files (``zigzag/inputs/workload/{resnet18,mobilenetv2}.onnx``) and onnx's
-``onnx/backend/test/data/light/light_resnet50.onnx``, and ZigZag's hardware and mapping files as shipped in the
-wheel (``zigzag/inputs/{hardware,mapping}/``, copies in ../shared/reference/zigzag/). ZigZag writes
+``onnx/backend/test/data/light/light_resnet50.onnx``, and ZigZag's hardware and mapping files as shipped in
+the wheel (``zigzag/inputs/{hardware,mapping}/``, copies in ../shared/reference/zigzag/). ZigZag writes
 ``<dump>/list_of_cmes.pickle``; with ``--pickles DIR`` the pickles of earlier runs
 (``DIR/out_<net>_<hw>/list_of_cmes.pickle``) are read instead of running ZigZag again (about 2 to 10 minutes
 per network on 2 cores). Each row: ZigZag's ``latency_total2`` (cycles incl. on- and off-loading),
@@ -77,9 +77,9 @@ def _cmes(net: str, hw: str, pickles: Path | None, dump: Path):
     logging.disable(logging.CRITICAL)
     model = _zigzag_model(net)
     out = dump / f"out_{net}_{hw}"
-    get_hardware_performance_zigzag(model, str(base / f"hardware/{hw}.yaml"), str(base / f"mapping/{hw}.yaml"),
-                                    opt="latency", lpf_limit=6, dump_folder=str(out),
-                                    loma_show_progress_bar=False)
+    get_hardware_performance_zigzag(model, str(base / f"hardware/{hw}.yaml"),
+                                    str(base / f"mapping/{hw}.yaml"), opt="latency", lpf_limit=6,
+                                    dump_folder=str(out), loma_show_progress_bar=False)
     return pickle.load(open(out / "list_of_cmes.pickle", "rb"))
 
 
@@ -95,7 +95,8 @@ def main() -> None:
     for net in NETS:
         shapes = {layer.name: layer for layer in read_onnx_shapes(_model_path(net)).layers}
         for hw in HW:
-            if args.pickles is not None and not (args.pickles / f"out_{net}_{hw}/list_of_cmes.pickle").is_file():
+            done = args.pickles is None or (args.pickles / f"out_{net}_{hw}/list_of_cmes.pickle").is_file()
+            if not done:
                 print(f"no run of {net} on {hw} in {args.pickles}: skipped")
                 continue
             for cme in _cmes(net, hw, args.pickles, args.dump):
