@@ -3,8 +3,8 @@
 hwsim's own DRAM model (:mod:`hwsim.mapping._traffic`) counts the unique data a buffer must hold times the
 refetches its loop nest forces, and every output once. SCALE-Sim counts something else, so for an arch
 imported from a SCALE-Sim cfg (``timing.convention: scalesim``) :func:`scalesim_memory` gives its figures. It
-follows the
-rules below, derived from the SCALE-Sim 3.0.0 sources (PyPI ``scalesim==3.0.0``; none of its code is used):
+follows the rules below, derived from the SCALE-Sim 3.0.0 sources (PyPI ``scalesim==3.0.0``; none of its code
+is used):
 
 **The address stream.** SCALE-Sim's compute model (``compute/systolic_compute_{os,ws,is}.py``) turns the
 operand matrices (``compute/operand_matrix.py``: ifmap address ``((y * W + x) * C + c)`` of the raw NHWC
@@ -16,7 +16,7 @@ row, flipped. The buffers see the addresses row by row, left to right.
 
 **Read buffers (ifmap, filter), CALC mode** (``memory/read_buffer_estimate_bw.py``): a buffer of
 ``E = size_kB * 1024`` one-byte words records each address it has not seen in 100 sets of
-``S = floor(E / 100)`` words; the first 50 sets form the active half. Each address that is not already in
+``S = floor(E / 100)`` words; 50 sets form the active half. Each address that is not already in
 the current epoch is one DRAM read; once 50 sets (``W = 50 * S`` new addresses) have been recorded, the
 recorded sets are dropped and a new epoch starts. So DRAM reads = the misses of a store that forgets
 everything every ``W`` misses (``W = 0``, i.e. ``E < 100``: it never forgets). hwsim's model instead keeps the
