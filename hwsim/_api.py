@@ -14,7 +14,8 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ._io import load_workload as _load_workload_file
-from ._io import summary_dict, write_energy_csv, write_layers_csv, write_summary_json
+from ._io import (summary_dict, write_bandwidth_csv, write_energy_csv, write_graph_csvs, write_layers_csv,
+                  write_summary_json)
 from ._pipeline import SimResult, layer_columns, simulate_workload
 from .spec import ArchSpec, Workload
 from .spec import load_arch as _load_arch_file
@@ -28,7 +29,9 @@ ENERGY_COLUMNS = ("layer", "component", "operand", "action", "count", "unit", "p
 
 
 def load_arch(path: str | Path) -> ArchSpec:
-    """Read and validate an arch YAML (``arch/*.yaml``) into a frozen :class:`hwsim.spec.ArchSpec`.
+    """Read and validate an arch into a frozen :class:`hwsim.spec.ArchSpec`: an hwsim arch YAML
+    (``arch/*.yaml``), a SCALE-Sim ``.cfg`` (read as ``hwsim import-scalesim`` reads it) or a ZigZag
+    accelerator YAML (as ``hwsim import-zigzag`` reads it; tried when the file is not an hwsim arch).
 
     Raises
     ------
@@ -36,7 +39,25 @@ def load_arch(path: str | Path) -> ArchSpec:
         A missing file, a YAML error, an unknown or duplicate key, a value of the wrong type or range; the
         message names the file and the key path (the CLI prints it on one line and exits 2).
     """
-    return _load_arch_file(path)
+    if Path(path).suffix.lower() == ".cfg":
+        from .frontends import arch_from_scalesim_cfg
+
+        return arch_from_scalesim_cfg(path)
+    from .errors import SpecError
+    from .spec import load_yaml
+
+    try:
+        return _load_arch_file(path)
+    except SpecError as e:
+        from .frontends import arch_from_zigzag, is_zigzag_hardware
+
+        try:
+            zz = is_zigzag_hardware(load_yaml(path, duplicate_keys="last"))
+        except SpecError:
+            zz = False
+        if not zz:
+            raise e from None
+    return arch_from_zigzag(path)
 
 
 def load_workload(path: str | Path) -> Workload:
@@ -114,23 +135,28 @@ class Simulation:
         return simulate_report(self.result, Path(path))
 
     def to_dir(self, out: str | Path) -> dict[str, Path]:
-        """Write ``layers.csv``, ``energy.csv``, ``summary.json`` and ``report.html`` into folder ``out``
-        (created if needed; these four files are replaced). Returns the paths by file name."""
+        """Write what ``hwsim simulate`` writes into folder ``out`` (created if needed; these files are
+        replaced): ``layers.csv``, ``energy.csv``, ``bandwidth.csv``, ``tensors.csv``, ``vector.csv``,
+        ``timeline.csv``, ``summary.json`` and ``report.html`` (``results/README.md``). Returns the paths by
+        file name, in that order."""
+        from .report import simulate_report  # a missing plotly fails here, before any file is written
+
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)
-        written = {
-            "layers.csv": write_layers_csv(self.result, folder / "layers.csv"),
-            "energy.csv": write_energy_csv(self.result, folder / "energy.csv"),
-            "summary.json": write_summary_json(self.result, folder / "summary.json",
-                                               arch_source=self.arch_source, workload_source=self.workload_source),
-        }
-        written["report.html"] = self.report(folder / "report.html")
-        return written
+        files = [write_layers_csv(self.result, folder / "layers.csv"),
+                 write_energy_csv(self.result, folder / "energy.csv"),
+                 write_bandwidth_csv(self.result, folder / "bandwidth.csv"),
+                 *write_graph_csvs(self.result, folder),
+                 write_summary_json(self.result, folder / "summary.json", arch_source=self.arch_source,
+                                    workload_source=self.workload_source),
+                 simulate_report(self.result, folder / "report.html")]
+        return {f.name: f for f in files}
 
 
 def simulate(arch: ArchSpec | str | Path, workload: Workload | str | Path, *,
              bits: Mapping[str, tuple[int, int]] | None = None, weight_bits: int | None = None,
-             act_bits: int | None = None, quant: str | Path | None = None) -> Simulation:
+             act_bits: int | None = None, quant: str | Path | None = None, engine: str | None = None,
+             reuse: str | None = None) -> Simulation:
     """Time and price every layer of ``workload`` on ``arch``: folds, fill/drain and steady cycles, stalls
     from the event model, traffic per memory level, energy per action and component, area.
 
@@ -144,6 +170,9 @@ def simulate(arch: ArchSpec | str | Path, workload: Workload | str | Path, *,
         Uniform bits for every layer (default: each layer's own, else the workload's, else 8).
     quant
         A quantization YAML (``workloads/quant/*.yaml``) read against the workload; excludes ``bits``.
+    engine, reuse
+        Replace the arch's ``timing.engine`` (``analytic`` or ``simpy``: equal cycles) or ``timing.reuse``
+        (``none``, ``inter_layer``, ``fused``).
 
     Raises
     ------
@@ -164,6 +193,10 @@ def simulate(arch: ArchSpec | str | Path, workload: Workload | str | Path, *,
         from .spec import load_quant_config
 
         bits = load_quant_config(quant, w)
+    if engine is not None:
+        a = a.replace(**{"timing.engine": engine})
+    if reuse is not None:
+        a = a.replace(**{"timing.reuse": reuse})
     res = simulate_workload(a, w, bits=dict(bits) if bits is not None else None, weight_bits=weight_bits,
                             act_bits=act_bits, source=arch_source or "<arch>")
     return Simulation(result=res, arch_source=arch_source, workload_source=workload_source)

@@ -10,12 +10,12 @@ from typing import Any
 
 
 from . import __version__
-from ._pipeline import SimResult, bandwidth_columns, bandwidth_rows, layer_columns
+from ._pipeline import TENSOR_COLUMNS, VECTOR_COLUMNS, SimResult, bandwidth_columns, bandwidth_rows, layer_columns
 from .errors import ShapeWarning, SpecError, input_file
 from .spec import Workload, load_workload_yaml
 
 __all__ = ["load_workload", "write_layers_csv", "write_energy_csv", "write_bandwidth_csv", "summary_dict",
-           "write_summary_json"]
+           "write_summary_json", "write_graph_csvs"]
 
 UNITS = {
     "*_cycles": "array clock cycles", "latency_us": "microseconds", "*_pj": "picojoules",
@@ -25,7 +25,8 @@ UNITS = {
     "compute_utilization": "fraction of peak MACs over the compute cycles (stalls excluded; SCALE-Sim's Compute "
                            "Util)",
     "peak_macs_per_cycle": "MACs per cycle of the whole array at the layer's bits (PE mode: bit fusion, bit serial)",
-    "start_cycle / stop_cycle": "the layer's cycles [start, stop) in the workload, layers back to back",
+    "start_cycle / stop_cycle": "the node's cycles [start, stop) in the workload (the graph schedule over the "
+                                "array and the vector unit; back to back without a vector unit)",
     "*_bytes_per_cycle": "bytes per array clock cycle (bandwidth.csv: avg over total cycles, peak over compute "
                          "cycles)", "macs": "multiply-accumulates",
     "pj_per_mac": "picojoules per MAC", "tops_per_w": "tera-operations (2 per MAC) per second per watt",
@@ -92,6 +93,19 @@ def write_energy_csv(res: SimResult, path: str | Path) -> Path:
                       res.energy_records)
 
 
+def write_graph_csvs(res: SimResult, out: str | Path) -> list[Path]:
+    """``tensors.csv`` (one row per tensor: where it lived, from/to step and cycle, bytes it moved),
+    ``vector.csv`` (one row per non-GEMM node: op counts, cycles, traffic, energy) when there are such nodes,
+    and ``timeline.csv`` (node, unit, start and end cycle; ``dma`` rows: a layer's DRAM busy cycles from its
+    start)."""
+    out = Path(out)
+    paths = [_write_csv(out / "tensors.csv", list(TENSOR_COLUMNS), res.tensor_rows)]
+    if res.vector_rows:
+        paths.append(_write_csv(out / "vector.csv", list(VECTOR_COLUMNS), res.vector_rows))
+    paths.append(_write_csv(out / "timeline.csv", ["node", "unit", "start_cycle", "stop_cycle"], res.timeline))
+    return paths
+
+
 def _write_csv(path: str | Path, columns: list[str], rows: list[dict[str, Any]]) -> Path:
     # the csv module, not pandas: `hwsim simulate` stays light (pandas alone costs ~100 MB and 0.4 s)
     p = Path(path)
@@ -124,6 +138,10 @@ def summary_dict(res: SimResult, *, arch_source: str = "", workload_source: str 
             "area_per_unit_um2": res.area.unit_um2, "area_units": res.area.units,
             "area_sources": res.area.sources} if res.area is not None else {}),
         "model_cpu_s": res.model_cpu_s,
+        "timing_reuse": res.arch.timing.reuse,
+        "tensors_on_chip": sum(1 for t in res.tensor_rows if t["level"] != "dram"),
+        "tensors": len(res.tensor_rows),
+        "notes": res.notes,
     }
 
 

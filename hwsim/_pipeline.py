@@ -7,6 +7,13 @@ Each stage is a plain function of the one before (``../shared/DESIGN.md``, "One 
 3. run the SimPy event model over its tiles: stalls, total cycles  :func:`hwsim.sim.simulate_tiles`
 4. price every action                                              :func:`hwsim.energy.layer_energy`
 5. collect one row per layer and the totals                        :class:`SimResult`
+
+With the workload's graph (:meth:`hwsim.spec.Workload.graph`): ``timing.reuse`` other than ``none`` places
+every tensor (:func:`hwsim.schedule.schedule_tensors`) and maps again the layers whose input or output stays
+on chip (the ``resident`` hook of :func:`hwsim.mapping.map_layer`); the non-GEMM nodes are timed and priced
+on the vector unit (:func:`hwsim.mapping.vector_op_counts`, :func:`hwsim.energy.vector_op_energies`); the
+nodes are scheduled over the array and the vector unit (:func:`hwsim.sim.schedule_nodes`), and the total
+cycles are the makespan (the sum of the layers' cycles when there is no vector unit, as before).
 """
 
 from __future__ import annotations
@@ -18,13 +25,24 @@ from typing import Any
 
 from .energy import (ActionEnergies, AreaBreakdown, EnergyRecord, action_energies, area_breakdown, energy_components,
                      layer_energy)
-from .errors import SpecError
-from .mapping import LayerMapping, map_layer
-from .sim import LayerTiming, simulate_tiles, split_even
-from .spec import ArchSpec, Workload
+from .energy import vector_op_energies
+from .errors import Found, SpecError
+from .mapping import LayerMapping, map_layer, vector_op_counts
+from .schedule import TensorPlan, schedule_tensors
+from .sim import LayerTiming, schedule_nodes, simulate_tiles, split_even
+from .spec import INPUT, ArchSpec, VectorOp, Workload, WorkloadGraph
 
 __all__ = ["SimResult", "resolve_bits", "simulate_workload", "layer_columns", "BASE_COLUMNS", "bandwidth_columns",
-           "bandwidth_rows"]
+           "bandwidth_rows", "VECTOR_COLUMNS", "TENSOR_COLUMNS"]
+
+VECTOR_COLUMNS = ("node", "op", "inputs", "elements", "row", "bits", "arithmetic", "ops_add", "ops_mul",
+                  "ops_max", "ops_exp", "ops_divide", "ops_rsqrt", "compute_cycles", "stall_cycles",
+                  "total_cycles", "start_cycle", "stop_cycle", "dram_read_bytes", "dram_write_bytes",
+                  "onchip_read_bytes", "onchip_write_bytes", "energy_pj", "energy_vector_pj",
+                  "energy_memory_pj", "energy_dram_pj")
+TENSOR_COLUMNS = ("tensor", "producer", "consumers", "elements", "bits", "bytes", "level", "kind", "from_step",
+                  "to_step", "from_cycle", "to_cycle", "lifetime_cycles", "written_bytes", "read_bytes",
+                  "dram_write_bytes", "dram_read_bytes")
 
 BASE_COLUMNS = (
     "layer", "op", "m", "k", "n", "groups", "macs", "weight_bits", "act_bits", "out_bits", "dataflow",
@@ -62,6 +80,11 @@ class SimResult:
     model_cpu_s: float
     totals: dict[str, float] = field(default_factory=dict)
     area: AreaBreakdown | None = None
+    vector_rows: list[dict[str, Any]] = field(default_factory=list)
+    tensor_rows: list[dict[str, Any]] = field(default_factory=list)
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    occupancy: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def resolve_bits(workload: Workload, *, bits: dict[str, tuple[int, int]] | None = None,
@@ -125,12 +148,13 @@ def _timing(m: LayerMapping, arch: ArchSpec) -> LayerTiming:
 def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tuple[int, int]] | None = None,
                       weight_bits: int | None = None, act_bits: int | None = None,
                       source: str = "<arch>") -> SimResult:
-    """Time and price every layer of ``workload`` on ``arch``.
+    """Time and price every node of ``workload`` on ``arch``.
 
     Raises
     ------
     SpecError, InfeasibleError
-        Bits that name no layer, or operand widths the PE cannot take.
+        Bits that name no layer, operand widths the PE cannot take, a buffer too small for one tile, a
+        non-GEMM node whose op class the vector unit lacks (naming ``source``, the key and the node).
     """
     if arch.timing.engine == "analytic":
         from .sim import warm_up
@@ -138,19 +162,46 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
         warm_up()  # numba's cache load is start-up, not model time
     else:
         import simpy  # noqa: F401  (an import is start-up, not model time)
+    if arch.timing.reuse != "none":
+        import scipy.optimize  # noqa: F401  (start-up)
     action_energies(arch, source=source)  # reads and checks the technology table once (cached): start-up
     t0 = time.process_time()
+    graph = workload.graph()
     resolved = resolve_bits(workload, bits=bits, weight_bits=weight_bits, act_bits=act_bits)
     ae = action_energies(arch, source=source)
     comps = energy_components(arch)
     onchip_levels = [lv.name for lv in arch.memory.hierarchy() if lv.kind != "dram"]
+    nodes = graph.nodes
+    tbits = _tensor_bits(graph, resolved, workload)
+    gemm_idx = [i for i, nd in enumerate(nodes) if not isinstance(nd, VectorOp)]
+    maps: dict[int, LayerMapping] = {}
+    for i in gemm_idx:
+        w, a, o = resolved[nodes[i].name]
+        maps[i] = map_layer(nodes[i], arch, weight_bits=w, act_bits=a, out_bits=o, where=source)
+    vu = arch.vector_unit
+    # the tensor placement (every tensor in DRAM under reuse: none)
+    spill = _spill_bits(graph, maps, tbits, priced=vu is not None)
+    acc = arch.pe.acc_bits
+    operand_bits = {i: {"ifmap": _in_elems(nodes[i]) * maps[i].act_bits,
+                        "filter": maps[i].k * maps[i].n * maps[i].groups * maps[i].weight_bits,
+                        "ofmap": maps[i].outputs * acc} for i in gemm_idx}
+    plan = schedule_tensors(arch, graph, tensor_bits=tbits, spill_bits=spill, operand_bits=operand_bits,
+                            mode=arch.timing.reuse)
+    if arch.timing.reuse != "none":
+        for i in gemm_idx:
+            res_ = _resident(graph, i, plan)
+            if res_:
+                w, a, o = resolved[nodes[i].name]
+                maps[i] = map_layer(nodes[i], arch, weight_bits=w, act_bits=a, out_bits=o, resident=res_,
+                                    where=source)
     R, C = arch.array.rows, arch.array.cols
     rows: list[dict[str, Any]] = []
     records: list[dict[str, Any]] = []
-    start = 0
-    for layer in workload.layers:
+    durations: list[int] = []
+    for i in gemm_idx:
+        layer = nodes[i]
         w, a, o = resolved[layer.name]
-        m = map_layer(layer, arch, weight_bits=w, act_bits=a, out_bits=o, where=source)
+        m = maps[i]
         tm = _timing(m, arch)
         cycles_taken = tm.total_cycles + (m.groups if arch.timing.convention == "scalesim" else 0)
         wz, az = workload.asymmetric(layer)
@@ -177,16 +228,16 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
             # SCALE-Sim's "Compute Util": the same without the stall cycles
             "compute_utilization": (m.macs / ((cycles_taken - tm.stall_cycles) * peak)
                                     if cycles_taken > tm.stall_cycles else 0.0),
-            "peak_macs_per_cycle": peak,
             "mapping_efficiency": m.mapping_efficiency,
-            # layers run back to back (SCALE-Sim keeps no data on chip between layers either): a layer occupies
-            # cycles [start_cycle, stop_cycle) of the workload
-            "start_cycle": start, "stop_cycle": start + tm.total_cycles,
             "sram_ifmap_reads": m.sram_ifmap_reads, "sram_filter_reads": m.sram_filter_reads,
             "sram_ofmap_writes": m.sram_ofmap_writes, "sram_ofmap_reads": m.sram_ofmap_reads,
             "dram_ifmap_read_bytes": tr.dram_read_bytes("ifmap"), "dram_filter_read_bytes": tr.dram_read_bytes("filter"),
             "dram_read_bytes": m.dram_read_bytes, "dram_ofmap_write_bytes": tr.dram_write_bytes("ofmap"),
-            "dram_write_bytes": m.dram_write_bytes,
+            "dram_write_bytes": m.dram_write_bytes, "dram_busy_cycles": tm.dram_busy_cycles,
+            "peak_macs_per_cycle": peak,
+            # cycles [start_cycle, stop_cycle) of the workload: set by the graph schedule below (back to back
+            # when there is no vector unit, as SCALE-Sim runs layers)
+            "start_cycle": 0, "stop_cycle": 0,
         }
         for lv in onchip_levels:
             row[f"{lv}_read_bytes"] = -(-sum(tr.reads[lv].values()) // 8)
@@ -194,13 +245,241 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
         row["energy_pj"] = sum(by_comp.values())
         row.update({f"energy_{c}_pj": by_comp[c] for c in comps})
         rows.append(row)
-        start += tm.total_cycles
+    vrows = _vector_nodes(arch, graph, plan, tbits, ae, records, source)
+    # the graph over the units: array and vector unit
+    by_node: dict[int, dict[str, Any]] = {}
+    for i, r in zip(gemm_idx, rows):
+        by_node[i] = r
+    vi = iter(vrows)
+    for i, nd in enumerate(nodes):
+        if isinstance(nd, VectorOp):
+            by_node[i] = next(vi)
+    durations = [int(by_node[i]["total_cycles"]) for i in range(len(nodes))]
+    units = ["vector" if isinstance(nd, VectorOp) else "array" for nd in nodes]
+    idx = graph.node_index()
+    deps = [tuple(sorted({idx[x] for x in graph.inputs[i] if x != INPUT})) for i in range(len(nodes))]
+    start, end = schedule_nodes(durations, units, deps, overlap=vu.overlap if vu is not None else True,
+                                engine=arch.timing.engine)
+    timeline = []
+    for i, nd in enumerate(nodes):
+        r = by_node[i]
+        r["start_cycle"], r["stop_cycle"] = start[i], end[i]
+        timeline.append({"node": nd.name, "unit": units[i], "start_cycle": start[i], "stop_cycle": end[i]})
+        busy = int(r.get("dram_busy_cycles", 0))
+        if busy:
+            timeline.append({"node": nd.name, "unit": "dma", "start_cycle": start[i],
+                             "stop_cycle": start[i] + min(busy, end[i] - start[i])})
+    trows = _tensor_rows(graph, plan, tbits, maps, start, end)
+    occ = _occupancy(plan, start, end, nodes)
     cpu = time.process_time() - t0
     res = SimResult(arch=arch, workload=workload, bits=resolved, rows=rows, energy_records=records, energies=ae,
-                    model_cpu_s=cpu,
-                    area=area_breakdown(arch, source=source))
+                    model_cpu_s=cpu, area=area_breakdown(arch, source=source), vector_rows=vrows,
+                    tensor_rows=trows, timeline=timeline, occupancy=occ,
+                    notes=list(plan.placement.notes) + ([] if vu is not None or len(vrows) == 0 else [
+                        f"{len(vrows)} non-GEMM nodes not timed or priced: the arch has no vector_unit"]))
     res.totals = _totals(res)
+    res.totals["total_cycles"] = max(end) if end else 0
+    res.totals["array_cycles"] = sum(r["total_cycles"] for r in rows)
+    res.totals["vector_cycles"] = sum(r["total_cycles"] for r in vrows)
+    _finish_totals(res)
+    res.totals["model_cpu_s"] = res.model_cpu_s
     return res
+
+
+def _in_elems(layer) -> int:
+    g = layer.gemm
+    if hasattr(layer, "in_channels"):
+        return layer.batch * layer.in_channels * layer.in_h * layer.in_w
+    return g.m * g.k * g.groups
+
+
+def _tensor_bits(graph: WorkloadGraph, resolved: dict[str, tuple[int, int, int]], wl: Workload) -> dict[str, int]:
+    """Bits per element of every tensor: a GEMM layer's out_bits, a non-GEMM node's ``bits`` (else its first
+    input's), the network input at its first GEMM consumer's act_bits (else the workload's)."""
+    out: dict[str, int] = {}
+    first = next((resolved[graph.nodes[c].name][1] for c, _ in graph.tensors[INPUT].consumers
+                  if graph.nodes[c].name in resolved), wl.act_bits) if INPUT in graph.tensors else wl.act_bits
+    out[INPUT] = first
+    for i, nd in enumerate(graph.nodes):
+        if isinstance(nd, VectorOp):
+            out[nd.name] = nd.bits or out[graph.inputs[i][0]]
+        else:
+            out[nd.name] = resolved[nd.name][2]
+    return out
+
+
+def _spill_bits(graph: WorkloadGraph, maps: dict[int, LayerMapping], tbits: dict[str, int], *,
+                priced: bool) -> dict[str, int]:
+    """DRAM bits each tensor moves when it lives in DRAM: its producer's write and every consumer's read
+    (non-GEMM nodes: once each way, and only when the vector unit is priced)."""
+    out: dict[str, int] = {}
+    for t in graph.tensors.values():
+        b = 0
+        if t.producer >= 0:
+            m = maps.get(t.producer)
+            b += m.traffic.writes["dram"]["ofmap"] if m is not None else (t.elements * tbits[t.name] if priced
+                                                                         else 0)
+        for c, pos in t.consumers:
+            m = maps.get(c)
+            if m is not None:
+                b += m.traffic.reads["dram"]["ifmap" if pos == 0 else "filter"]
+            elif priced:
+                b += t.elements * tbits[t.name]
+        out[t.name] = b
+    return out
+
+
+def _resident(graph: WorkloadGraph, i: int, plan: TensorPlan) -> dict[str, str]:
+    ins = graph.inputs[i]
+    out = {}
+    for pos, name in enumerate(ins[:2]):
+        lv = plan.level.get(name, "dram")
+        if lv != "dram":
+            out["ifmap" if pos == 0 else "filter"] = lv
+    lv = plan.level.get(graph.nodes[i].name, "dram")
+    if lv != "dram":
+        out["ofmap"] = lv
+    return out
+
+
+def _vector_nodes(arch: ArchSpec, graph: WorkloadGraph, plan: TensorPlan, tbits: dict[str, int], ae,
+                  records: list[dict[str, Any]], source: str) -> list[dict[str, Any]]:
+    """One row per non-GEMM node: op counts, cycles on the vector unit, traffic and energy (zeros without a
+    vector unit)."""
+    vu = arch.vector_unit
+    levels = {lv.name: lv for lv in arch.memory.hierarchy()}
+    opj = vector_op_energies(arch, source=source) if vu is not None else {}
+    dram = arch.memory.dram_level
+    out = []
+    for i, nd in enumerate(graph.nodes):
+        if not isinstance(nd, VectorOp):
+            continue
+        t = graph.tensors[nd.name]
+        t_in = graph.tensors[graph.inputs[i][0]]
+        arith = vu.arithmetic if vu is not None else ""
+        row: dict[str, Any] = {"node": nd.name, "op": nd.op, "inputs": " ".join(graph.inputs[i]),
+                               "elements": t.elements, "row": t_in.row, "bits": tbits[nd.name],
+                               "arithmetic": arith}
+        counts = vector_op_counts(nd.op, elements=t.elements, row=t_in.row, window=graph.window[i],
+                                  arithmetic=arith or "int") if vu is not None else {}
+        for c in ("add", "mul", "max", "exp", "divide", "rsqrt"):
+            row[f"ops_{c}"] = counts.get(c, 0)
+        compute = 0
+        e_ops = 0.0
+        if vu is not None:
+            for c, cnt in counts.items():
+                tp = vu.throughput.get(c)
+                if tp is None:
+                    raise SpecError(source, f"vector_unit.throughput.{c}",
+                                    f"a throughput for op class {c!r}: node {nd.name!r} ({nd.op}, {arith}) needs "
+                                    f"{cnt:,} of them", Found("no such key"))
+                compute += math.ceil(cnt / (vu.lanes * tp))
+                pj, src = opj[c]
+                e_ops += cnt * pj
+                records.append({"layer": nd.name, "component": "vector", "operand": "", "action": c,
+                                "count": cnt, "unit": f"{arith} {c} ({src})", "pj_each": pj,
+                                "energy_pj": cnt * pj})
+            compute += vu.latency_cycles if counts or nd.op == "concat" else 0
+            if nd.op == "concat":  # data movement only: one element per lane per cycle
+                compute += math.ceil(t.elements / vu.lanes)
+        rd = wr = ord_ = owr = 0
+        e_mem = 0.0
+        by_comp = {c: 0.0 for c in energy_components(arch)}
+        by_comp["vector"] = e_ops
+        if vu is not None:
+            moves = [(x, "read") for x in graph.inputs[i]] + [(nd.name, "write")]
+            for name, action in moves:
+                tt = graph.tensors[name]
+                nbits = tt.elements * tbits[name]
+                lvn = plan.level.get(name, "dram")
+                lv = levels[lvn]
+                if lvn == "dram":
+                    pj_each = ae.read_pj["dram"] if action == "read" else ae.write_pj["dram"]
+                    cnt, unit = nbits, "bit"
+                    if action == "read":
+                        rd += -(-nbits // 8)
+                    else:
+                        wr += -(-nbits // 8)
+                else:
+                    pj_each = (ae.read_pj if action == "read" else ae.write_pj)[lvn]
+                    cnt, unit = -(-nbits // lv.word_bits), f"{lv.word_bits}-bit access, packed"
+                    if action == "read":
+                        ord_ += -(-nbits // 8)
+                    else:
+                        owr += -(-nbits // 8)
+                e_mem += cnt * pj_each
+                by_comp[lvn] += cnt * pj_each
+                records.append({"layer": nd.name, "component": lvn, "operand": "ifmap" if action == "read"
+                                else "ofmap", "action": action, "count": cnt, "unit": unit, "pj_each": pj_each,
+                                "energy_pj": cnt * pj_each})
+        n_t = max(1, min(arch.timing.max_tiles_per_layer, -(-t.elements // (vu.lanes if vu else 1))))
+        if vu is not None and (compute or rd or wr):
+            tm = simulate_tiles(split_even(compute, n_t), split_even(rd, n_t), split_even(wr, n_t),
+                                bandwidth_bytes_per_cycle=dram.read_bw / 8,
+                                double_buffered=dram.double_buffered or arch.memory.double_buffered,
+                                engine=arch.timing.engine)
+            total, busy = tm.total_cycles, tm.dram_busy_cycles
+        else:
+            total, busy = 0, 0
+        row.update({"compute_cycles": compute, "stall_cycles": total - compute, "total_cycles": total,
+                    "dram_busy_cycles": busy, "dram_read_bytes": rd, "dram_write_bytes": wr,
+                    "onchip_read_bytes": ord_, "onchip_write_bytes": owr, "energy_pj": e_ops + e_mem,
+                    "energy_memory_pj": e_mem})
+        row.update({f"energy_{c}_pj": v for c, v in by_comp.items() if c in energy_components(arch)})
+        out.append(row)
+    return out
+
+
+def _tensor_rows(graph: WorkloadGraph, plan: TensorPlan, tbits: dict[str, int], maps: dict[int, LayerMapping],
+                 start: list[int], end: list[int]) -> list[dict[str, Any]]:
+    """One row per tensor: where it lived, from which step and cycle to which, and the bytes it moved."""
+    nodes = graph.nodes
+    out = []
+    for t in graph.tensors.values():
+        lv = plan.level.get(t.name, "dram")
+        nbytes = -(-t.elements * tbits[t.name] // 8)
+        wrote = read = dw = dr = 0
+        if t.producer >= 0:
+            m = maps.get(t.producer)
+            if m is not None:
+                wrote = -(-m.traffic.writes[lv]["ofmap"] // 8)
+                dw = -(-m.traffic.writes["dram"]["ofmap"] // 8)
+            else:
+                wrote = nbytes
+                dw = nbytes if lv == "dram" else 0
+        for c, pos in t.consumers:
+            m = maps.get(c)
+            op = "ifmap" if pos == 0 else "filter"
+            if m is not None:
+                read += -(-m.traffic.reads[lv][op] // 8)
+                dr += -(-m.traffic.reads["dram"][op] // 8)
+            else:
+                read += nbytes
+                dr += nbytes if lv == "dram" else 0
+        f_step = max(t.producer, 0)
+        to_step = t.last_use if t.consumers else max(t.producer, 0)
+        f_cyc = start[t.producer] if t.producer >= 0 else 0
+        to_cyc = max((end[c] for c, _ in t.consumers), default=end[t.producer] if t.producer >= 0 else 0)
+        out.append({"tensor": t.name, "producer": nodes[t.producer].name if t.producer >= 0 else "",
+                    "consumers": " ".join(nodes[c].name for c, _ in t.consumers), "elements": t.elements,
+                    "bits": tbits[t.name], "bytes": nbytes, "level": lv, "kind": plan.kind.get(t.name, "dram"),
+                    "from_step": f_step, "to_step": to_step, "from_cycle": f_cyc, "to_cycle": to_cyc,
+                    "lifetime_cycles": to_cyc - f_cyc, "written_bytes": wrote, "read_bytes": read,
+                    "dram_write_bytes": dw, "dram_read_bytes": dr})
+    return out
+
+
+def _occupancy(plan: TensorPlan, start: list[int], end: list[int], nodes) -> list[dict[str, Any]]:
+    """Per on-chip level and node: bytes held by resident tensors and by the node's tiles, over the node's
+    cycles."""
+    out = []
+    pl = plan.placement
+    for lv, cap in plan.capacity_bits.items():
+        for i, nd in enumerate(nodes):
+            out.append({"level": lv, "node": nd.name, "start_cycle": start[i], "stop_cycle": end[i],
+                        "resident_bytes": pl.resident[lv][i] // 8, "tile_bytes": pl.reserved[lv][i] // 8,
+                        "capacity_bytes": int(cap // 8)})
+    return out
 
 
 def bandwidth_columns(arch: ArchSpec) -> list[str]:
@@ -244,10 +523,20 @@ def bandwidth_rows(res: SimResult) -> list[dict[str, Any]]:
 
 def _totals(res: SimResult) -> dict[str, float]:
     rows = res.rows
-    s = {k: sum(r[k] for r in rows) for k in (
+    vrows = res.vector_rows
+    s = {k: sum(r[k] for r in rows) + sum(r.get(k, 0) for r in vrows) for k in (
         "macs", "compute_cycles", "stall_cycles", "total_cycles", "dram_read_bytes", "dram_write_bytes",
         "sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes", "onchip_stall_cycles", "dram_stall_cycles",
         "energy_pj", *(f"energy_{c}_pj" for c in energy_components(res.arch)))}
+    s["total_cycles"] = sum(r["total_cycles"] for r in rows)  # set to the makespan by the caller
+    _finish_totals(res, s)
+    return s
+
+
+def _finish_totals(res: SimResult, s: dict[str, float] | None = None) -> None:
+    """The totals derived from the total cycles and energy (latency, throughput, power, area)."""
+    s = res.totals if s is None else s
+    rows = res.rows
     arch = res.arch
     s["latency_us"] = s["total_cycles"] / arch.clock_mhz
     s["utilization"] = (sum(r["utilization"] * r["total_cycles"] for r in rows) / s["total_cycles"]
@@ -263,4 +552,3 @@ def _totals(res: SimResult) -> dict[str, float]:
         s.update({f"area_{c}_mm2": v for c, v in res.area.mm2.items()})
         s["area_mm2"] = res.area.total_mm2
     s["model_cpu_s"] = res.model_cpu_s
-    return s

@@ -45,57 +45,26 @@ def _fresh_dir(base: Path) -> Path:
     return base.parent / f"{base.name}_{i}"
 
 
-def _load_arch_file(path: str):
-    """An arch YAML, a SCALE-Sim .cfg (read as ``hwsim import-scalesim`` reads it) or a ZigZag accelerator YAML
-    (as ``hwsim import-zigzag`` reads it)."""
-    if Path(path).suffix.lower() == ".cfg":
-        from .frontends import arch_from_scalesim_cfg
-
-        return arch_from_scalesim_cfg(path)
-    from .spec import load_arch, load_yaml
-
-    try:
-        return load_arch(path)
-    except SpecError as e:
-        from .frontends import arch_from_zigzag, is_zigzag_hardware
-
-        try:
-            zz = is_zigzag_hardware(load_yaml(path, duplicate_keys="last"))
-        except SpecError:
-            zz = False
-        if not zz:
-            raise e from None
-    return arch_from_zigzag(path)
-
-
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from ._io import load_workload, write_bandwidth_csv, write_energy_csv, write_layers_csv, write_summary_json
-    from ._pipeline import simulate_workload
-    from .report import simulate_report
+    from ._api import simulate
 
-    arch = _load_arch_file(args.arch)
-    workload = load_workload(args.workload)
-    bits = None
-    if args.quant:
-        from .spec import load_quant_config
-
-        bits = load_quant_config(args.quant, workload)
-    if args.engine:
-        arch = arch.replace(**{"timing.engine": args.engine})
-    res = simulate_workload(arch, workload, bits=bits, weight_bits=args.wbits, act_bits=args.abits,
-                            source=str(args.arch))
+    sim = simulate(args.arch, args.workload, quant=args.quant, weight_bits=args.wbits, act_bits=args.abits,
+                   engine=args.engine, reuse=args.reuse)
+    res, arch, workload = sim.result, sim.arch, sim.workload
     # an explicit --out is written into (replacing the files); the default never replaces an earlier run
     out = Path(args.out) if args.out else _fresh_dir(Path("results") / "simulate")
-    out.mkdir(parents=True, exist_ok=True)
-    files = [write_layers_csv(res, out / "layers.csv"), write_energy_csv(res, out / "energy.csv"),
-             write_bandwidth_csv(res, out / "bandwidth.csv"),
-             write_summary_json(res, out / "summary.json", arch_source=str(args.arch),
-                                workload_source=str(args.workload)),
-             simulate_report(res, out / "report.html")]
+    files = list(sim.to_dir(out).values())
     t = res.totals
     print(f"{workload.name} on {arch.name}: {len(res.rows)} layers, {int(t['macs']):,} MACs, "
           f"{int(t['total_cycles']):,} cycles ({int(t['stall_cycles']):,} stall), {t['latency_us']:,.1f} us, "
           f"{t['energy_pj'] / 1e6:,.2f} uJ, utilization {t['utilization']:.3f}; model {res.model_cpu_s * 1e3:.1f} ms CPU")
+    on_chip = sum(1 for x in res.tensor_rows if x["level"] != "dram")
+    print(f"reuse {arch.timing.reuse}: {on_chip} of {len(res.tensor_rows)} tensors on chip, DRAM "
+          f"{int(t['dram_read_bytes'] + t['dram_write_bytes']):,} bytes"
+          + (f"; {len(res.vector_rows)} non-GEMM nodes, {int(t['vector_cycles']):,} vector-unit cycles"
+             if res.vector_rows else ""))
+    for note in res.notes:
+        print(f"note: {note}")
     print(f"wrote {', '.join(str(f) for f in files)}")
     return 0
 
@@ -176,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--quant", help="quantization YAML: per-layer weight_bits/act_bits")
     s.add_argument("--wbits", type=_bits_arg, help="uniform weight bits for every layer")
     s.add_argument("--abits", type=_bits_arg, help="uniform activation bits for every layer")
+    s.add_argument("--reuse", choices=["none", "inter_layer", "fused"],
+                   help="where tensors live between layers (default: the arch's timing.reuse, none): none = "
+                   "through DRAM, inter_layer = on chip when they fit, fused = also depth-first row bands")
     s.add_argument("--engine", choices=["analytic", "simpy"],
                    help="event-model engine (default: the arch's timing.engine, analytic); both give equal cycles")
     s.add_argument("--out", help="output folder, written into (its files replaced); default: results/simulate, "

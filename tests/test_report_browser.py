@@ -18,8 +18,8 @@ def test_simulate_report_renders(tmp_path):
     assert main(["simulate", str(ROOT / "arch/edge_32x32.yaml"), str(ROOT / "workloads/resnet18.yaml"),
                  "--out", str(tmp_path)]) == 0
     r = check_in_browser(tmp_path / "report.html", screenshot=tmp_path / "simulate.png")
-    # cycles, energy, utilization, roofline
-    assert (r.figures, r.rendered, r.console) == (4, 4, [])
+    # cycles, energy, utilization, roofline, timeline of the units, memory occupancy over time
+    assert (r.figures, r.rendered, r.console) == (6, 6, [])
     assert r.screenshot.stat().st_size > 50_000
 
 

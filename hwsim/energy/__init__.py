@@ -3,8 +3,9 @@ action, units x area per unit, every arch override applied and every number's so
 
 from ._area import AreaBreakdown, area_breakdown
 from ._model import ActionEnergies, EnergyRecord, action_energies, energy_components, layer_energy, mac_energy
+from ._vector import vector_op_energies
 from ._tech import TechEntry, TechTable, available_tech, load_tech, parse_tech, parse_unit
 
 __all__ = ["ActionEnergies", "EnergyRecord", "action_energies", "energy_components", "layer_energy",
            "mac_energy", "AreaBreakdown", "area_breakdown",
-           "TechTable", "TechEntry", "available_tech", "load_tech", "parse_tech", "parse_unit"]
+           "vector_op_energies", "TechTable", "TechEntry", "available_tech", "load_tech", "parse_tech", "parse_unit"]

@@ -102,8 +102,9 @@ class EnergyRecord:
 
 def energy_components(arch: ArchSpec) -> tuple[str, ...]:
     """The energy components of an arch: ``mac``, each memory level by name (``dram`` last), ``zero_point``,
-    ``requant``."""
-    return ("mac", *(lv.name for lv in arch.memory.hierarchy()), "zero_point", "requant")
+    ``requant``, and ``vector`` (the vector unit's ops) when the arch has a vector unit."""
+    return ("mac", *(lv.name for lv in arch.memory.hierarchy()), "zero_point", "requant",
+            *(("vector",) if arch.vector_unit is not None else ()))
 
 
 def _level_key(arch: ArchSpec, i: int, lv: MemoryLevel) -> str:

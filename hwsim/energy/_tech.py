@@ -47,6 +47,8 @@ _REQUIRED = {
     ("area", "dff_bit"): ("area", False),
     ("area", "sram_bit"): ("area", True), ("area", "fusion_tree_add"): ("area", False),
 }
+# optional entries (the vector unit's floating-point ops): parsed the same way when a table has them
+_OPTIONAL = {("energy", "fp_add"): ("energy", True), ("energy", "fp_mult"): ("energy", True)}
 
 
 def parse_unit(unit: object, kind: str) -> float:
@@ -180,6 +182,17 @@ class TechTable:
         ratio."""
         return self.sram_read_pj(size_kib, word_bits) * self.sram_write_over_read(size_kib)
 
+    def fp_pj(self, op: str, bits: int) -> float:
+        """One ``bits``-wide floating-point ``op`` (``add`` or ``mult``), pJ: the table's ``fp_<op>`` point at
+        those bits (proportional to bits between and beyond the points, as the integer adder).
+
+        Raises
+        ------
+        KeyError
+            The table has no ``fp_<op>`` entry.
+        """
+        return _prop_linear(self.energy[f"fp_{op}"].points, bits)
+
     @property
     def dram_pj_per_bit(self) -> float:
         """One bit read from DRAM, pJ."""
@@ -251,7 +264,8 @@ def parse_tech(data: object, fname: str) -> TechTable:
     for sec in sections:
         if not isinstance(data.get(sec), dict):
             raise SpecError(fname, sec, "a mapping of entries", data.get(sec))
-    for (sec, key), (kind, keyed) in _REQUIRED.items():
+    entries = {**_REQUIRED, **{k: v for k, v in _OPTIONAL.items() if k[1] in data[k[0]]}}
+    for (sec, key), (kind, keyed) in entries.items():
         path = f"{sec}.{key}"
         e = data[sec].get(key)
         if not isinstance(e, dict):

@@ -6,7 +6,16 @@ Quantized forms (QLinearConv, QLinearMatMul, ConvInteger, MatMulInteger) give th
 MACs that hwsim has no layer kind for yet (ConvTranspose, recurrent cells, Einsum) are listed in a
 :class:`~hwsim.errors.ShapeWarning`, never dropped silently. Attribute semantics follow the ONNX operator spec (``onnx/defs/nn/defs.cc``): ``pads`` is
 ``[top, left, bottom, right]``, ``auto_pad`` SAME_UPPER puts the odd pixel at the end (bottom/right),
-SAME_LOWER at the start. Other operators (Relu, Add, pooling, ...) carry no MACs on the array and are skipped.
+SAME_LOWER at the start.
+
+The graph is kept: every layer's ``inputs`` name the layers (or non-GEMM nodes) that produce its tensors,
+through operators that only reshape, cast, quantize or apply an element-wise activation folded into the
+layer before (Relu, Clip, BatchNormalization, Reshape, Flatten, Transpose, QuantizeLinear, DequantizeLinear,
+...: the tensor passes through). These become non-GEMM nodes (:class:`hwsim.spec.VectorOp`): Add/Sum and
+QLinearAdd of two activations (``add``), Mul of two activations (``mul``), MaxPool / AveragePool /
+GlobalAveragePool / GlobalMaxPool and their QLinear forms (pools, with the input shape), Concat and
+QLinearConcat (``concat``), Softmax (``softmax``), LayerNormalization (``layernorm``), Gelu (``gelu``). The
+second input of a MatMul of two activations (attention's K^T, V) is kept as the layer's second input.
 """
 
 from __future__ import annotations
@@ -30,6 +39,12 @@ def _shape(name: str, shapes: dict[str, list[int]], inits: dict[str, list[int]])
 _OPERANDS = {"Conv": (0, 1), "Gemm": (0, 1), "MatMul": (0, 1), "ConvInteger": (0, 1), "MatMulInteger": (0, 1),
              "QLinearConv": (0, 3), "QLinearMatMul": (0, 3)}
 _UNSUPPORTED_MAC_OPS = ("ConvTranspose", "LSTM", "GRU", "RNN", "Einsum", "Attention", "MultiHeadAttention")
+# non-GEMM nodes: ONNX op -> (hwsim op, indices of the activation inputs)
+_VECTOR = {"Add": ("add", (0, 1)), "Sum": ("add", (0, 1)), "QLinearAdd": ("add", (0, 3)), "Mul": ("mul", (0, 1)),
+           "MaxPool": ("maxpool", (0,)), "AveragePool": ("avgpool", (0,)), "QLinearAveragePool": ("avgpool", (0,)),
+           "GlobalAveragePool": ("avgpool", (0,)), "QLinearGlobalAveragePool": ("avgpool", (0,)),
+           "GlobalMaxPool": ("maxpool", (0,)), "Concat": ("concat", None), "QLinearConcat": ("concat", None),
+           "Softmax": ("softmax", (0,)), "LayerNormalization": ("layernorm", (0,)), "Gelu": ("gelu", (0,))}
 
 
 def read_onnx_shapes(path: str | Path, *, name: str | None = None) -> Workload:
@@ -65,18 +80,73 @@ def read_onnx_shapes(path: str | Path, *, name: str | None = None) -> Workload:
     layers: list[dict] = []
     used: set[str] = set()
     skipped: dict[str, int] = {}
+    # ONNX tensor -> the hwsim node that produces it ("input" for graph inputs); None: a constant
+    producer: dict[str, str | None] = {i.name: None for i in g.initializer}
+    for vi in g.input:
+        if vi.name not in producer:
+            producer[vi.name] = "input"
+
+    def src(t: str) -> str | None:
+        return producer.get(t, None) if t else None
+
+    def activations(node) -> list[str]:
+        return [x for x in (src(t) for t in node.input) if x is not None]
+
     for idx, node in enumerate(g.node):
         if node.op_type in _UNSUPPORTED_MAC_OPS:
             skipped[node.op_type] = skipped.get(node.op_type, 0) + 1
-            continue
         if node.op_type not in _OPERANDS:
+            acts = activations(node)
+            vec = _VECTOR.get(node.op_type)
+            if vec is not None:
+                op, pos = vec
+                ins = [src(node.input[i]) for i in (pos or range(len(node.input))) if i < len(node.input)]
+                ins = [x for x in ins if x is not None]
+                if op in ("add", "mul") and len(ins) != 2:
+                    vec = None  # a bias or a scale: the tensor passes through
+                elif not ins:
+                    vec = None
+            if vec is None:
+                for o in node.output:  # passes through (or a constant when it reads none)
+                    producer[o] = acts[0] if acts else None
+                continue
+            vname = node.name or f"{node.op_type.lower()}_{idx}"
+            while vname in used:
+                vname += "_"
+            used.add(vname)
+            entry: dict = {"name": vname, "op": op, "inputs": ins}
+            out_shape = shapes.get(node.output[0])
+            if out_shape and 0 not in out_shape:
+                entry["elements"] = math.prod(out_shape)
+                if op in ("softmax", "layernorm"):
+                    entry["row"] = out_shape[-1]
+            if op in ("maxpool", "avgpool"):
+                a_shape = shapes.get(node.input[0])
+                if not a_shape or len(a_shape) != 4 or 0 in a_shape:
+                    raise SpecError(str(p), f"node {vname} ({node.op_type})", "an inferable (N, C, H, W) input",
+                                    a_shape)
+                attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+                entry.update({"channels": a_shape[1], "in_h": a_shape[2], "in_w": a_shape[3]})
+                if "kernel_shape" in attrs:
+                    pads = attrs.get("pads", [0, 0, 0, 0])
+                    entry.update({"kernel": list(attrs["kernel_shape"]), "stride": list(attrs.get("strides",
+                                                                                            [1, 1])),
+                                  "padding": [pads[0], pads[1]]})
+            layers.append(entry)
+            for o in node.output:
+                producer[o] = vname
             continue
         lname = node.name or f"{node.op_type.lower()}_{idx}"
         while lname in used:
             lname += "_"
         used.add(lname)
+        for o in node.output:
+            producer[o] = lname
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
         ia, ib = _OPERANDS[node.op_type]
+        ins = [src(node.input[ia]) or "input"]
+        if src(node.input[ib]) is not None:
+            ins.append(src(node.input[ib]))
         a_shape = _shape(node.input[ia], shapes, inits)
         b_shape = _shape(node.input[ib], shapes, inits)
         if not a_shape or not b_shape or 0 in a_shape or 0 in b_shape:
@@ -107,22 +177,26 @@ def read_onnx_shapes(path: str | Path, *, name: str | None = None) -> Workload:
             grp = attrs.get("group", 1)
             layers.append({"name": lname, "op": "conv2d", "in_channels": c, "out_channels": k, "in_h": h,
                            "in_w": w, "kernel": [kh, kw], "stride": list(strides), "padding": padding,
-                           "dilation": list(dil), "groups": grp, "batch": n})
+                           "dilation": list(dil), "groups": grp, "batch": n, "inputs": ins[:1]})
         elif node.op_type == "Gemm":
             m_, k_ = (a_shape[1], a_shape[0]) if attrs.get("transA", 0) else (a_shape[0], a_shape[1])
             n_ = b_shape[0] if attrs.get("transB", 0) else b_shape[1]
-            layers.append({"name": lname, "op": "fc", "m": m_, "k": k_, "n": n_})
+            layers.append({"name": lname, "op": "fc", "m": m_, "k": k_, "n": n_, "inputs": ins[:1]})
         else:  # MatMul and its integer forms: numpy semantics; leading dims of A are independent products
             k_, n_ = b_shape[-2], b_shape[-1]
             m_ = a_shape[-2] if len(a_shape) >= 2 else 1
             count = math.prod(a_shape[:-2]) if len(a_shape) > 2 else 1
             if len(b_shape) > 2 and node.input[ib] not in inits:
                 count = max(count, math.prod(b_shape[:-2]))
-            layers.append({"name": lname, "op": "gemm", "m": m_, "k": k_, "n": n_, "count": count})
+            layers.append({"name": lname, "op": "gemm", "m": m_, "k": k_, "n": n_, "count": count,
+                           "inputs": ins[:2]})
     if skipped:
         warnings.warn(f"{p}: nodes left out of the timing and energy model (no hwsim layer kind for them yet): "
                       + ", ".join(f"{n} x{k}" for n, k in sorted(skipped.items())), ShapeWarning, stacklevel=2)
-    if not layers:
+    if not any(x["op"] in ("conv2d", "fc", "gemm") for x in layers):
         raise SpecError(str(p), "", "at least one Conv, Gemm or MatMul node", "none")
-    return validate(Workload, {"name": name or (g.name or p.stem), "source": f"ONNX shapes: {p.name}",
-                               "layers": layers}, str(p))
+    # non-GEMM nodes before the first layer (e.g. a normalization of the raw input) read "input"
+    wl = validate(Workload, {"name": name or (g.name or p.stem), "source": f"ONNX shapes: {p.name}",
+                             "layers": layers}, str(p))
+    wl.graph(str(p))
+    return wl

@@ -123,7 +123,8 @@ def _operands_per_pe(arch: ArchSpec, df: str, weight_bits: int, act_bits: int) -
 
 
 def map_layer(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int, act_bits: int,
-              out_bits: int | None = None, tile: int | None = None, where: str = "<arch>") -> LayerMapping:
+              out_bits: int | None = None, tile: int | None = None, resident: dict[str, str] | None = None,
+              where: str = "<arch>") -> LayerMapping:
     """Map one layer onto ``arch`` for the given operand bit-widths.
 
     Parameters
@@ -136,6 +137,9 @@ def map_layer(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int, act_bit
         Operand widths, bits. ``out_bits`` is the width the outputs are written at (default ``act_bits``).
     tile : int, optional
         A fixed M tile (ws) or N tile (is) instead of the mapper's choice (see :mod:`hwsim.mapping._traffic`).
+    resident : dict, optional
+        Operands whose whole tensor already lives in (or is kept in) an on-chip level: operand -> level name
+        (:func:`hwsim.mapping._traffic.hierarchy_traffic`; set by :mod:`hwsim.schedule`).
 
     Raises
     ------
@@ -204,7 +208,7 @@ def map_layer(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int, act_bit
     tr = hierarchy_traffic(layer, arch, weight_bits=weight_bits, act_bits=act_bits, out_bits=out_bits,
                            demand={"ifmap_reads": ifm, "filter_reads": fil, "ofmap_writes": ofw, "ofmap_reads": ofr},
                            macs=g.macs, psum_exits=k_folds, base_compute=compute,
-                           fold_overhead=folds * (fill + drain), tile=tile, where=where)
+                           fold_overhead=folds * (fill + drain), tile=tile, resident=resident, where=where)
     ifm, fil = tr.demand["ifmap_reads"], tr.demand["filter_reads"]
     # tiling M (ws) or N (is) so that partial sums stay on chip repeats each fold's fill and drain per tile
     tiles = tr.m_tiles if df == "ws" else (tr.n_tiles if df == "is" else 1)

@@ -29,6 +29,12 @@ the loop nest of the dataflow (R x C the array; M, K, N the GEMM view, per group
 Outputs go up the ofmap chain once, at the output bit-width. The ifmap of an M tile is counted as its rows of
 the GEMM view (an upper bound on its raw footprint; the halo of overlapping windows is not modelled).
 
+**Tensors kept on chip** (``resident``, from :mod:`hwsim.schedule`): an ifmap (or a second, activation
+operand) that already lives in buffer L is not filled into L or any level beyond it; the levels inside L fill
+from L as usual. Outputs kept in L are written up the ofmap chain only as far as L (into L from the outermost
+ofmap buffer when L is not on the chain: e.g. from TPU's accumulators into its Unified Buffer) and never to
+DRAM. The tiles are chosen as without it, so the DRAM bytes drop by exactly the resident operands' fills.
+
 **Register files** (Eyeriss's accounting, Chen et al., ISCA 2016): every MAC reads each operand held in a PE
 register file once; the stationary operand (ws: filter, is: ifmap) is written once per element loaded, a
 streaming operand once per MAC as it passes; an output-stationary accumulator (os) is read and written per MAC.
@@ -81,7 +87,7 @@ def _size_key(arch: ArchSpec, lv: MemoryLevel) -> str:
 def hierarchy_traffic(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int, act_bits: int, out_bits: int,
                       demand: dict[str, int], macs: int, psum_exits: int | None = None,
                       base_compute: int = 0, fold_overhead: int = 0, tile: int | None = None,
-                      where: str = "<arch>") -> Traffic:
+                      resident: dict[str, str] | None = None, where: str = "<arch>") -> Traffic:
     """Traffic of ``layer`` through every level of ``arch``'s hierarchy.
 
     Parameters
@@ -100,6 +106,10 @@ def hierarchy_traffic(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int,
         the mapper weighs them against DRAM bytes.
     tile : int, optional
         Fix the M tile (ws) or N tile (is) instead of letting the mapper choose: a fixed mapping.
+    resident : dict, optional
+        Operand (``ifmap``, ``filter``, ``ofmap``) -> the name of the shared on-chip level that holds the whole
+        tensor (see "Tensors kept on chip" above); ``ifmap``/``filter`` must name a level on that operand's
+        chain.
 
     The returned traffic's ``demand`` is the array's demand after tiling: ws reloads the weights into the
     array once per M tile, is the inputs once per N tile.
@@ -233,6 +243,7 @@ def hierarchy_traffic(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int,
         demand["ifmap_reads"] *= n_tiles  # the stationary inputs, for every N tile
 
     # ifmap and filter: array demand on the innermost buffer, fills down the chain
+    resident = resident or {}
     for op in ("ifmap", "filter"):
         ch = chains[op]
         dem = demand[f"{op}_reads"] * bits[op]
@@ -240,7 +251,8 @@ def hierarchy_traffic(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int,
             reads["dram"][op] += dem
             continue
         reads[ch[0].name][op] += dem
-        for i, lv in enumerate(ch):
+        held = [lv.name for lv in ch].index(resident[op]) if op in resident else len(ch)
+        for i, lv in enumerate(ch[:held]):  # a resident tensor is not filled into its level or beyond
             fill = U[op] * refetch(op, lv, mt) * G
             writes[lv.name][op] += fill
             parent = ch[i + 1].name if i + 1 < len(ch) else "dram"
@@ -252,10 +264,16 @@ def hierarchy_traffic(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int,
     writes[first]["ofmap"] += final * out_bits + psum_w * acc
     reads[first]["ofmap"] += demand["ofmap_reads"] * acc
     ch = chains["ofmap"]
+    keep = resident.get("ofmap")
     for i, lv in enumerate(ch):
+        if lv.name == keep:
+            break
         reads[lv.name]["ofmap"] += final * out_bits
-        parent = ch[i + 1].name if i + 1 < len(ch) else "dram"
+        parent = ch[i + 1].name if i + 1 < len(ch) else (keep or "dram")
         writes[parent]["ofmap"] += final * out_bits
+    if keep is not None and not ch and keep != first:
+        writes[keep]["ofmap"] += final * out_bits  # no ofmap buffer: from the array straight into L
+        writes[first]["ofmap"] -= final * out_bits
     # per-PE register files
     stationary = {"ws": "filter", "is": "ifmap", "os": "ofmap"}[df]
     for lv in rfs:

@@ -9,7 +9,45 @@ import plotly.graph_objects as go
 from .._pipeline import SimResult
 from ._html import table_html, write_page
 
-__all__ = ["simulate_report", "cycles_figure", "energy_figure", "utilization_figure", "roofline_figure"]
+__all__ = ["simulate_report", "cycles_figure", "energy_figure", "utilization_figure", "roofline_figure",
+           "timeline_figure", "occupancy_figure"]
+
+
+def timeline_figure(timeline: list[dict], title: str = "Timeline: array, vector unit and DMA") -> go.Figure:
+    """One horizontal bar per node on its unit (array, vector, dma) from its start to its end cycle. A dma
+    bar is a node's DRAM busy cycles drawn from the node's start (the transfers interleave with compute inside
+    it)."""
+    fig = go.Figure()
+    for unit in ("array", "vector", "dma"):
+        rs = [r for r in timeline if r["unit"] == unit]
+        if not rs:
+            continue
+        fig.add_bar(name=unit, y=[unit] * len(rs), x=[r["stop_cycle"] - r["start_cycle"] for r in rs],
+                    base=[r["start_cycle"] for r in rs], orientation="h", text=[r["node"] for r in rs],
+                    hovertemplate="%{text}: cycles %{base} to %{x}+%{base}<extra></extra>")
+    fig.update_layout(barmode="overlay", title=title, xaxis_title="cycle (array clock)", yaxis_title="unit",
+                      height=300, showlegend=False)
+    return fig
+
+
+def occupancy_figure(occupancy: list[dict], title: str = "On-chip memory occupancy over time") -> go.Figure:
+    """Per on-chip level: bytes held by resident tensors and by the running node's tiles, as steps over
+    cycles, with the level's capacity (dashed)."""
+    fig = go.Figure()
+    for lv in dict.fromkeys(r["level"] for r in occupancy):
+        rs = [r for r in occupancy if r["level"] == lv]
+        xs, res_, til = [], [], []
+        for r in rs:
+            xs += [r["start_cycle"], r["stop_cycle"]]
+            res_ += [r["resident_bytes"]] * 2
+            til += [r["resident_bytes"] + r["tile_bytes"]] * 2
+        fig.add_scatter(x=xs, y=res_, mode="lines", name=f"{lv}: resident tensors", fill="tozeroy")
+        fig.add_scatter(x=xs, y=til, mode="lines", name=f"{lv}: + tiles")
+        if xs:
+            fig.add_scatter(x=[xs[0], xs[-1]], y=[rs[0]["capacity_bytes"]] * 2, mode="lines",
+                            line={"dash": "dash"}, name=f"{lv}: capacity")
+    fig.update_layout(title=title, xaxis_title="cycle (array clock)", yaxis_title="bytes", height=420)
+    return fig
 
 
 def cycles_figure(rows: list[dict], title: str = "Cycles per layer") -> go.Figure:
@@ -103,7 +141,9 @@ def simulate_report(res: SimResult, path: str | Path) -> Path:
         "arch": arch.name, "workload": res.workload.name, "layers": len(res.rows), "MACs": int(t["macs"]),
         "total cycles": int(t["total_cycles"]), "stall cycles": int(t["stall_cycles"]),
         "latency (us)": t["latency_us"], "energy (uJ)": t["energy_pj"] / 1e6, "pJ/MAC": t["pj_per_mac"],
-        "TOPS/W": t["tops_per_w"], "utilization": t["utilization"],
+        "TOPS/W": t["tops_per_w"], "utilization": t["utilization"], "reuse": arch.timing.reuse,
+        "DRAM bytes": int(t["dram_read_bytes"] + t["dram_write_bytes"]),
+        "vector-unit cycles": int(t.get("vector_cycles", 0)),
         **({"area (mm^2)": t["area_mm2"]} if "area_mm2" in t else {}),
     }]
     cols = ["layer", "op", "m", "k", "n", "groups", "weight_bits", "act_bits", "folds", "compute_cycles",
@@ -121,4 +161,13 @@ def simulate_report(res: SimResult, path: str | Path) -> Path:
         ("Utilization", utilization_figure(res.rows)),
         ("Roofline", roofline_figure(res.arch, res.rows)),
         ("Layers", table_html(res.rows, cols)),
-    ], intro=intro)
+        ("Timeline", timeline_figure(res.timeline)),
+        ("Memory occupancy", occupancy_figure(res.occupancy)),
+        (f"Where each tensor lived (timing.reuse: {arch.timing.reuse})", table_html(res.tensor_rows, [
+            "tensor", "producer", "consumers", "bytes", "level", "kind", "from_cycle", "to_cycle",
+            "written_bytes", "read_bytes", "dram_write_bytes", "dram_read_bytes"])),
+        *([("Non-GEMM nodes on the vector unit", table_html(res.vector_rows, [
+            "node", "op", "elements", "bits", "arithmetic", "ops_add", "ops_mul", "ops_max", "ops_exp",
+            "ops_divide", "ops_rsqrt", "total_cycles", "dram_read_bytes", "dram_write_bytes", "energy_pj"]))]
+          if res.vector_rows else []),
+    ], intro=intro + (" Notes: " + " ".join(res.notes) if res.notes else ""))

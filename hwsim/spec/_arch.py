@@ -21,7 +21,7 @@ from ._loader import load_yaml, validate
 __all__ = ["ArchSpec", "ArrayConfig", "ArrayUnroll", "LOOP_DIMS", "PEConfig", "SramConfig", "DramConfig",
            "MemoryConfig", "MemoryLevel",
            "OPERANDS",
-           "EnergyOverrides", "AreaOverrides", "TimingConfig", "load_arch"]
+           "EnergyOverrides", "AreaOverrides", "TimingConfig", "VectorUnitConfig", "VECTOR_OP_CLASSES", "load_arch"]
 
 
 _Frozen = SpecModel
@@ -442,9 +442,45 @@ class TimingConfig(_Frozen):
     """
 
     convention: Literal["hwsim", "scalesim"] = "hwsim"
+    reuse: Literal["none", "inter_layer", "fused"] = Field(
+        default="none", description="none: every tensor goes through DRAM (SCALE-Sim's convention); "
+        "inter_layer: a tensor stays in an on-chip level for its whole lifetime when it fits (hwsim.schedule); "
+        "fused: also runs stacks of layers depth-first in row tiles whose footprint fits")
     max_tiles_per_layer: int = Field(default=256, gt=0, description="event-model granularity: a layer's folds "
                                      "are grouped into at most this many DMA tiles")
     engine: Literal["analytic", "simpy"] = "analytic"
+
+
+#: The op classes of a vector unit (throughput and energy are given per class).
+VECTOR_OP_CLASSES = ("add", "mul", "max", "exp", "divide", "rsqrt")
+
+
+class VectorUnitConfig(_Frozen):
+    """The vector unit that runs the non-GEMM nodes (pooling, residual adds, softmax, LayerNorm, GELU, ...).
+
+    ``lanes`` elements per cycle, each lane doing ``throughput[class]`` ops of that class per cycle (0.25:
+    one every 4 cycles); the classes are ``add`` (add, subtract, shift), ``mul``, ``max`` (compare, min,
+    max), ``exp`` (exponential or a LUT), ``divide`` and ``rsqrt``. A class a node needs but ``throughput``
+    lacks is an error naming the node. ``arithmetic``: ``int`` (integer-only, I-BERT's polynomials, Kim et al.,
+    ICML 2021, at ``int_bits``) or ``fp16`` / ``fp32``. ``latency_cycles``: pipeline depth, paid once per
+    node. ``overlap``: the unit runs concurrently with the array (a node waits only for its inputs), or not
+    (array and vector unit take turns). ``energy_pj`` overrides the technology table's energy per op.
+    """
+
+    lanes: int = Field(gt=0)
+    arithmetic: Literal["int", "fp16", "fp32"] = "int"
+    int_bits: int = Field(default=32, ge=2, le=64, description="width of the integer ops, bits")
+    throughput: dict[Literal["add", "mul", "max", "exp", "divide", "rsqrt"], float]
+    latency_cycles: int = Field(default=0, ge=0)
+    overlap: bool = True
+    energy_pj: dict[Literal["add", "mul", "max", "exp", "divide", "rsqrt"], float] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "VectorUnitConfig":
+        for k, v in {**self.throughput, **(self.energy_pj or {})}.items():
+            if not v > 0 and not (self.energy_pj and k in self.energy_pj and v == 0):
+                raise ValueError(f"positive throughputs (ops per lane per cycle) and energies; found {k}: {v!r}")
+        return self
 
 
 class ArchSpec(_Frozen):
@@ -460,6 +496,7 @@ class ArchSpec(_Frozen):
     energy: EnergyOverrides = EnergyOverrides()
     area: AreaOverrides = AreaOverrides()
     timing: TimingConfig = TimingConfig()
+    vector_unit: VectorUnitConfig | None = None
 
     def replace(self, **dotted: Any) -> "ArchSpec":
         """A copy with dotted keys replaced, validated again, e.g. ``replace(**{"array.rows": 16})``.

@@ -243,8 +243,9 @@ def _known_keys(model: type[BaseModel], loc: tuple) -> list[str]:
         if isinstance(part, int):
             continue
         if isinstance(cur, type) and issubclass(cur, BaseModel):
-            if part in cur.model_fields:
-                cur = cur.model_fields[part].annotation
+            fields = {(f.alias or k): f for k, f in cur.model_fields.items()}  # keys as the YAML spells them
+            if part in fields:
+                cur = fields[part].annotation
             else:  # a discriminated-union tag: find the member whose 'op' literal holds it
                 cur = next((m for m in _members(cur) if part in typing.get_args(
                     m.model_fields.get("op").annotation if "op" in m.model_fields else ())), cur)
@@ -260,7 +261,7 @@ def _known_keys(model: type[BaseModel], loc: tuple) -> list[str]:
     members = [cur] if isinstance(cur, type) and issubclass(cur, BaseModel) else _members(cur)
     names: set[str] = set()
     for m in members:
-        names.update(m.model_fields)
+        names.update(f.alias or k for k, f in m.model_fields.items())
     return sorted(names)
 
 

@@ -1,4 +1,4 @@
-"""Workloads: a network as a list of layers, each viewed as one or more GEMMs.
+"""Workloads: a network as a graph of layers, each GEMM layer viewed as one or more GEMMs.
 
 Layer kinds (``op``): ``conv2d`` (stride, padding, dilation, groups), ``depthwise`` (a conv2d whose
 ``groups`` default to its input channels), ``gemm`` (an (M, K) x (K, N) product, ``count`` independent copies,
@@ -8,10 +8,20 @@ GEMM view (``../shared/DESIGN.md``, "Modelling notes"; SCALE-Sim's operand matri
 ``scalesim/compute/operand_matrix.py``): a conv2d is ``groups`` GEMMs, each with
 ``M = batch * H_out * W_out`` (ofmap pixels), ``K = C_in/groups * R * S`` (window) and
 ``N = C_out/groups`` (filters).
+
+**Graph.** Every node (GEMM layer or non-GEMM op) produces one tensor named after it; ``inputs:`` names the
+tensors a node consumes (producer node names, or ``input`` for the network input); omitted, a node consumes
+the previous node's output (the first node: ``input``), so a plain list is a chain. A GEMM layer's second
+input, when given, is its (K, N) operand (attention's K^T and V): an activation, not a weight. Non-GEMM ops
+(:class:`VectorOp`: ``add``, ``mul``, ``maxpool``, ``avgpool``, ``concat``, ``softmax``, ``layernorm``,
+``gelu``, ``silu``, ``relu``, ``requant``) carry element counts and bit-widths and run on the vector unit
+(:mod:`hwsim.spec._arch`, ``vector_unit``). :meth:`Workload.graph` checks the graph (:mod:`hwsim.spec._graph`).
 """
 
 from __future__ import annotations
 
+import math
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
@@ -20,7 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ._base import SpecModel
 from ._loader import load_yaml, validate
 
-__all__ = ["Conv2d", "Gemm", "Layer", "Workload", "GemmView", "load_workload_yaml"]
+__all__ = ["Conv2d", "Gemm", "Layer", "Node", "VectorOp", "VECTOR_OPS", "Workload", "GemmView",
+           "load_workload_yaml"]
 
 
 _Frozen = SpecModel
@@ -67,6 +78,9 @@ class _LayerBase(_Frozen):
     act_symmetric: bool | None = Field(default=None, description="input activations quantized with zero point "
                                        "0 (default: the workload's)")
     relu: bool = False
+    inputs: tuple[str, ...] | None = Field(default=None, min_length=1, max_length=2,
+                                           description="the tensors this layer consumes (default: the previous "
+                                           "node's output); a second one is the (K, N) operand")
 
 
 class Conv2d(_LayerBase):
@@ -256,9 +270,75 @@ class Gemm(_LayerBase):
 
 Layer = Annotated[Union[Conv2d, Gemm], Field(discriminator="op")]
 
+#: The non-GEMM op kinds (run on the vector unit).
+VECTOR_OPS = ("add", "mul", "maxpool", "avgpool", "concat", "softmax", "layernorm", "gelu", "silu", "relu",
+              "requant")
+
+
+class VectorOp(_Frozen):
+    """A non-GEMM node: element-wise (``add``, ``mul``, ``relu``, ``gelu``, ``silu``, ``requant``), a pooling
+    window (``maxpool``, ``avgpool``), a concatenation, or a row-wise normalization (``softmax``,
+    ``layernorm``).
+
+    ``elements``: output elements (default: inferred; pooling from its window, concat the sum of its inputs,
+    anything else its first input's). ``row``: elements per normalized row (softmax, layernorm; default: the
+    producer's row, e.g. a GEMM's N). ``bits``: bits of the output elements (default: the first input's).
+    Pools take ``kernel``/``stride``/``padding`` over a ``channels x in_h x in_w`` input (default: the
+    producer's output shape); no ``kernel``: a global pool (one output per channel).
+    """
+
+    name: str = Field(min_length=1)
+    op: Literal["add", "mul", "maxpool", "avgpool", "concat", "softmax", "layernorm", "gelu", "silu", "relu",
+                "requant"]
+    inputs: tuple[str, ...] | None = Field(default=None, min_length=1)
+    elements: int | None = Field(default=None, gt=0)
+    row: int | None = Field(default=None, gt=0)
+    bits: int | None = Field(default=None, ge=1, le=32)
+    channels: int | None = Field(default=None, gt=0)
+    in_h: int | None = Field(default=None, gt=0)
+    in_w: int | None = Field(default=None, gt=0)
+    kernel: Pair | None = None
+    stride: Pair | None = None
+    padding: Pair = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> "VectorOp":
+        pool_keys = [k for k in ("channels", "in_h", "in_w", "kernel", "stride") if getattr(self, k) is not None]
+        if self.op not in ("maxpool", "avgpool") and (pool_keys or self.padding != 0):
+            raise ValueError(f"{', '.join(pool_keys or ['padding'])} only on maxpool/avgpool; found op {self.op}")
+        if self.row is not None and self.op not in ("softmax", "layernorm"):
+            raise ValueError(f"row only on softmax/layernorm; found op {self.op}")
+        if self.op in ("add", "mul") and self.inputs is not None and len(self.inputs) != 2:
+            raise ValueError(f"two inputs for {self.op}; found {list(self.inputs)}")
+        for key in ("kernel", "stride"):
+            v = getattr(self, key)
+            if v is not None and min(_pair(v)) <= 0:
+                raise ValueError(f"{key} > 0; found {v!r}")
+        if min(_pair(self.padding)) < 0:
+            raise ValueError(f"padding >= 0; found {self.padding!r}")
+        return self
+
+    def pool_out(self, c: int, h: int, w: int) -> tuple[int, int, int]:
+        """(channels, out_h, out_w) of a pool over a ``c x h x w`` input (PyTorch's floor rule)."""
+        if self.kernel is None:
+            return c, 1, 1
+        (kh, kw), (ph, pw) = _pair(self.kernel), _pair(self.padding)
+        sh, sw = _pair(self.stride) if self.stride is not None else (kh, kw)
+        return c, (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+
+    @property
+    def window(self) -> int:
+        """Input elements each pooled output combines (1 for a non-pool; ``h*w`` of a global pool, set by the
+        graph)."""
+        return math.prod(_pair(self.kernel)) if self.kernel is not None else 0
+
+
+Node = Annotated[Union[Conv2d, Gemm, VectorOp], Field(discriminator="op")]
+
 
 class Workload(_Frozen):
-    """A network: a name, default bit-widths and an ordered list of layers (names unique).
+    """A network: a name, default bit-widths and its nodes in execution order (YAML key ``layers``; names
+    unique). :attr:`layers` are the GEMM layers alone (what the array runs), :attr:`nodes` all of them.
 
     ``weight_symmetric`` / ``act_symmetric`` (default true, each layer may override): whether the weights /
     input activations are quantized symmetrically (zero point 0). A non-zero zero point adds the cross terms of
@@ -266,7 +346,9 @@ class Workload(_Frozen):
     model charges (:mod:`hwsim.energy`).
     """
 
-    __union_tags__ = ("conv2d", "depthwise", "gemm", "fc")
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, populate_by_name=True,
+                              serialize_by_alias=True)
+    __union_tags__ = ("conv2d", "depthwise", "gemm", "fc", *VECTOR_OPS)
 
     name: str
     source: str = ""
@@ -274,16 +356,38 @@ class Workload(_Frozen):
     act_bits: int = Field(default=8, ge=1, le=16)
     weight_symmetric: bool = True
     act_symmetric: bool = True
-    layers: tuple[Layer, ...] = Field(min_length=1)
+    nodes: tuple[Node, ...] = Field(min_length=1, alias="layers")
 
     @model_validator(mode="after")
     def _unique(self) -> "Workload":
         seen: set[str] = set()
-        for layer in self.layers:
+        for layer in self.nodes:
             if layer.name in seen:
                 raise ValueError(f"unique layer names; found {layer.name!r} twice")
+            if layer.name == "input":
+                raise ValueError("no node named 'input' (the network input's name)")
             seen.add(layer.name)
+        if not any(not isinstance(n, VectorOp) for n in self.nodes):
+            raise ValueError("at least one GEMM layer (conv2d, depthwise, gemm, fc); found only non-GEMM ops")
         return self
+
+    @cached_property
+    def layers(self) -> tuple[Conv2d | Gemm, ...]:
+        """The GEMM layers in order (the non-GEMM ops left out)."""
+        return tuple(n for n in self.nodes if not isinstance(n, VectorOp))
+
+    def graph(self, source: str = "<workload>"):
+        """The checked tensor graph (:class:`hwsim.spec.WorkloadGraph`).
+
+        Raises
+        ------
+        SpecError
+            An unknown input name, a tensor consumed before it is produced (a cycle), naming ``source`` and
+            ``layers[i].inputs``.
+        """
+        from ._graph import build_graph
+
+        return build_graph(self, source)
 
     def shape_warnings(self, source: str = "") -> list[str]:
         """One line per layer whose shape does not divide, naming the layer (see :meth:`Conv2d.shape_notes`)."""
@@ -319,4 +423,6 @@ def load_workload_yaml(path: str | Path) -> Workload:
         naming the file and ``layers[i].key``.
     """
     data = load_yaml(path)
-    return validate(Workload, data, str(path))
+    wl = validate(Workload, data, str(path))
+    wl.graph(str(path))  # the graph is checked on loading (unknown inputs, cycles)
+    return wl

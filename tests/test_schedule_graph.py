@@ -1,0 +1,319 @@
+"""The workload graph, where each tensor lives (timing.reuse) and the vector unit: hand-derived cases, bad input,
+and metamorphic properties over random graphs."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from hwsim._pipeline import simulate_workload
+from hwsim.cli import main
+from hwsim.mapping import vector_op_counts
+from hwsim.sim import schedule_nodes
+from hwsim.spec import Workload, load_arch, load_workload_yaml, validate
+
+from .utils import ROOT, make_arch
+
+VU = {"lanes": 4, "arithmetic": "int", "int_bits": 32, "latency_cycles": 2,
+      "throughput": {"add": 1, "mul": 1, "max": 1, "exp": 1, "divide": 0.25, "rsqrt": 0.25}}
+
+
+def _wl(nodes, name="g"):
+    return validate(Workload, {"name": name, "layers": nodes}, "<test>")
+
+
+def _dram(res):
+    return int(res.totals["dram_read_bytes"] + res.totals["dram_write_bytes"])
+
+
+CHAIN = [{"name": "l1", "op": "gemm", "m": 8, "k": 16, "n": 8}, {"name": "l2", "op": "gemm", "m": 8, "k": 8, "n": 4}]
+
+
+def test_two_layer_chain_dram_is_weights_input_output_exactly():
+    # 8-bit everything, 4x4 ws, 64 KiB buffers (everything fits, no refetch). Input 8x16 = 128 B, weights
+    # 16x8 + 8x4 = 160 B, output 8x4 = 32 B: inter_layer moves 128 + 160 + 32 = 320 B. none also writes l1's
+    # 8x8 = 64 B output and reads it back: 320 + 2*64 = 448 B.
+    wl = _wl(CHAIN)
+    arch = make_arch()
+    assert _dram(simulate_workload(arch, wl)) == 448
+    res = simulate_workload(arch.replace(**{"timing.reuse": "inter_layer"}), wl)
+    assert _dram(res) == 320
+    t = {r["tensor"]: r for r in res.tensor_rows}
+    assert (t["input"]["level"], t["l1"]["level"], t["l2"]["level"]) == ("dram", "ifmap_sram", "dram")
+    assert (t["l1"]["dram_write_bytes"], t["l1"]["dram_read_bytes"], t["l1"]["written_bytes"]) == (0, 0, 64)
+
+
+def test_one_byte_too_small_spills_exactly_that_tensor():
+    # The ifmap buffer during l1 holds l1's streamed input (double buffered: min(S, 2 x 128 B) = 256 B) and
+    # l1's output (64 B) that is kept: 320 B needed. At 320 B it stays (DRAM 320 B); at 319 B exactly that
+    # tensor goes to DRAM: written once and read once, 320 + 2*64 = 448 B.
+    wl = _wl(CHAIN)
+    for size, dram, level in ((320, 320, "ifmap_sram"), (319, 448, "dram")):
+        arch = make_arch(**{"memory.ifmap_sram.size_kib": size / 1024, "timing.reuse": "inter_layer"})
+        res = simulate_workload(arch, wl)
+        assert _dram(res) == dram
+        assert {r["tensor"]: r["level"] for r in res.tensor_rows}["l1"] == level
+
+
+def test_residual_skip_is_held_across_its_branch():
+    # c1 -> c2 -> c3 -> add(c3, c1) -> c4: the skip c1 (8x8 = 64 B) lives from step 0 to the add (step 3) and
+    # is held while c2 and c3 run: during c2 (step 1) the ifmap buffer holds c1 (c2's input and the skip) and
+    # c2's output: 128 B; during c3 (step 2) c1, c2 (c3's input) and c3's output: 192 B.
+    nodes = [{"name": "c1", "op": "gemm", "m": 8, "k": 8, "n": 8},
+             {"name": "c2", "op": "gemm", "m": 8, "k": 8, "n": 8},
+             {"name": "c3", "op": "gemm", "m": 8, "k": 8, "n": 8},
+             {"name": "add", "op": "add", "inputs": ["c3", "c1"]},
+             {"name": "c4", "op": "gemm", "m": 8, "k": 8, "n": 2}]
+    arch = make_arch(**{"timing.reuse": "inter_layer", "vector_unit": VU})
+    res = simulate_workload(arch, _wl(nodes))
+    t = {r["tensor"]: r for r in res.tensor_rows}
+    assert (t["c1"]["level"], t["c1"]["from_step"], t["c1"]["to_step"]) == ("ifmap_sram", 0, 3)
+    occ = {r["node"]: r["resident_bytes"] for r in res.occupancy if r["level"] == "ifmap_sram"}
+    assert occ["c2"] == 64 * 2 and occ["c3"] == 64 * 3
+    assert occ["add"] == 64 * 3  # c3, c1 and the add's output
+    # DRAM: input 64 + weights 3*64 + 16 + output 16 B; the add is on the vector unit: 64 adds of 32 bits
+    assert _dram(res) == 64 + 3 * 64 + 16 + 16
+    v = res.vector_rows[0]
+    # 64 adds on 4 lanes at 1 per cycle: 16 cycles + 2 of pipeline; on-chip reads 2 x 64 B, write 64 B
+    assert (v["ops_add"], v["compute_cycles"], v["onchip_read_bytes"], v["onchip_write_bytes"]) == (64, 18, 128, 64)
+    # the add waits for c3 and c4 waits for the add
+    tl = {(r["node"], r["unit"]): r for r in res.timeline}
+    assert tl[("add", "vector")]["start_cycle"] == tl[("c3", "array")]["stop_cycle"]
+    assert tl[("c4", "array")]["start_cycle"] == tl[("add", "vector")]["stop_cycle"]
+
+
+def test_minilm_block_prices_softmax_layernorm_gelu_on_the_vector_unit():
+    arch = load_arch(ROOT / "arch/tpu_v1.yaml")
+    wl = load_workload_yaml(ROOT / "workloads/minilm_l6.yaml")
+    res = simulate_workload(arch, wl)
+    v = {r["node"]: r for r in res.vector_rows}
+    sm = v["encoder.layer.0.attention.self.softmax"]
+    # 12 heads x 16 x 16 scores, rows of 16 (192 rows), I-BERT integer softmax: max n, add 7n, mul 4n,
+    # divide per row. On 256 lanes: 3072/256 = 12 + 21504/256 = 84 + 12288/256 = 48 + 192/(256/16) = 12,
+    # plus 8 pipeline cycles = 164
+    assert (sm["ops_max"], sm["ops_add"], sm["ops_mul"], sm["ops_divide"]) == (3072, 21504, 12288, 192)
+    assert sm["compute_cycles"] == 164
+    ln = v["encoder.layer.0.attention.output.LayerNorm"]
+    assert (ln["elements"], ln["row"], ln["ops_rsqrt"], ln["ops_divide"]) == (16 * 384, 384, 16, 32)
+    ge = v["encoder.layer.0.intermediate.gelu"]
+    assert (ge["ops_max"], ge["ops_add"], ge["ops_mul"]) == (2 * 16 * 1536, 3 * 16 * 1536, 3 * 16 * 1536)
+    t = res.totals
+    assert t["energy_vector_pj"] > 0 and t["vector_cycles"] > 0
+    assert t["energy_pj"] == pytest.approx(sum(r["energy_pj"] for r in res.rows + res.vector_rows))
+    # the per-op energy: a 32-bit add 0.1 pJ (Horowitz) -> the softmax's adds alone 2150.4 pJ
+    adds = [r for r in res.energy_records if r["layer"] == sm["node"] and r["action"] == "add"]
+    assert adds[0]["energy_pj"] == pytest.approx(21504 * 0.1)
+    # without the vector unit the same nodes take no time and no energy (the layers alone, as before)
+    bare = simulate_workload(arch.replace(vector_unit=None), wl)
+    assert bare.totals["total_cycles"] == sum(r["total_cycles"] for r in bare.rows)
+    assert t["total_cycles"] > bare.totals["total_cycles"] and t["energy_pj"] > bare.totals["energy_pj"]
+
+
+def test_fp16_counts_and_exp_class():
+    # float softmax: exp per element, one reciprocal per row; float GELU (tanh form) mul 7n, add 4n, exp, div
+    assert vector_op_counts("softmax", elements=32, row=8, arithmetic="fp16") == {
+        "max": 32, "add": 64, "exp": 32, "mul": 32, "divide": 4}
+    assert vector_op_counts("gelu", elements=10, arithmetic="fp32") == {"mul": 70, "add": 40, "exp": 10,
+                                                                        "divide": 10}
+    assert vector_op_counts("maxpool", elements=16, window=9) == {"max": 128}
+
+
+def test_resnet50_inter_layer_moves_fewer_dram_bytes_on_tpu_v1():
+    arch = load_arch(ROOT / "arch/tpu_v1.yaml")
+    wl = load_workload_yaml(ROOT / "workloads/resnet50.yaml")
+    none = simulate_workload(arch, wl)
+    inter = simulate_workload(arch.replace(**{"timing.reuse": "inter_layer"}), wl)
+    # everything but the network input and output fits the 24 MiB Unified Buffer: DRAM = the weights, the
+    # 224x224x3 input and the 1000 logits. The weights: torchvision's 25,557,032 parameters less the fc bias
+    # (1,000) and the 53 BatchNorms' weight and bias (2 x 26,560 channels) = 25,502,912 int8 values
+    weights = sum(r["k"] * r["n"] * r["groups"] for r in inter.rows)
+    assert weights == 25_557_032 - 1_000 - 2 * 26_560
+    assert _dram(inter) == weights + 150_528 + 1_000
+    assert _dram(inter) < _dram(none)
+    lv = {r["tensor"]: r["level"] for r in inter.tensor_rows}
+    assert lv["input"] == "dram" and lv["fc"] == "dram"
+    assert all(v == "ifmap_sram" for k, v in lv.items() if k not in ("input", "fc"))
+    assert inter.model_cpu_s < 0.5  # generous on a shared machine; about 30 ms measured
+
+
+def _random_graph(rng: random.Random, n: int) -> list[dict]:
+    nodes, outs = [], []
+    prev_n = rng.choice([4, 8, 16])
+    m = rng.choice([4, 8, 16])
+    for i in range(n):
+        if i and rng.random() < 0.3 and len(outs) >= 2:
+            a = outs[-1]
+            same = [o for o in outs[:-1] if o[1] == a[1]]
+            if same:
+                nodes.append({"name": f"add{i}", "op": "add", "inputs": [a[0], rng.choice(same)[0]]})
+                outs.append((f"add{i}", a[1]))
+                continue
+        nn = rng.choice([4, 8, 16])
+        node = {"name": f"g{i}", "op": "gemm", "m": m, "k": prev_n, "n": nn}
+        if outs:
+            src = rng.choice([o for o in outs if o[1] == prev_n] or [outs[-1]])
+            node["inputs"] = [src[0]]
+            node["k"] = src[1]
+        nodes.append(node)
+        outs.append((f"g{i}", nn))
+        prev_n = nn
+    return nodes
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_graphs_more_capacity_never_adds_dram_and_inter_layer_never_worse(seed):
+    rng = random.Random(seed)
+    wl = _wl(_random_graph(rng, rng.randint(3, 9)))
+    vu = VU if seed % 2 else None
+    last = None
+    none = _dram(simulate_workload(make_arch(vector_unit=vu), wl))
+    for size in (0.25, 0.5, 1, 2, 4, 64):
+        arch = make_arch(**{"memory.ifmap_sram.size_kib": size, "timing.reuse": "inter_layer", "vector_unit": vu})
+        d = _dram(simulate_workload(arch, wl))
+        assert d <= none
+        if last is not None:
+            assert d <= last, (size, d, last)
+        last = d
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_graph_schedule_simpy_equals_analytic(seed):
+    rng = random.Random(seed)
+    n = rng.randint(1, 25)
+    dur = [rng.randint(0, 50) for _ in range(n)]
+    units = [rng.choice(["array", "vector"]) for _ in range(n)]
+    deps = [tuple(sorted(rng.sample(range(i), min(i, rng.randint(0, 2))))) for i in range(n)]
+    for overlap in (True, False):
+        assert schedule_nodes(dur, units, deps, overlap=overlap, engine="simpy") == \
+            schedule_nodes(dur, units, deps, overlap=overlap, engine="analytic")
+
+
+def test_simulate_simpy_equals_analytic_on_a_graph():
+    wl = _wl(_random_graph(random.Random(3), 8))
+    arch = make_arch(**{"timing.reuse": "inter_layer", "vector_unit": VU,
+                        "memory.dram.bandwidth_bytes_per_cycle": 4})
+    a = simulate_workload(arch, wl)
+    s = simulate_workload(arch.replace(**{"timing.engine": "simpy"}), wl)
+    assert a.timeline == s.timeline and a.totals["total_cycles"] == s.totals["total_cycles"]
+
+
+def test_fused_keeps_a_band_when_the_whole_tensor_does_not_fit():
+    # conv a (1 -> 8 channels, 16x16, 3x3 same) -> conv b (8 -> 8, 3x3 same). a's output: 8x16x16 = 2048 B.
+    # A band for b's window: (3 + 1) rows x 16 x 8 = 512 B. With a 2 KiB ifmap buffer the whole output cannot
+    # stay (a's streamed input reserve 2 x 256 B + 2048 B > 2048 B), the band can (512 + 512 <= 2048).
+    nodes = [{"name": "a", "op": "conv2d", "in_channels": 1, "out_channels": 8, "in_h": 16, "in_w": 16,
+              "kernel": 3, "padding": 1},
+             {"name": "b", "op": "conv2d", "in_channels": 8, "out_channels": 8, "in_h": 16, "in_w": 16,
+              "kernel": 3, "padding": 1}]
+    wl = _wl(nodes)
+    arch = make_arch(**{"memory.ifmap_sram.size_kib": 2})
+    inter = simulate_workload(arch.replace(**{"timing.reuse": "inter_layer"}), wl)
+    fused = simulate_workload(arch.replace(**{"timing.reuse": "fused"}), wl)
+    assert {r["tensor"]: r["level"] for r in inter.tensor_rows}["a"] == "dram"
+    fa = {r["tensor"]: r for r in fused.tensor_rows}["a"]
+    assert (fa["level"], fa["kind"]) == ("ifmap_sram", "band")
+    # a's output is neither written (2048 B) nor read back; b reads a spilled ifmap once per column fold
+    # (N = 8 on 4 columns: 2), as it does not fit the 1 KiB buffer half: 2048 + 2 x 2048 B saved
+    assert _dram(inter) - _dram(fused) == 3 * 2048
+
+
+# ---- bad input: one line, exit 2, naming the file, the key and the node
+
+def _yaml(tmp_path, body):
+    p = tmp_path / "w.yaml"
+    p.write_text("name: w\nlayers:\n" + body)
+    return p
+
+
+@pytest.mark.parametrize("body, msg", [
+    ("  - {name: a, op: gemm, m: 2, k: 2, n: 2, inputs: [nope]}\n",
+     "layers[0].inputs: expected names of earlier nodes or 'input', found 'nope', which no node produces "
+     "(node a)"),
+    ("  - {name: a, op: gemm, m: 2, k: 2, n: 2, inputs: [b]}\n  - {name: b, op: gemm, m: 2, k: 2, n: 2, "
+     "inputs: [a]}\n",
+     "layers[0].inputs: expected tensors produced before node 'a' (nodes in execution order, no cycle), found "
+     "'b', produced by layers[1] (node a; cycle: "),
+    ("  - {name: a, op: gemm, m: 2, k: 2, n: 2}\n  - {name: s, op: softmax, kernel: 3}\n",
+     "layers[1]: expected kernel only on maxpool/avgpool"),
+])
+def test_bad_graph_exit_2_one_line(tmp_path, capsys, body, msg):
+    p = _yaml(tmp_path, body)
+    assert main(["simulate", str(ROOT / "arch/edge_32x32.yaml"), str(p), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and f"{p}: {msg}" in err
+
+
+def test_missing_op_class_exit_2_names_the_node(tmp_path, capsys):
+    arch = tmp_path / "a.yaml"
+    text = (ROOT / "arch/tpu_v1.yaml").read_text().replace(
+        "throughput: {add: 1, mul: 1, max: 1, exp: 1, divide: 0.0625, rsqrt: 0.0625}",
+        "throughput: {add: 1, mul: 1, max: 1, exp: 1, divide: 0.0625}")
+    arch.write_text(text)
+    rc = main(["simulate", str(arch), str(ROOT / "workloads/minilm_l6.yaml"), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1
+    assert (f"{arch}: vector_unit.throughput.rsqrt: expected a throughput for op class 'rsqrt': node "
+            f"'encoder.layer.0.attention.output.LayerNorm' (layernorm, int) needs 16 of them, found no such key"
+            in err)
+
+
+def test_buffer_too_small_for_a_tile_exit_2(tmp_path, capsys):
+    arch = tmp_path / "a.yaml"
+    arch.write_text((ROOT / "arch/edge_32x32.yaml").read_text().replace(
+        "ifmap_sram: {size_kib: 64, word_bits: 64}", "ifmap_sram: {size_kib: 0.01, word_bits: 64}"))
+    rc = main(["simulate", str(arch), str(ROOT / "workloads/digits_cnn.yaml"), "--reuse", "inter_layer",
+               "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "memory.ifmap_sram.size_kib: expected room" in err
+
+
+def test_cli_writes_tensors_csv(tmp_path, capsys):
+    import pandas as pd
+
+    assert main(["simulate", str(ROOT / "arch/edge_32x32.yaml"), str(ROOT / "workloads/digits_cnn.yaml"),
+                 "--reuse", "inter_layer", "--out", str(tmp_path)]) == 0
+    t = pd.read_csv(tmp_path / "tensors.csv").set_index("tensor")
+    # conv1 -> conv2 -> pool -> fc: the inner tensors stay in the 64 KiB ifmap buffer
+    assert list(t.index) == ["input", "conv1", "conv2", "pool", "fc"]
+    assert list(t["level"]) == ["dram", "ifmap_sram", "ifmap_sram", "ifmap_sram", "dram"]
+    assert t.loc["pool", "elements"] == 16 * 4 * 4
+    assert "Where each tensor lived" in (tmp_path / "report.html").read_text()
+
+
+def _light(name):
+    from pathlib import Path
+
+    import onnx
+
+    return Path(onnx.__file__).parent / "backend" / "test" / "data" / "light" / f"{name}.onnx"
+
+
+def test_onnx_keeps_the_graph_and_matches_the_yaml():
+    # the ResNet-50 shipped in the onnx wheel: its 16 residual Adds, the pools and the final Softmax become
+    # nodes; under inter_layer on TPU v1 it moves exactly what workloads/resnet50.yaml moves (weights + input
+    # + the 1000 outputs: the fc's output now feeds the Softmax on chip)
+    from collections import Counter
+
+    from hwsim.frontends._onnx import read_onnx_shapes
+
+    pytest.importorskip("onnx")
+    w = read_onnx_shapes(_light("light_resnet50"))
+    ops = Counter(n.op for n in w.nodes)
+    assert (ops["conv2d"], ops["add"], ops["maxpool"], ops["avgpool"], ops["softmax"]) == (53, 16, 1, 1, 1)
+    g = w.graph()
+    assert all(len(g.inputs[i]) == 2 for i, n in enumerate(w.nodes) if n.op == "add")
+    arch = load_arch(ROOT / "arch/tpu_v1.yaml").replace(**{"timing.reuse": "inter_layer"})
+    yaml_res = simulate_workload(arch, load_workload_yaml(ROOT / "workloads/resnet50.yaml"))
+    assert _dram(simulate_workload(arch, w)) == _dram(yaml_res) == 25_502_912 + 150_528 + 1_000
+    inc = read_onnx_shapes(_light("light_inception_v1"))
+    assert Counter(n.op for n in inc.nodes)["concat"] == 9
+
+
+def test_scalesim_csv_is_a_chain():
+    from hwsim.frontends import read_topology_csv
+
+    w = read_topology_csv(ROOT / "tests/data/scalesim/Resnet18.csv")
+    g = w.graph()
+    names = [n.name for n in w.nodes]
+    assert g.inputs == tuple((p,) for p in ["input", *names[:-1]])
