@@ -1,7 +1,8 @@
 """Typed, immutable specs: the accelerator, the workload; YAML loading with precise errors."""
 
-from ._arch import (OPERANDS, ArchSpec, AreaOverrides, ArrayConfig, DramConfig, EnergyOverrides, MemoryConfig,
-                    MemoryLevel, PEConfig, SramConfig, TimingConfig, VECTOR_OP_CLASSES, VectorUnitConfig, load_arch)
+from ._arch import (LOOP_DIMS, OPERANDS, VECTOR_OP_CLASSES, ArchSpec, AreaOverrides, ArrayConfig, ArrayUnroll,
+                    DramConfig, EnergyOverrides, MemoryConfig, MemoryLevel, PEConfig, SramConfig, TimingConfig,
+                    VectorUnitConfig, load_arch)
 from ._base import SpecModel
 from ._loader import load_yaml, validate
 from ._quantcfg import LayerBits, QuantConfig, load_quant_config
@@ -11,7 +12,8 @@ from ._workload import (VECTOR_OPS, Conv2d, Gemm, GemmView, Layer, Node, VectorO
 
 __all__ = [
     # _arch
-    "ArchSpec", "ArrayConfig", "PEConfig", "SramConfig", "DramConfig", "MemoryConfig", "MemoryLevel", "OPERANDS",
+    "ArchSpec", "ArrayConfig", "ArrayUnroll", "LOOP_DIMS", "PEConfig", "SramConfig", "DramConfig",
+    "MemoryConfig", "MemoryLevel", "OPERANDS",
     "EnergyOverrides", "AreaOverrides",
     "TimingConfig", "VectorUnitConfig", "VECTOR_OP_CLASSES", "load_arch",
     # _workload
