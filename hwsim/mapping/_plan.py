@@ -209,7 +209,7 @@ def map_layer(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int, act_bit
                            demand={"ifmap_reads": ifm, "filter_reads": fil, "ofmap_writes": ofw, "ofmap_reads": ofr},
                            macs=g.macs, psum_exits=k_folds, base_compute=compute,
                            fold_overhead=folds * (fill + drain), tile=tile, resident=resident,
-                           held_stationary=min(w_pe, rf) if df in ("ws", "is") else 1, where=where)
+                           held_stationary=min(w_pe, red_folds) if df in ("ws", "is") else 1, where=where)
     ifm, fil = tr.demand["ifmap_reads"], tr.demand["filter_reads"]
     # tiling M (ws) or N (is) so that partial sums stay on chip repeats each fold's fill and drain per tile
     tiles = tr.m_tiles if df == "ws" else (tr.n_tiles if df == "is" else 1)
