@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from hwsim.errors import SpecError
 from hwsim.onnxq import load_model, lower_qdq, verify
 
 F32 = np.float32
