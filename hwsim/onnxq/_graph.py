@@ -22,9 +22,11 @@ Transpose/Squeeze/Unsqueeze -> Q       scale and zero point; MaxPool: opset >= 1
 op -> Relu/Clip -> Q                   the Relu/Clip is dropped when Q's range already clamps it
 =====================================  =====================================================================
 
-8-bit types only (ORT fuses no 16-bit group on CPU). A group that does not qualify stays as written: its
-DequantizeLinear and QuantizeLinear nodes run on their own and the op between them runs in float32, which
-hwsim supports only for the ops whose float32 result it reproduces exactly (:data:`FLOAT_OPS`).
+8-bit types only (ORT 1.32 fuses no 4- or 16-bit group on CPU; such groups are listed in a note naming the
+type). Q/DQ of the ai.onnx and com.microsoft domains both match. Equal QuantizeLinear nodes of one tensor
+(``DedicatedQDQPair``) are merged first (:func:`merge_duplicate_q`). A group that does not qualify stays as
+written: its DequantizeLinear and QuantizeLinear nodes run on their own and the op between them runs in
+float32 (``hwsim/onnxq/_ops_float.py``: exactly or compared within a tolerance).
 """
 
 from __future__ import annotations
