@@ -39,7 +39,7 @@ def build_minilm(d: Path, dynamo: bool) -> list[tuple[str, Path, Path]]:
     for kind in (["torchscript", "dynamo"] if dynamo else ["torchscript"]):
         src = d / f"minilm_{kind}.onnx"
         export_onnx(m, (x, torch.ones_like(x)), src, input_names=["input_ids", "attention_mask"],
-                    output_names=["embedding"], dynamic_axes=axes, dynamo=kind == "dynamo")
+                    output_names=["sentence_embedding"], dynamic_axes=axes, dynamo=kind == "dynamo")
         quantize_dynamic(str(src), str(d / f"minilm_{kind}_dynamic.onnx"), weight_type=QuantType.QInt8)
         out.append((f"MiniLM {kind} quantize_dynamic (u8 x s8)", d / f"minilm_{kind}_dynamic.onnx", inp))
 

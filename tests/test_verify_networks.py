@@ -35,7 +35,7 @@ def test_minilm_quantize_dynamic(tmp_path):
     x = torch.from_numpy(ids[None])
     src = tmp_path / "minilm.onnx"
     export_onnx(minilm_module(), (x, torch.ones_like(x)), src, input_names=["input_ids", "attention_mask"],
-                output_names=["embedding"], dynamic_axes={"input_ids": {1: "n"}, "attention_mask": {1: "n"}})
+                output_names=["sentence_embedding"], dynamic_axes={"input_ids": {1: "n"}, "attention_mask": {1: "n"}})
     quantize_dynamic(str(src), str(tmp_path / "d.onnx"), weight_type=QuantType.QInt8)
     np.savez(tmp_path / "in.npz", input_ids=ids[None], attention_mask=np.ones_like(ids[None]))
     rep = verify(tmp_path / "d.onnx", inputs=tmp_path / "in.npz")
