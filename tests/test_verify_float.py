@@ -139,6 +139,8 @@ def test_4bit_weights_and_16bit_activations(tmp_path, opset, wt, at, typ):
         assert domains == ({"com.microsoft"} if opset == 17 else {""})
     rep = verify(dst)
     _check(rep, tolerance_ops=("Conv", "Gemm"))
+    if "4" in wt:  # the uint8 residual Add and the pool fuse (com.microsoft Q/DQ as well), as in onnxruntime
+        assert {"QLinearAdd", "QLinearGlobalAveragePool"} <= {t["op"] for t in rep.data["tensors"]}
     assert any(f"group with {typ} codes: onnxruntime" in n for n in rep.data["notes"]), rep.data["notes"]
 
 

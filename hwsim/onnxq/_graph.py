@@ -152,6 +152,12 @@ def load_model(path) -> QGraph:
             continue
         nodes.append(n)
         names.append(display_name(n, idx))
+    for n in nodes:  # ONNX shape inference does not know com.microsoft Q/DQ (4-bit below opset 21)
+        if n.domain == "com.microsoft" and n.op_type in ("QuantizeLinear", "DequantizeLinear") \
+                and not types.get(n.output[0]):
+            zt = types.get(n.input[2]) if len(n.input) > 2 and n.input[2] else _T.UINT8
+            types[n.output[0]] = zt if n.op_type == "QuantizeLinear" else _T.FLOAT
+            shapes[n.output[0]] = shapes.get(n.input[0])
     inputs = [v.name for v in g.input if v.name not in inits]
     q = QGraph(path=str(p), model=model, nodes=nodes, names=names, inits=inits, types=types, shapes=shapes,
                inputs=inputs, outputs=[v.name for v in g.output], opset=opset, notes=notes)
