@@ -85,6 +85,7 @@ class SimResult:
     timeline: list[dict[str, Any]] = field(default_factory=list)
     occupancy: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    core_rows: list[dict[str, Any]] = field(default_factory=list)
 
 
 def resolve_bits(workload: Workload, *, bits: dict[str, tuple[int, int]] | None = None,
@@ -156,6 +157,11 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
         Bits that name no layer, operand widths the PE cannot take, a buffer too small for one tile, a
         non-GEMM node whose op class the vector unit lacks (naming ``source``, the key and the node).
     """
+    if arch.cores is not None:
+        from ._multicore import simulate_multicore
+
+        return simulate_multicore(arch, workload, bits=bits, weight_bits=weight_bits, act_bits=act_bits,
+                                  source=source)
     if arch.timing.engine == "analytic":
         from .sim import warm_up
 

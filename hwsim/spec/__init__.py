@@ -3,6 +3,7 @@
 from ._arch import (OPERANDS, ArchSpec, AreaOverrides, ArrayConfig, DramConfig, EnergyOverrides, MemoryConfig,
                     MemoryLevel, PEConfig, SramConfig, TimingConfig, VECTOR_OP_CLASSES, VectorUnitConfig, load_arch)
 from ._base import SpecModel
+from ._cores import HUB, CoreSpec, CoresConfig, NocConfig
 from ._loader import load_yaml, validate
 from ._quantcfg import LayerBits, QuantConfig, load_quant_config
 from ._graph import INPUT, TensorInfo, WorkloadGraph, build_graph
@@ -26,6 +27,8 @@ __all__ = [
     "QuantConfig", "LayerBits", "load_quant_config",
     # _loader
     "load_yaml", "validate",
+    # _cores
+    "HUB", "CoreSpec", "CoresConfig", "NocConfig",
     # _base
     "SpecModel",
 ]
