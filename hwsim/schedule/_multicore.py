@@ -17,7 +17,7 @@ softmax whose row is split needs a cross-core reduction of its statistics: not m
 from __future__ import annotations
 
 from ..errors import Found, SpecError
-from ..spec import Conv2d, Gemm, VectorOp, Workload
+from ..spec import Gemm, VectorOp, Workload
 
 __all__ = ["split_workload"]
 

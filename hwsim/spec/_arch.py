@@ -425,18 +425,19 @@ class ArchSpec(_Frozen):
         n = len(self.cores.list)
         built: dict[str, ArchSpec] = {}
         out = []
+        types = list(dict.fromkeys([c.array for c in self.cores.list] + list(self.cores.arrays)))
+        for t in types:
+            data = _merge(copy.deepcopy(base), self.cores.arrays.get(t, {}))
+            mem = data["memory"]
+            dram = mem["levels"][-1] if mem.get("levels") else (mem.get("dram") or {})
+            bw = dram.get("bandwidth_bytes_per_cycle", 16.0)
+            if n > 1 and bw != "unbounded":
+                dram["bandwidth_bytes_per_cycle"] = float(bw) / n
+                if not mem.get("levels"):
+                    mem["dram"] = dram
+            prefix = f"cores.arrays.{t}" if t != "main" else ""
+            built[t] = validate(ArchSpec, data, source, prefix=prefix)
         for c in self.cores.list:
-            if c.array not in built:
-                data = _merge(copy.deepcopy(base), self.cores.arrays.get(c.array, {}))
-                mem = data["memory"]
-                dram = mem["levels"][-1] if mem.get("levels") else (mem.get("dram") or {})
-                bw = dram.get("bandwidth_bytes_per_cycle", 16.0)
-                if n > 1 and bw != "unbounded":
-                    dram["bandwidth_bytes_per_cycle"] = float(bw) / n
-                    if not mem.get("levels"):
-                        mem["dram"] = dram
-                prefix = f"cores.arrays.{c.array}" if c.array != "main" else ""
-                built[c.array] = validate(ArchSpec, data, source, prefix=prefix)
             out.append((c.name, built[c.array]))
         return out
 
