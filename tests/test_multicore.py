@@ -94,3 +94,33 @@ def test_bad_cores(tmp_path, edit, key):
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and key in lines[0], r.stderr
+
+
+def test_sweep_over_cores_and_context(tmp_path):
+    # workload.transformer.KEY axes regenerate the workload per point; cores.list is an arch axis. One GPT-2
+    # layer without LM head: its KV-cache read grows by 2 (K, V) x 768 B per token of context (8-bit cache),
+    # so 512 - 256 more tokens add 393,216 B, on 1 core and on 2 alike (the split does not change the cache
+    # bytes: each core reads its heads' share)
+    from hwsim.explore import load_sweep
+    from hwsim.explore._runner import evaluate_hardware
+
+    (tmp_path / "w.yaml").write_text("name: g\ntransformer: {model: gpt2_small, phase: decode, context: 256, "
+                                     "n_layer: 1, lm_head: false}\n")
+    (tmp_path / "s.yaml").write_text(
+        f"name: s\narch: {ROOT / 'arch/multicore_4x.yaml'}\nworkload: w.yaml\naxes:\n"
+        "  cores.list: [[{name: c0}], [{name: c0}, {name: c1}]]\n  workload.transformer.context: [256, 512]\n"
+        "precision: {uniform: [[8, 8]]}\nbaselines: [[8, 8]]\n")
+    rs = load_sweep(tmp_path / "s.yaml")
+    rows = [evaluate_hardware(rs, p) for p in rs.points]
+    assert [r["status"] for r in rows] == ["ok"] * 4
+    by = {(len(r["cores.list"]), r["workload.transformer.context"]): r for r in rows}
+    for n in (1, 2):
+        assert by[(n, 512)]["dram_bytes"] - by[(n, 256)]["dram_bytes"] == 2 * 768 * 256
+    assert by[(2, 512)]["total_cycles"] < by[(1, 512)]["total_cycles"]
+    (tmp_path / "bad.yaml").write_text(
+        f"name: s\narch: {ROOT / 'arch/multicore_4x.yaml'}\nworkload: w.yaml\naxes:\n"
+        "  workload.transformer.context: [256, 4096]\n")
+    from hwsim.errors import SpecError
+
+    with pytest.raises(SpecError, match=r"axes.workload.transformer.context: expected at most the model's 1024"):
+        load_sweep(tmp_path / "bad.yaml")

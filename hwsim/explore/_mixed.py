@@ -36,9 +36,9 @@ def layer_costs(rs: ResolvedSweep, hw: dict[str, Any], bits: tuple[int, int]) ->
     InfeasibleError
         The hardware cannot take these bits.
     """
-    arch = rs.arch.replace(**hw) if hw else rs.arch
+    arch = rs.arch_for(hw)
     names = [layer.name for layer in rs.workload.layers]
-    res = simulate_workload(arch, rs.workload, bits={n: bits for n in names}, source=rs.source)
+    res = simulate_workload(arch, rs.workload_for(hw), bits={n: bits for n in names}, source=rs.source)
     out = {}
     for layer, row in zip(rs.workload.layers, res.rows):
         g = layer.gemm
