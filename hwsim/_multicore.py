@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import Any, Callable
 
 from .schedule import split_workload
 from .sim import schedule_nodes
@@ -85,8 +85,12 @@ def _start_up(archs: list[tuple[str, ArchSpec]], source: str) -> None:
         action_energies(a, source=source)
 
 
-def simulate_multicore(arch: ArchSpec, workload: Workload, *, source: str = "<arch>", **kw: Any):
-    """Simulate ``workload`` on a multi-core ``arch`` (module docstring).
+def simulate_multicore(arch: ArchSpec, workload: Workload, *, one_core: Callable, make_result: Callable,
+                       finish: Callable, source: str = "<arch>", **kw: Any):
+    """Simulate ``workload`` on a multi-core ``arch`` (module docstring). Called by
+    :func:`hwsim.simulate_workload`, which passes itself as ``one_core`` (the one-array pipeline), its
+    result class as ``make_result`` and its totals finisher as ``finish`` (so this module does not import
+    the pipeline back).
 
     Returns
     -------
@@ -103,8 +107,6 @@ def simulate_multicore(arch: ArchSpec, workload: Workload, *, source: str = "<ar
     SpecError
         ``cores.split``: a layer dimension the cores do not divide; anything the one-core pipeline raises.
     """
-    from ._pipeline import SimResult, _finish_totals, simulate_workload
-
     cfg = arch.cores
     archs = arch.core_archs(source)
     _start_up(archs, source)
@@ -116,7 +118,7 @@ def simulate_multicore(arch: ArchSpec, workload: Workload, *, source: str = "<ar
     for (name, a), wl in zip(archs, parts):
         key = (id(a), wl.model_dump_json())
         if key not in seen:
-            seen[key] = simulate_workload(a, wl, source=source, **kw)
+            seen[key] = one_core(a, wl, source=source, **kw)
         res.append(seen[key])
     graph = workload.graph()
     nodes = graph.nodes
@@ -206,16 +208,18 @@ def simulate_multicore(arch: ArchSpec, workload: Workload, *, source: str = "<ar
             "ridge_macs_per_byte": ridge, "bound": "memory" if inten < ridge else "compute"})
     cpu = time.process_time() - t0
     first = res[0]
-    out = SimResult(arch=arch, workload=workload, bits=first.bits, rows=rows,
+    out = make_result(arch=arch, workload=workload, bits=first.bits, rows=rows,
                     energy_records=[dict(x, layer=f"{nm}/{x['layer']}" if n > 1 else x["layer"])
                                     for (nm, _), r in zip(archs, res) for x in r.energy_records],
                     energies=first.energies, model_cpu_s=cpu, area=None, vector_rows=vrows,
-                    tensor_rows=first.tensor_rows if n == 1 else [], timeline=timeline,
+                    tensor_rows=first.tensor_rows if n == 1 else [
+                        dict(t, tensor=f"{nm}/{t['tensor']}") for (nm, _), r in zip(archs, res)
+                        for t in r.tensor_rows], timeline=timeline,
                     occupancy=first.occupancy if n == 1 else [],
                     notes=[*first.notes, *([f"{n} cores, split {cfg.split}: analytic chip schedule "
                                             "(docs/multicore_llm.md)"] if n > 1 else [])])
     out.totals = totals
-    _finish_totals(out)
+    finish(out)
     out.totals["peak_tops"] = 2.0 * sum(x["rows"] * x["cols"] for x in core_rows) * arch.clock_mhz * 1e-6
     out.totals["utilization"] = (totals["macs"] / (makespan * sum(x["rows"] * x["cols"] for x in core_rows))
                                  if makespan else 0.0) if n > 1 else first.totals["utilization"]

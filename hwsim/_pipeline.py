@@ -160,7 +160,8 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
     if arch.cores is not None:
         from ._multicore import simulate_multicore
 
-        return simulate_multicore(arch, workload, bits=bits, weight_bits=weight_bits, act_bits=act_bits,
+        return simulate_multicore(arch, workload, one_core=simulate_workload, make_result=SimResult,
+                                  finish=_finish_totals, bits=bits, weight_bits=weight_bits, act_bits=act_bits,
                                   source=source)
     if arch.timing.engine == "analytic":
         from .sim import warm_up

@@ -124,3 +124,23 @@ def test_sweep_over_cores_and_context(tmp_path):
 
     with pytest.raises(SpecError, match=r"axes.workload.transformer.context: expected at most the model's 1024"):
         load_sweep(tmp_path / "bad.yaml")
+
+
+def test_heterogeneous_cores_each_run_their_own_array():
+    # c0: the arch's 64x64, c1: a 32x32 type. split n: each takes n = 128 of the 256 outputs. Each core's
+    # cycles are those of its part alone on its own array with half the DRAM channel (32 B/cycle), and the
+    # layer ends when the slower core does
+    cores = ARCH.cores.model_dump()
+    cores.update(arrays={"small": {"array": {"rows": 32, "cols": 32}}}, list=[{"name": "c0"},
+                 {"name": "c1", "array": "small"}])
+    arch = ARCH.replace(cores=cores, **{"timing.reuse": "none"})
+    res = simulate_workload(arch, _fc_chain())
+    half = Workload.model_validate({"name": "h", "layers": [{"name": "fc0", "op": "fc", "m": 1, "k": 256,
+                                                             "n": 128}]})
+    base = ARCH.replace(cores=None, **{"timing.reuse": "none", "memory.dram.bandwidth_bytes_per_cycle": 32})
+    alone = [simulate_workload(base, half).totals["total_cycles"],
+             simulate_workload(base.replace(**{"array.rows": 32, "array.cols": 32}), half).totals["total_cycles"]]
+    assert [c["busy_cycles"] for c in res.core_rows] == alone
+    assert alone[1] > alone[0]
+    assert res.totals["total_cycles"] == max(alone)
+    assert [(c["rows"], c["cols"]) for c in res.core_rows] == [(64, 64), (32, 32)]
