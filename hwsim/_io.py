@@ -35,6 +35,8 @@ UNITS = {
     "tops": "tera-operations (2 per MAC) per second achieved at the arch's clock_mhz",
     "peak_tops": "tera-operations per second at one MAC per PE per cycle at clock_mhz",
     "power_mw": "average power at clock_mhz, milliwatts (dynamic energy / latency; no leakage)",
+    "noc_bytes": "bytes over the on-chip network (cores:)", "intensity_macs_per_byte / ridge_macs_per_byte":
+        "MACs per DRAM byte of a core, and the roofline ridge: its peak MACs per cycle over its DRAM share",
     "read_per_access / write_per_access": "picojoules per access of the level's word_bits (dram: per bit)",
 }
 
@@ -103,6 +105,10 @@ def write_graph_csvs(res: SimResult, out: str | Path) -> list[Path]:
     if res.vector_rows:
         paths.append(_write_csv(out / "vector.csv", list(VECTOR_COLUMNS), res.vector_rows))
     paths.append(_write_csv(out / "timeline.csv", ["node", "unit", "start_cycle", "stop_cycle"], res.timeline))
+    if res.core_rows:  # several cores (arch cores:): one row per core, with its roofline position
+        from ._multicore import CORE_COLUMNS
+
+        paths.append(_write_csv(out / "cores.csv", list(CORE_COLUMNS), res.core_rows))
     return paths
 
 

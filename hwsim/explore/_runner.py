@@ -47,8 +47,9 @@ def evaluate_hardware(rs: ResolvedSweep, pt: DesignPoint) -> dict[str, Any]:
     for n, (w, a) in pt.bits.items():
         row[f"w_{n}"], row[f"a_{n}"] = w, a
     try:
-        arch = rs.arch.replace(**pt.hw) if pt.hw else rs.arch
-        res = simulate_workload(arch, rs.workload, bits=dict(pt.bits), source=rs.source)
+        arch = rs.arch_for(pt.hw)
+        wl = rs.workload_for(pt.hw)
+        res = simulate_workload(arch, wl, bits=dict(pt.bits), source=rs.source)
     except InfeasibleError as e:
         row.update(status="infeasible", error=str(e))
         return row
@@ -58,9 +59,9 @@ def evaluate_hardware(rs: ResolvedSweep, pt: DesignPoint) -> dict[str, Any]:
     t = res.totals
     row.update(status="ok", error="", macs=int(t["macs"]),
                weight_bytes=sum(math.ceil(layer.gemm.k * layer.gemm.n * layer.gemm.groups * pt.bits[layer.name][0]
-                                          / 8) for layer in rs.workload.layers),
+                                          / 8) for layer in wl.layers),
                bops=sum(layer.gemm.macs * pt.bits[layer.name][0] * pt.bits[layer.name][1]
-                        for layer in rs.workload.layers),
+                        for layer in wl.layers),
                compute_cycles=int(t["compute_cycles"]), stall_cycles=int(t["stall_cycles"]),
                total_cycles=int(t["total_cycles"]), latency_us=t["latency_us"], utilization=t["utilization"],
                dram_bytes=int(t["dram_read_bytes"] + t["dram_write_bytes"]), energy_pj=t["energy_pj"],
@@ -333,7 +334,7 @@ def _run_points(rs: ResolvedSweep, out_dir: Path, resume: bool, workers: int | N
     pending_pts = [p for p in rs.points if p.point_id not in done_ids]
     by_policy: dict[tuple, list[DesignPoint]] = {}
     for p in pending_pts:
-        acc = (rs.arch.replace(**p.hw) if p.hw else rs.arch).pe
+        acc = rs.arch_for(p.hw).pe
         key = (tuple(p.bits.items()), acc.acc_bits, acc.acc_mode)
         by_policy.setdefault(key, []).append(p)
     n_workers = workers or (os.cpu_count() or 1)
@@ -439,11 +440,11 @@ def _finalize(rs: ResolvedSweep, out_dir: Path, cols: list[str], metric: str | N
         from .._io import write_layers_csv, write_summary_json
 
         pt = rs.points[int(chosen["index"])]
-        arch = rs.arch.replace(**pt.hw) if pt.hw else rs.arch
+        arch = rs.arch_for(pt.hw)
         if pt.hw:  # name the chosen hardware by its parameters (the report's roofline and titles use it)
             arch = arch.model_copy(update={"name": f"{rs.arch.name} with " + ", ".join(
                 f"{k}={v}" for k, v in pt.hw.items())})
-        res = simulate_workload(arch, rs.workload, bits=dict(pt.bits), source=rs.source)
+        res = simulate_workload(arch, rs.workload_for(pt.hw), bits=dict(pt.bits), source=rs.source)
         (out_dir / "chosen").mkdir(exist_ok=True)
         write_layers_csv(res, out_dir / "chosen" / "layers.csv")
         write_summary_json(res, out_dir / "chosen" / "summary.json", arch_source=rs.spec.arch,
@@ -461,7 +462,7 @@ def _write_configs(rs: ResolvedSweep, front: pd.DataFrame, folder: Path) -> None
 
     for _, r in front.iterrows():
         pt = rs.points[int(r["index"])]
-        arch = rs.arch.replace(**pt.hw) if pt.hw else rs.arch
+        arch = rs.arch_for(pt.hw)
         d = folder / f"point_{pt.index}"
         d.mkdir(parents=True, exist_ok=True)
         (d / "arch.yaml").write_text(f"# sweep {rs.spec.name}, point {pt.index}: {pt.point_id}\n"

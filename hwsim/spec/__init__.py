@@ -4,11 +4,13 @@ from ._arch import (LOOP_DIMS, OPERANDS, VECTOR_OP_CLASSES, ArchSpec, AreaOverri
                     DramConfig, EnergyOverrides, MemoryConfig, MemoryLevel, PEConfig, SramConfig, TimingConfig,
                     VectorUnitConfig, load_arch)
 from ._base import SpecModel
+from ._cores import HUB, CoreSpec, CoresConfig, NocConfig
 from ._loader import load_yaml, validate
 from ._quantcfg import LayerBits, QuantConfig, load_quant_config
 from ._graph import INPUT, TensorInfo, WorkloadGraph, build_graph
 from ._workload import (VECTOR_OPS, Conv2d, Gemm, GemmView, Layer, Node, VectorOp, Workload,
-                        load_workload_yaml)
+                        expand_transformer, load_workload_yaml, transformer_workload)
+from ._transformer import MODELS as TRANSFORMER_MODELS, TransformerConfig
 
 __all__ = [
     # _arch
@@ -18,12 +20,17 @@ __all__ = [
     "TimingConfig", "VectorUnitConfig", "VECTOR_OP_CLASSES", "load_arch",
     # _workload
     "Conv2d", "Gemm", "GemmView", "Layer", "Node", "VectorOp", "VECTOR_OPS", "Workload", "load_workload_yaml",
+    "expand_transformer", "transformer_workload",
+    # _transformer
+    "TRANSFORMER_MODELS", "TransformerConfig",
     # _graph
     "INPUT", "TensorInfo", "WorkloadGraph", "build_graph",
     # _quantcfg
     "QuantConfig", "LayerBits", "load_quant_config",
     # _loader
     "load_yaml", "validate",
+    # _cores
+    "HUB", "CoreSpec", "CoresConfig", "NocConfig",
     # _base
     "SpecModel",
 ]

@@ -7,6 +7,7 @@ non-positive sizes are errors naming the key path. Every unit is in the key name
 
 from __future__ import annotations
 
+import copy
 import math
 from functools import cached_property
 from pathlib import Path
@@ -16,6 +17,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ..errors import SpecError
 from ._base import SpecModel
+from ._cores import CoresConfig
 from ._loader import load_yaml, validate
 
 __all__ = ["ArchSpec", "ArrayConfig", "ArrayUnroll", "LOOP_DIMS", "PEConfig", "SramConfig", "DramConfig",
@@ -497,6 +499,41 @@ class ArchSpec(_Frozen):
     area: AreaOverrides = AreaOverrides()
     timing: TimingConfig = TimingConfig()
     vector_unit: VectorUnitConfig | None = None
+    cores: CoresConfig | None = Field(default=None, description="several cores sharing the DRAM over an on-chip "
+                                      "network (hwsim.spec._cores); none: one array")
+
+    def core_archs(self, source: str = "<arch>") -> list[tuple[str, "ArchSpec"]]:
+        """Each core of ``cores.list`` as a one-array arch: this arch without ``cores``, its core type's
+        overrides merged in (``cores.arrays.T.array`` replaces keys of ``array``, and so on), and the DRAM
+        bandwidth shared equally (``bandwidth / number of cores``: every core streaming at once). No
+        ``cores``: ``[("core0", self)]``.
+
+        Raises
+        ------
+        SpecError
+            An override that does not validate, naming ``cores.arrays.T.key``.
+        """
+        if self.cores is None:
+            return [("core0", self)]
+        base = self.model_dump(mode="python", exclude={"cores"})
+        n = len(self.cores.list)
+        built: dict[str, ArchSpec] = {}
+        out = []
+        types = list(dict.fromkeys([c.array for c in self.cores.list] + list(self.cores.arrays)))
+        for t in types:
+            data = _merge(copy.deepcopy(base), self.cores.arrays.get(t, {}))
+            mem = data["memory"]
+            dram = mem["levels"][-1] if mem.get("levels") else (mem.get("dram") or {})
+            bw = dram.get("bandwidth_bytes_per_cycle", 16.0)
+            if n > 1 and bw != "unbounded":
+                dram["bandwidth_bytes_per_cycle"] = float(bw) / n
+                if not mem.get("levels"):
+                    mem["dram"] = dram
+            prefix = f"cores.arrays.{t}" if t != "main" else ""
+            built[t] = validate(ArchSpec, data, source, prefix=prefix)
+        for c in self.cores.list:
+            out.append((c.name, built[c.array]))
+        return out
 
     def replace(self, **dotted: Any) -> "ArchSpec":
         """A copy with dotted keys replaced, validated again, e.g. ``replace(**{"array.rows": 16})``.
@@ -520,6 +557,14 @@ class ArchSpec(_Frozen):
         return validate(ArchSpec, data, f"<arch {self.name}>")
 
 
+def _merge(base: dict, over: dict) -> dict:
+    """``base`` with ``over``'s keys replaced recursively (mappings merged, anything else replaced)."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    return out
+
+
 def load_arch(path: str | Path) -> ArchSpec:
     """Load and validate an arch YAML.
 
@@ -530,4 +575,7 @@ def load_arch(path: str | Path) -> ArchSpec:
         the key path.
     """
     data = load_yaml(path)
-    return validate(ArchSpec, data, str(path))
+    arch = validate(ArchSpec, data, str(path))
+    if arch.cores is not None:
+        arch.core_archs(str(path))  # every core type's overrides validate
+    return arch
