@@ -85,6 +85,7 @@ class SimResult:
     timeline: list[dict[str, Any]] = field(default_factory=list)
     occupancy: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    core_rows: list[dict[str, Any]] = field(default_factory=list)
 
 
 def resolve_bits(workload: Workload, *, bits: dict[str, tuple[int, ...]] | None = None,
@@ -160,6 +161,12 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
         Bits that name no layer, operand widths the PE cannot take, a buffer too small for one tile, a
         non-GEMM node whose op class the vector unit lacks (naming ``source``, the key and the node).
     """
+    if arch.cores is not None:
+        from ._multicore import simulate_multicore
+
+        return simulate_multicore(arch, workload, one_core=simulate_workload, make_result=SimResult,
+                                  finish=_finish_totals, bits=bits, weight_bits=weight_bits, act_bits=act_bits,
+                                  source=source)
     if arch.timing.engine == "analytic":
         from .sim import warm_up
 
@@ -181,7 +188,8 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
     maps: dict[int, LayerMapping] = {}
     for i in gemm_idx:
         w, a, o = resolved[nodes[i].name]
-        maps[i] = map_layer(nodes[i], arch, weight_bits=w, act_bits=a, out_bits=o, where=source)
+        maps[i] = _with_scales(map_layer(nodes[i], arch, weight_bits=w, act_bits=a, out_bits=o, where=source),
+                               nodes[i], arch)
     vu = arch.vector_unit
     # the tensor placement (every tensor in DRAM under reuse: none)
     spill = _spill_bits(graph, maps, tbits, priced=vu is not None)
@@ -196,8 +204,8 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
             res_ = _resident(graph, i, plan)
             if res_:
                 w, a, o = resolved[nodes[i].name]
-                maps[i] = map_layer(nodes[i], arch, weight_bits=w, act_bits=a, out_bits=o, resident=res_,
-                                    where=source)
+                maps[i] = _with_scales(map_layer(nodes[i], arch, weight_bits=w, act_bits=a, out_bits=o,
+                                                 resident=res_, where=source), nodes[i], arch)
     R, C = arch.array.rows, arch.array.cols
     rows: list[dict[str, Any]] = []
     records: list[dict[str, Any]] = []
@@ -288,6 +296,29 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
     _finish_totals(res)
     res.totals["model_cpu_s"] = res.model_cpu_s
     return res
+
+
+def _with_scales(m: LayerMapping, layer, arch: ArchSpec) -> LayerMapping:
+    """Weight-only quantization with group scales (``Gemm.weight_group_size``): every time the layer's
+    weights come from DRAM, their scales come too. Adds ``scale_elements * scale_bits`` times the DRAM
+    weight fetch factor (DRAM filter bits / whole filter bits, >= 1 when tiles re-fetch) to the DRAM filter
+    reads and to the writes of the outermost on-chip level holding weights (the fill). The dequantizing
+    multiply is taken as part of the PE's MAC (not priced apart)."""
+    se = getattr(layer, "scale_elements", 0)
+    if not se:
+        return m
+    from dataclasses import replace
+
+    wbits = m.k * m.n * m.groups * m.weight_bits
+    fetch = m.traffic.reads["dram"]["filter"] / wbits if wbits else 0.0
+    extra = math.ceil(se * layer.scale_bits * fetch)
+    reads = {lv: dict(d) for lv, d in m.traffic.reads.items()}
+    writes = {lv: dict(d) for lv, d in m.traffic.writes.items()}
+    reads["dram"]["filter"] += extra
+    outer = [lv.name for lv in arch.memory.hierarchy() if lv.kind != "dram" and "filter" in lv.operands]
+    if outer:
+        writes[outer[-1]]["filter"] = writes[outer[-1]].get("filter", 0) + extra
+    return replace(m, traffic=replace(m.traffic, reads=reads, writes=writes))
 
 
 def _in_elems(layer) -> int:

@@ -224,10 +224,17 @@ def test_quantize_dequantize_per_axis(tmp_path):
 # -- errors --------------------------------------------------------------------------------------------------
 
 def test_unsupported_op_names_node_and_lists_ops(tmp_path):
-    node = helper.make_node("Softmax", ["x"], ["y"], name="sm")
+    # Hardmax is neither reproduced exactly nor compared within a tolerance; a contrib op without a kernel
+    node = helper.make_node("Hardmax", ["x"], ["y"], name="hm")
     m = model([node], [("x", np.float32, [2, 3])], [("y", np.float32)], {})
-    with pytest.raises(SpecError, match=r"node 'sm': expected an op hwsim supports \(.*QLinearConv.*\), "
-                                        r"found op Softmax"):
+    with pytest.raises(SpecError, match=r"node 'hm': expected an op hwsim supports \(.*QLinearConv.*\), "
+                                        r"found op ai.onnx:Hardmax \(ai.onnx:Hardmax is neither an op hwsim "
+                                        r"reproduces exactly nor one it compares"):
+        run(tmp_path, m)
+    node = helper.make_node("QuickGelu", ["x"], ["y"], name="qg", domain=MS)
+    m = model([node], [("x", np.float32, [2, 3])], [("y", np.float32)], {})
+    with pytest.raises(SpecError, match=r"node 'qg': .*found op com.microsoft:QuickGelu \(com.microsoft:"
+                                        r"QuickGelu is an onnxruntime contrib op with no hwsim kernel"):
         run(tmp_path, m)
 
 

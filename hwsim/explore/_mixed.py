@@ -166,10 +166,10 @@ def expand_ilp(rs: ResolvedSweep, out_dir: Path) -> ResolvedSweep:
     for hw_vals in combos:
         hw = dict(zip(keys, hw_vals, strict=False))
         hw_id = ",".join(f"{k}={v}" for k, v in hw.items())
-        arch = rs.arch.replace(**hw) if hw else rs.arch
-        layer_opts = layer_options(arch, rs.workload, options, sens, rs.source)
+        arch, workload = rs.arch_for(hw), rs.workload_for(hw)
+        layer_opts = layer_options(arch, workload, options, sens, rs.source)
         try:
-            ref = layer_costs(arch, rs.workload, tuple(ilp.reference), source=rs.source)
+            ref = layer_costs(arch, workload, tuple(ilp.reference), source=rs.source)
         except InfeasibleError as e:
             runs.append({"hw": hw_id, "budget": "", "status": f"reference infeasible: {e}"})
             continue

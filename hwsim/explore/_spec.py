@@ -160,6 +160,33 @@ class ResolvedSweep(BaseModel):
     arch: ArchSpec
     workload: Workload
     points: tuple[DesignPoint, ...]
+    workload_data: dict[str, Any] | None = None  # the workload YAML's mapping, when axes set its keys
+    workload_path: str = ""
+
+    def arch_for(self, hw: dict[str, Any]) -> ArchSpec:
+        """The arch of a design point: the arch keys of ``hw`` replaced (``workload.*`` keys left out)."""
+        keys = {k: v for k, v in hw.items() if not k.startswith("workload.")}
+        return self.arch.replace(**keys) if keys else self.arch
+
+    def workload_for(self, hw: dict[str, Any]) -> Workload:
+        """The workload of a design point: the ``workload.transformer.KEY`` axes set in its ``transformer:``
+        block (:func:`hwsim.spec.expand_transformer`); no such axis: the sweep's workload."""
+        keys = {k.split(".", 2)[2]: v for k, v in hw.items() if k.startswith("workload.")}
+        if not keys:
+            return self.workload
+        return _workload_with(self.workload_data, keys, self.workload_path)
+
+
+def _workload_with(data: dict[str, Any], keys: dict[str, Any], path: str) -> Workload:
+    import copy
+
+    from ..spec import expand_transformer
+
+    d = copy.deepcopy(data)
+    d["transformer"].update(keys)
+    wl = validate(Workload, expand_transformer(d, path), path)
+    wl.graph(path)
+    return wl
 
 
 def _policy_name(bits: dict[str, Bits], uniform: Bits | None) -> str:
@@ -275,7 +302,20 @@ def load_sweep(path: str | Path) -> ResolvedSweep:
     # hardware grid: validate every combination now
     keys = list(spec.axes)
     combos = list(itertools.product(*(spec.axes[k] for k in keys))) if keys else [()]
+    wl_data = None
     for k in keys:
+        if k.startswith("workload."):  # a transformer workload's parameter (context, seq_len, kv_bits, ...)
+            raw = load_yaml(wl_path) if wl_path.suffix in (".yaml", ".yml") else {}
+            if "transformer" not in raw or not k.startswith("workload.transformer.") or k.count(".") != 2:
+                raise SpecError(src, f"axes.{k}", "arch keys, or workload.transformer.KEY for a workload with a "
+                                "transformer: block", k)
+            wl_data = raw
+            for v in spec.axes[k]:
+                try:
+                    _workload_with(raw, {k.split(".", 2)[2]: v}, str(wl_path))
+                except SpecError as e:
+                    raise SpecError(src, f"axes.{k}", e.expected, e.found, detail=e.key) from None
+            continue
         try:
             arch.replace(**{k: spec.axes[k][0]})
         except SpecError as e:
@@ -320,7 +360,8 @@ def load_sweep(path: str | Path) -> ResolvedSweep:
                             "the sweep file)", ilp.sensitivity)
     if not policies:
         raise SpecError(src, "precision", "at least one precision policy", None)
-    _check_budgets(spec, src, arch, workload, combos, keys, policies)
+    if wl_data is None:  # (with workload axes the base workload bounds nothing: no pre-check)
+        _check_budgets(spec, src, arch, workload, combos, keys, policies)
     spec = spec.model_copy(update={"objectives": _objectives(spec, src)})
     seen: set[str] = set()
     uniq = []
@@ -335,4 +376,5 @@ def load_sweep(path: str | Path) -> ResolvedSweep:
             hw_id = ",".join(f"{k}={v}" for k, v in hw.items())
             pid = f"{hw_id}|{name}" if hw_id else name
             points.append(DesignPoint(index=len(points), point_id=pid, hw=hw, policy=name, bits=bits))
-    return ResolvedSweep(spec=spec, source=src, arch=arch, workload=workload, points=tuple(points))
+    return ResolvedSweep(spec=spec, source=src, arch=arch, workload=workload, points=tuple(points),
+                         workload_data=wl_data, workload_path=str(wl_path))

@@ -13,7 +13,8 @@ spatial dims Sr (array rows), Sc (array cols) and a streamed dim T:
 ====  ====  ====  ====  ==============================================
 
 folds = ceil(Sr / R) * ceil(Sc / C) per group, run back to back with no overlap of fill and drain (as in
-SCALE-Sim); a partial fold costs a full fold. With ``timing.convention: scalesim`` a GEMM reports one cycle
+SCALE-Sim); a partial fold costs a full fold. An axis that ``array.systolic`` leaves out broadcasts: R (or C)
+is 1 in its fill or drain term. With ``timing.convention: scalesim`` a GEMM reports one cycle
 less (SCALE-Sim's "Total Cycles" is the index of the last cycle). Bit fusion divides K by the fused MACs per
 PE; a bit-serial PE multiplies the steady (streaming) phase by its cycles per step.
 
@@ -22,6 +23,10 @@ ws reads the ifmap once per column fold and each weight once; os reads the ifmap
 filter once per row fold; is reads each input once and the filter once per column fold; ofmap writes happen
 once per row fold (ws, is: partial sums over K) or once (os). ``sram_ofmap_reads`` counts the partial-sum reads
 of the read-modify-write that SCALE-Sim does not count.
+
+With ``array.unroll`` (which loop dimensions each axis unrolls, ZigZag's spatial mapping) the folds, the
+streamed steps and the SRAM demand come from :mod:`hwsim.mapping._unroll` instead; the same cycle formula
+applies per fold. DRAM refetches still follow the GEMM view's tiles.
 
 DRAM traffic: :mod:`hwsim.mapping._traffic`.
 """
@@ -33,6 +38,7 @@ from dataclasses import dataclass
 from ..spec import ArchSpec, Conv2d, Gemm
 from ._precision import PrecisionFactors, precision_factors
 from ._traffic import Traffic, hierarchy_traffic
+from ._unroll import unroll_plan
 
 __all__ = ["LayerMapping", "map_layer"]
 
@@ -145,34 +151,56 @@ def map_layer(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int, act_bit
     pf = precision_factors(arch.pe, act_bits, weight_bits, where=where, layer=layer.name)
     R, C = arch.array.rows, arch.array.cols
     df = arch.array.dataflow
-    k_eff = _cdiv(g.k, pf.macs_per_pe_cycle)
-    sr, sc, t = {"os": (g.m, g.n, k_eff), "ws": (k_eff, g.n, g.m), "is": (k_eff, g.m, g.n)}[df]
-    rf, cf = _cdiv(sr, R), _cdiv(sc, C)
-    folds_per_group = rf * cf
+    M, K, N = g.m, g.k, g.n
+    if arch.array.unroll is None:  # SCALE-Sim's GEMM view (im2col)
+        k_eff = _cdiv(g.k, pf.macs_per_pe_cycle)
+        sr, sc, t = {"os": (g.m, g.n, k_eff), "ws": (k_eff, g.n, g.m), "is": (k_eff, g.m, g.n)}[df]
+        rf, cf = _cdiv(sr, R), _cdiv(sc, C)
+        folds_per_group = rf * cf
+        mapping_eff = (sr * sc) / (folds_per_group * R * C)
+        # SRAM accesses in operand elements (SCALE-Sim's word = one operand), per group
+        if df == "ws":
+            ifm, fil, ofw = M * K * cf, K * N, M * N * rf
+        elif df == "os":
+            ifm, fil, ofw = M * K * cf, K * N * rf, M * N
+        else:  # is
+            ifm, fil, ofw = K * M, K * N * cf, M * N * rf
+        red_folds = rf
+        depth_r, depth_c = R, C
+    else:  # the loop dimensions each axis unrolls (array.unroll): hwsim.mapping._unroll
+        up = unroll_plan(layer, arch, c_div=pf.macs_per_pe_cycle, where=where)
+        sr, sc, t = up.rows_used, up.cols_used, up.t
+        rf, cf = up.row_steps, up.col_steps
+        folds_per_group = up.folds
+        mapping_eff = _cdiv(g.k, pf.macs_per_pe_cycle) * M * N / (up.folds * up.t * R * C)
+        # each input is read once per output-channel step, each weight once per pixel step (os, is: the
+        # weights stream) or once (ws), each partial sum leaves once per reduction fold (ws, is)
+        if df == "ws":
+            ifm, fil, ofw = M * K * up.n_steps, K * N, M * N * up.red_folds
+        elif df == "os":
+            ifm, fil, ofw = M * K * up.n_steps, K * N * up.m_steps, M * N
+        else:  # is
+            ifm, fil, ofw = K * M, K * N * up.m_steps, M * N * up.red_folds
+        red_folds = up.red_folds
+        depth_r, depth_c = up.row_depth, up.col_depth  # the systolic chain along each axis
     folds = folds_per_group * g.groups
-    fill = (R - 1) if df == "os" else (2 * R - 1)
+    # an axis that broadcasts (array.systolic leaves it out) has no chain to fill or drain
+    depth_r = depth_r if "rows" in arch.array.systolic else 1
+    depth_c = depth_c if "cols" in arch.array.systolic else 1
+    fill = (depth_r - 1) if df == "os" else (2 * depth_r - 1)
     steady = t * pf.cycles_per_step
-    drain = C - 1
+    drain = depth_c - 1
     per_fold = fill + steady + drain
     compute = folds * per_fold
     if arch.timing.convention == "scalesim":
         compute -= g.groups
-    mapping_eff = (sr * sc) / (folds_per_group * R * C)
 
-    # SRAM accesses in operand elements (SCALE-Sim's word = one operand), per group then x groups.
-    M, K, N = g.m, g.k, g.n
-    if df == "ws":
-        ifm, fil, ofw = M * K * cf, K * N, M * N * rf
-    elif df == "os":
-        ifm, fil, ofw = M * K * cf, K * N * rf, M * N
-    else:  # is
-        ifm, fil, ofw = K * M, K * N * cf, M * N * rf
-    k_folds = rf if df in ("ws", "is") else 1
+    k_folds = red_folds if df in ("ws", "is") else 1
     # reduction inside the PE: a per-PE register file that holds w_pe stationary operands and a per-PE level
     # holding the partial sum let a PE reduce w_pe row folds before its partial sum leaves the array
     w_pe = _operands_per_pe(arch, df, weight_bits, act_bits)
     if w_pe > 1:
-        k_folds = _cdiv(rf, w_pe)
+        k_folds = _cdiv(red_folds, w_pe)
         ofw = M * N * k_folds
     ofr = M * N * (k_folds - 1)
     ifm, fil, ofw, ofr = (v * g.groups for v in (ifm, fil, ofw, ofr))
@@ -181,7 +209,7 @@ def map_layer(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int, act_bit
                            demand={"ifmap_reads": ifm, "filter_reads": fil, "ofmap_writes": ofw, "ofmap_reads": ofr},
                            macs=g.macs, psum_exits=k_folds, base_compute=compute,
                            fold_overhead=folds * (fill + drain), tile=tile, resident=resident,
-                           held_stationary=min(w_pe, rf) if df in ("ws", "is") else 1, where=where)
+                           held_stationary=min(w_pe, red_folds) if df in ("ws", "is") else 1, where=where)
     ifm, fil = tr.demand["ifmap_reads"], tr.demand["filter_reads"]
     # tiling M (ws) or N (is) so that partial sums stay on chip repeats each fold's fill and drain per tile
     tiles = tr.m_tiles if df == "ws" else (tr.n_tiles if df == "is" else 1)

@@ -2,8 +2,10 @@
 
 QOperator form (QLinearConv, QLinearMatMul, com.microsoft QGemm/QLinearAdd/QLinearAveragePool/
 QLinearGlobalAveragePool/QLinearConcat, QuantizeLinear, DequantizeLinear, MatMulInteger, ConvInteger and the
-integer MaxPool/Relu/Reshape/Flatten/Transpose/Squeeze/Unsqueeze they come with) and QDQ form (lowered to the
-same integer ops as onnxruntime's CPU provider fuses them). Semantics and sources: ``docs/verification.md``.
+integer MaxPool/Relu/Reshape/Flatten/Transpose/Squeeze/Unsqueeze they come with), DynamicQuantizeLinear
+(``quantize_dynamic``), QDQ form (lowered to the same integer ops as onnxruntime's CPU provider fuses them;
+4/8/16-bit codes), and the float and shape ops of partially quantized and transformer graphs (exact, or within
+a stated tolerance). Semantics and sources: ``docs/verification.md``.
 """
 
 from ._graph import QGraph, load_model, lower_qdq, rewrite_s8_to_u8

@@ -22,9 +22,11 @@ Transpose/Squeeze/Unsqueeze -> Q       scale and zero point; MaxPool: opset >= 1
 op -> Relu/Clip -> Q                   the Relu/Clip is dropped when Q's range already clamps it
 =====================================  =====================================================================
 
-8-bit types only (ORT fuses no 16-bit group on CPU). A group that does not qualify stays as written: its
-DequantizeLinear and QuantizeLinear nodes run on their own and the op between them runs in float32, which
-hwsim supports only for the ops whose float32 result it reproduces exactly (:data:`FLOAT_OPS`).
+8-bit types only (ORT 1.32 fuses no 4- or 16-bit group on CPU; such groups are listed in a note naming the
+type). Q/DQ of the ai.onnx and com.microsoft domains both match. Equal QuantizeLinear nodes of one tensor
+(``DedicatedQDQPair``) are merged first (:func:`merge_duplicate_q`). A group that does not qualify stays as
+written: its DequantizeLinear and QuantizeLinear nodes run on their own and the op between them runs in
+float32 (``hwsim/onnxq/_ops_float.py``: exactly or compared within a tolerance).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from onnx import helper, numpy_helper, shape_inference
 
 from ..errors import Found, SpecError, input_file
 
-__all__ = ["QGraph", "load_model", "lower_qdq", "INT8_TYPES", "FLOAT_OPS", "display_name"]
+__all__ = ["QGraph", "load_model", "lower_qdq", "merge_duplicate_q", "INT8_TYPES", "FLOAT_OPS", "display_name"]
 
 _T = onnx.TensorProto
 INT8_TYPES = (_T.INT8, _T.UINT8)
@@ -46,6 +48,9 @@ INT_TYPES = (_T.INT8, _T.UINT8, _T.INT16, _T.UINT16, _T.INT32, _T.UINT32, _T.INT
 #: Float ops between DequantizeLinear and QuantizeLinear that hwsim runs in float32 with ORT's exact result.
 FLOAT_OPS = ("Relu", "Add", "Sub", "Mul", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity",
              "Concat", "MaxPool")
+#: onnxruntime's QDQ selectors match Q/DQ of both domains (com.microsoft ones are written by its quantizer
+#: for 4-bit types below opset 21; ``qdq_selectors.cc`` ``QDQ::MatchQNode``/``MatchDQNode``).
+_QDQ_DOMAINS = ("", "ai.onnx", "com.microsoft")
 _DROP_OPS = ("MaxPool", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze")
 
 
@@ -147,6 +152,12 @@ def load_model(path) -> QGraph:
             continue
         nodes.append(n)
         names.append(display_name(n, idx))
+    for n in nodes:  # ONNX shape inference does not know com.microsoft Q/DQ (4-bit below opset 21)
+        if n.domain == "com.microsoft" and n.op_type in ("QuantizeLinear", "DequantizeLinear") \
+                and not types.get(n.output[0]):
+            zt = types.get(n.input[2]) if len(n.input) > 2 and n.input[2] else _T.UINT8
+            types[n.output[0]] = zt if n.op_type == "QuantizeLinear" else _T.FLOAT
+            shapes[n.output[0]] = shapes.get(n.input[0])
     inputs = [v.name for v in g.input if v.name not in inits]
     q = QGraph(path=str(p), model=model, nodes=nodes, names=names, inits=inits, types=types, shapes=shapes,
                inputs=inputs, outputs=[v.name for v in g.output], opset=opset, notes=notes)
@@ -170,7 +181,7 @@ def _const(q: QGraph, name: str):
 def _dq_of(q: QGraph, value: str, target: int):
     """The DequantizeLinear node index producing ``value`` if it can join a group feeding ``target``."""
     i = q.producer.get(value)
-    if i is None or q.nodes[i].op_type != "DequantizeLinear" or q.nodes[i].domain not in ("", "ai.onnx"):
+    if i is None or q.nodes[i].op_type != "DequantizeLinear" or q.nodes[i].domain not in _QDQ_DOMAINS:
         return None
     if value in q.outputs:
         return None
@@ -195,7 +206,7 @@ def _single_q(q: QGraph, i: int):
         if o2 in q.outputs or len(c2) != 1:
             return None, None
         clip, j = j, c2[0]
-    if q.nodes[j].op_type != "QuantizeLinear" or q.nodes[j].domain not in ("", "ai.onnx"):
+    if q.nodes[j].op_type != "QuantizeLinear" or q.nodes[j].domain not in _QDQ_DOMAINS:
         return None, None
     if clip is not None and not _clip_redundant(q, clip, j):
         return None, None
@@ -368,10 +379,12 @@ def lower_qdq(q: QGraph, *, keep_float: dict[str, str] | None = None) -> QGraph:
     float32 (it rewrites int8 Q/DQ pairs to uint8 only where it sees the pair whole, ``qdq_s8_to_u8.cc``). Tensors keep their names, so every integer tensor of the original
     graph that survives is produced under its original name.
     """
+    q = merge_duplicate_q(q)
     consumed: set[int] = set()
     replace: dict[int, onnx.NodeProto] = {}
     sources: dict[int, list[int]] = {}
     converted = _s8_to_u8_pairs(q)
+    narrow: dict[str, str] = {}
     ort_float: dict[str, str] = {}
     for i, n in enumerate(q.nodes):
         if n.domain not in ("", "ai.onnx") or i in consumed:
@@ -406,7 +419,12 @@ def lower_qdq(q: QGraph, *, keep_float: dict[str, str] | None = None) -> QGraph:
             continue
         din = [_elem(q, q.nodes[d].input[0]) if d is not None else None for d in dqs]
         dout = _elem(q, q.nodes[qi].output[0]) if qi is not None else None
-        if any(t is not None and t not in INT8_TYPES + (_T.INT32,) for t in din):
+        if any(t is not None and t not in INT8_TYPES + (_T.INT32,) for t in din + [dout]):
+            odd = sorted({_T.DataType.Name(t) for t in din + [dout] if t is not None
+                          and t not in INT8_TYPES + (_T.INT32,)})
+            narrow[q.names[i]] = (f"{op} group with {'/'.join(odd)} codes: onnxruntime's CPU provider fuses only "
+                                  f"8-bit groups and runs this one as DequantizeLinear -> float32 {op} -> "
+                                  f"QuantizeLinear")
             continue
         new = None
         if op == "Conv":
@@ -483,9 +501,57 @@ def lower_qdq(q: QGraph, *, keep_float: dict[str, str] | None = None) -> QGraph:
         else:
             nodes.append(n)
             names.append(q.names[i])
+    notes = list(q.notes)
+    if narrow:
+        notes.append(f"{len(narrow)} QDQ group(s) left in float32 as onnxruntime runs them (" +
+                     "; ".join(f"{k}: {v}" for k, v in sorted(narrow.items())[:4]) +
+                     ("; ..." if len(narrow) > 4 else "") + ")")
     out = QGraph(path=q.path, model=q.model, nodes=nodes, names=names, inits=q.inits, types=dict(q.types),
                  shapes=q.shapes, inputs=q.inputs, outputs=q.outputs, opset=q.opset, lowered_from=lowered_from,
-                 notes=q.notes, ort_x86_float=ort_float)
+                 notes=notes, ort_x86_float=ort_float)
+    out.reindex()
+    return out
+
+
+def _same_input(q: QGraph, a: str, b: str) -> bool:
+    if a == b:
+        return True
+    ca, cb = _const(q, a), _const(q, b)
+    return ca is not None and cb is not None and ca.dtype == cb.dtype and ca.shape == cb.shape \
+        and bool(np.array_equal(ca, cb))
+
+
+def merge_duplicate_q(q: QGraph) -> QGraph:
+    """Merge QuantizeLinear nodes that quantize one tensor with equal parameters (``DedicatedQDQPair``
+    models give each consumer its own Q -> DQ pair): the first keeps its place, each other one becomes an
+    ``Identity`` of its output. onnxruntime does the same before fusing (its common subexpression elimination,
+    ``onnxruntime/core/optimizer/common_subexpression_elimination.cc``), so that the op before them has a
+    single QuantizeLinear consumer and its group fuses. Returns ``q`` itself when nothing is merged."""
+    first: dict[tuple, int] = {}
+    dup: dict[int, int] = {}
+    for i, n in enumerate(q.nodes):
+        if n.op_type != "QuantizeLinear" or n.domain not in _QDQ_DOMAINS:
+            continue
+        key = (n.domain, n.input[0], tuple(sorted((a.name, str(helper.get_attribute_value(a)))
+                                                   for a in n.attribute)))
+        j = first.get(key)
+        if j is None:
+            first[key] = i
+            continue
+        m = q.nodes[j]
+        if len(m.input) == len(n.input) and all(_same_input(q, a, b) for a, b in zip(m.input[1:], n.input[1:])):
+            dup[i] = j
+        else:
+            first[key] = i
+    if not dup:
+        return q
+    nodes = [helper.make_node("Identity", [q.nodes[dup[i]].output[0]], [n.output[0]], name=q.names[i])
+             if i in dup else n for i, n in enumerate(q.nodes)]
+    out = QGraph(path=q.path, model=q.model, nodes=nodes, names=list(q.names), inits=q.inits,
+                 types=dict(q.types), shapes=q.shapes, inputs=q.inputs, outputs=q.outputs, opset=q.opset,
+                 notes=list(q.notes) + [f"{len(dup)} duplicate QuantizeLinear node(s) merged as onnxruntime's "
+                                        f"common subexpression elimination does (DedicatedQDQPair)"],
+                 ort_x86_float=dict(q.ort_x86_float))
     out.reindex()
     return out
 

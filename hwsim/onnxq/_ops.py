@@ -19,6 +19,7 @@ from onnx import helper
 
 from ..datapath import conv2d_acc, gemm_acc, maxpool2d, narrow_operand
 from ..quant import fbgemm_bias_addend, requant_multiplier, requantize
+from ._ops_dynamic import DYNAMIC_KERNELS
 from ._targets import ort_int16_pairs
 
 __all__ = ["DatapathConfig", "NodeStats", "KERNELS", "FLOAT_GROUP_KERNELS", "SUPPORTED_OPS", "OpError"]
@@ -111,7 +112,14 @@ def _zp(v, like: np.ndarray | None = None):
     return int(_scalar(v, "zero point"))
 
 
+def _is_int4(dt) -> bool:
+    """ONNX INT4/UINT4 (``ml_dtypes.int4``/``uint4``, as ``onnx.numpy_helper`` reads them)."""
+    return np.dtype(dt).name in ("int4", "uint4")
+
+
 def _qrange(dt) -> tuple[int, int]:
+    if _is_int4(dt):
+        return (-8, 7) if np.dtype(dt).name == "int4" else (0, 15)
     info = np.iinfo(dt)
     return int(info.min), int(info.max)
 
@@ -143,8 +151,8 @@ def quantize_linear(node, ins, cfg):
     odt = _attr(node, "output_dtype", 0)
     if odt:
         out_dt = np.dtype(helper.tensor_dtype_to_np_dtype(odt))
-    if out_dt.kind not in "iu" or out_dt.itemsize > 2:
-        raise OpError(f"output type {out_dt} is not supported (8- and 16-bit integers are)")
+    if not _is_int4(out_dt) and (out_dt.kind not in "iu" or out_dt.itemsize > 2):
+        raise OpError(f"output type {out_dt} is not supported (4-, 8- and 16-bit integers are)")
     axis = int(_attr(node, "axis", 1))
     sf = _axis_shape(np.asarray(s, np.float32), x, axis)
     zf = _axis_shape(np.asarray(z if z is not None else np.zeros(1, out_dt), np.int64), x, axis)
@@ -582,6 +590,8 @@ def qlinear_sigmoid(node, ins, cfg):
 def float_binary(node, ins, cfg):
     """Float32 Add/Sub/Mul with numpy broadcasting (one IEEE operation per element, as ORT's kernels)."""
     a, b = ins[0], ins[1]
+    if a.dtype == b.dtype and a.dtype.kind in "iu":  # shape arithmetic (int64): wraps as ORT's Eigen kernels
+        return [{"Add": np.add, "Sub": np.subtract, "Mul": np.multiply}[node.op_type](a, b)], NodeStats()
     if a.dtype != np.float32 or b.dtype != np.float32:
         raise OpError(f"{node.op_type} on {a.dtype} and {b.dtype} is not supported (float32 is)")
     f = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply}[node.op_type]
@@ -911,6 +921,9 @@ KERNELS = {
     ("com.microsoft", "QLinearAveragePool"): qlinear_average_pool,
     ("com.microsoft", "QLinearGlobalAveragePool"): qlinear_global_average_pool,
     ("com.microsoft", "QLinearConcat"): qlinear_concat,
+    ("com.microsoft", "QuantizeLinear"): quantize_linear,
+    ("com.microsoft", "DequantizeLinear"): dequantize_linear,
+    **DYNAMIC_KERNELS,
     ("", "MaxPool"): maxpool,
     ("", "Relu"): relu,
     ("", "Clip"): clip,

@@ -14,6 +14,7 @@ import numpy as np
 from ..errors import Found, SpecError
 from ._graph import QGraph
 from ._ops import FLOAT_GROUP_KERNELS, KERNELS, SUPPORTED_OPS, DatapathConfig, NodeStats, OpError
+from ._ops_float import float_kernel, is_tolerance_op, refusal_reason
 
 __all__ = ["RunResult", "execute", "check_supported"]
 
@@ -30,6 +31,10 @@ class RunResult:
     stats: dict[str, NodeStats] = field(default_factory=dict)
     producer: dict[str, str] = field(default_factory=dict)
     op: dict[str, str] = field(default_factory=dict)
+    #: tensors of :data:`hwsim.onnxq._ops_float.TOLERANCE_OPS` nodes (compared within a tolerance)
+    tolerance: set[str] = field(default_factory=set)
+    #: hwsim's own value of each tensor replaced by ``execute(anchor=...)``
+    own: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _key(node) -> tuple[str, str]:
@@ -45,13 +50,12 @@ def check_supported(g: QGraph) -> None:
     """
     for i, n in enumerate(g.nodes):
         if _key(n) not in KERNELS and not (g.names[i] in g.ort_x86_float and _key(n) in FLOAT_GROUP_KERNELS):
-            why = ""
-            if n.op_type in ("Conv", "MatMul", "Gemm", "AveragePool", "GlobalAveragePool"):
-                why = ("a float op outside a DequantizeLinear -> op -> QuantizeLinear group that onnxruntime "
-                       "fuses; hwsim runs it only as an integer op")
+            why = refusal_reason(n, g.opset)
+            if why is None:
+                continue
             raise SpecError(g.path, f"node {g.names[i]!r}",
                             f"an op hwsim supports ({'; '.join(SUPPORTED_OPS)})",
-                            Found(f"op {(n.domain + ':') if _key(n)[0] else ''}{n.op_type}"), detail=why)
+                            Found(f"op {_key(n)[0] or 'ai.onnx'}:{n.op_type}"), detail=why)
 
 
 def _needed(g: QGraph, only, available) -> set[int]:
@@ -72,7 +76,8 @@ def _needed(g: QGraph, only, available) -> set[int]:
 
 
 def execute(g: QGraph, feeds: dict[str, np.ndarray], cfg: DatapathConfig, *,
-            inputs_from: dict[str, np.ndarray] | None = None, only=None) -> RunResult:
+            inputs_from: dict[str, np.ndarray] | None = None, only=None,
+            anchor: dict[str, np.ndarray] | None = None) -> RunResult:
     """Run the graph on the integer datapath.
 
     Parameters
@@ -89,6 +94,11 @@ def execute(g: QGraph, feeds: dict[str, np.ndarray], cfg: DatapathConfig, *,
     only : collection of str, optional
         Node names: run only these and the nodes that produce inputs of theirs missing from ``inputs_from``
         (the values of the others are the same as in a full run; used for verify's local reruns).
+    anchor : dict, optional
+        Values (onnxruntime's) that replace the outputs of float ops compared with a tolerance
+        (:data:`hwsim.onnxq._ops_float.TOLERANCE_OPS`) once computed: the nodes after them then run on the
+        reference's floats, so that their integer results can be compared bit for bit; hwsim's own values
+        are kept in ``RunResult.own``.
 
     Returns
     -------
@@ -123,6 +133,8 @@ def execute(g: QGraph, feeds: dict[str, np.ndarray], cfg: DatapathConfig, *,
         if kern is None and name in g.ort_x86_float:
             kern = FLOAT_GROUP_KERNELS.get(_key(n))
         if kern is None:
+            kern = float_kernel(n, g.opset)
+        if kern is None:
             check_supported(g)
         try:
             outs, stats = kern(n, args, cfg)
@@ -132,7 +144,13 @@ def execute(g: QGraph, feeds: dict[str, np.ndarray], cfg: DatapathConfig, *,
         except (ValueError, TypeError, IndexError) as e:
             raise SpecError(g.path, f"node {name!r} ({n.op_type})", "inputs consistent with the node",
                             Found(f"{type(e).__name__}: {e}")) from None
+        tol = is_tolerance_op(n)
         for o, v in zip(n.output, outs):
+            if o and tol:
+                res.tolerance.add(o)
+                if anchor is not None and o in anchor:
+                    res.own[o] = v
+                    v = np.asarray(anchor[o])
             if o:
                 env[o] = v
                 res.values[o] = v

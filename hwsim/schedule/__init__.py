@@ -2,6 +2,7 @@
 else in DRAM; an exact 0/1 placement over every step's capacity (:mod:`hwsim.schedule._place`)."""
 
 from ._place import Option, Placement, Reserve, place_tensors
+from ._multicore import split_workload
 from ._plan import TensorPlan, onchip_levels, schedule_tensors
 
-__all__ = ["Option", "Placement", "Reserve", "TensorPlan", "onchip_levels", "place_tensors", "schedule_tensors"]
+__all__ = ["Option", "Placement", "Reserve", "TensorPlan", "onchip_levels", "place_tensors", "schedule_tensors", "split_workload"]

@@ -7,6 +7,7 @@ non-positive sizes are errors naming the key path. Every unit is in the key name
 
 from __future__ import annotations
 
+import copy
 import math
 from functools import cached_property
 from pathlib import Path
@@ -16,9 +17,11 @@ from pydantic import Field, field_validator, model_validator
 
 from ..errors import SpecError
 from ._base import SpecModel
+from ._cores import CoresConfig
 from ._loader import load_yaml, validate
 
-__all__ = ["ArchSpec", "ArrayConfig", "PEConfig", "SramConfig", "DramConfig", "MemoryConfig", "MemoryLevel",
+__all__ = ["ArchSpec", "ArrayConfig", "ArrayUnroll", "LOOP_DIMS", "PEConfig", "SramConfig", "DramConfig",
+           "MemoryConfig", "MemoryLevel",
            "OPERANDS",
            "EnergyOverrides", "AreaOverrides", "TimingConfig", "VectorUnitConfig", "VECTOR_OP_CLASSES", "load_arch"]
 
@@ -26,16 +29,109 @@ __all__ = ["ArchSpec", "ArrayConfig", "PEConfig", "SramConfig", "DramConfig", "M
 _Frozen = SpecModel
 
 
+LOOP_DIMS: tuple[str, ...] = ("B", "K", "C", "OY", "OX", "FY", "FX")
+
+
+def _unroll_axis(v: Any) -> Any:
+    """``[C, FY, FX]`` (the dims flattened into one index, folded by the axis size), ``{C: 8, OX: 4}`` (each
+    dim folded by its own factor) or the normalized form, pairs ``(dim, factor)`` with factor 0 for a list."""
+    if isinstance(v, dict):
+        pairs = list(v.items())
+        for d, f in pairs:
+            if isinstance(f, bool) or not isinstance(f, int) or f < 1:
+                raise ValueError(f"a whole unroll factor >= 1 for {d}; found {f!r}")
+    elif isinstance(v, (list, tuple)):
+        pairs = [tuple(x) if isinstance(x, (list, tuple)) else (x, 0) for x in v]
+    else:
+        raise ValueError(f"a list of loop dimensions or a mapping of dimension to factor; found {v!r}")
+    if not pairs:
+        raise ValueError("at least one loop dimension; found none")
+    for p in pairs:
+        if len(p) != 2 or p[0] not in LOOP_DIMS:
+            bad = p[0] if len(p) == 2 else p
+            raise ValueError(f"loop dimensions among {', '.join(LOOP_DIMS)}; found {bad!r}")
+    return tuple((str(d), int(f)) for d, f in pairs)
+
+
+class ArrayUnroll(_Frozen):
+    """Which loop dimensions each array axis unrolls (``array.unroll``), ZigZag's ``spatial_mapping``.
+
+    Loop dimensions (ZigZag's names): ``B`` batch, ``K`` output channels, ``C`` input channels (per group),
+    ``OY``/``OX`` output rows/columns, ``FY``/``FX`` filter rows/columns; a GEMM (M, K) x (K, N) has
+    ``B = M``, ``C = K``, ``K = N``. An axis lists dims (``rows: [C, FY, FX]``: flattened into one index that
+    is folded by the number of rows, SCALE-Sim's im2col) or gives factors (``rows: {C: 8, OX: 4, OY: 4}``:
+    each dim folded by its own factor; the factors multiply to at most the axis size). A dim on no axis is
+    temporal. Stored as ``(dim, factor)`` pairs, factor 0 for a listed dim.
+    """
+
+    rows: tuple[tuple[str, int], ...]
+    cols: tuple[tuple[str, int], ...]
+
+    @field_validator("rows", "cols", mode="before")
+    @classmethod
+    def _axis(cls, v: Any) -> Any:
+        return _unroll_axis(v)
+
+    @model_validator(mode="after")
+    def _once(self) -> "ArrayUnroll":
+        names = [d for d, _ in self.rows + self.cols]
+        dup = sorted({d for d in names if names.count(d) > 1})
+        if dup:
+            raise ValueError(f"each loop dimension on at most one axis, once; found {', '.join(dup)} twice")
+        for axis in (self.rows, self.cols):
+            if len({f == 0 for _, f in axis}) > 1:
+                raise ValueError("an axis either lists dims or gives every dim a factor; found both in "
+                                 f"{[d if f == 0 else f'{d}: {f}' for d, f in axis]}")
+        return self
+
+
 class ArrayConfig(_Frozen):
     """The PE array: ``rows`` x ``cols`` PEs and the dataflow.
 
     ``dataflow``: ``ws`` (weight stationary: a K x N weight tile stays in the array), ``os`` (output
     stationary: an M x N output tile), ``is`` (input stationary: a K x M input tile).
+
+    ``unroll`` (optional, :class:`ArrayUnroll`): which loop dimensions the rows and columns unroll, e.g.
+    ``{rows: [C], cols: [K]}`` for ZigZag's tpu_like. Omitted or ``im2col``: SCALE-Sim's GEMM view (ws and is
+    rows: C x FY x FX; os rows: B x OY x OX; columns: K, or B x OY x OX for is). Streamed within a fold:
+    ws B, OY, OX; os C, FY, FX; is K; every other dim not unrolled repeats the fold.
+
+    ``systolic`` (default both axes, as SCALE-Sim): the axes along which operands and partial sums move from
+    PE to PE, so that every fold fills and drains along them (:mod:`hwsim.mapping._plan`). An axis left out
+    broadcasts its operands in one cycle and adds no fill or drain (ZigZag's ``systolic_dimensions``: its
+    edge_tpu_like has none).
     """
 
     rows: int = Field(gt=0, description="PE rows (SCALE-Sim ArrayHeight)")
     cols: int = Field(gt=0, description="PE columns (SCALE-Sim ArrayWidth)")
     dataflow: Literal["ws", "os", "is"]
+    unroll: ArrayUnroll | None = None
+    systolic: tuple[Literal["rows", "cols"], ...] = Field(
+        default=("rows", "cols"), description="axes along which operands move PE to PE (fill and drain "
+        "cycles); an axis not listed broadcasts (ZigZag's systolic_dimensions)")
+
+    @field_validator("unroll", mode="before")
+    @classmethod
+    def _im2col(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            if v != "im2col":
+                raise ValueError(f"'im2col' or a mapping with rows and cols; found {v!r}")
+            return None
+        return v
+
+    @model_validator(mode="after")
+    def _fits(self) -> "ArrayConfig":
+        if len(set(self.systolic)) != len(self.systolic):
+            raise ValueError(f"each axis listed once in systolic; found {list(self.systolic)}")
+        if self.unroll is not None:
+            for axis, size in (("rows", self.rows), ("cols", self.cols)):
+                pairs = getattr(self.unroll, axis)
+                prod = math.prod(f for _, f in pairs if f)
+                if prod > size:
+                    raise ValueError(f"unroll factors on {axis} multiplying to at most {axis} ({size}); "
+                                     "found "
+                                     f"{' x '.join(f'{d} {f}' for d, f in pairs)} = {prod}")
+        return self
 
 
 class PEConfig(_Frozen):
@@ -403,6 +499,41 @@ class ArchSpec(_Frozen):
     area: AreaOverrides = AreaOverrides()
     timing: TimingConfig = TimingConfig()
     vector_unit: VectorUnitConfig | None = None
+    cores: CoresConfig | None = Field(default=None, description="several cores sharing the DRAM over an on-chip "
+                                      "network (hwsim.spec._cores); none: one array")
+
+    def core_archs(self, source: str = "<arch>") -> list[tuple[str, "ArchSpec"]]:
+        """Each core of ``cores.list`` as a one-array arch: this arch without ``cores``, its core type's
+        overrides merged in (``cores.arrays.T.array`` replaces keys of ``array``, and so on), and the DRAM
+        bandwidth shared equally (``bandwidth / number of cores``: every core streaming at once). No
+        ``cores``: ``[("core0", self)]``.
+
+        Raises
+        ------
+        SpecError
+            An override that does not validate, naming ``cores.arrays.T.key``.
+        """
+        if self.cores is None:
+            return [("core0", self)]
+        base = self.model_dump(mode="python", exclude={"cores"})
+        n = len(self.cores.list)
+        built: dict[str, ArchSpec] = {}
+        out = []
+        types = list(dict.fromkeys([c.array for c in self.cores.list] + list(self.cores.arrays)))
+        for t in types:
+            data = _merge(copy.deepcopy(base), self.cores.arrays.get(t, {}))
+            mem = data["memory"]
+            dram = mem["levels"][-1] if mem.get("levels") else (mem.get("dram") or {})
+            bw = dram.get("bandwidth_bytes_per_cycle", 16.0)
+            if n > 1 and bw != "unbounded":
+                dram["bandwidth_bytes_per_cycle"] = float(bw) / n
+                if not mem.get("levels"):
+                    mem["dram"] = dram
+            prefix = f"cores.arrays.{t}" if t != "main" else ""
+            built[t] = validate(ArchSpec, data, source, prefix=prefix)
+        for c in self.cores.list:
+            out.append((c.name, built[c.array]))
+        return out
 
     def replace(self, **dotted: Any) -> "ArchSpec":
         """A copy with dotted keys replaced, validated again, e.g. ``replace(**{"array.rows": 16})``.
@@ -426,6 +557,14 @@ class ArchSpec(_Frozen):
         return validate(ArchSpec, data, f"<arch {self.name}>")
 
 
+def _merge(base: dict, over: dict) -> dict:
+    """``base`` with ``over``'s keys replaced recursively (mappings merged, anything else replaced)."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    return out
+
+
 def load_arch(path: str | Path) -> ArchSpec:
     """Load and validate an arch YAML.
 
@@ -436,4 +575,7 @@ def load_arch(path: str | Path) -> ArchSpec:
         the key path.
     """
     data = load_yaml(path)
-    return validate(ArchSpec, data, str(path))
+    arch = validate(ArchSpec, data, str(path))
+    if arch.cores is not None:
+        arch.core_archs(str(path))  # every core type's overrides validate
+    return arch

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -31,7 +31,7 @@ from ._base import SpecModel
 from ._loader import load_yaml, validate
 
 __all__ = ["Conv2d", "Gemm", "Layer", "Node", "VectorOp", "VECTOR_OPS", "Workload", "GemmView",
-           "load_workload_yaml"]
+           "load_workload_yaml", "expand_transformer", "transformer_workload"]
 
 
 _Frozen = SpecModel
@@ -253,10 +253,20 @@ class Gemm(_LayerBase):
     k: int = Field(gt=0)
     n: int = Field(gt=0)
     count: int = Field(default=1, gt=0)
+    weight_group_size: int | None = Field(default=None, gt=0, description="weight-only quantization: weights "
+                                          "per scale along K (W4A16 with group scales); none: per tensor")
+    scale_bits: int = Field(default=16, ge=1, le=32, description="bits of each group scale")
 
     @property
     def n_groups(self) -> int:
         return self.count
+
+    @property
+    def scale_elements(self) -> int:
+        """Group scales of the (K, N) operand: ``ceil(K / weight_group_size) * N * count`` (0 without groups)."""
+        if self.weight_group_size is None:
+            return 0
+        return -(-self.k // self.weight_group_size) * self.n * self.count
 
     @model_validator(mode="after")
     def _size(self) -> "Gemm":
@@ -413,6 +423,61 @@ class Workload(_Frozen):
         return sum(layer.gemm.macs for layer in self.layers)
 
 
+def expand_transformer(data: dict, source: str) -> dict:
+    """A workload mapping with a ``transformer:`` block (:mod:`hwsim.spec._transformer`) -> the same mapping
+    with its generated ``layers``.
+
+    Raises
+    ------
+    SpecError
+        A bad ``transformer`` block (naming ``transformer.key``), or ``layers`` given as well.
+    """
+    from ..errors import Found, SpecError
+    from ._transformer import TransformerConfig, transformer_layers
+
+    if "layers" in data:
+        raise SpecError(source, "layers", "either layers or a transformer block", Found("both"))
+    block = data["transformer"]
+    if not isinstance(block, dict):
+        raise SpecError(source, "transformer", "a mapping of keys", Found(f"a {type(block).__name__}"))
+    from ._transformer import MODELS
+
+    if "model" in block and block["model"] not in MODELS:  # (pydantic's loc drops a key named 'model')
+        raise SpecError(source, "transformer.model", f"one of {', '.join(MODELS)}", block["model"])
+    cfg = validate(TransformerConfig, block, source, prefix="transformer")
+    bad = cfg.problem()
+    if bad is not None:
+        raise SpecError(source, f"transformer.{bad[0]}", bad[1], Found(bad[2]))
+    rest = {k: v for k, v in data.items() if k != "transformer"}
+    wb, ab = rest.get("weight_bits", 8), rest.get("act_bits", 8)
+    if not isinstance(wb, int) or not isinstance(ab, int):  # Workload's validation names the key
+        return {**rest, "layers": []}
+    rest.setdefault("name", f"{cfg.model or 'transformer'}_{cfg.phase}")
+    rest.setdefault("source", f"hwsim.spec transformer generator: {cfg.model or 'custom'} {cfg.phase} "
+                    + (f"context {cfg.context}" if cfg.phase == "decode" else f"seq_len {cfg.seq_len}")
+                    + f", batch {cfg.batch}")
+    return {**rest, "layers": transformer_layers(cfg, act_bits=ab, weight_bits=wb)}
+
+
+def transformer_workload(name: str | None = None, *, weight_bits: int = 8, act_bits: int = 8,
+                         **transformer: Any) -> Workload:
+    """A transformer workload from the keys of a ``transformer:`` block (:class:`hwsim.spec.TransformerConfig`),
+    e.g. ``transformer_workload(model="gpt2_small", phase="decode", context=1024)``.
+
+    Raises
+    ------
+    SpecError
+        A bad key, naming ``transformer.key``.
+    """
+    data: dict[str, Any] = {"weight_bits": weight_bits, "act_bits": act_bits, "transformer": transformer}
+    if name:
+        data["name"] = name
+    data = expand_transformer(data, "<transformer>")
+    wl = validate(Workload, data, "<transformer>")
+    wl.graph("<transformer>")
+    return wl
+
+
 def load_workload_yaml(path: str | Path) -> Workload:
     """Load and validate a workload YAML (see ``workloads/resnet18.yaml``).
 
@@ -423,6 +488,8 @@ def load_workload_yaml(path: str | Path) -> Workload:
         naming the file and ``layers[i].key``.
     """
     data = load_yaml(path)
+    if "transformer" in data:
+        data = expand_transformer(data, str(path))
     wl = validate(Workload, data, str(path))
     wl.graph(str(path))  # the graph is checked on loading (unknown inputs, cycles)
     return wl

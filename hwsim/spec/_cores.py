@@ -1,0 +1,106 @@
+"""Several cores on one chip (the arch YAML's ``cores:`` block): arrays with their own buffers, sharing the
+DRAM channel through an on-chip network.
+
+.. code-block:: yaml
+
+    cores:
+      arrays:                        # named core types: overrides of the arch's own array/pe/memory/vector_unit
+        small: {array: {rows: 64, cols: 64, dataflow: ws}}
+      list:                          # the cores; array: main (default) is the arch's own array and buffers
+        - {name: c0}
+        - {name: c1, array: small}
+      split: n                       # how a layer is divided: n (output channels / heads), m (rows, batch)
+      uneven: false                  # a dimension the core count does not divide: error (false) or ceil parts
+      noc:
+        link_bytes_per_cycle: 64     # every link, each direction
+        pj_per_bit_per_hop: 0.06
+        links: [[hub, c0], [hub, c1]]   # 'hub': the global-buffer / DRAM port; default: a star around it
+
+Each core is the arch with its type's overrides; the DRAM level (bandwidth, energy) is the chip's and is
+shared. Checked here: the core names (unique, not ``hub``), each core's ``array`` (``main`` or a key of
+``arrays``), each link's ends (``hub`` or a listed core), every core reachable from ``hub``. The split's
+divisibility depends on the workload and is checked by :func:`hwsim.schedule.simulate_multicore`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from ._base import SpecModel
+
+__all__ = ["CoreSpec", "CoresConfig", "NocConfig", "HUB"]
+
+#: The network node of the global buffer and the DRAM port.
+HUB = "hub"
+
+
+class CoreSpec(SpecModel):
+    """One core: its ``name`` and its core type (``array``: ``main`` or a key of ``cores.arrays``)."""
+
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
+    array: str = "main"
+
+
+class NocConfig(SpecModel):
+    """The on-chip network: bytes per cycle of each link, energy per bit per hop (pJ), the links (pairs of
+    ``hub`` or core names; default: one link from ``hub`` to each core)."""
+
+    link_bytes_per_cycle: float = Field(default=64.0, gt=0)
+    pj_per_bit_per_hop: float = Field(default=0.06, ge=0)
+    links: tuple[tuple[str, str], ...] | None = None
+
+
+class CoresConfig(SpecModel):
+    """The ``cores:`` block (module docstring)."""
+
+    arrays: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    list: tuple[CoreSpec, ...] = Field(min_length=1)
+    split: Literal["n", "m"] = "n"
+    uneven: bool = False
+    noc: NocConfig = NocConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> "CoresConfig":
+        for k, over in self.arrays.items():
+            bad = sorted(set(over) - {"array", "pe", "memory", "vector_unit"})
+            if bad or k == "main":
+                raise ValueError(f"core types overriding array, pe, memory or vector_unit (and not named 'main'); "
+                                 f"found {k!r}: {bad or 'main'}")
+        names = [c.name for c in self.list]
+        if len(set(names)) != len(names) or HUB in names:
+            raise ValueError(f"unique core names other than 'hub'; found {names}")
+        for c in self.list:
+            if c.array != "main" and c.array not in self.arrays:
+                raise ValueError(f"core {c.name!r} with array 'main' or one of cores.arrays "
+                                 f"({', '.join(self.arrays) or 'none'}); found {c.array!r}")
+        ok = {HUB, *names}
+        for a, b in self.noc.links or ():
+            for end in (a, b):
+                if end not in ok:
+                    raise ValueError(f"links between 'hub' and listed cores ({', '.join(names)}); found a link "
+                                     f"[{a}, {b}] to {end!r}, which is no core")
+        unreached = sorted(set(names) - set(self.hops()))
+        if unreached:
+            raise ValueError(f"every core reachable from 'hub' over noc.links; found {unreached} unreached")
+        return self
+
+    def hops(self) -> dict[str, int]:
+        """Links between ``hub`` and each core (breadth-first over ``noc.links``, both directions)."""
+        links = self.noc.links if self.noc.links is not None else tuple((HUB, c.name) for c in self.list)
+        adj: dict[str, set[str]] = {}
+        for a, b in links:
+            adj.setdefault(a, set()).add(b)
+            adj.setdefault(b, set()).add(a)
+        dist = {HUB: 0}
+        frontier = [HUB]
+        while frontier:
+            nxt = []
+            for u in frontier:
+                for v in sorted(adj.get(u, ())):
+                    if v not in dist:
+                        dist[v] = dist[u] + 1
+                        nxt.append(v)
+            frontier = nxt
+        return {c: d for c, d in dist.items() if c != HUB}

@@ -1,0 +1,146 @@
+"""Several cores (arch `cores:`, hwsim/_multicore.py): one core equals one array, hand-derived splits and
+network traffic, bad input, decode memory-bound."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hwsim._pipeline import simulate_workload
+from hwsim.spec import Workload, load_arch, load_workload_yaml, transformer_workload
+
+ROOT = Path(__file__).resolve().parents[1]
+ARCH = load_arch(ROOT / "arch/multicore_4x.yaml")
+
+
+def _cores(arch, names, **noc):
+    cores = arch.cores.model_dump()
+    cores["list"] = [{"name": n} for n in names]
+    cores["noc"] = {**cores["noc"], "links": [["hub", n] for n in names], **noc}
+    return arch.replace(cores=cores)
+
+
+def _fc_chain(n_layers=1):
+    layers = [{"name": f"fc{i}", "op": "fc", "m": 1, "k": 256, "n": 256} for i in range(n_layers)]
+    return Workload.model_validate({"name": "chain", "layers": layers})
+
+
+@pytest.mark.parametrize("workload", ["resnet18", "gpt2_2layers"])
+def test_one_core_equals_one_array(workload):
+    wl = (transformer_workload(model="gpt2_small", phase="decode", context=512, n_layer=2)
+          if workload == "gpt2_2layers" else load_workload_yaml(ROOT / f"workloads/{workload}.yaml"))
+    single = simulate_workload(ARCH.replace(cores=None), wl)
+    one = simulate_workload(_cores(ARCH, ["c0"], pj_per_bit_per_hop=0.0), wl)
+    for k in ("total_cycles", "dram_read_bytes", "dram_write_bytes", "energy_pj", "macs", "stall_cycles"):
+        assert one.totals[k] == single.totals[k], k
+    assert [r["total_cycles"] for r in one.rows] == [r["total_cycles"] for r in single.rows]
+    assert [r["start_cycle"] for r in one.rows] == [r["start_cycle"] for r in single.rows]
+    # with the network priced: every DRAM bit crosses one hop (hub -> c0) at 0.06 pJ
+    priced = simulate_workload(_cores(ARCH, ["c0"]), wl)
+    dram = single.totals["dram_read_bytes"] + single.totals["dram_write_bytes"]
+    assert priced.totals["energy_noc_pj"] == pytest.approx(dram * 8 * 0.06, rel=1e-12)
+    assert priced.totals["energy_pj"] == pytest.approx(single.totals["energy_pj"] + dram * 8 * 0.06, rel=1e-12)
+
+
+def test_split_n_over_two_cores_hand_derived():
+    # fc 1x256 x 256x256, int8, reuse none, split n over 2 cores: each core reads its half of the weights
+    # (256*128 = 32,768 B), the whole input (256 B) and writes its half of the output (128 B): 33,152 B per
+    # core, 66,304 B in all (one core: 65,536 + 256 + 256 = 66,048; the input is fetched by both).
+    # Network: that traffic over one hop each, 66,304 * 8 * 0.06 = 31,825.92 pJ. Each core has half of the
+    # 64 B/cycle channel: at least 33,152 / 32 = 1,036 cycles.
+    arch = _cores(ARCH.replace(**{"timing.reuse": "none"}), ["c0", "c1"])
+    res = simulate_workload(arch, _fc_chain())
+    assert res.totals["dram_read_bytes"] + res.totals["dram_write_bytes"] == 66_304
+    assert [c["dram_bytes"] for c in res.core_rows] == [33_152, 33_152]
+    assert res.totals["noc_bytes"] == 66_304
+    assert res.totals["energy_noc_pj"] == pytest.approx(31_825.92)
+    assert res.totals["total_cycles"] >= 1_036
+    assert [r["n"] for r in res.rows] == [128, 128]
+
+
+def test_all_gather_when_the_input_stays_on_chip():
+    # two chained fcs, inter_layer, 2 cores: fc0's output (256 B at 8 bits) stays on chip, split over the
+    # cores; fc1 on each core needs the other core's 128 B: 2 x 128 = 256 B of network traffic beyond DRAM
+    arch = _cores(ARCH, ["c0", "c1"])
+    res = simulate_workload(arch, _fc_chain(2))
+    dram = res.totals["dram_read_bytes"] + res.totals["dram_write_bytes"]
+    assert res.totals["noc_bytes"] - dram == 256
+
+
+def test_gpt2_decode_memory_bound_on_every_core():
+    res = simulate_workload(ARCH, load_workload_yaml(ROOT / "workloads/gpt2_small_decode.yaml"))
+    assert [c["bound"] for c in res.core_rows] == ["memory"] * 4
+    # the DRAM time (all bytes over the 64 B/cycle channel) is within 10% of the makespan
+    dram = res.totals["dram_read_bytes"] + res.totals["dram_write_bytes"]
+    assert dram / 64 <= res.totals["total_cycles"] <= 1.1 * dram / 64
+
+
+@pytest.mark.parametrize("edit, key", [
+    ("  list: [{name: c0, array: big}]", "cores: expected core 'c0' with array 'main' or one of cores.arrays"),
+    ("  list: [{name: c0}]\n  noc: {links: [[hub, c0], [c0, c9]]}", "to 'c9', which is no core"),
+    ("  list: [{name: c0}, {name: c1}, {name: c2}]", "cores.split: expected a dimension the 3 cores divide"),
+    ("  list: [{name: c0}]\n  arrays: {small: {array: {rows: 0}}}", "cores.arrays.small.array.rows"),
+])
+def test_bad_cores(tmp_path, edit, key):
+    text = (ROOT / "arch/multicore_4x.yaml").read_text()
+    head = text[:text.index("cores:")]
+    p = tmp_path / "a.yaml"
+    p.write_text(head + "cores:\n" + edit + "\n")
+    r = subprocess.run([sys.executable, "-m", "hwsim", "simulate", str(p), str(ROOT / "workloads/resnet18.yaml"),
+                        "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and key in lines[0], r.stderr
+
+
+def test_sweep_over_cores_and_context(tmp_path):
+    # workload.transformer.KEY axes regenerate the workload per point; cores.list is an arch axis. One GPT-2
+    # layer without LM head: its KV-cache read grows by 2 (K, V) x 768 B per token of context (8-bit cache),
+    # so 512 - 256 more tokens add 393,216 B, on 1 core and on 2 alike (the split does not change the cache
+    # bytes: each core reads its heads' share)
+    from hwsim.explore import load_sweep
+    from hwsim.explore._runner import evaluate_hardware
+
+    (tmp_path / "w.yaml").write_text("name: g\ntransformer: {model: gpt2_small, phase: decode, context: 256, "
+                                     "n_layer: 1, lm_head: false}\n")
+    (tmp_path / "s.yaml").write_text(
+        f"name: s\narch: {ROOT / 'arch/multicore_4x.yaml'}\nworkload: w.yaml\naxes:\n"
+        "  cores.list: [[{name: c0}], [{name: c0}, {name: c1}]]\n  workload.transformer.context: [256, 512]\n"
+        "precision: {uniform: [[8, 8]]}\nbaselines: [[8, 8]]\n")
+    rs = load_sweep(tmp_path / "s.yaml")
+    rows = [evaluate_hardware(rs, p) for p in rs.points]
+    assert [r["status"] for r in rows] == ["ok"] * 4
+    by = {(len(r["cores.list"]), r["workload.transformer.context"]): r for r in rows}
+    for n in (1, 2):
+        assert by[(n, 512)]["dram_bytes"] - by[(n, 256)]["dram_bytes"] == 2 * 768 * 256
+    assert by[(2, 512)]["total_cycles"] < by[(1, 512)]["total_cycles"]
+    (tmp_path / "bad.yaml").write_text(
+        f"name: s\narch: {ROOT / 'arch/multicore_4x.yaml'}\nworkload: w.yaml\naxes:\n"
+        "  workload.transformer.context: [256, 4096]\n")
+    from hwsim.errors import SpecError
+
+    with pytest.raises(SpecError, match=r"axes.workload.transformer.context: expected at most the model's 1024"):
+        load_sweep(tmp_path / "bad.yaml")
+
+
+def test_heterogeneous_cores_each_run_their_own_array():
+    # c0: the arch's 64x64, c1: a 32x32 type. split n: each takes n = 128 of the 256 outputs. Each core's
+    # cycles are those of its part alone on its own array with half the DRAM channel (32 B/cycle), and the
+    # layer ends when the slower core does
+    cores = ARCH.cores.model_dump()
+    cores.update(arrays={"small": {"array": {"rows": 32, "cols": 32}}}, list=[{"name": "c0"},
+                 {"name": "c1", "array": "small"}])
+    arch = ARCH.replace(cores=cores, **{"timing.reuse": "none"})
+    res = simulate_workload(arch, _fc_chain())
+    half = Workload.model_validate({"name": "h", "layers": [{"name": "fc0", "op": "fc", "m": 1, "k": 256,
+                                                             "n": 128}]})
+    base = ARCH.replace(cores=None, **{"timing.reuse": "none", "memory.dram.bandwidth_bytes_per_cycle": 32})
+    alone = [simulate_workload(base, half).totals["total_cycles"],
+             simulate_workload(base.replace(**{"array.rows": 32, "array.cols": 32}), half).totals["total_cycles"]]
+    assert [c["busy_cycles"] for c in res.core_rows] == alone
+    assert alone[1] > alone[0]
+    assert res.totals["total_cycles"] == max(alone)
+    assert [(c["rows"], c["cols"]) for c in res.core_rows] == [(64, 64), (32, 32)]
