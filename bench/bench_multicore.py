@@ -60,7 +60,8 @@ def main() -> int:
     ok = True
     print(f"{'case':48s} {'CPU ms':>8s} {'cycles':>14s}")
     for label, a, wl, goal in (("ResNet-50, 4 cores (goal < 200 ms)", arch, r50, 0.2),
-                               ("Llama-2-7B decode W4A16 GQA-8, ctx 2048, 4 cores (< 1 s)", arch, llama, 1.0)):
+                               ("Llama-2-7B decode W4A16 GQA-8, ctx 2048, 4 cores (< 1 s)", arch, llama,
+                                1.0)):
         cpu, cyc = best(a, wl)
         print(f"{label:48s} {cpu * 1e3:8.1f} {cyc:14,d}" + ("" if cpu < goal else "   MISSED"))
         ok &= cpu < goal

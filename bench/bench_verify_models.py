@@ -1,5 +1,6 @@
-"""hwsim verify on real networks quantized by onnxruntime: MiniLM (quantize_dynamic, quantize_static; TorchScript
-and dynamo exports) and MobileNetV2 with 4-bit weights (com.microsoft Q/DQ at opset 17, ai.onnx at opset 21).
+"""hwsim verify on real networks quantized by onnxruntime: MiniLM (quantize_dynamic, quantize_static;
+TorchScript and dynamo exports) and MobileNetV2 with 4-bit weights (com.microsoft Q/DQ at opset 17,
+ai.onnx at opset 21).
 
     PYTHONPATH=. python3 bench/bench_verify_models.py [--out DIR] [--only minilm|mobilenet] [--no-dynamo]
 
@@ -24,7 +25,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def build_minilm(d: Path, dynamo: bool) -> list[tuple[str, Path, Path]]:
     import torch
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
 
     from hwsim.models.minilm import CALIB_SENTENCES, SENTENCES, tokenize
     from hwsim.models.torch_export import export_onnx, minilm_module
@@ -50,7 +57,8 @@ def build_minilm(d: Path, dynamo: bool) -> list[tuple[str, Path, Path]]:
 
             def get_next(self):
                 return next(self.it, None)
-        quantize_static(str(src), str(d / f"minilm_{kind}_static.onnx"), Reader(), quant_format=QuantFormat.QDQ,
+        quantize_static(str(src), str(d / f"minilm_{kind}_static.onnx"), Reader(),
+                        quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
         out.append((f"MiniLM {kind} quantize_static QDQ u8/s8", d / f"minilm_{kind}_static.onnx", inp))
     return out
@@ -119,7 +127,7 @@ def row(name: str, model: Path, inp: Path) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--out", default=None, help="keep the models in this folder (default: a temporary one)")
     ap.add_argument("--only", choices=("minilm", "mobilenet"), default=None)
     ap.add_argument("--no-dynamo", action="store_true")

@@ -8,9 +8,15 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-
 from . import __version__
-from ._pipeline import TENSOR_COLUMNS, VECTOR_COLUMNS, SimResult, bandwidth_columns, bandwidth_rows, layer_columns
+from ._pipeline import (
+    TENSOR_COLUMNS,
+    VECTOR_COLUMNS,
+    SimResult,
+    bandwidth_columns,
+    bandwidth_rows,
+    layer_columns,
+)
 from .errors import ShapeWarning, SpecError, input_file
 from .spec import Workload, load_workload_yaml
 
@@ -22,13 +28,14 @@ UNITS = {
     "*_bytes": "bytes", "sram_*_reads / sram_*_writes": "operand elements (SCALE-Sim's words)",
     "sram_*_accesses": "accesses of the buffer's word_bits", "utilization": "fraction of peak MACs",
     "mapping_efficiency": "fraction of PEs mapped",
-    "compute_utilization": "fraction of peak MACs over the compute cycles (stalls excluded; SCALE-Sim's Compute "
-                           "Util)",
-    "peak_macs_per_cycle": "MACs per cycle of the whole array at the layer's bits (PE mode: bit fusion, bit serial)",
-    "start_cycle / stop_cycle": "the node's cycles [start, stop) in the workload (the graph schedule over the "
-                                "array and the vector unit; back to back without a vector unit)",
-    "*_bytes_per_cycle": "bytes per array clock cycle (bandwidth.csv: avg over total cycles, peak over compute "
-                         "cycles)", "macs": "multiply-accumulates",
+    "compute_utilization": "fraction of peak MACs over the compute cycles (stalls excluded; SCALE-Sim's "
+                           "Compute Util)",
+    "peak_macs_per_cycle": "MACs per cycle of the whole array at the layer's bits (PE mode: bit fusion, bit "
+                           "serial)",
+    "start_cycle / stop_cycle": "the node's cycles [start, stop) in the workload (the graph schedule over "
+                                "the array and the vector unit; back to back without a vector unit)",
+    "*_bytes_per_cycle": "bytes per array clock cycle (bandwidth.csv: avg over total cycles, peak over "
+                         "compute cycles)", "macs": "multiply-accumulates",
     "pj_per_mac": "picojoules per MAC", "tops_per_w": "tera-operations (2 per MAC) per second per watt",
     "model_cpu_s": "CPU seconds in mapping, event model and energy (not start-up or file writing)",
     "*_mm2": "square millimetres of die (on-chip components; DRAM has none)", "*_um2": "square micrometres",
@@ -74,7 +81,8 @@ def _load_workload(path: str | Path) -> Workload:
         from .frontends import read_onnx_shapes
 
         return read_onnx_shapes(p)
-    raise SpecError(str(p), "", "a .yaml, .csv (SCALE-Sim topology) or .onnx workload", suffix or "no extension")
+    raise SpecError(str(p), "", "a .yaml, .csv (SCALE-Sim topology) or .onnx workload",
+                    suffix or "no extension")
 
 
 def write_layers_csv(res: SimResult, path: str | Path) -> Path:
@@ -91,7 +99,8 @@ def write_bandwidth_csv(res: SimResult, path: str | Path) -> Path:
 
 def write_energy_csv(res: SimResult, path: str | Path) -> Path:
     """Every action of every layer: ``layer, component, operand, action, count, unit, pj_each, energy_pj``."""
-    return _write_csv(path, ["layer", "component", "operand", "action", "count", "unit", "pj_each", "energy_pj"],
+    return _write_csv(path, ["layer", "component", "operand", "action", "count", "unit", "pj_each",
+                             "energy_pj"],
                       res.energy_records)
 
 
@@ -104,7 +113,8 @@ def write_graph_csvs(res: SimResult, out: str | Path) -> list[Path]:
     paths = [_write_csv(out / "tensors.csv", list(TENSOR_COLUMNS), res.tensor_rows)]
     if res.vector_rows:
         paths.append(_write_csv(out / "vector.csv", list(VECTOR_COLUMNS), res.vector_rows))
-    paths.append(_write_csv(out / "timeline.csv", ["node", "unit", "start_cycle", "stop_cycle"], res.timeline))
+    paths.append(_write_csv(out / "timeline.csv", ["node", "unit", "start_cycle", "stop_cycle"],
+                            res.timeline))
     if res.core_rows:  # several cores (arch cores:): one row per core, with its roofline position
         from ._multicore import CORE_COLUMNS
 

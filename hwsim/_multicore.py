@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .schedule import split_workload
 from .sim import schedule_nodes
@@ -37,8 +38,8 @@ from .spec import HUB, INPUT, ArchSpec, VectorOp, Workload
 
 __all__ = ["simulate_multicore", "CORE_COLUMNS"]
 
-CORE_COLUMNS = ("core", "array", "rows", "cols", "macs", "busy_cycles", "utilization", "dram_bytes", "noc_bytes",
-                "hops", "energy_pj", "intensity_macs_per_byte", "ridge_macs_per_byte", "bound")
+CORE_COLUMNS = ("core", "array", "rows", "cols", "macs", "busy_cycles", "utilization", "dram_bytes",
+                "noc_bytes", "hops", "energy_pj", "intensity_macs_per_byte", "ridge_macs_per_byte", "bound")
 
 
 def _tree(arch: ArchSpec) -> dict[str, list[tuple[str, str]]]:
@@ -115,7 +116,7 @@ def simulate_multicore(arch: ArchSpec, workload: Workload, *, one_core: Callable
     parts = split_workload(workload, n, cfg.split, uneven=cfg.uneven, source=source)
     res = []
     seen: dict[tuple[int, str], Any] = {}  # identical (core type, part): simulated once (deterministic model)
-    for (name, a), wl in zip(archs, parts):
+    for (_name, a), wl in zip(archs, parts, strict=False):
         key = (id(a), wl.model_dump_json())
         if key not in seen:
             seen[key] = one_core(a, wl, source=source, **kw)
@@ -127,7 +128,7 @@ def simulate_multicore(arch: ArchSpec, workload: Workload, *, one_core: Callable
     link_bw = cfg.noc.link_bytes_per_cycle
     # per node and core: cycles, DRAM bytes, gather bytes
     per_node: list[dict[str, dict[str, Any]]] = [dict() for _ in nodes]
-    for (name, _), r in zip(archs, res):
+    for (name, _), r in zip(archs, res, strict=False):
         gi = iter(r.rows)
         vi = iter(r.vector_rows)
         level = {t["tensor"]: t["level"] for t in r.tensor_rows}
@@ -140,7 +141,8 @@ def simulate_multicore(arch: ArchSpec, workload: Workload, *, one_core: Callable
                 if src != INPUT and level.get(src, "dram") != "dram":
                     t = graph.tensors[src]
                     gather = math.ceil(t.elements * row["act_bits"] / 8 * (n - 1) / n)
-            per_node[i][name] = {"row": row, "cycles": int(row["total_cycles"]), "dram": dram, "gather": gather}
+            per_node[i][name] = {"row": row, "cycles": int(row["total_cycles"]), "dram": dram,
+                                 "gather": gather}
     durations, units = [], []
     noc_bits_hops = 0.0
     noc_bytes = 0
@@ -162,7 +164,7 @@ def simulate_multicore(arch: ArchSpec, workload: Workload, *, one_core: Callable
     start, end = schedule_nodes(durations, units, deps, overlap=vu.overlap if vu is not None else True,
                                 engine=arch.timing.engine)
     rows, vrows, timeline = [], [], []
-    for (name, _), r in zip(archs, res):
+    for (name, _), _r in zip(archs, res, strict=False):
         for i, nd in enumerate(nodes):
             d = per_node[i][name]
             row = dict(d["row"])
@@ -191,7 +193,7 @@ def simulate_multicore(arch: ArchSpec, workload: Workload, *, one_core: Callable
     totals["cores"] = n
     totals["total_cycles"] = makespan
     core_rows = []
-    for (name, a), r, c in zip(archs, res, cfg.list):
+    for (name, a), r, c in zip(archs, res, cfg.list, strict=False):
         peak = a.array.rows * a.array.cols
         busy = sum(int(x["total_cycles"]) for x in r.rows)
         dram = sum(per_node[i][name]["dram"] for i in range(len(nodes)))
@@ -210,10 +212,11 @@ def simulate_multicore(arch: ArchSpec, workload: Workload, *, one_core: Callable
     first = res[0]
     out = make_result(arch=arch, workload=workload, bits=first.bits, rows=rows,
                     energy_records=[dict(x, layer=f"{nm}/{x['layer']}" if n > 1 else x["layer"])
-                                    for (nm, _), r in zip(archs, res) for x in r.energy_records],
+                                    for (nm, _), r in zip(archs, res, strict=False)
+                                    for x in r.energy_records],
                     energies=first.energies, model_cpu_s=cpu, area=None, vector_rows=vrows,
                     tensor_rows=first.tensor_rows if n == 1 else [
-                        dict(t, tensor=f"{nm}/{t['tensor']}") for (nm, _), r in zip(archs, res)
+                        dict(t, tensor=f"{nm}/{t['tensor']}") for (nm, _), r in zip(archs, res, strict=False)
                         for t in r.tensor_rows], timeline=timeline,
                     occupancy=first.occupancy if n == 1 else [],
                     notes=[*first.notes, *([f"{n} cores, split {cfg.split}: analytic chip schedule "

@@ -41,7 +41,8 @@ def test_one_core_equals_one_array(workload):
     priced = simulate_workload(_cores(ARCH, ["c0"]), wl)
     dram = single.totals["dram_read_bytes"] + single.totals["dram_write_bytes"]
     assert priced.totals["energy_noc_pj"] == pytest.approx(dram * 8 * 0.06, rel=1e-12)
-    assert priced.totals["energy_pj"] == pytest.approx(single.totals["energy_pj"] + dram * 8 * 0.06, rel=1e-12)
+    assert priced.totals["energy_pj"] == pytest.approx(single.totals["energy_pj"] + dram * 8 * 0.06,
+                                                       rel=1e-12)
 
 
 def test_split_n_over_two_cores_hand_derived():
@@ -78,7 +79,8 @@ def test_gpt2_decode_memory_bound_on_every_core():
 
 
 @pytest.mark.parametrize("edit, key", [
-    ("  list: [{name: c0, array: big}]", "cores: expected core 'c0' with array 'main' or one of cores.arrays"),
+    ("  list: [{name: c0, array: big}]",
+     "cores: expected core 'c0' with array 'main' or one of cores.arrays"),
     ("  list: [{name: c0}]\n  noc: {links: [[hub, c0], [c0, c9]]}", "to 'c9', which is no core"),
     ("  list: [{name: c0}, {name: c1}, {name: c2}]", "cores.split: expected a dimension the 3 cores divide"),
     ("  list: [{name: c0}]\n  arrays: {small: {array: {rows: 0}}}", "cores.arrays.small.array.rows"),
@@ -88,7 +90,8 @@ def test_bad_cores(tmp_path, edit, key):
     head = text[:text.index("cores:")]
     p = tmp_path / "a.yaml"
     p.write_text(head + "cores:\n" + edit + "\n")
-    r = subprocess.run([sys.executable, "-m", "hwsim", "simulate", str(p), str(ROOT / "workloads/resnet18.yaml"),
+    r = subprocess.run([sys.executable, "-m", "hwsim", "simulate", str(p),
+                        str(ROOT / "workloads/resnet18.yaml"),
                         "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=120,
                        env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert r.returncode == 2, r.stderr
@@ -122,7 +125,8 @@ def test_sweep_over_cores_and_context(tmp_path):
         "  workload.transformer.context: [256, 4096]\n")
     from hwsim.errors import SpecError
 
-    with pytest.raises(SpecError, match=r"axes.workload.transformer.context: expected at most the model's 1024"):
+    with pytest.raises(SpecError,
+                       match=r"axes.workload.transformer.context: expected at most the model's 1024"):
         load_sweep(tmp_path / "bad.yaml")
 
 
@@ -139,7 +143,8 @@ def test_heterogeneous_cores_each_run_their_own_array():
                                                              "n": 128}]})
     base = ARCH.replace(cores=None, **{"timing.reuse": "none", "memory.dram.bandwidth_bytes_per_cycle": 32})
     alone = [simulate_workload(base, half).totals["total_cycles"],
-             simulate_workload(base.replace(**{"array.rows": 32, "array.cols": 32}), half).totals["total_cycles"]]
+             simulate_workload(base.replace(**{"array.rows": 32, "array.cols": 32}),
+                               half).totals["total_cycles"]]
     assert [c["busy_cycles"] for c in res.core_rows] == alone
     assert alone[1] > alone[0]
     assert res.totals["total_cycles"] == max(alone)

@@ -42,7 +42,8 @@ BASE = (ROOT / "arch" / "edge_32x32.yaml").read_text()
 def test_unknown_key_is_an_error(tmp_path):
     p = _write(tmp_path, BASE.replace("dataflow: ws", "dataflow: ws\n  dataflw: os"))
     with pytest.raises(SpecError, match=re.escape(f"{p}: array.dataflw: expected one of the known keys "
-                                                  "(cols, dataflow, rows, systolic, unroll), found unknown key 'dataflw'")):
+                                                  "(cols, dataflow, rows, systolic, unroll), found unknown "
+                                                  "key 'dataflw'")):
         load_arch(p)
 
 

@@ -1,4 +1,5 @@
-"""Transformer/LLM workloads (hwsim/spec/_transformer.py): shapes, decode DRAM bytes, W4A16 scales, bad input."""
+"""Transformer/LLM workloads (hwsim/spec/_transformer.py): shapes, decode DRAM bytes, W4A16 scales, bad
+input."""
 
 import subprocess
 import sys
@@ -69,7 +70,8 @@ def test_w4a16_group_scales_in_weight_traffic():
 @pytest.mark.parametrize("block, key", [
     ("{model: gpt2_small, phase: decode, context: 2048}", "transformer.context: expected at most the model's "
                                                           "1024 positions, found 2048"),
-    ("{model: llama2_7b, n_kv_heads: 5}", "transformer.n_kv_heads: expected n_kv_heads dividing n_heads (32), found 5"),
+    ("{model: llama2_7b, n_kv_heads: 5}",
+     "transformer.n_kv_heads: expected n_kv_heads dividing n_heads (32), found 5"),
     ("{model: bert_base, phase: decode}", "transformer.phase: expected prefill for an encoder"),
     ("{model: gpt3}", "transformer.model: expected"),
     ("{model: gpt2_small, contxt: 5}", "transformer.contxt: expected one of the known keys"),

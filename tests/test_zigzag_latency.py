@@ -19,7 +19,7 @@ separately, with the share it explains).
 from __future__ import annotations
 
 import csv
-from functools import lru_cache
+from functools import cache
 
 import pytest
 
@@ -32,7 +32,7 @@ DATA = ROOT / "tests/data/zigzag/zigzag_latency.csv"
 ARCH = {"tpu_like": "zigzag_tpu_like", "edge_tpu_like": "zigzag_edge_tpu_like_os"}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _rows():
     return list(csv.DictReader(DATA.open()))
 
@@ -49,13 +49,13 @@ def _layer(r):
                   padding=(i["pad_top"], i["pad_bottom"], i["pad_left"], i["pad_right"]), groups=i["groups"])
 
 
-@lru_cache(maxsize=None)
+@cache
 def _compare(net: str, hw: str):
     zz = [r for r in _rows() if r["net"] == net and r["hw"] == hw]
     assert zz, (net, hw)
     wl = Workload(name=net, layers=[_layer(r) for r in zz])
     res = simulate_workload(load_arch(ROOT / f"arch/{ARCH[hw]}.yaml"), wl, weight_bits=8, act_bits=8)
-    return [(z, h) for z, h in zip(zz, res.rows)]
+    return [(z, h) for z, h in zip(zz, res.rows, strict=True)]
 
 
 CASES = [(n, h) for n in ("resnet18", "mobilenetv2", "resnet50") for h in ("tpu_like", "edge_tpu_like")]

@@ -1,11 +1,11 @@
 """Running a sweep: quality per precision policy, timing and energy per design point, written as they finish.
 
-Order of work: the quality of each precision policy (a bit-accurate run of the real network; it does not depend
-on the hardware axes except the accumulator) is computed in worker processes; as each one completes, every
-design point using that policy is timed and priced (milliseconds each) and appended to ``points.csv`` at once.
-A crash or Ctrl-C loses at most the points in flight; ``--resume`` skips the points already written. At the
-end ``points.csv`` is rewritten in point order with the ``pareto`` column, ``points.parquet`` and ``pareto.csv``
-are written, the chosen point is simulated in full (``chosen/``) and the report is drawn.
+Order of work: the quality of each precision policy (a bit-accurate run of the real network; it does not
+depend on the hardware axes except the accumulator) is computed in worker processes; as each one completes,
+every design point using that policy is timed and priced (milliseconds each) and appended to ``points.csv`` at
+once. A crash or Ctrl-C loses at most the points in flight; ``--resume`` skips the points already written. At
+the end ``points.csv`` is rewritten in point order with the ``pareto`` column, ``points.parquet`` and
+``pareto.csv`` are written, the chosen point is simulated in full (``chosen/``) and the report is drawn.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ def point_columns(rs: ResolvedSweep) -> list[str]:
     names = [layer.name for layer in rs.workload.layers]
     metric = QUALITY_MODELS[rs.spec.quality].metric if rs.spec.quality else "accuracy"
     return (["index", "point_id", "policy", *rs.spec.axes.keys(), *(f"w_{n}" for n in names),
-             *(f"a_{n}" for n in names), "status", "error", metric, "quality_detail", "macs", "weight_bytes", "bops",
+             *(f"a_{n}" for n in names), "status", "error", metric, "quality_detail", "macs", "weight_bytes",
+             "bops",
              "compute_cycles", "stall_cycles", "total_cycles", "latency_us", "utilization", "dram_bytes",
              "energy_pj", *(f"energy_{c}_pj" for c in energy_components(rs.arch)), "within_budget", "pareto"])
 
@@ -58,8 +59,8 @@ def evaluate_hardware(rs: ResolvedSweep, pt: DesignPoint) -> dict[str, Any]:
         return row
     t = res.totals
     row.update(status="ok", error="", macs=int(t["macs"]),
-               weight_bytes=sum(math.ceil(layer.gemm.k * layer.gemm.n * layer.gemm.groups * pt.bits[layer.name][0]
-                                          / 8) for layer in wl.layers),
+               weight_bytes=sum(math.ceil(layer.gemm.k * layer.gemm.n * layer.gemm.groups
+                                          * pt.bits[layer.name][0] / 8) for layer in wl.layers),
                bops=sum(layer.gemm.macs * pt.bits[layer.name][0] * pt.bits[layer.name][1]
                         for layer in wl.layers),
                compute_cycles=int(t["compute_cycles"]), stall_cycles=int(t["stall_cycles"]),
@@ -97,7 +98,8 @@ def _prepare_out(rs: ResolvedSweep, out: Path, resume: bool) -> set[str]:
     fp = _spec_fingerprint(rs)
     if pts.exists() and pts.stat().st_size > 0:
         if not resume:
-            raise SpecError(SOURCE_ARG, "--out", "an output folder without a sweep in it, or --resume to continue it",
+            raise SpecError(SOURCE_ARG, "--out",
+                            "an output folder without a sweep in it, or --resume to continue it",
                             str(out), detail="points.csv exists; nothing is overwritten")
         if fp_path.exists() and json.loads(fp_path.read_text()) != fp:
             raise SpecError(str(fp_path), "", "the same sweep, arch and workload as the run being resumed",
@@ -199,7 +201,8 @@ class _LocalPool:
         # forkserver, not fork: this process may already run numba (LLVM, worker threads), which a forked
         # child must not inherit
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["hwsim.explore._runner", "hwsim.sim._fast"])  # imported once, not per worker
+        # imported once, not per worker
+        ctx.set_forkserver_preload(["hwsim.explore._runner", "hwsim.sim._fast"])
         self._ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_set_sweep,
                                        initargs=(rs,))
         self.slots = workers
@@ -295,16 +298,16 @@ def run_sweep(path: str | Path, *, out: str | Path | None = None, resume: bool =
         if written[0] == 0 and not resume:
             _remove_new(out_dir, before)
             raise MissingDependency(f"{err}; nothing was written") from None
-        raise MissingDependency(f"{err}; the points written to {pts_csv} are complete rows: install it and run "
-                                "again with --resume") from None
+        raise MissingDependency(f"{err}; the points written to {pts_csv} are complete rows: install it and "
+                                "run again with --resume") from None
     except KeyboardInterrupt:
-        raise KeyboardInterrupt(f"the points written to {pts_csv} are kept: run the same command with --resume "
-                                "to continue") from None
+        raise KeyboardInterrupt(f"the points written to {pts_csv} are kept: run the same command with "
+                                "--resume to continue") from None
     df = _finalize(rs, out_dir, cols, metric)
     if progress:
         st = df["status"].value_counts()
-        line = (f"{rs.spec.name}: {len(df)} points: {st.get('ok', 0)} ok, {st.get('infeasible', 0)} infeasible, "
-                f"{st.get('error', 0)} failed; {int(df['pareto'].sum())} on the Pareto front of "
+        line = (f"{rs.spec.name}: {len(df)} points: {st.get('ok', 0)} ok, {st.get('infeasible', 0)} "
+                f"infeasible, {st.get('error', 0)} failed; {int(df['pareto'].sum())} on the Pareto front of "
                 f"{list(rs.spec.objectives)}")
         print(line)
         ilp_csv = out_dir / "ilp.csv"
@@ -321,7 +324,8 @@ def run_sweep(path: str | Path, *, out: str | Path | None = None, resume: bool =
 
 
 def _run_points(rs: ResolvedSweep, out_dir: Path, resume: bool, workers: int | None, scheduler: str | None,
-                progress: bool, chunk: int, written: list[int]) -> tuple[ResolvedSweep, list[str], str | None]:
+                progress: bool, chunk: int, written: list[int]) -> tuple[ResolvedSweep, list[str],
+                                                                         str | None]:
     """Evaluate every pending point, appending each chunk to ``points.csv`` as it completes (``written[0]``
     counts the rows appended)."""
     pts_csv = out_dir / "points.csv"
@@ -422,8 +426,8 @@ def _finalize(rs: ResolvedSweep, out_dir: Path, cols: list[str], metric: str | N
     vals = df[list(objectives)].to_numpy(dtype=float)
     vals[~ok] = float("nan")
     df["pareto"] = pareto_mask(vals, [v == "max" for v in objectives.values()])
-    for c in ("macs", "weight_bytes", "bops", "compute_cycles", "stall_cycles", "total_cycles", "dram_bytes", "index",
-              *[c for c in df.columns if c.startswith(("w_", "a_"))]):
+    for c in ("macs", "weight_bytes", "bops", "compute_cycles", "stall_cycles", "total_cycles", "dram_bytes",
+              "index", *[c for c in df.columns if c.startswith(("w_", "a_"))]):
         if c in df.columns:
             df[c] = df[c].astype("Int64")
     tmp = out_dir / "points.csv.tmp"

@@ -1,16 +1,43 @@
 """Typed, immutable specs: the accelerator, the workload; YAML loading with precise errors."""
 
-from ._arch import (LOOP_DIMS, OPERANDS, VECTOR_OP_CLASSES, ArchSpec, AreaOverrides, ArrayConfig, ArrayUnroll,
-                    DramConfig, EnergyOverrides, MemoryConfig, MemoryLevel, PEConfig, SramConfig, TimingConfig,
-                    VectorUnitConfig, load_arch)
+from ._arch import (
+    LOOP_DIMS,
+    OPERANDS,
+    VECTOR_OP_CLASSES,
+    ArchSpec,
+    AreaOverrides,
+    ArrayConfig,
+    ArrayUnroll,
+    DramConfig,
+    EnergyOverrides,
+    MemoryConfig,
+    MemoryLevel,
+    PEConfig,
+    SramConfig,
+    TimingConfig,
+    VectorUnitConfig,
+    load_arch,
+)
 from ._base import SpecModel
-from ._cores import HUB, CoreSpec, CoresConfig, NocConfig
+from ._cores import HUB, CoresConfig, CoreSpec, NocConfig
+from ._graph import INPUT, TensorInfo, WorkloadGraph, build_graph
 from ._loader import load_yaml, validate
 from ._quantcfg import LayerBits, QuantConfig, load_quant_config
-from ._graph import INPUT, TensorInfo, WorkloadGraph, build_graph
-from ._workload import (VECTOR_OPS, Conv2d, Gemm, GemmView, Layer, Node, VectorOp, Workload,
-                        expand_transformer, load_workload_yaml, transformer_workload)
-from ._transformer import MODELS as TRANSFORMER_MODELS, TransformerConfig
+from ._transformer import MODELS as TRANSFORMER_MODELS
+from ._transformer import TransformerConfig
+from ._workload import (
+    VECTOR_OPS,
+    Conv2d,
+    Gemm,
+    GemmView,
+    Layer,
+    Node,
+    VectorOp,
+    Workload,
+    expand_transformer,
+    load_workload_yaml,
+    transformer_workload,
+)
 
 __all__ = [
     # _arch

@@ -4,7 +4,7 @@ DRAM channel through an on-chip network.
 .. code-block:: yaml
 
     cores:
-      arrays:                        # named core types: overrides of the arch's own array/pe/memory/vector_unit
+      arrays:                        # named core types: overrides of the arch's array/pe/memory/vector_unit
         small: {array: {rows: 64, cols: 64, dataflow: ws}}
       list:                          # the cores; array: main (default) is the arch's own array and buffers
         - {name: c0}
@@ -62,12 +62,12 @@ class CoresConfig(SpecModel):
     noc: NocConfig = NocConfig()
 
     @model_validator(mode="after")
-    def _check(self) -> "CoresConfig":
+    def _check(self) -> CoresConfig:
         for k, over in self.arrays.items():
             bad = sorted(set(over) - {"array", "pe", "memory", "vector_unit"})
             if bad or k == "main":
-                raise ValueError(f"core types overriding array, pe, memory or vector_unit (and not named 'main'); "
-                                 f"found {k!r}: {bad or 'main'}")
+                raise ValueError("core types overriding array, pe, memory or vector_unit (and not named "
+                                 f"'main'); found {k!r}: {bad or 'main'}")
         names = [c.name for c in self.list]
         if len(set(names)) != len(names) or HUB in names:
             raise ValueError(f"unique core names other than 'hub'; found {names}")
@@ -79,8 +79,8 @@ class CoresConfig(SpecModel):
         for a, b in self.noc.links or ():
             for end in (a, b):
                 if end not in ok:
-                    raise ValueError(f"links between 'hub' and listed cores ({', '.join(names)}); found a link "
-                                     f"[{a}, {b}] to {end!r}, which is no core")
+                    raise ValueError(f"links between 'hub' and listed cores ({', '.join(names)}); found a "
+                                     f"link [{a}, {b}] to {end!r}, which is no core")
         unreached = sorted(set(names) - set(self.hops()))
         if unreached:
             raise ValueError(f"every core reachable from 'hub' over noc.links; found {unreached} unreached")

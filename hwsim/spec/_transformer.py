@@ -7,8 +7,9 @@ Shapes of the named models, from their published configurations:
   ``gpt2/config.json``: n_layer 12, n_embd 768, n_head 12, n_positions 1024, vocab_size 50257).
 * ``bert_base``: 12 layers, hidden 768, 12 heads, d_ff 3072, 512 positions, post-LayerNorm encoder (Devlin et
   al. 2019, BERT-base L=12, H=768, A=12).
-* ``llama2_7b``: 32 layers, d_model 4096, 32 heads (32 KV heads), d_ff 11008, vocabulary 32000, 4096 positions,
-  SwiGLU MLP, RMSNorm (Touvron et al. 2023, "Llama 2", Table 1 and the HF ``Llama-2-7b-hf`` config).
+* ``llama2_7b``: 32 layers, d_model 4096, 32 heads (32 KV heads), d_ff 11008, vocabulary 32000, 4096
+  positions, SwiGLU MLP, RMSNorm (Touvron et al. 2023, "Llama 2", Table 1 and the HF ``Llama-2-7b-hf``
+  config).
 * ``llama3_8b``: 32 layers, d_model 4096, 32 heads, 8 KV heads (grouped-query attention), d_ff 14336,
   vocabulary 128256, 8192 positions (Meta Llama 3 model card / HF ``Meta-Llama-3-8B`` config). Llama-2-70B
   also uses 8 KV heads (Touvron et al. 2023, Sec. 2.2); ``n_kv_heads: 8`` on ``llama2_7b`` gives a
@@ -22,11 +23,11 @@ per sequence (M = ``batch``) attending to a KV cache of ``context`` tokens (the 
 decode the cached K and V are the *second operand* of the two attention GEMMs with no producer in the graph,
 so they are read from DRAM like weights, at ``kv_bits``: QK^T is (q_per_kv * batch, d_head) x (d_head,
 context) for each KV head (``count`` = n_kv_heads: with GQA the q heads of a group share one read of their KV
-head), PV is (q_per_kv * batch, context) x (context, d_head). The new token's K and V are written to the cache:
-a ``requant`` node per projection at ``kv_bits`` with no consumer, so its output is a network output and goes
-to DRAM (in prefill too: the whole prompt's K and V are written). Decoders end with the final norm and the LM
-head (``d_model x vocab``; GPT-2 ties it to the token embedding, whose bytes are read once per step like any
-weight); the embedding lookup itself is a gather and is left out.
+head), PV is (q_per_kv * batch, context) x (context, d_head). The new token's K and V are written to the
+cache: a ``requant`` node per projection at ``kv_bits`` with no consumer, so its output is a network output
+and goes to DRAM (in prefill too: the whole prompt's K and V are written). Decoders end with the final norm
+and the LM head (``d_model x vocab``; GPT-2 ties it to the token embedding, whose bytes are read once per step
+like any weight); the embedding lookup itself is a gather and is left out.
 
 **Weight-only quantization.** ``weight_bits: 4, act_bits: 16, weight_group_size: 128`` is W4A16 with one
 ``scale_bits`` scale per group of ``weight_group_size`` weights along K (GPTQ/AWQ layout): the projection
@@ -66,7 +67,8 @@ class TransformerConfig(SpecModel):
     model: Literal["gpt2_small", "bert_base", "llama2_7b", "llama3_8b"] | None = None
     phase: Literal["prefill", "decode"] = "prefill"
     seq_len: int = Field(default=128, gt=0, description="prefill: tokens processed at once")
-    context: int = Field(default=1024, gt=0, description="decode: tokens in the KV cache, the new one included")
+    context: int = Field(default=1024, gt=0,
+                         description="decode: tokens in the KV cache, the new one included")
     batch: int = Field(default=1, gt=0, description="sequences processed together")
     kind: Literal["decoder", "encoder"] | None = None
     n_layer: int | None = Field(default=None, gt=0)
@@ -79,7 +81,8 @@ class TransformerConfig(SpecModel):
     mlp: Literal["gelu", "swiglu"] | None = None
     norm: Literal["layernorm", "rmsnorm"] | None = None
     lm_head: bool | None = Field(default=None, description="decoders: the LM head GEMM (default true)")
-    kv_bits: int | None = Field(default=None, ge=1, le=16, description="bits of the KV cache (default: act_bits)")
+    kv_bits: int | None = Field(default=None, ge=1, le=16,
+                                description="bits of the KV cache (default: act_bits)")
     weight_group_size: int | None = Field(default=None, gt=0, description="weights per quantization scale "
                                           "along K (weight-only quantization); none: per-tensor")
     scale_bits: int = Field(default=16, ge=1, le=32, description="bits of each group scale")
@@ -87,8 +90,8 @@ class TransformerConfig(SpecModel):
     def resolved(self) -> dict[str, Any]:
         """The model's shapes with the block's overrides applied."""
         base = dict(MODELS[self.model]) if self.model else {}
-        for k in ("kind", "n_layer", "d_model", "n_heads", "n_kv_heads", "d_ff", "vocab", "max_positions", "mlp",
-                  "norm"):
+        for k in ("kind", "n_layer", "d_model", "n_heads", "n_kv_heads", "d_ff", "vocab", "max_positions",
+                  "mlp", "norm"):
             v = getattr(self, k)
             if v is not None:
                 base[k] = v
