@@ -23,31 +23,40 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .energy import (ActionEnergies, AreaBreakdown, EnergyRecord, action_energies, area_breakdown, energy_components,
-                     layer_energy)
-from .energy import vector_op_energies
+from .energy import (
+    ActionEnergies,
+    AreaBreakdown,
+    EnergyRecord,
+    action_energies,
+    area_breakdown,
+    energy_components,
+    layer_energy,
+    vector_op_energies,
+)
 from .errors import Found, SpecError
 from .mapping import LayerMapping, map_layer, vector_op_counts
 from .schedule import TensorPlan, schedule_tensors
 from .sim import LayerTiming, schedule_nodes, simulate_tiles, split_even
 from .spec import INPUT, ArchSpec, VectorOp, Workload, WorkloadGraph
 
-__all__ = ["SimResult", "resolve_bits", "simulate_workload", "layer_columns", "BASE_COLUMNS", "bandwidth_columns",
-           "bandwidth_rows", "VECTOR_COLUMNS", "TENSOR_COLUMNS"]
+__all__ = ["SimResult", "resolve_bits", "simulate_workload", "layer_columns", "BASE_COLUMNS",
+           "bandwidth_columns", "bandwidth_rows", "VECTOR_COLUMNS", "TENSOR_COLUMNS"]
 
 VECTOR_COLUMNS = ("node", "op", "inputs", "elements", "row", "bits", "arithmetic", "ops_add", "ops_mul",
                   "ops_max", "ops_exp", "ops_divide", "ops_rsqrt", "compute_cycles", "stall_cycles",
                   "total_cycles", "start_cycle", "stop_cycle", "dram_read_bytes", "dram_write_bytes",
                   "onchip_read_bytes", "onchip_write_bytes", "energy_pj", "energy_vector_pj",
                   "energy_memory_pj", "energy_dram_pj")
-TENSOR_COLUMNS = ("tensor", "producer", "consumers", "elements", "bits", "bytes", "level", "kind", "from_step",
+TENSOR_COLUMNS = ("tensor", "producer", "consumers", "elements", "bits", "bytes", "level", "kind",
+                  "from_step",
                   "to_step", "from_cycle", "to_cycle", "lifetime_cycles", "written_bytes", "read_bytes",
                   "dram_write_bytes", "dram_read_bytes")
 
 BASE_COLUMNS = (
     "layer", "op", "m", "k", "n", "groups", "macs", "weight_bits", "act_bits", "out_bits", "dataflow",
     "row_folds", "col_folds", "folds", "m_tiles", "n_tiles", "fill_cycles", "steady_cycles", "drain_cycles",
-    "compute_cycles", "onchip_stall_cycles", "dram_stall_cycles", "stall_cycles", "total_cycles", "latency_us",
+    "compute_cycles", "onchip_stall_cycles", "dram_stall_cycles", "stall_cycles", "total_cycles",
+    "latency_us",
     "utilization", "compute_utilization", "peak_macs_per_cycle", "mapping_efficiency", "start_cycle",
     "stop_cycle", "sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes",
     "sram_ofmap_reads", "dram_ifmap_read_bytes", "dram_filter_read_bytes", "dram_read_bytes",
@@ -68,7 +77,8 @@ class SimResult:
     """What ``hwsim simulate`` computes: one row per layer (:func:`layer_columns`) and the totals.
 
     Units are in the column names or documented: cycles are array clock cycles, energies pJ, bytes bytes,
-    SRAM reads/writes operand elements (``*_accesses``: accesses of the buffer's word), utilization a fraction.
+    SRAM reads/writes operand elements (``*_accesses``: accesses of the buffer's word), utilization a
+    fraction.
     """
 
     arch: ArchSpec
@@ -165,8 +175,8 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
         from ._multicore import simulate_multicore
 
         return simulate_multicore(arch, workload, one_core=simulate_workload, make_result=SimResult,
-                                  finish=_finish_totals, bits=bits, weight_bits=weight_bits, act_bits=act_bits,
-                                  source=source)
+                                  finish=_finish_totals, bits=bits, weight_bits=weight_bits,
+                                  act_bits=act_bits, source=source)
     if arch.timing.engine == "analytic":
         from .sim import warm_up
 
@@ -243,7 +253,8 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
             "mapping_efficiency": m.mapping_efficiency,
             "sram_ifmap_reads": m.sram_ifmap_reads, "sram_filter_reads": m.sram_filter_reads,
             "sram_ofmap_writes": m.sram_ofmap_writes, "sram_ofmap_reads": m.sram_ofmap_reads,
-            "dram_ifmap_read_bytes": tr.dram_read_bytes("ifmap"), "dram_filter_read_bytes": tr.dram_read_bytes("filter"),
+            "dram_ifmap_read_bytes": tr.dram_read_bytes("ifmap"),
+            "dram_filter_read_bytes": tr.dram_read_bytes("filter"),
             "dram_read_bytes": m.dram_read_bytes, "dram_ofmap_write_bytes": tr.dram_write_bytes("ofmap"),
             "dram_write_bytes": m.dram_write_bytes, "dram_busy_cycles": tm.dram_busy_cycles,
             "peak_macs_per_cycle": peak,
@@ -260,7 +271,7 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
     vrows = _vector_nodes(arch, graph, plan, tbits, ae, records, source)
     # the graph over the units: array and vector unit
     by_node: dict[int, dict[str, Any]] = {}
-    for i, r in zip(gemm_idx, rows):
+    for i, r in zip(gemm_idx, rows, strict=True):
         by_node[i] = r
     vi = iter(vrows)
     for i, nd in enumerate(nodes):
@@ -284,8 +295,8 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
     trows = _tensor_rows(graph, plan, tbits, maps, start, end)
     occ = _occupancy(plan, start, end, nodes)
     cpu = time.process_time() - t0
-    res = SimResult(arch=arch, workload=workload, bits=resolved, rows=rows, energy_records=records, energies=ae,
-                    model_cpu_s=cpu, area=area_breakdown(arch, source=source), vector_rows=vrows,
+    res = SimResult(arch=arch, workload=workload, bits=resolved, rows=rows, energy_records=records,
+                    energies=ae, model_cpu_s=cpu, area=area_breakdown(arch, source=source), vector_rows=vrows,
                     tensor_rows=trows, timeline=timeline, occupancy=occ,
                     notes=list(plan.placement.notes) + ([] if vu is not None or len(vrows) == 0 else [
                         f"{len(vrows)} non-GEMM nodes not timed or priced: the arch has no vector_unit"]))
@@ -328,7 +339,8 @@ def _in_elems(layer) -> int:
     return g.m * g.k * g.groups
 
 
-def _tensor_bits(graph: WorkloadGraph, resolved: dict[str, tuple[int, int, int]], wl: Workload) -> dict[str, int]:
+def _tensor_bits(graph: WorkloadGraph, resolved: dict[str, tuple[int, int, int]], wl: Workload) -> dict[str,
+                                                                                                        int]:
     """Bits per element of every tensor: a GEMM layer's out_bits, a non-GEMM node's ``bits`` (else its first
     input's), the network input at its first GEMM consumer's act_bits (else the workload's)."""
     out: dict[str, int] = {}
@@ -406,8 +418,8 @@ def _vector_nodes(arch: ArchSpec, graph: WorkloadGraph, plan: TensorPlan, tbits:
                 tp = vu.throughput.get(c)
                 if tp is None:
                     raise SpecError(source, f"vector_unit.throughput.{c}",
-                                    f"a throughput for op class {c!r}: node {nd.name!r} ({nd.op}, {arith}) needs "
-                                    f"{cnt:,} of them", Found("no such key"))
+                                    f"a throughput for op class {c!r}: node {nd.name!r} ({nd.op}, {arith}) "
+                                    f"needs {cnt:,} of them", Found("no such key"))
                 compute += math.ceil(cnt / (vu.lanes * tp))
                 pj, src = opj[c]
                 e_ops += cnt * pj
@@ -445,8 +457,8 @@ def _vector_nodes(arch: ArchSpec, graph: WorkloadGraph, plan: TensorPlan, tbits:
                 e_mem += cnt * pj_each
                 by_comp[lvn] += cnt * pj_each
                 records.append({"layer": nd.name, "component": lvn, "operand": "ifmap" if action == "read"
-                                else "ofmap", "action": action, "count": cnt, "unit": unit, "pj_each": pj_each,
-                                "energy_pj": cnt * pj_each})
+                                else "ofmap", "action": action, "count": cnt, "unit": unit,
+                                "pj_each": pj_each, "energy_pj": cnt * pj_each})
         n_t = max(1, min(arch.timing.max_tiles_per_layer, -(-t.elements // (vu.lanes if vu else 1))))
         if vu is not None and (compute or rd or wr):
             tm = simulate_tiles(split_even(compute, n_t), split_even(rd, n_t), split_even(wr, n_t),
@@ -497,7 +509,8 @@ def _tensor_rows(graph: WorkloadGraph, plan: TensorPlan, tbits: dict[str, int], 
         to_cyc = max((end[c] for c, _ in t.consumers), default=end[t.producer] if t.producer >= 0 else 0)
         out.append({"tensor": t.name, "producer": nodes[t.producer].name if t.producer >= 0 else "",
                     "consumers": " ".join(nodes[c].name for c, _ in t.consumers), "elements": t.elements,
-                    "bits": tbits[t.name], "bytes": nbytes, "level": lv, "kind": plan.kind.get(t.name, "dram"),
+                    "bits": tbits[t.name], "bytes": nbytes, "level": lv,
+                    "kind": plan.kind.get(t.name, "dram"),
                     "from_step": f_step, "to_step": to_step, "from_cycle": f_cyc, "to_cycle": to_cyc,
                     "lifetime_cycles": to_cyc - f_cyc, "written_bytes": wrote, "read_bytes": read,
                     "dram_write_bytes": dw, "dram_read_bytes": dr})
@@ -536,9 +549,9 @@ def bandwidth_rows(res: SimResult) -> list[dict[str, Any]]:
     divides by the DRAM's own start-to-stop window, which in hwsim's double-buffered schedule spans the
     layer). ``..._peak_bytes_per_cycle``: the bytes over the ``compute_cycles`` only: the rate the level must
     sustain for the layer to run without a stall. The event model spreads a layer's traffic evenly over its
-    tiles (:mod:`hwsim.sim`), so this is the highest rate it has within a layer; a cycle-level trace (SCALE-Sim's
-    ``*_TRACE.csv``) would show bursts above it. ``dram_<operand>_..._avg``: SCALE-Sim's per-operand DRAM
-    columns (ifmap and filter reads, ofmap writes). Units: bytes per array clock cycle.
+    tiles (:mod:`hwsim.sim`), so this is the highest rate it has within a layer; a cycle-level trace
+    (SCALE-Sim's ``*_TRACE.csv``) would show bursts above it. ``dram_<operand>_..._avg``: SCALE-Sim's
+    per-operand DRAM columns (ifmap and filter reads, ofmap writes). Units: bytes per array clock cycle.
     """
     levels = [lv.name for lv in res.arch.memory.hierarchy()]
     out = []
@@ -561,8 +574,8 @@ def _totals(res: SimResult) -> dict[str, float]:
     vrows = res.vector_rows
     s = {k: sum(r[k] for r in rows) + sum(r.get(k, 0) for r in vrows) for k in (
         "macs", "compute_cycles", "stall_cycles", "total_cycles", "dram_read_bytes", "dram_write_bytes",
-        "sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes", "onchip_stall_cycles", "dram_stall_cycles",
-        "energy_pj", *(f"energy_{c}_pj" for c in energy_components(res.arch)))}
+        "sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes", "onchip_stall_cycles",
+        "dram_stall_cycles", "energy_pj", *(f"energy_{c}_pj" for c in energy_components(res.arch)))}
     s["total_cycles"] = sum(r["total_cycles"] for r in rows)  # set to the makespan by the caller
     _finish_totals(res, s)
     return s

@@ -20,7 +20,8 @@ def _model(tmp_path):
     w2 = numpy_helper.from_array(np.zeros((16, 1, 3, 3), np.float32), "w2")
     wf = numpy_helper.from_array(np.zeros((10, 16 * 8 * 8), np.float32), "wf")
     nodes = [
-        # stride 2, pads [top, left, bottom, right] = [1, 0, 1, 2] -> out h = (15+2-3)//2+1 = 8, w = (15+2-3)//2+1 = 8
+        # stride 2, pads [top, left, bottom, right] = [1, 0, 1, 2] -> out h = (15+2-3)//2+1 = 8, w =
+        # (15+2-3)//2+1 = 8
         helper.make_node("Conv", ["x", "w1"], ["c1"], name="c1", strides=[2, 2], pads=[1, 0, 1, 2]),
         # depthwise, SAME_UPPER on 8x8 stride 1 -> 8x8
         helper.make_node("Conv", ["c1", "w2"], ["c2"], name="dw", group=16, auto_pad="SAME_UPPER"),

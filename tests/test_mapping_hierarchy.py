@@ -18,12 +18,15 @@ G = Gemm(name="g", op="gemm", m=10, k=6, n=5)
 
 
 def _arch(levels, dataflow="ws"):
-    return validate(ArchSpec, {"name": "h", "clock_mhz": 100, "array": {"rows": 4, "cols": 4, "dataflow": dataflow},
-                               "pe": {"operand_bits": 8, "acc_bits": 32}, "memory": {"levels": levels}}, "<h>")
+    return validate(ArchSpec, {"name": "h", "clock_mhz": 100,
+                               "array": {"rows": 4, "cols": 4, "dataflow": dataflow},
+                               "pe": {"operand_bits": 8, "acc_bits": 32}, "memory": {"levels": levels}},
+                               "<h>")
 
 
 GB = {"name": "gb", "kind": "sram", "operands": ["ifmap", "filter", "ofmap"], "size_kib": 64}
-DRAM = {"name": "dram", "kind": "dram", "operands": ["ifmap", "filter", "ofmap"], "bandwidth_bytes_per_cycle": 8}
+DRAM = {"name": "dram", "kind": "dram", "operands": ["ifmap", "filter", "ofmap"],
+        "bandwidth_bytes_per_cycle": 8}
 RF_W = {"name": "rf_w", "kind": "rf", "instances": "per_pe", "operands": ["filter"], "size_bytes": 2,
         "word_bits": 8}
 
@@ -36,8 +39,8 @@ def test_global_buffer_and_weight_rf_by_hand():
     # global buffer: serves the array (120*8 ifmap, 30*8 filter bits), filled once each from DRAM (everything
     # fits its third of 64 KiB): ifmap 10*6*8 = 480, filter 6*5*8 = 240 bits
     assert (r["gb"]["ifmap"], r["gb"]["filter"], w["gb"]["ifmap"], w["gb"]["filter"]) == (960, 240, 480, 240)
-    # ofmap in the global buffer: 50 psums at 32 + 50 outputs at 8 written, 50 psums read back and the 50 outputs
-    # read out to DRAM: 2000 bits each way
+    # ofmap in the global buffer: 50 psums at 32 + 50 outputs at 8 written, 50 psums read back and the 50
+    # outputs read out to DRAM: 2000 bits each way
     assert (w["gb"]["ofmap"], r["gb"]["ofmap"]) == (50 * 32 + 50 * 8, 50 * 32 + 50 * 8)
     # DRAM: the fills, and the outputs once
     assert (r["dram"]["ifmap"], r["dram"]["filter"], w["dram"]["ofmap"]) == (480, 240, 400)
@@ -58,8 +61,10 @@ def test_bypass_reads_dram_at_the_array_demand():
 def test_rf_too_small_is_infeasible():
     rf_o = {"name": "acc", "kind": "rf", "instances": "per_pe", "operands": ["ofmap"], "size_bytes": 2,
             "word_bits": 16}
-    with pytest.raises(InfeasibleError, match=re.escape("<arch>: memory.levels[0].size_bytes: expected room for "
-                                                        "one 32-bit ofmap operand per PE, found 16 bits (layer g)")):
+    with pytest.raises(InfeasibleError,
+                       match=re.escape("<arch>: memory.levels[0].size_bytes: expected room for "
+                                                        "one 32-bit ofmap operand per PE, found 16 bits "
+                                                        "(layer g)")):
         map_layer(G, _arch([rf_o, GB, DRAM], dataflow="os"), weight_bits=8, act_bits=8)
 
 
@@ -69,10 +74,12 @@ def test_rf_too_small_is_infeasible():
     ([dict(GB, share={"ifmap": 0.7, "filter": 0.5}), DRAM],
      r"memory\.levels\[0\]: expected share fractions > 0 for operands the level holds, summing to at most 1"),
     ([dict(RF_W, instances="shared"), DRAM], r"memory\.levels\[0\]: expected instances: per_pe for rf level"),
-    ([dict(GB, size_kib=None), DRAM], r"memory\.levels\[0\]: expected exactly one of size_kib, size_bytes for "
+    ([dict(GB, size_kib=None), DRAM],
+     r"memory\.levels\[0\]: expected exactly one of size_kib, size_bytes for "
                                       r"sram level 'gb', found neither$"),
     ([GB, dict(DRAM, name="ddr")], r"memory\.levels\[1\]: expected the dram level named 'dram'"),
-    ([dict(GB, operands=["ifmap", "ifmap"]), DRAM], r"memory\.levels\[0\]: expected each operand listed once"),
+    ([dict(GB, operands=["ifmap", "ifmap"]), DRAM],
+     r"memory\.levels\[0\]: expected each operand listed once"),
 ])
 def test_level_errors(levels, message):
     with pytest.raises(SpecError, match=message):
@@ -80,7 +87,8 @@ def test_level_errors(levels, message):
 
 
 def test_shorthand_and_levels_exclude_each_other():
-    with pytest.raises(SpecError, match=r"memory: expected either levels or the ifmap_sram/filter_sram/ofmap_sram/"
+    with pytest.raises(SpecError,
+                       match=r"memory: expected either levels or the ifmap_sram/filter_sram/ofmap_sram/"
                                         r"dram shorthand, found both"):
         make_arch(**{"memory.levels": [GB, DRAM]})
 
@@ -99,7 +107,8 @@ def test_bigger_levels_never_add_dram_traffic():
                      n=int(rng.integers(1, 300)))
         l1 = {"name": "l1", "kind": "sram", "operands": ["ifmap", "filter", "ofmap"],
               "size_kib": float(rng.choice([0.5, 1, 4, 16]))}
-        l2 = {"name": "l2", "kind": "sram", "operands": ["ifmap", "filter"], "size_kib": float(rng.choice([8, 64, 512]))}
+        l2 = {"name": "l2", "kind": "sram", "operands": ["ifmap", "filter"],
+              "size_kib": float(rng.choice([8, 64, 512]))}
         df = str(rng.choice(["ws", "os", "is"]))
         try:
             base = map_layer(layer, _arch([l1, l2, DRAM], df), weight_bits=8, act_bits=8)
@@ -116,7 +125,8 @@ def test_bigger_levels_never_add_dram_traffic():
             # max(compute, DRAM bits / 64 bits per cycle) (lexicographically)
             mm = map_layer(layer, _arch([*big, DRAM], df), weight_bits=8, act_bits=8)
             est = [(x.dram_read_bytes + x.dram_write_bytes,
-                    max(x.compute_cycles, (x.dram_read_bytes + x.dram_write_bytes) * 8 / 64)) for x in (mm, base)]
+                    max(x.compute_cycles, (x.dram_read_bytes + x.dram_write_bytes) * 8 / 64)) for x in (mm,
+                                                                                                        base)]
             assert est[0] <= (est[1][0], est[1][1] + 1e-9)
         checked += 1
     assert checked > 100
@@ -124,8 +134,10 @@ def test_bigger_levels_never_add_dram_traffic():
 
 def test_banks_must_hold_a_word():
     # 1,000,000 banks of 64-bit words need 64 Mbit; a 128 KiB buffer has 1 Mbit
-    with pytest.raises(SpecError, match=r"memory\.levels\[0\]: expected banks of at least one word each \(banks x "
-                                        r"word_bits <= size\), found 1000000 banks of 64-bit words in 1,048,576 bits$"):
+    with pytest.raises(SpecError,
+                       match=r"memory\.levels\[0\]: expected banks of at least one word each \(banks x "
+                                        r"word_bits <= size\), found 1000000 banks of 64-bit words in "
+                                        r"1,048,576 bits$"):
         _arch([dict(GB, size_kib=128, banks=1_000_000), DRAM])
 
 
@@ -172,7 +184,7 @@ def test_growing_any_level_never_adds_dram_bytes_random():
         rows, cols = int(rng.choice([2, 4, 8, 16, 32])), int(rng.choice([2, 4, 8, 16, 32]))
         wb, ab = (8, 8) if rng.random() < 0.7 else (4, 8)
 
-        def arch(lv_list):
+        def arch(lv_list, rows=rows, cols=cols, df=df, dram=dram):
             return validate(ArchSpec, {"name": "h", "clock_mhz": 100,
                                        "array": {"rows": rows, "cols": cols, "dataflow": df},
                                        "pe": {"operand_bits": 8, "acc_bits": 32, "min_bits": 2},

@@ -23,7 +23,8 @@ def test_os_by_hand():
     assert (m.row_folds, m.col_folds, m.folds, m.cycles_per_fold) == (3, 2, 6, 12)
     assert (m.fill_cycles, m.steady_cycles, m.drain_cycles, m.compute_cycles) == (18, 36, 18, 72)
     # ifmap streamed once per column fold: 10*6*2; filter once per row fold: 6*5*3; outputs once: 10*5
-    assert (m.sram_ifmap_reads, m.sram_filter_reads, m.sram_ofmap_writes, m.sram_ofmap_reads) == (120, 90, 50, 0)
+    assert (m.sram_ifmap_reads, m.sram_filter_reads, m.sram_ofmap_writes, m.sram_ofmap_reads) == (120, 90, 50,
+                                                                                                  0)
     # mapping efficiency: 50 used (Sr*Sc) over 6 folds x 16 PEs
     assert m.mapping_efficiency == pytest.approx(50 / 96)
     s = map_layer(G, make_arch(**{"array.dataflow": "os", "timing.convention": "scalesim"}), weight_bits=8,
@@ -38,7 +39,8 @@ def test_ws_by_hand():
     assert (m.fill_cycles, m.steady_cycles, m.drain_cycles) == (28, 40, 12)
     # ifmap per column fold 10*6*2=120; each weight once 30; partial sums written per row fold 50*2=100,
     # read back for accumulation on every fold but the first: 50*(2-1)=50
-    assert (m.sram_ifmap_reads, m.sram_filter_reads, m.sram_ofmap_writes, m.sram_ofmap_reads) == (120, 30, 100, 50)
+    assert (m.sram_ifmap_reads, m.sram_filter_reads, m.sram_ofmap_writes, m.sram_ofmap_reads) == (120, 30,
+                                                                                                  100, 50)
 
 
 def test_is_by_hand():
@@ -70,7 +72,8 @@ def test_packing_counts_accesses_of_the_word():
         m = map_layer(G, arch, weight_bits=8, act_bits=act_bits)
         assert m.traffic.reads["ifmap_sram"]["ifmap"] == 120 * act_bits
         recs = layer_energy(m, arch, action_energies(arch))
-        return next(r.count for r in recs if (r.component, r.operand, r.action) == ("ifmap_sram", "ifmap", "read"))
+        return next(r.count for r in recs if (r.component, r.operand, r.action) == ("ifmap_sram", "ifmap",
+                                                                                    "read"))
 
     assert (ifmap_read_accesses(8), ifmap_read_accesses(4)) == (15, 8)
 
@@ -101,9 +104,10 @@ def test_bit_serial_stretches_the_streaming_phase():
 
 def test_operands_wider_than_the_pe_are_infeasible():
     with pytest.raises(InfeasibleError, match=re.escape(
-            "<arch>: pe: expected operands of 1..8 bits (min_bits..operand_bits, precision_mode fixed), found "
-            "act_bits 12 in layer g")):
+            "<arch>: pe: expected operands of 1..8 bits (min_bits..operand_bits, precision_mode fixed), "
+            "found act_bits 12 in layer g")):
         map_layer(G, make_arch(), weight_bits=8, act_bits=12)
-    with pytest.raises(InfeasibleError, match=r"pe: expected operands of 4\.\.8 bits .*found weight_bits 2 in "
+    with pytest.raises(InfeasibleError,
+                       match=r"pe: expected operands of 4\.\.8 bits .*found weight_bits 2 in "
                                               r"layer g$"):
         map_layer(G, make_arch(**{"pe.min_bits": 4}), weight_bits=2, act_bits=8)

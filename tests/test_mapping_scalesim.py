@@ -100,7 +100,7 @@ def _write_cfg(tmp: Path, rows: int, cols: int, df: str, base: str = "scale.cfg"
 def _read_report(path: Path) -> list[dict[str, str]]:
     rows = list(csv.reader(path.open()))
     head = [h.strip() for h in rows[0]]
-    return [dict(zip(head, (v.strip() for v in r))) for r in rows[1:] if r]
+    return [dict(zip(head, (v.strip() for v in r), strict=False)) for r in rows[1:] if r]
 
 
 def _run_scalesim(tmp: Path, cfg: Path, topo: Path, gemm: bool) -> list[dict[str, str]]:
@@ -120,7 +120,7 @@ def _run_scalesim(tmp: Path, cfg: Path, topo: Path, gemm: bool) -> list[dict[str
     comp = _read_report(out / "run" / "COMPUTE_REPORT.csv")
     det = _read_report(out / "run" / "DETAILED_ACCESS_REPORT.csv")
     assert len(comp) == len(det)
-    return [{**c, **d} for c, d in zip(comp, det)]
+    return [{**c, **d} for c, d in zip(comp, det, strict=True)]
 
 
 def _per_layer(workload, rows):

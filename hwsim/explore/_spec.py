@@ -1,4 +1,5 @@
-"""The sweep spec (``sweeps/*.yaml``): a base arch and workload, hardware axes, precision policies, objectives.
+"""The sweep spec (``sweeps/*.yaml``): a base arch and workload, hardware axes, precision policies,
+objectives.
 
 Example (``sweeps/digits_codesign.yaml``)::
 
@@ -30,10 +31,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..errors import Found, SpecError
-from ..spec import SpecModel
-from ..spec import ArchSpec, Workload, load_arch, load_yaml, validate
+from ..spec import ArchSpec, SpecModel, Workload, load_arch, load_yaml, validate
 
-__all__ = ["SweepSpec", "QatSpec", "PrecisionSpace", "RandomPolicies", "load_sweep", "ResolvedSweep", "DesignPoint"]
+__all__ = ["SweepSpec", "QatSpec", "PrecisionSpace", "RandomPolicies", "load_sweep", "ResolvedSweep",
+           "DesignPoint"]
 
 Bits = tuple[int, int]
 
@@ -55,13 +56,14 @@ ILP_COSTS = ("total_cycles", "energy_pj", "weight_bytes", "bops")
 class IlpPolicies(_Strict):
     """Mixed precision by ILP (HAWQ-V3), one policy per hardware point and budget.
 
-    ``options``: the (weight_bits, act_bits) pairs a layer may take. ``sensitivity``: ``measured`` (the quality
-    model's loss, run bit-accurately with one layer at an option and the others at ``reference``) or a CSV file
-    with columns ``layer, weight_bits, act_bits`` and ``sensitivity_column`` (relative to the sweep file):
-    ``sensitivity`` or ``omega`` (HAWQ's Hessian-weighted perturbation, :func:`hwsim.quant.layer_sensitivity`)
-    as they are, or ``sqnr_db`` turned into the added noise-to-signal ratio ``10^(-SQNR/10) - 10^(-SQNR_ref/10)``
-    (independent quantization noises add in power). ``budgets``: cost
-    -> fractions of the cost of the uniform ``reference`` policy on the same hardware; one ILP per fraction.
+    ``options``: the (weight_bits, act_bits) pairs a layer may take. ``sensitivity``: ``measured`` (the
+    quality model's loss, run bit-accurately with one layer at an option and the others at ``reference``) or a
+    CSV file with columns ``layer, weight_bits, act_bits`` and ``sensitivity_column`` (relative to the sweep
+    file): ``sensitivity`` or ``omega`` (HAWQ's Hessian-weighted perturbation,
+    :func:`hwsim.quant.layer_sensitivity`) as they are, or ``sqnr_db`` turned into the added noise-to-signal
+    ratio ``10^(-SQNR/10) - 10^(-SQNR_ref/10)`` (independent quantization noises add in power). ``budgets``:
+    cost -> fractions of the cost of the uniform ``reference`` policy on the same hardware; one ILP per
+    fraction.
     """
 
     options: tuple[Bits, ...] = Field(min_length=1)
@@ -75,13 +77,14 @@ class IlpPolicies(_Strict):
     @classmethod
     def _fractions(cls, v: dict) -> dict:
         for k, fr in v.items():
-            if not fr or any(not 0 < f for f in fr):
+            if not fr or any(not f > 0 for f in fr):
                 raise ValueError(f"a non-empty list of fractions > 0 for every budget; found {k}: {list(fr)}")
         return v
 
 
 class QatSpec(_Strict):
-    """Quantization-aware training of every policy (:class:`hwsim.quant.QATConfig`; the sweep's ``qat:`` block).
+    """Quantization-aware training of every policy (:class:`hwsim.quant.QATConfig`; the sweep's ``qat:``
+    block).
 
     With it, a policy's quality is the accuracy of the network trained by QAT at that policy and run on the
     integer datapath, instead of post-training quantization; trained networks are cached under ``<out>/qat``.
@@ -119,7 +122,8 @@ class SweepSpec(_Strict):
     axes: dict[str, tuple[Any, ...]] = Field(default_factory=dict)
     precision: PrecisionSpace = PrecisionSpace(uniform=((8, 8),))
     baselines: tuple[Bits, ...] = ((8, 8), (4, 4))
-    budgets: dict[Literal["total_cycles", "energy_pj", "weight_bytes", "bops"], float] = Field(default_factory=dict)
+    budgets: dict[Literal["total_cycles", "energy_pj", "weight_bytes", "bops"],
+                  float] = Field(default_factory=dict)
     objectives: dict[str, Literal["min", "max"]] | None = None
 
     @field_validator("name")
@@ -152,7 +156,8 @@ class DesignPoint(BaseModel):
 
 
 class ResolvedSweep(BaseModel):
-    """A validated sweep with its arch and workload loaded and every design point listed, in a stable order."""
+    """A validated sweep with its arch and workload loaded and every design point listed, in a stable
+    order."""
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
     spec: SweepSpec
@@ -216,7 +221,7 @@ def _check_budgets(spec: SweepSpec, src: str, arch: ArchSpec, workload: Workload
         best["weight_bytes"] = min(best.get("weight_bytes", math.inf), wb)
         best["bops"] = min(best.get("bops", math.inf), bops)
         for hw_vals in combos:
-            a = arch.replace(**dict(zip(keys, hw_vals))) if keys else arch
+            a = arch.replace(**dict(zip(keys, hw_vals, strict=True))) if keys else arch
             cyc = en = 0.0
             try:
                 ae = action_energies(a)
@@ -235,7 +240,8 @@ def _check_budgets(spec: SweepSpec, src: str, arch: ArchSpec, workload: Workload
 
     for k, v in spec.budgets.items():
         if k in best and best[k] > v:
-            raise SpecError(src, f"budgets.{k}", f"a budget some design point can meet (the smallest possible "
+            raise SpecError(src, f"budgets.{k}",
+                            f"a budget some design point can meet (the smallest possible "
                             f"{k} is {fmt(best[k])})", Found(fmt(v)))
 
 
@@ -252,7 +258,8 @@ def _objectives(spec: SweepSpec, src: str) -> dict[str, str]:
     allowed = [*([metric] if metric else []), *OBJECTIVES]
     for k in spec.objectives:
         if k not in allowed:
-            why = " (no quality model is set)" if k in ("accuracy", "sqnr_db", "cosine") and not metric else ""
+            why = " (no quality model is set)" if k in ("accuracy", "sqnr_db",
+                                                        "cosine") and not metric else ""
             raise SpecError(src, f"objectives.{k}", f"one of {allowed}{why}", k)
     if len(spec.objectives) < 1:
         raise SpecError(src, "objectives", "at least one objective", {})
@@ -289,7 +296,8 @@ def load_sweep(path: str | Path) -> ResolvedSweep:
         from ._quality import QUALITY_MODELS
 
         if spec.quality not in QUALITY_MODELS:
-            raise SpecError(src, "quality", f"one of the quality models {sorted(QUALITY_MODELS)}", spec.quality)
+            raise SpecError(src, "quality", f"one of the quality models {sorted(QUALITY_MODELS)}",
+                            spec.quality)
         from ._quality import QAT_MODELS
 
         if spec.qat is not None and spec.quality not in QAT_MODELS:
@@ -297,7 +305,8 @@ def load_sweep(path: str | Path) -> ResolvedSweep:
                             "block", spec.quality)
         want = QUALITY_MODELS[spec.quality].layers
         if tuple(names) != tuple(want):
-            raise SpecError(src, "workload", f"a workload whose layers are {list(want)} (those of quality model "
+            raise SpecError(src, "workload",
+                            f"a workload whose layers are {list(want)} (those of quality model "
                             f"{spec.quality!r})", names)
     # hardware grid: validate every combination now
     keys = list(spec.axes)
@@ -307,7 +316,8 @@ def load_sweep(path: str | Path) -> ResolvedSweep:
         if k.startswith("workload."):  # a transformer workload's parameter (context, seq_len, kv_bits, ...)
             raw = load_yaml(wl_path) if wl_path.suffix in (".yaml", ".yml") else {}
             if "transformer" not in raw or not k.startswith("workload.transformer.") or k.count(".") != 2:
-                raise SpecError(src, f"axes.{k}", "arch keys, or workload.transformer.KEY for a workload with a "
+                raise SpecError(src, f"axes.{k}",
+                                "arch keys, or workload.transformer.KEY for a workload with a "
                                 "transformer: block", k)
             wl_data = raw
             for v in spec.axes[k]:
@@ -335,7 +345,8 @@ def load_sweep(path: str | Path) -> ResolvedSweep:
     for i, pl in enumerate(spec.precision.per_layer):
         for k, b in pl.items():
             if k not in names:
-                raise SpecError(src, f"precision.per_layer[{i}].{k}", f"a layer of {workload.name} ({names})", k)
+                raise SpecError(src, f"precision.per_layer[{i}].{k}", f"a layer of {workload.name} ({names})",
+                                k)
             check_bits(f"precision.per_layer[{i}].{k}", b)
         full = {n: tuple(pl.get(n, workload.bits(workload.layers[j]))) for j, n in enumerate(names)}
         policies.append((_policy_name(full, None), full))
@@ -353,10 +364,12 @@ def load_sweep(path: str | Path) -> ResolvedSweep:
             check_bits(f"precision.ilp.options[{i}]", b)
         if ilp.sensitivity == "measured":
             if spec.quality is None:
-                raise SpecError(src, "precision.ilp.sensitivity", "a sensitivity file, or a quality model (key "
+                raise SpecError(src, "precision.ilp.sensitivity",
+                                "a sensitivity file, or a quality model (key "
                                 "quality) to measure it with", "measured")
         elif not (base / ilp.sensitivity).is_file():
-            raise SpecError(src, "precision.ilp.sensitivity", "'measured' or an existing CSV file (relative to "
+            raise SpecError(src, "precision.ilp.sensitivity",
+                            "'measured' or an existing CSV file (relative to "
                             "the sweep file)", ilp.sensitivity)
     if not policies:
         raise SpecError(src, "precision", "at least one precision policy", None)
@@ -371,7 +384,7 @@ def load_sweep(path: str | Path) -> ResolvedSweep:
             uniq.append((name, bits))
     points = []
     for hw_vals in combos:
-        hw = dict(zip(keys, hw_vals))
+        hw = dict(zip(keys, hw_vals, strict=True))
         for name, bits in uniq:
             hw_id = ",".join(f"{k}={v}" for k, v in hw.items())
             pid = f"{hw_id}|{name}" if hw_id else name

@@ -21,8 +21,8 @@ PE; a bit-serial PE multiplies the steady (streaming) phase by its cycles per st
 SRAM accesses are counted in operand elements, as SCALE-Sim counts words of one byte (its demand matrices):
 ws reads the ifmap once per column fold and each weight once; os reads the ifmap once per column fold and the
 filter once per row fold; is reads each input once and the filter once per column fold; ofmap writes happen
-once per row fold (ws, is: partial sums over K) or once (os). ``sram_ofmap_reads`` counts the partial-sum reads
-of the read-modify-write that SCALE-Sim does not count.
+once per row fold (ws, is: partial sums over K) or once (os). ``sram_ofmap_reads`` counts the partial-sum
+reads of the read-modify-write that SCALE-Sim does not count.
 
 With ``array.unroll`` (which loop dimensions each axis unrolls, ZigZag's spatial mapping) the folds, the
 streamed steps and the SRAM demand come from :mod:`hwsim.mapping._unroll` instead; the same cycle formula
@@ -206,7 +206,8 @@ def map_layer(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int, act_bit
     ifm, fil, ofw, ofr = (v * g.groups for v in (ifm, fil, ofw, ofr))
     final_writes = M * N * g.groups
     tr = hierarchy_traffic(layer, arch, weight_bits=weight_bits, act_bits=act_bits, out_bits=out_bits,
-                           demand={"ifmap_reads": ifm, "filter_reads": fil, "ofmap_writes": ofw, "ofmap_reads": ofr},
+                           demand={"ifmap_reads": ifm, "filter_reads": fil, "ofmap_writes": ofw,
+                                   "ofmap_reads": ofr},
                            macs=g.macs, psum_exits=k_folds, base_compute=compute,
                            fold_overhead=folds * (fill + drain), tile=tile, resident=resident,
                            held_stationary=min(w_pe, red_folds) if df in ("ws", "is") else 1, where=where)

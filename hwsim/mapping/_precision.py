@@ -60,7 +60,8 @@ def precision_factors(pe: PEConfig, a_bits: int, w_bits: int, *, where: str = "<
     """
     for what, b in (("act_bits", a_bits), ("weight_bits", w_bits)):
         if b > pe.operand_bits or b < pe.min_bits:
-            raise InfeasibleError(where, "pe", f"operands of {pe.min_bits}..{pe.operand_bits} bits (min_bits.."
+            raise InfeasibleError(where, "pe",
+                                  f"operands of {pe.min_bits}..{pe.operand_bits} bits (min_bits.."
                                   f"operand_bits, precision_mode {pe.precision_mode})",
                                   Found(f"{what} {b}" + (f" in layer {layer}" if layer else "")))
     if pe.precision_mode == "fixed":

@@ -305,10 +305,7 @@ class _UserReadBuffer:
 
     def _hit(self, addr: int) -> bool:
         lo, hi = self.lo, self.hi
-        for i in self.line_of.get(addr, ()):
-            if (lo <= i < hi) if lo < hi else (i >= lo or i < hi):
-                return True
-        return False
+        return any((lo <= i < hi) if lo < hi else (i >= lo or i < hi) for i in self.line_of.get(addr, ()))
 
     def read_row(self, addrs, cycle: int) -> int:
         """Serve one cycle's requests; returns the wait beyond the hit latency (SCALE-Sim's 'stall')."""
@@ -370,7 +367,8 @@ def _one(layer, arch: ArchSpec, ports: tuple[int, int, int] | None,
         lane = arch.array.cols
     else:
         fetch = _fetch_order(layer, arch, group_channels)
-        bufs = {op: _UserReadBuffer(fetch[op], size[op], bw) for op, bw in zip(("ifmap", "filter"), ports)}
+        bufs = {op: _UserReadBuffer(fetch[op], size[op], bw)
+                for op, bw in zip(("ifmap", "filter"), ports, strict=False)}
         lane = ports[2]
     wb = _WriteBuffer(size["ofmap"], lane)
     stall, last = 0, 0

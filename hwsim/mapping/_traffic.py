@@ -23,8 +23,8 @@ the loop nest of the dataflow (R x C the array; M, K, N the GEMM view, per group
   DRAM bytes. That objective can cost latency where DRAM bandwidth is not the bound (each extra tile repeats
   every fold's fill and drain); it is the one that keeps this guarantee.
 * os (partial sums stay in the PEs), whichever loop order moves fewer DRAM bytes: row folds of M outer (ifmap
-  once if a row fold's slice ``min(M, R) x K`` or the raw ifmap fits, else once per column fold; filter once if
-  it fits, else once per row fold) or column folds of N outer (filter once if a column fold's slice
+  once if a row fold's slice ``min(M, R) x K`` or the raw ifmap fits, else once per column fold; filter once
+  if it fits, else once per row fold) or column folds of N outer (filter once if a column fold's slice
   ``K x min(N, C)`` or all of it fits, else once per row fold; ifmap once if it fits, else once per column
   fold).
 * is (N tile -> column fold of M -> row fold of K): partial sums of a ``min(M, C) x Nt`` tile stay in the
@@ -104,7 +104,8 @@ def hierarchy_traffic(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int,
     ----------
     demand : dict
         The array's demand on the innermost buffers, operand elements: ``ifmap_reads``, ``filter_reads``,
-        ``ofmap_writes`` (partial sums at ``acc_bits`` except the final outputs), ``ofmap_reads`` (partial sums).
+        ``ofmap_writes`` (partial sums at ``acc_bits`` except the final outputs), ``ofmap_reads`` (partial
+        sums).
     macs : int
         The layer's MACs (register-file accesses).
     psum_exits : int, optional
@@ -117,9 +118,9 @@ def hierarchy_traffic(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int,
     tile : int, optional
         Fix the M tile (ws) or N tile (is) instead of letting the mapper choose: a fixed mapping.
     resident : dict, optional
-        Operand (``ifmap``, ``filter``, ``ofmap``) -> the name of the shared on-chip level that holds the whole
-        tensor (see "Tensors kept on chip" above); ``ifmap``/``filter`` must name a level on that operand's
-        chain.
+        Operand (``ifmap``, ``filter``, ``ofmap``) -> the name of the shared on-chip level that holds the
+        whole tensor (see "Tensors kept on chip" above); ``ifmap``/``filter`` must name a level on that
+        operand's chain.
     held_stationary : int
         How many stationary operands (ws: weights, is: inputs) one PE cycles through per output: > 1 when a
         per-PE register file holds several row folds' worth and the reduction runs inside the PE (then a
@@ -200,7 +201,8 @@ def hierarchy_traffic(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int,
             if op == "ifmap":
                 return 1 if (mt_ * K * act_bits <= c or U["ifmap"] <= c) else cf
             return 1 if U["filter"] <= c else _cdiv(M, mt_)
-        if df == "os" and os_order[0] == "m_outer":  # row folds outer: a row fold's inputs stay, weights stream
+        # row folds outer: a row fold's inputs stay, weights stream
+        if df == "os" and os_order[0] == "m_outer":
             if op == "ifmap":
                 return 1 if (min(M, R) * K * act_bits <= c or U["ifmap"] <= c) else cf
             return 1 if U["filter"] <= c else _cdiv(M, R)

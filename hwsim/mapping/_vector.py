@@ -101,7 +101,8 @@ def vector_op_counts(op: str, *, elements: int, row: int = 1, window: int = 1,
         c = {"max": 2 * n, "add": 3 * n, "mul": 3 * n} if integer else {"mul": 7 * n, "add": 4 * n, "exp": n,
                                                                        "divide": n}
     elif op == "silu":
-        c = {"add": 5 * n, "mul": 4 * n, "divide": n} if integer else {"exp": n, "add": n, "divide": n, "mul": n}
+        c = {"add": 5 * n, "mul": 4 * n, "divide": n} if integer else {"exp": n, "add": n, "divide": n,
+                                                                       "mul": n}
     else:
         raise ValueError(f"unknown vector op {op!r}")
     return {k_: v for k_, v in c.items() if v}

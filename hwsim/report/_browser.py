@@ -71,6 +71,7 @@ def check_in_browser(html: str | Path, *, screenshot: str | Path | None = None, 
     shot = None
     if screenshot is not None:
         shot = Path(screenshot).resolve()
-        _run(binary, [f"--window-size={width},{height}", "--virtual-time-budget=15000", f"--screenshot={shot}", url],
+        _run(binary, [f"--window-size={width},{height}", "--virtual-time-budget=15000",
+                      f"--screenshot={shot}", url],
              timeout)
     return BrowserCheck(figures=figures, rendered=rendered, console=console, screenshot=shot)

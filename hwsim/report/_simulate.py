@@ -57,7 +57,8 @@ def cycles_figure(rows: list[dict], title: str = "Cycles per layer") -> go.Figur
     comp_total = [r["fill_cycles"] + r["steady_cycles"] + r["drain_cycles"] for r in rows]
     # under the scalesim convention compute is one less per GEMM than the phases' sum: show compute, split
     for key, label in (("fill_cycles", "fill"), ("steady_cycles", "steady state"), ("drain_cycles", "drain")):
-        vals = [r[key] * (r["compute_cycles"] / ct if ct else 0) for r, ct in zip(rows, comp_total)]
+        vals = [r[key] * (r["compute_cycles"] / ct if ct else 0)
+                for r, ct in zip(rows, comp_total, strict=True)]
         fig.add_bar(name=label, x=names, y=vals)
     fig.add_bar(name="stall", x=names, y=[r["stall_cycles"] for r in rows])
     fig.update_layout(barmode="stack", title=title, xaxis_title="layer", yaxis_title="cycles", height=420)
@@ -71,7 +72,8 @@ def energy_figure(rows: list[dict], title: str = "Energy per layer by component"
     comps = [k[len("energy_"):-len("_pj")] for k in rows[0] if k.startswith("energy_") and k != "energy_pj"]
     for c in comps:
         fig.add_bar(name=c, x=names, y=[r[f"energy_{c}_pj"] for r in rows])
-    fig.update_layout(barmode="stack", title=title, xaxis_title="layer", yaxis_title="energy (pJ)", height=420)
+    fig.update_layout(barmode="stack", title=title, xaxis_title="layer", yaxis_title="energy (pJ)",
+                      height=420)
     return fig
 
 
@@ -80,8 +82,10 @@ def utilization_figure(rows: list[dict]) -> go.Figure:
     names = [r["layer"] for r in rows]
     fig = go.Figure()
     fig.add_bar(name="utilization", x=names, y=[r["utilization"] for r in rows])
-    fig.add_scatter(name="mapping efficiency", x=names, y=[r["mapping_efficiency"] for r in rows], mode="markers")
-    fig.update_layout(title="Utilization (MACs / (total cycles x peak MACs per cycle)) and mapping efficiency",
+    fig.add_scatter(name="mapping efficiency", x=names, y=[r["mapping_efficiency"] for r in rows],
+                    mode="markers")
+    fig.update_layout(title=("Utilization (MACs / (total cycles x peak MACs per cycle)) and mapping "
+                             "efficiency"),
                       xaxis_title="layer", yaxis_title="fraction", yaxis_range=[0, 1.05], height=380)
     return fig
 
@@ -130,7 +134,8 @@ def _area_rows(res: SimResult) -> list[dict]:
     a = res.area
     rows = [{"component": c, "units": a.units[c], "um^2 per unit": a.unit_um2[c], "mm^2": a.um2[c] / 1e6,
              "source": a.sources.get(c, "")} for c in a.um2]
-    return rows + [{"component": "total", "units": "", "um^2 per unit": "", "mm^2": a.total_mm2, "source": ""}]
+    return rows + [{"component": "total", "units": "", "um^2 per unit": "", "mm^2": a.total_mm2,
+                    "source": ""}]
 
 
 def simulate_report(res: SimResult, path: str | Path) -> Path:

@@ -54,7 +54,7 @@ def pareto_figure(df: pd.DataFrame, x: str, y: str, *, axes: list[str], baseline
     fig.add_scatter(x=f2[x], y=f2[y], mode="lines+markers", name=f"Pareto front ({y} vs {x})",
                     text=_hover(f2, axes), hovertemplate="%{text}<br>%{x:,.4g}, %{y:.4f}<extra></extra>",
                     line=dict(color="#d62728"), marker=dict(size=9))
-    for b, sym in zip(baselines, ("diamond", "square", "cross", "x")):
+    for b, sym in zip(baselines, ("diamond", "square", "cross", "x"), strict=False):
         sel = ok[ok["policy"] == b]
         if len(sel):
             fig.add_scatter(x=sel[x], y=sel[y], mode="markers", name=f"uniform {b}", text=_hover(sel, axes),
@@ -88,12 +88,12 @@ def sweep_report(rs: Any, df: pd.DataFrame, chosen: pd.Series | None, chosen_row
     intro = (f"Sweep {rs.spec.name}: {len(df)} design points ({n_ok} feasible, {n_inf} infeasible, "
              f"{len(df) - n_ok - n_inf} failed) over axes {axes or '(none)'} of arch {rs.arch.name} and "
              f"{df['policy'].nunique()} precision policies of workload {rs.workload.name}. "
-             f"Quality: {metric or 'none'} from a bit-accurate run of the real network. Cycles are array clock "
-             f"cycles, energy pJ (uJ in the plots). Objectives: {dict(rs.spec.objectives)}{bf}.")
+             f"Quality: {metric or 'none'} from a bit-accurate run of the real network. Cycles are array "
+             f"clock cycles, energy pJ (uJ in the plots). Objectives: {dict(rs.spec.objectives)}{bf}.")
     if metric:
         sections.append((f"{metric} vs latency", pareto_figure(
-            df, "total_cycles", metric, axes=axes, baselines=baselines, x_title="total cycles (per inference)",
-            y_title=metric, title=f"{metric} vs cycles")))
+            df, "total_cycles", metric, axes=axes, baselines=baselines,
+            x_title="total cycles (per inference)", y_title=metric, title=f"{metric} vs cycles")))
         sections.append((f"{metric} vs energy", pareto_figure(
             df.assign(energy_uj=df["energy_pj"] / 1e6), "energy_uj", metric, axes=axes, baselines=baselines,
             x_title="energy per inference (uJ)", y_title=metric, title=f"{metric} vs energy")))
@@ -113,7 +113,8 @@ def sweep_report(rs: Any, df: pd.DataFrame, chosen: pd.Series | None, chosen_row
     front["energy_uj"] = front["energy_pj"] / 1e6
     front["W/A bits per layer"] = [_short(bits_text(r)) for _, r in front.iterrows()]
     front["config"] = [f"<a href='configs/point_{int(r['index'])}/arch.yaml'>arch</a> "
-                       f"<a href='configs/point_{int(r['index'])}/quant.yaml'>bits</a>" for _, r in front.iterrows()]
+                       f"<a href='configs/point_{int(r['index'])}/quant.yaml'>bits</a>" for _,
+                       r in front.iterrows()]
     front_cols += ["W/A bits per layer", "config"]
     sections.append(("Pareto points (all objectives)", [
         "<p class='note'>Each point's configuration is in configs/point_N/ (arch.yaml and quant.yaml): "
@@ -122,7 +123,8 @@ def sweep_report(rs: Any, df: pd.DataFrame, chosen: pd.Series | None, chosen_row
         table_html(front[front_cols].to_dict("records"), front_cols, raw={"config"})]))
     if chosen is not None:
         desc = ", ".join(f"{a}={chosen[a]}" for a in axes)
-        sections.append((f"Chosen point #{int(chosen['index'])} ({chosen['policy']}{'; ' + desc if desc else ''})",
+        sections.append((f"Chosen point #{int(chosen['index'])} "
+                         f"({chosen['policy']}{'; ' + desc if desc else ''})",
                          "<p class='note'>On the front, within 0.01 of the best quality, lowest energy. Full "
                          "per-layer results: chosen/layers.csv.</p>"))
         sections.append(("Per-layer bit-widths", _bits_figure(df, layers, chosen)))

@@ -25,7 +25,8 @@ __all__ = ["split_workload"]
 def _parts(d: int, c: int, uneven: bool, what: str, source: str) -> list[int]:
     q, r = divmod(d, c)
     if r and (not uneven or q == 0):
-        raise SpecError(source, "cores.split", f"a dimension the {c} cores divide (or cores.uneven: true with "
+        raise SpecError(source, "cores.split",
+                        f"a dimension the {c} cores divide (or cores.uneven: true with "
                         f"at least {c})", Found(what))
     return [q + (1 if i < r else 0) for i in range(c)]
 

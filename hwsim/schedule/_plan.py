@@ -126,7 +126,8 @@ def _band_bits(arch: ArchSpec, graph: WorkloadGraph, t, bits: int, operand_bits:
         return None
     c, pos = t.consumers[0]
     prod, cons = graph.nodes[p], graph.nodes[c]
-    if c != p + 1 or pos != 0 or not isinstance(prod, Conv2d) or not isinstance(cons, Conv2d) or t.chw is None:
+    if c != p + 1 or pos != 0 or not isinstance(prod, Conv2d) or not isinstance(cons,
+                                                                                Conv2d) or t.chw is None:
         return None
     # both layers' weights in the outermost filter buffer at once
     fl = [x for x in arch.memory.hierarchy() if x.kind != "dram" and x.instances == "shared"

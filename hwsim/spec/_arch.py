@@ -23,7 +23,8 @@ from ._loader import load_yaml, validate
 __all__ = ["ArchSpec", "ArrayConfig", "ArrayUnroll", "LOOP_DIMS", "PEConfig", "SramConfig", "DramConfig",
            "MemoryConfig", "MemoryLevel",
            "OPERANDS",
-           "EnergyOverrides", "AreaOverrides", "TimingConfig", "VectorUnitConfig", "VECTOR_OP_CLASSES", "load_arch"]
+           "EnergyOverrides", "AreaOverrides", "TimingConfig", "VectorUnitConfig", "VECTOR_OP_CLASSES",
+           "load_arch"]
 
 
 _Frozen = SpecModel
@@ -73,7 +74,7 @@ class ArrayUnroll(_Frozen):
         return _unroll_axis(v)
 
     @model_validator(mode="after")
-    def _once(self) -> "ArrayUnroll":
+    def _once(self) -> ArrayUnroll:
         names = [d for d, _ in self.rows + self.cols]
         dup = sorted({d for d in names if names.count(d) > 1})
         if dup:
@@ -120,7 +121,7 @@ class ArrayConfig(_Frozen):
         return v
 
     @model_validator(mode="after")
-    def _fits(self) -> "ArrayConfig":
+    def _fits(self) -> ArrayConfig:
         if len(set(self.systolic)) != len(self.systolic):
             raise ValueError(f"each axis listed once in systolic; found {list(self.systolic)}")
         if self.unroll is not None:
@@ -154,7 +155,8 @@ class PEConfig(_Frozen):
     """
 
     operand_bits: int = Field(gt=0, le=32, description="native operand width, bits")
-    mult_bits: int | None = Field(default=None, ge=2, le=33, description="signed multiplier operand width after "
+    mult_bits: int | None = Field(default=None, ge=2, le=33,
+                                  description="signed multiplier operand width after "
                                   "zero-point subtraction, bits (integer datapath; default: wide enough)")
     acc_bits: int = Field(gt=0, le=64, description="accumulator width, bits")
     acc_mode: Literal["wrap", "saturate"] = "wrap"
@@ -165,7 +167,7 @@ class PEConfig(_Frozen):
     bits_per_cycle: int = Field(default=1, gt=0, le=32, description="bit_serial only: bits fed per cycle")
 
     @model_validator(mode="after")
-    def _check(self) -> "PEConfig":
+    def _check(self) -> PEConfig:
         if self.min_bits > self.operand_bits:
             raise ValueError(f"min_bits <= operand_bits ({self.operand_bits}); found {self.min_bits}")
         if self.precision_mode == "bit_fusion":
@@ -179,10 +181,11 @@ class PEConfig(_Frozen):
         for key, mode, default in (("brick_bits", "bit_fusion", 2), ("bits_per_cycle", "bit_serial", 1),
                                    ("serial_operands", "bit_serial", ("act",))):
             if key in given and self.precision_mode != mode and getattr(self, key) != default:
-                raise ValueError(f"{key} only with precision_mode {mode}; found {key}={getattr(self, key)!r} with "
-                                 f"precision_mode {self.precision_mode}")
+                raise ValueError(f"{key} only with precision_mode {mode}; found {key}={getattr(self, key)!r} "
+                                 f"with precision_mode {self.precision_mode}")
         if self.bits_per_cycle > self.operand_bits:
-            raise ValueError(f"bits_per_cycle <= operand_bits ({self.operand_bits}); found {self.bits_per_cycle}")
+            raise ValueError(f"bits_per_cycle <= operand_bits ({self.operand_bits}); found "
+                             f"{self.bits_per_cycle}")
         return self
 
 
@@ -230,7 +233,8 @@ class DramConfig(_Frozen):
     @property
     def bandwidth(self) -> float:
         """Bytes per cycle as a float (``inf`` when unbounded)."""
-        return math.inf if self.bandwidth_bytes_per_cycle == "unbounded" else float(self.bandwidth_bytes_per_cycle)
+        bw = self.bandwidth_bytes_per_cycle
+        return math.inf if bw == "unbounded" else float(bw)
 
 
 Operand = Literal["ifmap", "filter", "ofmap"]
@@ -272,7 +276,7 @@ class MemoryLevel(_Frozen):
                                    "technology table's)")
 
     @model_validator(mode="after")
-    def _check(self) -> "MemoryLevel":
+    def _check(self) -> MemoryLevel:
         if len(set(self.operands)) != len(self.operands):
             raise ValueError(f"each operand listed once; found {list(self.operands)}")
         for k in ("read_bw_bits_per_cycle", "write_bw_bits_per_cycle", "bandwidth_bytes_per_cycle"):
@@ -281,8 +285,8 @@ class MemoryLevel(_Frozen):
                 raise ValueError(f"{k} > 0 or 'unbounded'; found {v!r}")
         if self.kind == "dram":
             if self.area_mm2 is not None:
-                raise ValueError("no area_mm2 on the dram level (off-chip: hwsim counts die area only); found "
-                                 f"{self.area_mm2!r}")
+                raise ValueError("no area_mm2 on the dram level (off-chip: hwsim counts die area only); "
+                                 f"found {self.area_mm2!r}")
             if self.bandwidth_bytes_per_cycle is None:
                 raise ValueError("a dram level with bandwidth_bytes_per_cycle (a number or 'unbounded'); "
                                  "found none")
@@ -298,8 +302,9 @@ class MemoryLevel(_Frozen):
                                  "read_bw_bits_per_cycle / write_bw_bits_per_cycle); found it on "
                                  f"{self.name!r}")
             if self.banks > 1 and self.banks * self.word_bits > self.size_bits:
-                raise ValueError(f"banks of at least one word each (banks x word_bits <= size); found {self.banks} "
-                                 f"banks of {self.word_bits}-bit words in {self.size_bits:,.0f} bits")
+                raise ValueError("banks of at least one word each (banks x word_bits <= size); found "
+                                 f"{self.banks} banks of {self.word_bits}-bit words in {self.size_bits:,.0f} "
+                                 "bits")
             if self.kind == "rf" and self.instances != "per_pe":
                 raise ValueError(f"instances: per_pe for rf level {self.name!r}; found {self.instances!r}")
         if self.share is not None:
@@ -358,12 +363,12 @@ class MemoryConfig(_Frozen):
     levels: tuple[MemoryLevel, ...] | None = None
 
     @model_validator(mode="after")
-    def _check(self) -> "MemoryConfig":
+    def _check(self) -> MemoryConfig:
         short = [k for k in ("ifmap_sram", "filter_sram", "ofmap_sram") if getattr(self, k) is not None]
         if self.levels is not None:
             if short or self.dram is not None:
-                raise ValueError("either levels or the ifmap_sram/filter_sram/ofmap_sram/dram shorthand; found "
-                                 f"both (levels and {short + (['dram'] if self.dram else [])})")
+                raise ValueError("either levels or the ifmap_sram/filter_sram/ofmap_sram/dram shorthand; "
+                                 f"found both (levels and {short + (['dram'] if self.dram else [])})")
             names = [lv.name for lv in self.levels]
             if len(set(names)) != len(names):
                 raise ValueError(f"unique level names; found {names}")
@@ -394,7 +399,8 @@ class MemoryConfig(_Frozen):
                                    read_pj=s.read_pj, write_pj=s.write_pj, area_mm2=s.area_mm2))
         d = self.dram or DramConfig()
         out.append(MemoryLevel(name="dram", kind="dram", operands=OPERANDS, word_bits=64,
-                               bandwidth_bytes_per_cycle=d.bandwidth_bytes_per_cycle, pj_per_bit=d.pj_per_bit))
+                               bandwidth_bytes_per_cycle=d.bandwidth_bytes_per_cycle,
+                               pj_per_bit=d.pj_per_bit))
         return tuple(out)
 
     @property
@@ -405,10 +411,10 @@ class MemoryConfig(_Frozen):
 class EnergyOverrides(_Frozen):
     """Energy per action. ``technology`` names a table in ``hwsim/tech/``; any other key replaces the table's.
 
-    Units: pJ. ``mult_8b_pj``: one 8b x 8b integer multiply (the table's multiplier curve, ~ b_a*b_w, is scaled
-    to it); ``add_32b_pj``: one 32-bit add (the adder curve, ~ bits, is scaled to it; accumulators, zero-point
-    and requantization adds use it); ``requant_pj``: requantizing one output. Memories take ``read_pj`` /
-    ``write_pj`` (per access) and DRAM ``pj_per_bit`` on their level.
+    Units: pJ. ``mult_8b_pj``: one 8b x 8b integer multiply (the table's multiplier curve, ~ b_a*b_w, is
+    scaled to it); ``add_32b_pj``: one 32-bit add (the adder curve, ~ bits, is scaled to it; accumulators,
+    zero-point and requantization adds use it); ``requant_pj``: requantizing one output. Memories take
+    ``read_pj`` / ``write_pj`` (per access) and DRAM ``pj_per_bit`` on their level.
     """
 
     technology: str = "horowitz_45nm"
@@ -446,9 +452,10 @@ class TimingConfig(_Frozen):
     convention: Literal["hwsim", "scalesim"] = "hwsim"
     reuse: Literal["none", "inter_layer", "fused"] = Field(
         default="none", description="none: every tensor goes through DRAM (SCALE-Sim's convention); "
-        "inter_layer: a tensor stays in an on-chip level for its whole lifetime when it fits (hwsim.schedule); "
-        "fused: also runs stacks of layers depth-first in row tiles whose footprint fits")
-    max_tiles_per_layer: int = Field(default=256, gt=0, description="event-model granularity: a layer's folds "
+        "inter_layer: a tensor stays in an on-chip level for its whole lifetime when it fits "
+        "(hwsim.schedule); fused: also runs stacks of layers depth-first in row tiles whose footprint fits")
+    max_tiles_per_layer: int = Field(default=256, gt=0,
+                                     description="event-model granularity: a layer's folds "
                                      "are grouped into at most this many DMA tiles")
     engine: Literal["analytic", "simpy"] = "analytic"
 
@@ -463,8 +470,8 @@ class VectorUnitConfig(_Frozen):
     ``lanes`` elements per cycle, each lane doing ``throughput[class]`` ops of that class per cycle (0.25:
     one every 4 cycles); the classes are ``add`` (add, subtract, shift), ``mul``, ``max`` (compare, min,
     max), ``exp`` (exponential or a LUT), ``divide`` and ``rsqrt``. A class a node needs but ``throughput``
-    lacks is an error naming the node. ``arithmetic``: ``int`` (integer-only, I-BERT's polynomials, Kim et al.,
-    ICML 2021, at ``int_bits``) or ``fp16`` / ``fp32``. ``latency_cycles``: pipeline depth, paid once per
+    lacks is an error naming the node. ``arithmetic``: ``int`` (integer-only, I-BERT's polynomials, Kim et
+    al., ICML 2021, at ``int_bits``) or ``fp16`` / ``fp32``. ``latency_cycles``: pipeline depth, paid once per
     node. ``overlap``: the unit runs concurrently with the array (a node waits only for its inputs), or not
     (array and vector unit take turns). ``energy_pj`` overrides the technology table's energy per op.
     """
@@ -478,10 +485,11 @@ class VectorUnitConfig(_Frozen):
     energy_pj: dict[Literal["add", "mul", "max", "exp", "divide", "rsqrt"], float] | None = None
 
     @model_validator(mode="after")
-    def _check(self) -> "VectorUnitConfig":
+    def _check(self) -> VectorUnitConfig:
         for k, v in {**self.throughput, **(self.energy_pj or {})}.items():
             if not v > 0 and not (self.energy_pj and k in self.energy_pj and v == 0):
-                raise ValueError(f"positive throughputs (ops per lane per cycle) and energies; found {k}: {v!r}")
+                raise ValueError(f"positive throughputs (ops per lane per cycle) and energies; found {k}: "
+                                 f"{v!r}")
         return self
 
 
@@ -499,10 +507,11 @@ class ArchSpec(_Frozen):
     area: AreaOverrides = AreaOverrides()
     timing: TimingConfig = TimingConfig()
     vector_unit: VectorUnitConfig | None = None
-    cores: CoresConfig | None = Field(default=None, description="several cores sharing the DRAM over an on-chip "
+    cores: CoresConfig | None = Field(default=None,
+                                      description="several cores sharing the DRAM over an on-chip "
                                       "network (hwsim.spec._cores); none: one array")
 
-    def core_archs(self, source: str = "<arch>") -> list[tuple[str, "ArchSpec"]]:
+    def core_archs(self, source: str = "<arch>") -> list[tuple[str, ArchSpec]]:
         """Each core of ``cores.list`` as a one-array arch: this arch without ``cores``, its core type's
         overrides merged in (``cores.arrays.T.array`` replaces keys of ``array``, and so on), and the DRAM
         bandwidth shared equally (``bandwidth / number of cores``: every core streaming at once). No
@@ -535,7 +544,7 @@ class ArchSpec(_Frozen):
             out.append((c.name, built[c.array]))
         return out
 
-    def replace(self, **dotted: Any) -> "ArchSpec":
+    def replace(self, **dotted: Any) -> ArchSpec:
         """A copy with dotted keys replaced, validated again, e.g. ``replace(**{"array.rows": 16})``.
 
         Raises

@@ -1,4 +1,5 @@
-"""The workload as a graph of tensors: who produces each tensor, who consumes it, and how many elements it has.
+"""The workload as a graph of tensors: who produces each tensor, who consumes it, and how many elements it
+has.
 
 Every node produces one tensor named after the node; the network input is the tensor ``input``. A node's
 ``inputs`` name the tensors it consumes (default: the previous node's output, so a plain layer list is a
@@ -103,7 +104,8 @@ def build_graph(wl: Workload, source: str = "<workload>") -> WorkloadGraph:
                 except graphlib.CycleError as e:
                     detail += "; cycle: " + " -> ".join(reversed(e.args[1]))
                 raise SpecError(source, f"layers[{i}].inputs",
-                                f"tensors produced before node {n.name!r} (nodes in execution order, no cycle)",
+                                f"tensors produced before node {n.name!r} (nodes in execution order, no "
+                                "cycle)",
                                 Found(f"{name!r}, produced by layers[{index[name]}]"), detail=detail)
         inputs.append(tuple(ins))
     cons: dict[str, list[tuple[int, int]]] = {INPUT: []}
@@ -145,7 +147,8 @@ def build_graph(wl: Workload, source: str = "<workload>") -> WorkloadGraph:
                 h = n.in_h or (chw0[1] if chw0 else None)
                 wd = n.in_w or (chw0[2] if chw0 else None)
                 if c is None or h is None or wd is None:
-                    raise SpecError(source, f"layers[{i}].channels", "channels, in_h and in_w for a pool whose "
+                    raise SpecError(source, f"layers[{i}].channels",
+                                    "channels, in_h and in_w for a pool whose "
                                     "input has no (C, H, W) shape", None, detail=f"node {n.name}")
                 oc, oh, ow = n.pool_out(c, h, wd)
                 if n.elements is None and (oh <= 0 or ow <= 0):

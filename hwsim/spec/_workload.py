@@ -15,7 +15,8 @@ the previous node's output (the first node: ``input``), so a plain list is a cha
 input, when given, is its (K, N) operand (attention's K^T and V): an activation, not a weight. Non-GEMM ops
 (:class:`VectorOp`: ``add``, ``mul``, ``maxpool``, ``avgpool``, ``concat``, ``softmax``, ``layernorm``,
 ``gelu``, ``silu``, ``relu``, ``requant``) carry element counts and bit-widths and run on the vector unit
-(:mod:`hwsim.spec._arch`, ``vector_unit``). :meth:`Workload.graph` checks the graph (:mod:`hwsim.spec._graph`).
+(:mod:`hwsim.spec._arch`, ``vector_unit``). :meth:`Workload.graph` checks the graph
+(:mod:`hwsim.spec._graph`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from __future__ import annotations
 import math
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -54,12 +55,13 @@ class GemmView(BaseModel):
 Pair = int | tuple[int, int]
 
 
-#: The most MACs one layer may have: cycle and byte counts stay exact in float64 and far inside int64 (the event
+#: The most MACs one layer may have: cycle and byte counts stay exact in float64 and far inside int64 (the
+#event
 #: model's type). 2**53 MACs is ~9e15: 2,000 times GPT-3's per-token forward pass.
 MAX_LAYER_MACS = 2 ** 53
 
 
-def _check_macs(g: "GemmView") -> None:
+def _check_macs(g: GemmView) -> None:
     if g.macs > MAX_LAYER_MACS:
         raise ValueError(f"a layer of at most 2**53 MACs; found {g.macs:.3g} MACs (M={g.m:.3g}, K={g.k:.3g}, "
                          f"N={g.n:.3g}, groups={g.groups:.3g})")
@@ -75,11 +77,13 @@ class _LayerBase(_Frozen):
     act_bits: int | None = Field(default=None, ge=1, le=16, description="bits of the input activations")
     weight_symmetric: bool | None = Field(default=None, description="weights quantized with zero point 0 "
                                           "(default: the workload's)")
-    act_symmetric: bool | None = Field(default=None, description="input activations quantized with zero point "
+    act_symmetric: bool | None = Field(default=None,
+                                       description="input activations quantized with zero point "
                                        "0 (default: the workload's)")
     relu: bool = False
     inputs: tuple[str, ...] | None = Field(default=None, min_length=1, max_length=2,
-                                           description="the tensors this layer consumes (default: the previous "
+                                           description="the tensors this layer consumes (default: the "
+                                                       "previous "
                                            "node's output); a second one is the (K, N) operand")
 
 
@@ -128,7 +132,8 @@ class Conv2d(_LayerBase):
             return (0, 0, 0, 0)
         if p == "same":
             out = []
-            for size, s, k, d in zip((self.in_h, self.in_w), self.stride_hw, self.kernel_hw, self.dilation_hw):
+            for size, s, k, d in zip((self.in_h, self.in_w), self.stride_hw, self.kernel_hw,
+                                     self.dilation_hw, strict=True):
                 eff = (k - 1) * d + 1
                 o = -(-size // s)
                 total = max((o - 1) * s + eff - size, 0)
@@ -150,7 +155,7 @@ class Conv2d(_LayerBase):
         return oh, ow
 
     @model_validator(mode="after")
-    def _check(self) -> "Conv2d":
+    def _check(self) -> Conv2d:
         for key, v in (("kernel", self.kernel), ("stride", self.stride), ("dilation", self.dilation)):
             if min(_pair(v)) <= 0:
                 raise ValueError(f"{key} > 0; found {v!r}")
@@ -168,8 +173,8 @@ class Conv2d(_LayerBase):
         (kh, kw), (dh, dw) = self.kernel_hw, self.dilation_hw
         eh, ew = (kh - 1) * dh + 1, (kw - 1) * dw + 1
         if eh > self.in_h + t + b or ew > self.in_w + left + r:
-            raise ValueError(f"a filter no larger than the padded input; found a {eh}x{ew} (dilated) filter on "
-                             f"a {self.in_h + t + b}x{self.in_w + left + r} padded input")
+            raise ValueError(f"a filter no larger than the padded input; found a {eh}x{ew} (dilated) filter "
+                             f"on a {self.in_h + t + b}x{self.in_w + left + r} padded input")
         _check_macs(self.gemm)
         return self
 
@@ -181,15 +186,16 @@ class Conv2d(_LayerBase):
         notes = []
         t, _, left, _ = self.pads
         oh, ow = self.out_hw
-        for axis, size, pad0, out, k, s_, d in (("rows", self.in_h, t, oh, self.kernel_hw[0], self.stride_hw[0],
-                                                 self.dilation_hw[0]),
+        for axis, size, pad0, out, k, s_, d in (("rows", self.in_h, t, oh, self.kernel_hw[0],
+                                                 self.stride_hw[0], self.dilation_hw[0]),
                                                 ("columns", self.in_w, left, ow, self.kernel_hw[1],
                                                  self.stride_hw[1], self.dilation_hw[1])):
             eff = (k - 1) * d + 1
             last_end = (out - 1) * s_ - pad0 + eff
             if eff >= s_ and last_end < size:
-                notes.append(f"the output does not divide: {size} input {axis}, filter {eff}, stride {s_}, padding "
-                             f"{pad0} before -> the last {size - last_end} input {axis} are never used")
+                notes.append(f"the output does not divide: {size} input {axis}, filter {eff}, stride {s_}, "
+                             f"padding {pad0} before -> the last {size - last_end} input {axis} are never "
+                             "used")
         return notes
 
     def covered_input_hw(self) -> tuple[int, int]:
@@ -199,8 +205,8 @@ class Conv2d(_LayerBase):
         out = []
         for size, pad0, o, k, s_, d in ((self.in_h, t, self.out_hw[0], self.kernel_hw[0], self.stride_hw[0],
                                          self.dilation_hw[0]),
-                                        (self.in_w, left, self.out_hw[1], self.kernel_hw[1], self.stride_hw[1],
-                                         self.dilation_hw[1])):
+                                        (self.in_w, left, self.out_hw[1], self.kernel_hw[1],
+                                         self.stride_hw[1], self.dilation_hw[1])):
             out.append(_covered(size, pad0, o, k, s_, d))
         return out[0], out[1]
 
@@ -263,13 +269,14 @@ class Gemm(_LayerBase):
 
     @property
     def scale_elements(self) -> int:
-        """Group scales of the (K, N) operand: ``ceil(K / weight_group_size) * N * count`` (0 without groups)."""
+        """Group scales of the (K, N) operand: ``ceil(K / weight_group_size) * N * count`` (0 without
+        groups)."""
         if self.weight_group_size is None:
             return 0
         return -(-self.k // self.weight_group_size) * self.n * self.count
 
     @model_validator(mode="after")
-    def _size(self) -> "Gemm":
+    def _size(self) -> Gemm:
         _check_macs(self.gemm)
         return self
 
@@ -278,7 +285,7 @@ class Gemm(_LayerBase):
         return GemmView(m=self.m, k=self.k, n=self.n, groups=self.count)
 
 
-Layer = Annotated[Union[Conv2d, Gemm], Field(discriminator="op")]
+Layer = Annotated[Conv2d | Gemm, Field(discriminator="op")]
 
 #: The non-GEMM op kinds (run on the vector unit).
 VECTOR_OPS = ("add", "mul", "maxpool", "avgpool", "concat", "softmax", "layernorm", "gelu", "silu", "relu",
@@ -312,10 +319,12 @@ class VectorOp(_Frozen):
     padding: Pair = 0
 
     @model_validator(mode="after")
-    def _check(self) -> "VectorOp":
-        pool_keys = [k for k in ("channels", "in_h", "in_w", "kernel", "stride") if getattr(self, k) is not None]
+    def _check(self) -> VectorOp:
+        pool_keys = [k for k in ("channels", "in_h", "in_w", "kernel", "stride") if getattr(self,
+                                                                                            k) is not None]
         if self.op not in ("maxpool", "avgpool") and (pool_keys or self.padding != 0):
-            raise ValueError(f"{', '.join(pool_keys or ['padding'])} only on maxpool/avgpool; found op {self.op}")
+            raise ValueError(f"{', '.join(pool_keys or ['padding'])} only on maxpool/avgpool; found op "
+                             f"{self.op}")
         if self.row is not None and self.op not in ("softmax", "layernorm"):
             raise ValueError(f"row only on softmax/layernorm; found op {self.op}")
         if self.op in ("add", "mul") and self.inputs is not None and len(self.inputs) != 2:
@@ -343,7 +352,7 @@ class VectorOp(_Frozen):
         return math.prod(_pair(self.kernel)) if self.kernel is not None else 0
 
 
-Node = Annotated[Union[Conv2d, Gemm, VectorOp], Field(discriminator="op")]
+Node = Annotated[Conv2d | Gemm | VectorOp, Field(discriminator="op")]
 
 
 class Workload(_Frozen):
@@ -351,9 +360,9 @@ class Workload(_Frozen):
     unique). :attr:`layers` are the GEMM layers alone (what the array runs), :attr:`nodes` all of them.
 
     ``weight_symmetric`` / ``act_symmetric`` (default true, each layer may override): whether the weights /
-    input activations are quantized symmetrically (zero point 0). A non-zero zero point adds the cross terms of
-    sum((x - z_x)(w - z_w)) = sum(xw) - z_w*sum(x) - z_x*sum(w) + K*z_x*z_w to every output, which the energy
-    model charges (:mod:`hwsim.energy`).
+    input activations are quantized symmetrically (zero point 0). A non-zero zero point adds the cross terms
+    of sum((x - z_x)(w - z_w)) = sum(xw) - z_w*sum(x) - z_x*sum(w) + K*z_x*z_w to every output, which the
+    energy model charges (:mod:`hwsim.energy`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, populate_by_name=True,
@@ -369,7 +378,7 @@ class Workload(_Frozen):
     nodes: tuple[Node, ...] = Field(min_length=1, alias="layers")
 
     @model_validator(mode="after")
-    def _unique(self) -> "Workload":
+    def _unique(self) -> Workload:
         seen: set[str] = set()
         for layer in self.nodes:
             if layer.name in seen:
@@ -400,7 +409,8 @@ class Workload(_Frozen):
         return build_graph(self, source)
 
     def shape_warnings(self, source: str = "") -> list[str]:
-        """One line per layer whose shape does not divide, naming the layer (see :meth:`Conv2d.shape_notes`)."""
+        """One line per layer whose shape does not divide, naming the layer (see
+        :meth:`Conv2d.shape_notes`)."""
         out = []
         for i, layer in enumerate(self.layers):
             for note in layer.shape_notes() if isinstance(layer, Conv2d) else ():
@@ -461,8 +471,9 @@ def expand_transformer(data: dict, source: str) -> dict:
 
 def transformer_workload(name: str | None = None, *, weight_bits: int = 8, act_bits: int = 8,
                          **transformer: Any) -> Workload:
-    """A transformer workload from the keys of a ``transformer:`` block (:class:`hwsim.spec.TransformerConfig`),
-    e.g. ``transformer_workload(model="gpt2_small", phase="decode", context=1024)``.
+    """A transformer workload from the keys of a ``transformer:`` block
+    (:class:`hwsim.spec.TransformerConfig`), e.g. ``transformer_workload(model="gpt2_small", phase="decode",
+    context=1024)``.
 
     Raises
     ------
