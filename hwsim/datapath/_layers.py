@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..numerics import QParams, check_profile, requant_multiplier, requantize
-from . import _fast, _kernels, _pairs
+from . import _exact_gemm, _kernels, _pairs
 
 __all__ = ["conv2d_acc", "gemm_acc", "qlinear_conv2d", "qlinear_matmul", "maxpool2d", "global_avgpool",
            "conv_output_size", "narrow_operand"]
@@ -303,7 +303,7 @@ def conv2d_acc(x_q: np.ndarray, w_q: np.ndarray, *, x_zp, w_zp, bias: np.ndarray
         term alone), then the bias. For a depthwise conv (``C/groups = 1``) the pairs are kernel taps in
         ``(r, s)`` order. Wrap mode only.
     fast : bool, default True
-        Use the exact fast path (:mod:`._fast`: VNNI, AVX2 or float BLAS) where it applies (wrap mode, no
+        Use the exact fast path (:mod:`._exact_gemm`: VNNI, AVX2 or float BLAS) where it applies (wrap mode, no
         ``int16_pairs``); ``False`` forces the reference numba loops (same results, for tests).
     zero_point_mode : {"shift", "cross_term"}, default "shift"
         How the PE handles zero points. ``shift``: it multiplies ``(x - x_zp)(w - w_zp)`` (9-bit operands for
@@ -389,7 +389,7 @@ def conv2d_acc(x_q: np.ndarray, w_q: np.ndarray, *, x_zp, w_zp, bias: np.ndarray
     small_bias = b is None or not b.size or int(np.abs(b).max()) < (1 << 60)
     if fast and acc_mode == "wrap" and mult_bits is None and small_bias:
         # 8-bit codes only: |sum| <= 255 * 255 * K, far inside int64, so no _check_exact is needed
-        out = _fast.exact_conv(x_q, w_q, xz, wz, (sh, sw), (pt, pb, pl, pr), (dh, dw), groups, ho, wo)
+        out = _exact_gemm.exact_conv(x_q, w_q, xz, wz, (sh, sw), (pt, pb, pl, pr), (dh, dw), groups, ho, wo)
     events = 0
     if out is None:
         xs = _shifted(x_q, xz, "x_q")
@@ -486,7 +486,7 @@ def gemm_acc(a_q: np.ndarray, b_q: np.ndarray, *, a_zp, b_zp, bias: np.ndarray |
     small_bias = b is None or not b.size or int(np.abs(b).max()) < (1 << 60)
     if fast and acc_mode == "wrap" and mult_bits is None and small_bias and a_q.dtype.itemsize == 1 \
             and b_q.dtype.itemsize == 1:
-        out = _fast.exact_gemm(a_q, b_q, az, bz, path="simd")  # 8-bit codes: exact in int64, any K
+        out = _exact_gemm.exact_gemm(a_q, b_q, az, bz, path="simd")  # 8-bit codes: exact in int64, any K
     events = 0
     if out is None:
         a_s = np.ascontiguousarray(_shifted(a_q, az, "a_q"))
@@ -496,7 +496,7 @@ def gemm_acc(a_q: np.ndarray, b_q: np.ndarray, *, a_zp, b_zp, bias: np.ndarray |
             b_s, _ = narrow_operand(b_s, mult_bits)
         _check_exact(a_s, b_s, k_red, b)
         if fast and acc_mode == "wrap":
-            out = _fast.exact_gemm(a_s, b_s, 0, np.zeros(n_cols, np.int64), path="auto")
+            out = _exact_gemm.exact_gemm(a_s, b_s, 0, np.zeros(n_cols, np.int64), path="auto")
     if out is None:
         out = np.zeros((m_rows, n_cols), np.int64)
         if acc_mode == "wrap":
