@@ -676,54 +676,82 @@ def qlinear_matmul(a_q: np.ndarray, b_q: np.ndarray, *, a_qp: QParams, b_qp: QPa
 # -- pooling -------------------------------------------------------------------------------------------------
 
 def maxpool2d(x_q: np.ndarray, kernel, stride=None,
-              pads: tuple[int, int, int, int] = (0, 0, 0, 0)) -> np.ndarray:
-    """Max pooling on integer codes (ONNX MaxPool on int8/uint8, floor mode, no dilation).
+              pads: tuple[int, int, int, int] = (0, 0, 0, 0), *, dilation=1,
+              ceil_mode: bool = False) -> np.ndarray:
+    """Max pooling on integer codes or floats (ONNX MaxPool, NCHW; the one max pool of hwsim: the ONNX
+    executor :mod:`hwsim.onnxq` and the models call it).
 
     Max commutes with the monotone affine map ``r = s (q - z)`` (``s > 0``), so pooling the codes is exact and
-    the output keeps the input's quantizer. Padded positions never win (they act as ``-inf``, as in ONNX).
+    the output keeps the input's quantizer. Padded positions never win (they act as ``-inf``, as in ONNX); on
+    floats a NaN in a window propagates (as ``numpy.maximum``).
 
     Parameters
     ----------
-    x_q : numpy.ndarray, shape (N, C, H, W), integer dtype of at most 16 bits
+    x_q : numpy.ndarray, shape (N, C, H, W), integer dtype of at most 16 bits, or a float dtype
     kernel : int or tuple of 2 ints >= 1
         ``(kh, kw)``.
     stride : int or tuple of 2 ints >= 1, optional
         Defaults to ``kernel`` (non-overlapping windows).
     pads : tuple of 4 ints >= 0, default (0, 0, 0, 0)
-        ``(top, bottom, left, right)``; each must be smaller than the kernel along its axis (as ORT requires),
-        so every window holds at least one real value.
+        ``(top, bottom, left, right)``; each must be smaller than the dilated kernel extent
+        ``(k - 1) * d + 1`` along its axis (with ``dilation`` 1: smaller than the kernel, as ORT requires).
+    dilation : int or tuple of 2 ints >= 1, default 1
+        ``(dh, dw)``: window taps ``d`` apart.
+    ceil_mode : bool, default False
+        Round the output size up; a last window that would start in the end padding is dropped (ORT
+        ``core/providers/cpu/nn/pool_attributes.h``, ``ComputeOutputSize``).
 
     Returns
     -------
     numpy.ndarray, shape (N, C, Ho, Wo), dtype of ``x_q``
-        ``Ho = (H + top + bottom - kh) // sh + 1`` (likewise ``Wo``).
+        ``Ho = floor_or_ceil((H + top + bottom - ((kh - 1) * dh + 1)) / sh) + 1`` (likewise ``Wo``).
 
     Raises
     ------
     TypeError, ValueError
-        Bad dimensions or dtype, bad tuples, a pad not smaller than the kernel, or a non-positive output size.
+        Bad dimensions or dtype, bad tuples, a pad not smaller than the kernel, a non-positive output size, or
+        (integer codes) a window that holds only padding.
     """
-    _int_array(x_q, "x_q", 4, "(N, C, H, W)")
-    if x_q.dtype.itemsize > 2:
-        raise TypeError(f"x_q must have an integer dtype of at most 16 bits, not {x_q.dtype}")
+    if not (isinstance(x_q, np.ndarray) and x_q.dtype.kind == "f"):
+        _int_array(x_q, "x_q", 4, "(N, C, H, W)")
+        if x_q.dtype.itemsize > 2:
+            raise TypeError(f"x_q must have an integer dtype of at most 16 bits, not {x_q.dtype}")
+    elif x_q.ndim != 4:
+        raise ValueError(f"x_q must have 4 dimensions (N, C, H, W), not {x_q.ndim}")
     kh, kw = _int_tuple((kernel, kernel) if _is_int(kernel) else kernel, "kernel", 2, minimum=1)
     if stride is None:
         stride = (kh, kw)
     sh, sw = _int_tuple((stride, stride) if _is_int(stride) else stride, "stride", 2, minimum=1)
+    dh, dw = _int_tuple((dilation, dilation) if _is_int(dilation) else dilation, "dilation", 2, minimum=1)
     pt, pb, pl, pr = _int_tuple(pads, "pads", 4, minimum=0)
-    if max(pt, pb) >= kh or max(pl, pr) >= kw:
-        raise ValueError(f"pads must be smaller than the kernel {(kh, kw)}, not {(pt, pb, pl, pr)}")
+    eh, ew = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+    if max(pt, pb) >= eh or max(pl, pr) >= ew:
+        what = f"the kernel {(kh, kw)}" if (dh, dw) == (1, 1) else f"the dilated kernel {(eh, ew)}"
+        raise ValueError(f"pads must be smaller than {what}, not {(pt, pb, pl, pr)}")
     n_b, ch, h, w = x_q.shape
-    ho = conv_output_size(h, kh, sh, pt, pb)
-    wo = conv_output_size(w, kw, sw, pl, pr)
+
+    def size(n, e, st, p0, p1):
+        span = n + p0 + p1 - e
+        if not ceil_mode:
+            return span // st + 1
+        o = -(-span // st) + 1
+        return o - 1 if (o - 1) * st >= n + p0 else o
+
+    ho, wo = size(h, eh, sh, pt, pb), size(w, ew, sw, pl, pr)
     if ho < 1 or wo < 1:
         raise ValueError(f"output size must be positive, not {ho}x{wo}: the kernel {kh}x{kw} does not fit "
                          f"the padded input {h + pt + pb}x{w + pl + pr}")
-    xp = x_q.astype(np.int32)
-    if pt or pb or pl or pr:
-        xp = np.pad(xp, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=np.iinfo(np.int32).min)
+    if x_q.dtype.kind == "f":
+        out = np.empty((n_b, ch, ho, wo), x_q.dtype)
+        _kernels.maxpool2d(np.ascontiguousarray(x_q), out, kh, kw, sh, sw, dh, dw, pt, pl,
+                           x_q.dtype.type(-np.inf))
+        return out
     out = np.empty((n_b, ch, ho, wo), np.int32)
-    _kernels.maxpool2d(np.ascontiguousarray(xp), out, kh, kw, sh, sw)
+    empty = _kernels.maxpool2d(np.ascontiguousarray(x_q, np.int32), out, kh, kw, sh, sw, dh, dw, pt, pl,
+                               np.int32(np.iinfo(np.int32).min))
+    if empty:
+        raise ValueError(f"{empty} pooling windows hold only padding (kernel {(kh, kw)}, dilation "
+                         f"{(dh, dw)}, pads {(pt, pb, pl, pr)}, input {h}x{w})")
     return out.astype(x_q.dtype)
 
 

@@ -165,9 +165,10 @@ def conv2d_float(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, pad: int) 
 
 
 def maxpool2x2(x: np.ndarray) -> np.ndarray:
-    """2x2 max pooling with stride 2 (no padding) on (n, c, h, w) with even h, w; returns (n, c, h/2, w/2)."""
-    n, c, h, w = x.shape
-    return x.reshape(n, c, h // 2, 2, w // 2, 2).max(axis=(3, 5))
+    """2x2 max pooling with stride 2 (no padding) on (n, c, h, w) with even h, w; returns (n, c, h/2, w/2)
+    (:func:`hwsim.datapath.maxpool2d`, the one max pool)."""
+    from ..datapath import maxpool2d
+    return maxpool2d(x, (2, 2), (2, 2))
 
 
 def float_forward(weights: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:

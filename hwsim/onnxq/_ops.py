@@ -603,59 +603,24 @@ def _pool_geometry(node, spatial):
     return ks, strides, dil, pads, out
 
 
-@njit(cache=True)
-def _maxpool_kernel(x, out, kh, kw, sh, sw, dh, dw, pt, pl):
-    n_b, ch, h, w = x.shape
-    ho, wo = out.shape[2], out.shape[3]
-    for n in range(n_b):
-        for c in range(ch):
-            for oh in range(ho):
-                for ow in range(wo):
-                    best = np.int64(-(1 << 62))
-                    for r in range(kh):
-                        ih = oh * sh - pt + r * dh
-                        if ih < 0 or ih >= h:
-                            continue
-                        for s in range(kw):
-                            iw = ow * sw - pl + s * dw
-                            if iw < 0 or iw >= w:
-                                continue
-                            v = np.int64(x[n, c, ih, iw])
-                            if v > best:
-                                best = v
-                    out[n, c, oh, ow] = best
-
-
 def maxpool(node, ins, cfg):
-    """ONNX MaxPool on integer codes (or float32): window maxima; padded positions never win. Floor or ceil
-    mode, dilations, auto_pad (ORT ``pool_attributes.h`` output size). Only the first output (no indices)."""
+    """ONNX MaxPool on integer codes (or floats): :func:`hwsim.datapath.maxpool2d` (window maxima; padded
+    positions never win; floor or ceil mode, dilations), with auto_pad resolved here (ORT
+    ``pool_attributes.h`` output size). Only the first output (no indices); storage_order=1 is refused."""
     x = ins[0]
     if len(node.output) > 1 and node.output[1]:
         raise OpError("MaxPool's Indices output is not supported")
     if int(_attr(node, "storage_order", 0)):
         raise OpError("MaxPool storage_order=1 is not supported")
     ks, st, dil, pads, out = _pool_geometry(node, x.shape[2:])
-    if x.dtype.kind in "iu" and dil == [1, 1] and not int(_attr(node, "ceil_mode", 0)) \
-            and max(pads[0], pads[2]) < ks[0] and max(pads[1], pads[3]) < ks[1]:
-        return [maxpool2d(x, tuple(ks), tuple(st), (pads[0], pads[2], pads[1], pads[3]))], NodeStats()
-    if x.dtype.kind == "f":
-        xi = x
-        y = np.full(x.shape[:2] + tuple(out), -np.inf, np.float32)
-        for r in range(ks[0]):
-            for s in range(ks[1]):
-                for oh in range(out[0]):
-                    ih = oh * st[0] - pads[0] + r * dil[0]
-                    if not 0 <= ih < x.shape[2]:
-                        continue
-                    for ow in range(out[1]):
-                        iw = ow * st[1] - pads[1] + s * dil[1]
-                        if 0 <= iw < x.shape[3]:
-                            y[:, :, oh, ow] = np.maximum(y[:, :, oh, ow], xi[:, :, ih, iw])
-        return [y], NodeStats()
-    o = np.empty(x.shape[:2] + tuple(out), np.int64)
-    _maxpool_kernel(np.ascontiguousarray(x.astype(np.int64)), o, ks[0], ks[1], st[0], st[1], dil[0], dil[1],
-                    pads[0], pads[1])
-    return [o.astype(x.dtype)], NodeStats()
+    try:
+        y = maxpool2d(x, tuple(ks), tuple(st), (pads[0], pads[2], pads[1], pads[3]), dilation=tuple(dil),
+                      ceil_mode=bool(int(_attr(node, "ceil_mode", 0))))
+    except (TypeError, ValueError) as e:
+        raise OpError(f"MaxPool: {e}") from None
+    if list(y.shape[2:]) != list(out):
+        raise OpError(f"MaxPool: output size {list(y.shape[2:])} differs from the ONNX size {list(out)}")
+    return [y.astype(np.float32) if x.dtype.kind == "f" else y], NodeStats()
 
 
 @njit(cache=True)
