@@ -6,7 +6,7 @@ Shapes: GEMM M = N = K = 1024 (u8 x s8 with an activation zero point, and s8 x s
 3 x 3, pad 1 (ResNet-18 conv2_x). GOPS = 2 * MACs / median time. Both sides produce the same requantized 8-bit
 codes (checked here, element for element); hwsim's numbers include its requantization (``ort_cpu``), and its
 accumulator alone is listed too. hwsim's fast path is AVX512-VNNI when the CPU has it, else AVX2 integer
-kernels (``vpmaddwd`` int16 pairs), else float BLAS in exact chunks (``hwsim/datapath/_fast.py``). The numba
+kernels (``vpmaddwd`` int16 pairs), else float BLAS in exact chunks (``hwsim/datapath/_exact_gemm.py``). The numba
 reference loops are timed for comparison.
 
 On AVX2 hosts without VNNI onnxruntime's u8 x s8 kernels saturate pairs of products to int16
@@ -72,7 +72,7 @@ def main(argv=None) -> int:
     from onnx import helper
 
     from hwsim.datapath import (
-        _fast,
+        _exact_gemm,
         conv2d_acc,
         gemm_acc,
         pair_saturating_gemm,
@@ -85,7 +85,7 @@ def main(argv=None) -> int:
     f32 = np.float32
     rng = np.random.default_rng(0)
     rows = []
-    kind = _fast.fast_path_name()
+    kind = _exact_gemm.fast_path_name()
     path = {"vnni": "VNNI (vpdpbusd)", "avx2": "AVX2 (vpmaddwd int16 pairs)",
             "float": "float BLAS, exact chunks"}[kind]
     # onnxruntime's u8 x s8 kernels without VNNI saturate int16 pairs (vpmaddubsw)
@@ -136,7 +136,7 @@ def main(argv=None) -> int:
     t_ref = _median_time(lambda: gemm_acc(a, b, a_zp=128, b_zp=0, fast=False), max(3, args.repeat // 2))
     rows.append((f"GEMM {small}^3 uint8 x int8", "hwsim numba reference loop (fast=False)", t_ref,
                  2 * small ** 3, True))
-    t_fl = _median_time(lambda: _fast.exact_gemm(a, b, 128, np.zeros(small, np.int64), path="float"),
+    t_fl = _median_time(lambda: _exact_gemm.exact_gemm(a, b, 128, np.zeros(small, np.int64), path="float"),
                         max(3, args.repeat // 2))
     rows.append((f"GEMM {small}^3 uint8 x int8", "hwsim float-BLAS exact path", t_fl, 2 * small ** 3, True))
 

@@ -192,7 +192,7 @@ def main(argv=None) -> int:
 
     import onnxruntime as ort
 
-    from hwsim.datapath._fast import fast_path_name
+    from hwsim.datapath._exact_gemm import fast_path_name
     from hwsim.onnxq import verify
 
     print(host_line())

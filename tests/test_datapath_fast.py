@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from hwsim.datapath import _avx2, _fast, _vnni, conv2d_acc, gemm_acc, narrow_operand
+from hwsim.datapath import _avx2, _exact_gemm, _vnni, conv2d_acc, gemm_acc, narrow_operand
 
 INT8 = (np.int8, np.uint8)
 
@@ -34,7 +34,7 @@ def test_exact_gemm_paths_equal_numba(adt, bdt, path):
         az = int(codes(rng, adt, ()))
         bz = codes(rng, bdt, (n,)).astype(np.int64)
         ref, _ = gemm_acc(a, b, a_zp=az, b_zp=bz, acc_bits=64, fast=False)
-        got = _fast.exact_gemm(a, b, az, bz, path=path)
+        got = _exact_gemm.exact_gemm(a, b, az, bz, path=path)
         np.testing.assert_array_equal(got, ref)
 
 
@@ -45,7 +45,7 @@ def test_vnni_chunks_long_reductions(monkeypatch):
     rng = np.random.default_rng(3)
     a, b = codes(rng, np.uint8, (13, 1000)), codes(rng, np.int8, (1000, 9))
     ref, _ = gemm_acc(a, b, a_zp=200, b_zp=-3, acc_bits=64, fast=False)
-    np.testing.assert_array_equal(_fast.exact_gemm(a, b, 200, np.full(9, -3, np.int64), path="vnni"), ref)
+    np.testing.assert_array_equal(_exact_gemm.exact_gemm(a, b, 200, np.full(9, -3, np.int64), path="vnni"), ref)
 
 
 def test_float_path_chunk_bound_keeps_partial_sums_exact():
@@ -53,7 +53,7 @@ def test_float_path_chunk_bound_keeps_partial_sums_exact():
     # the exact sum (about 3.2e8) is far above 2^24, where a single float32 matmul would round
     a = np.full((2, 5000), 255, np.uint8)
     b = np.full((5000, 3), 0, np.uint8)
-    got = _fast.exact_gemm(a, b, 0, np.full(3, 255, np.int64), path="float")
+    got = _exact_gemm.exact_gemm(a, b, 0, np.full(3, 255, np.int64), path="float")
     assert got.tolist() == [[-5000 * 255 * 255] * 3] * 2
     naive = (a.astype(np.float32) @ (b.astype(np.float32) - 255)).astype(np.int64)
     assert naive[0, 0] != got[0, 0]
@@ -204,7 +204,7 @@ def test_avx2_gemm_equals_numba_for_every_width(bits_a, bits_b, monkeypatch):
         b = rng.integers(-(1 << (bits_b - 1)), 1 << (bits_b - 1), (k, n)).astype(np.int8)  # signed weights
         az = int(rng.integers(0, 1 << bits_a))
         bz = rng.integers(-(1 << (bits_b - 1)), 1 << (bits_b - 1), n).astype(np.int64) // 2
-        np.testing.assert_array_equal(_fast.exact_gemm(a, b, az, bz, path="avx2"), _ref_gemm(a, b, az, bz))
+        np.testing.assert_array_equal(_exact_gemm.exact_gemm(a, b, az, bz, path="avx2"), _ref_gemm(a, b, az, bz))
     # the last, largest case: 8 x 8 bits: |b - bz| reaches 191 > 127 and 2 * 255 * 128 > 32767: int16 pairs;
     # (8, 7): |b - bz| <= 96 and 2 * 255 * 96 = 48960 > 32767: int16 pairs too; (4, 4): 2 * 15 * 12 = 360:
     # byte pairs
@@ -221,21 +221,21 @@ def test_avx2_gemm_extreme_operands_and_chunks(monkeypatch):
         a = np.full((7, 1000), a_val, np.uint8)
         b = np.full((1000, 5), b_val, np.int8)
         want = 1000 * (a_val - az) * (b_val - bz)
-        assert _fast.exact_gemm(a, b, az, np.full(5, bz, np.int64), path="avx2").tolist() == [[want] * 5] * 7
-    monkeypatch.setattr(_fast, "_I32_MAX", 64 * 255 * 255)
-    monkeypatch.setattr(_fast, "_UBS_MAX_K", 8)
+        assert _exact_gemm.exact_gemm(a, b, az, np.full(5, bz, np.int64), path="avx2").tolist() == [[want] * 5] * 7
+    monkeypatch.setattr(_exact_gemm, "_I32_MAX", 64 * 255 * 255)
+    monkeypatch.setattr(_exact_gemm, "_UBS_MAX_K", 8)
     rng = np.random.default_rng(5)
     for bits in (8, 3):
         a = rng.integers(0, 1 << bits, (11, 999)).astype(np.uint8)
         b = rng.integers(-(1 << (bits - 1)), 1 << (bits - 1), (999, 19)).astype(np.int8)
         bz = rng.integers(-2, 3, 19)
-        np.testing.assert_array_equal(_fast.exact_gemm(a, b, 1, bz, path="avx2"), _ref_gemm(a, b, 1, bz))
+        np.testing.assert_array_equal(_exact_gemm.exact_gemm(a, b, 1, bz, path="avx2"), _ref_gemm(a, b, 1, bz))
     # narrow signed activations with unsigned 8-bit weights: the weights are the unsigned operand (2 * 255 *
     # 7 = 3570 <= 32767), the correction term is -(z_b) * sum_k (a - z_a)
     a = rng.integers(-4, 4, (6, 77)).astype(np.int8)
     b = rng.integers(0, 256, (77, 20)).astype(np.uint8)
     bz = rng.integers(0, 256, 20)
-    np.testing.assert_array_equal(_fast.exact_gemm(a, b, -3, bz, path="avx2"), _ref_gemm(a, b, -3, bz))
+    np.testing.assert_array_equal(_exact_gemm.exact_gemm(a, b, -3, bz, path="avx2"), _ref_gemm(a, b, -3, bz))
 
 
 @needs_avx2
@@ -243,11 +243,11 @@ def test_avx2_gemm_wide_operands_int16_and_refusal():
     rng = np.random.default_rng(9)
     a = rng.integers(-32767, 32768, (9, 40)).astype(np.int32)
     b = rng.integers(-32767, 32768, (40, 18)).astype(np.int32)
-    got = _fast.exact_gemm(a, b, 0, np.zeros(18, np.int64), path="avx2")  # chunks of 2 terms
+    got = _exact_gemm.exact_gemm(a, b, 0, np.zeros(18, np.int64), path="avx2")  # chunks of 2 terms
     np.testing.assert_array_equal(got, a.astype(np.int64) @ b.astype(np.int64))
     # -32768 - 0 does not fit [-32767, 32767] (vpmaddwd wraps (-32768)^2 * 2): the path declines
     a[0, 0] = -32768
-    assert _fast.exact_gemm(a, b, 0, np.zeros(18, np.int64), path="avx2") is None
+    assert _exact_gemm.exact_gemm(a, b, 0, np.zeros(18, np.int64), path="avx2") is None
 
 
 @needs_avx2
@@ -263,7 +263,7 @@ def test_avx2_conv_equals_numba(layout, bits):
         kw = dict(x_zp=xz, w_zp=wz, stride=stride, pads=pads, dilation=dil, groups=groups)
         ref, _ = conv2d_acc(x, w, acc_bits=64, fast=False, **kw)
         n, k, ho, wo = ref.shape
-        got = _fast._avx2_conv(x, w, xz, np.asarray(wz, np.int64), stride, pads, dil, groups, ho, wo)
+        got = _exact_gemm._avx2_conv(x, w, xz, np.asarray(wz, np.int64), stride, pads, dil, groups, ho, wo)
         np.testing.assert_array_equal(got, ref)
     # extremes: x = 255 everywhere with z_x = 0, w = -128: every tap -32640 (padded taps 0)
     if bits == 8:
@@ -271,7 +271,7 @@ def test_avx2_conv_equals_numba(layout, bits):
         w = np.full(wsh, -128, np.int8)
         ref, _ = conv2d_acc(x, w, x_zp=0, w_zp=0, acc_bits=64, fast=False, stride=stride, pads=pads,
                             dilation=dil, groups=groups)
-        got = _fast._avx2_conv(x, w, 0, np.zeros(wsh[0], np.int64), stride, pads, dil, groups, *ref.shape[2:])
+        got = _exact_gemm._avx2_conv(x, w, 0, np.zeros(wsh[0], np.int64), stride, pads, dil, groups, *ref.shape[2:])
         np.testing.assert_array_equal(got, ref)
 
 
@@ -324,13 +324,13 @@ def test_direct_int32_conv_depthwise_extremes_and_bound():
     geo = dict(stride=(1, 2), pads=(1, 1, 1, 1), dilation=(1, 1), groups=8)
     ref, _ = conv2d_acc(x, w, x_zp=0, w_zp=0, acc_bits=64, fast=False, **geo)
     assert ref[0, 0, 1, 1] == 9 * 255 * -128
-    got = _fast._direct_conv(x, w, 0, np.zeros(8, np.int64), (1, 2), (1, 1, 1, 1), (1, 1), 8, *ref.shape[2:])
+    got = _exact_gemm._direct_conv(x, w, 0, np.zeros(8, np.int64), (1, 2), (1, 1, 1, 1), (1, 1), 8, *ref.shape[2:])
     np.testing.assert_array_equal(got, ref)
     # int16 operands: 9 * 30000 * 30000 > 2^31 - 1, so the int32 kernel declines (None), and conv2d_acc stays
     # exact through the int64 loop
     x16 = np.full((1, 2, 4, 4), 30000, np.int16)
     w16 = np.full((2, 1, 3, 3), 30000, np.int16)
     zw = np.zeros(2, np.int64)
-    assert _fast._direct_conv(x16, w16, 0, zw, (1, 1), (0, 0, 0, 0), (1, 1), 2, 2, 2) is None
+    assert _exact_gemm._direct_conv(x16, w16, 0, zw, (1, 1), (0, 0, 0, 0), (1, 1), 2, 2, 2) is None
     got = conv2d_acc(x16, w16, x_zp=0, w_zp=0, acc_bits=64, groups=2)[0]
     assert got.ravel().tolist() == [9 * 30000 ** 2] * 8

@@ -459,6 +459,24 @@ def test_maxpool2d_matches_ort(signed, kernel, stride, pads):
     np.testing.assert_array_equal(y, ref)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.float32])
+@pytest.mark.parametrize("kernel, stride, pads, dil, ceil", [((2, 2), (2, 2), (0, 0, 0, 0), (2, 2), True),
+                                                             ((3, 2), (2, 3), (1, 2, 0, 1), (1, 2), True),
+                                                             ((2, 3), (1, 2), (1, 0, 1, 1), (3, 1), False)])
+def test_maxpool2d_dilation_ceil_matches_ort(dtype, kernel, stride, pads, dil, ceil):
+    # the one max pool (datapath, onnxq, models) with dilations and ceil mode on integer codes and float32
+    rng = np.random.default_rng(71)
+    x = codes(rng, dtype == np.int8, (2, 3, 10, 11)) if dtype != np.float32 else \
+        rng.standard_normal((2, 3, 10, 11)).astype(np.float32)
+    pt, pb, pl, pr = pads
+    attrs = dict(kernel_shape=list(kernel), pads=[pt, pl, pb, pr], strides=list(stride), dilations=list(dil),
+                 ceil_mode=int(ceil))
+    ref = run_ort("MaxPool", [("x", x)], x.dtype, attrs, opset=12)
+    y = maxpool2d(x, kernel, stride, pads, dilation=dil, ceil_mode=ceil)
+    assert y.dtype == x.dtype and y.shape == ref.shape
+    np.testing.assert_array_equal(y, ref)
+
+
 # -- QLinearGlobalAveragePool (com.microsoft) ----------------------------------------------------------------
 
 @pytest.mark.parametrize("signed, x_zp, s_y, y_zp, ties", [

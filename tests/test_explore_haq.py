@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from hwsim.explore._mixed import expand_ilp
+from hwsim.explore._ilp_policies import expand_ilp
 from hwsim.explore._spec import load_sweep
 
 from .utils import ROOT

@@ -71,7 +71,7 @@ def test_equals_brute_force_over_exactly_simulated_policies():
     # (asserted), so the comparison can fail.
     from hwsim._pipeline import simulate_workload
     from hwsim.explore._ilp import policy_costs
-    from hwsim.explore._mixed import layer_costs, layer_options
+    from hwsim.explore._ilp_policies import layer_costs, layer_options
     from hwsim.spec import Workload, validate
 
     from .utils import make_arch

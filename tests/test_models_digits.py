@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hwsim.models import digits
 from hwsim.models.digits import (
     LAYERS,
     accuracy,
@@ -24,6 +23,7 @@ from hwsim.models.digits import (
     load_weights,
     quantized_forward,
 )
+from hwsim.quant import float_conv2d
 
 
 @pytest.fixture(scope="module")
@@ -95,9 +95,9 @@ def test_float_forward_matches_direct_loops(data, weights):
     for (nn, o, i, j) in [(0, 0, 0, 0), (1, 3, 7, 7), (2, 7, 0, 5), (3, 5, 4, 3)]:
         v = b1[o] + sum(xp[nn, 0, i + r, j + s] * w1[o, 0, r, s] for r in range(3) for s in range(3))
         assert h1[nn, o, i, j] == pytest.approx(max(v, 0.0), abs=1e-12)
-    # the im2col conv used by float_forward agrees with the direct loop on conv2
+    # the float reference conv used by float_forward (hwsim.quant.float_conv2d) agrees with the direct loop
     h2_direct = _direct_conv(h1, weights["conv2.weight"], weights["conv2.bias"], 1)
-    h2 = digits.conv2d_float(h1.astype(np.float32), weights["conv2.weight"], weights["conv2.bias"], 1)
+    h2 = float_conv2d(h1.astype(np.float32), weights["conv2.weight"], weights["conv2.bias"], pads=(1, 1, 1, 1))
     np.testing.assert_allclose(h2, h2_direct, rtol=1e-5, atol=1e-5)
     # and the whole network: pool by explicit windows, fc by a dot product
     a2 = np.maximum(h2_direct, 0)

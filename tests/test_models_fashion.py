@@ -69,6 +69,21 @@ def test_training_gradients_match_finite_differences(data):
         assert (num[0] - num[1]) / 2e-6 == pytest.approx(float(g[k][idx]), rel=1e-4, abs=1e-7)
 
 
+
+def test_training_conv_is_the_float_reference_conv(data):
+    # the training pass's conv (im2col columns kept for the weight gradients) is hwsim.quant.float_conv2d's
+    # GEMM: equal bit for bit, so training and the float reference forward share one convolution
+    from hwsim.models import train_fashion
+    from hwsim.quant import float_conv2d
+
+    rng = np.random.default_rng(2)
+    w = {k: v for k, v in train_fashion.init_params(rng).items()}
+    x = data[0][:4].astype(np.float32)
+    n = x.shape[0]
+    z1 = train_fashion._im2col(x) @ w["conv1.weight"].reshape(8, -1).T + w["conv1.bias"]
+    ref = float_conv2d(x, w["conv1.weight"], w["conv1.bias"], pads=(1, 1, 1, 1))
+    np.testing.assert_array_equal(z1.reshape(n, 28, 28, 8).transpose(0, 3, 1, 2), ref)
+
 def test_integer_conv_layer_equals_qlinear_conv2d(data):
     from hwsim.datapath import qlinear_conv2d
     from hwsim.quant import quantize

@@ -289,6 +289,6 @@ def test_sigmoid_table_uses_fused_multiply_adds(tmp_path):
     m = model([node], [("x", np.int8, [1, 256])], [("y", np.int8)], inits)
     rep = run(tmp_path, m, {"x": np.arange(-128, 128).astype(np.int8).reshape(1, 256)})
     assert rep.mismatches == 0
-    from hwsim.onnxq._ops import mlas_logistic
+    from hwsim.onnxq._ops_elementwise import mlas_logistic
 
     assert int(np.rint(mlas_logistic(np.array([xs]))[0] * 256)) - 128 == 103

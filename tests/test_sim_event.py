@@ -55,9 +55,9 @@ def test_onchip_bandwidth_stretches_tiles():
 def test_the_two_engines_agree_on_random_schedules(compiled):
     # the analytic engine runs as plain Python (hwsim simulate) or compiled by numba (sweeps): both must equal
     # the SimPy processes
-    from hwsim.sim import _fast
+    from hwsim.sim import _recurrence
 
-    _fast.use_numba(compiled)
+    _recurrence.use_numba(compiled)
     rng = np.random.default_rng(7)
     for _ in range(400):
         n = int(rng.integers(1, 25))
@@ -69,7 +69,7 @@ def test_the_two_engines_agree_on_random_schedules(compiled):
                   onchip_cycles=rng.integers(0, 60, n).tolist() if rng.random() < 0.3 else None)
         assert simulate_tiles(c, r, w, engine="simpy", **kw) == simulate_tiles(c, r, w, engine="analytic",
                                                                                **kw)
-    _fast.use_numba(False)
+    _recurrence.use_numba(False)
 
 
 def test_unbounded_bandwidth_has_no_stall():

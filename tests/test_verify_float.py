@@ -15,7 +15,7 @@ from onnx import numpy_helper as nh
 
 from hwsim.errors import SpecError
 from hwsim.onnxq import load_model, lower_qdq, verify
-from hwsim.onnxq._ops import DatapathConfig
+from hwsim.onnxq import DatapathConfig
 from hwsim.onnxq._ops_dynamic import dynamic_quantize_linear
 from hwsim.onnxq._ops_float import FLOAT_TOLERANCE, compare_float
 

@@ -149,20 +149,35 @@ def add_saturate(out, addend, lo, hi):
 
 
 @njit(cache=True)
-def maxpool2d(xp, out, kh, kw, sh, sw):
-    """Window maxima of an already padded int32 input ``xp`` (N, C, Hp, Wp) into ``out`` (N, C, Ho, Wo).
-
-    The padding value is chosen by the caller to lose every comparison (below the type minimum).
+def maxpool2d(x, out, kh, kw, sh, sw, dh, dw, pt, pl, lowest):
+    """Window maxima of ``x`` (N, C, H, W) into ``out`` (N, C, Ho, Wo): window ``(oh, ow)`` reads
+    ``x[ih, iw]`` at ``ih = oh*sh - pt + r*dh``, ``iw = ow*sw - pl + s*dw`` for ``r < kh``, ``s < kw``;
+    positions outside ``x`` (padding) never win. The running maximum starts at ``lowest`` and is replaced by a
+    larger value or a NaN (so a NaN propagates, as ``numpy.maximum``); the first maximum wins a tie. Returns the
+    number of windows that hold no real position (their output is ``lowest``).
     """
-    n_b, ch, ho, wo = out.shape
+    n_b, ch, h, w = x.shape
+    ho, wo = out.shape[2], out.shape[3]
+    empty = 0
     for n in range(n_b):
         for c in range(ch):
             for oh in range(ho):
                 for ow in range(wo):
-                    best = xp[n, c, oh * sh, ow * sw]
+                    best = lowest
+                    seen = False
                     for r in range(kh):
+                        ih = oh * sh - pt + r * dh
+                        if ih < 0 or ih >= h:
+                            continue
                         for s in range(kw):
-                            v = xp[n, c, oh * sh + r, ow * sw + s]
-                            if v > best:
+                            iw = ow * sw - pl + s * dw
+                            if iw < 0 or iw >= w:
+                                continue
+                            seen = True
+                            v = x[n, c, ih, iw]
+                            if v > best or v != v:
                                 best = v
+                    if not seen:
+                        empty += 1
                     out[n, c, oh, ow] = best
+    return empty

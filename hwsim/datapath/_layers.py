@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..numerics import QParams, check_profile, requant_multiplier, requantize
-from . import _fast, _kernels, _pairs
+from . import _exact_gemm, _kernels, _pairs
 
 __all__ = ["conv2d_acc", "gemm_acc", "qlinear_conv2d", "qlinear_matmul", "maxpool2d", "global_avgpool",
            "conv_output_size", "narrow_operand"]
@@ -304,7 +304,7 @@ def conv2d_acc(x_q: np.ndarray, w_q: np.ndarray, *, x_zp, w_zp, bias: np.ndarray
         term alone), then the bias. For a depthwise conv (``C/groups = 1``) the pairs are kernel taps in
         ``(r, s)`` order. Wrap mode only.
     fast : bool, default True
-        Use the exact fast path (:mod:`._fast`: VNNI, AVX2 or float BLAS) where it applies (wrap mode, no
+        Use the exact fast path (:mod:`._exact_gemm`: VNNI, AVX2 or float BLAS) where it applies (wrap mode, no
         ``int16_pairs``); ``False`` forces the reference numba loops (same results, for tests).
     zero_point_mode : {"shift", "cross_term"}, default "shift"
         How the PE handles zero points. ``shift``: it multiplies ``(x - x_zp)(w - w_zp)`` (9-bit operands for
@@ -390,7 +390,7 @@ def conv2d_acc(x_q: np.ndarray, w_q: np.ndarray, *, x_zp, w_zp, bias: np.ndarray
     small_bias = b is None or not b.size or int(np.abs(b).max()) < (1 << 60)
     if fast and acc_mode == "wrap" and mult_bits is None and small_bias:
         # 8-bit codes only: |sum| <= 255 * 255 * K, far inside int64, so no _check_exact is needed
-        out = _fast.exact_conv(x_q, w_q, xz, wz, (sh, sw), (pt, pb, pl, pr), (dh, dw), groups, ho, wo)
+        out = _exact_gemm.exact_conv(x_q, w_q, xz, wz, (sh, sw), (pt, pb, pl, pr), (dh, dw), groups, ho, wo)
     events = 0
     if out is None:
         xs = _shifted(x_q, xz, "x_q")
@@ -488,7 +488,7 @@ def gemm_acc(a_q: np.ndarray, b_q: np.ndarray, *, a_zp, b_zp, bias: np.ndarray |
     small_bias = b is None or not b.size or int(np.abs(b).max()) < (1 << 60)
     if fast and acc_mode == "wrap" and mult_bits is None and small_bias and a_q.dtype.itemsize == 1 \
             and b_q.dtype.itemsize == 1:
-        out = _fast.exact_gemm(a_q, b_q, az, bz, path="simd")  # 8-bit codes: exact in int64, any K
+        out = _exact_gemm.exact_gemm(a_q, b_q, az, bz, path="simd")  # 8-bit codes: exact in int64, any K
     events = 0
     if out is None:
         a_s = np.ascontiguousarray(_shifted(a_q, az, "a_q"))
@@ -498,7 +498,7 @@ def gemm_acc(a_q: np.ndarray, b_q: np.ndarray, *, a_zp, b_zp, bias: np.ndarray |
             b_s, _ = narrow_operand(b_s, mult_bits)
         _check_exact(a_s, b_s, k_red, b)
         if fast and acc_mode == "wrap":
-            out = _fast.exact_gemm(a_s, b_s, 0, np.zeros(n_cols, np.int64), path="auto")
+            out = _exact_gemm.exact_gemm(a_s, b_s, 0, np.zeros(n_cols, np.int64), path="auto")
     if out is None:
         out = np.zeros((m_rows, n_cols), np.int64)
         if acc_mode == "wrap":
@@ -678,54 +678,82 @@ def qlinear_matmul(a_q: np.ndarray, b_q: np.ndarray, *, a_qp: QParams, b_qp: QPa
 # -- pooling -------------------------------------------------------------------------------------------------
 
 def maxpool2d(x_q: np.ndarray, kernel, stride=None,
-              pads: tuple[int, int, int, int] = (0, 0, 0, 0)) -> np.ndarray:
-    """Max pooling on integer codes (ONNX MaxPool on int8/uint8, floor mode, no dilation).
+              pads: tuple[int, int, int, int] = (0, 0, 0, 0), *, dilation=1,
+              ceil_mode: bool = False) -> np.ndarray:
+    """Max pooling on integer codes or floats (ONNX MaxPool, NCHW; the one max pool of hwsim: the ONNX
+    executor :mod:`hwsim.onnxq` and the models call it).
 
     Max commutes with the monotone affine map ``r = s (q - z)`` (``s > 0``), so pooling the codes is exact and
-    the output keeps the input's quantizer. Padded positions never win (they act as ``-inf``, as in ONNX).
+    the output keeps the input's quantizer. Padded positions never win (they act as ``-inf``, as in ONNX); on
+    floats a NaN in a window propagates (as ``numpy.maximum``).
 
     Parameters
     ----------
-    x_q : numpy.ndarray, shape (N, C, H, W), integer dtype of at most 16 bits
+    x_q : numpy.ndarray, shape (N, C, H, W), integer dtype of at most 16 bits, or a float dtype
     kernel : int or tuple of 2 ints >= 1
         ``(kh, kw)``.
     stride : int or tuple of 2 ints >= 1, optional
         Defaults to ``kernel`` (non-overlapping windows).
     pads : tuple of 4 ints >= 0, default (0, 0, 0, 0)
-        ``(top, bottom, left, right)``; each must be smaller than the kernel along its axis (as ORT requires),
-        so every window holds at least one real value.
+        ``(top, bottom, left, right)``; each must be smaller than the dilated kernel extent
+        ``(k - 1) * d + 1`` along its axis (with ``dilation`` 1: smaller than the kernel, as ORT requires).
+    dilation : int or tuple of 2 ints >= 1, default 1
+        ``(dh, dw)``: window taps ``d`` apart.
+    ceil_mode : bool, default False
+        Round the output size up; a last window that would start in the end padding is dropped (ORT
+        ``core/providers/cpu/nn/pool_attributes.h``, ``ComputeOutputSize``).
 
     Returns
     -------
     numpy.ndarray, shape (N, C, Ho, Wo), dtype of ``x_q``
-        ``Ho = (H + top + bottom - kh) // sh + 1`` (likewise ``Wo``).
+        ``Ho = floor_or_ceil((H + top + bottom - ((kh - 1) * dh + 1)) / sh) + 1`` (likewise ``Wo``).
 
     Raises
     ------
     TypeError, ValueError
-        Bad dimensions or dtype, bad tuples, a pad not smaller than the kernel, or a non-positive output size.
+        Bad dimensions or dtype, bad tuples, a pad not smaller than the kernel, a non-positive output size, or
+        (integer codes) a window that holds only padding.
     """
-    _int_array(x_q, "x_q", 4, "(N, C, H, W)")
-    if x_q.dtype.itemsize > 2:
-        raise TypeError(f"x_q must have an integer dtype of at most 16 bits, not {x_q.dtype}")
+    if not (isinstance(x_q, np.ndarray) and x_q.dtype.kind == "f"):
+        _int_array(x_q, "x_q", 4, "(N, C, H, W)")
+        if x_q.dtype.itemsize > 2:
+            raise TypeError(f"x_q must have an integer dtype of at most 16 bits, not {x_q.dtype}")
+    elif x_q.ndim != 4:
+        raise ValueError(f"x_q must have 4 dimensions (N, C, H, W), not {x_q.ndim}")
     kh, kw = _int_tuple((kernel, kernel) if _is_int(kernel) else kernel, "kernel", 2, minimum=1)
     if stride is None:
         stride = (kh, kw)
     sh, sw = _int_tuple((stride, stride) if _is_int(stride) else stride, "stride", 2, minimum=1)
+    dh, dw = _int_tuple((dilation, dilation) if _is_int(dilation) else dilation, "dilation", 2, minimum=1)
     pt, pb, pl, pr = _int_tuple(pads, "pads", 4, minimum=0)
-    if max(pt, pb) >= kh or max(pl, pr) >= kw:
-        raise ValueError(f"pads must be smaller than the kernel {(kh, kw)}, not {(pt, pb, pl, pr)}")
+    eh, ew = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+    if max(pt, pb) >= eh or max(pl, pr) >= ew:
+        what = f"the kernel {(kh, kw)}" if (dh, dw) == (1, 1) else f"the dilated kernel {(eh, ew)}"
+        raise ValueError(f"pads must be smaller than {what}, not {(pt, pb, pl, pr)}")
     n_b, ch, h, w = x_q.shape
-    ho = conv_output_size(h, kh, sh, pt, pb)
-    wo = conv_output_size(w, kw, sw, pl, pr)
+
+    def size(n, e, st, p0, p1):
+        span = n + p0 + p1 - e
+        if not ceil_mode:
+            return span // st + 1
+        o = -(-span // st) + 1
+        return o - 1 if (o - 1) * st >= n + p0 else o
+
+    ho, wo = size(h, eh, sh, pt, pb), size(w, ew, sw, pl, pr)
     if ho < 1 or wo < 1:
         raise ValueError(f"output size must be positive, not {ho}x{wo}: the kernel {kh}x{kw} does not fit "
                          f"the padded input {h + pt + pb}x{w + pl + pr}")
-    xp = x_q.astype(np.int32)
-    if pt or pb or pl or pr:
-        xp = np.pad(xp, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=np.iinfo(np.int32).min)
+    if x_q.dtype.kind == "f":
+        out = np.empty((n_b, ch, ho, wo), x_q.dtype)
+        _kernels.maxpool2d(np.ascontiguousarray(x_q), out, kh, kw, sh, sw, dh, dw, pt, pl,
+                           x_q.dtype.type(-np.inf))
+        return out
     out = np.empty((n_b, ch, ho, wo), np.int32)
-    _kernels.maxpool2d(np.ascontiguousarray(xp), out, kh, kw, sh, sw)
+    empty = _kernels.maxpool2d(np.ascontiguousarray(x_q, np.int32), out, kh, kw, sh, sw, dh, dw, pt, pl,
+                               np.int32(np.iinfo(np.int32).min))
+    if empty:
+        raise ValueError(f"{empty} pooling windows hold only padding (kernel {(kh, kw)}, dilation "
+                         f"{(dh, dw)}, pads {(pt, pb, pl, pr)}, input {h}x{w})")
     return out.astype(x_q.dtype)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import _avx2
-from ._fast import _threads_for
+from ._exact_gemm import _threads_for
 
 __all__ = ["pair_saturating_gemm"]
 

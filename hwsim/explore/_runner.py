@@ -202,7 +202,7 @@ class _LocalPool:
         # child must not inherit
         ctx = multiprocessing.get_context("forkserver")
         # imported once, not per worker
-        ctx.set_forkserver_preload(["hwsim.explore._runner", "hwsim.sim._fast"])
+        ctx.set_forkserver_preload(["hwsim.explore._runner", "hwsim.sim._recurrence"])
         self._ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_set_sweep,
                                        initargs=(rs,))
         self.slots = workers
@@ -330,7 +330,7 @@ def _run_points(rs: ResolvedSweep, out_dir: Path, resume: bool, workers: int | N
     counts the rows appended)."""
     pts_csv = out_dir / "points.csv"
     done_ids = _prepare_out(rs, out_dir, resume)
-    from ._mixed import expand_ilp
+    from ._ilp_policies import expand_ilp
 
     rs = expand_ilp(rs, out_dir)
     cols = point_columns(rs)

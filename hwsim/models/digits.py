@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..quant import float_conv2d
 from ._base import check_layer_bits, load_npz_metadata, load_npz_weights
 
 __all__ = [
@@ -139,38 +140,11 @@ def im2col(x: np.ndarray, kh: int, kw: int, pad: int) -> np.ndarray:
     return win.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, c * kh * kw)
 
 
-def conv2d_float(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, pad: int) -> np.ndarray:
-    """Stride-1 2-D convolution (cross-correlation, as ONNX Conv) via im2col.
-
-    Parameters
-    ----------
-    x : numpy.ndarray
-        (n, c, h, w).
-    weight : numpy.ndarray
-        (o, c, kh, kw).
-    bias : numpy.ndarray
-        (o,).
-    pad : int
-        Zero padding on every side.
-
-    Returns
-    -------
-    numpy.ndarray
-        (n, o, oh, ow) in the dtype of ``x`` and ``weight`` combined.
-    """
-    n = x.shape[0]
-    o, _, kh, kw = weight.shape
-    cols = im2col(x, kh, kw, pad)
-    oh = x.shape[2] + 2 * pad - kh + 1
-    ow = x.shape[3] + 2 * pad - kw + 1
-    y = cols @ weight.reshape(o, -1).T + bias
-    return y.reshape(n, oh, ow, o).transpose(0, 3, 1, 2)
-
-
 def maxpool2x2(x: np.ndarray) -> np.ndarray:
-    """2x2 max pooling with stride 2 (no padding) on (n, c, h, w) with even h, w; returns (n, c, h/2, w/2)."""
-    n, c, h, w = x.shape
-    return x.reshape(n, c, h // 2, 2, w // 2, 2).max(axis=(3, 5))
+    """2x2 max pooling with stride 2 (no padding) on (n, c, h, w) with even h, w; returns (n, c, h/2, w/2)
+    (:func:`hwsim.datapath.maxpool2d`, the one max pool)."""
+    from ..datapath import maxpool2d
+    return maxpool2d(x, (2, 2), (2, 2))
 
 
 def float_forward(weights: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
@@ -189,8 +163,8 @@ def float_forward(weights: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
         (n, 10) float32 logits.
     """
     x = np.asarray(x, dtype=np.float32)
-    h = np.maximum(conv2d_float(x, weights["conv1.weight"], weights["conv1.bias"], 1), 0)
-    h = np.maximum(conv2d_float(h, weights["conv2.weight"], weights["conv2.bias"], 1), 0)
+    h = np.maximum(float_conv2d(x, weights["conv1.weight"], weights["conv1.bias"], pads=(1, 1, 1, 1)), 0)
+    h = np.maximum(float_conv2d(h, weights["conv2.weight"], weights["conv2.bias"], pads=(1, 1, 1, 1)), 0)
     h = maxpool2x2(h).reshape(x.shape[0], -1)
     return (h @ weights["fc.weight"].T + weights["fc.bias"]).astype(np.float32)
 
@@ -271,8 +245,8 @@ def _layer_inputs_float(weights: dict[str, np.ndarray], x: np.ndarray) -> dict[s
     """Float32 input activations of each layer (for calibration): conv1 (n,1,8,8), conv2 (n,8,8,8), fc
     (n,256)."""
     x = np.asarray(x, dtype=np.float32)
-    h1 = np.maximum(conv2d_float(x, weights["conv1.weight"], weights["conv1.bias"], 1), 0)
-    h2 = np.maximum(conv2d_float(h1, weights["conv2.weight"], weights["conv2.bias"], 1), 0)
+    h1 = np.maximum(float_conv2d(x, weights["conv1.weight"], weights["conv1.bias"], pads=(1, 1, 1, 1)), 0)
+    h2 = np.maximum(float_conv2d(h1, weights["conv2.weight"], weights["conv2.bias"], pads=(1, 1, 1, 1)), 0)
     return {"conv1": x, "conv2": h1, "fc": maxpool2x2(h2).reshape(x.shape[0], -1)}
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .digits import im2col
 from .fashion import SHAPES, WEIGHTS_PATH, float_forward, load_fashion_mnist
 
 __all__ = ["SEED", "EPOCHS", "BATCH", "LR", "init_params", "train", "save_npz", "main"]
@@ -52,11 +53,10 @@ def init_params(rng: np.random.Generator) -> dict[str, np.ndarray]:
 
 
 def _im2col(x: np.ndarray) -> np.ndarray:
-    """3x3, pad 1, stride 1: (n, c, h, w) -> (n*h*w, c*9), columns in (c, kh, kw) order."""
-    n, c, h, w = x.shape
-    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
-    win = np.lib.stride_tricks.sliding_window_view(xp, (3, 3), axis=(2, 3))
-    return np.ascontiguousarray(win.transpose(0, 2, 3, 1, 4, 5)).reshape(n * h * w, c * 9)
+    """3x3, pad 1, stride 1: (n, c, h, w) -> (n*h*w, c*9), columns in (c, kh, kw) order
+    (:func:`hwsim.models.digits.im2col`; the training pass keeps the columns for the weight gradients, and
+    ``columns @ weight.reshape(out, -1).T`` is the GEMM :func:`hwsim.quant.float_conv2d` runs)."""
+    return im2col(x, 3, 3, 1)
 
 
 def _col2im(g: np.ndarray, shape: tuple[int, int, int, int]) -> np.ndarray:

@@ -8,8 +8,9 @@ integer MaxPool/Relu/Reshape/Flatten/Transpose/Squeeze/Unsqueeze they come with)
 a stated tolerance). Semantics and sources: ``docs/verification.md``.
 """
 
+from ._config import DatapathConfig
 from ._graph import QGraph, load_model, lower_qdq, rewrite_s8_to_u8
-from ._ops import SUPPORTED_OPS, DatapathConfig, NodeStats
+from ._ops import SUPPORTED_OPS, NodeStats
 from ._reference import run_onnxruntime
 from ._run import RunResult, check_supported, execute
 from ._targets import (PROBE_EXACT, PROBE_PAIRS16, TARGETS, HostInfo, Target, host_info, ort_int16_pairs,
@@ -19,7 +20,7 @@ from ._verify import VerifyReport, config_from_arch, load_expected, load_inputs,
 __all__ = [
     # _graph
     "QGraph", "load_model", "lower_qdq", "rewrite_s8_to_u8",
-    # _ops
+    # _config, _ops
     "DatapathConfig", "NodeStats", "SUPPORTED_OPS",
     # _run
     "RunResult", "execute", "check_supported",

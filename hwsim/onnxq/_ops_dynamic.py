@@ -1,7 +1,7 @@
 """Dynamic quantization (``quantize_dynamic``): ONNX DynamicQuantizeLinear on hwsim's quantizer.
 
 ``onnxruntime.quantization.quantize_dynamic`` writes ``DynamicQuantizeLinear -> MatMulInteger / ConvInteger ->
-Cast -> Mul (scales) [-> Add (bias)]``. The integer GEMMs are :mod:`hwsim.onnxq._ops`' MatMulInteger and
+Cast -> Mul (scales) [-> Add (bias)]``. The integer GEMMs are :mod:`hwsim.onnxq._ops_gemm`' MatMulInteger and
 ConvInteger kernels; the float tail is element-wise float32 (exact, :mod:`hwsim.onnxq._ops_float`);
 DynamicQuantizeLinear is :func:`hwsim.quant.dynamic_quantize`, which reproduces onnxruntime's kernel
 (``onnxruntime/core/providers/cpu/quantization/dynamicquantizelinear.cc``: ``GetQuantizationParameter`` over

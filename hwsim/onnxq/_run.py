@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import Found, SpecError
+from ._config import DatapathConfig
 from ._graph import QGraph
-from ._ops import FLOAT_GROUP_KERNELS, KERNELS, SUPPORTED_OPS, DatapathConfig, NodeStats, OpError
+from ._ops import FLOAT_GROUP_KERNELS, KERNELS, SUPPORTED_OPS, NodeStats, OpError
 from ._ops_float import float_kernel, is_tolerance_op, refusal_reason
 
 __all__ = ["RunResult", "execute", "check_supported"]

@@ -20,8 +20,9 @@ import numpy as np
 import onnx
 
 from ..errors import SOURCE_ARG, Found, SpecError, input_file
+from ._config import DatapathConfig
 from ._graph import INT_TYPES, QGraph, load_model, lower_qdq, rewrite_s8_to_u8
-from ._ops import DatapathConfig, reduction_bound_bits
+from ._ops import reduction_bound_bits
 from ._ops_float import compare_float, within_tolerance
 from ._reference import run_onnxruntime
 from ._run import check_supported, execute

@@ -2,7 +2,7 @@
 recurrence."""
 
 from ._event import LayerTiming, dma_order, simulate_tiles, split_even
-from ._fast import use_numba, warm_up
+from ._recurrence import use_numba, warm_up
 from ._graph import schedule_nodes
 
 __all__ = ["LayerTiming", "dma_order", "simulate_tiles", "split_even", "use_numba", "warm_up",

@@ -126,7 +126,7 @@ def _simpy_schedule(busy: np.ndarray, rd: np.ndarray, wd: np.ndarray, slots: int
 
 
 def _analytic_schedule(busy: np.ndarray, rd: np.ndarray, wd: np.ndarray, slots: int) -> tuple[int, int]:
-    from ._fast import schedule
+    from ._recurrence import schedule
 
     return schedule(busy, rd, wd, slots)
 
