@@ -6,8 +6,8 @@ Shapes: GEMM M = N = K = 1024 (u8 x s8 with an activation zero point, and s8 x s
 3 x 3, pad 1 (ResNet-18 conv2_x). GOPS = 2 * MACs / median time. Both sides produce the same requantized 8-bit
 codes (checked here, element for element); hwsim's numbers include its requantization (``ort_cpu``), and its
 accumulator alone is listed too. hwsim's fast path is AVX512-VNNI when the CPU has it, else AVX2 integer
-kernels (``vpmaddwd`` int16 pairs), else float BLAS in exact chunks (``hwsim/datapath/_exact_gemm.py``). The numba
-reference loops are timed for comparison.
+kernels (``vpmaddwd`` int16 pairs), else float BLAS in exact chunks (``hwsim/datapath/_exact_gemm.py``). The
+numba reference loops are timed for comparison.
 
 On AVX2 hosts without VNNI onnxruntime's u8 x s8 kernels saturate pairs of products to int16
 (``vpmaddubsw``), so its codes are compared with hwsim's ``int16_pairs`` model there, and the cost of that

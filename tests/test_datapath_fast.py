@@ -45,7 +45,8 @@ def test_vnni_chunks_long_reductions(monkeypatch):
     rng = np.random.default_rng(3)
     a, b = codes(rng, np.uint8, (13, 1000)), codes(rng, np.int8, (1000, 9))
     ref, _ = gemm_acc(a, b, a_zp=200, b_zp=-3, acc_bits=64, fast=False)
-    np.testing.assert_array_equal(_exact_gemm.exact_gemm(a, b, 200, np.full(9, -3, np.int64), path="vnni"), ref)
+    np.testing.assert_array_equal(_exact_gemm.exact_gemm(a, b, 200, np.full(9, -3, np.int64), path="vnni"),
+                                  ref)
 
 
 def test_float_path_chunk_bound_keeps_partial_sums_exact():
@@ -204,7 +205,8 @@ def test_avx2_gemm_equals_numba_for_every_width(bits_a, bits_b, monkeypatch):
         b = rng.integers(-(1 << (bits_b - 1)), 1 << (bits_b - 1), (k, n)).astype(np.int8)  # signed weights
         az = int(rng.integers(0, 1 << bits_a))
         bz = rng.integers(-(1 << (bits_b - 1)), 1 << (bits_b - 1), n).astype(np.int64) // 2
-        np.testing.assert_array_equal(_exact_gemm.exact_gemm(a, b, az, bz, path="avx2"), _ref_gemm(a, b, az, bz))
+        np.testing.assert_array_equal(_exact_gemm.exact_gemm(a, b, az, bz, path="avx2"),
+                                      _ref_gemm(a, b, az, bz))
     # the last, largest case: 8 x 8 bits: |b - bz| reaches 191 > 127 and 2 * 255 * 128 > 32767: int16 pairs;
     # (8, 7): |b - bz| <= 96 and 2 * 255 * 96 = 48960 > 32767: int16 pairs too; (4, 4): 2 * 15 * 12 = 360:
     # byte pairs
@@ -221,7 +223,8 @@ def test_avx2_gemm_extreme_operands_and_chunks(monkeypatch):
         a = np.full((7, 1000), a_val, np.uint8)
         b = np.full((1000, 5), b_val, np.int8)
         want = 1000 * (a_val - az) * (b_val - bz)
-        assert _exact_gemm.exact_gemm(a, b, az, np.full(5, bz, np.int64), path="avx2").tolist() == [[want] * 5] * 7
+        assert _exact_gemm.exact_gemm(a, b, az, np.full(5, bz, np.int64),
+                                      path="avx2").tolist() == [[want] * 5] * 7
     monkeypatch.setattr(_exact_gemm, "_I32_MAX", 64 * 255 * 255)
     monkeypatch.setattr(_exact_gemm, "_UBS_MAX_K", 8)
     rng = np.random.default_rng(5)
@@ -229,7 +232,8 @@ def test_avx2_gemm_extreme_operands_and_chunks(monkeypatch):
         a = rng.integers(0, 1 << bits, (11, 999)).astype(np.uint8)
         b = rng.integers(-(1 << (bits - 1)), 1 << (bits - 1), (999, 19)).astype(np.int8)
         bz = rng.integers(-2, 3, 19)
-        np.testing.assert_array_equal(_exact_gemm.exact_gemm(a, b, 1, bz, path="avx2"), _ref_gemm(a, b, 1, bz))
+        np.testing.assert_array_equal(_exact_gemm.exact_gemm(a, b, 1, bz, path="avx2"),
+                                      _ref_gemm(a, b, 1, bz))
     # narrow signed activations with unsigned 8-bit weights: the weights are the unsigned operand (2 * 255 *
     # 7 = 3570 <= 32767), the correction term is -(z_b) * sum_k (a - z_a)
     a = rng.integers(-4, 4, (6, 77)).astype(np.int8)
@@ -271,7 +275,8 @@ def test_avx2_conv_equals_numba(layout, bits):
         w = np.full(wsh, -128, np.int8)
         ref, _ = conv2d_acc(x, w, x_zp=0, w_zp=0, acc_bits=64, fast=False, stride=stride, pads=pads,
                             dilation=dil, groups=groups)
-        got = _exact_gemm._avx2_conv(x, w, 0, np.zeros(wsh[0], np.int64), stride, pads, dil, groups, *ref.shape[2:])
+        got = _exact_gemm._avx2_conv(x, w, 0, np.zeros(wsh[0], np.int64), stride, pads, dil, groups,
+                                     *ref.shape[2:])
         np.testing.assert_array_equal(got, ref)
 
 
@@ -324,7 +329,8 @@ def test_direct_int32_conv_depthwise_extremes_and_bound():
     geo = dict(stride=(1, 2), pads=(1, 1, 1, 1), dilation=(1, 1), groups=8)
     ref, _ = conv2d_acc(x, w, x_zp=0, w_zp=0, acc_bits=64, fast=False, **geo)
     assert ref[0, 0, 1, 1] == 9 * 255 * -128
-    got = _exact_gemm._direct_conv(x, w, 0, np.zeros(8, np.int64), (1, 2), (1, 1, 1, 1), (1, 1), 8, *ref.shape[2:])
+    got = _exact_gemm._direct_conv(x, w, 0, np.zeros(8, np.int64), (1, 2), (1, 1, 1, 1), (1, 1), 8,
+                                   *ref.shape[2:])
     np.testing.assert_array_equal(got, ref)
     # int16 operands: 9 * 30000 * 30000 > 2^31 - 1, so the int32 kernel declines (None), and conv2d_acc stays
     # exact through the int64 loop

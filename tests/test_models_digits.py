@@ -97,7 +97,8 @@ def test_float_forward_matches_direct_loops(data, weights):
         assert h1[nn, o, i, j] == pytest.approx(max(v, 0.0), abs=1e-12)
     # the float reference conv used by float_forward (hwsim.quant.float_conv2d) agrees with the direct loop
     h2_direct = _direct_conv(h1, weights["conv2.weight"], weights["conv2.bias"], 1)
-    h2 = float_conv2d(h1.astype(np.float32), weights["conv2.weight"], weights["conv2.bias"], pads=(1, 1, 1, 1))
+    h2 = float_conv2d(h1.astype(np.float32), weights["conv2.weight"], weights["conv2.bias"],
+                      pads=(1, 1, 1, 1))
     np.testing.assert_allclose(h2, h2_direct, rtol=1e-5, atol=1e-5)
     # and the whole network: pool by explicit windows, fc by a dot product
     a2 = np.maximum(h2_direct, 0)

@@ -88,8 +88,10 @@ def test_qlinear_add_broadcast(tmp_path, bshape):
 
 CONV = {
     # name: x shape, w shape, attrs, x dtype, per-channel
-    "same_upper_s2": ((1, 4, 9, 10), (8, 4, 3, 3), dict(auto_pad="SAME_UPPER", strides=[2, 2]), np.uint8, True),
-    "same_lower_s2": ((1, 4, 9, 10), (8, 4, 3, 3), dict(auto_pad="SAME_LOWER", strides=[2, 2]), np.int8, True),
+    "same_upper_s2": ((1, 4, 9, 10), (8, 4, 3, 3), dict(auto_pad="SAME_UPPER", strides=[2, 2]), np.uint8,
+                      True),
+    "same_lower_s2": ((1, 4, 9, 10), (8, 4, 3, 3), dict(auto_pad="SAME_LOWER", strides=[2, 2]), np.int8,
+                      True),
     "valid_dil2": ((2, 3, 11, 11), (6, 3, 3, 3), dict(auto_pad="VALID", dilations=[2, 2]), np.uint8, False),
     "groups_pads": ((1, 8, 7, 7), (8, 2, 3, 3), dict(group=4, pads=[0, 1, 2, 1]), np.uint8, True),
     "depthwise": ((1, 8, 10, 10), (8, 1, 3, 3), dict(group=8, pads=[1, 1, 1, 1]), np.int8, True),
@@ -108,7 +110,8 @@ def test_qlinear_conv_attributes(tmp_path, name):
     zx = 3 if xdt == np.uint8 else -5
     inits = {"xs": F32(0.02), "xz": np.array(zx, xdt), "w": w, "ws": wscale, "wz": wz, "ys": F32(0.9),
              "yz": np.array(zx + 7, xdt), "B": rng.integers(-3000, 3000, k).astype(np.int32)}
-    node = helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "B"], ["y"], **attrs)
+    node = helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "B"], ["y"],
+                            **attrs)
     m = model([node], [("x", xdt, list(xs))], [("y", xdt)], inits)
     rep = run(tmp_path, m, {"x": codes(rng, xdt, xs)})
     assert rep.mismatches == 0 and rep.elements > 0
@@ -116,7 +119,8 @@ def test_qlinear_conv_attributes(tmp_path, name):
 
 def test_conv_integer_and_matmul_integer(tmp_path):
     rng = np.random.default_rng(2)
-    nodes = [helper.make_node("ConvInteger", ["x", "w", "xz", "wz"], ["c"], pads=[1, 1, 1, 1], strides=[2, 2]),
+    nodes = [helper.make_node("ConvInteger", ["x", "w", "xz", "wz"], ["c"], pads=[1, 1, 1, 1],
+                              strides=[2, 2]),
              helper.make_node("MatMulInteger", ["a", "b", "az", "bz"], ["m"])]
     inits = {"w": codes(rng, np.uint8, (5, 3, 3, 3)), "xz": np.array(129, np.uint8),
              "wz": np.array(131, np.uint8), "b": codes(rng, np.int8, (40, 6)), "az": np.array(7, np.uint8),
@@ -180,7 +184,8 @@ def test_qlinear_average_pool(tmp_path, name, dt):
     rng = np.random.default_rng(5)
     zx, zy = (5, 9) if dt == np.uint8 else (-5, 3)
     inits = {"xs": F32(0.031), "xz": np.array(zx, dt), "ys": F32(0.017), "yz": np.array(zy, dt)}
-    node = helper.make_node("QLinearAveragePool", ["x", "xs", "xz", "ys", "yz"], ["y"], domain=MS, **POOL[name])
+    node = helper.make_node("QLinearAveragePool", ["x", "xs", "xz", "ys", "yz"], ["y"], domain=MS,
+                            **POOL[name])
     m = model([node], [("x", dt, [2, 3, 7, 9])], [("y", dt)], inits)
     rep = run(tmp_path, m, {"x": codes(rng, dt, (2, 3, 7, 9))})
     assert rep.mismatches == 0
@@ -204,7 +209,8 @@ def test_global_pool_concat_maxpool(tmp_path):
              "shape": np.array([2, -1], np.int64)}
     m = model(nodes, [("x", np.uint8, [2, 4, 9, 11]), ("x2", np.uint8, [2, 3, 9, 11])],
               [("g", np.uint8), ("c", np.uint8), ("p2", np.uint8), ("r", np.uint8)], inits)
-    rep = run(tmp_path, m, {"x": codes(rng, np.uint8, (2, 4, 9, 11)), "x2": codes(rng, np.uint8, (2, 3, 9, 11))})
+    rep = run(tmp_path, m, {"x": codes(rng, np.uint8, (2, 4, 9, 11)),
+                            "x2": codes(rng, np.uint8, (2, 3, 9, 11))})
     assert rep.mismatches == 0 and rep.elements > 500
 
 

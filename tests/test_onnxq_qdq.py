@@ -113,7 +113,8 @@ def test_matmul_qdq_and_narrow_arch(tmp_path):
     from hwsim.onnxq import DatapathConfig
 
     rng = np.random.default_rng(1)
-    inits = {"xs": F32(0.04), "xz": np.array(0, np.int8), "w": rng.integers(-127, 128, (64, 16)).astype(np.int8),
+    inits = {"xs": F32(0.04), "xz": np.array(0, np.int8), "w": rng.integers(-127, 128,
+                                                                            (64, 16)).astype(np.int8),
              "ws": F32(0.01), "wz": np.array(0, np.int8), "ys": F32(0.2), "yz": np.array(0, np.int8)}
     nodes = [q("xq", "x", "xs", "xz"), dq("xd", "xq", "xs", "xz"), dq("wd", "w", "ws", "wz"),
              helper.make_node("MatMul", ["xd", "wd"], ["y"], name="mm"), q("yq", "y", "ys", "yz")]

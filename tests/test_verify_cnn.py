@@ -1,6 +1,6 @@
 """onnxruntime's quantize_static on a small float CNN with the ops of mobile networks (strided conv, depthwise
-conv, residual Add, Concat, AveragePool, GlobalAveragePool, Reshape, Gemm), built with onnx.helper, calibrated on
-seeded data: hwsim verify reports 0 mismatches in QOperator and QDQ form."""
+conv, residual Add, Concat, AveragePool, GlobalAveragePool, Reshape, Gemm), built with onnx.helper, calibrated
+on seeded data: hwsim verify reports 0 mismatches in QOperator and QDQ form."""
 
 from __future__ import annotations
 
@@ -36,7 +36,8 @@ def mobile_float_onnx(path, seed=0):
         helper.make_node("Reshape", ["gap", "shape"], ["flat"], name="flatten"),
         helper.make_node("Gemm", ["flat", "wf", "bf"], ["y"], transB=1, name="fc"),
     ]
-    g = helper.make_graph(nodes, "mobile", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 16, 16])],
+    g = helper.make_graph(nodes, "mobile", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                          [2, 3, 16, 16])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 5])],
                           [numpy_helper.from_array(v, k) for k, v in inits.items()])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
@@ -58,7 +59,8 @@ def test_mobile_cnn_quantize_static(tmp_path, fmt, act):
     f = tmp_path / "f.onnx"
     mobile_float_onnx(f)
     q = tmp_path / "q.onnx"
-    quantization.quantize_static(str(f), str(q), Reader(), quant_format=getattr(quantization.QuantFormat, fmt),
+    quantization.quantize_static(str(f), str(q), Reader(), quant_format=getattr(quantization.QuantFormat,
+                                                                                fmt),
                                  per_channel=True, activation_type=getattr(quantization.QuantType, act),
                                  weight_type=quantization.QuantType.QInt8)
     for seed in (0, 1):
@@ -112,7 +114,8 @@ def test_qdq_lowering_matches_onnxruntimes_fusion(tmp_path, act):
     fused = ("QLinearConv", "QLinearMatMul", "QGemm", "QLinearAdd", "QLinearConcat", "QLinearAveragePool",
              "QLinearGlobalAveragePool", "QuantizeLinear", "DequantizeLinear", "Conv", "Add", "Gemm")
     assert {o: ours.count(o) for o in fused} == {o: theirs.count(o) for o in fused}, (ours, theirs)
-    left_float = {n.name for n in optimized(False) if n.op_type in ("Conv", "Add", "Concat", "Gemm", "MatMul")}
+    left_float = {n.name for n in optimized(False) if n.op_type in ("Conv", "Add", "Concat", "Gemm",
+                                                                    "MatMul")}
     assert set(lowered.ort_x86_float) == left_float
     assert left_float == (set() if act == "QUInt8" else {"stem", "dw", "residual", "branch", "concat"})
 
@@ -130,7 +133,8 @@ def silu_float_onnx(path, seed=2):
         helper.make_node("LeakyRelu", ["c2"], ["l2"], alpha=0.1, name="leaky"),
         helper.make_node("GlobalAveragePool", ["l2"], ["y"], name="gap"),
     ]
-    g = helper.make_graph(nodes, "silu", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 12, 12])],
+    g = helper.make_graph(nodes, "silu", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                        [2, 3, 12, 12])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
                           [numpy_helper.from_array(v, k) for k, v in inits.items()])
     path.write_bytes(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
@@ -150,7 +154,8 @@ def test_silu_leaky_relu_network(tmp_path, fmt):
     f = tmp_path / "f.onnx"
     silu_float_onnx(f)
     q = tmp_path / "q.onnx"
-    quantization.quantize_static(str(f), str(q), SiluReader(), quant_format=getattr(quantization.QuantFormat, fmt),
+    quantization.quantize_static(str(f), str(q), SiluReader(),
+                                 quant_format=getattr(quantization.QuantFormat, fmt),
                                  per_channel=True, activation_type=quantization.QuantType.QUInt8)
     rep = verify(q, seed=0, out=tmp_path / "v")
     assert rep.mismatches == 0, rep.lines

@@ -1,8 +1,9 @@
-"""hwsim verify on what onnxruntime's quantizer makes beyond 8-bit static QDQ: quantize_dynamic, 4-bit weights,
-16-bit activations, DedicatedQDQPair, nodes_to_exclude, float and shape ops of transformer graphs, a torch
-dynamo export. Every model is built here (onnx.helper or torch), quantized on seeded data and compared with
-onnxruntime live on this host (0 mismatches: integer tensors bit for bit, float tensors bit for bit or within
-the stated tolerance); host-independent values are pinned by hand where a kernel's semantics are derived."""
+"""hwsim verify on what onnxruntime's quantizer makes beyond 8-bit static QDQ: quantize_dynamic, 4-bit
+weights, 16-bit activations, DedicatedQDQPair, nodes_to_exclude, float and shape ops of transformer graphs, a
+torch dynamo export. Every model is built here (onnx.helper or torch), quantized on seeded data and compared
+with onnxruntime live on this host (0 mismatches: integer tensors bit for bit, float tensors bit for bit or
+within the stated tolerance); host-independent values are pinned by hand where a kernel's semantics are
+derived."""
 
 from __future__ import annotations
 
@@ -14,8 +15,7 @@ from onnx import helper as h
 from onnx import numpy_helper as nh
 
 from hwsim.errors import SpecError
-from hwsim.onnxq import load_model, lower_qdq, verify
-from hwsim.onnxq import DatapathConfig
+from hwsim.onnxq import DatapathConfig, load_model, lower_qdq, verify
 from hwsim.onnxq._ops_dynamic import dynamic_quantize_linear
 from hwsim.onnxq._ops_float import FLOAT_TOLERANCE, compare_float
 
@@ -46,12 +46,14 @@ def _block(path):
              h.make_node("Add", ["e", "one"], ["e1"]), h.make_node("Mul", ["ln", "e1"], ["g1"]),
              h.make_node("Mul", ["g1", "half"], ["gelu"]), h.make_node("MatMul", ["gelu", "W2"], ["m2"]),
              h.make_node("Softmax", ["m2"], ["y"], axis=-1),
-             h.make_node("ReduceMean", ["y"], ["rm"], axes=[-1], keepdims=1), h.make_node("Tanh", ["rm"], ["z"])]
+             h.make_node("ReduceMean", ["y"], ["rm"], axes=[-1], keepdims=1),
+             h.make_node("Tanh", ["rm"], ["z"])]
     inits = [_init(rng, "W1", 16, 32), _init(rng, "b1", 32), _init(rng, "g", 32), _init(rng, "beta", 32),
              _init(rng, "W2", 32, 16), nh.from_array(np.array(1.4142135, np.float32), "sq2"),
              nh.from_array(np.array(1, np.float32), "one"), nh.from_array(np.array(.5, np.float32), "half")]
     g = h.make_graph(nodes, "t", [h.make_tensor_value_info("x", T.FLOAT, [2, 8, 16])],
-                     [h.make_tensor_value_info("y", T.FLOAT, None), h.make_tensor_value_info("z", T.FLOAT, None)],
+                     [h.make_tensor_value_info("y", T.FLOAT, None),
+                      h.make_tensor_value_info("z", T.FLOAT, None)],
                      inits)
     m = h.make_model(g, opset_imports=[h.make_opsetid("", 17)])
     m.ir_version = 8
@@ -67,8 +69,8 @@ def _cnn(path, opset=17):
              h.make_node("Conv", ["r", "w2", "c2"], ["c3"], pads=[1, 1, 1, 1], group=8, name="dw"),
              h.make_node("Add", ["c3", "r"], ["s"]), h.make_node("GlobalAveragePool", ["s"], ["p"]),
              h.make_node("Flatten", ["p"], ["f"]), h.make_node("Gemm", ["f", "wf", "bf"], ["y"], transB=1)]
-    inits = [_init(rng, "w1", 8, 3, 3, 3), _init(rng, "c1", 8), _init(rng, "w2", 8, 1, 3, 3), _init(rng, "c2", 8),
-             _init(rng, "wf", 10, 8), _init(rng, "bf", 10)]
+    inits = [_init(rng, "w1", 8, 3, 3, 3), _init(rng, "c1", 8), _init(rng, "w2", 8, 1, 3, 3),
+             _init(rng, "c2", 8), _init(rng, "wf", 10, 8), _init(rng, "bf", 10)]
     g = h.make_graph(nodes, "c", [h.make_tensor_value_info("x", T.FLOAT, [1, 3, 8, 8])],
                      [h.make_tensor_value_info("y", T.FLOAT, None)], inits)
     m = h.make_model(g, opset_imports=[h.make_opsetid("", opset)])

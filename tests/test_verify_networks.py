@@ -1,7 +1,7 @@
 """hwsim verify on real networks quantized by onnxruntime (slow): all-MiniLM-L6-v2 under quantize_dynamic
 (DynamicQuantizeLinear + MatMulInteger u8 x s8, the whole transformer graph: shape ops, Gather embeddings,
-float Softmax / LayerNormalization / Erf) and MobileNetV2 with 4-bit per-channel weights (com.microsoft Q/DQ at
-opset 17). Both: 0 mismatches against onnxruntime live on this host, integer tensors bit for bit, float
+float Softmax / LayerNormalization / Erf) and MobileNetV2 with 4-bit per-channel weights (com.microsoft Q/DQ
+at opset 17). Both: 0 mismatches against onnxruntime live on this host, integer tensors bit for bit, float
 tensors bit for bit or within the stated tolerance (bench/bench_verify_models.py gives the full table)."""
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ def test_minilm_quantize_dynamic(tmp_path):
     x = torch.from_numpy(ids[None])
     src = tmp_path / "minilm.onnx"
     export_onnx(minilm_module(), (x, torch.ones_like(x)), src, input_names=["input_ids", "attention_mask"],
-                output_names=["sentence_embedding"], dynamic_axes={"input_ids": {1: "n"}, "attention_mask": {1: "n"}})
+                output_names=["sentence_embedding"], dynamic_axes={"input_ids": {1: "n"},
+                                                                   "attention_mask": {1: "n"}})
     quantize_dynamic(str(src), str(tmp_path / "d.onnx"), weight_type=QuantType.QInt8)
     np.savez(tmp_path / "in.npz", input_ids=ids[None], attention_mask=np.ones_like(ids[None]))
     rep = verify(tmp_path / "d.onnx", inputs=tmp_path / "in.npz")

@@ -153,8 +153,8 @@ def maxpool2d(x, out, kh, kw, sh, sw, dh, dw, pt, pl, lowest):
     """Window maxima of ``x`` (N, C, H, W) into ``out`` (N, C, Ho, Wo): window ``(oh, ow)`` reads
     ``x[ih, iw]`` at ``ih = oh*sh - pt + r*dh``, ``iw = ow*sw - pl + s*dw`` for ``r < kh``, ``s < kw``;
     positions outside ``x`` (padding) never win. The running maximum starts at ``lowest`` and is replaced by a
-    larger value or a NaN (so a NaN propagates, as ``numpy.maximum``); the first maximum wins a tie. Returns the
-    number of windows that hold no real position (their output is ``lowest``).
+    larger value or a NaN (so a NaN propagates, as ``numpy.maximum``); the first maximum wins a tie. Returns
+    the number of windows that hold no real position (their output is ``lowest``).
     """
     n_b, ch, h, w = x.shape
     ho, wo = out.shape[2], out.shape[3]

@@ -304,8 +304,8 @@ def conv2d_acc(x_q: np.ndarray, w_q: np.ndarray, *, x_zp, w_zp, bias: np.ndarray
         term alone), then the bias. For a depthwise conv (``C/groups = 1``) the pairs are kernel taps in
         ``(r, s)`` order. Wrap mode only.
     fast : bool, default True
-        Use the exact fast path (:mod:`._exact_gemm`: VNNI, AVX2 or float BLAS) where it applies (wrap mode, no
-        ``int16_pairs``); ``False`` forces the reference numba loops (same results, for tests).
+        Use the exact fast path (:mod:`._exact_gemm`: VNNI, AVX2 or float BLAS) where it applies (wrap mode,
+        no ``int16_pairs``); ``False`` forces the reference numba loops (same results, for tests).
     zero_point_mode : {"shift", "cross_term"}, default "shift"
         How the PE handles zero points. ``shift``: it multiplies ``(x - x_zp)(w - w_zp)`` (9-bit operands for
         8-bit codes with zero points). ``cross_term``: it multiplies the raw codes (8-bit multipliers) and the

@@ -13,8 +13,17 @@ from ._graph import QGraph, load_model, lower_qdq, rewrite_s8_to_u8
 from ._ops import SUPPORTED_OPS, NodeStats
 from ._reference import run_onnxruntime
 from ._run import RunResult, check_supported, execute
-from ._targets import (PROBE_EXACT, PROBE_PAIRS16, TARGETS, HostInfo, Target, host_info, ort_int16_pairs,
-                       probe_onnxruntime, resolve_target)
+from ._targets import (
+                       PROBE_EXACT,
+                       PROBE_PAIRS16,
+                       TARGETS,
+                       HostInfo,
+                       Target,
+                       host_info,
+                       ort_int16_pairs,
+                       probe_onnxruntime,
+                       resolve_target,
+)
 from ._verify import VerifyReport, config_from_arch, load_expected, load_inputs, random_inputs, verify
 
 __all__ = [

@@ -40,14 +40,15 @@ from onnx import helper, numpy_helper, shape_inference
 
 from ..errors import Found, SpecError, input_file
 
-__all__ = ["QGraph", "load_model", "lower_qdq", "merge_duplicate_q", "INT8_TYPES", "FLOAT_OPS", "display_name"]
+__all__ = ["QGraph", "load_model", "lower_qdq", "merge_duplicate_q", "INT8_TYPES", "FLOAT_OPS",
+           "display_name"]
 
 _T = onnx.TensorProto
 INT8_TYPES = (_T.INT8, _T.UINT8)
 INT_TYPES = (_T.INT8, _T.UINT8, _T.INT16, _T.UINT16, _T.INT32, _T.UINT32, _T.INT64, _T.UINT64)
 #: Float ops between DequantizeLinear and QuantizeLinear that hwsim runs in float32 with ORT's exact result.
-FLOAT_OPS = ("Relu", "Add", "Sub", "Mul", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity",
-             "Concat", "MaxPool")
+FLOAT_OPS = ("Relu", "Add", "Sub", "Mul", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze",
+             "Identity", "Concat", "MaxPool")
 #: onnxruntime's QDQ selectors match Q/DQ of both domains (com.microsoft ones are written by its quantizer
 #: for 4-bit types below opset 21; ``qdq_selectors.cc`` ``QDQ::MatchQNode``/``MatchDQNode``).
 _QDQ_DOMAINS = ("", "ai.onnx", "com.microsoft")
@@ -117,7 +118,8 @@ def load_model(path) -> QGraph:
     try:
         model = onnx.load(str(p))
     except Exception as e:  # onnx raises several exception types
-        raise SpecError(str(p), "", "a valid ONNX model", Found(f"{type(e).__name__}: {str(e).splitlines()[0]}"))
+        raise SpecError(str(p), "", "a valid ONNX model",
+                        Found(f"{type(e).__name__}: {str(e).splitlines()[0]}")) from None
     notes = []
     try:
         onnx.checker.check_model(model)
@@ -127,7 +129,7 @@ def load_model(path) -> QGraph:
         model = shape_inference.infer_shapes(model, strict_mode=False)
     except Exception as e:
         raise SpecError(str(p), "", "a model that ONNX shape inference accepts",
-                        Found(f"{type(e).__name__}: {str(e).splitlines()[0]}"))
+                        Found(f"{type(e).__name__}: {str(e).splitlines()[0]}")) from None
     g = model.graph
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
@@ -312,7 +314,8 @@ def _ort_x86_fuses(q: QGraph, op: str, dqs: list, qi, converted: set[str]) -> st
         dout = _T.UINT8 if (t == _T.INT8 and q.nodes[qi].output[0] in converted) else t
     if op in ("Conv", "MatMul"):
         if din[0] == _T.INT8:
-            return "int8 activations that onnxruntime could not rewrite to uint8 (int8 Conv/MatMul fuse only on ARM)"
+            return ("int8 activations that onnxruntime could not rewrite to uint8 (int8 Conv/MatMul fuse "
+                    "only on ARM)")
         if din[0] != dout:
             return "its input and output types differ after onnxruntime's int8 -> uint8 rewrite"
     elif op == "Gemm":
@@ -376,8 +379,9 @@ def lower_qdq(q: QGraph, *, keep_float: dict[str, str] | None = None) -> QGraph:
     node names each lowered node replaces. Every qualifying group is lowered, int8 ones included (the integer
     op the group denotes, as onnxruntime fuses it on ARM or with ``session.qdqisint8allowed=1``);
     ``ort_x86_float[name]`` says why onnxruntime's default x86 optimizer would instead leave a group in
-    float32 (it rewrites int8 Q/DQ pairs to uint8 only where it sees the pair whole, ``qdq_s8_to_u8.cc``). Tensors keep their names, so every integer tensor of the original
-    graph that survives is produced under its original name.
+    float32 (it rewrites int8 Q/DQ pairs to uint8 only where it sees the pair whole, ``qdq_s8_to_u8.cc``).
+    Tensors keep their names, so every integer tensor of the original graph that survives is produced under
+    its original name.
     """
     q = merge_duplicate_q(q)
     consumed: set[int] = set()
@@ -422,9 +426,9 @@ def lower_qdq(q: QGraph, *, keep_float: dict[str, str] | None = None) -> QGraph:
         if any(t is not None and t not in INT8_TYPES + (_T.INT32,) for t in din + [dout]):
             odd = sorted({_T.DataType.Name(t) for t in din + [dout] if t is not None
                           and t not in INT8_TYPES + (_T.INT32,)})
-            narrow[q.names[i]] = (f"{op} group with {'/'.join(odd)} codes: onnxruntime's CPU provider fuses only "
-                                  f"8-bit groups and runs this one as DequantizeLinear -> float32 {op} -> "
-                                  f"QuantizeLinear")
+            narrow[q.names[i]] = (f"{op} group with {'/'.join(odd)} codes: onnxruntime's CPU provider fuses "
+                                  f"only 8-bit groups and runs this one as DequantizeLinear -> float32 {op} "
+                                  f"-> QuantizeLinear")
             continue
         new = None
         if op == "Conv":
@@ -438,7 +442,8 @@ def lower_qdq(q: QGraph, *, keep_float: dict[str, str] | None = None) -> QGraph:
                 continue
             new = _mk_qlinear(q, n, "QLinearMatMul", dqs, qi)
         elif op == "Gemm":
-            if din[0] not in INT8_TYPES or din[1] not in INT8_TYPES or (din[0] == _T.INT8 and din[1] != _T.INT8):
+            if (din[0] not in INT8_TYPES or din[1] not in INT8_TYPES
+                    or (din[0] == _T.INT8 and din[1] != _T.INT8)):
                 continue
             if qi is not None and dout != din[0]:
                 continue
@@ -507,8 +512,8 @@ def lower_qdq(q: QGraph, *, keep_float: dict[str, str] | None = None) -> QGraph:
                      "; ".join(f"{k}: {v}" for k, v in sorted(narrow.items())[:4]) +
                      ("; ..." if len(narrow) > 4 else "") + ")")
     out = QGraph(path=q.path, model=q.model, nodes=nodes, names=names, inits=q.inits, types=dict(q.types),
-                 shapes=q.shapes, inputs=q.inputs, outputs=q.outputs, opset=q.opset, lowered_from=lowered_from,
-                 notes=notes, ort_x86_float=ort_float)
+                 shapes=q.shapes, inputs=q.inputs, outputs=q.outputs, opset=q.opset,
+                 lowered_from=lowered_from, notes=notes, ort_x86_float=ort_float)
     out.reindex()
     return out
 
@@ -539,7 +544,8 @@ def merge_duplicate_q(q: QGraph) -> QGraph:
             first[key] = i
             continue
         m = q.nodes[j]
-        if len(m.input) == len(n.input) and all(_same_input(q, a, b) for a, b in zip(m.input[1:], n.input[1:])):
+        same = all(_same_input(q, a, b) for a, b in zip(m.input[1:], n.input[1:], strict=False))
+        if len(m.input) == len(n.input) and same:
             dup[i] = j
         else:
             first[key] = i
@@ -549,8 +555,9 @@ def merge_duplicate_q(q: QGraph) -> QGraph:
              if i in dup else n for i, n in enumerate(q.nodes)]
     out = QGraph(path=q.path, model=q.model, nodes=nodes, names=list(q.names), inits=q.inits,
                  types=dict(q.types), shapes=q.shapes, inputs=q.inputs, outputs=q.outputs, opset=q.opset,
-                 notes=list(q.notes) + [f"{len(dup)} duplicate QuantizeLinear node(s) merged as onnxruntime's "
-                                        f"common subexpression elimination does (DedicatedQDQPair)"],
+                 notes=list(q.notes) + [f"{len(dup)} duplicate QuantizeLinear node(s) merged as "
+                                        "onnxruntime's common subexpression elimination does "
+                                        "(DedicatedQDQPair)"],
                  ort_x86_float=dict(q.ort_x86_float))
     out.reindex()
     return out
@@ -580,7 +587,8 @@ def _mk_qlinear(q: QGraph, n, op: str, dqs: list[int], qi: int, *, bias_dq=None,
     attrs = _attrs(n)
     if op in ("QLinearAveragePool", "QLinearGlobalAveragePool"):
         attrs.setdefault("channels_last", 0)
-    return helper.make_node(op, ins, [q.nodes[qi].output[0]], name=n.name or n.op_type, domain=domain, **attrs)
+    return helper.make_node(op, ins, [q.nodes[qi].output[0]], name=n.name or n.op_type, domain=domain,
+                            **attrs)
 
 
 def _mk_qgemm(q: QGraph, n, dqs: list, qi):

@@ -16,10 +16,26 @@ from __future__ import annotations
 
 from ._ops_common import NodeStats, OpError
 from ._ops_dynamic import DYNAMIC_KERNELS
-from ._ops_elementwise import (clip, float_binary, qlinear_add, qlinear_concat, qlinear_leaky_relu,
-                               qlinear_mul, qlinear_sigmoid, relu)
-from ._ops_gemm import (conv_integer, float_conv, float_matmul, matmul_integer, qgemm, qlinear_conv,
-                        qlinear_matmul, reduction_bound_bits)
+from ._ops_elementwise import (
+                               clip,
+                               float_binary,
+                               qlinear_add,
+                               qlinear_concat,
+                               qlinear_leaky_relu,
+                               qlinear_mul,
+                               qlinear_sigmoid,
+                               relu,
+)
+from ._ops_gemm import (
+                               conv_integer,
+                               float_conv,
+                               float_matmul,
+                               matmul_integer,
+                               qgemm,
+                               qlinear_conv,
+                               qlinear_matmul,
+                               reduction_bound_bits,
+)
 from ._ops_pool import maxpool, qlinear_average_pool, qlinear_global_average_pool
 from ._ops_quantize import dequantize_linear, quantize_linear
 from ._ops_shape import concat, flatten, identity, reshape, squeeze, transpose, unsqueeze

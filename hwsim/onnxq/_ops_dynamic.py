@@ -19,8 +19,8 @@ __all__ = ["dynamic_quantize_linear", "DYNAMIC_KERNELS"]
 
 def dynamic_quantize_linear(node, ins, cfg):
     """ONNX DynamicQuantizeLinear: ``y`` uint8 (same shape as ``x``), ``y_scale`` float32 scalar,
-    ``y_zero_point`` uint8 scalar; ``s = (max(0, max x) - min(0, min x)) / 255``, ``z = clamp(rne(-min(0, min x) /
-    s), 0, 255)``, ``y = clamp(rne(x / s) + z)`` (:func:`hwsim.quant.dynamic_qparams`)."""
+    ``y_zero_point`` uint8 scalar; ``s = (max(0, max x) - min(0, min x)) / 255``, ``z = clamp(rne(-min(0, min
+    x) / s), 0, 255)``, ``y = clamp(rne(x / s) + z)`` (:func:`hwsim.quant.dynamic_qparams`)."""
     from ._ops import NodeStats, OpError
 
     x = np.asarray(ins[0])

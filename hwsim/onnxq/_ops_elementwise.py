@@ -41,7 +41,8 @@ def _f32(v) -> np.float32:
 
 
 def qlinear_add(node, ins, cfg):
-    """com.microsoft QLinearAdd as ORT's x86 AVX2 kernel computes it (``mlas/lib/intrinsics/avx2/qladd_avx2.cpp``).
+    """com.microsoft QLinearAdd as ORT's x86 AVX2 kernel computes it
+    (``mlas/lib/intrinsics/avx2/qladd_avx2.cpp``).
 
     ``r_a = f32(s_a / s_c)``, ``r_b = f32(s_b / s_c)``, ``F = f32(z_c - f32(f32(r_a z_a) + f32(r_b z_b)))``;
     elementwise ``y = sat(rne(fma(a, r_a, fma(b, r_b, F))))`` on the raw codes (two fused multiply-adds).
@@ -119,7 +120,8 @@ def _lut(x, xs, xz, ys, yz, fn):
     dt = x.dtype
     info = np.iinfo(dt)
     codes = np.arange(info.min, info.max + 1, dtype=np.int64)
-    d = np.multiply(np.float32(_scalar(xs, "X_scale")), (codes - _zp(xz)).astype(np.float32), dtype=np.float32)
+    d = np.multiply(np.float32(_scalar(xs, "X_scale")), (codes - _zp(xz)).astype(np.float32),
+                    dtype=np.float32)
     t = fn(d).astype(np.float32)
     out_dt = yz.dtype if yz is not None else dt
     qmin, qmax = _qrange(out_dt)
@@ -136,7 +138,8 @@ def qlinear_leaky_relu(node, ins, cfg):
     x, xs, xz, ys = ins[:4]
     yz = ins[4] if len(ins) > 4 else None
     alpha = np.float32(_attr(node, "alpha", 0.01))
-    return [_lut(x, xs, xz, ys, yz, lambda v: np.where(v >= 0, v, np.multiply(alpha, v, dtype=np.float32)))], \
+    return [_lut(x, xs, xz, ys, yz, lambda v: np.where(v >= 0, v,
+                                                       np.multiply(alpha, v, dtype=np.float32)))], \
         NodeStats()
 
 
@@ -147,9 +150,9 @@ _LOGISTIC = [np.float32(c) for c in (4.37031012579801e-11, 1.15627324459942e-07,
 
 
 def mlas_logistic(v: np.ndarray) -> np.ndarray:
-    """``MlasComputeLogistic`` as its x86 FMA3 kernel computes it (``mlas/lib/logistic.cpp`` constants, Eigen's
-    rational approximation): clamp to [-18, 18], ``p`` and ``q`` by fused multiply-adds in ``x^2``, ``p *= x``,
-    ``clamp(p / q + 1/2, 0, 1)``; float32 throughout."""
+    """``MlasComputeLogistic`` as its x86 FMA3 kernel computes it (``mlas/lib/logistic.cpp`` constants,
+    Eigen's rational approximation): clamp to [-18, 18], ``p`` and ``q`` by fused multiply-adds in ``x^2``,
+    ``p *= x``, ``clamp(p / q + 1/2, 0, 1)``; float32 throughout."""
     a9, a7, a5, a3, a1, b10, b8, b6, b4, b2, b0 = _LOGISTIC
     x = np.clip(v.astype(np.float32), np.float32(-18), np.float32(18))
     x2 = np.multiply(x, x, dtype=np.float32)

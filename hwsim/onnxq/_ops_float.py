@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["EXACT_OPS", "TOLERANCE_OPS", "FLOAT_TOLERANCE", "float_kernel", "is_tolerance_op", "refusal_reason",
-           "within_tolerance"]
+__all__ = ["EXACT_OPS", "TOLERANCE_OPS", "FLOAT_TOLERANCE", "float_kernel", "is_tolerance_op",
+           "refusal_reason", "within_tolerance"]
 
 #: Ops whose outputs hwsim reproduces bit for bit (data movement, integer, comparison, and the float32
 #: element-wise operations IEEE 754 rounds correctly).
@@ -81,7 +81,8 @@ def _ms_kernel(node):
 
     def fast_gelu(x):  # com.microsoft FastGelu: the tanh approximation
         x64 = np.asarray(x, np.float64)
-        return (0.5 * x64 * (1.0 + np.tanh(0.7978845608028654 * (x64 + 0.044715 * x64 ** 3)))).astype(np.float32)
+        inner = 0.7978845608028654 * (x64 + 0.044715 * x64 ** 3)  # sqrt(2 / pi) (x + 0.044715 x^3)
+        return (0.5 * x64 * (1.0 + np.tanh(inner))).astype(np.float32)
 
     if node.op_type == "Gelu":
         return lambda x: (gelu(x),)
@@ -96,7 +97,8 @@ def _reference_op(node, opset: int):
     from onnx.reference.ops import load_op
 
     if _RUN_PARAMS is None:
-        _RUN_PARAMS = {"log": lambda *a: None, "verbose": 0, "new_ops": None, "evaluator_cls": ReferenceEvaluator}
+        _RUN_PARAMS = {"log": lambda *a: None, "verbose": 0, "new_ops": None,
+                       "evaluator_cls": ReferenceEvaluator}
     cls = load_op("", node.op_type, opset)
     params = dict(_RUN_PARAMS, opsets={"": opset})
     return cls(node, params)
@@ -188,6 +190,6 @@ def compare_float(h: np.ndarray, o: np.ndarray, *, tolerance: bool) -> dict:
     same = (h64 == o64) | (np.isnan(h64) & np.isnan(o64))
     ok = within_tolerance(h, o) if tolerance else same
     mx = float(np.nanmax(d)) if d.size else 0.0
-    entry.update(mismatches=int(np.count_nonzero(~ok)), bit_equal=int(np.count_nonzero(same)), max_abs_diff=mx,
-                 max_rel_diff=mx / scale if scale else (0.0 if mx == 0 else float("inf")))
+    entry.update(mismatches=int(np.count_nonzero(~ok)), bit_equal=int(np.count_nonzero(same)),
+                 max_abs_diff=mx, max_rel_diff=mx / scale if scale else (0.0 if mx == 0 else float("inf")))
     return entry

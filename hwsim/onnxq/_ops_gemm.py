@@ -105,7 +105,8 @@ def _operand_overflow(x, xz, w, wz, bits, mode="shift") -> int:
     if mode == "cross_term":
         n = 0
         for v in (x, w):
-            lo, hi = (0, (1 << bits) - 1) if v.dtype.kind == "u" else (-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+            lo, hi = (0, (1 << bits) - 1) if v.dtype.kind == "u" else (-(1 << (bits - 1)),
+                                                                       (1 << (bits - 1)) - 1)
             n += int(np.count_nonzero((v < lo) | (v > hi)))
         return n
     _, nx = narrow_operand(x.astype(np.int64) - int(xz), bits)
@@ -123,14 +124,15 @@ def _requant(acc, s_in, s_w, s_out, z_out, out_dt, cfg, *, axis, fbias=None, act
         kw["float_bias"] = fbias
     y = requantize(acc, m, zero_point=int(z_out), qmin=qmin, qmax=qmax,
                    channel_axis=axis if (m.ndim or "float_bias" in kw and np.ndim(fbias)) else None,
-                   profile=prof, rounding=cfg.rounding, seed=cfg.seed if cfg.rounding == "stochastic" else None,
-                   **kw)
+                   profile=prof, rounding=cfg.rounding,
+                   seed=cfg.seed if cfg.rounding == "stochastic" else None, **kw)
     return y.astype(out_dt)
 
 
 def _split_bias_fbgemm(bias, s_x, s_w, cfg):
     """torch_fbgemm: the int32 bias becomes PyTorch's float bias ``f32(b * act)``, added as ``f32(b' / act)``
-    in float32 before the multiply (``bitexact.md`` §3); returns (int bias for the accumulator, float addend)."""
+    in float32 before the multiply (``bitexact.md`` §3); returns (int bias for the accumulator, float
+    addend)."""
     if bias is None or cfg.profile != "torch_fbgemm":
         return bias, None
     act = np.multiply(np.float32(s_x), np.asarray(s_w, np.float32), dtype=np.float32)
@@ -191,9 +193,11 @@ def _batched_gemm(a, b, az, bz, bias, cfg, stats, op="MatMulInteger"):
         ai = np.ascontiguousarray(ab[idx])
         bi = np.ascontiguousarray(bb[idx])
         if cfg.mult_bits is not None:
-            stats.mult_overflow += _operand_overflow(ai, az, bi, bzv[None, :], cfg.mult_bits, cfg.zero_point_mode)
+            stats.mult_overflow += _operand_overflow(ai, az, bi, bzv[None, :], cfg.mult_bits,
+                                                     cfg.zero_point_mode)
         if cfg.acc_mode == "wrap":
-            exact, _ = gemm_acc(ai, bi, a_zp=int(az), b_zp=bzv, bias=bias, acc_bits=64, mult_bits=cfg.mult_bits,
+            exact, _ = gemm_acc(ai, bi, a_zp=int(az), b_zp=bzv, bias=bias, acc_bits=64,
+                                mult_bits=cfg.mult_bits,
                                 int16_pairs=pairs, zero_point_mode=cfg.zero_point_mode)
             mx = max(mx, int(np.abs(exact).max()) if exact.size else 0)
         if cfg.acc_mode == "wrap" and cfg.zero_point_mode == "shift":
@@ -217,8 +221,8 @@ def qlinear_matmul(node, ins, cfg):
     stats = NodeStats()
     acc = _batched_gemm(a, b, _zp(az), bz if bz is not None else 0, None, cfg, stats)
     bsv = np.asarray(bs, np.float32).reshape(-1)
-    y = _requant(acc, _scalar(as_, "a_scale"), bsv if bsv.size > 1 else bsv[0], _scalar(ys, "y_scale"), _zp(yz),
-                 yz.dtype if yz is not None else a.dtype, cfg, axis=acc.ndim - 1)
+    y = _requant(acc, _scalar(as_, "a_scale"), bsv if bsv.size > 1 else bsv[0], _scalar(ys, "y_scale"),
+                 _zp(yz), yz.dtype if yz is not None else a.dtype, cfg, axis=acc.ndim - 1)
     return [y], stats
 
 

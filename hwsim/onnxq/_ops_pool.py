@@ -104,8 +104,8 @@ def _avgpool_f32(xf, out, kh, kw, sh, sw, pt, pl, include_pad, ys, yzf, qmin, qm
 def qlinear_average_pool(node, ins, cfg):
     """com.microsoft QLinearAveragePool (ORT ``contrib_ops/cpu/quantization/qlinear_pool.cc``): dequantize
     ``f32(s_x * f32(x - z_x))``, average in float32, ``rne(f32(f32(y / s_y) + z_y))`` (zero point *before*
-    rounding). A kernel equal to the whole image with no padding falls back to QLinearGlobalAveragePool, as ORT
-    does. NCHW only (``channels_last = 0``)."""
+    rounding). A kernel equal to the whole image with no padding falls back to QLinearGlobalAveragePool, as
+    ORT does. NCHW only (``channels_last = 0``)."""
     x, xs, xz, ys, yz = ins[:5]
     if int(_attr(node, "channels_last", 0)):
         raise OpError("channels_last=1 is not supported")
@@ -126,8 +126,8 @@ def qlinear_average_pool(node, ins, cfg):
 
 def qlinear_global_average_pool(node, ins, cfg):
     """com.microsoft QLinearGlobalAveragePool (ORT ``mlas/lib/qlgavgpool.cpp``): exact integer sum, then the
-    ort_cpu requantization with ``M = f32(s_x / f32(s_y * f32(H*W)))`` (:func:`hwsim.datapath.global_avgpool`).
-    NCHW only."""
+    ort_cpu requantization with ``M = f32(s_x / f32(s_y * f32(H*W)))``
+    (:func:`hwsim.datapath.global_avgpool`). NCHW only."""
     x, xs, xz, ys, yz = ins[:5]
     if int(_attr(node, "channels_last", 0)):
         raise OpError("channels_last=1 is not supported")

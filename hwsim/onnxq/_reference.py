@@ -73,11 +73,11 @@ def run_onnxruntime(model: onnx.ModelProto, feeds: dict[str, np.ndarray], names:
     except Exception as e:
         raise SpecError(source, "", "a model and inputs that onnxruntime runs",
                         Found(f"{type(e).__name__}: {str(e).splitlines()[0]}")) from None
-    got = {o.name: v for o, v in zip(sess.get_outputs(), outs)}
+    got = {o.name: v for o, v in zip(sess.get_outputs(), outs, strict=True)}
     plain_out = {}
     try:
         plain = _session(model)
-        plain_out = {o.name: v for o, v in zip(plain.get_outputs(), plain.run(None, feeds))}
+        plain_out = {o.name: v for o, v in zip(plain.get_outputs(), plain.run(None, feeds), strict=True)}
     except Exception as e:  # pragma: no cover - the instrumented model ran, so this one should too
         notes.append(f"the unmodified model did not run on onnxruntime: {type(e).__name__}: {e}")
     return {k: got[k] for k in names if k in got}, plain_out, notes

@@ -146,7 +146,7 @@ def execute(g: QGraph, feeds: dict[str, np.ndarray], cfg: DatapathConfig, *,
             raise SpecError(g.path, f"node {name!r} ({n.op_type})", "inputs consistent with the node",
                             Found(f"{type(e).__name__}: {e}")) from None
         tol = is_tolerance_op(n)
-        for o, v in zip(n.output, outs):
+        for o, v in zip(n.output, outs, strict=False):
             if o and tol:
                 res.tolerance.add(o)
                 if anchor is not None and o in anchor:

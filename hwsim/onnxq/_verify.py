@@ -86,7 +86,8 @@ def random_inputs(g: QGraph, seed: int) -> dict[str, np.ndarray]:
                 feeds[name] = rng.uniform(lo - pad, hi + pad, shape).astype(dt)
         elif dt.kind in "iu":
             info = np.iinfo(dt)
-            feeds[name] = rng.integers(max(info.min, -(1 << 15)), min(info.max, 1 << 15) + 1, shape).astype(dt)
+            feeds[name] = rng.integers(max(info.min, -(1 << 15)), min(info.max, 1 << 15) + 1,
+                                       shape).astype(dt)
         else:
             raise SpecError(g.path, f"input {name!r}", "a float or integer input", Found(f"type {dt}"))
     return feeds
@@ -109,7 +110,8 @@ def load_inputs(path, g: QGraph) -> dict[str, np.ndarray]:
     try:
         z = np.load(p, allow_pickle=False)
     except Exception as e:
-        raise SpecError(str(p), "", "an .npz file of inputs", Found(f"{type(e).__name__}: {str(e)[:160]}")) from None
+        raise SpecError(str(p), "", "an .npz file of inputs",
+                        Found(f"{type(e).__name__}: {str(e)[:160]}")) from None
     feeds = {}
     with z:
         for k in z.files:
@@ -130,7 +132,7 @@ def load_inputs(path, g: QGraph) -> dict[str, np.ndarray]:
                 raise SpecError(str(p), name, f"dtype {want}", Found(f"dtype {a.dtype}"))
             shape = g.shapes.get(name)
             if shape is not None and (len(shape) != a.ndim
-                                      or any(d and d != s for d, s in zip(shape, a.shape))):
+                                      or any(d and d != s for d, s in zip(shape, a.shape, strict=False))):
                 raise SpecError(str(p), name, f"shape {tuple(d if d else '?' for d in shape)}",
                                 Found(f"shape {a.shape}"))
             feeds[name] = a
@@ -336,8 +338,8 @@ def _layer_rows(g: QGraph, run, ref_run, cfg: DatapathConfig) -> tuple[list[dict
                             f"accumulator (K = {st.k}); these inputs needed {need} bits")
         if cfg.operand_bits is not None and max(st.a_bits or 0, st.w_bits or 0) > cfg.operand_bits:
             warnings.append(f"node {g.names[i]!r}: {max(st.a_bits, st.w_bits)}-bit operands exceed the PE's "
-                            f"native {cfg.operand_bits} bits (pe.operand_bits); the arithmetic is modelled as "
-                            f"if "
+                            f"native {cfg.operand_bits} bits (pe.operand_bits); the arithmetic is modelled "
+                            f"as if "
                             f"they fit")
         if cfg.mult_bits is not None and st.mult_overflow:
             warnings.append(f"node {g.names[i]!r}: {st.mult_overflow} zero-shifted operands do not fit the "
@@ -437,9 +439,9 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
         ref_run = run if cfg.is_reference else execute(g, feeds, ref_cfg, anchor=anchor)
         end = def_run if def_run is not None else free
         notes.append(f"{len(anchor)} float tensor(s) of ops whose float32 result depends on onnxruntime's "
-                     f"implementation (Softmax, LayerNormalization, Erf, MatMul, Conv, ReduceMean...) are compared "
-                     f"within a tolerance, and the nodes after them run on onnxruntime's values of them, so that "
-                     f"the integer tensors downstream are compared bit for bit")
+                     "implementation (Softmax, LayerNormalization, Erf, MatMul, Conv, ReduceMean...) are "
+                     "compared within a tolerance, and the nodes after them run on onnxruntime's values of "
+                     f"them, so that the integer tensors downstream are compared bit for bit")
         float_free = {o: compare_float(end.values[o], np.asarray(default_out[o]), tolerance=True)
                       for o in g0.outputs if o in default_out and o in end.values
                       and end.values[o].dtype.kind == "f"}
@@ -450,11 +452,11 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
     else:
         float_free = {}
     if g.ort_x86_float:
-        notes.append(f"onnxruntime's default x86 optimizer leaves {len(g.ort_x86_float)} QDQ group(s) of this "
-                     f"model in float32 ({', '.join(sorted(g.ort_x86_float))}: it rewrites int8 Q/DQ pairs to "
-                     f"uint8 only where it sees the pair whole); the tensors are compared with onnxruntime's "
-                     f"integer kernels (session.qdqisint8allowed=1), the final outputs with the default "
-                     f"session, "
+        notes.append(f"onnxruntime's default x86 optimizer leaves {len(g.ort_x86_float)} QDQ group(s) of "
+                     f"this model in float32 ({', '.join(sorted(g.ort_x86_float))}: it rewrites int8 Q/DQ "
+                     "pairs to uint8 only where it sees the pair whole); the tensors are compared with "
+                     "onnxruntime's integer kernels (session.qdqisint8allowed=1), the final outputs with "
+                     f"the default session, "
                      f"which hwsim runs with those groups in float32")
     if def_run is None and float_free:
         notes.append(f"the default session's outputs are compared end to end and not counted: {def_why}")
@@ -470,8 +472,8 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
         default_equal[o] = nd == 0
         if cfg.is_reference and g.ort_x86_float and nd:
             notes.append(f"output {o!r} of the default session differs in {nd} of {v.size} elements: its "
-                         f"float32 groups run on MLAS's fused multiply-add kernels, whose rounding order hwsim "
-                         f"does not "
+                         "float32 groups run on MLAS's fused multiply-add kernels, whose rounding order "
+                         f"hwsim does not "
                          f"reproduce (a QuantizeLinear after them changes a code only within a last-bit "
                          f"difference of a rounding boundary)")
         if cfg.is_reference and (def_run is not run or o not in names):  # not already compared above
@@ -493,7 +495,8 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
         entry = {"name": nm, "node": prod, "op": run.op[nm], "dtype": str(o.dtype), "shape": list(o.shape),
                  "elements": int(o.size)}
         if h.shape != o.shape:
-            entry.update(mismatches=int(o.size), error=f"shape {list(h.shape)} vs onnxruntime {list(o.shape)}")
+            entry.update(mismatches=int(o.size),
+                         error=f"shape {list(h.shape)} vs onnxruntime {list(o.shape)}")
             nbad = int(o.size)
         else:
             # byte tensors compare as int16 (their differences fit): no int64 copies of every tensor
@@ -590,21 +593,22 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
                          f"differ{extra}{ov}")
     for t in float_tensors:
         if t["mismatches"]:
-            lines.append(f"{t['name']} ({t['op']} {t['node']!r}, float32 {t['compare']}): {t['mismatches']} of "
-                         f"{t['elements']} differ, max |diff| {t.get('max_abs_diff', float('nan')):.3g}")
+            lines.append(f"{t['name']} ({t['op']} {t['node']!r}, float32 {t['compare']}): {t['mismatches']} "
+                         f"of {t['elements']} differ, max |diff| {t.get('max_abs_diff', float('nan')):.3g}")
     if float_tensors:
         nt = sum(t["compare"] == "tolerance" for t in float_tensors)
         worst = max((t.get("max_rel_diff", 0.0) for t in float_tensors if t["compare"] == "tolerance"),
                     default=0.0)
-        lines.append(f"float tensors: {len(float_tensors) - nt} compared bit for bit, {nt} within a tolerance "
-                     f"(largest |diff| / max|onnxruntime| {worst:.2g})")
+        lines.append(f"float tensors: {len(float_tensors) - nt} compared bit for bit, {nt} within a "
+                     f"tolerance (largest |diff| / max|onnxruntime| {worst:.2g})")
     for o, c in float_free.items():
         lines.append(f"float output {o!r}, hwsim end to end vs onnxruntime's default session (not counted): "
-                     f"max |diff| {c.get('max_abs_diff', float('nan')):.3g} ({c.get('max_rel_diff', 0.0):.2g} of "
-                     f"max|output|)")
+                     f"max |diff| {c.get('max_abs_diff', float('nan')):.3g} "
+                     f"({c.get('max_rel_diff', 0.0):.2g} of max|output|)")
     for o, same in floats.items():
         if not same and o not in float_free:
-            lines.append(f"float output {o!r} differs from onnxruntime's (not counted: not an integer tensor)")
+            lines.append(f"float output {o!r} differs from onnxruntime's (not counted: not an integer "
+                         "tensor)")
     for nt in notes:
         lines.append(f"note: {nt}")
     lines.append(f"mismatches: {bad} of {total}")
