@@ -128,3 +128,13 @@ def test_ilp_policies_per_hardware_point(tmp_path):
     sens = pd.read_csv(out / "sensitivity.csv")
     assert len(sens) == 3 * 4 and (sens.loc[(sens.weight_bits == 8) & (sens.act_bits == 8),
                                             "sensitivity"] == 0).all()
+    # resuming the finished sweep keeps the ILP point's row (it was dropped as "incomplete" and run again) and
+    # rewrites the same files
+    before = (out / "points.csv").read_text()
+    import contextlib
+    import io
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        run_sweep(p, out=out, progress=False, workers=1, resume=True)
+    assert "incomplete" not in buf.getvalue()
+    assert (out / "points.csv").read_text() == before

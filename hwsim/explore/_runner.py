@@ -111,7 +111,9 @@ def _prepare_out(rs: ResolvedSweep, out: Path, resume: bool) -> set[str]:
 
 def _recover(pts: Path, rs: ResolvedSweep) -> set[str]:
     """The point ids already in ``points.csv``; rows cut short by a crash (wrong field count, a point id the
-    sweep does not have) are dropped, so that they are computed again, and the file is rewritten clean."""
+    sweep does not have) are dropped, so that they are computed again, and the file is rewritten clean.
+    ILP points (``...ilp:<budget>``) are kept: they are added after this check, by the same deterministic
+    solve, and a row whose id the new solve does not produce is left out of the final files."""
     ids = {p.point_id for p in rs.points}
     with pts.open(newline="") as f:
         rows = list(csv.reader(f))
@@ -119,7 +121,8 @@ def _recover(pts: Path, rs: ResolvedSweep) -> set[str]:
         return set()
     head, good, dropped = rows[0], [], 0
     for r in rows[1:]:
-        if len(r) == len(head) and r[head.index("point_id")] in ids:
+        pid = r[head.index("point_id")] if len(r) == len(head) else ""
+        if pid in ids or pid.startswith("ilp:") or "|ilp:" in pid:
             good.append(r)
         else:
             dropped += 1
@@ -416,7 +419,9 @@ def _remove_new(out_dir: Path, before: set[Path] | None) -> None:
 
 def _finalize(rs: ResolvedSweep, out_dir: Path, cols: list[str], metric: str | None) -> pd.DataFrame:
     df = pd.read_csv(out_dir / "points.csv", keep_default_na=True)
-    df = df.drop_duplicates("point_id", keep="last").sort_values("index").reset_index(drop=True)
+    df = df.drop_duplicates("point_id", keep="last")
+    df = df[df["point_id"].isin({p.point_id for p in rs.points})]  # e.g. an ILP point an earlier solve made
+    df = df.sort_values("index").reset_index(drop=True)
     within = pd.Series(True, index=df.index)
     for k, v in rs.spec.budgets.items():
         within &= df[k].le(v).fillna(False)
