@@ -18,6 +18,12 @@ centre crop, and their horizontal flips. Calibration set (:func:`calib_images`, 
 photo resized to a shorter side of 320, the four corner crops. ImageNet mean/std normalisation. There is no
 ImageNet evaluation set offline, so the quality metrics compare with the float model on the same images:
 top-1 agreement (fraction of images whose arg-max class equals the float model's) and logit SQNR in dB.
+
+Larger set (:func:`library_sets`, ``evaluate(images="library")``): 40 distinct photos from scikit-learn,
+scikit-image and Debian's ``opencv-doc`` (:mod:`hwsim.models._photos`, licences there), split by photo into 30
+evaluation and 10 calibration photos. Data-free calibration: :func:`zeroq_calibration_images` (ZeroQ, Cai et al.,
+CVPR 2020) distils inputs whose per-layer batch statistics match the BN running statistics of the unfolded
+checkpoint (this uses torch's autograd).
 """
 
 from __future__ import annotations
