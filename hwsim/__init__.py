@@ -14,6 +14,16 @@ The integer side is under :mod:`hwsim.quant` (quantizers, calibration, PTQ) and 
 
 __version__ = "0.1.0"
 
-from ._api import Simulation, SweepOutcome, load_arch, load_workload, simulate, sweep  # noqa: E402
+from ._api import (  # noqa: E402
+    Simulation,
+    SweepOutcome,
+    Verification,
+    load_arch,
+    load_workload,
+    simulate,
+    sweep,
+    verify,
+)
 
-__all__ = ["__version__", "load_arch", "load_workload", "simulate", "Simulation", "sweep", "SweepOutcome"]
+__all__ = ["__version__", "load_arch", "load_workload", "simulate", "Simulation", "sweep", "SweepOutcome",
+           "verify", "Verification"]

@@ -29,7 +29,8 @@ from .spec import load_arch as _load_arch_file
 if TYPE_CHECKING:  # pandas is imported only when a DataFrame is asked for (the CLI stays light)
     import pandas as pd
 
-__all__ = ["load_arch", "load_workload", "simulate", "Simulation", "sweep", "SweepOutcome"]
+__all__ = ["load_arch", "load_workload", "simulate", "Simulation", "sweep", "SweepOutcome", "verify",
+           "Verification"]
 
 ENERGY_COLUMNS = ("layer", "component", "operand", "action", "count", "unit", "pj_each", "energy_pj")
 
@@ -250,3 +251,67 @@ def sweep(spec: str | Path, out: str | Path | None = None, *, resume: bool = Fal
 
     return SweepOutcome(out=run_sweep(spec, out=out, resume=resume, workers=workers, scheduler=scheduler,
                                       progress=progress))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Verification:
+    """The outcome of :func:`verify` (what ``verify.json`` holds): ``mismatches`` of ``elements`` compared
+    (``passed`` when 0), ``tensors`` a DataFrame with one row per compared tensor (its node, op, dtype,
+    mismatches, first differing element, the node's local re-run), ``data`` the whole JSON-ready record
+    (target, host CPU flags, onnxruntime version and session options, per-layer accumulator statistics),
+    ``lines`` the printable summary."""
+
+    mismatches: int
+    elements: int
+    data: Mapping[str, Any]
+    lines: tuple[str, ...]
+
+    @property
+    def passed(self) -> bool:
+        return self.mismatches == 0
+
+    @property
+    def tensors(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame(list(self.data.get("tensors", [])))
+
+
+def verify(model: str | Path, *, inputs: str | Path | None = None, expected: str | Path | None = None,
+           target: str = "host", arch: str | Path | None = None, profile: str = "ort_cpu",
+           rounding: str | None = None, int16_pairs: bool = False, zero_point_mode: str = "shift",
+           seed: int = 0, out: str | Path | None = None) -> Verification:
+    """Run a quantized ONNX model on hwsim's integer datapath and compare every integer tensor with
+    onnxruntime (live on this host), or the graph outputs with ``expected`` (an ``.npz`` recorded on
+    ``target``); what ``hwsim verify`` does (``docs/verification.md``).
+
+    ``target``: ``"host"`` (detected and probed) or a name of :data:`hwsim.onnxq.TARGETS`; a target other than
+    the host's needs ``expected``. ``arch``: run under its ``pe.acc_bits``/``acc_mode``/``mult_bits``;
+    ``profile``/``rounding``: the requantizer (:data:`hwsim.quant.PROFILES`, ``ROUNDING_MODES``);
+    ``int16_pairs``: PEs that sum products in int16-saturated pairs; ``zero_point_mode``: ``shift`` or
+    ``cross_term``; ``seed``: random inputs when ``inputs`` is None; ``out``: a folder for ``verify.json``.
+
+    Raises
+    ------
+    SpecError
+        A model, option or npz that is not usable (named), an unsupported op (named with its domain).
+    """
+    from dataclasses import replace
+
+    from .errors import SOURCE_ARG, SpecError
+    from .onnxq import DatapathConfig, config_from_arch
+    from .onnxq import verify as _verify
+    from .quant import PROFILES, ROUNDING_MODES
+
+    if profile not in PROFILES:
+        raise SpecError(SOURCE_ARG, "profile", f"one of {', '.join(PROFILES)}", profile)
+    if rounding is not None and rounding not in ROUNDING_MODES:
+        raise SpecError(SOURCE_ARG, "rounding", f"one of {', '.join(ROUNDING_MODES)}", rounding)
+    if zero_point_mode not in ("shift", "cross_term"):
+        raise SpecError(SOURCE_ARG, "zero_point_mode", "one of shift, cross_term", zero_point_mode)
+    cfg = config_from_arch(arch, profile=profile) if arch else DatapathConfig(profile=profile)
+    cfg = replace(cfg, rounding=rounding, seed=seed, int16_pairs=int16_pairs, zero_point_mode=zero_point_mode)
+    rep = _verify(model, inputs=inputs, seed=seed, out=out, config=cfg, arch=arch, target=target,
+                  expected=expected)
+    return Verification(mismatches=rep.mismatches, elements=rep.elements, data=MappingProxyType(rep.data),
+                        lines=tuple(rep.lines))

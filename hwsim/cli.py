@@ -113,25 +113,19 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from dataclasses import replace
+    from ._api import verify
 
-    from .onnxq import DatapathConfig, config_from_arch, verify
-    from .quant import PROFILES, ROUNDING_MODES
-
-    if args.profile not in PROFILES:
-        raise SpecError(SOURCE_ARG, "--profile", f"one of {', '.join(PROFILES)}", args.profile)
-    if args.rounding is not None and args.rounding not in ROUNDING_MODES:
-        raise SpecError(SOURCE_ARG, "--rounding", f"one of {', '.join(ROUNDING_MODES)}", args.rounding)
-    cfg = config_from_arch(args.arch,
-                           profile=args.profile) if args.arch else DatapathConfig(profile=args.profile)
-    if args.zero_point_mode not in ("shift", "cross_term"):
-        raise SpecError(SOURCE_ARG, "--zero-point-mode", "one of shift, cross_term", args.zero_point_mode)
-    cfg = replace(cfg, rounding=args.rounding, seed=args.seed, int16_pairs=args.int16_pairs,
-                  zero_point_mode=args.zero_point_mode)
     if args.dump_vectors and not args.arch:
         raise SpecError(SOURCE_ARG, "--dump-vectors", "--arch too (the array the vectors are for)", None)
-    rep = verify(args.model, inputs=args.inputs, seed=args.seed, out=args.out, config=cfg, arch=args.arch,
-                 target=args.target, expected=args.expected)
+    try:
+        rep = verify(args.model, inputs=args.inputs, expected=args.expected, target=args.target,
+                     arch=args.arch, profile=args.profile, rounding=args.rounding,
+                     int16_pairs=args.int16_pairs, zero_point_mode=args.zero_point_mode, seed=args.seed,
+                     out=args.out)
+    except SpecError as e:  # the API names its keyword; the command names the option
+        if e.source == SOURCE_ARG and e.key in ("profile", "rounding", "zero_point_mode"):
+            raise SpecError(SOURCE_ARG, "--" + e.key.replace("_", "-"), e.expected, e.found) from None
+        raise
     print(f"wrote {Path(args.out) / 'verify.json'}")
     if args.dump_vectors:  # issue 13 item 5: the nodes' vectors, for the RTL bench (docs/rtl.md)
         from .rtl import dump_vectors

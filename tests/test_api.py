@@ -62,3 +62,27 @@ def test_quant_file_and_bits_exclude_each_other():
     with pytest.raises(hwsim.errors.SpecError, match="either quant or bits"):
         hwsim.simulate(ROOT / "arch/edge_32x32.yaml", ROOT / "workloads/resnet18.yaml",
                        quant=ROOT / "workloads/quant/resnet18_mixed.yaml", bits={"conv1": (8, 8)})
+
+
+def test_verify_on_a_recorded_avx2_case(tmp_path):
+    """hwsim.verify on one of the 69 cases onnxruntime 1.32 computed on an AVX2 host (tests/data/ort_avx2):
+    the x86-avx2 target reproduces its outputs exactly; the exact (VNNI) semantics miss codes there, because
+    the near-255 operands overflow MLAS's int16 pair sums."""
+    import numpy as np
+
+    z = np.load(ROOT / "tests/data/ort_avx2/ort_avx2_cases.npz")
+    name = "conv_u8s8_01"  # kind "conv u8s8 near-255"
+    (tmp_path / "m.onnx").write_bytes(z[f"{name}/model"].tobytes())
+    np.savez(tmp_path / "x.npz", **{k.split("/")[-1]: z[k] for k in z.files if k.startswith(f"{name}/in/")})
+    np.savez(tmp_path / "y.npz", y=z[f"{name}/y"])
+    ok = hwsim.verify(tmp_path / "m.onnx", inputs=tmp_path / "x.npz", expected=tmp_path / "y.npz",
+                      target="x86-avx2")
+    assert ok.passed and ok.mismatches == 0 and ok.elements == z[f"{name}/y"].size
+    vnni = hwsim.verify(tmp_path / "m.onnx", inputs=tmp_path / "x.npz", expected=tmp_path / "y.npz",
+                        target="x86-avx512-vnni")
+    assert not vnni.passed and vnni.mismatches > 0
+    assert vnni.data["target"]["name"] == "x86-avx512-vnni"
+    assert vnni.data["target"]["u8s8_int16_pairs"] is False
+    assert ok.data["target"]["u8s8_int16_pairs"] is True
+    with pytest.raises(hwsim.errors.SpecError, match="profile"):
+        hwsim.verify(tmp_path / "m.onnx", profile="nope")
