@@ -194,3 +194,18 @@ def test_qgemm_probe_per_target(tmp_path):
                      target=target)
         assert rep.mismatches == 0, (target, rep.lines)
     assert verify(tmp_path / "g.onnx", inputs=tmp_path / "a.npz").mismatches == 0  # live, host target
+
+
+def test_expected_that_is_not_an_npz_is_named(recorded, tmp_path, capsys):
+    # the recorded-outputs file goes through the same checks as --inputs (it was called "pickled data")
+    from hwsim.cli import main
+
+    _, paths = recorded
+    m, x, _ = paths["conv_u8s8_01"]
+    bad = tmp_path / "y.npz"
+    bad.write_text("not an archive")
+    assert main(["verify", str(m), "--inputs", str(x), "--expected", str(bad), "--target", "x86-avx2",
+                 "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"hwsim: error: {bad}: expected an .npz file of recorded outputs (a zip archive of .npy "
+                   "arrays, numpy.savez), found a file that is not a zip archive (starts with b'not an a')"]

@@ -93,6 +93,23 @@ def random_inputs(g: QGraph, seed: int) -> dict[str, np.ndarray]:
     return feeds
 
 
+def _open_npz(path, what: str):
+    """``(path, NpzFile)`` of an ``.npz`` of ``what`` (inputs, recorded outputs); a missing file, a directory,
+    a file that is not a zip archive (``np.load`` would try pickle and call it "pickled data") or an
+    unreadable archive is a :class:`SpecError` naming the file."""
+    import zipfile
+
+    p = Path(input_file(path, f"an existing .npz file of {what}"))
+    if not zipfile.is_zipfile(p):
+        raise SpecError(str(p), "", f"an .npz file of {what} (a zip archive of .npy arrays, numpy.savez)",
+                        Found(f"a file that is not a zip archive (starts with {p.read_bytes()[:8]!r})"))
+    try:
+        return p, np.load(p, allow_pickle=False)
+    except Exception as e:
+        raise SpecError(str(p), "", f"an .npz file of {what}",
+                        Found(f"{type(e).__name__}: {str(e)[:160]}")) from None
+
+
 def load_inputs(path, g: QGraph) -> dict[str, np.ndarray]:
     """Inputs from an ``.npz`` with one array per graph input (float64 is narrowed to float32).
 
@@ -101,17 +118,7 @@ def load_inputs(path, g: QGraph) -> dict[str, np.ndarray]:
     SpecError
         Missing file or input, an unknown key, or a dtype/shape that contradicts the graph (names the key).
     """
-    import zipfile
-
-    p = Path(input_file(path, "an existing .npz file of inputs"))
-    if not zipfile.is_zipfile(p):  # np.load would try pickle and call any non-zip file "pickled data"
-        raise SpecError(str(p), "", "an .npz file of inputs (a zip archive of .npy arrays, numpy.savez)",
-                        Found(f"a file that is not a zip archive (starts with {p.read_bytes()[:8]!r})"))
-    try:
-        z = np.load(p, allow_pickle=False)
-    except Exception as e:
-        raise SpecError(str(p), "", "an .npz file of inputs",
-                        Found(f"{type(e).__name__}: {str(e)[:160]}")) from None
+    p, z = _open_npz(path, "inputs")
     feeds = {}
     with z:
         for k in z.files:
@@ -200,14 +207,7 @@ def load_expected(path, g: QGraph, values: dict[str, np.ndarray]) -> dict[str, n
         Missing or unreadable file, a graph output missing, a key that names no tensor of the model, a
         dtype or shape that differs (each names the file and the tensor).
     """
-    p = Path(path)
-    if not p.is_file():
-        raise SpecError(str(p), "", "an existing .npz file of recorded outputs", Found("no such file"))
-    try:
-        z = np.load(p, allow_pickle=False)
-    except Exception as e:
-        raise SpecError(str(p), "", "an .npz file of recorded outputs",
-                        Found(f"{type(e).__name__}: {e}")) from None
+    p, z = _open_npz(path, "recorded outputs")
     rec = {}
     with z:
         for name in g.outputs:
