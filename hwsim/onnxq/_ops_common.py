@@ -40,6 +40,16 @@ def _attr(node, name, default=None):
     return default
 
 
+
+def _window_attrs(node, nd: int) -> tuple[list[int], list[int], str, list[int]]:
+    """A conv's or pool's ``strides``, ``dilations``, ``auto_pad`` (a str) and ``pads`` over ``nd`` spatial
+    dims, with the ONNX defaults (1, 1, NOTSET, 0)."""
+    strides = list(_attr(node, "strides", [1] * nd))
+    dil = list(_attr(node, "dilations", [1] * nd))
+    auto_pad = _attr(node, "auto_pad", b"NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    return strides, dil, auto_pad, list(_attr(node, "pads", [0] * (2 * nd)))
+
 def _scalar(v, name, default=0):
     if v is None:
         return default

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..datapath import conv2d_acc, gemm_acc, narrow_operand
 from ..quant import fbgemm_bias_addend, requant_multiplier, requantize
-from ._ops_common import NodeStats, OpError, _attr, _bits, _qrange, _scalar, _zp
+from ._ops_common import NodeStats, OpError, _attr, _bits, _qrange, _scalar, _window_attrs, _zp
 
 __all__ = ["qlinear_conv", "conv_integer", "qlinear_matmul", "matmul_integer", "qgemm", "float_conv",
            "float_matmul", "reduction_bound_bits"]
@@ -31,12 +31,8 @@ def _conv_geometry(node, x_shape, w_shape):
     kshape = _attr(node, "kernel_shape")
     if kshape is not None and tuple(kshape) != ks:
         raise OpError(f"kernel_shape {list(kshape)} differs from the weight shape {list(ks)}")
-    strides = list(_attr(node, "strides", [1] * nd))
-    dil = list(_attr(node, "dilations", [1] * nd))
+    strides, dil, auto_pad, pads = _window_attrs(node, nd)
     groups = int(_attr(node, "group", 1))
-    auto_pad = _attr(node, "auto_pad", b"NOTSET")
-    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
-    pads = list(_attr(node, "pads", [0] * (2 * nd)))
     spatial = list(x_shape[2:])
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         pads = [0] * (2 * nd)

@@ -12,7 +12,7 @@ from numba import njit
 
 from ..datapath import maxpool2d
 from ..quant import requantize
-from ._ops_common import NodeStats, OpError, _attr, _qrange, _scalar, _zp
+from ._ops_common import NodeStats, OpError, _attr, _qrange, _scalar, _window_attrs, _zp
 
 __all__ = ["maxpool", "qlinear_average_pool", "qlinear_global_average_pool"]
 
@@ -24,12 +24,8 @@ def _pool_geometry(node, spatial):
     nd = len(ks)
     if nd != 2 or len(spatial) != 2:
         raise OpError(f"only 2-D pooling is supported, found kernel {ks} on spatial dims {list(spatial)}")
-    strides = list(_attr(node, "strides", [1] * nd))
-    dil = list(_attr(node, "dilations", [1] * nd))
+    strides, dil, auto_pad, pads = _window_attrs(node, nd)
     ceil_mode = int(_attr(node, "ceil_mode", 0))
-    auto_pad = _attr(node, "auto_pad", b"NOTSET")
-    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
-    pads = list(_attr(node, "pads", [0] * (2 * nd)))
     out = []
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         for i in range(nd):
