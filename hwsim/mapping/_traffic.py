@@ -20,8 +20,13 @@ the loop nest of the dataflow (R x C the array; M, K, N the GEMM view, per group
   still gains from M tiles whose ifmap rows fit), ties broken by the latency estimate max(compute, DRAM bits
   / bandwidth) and then the larger tile: the optimum is the largest tile on either side of each level's
   ifmap-fits threshold, so those are tried, and a larger level (register files included) never increases
-  DRAM bytes. That objective can cost latency where DRAM bandwidth is not the bound (each extra tile repeats
-  every fold's fill and drain); it is the one that keeps this guarantee.
+  DRAM bytes. That objective (``timing.objective: dram``, the default) can cost latency where DRAM bandwidth
+  is not the bound (each extra tile repeats every fold's fill and drain); it is the one that keeps this
+  guarantee. ``timing.objective: latency`` ranks the same candidates by the latency estimate first, then DRAM
+  bytes: the optimum over all tiles is still among them (between thresholds both keys fall as the tile
+  grows), a larger level never raises the estimate, and on a fixed-precision PE fewer bits never raise it
+  either (each tile's DRAM bits shrink, its compute stays), where the dram objective may take more tiles
+  for narrower operands and be slower.
 * os (partial sums stay in the PEs), whichever loop order moves fewer DRAM bytes: row folds of M outer (ifmap
   once if a row fold's slice ``min(M, R) x K`` or the raw ifmap fits, else once per column fold; filter once
   if it fits, else once per row fold) or column folds of N outer (filter once if a column fold's slice
@@ -254,10 +259,13 @@ def hierarchy_traffic(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int,
                 cands.add(t)
         bw = arch.memory.dram_level.read_bw  # bits per cycle
 
-        def estimate(v: int) -> tuple[float, int, int]:
+        latency_first = arch.timing.objective == "latency"
+
+        def estimate(v: int) -> tuple[float, float, int]:
             compute = base_compute + fold_overhead * (_cdiv(M, v) - 1)
             d = dram_bits(v)
-            return (d, max(compute, d / bw), -v)
+            lat = max(compute, d / bw)
+            return (lat, d, -v) if latency_first else (d, lat, -v)
 
         mt = min(cands, key=estimate)
     m_tiles = _cdiv(M, mt)
