@@ -10,8 +10,8 @@ kernels (``vpmaddwd`` int16 pairs), else float BLAS in exact chunks (``hwsim/dat
 numba reference loops are timed for comparison.
 
 Threads: onnxruntime's ``intra_op_num_threads`` and hwsim's numba thread count are both ``--threads``
-(default: all logical CPUs); hwsim's kernels run on one thread below ``PARALLEL_MIN_MACS`` (a thread wake-up
-on a busy machine can cost a scheduler time slice), which the output states per case. The implementations
+(default: all logical CPUs); hwsim's kernels run on one thread below ``AVX2_PARALLEL_MIN_MACS`` (AVX2 hosts)
+or ``PARALLEL_MIN_MACS`` (others), which the output states per case. The implementations
 of one case are timed interleaved (one call of each in turn), so that a change of the machine's load falls
 on all of them alike; the medians are compared.
 
@@ -108,7 +108,7 @@ def main(argv=None) -> int:
     thr = {}
 
     def hw_threads(macs):
-        return nthreads if macs >= _exact_gemm.PARALLEL_MIN_MACS else 1
+        return _exact_gemm.kernel_threads(macs)
 
     print(host_line())
     _exact_gemm.exact_gemm(np.zeros((1, 1), np.uint8), np.zeros((1, 1), np.int8), 0, np.zeros(1, np.int64))
@@ -118,9 +118,9 @@ def main(argv=None) -> int:
         layer = numba.config.THREADING_LAYER
     print(f"hwsim fast path: {path}; onnxruntime {ort.__version__}; numpy {np.__version__}; "
           f"numba {numba.__version__} ({layer} threading layer)")
+    floor = _exact_gemm.AVX2_PARALLEL_MIN_MACS if kind == "avx2" else _exact_gemm.PARALLEL_MIN_MACS
     print(f"threads: onnxruntime intra_op_num_threads = {args.threads}; hwsim numba threads = {nthreads}, of "
-          f"which its kernels use one below {_exact_gemm.PARALLEL_MIN_MACS:,} MACs (PARALLEL_MIN_MACS); "
-          f"runs interleaved, medians")
+          f"which its kernels use one below {floor:,} MACs; runs interleaved, medians")
 
     # -- GEMM --------------------------------------------------------------------------------------------
     n = args.size

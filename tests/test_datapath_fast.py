@@ -405,3 +405,35 @@ def test_avx2_implicit_conv_small_and_odd_shapes(layout, bits):
         got = _exact_gemm._avx2_conv(x, w, xz, np.zeros(wsh[0], np.int64), stride, pads, dil, groups,
                                      *ref.shape[2:])
         np.testing.assert_array_equal(got, ref)
+
+
+@needs_avx2
+def test_avx2_work_sharing_threads_equal_one_thread(monkeypatch):
+    # every kernel split into many small chunks over two threads gives the one-thread result (tile ranges
+    # cover each tile once; the GEMM's reduction blocks add up)
+    import numba
+
+    rng = np.random.default_rng(21)
+    a, b = codes(rng, np.uint8, (37, 1100)), codes(rng, np.int8, (1100, 45))
+    x, w = codes(rng, np.uint8, (2, 12, 9, 8)), codes(rng, np.int8, (18, 12, 3, 3))
+    kw = dict(x_zp=128, w_zp=0, pads=(1, 1, 1, 1))
+
+    def run():
+        return (gemm_acc(a, b, a_zp=128, b_zp=0)[0], gemm_acc(a, b // 2, a_zp=0, b_zp=0)[0],
+                gemm_acc(a, b, a_zp=0, b_zp=0, int16_pairs=True)[0], conv2d_acc(x, w, **kw)[0],
+                conv2d_acc(x, w // 2, **kw)[0], conv2d_acc(x, w, int16_pairs=True, **kw)[0])
+
+    monkeypatch.setattr(_avx2, "KB2", 64)  # several reduction blocks
+    old = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = run()
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        monkeypatch.setattr(_exact_gemm, "AVX2_PARALLEL_MIN_MACS", 0)
+        monkeypatch.setattr(_avx2, "CHUNKS_PER_THREAD", 50)
+        two = run()
+    finally:
+        numba.set_num_threads(old)
+    for p, q in zip(one, two):
+        np.testing.assert_array_equal(p, q)
+    np.testing.assert_array_equal(one[0], (a.astype(np.int64) - 128) @ b.astype(np.int64))

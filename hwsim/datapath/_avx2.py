@@ -31,11 +31,15 @@ not be called (LLVM could not select the instructions).
 
 from __future__ import annotations
 
+import concurrent.futures
+import itertools
+import os
+
 import llvmlite.binding as _llvm
 import numba
 import numpy as np
 from llvmlite import ir
-from numba import njit, prange, types
+from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
@@ -149,15 +153,15 @@ def _vstore(typingctx, arr, off, v):
     return types.void(arr, off, _v8), cg
 
 
-@njit(parallel=True, cache=True)
-def _wd_tiles(ws, xp, out, mp, kp, np_, k2a, k2b, first):
+@njit(nogil=True, cache=True)
+def _wd_tiles(ws, xp, out, mp, kp, np_, k2a, k2b, first, t0, t1):
     """ws: (mp*kp,) int16 panels as bytes; xp: (kp//2 * np_ * 2,) int16 as bytes; out: (mp*np_,) int32.
     Adds the pairs ``k2a <= k // 2 < k2b`` to ``out`` (overwritten when ``first``): callers run the reduction
     in blocks so that a tile's two panels stay in L1."""
     nmb = mp // 6
     nnb = np_ // 16
     rb = kp * 2  # bytes per row of ws
-    for t in prange(nmb * nnb):
+    for t in range(t0, t1):
         # groups of MG row panels: a group's rows (MG * 6 rows of a reduction block) stay in L2 while each
         # 16-column panel (in L1) serves the MG tiles of the group (GotoBLAS order)
         g = t // (MG * nnb)
@@ -207,13 +211,12 @@ def _wd_tiles(ws, xp, out, mp, kp, np_, k2a, k2b, first):
         _vstore(out, o, a50); _vstore(out, o + 8, a51)  # noqa: E702
 
 
-@njit(parallel=True, cache=True)
-def _ubs_tiles_ub(ws, xp, out, mp, kp, np_):
+@njit(nogil=True, cache=True)
+def _ubs_tiles_ub(ws, xp, out, mp, kp, np_, t0, t1):
     """Unsigned broadcast rows ``ws`` (mp*kp,) uint8, signed packed ``xp`` (kp//4 * np_ * 4,) int8."""
     nmb = mp // 6
-    nnb = np_ // 16
     k4n = kp // 4
-    for t in prange(nmb * nnb):
+    for t in range(t0, t1):
         nb = t // nmb
         mb = t - nb * nmb
         m0 = mb * 6
@@ -248,13 +251,12 @@ def _ubs_tiles_ub(ws, xp, out, mp, kp, np_):
         _vstore(out, o, a50); _vstore(out, o + 8, a51)  # noqa: E702
 
 
-@njit(parallel=True, cache=True)
-def _ubs_tiles_sb(ws, xp, out, mp, kp, np_):
+@njit(nogil=True, cache=True)
+def _ubs_tiles_sb(ws, xp, out, mp, kp, np_, t0, t1):
     """Signed broadcast rows ``ws`` (mp*kp,) int8, unsigned packed ``xp`` (kp//4 * np_ * 4,) uint8."""
     nmb = mp // 6
-    nnb = np_ // 16
     k4n = kp // 4
-    for t in prange(nmb * nnb):
+    for t in range(t0, t1):
         nb = t // nmb
         mb = t - nb * nmb
         m0 = mb * 6
@@ -289,13 +291,12 @@ def _ubs_tiles_sb(ws, xp, out, mp, kp, np_):
         _vstore(out, o, a50); _vstore(out, o + 8, a51)  # noqa: E702
 
 
-@njit(parallel=True, cache=True)
-def _conv_wd_tiles(xb, poff, toff, wp, out, pp, ntaps, cwn, np_):
+@njit(nogil=True, cache=True)
+def _conv_wd_tiles(xb, poff, toff, wp, out, pp, ntaps, cwn, np_, t0, t1):
     """Implicit-GEMM conv tiles, int16 image (two channels per 4-byte broadcast), int16 weight pairs
     ``wp[q // 2, n, q % 2]`` (q = tap * C + c), ``vpmaddwd``; see :func:`conv_tiles`."""
     nmb = pp // 6
-    nnb = np_ // 16
-    for t in prange(nmb * nnb):
+    for t in range(t0, t1):
         nb = t // nmb
         mb = t - nb * nmb
         m0 = mb * 6
@@ -334,13 +335,12 @@ def _conv_wd_tiles(xb, poff, toff, wp, out, pp, ntaps, cwn, np_):
         _vstore(out, o, a50); _vstore(out, o + 8, a51)  # noqa: E702
 
 
-@njit(parallel=True, cache=True)
-def _conv_ubs_tiles(xb, poff, toff, wp, out, pp, ntaps, cwn, np_):
+@njit(nogil=True, cache=True)
+def _conv_ubs_tiles(xb, poff, toff, wp, out, pp, ntaps, cwn, np_, t0, t1):
     """Implicit-GEMM conv tiles, uint8 image (four channels per broadcast), int8 weight quads
     ``wp[q // 4, n, q % 4]``, ``vpmaddubsw`` (int16-saturated pairs); see :func:`conv_tiles`."""
     nmb = pp // 6
-    nnb = np_ // 16
-    for t in prange(nmb * nnb):
+    for t in range(t0, t1):
         nb = t // nmb
         mb = t - nb * nmb
         m0 = mb * 6
@@ -470,17 +470,71 @@ KB2 = 512
 MG = 16
 
 
+_POOL = None
+#: Chunks of tiles per thread: small enough that a thread which is descheduled (a busy machine) holds up the
+#: others by one chunk at most, large enough that the dispatch (a few microseconds) does not matter.
+CHUNKS_PER_THREAD = 12
+
+
+def _pool():
+    global _POOL
+    if _POOL is None:
+        _POOL = concurrent.futures.ThreadPoolExecutor(max(numba.config.NUMBA_NUM_THREADS - 1, 1),
+                                                      thread_name_prefix="hwsim-avx2")
+    return _POOL
+
+
+def _forget_pool():  # a forked child has none of the parent's threads
+    global _POOL
+    _POOL = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def _tiles(kernel, args, ntiles: int) -> None:
+    """Run ``kernel(*args, t0, t1)`` over the tiles ``[0, ntiles)`` on ``numba.get_num_threads()`` threads.
+
+    The kernels are ``nogil`` numba functions; the calling thread works too, and every thread takes the next
+    chunk of tiles from a shared counter (work sharing without a barrier). numba's own parallel runtime
+    (OpenMP by default) ends each region at a barrier of all its threads: on a machine where other processes
+    hold the cores, a worker that is not scheduled kept the caller waiting for a time slice (a 1024^3 GEMM ran
+    2x slower on two threads than on one at load average 8; measured here, AMD EPYC, 2 cores). Here a worker
+    that never gets a core simply takes no chunk.
+    """
+    nth = min(numba.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
+    if nth <= 1 or ntiles < 2 * nth:
+        kernel(*args, 0, ntiles)
+        return
+    nch = min(ntiles, CHUNKS_PER_THREAD * nth)
+    size = -(-ntiles // nch)
+    nch = -(-ntiles // size)
+    ctr = itertools.count()  # next() on a count is atomic under the GIL
+
+    def work():
+        while True:
+            i = next(ctr)
+            if i >= nch:
+                return
+            kernel(*args, i * size, min(ntiles, (i + 1) * size))
+
+    futs = [_pool().submit(work) for _ in range(nth - 1)]
+    work()
+    for f in futs:
+        f.result()
+
+
 def _run(kernel, ws, xp, m, n, mp, kp, np_):
     out = np.empty(mp * np_, np.int32)
     wsb = ws.reshape(-1).view(np.uint8)
-    # dynamic scheduling in small chunks: a static split stalls when another process holds one of the cores
-    with numba.parallel_chunksize(4):
-        if kernel is _wd_tiles:
-            k2n = kp // 2
-            for k2a in range(0, max(k2n, 1), KB2):
-                kernel(wsb, xp, out, mp, kp, np_, k2a, min(k2n, k2a + KB2), k2a == 0)
-        else:
-            kernel(wsb, xp, out, mp, kp, np_)
+    ntiles = (mp // MR) * (np_ // NR)
+    if kernel is _wd_tiles:
+        k2n = kp // 2
+        for k2a in range(0, max(k2n, 1), KB2):
+            _tiles(kernel, (wsb, xp, out, mp, kp, np_, k2a, min(k2n, k2a + KB2), k2a == 0), ntiles)
+    else:
+        _tiles(kernel, (wsb, xp, out, mp, kp, np_), ntiles)
     return out.reshape(mp, np_)[:m, :n]
 
 
@@ -519,6 +573,5 @@ def conv_tiles(kind: str, xb: np.ndarray, poff: np.ndarray, toff: np.ndarray, wp
     """
     out = np.empty(pp * np_, np.int32)
     kernel = _conv_wd_tiles if kind == "wd" else _conv_ubs_tiles
-    with numba.parallel_chunksize(4):
-        kernel(xb, poff, toff, wp, out, pp, ntaps, cwn, np_)
+    _tiles(kernel, (xb, poff, toff, wp, out, pp, ntaps, cwn, np_), (pp // MR) * (np_ // NR))
     return out.reshape(pp, np_)

@@ -50,11 +50,14 @@ _F64_EXACT = 1 << 53
 #: Below this many MACs the fast kernels run on one thread: each parallel region costs a thread wake-up,
 #: which on a busy machine can take a scheduler time slice (milliseconds) and outweigh the work.
 PARALLEL_MIN_MACS = 1 << 28
+#: The same for the AVX2 kernels, which share work without a barrier (``_avx2._tiles``): a worker that does
+#: not get a core takes no work, so only the hand-off (tens of microseconds) has to be paid for.
+AVX2_PARALLEL_MIN_MACS = 1 << 22
 
 
 @contextlib.contextmanager
-def _threads_for(macs: int):
-    if macs >= PARALLEL_MIN_MACS or numba.get_num_threads() == 1:
+def _threads_for(macs: int, floor: int | None = None):
+    if macs >= (PARALLEL_MIN_MACS if floor is None else floor) or numba.get_num_threads() == 1:
         yield
         return
     old = numba.get_num_threads()
@@ -63,6 +66,12 @@ def _threads_for(macs: int):
         yield
     finally:
         numba.set_num_threads(old)
+
+
+def kernel_threads(macs: int) -> int:
+    """Threads the fast path of this host uses for a product of ``macs`` multiply-accumulates (for reports)."""
+    floor = AVX2_PARALLEL_MIN_MACS if fast_path_name() == "avx2" else PARALLEL_MIN_MACS
+    return numba.get_num_threads() if macs >= floor else 1
 
 
 def vnni_available() -> bool:
@@ -298,7 +307,7 @@ def exact_gemm(a: np.ndarray, b: np.ndarray, az: int, bz: np.ndarray, *,
     if path == "vnni":
         return None
     if path in ("auto", "simd", "avx2") and _avx2.AVAILABLE:
-        with _threads_for(macs):
+        with _threads_for(macs, AVX2_PARALLEL_MIN_MACS):
             r = _avx2_gemm(a, b, az, bz)
         if r is not None or path == "avx2":
             return r
@@ -360,7 +369,7 @@ def exact_conv(x: np.ndarray, w: np.ndarray, xz: int, wz: np.ndarray, stride, pa
     if _vnni.AVAILABLE:
         out = _vnni_conv_checked(x, w, xz, wz, stride, pads, dilation, groups, ho, wo)
     elif _avx2.AVAILABLE:
-        with _threads_for(macs):
+        with _threads_for(macs, AVX2_PARALLEL_MIN_MACS):
             out = _avx2_conv(x, w, xz, wz, stride, pads, dilation, groups, ho, wo)
     if out is None and w.shape[0] // groups < _avx2.MR:
         with _threads_for(macs):
@@ -594,7 +603,7 @@ def pairs_conv(x, w, ox: int, ow: int, xz: int, wz: np.ndarray, pads, stride, di
     q = cg * kr * ks
     wsr = (w.astype(np.int16) + ow).astype(np.int8)
     out = np.empty((n_b, k_out, ho * wo), np.int64)
-    with _threads_for(macs):
+    with _threads_for(macs, AVX2_PARALLEL_MIN_MACS):
         for g in range(groups):
             xg = _nhwc_padded(x, g * cg, cg, cp, pads, xzp, ox, np.uint8)
             wq = np.zeros((kg, kr, ks, cp), np.int8)
