@@ -13,7 +13,10 @@ Threads: onnxruntime's ``intra_op_num_threads`` and hwsim's numba thread count a
 (default: all logical CPUs); hwsim's kernels run on one thread below ``AVX2_PARALLEL_MIN_MACS`` (AVX2 hosts)
 or ``PARALLEL_MIN_MACS`` (others), which the output states per case. The implementations
 of one case are timed interleaved (one call of each in turn), so that a change of the machine's load falls
-on all of them alike; the medians are compared.
+on all of them alike; the medians are compared. For that, onnxruntime's pool threads do not spin after a run
+(``session.intra_op.allow_spinning = 0``; hwsim's threads do not spin either): spinning, they held both cores
+during the next hwsim call (measured: the conv's hwsim time 3 -> 20 ms at load 8). ``--ort-spin`` keeps
+onnxruntime's default and times each side in its own block instead.
 
 On AVX2 hosts without VNNI onnxruntime's u8 x s8 kernels saturate pairs of products to int16
 (``vpmaddubsw``), so its codes are compared with hwsim's ``int16_pairs`` model there, and the cost of that
@@ -38,13 +41,28 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _host import check, host_line  # noqa: E402
 
 
+SPIN = False
+
+
 def _median_time(fn, repeat: int) -> float:
     return _median_times([fn], repeat)[0]
+
+
+def _block_median(fn, repeat: int) -> float:
+    fn()
+    ts = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
 
 
 def _median_times(fns, repeat: int) -> list[float]:
     """Median wall time of each function; the runs are interleaved (``f0 f1 f2 f0 f1 f2 ...``) so that a
     change of the machine's load during the measurement falls on every side alike."""
+    if SPIN:  # ORT's spinning pool threads would hold the cores during the next call: one side at a time
+        return [_block_median(fn, repeat) for fn in fns]
     for fn in fns:
         fn()  # warm-up (compilation, prepacking)
     ts = [[] for _ in fns]
@@ -70,6 +88,9 @@ def _ort_session(node, inputs, inits, threads):
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)])
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
+    if not SPIN:
+        # ORT's pool threads otherwise spin after each run, on the cores that the interleaved hwsim calls need
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.log_severity_level = 3
     return ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
@@ -79,7 +100,12 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=7)
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--size", type=int, default=1024, help="GEMM M = N = K")
+    p.add_argument("--ort-spin", action="store_true",
+                   help="leave onnxruntime's pool threads spinning after each run (its default); the sides are "
+                        "then timed one after the other instead of interleaved")
     args = p.parse_args(argv)
+    global SPIN
+    SPIN = args.ort_spin
 
     import numba
     import onnxruntime as ort
@@ -120,7 +146,9 @@ def main(argv=None) -> int:
           f"numba {numba.__version__} ({layer} threading layer)")
     floor = _exact_gemm.AVX2_PARALLEL_MIN_MACS if kind == "avx2" else _exact_gemm.PARALLEL_MIN_MACS
     print(f"threads: onnxruntime intra_op_num_threads = {args.threads}; hwsim numba threads = {nthreads}, of "
-          f"which its kernels use one below {floor:,} MACs; runs interleaved, medians")
+          f"which its kernels use one below {floor:,} MACs; "
+          + ("each side in its own block, ORT threads spinning (--ort-spin)" if SPIN else
+             "runs interleaved, ORT threads not spinning between runs") + "; medians")
 
     # -- GEMM --------------------------------------------------------------------------------------------
     n = args.size
