@@ -48,13 +48,22 @@ def _median_time(fn, repeat: int) -> float:
     return _median_times([fn], repeat)[0]
 
 
+CPU = {}  # id(fn) -> median process CPU time of one call (all threads), seconds
+
+
+def _timed(fn, wall: list, cpu: list) -> None:
+    t0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    wall.append(time.perf_counter() - t0)
+    cpu.append(time.process_time() - c0)
+
+
 def _block_median(fn, repeat: int) -> float:
     fn()
-    ts = []
+    ts, cs = [], []
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
+        _timed(fn, ts, cs)
+    CPU[id(fn)] = statistics.median(cs)
     return statistics.median(ts)
 
 
@@ -66,11 +75,12 @@ def _median_times(fns, repeat: int) -> list[float]:
     for fn in fns:
         fn()  # warm-up (compilation, prepacking)
     ts = [[] for _ in fns]
+    cs = [[] for _ in fns]
     for _ in range(repeat):
-        for fn, t in zip(fns, ts):
-            t0 = time.perf_counter()
-            fn()
-            t.append(time.perf_counter() - t0)
+        for fn, t, c in zip(fns, ts, cs):
+            _timed(fn, t, c)
+    for fn, c in zip(fns, cs):
+        CPU[id(fn)] = statistics.median(c)
     return [statistics.median(t) for t in ts]
 
 
@@ -132,6 +142,7 @@ def main(argv=None) -> int:
     ort_pairs = kind != "vnni"
     nthreads = min(args.threads, numba.config.NUMBA_NUM_THREADS)
     thr = {}
+    cpu_ms = {}
 
     def hw_threads(macs):
         return _exact_gemm.kernel_threads(macs)
@@ -177,6 +188,7 @@ def main(argv=None) -> int:
         if adt == np.uint8:
             fns.append(lambda: pair_saturating_gemm(a, b))
         t_ort, t_hw, t_acc, *t_ps = _median_times(fns, args.repeat)
+        cpu_ms[f"GEMM {n}^3 {np.dtype(adt).name} x {np.dtype(bdt).name}"] = (CPU[id(fns[0])], CPU[id(fns[1])])
         thr[f"GEMM {n}^3"] = hw_threads(n ** 3)
         rows.append((f"GEMM {n}^3 {tag}", "onnxruntime QLinearMatMul", t_ort, ops, True))
         rows.append((f"GEMM {n}^3 {tag}", "hwsim qlinear_matmul (exact acc + ort_cpu requant)", t_hw, ops,
@@ -227,6 +239,7 @@ def main(argv=None) -> int:
         if xdt == np.uint8:
             fns.append(lambda: conv2d_acc(x, w, x_zp=xz, w_zp=0, pads=(1, 1, 1, 1), int16_pairs=True))
         t_ort, t_hw, t_acc, *t_ps = _median_times(fns, args.repeat * 3)
+        cpu_ms[f"conv 64->64 56x56 3x3 {np.dtype(xdt).name} x int8"] = (CPU[id(fns[0])], CPU[id(fns[1])])
         thr["conv 64->64 56x56 3x3"] = hw_threads(cops // 2)
         t_ref = _median_time(lambda: conv2d_acc(x, w, x_zp=xz, w_zp=0, pads=(1, 1, 1, 1), fast=False),
                              max(3, args.repeat // 2))
@@ -252,6 +265,10 @@ def main(argv=None) -> int:
         g = o / t / 1e9
         gops[(case, impl)] = g
         print(f"{case:<{w1}}  {impl:<{w2}}  {t * 1e3:9.2f}  {g:8.1f}  {'yes' if same else 'NO'}")
+    print("CPU time per call (process time of all threads, medians; for reading a loaded machine, the goals "
+          "use wall time):")
+    for k, (o, h) in cpu_ms.items():
+        print(f"  {k:<{w1}}  ORT {o * 1e3:8.2f} ms  hwsim qlinear {h * 1e3:8.2f} ms  ORT / hwsim {o / h:5.2f}")
     print("hwsim threads used: " + "; ".join(f"{k}: {v}" for k, v in thr.items()) + f"; onnxruntime: "
           f"{args.threads} everywhere")
     print()
