@@ -26,6 +26,11 @@ the tests compare them with the numba loops of :mod:`._kernels` (``tests/test_da
       with weights of 7 bits or fewer: ``2 * 255 * 64 = 32640``; 4-bit x 4-bit: ``2 * 15 * 8 = 240``). The
       int32 sums of ``c`` pairs are at most ``2 c max(u) max|s| <= c 32767``, exact for ``c <= 65536``. Then
       ``sum (u - z_u')(s) = sum u s - z_u' sum s`` (one correction term). It runs about 1.7x faster than (a).
+
+   Convs on AVX2 are implicit GEMMs (:func:`implicit_conv`): the kernel reads the padded NHWC image through
+   per-pixel and per-tap offsets instead of an im2col matrix (``docs/performance.md``). The AVX2 kernels run
+   on plain threads that share chunks of tiles (``_avx2._tiles``), parallel from
+   :data:`AVX2_PARALLEL_MIN_MACS`.
 3. **Float BLAS** (``DESIGN.md``, "Exact integers, fast"): a float32 product of integers is exact while every
    partial sum stays below ``2^24`` in magnitude. With ``B = max|a - z_a| * max|b - z_b|``, chunks of ``c =
    floor(2^24 / B)`` reduction terms have partial sums ``<= c * B <= 2^24`` in any summation order, so
@@ -357,7 +362,8 @@ def _window_sums(xu, c0, cg, kr, ks, sh, sw, dh, dw, ho, wo) -> np.ndarray:
 
 def exact_conv(x: np.ndarray, w: np.ndarray, xz: int, wz: np.ndarray, stride, pads, dilation, groups: int,
                ho: int, wo: int) -> np.ndarray | None:
-    """Exact int64 conv sums (N, K, Ho, Wo) on the VNNI or AVX2 path (im2col per group), or None if neither
+    """Exact int64 conv sums (N, K, Ho, Wo) on the VNNI path (im2col per group) or the AVX2 path (implicit
+    GEMM on the padded NHWC image, :func:`implicit_conv`), or None if neither
     applies.
 
     Applies when the CPU has VNNI (8-bit codes, reduction in one chunk) or AVX2 (operands within int16, one
