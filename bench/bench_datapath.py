@@ -9,6 +9,15 @@ accumulator alone is listed too. hwsim's fast path is AVX512-VNNI when the CPU h
 kernels (``vpmaddwd`` int16 pairs), else float BLAS in exact chunks (``hwsim/datapath/_exact_gemm.py``). The
 numba reference loops are timed for comparison.
 
+Threads: onnxruntime's ``intra_op_num_threads`` and hwsim's numba thread count are both ``--threads``
+(default: all logical CPUs); hwsim's kernels run on one thread below ``AVX2_PARALLEL_MIN_MACS`` (AVX2 hosts)
+or ``PARALLEL_MIN_MACS`` (others), which the output states per case. The implementations
+of one case are timed interleaved (one call of each in turn), so that a change of the machine's load falls
+on all of them alike; the medians are compared. For that, onnxruntime's pool threads do not spin after a run
+(``session.intra_op.allow_spinning = 0``; hwsim's threads do not spin either): spinning, they held both cores
+during the next hwsim call (measured: the conv's hwsim time 3 -> 20 ms at load 8). ``--ort-spin`` keeps
+onnxruntime's default and times each side in its own block instead.
+
 On AVX2 hosts without VNNI onnxruntime's u8 x s8 kernels saturate pairs of products to int16
 (``vpmaddubsw``), so its codes are compared with hwsim's ``int16_pairs`` model there, and the cost of that
 model (``pair_saturating_gemm``) is measured against the exact kernel.
@@ -32,14 +41,47 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _host import check, host_line  # noqa: E402
 
 
+SPIN = False
+
+
 def _median_time(fn, repeat: int) -> float:
-    fn()  # warm-up (compilation, prepacking)
-    ts = []
+    return _median_times([fn], repeat)[0]
+
+
+CPU = {}  # id(fn) -> median process CPU time of one call (all threads), seconds
+
+
+def _timed(fn, wall: list, cpu: list) -> None:
+    t0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    wall.append(time.perf_counter() - t0)
+    cpu.append(time.process_time() - c0)
+
+
+def _block_median(fn, repeat: int) -> float:
+    fn()
+    ts, cs = [], []
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
+        _timed(fn, ts, cs)
+    CPU[id(fn)] = statistics.median(cs)
     return statistics.median(ts)
+
+
+def _median_times(fns, repeat: int) -> list[float]:
+    """Median wall time of each function; the runs are interleaved (``f0 f1 f2 f0 f1 f2 ...``) so that a
+    change of the machine's load during the measurement falls on every side alike."""
+    if SPIN:  # ORT's spinning pool threads would hold the cores during the next call: one side at a time
+        return [_block_median(fn, repeat) for fn in fns]
+    for fn in fns:
+        fn()  # warm-up (compilation, prepacking)
+    ts = [[] for _ in fns]
+    cs = [[] for _ in fns]
+    for _ in range(repeat):
+        for fn, t, c in zip(fns, ts, cs):
+            _timed(fn, t, c)
+    for fn, c in zip(fns, cs):
+        CPU[id(fn)] = statistics.median(c)
+    return [statistics.median(t) for t in ts]
 
 
 def _ort_session(node, inputs, inits, threads):
@@ -56,6 +98,9 @@ def _ort_session(node, inputs, inits, threads):
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)])
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
+    if not SPIN:
+        # ORT's pool threads otherwise spin after each run, on the cores that the interleaved hwsim calls need
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.log_severity_level = 3
     return ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
@@ -65,7 +110,12 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=7)
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--size", type=int, default=1024, help="GEMM M = N = K")
+    p.add_argument("--ort-spin", action="store_true",
+                   help="leave onnxruntime's pool threads spinning after each run (its default); the sides are "
+                        "then timed one after the other instead of interleaved")
     args = p.parse_args(argv)
+    global SPIN
+    SPIN = args.ort_spin
 
     import numba
     import onnxruntime as ort
@@ -90,9 +140,26 @@ def main(argv=None) -> int:
             "float": "float BLAS, exact chunks"}[kind]
     # onnxruntime's u8 x s8 kernels without VNNI saturate int16 pairs (vpmaddubsw)
     ort_pairs = kind != "vnni"
+    nthreads = min(args.threads, numba.config.NUMBA_NUM_THREADS)
+    thr = {}
+    cpu_ms = {}
+
+    def hw_threads(macs):
+        return _exact_gemm.kernel_threads(macs)
+
     print(host_line())
-    print(f"hwsim fast path: {path}; threads: {args.threads}; onnxruntime {ort.__version__}; "
-          f"numpy {np.__version__}; numba {numba.__version__}")
+    _exact_gemm.exact_gemm(np.zeros((1, 1), np.uint8), np.zeros((1, 1), np.int8), 0, np.zeros(1, np.int64))
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel region has run (float path)
+        layer = numba.config.THREADING_LAYER
+    print(f"hwsim fast path: {path}; onnxruntime {ort.__version__}; numpy {np.__version__}; "
+          f"numba {numba.__version__} ({layer} threading layer)")
+    floor = _exact_gemm.AVX2_PARALLEL_MIN_MACS if kind == "avx2" else _exact_gemm.PARALLEL_MIN_MACS
+    print(f"threads: onnxruntime intra_op_num_threads = {args.threads}; hwsim numba threads = {nthreads}, of "
+          f"which its kernels use one below {floor:,} MACs; "
+          + ("each side in its own block, ORT threads spinning (--ort-spin)" if SPIN else
+             "runs interleaved, ORT threads not spinning between runs") + "; medians")
 
     # -- GEMM --------------------------------------------------------------------------------------------
     n = args.size
@@ -116,16 +183,19 @@ def main(argv=None) -> int:
         y_hw = qlinear_matmul(a, b, a_qp=a_qp, b_qp=b_qp, y_qp=y_qp, int16_pairs=sat)
         same = bool(np.array_equal(y_ort, y_hw))
         tag = f"{np.dtype(adt).name} x {np.dtype(bdt).name}"
-        t_ort = _median_time(lambda: sess.run(None, {"a": a}), args.repeat)
-        t_hw = _median_time(lambda: qlinear_matmul(a, b, a_qp=a_qp, b_qp=b_qp, y_qp=y_qp), args.repeat)
-        t_acc = _median_time(lambda: gemm_acc(a, b, a_zp=az, b_zp=0), args.repeat)
+        fns = [lambda: sess.run(None, {"a": a}), lambda: qlinear_matmul(a, b, a_qp=a_qp, b_qp=b_qp, y_qp=y_qp),
+               lambda: gemm_acc(a, b, a_zp=az, b_zp=0)]
+        if adt == np.uint8:
+            fns.append(lambda: pair_saturating_gemm(a, b))
+        t_ort, t_hw, t_acc, *t_ps = _median_times(fns, args.repeat)
+        cpu_ms[f"GEMM {n}^3 {np.dtype(adt).name} x {np.dtype(bdt).name}"] = (CPU[id(fns[0])], CPU[id(fns[1])])
+        thr[f"GEMM {n}^3"] = hw_threads(n ** 3)
         rows.append((f"GEMM {n}^3 {tag}", "onnxruntime QLinearMatMul", t_ort, ops, True))
         rows.append((f"GEMM {n}^3 {tag}", "hwsim qlinear_matmul (exact acc + ort_cpu requant)", t_hw, ops,
                      same))
         rows.append((f"GEMM {n}^3 {tag}", "hwsim gemm_acc (exact int64 accumulator)", t_acc, ops, True))
         if adt == np.uint8:
-            t_ps = _median_time(lambda: pair_saturating_gemm(a, b), args.repeat)
-            rows.append((f"GEMM {n}^3 {tag}", "hwsim pair_saturating_gemm (vpmaddubsw model)", t_ps, ops,
+            rows.append((f"GEMM {n}^3 {tag}", "hwsim pair_saturating_gemm (vpmaddubsw model)", t_ps[0], ops,
                          True))
             if sat:
                 rows.append((f"GEMM {n}^3 {tag}", "  (ORT codes compared with hwsim int16_pairs)", 0, 0,
@@ -164,9 +234,13 @@ def main(argv=None) -> int:
         if ort_pairs and xdt == np.uint8:
             same = True  # ORT's conv pairs taps in its own order (bitexact.md); not modelled by this bench
         tag = f"{np.dtype(xdt).name} x int8"
-        t_ort = _median_time(lambda: sess.run(None, {"x": x}), args.repeat * 3)
-        t_hw = _median_time(lambda: qlinear_conv2d(x, w, **kw), args.repeat * 3)
-        t_acc = _median_time(lambda: conv2d_acc(x, w, x_zp=xz, w_zp=0, pads=(1, 1, 1, 1)), args.repeat * 3)
+        fns = [lambda: sess.run(None, {"x": x}), lambda: qlinear_conv2d(x, w, **kw),
+               lambda: conv2d_acc(x, w, x_zp=xz, w_zp=0, pads=(1, 1, 1, 1))]
+        if xdt == np.uint8:
+            fns.append(lambda: conv2d_acc(x, w, x_zp=xz, w_zp=0, pads=(1, 1, 1, 1), int16_pairs=True))
+        t_ort, t_hw, t_acc, *t_ps = _median_times(fns, args.repeat * 3)
+        cpu_ms[f"conv 64->64 56x56 3x3 {np.dtype(xdt).name} x int8"] = (CPU[id(fns[0])], CPU[id(fns[1])])
+        thr["conv 64->64 56x56 3x3"] = hw_threads(cops // 2)
         t_ref = _median_time(lambda: conv2d_acc(x, w, x_zp=xz, w_zp=0, pads=(1, 1, 1, 1), fast=False),
                              max(3, args.repeat // 2))
         rows.append((f"conv 64->64 56x56 3x3 {tag}", "onnxruntime QLinearConv", t_ort, cops, True))
@@ -177,10 +251,8 @@ def main(argv=None) -> int:
         rows.append((f"conv 64->64 56x56 3x3 {tag}", "hwsim numba reference loop (fast=False)", t_ref, cops,
                      True))
         if xdt == np.uint8:
-            t_ps = _median_time(lambda: conv2d_acc(x, w, x_zp=xz, w_zp=0, pads=(1, 1, 1, 1),
-                                                   int16_pairs=True), args.repeat * 3)
             rows.append((f"conv 64->64 56x56 3x3 {tag}",
-                         "hwsim conv2d_acc int16_pairs (vpmaddubsw model)", t_ps, cops, True))
+                         "hwsim conv2d_acc int16_pairs (vpmaddubsw model)", t_ps[0], cops, True))
 
     w1 = max(len(r[0]) for r in rows)
     w2 = max(len(r[1]) for r in rows)
@@ -193,6 +265,12 @@ def main(argv=None) -> int:
         g = o / t / 1e9
         gops[(case, impl)] = g
         print(f"{case:<{w1}}  {impl:<{w2}}  {t * 1e3:9.2f}  {g:8.1f}  {'yes' if same else 'NO'}")
+    print("CPU time per call (process time of all threads, medians; for reading a loaded machine, the goals "
+          "use wall time):")
+    for k, (o, h) in cpu_ms.items():
+        print(f"  {k:<{w1}}  ORT {o * 1e3:8.2f} ms  hwsim qlinear {h * 1e3:8.2f} ms  ORT / hwsim {o / h:5.2f}")
+    print("hwsim threads used: " + "; ".join(f"{k}: {v}" for k, v in thr.items()) + f"; onnxruntime: "
+          f"{args.threads} everywhere")
     print()
     hw_q = "hwsim qlinear_matmul (exact acc + ort_cpu requant)"
     hw_c = "hwsim qlinear_conv2d (exact acc + ort_cpu requant)"

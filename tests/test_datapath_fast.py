@@ -340,3 +340,100 @@ def test_direct_int32_conv_depthwise_extremes_and_bound():
     assert _exact_gemm._direct_conv(x16, w16, 0, zw, (1, 1), (0, 0, 0, 0), (1, 1), 2, 2, 2) is None
     got = conv2d_acc(x16, w16, x_zp=0, w_zp=0, acc_bits=64, groups=2)[0]
     assert got.ravel().tolist() == [9 * 30000 ** 2] * 8
+
+
+PAIR_CONV_LAYOUTS = CONV_LAYOUTS[:3] + [
+    ((1, 4, 5, 5), (6, 4, 3, 3), 1, (1, 1), (1, 1, 1, 1), (1, 1)),  # C = 4: no channel padding
+    ((3, 10, 4, 3), (7, 10, 2, 2), 1, (1, 1), (0, 1, 1, 0), (1, 1)),  # C = 10 (pads to 12), 18 pixels
+    ((1, 5, 6, 6), (6, 5, 3, 3), 1, (1, 1), (1, 1, 1, 1), (1, 1)),  # odd C: the pairs cross taps (fallback)
+]
+
+
+@pytest.mark.parametrize("layout", PAIR_CONV_LAYOUTS)
+@pytest.mark.parametrize("xdt, wdt", [(np.uint8, np.int8), (np.int8, np.int8), (np.uint8, np.uint8)])
+def test_conv_int16_pairs_fast_equals_portable(layout, xdt, wdt, monkeypatch):
+    # the implicit-GEMM vpmaddubsw conv against the im2col + portable numba pair loop (itself tested against
+    # the definition in plain Python above); codes at the extremes so that many pairs saturate
+    xs, wsh, groups, stride, pads, dil = layout
+    rng = np.random.default_rng(sum(xs) + sum(wsh))
+    x = codes(rng, xdt, xs)
+    x.reshape(-1)[::3] = np.iinfo(xdt).max
+    w = codes(rng, wdt, wsh)
+    w.reshape(-1)[::2] = np.iinfo(wdt).min
+    xz = int(rng.integers(np.iinfo(xdt).min, np.iinfo(xdt).max + 1))
+    for wz in (0, rng.integers(np.iinfo(wdt).min, np.iinfo(wdt).max + 1, wsh[0])):
+        kw = dict(x_zp=xz, w_zp=wz, stride=stride, pads=pads, dilation=dil, groups=groups, int16_pairs=True,
+                  acc_bits=64)
+        got, _ = conv2d_acc(x, w, **kw)
+        with monkeypatch.context() as mp:
+            mp.setattr(_exact_gemm, "pairs_conv", lambda *a: None)
+            mp.setattr(_avx2, "AVAILABLE", False)
+            ref, _ = conv2d_acc(x, w, **kw)
+        np.testing.assert_array_equal(got, ref)
+        # the fast kernel did run where it applies (AVX2, >= 6 outputs per group, C / groups even)
+        if _avx2.AVAILABLE and (wsh[0] // groups) >= _avx2.MR and wsh[1] % 2 == 0:
+            assert _exact_gemm.pairs_conv(x, w, 128 if xdt == np.int8 else 0, -128 if wdt == np.uint8 else 0,
+                                          xz, np.broadcast_to(np.asarray(wz, np.int64), (wsh[0],)),
+                                          pads, stride, dil, groups, *ref.shape[2:]) is not None
+
+
+def test_conv_int16_pairs_saturating_taps_by_hand():
+    # 1x1 conv, C = 4 channels, x = 255: pairs (c0, c1) = 255 * 254 -> 32767, (c2, c3) = -255 * 256 -> -32768,
+    # so acc = -1 for each of the 6 outputs (exact: 255 * (127 + 127 - 128 - 128) = -510)
+    x = np.full((1, 4, 2, 3), 255, np.uint8)
+    w = np.tile(np.array([127, 127, -128, -128], np.int8).reshape(1, 4, 1, 1), (6, 1, 1, 1))
+    acc, _ = conv2d_acc(x, w, x_zp=0, w_zp=0, int16_pairs=True)
+    assert acc.ravel().tolist() == [-1] * 36
+    assert conv2d_acc(x, w, x_zp=0, w_zp=0)[0].ravel().tolist() == [-510] * 36
+
+
+@needs_avx2
+@pytest.mark.parametrize("layout", PAIR_CONV_LAYOUTS[3:] + [
+    ((1, 3, 1, 1), (6, 3, 1, 1), 1, (1, 1), (0, 0, 0, 0), (1, 1)),  # one pixel (tile padded to 6), odd C
+    ((1, 3, 3, 3), (9, 3, 3, 3), 1, (1, 1), (0, 0, 0, 0), (1, 1)),  # one output pixel, K = 9 (not 16)
+    ((2, 64, 5, 4), (16, 64, 3, 3), 1, (2, 1), (1, 1, 1, 1), (1, 1)),  # C = 64, stride 2
+])
+@pytest.mark.parametrize("bits", [8, 4])
+def test_avx2_implicit_conv_small_and_odd_shapes(layout, bits):
+    xs, wsh, groups, stride, pads, dil = layout
+    rng = np.random.default_rng(bits + wsh[0])
+    x = rng.integers(0, 1 << bits, xs).astype(np.uint8)
+    w = rng.integers(-(1 << (bits - 1)), 1 << (bits - 1), wsh).astype(np.int8)
+    for xz in (int(rng.integers(0, 1 << bits)), 0):
+        kw = dict(x_zp=xz, w_zp=0, stride=stride, pads=pads, dilation=dil, groups=groups)
+        ref, _ = conv2d_acc(x, w, acc_bits=64, fast=False, **kw)
+        got = _exact_gemm._avx2_conv(x, w, xz, np.zeros(wsh[0], np.int64), stride, pads, dil, groups,
+                                     *ref.shape[2:])
+        np.testing.assert_array_equal(got, ref)
+
+
+@needs_avx2
+def test_avx2_work_sharing_threads_equal_one_thread(monkeypatch):
+    # every kernel split into many small chunks over two threads gives the one-thread result (tile ranges
+    # cover each tile once; the GEMM's reduction blocks add up)
+    import numba
+
+    rng = np.random.default_rng(21)
+    a, b = codes(rng, np.uint8, (37, 1100)), codes(rng, np.int8, (1100, 45))
+    x, w = codes(rng, np.uint8, (2, 12, 9, 8)), codes(rng, np.int8, (18, 12, 3, 3))
+    kw = dict(x_zp=128, w_zp=0, pads=(1, 1, 1, 1))
+
+    def run():
+        return (gemm_acc(a, b, a_zp=128, b_zp=0)[0], gemm_acc(a, b // 2, a_zp=0, b_zp=0)[0],
+                gemm_acc(a, b, a_zp=0, b_zp=0, int16_pairs=True)[0], conv2d_acc(x, w, **kw)[0],
+                conv2d_acc(x, w // 2, **kw)[0], conv2d_acc(x, w, int16_pairs=True, **kw)[0])
+
+    monkeypatch.setattr(_avx2, "KB2", 64)  # several reduction blocks
+    old = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = run()
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        monkeypatch.setattr(_exact_gemm, "AVX2_PARALLEL_MIN_MACS", 0)
+        monkeypatch.setattr(_avx2, "CHUNKS_PER_THREAD", 50)
+        two = run()
+    finally:
+        numba.set_num_threads(old)
+    for p, q in zip(one, two):
+        np.testing.assert_array_equal(p, q)
+    np.testing.assert_array_equal(one[0], (a.astype(np.int64) - 128) @ b.astype(np.int64))

@@ -438,3 +438,23 @@ def test_torch_fbgemm_float_bias_before_the_multiply():
     assert requantize(big + 1, m, zero_point=0, qmin=0, qmax=2**30).tolist() == [2**23 + 1]
     # without a float bias it is ort_cpu
     assert req("torch_fbgemm") == req("ort_cpu")
+
+
+@pytest.mark.parametrize("profile", ["ort_cpu", "torch_onednn", "torch_fbgemm"])
+def test_requantize_compiled_pass_equals_numpy_form(profile):
+    # The float32 profiles run one compiled pass when rounding is the profile's own; rounding="half_even"
+    # (the same rounding) takes the numpy form. They must agree everywhere, in particular where int64 -> f32
+    # rounds (|acc| > 2^24, ties to even), on exact .5 products, at the clamps, and per channel.
+    rng = np.random.default_rng(7)
+    acc = np.concatenate([rng.integers(-2**31, 2**31, 3000), rng.integers(-3000, 3000, 3000),
+                          np.arange(2**24 - 40, 2**24 + 40), -np.arange(2**25 - 40, 2**25 + 40),
+                          np.arange(-64, 64) * 8 + 4])
+    for m in (F32(1 / 3), F32(2**-3), F32(2**-20), F32(7e-5)):
+        for zp, qmin, qmax in ((0, -128, 127), (128, 0, 255), (3, -128, 127)):
+            kw = dict(zero_point=zp, qmin=qmin, qmax=qmax, profile=profile)
+            np.testing.assert_array_equal(requantize(acc, m, **kw),
+                                          requantize(acc, m, rounding="half_even", **kw))
+    acc4 = rng.integers(-2**20, 2**20, (2, 6, 5, 7))
+    mc = (rng.random(6) * 1e-3 + 1e-5).astype(np.float32)
+    kw = dict(zero_point=-3, qmin=-128, qmax=127, channel_axis=1, profile=profile)
+    np.testing.assert_array_equal(requantize(acc4, mc, **kw), requantize(acc4, mc, rounding="half_even", **kw))

@@ -31,15 +31,19 @@ not be called (LLVM could not select the instructions).
 
 from __future__ import annotations
 
+import concurrent.futures
+import itertools
+import os
+
 import llvmlite.binding as _llvm
 import numba
 import numpy as np
 from llvmlite import ir
-from numba import njit, prange, types
+from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
-__all__ = ["AVAILABLE", "MR", "NR", "gemm_wd", "gemm_ubs", "pack_pairs16", "pack_quads8"]
+__all__ = ["AVAILABLE", "MR", "NR", "gemm_wd", "gemm_ubs", "pack_pairs16", "pack_quads8", "conv_tiles"]
 
 MR = 6
 NR = 16
@@ -149,24 +153,39 @@ def _vstore(typingctx, arr, off, v):
     return types.void(arr, off, _v8), cg
 
 
-@njit(parallel=True, cache=True)
-def _wd_tiles(ws, xp, out, mp, kp, np_):
-    """ws: (mp*kp,) int16 panels as bytes; xp: (kp//2 * np_ * 2,) int16 as bytes; out: (mp*np_,) int32,
-    overwritten."""
+@njit(nogil=True, cache=True)
+def _wd_tiles(ws, xp, out, mp, kp, np_, k2a, k2b, first, t0, t1):
+    """ws: (mp*kp,) int16 panels as bytes; xp: (kp//2 * np_ * 2,) int16 as bytes; out: (mp*np_,) int32.
+    Adds the pairs ``k2a <= k // 2 < k2b`` to ``out`` (overwritten when ``first``): callers run the reduction
+    in blocks so that a tile's two panels stay in L1."""
     nmb = mp // 6
     nnb = np_ // 16
-    k2n = kp // 2
     rb = kp * 2  # bytes per row of ws
-    for t in prange(nmb * nnb):
-        nb = t // nmb
-        mb = t - nb * nmb
+    for t in range(t0, t1):
+        # groups of MG row panels: a group's rows (MG * 6 rows of a reduction block) stay in L2 while each
+        # 16-column panel (in L1) serves the MG tiles of the group (GotoBLAS order)
+        g = t // (MG * nnb)
+        gsz = min(MG, nmb - g * MG)
+        rem = t - g * MG * nnb
+        nb = rem // gsz
+        mb = g * MG + rem - nb * gsz
         m0 = mb * 6
         n0 = nb * 16
-        a00 = _vzero(); a01 = _vzero(); a10 = _vzero(); a11 = _vzero()  # noqa: E702
-        a20 = _vzero(); a21 = _vzero(); a30 = _vzero(); a31 = _vzero()  # noqa: E702
-        a40 = _vzero(); a41 = _vzero(); a50 = _vzero(); a51 = _vzero()  # noqa: E702
+        if first:
+            a00 = _vzero(); a01 = _vzero(); a10 = _vzero(); a11 = _vzero()  # noqa: E702
+            a20 = _vzero(); a21 = _vzero(); a30 = _vzero(); a31 = _vzero()  # noqa: E702
+            a40 = _vzero(); a41 = _vzero(); a50 = _vzero(); a51 = _vzero()  # noqa: E702
+        else:
+            o = (m0 * np_ + n0) * 4
+            r = np_ * 4
+            a00 = _vload(out, o); a01 = _vload(out, o + 32); o += r  # noqa: E702
+            a10 = _vload(out, o); a11 = _vload(out, o + 32); o += r  # noqa: E702
+            a20 = _vload(out, o); a21 = _vload(out, o + 32); o += r  # noqa: E702
+            a30 = _vload(out, o); a31 = _vload(out, o + 32); o += r  # noqa: E702
+            a40 = _vload(out, o); a41 = _vload(out, o + 32); o += r  # noqa: E702
+            a50 = _vload(out, o); a51 = _vload(out, o + 32)  # noqa: E702
         wb = m0 * rb
-        for k2 in range(k2n):
+        for k2 in range(k2a, k2b):
             base = (k2 * np_ + n0) * 4
             x0 = _vload(xp, base)
             x1 = _vload(xp, base + 32)
@@ -192,13 +211,12 @@ def _wd_tiles(ws, xp, out, mp, kp, np_):
         _vstore(out, o, a50); _vstore(out, o + 8, a51)  # noqa: E702
 
 
-@njit(parallel=True, cache=True)
-def _ubs_tiles_ub(ws, xp, out, mp, kp, np_):
+@njit(nogil=True, cache=True)
+def _ubs_tiles_ub(ws, xp, out, mp, kp, np_, t0, t1):
     """Unsigned broadcast rows ``ws`` (mp*kp,) uint8, signed packed ``xp`` (kp//4 * np_ * 4,) int8."""
     nmb = mp // 6
-    nnb = np_ // 16
     k4n = kp // 4
-    for t in prange(nmb * nnb):
+    for t in range(t0, t1):
         nb = t // nmb
         mb = t - nb * nmb
         m0 = mb * 6
@@ -233,13 +251,12 @@ def _ubs_tiles_ub(ws, xp, out, mp, kp, np_):
         _vstore(out, o, a50); _vstore(out, o + 8, a51)  # noqa: E702
 
 
-@njit(parallel=True, cache=True)
-def _ubs_tiles_sb(ws, xp, out, mp, kp, np_):
+@njit(nogil=True, cache=True)
+def _ubs_tiles_sb(ws, xp, out, mp, kp, np_, t0, t1):
     """Signed broadcast rows ``ws`` (mp*kp,) int8, unsigned packed ``xp`` (kp//4 * np_ * 4,) uint8."""
     nmb = mp // 6
-    nnb = np_ // 16
     k4n = kp // 4
-    for t in prange(nmb * nnb):
+    for t in range(t0, t1):
         nb = t // nmb
         mb = t - nb * nmb
         m0 = mb * 6
@@ -265,6 +282,94 @@ def _ubs_tiles_sb(ws, xp, out, mp, kp, np_):
             a40 = _vubs(a40, x0, w); a41 = _vubs(a41, x1, w)  # noqa: E702
             w = _vbcast(ws, o + 20)
             a50 = _vubs(a50, x0, w); a51 = _vubs(a51, x1, w)  # noqa: E702
+        o = m0 * np_ + n0
+        _vstore(out, o, a00); _vstore(out, o + 8, a01); o += np_  # noqa: E702
+        _vstore(out, o, a10); _vstore(out, o + 8, a11); o += np_  # noqa: E702
+        _vstore(out, o, a20); _vstore(out, o + 8, a21); o += np_  # noqa: E702
+        _vstore(out, o, a30); _vstore(out, o + 8, a31); o += np_  # noqa: E702
+        _vstore(out, o, a40); _vstore(out, o + 8, a41); o += np_  # noqa: E702
+        _vstore(out, o, a50); _vstore(out, o + 8, a51)  # noqa: E702
+
+
+@njit(nogil=True, cache=True)
+def _conv_wd_tiles(xb, poff, toff, wp, out, pp, ntaps, cwn, np_, t0, t1):
+    """Implicit-GEMM conv tiles, int16 image (two channels per 4-byte broadcast), int16 weight pairs
+    ``wp[q // 2, n, q % 2]`` (q = tap * C + c), ``vpmaddwd``; see :func:`conv_tiles`."""
+    nmb = pp // 6
+    for t in range(t0, t1):
+        nb = t // nmb
+        mb = t - nb * nmb
+        m0 = mb * 6
+        n0 = nb * 16
+        a00 = _vzero(); a01 = _vzero(); a10 = _vzero(); a11 = _vzero()  # noqa: E702
+        a20 = _vzero(); a21 = _vzero(); a30 = _vzero(); a31 = _vzero()  # noqa: E702
+        a40 = _vzero(); a41 = _vzero(); a50 = _vzero(); a51 = _vzero()  # noqa: E702
+        p0 = poff[m0]; p1 = poff[m0 + 1]; p2 = poff[m0 + 2]  # noqa: E702
+        p3 = poff[m0 + 3]; p4 = poff[m0 + 4]; p5 = poff[m0 + 5]  # noqa: E702
+        for tp in range(ntaps):
+            to = toff[tp]
+            wb = (tp * cwn * np_ + n0) * 4
+            for cw in range(cwn):
+                base = wb + cw * np_ * 4
+                x0 = _vload(wp, base)
+                x1 = _vload(wp, base + 32)
+                o = to + cw * 4
+                w = _vbcast(xb, p0 + o)
+                a00 = _vwd(a00, w, x0); a01 = _vwd(a01, w, x1)  # noqa: E702
+                w = _vbcast(xb, p1 + o)
+                a10 = _vwd(a10, w, x0); a11 = _vwd(a11, w, x1)  # noqa: E702
+                w = _vbcast(xb, p2 + o)
+                a20 = _vwd(a20, w, x0); a21 = _vwd(a21, w, x1)  # noqa: E702
+                w = _vbcast(xb, p3 + o)
+                a30 = _vwd(a30, w, x0); a31 = _vwd(a31, w, x1)  # noqa: E702
+                w = _vbcast(xb, p4 + o)
+                a40 = _vwd(a40, w, x0); a41 = _vwd(a41, w, x1)  # noqa: E702
+                w = _vbcast(xb, p5 + o)
+                a50 = _vwd(a50, w, x0); a51 = _vwd(a51, w, x1)  # noqa: E702
+        o = m0 * np_ + n0
+        _vstore(out, o, a00); _vstore(out, o + 8, a01); o += np_  # noqa: E702
+        _vstore(out, o, a10); _vstore(out, o + 8, a11); o += np_  # noqa: E702
+        _vstore(out, o, a20); _vstore(out, o + 8, a21); o += np_  # noqa: E702
+        _vstore(out, o, a30); _vstore(out, o + 8, a31); o += np_  # noqa: E702
+        _vstore(out, o, a40); _vstore(out, o + 8, a41); o += np_  # noqa: E702
+        _vstore(out, o, a50); _vstore(out, o + 8, a51)  # noqa: E702
+
+
+@njit(nogil=True, cache=True)
+def _conv_ubs_tiles(xb, poff, toff, wp, out, pp, ntaps, cwn, np_, t0, t1):
+    """Implicit-GEMM conv tiles, uint8 image (four channels per broadcast), int8 weight quads
+    ``wp[q // 4, n, q % 4]``, ``vpmaddubsw`` (int16-saturated pairs); see :func:`conv_tiles`."""
+    nmb = pp // 6
+    for t in range(t0, t1):
+        nb = t // nmb
+        mb = t - nb * nmb
+        m0 = mb * 6
+        n0 = nb * 16
+        a00 = _vzero(); a01 = _vzero(); a10 = _vzero(); a11 = _vzero()  # noqa: E702
+        a20 = _vzero(); a21 = _vzero(); a30 = _vzero(); a31 = _vzero()  # noqa: E702
+        a40 = _vzero(); a41 = _vzero(); a50 = _vzero(); a51 = _vzero()  # noqa: E702
+        p0 = poff[m0]; p1 = poff[m0 + 1]; p2 = poff[m0 + 2]  # noqa: E702
+        p3 = poff[m0 + 3]; p4 = poff[m0 + 4]; p5 = poff[m0 + 5]  # noqa: E702
+        for tp in range(ntaps):
+            to = toff[tp]
+            wb = (tp * cwn * np_ + n0) * 4
+            for cw in range(cwn):
+                base = wb + cw * np_ * 4
+                x0 = _vload(wp, base)
+                x1 = _vload(wp, base + 32)
+                o = to + cw * 4
+                w = _vbcast(xb, p0 + o)
+                a00 = _vubs(a00, w, x0); a01 = _vubs(a01, w, x1)  # noqa: E702
+                w = _vbcast(xb, p1 + o)
+                a10 = _vubs(a10, w, x0); a11 = _vubs(a11, w, x1)  # noqa: E702
+                w = _vbcast(xb, p2 + o)
+                a20 = _vubs(a20, w, x0); a21 = _vubs(a21, w, x1)  # noqa: E702
+                w = _vbcast(xb, p3 + o)
+                a30 = _vubs(a30, w, x0); a31 = _vubs(a31, w, x1)  # noqa: E702
+                w = _vbcast(xb, p4 + o)
+                a40 = _vubs(a40, w, x0); a41 = _vubs(a41, w, x1)  # noqa: E702
+                w = _vbcast(xb, p5 + o)
+                a50 = _vubs(a50, w, x0); a51 = _vubs(a51, w, x1)  # noqa: E702
         o = m0 * np_ + n0
         _vstore(out, o, a00); _vstore(out, o + 8, a01); o += np_  # noqa: E702
         _vstore(out, o, a10); _vstore(out, o + 8, a11); o += np_  # noqa: E702
@@ -355,11 +460,81 @@ def gemm_wd_shift(w_mk: np.ndarray, wz: int, xp: np.ndarray, m: int, k: int, n: 
     return _run(_wd_tiles, ws, xp, m, n, mp, kp, np_)
 
 
+#: Reduction block of the ``vpmaddwd`` GEMM, in pairs of ``k`` (longer reductions run in several passes that
+#: add into the int32 output). Measured on an AMD EPYC (AVX2, 32 KB L1d, 512 KB L2 per core): blocks of 128
+#: or 256 pairs were no faster than 512 once the tiles run in the order of ``MG``.
+KB2 = 512
+#: Row panels per group in the ``vpmaddwd`` GEMM's tile order (GotoBLAS order: a group's 16 * 6 rows of one
+#: reduction block, 192 KB, stay in L2 while each 16-column panel serves the group's tiles from L1): 1.2x
+#: faster than a plain column-major tile order at 1024^3 (MG = 8 and 32 were slower).
+MG = 16
+
+
+_POOL = None
+#: Chunks of tiles per thread: small enough that a thread which is descheduled (a busy machine) holds up the
+#: others by one chunk at most, large enough that the dispatch (a few microseconds) does not matter.
+CHUNKS_PER_THREAD = 12
+
+
+def _pool():
+    global _POOL
+    if _POOL is None:
+        _POOL = concurrent.futures.ThreadPoolExecutor(max(numba.config.NUMBA_NUM_THREADS - 1, 1),
+                                                      thread_name_prefix="hwsim-avx2")
+    return _POOL
+
+
+def _forget_pool():  # a forked child has none of the parent's threads
+    global _POOL
+    _POOL = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def _tiles(kernel, args, ntiles: int) -> None:
+    """Run ``kernel(*args, t0, t1)`` over the tiles ``[0, ntiles)`` on ``numba.get_num_threads()`` threads.
+
+    The kernels are ``nogil`` numba functions; the calling thread works too, and every thread takes the next
+    chunk of tiles from a shared counter (work sharing without a barrier). numba's own parallel runtime
+    (OpenMP by default) ends each region at a barrier of all its threads: on a machine where other processes
+    hold the cores, a worker that is not scheduled kept the caller waiting for a time slice (a 1024^3 GEMM ran
+    2x slower on two threads than on one at load average 8; measured here, AMD EPYC, 2 cores). Here a worker
+    that never gets a core simply takes no chunk.
+    """
+    nth = min(numba.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
+    if nth <= 1 or ntiles < 2 * nth:
+        kernel(*args, 0, ntiles)
+        return
+    nch = min(ntiles, CHUNKS_PER_THREAD * nth)
+    size = -(-ntiles // nch)
+    nch = -(-ntiles // size)
+    ctr = itertools.count()  # next() on a count is atomic under the GIL
+
+    def work():
+        while True:
+            i = next(ctr)
+            if i >= nch:
+                return
+            kernel(*args, i * size, min(ntiles, (i + 1) * size))
+
+    futs = [_pool().submit(work) for _ in range(nth - 1)]
+    work()
+    for f in futs:
+        f.result()
+
+
 def _run(kernel, ws, xp, m, n, mp, kp, np_):
     out = np.empty(mp * np_, np.int32)
-    # dynamic scheduling in small chunks: a static split stalls when another process holds one of the cores
-    with numba.parallel_chunksize(4):
-        kernel(ws.reshape(-1).view(np.uint8), xp, out, mp, kp, np_)
+    wsb = ws.reshape(-1).view(np.uint8)
+    ntiles = (mp // MR) * (np_ // NR)
+    if kernel is _wd_tiles:
+        k2n = kp // 2
+        for k2a in range(0, max(k2n, 1), KB2):
+            _tiles(kernel, (wsb, xp, out, mp, kp, np_, k2a, min(k2n, k2a + KB2), k2a == 0), ntiles)
+    else:
+        _tiles(kernel, (wsb, xp, out, mp, kp, np_), ntiles)
     return out.reshape(mp, np_)[:m, :n]
 
 
@@ -382,3 +557,21 @@ def gemm_ubs(w_mk: np.ndarray, xp: np.ndarray, m: int, k: int, n: int, kp: int, 
     mp = _cdiv(max(m, 1), MR) * MR
     kernel = _ubs_tiles_ub if w_mk.dtype == np.uint8 else _ubs_tiles_sb
     return _run(kernel, pack_rows(w_mk, mp, kp, 4, w_mk.dtype), xp, m, n, mp, kp, np_)
+
+
+def conv_tiles(kind: str, xb: np.ndarray, poff: np.ndarray, toff: np.ndarray, wp: np.ndarray, pp: int,
+               ntaps: int, cwn: int, np_: int) -> np.ndarray:
+    """Implicit-GEMM conv: ``out[p, n] = sum_{tap, c} img[poff[p] + toff[tap] + c] * w[tap, c, n]`` (int32).
+
+    No im2col matrix: the broadcast operand is read from the padded NHWC image itself. ``xb`` is that image
+    as flat bytes (int16 codes for ``kind="wd"``, uint8 for ``"ubs"``, channels padded to a multiple of 2 or
+    4); ``poff`` (``pp``,) int64 the byte offset of each output pixel's window origin (``pp`` a multiple of
+    ``MR``; padding pixels may point anywhere valid); ``toff`` (``ntaps``,) int64 the byte offset of each
+    kernel tap; ``cwn`` the 4-byte words per pixel (``C / 2`` or ``C / 4``); ``wp`` the weights packed as
+    :func:`pack_pairs16` / :func:`pack_quads8` of the ``(ntaps * C, N)`` matrix, ``np_`` their padded
+    ``N``. Exactness as :func:`gemm_wd` / :func:`gemm_ubs` (the caller checks). Returns ``(pp, np_)`` int32.
+    """
+    out = np.empty(pp * np_, np.int32)
+    kernel = _conv_wd_tiles if kind == "wd" else _conv_ubs_tiles
+    _tiles(kernel, (xb, poff, toff, wp, out, pp, ntaps, cwn, np_), (pp // MR) * (np_ // NR))
+    return out.reshape(pp, np_)

@@ -26,6 +26,11 @@ the tests compare them with the numba loops of :mod:`._kernels` (``tests/test_da
       with weights of 7 bits or fewer: ``2 * 255 * 64 = 32640``; 4-bit x 4-bit: ``2 * 15 * 8 = 240``). The
       int32 sums of ``c`` pairs are at most ``2 c max(u) max|s| <= c 32767``, exact for ``c <= 65536``. Then
       ``sum (u - z_u')(s) = sum u s - z_u' sum s`` (one correction term). It runs about 1.7x faster than (a).
+
+   Convs on AVX2 are implicit GEMMs (:func:`implicit_conv`): the kernel reads the padded NHWC image through
+   per-pixel and per-tap offsets instead of an im2col matrix (``docs/performance.md``). The AVX2 kernels run
+   on plain threads that share chunks of tiles (``_avx2._tiles``), parallel from
+   :data:`AVX2_PARALLEL_MIN_MACS`.
 3. **Float BLAS** (``DESIGN.md``, "Exact integers, fast"): a float32 product of integers is exact while every
    partial sum stays below ``2^24`` in magnitude. With ``B = max|a - z_a| * max|b - z_b|``, chunks of ``c =
    floor(2^24 / B)`` reduction terms have partial sums ``<= c * B <= 2^24`` in any summation order, so
@@ -43,18 +48,21 @@ from numba import njit, prange
 
 from . import _avx2, _vnni
 
-__all__ = ["exact_gemm", "exact_conv", "vnni_available", "avx2_available", "fast_path_name"]
+__all__ = ["exact_gemm", "exact_conv", "pairs_conv", "implicit_conv", "vnni_available", "avx2_available", "fast_path_name"]
 
 _F32_EXACT = 1 << 24
 _F64_EXACT = 1 << 53
 #: Below this many MACs the fast kernels run on one thread: each parallel region costs a thread wake-up,
 #: which on a busy machine can take a scheduler time slice (milliseconds) and outweigh the work.
 PARALLEL_MIN_MACS = 1 << 28
+#: The same for the AVX2 kernels, which share work without a barrier (``_avx2._tiles``): a worker that does
+#: not get a core takes no work, so only the hand-off (tens of microseconds) has to be paid for.
+AVX2_PARALLEL_MIN_MACS = 1 << 22
 
 
 @contextlib.contextmanager
-def _threads_for(macs: int):
-    if macs >= PARALLEL_MIN_MACS or numba.get_num_threads() == 1:
+def _threads_for(macs: int, floor: int | None = None):
+    if macs >= (PARALLEL_MIN_MACS if floor is None else floor) or numba.get_num_threads() == 1:
         yield
         return
     old = numba.get_num_threads()
@@ -63,6 +71,12 @@ def _threads_for(macs: int):
         yield
     finally:
         numba.set_num_threads(old)
+
+
+def kernel_threads(macs: int) -> int:
+    """Threads the fast path of this host uses for a product of ``macs`` multiply-accumulates (for reports)."""
+    floor = AVX2_PARALLEL_MIN_MACS if fast_path_name() == "avx2" else PARALLEL_MIN_MACS
+    return numba.get_num_threads() if macs >= floor else 1
 
 
 def vnni_available() -> bool:
@@ -298,7 +312,7 @@ def exact_gemm(a: np.ndarray, b: np.ndarray, az: int, bz: np.ndarray, *,
     if path == "vnni":
         return None
     if path in ("auto", "simd", "avx2") and _avx2.AVAILABLE:
-        with _threads_for(macs):
+        with _threads_for(macs, AVX2_PARALLEL_MIN_MACS):
             r = _avx2_gemm(a, b, az, bz)
         if r is not None or path == "avx2":
             return r
@@ -348,7 +362,8 @@ def _window_sums(xu, c0, cg, kr, ks, sh, sw, dh, dw, ho, wo) -> np.ndarray:
 
 def exact_conv(x: np.ndarray, w: np.ndarray, xz: int, wz: np.ndarray, stride, pads, dilation, groups: int,
                ho: int, wo: int) -> np.ndarray | None:
-    """Exact int64 conv sums (N, K, Ho, Wo) on the VNNI or AVX2 path (im2col per group), or None if neither
+    """Exact int64 conv sums (N, K, Ho, Wo) on the VNNI path (im2col per group) or the AVX2 path (implicit
+    GEMM on the padded NHWC image, :func:`implicit_conv`), or None if neither
     applies.
 
     Applies when the CPU has VNNI (8-bit codes, reduction in one chunk) or AVX2 (operands within int16, one
@@ -360,7 +375,7 @@ def exact_conv(x: np.ndarray, w: np.ndarray, xz: int, wz: np.ndarray, stride, pa
     if _vnni.AVAILABLE:
         out = _vnni_conv_checked(x, w, xz, wz, stride, pads, dilation, groups, ho, wo)
     elif _avx2.AVAILABLE:
-        with _threads_for(macs):
+        with _threads_for(macs, AVX2_PARALLEL_MIN_MACS):
             out = _avx2_conv(x, w, xz, wz, stride, pads, dilation, groups, ho, wo)
     if out is None and w.shape[0] // groups < _avx2.MR:
         with _threads_for(macs):
@@ -443,23 +458,100 @@ def _vnni_conv_checked(x, w, xz, wz, stride, pads, dilation, groups, ho, wo):
         return _vnni_conv(x, w, xz, wz, stride, pads, dilation, groups, ho, wo, oa, ob, za, zb, q, kg)
 
 
-def _nhwc_group(xpad: np.ndarray, c0: int, cg: int, cpad: int, dtype) -> np.ndarray:
-    """Channels ``c0 .. c0 + cg`` of a padded NCHW image as NHWC, channels zero-padded to ``cpad``."""
-    xg = np.zeros(xpad.shape[:1] + xpad.shape[2:] + (cpad,), dtype)
-    xg[..., :cg] = xpad[:, c0:c0 + cg].transpose(0, 2, 3, 1)
+def _nhwc_padded(x: np.ndarray, c0: int, cg: int, cpad: int, pads, fill: int, off: int, dtype) -> np.ndarray:
+    """Channels ``c0 .. c0 + cg`` of the NCHW image ``x`` as a padded NHWC image (N, Hp, Wp, cpad) of
+    ``dtype`` holding ``x + off``; spatial padding holds ``fill``, padded channels 0. One pass per copy."""
+    n_b, _, h, wd = x.shape
+    pt, pb, pl, pr = pads
+    xg = np.zeros((n_b, h + pt + pb, wd + pl + pr, cpad), dtype)
+    if fill:
+        xg[..., :cg] = fill
+    dst = xg[:, pt:pt + h, pl:pl + wd, :cg]
+    src = x[:, c0:c0 + cg]
+    if dtype == np.uint8:
+        dst[...] = _to_u8(src, off).transpose(0, 2, 3, 1)
+    else:
+        np.add(src.transpose(0, 2, 3, 1), off, out=dst, dtype=np.int32, casting="unsafe")
     return xg
 
 
+def implicit_conv(xg: np.ndarray, wq: np.ndarray, kind: str, kr: int, ks: int, stride, dilation, ho: int,
+                  wo: int) -> np.ndarray:
+    """int32 conv sums of a padded NHWC image by the implicit-GEMM AVX2 kernel (:func:`._avx2.conv_tiles`).
+
+    ``xg`` (N, Hp, Wp, Cp): int16 (``kind="wd"``, ``Cp`` even) or uint8 (``"ubs"``, ``Cp`` a multiple of 4);
+    ``wq`` (R * S * Cp, K) in ``(r, s, c)`` order, int16 or int8. Returns ``(N * Ho * Wo, K)`` int32, rows
+    ``p = (n * Ho + oh) * Wo + ow`` (a view of a padded buffer; its row stride is a multiple of 16).
+    The sums are exact int32 for ``"wd"`` while they stay below ``2^31``; ``"ubs"`` saturates each pair of
+    adjacent channels to int16 (``vpmaddubsw``). The caller checks both.
+    """
+    n_b, hp, wp_, cp = xg.shape
+    sh, sw = stride
+    dh, dw = dilation
+    esz = xg.itemsize
+    p_tot = n_b * ho * wo
+    pp = _cdiv(p_tot, _avx2.MR) * _avx2.MR
+    pix = np.arange(p_tot, dtype=np.int64)
+    ow_, rest = pix % wo, pix // wo
+    oh_, nn = rest % ho, rest // ho
+    poff = np.zeros(pp, np.int64)
+    poff[:p_tot] = ((nn * hp + oh_ * sh) * wp_ + ow_ * sw) * (cp * esz)
+    rr, ss = np.divmod(np.arange(kr * ks, dtype=np.int64), ks)
+    toff = (rr * dh * wp_ + ss * dw) * (cp * esz)
+    k_out = wq.shape[1]
+    np_ = _cdiv(max(k_out, 1), _avx2.NR) * _avx2.NR
+    q = kr * ks * cp
+    wp = _avx2.pack_pairs16(wq, q, np_) if kind == "wd" else _avx2.pack_quads8(wq, q, np_)
+    part = _avx2.conv_tiles(kind, xg.reshape(-1).view(np.uint8), poff, toff, wp, pp, kr * ks, cp * esz // 4,
+                            np_)
+    return part[:p_tot, :k_out]
+
+
+@njit(cache=True)
+def _conv_epilogue(part, a, ps, b, hw, k0, out):
+    """``out[n, k0 + k, i] = part[n hw + i, k] - a[k] ps[n hw + i] - b[k]`` in int64: the (pixel, channel)
+    sums to NCHW with the zero-point corrections (``ps`` of length 1: no ``a`` term), in blocks of 64
+    pixels so that the strided reads stay in L1."""
+    kg = part.shape[1]
+    n_b = part.shape[0] // hw
+    use_ps = ps.shape[0] > 1
+    for n in range(n_b):
+        for i0 in range(0, hw, 64):
+            i1 = min(hw, i0 + 64)
+            for k in range(kg):
+                bk = b[k]
+                row = out[n, k0 + k]
+                if use_ps:
+                    ak = a[k]
+                    for i in range(i0, i1):
+                        row[i] = np.int64(part[n * hw + i, k]) - bk - ak * ps[n * hw + i]
+                else:
+                    for i in range(i0, i1):
+                        row[i] = np.int64(part[n * hw + i, k]) - bk
+
+
+def _window_sums_nhwc(xg: np.ndarray, kr, ks, stride, dilation, ho, wo) -> np.ndarray:
+    """``sum`` over each output pixel's window (all taps, all channels) of a padded NHWC image; (P,) int64."""
+    img = xg.sum(axis=3, dtype=np.int64)
+    sh, sw = stride
+    dh, dw = dilation
+    tot = np.zeros((xg.shape[0], ho, wo), np.int64)
+    for r in range(kr):
+        for s in range(ks):
+            tot += img[:, r * dh:r * dh + sh * (ho - 1) + 1:sh, s * dw:s * dw + sw * (wo - 1) + 1:sw]
+    return tot.reshape(-1)
+
+
 def _avx2_conv(x, w, xz, wz, stride, pads, dilation, groups, ho, wo):
-    """AVX2 conv (module docstring, 2a / 2b): im2col in ``(r, s, c)`` order, channels innermost, so that two
-    (int16) or four (bytes) consecutive taps move as one int32 word; the weights are the broadcast rows."""
+    """AVX2 conv (module docstring, 2a / 2b) as an implicit GEMM: the kernel reads the padded NHWC image
+    directly (no im2col matrix), the reduction runs in ``(r, s, c)`` order (channels innermost), the output
+    channels are the vector operand and the pixels the broadcast rows."""
     n_b, ch, h, wd = x.shape
     k_out, cg, kr, ks = w.shape
     kg = k_out // groups
     q = cg * kr * ks
     if kg < _avx2.MR or not x.size or not w.size:
         return None
-    pt, pb, pl, pr = pads
     xlo, xhi = (int(v) for v in _range(x))
     xlo, xhi = min(xlo, xz), max(xhi, xz)  # padded taps hold the code xz
     wz = wz.astype(np.int64)
@@ -467,45 +559,68 @@ def _avx2_conv(x, w, xz, wz, stride, pads, dilation, groups, ho, wo):
     wlo, whi = _range(wr, axis=1)
     xmag = max(abs(xlo - xz), abs(xhi - xz))
     wmag = int(np.maximum(np.abs(wlo - wz), np.abs(whi - wz)).max())
-    p_tot = n_b * ho * wo
-    geo = (kr, ks, stride[0], stride[1], dilation[0], dilation[1], ho, wo)
-    out = np.empty((k_out, p_tot), np.int64)
+    geo = (kr, ks, stride, dilation, ho, wo)
+    out = np.empty((n_b, k_out, ho * wo), np.int64)
+    none = np.zeros(1, np.int64)
     ox = _ubs_offset(xlo, xhi)
     if ox is not None and wmag <= 127 and 2 * (xhi + ox) * wmag <= _I16_MAX and q <= _UBS_MAX_K:
-        # 2b: unsigned image codes u = x + ox (padding u = xz + ox), signed shifted weights
-        za = xz + ox
-        xu = np.full((n_b, ch, h + pt + pb, wd + pl + pr), za, np.uint8)
-        xu[:, :, pt:pt + h, pl:pl + wd] = _to_u8(x, ox)
-        cg4 = _cdiv(cg, 4) * 4
-        ws = (w.astype(np.int64) - wz.reshape(-1, 1, 1, 1)).astype(np.int8)
-        q4n = kr * ks * cg4 // 4
-        _, _, np_ = _avx2.padded(kg, 4, p_tot, 4)
-        for g in range(groups):
-            xp = np.zeros((q4n, np_), np.int32)
-            _im2col_pack(_nhwc_group(xu, g * cg, cg, cg4, np.uint8).view(np.int32), *geo, xp)
-            wg = _nhwc_group(ws[g * kg:(g + 1) * kg], 0, cg, cg4, np.int8).reshape(kg, -1)
-            part = _avx2.gemm_ubs(wg, xp.reshape(-1).view(np.uint8), kg, q4n * 4, p_tot, q4n * 4, np_)
-            # padded channels are 0 in both operands; padded taps hold u = za, i.e. the real value 0
-            og = out[g * kg:(g + 1) * kg]
-            og[...] = part
-            og -= za * wg.sum(axis=1, dtype=np.int64)[:, None]
+        # 2b: unsigned image codes u = x + ox (padding u = xz + ox = za), signed shifted weights
+        kind, za, cp, wdt = "ubs", xz + ox, _cdiv(cg, 4) * 4, np.int8
     elif xmag <= _I16_MAX and wmag <= _I16_MAX and q * xmag * wmag <= _I32_MAX:
         # 2a: zero-shifted int16 (padding 0 = the real value 0), one exact int32 chunk
-        xs = np.zeros((n_b, ch, h + pt + pb, wd + pl + pr), np.int16)
-        xs[:, :, pt:pt + h, pl:pl + wd] = _shift16(x, xz)
-        cg2 = _cdiv(cg, 2) * 2
-        ws = _shift16(w, wz.reshape(-1, 1, 1, 1))
-        q2n = kr * ks * cg2 // 2
-        _, _, np_ = _avx2.padded(kg, 2, p_tot, 2)
-        for g in range(groups):
-            xp = np.zeros((q2n, np_), np.int32)
-            _im2col_pack(_nhwc_group(xs, g * cg, cg, cg2, np.int16).view(np.int32), *geo, xp)
-            wg = _nhwc_group(ws[g * kg:(g + 1) * kg], 0, cg, cg2, np.int16).reshape(kg, -1)
-            out[g * kg:(g + 1) * kg] = _avx2.gemm_wd(wg, xp.reshape(-1).view(np.uint8), kg, q2n * 2, p_tot,
-                                                     q2n * 2, np_)
+        kind, za, cp, wdt = "wd", 0, _cdiv(cg, 2) * 2, np.int16
     else:
         return None
-    return np.ascontiguousarray(out.reshape(k_out, n_b, ho, wo).transpose(1, 0, 2, 3))
+    ws = (w.astype(np.int64) - wz.reshape(-1, 1, 1, 1)).astype(wdt)
+    for g in range(groups):
+        if kind == "ubs":
+            xg = _nhwc_padded(x, g * cg, cg, cp, pads, za, ox, np.uint8)
+        else:
+            xg = _nhwc_padded(x, g * cg, cg, cp, pads, 0, -xz, np.int16)
+        wq = np.zeros((kg, kr, ks, cp), wdt)  # (k, r, s, c), padded channels 0
+        wq[..., :cg] = ws[g * kg:(g + 1) * kg].transpose(0, 2, 3, 1)
+        wq = wq.reshape(kg, -1)
+        part = implicit_conv(xg, np.ascontiguousarray(wq.T), kind, *geo)
+        # 2b: padded channels are 0 in both operands; padded taps hold u = za, i.e. the real value 0
+        b = za * wq.sum(axis=1, dtype=np.int64) if za else np.zeros(kg, np.int64)
+        _conv_epilogue(part, none, none, b, ho * wo, g * kg, out)
+    return out.reshape(n_b, k_out, ho, wo)
+
+
+def pairs_conv(x, w, ox: int, ow: int, xz: int, wz: np.ndarray, pads, stride, dilation, groups: int, ho: int,
+               wo: int) -> np.ndarray | None:
+    """conv2d_acc's ``int16_pairs`` model on the AVX2 implicit-GEMM ``vpmaddubsw`` kernel, or None where it
+    does not apply (no AVX2, fewer than ``MR`` outputs per group, or an odd ``C / groups``: channel padding to
+    a multiple of four would then move the pairs across taps).
+
+    Unsigned codes ``x' = x + ox`` (padding ``xz' = xz + ox``), signed ``w' = w + ow``, reduction in ``(r, s,
+    c)`` order, pairs ``(2p, 2p + 1)`` saturated to int16; then ``acc = pairs - wz'[k] sum_q x' - xz' sum_q
+    w'[k] + Q xz' wz'[k]`` (exact int64). Returns int64 (N, K, Ho, Wo).
+    """
+    n_b, ch, h, wd = x.shape
+    k_out, cg, kr, ks = w.shape
+    kg = k_out // groups
+    if not _avx2.AVAILABLE or kg < _avx2.MR or cg % 2 or not x.size or kr * ks * cg > _UBS_MAX_K:
+        return None
+    macs = n_b * ho * wo * k_out * cg * kr * ks
+    cp = _cdiv(cg, 4) * 4
+    xzp = xz + ox
+    wzp = wz.astype(np.int64) + ow
+    q = cg * kr * ks
+    wsr = (w.astype(np.int16) + ow).astype(np.int8)
+    out = np.empty((n_b, k_out, ho * wo), np.int64)
+    with _threads_for(macs, AVX2_PARALLEL_MIN_MACS):
+        for g in range(groups):
+            xg = _nhwc_padded(x, g * cg, cg, cp, pads, xzp, ox, np.uint8)
+            wq = np.zeros((kg, kr, ks, cp), np.int8)
+            wq[..., :cg] = wsr[g * kg:(g + 1) * kg].transpose(0, 2, 3, 1)
+            wq = wq.reshape(kg, -1)
+            part = implicit_conv(xg, np.ascontiguousarray(wq.T), "ubs", kr, ks, stride, dilation, ho, wo)
+            zg = wzp[g * kg:(g + 1) * kg]
+            ps = _window_sums_nhwc(xg, kr, ks, stride, dilation, ho, wo) if zg.any() else np.zeros(1, np.int64)
+            b = xzp * wq.sum(axis=1, dtype=np.int64) - q * xzp * zg
+            _conv_epilogue(part, zg, ps, b, ho * wo, g * kg, out)
+    return out.reshape(n_b, k_out, ho, wo)
 
 
 def _vnni_conv(x, w, xz, wz, stride, pads, dilation, groups, ho, wo, oa, ob, za, zb, q, kg):

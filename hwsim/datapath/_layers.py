@@ -166,8 +166,17 @@ def _check_exact(xs: np.ndarray, ws: np.ndarray, red: int, bias: np.ndarray | No
 
 
 def _finish(out: np.ndarray, bias: np.ndarray | None, bias_shape: tuple, bits: int, lo: int, hi: int,
-            mode: str) -> int:
-    """Add the bias; reduce ``out`` (exact int64 sums or saturated partial sums) to the register, in place."""
+            mode: str, bound: int | None = None) -> int:
+    """Add the bias; reduce ``out`` (exact int64 sums or saturated partial sums) to the register, in place.
+
+    ``bound``: a known bound on ``|out|`` (wrap mode, before the bias); when it and the bias fit the register,
+    nothing can overflow and the two passes of the count are skipped."""
+    if mode == "wrap" and bound is not None:
+        mb = int(np.abs(bias).max()) if bias is not None and bias.size else 0
+        if bound + mb <= hi and -(bound + mb) >= lo:
+            if bias is not None:
+                out += bias.reshape(bias_shape)
+            return 0
     if mode == "saturate":
         events = 0
         if bias is not None:
@@ -183,6 +192,13 @@ def _finish(out: np.ndarray, bias: np.ndarray | None, bias_shape: tuple, bits: i
         out &= np.int64((1 << bits) - 1)
         out += lo
     return overflow
+
+
+def _code_bound(a: np.ndarray, z: np.ndarray | int) -> int:
+    """``max |a - z|`` over all codes the dtype of ``a`` (at most 8 bits) can hold, for every ``z``."""
+    info = np.iinfo(a.dtype)
+    zz = np.asarray(z, np.int64)
+    return int(max(np.abs(info.min - zz).max(), np.abs(info.max - zz).max()))
 
 
 def conv_output_size(size: int, kernel: int, stride: int, pad_begin: int, pad_end: int,
@@ -203,6 +219,9 @@ def _conv_int16_pairs(x_q, w_q, xz, wz, stride, pads, dilation, groups, ho, wo) 
     k_out, cg, kr, ks = w_q.shape
     ox = _byte_offset(x_q, True, "x_q")
     ow = _byte_offset(w_q, False, "w_q")
+    fast = _exact_gemm.pairs_conv(x_q, w_q, ox, ow, xz, wz, pads, stride, dilation, groups, ho, wo)
+    if fast is not None:  # the same pairs on the implicit-GEMM vpmaddubsw kernel (tested equal)
+        return fast
     pt, pb, pl, pr = pads
     xp = np.full((n_b, ch, h + pt + pb, w + pl + pr), xz + ox, np.int16)
     xp[:, :, pt:pt + h, pl:pl + w] = x_q.astype(np.int16) + ox
@@ -392,6 +411,9 @@ def conv2d_acc(x_q: np.ndarray, w_q: np.ndarray, *, x_zp, w_zp, bias: np.ndarray
         # 8-bit codes only: |sum| <= 255 * 255 * K, far inside int64, so no _check_exact is needed
         out = _exact_gemm.exact_conv(x_q, w_q, xz, wz, (sh, sw), (pt, pb, pl, pr), (dh, dw), groups, ho, wo)
     events = 0
+    bound = None
+    if out is not None and x_q.dtype.itemsize == 1 and w_q.dtype.itemsize == 1:
+        bound = cg * kr * ks * _code_bound(x_q, xz) * _code_bound(w_q, wz)
     if out is None:
         xs = _shifted(x_q, xz, "x_q")
         ws = _shifted(w_q, wz.reshape(-1, 1, 1, 1), "w_q")
@@ -408,7 +430,7 @@ def conv2d_acc(x_q: np.ndarray, w_q: np.ndarray, *, x_zp, w_zp, bias: np.ndarray
             _kernels.conv2d_exact(xs, ws, out, sh, sw, dh, dw, groups)
         else:
             events = _kernels.conv2d_saturate(xs, ws, out, sh, sw, dh, dw, groups, lo, hi)
-    events += _finish(out, b, (1, k_out, 1, 1), bits, lo, hi, acc_mode)
+    events += _finish(out, b, (1, k_out, 1, 1), bits, lo, hi, acc_mode, bound)
     return out, int(events)
 
 
@@ -490,6 +512,9 @@ def gemm_acc(a_q: np.ndarray, b_q: np.ndarray, *, a_zp, b_zp, bias: np.ndarray |
             and b_q.dtype.itemsize == 1:
         out = _exact_gemm.exact_gemm(a_q, b_q, az, bz, path="simd")  # 8-bit codes: exact in int64, any K
     events = 0
+    bound = None
+    if out is not None:
+        bound = k_red * _code_bound(a_q, az) * _code_bound(b_q, bz)
     if out is None:
         a_s = np.ascontiguousarray(_shifted(a_q, az, "a_q"))
         b_s = np.ascontiguousarray(_shifted(b_q, bz.reshape(1, -1), "b_q"))
@@ -505,7 +530,7 @@ def gemm_acc(a_q: np.ndarray, b_q: np.ndarray, *, a_zp, b_zp, bias: np.ndarray |
             _kernels.gemm_exact(a_s, b_s, out)
         else:
             events = _kernels.gemm_saturate(a_s, b_s, out, lo, hi)
-    events += _finish(out, b, (1, n_cols), bits, lo, hi, acc_mode)
+    events += _finish(out, b, (1, n_cols), bits, lo, hi, acc_mode, bound)
     return out, int(events)
 
 

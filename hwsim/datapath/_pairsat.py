@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from . import _avx2
+from . import _avx2, _exact_gemm
 from ._exact_gemm import _threads_for
 
 __all__ = ["pair_saturating_gemm"]
@@ -76,7 +76,7 @@ def pair_saturating_gemm(a_u8: np.ndarray, b_s8: np.ndarray) -> np.ndarray:
     acc = np.zeros((m, n), np.int64)
     if not (m and n and k):
         return acc
-    with _threads_for(m * n * k):
+    with _threads_for(m * n * k, _exact_gemm.AVX2_PARALLEL_MIN_MACS if _avx2.AVAILABLE else None):
         _chunks(a_u8, b_s8, acc)
     return acc
 

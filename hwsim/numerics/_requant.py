@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import njit
 
 __all__ = ["PROFILES", "ROUNDING_MODES", "requant_multiplier", "requantize", "quantize_multiplier",
            "dyadic_multiplier", "round_values", "fbgemm_bias_addend"]
@@ -331,6 +332,29 @@ def _scaled_tflite(acc: np.ndarray, m: float, single: bool, rounding: str | None
     return _rounding_divide_by_pot(_srdhm(x, q), right)
 
 
+@njit(cache=True)
+def _rq_f32_kernel(a3, m, lo, hi, z, zfirst, out3):
+    """One pass of the float32 profiles (no float bias, the profile's own rounding) over ``a3`` (P, C, Q) int64
+    with ``m`` (C,) or (1,) float32: ``v = f32(f32(a) * m)`` (an IEEE float32 product: numba compiles without
+    fastmath, so no FMA and no reassociation), then ``ort_cpu``: ``rne(clamp(v, lo, hi)) + z`` with ``lo =
+    qmin - z``; ``torch_onednn`` (``zfirst``): ``rne(clamp(f32(v + z), lo, hi))`` with ``lo = qmin``.
+    ``np.float32(int64)`` rounds once to nearest even, as numpy's ``astype(float32)`` and x86 ``cvtsi2ss``
+    (``cvtdq2ps`` in MLAS) do; ``np.rint`` is round half to even, as numpy's."""
+    p_n, c_n, q_n = a3.shape
+    one = m.shape[0] == 1
+    zf = np.float32(z) if zfirst else np.float32(0)
+    zadd = np.int32(0) if zfirst else z
+    for i in range(p_n):
+        for c in range(c_n):
+            mc = m[0] if one else m[c]
+            src = a3[i, c]
+            dst = out3[i, c]
+            for j in range(q_n):
+                v = np.float32(src[j]) * mc + zf  # + 0.0 is exact (ort_cpu)
+                v = min(max(v, lo), hi)
+                dst[j] = np.int32(np.rint(v)) + zadd
+
+
 def requantize(acc, multiplier, *, zero_point: int, qmin: int, qmax: int, channel_axis: int | None = None,
                profile: str = "ort_cpu", float_bias=None, rounding: str | None = None,
                seed: int | None = None) -> np.ndarray:
@@ -463,6 +487,16 @@ def requantize(acc, multiplier, *, zero_point: int, qmin: int, qmax: int, channe
         shape[ax] = v.shape[0]
         return v.reshape(shape)
 
+    if profile in _FLOAT32_PROFILES and fb is None and rounding is None and a.size:
+        # the same formula in one compiled pass (about 10x fewer memory passes than the numpy form below)
+        shp = (1, 1, a.size) if ax is None else (int(np.prod(a.shape[:ax])), a.shape[ax],
+                                                 int(np.prod(a.shape[ax + 1:])))
+        out = np.empty(a.shape, np.int32)
+        zfirst = profile == "torch_onednn"
+        lo, hi = (qmin, qmax) if zfirst else (qmin - zero_point, qmax - zero_point)
+        _rq_f32_kernel(np.ascontiguousarray(a).reshape(shp), m.astype(np.float32).reshape(-1), np.float32(lo),
+                       np.float32(hi), np.int32(zero_point), zfirst, out.reshape(shp))
+        return out
     if profile in _FLOAT32_PROFILES:
         m32 = _bcast(m.astype(np.float32))
         v = a.astype(np.float32)
