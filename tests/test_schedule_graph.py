@@ -323,3 +323,51 @@ def test_scalesim_csv_is_a_chain():
     g = w.graph()
     names = [n.name for n in w.nodes]
     assert g.inputs == tuple((p,) for p in ["input", *names[:-1]])
+
+
+# ---- the fused tile-height search (timing.reuse: fused): hand-derived
+
+_AB = [{"name": "a", "op": "conv2d", "in_channels": 1, "out_channels": 8, "in_h": 16, "in_w": 16,
+        "kernel": 3, "padding": 1},
+       {"name": "b", "op": "conv2d", "in_channels": 8, "out_channels": 8, "in_h": 16, "in_w": 16,
+        "kernel": 3, "padding": 1}]
+
+
+def _band_note(res):
+    return [n for n in res.notes if n.startswith("fused ")]
+
+
+def test_fused_tile_height_is_the_largest_that_fits_when_weights_fit():
+    # a (1 -> 8, 16x16, 3x3 same) -> b (8 -> 8). Band of h output rows of b: (h * 1 + 3) rows x 16 x 8 ch
+    # = 128 (h + 3) B. 2 KiB ifmap buffer; during a it also holds a's streamed input, double buffered:
+    # min(2048, 2 x 256) = 512 B. So 512 + 128 (h + 3) <= 2048: h <= 9. Candidates for 16 rows: 1, 2, 4, 8
+    # and ceil(16 / n), n = 2..8: {1, 2, 3, 4, 6, 8}. Weights (72 + 576 B) fit the 64 KiB filter buffer, so
+    # every h saves the same 2 x 2048 B; the tie goes to the fewest tiles: h = 8, 2 tiles.
+    wl = _wl(_AB)
+    arch = make_arch(**{"memory.ifmap_sram.size_kib": 2})
+    inter = simulate_workload(arch.replace(**{"timing.reuse": "inter_layer"}), wl)
+    fused = simulate_workload(arch.replace(**{"timing.reuse": "fused"}), wl)
+    assert _band_note(fused) == ["fused a -> b: 2 tiles of 8 output rows, weights fetched again per tile: 0 B"]
+    assert _dram(inter) - _dram(fused) == 2 * 2048
+    # the second tile restarts every fold of a and of b: one more fill + drain each
+    for li, lf in zip(inter.rows, fused.rows, strict=True):
+        assert lf["compute_cycles"] - li["compute_cycles"] == li["fill_cycles"] + li["drain_cycles"]
+
+
+def test_fused_tile_height_trades_weight_refetch_against_capacity():
+    # As above with a 512 B filter buffer: a's and b's weights (72 + 576 = 648 B) do not fit together, so
+    # every further tile fetches both again. Spilled, a's output moves 2048 B written + 4096 B read: b's
+    # 576 B of weights come in two N tiles through the 256 B buffer half, each streaming the ifmap again
+    # (checked below). saving(n tiles) = 6144 - 648 (n - 1) B. The largest h that fits (8: 2 tiles) saves
+    # 6144 - 648 = 5496 B. Forced h = 1 (16 tiles): 6144 - 9720 < 0, the band is dropped and fused moves
+    # what inter_layer moves (never more). h = 2 (8 tiles): 6144 - 4536 = 1608 B saved.
+    wl = _wl(_AB)
+    arch = make_arch(**{"memory.ifmap_sram.size_kib": 2, "memory.filter_sram.size_kib": 0.5})
+    inter = simulate_workload(arch.replace(**{"timing.reuse": "inter_layer"}), wl)
+    assert inter.rows[1]["dram_ifmap_read_bytes"] == 4096 and inter.rows[0]["dram_ofmap_write_bytes"] == 2048
+    auto = simulate_workload(arch.replace(**{"timing.reuse": "fused"}), wl)
+    assert _band_note(auto) == ["fused a -> b: 2 tiles of 8 output rows, weights fetched again per tile: 648 B"]
+    assert _dram(inter) - _dram(auto) == 5496
+    for h, saved in ((1, 0), (2, 1608)):
+        res = simulate_workload(arch.replace(**{"timing.reuse": "fused", "timing.fused_tile_rows": h}), wl)
+        assert _dram(inter) - _dram(res) == saved
