@@ -217,14 +217,17 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
                 maps[i] = _with_scales(map_layer(nodes[i], arch, weight_bits=w, act_bits=a, out_bits=o,
                                                  resident=res_, where=source), nodes[i], arch)
     band_notes = []
+    extra_tiles: dict[int, list[tuple[int, bool]]] = {}
     for t, o in plan.bands().items():
         tn = graph.tensors[t]
         c = tn.consumers[0][0]
         for i in (tn.producer, c):
-            maps[i] = _tile_costs(maps[i], arch, o.tiles, refetch=o.refetch_bits > 0)
+            extra_tiles.setdefault(i, []).append((o.tiles, o.refetch_bits > 0))
         band_notes.append(f"fused {nodes[tn.producer].name} -> {nodes[c].name}: {o.tiles} tiles of "
                           f"{o.tile_rows} output rows, weights fetched again per tile: "
                           f"{-(-o.refetch_bits // 8)} B")
+    for i, tl in extra_tiles.items():
+        maps[i] = _tile_costs(maps[i], arch, tl)
     R, C = arch.array.rows, arch.array.cols
     rows: list[dict[str, Any]] = []
     records: list[dict[str, Any]] = []
@@ -341,37 +344,38 @@ def _with_scales(m: LayerMapping, layer, arch: ArchSpec) -> LayerMapping:
     return replace(m, traffic=replace(m.traffic, reads=reads, writes=writes))
 
 
-def _tile_costs(m: LayerMapping, arch: ArchSpec, tiles: int, *, refetch: bool) -> LayerMapping:
-    """A layer run in ``tiles`` depth-first row tiles instead of once (``timing.reuse: fused``,
-    :mod:`hwsim.schedule._plan`): each further tile restarts every fold, ``(tiles - 1) * (fill + drain)``
-    cycles more, and loads the layer's weights W into the array again: ``(tiles - 1) * W`` bits read from
-    the innermost shared level holding weights (and written into a per-PE filter register file when there
-    is one). With ``refetch`` (the stack's weights do not fit the filter buffers together) those bits also
-    come again from DRAM and are written into the outermost on-chip filter level."""
-    if tiles <= 1:
-        return m
+def _tile_costs(m: LayerMapping, arch: ArchSpec, tilings: list[tuple[int, bool]]) -> LayerMapping:
+    """A layer run in depth-first row tiles (``timing.reuse: fused``, :mod:`hwsim.schedule._plan`), once per
+    fused edge it belongs to: ``tilings`` = ``(tiles, refetch)`` per edge, each paid on its own (what the
+    placement counted). Each further tile restarts every fold, ``fill + drain`` cycles of the untiled
+    layer more, and loads the layer's weights W into the array again: W bits read from the innermost shared
+    level holding weights (and written into a per-PE filter register file when there is one). With
+    ``refetch`` (the stack's weights do not fit the filter buffers together) those bits also come again
+    from DRAM and are written into the outermost on-chip filter level."""
     from dataclasses import replace
 
-    k = tiles - 1
-    wbits = k * m.k * m.n * m.groups * m.weight_bits
+    k = sum(n - 1 for n, _ in tilings)
+    kr = sum(n - 1 for n, r in tilings if r)
+    if k <= 0:
+        return m
+    w = m.k * m.n * m.groups * m.weight_bits
     reads = {lv: dict(d) for lv, d in m.traffic.reads.items()}
     writes = {lv: dict(d) for lv, d in m.traffic.writes.items()}
     hier = [lv for lv in arch.memory.hierarchy() if lv.kind != "dram" and "filter" in lv.operands]
     shared = [lv.name for lv in hier if lv.instances == "shared"]
     if shared:
-        reads[shared[0]]["filter"] = reads[shared[0]].get("filter", 0) + wbits
+        reads[shared[0]]["filter"] = reads[shared[0]].get("filter", 0) + k * w
     for lv in hier:
         if lv.instances == "per_pe":
-            writes[lv.name]["filter"] = writes[lv.name].get("filter", 0) + wbits
+            writes[lv.name]["filter"] = writes[lv.name].get("filter", 0) + k * w
             break
-    if refetch:
-        reads["dram"]["filter"] = reads["dram"].get("filter", 0) + wbits
+    if kr:
+        reads["dram"]["filter"] = reads["dram"].get("filter", 0) + kr * w
         if hier:
-            writes[hier[-1].name]["filter"] = writes[hier[-1].name].get("filter", 0) + wbits
-    extra = k * (m.fill_cycles + m.drain_cycles)
+            writes[hier[-1].name]["filter"] = writes[hier[-1].name].get("filter", 0) + kr * w
     return replace(m, traffic=replace(m.traffic, reads=reads, writes=writes),
-                   fill_cycles=m.fill_cycles + k * m.fill_cycles,
-                   drain_cycles=m.drain_cycles + k * m.drain_cycles, compute_cycles=m.compute_cycles + extra)
+                   fill_cycles=m.fill_cycles * (1 + k), drain_cycles=m.drain_cycles * (1 + k),
+                   compute_cycles=m.compute_cycles + k * (m.fill_cycles + m.drain_cycles))
 
 
 def _in_elems(layer) -> int:

@@ -371,3 +371,25 @@ def test_fused_tile_height_trades_weight_refetch_against_capacity():
     for h, saved in ((1, 0), (2, 1608)):
         res = simulate_workload(arch.replace(**{"timing.reuse": "fused", "timing.fused_tile_rows": h}), wl)
         assert _dram(inter) - _dram(res) == saved
+
+
+def test_fused_stack_of_three_shares_the_buffer_and_pays_each_tiling_once():
+    # a -> b -> c (c as b), 2 KiB ifmap buffer. During b both bands live (b's streamed-input reserve is freed
+    # by band a): 128 (h1 + 3) + 128 (h2 + 3) <= 2048, so h1 + h2 <= 10 (during a: h1 <= 9; during c: band b
+    # alone). Weights fit, so every choice saves the same 4 x 2048 B and the tie goes to the fewest tiles:
+    # min ceil(16/h1) + ceil(16/h2) over heights {1, 2, 3, 4, 6, 8} with h1 + h2 <= 10 is 7, at (4, 6) or
+    # (6, 4). b is in both edges: (n1 - 1) + (n2 - 1) = 5 more fill + drain of the untiled b.
+    import re
+
+    wl = _wl(_AB + [dict(_AB[1], name="c")])
+    arch = make_arch(**{"memory.ifmap_sram.size_kib": 2})
+    inter = simulate_workload(arch.replace(**{"timing.reuse": "inter_layer"}), wl)
+    fused = simulate_workload(arch.replace(**{"timing.reuse": "fused"}), wl)
+    assert _dram(inter) - _dram(fused) == 4 * 2048
+    got = [tuple(map(int, re.search(r"(\d+) tiles of (\d+) output rows", n).groups())) for n in _band_note(fused)]
+    assert sorted(got) in ([(3, 6), (4, 4)],) and sum(n for n, _ in got) == 7
+    (n1, _), (n2, _) = got
+    extra = {"a": n1 - 1, "b": (n1 - 1) + (n2 - 1), "c": n2 - 1}
+    for li, lf in zip(inter.rows, fused.rows, strict=True):
+        assert lf["compute_cycles"] - li["compute_cycles"] == extra[li["layer"]] * (li["fill_cycles"]
+                                                                                   + li["drain_cycles"])

@@ -48,6 +48,8 @@ CASES = {
     "tpu_like_resnet18": ("sf_tpu_like_single_core", "sf_resnet18_layer1_convs", "sf_mapping_single_core"),
     # The same convs on Stream's testing core (128 KiB activation buffer: a 56x56x64 tensor, 196 KiB, does
     # not fit, a few rows of it do: the case where fusion matters).
+    # ResNet-18 layer1's convs at 112x112 on the TPU-like core: the tensors do not fit, rows and weights do.
+    "tpu_like_convs_112": ("sf_tpu_like_single_core", "sf_convs_112", "sf_mapping_single_core"),
     "testing_core1_resnet18": ("stream.inputs.testing.hardware.single_testing_core_offchip",
                                "sf_resnet18_layer1_convs", "sf_mapping_single_core"),
 }
