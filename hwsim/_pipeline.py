@@ -347,16 +347,19 @@ def _with_scales(m: LayerMapping, layer, arch: ArchSpec) -> LayerMapping:
 def _tile_costs(m: LayerMapping, arch: ArchSpec, tilings: list[tuple[int, bool]]) -> LayerMapping:
     """A layer run in depth-first row tiles (``timing.reuse: fused``, :mod:`hwsim.schedule._plan`), once per
     fused edge it belongs to: ``tilings`` = ``(tiles, refetch)`` per edge, each paid on its own (what the
-    placement counted). Each further tile restarts every fold, ``fill + drain`` cycles of the untiled
-    layer more, and loads the layer's weights W into the array again: W bits read from the innermost shared
-    level holding weights (and written into a per-PE filter register file when there is one). With
+    placement counted), ``k = sum(tiles - 1)`` further tiles. A layer the mapper already runs in
+    ``m_tiles`` row tiles (its ifmap does not fit its buffer share) restarts its folds per tile anyway: only
+    ``r = max(0, 1 + k - m_tiles)`` restarts are new, each one tile's fill + drain (``(fill + drain) /
+    m_tiles`` of the untiled layer) and a reload of the layer's weights W into the array: W bits read from
+    the innermost shared level holding weights (and written into a per-PE filter register file when there
+    is one). With
     ``refetch`` (the stack's weights do not fit the filter buffers together) those bits also come again
     from DRAM and are written into the outermost on-chip filter level."""
     from dataclasses import replace
 
-    k = sum(n - 1 for n, _ in tilings)
+    k = max(0, 1 + sum(n - 1 for n, _ in tilings) - m.m_tiles)  # new restarts
     kr = sum(n - 1 for n, r in tilings if r)
-    if k <= 0:
+    if k <= 0 and kr <= 0:
         return m
     w = m.k * m.n * m.groups * m.weight_bits
     reads = {lv: dict(d) for lv, d in m.traffic.reads.items()}
@@ -373,9 +376,11 @@ def _tile_costs(m: LayerMapping, arch: ArchSpec, tilings: list[tuple[int, bool]]
         reads["dram"]["filter"] = reads["dram"].get("filter", 0) + kr * w
         if hier:
             writes[hier[-1].name]["filter"] = writes[hier[-1].name].get("filter", 0) + kr * w
+    mt = max(1, m.m_tiles)
+    fill, drain = k * m.fill_cycles // mt, k * m.drain_cycles // mt
     return replace(m, traffic=replace(m.traffic, reads=reads, writes=writes),
-                   fill_cycles=m.fill_cycles * (1 + k), drain_cycles=m.drain_cycles * (1 + k),
-                   compute_cycles=m.compute_cycles + k * (m.fill_cycles + m.drain_cycles))
+                   fill_cycles=m.fill_cycles + fill, drain_cycles=m.drain_cycles + drain,
+                   compute_cycles=m.compute_cycles + fill + drain)
 
 
 def _in_elems(layer) -> int:
