@@ -346,18 +346,22 @@ def _with_scales(m: LayerMapping, layer, arch: ArchSpec) -> LayerMapping:
 
 def _tile_costs(m: LayerMapping, arch: ArchSpec, tilings: list[tuple[int, bool]]) -> LayerMapping:
     """A layer run in depth-first row tiles (``timing.reuse: fused``, :mod:`hwsim.schedule._plan`), once per
-    fused edge it belongs to: ``tilings`` = ``(tiles, refetch)`` per edge, each paid on its own (what the
-    placement counted), ``k = sum(tiles - 1)`` further tiles. A layer the mapper already runs in
-    ``m_tiles`` row tiles (its ifmap does not fit its buffer share) restarts its folds per tile anyway: only
-    ``r = max(0, 1 + k - m_tiles)`` restarts are new, each one tile's fill + drain (``(fill + drain) /
+    fused edge it belongs to: ``tilings`` = ``(tiles, refetch)`` per edge. The layer runs in ``T`` tiles:
+    the edges' count when they agree, else ``1 + sum(tiles - 1)`` (the union of their boundaries, an upper
+    bound). A layer the mapper already runs in ``m_tiles`` row tiles (its ifmap does not fit its buffer
+    share) restarts its folds per tile anyway: only ``k = max(0, T - m_tiles)`` restarts are new, each one tile's fill + drain (``(fill + drain) /
     m_tiles`` of the untiled layer) and a reload of the layer's weights W into the array: W bits read from
     the innermost shared level holding weights (and written into a per-PE filter register file when there
     is one). With
-    ``refetch`` (the stack's weights do not fit the filter buffers together) those bits also come again
-    from DRAM and are written into the outermost on-chip filter level."""
+    ``refetch`` (the stack's weights do not fit the filter buffers together) the weights also come again
+    from DRAM, ``tiles - 1`` times per such edge (what the placement counted, so that DRAM bytes stay
+    ``none``'s minus the bits saved), written into the outermost on-chip filter level."""
     from dataclasses import replace
 
-    k = max(0, 1 + sum(n - 1 for n, _ in tilings) - m.m_tiles)  # new restarts
+    ns = [n for n, _ in tilings]
+    # one tiling when the layer's fused edges agree on the tile count, else the union of their boundaries
+    tiles = ns[0] if len(set(ns)) == 1 else 1 + sum(n - 1 for n in ns)
+    k = max(0, tiles - m.m_tiles)  # new restarts
     kr = sum(n - 1 for n, r in tilings if r)
     if k <= 0 and kr <= 0:
         return m

@@ -117,3 +117,19 @@ def test_fusion_pays_in_both_tools_when_tensors_do_not_fit_and_rows_do(tpu112):
     assert fr["latency_cycles"] < lbl["latency_cycles"]
     assert h["fused"]["total_cycles"] < h["inter_layer"]["total_cycles"]
     assert h["fused"]["total_cycles"] / fr["latency_cycles"] == pytest.approx(1.030, abs=0.005)
+
+
+def test_one_row_tiles_reload_the_weights_as_stream_does():
+    # hwsim's fused at Stream's granularity (timing.fused_tile_rows: 1) on the 112x112 case: 112 tiles per
+    # layer; the mapper already runs each layer in 14 row tiles, so 98 new weight reloads per layer
+    # (4 x 98 x 36,864 B from sram_1mb_w at 13.005 pJ per 64-bit word = 23.50 uJ more than untiled 3.57).
+    # Stream re-reads each layer's weights for each of its one-row CNs: 26.85 uJ. The per-PE weight
+    # registers agree to the pJ (98.91 uJ).
+    a = hwsim.load_arch(D / "stream_tpu_like_core.yaml")
+    a = a.model_copy(update={"timing": a.timing.model_copy(update={"reuse": "fused", "fused_tile_rows": 1})})
+    h = hwsim.simulate(a, D / "convs_112.yaml").totals
+    fr = STREAM[("tpu_like_convs_112", "fused_rows")]
+    assert _dram(h) == 802816 + 4 * 36864 + 802816
+    assert h["energy_sram_1mb_w_pj"] == pytest.approx(3.57e6 + 4 * 98 * 36864 * 8 / 64 * 13.005, rel=2e-3)
+    assert h["energy_sram_1mb_w_pj"] == pytest.approx(fr["memory_level_pj"]["sram_1MB_W"], rel=0.01)
+    assert h["energy_rf_64b_pj"] == pytest.approx(fr["memory_level_pj"]["rf_64B"], rel=1e-3)

@@ -35,9 +35,9 @@ Assumptions (stated, not measured):
   The search offers, per edge, every ``h`` in {1, 2, 4, ..., H_out / 2} and the heights of 2 .. 8 equal
   tiles, as separate options of one tensor; the exact placement then picks per edge the one that saves the
   most DRAM bits within capacity (the mapper's objective: fewest DRAM bytes), ties broken by the fewest
-  tiles (latency), then the innermost level. A layer in two fused edges pays each edge's tiling (its
-  weights re-fetched per tile of each: conservative, and exactly what the placement counted, so DRAM bytes
-  = ``none``'s minus the bits saved).
+  tiles (latency), then the innermost level. A layer in two fused edges runs in one tiling when their
+  tile counts agree (else the union of both); a DRAM weight re-fetch is counted per edge (conservative,
+  and exactly what the placement counted, so DRAM bytes = ``none``'s minus the bits saved).
 """
 
 from __future__ import annotations
