@@ -27,10 +27,10 @@ Assumptions (stated, not measured):
     its layers' weights in the outermost filter buffer at once, else every tile fetches this edge's two
     layers' weights again from DRAM: ``(n - 1) * (W_producer + W_consumer)`` bits, taken off the saving
     (an option whose net saving is not positive is dropped);
-  - fill and drain: every tile restarts each of the two layers' folds, ``(n - 1) * (fill + drain)`` cycles
-    more per layer, and reloads its weights from the innermost shared filter level into the array
-    (``(n - 1) * W`` bits read there, and written into a per-PE filter register file when there is one):
-    applied by the pipeline to the chosen bands (``hwsim/_pipeline.py``: ``_tile_costs``).
+  - fill and drain: every tile beyond the row tiles the layer's own mapping already uses (``m_tiles``)
+    restarts its folds, one tile's fill + drain more, and reloads its weights from the innermost shared
+    filter level into the array (W bits read there, and written into a per-PE filter register file when
+    there is one): applied by the pipeline to the chosen bands (``hwsim/_pipeline.py``: ``_tile_costs``).
 
   The search offers, per edge, every ``h`` in {1, 2, 4, ..., H_out / 2} and the heights of 2 .. 8 equal
   tiles, as separate options of one tensor; the exact placement then picks per edge the one that saves the
@@ -148,10 +148,6 @@ def schedule_tensors(arch: ArchSpec, graph: WorkloadGraph, *, tensor_bits: dict[
     return TensorPlan(level=level, kind=kind, placement=pl, capacity_bits=cap)
 
 
-def _levels_of(arch: ArchSpec) -> list[MemoryLevel]:
-    return onchip_levels(arch)
-
-
 def _fusable(graph: WorkloadGraph, t) -> bool:
     """A conv -> conv edge the next conv alone reads (its first input), in program order."""
     if len(t.consumers) != 1 or t.producer < 0 or t.chw is None:
@@ -201,6 +197,7 @@ def _band_options(arch: ArchSpec, graph: WorkloadGraph, t, bits: int, operand_bi
     ch, _, w = t.chw
     h_out = cons.out_hw[0]
     copies = 2 if lv.double_buffered else 1
+    nl = len(onchip_levels(arch))
     psum_row = w * ch * graph.nodes[p].batch * arch.pe.acc_bits  # one producer output row at acc_bits
     out = []
     for h in _tile_heights(h_out, fixed):
@@ -212,8 +209,7 @@ def _band_options(arch: ArchSpec, graph: WorkloadGraph, t, bits: int, operand_bi
         r = resv.get((p, lv.name, "ofmap"), 0)
         credit = r - min(r, copies * h * sh * psum_row)
         # ties: the fewest tiles first, then the innermost level (rank < levels + 1, see Option)
-        out.append(Option(t.name, lv.name, band, steps, spill - refetch,
-                          len(_levels_of(arch)) * (n - 1) / h_out + rank / len(_levels_of(arch)),
+        out.append(Option(t.name, lv.name, band, steps, spill - refetch, nl * (n - 1) / h_out + rank / nl,
                           kind="band", tile_rows=h, tiles=n, refetch_bits=refetch,
                           credits=((p, credit),) if credit > 0 else ()))
     return out
