@@ -7,7 +7,7 @@ Runs only in Stream's own venv (stream-dse 0.0.8 needs zigzag-dse 2.x; this proj
     /tmp/streamvenv/bin/pip install "stream-dse==0.0.8" "zigzag-dse<3" plotly pandas
     cd bench/stream_fusion && /tmp/streamvenv/bin/python run_stream_fusion.py ../../tests/data/stream_fusion
 
-(all cases, about 2 minutes; ``run_stream_fusion.py OUTDIR CASE ...`` runs some and writes
+(all cases, a few minutes; ``run_stream_fusion.py OUTDIR CASE ...`` runs some and writes
 ``stream_<cases>.json``: the committed file is the four single-case files merged.) Cases: ``CASES`` below.
 
 Fusion in Stream is the granularity of its computation nodes (CNs), ``hint_loops`` of
