@@ -208,7 +208,7 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
                         "filter": maps[i].k * maps[i].n * maps[i].groups * maps[i].weight_bits,
                         "ofmap": maps[i].outputs * acc} for i in gemm_idx}
     plan = schedule_tensors(arch, graph, tensor_bits=tbits, spill_bits=spill, operand_bits=operand_bits,
-                            mode=arch.timing.reuse)
+                            mode=arch.timing.reuse, tile_rows=arch.timing.fused_tile_rows)
     if arch.timing.reuse != "none":
         for i in gemm_idx:
             res_ = _resident(graph, i, plan)
@@ -216,6 +216,18 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
                 w, a, o = resolved[nodes[i].name]
                 maps[i] = _with_scales(map_layer(nodes[i], arch, weight_bits=w, act_bits=a, out_bits=o,
                                                  resident=res_, where=source), nodes[i], arch)
+    band_notes = []
+    extra_tiles: dict[int, list[tuple[int, bool]]] = {}
+    for t, o in plan.bands().items():
+        tn = graph.tensors[t]
+        c = tn.consumers[0][0]
+        for i in (tn.producer, c):
+            extra_tiles.setdefault(i, []).append((o.tiles, o.refetch_bits > 0))
+        band_notes.append(f"fused {nodes[tn.producer].name} -> {nodes[c].name}: {o.tiles} tiles of "
+                          f"{o.tile_rows} output rows, weights fetched again per tile: "
+                          f"{-(-o.refetch_bits // 8)} B")
+    for i, tl in extra_tiles.items():
+        maps[i] = _tile_costs(maps[i], arch, tl)
     R, C = arch.array.rows, arch.array.cols
     rows: list[dict[str, Any]] = []
     records: list[dict[str, Any]] = []
@@ -298,7 +310,7 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
     res = SimResult(arch=arch, workload=workload, bits=resolved, rows=rows, energy_records=records,
                     energies=ae, model_cpu_s=cpu, area=area_breakdown(arch, source=source), vector_rows=vrows,
                     tensor_rows=trows, timeline=timeline, occupancy=occ,
-                    notes=list(plan.placement.notes) + ([] if vu is not None or len(vrows) == 0 else [
+                    notes=list(plan.placement.notes) + band_notes + ([] if vu is not None or len(vrows) == 0 else [
                         f"{len(vrows)} non-GEMM nodes not timed or priced: the arch has no vector_unit"]))
     res.totals = _totals(res)
     res.totals["total_cycles"] = max(end) if end else 0
@@ -330,6 +342,49 @@ def _with_scales(m: LayerMapping, layer, arch: ArchSpec) -> LayerMapping:
     if outer:
         writes[outer[-1]]["filter"] = writes[outer[-1]].get("filter", 0) + extra
     return replace(m, traffic=replace(m.traffic, reads=reads, writes=writes))
+
+
+def _tile_costs(m: LayerMapping, arch: ArchSpec, tilings: list[tuple[int, bool]]) -> LayerMapping:
+    """A layer run in depth-first row tiles (``timing.reuse: fused``, :mod:`hwsim.schedule._plan`), once per
+    fused edge it belongs to: ``tilings`` = ``(tiles, refetch)`` per edge. The layer runs in ``T`` tiles:
+    the edges' count when they agree, else ``1 + sum(tiles - 1)`` (the union of their boundaries, an upper
+    bound). A layer the mapper already runs in ``m_tiles`` row tiles (its ifmap does not fit its buffer
+    share) restarts its folds per tile anyway: only ``k = max(0, T - m_tiles)`` restarts are new, each one tile's fill + drain (``(fill + drain) /
+    m_tiles`` of the untiled layer) and a reload of the layer's weights W into the array: W bits read from
+    the innermost shared level holding weights (and written into a per-PE filter register file when there
+    is one). With
+    ``refetch`` (the stack's weights do not fit the filter buffers together) the weights also come again
+    from DRAM, ``tiles - 1`` times per such edge (what the placement counted, so that DRAM bytes stay
+    ``none``'s minus the bits saved), written into the outermost on-chip filter level."""
+    from dataclasses import replace
+
+    ns = [n for n, _ in tilings]
+    # one tiling when the layer's fused edges agree on the tile count, else the union of their boundaries
+    tiles = ns[0] if len(set(ns)) == 1 else 1 + sum(n - 1 for n in ns)
+    k = max(0, tiles - m.m_tiles)  # new restarts
+    kr = sum(n - 1 for n, r in tilings if r)
+    if k <= 0 and kr <= 0:
+        return m
+    w = m.k * m.n * m.groups * m.weight_bits
+    reads = {lv: dict(d) for lv, d in m.traffic.reads.items()}
+    writes = {lv: dict(d) for lv, d in m.traffic.writes.items()}
+    hier = [lv for lv in arch.memory.hierarchy() if lv.kind != "dram" and "filter" in lv.operands]
+    shared = [lv.name for lv in hier if lv.instances == "shared"]
+    if shared:
+        reads[shared[0]]["filter"] = reads[shared[0]].get("filter", 0) + k * w
+    for lv in hier:
+        if lv.instances == "per_pe":
+            writes[lv.name]["filter"] = writes[lv.name].get("filter", 0) + k * w
+            break
+    if kr:
+        reads["dram"]["filter"] = reads["dram"].get("filter", 0) + kr * w
+        if hier:
+            writes[hier[-1].name]["filter"] = writes[hier[-1].name].get("filter", 0) + kr * w
+    mt = max(1, m.m_tiles)
+    fill, drain = k * m.fill_cycles // mt, k * m.drain_cycles // mt
+    return replace(m, traffic=replace(m.traffic, reads=reads, writes=writes),
+                   fill_cycles=m.fill_cycles + fill, drain_cycles=m.drain_cycles + drain,
+                   compute_cycles=m.compute_cycles + fill + drain)
 
 
 def _in_elems(layer) -> int:

@@ -27,15 +27,25 @@ __all__ = ["Option", "Placement", "Reserve", "place_tensors"]
 class Option:
     """One way to keep tensor ``tensor`` on chip: in ``level``, occupying ``bits`` at each step of
     ``steps`` (its lifetime), saving ``saving_bits`` of DRAM traffic. ``kind``: ``whole`` or ``band``
-    (a fused row band)."""
+    (a fused row band). ``rank`` breaks ties between equal savings only (it must stay below the level count
+    + 1): the level's index, plus for a band a fraction growing with its tile count (fewer tiles: less fill
+    and drain)."""
 
     tensor: str
     level: str
     bits: int
     steps: tuple[int, ...]
     saving_bits: int
-    rank: int = 0
+    rank: float = 0.0
     kind: str = "whole"
+    #: a band's depth-first tiling: output rows of the consumer per tile and the number of tiles
+    tile_rows: int = 0
+    tiles: int = 1
+    #: DRAM bits of weights fetched again per tile (already taken off ``saving_bits``)
+    refetch_bits: int = 0
+    #: ``(step, bits)``: reserve of ``level`` this option gives back when chosen (a band's producer
+    #: accumulates one tile of partial sums, not its whole output)
+    credits: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -100,7 +110,7 @@ def place_tensors(options: list[Option], reserves: list[Reserve], capacity_bits:
     from scipy.sparse import coo_matrix
 
     nl = len(levels) + 1
-    c = np.array([-float(o.saving_bits) * nl + o.rank for o in opts])
+    c = np.array([-float(o.saving_bits) * (nl + 1) + o.rank for o in opts])
     rows, cols, vals, ub = [], [], [], []
     # one option per tensor
     by_t: dict[str, list[int]] = {}
@@ -127,6 +137,8 @@ def place_tensors(options: list[Option], reserves: list[Reserve], capacity_bits:
             for t, b in freed.get((s, o.level), ()):
                 if t == o.tensor:
                     cell[(s, o.level)][j] -= b
+        for s, b in o.credits:
+            cell.setdefault((s, o.level), {})[j] = cell.get((s, o.level), {}).get(j, 0.0) - b
     for (s, lv), coef in sorted(cell.items()):
         free = capacity_bits[lv] - fixed[lv][s]
         if sum(v for v in coef.values() if v > 0) <= free:
@@ -164,5 +176,8 @@ def place_tensors(options: list[Option], reserves: list[Reserve], capacity_bits:
         o = chosen.get(rs.freed_by) if rs.freed_by is not None else None
         if o is not None and o.level == rs.level and rs.step in o.steps:
             reserved_total[rs.level][rs.step] -= rs.bits
+    for o in chosen.values():
+        for s, b in o.credits:
+            reserved_total[o.level][s] -= b
     saved = sum(o.saving_bits for o in chosen.values())
     return Placement(chosen, resident, reserved_total, status, saved, time.process_time() - t0, notes)
