@@ -203,8 +203,24 @@ def _cmd_vectors(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line, ``hwsim: error: command line: ...`` and exit 2, as every
+    other bad input (argparse prints its usage block first); ``--help`` is unchanged."""
+
+    def error(self, message: str):  # noqa: ANN201 - argparse's signature (NoReturn)
+        if message.startswith("argument "):  # "argument --wbits: expected ..." -> "--wbits: expected ..."
+            message = message[len("argument "):]
+        import re
+
+        # argparse's own words -> this project's "expected ..., found ..."
+        message = re.sub(r"invalid (\w+) value: (.*)$", r"expected a valid \1 value, found \2", message)
+        message = re.sub(r"invalid choice: (.*) \(choose from (.*)\)$", r"expected one of \2, found \1", message)
+        cmd = self.prog.split(" ", 1)[1] + " " if " " in self.prog else ""
+        self.exit(2, f"hwsim: error: {SOURCE_ARG}: {message} (hwsim {cmd}--help for usage)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hwsim", description=__doc__.splitlines()[0] if __doc__ else None)
+    p = _Parser(prog="hwsim", description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--version", action="version", version=f"hwsim {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
