@@ -55,3 +55,136 @@ def test_duplicate_key_is_one_error_naming_line_and_key(capsys, tmp_path):
     assert err == [f"hwsim: error: {nested}: layers.conv1.weight_bits: expected each key once in a mapping, "
                    "found 'weight_bits' given twice (lines 3 and 3)"] and rc == 2
     assert not (tmp_path / "o").exists()
+
+
+# ---------------------------------------------------------------- workload channels
+
+
+FASHION = ROOT / "workloads/fashion_cnn.yaml"
+
+
+def test_channel_mismatch_names_the_layer_and_both_values(capsys, tmp_path):
+    text = FASHION.read_text()
+    # conv1 makes 8 channels (8x28x28); conv2 says it reads 9
+    assert "name: conv2, op: conv2d, in_channels: 8," in text
+    bad = tmp_path / "c.yaml"
+    bad.write_text(text.replace("name: conv2, op: conv2d, in_channels: 8,", "name: conv2, op: conv2d, "
+                                "in_channels: 9,"))
+    rc, err, dt = run(["simulate", ARCH, bad, "--out", tmp_path / "o"], capsys)
+    assert_one_line(rc, err, dt)
+    assert err == [f"hwsim: error: {bad}: layers[1].in_channels: expected 8, the channels of the tensor it "
+                   "reads (the output of layers[0] (conv1), 8x28x28), found 9 (layer conv2)"]
+    # fc1 reads conv2's 16x14x14 = 3136 values; k 784 = 16*7*7 is legal (the 2x2 pool is left out of the
+    # file), 700 is not a multiple of 16
+    assert "k: 784" in text
+    bad.write_text(text.replace("k: 784", "k: 700"))
+    rc, err, dt = run(["simulate", ARCH, bad, "--out", tmp_path / "o"], capsys)
+    assert err == [f"hwsim: error: {bad}: layers[2].k: expected 3136, the flattened output of layers[1] "
+                   "(conv2) (16x14x14), or a multiple of its 16 channels below that (a pool left out), found 700 "
+                   "(layer fc1)"] and rc == 2
+    assert not (tmp_path / "o").exists()
+
+
+def test_every_shipped_workload_passes_the_channel_check():
+    from hwsim._io import load_workload
+
+    for f in sorted((ROOT / "workloads").glob("*.yaml")):
+        load_workload(f)  # raises on a mismatch
+
+
+def test_fc_after_a_gemm_must_take_its_row():
+    import pytest
+
+    from hwsim.errors import SpecError
+    from hwsim.spec import Workload, validate
+
+    data = {"name": "w", "layers": [{"name": "a", "op": "fc", "k": 64, "n": 32},
+                                    {"name": "b", "op": "fc", "k": 16, "n": 10}]}
+    wl = validate(Workload, data, "w.yaml")
+    wl.graph("w.yaml")  # without the check (a SCALE-Sim CSV lists layers, not a chain)
+    with pytest.raises(SpecError) as e:
+        wl.graph("w.yaml", check_channels=True)
+    assert str(e.value) == ("w.yaml: layers[1].k: expected 32, the row (N) of the output of layers[0] (a), "
+                            "found 16 (layer b)")
+
+
+# ---------------------------------------------------------------- accumulator width
+
+
+def test_acc_narrower_than_one_product_is_an_error(capsys, tmp_path):
+    bad = tmp_path / "a.yaml"
+    text = ARCH.read_text()
+    assert "acc_bits: 32" in text and "operand_bits: 8" in text
+    bad.write_text(text.replace("acc_bits: 32", "acc_bits: 12"))
+    rc, err, dt = run(["simulate", bad, WL, "--out", tmp_path / "o"], capsys)
+    assert_one_line(rc, err, dt)
+    assert err == [f"hwsim: error: {bad}: pe.acc_bits: expected at least 2 * operand_bits = 16 (one product "
+                   "of two 8-bit operands), found 12"]
+
+
+def test_acc_below_the_reduction_bound_is_a_note(tmp_path):
+    from hwsim import simulate
+
+    # digits_cnn at 8 bits: conv1 K = 1*3*3 = 9 -> 8+8+ceil(log2 9) = 20 bits, conv2 K = 8*3*3 = 72 -> 8+8+7
+    # = 23, fc K = 256 -> 8+8+8 = 24: all three above a 16-bit accumulator, none above 32 bits
+    arch = tmp_path / "a.yaml"
+    arch.write_text(ARCH.read_text().replace("acc_bits: 32", "acc_bits: 16"))
+    notes = simulate(arch, WL).result.notes
+    acc = [n for n in notes if n.startswith("pe.acc_bits")]
+    assert acc == ["pe.acc_bits 16 is below b_a + b_w + ceil(log2 K) for 3 of 3 layers (largest: fc, 24 bits): "
+                   "their sums may wrap; timing and energy do not depend on it, `hwsim verify --arch` counts "
+                   "the events on a quantized model"]
+    assert not [n for n in simulate(ARCH, WL).result.notes if n.startswith("pe.acc_bits")]
+
+
+# ---------------------------------------------------------------- verify: a float model
+
+
+def test_verify_refuses_a_float_model(capsys, tmp_path):
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = np.arange(32, dtype=np.float32).reshape(8, 4)
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y"])], "f",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+                          [numpy_helper.from_array(w, "W")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    path = tmp_path / "float.onnx"
+    onnx.save(m, path)
+    rc, err, dt = run(["verify", path, "--out", tmp_path / "v"], capsys)
+    assert_one_line(rc, err, dt)
+    assert err == [f"hwsim: error: {path}: expected a quantized ONNX model (QuantizeLinear/DequantizeLinear, "
+                   "QLinear*, ConvInteger, MatMulInteger, DynamicQuantizeLinear nodes), found a float model (1 "
+                   "nodes: MatMul): no quantized node to verify (quantize it first, e.g. "
+                   "onnxruntime.quantization.quantize_static)"]
+    assert not (tmp_path / "v").exists()
+
+
+# ---------------------------------------------------------------- sweep axes: named in the sweep file
+
+
+def _sweep(tmp_path, axes: str):
+    s = tmp_path / "s.yaml"
+    s.write_text(f"name: s\narch: {ARCH}\nworkload: {WL}\naxes:\n{axes}precision: {{uniform: [[8, 8]]}}\n"
+                 "objectives: {total_cycles: min, energy_pj: min}\n")
+    return s
+
+
+def test_bad_sweep_axis_value_names_the_sweep_file(capsys, tmp_path):
+    s = _sweep(tmp_path, "  array.rows: [16, -4]\n")
+    out = tmp_path / "o"
+    rc, err, dt = run(["sweep", s, "--out", out, "--workers", "1"], capsys)
+    assert_one_line(rc, err, dt)
+    assert err == [f"hwsim: error: {s}: axes.array.rows[1]: expected a value greater than 0, found -4 "
+                   f"(arch {ARCH})"]
+    assert not out.exists()  # no sweep.json, nothing
+    # each value fine alone, the combination not: 16-bit operands need a 32-bit accumulator
+    s = _sweep(tmp_path, "  pe.operand_bits: [8, 16]\n  pe.acc_bits: [32, 16]\n")
+    rc, err, dt = run(["sweep", s, "--out", out, "--workers", "1"], capsys)
+    assert err == [f"hwsim: error: {s}: axes: expected combinations of axis values that each make a valid arch "
+                   "(pe.acc_bits: at least 2 * operand_bits = 32 (one product of two 16-bit operands)), found "
+                   f"pe.operand_bits=16, pe.acc_bits=16 (arch {ARCH})"] and rc == 2
+    assert not out.exists()
