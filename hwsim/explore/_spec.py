@@ -219,8 +219,7 @@ def _check_arch_combos(spec: SweepSpec, src: str, arch: ArchSpec, keys: list[str
             arch.replace(**hw)
         except SpecError as e:
             raise SpecError(src, "axes", f"combinations of axis values that each make a valid arch ({e.key}: "
-                            f"{e.expected})", Found(", ".join(f"{k}={v!r}" for k, v in hw.items())),
-                            detail=f"arch {spec.arch}") from None
+                            f"{e.expected})", Found(", ".join(f"{k}={v!r}" for k, v in hw.items()))) from None
 
 
 def _check_budgets(spec: SweepSpec, src: str, arch: ArchSpec, workload: Workload, combos: list, keys: list,
@@ -352,8 +351,9 @@ def load_sweep(path: str | Path) -> ResolvedSweep:
             try:
                 arch.replace(**{k: v})
             except SpecError as e:
-                raise SpecError(src, f"axes.{k}[{j}]", e.expected, e.found,
-                                detail=f"arch {spec.arch}" + (f", {e.key}" if e.key != k else "")) from None
+                where = f"axes.{k}" if e.expected == "an existing arch key" else f"axes.{k}[{j}]"
+                raise SpecError(src, where, e.expected, e.found,
+                                detail=f"at {e.key}" if e.key != k else "") from None
     _check_arch_combos(spec, src, arch, keys)
     # precision policies
     policies: list[tuple[str, dict[str, Bits]]] = []
