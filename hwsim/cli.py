@@ -212,8 +212,8 @@ def _cmd_vectors(args: argparse.Namespace) -> int:
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose errors are one line, ``hwsim: error: command line: ...`` and exit 2, as every
-    other bad input (argparse prints its usage block first); ``--help`` is unchanged."""
+    """An ``ArgumentParser`` whose errors are one line, ``hwsim: error: command line: ...`` and exit 2, as
+    every other bad input (argparse prints its usage block first); ``--help`` is unchanged."""
 
     def error(self, message: str):  # noqa: ANN201 - argparse's signature (NoReturn)
         if message.startswith("argument "):  # "argument --wbits: expected ..." -> "--wbits: expected ..."
@@ -222,7 +222,8 @@ class _Parser(argparse.ArgumentParser):
 
         # argparse's own words -> this project's "expected ..., found ..."
         message = re.sub(r"invalid (\w+) value: (.*)$", r"expected a valid \1 value, found \2", message)
-        message = re.sub(r"invalid choice: (.*) \(choose from (.*)\)$", r"expected one of \2, found \1", message)
+        message = re.sub(r"invalid choice: (.*) \(choose from (.*)\)$", r"expected one of \2, found \1",
+                         message)
         cmd = self.prog.split(" ", 1)[1] + " " if " " in self.prog else ""
         self.exit(2, f"hwsim: error: {SOURCE_ARG}: {message} (hwsim {cmd}--help for usage)\n")
 
@@ -327,7 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cosim", action="store_true", help="also run the reference RTL (hwsim/rtl) on the "
                    "vectors (needs iverilog and cocotb)")
     s.add_argument("--max-bytes", type=_positive, default=None, help="refuse to write more than this many "
-                   "bytes of hex files, estimated from the mapping before anything is written (default: 256 MiB; "
+                   "bytes of hex files, estimated from the mapping before anything is written (default: "
+                   "256 MiB; "
                    "one ResNet-50 layer on a 32x32 array is about 263 MB)")
     s.add_argument("--force", action="store_true", help="write the vectors whatever their size")
     s.add_argument("--out", required=True, help="output folder")

@@ -47,7 +47,8 @@ def test_duplicate_key_is_one_error_naming_line_and_key(capsys, tmp_path):
     line = text[:text.index("\nname: ")].count("\n") + 2  # the first 'name:' line (1-based)
     rc, err, dt = run(["simulate", bad, WL, "--out", tmp_path / "o"], capsys)
     assert_one_line(rc, err, dt)
-    assert err == [f"hwsim: error: {bad}: name: expected each key once in a mapping, found 'name' given twice "
+    assert err == [f"hwsim: error: {bad}: name: expected each key once in a mapping, found 'name' given "
+                   "twice "
                    f"(lines {line} and {line + 1})"]
     nested = tmp_path / "dup2.yaml"
     nested.write_text("weight_bits: 8\nlayers:\n  conv1: {weight_bits: 4, weight_bits: 6}\n")
@@ -80,7 +81,8 @@ def test_channel_mismatch_names_the_layer_and_both_values(capsys, tmp_path):
     bad.write_text(text.replace("k: 784", "k: 700"))
     rc, err, dt = run(["simulate", ARCH, bad, "--out", tmp_path / "o"], capsys)
     assert err == [f"hwsim: error: {bad}: layers[2].k: expected 3136, the flattened output of layers[1] "
-                   "(conv2) (16x14x14), or a multiple of its 16 channels below that (a pool left out), found 700 "
+                   "(conv2) (16x14x14), or a multiple of its 16 channels below that (a pool left out), "
+                   "found 700 "
                    "(layer fc1)"] and rc == 2
     assert not (tmp_path / "o").exists()
 
@@ -131,7 +133,8 @@ def test_acc_below_the_reduction_bound_is_a_note(tmp_path):
     arch.write_text(ARCH.read_text().replace("acc_bits: 32", "acc_bits: 16"))
     notes = simulate(arch, WL).result.notes
     acc = [n for n in notes if n.startswith("pe.acc_bits")]
-    assert acc == ["pe.acc_bits 16 is below b_a + b_w + ceil(log2 K) for 3 of 3 layers (largest: fc, 24 bits): "
+    assert acc == ["pe.acc_bits 16 is below b_a + b_w + ceil(log2 K) for 3 of 3 layers (largest: fc, 24 "
+                   "bits): "
                    "their sums may wrap; timing and energy do not depend on it, `hwsim verify --arch` counts "
                    "the events on a quantized model"]
     assert not [n for n in simulate(ARCH, WL).result.notes if n.startswith("pe.acc_bits")]
@@ -157,7 +160,8 @@ def test_verify_refuses_a_float_model(capsys, tmp_path):
     rc, err, dt = run(["verify", path, "--out", tmp_path / "v"], capsys)
     assert_one_line(rc, err, dt)
     assert err == [f"hwsim: error: {path}: expected a quantized ONNX model (QuantizeLinear/DequantizeLinear, "
-                   "QLinear*, ConvInteger, MatMulInteger, DynamicQuantizeLinear nodes), found a float model (1 "
+                   "QLinear*, ConvInteger, MatMulInteger, DynamicQuantizeLinear nodes), found a float "
+                   "model (1 "
                    "nodes: MatMul): no quantized node to verify (quantize it first, e.g. "
                    "onnxruntime.quantization.quantize_static)"]
     assert not (tmp_path / "v").exists()
@@ -183,8 +187,10 @@ def test_bad_sweep_axis_value_names_the_sweep_file(capsys, tmp_path):
     # each value fine alone, the combination not: 16-bit operands need a 32-bit accumulator
     s = _sweep(tmp_path, "  pe.operand_bits: [8, 16]\n  pe.acc_bits: [32, 16]\n")
     rc, err, dt = run(["sweep", s, "--out", out, "--workers", "1"], capsys)
-    assert err == [f"hwsim: error: {s}: axes: expected combinations of axis values that each make a valid arch "
-                   "(pe.acc_bits: at least 2 * operand_bits = 32 (one product of two 16-bit operands)), found "
+    assert err == [f"hwsim: error: {s}: axes: expected combinations of axis values that each make a "
+                   "valid arch "
+                   "(pe.acc_bits: at least 2 * operand_bits = 32 (one product of two 16-bit operands)), "
+                   "found "
                    "pe.operand_bits=16, pe.acc_bits=16"] and rc == 2
     assert not out.exists()
 
@@ -219,7 +225,8 @@ def test_vectors_estimate_equals_the_files_and_refuses_above_the_limit(capsys, t
     rc, err, dt = run(["vectors", ARCH, WL, "--out", out, "--max-bytes", "1000"], capsys)
     assert_one_line(rc, err, dt)
     assert err == ["hwsim: error: command line: --max-bytes: expected vectors of at most 1,000 bytes (give "
-                   "--max-bytes N or --force to write more, --layer NAME for fewer layers), found 960,384 bytes "
+                   "--max-bytes N or --force to write more, --layer NAME for fewer layers), found "
+                   "960,384 bytes "
                    "of hex files for 3 layer(s), the largest fc 527,360 (nothing was written)"]
     assert not out.exists()
     rc, err, _ = run(["vectors", ARCH, WL, "--out", out, "--max-bytes", "960384"], capsys)
@@ -227,7 +234,8 @@ def test_vectors_estimate_equals_the_files_and_refuses_above_the_limit(capsys, t
     # ResNet-50 on the 32x32 array: 4.3 GB, refused by the default 256 MiB in well under a second of CPU
     rc, err, dt = run(["vectors", ARCH, ROOT / "workloads/resnet50.yaml", "--out", tmp_path / "r"], capsys)
     assert_one_line(rc, err, dt)
-    assert re.fullmatch(r"hwsim: error: command line: --max-bytes: expected vectors of at most 268,435,456 bytes "
+    assert re.fullmatch(r"hwsim: error: command line: --max-bytes: expected vectors of at most "
+                        r"268,435,456 bytes "
                         r".*found [\d,]+ bytes of hex files for 54 layer\(s\).*", err[0])
     assert not (tmp_path / "r").exists()
 
@@ -277,7 +285,8 @@ def test_vectors_model_includes_gemm_nodes(capsys, tmp_path):
         x = np.random.default_rng(5).standard_normal((2, 8)).astype(np.float32)
         np.savez(tmp_path / "x.npz", x=x)
         out = tmp_path / f"v_{fmt}"
-        rc, err, _ = run(["vectors", ARCH, "--model", q, "--inputs", tmp_path / "x.npz", "--out", out], capsys)
+        rc, err, _ = run(["vectors", ARCH, "--model", q, "--inputs", tmp_path / "x.npz", "--out", out],
+                         capsys)
         assert rc == 0, err
         man = json.loads((out / "manifest.json").read_text())
         assert [ly["op"] for ly in man["layers"]] == ["gemm"]

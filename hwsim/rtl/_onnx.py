@@ -2,11 +2,11 @@
 
 The model runs on hwsim's integer datapath (:func:`hwsim.onnxq.execute`, QDQ models lowered as onnxruntime
 fuses them, under the arch's ``pe.acc_bits``/``pe.acc_mode``); each selected QLinearConv, ConvInteger,
-QLinearMatMul, MatMulInteger or com.microsoft QGemm node (a QDQ Gemm lowers to QGemm) then contributes the codes
-it really received (ifmap, weights, zero points, int32 bias) and the output codes hwsim computed for it. A
-QGemm's ``transA``/``transB`` are applied to its operands (the array runs ``A' B'``); its ``alpha`` scales
-only the requantization. A QGemm without ``y_scale`` has float outputs: its vectors then requantize with a
-synthetic multiplier, as a workload layer's do.
+QLinearMatMul, MatMulInteger or com.microsoft QGemm node (a QDQ Gemm lowers to QGemm) then contributes the
+codes it really received (ifmap, weights, zero points, int32 bias) and the output codes hwsim computed for
+it. A QGemm's ``transA``/``transB`` are applied to its operands (the array runs ``A' B'``); its ``alpha``
+scales only the requantization. A QGemm without ``y_scale`` has float outputs: its vectors then requantize
+with a synthetic multiplier, as a workload layer's do.
 """
 
 from __future__ import annotations

@@ -365,11 +365,13 @@ def hex_bytes(layer: Conv2d | Gemm, arch: ArchSpec, ops: LayerOperands, *,
 def _check_size(arch: ArchSpec, pairs, max_bytes: int | None, edge_bits, where: str) -> None:
     if max_bytes is None:
         return
-    sizes = [(layer.name, hex_bytes(layer, arch, ops, edge_bits=edge_bits, where=where)) for layer, ops in pairs]
+    sizes = [(layer.name, hex_bytes(layer, arch, ops, edge_bits=edge_bits, where=where))
+             for layer, ops in pairs]
     total = sum(b for _, b in sizes)
     if total > max_bytes:
         big = max(sizes, key=lambda x: x[1])
-        raise SpecError(SOURCE_ARG, "--max-bytes", f"vectors of at most {max_bytes:,} bytes (give --max-bytes "
+        raise SpecError(SOURCE_ARG, "--max-bytes", f"vectors of at most {max_bytes:,} bytes (give "
+                                                   "--max-bytes "
                         "N or --force to write more, --layer NAME for fewer layers)",
                         Found(f"{total:,} bytes of hex files for {len(sizes)} layer(s), the largest "
                               f"{big[0]} {big[1]:,}"), detail="nothing was written")
@@ -456,7 +458,8 @@ def write_vectors(arch: ArchSpec, workload: Workload, out: str | Path, *, layers
     for i, layer in enumerate(workload.layers):
         if layer.name in wanted:
             wb, ab = bits[layer.name] if bits else workload.bits(layer)
-            a_zp, b_zp = _random_zero_points(np.random.default_rng(seed + i), wb, ab, workload.asymmetric(layer))
+            a_zp, b_zp = _random_zero_points(np.random.default_rng(seed + i), wb, ab,
+                                             workload.asymmetric(layer))
             stubs.append((layer, LayerOperands(layer.name, (), (), (), a_zp, b_zp, ab, False, wb, True)))
     _check_size(arch, stubs, max_bytes, None, arch_source)
     items = []

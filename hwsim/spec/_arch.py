@@ -155,8 +155,8 @@ class PEConfig(_Frozen):
 
     ``acc_bits`` is at least ``2 * operand_bits`` (a narrower accumulator cannot hold one product of two
     full-range operands: an error). Narrower than ``b_a + b_w + ceil(log2 K)`` for a layer's reduction length
-    ``K`` is legal hardware whose sums may wrap or saturate (``acc_mode``): ``hwsim simulate`` notes it (timing
-    and energy are unaffected), ``hwsim verify --arch`` runs it and counts the events per node.
+    ``K`` is legal hardware whose sums may wrap or saturate (``acc_mode``): ``hwsim simulate`` notes it
+    (timing and energy are unaffected), ``hwsim verify --arch`` runs it and counts the events per node.
     """
 
     operand_bits: int = Field(gt=0, le=32, description="native operand width, bits")

@@ -16,10 +16,10 @@ Element counts (all per network run, batch included):
 
 A consumer's own declared input size may differ from its producer's output (workloads that leave out a pool
 or a flatten); the tensor is the producer's output, which is what is stored and moved. Channels may not
-differ in a workload YAML (``check_channels``): a conv2d/depthwise reading a tensor of known ``(C, H, W)`` has ``in_channels = C``; an ``fc`` reading
-one has ``k = C*H*W`` (the flattened tensor) or a multiple of ``C`` no larger (a pool left out), and an ``fc``
-reading a GEMM's output has ``k`` = its row ``N`` (or ``m*k*count`` = its elements). ``gemm`` layers (attention
-heads: reshaped operands) are not checked.
+differ in a workload YAML (``check_channels``): a conv2d/depthwise reading a tensor of known ``(C, H, W)`` has
+``in_channels = C``; an ``fc`` reading one has ``k = C*H*W`` (the flattened tensor) or a multiple of ``C`` no
+larger (a pool left out), and an ``fc`` reading a GEMM's output has ``k`` = its row ``N`` (or ``m*k*count`` =
+its elements). ``gemm`` layers (attention heads: reshaped operands) are not checked.
 """
 
 from __future__ import annotations
@@ -90,9 +90,9 @@ def build_graph(wl: Workload, source: str = "<workload>", *, check_channels: boo
     SpecError
         ``layers[i].inputs`` names no node (nor ``input``), or a node produced later (a cycle or an
         out-of-order file: the detail shows the cycle when there is one); a pool with no input shape; with
-        ``check_channels`` (a hwsim workload YAML: ``load_workload_yaml``), a layer whose channels do not match
-        the tensor it reads (module docstring; a SCALE-Sim topology CSV lists layers, not a chain, so its
-        shortcut convs would not pass).
+        ``check_channels`` (a hwsim workload YAML: ``load_workload_yaml``), a layer whose channels do not
+        match the tensor it reads (module docstring; a SCALE-Sim topology CSV lists layers, not a chain, so
+        its shortcut convs would not pass).
     """
     nodes = wl.nodes
     index = {n.name: i for i, n in enumerate(nodes)}
@@ -195,7 +195,8 @@ def _check_channels(nodes, inputs, info, source: str) -> None:
         e, row, chw = info[src]
         what = f"layers[{index[src]}] ({src})"
         if isinstance(n, Conv2d) and chw is not None and chw[0] != n.in_channels:
-            raise SpecError(source, f"layers[{i}].in_channels", f"{chw[0]}, the channels of the tensor it reads "
+            raise SpecError(source, f"layers[{i}].in_channels", f"{chw[0]}, the channels of the tensor "
+                                                                "it reads "
                             f"(the output of {what}, {chw[0]}x{chw[1]}x{chw[2]})", n.in_channels,
                             detail=f"layer {n.name}")
         if isinstance(n, Gemm) and n.op == "fc" and (n.inputs is None or len(n.inputs) == 1):
@@ -203,7 +204,8 @@ def _check_channels(nodes, inputs, info, source: str) -> None:
                 flat = chw[0] * chw[1] * chw[2]
                 if n.k != flat and (n.k % chw[0] or n.k > flat):
                     raise SpecError(source, f"layers[{i}].k", f"{flat}, the flattened output of {what} "
-                                    f"({chw[0]}x{chw[1]}x{chw[2]}), or a multiple of its {chw[0]} channels below "
+                                    f"({chw[0]}x{chw[1]}x{chw[2]}), or a multiple of its {chw[0]} "
+                                    "channels below "
                                     "that (a pool left out)", n.k, detail=f"layer {n.name}")
             elif n.k != row and n.m * n.k * n.count != e:
                 raise SpecError(source, f"layers[{i}].k", f"{row}, the row (N) of the output of {what}", n.k,
