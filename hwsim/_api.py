@@ -58,8 +58,12 @@ def load_arch(path: str | Path) -> ArchSpec:
     except SpecError as e:
         from .frontends import arch_from_zigzag, is_zigzag_hardware
 
+        import warnings
+
         try:
-            zz = is_zigzag_hardware(load_yaml(path, duplicate_keys="last"))
+            with warnings.catch_warnings():  # only a probe: arch_from_zigzag warns if it is ZigZag's file
+                warnings.simplefilter("ignore")
+                zz = is_zigzag_hardware(load_yaml(path, duplicate_keys="last"))
         except SpecError:
             zz = False
         if not zz:

@@ -311,7 +311,8 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
                     energies=ae, model_cpu_s=cpu, area=area_breakdown(arch, source=source), vector_rows=vrows,
                     tensor_rows=trows, timeline=timeline, occupancy=occ,
                     notes=list(plan.placement.notes) + band_notes + ([] if vu is not None or len(vrows) == 0 else [
-                        f"{len(vrows)} non-GEMM nodes not timed or priced: the arch has no vector_unit"]))
+                        f"{len(vrows)} non-GEMM nodes not timed or priced: the arch has no vector_unit"])
+                    + _acc_notes(arch, maps))
     res.totals = _totals(res)
     res.totals["total_cycles"] = max(end) if end else 0
     res.totals["array_cycles"] = sum(r["total_cycles"] for r in rows)
@@ -530,6 +531,21 @@ def _vector_nodes(arch: ArchSpec, graph: WorkloadGraph, plan: TensorPlan, tbits:
         row.update({f"energy_{c}_pj": v for c, v in by_comp.items() if c in energy_components(arch)})
         out.append(row)
     return out
+
+
+def _acc_notes(arch: ArchSpec, maps: dict) -> list[str]:
+    """One note when ``pe.acc_bits`` is narrower than ``b_a + b_w + ceil(log2 K)`` for some layer (the classic
+    bound: its sums may wrap or saturate; timing and energy do not depend on it)."""
+    acc = arch.pe.acc_bits
+    need = {m.layer: m.act_bits + m.weight_bits + (math.ceil(math.log2(m.k)) if m.k > 1 else 0)
+            for m in maps.values()}
+    over = [name for name, b in need.items() if b > acc]
+    if not over:
+        return []
+    worst = max(over, key=lambda n: need[n])
+    return [f"pe.acc_bits {acc} is below b_a + b_w + ceil(log2 K) for {len(over)} of {len(need)} layers "
+            f"(largest: {worst}, {need[worst]} bits): their sums may {arch.pe.acc_mode}; timing and energy "
+            "do not depend on it, `hwsim verify --arch` counts the events on a quantized model"]
 
 
 def _tensor_rows(graph: WorkloadGraph, plan: TensorPlan, tbits: dict[str, int], maps: dict[int, LayerMapping],

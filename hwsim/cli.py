@@ -142,6 +142,7 @@ def _cmd_vectors(args: argparse.Namespace) -> int:
     from ._api import load_arch
     from .errors import Found
     from .rtl import (
+        DEFAULT_MAX_BYTES,
         check_rtl_arch,
         missing_tools,
         onnx_operands,
@@ -151,6 +152,10 @@ def _cmd_vectors(args: argparse.Namespace) -> int:
     )
 
     arch = load_arch(args.arch)
+    if args.force and args.max_bytes is not None:
+        raise SpecError(SOURCE_ARG, "--force", "--force or --max-bytes (they exclude each other)",
+                        Found("both"))
+    max_bytes = None if args.force else (args.max_bytes or DEFAULT_MAX_BYTES)
     if args.cosim and missing_tools():
         raise SpecError(SOURCE_ARG, "--cosim", "an RTL simulator and cocotb installed",
                         Found(", ".join(f"no {m}" for m in missing_tools())))
@@ -166,7 +171,8 @@ def _cmd_vectors(args: argparse.Namespace) -> int:
         header = {"arch_file": str(args.arch), "model": str(args.model),
                   "operands_from": f"the nodes' real operands on inputs {args.inputs}" if args.inputs else
                   f"the nodes' real operands on seeded random model inputs (seed {args.seed})"}
-        out = write_layer_vectors(arch, items, args.out, header=header, where=str(args.arch))
+        out = write_layer_vectors(arch, items, args.out, header=header, where=str(args.arch),
+                                  max_bytes=max_bytes)
     else:
         if args.inputs:
             raise SpecError(SOURCE_ARG, "--inputs", "--inputs only with --model", args.inputs)
@@ -179,7 +185,8 @@ def _cmd_vectors(args: argparse.Namespace) -> int:
 
             bits = load_quant_config(args.quant_yaml, workload)
         out = write_vectors(arch, workload, args.out, layers=args.layer, bits=bits, seed=args.seed,
-                            arch_source=str(args.arch), workload_source=str(args.workload))
+                            arch_source=str(args.arch), workload_source=str(args.workload),
+                            max_bytes=max_bytes)
     import json
 
     manifest = json.loads((out / "manifest.json").read_text())
@@ -199,12 +206,30 @@ def _cmd_vectors(args: argparse.Namespace) -> int:
                       f"{sorted({f['rtl_cycles'] for f in lay['folds']})}")
         if bad:
             return 1
-    print(f"wrote {out / 'manifest.json'} and the hex/npz files it lists")
+    size = sum((out / f).stat().st_size for m in manifest["layers"] for f in [*m["files"].values(), m["npz"]])
+    print(f"wrote {out / 'manifest.json'} and the hex/npz files it lists ({size:,} bytes)")
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line, ``hwsim: error: command line: ...`` and exit 2, as
+    every other bad input (argparse prints its usage block first); ``--help`` is unchanged."""
+
+    def error(self, message: str):  # noqa: ANN201 - argparse's signature (NoReturn)
+        if message.startswith("argument "):  # "argument --wbits: expected ..." -> "--wbits: expected ..."
+            message = message[len("argument "):]
+        import re
+
+        # argparse's own words -> this project's "expected ..., found ..."
+        message = re.sub(r"invalid (\w+) value: (.*)$", r"expected a valid \1 value, found \2", message)
+        message = re.sub(r"invalid choice: (.*) \(choose from (.*)\)$", r"expected one of \2, found \1",
+                         message)
+        cmd = self.prog.split(" ", 1)[1] + " " if " " in self.prog else ""
+        self.exit(2, f"hwsim: error: {SOURCE_ARG}: {message} (hwsim {cmd}--help for usage)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hwsim", description=__doc__.splitlines()[0] if __doc__ else None)
+    p = _Parser(prog="hwsim", description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--version", action="version", version=f"hwsim {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -293,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "--model)")
     s.add_argument("--quant", dest="quant_yaml", help="quantization YAML: per-layer weight_bits/act_bits")
     s.add_argument("--model", help="quantized ONNX model instead of WORKLOAD: its QLinearConv, ConvInteger, "
-                   "QLinearMatMul and MatMulInteger nodes' real operands")
+                   "QLinearMatMul, MatMulInteger and QGemm (a QDQ Gemm) nodes' real operands")
     s.add_argument("--inputs", help="with --model: .npz with one array per model input (default: seeded "
                    "random)")
     s.add_argument("--layer", action="append", help="a layer (or --model node) name (repeatable; default: "
@@ -302,6 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "layer i uses seed + i)")
     s.add_argument("--cosim", action="store_true", help="also run the reference RTL (hwsim/rtl) on the "
                    "vectors (needs iverilog and cocotb)")
+    s.add_argument("--max-bytes", type=_positive, default=None, help="refuse to write more than this many "
+                   "bytes of hex files, estimated from the mapping before anything is written (default: "
+                   "256 MiB; "
+                   "one ResNet-50 layer on a 32x32 array is about 263 MB)")
+    s.add_argument("--force", action="store_true", help="write the vectors whatever their size")
     s.add_argument("--out", required=True, help="output folder")
     s.set_defaults(func=_cmd_vectors)
     return p

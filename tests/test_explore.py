@@ -36,7 +36,7 @@ def test_spec_errors_name_the_key(tmp_path):
                                         r"found axis 'array.rows' empty$|axes: expected a non-empty list"):
         load_sweep(p)
     p = _sweep(tmp_path, "name: s\naxes: {array.rows: [0]}\n")
-    with pytest.raises(SpecError, match=r"axes\.array\.rows: expected a value greater than 0, found 0$"):
+    with pytest.raises(SpecError, match=r"axes\.array\.rows\[0\]: expected a value greater than 0, found 0$"):
         load_sweep(p)
     p = _sweep(tmp_path, "name: s\nprecision: {per_layer: [{conv9: [4, 4]}]}\n")
     with pytest.raises(SpecError, match=r"precision\.per_layer\[0\]\.conv9: expected a layer of resnet18"):

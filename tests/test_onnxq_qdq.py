@@ -130,14 +130,17 @@ def test_matmul_qdq_and_narrow_arch(tmp_path):
 
 def test_float_conv_outside_a_group_is_compared_within_tolerance(tmp_path):
     # a float Conv the quantizer left (nodes_to_exclude): run in float32, compared with onnxruntime's value
-    # within the stated tolerance (MLAS's summation order is not reproduced)
-    inits = {"w": np.full((2, 1, 1, 1), 0.3, F32)}
-    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], name="fconv")]
-    m = build(nodes, inits, [1, 1, 3, 3], [("y", TensorProto.FLOAT)])
+    # within the stated tolerance (MLAS's summation order is not reproduced); its output is then quantized
+    # (a model with no quantized node at all is refused: nothing for the integer datapath to verify)
+    inits = {"w": np.full((2, 1, 1, 1), 0.3, F32), "s": np.array(0.01, F32), "z": np.array(0, np.uint8)}
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], name="fconv"),
+             helper.make_node("QuantizeLinear", ["y", "s", "z"], ["yq"], name="q")]
+    m = build(nodes, inits, [1, 1, 3, 3], [("y", TensorProto.FLOAT), ("yq", None)])
     path = tmp_path / "f.onnx"
     path.write_bytes(m.SerializeToString())
     rep = verify(path)
     (ft,) = rep.data["float_tensors"]
-    assert rep.mismatches == 0 and rep.elements == 18
+    # 18 float values of y (1x2x3x3) within the tolerance, 18 codes of yq bit for bit
+    assert rep.mismatches == 0 and rep.elements == 36
     assert ft["name"] == "y" and ft["compare"] == "tolerance" and ft["mismatches"] == 0
     assert ft["max_rel_diff"] < 1e-6  # one product per output: both sides round x * 0.3 once

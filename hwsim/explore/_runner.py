@@ -303,6 +303,10 @@ def run_sweep(path: str | Path, *, out: str | Path | None = None, resume: bool =
             raise MissingDependency(f"{err}; nothing was written") from None
         raise MissingDependency(f"{err}; the points written to {pts_csv} are complete rows: install it and "
                                 "run again with --resume") from None
+    except SpecError:
+        if written[0] == 0 and not resume:  # e.g. the ILP's sensitivity step refused: nothing half-written
+            _remove_new(out_dir, before)
+        raise
     except KeyboardInterrupt:
         raise KeyboardInterrupt(f"the points written to {pts_csv} are kept: run the same command with "
                                 "--resume to continue") from None

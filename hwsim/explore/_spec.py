@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 import random
 from pathlib import Path
 from typing import Any, Literal
@@ -190,7 +191,7 @@ def _workload_with(data: dict[str, Any], keys: dict[str, Any], path: str) -> Wor
     d = copy.deepcopy(data)
     d["transformer"].update(keys)
     wl = validate(Workload, expand_transformer(d, path), path)
-    wl.graph(path)
+    wl.graph(path, check_channels=True)
     return wl
 
 
@@ -199,6 +200,26 @@ def _policy_name(bits: dict[str, Bits], uniform: Bits | None) -> str:
         return f"W{uniform[0]}A{uniform[1]}"
     text = ",".join(f"{k}={w}/{a}" for k, (w, a) in bits.items())
     return "mixed-" + hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+#: Up to this many combinations of the arch axes are each validated when the sweep is loaded (0.1 ms each);
+#: beyond it only each value on its own, and a combination that does not validate is an error point.
+MAX_CHECKED_COMBOS = 20_000
+
+
+def _check_arch_combos(spec: SweepSpec, src: str, arch: ArchSpec, keys: list[str]) -> None:
+    """Every combination of the arch axes' values validates as an arch (values that are fine alone can clash,
+    e.g. unroll factors and array rows); a clash names the sweep file, ``axes`` and the combination."""
+    akeys = [k for k in keys if not k.startswith("workload.")]
+    if len(akeys) < 2 or math.prod(len(spec.axes[k]) for k in akeys) > MAX_CHECKED_COMBOS:
+        return
+    for vals in itertools.product(*(spec.axes[k] for k in akeys)):
+        hw = dict(zip(akeys, vals, strict=True))
+        try:
+            arch.replace(**hw)
+        except SpecError as e:
+            raise SpecError(src, "axes", f"combinations of axis values that each make a valid arch ({e.key}: "
+                            f"{e.expected})", Found(", ".join(f"{k}={v!r}" for k, v in hw.items()))) from None
 
 
 def _check_budgets(spec: SweepSpec, src: str, arch: ArchSpec, workload: Workload, combos: list, keys: list,
@@ -326,10 +347,14 @@ def load_sweep(path: str | Path) -> ResolvedSweep:
                 except SpecError as e:
                     raise SpecError(src, f"axes.{k}", e.expected, e.found, detail=e.key) from None
             continue
-        try:
-            arch.replace(**{k: spec.axes[k][0]})
-        except SpecError as e:
-            raise SpecError(src, f"axes.{k}", e.expected, e.found) from None
+        for j, v in enumerate(spec.axes[k]):  # every value on its own, named in the sweep file
+            try:
+                arch.replace(**{k: v})
+            except SpecError as e:
+                where = f"axes.{k}" if e.expected == "an existing arch key" else f"axes.{k}[{j}]"
+                raise SpecError(src, where, e.expected, e.found,
+                                detail=f"at {e.key}" if e.key != k else "") from None
+    _check_arch_combos(spec, src, arch, keys)
     # precision policies
     policies: list[tuple[str, dict[str, Bits]]] = []
 

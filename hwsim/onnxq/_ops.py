@@ -6,7 +6,8 @@ Each kernel takes the node, its input arrays (``None`` for an omitted optional i
 kernels live by job: :mod:`._ops_quantize` (QuantizeLinear/DequantizeLinear), :mod:`._ops_gemm` (QLinearConv,
 QLinearMatMul, QGemm, ConvInteger, MatMulInteger on :mod:`hwsim.datapath`, and the float Conv/MatMul/Gemm of
 QDQ groups), :mod:`._ops_elementwise` (float32-exact element-wise ops), :mod:`._ops_pool` (pooling),
-:mod:`._ops_shape` (shape ops), :mod:`._ops_dynamic` (DynamicQuantizeLinear), :mod:`._ops_common` (errors,
+:mod:`._ops_shape` (shape ops), :mod:`._ops_softmax` (QLinearSoftmax), :mod:`._ops_dynamic`
+(DynamicQuantizeLinear), :mod:`._ops_common` (errors,
 stats, attribute readers). With the defaults (32-bit wrap, ``ort_cpu``) every kernel reproduces onnxruntime's
 CPU kernel bit for bit. Sources per op are in the kernel docstrings; ``shared/reference/bitexact.md`` has the
 measured ones.
@@ -39,6 +40,7 @@ from ._ops_gemm import (
 from ._ops_pool import maxpool, qlinear_average_pool, qlinear_global_average_pool
 from ._ops_quantize import dequantize_linear, quantize_linear
 from ._ops_shape import concat, flatten, identity, reshape, squeeze, transpose, unsqueeze
+from ._ops_softmax import qlinear_softmax
 
 __all__ = ["NodeStats", "KERNELS", "FLOAT_GROUP_KERNELS", "SUPPORTED_OPS", "OpError",
            "reduction_bound_bits"]
@@ -59,6 +61,7 @@ KERNELS = {
     ("com.microsoft", "QLinearMul"): qlinear_mul,
     ("com.microsoft", "QLinearLeakyRelu"): qlinear_leaky_relu,
     ("com.microsoft", "QLinearSigmoid"): qlinear_sigmoid,
+    ("com.microsoft", "QLinearSoftmax"): qlinear_softmax,
     ("com.microsoft", "QLinearAveragePool"): qlinear_average_pool,
     ("com.microsoft", "QLinearGlobalAveragePool"): qlinear_global_average_pool,
     ("com.microsoft", "QLinearConcat"): qlinear_concat,

@@ -347,6 +347,24 @@ def _layer_rows(g: QGraph, run, ref_run, cfg: DatapathConfig) -> tuple[list[dict
     return layers, warnings
 
 
+def _is_quantized_op(n) -> bool:
+    op = n.op_type
+    return (op.startswith(("QLinear", "Quantize", "Dequantize", "DynamicQuantize")) or op.endswith("Integer")
+            or (n.domain == "com.microsoft" and op.startswith("Q")))
+
+
+def _check_quantized(g0: QGraph) -> None:
+    """A model with no quantized node (a float model): nothing for the integer datapath to verify."""
+    if any(_is_quantized_op(n) for n in g0.nodes):
+        return
+    ops = sorted({n.op_type for n in g0.nodes})
+    raise SpecError(g0.path, "", "a quantized ONNX model (QuantizeLinear/DequantizeLinear, QLinear*, "
+                    "ConvInteger, MatMulInteger, DynamicQuantizeLinear nodes)",
+                    Found(f"a float model ({len(g0.nodes)} nodes: {', '.join(ops[:6])}"
+                          f"{', ...' if len(ops) > 6 else ''}): no quantized node to verify"),
+                    detail="quantize it first, e.g. onnxruntime.quantization.quantize_static")
+
+
 def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfig | None = None,
            arch=None, target: str = "host", expected=None) -> VerifyReport:
     """Run ``model`` on hwsim's datapath and compare it with onnxruntime (live on this host, or outputs
@@ -385,7 +403,8 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
     Raises
     ------
     SpecError
-        Bad model, inputs or an unsupported op (names the file and node or tensor); an unknown target; a
+        Bad model, inputs or an unsupported op (names the file and node or tensor); a float model (no
+        quantized node: "no quantized node to verify"); an unknown target; a
         target other than the host's without ``expected``; an ``expected`` file without an output, or with a
         shape or dtype that differs (names the tensor).
     """
@@ -399,7 +418,8 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
     cfg = replace(config or DatapathConfig(), target=tgt.name)
     g0 = load_model(model)
     g = lower_qdq(g0)
-    check_supported(g)
+    check_supported(g)  # (an unsupported op is named first, even in a float model)
+    _check_quantized(g0)
     feeds = load_inputs(inputs, g0) if inputs is not None else random_inputs(g0, seed)
     run = execute(g, feeds, cfg)
     ref_cfg = DatapathConfig(target=tgt.name)

@@ -14,10 +14,12 @@ from ._area import area_study, synth_cells
 from ._cosim import RTL_SOURCE, TOPLEVEL, missing_tools, run_cosim
 from ._onnx import GEMM_OPS, dump_vectors, onnx_operands
 from ._vectors import (
+    DEFAULT_MAX_BYTES,
     VECTOR_FORMAT,
     LayerOperands,
     check_rtl_arch,
     conv_operands,
+    hex_bytes,
     layer_vectors,
     random_operands,
     rtl_parameters,
@@ -29,7 +31,7 @@ __all__ = [
     # _vectors
     "write_vectors", "write_layer_vectors", "layer_vectors", "random_operands", "conv_operands",
     "LayerOperands",
-    "rtl_parameters", "check_rtl_arch", "VECTOR_FORMAT",
+    "rtl_parameters", "check_rtl_arch", "VECTOR_FORMAT", "hex_bytes", "DEFAULT_MAX_BYTES",
     # _onnx
     "onnx_operands", "dump_vectors", "GEMM_OPS",
     # _cosim

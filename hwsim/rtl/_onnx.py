@@ -2,8 +2,11 @@
 
 The model runs on hwsim's integer datapath (:func:`hwsim.onnxq.execute`, QDQ models lowered as onnxruntime
 fuses them, under the arch's ``pe.acc_bits``/``pe.acc_mode``); each selected QLinearConv, ConvInteger,
-QLinearMatMul or MatMulInteger node then contributes the codes it really received (ifmap, weights, zero
-points, int32 bias) and the output codes hwsim computed for it.
+QLinearMatMul, MatMulInteger or com.microsoft QGemm node (a QDQ Gemm lowers to QGemm) then contributes the
+codes it really received (ifmap, weights, zero points, int32 bias) and the output codes hwsim computed for
+it. A QGemm's ``transA``/``transB`` are applied to its operands (the array runs ``A' B'``); its ``alpha``
+scales only the requantization. A QGemm without ``y_scale`` has float outputs: its vectors then requantize
+with a synthetic multiplier, as a workload layer's do.
 """
 
 from __future__ import annotations
@@ -28,11 +31,14 @@ from ._vectors import LayerOperands, conv_operands
 __all__ = ["onnx_operands", "dump_vectors", "GEMM_OPS"]
 
 #: The ONNX ops whose operands the array runs.
-GEMM_OPS = ("QLinearConv", "ConvInteger", "QLinearMatMul", "MatMulInteger")
+GEMM_OPS = ("QLinearConv", "ConvInteger", "QLinearMatMul", "MatMulInteger", "QGemm")
 
 # input positions: (x, x_zp, w, w_zp, bias, scales x, w, y)
 _POS = {"QLinearConv": (0, 2, 3, 5, 8, (1, 4, 6)), "ConvInteger": (0, 2, 1, 3, None, None),
-        "QLinearMatMul": (0, 2, 3, 5, None, (1, 4, 6)), "MatMulInteger": (0, 2, 1, 3, None, None)}
+        "QLinearMatMul": (0, 2, 3, 5, None, (1, 4, 6)), "MatMulInteger": (0, 2, 1, 3, None, None),
+        "QGemm": (0, 2, 3, 5, 6, (1, 4, 7))}
+#: input position of y_zero_point
+_YZ = {"QLinearConv": 7, "QLinearMatMul": 7, "QGemm": 8}
 
 
 def _attr(node, name, default=None):
@@ -84,6 +90,10 @@ def onnx_operands(model, arch: ArchSpec, *, inputs=None, nodes=None, seed: int =
     feeds = load_inputs(inputs, g) if inputs else random_inputs(g, seed)
     cfg = DatapathConfig(acc_bits=int(arch.pe.acc_bits), acc_mode=str(arch.pe.acc_mode))
     gemm_nodes = [nm for nm, n in zip(g.names, g.nodes, strict=False) if n.op_type in GEMM_OPS]
+    if not gemm_nodes:
+        ops = sorted({n.op_type for n in g.nodes})
+        raise SpecError(g.path, "", f"a model with a {'/'.join(GEMM_OPS)} node (what the array runs)",
+                        Found(f"none (ops: {', '.join(ops[:8])}{', ...' if len(ops) > 8 else ''})"))
     wanted = list(nodes) if nodes else gemm_nodes
     for nm in wanted:
         if nm not in gemm_nodes:
@@ -113,11 +123,18 @@ def onnx_operands(model, arch: ArchSpec, *, inputs=None, nodes=None, seed: int =
         y = np.asarray(env[n.output[0]])
         requant = {"from": f"{n.op_type} node {nm!r} of {g.path}, run on hwsim's datapath",
                    "out_dtype": str(y.dtype)}
-        if ps is not None:
+        float_out = n.op_type == "QGemm" and get(ps[2]) is None
+        if ps is not None and not float_out:
             requant.update({k: np.asarray(get(p)).astype(float).reshape(-1).tolist()
                             for k, p in zip(("x_scale", "w_scale", "y_scale"), ps, strict=False)})
-            yz = get(7)  # QLinearConv and QLinearMatMul: input 7 is y_zero_point
+            yz = get(_YZ[n.op_type])
             requant["out_zero_point"] = int(np.asarray(yz).reshape(-1)[0]) if yz is not None else 0
+        if n.op_type == "QGemm":
+            requant["alpha"] = float(_attr(n, "alpha", 1.0))
+            if _attr(n, "transA", 0):
+                x = x.T
+            if _attr(n, "transB", 0):
+                w = w.T
         if n.op_type in ("QLinearConv", "ConvInteger"):
             if _attr(n, "auto_pad", "NOTSET") not in ("NOTSET", "", None):
                 raise SpecError(where, "auto_pad", "explicit pads (NOTSET)", _attr(n, "auto_pad"))
@@ -143,10 +160,13 @@ def onnx_operands(model, arch: ArchSpec, *, inputs=None, nodes=None, seed: int =
                                 Found(f"shapes {x.shape} x {w.shape}"))
             a2 = x.reshape(x.shape[-2], x.shape[-1]).astype(np.int64)
             layer = Gemm(name=nm, op="gemm", m=int(a2.shape[0]), k=int(a2.shape[1]), n=int(w.shape[1]))
-            ops = LayerOperands(nm, (a2,), (w.astype(np.int64),), (np.zeros(w.shape[1], np.int64),), a_zp,
-                                b_zp,
+            bvec = np.zeros(w.shape[1], np.int64)
+            if bias is not None:  # QGemm's C: int32, one per output column (or one for all)
+                bvec = np.broadcast_to(np.asarray(bias).astype(np.int64).reshape(-1), (w.shape[1],)).copy()
+            ops = LayerOperands(nm, (a2,), (w.astype(np.int64),), (bvec,), a_zp, b_zp,
                                 a_bits, a_signed, b_bits, b_signed,
-                                ofmap=y.reshape(1, a2.shape[0], w.shape[1]), requant=requant)
+                                ofmap=None if float_out else y.reshape(1, a2.shape[0], w.shape[1]),
+                                requant=None if float_out else requant)
         out.append((layer, ops, None))
     return out
 

@@ -21,13 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from ..datapath import conv2d_acc, gemm_acc, systolic_gemm
-from ..errors import SpecError
+from ..errors import SOURCE_ARG, Found, SpecError
 from ..mapping import map_layer
 from ..quant import requantize
 from ..spec import ArchSpec, Conv2d, Gemm, Workload
 
 __all__ = ["LayerOperands", "random_operands", "conv_operands", "layer_vectors", "write_vectors",
-           "write_layer_vectors",
+           "write_layer_vectors", "hex_bytes", "DEFAULT_MAX_BYTES",
            "rtl_parameters",
            "check_rtl_arch", "VECTOR_FORMAT"]
 
@@ -118,8 +118,7 @@ def random_operands(layer: Conv2d | Gemm, *, weight_bits: int, act_bits: int, as
     rng = np.random.default_rng(seed)
     a_lo, a_hi = _code_range(act_bits, False)
     b_lo, b_hi = _code_range(weight_bits, True)
-    a_zp = int(rng.integers(a_lo, a_hi + 1)) if asymmetric[1] else 0
-    b_zp = int(rng.integers(b_lo, b_hi + 1)) if asymmetric[0] else 0
+    a_zp, b_zp = _random_zero_points(rng, weight_bits, act_bits, asymmetric)
     g = layer.gemm
     bias_span = 1 << min(30, act_bits + weight_bits + 2)
     if isinstance(layer, Conv2d):
@@ -133,6 +132,15 @@ def random_operands(layer: Conv2d | Gemm, *, weight_bits: int, act_bits: int, as
     b_q = tuple(rng.integers(b_lo, b_hi + 1, (g.k, g.n)) for _ in range(g.groups))
     bs = tuple(rng.integers(-bias_span, bias_span, g.n) for _ in range(g.groups))
     return LayerOperands(layer.name, a_q, b_q, bs, a_zp, b_zp, act_bits, False, weight_bits, True)
+
+
+def _random_zero_points(rng, weight_bits: int, act_bits: int, asymmetric) -> tuple[int, int]:
+    """(a_zp, b_zp): the first draws of a layer's generator (:func:`random_operands`)."""
+    a_lo, a_hi = _code_range(act_bits, False)
+    b_lo, b_hi = _code_range(weight_bits, True)
+    a_zp = int(rng.integers(a_lo, a_hi + 1)) if asymmetric[1] else 0
+    b_zp = int(rng.integers(b_lo, b_hi + 1)) if asymmetric[0] else 0
+    return a_zp, b_zp
 
 
 def check_rtl_arch(arch: ArchSpec, source: str = "<arch>") -> None:
@@ -325,14 +333,64 @@ def layer_vectors(layer: Conv2d | Gemm, arch: ArchSpec, ops: LayerOperands, *, w
             "lane_bits": lane_bits}
 
 
+#: ``hwsim vectors`` refuses to write more hex than this unless ``--max-bytes`` or ``--force`` says so (one
+#: ResNet-50 layer on a 32x32 array is about 263 MB).
+DEFAULT_MAX_BYTES = 256 * 2 ** 20
+
+
+def hex_bytes(layer: Conv2d | Gemm, arch: ArchSpec, ops: LayerOperands, *,
+              edge_bits: tuple[int, int] | None = None, where: str = "<arch>") -> int:
+    """The bytes of the ``$readmemh`` files :func:`write_layer_vectors` writes for one layer, from the mapping
+    alone (nothing is simulated): ``folds * (cycles_per_fold + drain)`` lines per stream (drain ``R - 1`` for
+    os, else 0), each ``ceil(lanes * bits / 4)`` hex digits and a newline; os streams: ``R`` lanes of
+    left_data/left_valid/left_last, ``C`` of top_data/out_data/out_valid; ws/is: ``C`` lanes of top_data,
+    psum_in, out_data, out_valid, one of load, ``R`` of left_data/left_valid, and ``folds * R`` lines of the
+    stationary operand (``C`` lanes). The compressed ``.npz`` (about a tenth of it) is not counted."""
+    lm = map_layer(layer, arch, weight_bits=ops.b_bits, act_bits=ops.a_bits, where=where)
+    p = rtl_parameters(arch, ops, edge_bits)
+    R, C, acc, df = arch.array.rows, arch.array.cols, arch.pe.acc_bits, arch.array.dataflow
+    L, T = p["L_BITS"], p["T_BITS"]
+
+    def line(lanes: int, bits: int) -> int:
+        return -(-(lanes * bits) // 4) + 1
+
+    cycles = lm.folds * (lm.cycles_per_fold + (R - 1 if df == "os" else 0))
+    if df == "os":
+        per = line(R, L) + 2 * line(R, 1) + line(C, T) + line(C, acc) + line(C, 1)
+        return cycles * per
+    per = line(C, T) + line(1, 1) + line(R, L) + line(R, 1) + 2 * line(C, acc) + line(C, 1)
+    return cycles * per + lm.folds * R * line(C, T)
+
+
+def _check_size(arch: ArchSpec, pairs, max_bytes: int | None, edge_bits, where: str) -> None:
+    if max_bytes is None:
+        return
+    sizes = [(layer.name, hex_bytes(layer, arch, ops, edge_bits=edge_bits, where=where))
+             for layer, ops in pairs]
+    total = sum(b for _, b in sizes)
+    if total > max_bytes:
+        big = max(sizes, key=lambda x: x[1])
+        raise SpecError(SOURCE_ARG, "--max-bytes", f"vectors of at most {max_bytes:,} bytes (give "
+                                                   "--max-bytes "
+                        "N or --force to write more, --layer NAME for fewer layers)",
+                        Found(f"{total:,} bytes of hex files for {len(sizes)} layer(s), the largest "
+                              f"{big[0]} {big[1]:,}"), detail="nothing was written")
+
+
 def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
 
 
 def write_layer_vectors(arch: ArchSpec, items, out: str | Path, *, header: dict | None = None,
-                        edge_bits: tuple[int, int] | None = None, where: str = "<arch>") -> Path:
+                        edge_bits: tuple[int, int] | None = None, where: str = "<arch>",
+                        max_bytes: int | None = None) -> Path:
     """Write vectors of ``items`` = [(layer, LayerOperands, seed or None), ...] into ``out`` (see
-    :func:`write_vectors`); ``header`` adds keys to the manifest."""
+    :func:`write_vectors`); ``header`` adds keys to the manifest.
+
+    ``max_bytes``: refuse (``SpecError`` on ``--max-bytes``, before anything is written) when the hex files
+    would exceed it (:func:`hex_bytes`); None: no limit."""
+    check_rtl_arch(arch, where)
+    _check_size(arch, [(layer, ops) for layer, ops, _ in items], max_bytes, edge_bits, where)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     entries = []
@@ -368,7 +426,8 @@ def write_layer_vectors(arch: ArchSpec, items, out: str | Path, *, header: dict 
 
 
 def write_vectors(arch: ArchSpec, workload: Workload, out: str | Path, *, layers=None, bits=None,
-                  seed: int = 0, arch_source: str = "<arch>", workload_source: str = "<workload>") -> Path:
+                  seed: int = 0, arch_source: str = "<arch>", workload_source: str = "<workload>",
+                  max_bytes: int | None = None) -> Path:
     """Write ``manifest.json``, ``$readmemh`` hex files and one npz per layer into ``out``.
 
     Parameters
@@ -379,11 +438,14 @@ def write_vectors(arch: ArchSpec, workload: Workload, out: str | Path, *, layers
         From a quantization config (default: the workload's).
     seed : int
         Seed of the random operands; layer ``i`` of the workload uses ``seed + i``.
+    max_bytes : int, optional
+        Refuse when the hex files would be larger (:func:`write_layer_vectors`); None: no limit.
 
     Raises
     ------
     SpecError
-        A layer name not in the workload (key ``--layer``), an arch the RTL cannot express.
+        A layer name not in the workload (key ``--layer``), an arch the RTL cannot express, vectors larger
+        than ``max_bytes`` (key ``--max-bytes``; nothing is written).
     """
     names = [ly.name for ly in workload.layers]
     wanted = list(layers) if layers else names
@@ -392,6 +454,14 @@ def write_vectors(arch: ArchSpec, workload: Workload, out: str | Path, *, layers
             raise SpecError("command line", "--layer", f"a layer of workload {workload.name!r} "
                             f"({', '.join(names[:8])}{', ...' if len(names) > 8 else ''})", n)
     check_rtl_arch(arch, arch_source)
+    stubs = []  # the size check first: operands need memory (a conv's im2col rows) and time
+    for i, layer in enumerate(workload.layers):
+        if layer.name in wanted:
+            wb, ab = bits[layer.name] if bits else workload.bits(layer)
+            a_zp, b_zp = _random_zero_points(np.random.default_rng(seed + i), wb, ab,
+                                             workload.asymmetric(layer))
+            stubs.append((layer, LayerOperands(layer.name, (), (), (), a_zp, b_zp, ab, False, wb, True)))
+    _check_size(arch, stubs, max_bytes, None, arch_source)
     items = []
     for i, layer in enumerate(workload.layers):
         if layer.name not in wanted:
@@ -402,4 +472,4 @@ def write_vectors(arch: ArchSpec, workload: Workload, out: str | Path, *, layers
         items.append((layer, ops, seed + i))
     header = {"arch_file": str(arch_source), "workload": workload.name, "workload_file": str(workload_source),
               "operands_from": f"seeded random codes (numpy default_rng(seed + layer index), seed {seed})"}
-    return write_layer_vectors(arch, items, out, header=header, where=arch_source)
+    return write_layer_vectors(arch, items, out, header=header, where=arch_source, max_bytes=max_bytes)

@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from ..errors import SpecError
 from ._base import SpecModel
@@ -152,6 +152,11 @@ class PEConfig(_Frozen):
     operand *after* the zero point is subtracted. 8-bit codes with a zero point need 9 bits (``x - z`` spans
     [-255, 255]); with fewer, out-of-range operands wrap (two's complement) and ``verify`` counts them per
     layer. Omitted: wide enough. Timing and energy do not use it.
+
+    ``acc_bits`` is at least ``2 * operand_bits`` (a narrower accumulator cannot hold one product of two
+    full-range operands: an error). Narrower than ``b_a + b_w + ceil(log2 K)`` for a layer's reduction length
+    ``K`` is legal hardware whose sums may wrap or saturate (``acc_mode``): ``hwsim simulate`` notes it
+    (timing and energy are unaffected), ``hwsim verify --arch`` runs it and counts the events per node.
     """
 
     operand_bits: int = Field(gt=0, le=32, description="native operand width, bits")
@@ -165,6 +170,15 @@ class PEConfig(_Frozen):
     brick_bits: int = Field(default=2, gt=0, le=32, description="bit_fusion only: BitBrick width, bits")
     serial_operands: tuple[Literal["act", "weight"], ...] = ("act",)
     bits_per_cycle: int = Field(default=1, gt=0, le=32, description="bit_serial only: bits fed per cycle")
+
+    @field_validator("acc_bits")
+    @classmethod
+    def _acc_holds_a_product(cls, v: int, info: ValidationInfo) -> int:
+        n = info.data.get("operand_bits")  # validated first (declared first); absent if it was bad
+        if n is not None and v < 2 * n:  # not even one full-range product fits: always a mistake
+            raise ValueError(f"at least 2 * operand_bits = {2 * n} (one product of two {n}-bit operands); "
+                             f"found {v}")
+        return v
 
     @model_validator(mode="after")
     def _check(self) -> PEConfig:

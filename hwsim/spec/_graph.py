@@ -15,7 +15,11 @@ Element counts (all per network run, batch included):
 * maxpool / avgpool: ``C*H_out*W_out`` from its window (a global pool: ``C``).
 
 A consumer's own declared input size may differ from its producer's output (workloads that leave out a pool
-or a flatten); the tensor is the producer's output, which is what is stored and moved.
+or a flatten); the tensor is the producer's output, which is what is stored and moved. Channels may not
+differ in a workload YAML (``check_channels``): a conv2d/depthwise reading a tensor of known ``(C, H, W)`` has
+``in_channels = C``; an ``fc`` reading one has ``k = C*H*W`` (the flattened tensor) or a multiple of ``C`` no
+larger (a pool left out), and an ``fc`` reading a GEMM's output has ``k`` = its row ``N`` (or ``m*k*count`` =
+its elements). ``gemm`` layers (attention heads: reshaped operands) are not checked.
 """
 
 from __future__ import annotations
@@ -78,14 +82,17 @@ def _in_elements(node: Conv2d | Gemm) -> tuple[int, int, tuple[int, int, int] | 
     return node.m * node.k * node.count, node.k, None
 
 
-def build_graph(wl: Workload, source: str = "<workload>") -> WorkloadGraph:
+def build_graph(wl: Workload, source: str = "<workload>", *, check_channels: bool = False) -> WorkloadGraph:
     """Check ``wl``'s graph and count every tensor's elements (module docstring).
 
     Raises
     ------
     SpecError
         ``layers[i].inputs`` names no node (nor ``input``), or a node produced later (a cycle or an
-        out-of-order file: the detail shows the cycle when there is one); a pool with no input shape.
+        out-of-order file: the detail shows the cycle when there is one); a pool with no input shape; with
+        ``check_channels`` (a hwsim workload YAML: ``load_workload_yaml``), a layer whose channels do not
+        match the tensor it reads (module docstring; a SCALE-Sim topology CSV lists layers, not a chain, so
+        its shortcut convs would not pass).
     """
     nodes = wl.nodes
     index = {n.name: i for i, n in enumerate(nodes)}
@@ -160,6 +167,8 @@ def build_graph(wl: Workload, source: str = "<workload>") -> WorkloadGraph:
             else:
                 info[n.name] = (n.elements or e0, n.row or r0, chw0)
         window.append(w)
+    if check_channels:
+        _check_channels(nodes, inputs, info, source)
     tensors: dict[str, TensorInfo] = {}
     if INPUT in info:
         e, r, chw = info[INPUT]
@@ -168,3 +177,36 @@ def build_graph(wl: Workload, source: str = "<workload>") -> WorkloadGraph:
         e, r, chw = info[n.name]
         tensors[n.name] = TensorInfo(n.name, i, tuple(cons.get(n.name, ())), e, r, chw)
     return WorkloadGraph(nodes=tuple(nodes), inputs=tuple(inputs), tensors=tensors, window=tuple(window))
+
+
+def _check_channels(nodes, inputs, info, source: str) -> None:
+    """Channel agreement between each GEMM layer and the tensor it reads (module docstring).
+
+    Raises
+    ------
+    SpecError
+        ``layers[i].in_channels`` or ``layers[i].k``, naming the layer, the producer and both values.
+    """
+    index = {n.name: i for i, n in enumerate(nodes)}
+    for i, n in enumerate(nodes):
+        if isinstance(n, VectorOp) or inputs[i][0] == INPUT:
+            continue
+        src = inputs[i][0]
+        e, row, chw = info[src]
+        what = f"layers[{index[src]}] ({src})"
+        if isinstance(n, Conv2d) and chw is not None and chw[0] != n.in_channels:
+            raise SpecError(source, f"layers[{i}].in_channels", f"{chw[0]}, the channels of the tensor "
+                                                                "it reads "
+                            f"(the output of {what}, {chw[0]}x{chw[1]}x{chw[2]})", n.in_channels,
+                            detail=f"layer {n.name}")
+        if isinstance(n, Gemm) and n.op == "fc" and (n.inputs is None or len(n.inputs) == 1):
+            if chw is not None:
+                flat = chw[0] * chw[1] * chw[2]
+                if n.k != flat and (n.k % chw[0] or n.k > flat):
+                    raise SpecError(source, f"layers[{i}].k", f"{flat}, the flattened output of {what} "
+                                    f"({chw[0]}x{chw[1]}x{chw[2]}), or a multiple of its {chw[0]} "
+                                    "channels below "
+                                    "that (a pool left out)", n.k, detail=f"layer {n.name}")
+            elif n.k != row and n.m * n.k * n.count != e:
+                raise SpecError(source, f"layers[{i}].k", f"{row}, the row (N) of the output of {what}", n.k,
+                                detail=f"layer {n.name}")

@@ -128,7 +128,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         node = self.get_single_node()
         if node is None:
             return None
-        _check_graph(self, node, self.hwsim_source)
+        _check_graph(self, node, self.hwsim_source, duplicates=self.hwsim_duplicates == "error")
         return self.construct_document(node)
 
 
@@ -149,10 +149,11 @@ _FLOAT_TAG = "tag:yaml.org,2002:float"
 _INT_TAG = "tag:yaml.org,2002:int"
 
 
-def _check_graph(loader: yaml.SafeLoader, root: yaml.Node, source: str) -> None:
+def _check_graph(loader: yaml.SafeLoader, root: yaml.Node, source: str, *, duplicates: bool = False) -> None:
     """Bound the expanded size and depth of a composed YAML graph (aliases are shared nodes, so the expanded
     size is a sum over a DAG, computed once per node) and refuse recursive aliases, non-finite floats and huge
-    integers, naming the key path and line of the first. Iterative: no recursion however the aliases nest."""
+    integers, naming the key path and line of the first; with ``duplicates``, also a key given twice in one
+    mapping (its key path and both lines). Iterative: no recursion however the aliases nest."""
     size: dict[int, int] = {}
     depth: dict[int, int] = {}
     on_path: set[int] = set()
@@ -185,11 +186,28 @@ def _check_graph(loader: yaml.SafeLoader, root: yaml.Node, source: str) -> None:
             _check_scalar(loader, node, path, fail)
             size[nid], depth[nid] = 1, 1
             continue
+        if duplicates and isinstance(node, yaml.MappingNode):
+            _check_unique_keys(node, path, source)
         on_path.add(nid)
         stack.append((node, path, True))
         for step, child in reversed(_children(node)):
             if id(child) not in size:
                 stack.append((child, path + step, False))
+
+
+def _check_unique_keys(node: yaml.MappingNode, path: str, source: str) -> None:
+    """A scalar key given twice in one mapping: one error naming the key path and both lines (YAML itself
+    keeps the last silently)."""
+    seen: dict[tuple[str, str], int] = {}
+    for k, _ in node.value:
+        if not isinstance(k, yaml.ScalarNode):
+            continue
+        line = k.start_mark.line + 1
+        if (k.tag, k.value) in seen:
+            raise SpecError(source, f"{path}.{k.value}".lstrip("."), "each key once in a mapping",
+                            Found(f"{str(k.value)[:60]!r} given twice (lines {seen[(k.tag, k.value)]} and "
+                                  f"{line})"))
+        seen[(k.tag, k.value)] = line
 
 
 def _check_scalar(loader: yaml.SafeLoader, node: yaml.ScalarNode, path: str, fail) -> None:  # noqa: ANN001

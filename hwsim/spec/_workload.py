@@ -395,18 +395,19 @@ class Workload(_Frozen):
         """The GEMM layers in order (the non-GEMM ops left out)."""
         return tuple(n for n in self.nodes if not isinstance(n, VectorOp))
 
-    def graph(self, source: str = "<workload>"):
-        """The checked tensor graph (:class:`hwsim.spec.WorkloadGraph`).
+    def graph(self, source: str = "<workload>", *, check_channels: bool = False):
+        """The checked tensor graph (:class:`hwsim.spec.WorkloadGraph`); ``check_channels``: also refuse a
+        layer whose channels do not match the tensor it reads (:func:`hwsim.spec.build_graph`).
 
         Raises
         ------
         SpecError
             An unknown input name, a tensor consumed before it is produced (a cycle), naming ``source`` and
-            ``layers[i].inputs``.
+            ``layers[i].inputs``; with ``check_channels``, ``layers[i].in_channels`` or ``layers[i].k``.
         """
         from ._graph import build_graph
 
-        return build_graph(self, source)
+        return build_graph(self, source, check_channels=check_channels)
 
     def shape_warnings(self, source: str = "") -> list[str]:
         """One line per layer whose shape does not divide, naming the layer (see
@@ -485,7 +486,7 @@ def transformer_workload(name: str | None = None, *, weight_bits: int = 8, act_b
         data["name"] = name
     data = expand_transformer(data, "<transformer>")
     wl = validate(Workload, data, "<transformer>")
-    wl.graph("<transformer>")
+    wl.graph("<transformer>", check_channels=True)
     return wl
 
 
@@ -496,11 +497,11 @@ def load_workload_yaml(path: str | Path) -> Workload:
     ------
     SpecError
         Missing file, bad YAML, unknown key, an impossible layer (e.g. a filter larger than its padded input),
-        naming the file and ``layers[i].key``.
+        a layer whose channels do not match the tensor it reads, naming the file and ``layers[i].key``.
     """
     data = load_yaml(path)
     if "transformer" in data:
         data = expand_transformer(data, str(path))
     wl = validate(Workload, data, str(path))
-    wl.graph(str(path))  # the graph is checked on loading (unknown inputs, cycles)
+    wl.graph(str(path), check_channels=True)  # checked on loading (unknown inputs, cycles, channels)
     return wl
