@@ -40,7 +40,6 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _host import check, host_line  # noqa: E402
 
-
 SPIN = False
 
 
@@ -77,9 +76,9 @@ def _median_times(fns, repeat: int) -> list[float]:
     ts = [[] for _ in fns]
     cs = [[] for _ in fns]
     for _ in range(repeat):
-        for fn, t, c in zip(fns, ts, cs):
+        for fn, t, c in zip(fns, ts, cs, strict=False):
             _timed(fn, t, c)
-    for fn, c in zip(fns, cs):
+    for fn, c in zip(fns, cs, strict=False):
         CPU[id(fn)] = statistics.median(c)
     return [statistics.median(t) for t in ts]
 
@@ -111,8 +110,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--size", type=int, default=1024, help="GEMM M = N = K")
     p.add_argument("--ort-spin", action="store_true",
-                   help="leave onnxruntime's pool threads spinning after each run (its default); the sides are "
-                        "then timed one after the other instead of interleaved")
+                   help="leave onnxruntime's pool threads spinning after each run (its default); the sides "
+                        "are then timed one after the other instead of interleaved")
     args = p.parse_args(argv)
     global SPIN
     SPIN = args.ort_spin
@@ -183,7 +182,8 @@ def main(argv=None) -> int:
         y_hw = qlinear_matmul(a, b, a_qp=a_qp, b_qp=b_qp, y_qp=y_qp, int16_pairs=sat)
         same = bool(np.array_equal(y_ort, y_hw))
         tag = f"{np.dtype(adt).name} x {np.dtype(bdt).name}"
-        fns = [lambda: sess.run(None, {"a": a}), lambda: qlinear_matmul(a, b, a_qp=a_qp, b_qp=b_qp, y_qp=y_qp),
+        fns = [lambda: sess.run(None, {"a": a}),
+               lambda: qlinear_matmul(a, b, a_qp=a_qp, b_qp=b_qp, y_qp=y_qp),
                lambda: gemm_acc(a, b, a_zp=az, b_zp=0)]
         if adt == np.uint8:
             fns.append(lambda: pair_saturating_gemm(a, b))
@@ -268,7 +268,8 @@ def main(argv=None) -> int:
     print("CPU time per call (process time of all threads, medians; for reading a loaded machine, the goals "
           "use wall time):")
     for k, (o, h) in cpu_ms.items():
-        print(f"  {k:<{w1}}  ORT {o * 1e3:8.2f} ms  hwsim qlinear {h * 1e3:8.2f} ms  ORT / hwsim {o / h:5.2f}")
+        print(f"  {k:<{w1}}  ORT {o * 1e3:8.2f} ms  hwsim qlinear {h * 1e3:8.2f} ms  "
+              f"ORT / hwsim {o / h:5.2f}")
     print("hwsim threads used: " + "; ".join(f"{k}: {v}" for k, v in thr.items()) + f"; onnxruntime: "
           f"{args.threads} everywhere")
     print()

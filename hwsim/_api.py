@@ -56,9 +56,9 @@ def load_arch(path: str | Path) -> ArchSpec:
     try:
         return _load_arch_file(path)
     except SpecError as e:
-        from .frontends import arch_from_zigzag, is_zigzag_hardware
-
         import warnings
+
+        from .frontends import arch_from_zigzag, is_zigzag_hardware
 
         try:
             with warnings.catch_warnings():  # only a probe: arch_from_zigzag warns if it is ZigZag's file

@@ -310,8 +310,9 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
     res = SimResult(arch=arch, workload=workload, bits=resolved, rows=rows, energy_records=records,
                     energies=ae, model_cpu_s=cpu, area=area_breakdown(arch, source=source), vector_rows=vrows,
                     tensor_rows=trows, timeline=timeline, occupancy=occ,
-                    notes=list(plan.placement.notes) + band_notes + ([] if vu is not None or len(vrows) == 0 else [
-                        f"{len(vrows)} non-GEMM nodes not timed or priced: the arch has no vector_unit"])
+                    notes=list(plan.placement.notes) + band_notes + (
+                        [] if vu is not None or len(vrows) == 0 else
+                        [f"{len(vrows)} non-GEMM nodes not timed or priced: the arch has no vector_unit"])
                     + _acc_notes(arch, maps))
     res.totals = _totals(res)
     res.totals["total_cycles"] = max(end) if end else 0
@@ -347,16 +348,16 @@ def _with_scales(m: LayerMapping, layer, arch: ArchSpec) -> LayerMapping:
 
 def _tile_costs(m: LayerMapping, arch: ArchSpec, tilings: list[tuple[int, bool]]) -> LayerMapping:
     """A layer run in depth-first row tiles (``timing.reuse: fused``, :mod:`hwsim.schedule._plan`), once per
-    fused edge it belongs to: ``tilings`` = ``(tiles, refetch)`` per edge. The layer runs in ``T`` tiles:
-    the edges' count when they agree, else ``1 + sum(tiles - 1)`` (the union of their boundaries, an upper
-    bound). A layer the mapper already runs in ``m_tiles`` row tiles (its ifmap does not fit its buffer
-    share) restarts its folds per tile anyway: only ``k = max(0, T - m_tiles)`` restarts are new, each one tile's fill + drain (``(fill + drain) /
-    m_tiles`` of the untiled layer) and a reload of the layer's weights W into the array: W bits read from
-    the innermost shared level holding weights (and written into a per-PE filter register file when there
-    is one). With
-    ``refetch`` (the stack's weights do not fit the filter buffers together) the weights also come again
-    from DRAM, ``tiles - 1`` times per such edge (what the placement counted, so that DRAM bytes stay
-    ``none``'s minus the bits saved), written into the outermost on-chip filter level."""
+    fused edge it belongs to: ``tilings`` = ``(tiles, refetch)`` per edge. The layer runs in ``T`` tiles: the
+    edges' count when they agree, else ``1 + sum(tiles - 1)`` (the union of their boundaries, an upper bound).
+    A layer the mapper already runs in ``m_tiles`` row tiles (its ifmap does not fit its buffer share)
+    restarts its folds per tile anyway: only ``k = max(0, T - m_tiles)`` restarts are new, each one tile's
+    fill + drain (``(fill + drain) / m_tiles`` of the untiled layer) and a reload of the layer's weights W
+    into the array: W bits read from the innermost shared level holding weights (and written into a per-PE
+    filter register file when there is one). With ``refetch`` (the stack's weights do not fit the filter
+    buffers together) the weights also come again from DRAM, ``tiles - 1`` times per such edge (what the
+    placement counted, so that DRAM bytes stay ``none``'s minus the bits saved), written into the outermost
+    on-chip filter level."""
     from dataclasses import replace
 
     ns = [n for n, _ in tilings]

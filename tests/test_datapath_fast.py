@@ -434,6 +434,6 @@ def test_avx2_work_sharing_threads_equal_one_thread(monkeypatch):
         two = run()
     finally:
         numba.set_num_threads(old)
-    for p, q in zip(one, two):
+    for p, q in zip(one, two, strict=False):
         np.testing.assert_array_equal(p, q)
     np.testing.assert_array_equal(one[0], (a.astype(np.int64) - 128) @ b.astype(np.int64))

@@ -457,4 +457,5 @@ def test_requantize_compiled_pass_equals_numpy_form(profile):
     acc4 = rng.integers(-2**20, 2**20, (2, 6, 5, 7))
     mc = (rng.random(6) * 1e-3 + 1e-5).astype(np.float32)
     kw = dict(zero_point=-3, qmin=-128, qmax=127, channel_axis=1, profile=profile)
-    np.testing.assert_array_equal(requantize(acc4, mc, **kw), requantize(acc4, mc, rounding="half_even", **kw))
+    np.testing.assert_array_equal(requantize(acc4, mc, **kw),
+                                  requantize(acc4, mc, rounding="half_even", **kw))

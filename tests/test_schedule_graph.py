@@ -347,7 +347,8 @@ def test_fused_tile_height_is_the_largest_that_fits_when_weights_fit():
     arch = make_arch(**{"memory.ifmap_sram.size_kib": 2})
     inter = simulate_workload(arch.replace(**{"timing.reuse": "inter_layer"}), wl)
     fused = simulate_workload(arch.replace(**{"timing.reuse": "fused"}), wl)
-    assert _band_note(fused) == ["fused a -> b: 2 tiles of 8 output rows, weights fetched again per tile: 0 B"]
+    assert _band_note(fused) == [
+        "fused a -> b: 2 tiles of 8 output rows, weights fetched again per tile: 0 B"]
     assert _dram(inter) - _dram(fused) == 2 * 2048
     # the second tile restarts every fold of a (mapped in one row tile): one more fill + drain; b's mapper
     # already runs it in 19 row tiles (its 2 KiB ifmap through a 1 KiB buffer half), so 2 tiles add none
@@ -369,7 +370,8 @@ def test_fused_tile_height_trades_weight_refetch_against_capacity():
     inter = simulate_workload(arch.replace(**{"timing.reuse": "inter_layer"}), wl)
     assert inter.rows[1]["dram_ifmap_read_bytes"] == 4096 and inter.rows[0]["dram_ofmap_write_bytes"] == 2048
     auto = simulate_workload(arch.replace(**{"timing.reuse": "fused"}), wl)
-    assert _band_note(auto) == ["fused a -> b: 2 tiles of 8 output rows, weights fetched again per tile: 648 B"]
+    assert _band_note(auto) == [
+        "fused a -> b: 2 tiles of 8 output rows, weights fetched again per tile: 648 B"]
     assert _dram(inter) - _dram(auto) == 5496
     for h, saved in ((1, 0), (2, 1608)):
         res = simulate_workload(arch.replace(**{"timing.reuse": "fused", "timing.fused_tile_rows": h}), wl)
@@ -390,12 +392,14 @@ def test_fused_stack_of_three_shares_the_buffer_and_pays_each_tiling_once():
     inter = simulate_workload(arch.replace(**{"timing.reuse": "inter_layer"}), wl)
     fused = simulate_workload(arch.replace(**{"timing.reuse": "fused"}), wl)
     assert _dram(inter) - _dram(fused) == 4 * 2048
-    got = [tuple(map(int, re.search(r"(\d+) tiles of (\d+) output rows", n).groups())) for n in _band_note(fused)]
+    got = [tuple(map(int, re.search(r"(\d+) tiles of (\d+) output rows", n).groups()))
+           for n in _band_note(fused)]
     assert sorted(got) in ([(3, 6), (4, 4)],) and sum(n for n, _ in got) == 7
     (n1, _), (n2, _) = got
     assert [r["m_tiles"] for r in inter.rows] == [1, 19, 19]
     extra = [(n1 - 1) * (inter.rows[0]["fill_cycles"] + inter.rows[0]["drain_cycles"]), 0, 0]
-    assert [f["compute_cycles"] - i["compute_cycles"] for i, f in zip(inter.rows, fused.rows)] == extra
+    assert [f["compute_cycles"] - i["compute_cycles"]
+            for i, f in zip(inter.rows, fused.rows, strict=True)] == extra
 
 
 def _random_convs(rng: random.Random) -> list[dict]:

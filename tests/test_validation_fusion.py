@@ -26,13 +26,15 @@ PAD_B = 64 * (58 * 58 - 56 * 56)
 
 @pytest.fixture(scope="module")
 def tpu():
-    return {r: hwsim.simulate(D / "stream_tpu_like_core.yaml", D / "resnet18_layer1_convs.yaml", reuse=r).totals
+    return {r: hwsim.simulate(D / "stream_tpu_like_core.yaml", D / "resnet18_layer1_convs.yaml",
+                              reuse=r).totals
             for r in ("none", "inter_layer", "fused")}
 
 
 @pytest.fixture(scope="module")
 def tc1():
-    return {r: hwsim.simulate(D / "stream_testing_core1.yaml", D / "resnet18_layer1_convs.yaml", reuse=r).totals
+    return {r: hwsim.simulate(D / "stream_testing_core1.yaml", D / "resnet18_layer1_convs.yaml",
+                              reuse=r).totals
             for r in ("none", "inter_layer", "fused")}
 
 

@@ -35,10 +35,14 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from importlib.metadata import version  # noqa: E402
+
 from stream.classes.hardware.architecture import accelerator as _acc_mod  # noqa: E402
-from stream.classes.stages import (GenerateCNWorkloadHybridStage, InterCoreMappingStage,  # noqa: E402
-                                   IntraCoreMappingStage)
-from stream.classes.stages import UserDefinedModelParserStage  # noqa: E402
+from stream.classes.stages import (  # noqa: E402
+    GenerateCNWorkloadHybridStage,
+    InterCoreMappingStage,
+    IntraCoreMappingStage,
+    UserDefinedModelParserStage,  # noqa: E402
+)
 from zigzag.classes.stages import AcceleratorParserStage, MainStage  # noqa: E402
 
 CASES = {
@@ -104,7 +108,7 @@ def _cn_breakdown(scme, stage):
         for op, per_level in cme.energy_breakdown.items():
             mem_op = node.memory_operand_links[op]
             lvls = cme.accelerator.get_core(cme.core_id).memory_hierarchy.get_memory_levels(mem_op)
-            for lv, e in zip(lvls, per_level):
+            for lv, e in zip(lvls, per_level, strict=False):
                 key = f"{lv.name}"
                 levels[key] = levels.get(key, 0.0) + e
         for mem_op in node.too_large_operands:
@@ -159,7 +163,8 @@ def main():
     only = sys.argv[2:] or list(CASES)
     os.makedirs(outdir, exist_ok=True)
     _wrap()
-    res = {"tool": "stream-dse", "stream_version": version("stream-dse"), "zigzag_version": version("zigzag-dse"),
+    res = {"tool": "stream-dse", "stream_version": version("stream-dse"),
+           "zigzag_version": version("zigzag-dse"),
            "command": "cd bench/stream_fusion && /tmp/streamvenv/bin/python run_stream_fusion.py "
                       "../../tests/data/stream_fusion",
            "settings": {"cn_define_mode": 1, "loma_lpf_limit": 6, "scheduler_candidate_selection": "memory",

@@ -48,7 +48,8 @@ from numba import njit, prange
 
 from . import _avx2, _vnni
 
-__all__ = ["exact_gemm", "exact_conv", "pairs_conv", "implicit_conv", "vnni_available", "avx2_available", "fast_path_name"]
+__all__ = ["exact_gemm", "exact_conv", "pairs_conv", "implicit_conv", "vnni_available", "avx2_available",
+           "fast_path_name"]
 
 _F32_EXACT = 1 << 24
 _F64_EXACT = 1 << 53
@@ -74,7 +75,7 @@ def _threads_for(macs: int, floor: int | None = None):
 
 
 def kernel_threads(macs: int) -> int:
-    """Threads the fast path of this host uses for a product of ``macs`` multiply-accumulates (for reports)."""
+    """Threads the fast path of this host uses for a product of ``macs`` multiply-accumulates (reports)."""
     floor = AVX2_PARALLEL_MIN_MACS if fast_path_name() == "avx2" else PARALLEL_MIN_MACS
     return numba.get_num_threads() if macs >= floor else 1
 
@@ -617,7 +618,8 @@ def pairs_conv(x, w, ox: int, ow: int, xz: int, wz: np.ndarray, pads, stride, di
             wq = wq.reshape(kg, -1)
             part = implicit_conv(xg, np.ascontiguousarray(wq.T), "ubs", kr, ks, stride, dilation, ho, wo)
             zg = wzp[g * kg:(g + 1) * kg]
-            ps = _window_sums_nhwc(xg, kr, ks, stride, dilation, ho, wo) if zg.any() else np.zeros(1, np.int64)
+            ps = (_window_sums_nhwc(xg, kr, ks, stride, dilation, ho, wo) if zg.any()
+                  else np.zeros(1, np.int64))
             b = xzp * wq.sum(axis=1, dtype=np.int64) - q * xzp * zg
             _conv_epilogue(part, zg, ps, b, ho * wo, g * kg, out)
     return out.reshape(n_b, k_out, ho, wo)

@@ -334,10 +334,10 @@ def _scaled_tflite(acc: np.ndarray, m: float, single: bool, rounding: str | None
 
 @njit(cache=True)
 def _rq_f32_kernel(a3, m, lo, hi, z, zfirst, out3):
-    """One pass of the float32 profiles (no float bias, the profile's own rounding) over ``a3`` (P, C, Q) int64
-    with ``m`` (C,) or (1,) float32: ``v = f32(f32(a) * m)`` (an IEEE float32 product: numba compiles without
-    fastmath, so no FMA and no reassociation), then ``ort_cpu``: ``rne(clamp(v, lo, hi)) + z`` with ``lo =
-    qmin - z``; ``torch_onednn`` (``zfirst``): ``rne(clamp(f32(v + z), lo, hi))`` with ``lo = qmin``.
+    """One pass of the float32 profiles (no float bias, the profile's own rounding) over ``a3`` (P, C, Q)
+    int64 with ``m`` (C,) or (1,) float32: ``v = f32(f32(a) * m)`` (an IEEE float32 product: numba compiles
+    without fastmath, so no FMA and no reassociation), then ``ort_cpu``: ``rne(clamp(v, lo, hi)) + z`` with
+    ``lo = qmin - z``; ``torch_onednn`` (``zfirst``): ``rne(clamp(f32(v + z), lo, hi))`` with ``lo = qmin``.
     ``np.float32(int64)`` rounds once to nearest even, as numpy's ``astype(float32)`` and x86 ``cvtsi2ss``
     (``cvtdq2ps`` in MLAS) do; ``np.rint`` is round half to even, as numpy's."""
     p_n, c_n, q_n = a3.shape

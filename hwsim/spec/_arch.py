@@ -473,8 +473,8 @@ class TimingConfig(_Frozen):
         "inter_layer: a tensor stays in an on-chip level for its whole lifetime when it fits "
         "(hwsim.schedule); fused: also runs stacks of layers depth-first in row tiles whose footprint fits")
     fused_tile_rows: int | None = Field(
-        default=None, gt=0, description="fused: output rows per depth-first tile of every fused band (default: "
-        "searched per edge for the fewest DRAM bytes, then the fewest tiles)")
+        default=None, gt=0, description="fused: output rows per depth-first tile of every fused band "
+        "(default: searched per edge for the fewest DRAM bytes, then the fewest tiles)")
     max_tiles_per_layer: int = Field(default=256, gt=0,
                                      description="event-model granularity: a layer's folds "
                                      "are grouped into at most this many DMA tiles")
