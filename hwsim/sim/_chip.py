@@ -44,12 +44,15 @@ import numpy as np
 from ._event import dma_order
 from ._tasks import schedule_tasks
 
-__all__ = ["ChipNode", "ChipSchedule", "chip_schedule", "chip_tasks", "warm_up_chip", "NUMBA_TASKS"]
+__all__ = ["ChipNode", "ChipSchedule", "chip_schedule", "chip_tasks", "warm_up_chip", "NUMBA_TASKS",
+           "ARRAY_UNIT", "VECTOR_UNIT"]
 
 #: Above this many tasks the analytic engine runs compiled by numba (below, plain Python: no compiler loaded).
 NUMBA_TASKS = 20_000
 
-ARRAY, VECTOR = 0, 1
+#: ``ChipNode.unit`` of a node on the array and on the vector unit.
+ARRAY_UNIT, VECTOR_UNIT = 0, 1
+ARRAY, VECTOR = ARRAY_UNIT, VECTOR_UNIT
 _GATHER, _START, _LOAD, _COMPUTE, _WRITE, _END = range(6)
 
 
