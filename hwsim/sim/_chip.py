@@ -50,6 +50,9 @@ __all__ = ["ChipNode", "ChipSchedule", "chip_schedule", "chip_tasks", "warm_up_c
 #: Above this many tasks the analytic engine runs compiled by numba (below, plain Python: no compiler loaded).
 NUMBA_TASKS = 20_000
 
+#: Passes on the shared channel after the plan, at most (each ordered by the previous one's ready times).
+MAX_PASSES = 8
+
 #: ``ChipNode.unit`` of a node on the array and on the vector unit.
 ARRAY_UNIT, VECTOR_UNIT = 0, 1
 ARRAY, VECTOR = ARRAY_UNIT, VECTOR_UNIT
@@ -103,6 +106,7 @@ class ChipSchedule:
     dram_cycles: np.ndarray
     compute_cycles: np.ndarray
     makespan: int
+    passes: int = 1
 
 
 def _pattern(n: int, slots: int) -> list[tuple[int, int]]:
@@ -159,81 +163,102 @@ def _check(nodes, paths, double_buffered, overlap):
     return flags
 
 
+def _sequences(nodes, db):
+    """Each block's task sequence ``[(kind, tile), ...]``: gather, start, its tiles in the DMA order, end."""
+    return {(c, i): [(_GATHER, 0), (_START, 0), *_pattern(nd.tiles, 2 if db[c] else 1), (_END, 0)]
+            for c, row in enumerate(nodes) for i, nd in enumerate(row)}
+
+
+def _round_robin(nodes, seqs) -> list[tuple[int, int, int]]:
+    """(core, node, position) of every task: node by node, round-robin over the cores by position."""
+    out = []
+    for i in range(len(nodes[0])):
+        width = max(len(seqs[(c, i)]) for c in range(len(nodes)))
+        out += [(c, i, p) for p in range(width) for c in range(len(nodes)) if p < len(seqs[(c, i)])]
+    return out
+
+
 def chip_tasks(nodes: Sequence[Sequence[ChipNode]], paths: Sequence[Sequence[int]], *,
                dram_bytes_per_cycle: float, link_bytes_per_cycle: float,
-               double_buffered: bool | Sequence[bool] = True, overlap: bool | Sequence[bool] = True):
+               double_buffered: bool | Sequence[bool] = True, overlap: bool | Sequence[bool] = True,
+               private_dram: bool = False, planned: dict | None = None):
     """The chip model as explicit tasks (module docstring), in the order every resource serves them.
+
+    ``private_dram``: each core has a DRAM channel of its own (the planning pass, at the caller's share of
+    the bandwidth); ``planned``: ``{label: start}`` of the planning pass, which sets the task order (by planned
+    start, then node, core and position); without it the order is round-robin (node by node, over the cores by
+    position).
 
     Returns
     -------
-    (durations, resources, deps, labels) : lists, one entry per task; ``labels[t] = (core, node, kind,
-    tile)`` with kind 0 gather, 1 start, 2 load, 3 compute, 4 write, 5 end. The inputs of
+    (durations, resources, deps, labels) : lists, one entry per task; ``labels[t] = (core, node, position,
+    kind, tile)`` with kind 0 gather, 1 start, 2 load, 3 compute, 4 write, 5 end. The inputs of
     :func:`hwsim.sim.schedule_tasks`.
     """
     db, ov = _check(nodes, paths, double_buffered, overlap)
-    ncores, nn = len(nodes), len(nodes[0])
-    seqs = {}
-    for c in range(ncores):
-        for i, nd in enumerate(nodes[c]):
-            seqs[(c, i)] = [(_GATHER, 0), (_START, 0), *_pattern(nd.tiles, 2 if db[c] else 1), (_END, 0)]
+    seqs = _sequences(nodes, db)
+    order = _round_robin(nodes, seqs)
+    if planned is not None:
+        order.sort(key=lambda x: (planned[(x[0], x[1], x[2])], x[1], x[0], x[2]))
     durations, resources, deps, labels = [], [], [], []
     where: dict[tuple[int, int, int, int], int] = {}
-    last_on_unit: dict[tuple[int, int], int] = {}
-    for i in range(nn):
-        width = max(len(seqs[(c, i)]) for c in range(ncores))
-        for p in range(width):
-            for c in range(ncores):
-                seq = seqs[(c, i)]
-                if p >= len(seq):
-                    continue
-                kind, k = seq[p]
-                nd = nodes[c][i]
-                n, s = nd.tiles, min(2 if db[c] else 1, nd.tiles)
-                unit = nd.unit if ov[c] else ARRAY
-                me = (c, i)
-                ends = [where[(dc, dn, _END, 0)] for dc, dn in nd.deps]
-                dur, res, dep = 0, (), []
-                if kind == _GATHER:
-                    dur = _ceil_div(2 * nd.gather_bytes, link_bytes_per_cycle)
-                    res = tuple(("link", ln, ARRAY) for ln in paths[c]) if dur else ()
-                    dep = ends
-                elif kind == _START:
-                    dep = [where[(c, i, _GATHER, 0)], *ends]
-                    if (c, unit) in last_on_unit:
-                        dep.append(where[(*last_on_unit[(c, unit)], _END, 0)])
-                elif kind in (_LOAD, _WRITE):
-                    b = _part(nd.read_bytes if kind == _LOAD else nd.write_bytes, n, k)
-                    dur = max(_ceil_div(b, dram_bytes_per_cycle), _ceil_div(b, link_bytes_per_cycle))
-                    res = (("dram", nd.unit), *(("link", ln, nd.unit) for ln in paths[c])) if dur else ()
-                    if kind == _LOAD:
-                        dep = [where[(c, i, _START, 0)] if k < s else where[(c, i, _COMPUTE, k - s)]]
-                    else:
-                        dep = [where[(c, i, _COMPUTE, k)]]
-                elif kind == _COMPUTE:
-                    dur = max(_part(nd.compute_cycles, n, k), _part(nd.onchip_cycles, n, k))
-                    res = (("unit", c, unit),)
-                    dep = [where[(c, i, _START, 0)] if k == 0 else where[(c, i, _COMPUTE, k - 1)],
-                           where[(c, i, _LOAD, k)]]
-                    if k >= s:
-                        dep.append(where[(c, i, _WRITE, k - s)])
-                else:
-                    dep = [where[(c, i, _COMPUTE, n - 1)]] + [where[(c, i, _WRITE, j)] for j in range(n - s, n)]
-                    last_on_unit[(c, unit)] = me
-                where[(c, i, kind, k)] = len(durations)
-                durations.append(dur)
-                resources.append(res)
-                deps.append(sorted(set(dep)))
-                labels.append((c, i, kind, k))
+    # the previous block on each core's unit, in program order (not in task order)
+    prev_on_unit: dict[tuple[int, int], tuple[int, int]] = {}
+    last: dict[tuple[int, int], tuple[int, int]] = {}
+    for c in range(len(nodes)):
+        for i, nd in enumerate(nodes[c]):
+            u = nd.unit if ov[c] else ARRAY
+            if (c, u) in last:
+                prev_on_unit[(c, i)] = last[(c, u)]
+            last[(c, u)] = (c, i)
+    for c, i, p in order:
+        kind, k = seqs[(c, i)][p]
+        nd = nodes[c][i]
+        n, s = nd.tiles, min(2 if db[c] else 1, nd.tiles)
+        unit = nd.unit if ov[c] else ARRAY
+        ends = [where[(dc, dn, _END, 0)] for dc, dn in nd.deps]
+        dur, res, dep = 0, (), []
+        dram = ("dram", c, nd.unit) if private_dram else ("dram", nd.unit)
+        if kind == _GATHER:
+            dur = _ceil_div(2 * nd.gather_bytes, link_bytes_per_cycle)
+            res = tuple(("link", ln, ARRAY) for ln in paths[c]) if dur else ()
+            dep = ends
+        elif kind == _START:
+            dep = [where[(c, i, _GATHER, 0)], *ends]
+            if (c, i) in prev_on_unit:
+                dep.append(where[(*prev_on_unit[(c, i)], _END, 0)])
+        elif kind in (_LOAD, _WRITE):
+            b = _part(nd.read_bytes if kind == _LOAD else nd.write_bytes, n, k)
+            dur = max(_ceil_div(b, dram_bytes_per_cycle), _ceil_div(b, link_bytes_per_cycle))
+            res = (dram, *(("link", ln, nd.unit) for ln in paths[c])) if dur else ()
+            if kind == _LOAD:
+                dep = [where[(c, i, _START, 0)] if k < s else where[(c, i, _COMPUTE, k - s)]]
+            else:
+                dep = [where[(c, i, _COMPUTE, k)]]
+        elif kind == _COMPUTE:
+            dur = max(_part(nd.compute_cycles, n, k), _part(nd.onchip_cycles, n, k))
+            res = (("unit", c, unit),)
+            dep = [where[(c, i, _START, 0)] if k == 0 else where[(c, i, _COMPUTE, k - 1)],
+                   where[(c, i, _LOAD, k)]]
+            if k >= s:
+                dep.append(where[(c, i, _WRITE, k - s)])
+        else:
+            dep = [where[(c, i, _COMPUTE, n - 1)]] + [where[(c, i, _WRITE, j)] for j in range(n - s, n)]
+        where[(c, i, kind, k)] = len(durations)
+        durations.append(dur)
+        resources.append(res)
+        deps.append(sorted(set(dep)))
+        labels.append((c, i, p, kind, k))
     return durations, resources, deps, labels
 
 
-def _from_tasks(nodes, start, end, durations, labels) -> ChipSchedule:
+def _from_tasks(nodes, start, end, durations, labels, passes) -> ChipSchedule:
     shape = (len(nodes), len(nodes[0]))
     out = {k: np.zeros(shape, dtype=np.int64) for k in ("start", "end", "gather_start", "gather_end",
                                                           "dram_start", "dram_end", "dram_cycles",
                                                           "compute_cycles")}
     first = np.full(shape, -1, dtype=np.int64)
-    for t, (c, i, kind, _k) in enumerate(labels):
+    for t, (c, i, _p, kind, _k) in enumerate(labels):
         if kind == _GATHER:
             out["gather_start"][c, i], out["gather_end"][c, i] = start[t], end[t]
         elif kind == _START:
@@ -243,7 +268,7 @@ def _from_tasks(nodes, start, end, durations, labels) -> ChipSchedule:
         elif kind == _COMPUTE:
             out["compute_cycles"][c, i] += durations[t]
         elif durations[t]:
-            if first[c, i] < 0:
+            if first[c, i] < 0 or start[t] < first[c, i]:
                 first[c, i] = start[t]
             out["dram_end"][c, i] = max(out["dram_end"][c, i], end[t])
             out["dram_cycles"][c, i] += durations[t]
@@ -253,125 +278,123 @@ def _from_tasks(nodes, start, end, durations, labels) -> ChipSchedule:
     g0 = out["gather_start"] == out["gather_end"]
     out["gather_start"] = np.where(g0, out["start"], out["gather_start"])
     out["gather_end"] = np.where(g0, out["start"], out["gather_end"])
-    return ChipSchedule(**out, makespan=int(out["end"].max()) if out["end"].size else 0)
+    return ChipSchedule(**out, makespan=int(out["end"].max()) if out["end"].size else 0, passes=passes)
 
 
 def _body(ncores, nn, unit, ntiles, slots, comp, onch, rd, wd, gb, dptr, didx, lptr, lidx, ovl, pkind, ptile,
-          poff, toff, dram_bw, dram_int, link_bw, link_int, free, comp_end, load_end, write_end, b_start, b_end,
-          g_start, g_end, d_first, d_last, d_cyc, c_cyc, last_unit):
-    """The recurrence of :func:`chip_tasks` + :func:`hwsim.sim.schedule_tasks` (analytic), block by block,
-    without building the tasks: the state (the last eight arguments and ``free``, ``*_end``) is filled in
-    place. One source: plain Python on lists, or compiled by numba on int64 arrays."""
-    lbase = 2 * ncores + 2  # resources: 2c + u (core c's units), 2C + stream (DRAM), lbase + 2 l + stream
-    for i in range(nn):
-        width = 0
-        for c in range(ncores):
-            w = 3 * ntiles[c * nn + i] + 3
-            if w > width:
-                width = w
-        for p in range(width):
-            for c in range(ncores):
-                b = c * nn + i
-                n = ntiles[b]
-                if p >= 3 * n + 3:
-                    continue
-                s = slots[b] if slots[b] < n else n
-                u = unit[b] if ovl[c] else 0
-                t0 = toff[b]
-                if p == 0:  # the all-gather: after the blocks it depends on, on the path's links
-                    st = 0
-                    for q in range(dptr[b], dptr[b + 1]):
-                        if b_end[didx[q]] > st:
-                            st = b_end[didx[q]]
-                    dur = 0
-                    if gb[b] > 0 and link_bw > 0:
-                        if link_int:
-                            dur = (2 * gb[b] + int(link_bw) - 1) // int(link_bw)
-                        else:
-                            dur = int(math.ceil(2 * gb[b] / link_bw))
-                    if dur > 0:
-                        for q in range(lptr[c], lptr[c + 1]):
-                            if free[lbase + 2 * lidx[q]] > st:
-                                st = free[lbase + 2 * lidx[q]]
-                        for q in range(lptr[c], lptr[c + 1]):
-                            free[lbase + 2 * lidx[q]] = st + dur
-                    g_start[b] = st
-                    g_end[b] = st + dur
-                elif p == 1:  # the window opens: gather done, inputs done, the unit's previous node done
-                    st = g_end[b]
-                    for q in range(dptr[b], dptr[b + 1]):
-                        if b_end[didx[q]] > st:
-                            st = b_end[didx[q]]
-                    lu = last_unit[2 * c + u]
-                    if lu >= 0 and b_end[lu] > st:
-                        st = b_end[lu]
-                    b_start[b] = st
-                elif p == 3 * n + 2:  # the window closes: last tile computed, last writes done
-                    e = comp_end[t0 + n - 1]
-                    for j in range(n - s, n):
-                        if write_end[t0 + j] > e:
-                            e = write_end[t0 + j]
-                    b_end[b] = e
-                    last_unit[2 * c + u] = b
+          poff, toff, boff, prev, ob, op, private, dram_bw, dram_int, link_bw, link_int, free, comp_end,
+          load_end, write_end, tready, b_start, b_end, g_start, g_end, d_first, d_last, d_cyc, c_cyc):
+    """The recurrence of :func:`chip_tasks` + :func:`hwsim.sim.schedule_tasks` (analytic) over the tasks in
+    the order ``(ob, op)`` (block, position), without building them: the state (``free`` and the arguments
+    after it) is filled in place; ``tready[boff[b] + p]`` is when each task's dependencies are done. One source: plain Python
+    on lists, or compiled by numba on int64 arrays."""
+    lbase = 4 * ncores  # resources: 2c + u (core c's units), 2C + (2c + stream | stream) (DRAM), lbase + 2l + s
+    for t in range(len(ob)):
+        b = ob[t]
+        p = op[t]
+        c = b // nn
+        n = ntiles[b]
+        s = slots[b] if slots[b] < n else n
+        u = unit[b] if ovl[c] else 0
+        t0 = toff[b]
+        st = 0
+        if p == 0:  # the all-gather: after the blocks it depends on, on the path's links
+            for q in range(dptr[b], dptr[b + 1]):
+                if b_end[didx[q]] > st:
+                    st = b_end[didx[q]]
+            tready[boff[b] + p] = st
+            dur = 0
+            if gb[b] > 0 and link_bw > 0:
+                if link_int:
+                    dur = (2 * gb[b] + int(link_bw) - 1) // int(link_bw)
                 else:
-                    kind = pkind[poff[b] + p - 2]
-                    k = ptile[poff[b] + p - 2]
-                    if kind == 3:  # a tile's array phase on the core's unit
-                        st = b_start[b] if k == 0 else comp_end[t0 + k - 1]
-                        if load_end[t0 + k] > st:
-                            st = load_end[t0 + k]
-                        if k >= s and write_end[t0 + k - s] > st:
-                            st = write_end[t0 + k - s]
-                        x = (k + 1) * comp[b] // n - k * comp[b] // n
-                        y = (k + 1) * onch[b] // n - k * onch[b] // n
-                        dur = x if x > y else y
-                        r = 2 * c + u
-                        if free[r] > st:
-                            st = free[r]
-                        free[r] = st + dur
-                        comp_end[t0 + k] = st + dur
-                        c_cyc[b] += dur
-                    else:  # a load (2) or a write (4): the DRAM channel and the path's links at once
-                        tot = rd[b] if kind == 2 else wd[b]
-                        x = (k + 1) * tot // n - k * tot // n
-                        dur = 0
-                        if x > 0:
-                            if dram_bw > 0:
-                                if dram_int:
-                                    dur = (x + int(dram_bw) - 1) // int(dram_bw)
-                                else:
-                                    dur = int(math.ceil(x / dram_bw))
-                            ld = 0
-                            if link_bw > 0:
-                                if link_int:
-                                    ld = (x + int(link_bw) - 1) // int(link_bw)
-                                else:
-                                    ld = int(math.ceil(x / link_bw))
-                            if ld > dur:
-                                dur = ld
-                        if kind == 2:
-                            st = b_start[b] if k < s else comp_end[t0 + k - s]
+                    dur = int(math.ceil(2 * gb[b] / link_bw))
+            if dur > 0:
+                for q in range(lptr[c], lptr[c + 1]):
+                    if free[lbase + 2 * lidx[q]] > st:
+                        st = free[lbase + 2 * lidx[q]]
+                for q in range(lptr[c], lptr[c + 1]):
+                    free[lbase + 2 * lidx[q]] = st + dur
+            g_start[b] = st
+            g_end[b] = st + dur
+        elif p == 1:  # the window opens: gather done, inputs done, the unit's previous node done
+            st = g_end[b]
+            for q in range(dptr[b], dptr[b + 1]):
+                if b_end[didx[q]] > st:
+                    st = b_end[didx[q]]
+            if prev[b] >= 0 and b_end[prev[b]] > st:
+                st = b_end[prev[b]]
+            b_start[b] = st
+            tready[boff[b] + p] = st
+        elif p == 3 * n + 2:  # the window closes: last tile computed, last writes done
+            st = comp_end[t0 + n - 1]
+            for j in range(n - s, n):
+                if write_end[t0 + j] > st:
+                    st = write_end[t0 + j]
+            b_end[b] = st
+            tready[boff[b] + p] = st
+        else:
+            kind = pkind[poff[b] + p - 2]
+            k = ptile[poff[b] + p - 2]
+            if kind == 3:  # a tile's array phase on the core's unit
+                st = b_start[b] if k == 0 else comp_end[t0 + k - 1]
+                if load_end[t0 + k] > st:
+                    st = load_end[t0 + k]
+                if k >= s and write_end[t0 + k - s] > st:
+                    st = write_end[t0 + k - s]
+                tready[boff[b] + p] = st
+                x = (k + 1) * comp[b] // n - k * comp[b] // n
+                y = (k + 1) * onch[b] // n - k * onch[b] // n
+                dur = x if x > y else y
+                r = 2 * c + u
+                if free[r] > st:
+                    st = free[r]
+                free[r] = st + dur
+                comp_end[t0 + k] = st + dur
+                c_cyc[b] += dur
+            else:  # a load (2) or a write (4): the DRAM channel and the path's links at once
+                tot = rd[b] if kind == 2 else wd[b]
+                x = (k + 1) * tot // n - k * tot // n
+                dur = 0
+                if x > 0:
+                    if dram_bw > 0:
+                        if dram_int:
+                            dur = (x + int(dram_bw) - 1) // int(dram_bw)
                         else:
-                            st = comp_end[t0 + k]
-                        if dur > 0:
-                            sk = unit[b]
-                            if free[2 * ncores + sk] > st:
-                                st = free[2 * ncores + sk]
-                            for q in range(lptr[c], lptr[c + 1]):
-                                if free[lbase + 2 * lidx[q] + sk] > st:
-                                    st = free[lbase + 2 * lidx[q] + sk]
-                            free[2 * ncores + sk] = st + dur
-                            for q in range(lptr[c], lptr[c + 1]):
-                                free[lbase + 2 * lidx[q] + sk] = st + dur
-                            if d_first[b] < 0:
-                                d_first[b] = st
-                            if st + dur > d_last[b]:
-                                d_last[b] = st + dur
-                            d_cyc[b] += dur
-                        if kind == 2:
-                            load_end[t0 + k] = st + dur
+                            dur = int(math.ceil(x / dram_bw))
+                    ld = 0
+                    if link_bw > 0:
+                        if link_int:
+                            ld = (x + int(link_bw) - 1) // int(link_bw)
                         else:
-                            write_end[t0 + k] = st + dur
+                            ld = int(math.ceil(x / link_bw))
+                    if ld > dur:
+                        dur = ld
+                if kind == 2:
+                    st = b_start[b] if k < s else comp_end[t0 + k - s]
+                else:
+                    st = comp_end[t0 + k]
+                tready[boff[b] + p] = st
+                if dur > 0:
+                    sk = unit[b]
+                    rdram = 2 * ncores + (2 * c + sk if private else sk)
+                    if free[rdram] > st:
+                        st = free[rdram]
+                    for q in range(lptr[c], lptr[c + 1]):
+                        if free[lbase + 2 * lidx[q] + sk] > st:
+                            st = free[lbase + 2 * lidx[q] + sk]
+                    free[rdram] = st + dur
+                    for q in range(lptr[c], lptr[c + 1]):
+                        free[lbase + 2 * lidx[q] + sk] = st + dur
+                    if d_first[b] < 0 or st < d_first[b]:
+                        d_first[b] = st
+                    if st + dur > d_last[b]:
+                        d_last[b] = st + dur
+                    d_cyc[b] += dur
+                if kind == 2:
+                    load_end[t0 + k] = st + dur
+                else:
+                    write_end[t0 + k] = st + dur
 
 
 _compiled = None
@@ -405,10 +428,19 @@ def _analytic(nodes, paths, db, ov, dram_bw, link_bw, force_numba=None) -> ChipS
         lidx += list(pth)
         lptr.append(len(lidx))
     nlinks = max(lidx, default=-1) + 1
-    toff, t = [], 0
+    prev, last = [-1] * nb, {}
+    for b, x in enumerate(flat):
+        c = b // nn
+        key = (c, x.unit if ov[c] else ARRAY)
+        prev[b] = last.get(key, -1)
+        last[key] = b
+    ntask = [3 * n + 3 for n in ntiles]
+    toff, boff, t, bt = [], [], 0, 0
     for n in ntiles:
         toff.append(t)
+        boff.append(bt)
         t += n
+        bt += 3 * n + 3
     pk, pt, poff, o = [], [], [], 0
     for b in range(nb):
         key = (ntiles[b], slots[b])
@@ -419,46 +451,83 @@ def _analytic(nodes, paths, db, ov, dram_bw, link_bw, force_numba=None) -> ChipS
         pt.append(_patterns[key][1])
         poff.append(o)
         o += len(pk[-1])
+    # the round-robin order of the planning pass: node, then position, then core
+    nt = np.asarray(ntask, dtype=np.int64).reshape(ncores, nn)
+    width = int(nt.max())
+    bb = np.repeat(np.arange(nb, dtype=np.int64), ntask)
+    pp = np.arange(bt, dtype=np.int64) - np.repeat(np.asarray(boff, dtype=np.int64), ntask)
+    node, core = bb % nn, bb // nn
+    o1 = np.argsort((node * width + pp) * ncores + core, kind="stable")
+    ob1, op1 = bb[o1], pp[o1]
     dram_int = not math.isinf(dram_bw) and float(dram_bw).is_integer()
+    share = dram_bw / ncores
+    share_int = not math.isinf(share) and float(share).is_integer()
     link_int = not math.isinf(link_bw) and float(link_bw).is_integer()
-    dbw = 0.0 if math.isinf(dram_bw) else float(dram_bw)  # 0: unbounded, transfers take no DRAM time
     lbw = 0.0 if math.isinf(link_bw) else float(link_bw)
-    nres = 2 * ncores + 2 + 2 * nlinks
+    nres = 4 * ncores + 2 * nlinks
     big = max([max(c, default=0) for c in cols], default=0)
-    use = (3 * t + 3 * nb > NUMBA_TASKS) if force_numba is None else force_numba
+    use = (bt > NUMBA_TASKS) if force_numba is None else force_numba
     if big * (max(ntiles) + 1) >= 2**62:
         use = False  # int64 would overflow in the compiled kernel; Python integers do not
     if use:
         arr = lambda v: np.asarray(v, dtype=np.int64)  # noqa: E731
-        state = [np.zeros(nres, np.int64), *(np.zeros(t, np.int64) for _ in range(3)),
-                 *(np.zeros(nb, np.int64) for _ in range(4)), np.full(nb, -1, np.int64),
-                 *(np.zeros(nb, np.int64) for _ in range(3)), np.full(2 * ncores, -1, np.int64)]
-        _numba_body()(ncores, nn, arr(unit), arr(ntiles), arr(slots), *(arr(c) for c in cols), arr(dptr),
-                      arr(didx), arr(lptr), arr(lidx), np.asarray(ov, dtype=np.bool_),
-                      np.concatenate(pk), np.concatenate(pt), arr(poff), arr(toff), dbw, dram_int, lbw,
-                      link_int, *state)
+        common = [ncores, nn, arr(unit), arr(ntiles), arr(slots), *(arr(c) for c in cols), arr(dptr),
+                  arr(didx), arr(lptr), arr(lidx), np.asarray(ov, dtype=np.bool_), np.concatenate(pk),
+                  np.concatenate(pt), arr(poff), arr(toff), arr(boff), arr(prev)]
+        run = _numba_body()
+
+        def state():
+            return [np.zeros(nres, np.int64), *(np.zeros(t, np.int64) for _ in range(3)),
+                    np.zeros(bt, np.int64), *(np.zeros(nb, np.int64) for _ in range(4)),
+                    np.full(nb, -1, np.int64), *(np.zeros(nb, np.int64) for _ in range(3))]
     else:
-        pkl = [int(v) for a in pk for v in a]
-        ptl = [int(v) for a in pt for v in a]
-        state = [[0] * nres, [0] * t, [0] * t, [0] * t, [0] * nb, [0] * nb, [0] * nb, [0] * nb, [-1] * nb,
-                 [0] * nb, [0] * nb, [0] * nb, [-1] * (2 * ncores)]
-        _body(ncores, nn, unit, ntiles, slots, *cols, dptr, didx, lptr, lidx, list(ov), pkl, ptl, poff, toff,
-              dbw, dram_int, lbw, link_int, *state)
+        common = [ncores, nn, unit, ntiles, slots, *cols, dptr, didx, lptr, lidx, list(ov),
+                  [int(v) for a in pk for v in a], [int(v) for a in pt for v in a], poff, toff, boff, prev]
+        run = _body
+        ob1, op1 = ob1.tolist(), op1.tolist()
+
+        def state():
+            return [[0] * nres, [0] * t, [0] * t, [0] * t, [0] * bt, [0] * nb, [0] * nb, [0] * nb, [0] * nb,
+                    [-1] * nb, [0] * nb, [0] * nb, [0] * nb]
+    dbw = 0.0 if math.isinf(dram_bw) else float(dram_bw)
+    st = state()
+    if ncores == 1:  # nothing shared: one pass in program order
+        run(*common, ob1, op1, False, dbw, dram_int, lbw, link_int, *st)
+        passes = 1
+    else:
+        # the plan: every core with a DRAM channel of its own at its share of the bandwidth
+        run(*common, ob1, op1, True, 0.0 if math.isinf(share) else float(share), share_int, lbw, link_int,
+            *st)
+        passes, order = 0, None
+        while passes < MAX_PASSES:
+            # the next pass serves every resource in the order of the previous pass's ready times
+            nxt = np.lexsort((core, node, np.asarray(st[4], dtype=np.int64)))
+            if order is not None and np.array_equal(nxt, order):
+                break  # a fixpoint: every resource serves its tasks in the order they become ready
+            order = nxt
+            ob2, op2 = bb[order], pp[order]
+            if not use:
+                ob2, op2 = ob2.tolist(), op2.tolist()
+            st = state()
+            run(*common, ob2, op2, False, dbw, dram_int, lbw, link_int, *st)
+            passes += 1
     b_start, b_end, g_start, g_end, d_first, d_last, d_cyc, c_cyc = (
-        np.asarray(x, dtype=np.int64).reshape(ncores, nn) for x in state[4:12])
+        np.asarray(x, dtype=np.int64).reshape(ncores, nn) for x in st[5:13])
     none = d_first < 0
     return ChipSchedule(start=b_start, end=b_end, gather_start=np.where(g_start == g_end, b_start, g_start),
                         gather_end=np.where(g_start == g_end, b_start, g_end),
                         dram_start=np.where(none, b_start, d_first), dram_end=np.where(none, b_start, d_last),
                         dram_cycles=d_cyc, compute_cycles=c_cyc,
-                        makespan=int(b_end.max()) if b_end.size else 0)
+                        makespan=int(b_end.max()) if b_end.size else 0, passes=passes)
 
 
 def chip_schedule(nodes: Sequence[Sequence[ChipNode]], paths: Sequence[Sequence[int]], *,
                   dram_bytes_per_cycle: float, link_bytes_per_cycle: float,
                   double_buffered: bool | Sequence[bool] = True, overlap: bool | Sequence[bool] = True,
                   engine: str = "analytic") -> ChipSchedule:
-    """Schedule every core's nodes on the chip (module docstring).
+    """Schedule every core's nodes on the chip (module docstring): a planning pass (each core with its
+    share ``dram_bytes_per_cycle / cores`` of a DRAM channel of its own), then the schedule on the shared
+    channel serving the transfers in the order of their planned starts.
 
     Parameters
     ----------
@@ -469,7 +538,7 @@ def chip_schedule(nodes: Sequence[Sequence[ChipNode]], paths: Sequence[Sequence[
     dram_bytes_per_cycle : float
         Bandwidth of each DRAM channel (``math.inf``: unbounded).
     link_bytes_per_cycle : float
-        Bandwidth of every link.
+        Bandwidth of every link (``math.inf``: unbounded).
     double_buffered, overlap : bool or one per core
         Two tile slots per direction (else one); the core's vector unit runs beside its array (else they take
         turns).
@@ -492,11 +561,27 @@ def chip_schedule(nodes: Sequence[Sequence[ChipNode]], paths: Sequence[Sequence[
     db, ov = _check(nodes, paths, double_buffered, overlap)
     if engine == "analytic":
         return _analytic(nodes, paths, db, ov, dram_bytes_per_cycle, link_bytes_per_cycle)
-    durations, resources, deps, labels = chip_tasks(nodes, paths, dram_bytes_per_cycle=dram_bytes_per_cycle,
-                                                    link_bytes_per_cycle=link_bytes_per_cycle,
-                                                    double_buffered=db, overlap=ov)
-    start, end = schedule_tasks(durations, resources, deps, engine="simpy")
-    return _from_tasks(nodes, start, end, durations, labels)
+    kw = dict(link_bytes_per_cycle=link_bytes_per_cycle, double_buffered=db, overlap=ov)
+    if len(nodes) == 1:
+        tasks = chip_tasks(nodes, paths, dram_bytes_per_cycle=dram_bytes_per_cycle, **kw)
+        start, end = schedule_tasks(*tasks[:3], engine="simpy")
+        return _from_tasks(nodes, start, end, tasks[0], tasks[3], 1)
+    tasks = chip_tasks(nodes, paths, private_dram=True, dram_bytes_per_cycle=dram_bytes_per_cycle / len(nodes),
+                       **kw)
+    result, passes, order = None, 0, None
+    while passes < MAX_PASSES:
+        start, end = schedule_tasks(*tasks[:3], engine="simpy") if result is None else result
+        ready = {lab[:3]: max((end[d] for d in dep), default=0) for lab, dep in zip(tasks[3], tasks[2],
+                                                                                     strict=True)}
+        nxt = chip_tasks(nodes, paths, planned=ready, dram_bytes_per_cycle=dram_bytes_per_cycle, **kw)
+        labels = [lab[:3] for lab in nxt[3]]
+        if order is not None and labels == order:
+            break
+        order, tasks, result = labels, nxt, None
+        result = schedule_tasks(*tasks[:3], engine="simpy")
+        passes += 1
+    start, end = result
+    return _from_tasks(nodes, start, end, tasks[0], tasks[3], passes)
 
 
 def warm_up_chip() -> None:
