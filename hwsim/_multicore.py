@@ -249,10 +249,6 @@ def simulate_multicore(arch: ArchSpec, workload: Workload, *, one_core: Callable
                 timeline.append({"node": nd.name, "unit": f"{name}.dram",
                                  "start_cycle": int(sched.dram_start[ci, i]),
                                  "stop_cycle": int(sched.dram_end[ci, i])})
-            if sched.gather_end[ci, i] > sched.gather_start[ci, i]:
-                timeline.append({"node": nd.name, "unit": f"{name}.noc",
-                                 "start_cycle": int(sched.gather_start[ci, i]),
-                                 "stop_cycle": int(sched.gather_end[ci, i])})
     makespan = sched.makespan
     e_noc = noc_bits_hops * cfg.noc.pj_per_bit_per_hop
     totals: dict[str, float] = {}

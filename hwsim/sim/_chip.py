@@ -92,15 +92,12 @@ class ChipNode:
 
 @dataclass
 class ChipSchedule:
-    """Per block (shape ``(cores, nodes)``, int64 cycles): ``start``, ``end`` of its window; ``gather_start``,
-    ``gather_end`` of its all-gather (equal to ``start`` when none); ``dram_start``, ``dram_end`` of its first
-    and last transfer (``start`` when none), ``dram_cycles`` the sum of its transfers' durations,
+    """Per block (shape ``(cores, nodes)``, int64 cycles): ``start``, ``end`` of its window; ``dram_start``,
+    ``dram_end`` of its first and last transfer on the DRAM channel (``start`` when none), ``dram_cycles`` the sum of its transfers' durations,
     ``compute_cycles`` of its tiles' array phases. ``makespan``: the last end."""
 
     start: np.ndarray
     end: np.ndarray
-    gather_start: np.ndarray
-    gather_end: np.ndarray
     dram_start: np.ndarray
     dram_end: np.ndarray
     dram_cycles: np.ndarray
@@ -219,9 +216,7 @@ def chip_tasks(nodes: Sequence[Sequence[ChipNode]], paths: Sequence[Sequence[int
         ends = [where[(dc, dn, _END, 0)] for dc, dn in nd.deps]
         dur, res, dep = 0, (), []
         dram = ("dram", c, nd.unit) if private_dram else ("dram", nd.unit)
-        if kind == _GATHER:
-            dur = _ceil_div(2 * nd.gather_bytes, link_bytes_per_cycle)
-            res = tuple(("link", ln, ARRAY) for ln in paths[c]) if dur else ()
+        if kind == _GATHER:  # a join (the all-gather streams with the loads)
             dep = ends
         elif kind == _START:
             dep = [where[(c, i, _GATHER, 0)], *ends]
@@ -229,8 +224,9 @@ def chip_tasks(nodes: Sequence[Sequence[ChipNode]], paths: Sequence[Sequence[int
                 dep.append(where[(*prev_on_unit[(c, i)], _END, 0)])
         elif kind in (_LOAD, _WRITE):
             b = _part(nd.read_bytes if kind == _LOAD else nd.write_bytes, n, k)
-            dur = max(_ceil_div(b, dram_bytes_per_cycle), _ceil_div(b, link_bytes_per_cycle))
-            res = (dram, *(("link", ln, nd.unit) for ln in paths[c])) if dur else ()
+            g = 2 * _part(nd.gather_bytes, n, k) if kind == _LOAD else 0
+            dur = max(_ceil_div(b, dram_bytes_per_cycle), _ceil_div(b + g, link_bytes_per_cycle))
+            res = ((dram,) if b else ()) + tuple(("link", ln, nd.unit) for ln in paths[c]) if dur else ()
             if kind == _LOAD:
                 dep = [where[(c, i, _START, 0)] if k < s else where[(c, i, _COMPUTE, k - s)]]
             else:
@@ -252,22 +248,19 @@ def chip_tasks(nodes: Sequence[Sequence[ChipNode]], paths: Sequence[Sequence[int
     return durations, resources, deps, labels
 
 
-def _from_tasks(nodes, start, end, durations, labels, passes) -> ChipSchedule:
+def _from_tasks(nodes, start, end, durations, resources, labels, passes) -> ChipSchedule:
     shape = (len(nodes), len(nodes[0]))
-    out = {k: np.zeros(shape, dtype=np.int64) for k in ("start", "end", "gather_start", "gather_end",
-                                                          "dram_start", "dram_end", "dram_cycles",
+    out = {k: np.zeros(shape, dtype=np.int64) for k in ("start", "end", "dram_start", "dram_end", "dram_cycles",
                                                           "compute_cycles")}
     first = np.full(shape, -1, dtype=np.int64)
     for t, (c, i, _p, kind, _k) in enumerate(labels):
-        if kind == _GATHER:
-            out["gather_start"][c, i], out["gather_end"][c, i] = start[t], end[t]
-        elif kind == _START:
+        if kind == _START:
             out["start"][c, i] = start[t]
         elif kind == _END:
             out["end"][c, i] = end[t]
         elif kind == _COMPUTE:
             out["compute_cycles"][c, i] += durations[t]
-        elif durations[t]:
+        elif durations[t] and any(r[0] == "dram" for r in resources[t]):
             if first[c, i] < 0 or start[t] < first[c, i]:
                 first[c, i] = start[t]
             out["dram_end"][c, i] = max(out["dram_end"][c, i], end[t])
@@ -275,9 +268,6 @@ def _from_tasks(nodes, start, end, durations, labels, passes) -> ChipSchedule:
     none = first < 0
     out["dram_start"] = np.where(none, out["start"], first)
     out["dram_end"] = np.where(none, out["start"], out["dram_end"])
-    g0 = out["gather_start"] == out["gather_end"]
-    out["gather_start"] = np.where(g0, out["start"], out["gather_start"])
-    out["gather_end"] = np.where(g0, out["start"], out["gather_end"])
     return ChipSchedule(**out, makespan=int(out["end"].max()) if out["end"].size else 0, passes=passes)
 
 
@@ -298,25 +288,13 @@ def _body(ncores, nn, unit, ntiles, slots, comp, onch, rd, wd, gb, dptr, didx, l
         u = unit[b] if ovl[c] else 0
         t0 = toff[b]
         st = 0
-        if p == 0:  # the all-gather: after the blocks it depends on, on the path's links
+        if p == 0:  # a join: the blocks it depends on are done
             for q in range(dptr[b], dptr[b + 1]):
                 if b_end[didx[q]] > st:
                     st = b_end[didx[q]]
             tready[boff[b] + p] = st
-            dur = 0
-            if gb[b] > 0 and link_bw > 0:
-                if link_int:
-                    dur = (2 * gb[b] + int(link_bw) - 1) // int(link_bw)
-                else:
-                    dur = int(math.ceil(2 * gb[b] / link_bw))
-            if dur > 0:
-                for q in range(lptr[c], lptr[c + 1]):
-                    if free[lbase + 2 * lidx[q]] > st:
-                        st = free[lbase + 2 * lidx[q]]
-                for q in range(lptr[c], lptr[c + 1]):
-                    free[lbase + 2 * lidx[q]] = st + dur
             g_start[b] = st
-            g_end[b] = st + dur
+            g_end[b] = st
         elif p == 1:  # the window opens: gather done, inputs done, the unit's previous node done
             st = g_end[b]
             for q in range(dptr[b], dptr[b + 1]):
@@ -355,19 +333,19 @@ def _body(ncores, nn, unit, ntiles, slots, comp, onch, rd, wd, gb, dptr, didx, l
             else:  # a load (2) or a write (4): the DRAM channel and the path's links at once
                 tot = rd[b] if kind == 2 else wd[b]
                 x = (k + 1) * tot // n - k * tot // n
+                # a load also brings its share of the all-gather over the links (in to hub and out: twice)
+                y = 2 * ((k + 1) * gb[b] // n - k * gb[b] // n) if kind == 2 else 0
                 dur = 0
-                if x > 0:
-                    if dram_bw > 0:
-                        if dram_int:
-                            dur = (x + int(dram_bw) - 1) // int(dram_bw)
-                        else:
-                            dur = int(math.ceil(x / dram_bw))
-                    ld = 0
-                    if link_bw > 0:
-                        if link_int:
-                            ld = (x + int(link_bw) - 1) // int(link_bw)
-                        else:
-                            ld = int(math.ceil(x / link_bw))
+                if x > 0 and dram_bw > 0:
+                    if dram_int:
+                        dur = (x + int(dram_bw) - 1) // int(dram_bw)
+                    else:
+                        dur = int(math.ceil(x / dram_bw))
+                if x + y > 0 and link_bw > 0:
+                    if link_int:
+                        ld = (x + y + int(link_bw) - 1) // int(link_bw)
+                    else:
+                        ld = int(math.ceil((x + y) / link_bw))
                     if ld > dur:
                         dur = ld
                 if kind == 2:
@@ -378,19 +356,20 @@ def _body(ncores, nn, unit, ntiles, slots, comp, onch, rd, wd, gb, dptr, didx, l
                 if dur > 0:
                     sk = unit[b]
                     rdram = 2 * ncores + (2 * c + sk if private else sk)
-                    if free[rdram] > st:
+                    if x > 0 and free[rdram] > st:
                         st = free[rdram]
                     for q in range(lptr[c], lptr[c + 1]):
                         if free[lbase + 2 * lidx[q] + sk] > st:
                             st = free[lbase + 2 * lidx[q] + sk]
-                    free[rdram] = st + dur
+                    if x > 0:
+                        free[rdram] = st + dur
+                        if d_first[b] < 0 or st < d_first[b]:
+                            d_first[b] = st
+                        if st + dur > d_last[b]:
+                            d_last[b] = st + dur
+                        d_cyc[b] += dur
                     for q in range(lptr[c], lptr[c + 1]):
                         free[lbase + 2 * lidx[q] + sk] = st + dur
-                    if d_first[b] < 0 or st < d_first[b]:
-                        d_first[b] = st
-                    if st + dur > d_last[b]:
-                        d_last[b] = st + dur
-                    d_cyc[b] += dur
                 if kind == 2:
                     load_end[t0 + k] = st + dur
                 else:
@@ -514,9 +493,7 @@ def _analytic(nodes, paths, db, ov, dram_bw, link_bw, force_numba=None) -> ChipS
     b_start, b_end, g_start, g_end, d_first, d_last, d_cyc, c_cyc = (
         np.asarray(x, dtype=np.int64).reshape(ncores, nn) for x in st[5:13])
     none = d_first < 0
-    return ChipSchedule(start=b_start, end=b_end, gather_start=np.where(g_start == g_end, b_start, g_start),
-                        gather_end=np.where(g_start == g_end, b_start, g_end),
-                        dram_start=np.where(none, b_start, d_first), dram_end=np.where(none, b_start, d_last),
+    return ChipSchedule(start=b_start, end=b_end, dram_start=np.where(none, b_start, d_first), dram_end=np.where(none, b_start, d_last),
                         dram_cycles=d_cyc, compute_cycles=c_cyc,
                         makespan=int(b_end.max()) if b_end.size else 0, passes=passes)
 
@@ -565,7 +542,7 @@ def chip_schedule(nodes: Sequence[Sequence[ChipNode]], paths: Sequence[Sequence[
     if len(nodes) == 1:
         tasks = chip_tasks(nodes, paths, dram_bytes_per_cycle=dram_bytes_per_cycle, **kw)
         start, end = schedule_tasks(*tasks[:3], engine="simpy")
-        return _from_tasks(nodes, start, end, tasks[0], tasks[3], 1)
+        return _from_tasks(nodes, start, end, tasks[0], tasks[1], tasks[3], 1)
     tasks = chip_tasks(nodes, paths, private_dram=True, dram_bytes_per_cycle=dram_bytes_per_cycle / len(nodes),
                        **kw)
     result, passes, order = None, 0, None
@@ -581,7 +558,7 @@ def chip_schedule(nodes: Sequence[Sequence[ChipNode]], paths: Sequence[Sequence[
         result = schedule_tasks(*tasks[:3], engine="simpy")
         passes += 1
     start, end = result
-    return _from_tasks(nodes, start, end, tasks[0], tasks[3], passes)
+    return _from_tasks(nodes, start, end, tasks[0], tasks[1], tasks[3], passes)
 
 
 def warm_up_chip() -> None:
