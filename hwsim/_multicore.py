@@ -212,7 +212,7 @@ def simulate_multicore(arch: ArchSpec, workload: Workload, *, one_core: Callable
                    overlap=[a.vector_unit.overlap if a.vector_unit is not None else True for _, a in archs])
     paths = [[link_ids[ln] for ln in tree[name]] for name, _ in archs]
     warm = 0.0
-    if arch.timing.engine == "analytic" and sum(3 * b.tiles + 3 for row in blocks for b in row) > NUMBA_TASKS:
+    if arch.timing.engine == "analytic" and sum(4 * b.tiles + 3 for row in blocks for b in row) > NUMBA_TASKS:
         tw = time.process_time()
         warm_up_chip()  # numba's cache load (or compile) is start-up, not model time
         warm = time.process_time() - tw
