@@ -194,3 +194,55 @@ def test_shared_dram_channel_hand_derived(split):
     ref = simulate_workload(arch.replace(cores=c, **{"timing.engine": "simpy"}),
                             Workload.model_validate({"name": "w", "layers": layers}))
     assert {r["layer"]: (r["start_cycle"], r["stop_cycle"]) for r in ref.rows} == spans
+
+
+def _values(v):
+    """A plotly JSON array: a list, or numpy's bytes in base64 (``{"dtype": ..., "bdata": ...}``)."""
+    import base64
+
+    import numpy as np
+
+    return list(np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"])) if isinstance(v, dict) else v
+
+
+def _figures(html):
+    """The plotly figures of a report page: {title text: (traces, layout)}, read from its JSON."""
+    import json
+    import re
+
+    dec, out = json.JSONDecoder(), {}
+    for m in re.finditer(r'Plotly\.newPlot\(\s*"fig\d+",\s*', html):
+        traces, end = dec.raw_decode(html, m.end())
+        layout, _ = dec.raw_decode(html, end + html[end:].index("{"))
+        out[layout.get("title", {}).get("text", "")] = (traces, layout)
+    return out
+
+
+def test_report_has_the_roofline_and_timeline_per_core(tmp_path):
+    # the split-n chain of test_shared_dram_channel_hand_derived: each core does 2 x 128 x 256 = 65,536 MACs
+    # and moves 2 x (33,024 + 128) = 66,304 DRAM bytes: 0.98842 MACs/byte, far left of its ridge 4,096 MACs
+    # per cycle / 32 B/cycle (its share of the 64 B/cycle channel) = 128: memory-bound, roof 0.98842 x 32 =
+    # 31.63 MACs/cycle; achieved 65,536 / 5,124 cycles (the makespan) = 12.79 MACs/cycle
+    from hwsim.report import simulate_report
+
+    layers = [{"name": f"fc{i}", "op": "fc", "m": 1, "k": 256, "n": 256} for i in range(2)]
+    arch = _cores(ARCH.replace(**{"timing.reuse": "none", "timing.max_tiles_per_layer": 1}), ["c0", "c1"])
+    res = simulate_workload(arch, Workload.model_validate({"name": "w", "layers": layers}))
+    figs = _figures(simulate_report(res, tmp_path / "report.html").read_text())
+    traces, layout = next(v for k, v in figs.items() if k.startswith("Roofline per core"))
+    cores = next(t for t in traces if t["name"] == "cores")
+    assert cores["text"] == ["c0", "c1"]
+    assert cores["x"] == pytest.approx([65_536 / 66_304] * 2)
+    assert cores["y"] == pytest.approx([65_536 / 5_124] * 2)
+    roof = next(t for t in traces if t["name"].startswith("roof c0, c1"))
+    assert "4,096 MACs/cycle, 32 B/cycle, ridge 128" in roof["name"]
+    assert max(_values(roof["y"])) == 4096 and layout["xaxis"]["type"] == "log"
+    assert [c["bound"] for c in res.core_rows] == ["memory"] * 2
+    assert [c["roof_macs_per_cycle"] for c in res.core_rows] == pytest.approx([65_536 / 66_304 * 32] * 2)
+    # the timeline: one row per core and unit, the DRAM rows at the hand-derived transfers (c1 fc0's load
+    # [516, 1,032) and write [2,560, 2,562); fc1's load [3,078, 3,594) and write [5,122, 5,124))
+    traces, _ = next(v for k, v in figs.items() if k.startswith("Timeline per core"))
+    by = {t["name"]: t for t in traces}
+    assert list(by) == ["c0.array", "c0.dram", "c1.array", "c1.dram"]
+    assert list(zip(by["c1.dram"]["base"], by["c1.dram"]["x"], strict=True)) == [(516, 2_046), (3_078, 2_046)]
+    assert list(zip(by["c1.array"]["base"], by["c1.array"]["x"], strict=True)) == [(0, 2_562), (2_562, 2_562)]
