@@ -1,28 +1,25 @@
-"""Several cores (the arch's ``cores:``): the workload split over them, each core simulated by the one-array
-pipeline, then one schedule over the chip.
+"""Several cores (the arch's ``cores:``): the workload split over them, each core's part mapped by the
+one-array pipeline, then the chip event model over all of them.
 
-Model (analytic; assumptions stated, not measured):
+Model (assumptions stated, not measured; docs/multicore_llm.md section 2):
 
 1. **Split.** :func:`hwsim.schedule.split_workload` gives each core its part of every GEMM layer
    (``cores.split``: ``n`` or ``m``); the non-GEMM nodes follow.
 2. **Per core.** Each part runs through :func:`hwsim.simulate_workload` on its core's arch
-   (:meth:`hwsim.spec.ArchSpec.core_archs`): its own array, buffers, vector unit and ``timing.reuse``, with
-   the DRAM bandwidth shared equally (``bandwidth / cores``: every core streams at once, exact for symmetric
-   cores in a DRAM-bound phase, pessimistic when the others are idle).
-3. **Network.** A core's DRAM traffic crosses the links from ``hub`` (the global buffer and DRAM port) to the
-   core along the breadth-first tree of ``noc.links``; with ``split: n`` and ``timing.reuse`` keeping a GEMM's
-   input on chip, each core also receives the ``(c-1)/c`` of that input the other cores produced (all-gather
-   through ``hub``, 2 x hops). A link carries the sum of the traffic of the cores behind it; a node takes at
-   least ``max over links of bytes / link_bytes_per_cycle``.
-4. **Chip schedule.** A node's duration is the max over cores of its cycles there and its network time (the
-   cores run a layer together and meet at its end: a barrier per node); the nodes are scheduled over the
-   array and the vector unit as on one core (:func:`hwsim.sim.schedule_nodes`): the makespan.
-5. **Energy.** Sum of the cores' energies plus ``bits x hops x noc.pj_per_bit_per_hop`` for every bit on the
+   (:meth:`hwsim.spec.ArchSpec.core_archs`): its own array, buffers, vector unit and ``timing.reuse`` give
+   every node's compute cycles, on-chip floor and DRAM bytes.
+3. **Chip.** :func:`hwsim.sim.chip_schedule` re-times every part: its tiles on the core's units, the DRAM
+   channel shared by all cores at the chip's full bandwidth, the network links on the core's path from
+   ``hub`` (breadth-first tree of ``noc.links``), and the data dependencies only (:func:`_own_inputs`: no
+   barrier per node). With ``split: n`` and ``timing.reuse`` keeping a GEMM's input on chip, each core also
+   receives the ``(c-1)/c`` of that input the other cores produced (all-gather through ``hub``, twice over
+   each link of its path), tile by tile after its loads. The makespan is ``total_cycles``.
+4. **Energy.** Sum of the cores' energies plus ``bits x hops x noc.pj_per_bit_per_hop`` for every bit on the
    network (``energy_noc_pj``).
 
-One core in ``cores:`` gives the one-array result (cycles, bytes and per-core energy; plus the network energy
-of its DRAM traffic, zero at ``pj_per_bit_per_hop: 0``) (tested). Not modelled: layers pipelined over cores,
-spatial splits with halos, multicast, contention of the DRAM channel beyond the equal share.
+One core in ``cores:`` gives the one-array result (cycles, start cycles, bytes and per-core energy; plus the
+network energy of its DRAM traffic, zero at ``pj_per_bit_per_hop: 0``) (tested). Not modelled: layers
+pipelined over cores, spatial splits with halos, multicast, several DRAM channels.
 """
 
 from __future__ import annotations
@@ -193,11 +190,13 @@ def simulate_multicore(arch: ArchSpec, workload: Workload, *, one_core: Callable
                 if x != INPUT:
                     deps += [(ci, idx[x])] if mine else [(cj, idx[x]) for cj in range(n)]
             if vec:
-                tiles = max(1, min(a.timing.max_tiles_per_layer, -(-row["elements"] // (vu.lanes if vu else 1))))
+                lanes = vu.lanes if vu else 1
+                tiles = max(1, min(a.timing.max_tiles_per_layer, -(-row["elements"] // lanes)))
                 timed = vu is not None and (row["compute_cycles"] or row["dram_read_bytes"]
                                             or row["dram_write_bytes"])
                 blk = ChipNode(VECTOR, tiles, row["compute_cycles"] if timed else 0, 0,
-                               row["dram_read_bytes"] if timed else 0, row["dram_write_bytes"] if timed else 0,
+                               row["dram_read_bytes"] if timed else 0,
+                               row["dram_write_bytes"] if timed else 0,
                                0, tuple(sorted(set(deps))))
             else:
                 blk = ChipNode(ARRAY, max(1, min(row["folds"], a.timing.max_tiles_per_layer)),
@@ -206,7 +205,8 @@ def simulate_multicore(arch: ArchSpec, workload: Workload, *, one_core: Callable
             row_blocks.append(blk)
         blocks.append(row_blocks)
     dram_lv = arch.memory.dram_level
-    chip_kw = dict(dram_bytes_per_cycle=dram_lv.read_bw / 8, link_bytes_per_cycle=cfg.noc.link_bytes_per_cycle,
+    chip_kw = dict(dram_bytes_per_cycle=dram_lv.read_bw / 8,
+                   link_bytes_per_cycle=cfg.noc.link_bytes_per_cycle,
                    double_buffered=[bool(a.memory.dram_level.double_buffered or a.memory.double_buffered)
                                     for _, a in archs],
                    overlap=[a.vector_unit.overlap if a.vector_unit is not None else True for _, a in archs])
@@ -296,8 +296,8 @@ def simulate_multicore(arch: ArchSpec, workload: Workload, *, one_core: Callable
                         dict(t, tensor=f"{nm}/{t['tensor']}") for (nm, _), r in zip(archs, res, strict=False)
                         for t in r.tensor_rows], timeline=timeline,
                     occupancy=first.occupancy if n == 1 else [],
-                    notes=[*first.notes, *([f"{n} cores, split {cfg.split}: chip event model, shared DRAM channel "
-                                            "(docs/multicore_llm.md)"] if n > 1 else [])])
+                    notes=[*first.notes, *([f"{n} cores, split {cfg.split}: chip event model, shared DRAM "
+                                            "channel (docs/multicore_llm.md)"] if n > 1 else [])])
     out.totals = totals
     finish(out)
     out.totals["peak_tops"] = 2.0 * sum(x["rows"] * x["cols"] for x in core_rows) * arch.clock_mhz * 1e-6

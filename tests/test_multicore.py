@@ -137,8 +137,8 @@ def test_heterogeneous_cores_each_run_their_own_array():
     # fills R weight rows then streams m + R + C - 2 cycles: c0 8 folds x (64 + 127) = 1,528; c1 32 folds x
     # (32 + 63) = 3,040. The channel serves first come (ties: core order): c0 loads [0, 516), c1 waits,
     # [516, 1,032); c0 computes [516, 2,044), writes [2,044, 2,046); c1 computes [1,032, 4,072), writes
-    # [4,072, 4,074): the makespan. Alone on half the channel (32 B/cycle) each would take 1,032 + compute + 4:
-    # 2,564 and 4,076 cycles (the old equal-share model): sharing lets c0 use the whole channel first.
+    # [4,072, 4,074): the makespan. Alone on half the channel (32 B/cycle) each would take 1,032 + compute
+    # + 4: 2,564 and 4,076 cycles (the old equal-share model): sharing lets c0 use the whole channel first.
     cores = ARCH.cores.model_dump()
     cores.update(arrays={"small": {"array": {"rows": 32, "cols": 32}}}, list=[{"name": "c0"},
                  {"name": "c1", "array": "small"}])

@@ -65,7 +65,9 @@ def _random_chip(rng):
             if i:
                 for _ in range(int(rng.integers(0, 3))):
                     deps.append((int(rng.integers(0, cores)), int(rng.integers(0, i))))
-            z = lambda hi: int(rng.integers(0, hi)) * int(rng.integers(0, 2) or rng.integers(0, 2))  # noqa: E731
+            def z(hi):
+                return int(rng.integers(0, hi)) * int(rng.integers(0, 2) or rng.integers(0, 2))
+
             row.append(ChipNode(unit=int(rng.integers(0, 2)), tiles=int(rng.integers(1, 7)),
                                 compute_cycles=z(60), onchip_cycles=z(60), read_bytes=z(400),
                                 write_bytes=z(200), gather_bytes=z(100) if i else 0, deps=tuple(deps)))

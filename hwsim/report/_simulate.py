@@ -43,9 +43,9 @@ def timeline_figure(timeline: list[dict], title: str = "Timeline: array, vector 
 def core_roofline_figure(core_rows: list[dict], title: str = "Roofline per core") -> go.Figure:
     """Each core against its own roof: x = its MACs per DRAM byte (``intensity_macs_per_byte`` of
     ``cores.csv``), y = its achieved MACs per cycle over the makespan (``achieved_macs_per_cycle``); the roof
-    ``min(peak MACs/cycle, x * its DRAM share in bytes/cycle)`` (the chip's bandwidth over the cores), ridge at
-    ``peak / share`` (``ridge_macs_per_byte``). Cores with one roof share one line. A core left of its ridge
-    is memory-bound."""
+    ``min(peak MACs/cycle, x * its DRAM share in bytes/cycle)`` (the chip's bandwidth over the cores), ridge
+    at ``peak / share`` (``ridge_macs_per_byte``). Cores with one roof share one line. A core left of its
+    ridge is memory-bound."""
     import numpy as np
 
     pts = [r for r in core_rows if np.isfinite(r["intensity_macs_per_byte"]) and r["dram_bytes"]]
@@ -56,12 +56,13 @@ def core_roofline_figure(core_rows: list[dict], title: str = "Roofline per core"
         grid = np.geomspace(min(xs + ridges) / 4, max(xs + ridges) * 4, 120)
         roofs: dict[tuple[float, float], list[str]] = {}
         for r in pts:
-            roofs.setdefault((r["peak_macs_per_cycle"], r["dram_share_bytes_per_cycle"]), []).append(r["core"])
+            key = (r["peak_macs_per_cycle"], r["dram_share_bytes_per_cycle"])
+            roofs.setdefault(key, []).append(r["core"])
         for (peak, share), names in roofs.items():
             y = np.minimum(peak, grid * share) if np.isfinite(share) else np.full_like(grid, peak)
-            fig.add_scatter(x=grid, y=y, mode="lines", name=(f"roof {', '.join(names)}: {peak:,.0f} MACs/cycle, "
-                                                             f"{share:g} B/cycle, ridge {peak / share:,.0f}"
-                                                             if np.isfinite(share) else f"roof {peak:,.0f}"))
+            label = (f"roof {', '.join(names)}: {peak:,.0f} MACs/cycle, {share:g} B/cycle, ridge "
+                     f"{peak / share:,.0f}" if np.isfinite(share) else f"roof {peak:,.0f}")
+            fig.add_scatter(x=grid, y=y, mode="lines", name=label)
         fig.add_scatter(x=xs, y=[r["achieved_macs_per_cycle"] for r in pts], mode="markers+text",
                         text=[r["core"] for r in pts], textposition="top center", name="cores",
                         customdata=[[r["bound"], r["roof_macs_per_cycle"]] for r in pts],

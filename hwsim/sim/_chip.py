@@ -15,16 +15,19 @@ What runs (one block per core and node, each assumption stated):
   second one, and each link likewise carries the two streams as two resources. As in the one-array model,
   where a vector node's DRAM traffic never contends with the array's, so that one core equals one array
   exactly; the vector units' DRAM traffic is small (KV-cache writes, spilled activations): optimistic there.
-* **All-gather** (``gather_bytes``): before its start, a block receives the other cores' slices of its input
-  through ``hub``: a task on its path's links (array stream) of ``ceil(2 x bytes / link bytes per cycle)``
-  (in to ``hub`` and out again over each link, as the byte count of :func:`hwsim.simulate_multicore`),
-  after the blocks it depends on.
+* **All-gather** (``gather_bytes``): a block's input produced by the other cores reaches it through ``hub``,
+  tile by tile: after each tile's load, a task on the path's links (the array stream) of
+  ``ceil(2 x its share / link bytes per cycle)`` (in to ``hub`` and out again over each link, as the byte
+  count of :func:`hwsim.simulate_multicore`); the tile computes once it is done.
 * **Service discipline: in order** (:func:`hwsim.sim.schedule_tasks`): every resource serves its tasks in one
-  fixed order, the chip's task order: node by node in program order; within a node, round-robin over the
-  cores by position in each block's sequence ``gather, start, (loads, computes, writes in the DMA order of
-  :func:`hwsim.sim.dma_order`), end``. A statically ordered DMA schedule (as a compiler emits): symmetric
-  cores interleave their tiles on the DRAM channel; with unequal cores a slow core's transfer holds up the
-  later ones of the others (pessimistic).
+  fixed order, the chip's task order. A *plan* runs first: each core with a DRAM channel of its own at the
+  equal share ``bandwidth / cores``, tasks in round-robin order (node by node, over the cores by position in
+  each block's sequence ``join, start, (load, all-gather, compute, write in the DMA order of
+  :func:`hwsim.sim.dma_order`), end``). Then up to :data:`MAX_PASSES` passes on the shared channel, each
+  ordered by the previous pass's *ready* times (when a task's dependencies are done; ties: node, core,
+  position), stopping early at a fixpoint (where every resource serves first come, first served); the pass
+  with the shortest makespan is kept (the first of equals). With one core nothing is shared: one pass in
+  program order, the one-array model exactly.
 
 Two engines give the same schedule (tested equal on hundreds of random chips, ``tests/test_sim_chip.py``):
 ``engine="simpy"`` builds the explicit tasks (:func:`chip_tasks`) and runs SimPy processes over
@@ -45,14 +48,14 @@ from ._event import dma_order
 from ._tasks import schedule_tasks
 
 __all__ = ["ChipNode", "ChipSchedule", "chip_schedule", "chip_tasks", "warm_up_chip", "NUMBA_TASKS",
-           "ARRAY_UNIT", "VECTOR_UNIT"]
+           "MAX_PASSES", "ARRAY_UNIT", "VECTOR_UNIT"]
 
 #: Above this many tasks the analytic engine runs compiled by numba (below, plain Python: no compiler loaded).
 NUMBA_TASKS = 20_000
 
 #: Passes on the shared channel after the plan, at most (each ordered by the previous one's ready times); the
 #: shortest is kept.
-MAX_PASSES = 4
+MAX_PASSES = 2
 
 #: ``ChipNode.unit`` of a node on the array and on the vector unit.
 ARRAY_UNIT, VECTOR_UNIT = 0, 1
@@ -94,7 +97,8 @@ class ChipNode:
 @dataclass
 class ChipSchedule:
     """Per block (shape ``(cores, nodes)``, int64 cycles): ``start``, ``end`` of its window; ``dram_start``,
-    ``dram_end`` of its first and last transfer on the DRAM channel (``start`` when none), ``dram_cycles`` the sum of its transfers' durations,
+    ``dram_end`` of its first and last transfer on the DRAM channel (``start`` when none), ``dram_cycles``
+    the sum of its transfers' durations,
     ``compute_cycles`` of its tiles' array phases. ``makespan``: the last end."""
 
     start: np.ndarray
@@ -184,15 +188,16 @@ def chip_tasks(nodes: Sequence[Sequence[ChipNode]], paths: Sequence[Sequence[int
                private_dram: bool = False, planned: dict | None = None):
     """The chip model as explicit tasks (module docstring), in the order every resource serves them.
 
-    ``private_dram``: each core has a DRAM channel of its own (the planning pass, at the caller's share of
-    the bandwidth); ``planned``: ``{label: start}`` of the planning pass, which sets the task order (by planned
-    start, then node, core and position); without it the order is round-robin (node by node, over the cores by
-    position).
+    ``private_dram``: each core has a DRAM channel of its own (the plan, at the caller's share of the
+    bandwidth); ``planned``: ``{(core, node, position): ready cycle}`` of a previous pass, which sets the task
+    order (by ready cycle, then node, core and position); without it the order is round-robin (node by node,
+    over the cores by position).
 
     Returns
     -------
     (durations, resources, deps, labels) : lists, one entry per task; ``labels[t] = (core, node, position,
-    kind, tile)`` with kind 0 gather, 1 start, 2 load, 3 compute, 4 write, 5 end. The inputs of
+    kind, tile)`` with kind 0 join, 1 start, 2 load, 3 compute, 4 write, 5 end, 6 the tile's all-gather.
+    The inputs of
     :func:`hwsim.sim.schedule_tasks`.
     """
     db, ov = _check(nodes, paths, double_buffered, overlap)
@@ -256,7 +261,8 @@ def chip_tasks(nodes: Sequence[Sequence[ChipNode]], paths: Sequence[Sequence[int
 
 def _from_tasks(nodes, start, end, durations, resources, labels, passes) -> ChipSchedule:
     shape = (len(nodes), len(nodes[0]))
-    out = {k: np.zeros(shape, dtype=np.int64) for k in ("start", "end", "dram_start", "dram_end", "dram_cycles",
+    out = {k: np.zeros(shape, dtype=np.int64) for k in ("start", "end", "dram_start", "dram_end",
+                                                          "dram_cycles",
                                                           "compute_cycles")}
     first = np.full(shape, -1, dtype=np.int64)
     for t, (c, i, _p, kind, _k) in enumerate(labels):
@@ -285,7 +291,8 @@ def _body(ncores, nn, unit, ntiles, slots, cdur, ldur, wdur, gdur, dptr, didx, l
     each tile's compute, load, write and all-gather cycles. The state (``free`` and the arguments after it) is
     filled in place; ``tready[boff[b] + p]``: when each task's dependencies are done. One source: plain
     Python on lists, or compiled by numba on int64 arrays."""
-    lbase = 4 * ncores  # resources: 2c + u (core c's units), 2C + (2c + stream | stream) (DRAM), lbase + 2l + s
+    # resources: 2c + u (core c's units), 2C + (2c + stream | stream) (DRAM), lbase + 2 link + stream
+    lbase = 4 * ncores
     for t in range(len(ob)):
         b = ob[t]
         p = op[t]
@@ -437,7 +444,8 @@ def _analytic(nodes, paths, db, ov, dram_bw, link_bw, force_numba=None) -> ChipS
         key = (ntiles[b], slots[b])
         if key not in _patterns:
             pat = _pattern(*key)
-            _patterns[key] = (np.array([k for k, _ in pat], np.int64), np.array([j for _, j in pat], np.int64))
+            _patterns[key] = (np.array([k for k, _ in pat], np.int64),
+                              np.array([j for _, j in pat], np.int64))
         pk.append(_patterns[key][0])
         pt.append(_patterns[key][1])
         poff.append(o)
@@ -472,8 +480,8 @@ def _analytic(nodes, paths, db, ov, dram_bw, link_bw, force_numba=None) -> ChipS
     if use:
         arr = lambda v: np.asarray(v, dtype=np.int64)  # noqa: E731
         common = [ncores, nn, arr(unit), arr(ntiles), arr(slots)]
-        tail = [arr(dptr), arr(didx), arr(lptr), arr(lidx), np.asarray(ov, dtype=np.bool_), np.concatenate(pk),
-                np.concatenate(pt), arr(poff), arr(toff), arr(boff), arr(prev)]
+        tail = [arr(dptr), arr(didx), arr(lptr), arr(lidx), np.asarray(ov, dtype=np.bool_),
+                np.concatenate(pk), np.concatenate(pt), arr(poff), arr(toff), arr(boff), arr(prev)]
         durs = [arr(x) for x in (cdur, ldur, wdur, gdur)]
         plan_durs = [durs[0], arr(lsh), arr(wsh), durs[3]]
         run = _numba_body()
@@ -484,8 +492,8 @@ def _analytic(nodes, paths, db, ov, dram_bw, link_bw, force_numba=None) -> ChipS
                     np.full(nb, -1, np.int64), *(np.zeros(nb, np.int64) for _ in range(3))]
     else:
         common = [ncores, nn, unit, ntiles, slots]
-        tail = [dptr, didx, lptr, lidx, list(ov), [int(v) for a in pk for v in a], [int(v) for a in pt for v in a],
-                poff, toff, boff, prev]
+        tail = [dptr, didx, lptr, lidx, list(ov), [int(v) for a in pk for v in a],
+                [int(v) for a in pt for v in a], poff, toff, boff, prev]
         durs = [[int(v) for v in x] for x in (cdur, ldur, wdur, gdur)]
         plan_durs = [durs[0], [int(v) for v in lsh], [int(v) for v in wsh], durs[3]]
         run = _body
@@ -525,7 +533,8 @@ def _analytic(nodes, paths, db, ov, dram_bw, link_bw, force_numba=None) -> ChipS
     b_start, b_end, d_first, d_last, d_cyc, c_cyc = (
         np.asarray(x, dtype=np.int64).reshape(ncores, nn) for x in st[6:12])
     none = d_first < 0
-    return ChipSchedule(start=b_start, end=b_end, dram_start=np.where(none, b_start, d_first), dram_end=np.where(none, b_start, d_last),
+    return ChipSchedule(start=b_start, end=b_end, dram_start=np.where(none, b_start, d_first),
+                        dram_end=np.where(none, b_start, d_last),
                         dram_cycles=d_cyc, compute_cycles=c_cyc,
                         makespan=int(b_end.max()) if b_end.size else 0, passes=passes)
 
@@ -534,9 +543,9 @@ def chip_schedule(nodes: Sequence[Sequence[ChipNode]], paths: Sequence[Sequence[
                   dram_bytes_per_cycle: float, link_bytes_per_cycle: float,
                   double_buffered: bool | Sequence[bool] = True, overlap: bool | Sequence[bool] = True,
                   engine: str = "analytic") -> ChipSchedule:
-    """Schedule every core's nodes on the chip (module docstring): a planning pass (each core with its
-    share ``dram_bytes_per_cycle / cores`` of a DRAM channel of its own), then the schedule on the shared
-    channel serving the transfers in the order of their planned starts.
+    """Schedule every core's nodes on the chip (module docstring): a plan (each core with a DRAM channel of
+    its own at ``dram_bytes_per_cycle / cores``), then up to :data:`MAX_PASSES` passes on the shared channel,
+    each serving every resource in the order of the previous pass's ready times; the shortest is kept.
 
     Parameters
     ----------
@@ -575,8 +584,8 @@ def chip_schedule(nodes: Sequence[Sequence[ChipNode]], paths: Sequence[Sequence[
         tasks = chip_tasks(nodes, paths, dram_bytes_per_cycle=dram_bytes_per_cycle, **kw)
         start, end = schedule_tasks(*tasks[:3], engine="simpy")
         return _from_tasks(nodes, start, end, tasks[0], tasks[1], tasks[3], 1)
-    tasks = chip_tasks(nodes, paths, private_dram=True, dram_bytes_per_cycle=dram_bytes_per_cycle / len(nodes),
-                       **kw)
+    tasks = chip_tasks(nodes, paths, private_dram=True,
+                       dram_bytes_per_cycle=dram_bytes_per_cycle / len(nodes), **kw)
     result, passes, order, best = None, 0, None, None
     while passes < MAX_PASSES:
         start, end = schedule_tasks(*tasks[:3], engine="simpy") if result is None else result

@@ -15,7 +15,8 @@ Two engines, equal by construction and tested equal on random task systems (``te
 
 * ``engine="simpy"``: one SimPy process per task over :class:`simpy.Resource` objects of capacity 1; a task
   requests a resource only once the task before it in that resource's order has been granted it (so the
-  resource's FIFO queue holds them in order), then holds all of its resources for its duration (the reference);
+  resource's FIFO queue holds them in order), then holds all of its resources for its duration (the
+  reference);
 * ``engine="analytic"``: the recurrence ``start_i = max(end of its dependencies, max over its resources of
   the end of the resource's previous task)``.
 """
