@@ -1,28 +1,25 @@
-"""Several cores (the arch's ``cores:``): the workload split over them, each core simulated by the one-array
-pipeline, then one schedule over the chip.
+"""Several cores (the arch's ``cores:``): the workload split over them, each core's part mapped by the
+one-array pipeline, then the chip event model over all of them.
 
-Model (analytic; assumptions stated, not measured):
+Model (assumptions stated, not measured; docs/multicore_llm.md section 2):
 
 1. **Split.** :func:`hwsim.schedule.split_workload` gives each core its part of every GEMM layer
    (``cores.split``: ``n`` or ``m``); the non-GEMM nodes follow.
 2. **Per core.** Each part runs through :func:`hwsim.simulate_workload` on its core's arch
-   (:meth:`hwsim.spec.ArchSpec.core_archs`): its own array, buffers, vector unit and ``timing.reuse``, with
-   the DRAM bandwidth shared equally (``bandwidth / cores``: every core streams at once, exact for symmetric
-   cores in a DRAM-bound phase, pessimistic when the others are idle).
-3. **Network.** A core's DRAM traffic crosses the links from ``hub`` (the global buffer and DRAM port) to the
-   core along the breadth-first tree of ``noc.links``; with ``split: n`` and ``timing.reuse`` keeping a GEMM's
-   input on chip, each core also receives the ``(c-1)/c`` of that input the other cores produced (all-gather
-   through ``hub``, 2 x hops). A link carries the sum of the traffic of the cores behind it; a node takes at
-   least ``max over links of bytes / link_bytes_per_cycle``.
-4. **Chip schedule.** A node's duration is the max over cores of its cycles there and its network time (the
-   cores run a layer together and meet at its end: a barrier per node); the nodes are scheduled over the
-   array and the vector unit as on one core (:func:`hwsim.sim.schedule_nodes`): the makespan.
-5. **Energy.** Sum of the cores' energies plus ``bits x hops x noc.pj_per_bit_per_hop`` for every bit on the
+   (:meth:`hwsim.spec.ArchSpec.core_archs`): its own array, buffers, vector unit and ``timing.reuse`` give
+   every node's compute cycles, on-chip floor and DRAM bytes.
+3. **Chip.** :func:`hwsim.sim.chip_schedule` re-times every part: its tiles on the core's units, the DRAM
+   channel shared by all cores at the chip's full bandwidth, the network links on the core's path from
+   ``hub`` (breadth-first tree of ``noc.links``), and the data dependencies only (:func:`_own_inputs`: no
+   barrier per node). With ``split: n`` and ``timing.reuse`` keeping a GEMM's input on chip, each core also
+   receives the ``(c-1)/c`` of that input the other cores produced (all-gather through ``hub``, twice over
+   each link of its path), tile by tile after its loads. The makespan is ``total_cycles``.
+4. **Energy.** Sum of the cores' energies plus ``bits x hops x noc.pj_per_bit_per_hop`` for every bit on the
    network (``energy_noc_pj``).
 
-One core in ``cores:`` gives the one-array result (cycles, bytes and per-core energy; plus the network energy
-of its DRAM traffic, zero at ``pj_per_bit_per_hop: 0``) (tested). Not modelled: layers pipelined over cores,
-spatial splits with halos, multicast, contention of the DRAM channel beyond the equal share.
+One core in ``cores:`` gives the one-array result (cycles, start cycles, bytes and per-core energy; plus the
+network energy of its DRAM traffic, zero at ``pj_per_bit_per_hop: 0``) (tested). Not modelled: layers
+pipelined over cores, spatial splits with halos, multicast, several DRAM channels.
 """
 
 from __future__ import annotations
@@ -33,13 +30,18 @@ from collections.abc import Callable
 from typing import Any
 
 from .schedule import split_workload
-from .sim import schedule_nodes
+from .schedule import split_key
+from .sim import ARRAY_UNIT as ARRAY
+from .sim import NUMBA_TASKS, ChipNode, chip_schedule, warm_up_chip
+from .sim import VECTOR_UNIT as VECTOR
 from .spec import HUB, INPUT, ArchSpec, VectorOp, Workload
 
 __all__ = ["simulate_multicore", "CORE_COLUMNS"]
 
 CORE_COLUMNS = ("core", "array", "rows", "cols", "macs", "busy_cycles", "utilization", "dram_bytes",
-                "noc_bytes", "hops", "energy_pj", "intensity_macs_per_byte", "ridge_macs_per_byte", "bound")
+                "noc_bytes", "hops", "energy_pj", "intensity_macs_per_byte", "ridge_macs_per_byte", "bound",
+                "peak_macs_per_cycle", "dram_share_bytes_per_cycle", "achieved_macs_per_cycle",
+                "roof_macs_per_cycle", "compute_cycles", "dram_cycles")
 
 
 def _tree(arch: ArchSpec) -> dict[str, list[tuple[str, str]]]:
@@ -68,6 +70,41 @@ def _tree(arch: ArchSpec) -> dict[str, list[tuple[str, str]]]:
             v = parent[v]
         out[c.name] = path
     return out
+
+
+def _own_inputs(nd, n_inputs: int, cores: int, mode: str) -> list[bool]:
+    """For each input of node ``nd``: does the part on a core wait only for the same core's part of its
+    producer (True), or for every core's (False)?
+
+    * a non-GEMM node: its own core (element-wise on the same slice; the cross-core reduction of a split
+      norm or softmax row is not modelled, docs/multicore_llm.md);
+    * a GEMM's first input (rows x K): ``split: m``: its own core (each core's rows flow on independently);
+      ``split: n``: every core (each core reads the whole input: the all-gather);
+    * a GEMM's second input produced in the graph (attention's K and V): its own core when the layer is
+      split by heads (``count``) or groups, else every core (each core needs all of it).
+    """
+    if cores == 1 or isinstance(nd, VectorOp):
+        return [True] * n_inputs
+    first = mode == "m"
+    second = split_key(nd, cores, mode)[0] in ("count", "groups")
+    return [first] + [second] * (n_inputs - 1)
+
+
+def _retime(row: dict[str, Any], total: int, busy: int, a: ArchSpec, *, vector: bool) -> None:
+    """A part's row with the cycles the chip schedule gave it: ``total`` (its window), ``busy`` (its tiles'
+    array phases): the stalls and (GEMM) latency and utilization follow."""
+    comp = int(row["compute_cycles"])
+    row["total_cycles"] = total
+    row["stall_cycles"] = total - comp
+    if vector:
+        return
+    row["dram_stall_cycles"] = total - busy
+    row["latency_us"] = total / a.clock_mhz
+    peak = row["peak_macs_per_cycle"]
+    taken = total + (row["groups"] if a.timing.convention == "scalesim" else 0)
+    row["utilization"] = row["macs"] / (taken * peak) if taken and peak else 0.0
+    row["compute_utilization"] = (row["macs"] / ((taken - row["stall_cycles"]) * peak)
+                                  if taken > row["stall_cycles"] and peak else 0.0)
 
 
 def _start_up(archs: list[tuple[str, ArchSpec]], source: str) -> None:
@@ -125,61 +162,94 @@ def simulate_multicore(arch: ArchSpec, workload: Workload, *, one_core: Callable
     nodes = graph.nodes
     tree = _tree(arch)
     hops = {c: len(p) for c, p in tree.items()}
-    link_bw = cfg.noc.link_bytes_per_cycle
-    # per node and core: cycles, DRAM bytes, gather bytes
+    link_ids = {ln: k for k, ln in enumerate(sorted({ln for p in tree.values() for ln in p}))}
+    # per node and core: its row, DRAM bytes, gather bytes, the chip model's block
     per_node: list[dict[str, dict[str, Any]]] = [dict() for _ in nodes]
-    for (name, _), r in zip(archs, res, strict=False):
+    own = [_own_inputs(nd, len(graph.inputs[i]), n, cfg.split) for i, nd in enumerate(nodes)]
+    idx = graph.node_index()
+    blocks: list[list[ChipNode]] = []
+    for ci, ((name, a), r) in enumerate(zip(archs, res, strict=False)):
         gi = iter(r.rows)
         vi = iter(r.vector_rows)
         level = {t["tensor"]: t["level"] for t in r.tensor_rows}
+        vu = a.vector_unit
+        row_blocks = []
         for i, nd in enumerate(nodes):
-            row = next(vi) if isinstance(nd, VectorOp) else next(gi)
+            vec = isinstance(nd, VectorOp)
+            row = next(vi) if vec else next(gi)
             dram = row["dram_read_bytes"] + row["dram_write_bytes"]
             gather = 0
-            if not isinstance(nd, VectorOp) and cfg.split == "n" and n > 1:
+            if not vec and cfg.split == "n" and n > 1:
                 src = graph.inputs[i][0]
                 if src != INPUT and level.get(src, "dram") != "dram":
                     t = graph.tensors[src]
                     gather = math.ceil(t.elements * row["act_bits"] / 8 * (n - 1) / n)
-            per_node[i][name] = {"row": row, "cycles": int(row["total_cycles"]), "dram": dram,
-                                 "gather": gather}
-    durations, units = [], []
+            per_node[i][name] = {"row": row, "dram": dram, "gather": gather}
+            deps = []
+            for x, mine in zip(graph.inputs[i], own[i], strict=True):
+                if x != INPUT:
+                    deps += [(ci, idx[x])] if mine else [(cj, idx[x]) for cj in range(n)]
+            if vec:
+                lanes = vu.lanes if vu else 1
+                tiles = max(1, min(a.timing.max_tiles_per_layer, -(-row["elements"] // lanes)))
+                timed = vu is not None and (row["compute_cycles"] or row["dram_read_bytes"]
+                                            or row["dram_write_bytes"])
+                blk = ChipNode(VECTOR, tiles, row["compute_cycles"] if timed else 0, 0,
+                               row["dram_read_bytes"] if timed else 0,
+                               row["dram_write_bytes"] if timed else 0,
+                               0, tuple(sorted(set(deps))))
+            else:
+                blk = ChipNode(ARRAY, max(1, min(row["folds"], a.timing.max_tiles_per_layer)),
+                               row["compute_cycles"], row.get("onchip_cycles", 0), row["dram_read_bytes"],
+                               row["dram_write_bytes"], gather, tuple(sorted(set(deps))))
+            row_blocks.append(blk)
+        blocks.append(row_blocks)
+    dram_lv = arch.memory.dram_level
+    chip_kw = dict(dram_bytes_per_cycle=dram_lv.read_bw / 8,
+                   link_bytes_per_cycle=cfg.noc.link_bytes_per_cycle,
+                   double_buffered=[bool(a.memory.dram_level.double_buffered or a.memory.double_buffered)
+                                    for _, a in archs],
+                   overlap=[a.vector_unit.overlap if a.vector_unit is not None else True for _, a in archs])
+    paths = [[link_ids[ln] for ln in tree[name]] for name, _ in archs]
+    warm = 0.0
+    if arch.timing.engine == "analytic" and sum(4 * b.tiles + 3 for row in blocks for b in row) > NUMBA_TASKS:
+        tw = time.process_time()
+        warm_up_chip()  # numba's cache load (or compile) is start-up, not model time
+        warm = time.process_time() - tw
+    sched = chip_schedule(blocks, paths, engine=arch.timing.engine, **chip_kw)
     noc_bits_hops = 0.0
     noc_bytes = 0
-    for i, nd in enumerate(nodes):
-        load: dict[tuple[str, str], float] = {}
+    for i in range(len(nodes)):
         for c, d in per_node[i].items():
-            for ln in tree[c]:
-                load[ln] = load.get(ln, 0) + d["dram"] + 2 * d["gather"]  # gather: in to hub and out
             noc_bits_hops += 8 * (d["dram"] * hops[c] + d["gather"] * 2 * hops[c])
             noc_bytes += d["dram"] + d["gather"]
-        noc_cycles = math.ceil(max(load.values(), default=0) / link_bw)
-        for d in per_node[i].values():
-            d["noc_cycles"] = noc_cycles
-        durations.append(max([d["cycles"] for d in per_node[i].values()] + [noc_cycles]))
-        units.append("vector" if isinstance(nd, VectorOp) else "array")
-    idx = graph.node_index()
-    deps = [tuple(sorted({idx[x] for x in graph.inputs[i] if x != INPUT})) for i in range(len(nodes))]
-    vu = arch.vector_unit
-    start, end = schedule_nodes(durations, units, deps, overlap=vu.overlap if vu is not None else True,
-                                engine=arch.timing.engine)
+    units = ["vector" if isinstance(nd, VectorOp) else "array" for nd in nodes]
     rows, vrows, timeline = [], [], []
-    for (name, _), _r in zip(archs, res, strict=False):
+    for ci, ((name, a), _r) in enumerate(zip(archs, res, strict=False)):
         for i, nd in enumerate(nodes):
             d = per_node[i][name]
             row = dict(d["row"])
             key = "node" if isinstance(nd, VectorOp) else "layer"
-            row[key] = f"{name}/{row[key]}" if n > 1 else row[key]
-            row["start_cycle"], row["stop_cycle"] = start[i], start[i] + d["cycles"]
+            s0, e0 = int(sched.start[ci, i]), int(sched.end[ci, i])
+            row["start_cycle"], row["stop_cycle"] = s0, e0
+            if n > 1:  # the cycles the chip schedule gives the part (one core: the one-array numbers, equal)
+                _retime(row, e0 - s0, int(sched.compute_cycles[ci, i]), a, vector=key == "node")
+                row[key] = f"{name}/{row[key]}"
             (vrows if isinstance(nd, VectorOp) else rows).append(row)
-            unit = units[i] if n == 1 else f"{name}.{units[i]}"
-            timeline.append({"node": nd.name, "unit": unit, "start_cycle": start[i],
-                             "stop_cycle": start[i] + d["cycles"]})
-            busy = int(d["row"].get("dram_busy_cycles", 0))
-            if busy:
-                timeline.append({"node": nd.name, "unit": "dma" if n == 1 else f"{name}.dma",
-                                 "start_cycle": start[i], "stop_cycle": start[i] + min(busy, d["cycles"])})
-    makespan = max(end) if end else 0
+            if n == 1:
+                timeline.append({"node": nd.name, "unit": units[i], "start_cycle": s0, "stop_cycle": e0})
+                busy = int(d["row"].get("dram_busy_cycles", 0))
+                if busy:
+                    timeline.append({"node": nd.name, "unit": "dma", "start_cycle": s0,
+                                     "stop_cycle": s0 + min(busy, e0 - s0)})
+                continue
+            timeline.append({"node": nd.name, "unit": f"{name}.{units[i]}", "start_cycle": s0,
+                             "stop_cycle": e0})
+            if sched.dram_cycles[ci, i]:
+                timeline.append({"node": nd.name, "unit": f"{name}.dram",
+                                 "start_cycle": int(sched.dram_start[ci, i]),
+                                 "stop_cycle": int(sched.dram_end[ci, i])})
+    makespan = sched.makespan
     e_noc = noc_bits_hops * cfg.noc.pj_per_bit_per_hop
     totals: dict[str, float] = {}
     for r in res:
@@ -193,22 +263,29 @@ def simulate_multicore(arch: ArchSpec, workload: Workload, *, one_core: Callable
     totals["cores"] = n
     totals["total_cycles"] = makespan
     core_rows = []
-    for (name, a), r, c in zip(archs, res, cfg.list, strict=False):
+    for ci, ((name, a), r, c) in enumerate(zip(archs, res, cfg.list, strict=False)):
         peak = a.array.rows * a.array.cols
-        busy = sum(int(x["total_cycles"]) for x in r.rows)
+        gemm = [i for i, nd in enumerate(nodes) if not isinstance(nd, VectorOp)]
+        busy = int(sum(sched.end[ci, i] - sched.start[ci, i] for i in gemm))
         dram = sum(per_node[i][name]["dram"] for i in range(len(nodes)))
         macs = r.totals["macs"]
-        bw = a.memory.dram_level.read_bw / 8
+        bw = a.memory.dram_level.read_bw / 8  # its share: the chip's bandwidth over the cores
         ridge = peak / bw if bw != math.inf else 0.0
         inten = macs / dram if dram else math.inf
+        achieved = macs / makespan if makespan else 0.0
         core_rows.append({
             "core": name, "array": c.array, "rows": a.array.rows, "cols": a.array.cols, "macs": macs,
             "busy_cycles": busy, "utilization": macs / (makespan * peak) if makespan else 0.0,
             "dram_bytes": dram, "noc_bytes": sum(per_node[i][name]["dram"] + per_node[i][name]["gather"]
                                                  for i in range(len(nodes))),
             "hops": hops[name], "energy_pj": r.totals["energy_pj"], "intensity_macs_per_byte": inten,
-            "ridge_macs_per_byte": ridge, "bound": "memory" if inten < ridge else "compute"})
-    cpu = time.process_time() - t0
+            "ridge_macs_per_byte": ridge, "bound": "memory" if inten < ridge else "compute",
+            "peak_macs_per_cycle": peak, "dram_share_bytes_per_cycle": bw,
+            "achieved_macs_per_cycle": achieved,
+            "roof_macs_per_cycle": min(peak, inten * bw) if bw != math.inf else peak,
+            "compute_cycles": int(sched.compute_cycles[ci].sum()),
+            "dram_cycles": int(sched.dram_cycles[ci].sum())})
+    cpu = time.process_time() - t0 - warm
     first = res[0]
     out = make_result(arch=arch, workload=workload, bits=first.bits, rows=rows,
                     energy_records=[dict(x, layer=f"{nm}/{x['layer']}" if n > 1 else x["layer"])
@@ -219,8 +296,8 @@ def simulate_multicore(arch: ArchSpec, workload: Workload, *, one_core: Callable
                         dict(t, tensor=f"{nm}/{t['tensor']}") for (nm, _), r in zip(archs, res, strict=False)
                         for t in r.tensor_rows], timeline=timeline,
                     occupancy=first.occupancy if n == 1 else [],
-                    notes=[*first.notes, *([f"{n} cores, split {cfg.split}: analytic chip schedule "
-                                            "(docs/multicore_llm.md)"] if n > 1 else [])])
+                    notes=[*first.notes, *([f"{n} cores, split {cfg.split}: chip event model, shared DRAM "
+                                            "channel (docs/multicore_llm.md)"] if n > 1 else [])])
     out.totals = totals
     finish(out)
     out.totals["peak_tops"] = 2.0 * sum(x["rows"] * x["cols"] for x in core_rows) * arch.clock_mhz * 1e-6

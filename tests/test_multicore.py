@@ -49,8 +49,8 @@ def test_split_n_over_two_cores_hand_derived():
     # fc 1x256 x 256x256, int8, reuse none, split n over 2 cores: each core reads its half of the weights
     # (256*128 = 32,768 B), the whole input (256 B) and writes its half of the output (128 B): 33,152 B per
     # core, 66,304 B in all (one core: 65,536 + 256 + 256 = 66,048; the input is fetched by both).
-    # Network: that traffic over one hop each, 66,304 * 8 * 0.06 = 31,825.92 pJ. Each core has half of the
-    # 64 B/cycle channel: at least 33,152 / 32 = 1,036 cycles.
+    # Network: that traffic over one hop each, 66,304 * 8 * 0.06 = 31,825.92 pJ. The two cores share the
+    # 64 B/cycle channel: at least 66,304 / 64 = 1,036 cycles.
     arch = _cores(ARCH.replace(**{"timing.reuse": "none"}), ["c0", "c1"])
     res = simulate_workload(arch, _fc_chain())
     assert res.totals["dram_read_bytes"] + res.totals["dram_write_bytes"] == 66_304
@@ -131,21 +131,134 @@ def test_sweep_over_cores_and_context(tmp_path):
 
 
 def test_heterogeneous_cores_each_run_their_own_array():
-    # c0: the arch's 64x64, c1: a 32x32 type. split n: each takes n = 128 of the 256 outputs. Each core's
-    # cycles are those of its part alone on its own array with half the DRAM channel (32 B/cycle), and the
-    # layer ends when the slower core does
+    # c0: the arch's 64x64, c1: a 32x32 type, one tile per layer (timing.max_tiles_per_layer: 1), reuse none.
+    # split n: each takes n = 128 of the 256 outputs and reads 128 x 256 weights + the 256 B input = 33,024 B
+    # (516 cycles on the shared 64 B/cycle channel) and writes 128 B (2 cycles). Compute (WS, m = 1): a fold
+    # fills R weight rows then streams m + R + C - 2 cycles: c0 8 folds x (64 + 127) = 1,528; c1 32 folds x
+    # (32 + 63) = 3,040. The channel serves first come (ties: core order): c0 loads [0, 516), c1 waits,
+    # [516, 1,032); c0 computes [516, 2,044), writes [2,044, 2,046); c1 computes [1,032, 4,072), writes
+    # [4,072, 4,074): the makespan. Alone on half the channel (32 B/cycle) each would take 1,032 + compute
+    # + 4: 2,564 and 4,076 cycles (the old equal-share model): sharing lets c0 use the whole channel first.
     cores = ARCH.cores.model_dump()
     cores.update(arrays={"small": {"array": {"rows": 32, "cols": 32}}}, list=[{"name": "c0"},
                  {"name": "c1", "array": "small"}])
-    arch = ARCH.replace(cores=cores, **{"timing.reuse": "none"})
+    one_tile = {"timing.reuse": "none", "timing.max_tiles_per_layer": 1}
+    arch = ARCH.replace(cores=cores, **one_tile)
     res = simulate_workload(arch, _fc_chain())
+    assert [r["compute_cycles"] for r in res.rows] == [1_528, 3_040]
+    assert [c["busy_cycles"] for c in res.core_rows] == [2_046, 4_074]
+    assert [(r["start_cycle"], r["stop_cycle"]) for r in res.rows] == [(0, 2_046), (0, 4_074)]
+    assert res.totals["total_cycles"] == 4_074
     half = Workload.model_validate({"name": "h", "layers": [{"name": "fc0", "op": "fc", "m": 1, "k": 256,
                                                              "n": 128}]})
-    base = ARCH.replace(cores=None, **{"timing.reuse": "none", "memory.dram.bandwidth_bytes_per_cycle": 32})
+    base = ARCH.replace(cores=None, **one_tile, **{"memory.dram.bandwidth_bytes_per_cycle": 32})
     alone = [simulate_workload(base, half).totals["total_cycles"],
              simulate_workload(base.replace(**{"array.rows": 32, "array.cols": 32}),
                                half).totals["total_cycles"]]
-    assert [c["busy_cycles"] for c in res.core_rows] == alone
-    assert alone[1] > alone[0]
-    assert res.totals["total_cycles"] == max(alone)
+    assert alone == [2_564, 4_076]
     assert [(c["rows"], c["cols"]) for c in res.core_rows] == [(64, 64), (32, 32)]
+
+
+@pytest.mark.parametrize("split", ["n", "m"])
+def test_shared_dram_channel_hand_derived(split):
+    # 2 cores, fc0 -> fc1 (int8, k = n = 256), reuse none, one tile per layer, DRAM 64 B/cycle shared, links
+    # 64 B/cycle (a transfer holds the channel and its core's link: max(bytes/64, bytes/64) cycles).
+    # split n (m = 1): a core's part is n = 128: loads 128 x 256 + 256 = 33,024 B (516 cycles), computes
+    # 8 folds x (64 + 1 + 64 + 64 - 2) = 1,528 cycles, writes 128 B (2 cycles). The loads serialize on the
+    # channel: c0 [0, 516), c1 [516, 1,032); computes c0 [516, 2,044), c1 [1,032, 2,560); writes c0
+    # [2,044, 2,046), c1 [2,560, 2,562). fc1 reads the whole fc0 output, so on both cores it starts when the
+    # last core's fc0 ends, 2,562; then the same pattern: loads c0 [2,562, 3,078), c1 [3,078, 3,594), computes
+    # to 4,606 and 5,122, writes end 4,608 and 5,124: the makespan. (Old model, bandwidth / 2 and a barrier:
+    # 2 x (1,032 + 1,528 + 4) = 5,128.)
+    # split m (m = 2): a core's part is m = 1 with all the weights: 65,536 + 256 = 65,792 B (1,028 cycles),
+    # 16 folds x 191 = 3,056 cycles, a 256 B write (4 cycles). Loads c0 [0, 1,028), c1 [1,028, 2,056);
+    # computes c0 [1,028, 4,084), c1 [2,056, 5,112); c0 writes [4,084, 4,088) and, its rows needing only its
+    # own fc0 (no barrier), loads fc1 [4,088, 5,116); c1's write, ready at 5,112, waits: [5,116, 5,120), its
+    # load [5,120, 6,148); computes c0 [5,116, 8,172), c1 [6,148, 9,204); writes end 8,176 and 9,208.
+    m = 1 if split == "n" else 2
+    layers = [{"name": f"fc{i}", "op": "fc", "m": m, "k": 256, "n": 256} for i in range(2)]
+    arch = _cores(ARCH.replace(**{"timing.reuse": "none", "timing.max_tiles_per_layer": 1}), ["c0", "c1"])
+    c = arch.cores.model_dump()
+    c["split"] = split
+    res = simulate_workload(arch.replace(cores=c), Workload.model_validate({"name": "w", "layers": layers}))
+    spans = {r["layer"]: (r["start_cycle"], r["stop_cycle"]) for r in res.rows}
+    if split == "n":
+        assert spans == {"c0/fc0": (0, 2_046), "c1/fc0": (0, 2_562), "c0/fc1": (2_562, 4_608),
+                         "c1/fc1": (2_562, 5_124)}
+        assert res.totals["total_cycles"] == 5_124
+    else:
+        assert spans == {"c0/fc0": (0, 4_088), "c1/fc0": (0, 5_120), "c0/fc1": (4_088, 8_176),
+                         "c1/fc1": (5_120, 9_208)}
+        assert res.totals["total_cycles"] == 9_208
+    # the SimPy reference gives the same schedule
+    ref = simulate_workload(arch.replace(cores=c, **{"timing.engine": "simpy"}),
+                            Workload.model_validate({"name": "w", "layers": layers}))
+    assert {r["layer"]: (r["start_cycle"], r["stop_cycle"]) for r in ref.rows} == spans
+
+
+def _values(v):
+    """A plotly JSON array: a list, or numpy's bytes in base64 (``{"dtype": ..., "bdata": ...}``)."""
+    import base64
+
+    import numpy as np
+
+    return list(np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"])) if isinstance(v, dict) else v
+
+
+def _figures(html):
+    """The plotly figures of a report page: {title text: (traces, layout)}, read from its JSON."""
+    import json
+    import re
+
+    dec, out = json.JSONDecoder(), {}
+    for m in re.finditer(r'Plotly\.newPlot\(\s*"fig\d+",\s*', html):
+        traces, end = dec.raw_decode(html, m.end())
+        layout, _ = dec.raw_decode(html, end + html[end:].index("{"))
+        out[layout.get("title", {}).get("text", "")] = (traces, layout)
+    return out
+
+
+def test_report_has_the_roofline_and_timeline_per_core(tmp_path):
+    # the split-n chain of test_shared_dram_channel_hand_derived: each core does 2 x 128 x 256 = 65,536 MACs
+    # and moves 2 x (33,024 + 128) = 66,304 DRAM bytes: 0.98842 MACs/byte, far left of its ridge 4,096 MACs
+    # per cycle / 32 B/cycle (its share of the 64 B/cycle channel) = 128: memory-bound, roof 0.98842 x 32 =
+    # 31.63 MACs/cycle; achieved 65,536 / 5,124 cycles (the makespan) = 12.79 MACs/cycle
+    from hwsim.report import simulate_report
+
+    layers = [{"name": f"fc{i}", "op": "fc", "m": 1, "k": 256, "n": 256} for i in range(2)]
+    arch = _cores(ARCH.replace(**{"timing.reuse": "none", "timing.max_tiles_per_layer": 1}), ["c0", "c1"])
+    res = simulate_workload(arch, Workload.model_validate({"name": "w", "layers": layers}))
+    figs = _figures(simulate_report(res, tmp_path / "report.html").read_text())
+    traces, layout = next(v for k, v in figs.items() if k.startswith("Roofline per core"))
+    cores = next(t for t in traces if t["name"] == "cores")
+    assert cores["text"] == ["c0", "c1"]
+    assert cores["x"] == pytest.approx([65_536 / 66_304] * 2)
+    assert cores["y"] == pytest.approx([65_536 / 5_124] * 2)
+    roof = next(t for t in traces if t["name"].startswith("roof c0, c1"))
+    assert "4,096 MACs/cycle, 32 B/cycle, ridge 128" in roof["name"]
+    assert max(_values(roof["y"])) == 4096 and layout["xaxis"]["type"] == "log"
+    assert [c["bound"] for c in res.core_rows] == ["memory"] * 2
+    assert [c["roof_macs_per_cycle"] for c in res.core_rows] == pytest.approx([65_536 / 66_304 * 32] * 2)
+    # the timeline: one row per core and unit, the DRAM rows at the hand-derived transfers (c1 fc0's load
+    # [516, 1,032) and write [2,560, 2,562); fc1's load [3,078, 3,594) and write [5,122, 5,124))
+    traces, _ = next(v for k, v in figs.items() if k.startswith("Timeline per core"))
+    by = {t["name"]: t for t in traces}
+    assert list(by) == ["c0.array", "c0.dram", "c1.array", "c1.dram"]
+    assert list(zip(by["c1.dram"]["base"], by["c1.dram"]["x"], strict=True)) == [(516, 2_046), (3_078, 2_046)]
+    assert list(zip(by["c1.array"]["base"], by["c1.array"]["x"], strict=True)) == [(0, 2_562), (2_562, 2_562)]
+
+
+@pytest.mark.parametrize("split", ["n", "m"])
+def test_simpy_and_analytic_chip_engines_agree_on_a_transformer_block(split):
+    # one GPT-2 block (prefill of 8 tokens: split m divides the rows) on the 4 cores, 8 tiles per layer: the
+    # SimPy processes and the recurrence give every part the same start and stop cycles
+    wl = transformer_workload(model="gpt2_small", phase="prefill", seq_len=8, n_layer=1, lm_head=False)
+    c = ARCH.cores.model_dump()
+    c["split"] = split
+    arch = ARCH.replace(cores=c, **{"timing.max_tiles_per_layer": 8})
+    fast = simulate_workload(arch, wl)
+    ref = simulate_workload(arch.replace(**{"timing.engine": "simpy"}), wl)
+    spans = [(r["start_cycle"], r["stop_cycle"]) for r in fast.rows + fast.vector_rows]
+    assert spans == [(r["start_cycle"], r["stop_cycle"]) for r in ref.rows + ref.vector_rows]
+    assert fast.totals["total_cycles"] == ref.totals["total_cycles"] > 0
+    assert fast.timeline == ref.timeline

@@ -10,23 +10,67 @@ from .._pipeline import SimResult
 from ._html import table_html, write_page
 
 __all__ = ["simulate_report", "cycles_figure", "energy_figure", "utilization_figure", "roofline_figure",
-           "timeline_figure", "occupancy_figure"]
+           "timeline_figure", "occupancy_figure", "core_roofline_figure"]
+
+_UNIT_ORDER = {"array": 0, "vector": 1, "dma": 2, "dram": 3}
 
 
 def timeline_figure(timeline: list[dict], title: str = "Timeline: array, vector unit and DMA") -> go.Figure:
-    """One horizontal bar per node on its unit (array, vector, dma) from its start to its end cycle. A dma
-    bar is a node's DRAM busy cycles drawn from the node's start (the transfers interleave with compute inside
-    it)."""
+    """One horizontal bar per node on its unit from its start to its end cycle. One core: the units
+    ``array``, ``vector``, ``dma`` (a node's DRAM busy cycles drawn from the node's start: the transfers
+    interleave with compute inside it). Several cores (``cores:``): one row per core and unit, ``c0.array``,
+    ``c0.vector``, ``c0.dram`` (from a node's first transfer on the shared DRAM channel to its last), in core
+    order."""
+    def key(u):
+        core, _, kind = u.rpartition(".")
+        return (core, _UNIT_ORDER.get(kind, 9), kind)
+
     fig = go.Figure()
-    for unit in ("array", "vector", "dma"):
-        rs = [r for r in timeline if r["unit"] == unit]
-        if not rs:
+    units = sorted(dict.fromkeys(r["unit"] for r in timeline), key=key)
+    for unit in units:
+        if "." not in unit and unit not in ("array", "vector", "dma"):
             continue
+        rs = [r for r in timeline if r["unit"] == unit]
         fig.add_bar(name=unit, y=[unit] * len(rs), x=[r["stop_cycle"] - r["start_cycle"] for r in rs],
                     base=[r["start_cycle"] for r in rs], orientation="h", text=[r["node"] for r in rs],
                     hovertemplate="%{text}: cycles %{base} to %{x}+%{base}<extra></extra>")
     fig.update_layout(barmode="overlay", title=title, xaxis_title="cycle (array clock)", yaxis_title="unit",
-                      height=300, showlegend=False)
+                      height=max(300, 60 + 28 * len(units)), showlegend=False,
+                      yaxis={"categoryorder": "array", "categoryarray": units[::-1]})
+    return fig
+
+
+def core_roofline_figure(core_rows: list[dict], title: str = "Roofline per core") -> go.Figure:
+    """Each core against its own roof: x = its MACs per DRAM byte (``intensity_macs_per_byte`` of
+    ``cores.csv``), y = its achieved MACs per cycle over the makespan (``achieved_macs_per_cycle``); the roof
+    ``min(peak MACs/cycle, x * its DRAM share in bytes/cycle)`` (the chip's bandwidth over the cores), ridge
+    at ``peak / share`` (``ridge_macs_per_byte``). Cores with one roof share one line. A core left of its
+    ridge is memory-bound."""
+    import numpy as np
+
+    pts = [r for r in core_rows if np.isfinite(r["intensity_macs_per_byte"]) and r["dram_bytes"]]
+    fig = go.Figure()
+    if pts:
+        xs = [r["intensity_macs_per_byte"] for r in pts]
+        ridges = [r["ridge_macs_per_byte"] for r in pts if r["ridge_macs_per_byte"]]
+        grid = np.geomspace(min(xs + ridges) / 4, max(xs + ridges) * 4, 120)
+        roofs: dict[tuple[float, float], list[str]] = {}
+        for r in pts:
+            key = (r["peak_macs_per_cycle"], r["dram_share_bytes_per_cycle"])
+            roofs.setdefault(key, []).append(r["core"])
+        for (peak, share), names in roofs.items():
+            y = np.minimum(peak, grid * share) if np.isfinite(share) else np.full_like(grid, peak)
+            label = (f"roof {', '.join(names)}: {peak:,.0f} MACs/cycle, {share:g} B/cycle, ridge "
+                     f"{peak / share:,.0f}" if np.isfinite(share) else f"roof {peak:,.0f}")
+            fig.add_scatter(x=grid, y=y, mode="lines", name=label)
+        fig.add_scatter(x=xs, y=[r["achieved_macs_per_cycle"] for r in pts], mode="markers+text",
+                        text=[r["core"] for r in pts], textposition="top center", name="cores",
+                        customdata=[[r["bound"], r["roof_macs_per_cycle"]] for r in pts],
+                        hovertemplate="%{text}: %{x:,.3g} MACs/byte, %{y:,.4g} MACs/cycle of a roof of "
+                                      "%{customdata[1]:,.4g} (%{customdata[0]}-bound)<extra></extra>")
+    fig.update_layout(title=title + ": achieved MACs/cycle (over the makespan) vs MACs per DRAM byte",
+                      xaxis_type="log", yaxis_type="log", xaxis_title="MACs per DRAM byte",
+                      yaxis_title="MACs per cycle", height=440)
     return fig
 
 
@@ -166,7 +210,10 @@ def simulate_report(res: SimResult, path: str | Path) -> Path:
         ("Utilization", utilization_figure(res.rows)),
         ("Roofline", roofline_figure(res.arch, res.rows)),
         ("Layers", table_html(res.rows, cols)),
-        ("Timeline", timeline_figure(res.timeline)),
+        *([("Roofline per core", core_roofline_figure(res.core_rows)),
+           ("Cores", table_html(res.core_rows))] if res.core_rows else []),
+        ("Timeline", timeline_figure(res.timeline) if not res.core_rows else timeline_figure(
+            res.timeline, "Timeline per core: array, vector unit, transfers on the shared DRAM channel")),
         ("Memory occupancy", occupancy_figure(res.occupancy)),
         (f"Where each tensor lived (timing.reuse: {arch.timing.reuse})", table_html(res.tensor_rows, [
             "tensor", "producer", "consumers", "bytes", "level", "kind", "from_cycle", "to_cycle",

@@ -19,7 +19,7 @@ from __future__ import annotations
 from ..errors import Found, SpecError
 from ..spec import Gemm, VectorOp, Workload
 
-__all__ = ["split_workload"]
+__all__ = ["split_workload", "split_key"]
 
 
 def _parts(d: int, c: int, uneven: bool, what: str, source: str) -> list[int]:
@@ -29,6 +29,17 @@ def _parts(d: int, c: int, uneven: bool, what: str, source: str) -> list[int]:
                         f"a dimension the {c} cores divide (or cores.uneven: true with "
                         f"at least {c})", Found(what))
     return [q + (1 if i < r else 0) for i in range(c)]
+
+
+def split_key(nd, cores: int, mode: str = "n") -> tuple[str, int]:
+    """The dimension a GEMM layer (``Gemm`` or conv) is divided along over ``cores`` (module docstring) and
+    its size: ``("count" | "groups" | "n" | "out_channels" | "m" | "batch", size)``."""
+    if mode == "n":
+        g = nd.count if isinstance(nd, Gemm) else nd.n_groups
+        if g > 1 and g % cores == 0:
+            return ("count", g) if isinstance(nd, Gemm) else ("groups", g)
+        return ("n", nd.n) if isinstance(nd, Gemm) else ("out_channels", nd.out_channels)
+    return ("m", nd.m) if isinstance(nd, Gemm) else ("batch", nd.batch)
 
 
 def split_workload(wl: Workload, cores: int, mode: str = "n", *, uneven: bool = False,
@@ -54,16 +65,7 @@ def split_workload(wl: Workload, cores: int, mode: str = "n", *, uneven: bool = 
                         upd[key] = max(1, round(v * ratio[c][-1])) if ratio[c] else v
                 per[c].append(nd.model_copy(update=upd) if upd else nd)
             continue
-        if mode == "n":
-            g = nd.count if isinstance(nd, Gemm) else nd.n_groups
-            if g > 1 and g % cores == 0:
-                key, d = ("count", g) if isinstance(nd, Gemm) else ("groups", g)
-            elif isinstance(nd, Gemm):
-                key, d = "n", nd.n
-            else:
-                key, d = "out_channels", nd.out_channels
-        else:
-            key, d = ("m", nd.m) if isinstance(nd, Gemm) else ("batch", nd.batch)
+        key, d = split_key(nd, cores, mode)
         parts = _parts(d, cores, uneven, f"layer {nd.name!r}: {key} = {d} over {cores} cores", source)
         for c in range(cores):
             upd = {key: parts[c]}
