@@ -29,8 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .schedule import split_workload
-from .schedule import split_key
+from .schedule import split_key, split_workload
 from .sim import ARRAY_UNIT as ARRAY
 from .sim import NUMBA_TASKS, ChipNode, chip_schedule, warm_up_chip
 from .sim import VECTOR_UNIT as VECTOR

@@ -269,7 +269,7 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
             "dram_filter_read_bytes": tr.dram_read_bytes("filter"),
             "dram_read_bytes": m.dram_read_bytes, "dram_ofmap_write_bytes": tr.dram_write_bytes("ofmap"),
             "dram_write_bytes": m.dram_write_bytes, "dram_busy_cycles": tm.dram_busy_cycles,
-            "onchip_cycles": _onchip_cycles(m, arch),  # the event model's on-chip floor (the chip model's too)
+            "onchip_cycles": _onchip_cycles(m, arch),  # the on-chip floor (event and chip models)
             "peak_macs_per_cycle": peak,
             # cycles [start_cycle, stop_cycle) of the workload: set by the graph schedule below (back to back
             # when there is no vector unit, as SCALE-Sim runs layers)

@@ -58,7 +58,7 @@ def _random_chip(rng):
     cores = int(rng.integers(1, 5))
     nn = int(rng.integers(1, 6))
     nodes = []
-    for c in range(cores):
+    for _c in range(cores):
         row = []
         for i in range(nn):
             deps = []
