@@ -109,6 +109,11 @@ def simulate_multicore(arch: ArchSpec, workload: Workload, *, one_core: Callable
         ``cores.split``: a layer dimension the cores do not divide; anything the one-core pipeline raises.
     """
     cfg = arch.cores
+    if cfg.schedule == "pipeline":  # layers whole on one core each, pipelined (hwsim/_multicore_pipeline.py)
+        from ._multicore_pipeline import simulate_pipeline
+
+        return simulate_pipeline(arch, workload, one_core=one_core, make_result=make_result, finish=finish,
+                                 source=source, **kw)
     archs = arch.core_archs(source)
     _start_up(archs, source)
     t0 = time.process_time()
