@@ -21,7 +21,8 @@ Model (analytic; assumptions stated, not measured):
    network (``energy_noc_pj``).
 
 One core in ``cores:`` gives the one-array result (cycles, bytes and per-core energy; plus the network energy
-of its DRAM traffic, zero at ``pj_per_bit_per_hop: 0``) (tested). Not modelled: layers pipelined over cores,
+of its DRAM traffic, zero at ``pj_per_bit_per_hop: 0``) (tested). Layers pipelined over cores:
+``cores.schedule: pipeline`` (:mod:`hwsim._multicore_pipeline`). Not modelled here:
 spatial splits with halos, multicast, contention of the DRAM channel beyond the equal share.
 """
 

@@ -168,9 +168,7 @@ def test_dual_case_latency_and_onchip_energy_differ_as_documented():
 
 @pytest.mark.parametrize("alloc, key", [
     ({"layer_on_core0": "c0", "nope": "c1"}, "cores.allocation.nope"),
-    ({"layer_on_core0": "c0"}, "cores.allocation"),
     ({"layer_on_core0": "c0", "layer_on_core1": "c7"}, "cores"),
-    (["c0"], "cores.allocation"),
 ])
 def test_bad_allocation_exit_2(tmp_path, alloc, key):
     import yaml
@@ -188,8 +186,11 @@ def test_bad_allocation_exit_2(tmp_path, alloc, key):
     assert len(lines) == 1 and lines[0].startswith(f"hwsim: error: {p}: {key}:"), lines
 
 
-def test_bad_allocation_raises_spec_error_in_python():
+@pytest.mark.parametrize("alloc, msg", [({"layer_on_core0": "c0"}, "no core for layer 'layer_on_core1'"),
+                                        (["c0"], "one core per GEMM layer .2, in layer order.")])
+def test_bad_allocation_raises_spec_error_in_python(alloc, msg):
     arch, wl = _dual()
-    bad = arch.replace(**{"cores.allocation": {"layer_on_core0": "c0"}})
-    with pytest.raises(SpecError, match="no core for layer 'layer_on_core1'"):
+    bad = arch.replace(**{"cores.allocation": alloc})
+    with pytest.raises(SpecError, match=msg) as e:
         simulate_workload(bad, wl)
+    assert e.value.key == "cores.allocation"
