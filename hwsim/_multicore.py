@@ -114,7 +114,7 @@ def simulate_multicore(arch: ArchSpec, workload: Workload, *, one_core: Callable
         from ._multicore_pipeline import simulate_pipeline
 
         return simulate_pipeline(arch, workload, one_core=one_core, make_result=make_result, finish=finish,
-                                 source=source, **kw)
+                                 start_up=_start_up, source=source, **kw)
     archs = arch.core_archs(source)
     _start_up(archs, source)
     t0 = time.process_time()

@@ -42,7 +42,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._multicore import _start_up
 from .schedule import allocate_layers
 from .sim import schedule_nodes
 from .spec import HUB, INPUT, ArchSpec, Conv2d, Gemm, VectorOp, Workload
@@ -197,10 +196,11 @@ def pipeline_tasks(arch: ArchSpec, workload: Workload, alloc: list[int], node_ro
 
 
 def simulate_pipeline(arch: ArchSpec, workload: Workload, *, one_core: Callable, make_result: Callable,
-                      finish: Callable, source: str = "<arch>", **kw: Any):
+                      finish: Callable, start_up: Callable, source: str = "<arch>", **kw: Any):
     """Simulate ``workload`` on a multi-core ``arch`` with ``cores.schedule: pipeline`` (module docstring).
     Called by :func:`hwsim.simulate_multicore` (which :func:`hwsim.simulate_workload` calls) with the one-array
-    pipeline as ``one_core``, its result class as ``make_result`` and its totals finisher as ``finish``.
+    pipeline as ``one_core``, its result class as ``make_result``, its totals finisher as ``finish`` and what
+    runs before the clock starts as ``start_up(archs, source)`` (so this module imports neither back).
 
     Returns
     -------
@@ -220,7 +220,7 @@ def simulate_pipeline(arch: ArchSpec, workload: Workload, *, one_core: Callable,
     """
     cfg = arch.cores
     archs = arch.core_archs(source)
-    _start_up(archs, source)
+    start_up(archs, source)
     t0 = time.process_time()
     names = [n for n, _ in archs]
     n = len(archs)
