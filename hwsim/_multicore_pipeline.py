@@ -11,12 +11,14 @@ Model (analytic; each assumption stated):
    the layer's row (cycles, DRAM bytes, energy per component) is taken from its core.
 3. **Computation nodes.** A conv is cut into CNs of ``cores.pipeline_rows`` output rows (Stream's
    ``hint_loops=[("OY", "all")]`` is one row per CN); a GEMM (``count`` 1) into CNs of that many rows of M; a
-   vector node or a batched conv is one CN. A CN lasts its share of the layer's cycles, ``floor(T (k+1) r / R)
+   windowed pool or an element-wise vector node with a known (C, H, W) output into rows the same way; any
+   other node (a global pool, a softmax, a batched conv) is one CN. A CN lasts its share of the layer's cycles, ``floor(T (k+1) r / R)
    - floor(T k r / R)`` for rows ``[k r, (k+1) r)`` of ``R`` (they sum to ``T`` exactly).
 4. **Dependencies.** A conv's CN for output rows ``[a, b)`` needs the input rows ``[a s - p, (b-1) s - p +
-   (kh-1) d]`` (stride, top padding, dilation: the kernel's halo), i.e. the producer CNs holding them when the
-   producer's rows are that input's rows; a GEMM's CN needs the same rows of a GEMM producer with the same M;
-   any other pair needs the whole producer.
+   (kh-1) d]`` (stride, top padding, dilation: the kernel's halo; a pool's window likewise), i.e. the producer
+   CNs holding them when the producer's rows are that input's rows; a GEMM's or an element-wise node's CN
+   needs the same rows; any other pair needs the whole producer. On one core a node waits for its producers
+   whole (the one-array sequencer: a node starts when its inputs are done); the CN overlap is across cores.
 5. **Transfers.** A tensor crossing cores that the consumer's core keeps on chip (its tensor plan) goes core
    to core: each producer CN's share of the tensor's bytes crosses every link of the shortest path (breadth-
    first over ``noc.links``, ties by name; store and forward, a hop after the previous), ``ceil(bytes /
@@ -75,12 +77,18 @@ def _path(arch: ArchSpec, a: str, b: str) -> list[tuple[str, str]]:
     return out[::-1]
 
 
-def _cn_rows(nd) -> int:
-    """The rows a node is cut along (1: one CN)."""
+#: Vector ops that map output row r to input row r (element-wise on one shape).
+_ROWWISE = ("add", "mul", "relu", "gelu", "silu", "requant")
+
+
+def _cn_rows(nd, chw) -> int:
+    """The rows a node is cut along (1: one CN); ``chw``: its output tensor's (C, H, W) or None."""
     if isinstance(nd, Conv2d):
         return nd.out_hw[0] if nd.batch == 1 else 1
     if isinstance(nd, Gemm):
         return nd.m if nd.count == 1 else 1
+    if chw is not None and (nd.op in _ROWWISE or (nd.op in ("maxpool", "avgpool") and nd.kernel is not None)):
+        return chw[1]
     return 1
 
 
@@ -88,18 +96,30 @@ def _share(total: int, lo: int, hi: int, rows: int) -> int:
     return total * hi // rows - total * lo // rows
 
 
-def _needed(q, prod, a: int, b: int, rp: int, prows: int, ncn_p: int) -> range:
-    """Producer CN indices consumer rows ``[a, b)`` of ``q`` need (module docstring, 4.)."""
-    if isinstance(q, Conv2d) and _cn_rows(q) > 1 and isinstance(prod, Conv2d) and prows == q.in_h > 1:
-        t = q.pads[0]
-        (kh, _), (s, _), (d, _) = q.kernel_hw, q.stride_hw, q.dilation_hw
-        lo = max(0, a * s - t)
-        hi = min(q.in_h - 1, (b - 1) * s - t + (kh - 1) * d)
-        if hi < lo:  # rows of padding only
-            return range(0)
-        return range(lo // rp, hi // rp + 1)
-    if isinstance(q, Gemm) and _cn_rows(q) > 1 and isinstance(prod, Gemm) and prows == q.m:
-        return range(a // rp, (b - 1) // rp + 1)
+def _window(q) -> tuple[int, int, int, int] | None:
+    """(kernel rows, stride, top padding, dilation) of a windowed node, or None."""
+    if isinstance(q, Conv2d):
+        return q.kernel_hw[0], q.stride_hw[0], q.pads[0], q.dilation_hw[0]
+    if isinstance(q, VectorOp) and q.op in ("maxpool", "avgpool") and q.kernel is not None:
+        kh = q.kernel if isinstance(q.kernel, int) else q.kernel[0]
+        st = q.stride if q.stride is not None else q.kernel
+        pd = q.padding
+        return kh, st if isinstance(st, int) else st[0], pd if isinstance(pd, int) else pd[0], 1
+    return None
+
+
+def _needed(q, a: int, b: int, rp: int, in_rows: int, prows: int, ncn_p: int) -> range:
+    """Producer CN indices that consumer rows ``[a, b)`` of ``q`` need (module docstring, 4.); ``in_rows``:
+    the rows of ``q``'s input (0: unknown), ``prows``: the rows the producer is cut along."""
+    if prows > 1 and prows == in_rows:
+        win = _window(q)
+        if win is not None:
+            kh, s, t, d = win
+            lo = max(0, a * s - t)
+            hi = min(in_rows - 1, (b - 1) * s - t + (kh - 1) * d)
+            return range(lo // rp, hi // rp + 1) if hi >= lo else range(0)
+        if isinstance(q, Gemm) or (isinstance(q, VectorOp) and q.op in _ROWWISE):
+            return range(a // rp, (b - 1) // rp + 1)
     return range(ncn_p)
 
 
@@ -139,7 +159,7 @@ def pipeline_tasks(arch: ArchSpec, workload: Workload, alloc: list[int], node_ro
     transfers: dict[int, dict[str, Any]] = {}
     cn_tasks: list[list[int]] = []
     sent: dict[tuple[int, int], list[int]] = {}  # (producer node, consumer core) -> last-hop task per CN
-    rows_of = [_cn_rows(nd) for nd in nodes]
+    rows_of = [_cn_rows(nd, graph.tensors[nd.name].chw) for nd in nodes]
     ncn = [math.ceil(r / rp) for r in rows_of]
     link_bw = cfg.noc.link_bytes_per_cycle
 
@@ -149,6 +169,15 @@ def pipeline_tasks(arch: ArchSpec, workload: Workload, alloc: list[int], node_ro
         deps.append(tuple(sorted(set(ds))))
         node_of.append(node)
         return len(durations) - 1
+
+    def q_in_rows(q, prod, p: int) -> int:
+        """The rows of ``q``'s input from node ``p``."""
+        if isinstance(q, Conv2d):
+            return q.in_h
+        if isinstance(q, Gemm):
+            return q.m if isinstance(prod, Gemm) else 0
+        chw = graph.tensors[prod.name].chw
+        return chw[1] if chw is not None else 0
 
     for i, nd in enumerate(nodes):
         c = alloc[i]
@@ -184,7 +213,9 @@ def pipeline_tasks(arch: ArchSpec, workload: Workload, alloc: list[int], node_ro
             a, b = k * rp, min((k + 1) * rp, rows_of[i])
             ds = []
             for prod, tasks, p in src_tasks:
-                need = _needed(nd, prod, a, b, rp, rows_of[p], ncn[p]) if ncn[i] > 1 else range(ncn[p])
+                in_rows = q_in_rows(nd, prod, p)
+                need = _needed(nd, a, b, rp, in_rows, rows_of[p], ncn[p]) \
+                    if ncn[i] > 1 and alloc[p] != c else range(ncn[p])
                 if len(need):
                     ds.append(tasks[min(need[-1], len(tasks) - 1)])
                     ds.extend(tasks[j] for j in need if j < len(tasks))
