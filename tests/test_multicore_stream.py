@@ -65,6 +65,11 @@ def _random_workload(rng: random.Random, n: int) -> Workload:
         layers.append({"name": f"l{i}", "op": "conv2d", "in_channels": c, "out_channels": oc, "in_h": h,
                        "in_w": h, "kernel": k, "stride": s, "padding": k // 2})
         h, c = (h + 2 * (k // 2) - k) // s + 1, oc
+        if rng.random() < 0.4 and h >= 4:  # a windowed pool (row CNs with a halo) on the vector unit
+            layers.append({"name": f"p{i}", "op": "maxpool", "kernel": 3, "stride": 2, "padding": 1})
+            h = (h + 2 - 3) // 2 + 1
+        elif rng.random() < 0.3:  # an element-wise node (row CNs, same rows)
+            layers.append({"name": f"r{i}", "op": "relu"})
     return Workload.model_validate({"name": "rand", "weight_bits": 8, "act_bits": 8, "layers": layers})
 
 
@@ -73,7 +78,8 @@ def test_engines_equal_on_random_pipelines():
     for _ in range(6):
         n = rng.randint(2, 5)
         wl = _random_workload(rng, n)
-        alloc = [rng.randrange(3) for _ in range(n)]
+        names = [x.name for x in wl.nodes]
+        alloc = {nm: f"c{rng.randrange(3)}" for nm in names}
         rows = rng.choice([1, 2])
         ends = []
         for engine in ("analytic", "simpy"):
@@ -81,7 +87,8 @@ def test_engines_equal_on_random_pipelines():
                       allocation=alloc, pipeline_rows=rows)
             a = a.replace(**{"timing.engine": engine})
             r = simulate_workload(a, wl)
-            ends.append((r.totals["total_cycles"], [(x["start_cycle"], x["stop_cycle"]) for x in r.rows]))
+            ends.append((r.totals["total_cycles"], [(x["start_cycle"], x["stop_cycle"])
+                                                    for x in r.rows + r.vector_rows]))
         assert ends[0] == ends[1]
 
 
@@ -194,3 +201,41 @@ def test_bad_allocation_raises_spec_error_in_python(alloc, msg):
     with pytest.raises(SpecError, match=msg) as e:
         simulate_workload(bad, wl)
     assert e.value.key == "cores.allocation"
+
+
+QUAD = STREAM["cases"]["tpu_like_quad_core"]
+
+
+def test_quad_case_against_stream():
+    """Stream 0.0.8 TPU_like_quad_core + resnet18_few_layers, the recorded run's allocation (conv layers on
+    cores [2, 1, 1, 3, 3], max-pool on the pooling core, adds on the SIMD core)."""
+    cores = {}
+    for x in QUAD["cns"]:
+        cores.setdefault(x["layer"], set()).add(x["core"])
+    assert [cores[i] for i in (0, 2, 3, 5, 6)] == [{2}, {1}, {1}, {3}, {3}] and cores[1] == {4}
+    arch = load_arch(ROOT / "arch/stream_tpu_like_quad_core.yaml")
+    r = simulate_workload(arch, load_workload_yaml(DATA / "resnet18_few_layers.yaml"))
+    rows = {x["layer"].split("/")[1]: x for x in r.rows}
+    t = {x["kind"] + "/" + str(x["layer"]) + "/" + x["operand"]: x for x in QUAD["transfers"]}
+    # weights from DRAM, exactly: 64*3*49 and 4 x 64*64*9 bytes
+    assert rows["conv1"]["dram_filter_read_bytes"] == t["offchip_to_core/0/I2"]["bits"] // 8 == 9408
+    for name, layer in (("conv2_1", 2), ("conv2_2", 3), ("conv2_3", 5), ("conv2_4", 6)):
+        assert rows[name]["dram_filter_read_bytes"] == t[f"offchip_to_core/{layer}/I2"]["bits"] // 8 == 36864
+    # the network output (add2, 64 x 56 x 56 B) to DRAM, exactly
+    assert r.vector_rows[-1]["dram_write_bytes"] == QUAD["traffic_bits"]["core_to_offchip_bits"] // 8 == 200704
+    # conv1's input: Stream, 112 CNs x 7 rows (the 7x7/2 halo) x 3 ch x 229 (224 + padding 3 + 2) B;
+    # hwsim, the 3 x 224 x 224 tensor once
+    assert t["offchip_to_core/0/I1"]["count"] * t["offchip_to_core/0/I1"]["bits"] // 8 == 112 * 7 * 3 * 229
+    assert rows["conv1"]["dram_ifmap_read_bytes"] == 3 * 224 * 224
+    # conv1 alone (it dominates both latencies): hwsim 1,245,892 cycles, Stream 112 CNs x 11,025 = 1,234,800;
+    # 0.9% apart: fill/drain of 98 folds and the DRAM stalls in hwsim, ZigZag's on-loading in Stream
+    stream_conv1 = sum(x["runtime"] for x in QUAD["cns"] if x["layer"] == 0)
+    assert stream_conv1 == 1234800
+    assert rows["conv1"]["total_cycles"] == pytest.approx(stream_conv1, rel=0.01)
+    # MAC energy: 580,436,..., MACs x 0.04 pJ in both (Stream's is inside its CN energies)
+    assert r.totals["energy_mac_pj"] == pytest.approx(r.totals["macs"] * 0.04, rel=1e-12)
+    # recorded, explained in docs/validation_multicore.md (4.): the whole-tensor plan sends conv1's output
+    # (802,816 B) and three more tensors through DRAM where Stream streams them CN by CN core to core
+    assert QUAD["traffic_bits"]["core_to_core_bits"] // 8 == 1806336
+    assert r.totals["noc_core_to_core_bytes"] == 602112
+    assert (r.totals["total_cycles"], QUAD["latency_cycles"]) == (1753548, 1317714)
