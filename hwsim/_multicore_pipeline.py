@@ -348,13 +348,20 @@ def simulate_pipeline(arch: ArchSpec, workload: Workload, *, one_core: Callable,
             "dram_bytes": pc["dram"], "noc_bytes": pc["noc"], "hops": hops[name], "energy_pj": pc["energy"],
             "intensity_macs_per_byte": inten, "ridge_macs_per_byte": ridge,
             "bound": "memory" if inten < ridge else "compute"})
+    idx = graph.node_index()
+    tensor_rows = []  # each tensor as its producer's core plans it (the input: its first consumer's core)
+    for c, r in enumerate(res):
+        for t in r.tensor_rows:
+            owner = idx.get(t["producer"]) if t["producer"] else idx.get(t["consumers"].split(" ")[0])
+            if owner is not None and alloc[owner] == c:
+                tensor_rows.append(dict(t, tensor=f"{names[c]}/{t['tensor']}"))
     cpu = time.process_time() - t0
     first = res[0]
     records = [dict(x, layer=f"{names[alloc[i]]}/{x['layer']}" if n > 1 else x["layer"])
                for i, nd in enumerate(nodes) for x in res[alloc[i]].energy_records if x["layer"] == nd.name]
     out = make_result(arch=arch, workload=workload, bits=first.bits, rows=rows, energy_records=records,
                       energies=first.energies, model_cpu_s=cpu, area=None, vector_rows=vrows,
-                      tensor_rows=first.tensor_rows if n == 1 else [],
+                      tensor_rows=first.tensor_rows if n == 1 else tensor_rows,
                       timeline=timeline, occupancy=first.occupancy if n == 1 else [],
                       notes=[*first.notes, *([f"{n} cores, layers pipelined (allocation "
                                               f"{[names[alloc[i]] for i in range(len(nodes))]}), "
