@@ -18,8 +18,9 @@ Model (assumptions stated, not measured; docs/multicore_llm.md section 2):
    network (``energy_noc_pj``).
 
 One core in ``cores:`` gives the one-array result (cycles, start cycles, bytes and per-core energy; plus the
-network energy of its DRAM traffic, zero at ``pj_per_bit_per_hop: 0``) (tested). Not modelled: layers
-pipelined over cores, spatial splits with halos, multicast, several DRAM channels.
+network energy of its DRAM traffic, zero at ``pj_per_bit_per_hop: 0``) (tested). Layers pipelined over
+cores: ``cores.schedule: pipeline`` (:mod:`hwsim._multicore_pipeline`, its own assumptions there). Not
+modelled here: spatial splits with halos, multicast, several DRAM channels.
 """
 
 from __future__ import annotations
@@ -145,6 +146,11 @@ def simulate_multicore(arch: ArchSpec, workload: Workload, *, one_core: Callable
         ``cores.split``: a layer dimension the cores do not divide; anything the one-core pipeline raises.
     """
     cfg = arch.cores
+    if cfg.schedule == "pipeline":  # layers whole on one core each, pipelined (hwsim/_multicore_pipeline.py)
+        from ._multicore_pipeline import simulate_pipeline
+
+        return simulate_pipeline(arch, workload, one_core=one_core, make_result=make_result, finish=finish,
+                                 start_up=_start_up, source=source, **kw)
     archs = arch.core_archs(source)
     _start_up(archs, source)
     t0 = time.process_time()

@@ -10,6 +10,9 @@ DRAM channel through an on-chip network.
         - {name: c0}
         - {name: c1, array: small}
       split: n                       # how a layer is divided: n (output channels / heads), m (rows, batch)
+      schedule: split                # split (every layer over all cores) or pipeline (each layer on one core)
+      allocation: {conv1: c0, conv2: c1}   # pipeline: layer -> core (or a list in GEMM-layer order; auto)
+      pipeline_rows: 1               # pipeline: output rows (conv) / GEMM rows per computation node
       uneven: false                  # a dimension the core count does not divide: error (false) or ceil parts
       noc:
         link_bytes_per_cycle: 64     # every link, each direction
@@ -18,8 +21,10 @@ DRAM channel through an on-chip network.
 
 Each core is the arch with its type's overrides; the DRAM level (bandwidth, energy) is the chip's and is
 shared. Checked here: the core names (unique, not ``hub``), each core's ``array`` (``main`` or a key of
-``arrays``), each link's ends (``hub`` or a listed core), every core reachable from ``hub``. The split's
-divisibility depends on the workload and is checked by :func:`hwsim.schedule.simulate_multicore`.
+``arrays``), each link's ends (``hub`` or a listed core), every core reachable from ``hub``, the cores an
+``allocation`` names. The split's divisibility and the allocation's layer names depend on the workload and are
+checked when it is simulated (:func:`hwsim.simulate_workload`; ``docs/validation_multicore.md`` for the
+pipeline).
 """
 
 from __future__ import annotations
@@ -59,6 +64,9 @@ class CoresConfig(SpecModel):
     list: tuple[CoreSpec, ...] = Field(min_length=1)
     split: Literal["n", "m"] = "n"
     uneven: bool = False
+    schedule: Literal["split", "pipeline"] = "split"
+    allocation: dict[str, str | int] | tuple[str | int, ...] | Literal["auto"] = "auto"
+    pipeline_rows: int = Field(default=1, gt=0)
     noc: NocConfig = NocConfig()
 
     @model_validator(mode="after")
@@ -75,6 +83,13 @@ class CoresConfig(SpecModel):
             if c.array != "main" and c.array not in self.arrays:
                 raise ValueError(f"core {c.name!r} with array 'main' or one of cores.arrays "
                                  f"({', '.join(self.arrays) or 'none'}); found {c.array!r}")
+        alloc = self.allocation
+        for key, v in (alloc.items() if isinstance(alloc, dict) else
+                       enumerate(alloc) if isinstance(alloc, tuple) else ()):
+            if isinstance(v, bool) or (isinstance(v, int) and not 0 <= v < len(names)) or (
+                    isinstance(v, str) and v not in names):
+                raise ValueError(f"allocation to a listed core ({', '.join(names)}) or its index "
+                                 f"(0..{len(names) - 1}); found allocation.{key}: {v!r}")
         ok = {HUB, *names}
         for a, b in self.noc.links or ():
             for end in (a, b):

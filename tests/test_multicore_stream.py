@@ -1,0 +1,243 @@
+"""Layers pipelined over cores (``cores.schedule: pipeline``) and the comparison with Stream 0.0.8
+(docs/validation_multicore.md). Stream's values are recorded in tests/data/stream/stream_cases.json by
+tools/stream_cases.py (Stream cannot be installed beside zigzag-dse 3.x, so the tests do not run it)."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hwsim._multicore_pipeline import pipeline_tasks
+from hwsim._pipeline import simulate_workload
+from hwsim.errors import SpecError
+from hwsim.sim import schedule_nodes
+from hwsim.spec import ArchSpec, Workload, load_arch, load_workload_yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "tests" / "data" / "stream"
+STREAM = json.loads((DATA / "stream_cases.json").read_text())
+DUAL = STREAM["cases"]["dual_testing_core_offchip"]
+
+
+def _arch(path: str, **cores) -> ArchSpec:
+    d = load_arch(ROOT / path).model_dump(mode="python")
+    if cores.pop("drop", False):
+        d.pop("cores")
+    else:
+        d["cores"] = dict(d["cores"], **cores)
+    return ArchSpec.model_validate(d)
+
+
+def _dual():
+    return load_arch(ROOT / "arch/stream_dual_testing_core.yaml"), \
+        load_workload_yaml(DATA / "testing_workload_for_2_cores.yaml")
+
+
+def test_recorded_stream_version():
+    assert (STREAM["stream_dse"], STREAM["zigzag_dse"]) == ("0.0.8", "2.5.4")
+
+
+def test_one_core_pipeline_equals_one_array():
+    wl = load_workload_yaml(ROOT / "workloads/resnet18.yaml")
+    one = simulate_workload(_arch("arch/multicore_4x.yaml", drop=True), wl)
+    pipe = simulate_workload(_arch("arch/multicore_4x.yaml", list=[{"name": "c0"}], schedule="pipeline",
+                                   pipeline_rows=3), wl)
+    assert pipe.totals["total_cycles"] == one.totals["total_cycles"]
+    assert [(r["start_cycle"], r["stop_cycle"]) for r in pipe.rows] == \
+        [(r["start_cycle"], r["stop_cycle"]) for r in one.rows]
+    for k in ("dram_read_bytes", "dram_write_bytes", "macs", "energy_dram_pj", "energy_mac_pj"):
+        assert pipe.totals[k] == one.totals[k], k
+    # plus the network energy of the DRAM bytes over the one hub link (as the split model counts it)
+    noc = 8 * (one.totals["dram_read_bytes"] + one.totals["dram_write_bytes"]) * 0.06
+    assert pipe.totals["energy_pj"] == pytest.approx(one.totals["energy_pj"] + noc, rel=1e-12)
+
+
+def _random_workload(rng: random.Random, n: int) -> Workload:
+    layers, h, c = [], rng.choice([6, 8, 12]), rng.choice([3, 8, 16])
+    for i in range(n):
+        k, s = rng.choice([1, 3]), rng.choice([1, 1, 2]) if h > 4 else 1
+        oc = rng.choice([8, 16, 32])
+        layers.append({"name": f"l{i}", "op": "conv2d", "in_channels": c, "out_channels": oc, "in_h": h,
+                       "in_w": h, "kernel": k, "stride": s, "padding": k // 2})
+        h, c = (h + 2 * (k // 2) - k) // s + 1, oc
+        if rng.random() < 0.4 and h >= 4:  # a windowed pool (row CNs with a halo) on the vector unit
+            layers.append({"name": f"p{i}", "op": "maxpool", "kernel": 3, "stride": 2, "padding": 1})
+            h = (h + 2 - 3) // 2 + 1
+        elif rng.random() < 0.3:  # an element-wise node (row CNs, same rows)
+            layers.append({"name": f"r{i}", "op": "relu"})
+    return Workload.model_validate({"name": "rand", "weight_bits": 8, "act_bits": 8, "layers": layers})
+
+
+def test_engines_equal_on_random_pipelines():
+    rng = random.Random(15)
+    for _ in range(6):
+        n = rng.randint(2, 5)
+        wl = _random_workload(rng, n)
+        names = [x.name for x in wl.nodes]
+        alloc = {nm: f"c{rng.randrange(3)}" for nm in names}
+        rows = rng.choice([1, 2])
+        ends = []
+        for engine in ("analytic", "simpy"):
+            a = _arch("arch/multicore_4x.yaml", list=[{"name": f"c{i}"} for i in range(3)],
+                      schedule="pipeline", allocation=alloc, pipeline_rows=rows)
+            a = a.replace(**{"timing.engine": engine})
+            r = simulate_workload(a, wl)
+            ends.append((r.totals["total_cycles"], [(x["start_cycle"], x["stop_cycle"])
+                                                    for x in r.rows + r.vector_rows]))
+        assert ends[0] == ends[1]
+
+
+def test_auto_allocation_balances_busy_cycles():
+    # two equal 3x3 convs and a 2-core arch: greedy LPT in program order puts them on different cores
+    wl = Workload.model_validate({"name": "two", "weight_bits": 8, "act_bits": 8, "layers": [
+        {"name": "a", "op": "conv2d", "in_channels": 16, "out_channels": 16, "in_h": 8, "in_w": 8,
+         "kernel": 3, "padding": 1},
+        {"name": "b", "op": "conv2d", "in_channels": 16, "out_channels": 16, "in_h": 8, "in_w": 8,
+         "kernel": 3, "padding": 1}]})
+    r = simulate_workload(_arch("arch/multicore_4x.yaml", list=[{"name": "c0"}, {"name": "c1"}],
+                                schedule="pipeline"), wl)
+    assert r.allocation == {"a": "c0", "b": "c1"}
+
+
+def test_dual_case_against_stream():
+    """Stream 0.0.8 on dual_testing_core_offchip: each quantity, exact or with the documented correction."""
+    arch, wl = _dual()
+    r = simulate_workload(arch, wl)
+    t = {x["kind"] + "/" + str(x["layer"]) + "/" + x["operand"]: x for x in DUAL["transfers"]}
+    # core to core: layer 0's whole output, 64 x 3 x 376 x 8 b, exactly (3 CN rows of 192,512 bits)
+    assert r.totals["noc_core_to_core_bytes"] == DUAL["traffic_bits"]["core_to_core_bits"] // 8 == 72192
+    # DRAM writes: the sink layer's output, 8 x 3 x 376 bytes, exactly
+    assert r.totals["dram_write_bytes"] == DUAL["traffic_bits"]["core_to_offchip_bits"] // 8 == 9024
+    # weights from DRAM, exactly: 64*3*9 and 8*64*9 bytes
+    w = [x["dram_filter_read_bytes"] for x in r.rows]
+    assert w == [t["offchip_to_core/0/I2"]["bits"] // 8,
+                 t["offchip_to_core/1/I2"]["bits"] // 8] == [1728, 4608]
+    # the input: Stream fetches each CN's 3 input rows (its halo) at the padded width 378, three CNs:
+    # 3 x (3 rows x 3 ch x 378) = 10,206 B; hwsim reads the 5 x 3 x 376 = 5,640 B tensor once
+    assert t["offchip_to_core/0/I1"]["bits"] * t["offchip_to_core/0/I1"]["count"] // 8 == 3 * 3 * 3 * 378
+    assert r.rows[0]["dram_ifmap_read_bytes"] == 5 * 3 * 376
+    # MAC energy: both 0.04 pJ per 8b x 8b MAC; 1,949,184 + 5,197,824 MACs
+    assert r.totals["energy_mac_pj"] == pytest.approx((1949184 + 5197824) * 0.04, rel=1e-12)
+    # DRAM energy: 1000 pJ per 16-bit word read or written in both; Stream's transfer memory energy adds the
+    # receiver's write at its top memory, counted per *sender* word (accelerator.py:
+    # get_memory_energy_cost_of_transfer uses sender_top_memory_level.write_bw for the receiver)
+    words = lambda bits: -(-bits // 16)  # noqa: E731
+    i2 = t["offchip_to_core/0/I2"]
+    assert i2["memory_pj"] == pytest.approx(words(i2["bits"]) * (1000 + 23.65), rel=1e-12)
+    sink = t["core_to_offchip/1/O"]  # sender sram_128K_A (128-bit reads), DRAM writes per 128-bit word
+    assert sink["memory_pj"] == pytest.approx(sink["count"] * (sink["bits"] // 128) * (26.01 + 1000),
+                                              rel=1e-12)
+    # hwsim: 1000 pJ per 16-bit word of every DRAM byte read or written
+    dram_b = r.totals["dram_read_bytes"] + r.totals["dram_write_bytes"]
+    assert r.totals["energy_dram_pj"] == pytest.approx(dram_b * 8 / 16 * 1000, rel=1e-12)
+    # Stream's DRAM energy with hwsim's conventions (every DRAM bit at 1000 pJ / 16 b, no receiver write, the
+    # input read once unpadded) is hwsim's DRAM energy exactly
+    stream_dram = (sum(x["bits"] * x["count"] for x in DUAL["transfers"] if x["kind"] != "core_to_core")
+                   - t["offchip_to_core/0/I1"]["bits"] * 3 + 5640 * 8) / 16 * 1000
+    assert r.totals["energy_dram_pj"] == pytest.approx(stream_dram, rel=1e-12)
+
+
+def test_dual_case_schedule_semantics_equal_stream():
+    """With Stream's CN runtimes (ZigZag's latency per CN) in hwsim's task graph, every CN starts when
+    Stream starts it: the same halo dependencies (layer 1's row 0 needs layer 0's rows 0-1) and the same
+    link time (192,512 bits over a 64-bit/cycle link: 3,008 cycles). Offset: Stream's first CN waits for
+    its weights and input from DRAM over the 16-bit/cycle off-chip link (864 + 1,701 = 2,565 cycles)."""
+    arch, wl = _dual()
+    rt = {x["layer"]: x["runtime"] for x in DUAL["cns"]}
+    rows = [[{"total_cycles": 3 * rt[0]}, {"total_cycles": 3 * rt[1]}]] * 2
+    lv = {"layer_on_core0": "sram_128k_a", "bytes:layer_on_core0": 72192}
+    tg = pipeline_tasks(arch, wl, [0, 1], rows, [lv, lv])
+    start, _ = schedule_nodes(tg["durations"], tg["units"], tg["deps"])
+    off = 13824 // 16 + 27216 // 16
+    got = [start[t] + off for cn in tg["cn_tasks"] for t in cn]
+    assert got == [x["start"] for x in DUAL["cns"]] == [2565, 16314, 30063, 33071, 48147, 63223]
+    # and the makespan: the last CN's end plus the sink write-back of its row (24,064 bits at 16 bits/cycle)
+    assert got[-1] + rt[1] + 24064 // 16 == DUAL["latency_cycles"] == 79803
+
+
+def test_dual_case_latency_and_onchip_energy_differ_as_documented():
+    """Not equal, by the documented causes (docs/validation_multicore.md): hwsim's fixed WS fold order
+    writes the partial sums of every (FY, FX) fold to the level holding outputs, ZigZag's LOMA keeps them in
+    the PE register: hwsim's layer 0 is on-chip-bandwidth bound. Asserted: the recorded values, so a change
+    in either model shows here."""
+    arch, wl = _dual()
+    r = simulate_workload(arch, wl)
+    assert r.totals["total_cycles"] == 110226 and DUAL["latency_cycles"] == 79803
+    assert r.rows[0]["onchip_stall_cycles"] == 31481
+    onchip = r.totals["energy_pj"] - r.totals["energy_dram_pj"] - r.totals["energy_noc_pj"]
+    assert onchip == pytest.approx(6941918.509, rel=1e-9)
+    assert DUAL["total_cn_onchip_energy"] == pytest.approx(3949935.675, rel=1e-9)
+
+
+@pytest.mark.parametrize("alloc, key", [
+    ({"layer_on_core0": "c0", "nope": "c1"}, "cores.allocation.nope"),
+    ({"layer_on_core0": "c0", "layer_on_core1": "c7"}, "cores"),
+])
+def test_bad_allocation_exit_2(tmp_path, alloc, key):
+    import yaml
+
+    d = yaml.safe_load((ROOT / "arch/stream_dual_testing_core.yaml").read_text())
+    d["cores"]["allocation"] = alloc
+    p = tmp_path / "a.yaml"
+    p.write_text(yaml.safe_dump(d))
+    out = subprocess.run([sys.executable, "-m", "hwsim", "simulate", str(p),
+                          str(DATA / "testing_workload_for_2_cores.yaml"), "--out", str(tmp_path / "o")],
+                         capture_output=True, text=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT),
+                                                                         "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"hwsim: error: {p}: {key}:"), lines
+
+
+@pytest.mark.parametrize("alloc, msg", [({"layer_on_core0": "c0"}, "no core for layer 'layer_on_core1'"),
+                                        (["c0"], "one core per GEMM layer .2, in layer order.")])
+def test_bad_allocation_raises_spec_error_in_python(alloc, msg):
+    arch, wl = _dual()
+    bad = arch.replace(**{"cores.allocation": alloc})
+    with pytest.raises(SpecError, match=msg) as e:
+        simulate_workload(bad, wl)
+    assert e.value.key == "cores.allocation"
+
+
+QUAD = STREAM["cases"]["tpu_like_quad_core"]
+
+
+def test_quad_case_against_stream():
+    """Stream 0.0.8 TPU_like_quad_core + resnet18_few_layers, the recorded run's allocation (conv layers on
+    cores [2, 1, 1, 3, 3], max-pool on the pooling core, adds on the SIMD core)."""
+    cores = {}
+    for x in QUAD["cns"]:
+        cores.setdefault(x["layer"], set()).add(x["core"])
+    assert [cores[i] for i in (0, 2, 3, 5, 6)] == [{2}, {1}, {1}, {3}, {3}] and cores[1] == {4}
+    arch = load_arch(ROOT / "arch/stream_tpu_like_quad_core.yaml")
+    r = simulate_workload(arch, load_workload_yaml(DATA / "resnet18_few_layers.yaml"))
+    rows = {x["layer"].split("/")[1]: x for x in r.rows}
+    t = {x["kind"] + "/" + str(x["layer"]) + "/" + x["operand"]: x for x in QUAD["transfers"]}
+    # weights from DRAM, exactly: 64*3*49 and 4 x 64*64*9 bytes
+    assert rows["conv1"]["dram_filter_read_bytes"] == t["offchip_to_core/0/I2"]["bits"] // 8 == 9408
+    for name, layer in (("conv2_1", 2), ("conv2_2", 3), ("conv2_3", 5), ("conv2_4", 6)):
+        assert rows[name]["dram_filter_read_bytes"] == t[f"offchip_to_core/{layer}/I2"]["bits"] // 8 == 36864
+    # the network output (add2, 64 x 56 x 56 B) to DRAM, exactly
+    out_bits = QUAD["traffic_bits"]["core_to_offchip_bits"]
+    assert r.vector_rows[-1]["dram_write_bytes"] == out_bits // 8 == 200704
+    # conv1's input: Stream, 112 CNs x 7 rows (the 7x7/2 halo) x 3 ch x 229 (224 + padding 3 + 2) B;
+    # hwsim, the 3 x 224 x 224 tensor once
+    assert t["offchip_to_core/0/I1"]["count"] * t["offchip_to_core/0/I1"]["bits"] // 8 == 112 * 7 * 3 * 229
+    assert rows["conv1"]["dram_ifmap_read_bytes"] == 3 * 224 * 224
+    # conv1 alone (it dominates both latencies): hwsim 1,245,892 cycles, Stream 112 CNs x 11,025 = 1,234,800;
+    # 0.9% apart: fill/drain of 98 folds and the DRAM stalls in hwsim, ZigZag's on-loading in Stream
+    stream_conv1 = sum(x["runtime"] for x in QUAD["cns"] if x["layer"] == 0)
+    assert stream_conv1 == 1234800
+    assert rows["conv1"]["total_cycles"] == pytest.approx(stream_conv1, rel=0.01)
+    # MAC energy: 580,436,..., MACs x 0.04 pJ in both (Stream's is inside its CN energies)
+    assert r.totals["energy_mac_pj"] == pytest.approx(r.totals["macs"] * 0.04, rel=1e-12)
+    # recorded, explained in docs/validation_multicore.md (4.): the whole-tensor plan sends conv1's output
+    # (802,816 B) and three more tensors through DRAM where Stream streams them CN by CN core to core
+    assert QUAD["traffic_bits"]["core_to_core_bits"] // 8 == 1806336
+    assert r.totals["noc_core_to_core_bytes"] == 602112
+    assert (r.totals["total_cycles"], QUAD["latency_cycles"]) == (1753548, 1317714)
