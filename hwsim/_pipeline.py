@@ -196,10 +196,15 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
     tbits = _tensor_bits(graph, resolved, workload)
     gemm_idx = [i for i, nd in enumerate(nodes) if not isinstance(nd, VectorOp)]
     maps: dict[int, LayerMapping] = {}
+    # layers of one shape, bits and residency map, time and price alike (ResNet-50: 54 GEMM layers of 25
+    # shapes); each is computed once per call and the others are renamed copies (_LayerMemo)
+    memo = _LayerMemo()
+    keys: dict[int, tuple | None] = {}
     for i in gemm_idx:
         w, a, o = resolved[nodes[i].name]
-        maps[i] = _with_scales(map_layer(nodes[i], arch, weight_bits=w, act_bits=a, out_bits=o, where=source),
-                               nodes[i], arch)
+        keys[i] = _shape_key(nodes[i], (w, a, o), None)
+        maps[i] = memo.mapping(keys[i], nodes[i].name) or memo.put_mapping(keys[i], _with_scales(
+            map_layer(nodes[i], arch, weight_bits=w, act_bits=a, out_bits=o, where=source), nodes[i], arch))
     vu = arch.vector_unit
     # the tensor placement (every tensor in DRAM under reuse: none)
     spill = _spill_bits(graph, maps, tbits, priced=vu is not None)
@@ -214,8 +219,10 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
             res_ = _resident(graph, i, plan)
             if res_:
                 w, a, o = resolved[nodes[i].name]
-                maps[i] = _with_scales(map_layer(nodes[i], arch, weight_bits=w, act_bits=a, out_bits=o,
-                                                 resident=res_, where=source), nodes[i], arch)
+                keys[i] = _shape_key(nodes[i], (w, a, o), res_)
+                maps[i] = memo.mapping(keys[i], nodes[i].name) or memo.put_mapping(keys[i], _with_scales(
+                    map_layer(nodes[i], arch, weight_bits=w, act_bits=a, out_bits=o, resident=res_,
+                              where=source), nodes[i], arch))
     R, C = arch.array.rows, arch.array.cols
     rows: list[dict[str, Any]] = []
     records: list[dict[str, Any]] = []
@@ -224,10 +231,13 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
         layer = nodes[i]
         w, a, o = resolved[layer.name]
         m = maps[i]
-        tm = _timing(m, arch)
+        tm, recs = memo.priced(keys[i])
+        if tm is None:
+            tm = _timing(m, arch)
+            wz, az = workload.asymmetric(layer)
+            recs = layer_energy(m, arch, ae, weight_zero_point=wz, act_zero_point=az)
+            memo.put_priced(keys[i], tm, recs)
         cycles_taken = tm.total_cycles + (m.groups if arch.timing.convention == "scalesim" else 0)
-        wz, az = workload.asymmetric(layer)
-        recs: list[EnergyRecord] = layer_energy(m, arch, ae, weight_zero_point=wz, act_zero_point=az)
         by_comp = {c: 0.0 for c in comps}
         for r in recs:
             by_comp[r.component] += r.energy_pj
@@ -307,6 +317,52 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
     _finish_totals(res)
     res.totals["model_cpu_s"] = res.model_cpu_s
     return res
+
+
+def _shape_key(layer, bits: tuple[int, int, int], resident: dict[str, str] | None) -> tuple | None:
+    """What a GEMM layer's mapping, timing and energy depend on within one :func:`simulate_workload` call
+    (one arch, one workload): its type and every field but its name, its bits and its resident operands.
+    None (no memo) when a field is unhashable."""
+    key = (type(layer), tuple((k, v) for k, v in layer.__dict__.items() if k != "name"), bits,
+           tuple(sorted(resident.items())) if resident else None)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+class _LayerMemo:
+    """Per-call memo of :func:`_shape_key` -> the layer's mapping, timing and energy records.
+
+    ``map_layer``, ``_timing`` and ``layer_energy`` are pure functions of the layer's fields (the name is used
+    only in error messages, which the first layer of a shape raises before anything is stored), the arch,
+    the bits and the resident operands; a later layer of the same key gets the stored mapping renamed
+    (``LayerMapping.layer``) and the same timing and records (read only)."""
+
+    def __init__(self):
+        self._maps: dict[tuple, LayerMapping] = {}
+        self._priced: dict[tuple, tuple[LayerTiming, list[EnergyRecord]]] = {}
+
+    def mapping(self, key, name: str) -> LayerMapping | None:
+        m = self._maps.get(key) if key is not None else None
+        if m is None or m.layer == name:
+            return m
+        from dataclasses import replace
+
+        return replace(m, layer=name)
+
+    def put_mapping(self, key, m: LayerMapping) -> LayerMapping:
+        if key is not None:
+            self._maps[key] = m
+        return m
+
+    def priced(self, key) -> tuple[LayerTiming | None, list[EnergyRecord] | None]:
+        return self._priced.get(key, (None, None)) if key is not None else (None, None)
+
+    def put_priced(self, key, tm: LayerTiming, recs: list[EnergyRecord]) -> None:
+        if key is not None:
+            self._priced[key] = (tm, recs)
 
 
 def _with_scales(m: LayerMapping, layer, arch: ArchSpec) -> LayerMapping:
