@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import external_data_helper, helper, numpy_helper, shape_inference
+from onnx import external_data_helper, helper, numpy_helper, serialization, shape_inference
 
 from ..errors import Found, SpecError, input_file
 
@@ -130,13 +130,18 @@ def load_model(path) -> QGraph:
     """
     p = Path(input_file(path, "an existing ONNX model file"))
     try:
-        model = onnx.load(str(p))
+        # onnx.load's own search for external data walks every tensor in Python; _external walks them once
+        model = onnx.load(str(p), load_external_data=False)
+        ext = _external(model.graph)
+        if ext:
+            external_data_helper.load_external_data_for_model(model, str(p.parent))
     except Exception as e:  # onnx raises several exception types
         raise SpecError(str(p), "", "a valid ONNX model",
                         Found(f"{type(e).__name__}: {str(e).splitlines()[0]}")) from None
     # the checker and shape inference take the file's own bytes (each would serialize the model again; a
     # model with external data is passed whole)
-    src = model if _external(model.graph) else p.read_bytes()
+    binary = (serialization.registry.get_format_from_file_extension(p.suffix) or "protobuf") == "protobuf"
+    src = p.read_bytes() if binary and not ext else model
     notes = []
     try:
         onnx.checker.check_model(src)
