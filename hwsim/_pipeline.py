@@ -18,10 +18,13 @@ cycles are the makespan (the sum of the layers' cycles when there is no vector u
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from .energy import (
     ActionEnergies,
@@ -154,10 +157,15 @@ def _timing(m: LayerMapping, arch: ArchSpec) -> LayerTiming:
     n = max(1, min(m.folds, arch.timing.max_tiles_per_layer))
     dram = arch.memory.dram_level
     onchip = _onchip_cycles(m, arch)
-    return simulate_tiles(split_even(m.compute_cycles, n), split_even(m.dram_read_bytes, n),
-                          split_even(m.dram_write_bytes, n), bandwidth_bytes_per_cycle=dram.read_bw / 8,
+    totals = (m.compute_cycles, m.dram_read_bytes, m.dram_write_bytes, onchip)
+    if min(totals) >= 0 and max(totals) < 2**62 // n:  # split_even's formula, the four at once
+        parts = np.diff(np.arange(n + 1, dtype=np.int64) * np.array(totals, dtype=np.int64)[:, None] // n,
+                        axis=1)
+    else:
+        parts = [split_even(v, n) for v in totals]
+    return simulate_tiles(parts[0], parts[1], parts[2], bandwidth_bytes_per_cycle=dram.read_bw / 8,
                           double_buffered=dram.double_buffered or arch.memory.double_buffered,
-                          onchip_cycles=split_even(onchip, n) if onchip else None, engine=arch.timing.engine)
+                          onchip_cycles=parts[3] if onchip else None, engine=arch.timing.engine)
 
 
 def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tuple[int, ...]] | None = None,
@@ -196,10 +204,15 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
     tbits = _tensor_bits(graph, resolved, workload)
     gemm_idx = [i for i, nd in enumerate(nodes) if not isinstance(nd, VectorOp)]
     maps: dict[int, LayerMapping] = {}
+    # layers of one shape, bits and residency map, time and price alike (ResNet-50: 54 GEMM layers of 25
+    # shapes); each is computed once per call and the others are renamed copies (_LayerMemo)
+    memo = _LayerMemo()
+    keys: dict[int, tuple | None] = {}
     for i in gemm_idx:
         w, a, o = resolved[nodes[i].name]
-        maps[i] = _with_scales(map_layer(nodes[i], arch, weight_bits=w, act_bits=a, out_bits=o, where=source),
-                               nodes[i], arch)
+        keys[i] = _shape_key(nodes[i], (w, a, o), None)
+        maps[i] = memo.mapping(keys[i], nodes[i].name) or memo.put_mapping(keys[i], _with_scales(
+            map_layer(nodes[i], arch, weight_bits=w, act_bits=a, out_bits=o, where=source), nodes[i], arch))
     vu = arch.vector_unit
     # the tensor placement (every tensor in DRAM under reuse: none)
     spill = _spill_bits(graph, maps, tbits, priced=vu is not None)
@@ -214,8 +227,10 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
             res_ = _resident(graph, i, plan)
             if res_:
                 w, a, o = resolved[nodes[i].name]
-                maps[i] = _with_scales(map_layer(nodes[i], arch, weight_bits=w, act_bits=a, out_bits=o,
-                                                 resident=res_, where=source), nodes[i], arch)
+                keys[i] = _shape_key(nodes[i], (w, a, o), res_)
+                maps[i] = memo.mapping(keys[i], nodes[i].name) or memo.put_mapping(keys[i], _with_scales(
+                    map_layer(nodes[i], arch, weight_bits=w, act_bits=a, out_bits=o, resident=res_,
+                              where=source), nodes[i], arch))
     band_notes = []
     extra_tiles: dict[int, list[tuple[int, bool]]] = {}
     for t, o in plan.bands().items():
@@ -228,59 +243,20 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
                           f"{-(-o.refetch_bits // 8)} B")
     for i, tl in extra_tiles.items():
         maps[i] = _tile_costs(maps[i], arch, tl)
-    R, C = arch.array.rows, arch.array.cols
+        k = keys.get(i)
+        keys[i] = None if k is None else (*k, tuple(tl))  # the row memo: the band's tiles are part of the key
     rows: list[dict[str, Any]] = []
     records: list[dict[str, Any]] = []
     durations: list[int] = []
     for i in gemm_idx:
         layer = nodes[i]
-        w, a, o = resolved[layer.name]
         m = maps[i]
-        tm = _timing(m, arch)
-        cycles_taken = tm.total_cycles + (m.groups if arch.timing.convention == "scalesim" else 0)
-        wz, az = workload.asymmetric(layer)
-        recs: list[EnergyRecord] = layer_energy(m, arch, ae, weight_zero_point=wz, act_zero_point=az)
-        by_comp = {c: 0.0 for c in comps}
-        for r in recs:
-            by_comp[r.component] += r.energy_pj
-            records.append({"layer": m.layer, "component": r.component, "operand": r.operand,
-                            "action": r.action, "count": r.count, "unit": r.unit, "pj_each": r.pj_each,
-                            "energy_pj": r.energy_pj})
-        peak = R * C * m.precision.macs_per_pe_cycle / m.precision.cycles_per_step
-        tr = m.traffic
-        row: dict[str, Any] = {
-            "layer": m.layer, "op": m.op, "m": m.m, "k": m.k, "n": m.n, "groups": m.groups, "macs": m.macs,
-            "weight_bits": w, "act_bits": a, "out_bits": o, "dataflow": m.dataflow,
-            "row_folds": m.row_folds, "col_folds": m.col_folds, "folds": m.folds, "m_tiles": m.m_tiles,
-            "n_tiles": m.n_tiles, "fill_cycles": m.fill_cycles, "steady_cycles": m.steady_cycles,
-            "drain_cycles": m.drain_cycles, "compute_cycles": tm.compute_cycles,
-            "onchip_stall_cycles": tm.onchip_stall_cycles, "dram_stall_cycles": tm.dram_stall_cycles,
-            "stall_cycles": tm.stall_cycles, "total_cycles": tm.total_cycles,
-            "latency_us": tm.total_cycles / arch.clock_mhz,
-            # against the cycles counted (the scalesim convention reports one less per GEMM than it takes)
-            "utilization": m.macs / (cycles_taken * peak) if cycles_taken else 0.0,
-            # SCALE-Sim's "Compute Util": the same without the stall cycles
-            "compute_utilization": (m.macs / ((cycles_taken - tm.stall_cycles) * peak)
-                                    if cycles_taken > tm.stall_cycles else 0.0),
-            "mapping_efficiency": m.mapping_efficiency,
-            "sram_ifmap_reads": m.sram_ifmap_reads, "sram_filter_reads": m.sram_filter_reads,
-            "sram_ofmap_writes": m.sram_ofmap_writes, "sram_ofmap_reads": m.sram_ofmap_reads,
-            "dram_ifmap_read_bytes": tr.dram_read_bytes("ifmap"),
-            "dram_filter_read_bytes": tr.dram_read_bytes("filter"),
-            "dram_read_bytes": m.dram_read_bytes, "dram_ofmap_write_bytes": tr.dram_write_bytes("ofmap"),
-            "dram_write_bytes": m.dram_write_bytes, "dram_busy_cycles": tm.dram_busy_cycles,
-            "onchip_cycles": _onchip_cycles(m, arch),  # the on-chip floor (event and chip models)
-            "peak_macs_per_cycle": peak,
-            # cycles [start_cycle, stop_cycle) of the workload: set by the graph schedule below (back to back
-            # when there is no vector unit, as SCALE-Sim runs layers)
-            "start_cycle": 0, "stop_cycle": 0,
-        }
-        for lv in onchip_levels:
-            row[f"{lv}_read_bytes"] = -(-sum(tr.reads[lv].values()) // 8)
-            row[f"{lv}_write_bytes"] = -(-sum(tr.writes[lv].values()) // 8)
-        row["energy_pj"] = sum(by_comp.values())
-        row.update({f"energy_{c}_pj": by_comp[c] for c in comps})
-        rows.append(row)
+        done = memo.row(keys[i], m.layer)
+        if done is None:
+            done = memo.put_row(keys[i], *_layer_row(layer, m, resolved[layer.name], arch, workload, ae,
+                                                     comps, onchip_levels))
+        rows.append(done[0])
+        records.extend(done[1])
     vrows = _vector_nodes(arch, graph, plan, tbits, ae, records, source)
     # the graph over the units: array and vector unit
     by_node: dict[int, dict[str, Any]] = {}
@@ -322,6 +298,112 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
     _finish_totals(res)
     res.totals["model_cpu_s"] = res.model_cpu_s
     return res
+
+
+def _layer_row(layer, m: LayerMapping, bits: tuple[int, int, int], arch: ArchSpec, workload: Workload,
+               ae: ActionEnergies, comps, onchip_levels: list[str]) -> tuple[dict[str, Any], list[dict]]:
+    """One GEMM layer's row (timing, traffic, energy) and its energy records (dicts)."""
+    R, C = arch.array.rows, arch.array.cols
+    w, a, o = bits
+    tm = _timing(m, arch)
+    cycles_taken = tm.total_cycles + (m.groups if arch.timing.convention == "scalesim" else 0)
+    wz, az = workload.asymmetric(layer)
+    recs: list[EnergyRecord] = layer_energy(m, arch, ae, weight_zero_point=wz, act_zero_point=az)
+    records = []
+    by_comp = {c: 0.0 for c in comps}
+    for r in recs:
+        by_comp[r.component] += r.energy_pj
+        records.append({"layer": m.layer, "component": r.component, "operand": r.operand,
+                        "action": r.action, "count": r.count, "unit": r.unit, "pj_each": r.pj_each,
+                        "energy_pj": r.energy_pj})
+    peak = R * C * m.precision.macs_per_pe_cycle / m.precision.cycles_per_step
+    tr = m.traffic
+    row: dict[str, Any] = {
+        "layer": m.layer, "op": m.op, "m": m.m, "k": m.k, "n": m.n, "groups": m.groups, "macs": m.macs,
+        "weight_bits": w, "act_bits": a, "out_bits": o, "dataflow": m.dataflow,
+        "row_folds": m.row_folds, "col_folds": m.col_folds, "folds": m.folds, "m_tiles": m.m_tiles,
+        "n_tiles": m.n_tiles, "fill_cycles": m.fill_cycles, "steady_cycles": m.steady_cycles,
+        "drain_cycles": m.drain_cycles, "compute_cycles": tm.compute_cycles,
+        "onchip_stall_cycles": tm.onchip_stall_cycles, "dram_stall_cycles": tm.dram_stall_cycles,
+        "stall_cycles": tm.stall_cycles, "total_cycles": tm.total_cycles,
+        "latency_us": tm.total_cycles / arch.clock_mhz,
+        # against the cycles counted (the scalesim convention reports one less per GEMM than it takes)
+        "utilization": m.macs / (cycles_taken * peak) if cycles_taken else 0.0,
+        # SCALE-Sim's "Compute Util": the same without the stall cycles
+        "compute_utilization": (m.macs / ((cycles_taken - tm.stall_cycles) * peak)
+                                if cycles_taken > tm.stall_cycles else 0.0),
+        "mapping_efficiency": m.mapping_efficiency,
+        "sram_ifmap_reads": m.sram_ifmap_reads, "sram_filter_reads": m.sram_filter_reads,
+        "sram_ofmap_writes": m.sram_ofmap_writes, "sram_ofmap_reads": m.sram_ofmap_reads,
+        "dram_ifmap_read_bytes": tr.dram_read_bytes("ifmap"),
+        "dram_filter_read_bytes": tr.dram_read_bytes("filter"),
+        "dram_read_bytes": m.dram_read_bytes, "dram_ofmap_write_bytes": tr.dram_write_bytes("ofmap"),
+        "dram_write_bytes": m.dram_write_bytes, "dram_busy_cycles": tm.dram_busy_cycles,
+        "onchip_cycles": _onchip_cycles(m, arch),  # the on-chip floor (event and chip models)
+        "peak_macs_per_cycle": peak,
+        # cycles [start_cycle, stop_cycle) of the workload: set by the graph schedule below (back to back
+        # when there is no vector unit, as SCALE-Sim runs layers)
+        "start_cycle": 0, "stop_cycle": 0,
+    }
+    for lv in onchip_levels:
+        row[f"{lv}_read_bytes"] = -(-sum(tr.reads[lv].values()) // 8)
+        row[f"{lv}_write_bytes"] = -(-sum(tr.writes[lv].values()) // 8)
+    row["energy_pj"] = sum(by_comp.values())
+    row.update({f"energy_{c}_pj": by_comp[c] for c in comps})
+    return row, records
+
+
+def _shape_key(layer, bits: tuple[int, int, int], resident: dict[str, str] | None) -> tuple | None:
+    """What a GEMM layer's mapping, timing and energy depend on within one :func:`simulate_workload` call
+    (one arch, one workload): its type and every field but its name, its bits and its resident operands.
+    None (no memo) when a field is unhashable."""
+    key = (type(layer), tuple((k, v) for k, v in layer.__dict__.items() if k != "name"), bits,
+           tuple(sorted(resident.items())) if resident else None)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+class _LayerMemo:
+    """Per-call memo of :func:`_shape_key` -> the layer's mapping, timing and energy records.
+
+    ``map_layer``, ``_timing`` and ``layer_energy`` are pure functions of the layer's fields (the name is used
+    only in error messages, which the first layer of a shape raises before anything is stored), the arch,
+    the bits and the resident operands; a later layer of the same key gets the stored mapping renamed
+    (``LayerMapping.layer``) and the same timing and records (read only)."""
+
+    def __init__(self):
+        self._maps: dict[tuple, LayerMapping] = {}
+        self._rows: dict[tuple, tuple[dict[str, Any], list[dict]]] = {}
+
+    def mapping(self, key, name: str) -> LayerMapping | None:
+        m = self._maps.get(key) if key is not None else None
+        if m is None or m.layer == name:
+            return m
+        c = copy.copy(m)  # (dataclasses.replace re-runs __init__ over 35 fields)
+        object.__setattr__(c, "layer", name)
+        return c
+
+    def put_mapping(self, key, m: LayerMapping) -> LayerMapping:
+        if key is not None:
+            self._maps[key] = m
+        return m
+
+    def row(self, key, name: str) -> tuple[dict[str, Any], list[dict]] | None:
+        """Fresh copies (renamed) of the stored row and energy records of ``key``, or None."""
+        hit = self._rows.get(key) if key is not None else None
+        if hit is None:
+            return None
+        row = dict(hit[0])
+        row["layer"] = name
+        return row, [dict(r, layer=name) for r in hit[1]]
+
+    def put_row(self, key, row: dict[str, Any], records: list[dict]) -> tuple[dict[str, Any], list[dict]]:
+        if key is not None:
+            self._rows[key] = (dict(row), [dict(r) for r in records])
+        return row, records
 
 
 def _with_scales(m: LayerMapping, layer, arch: ArchSpec) -> LayerMapping:
@@ -391,9 +473,9 @@ def _tile_costs(m: LayerMapping, arch: ArchSpec, tilings: list[tuple[int, bool]]
 
 
 def _in_elems(layer) -> int:
-    g = layer.gemm
     if hasattr(layer, "in_channels"):
         return layer.batch * layer.in_channels * layer.in_h * layer.in_w
+    g = layer.gemm
     return g.m * g.k * g.groups
 
 

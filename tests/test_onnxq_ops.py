@@ -73,6 +73,26 @@ def test_qlinear_add_all_code_pairs(tmp_path, dt, scales):
     assert rep.mismatches == 0 and rep.elements == 65536
 
 
+@pytest.mark.parametrize("dt", [np.uint8, np.int8])
+def test_qlinear_add_table_path(tmp_path, dt):
+    # 4 x 65,536 elements or more: qlinear_add computes the 256 x 256 code-pair table and looks each element
+    # up; every pair occurs (four shuffled copies of the full grid), compared with onnxruntime's kernel
+    sa, sb, sc, za, zb, zc = ADD_SCALES[2]
+    off = 0 if dt == np.uint8 else -128
+    za, zb, zc = za + off, zb + off, zc + off
+    grid = np.arange(256) + off
+    pairs = np.stack([np.repeat(grid, 256), np.tile(grid, 256)])
+    rng = np.random.default_rng(3)
+    ab = np.concatenate([pairs[:, rng.permutation(65536)] for _ in range(4)], axis=1).astype(dt)
+    a, b = ab[0].reshape(4, 256, 256), ab[1].reshape(4, 256, 256)
+    node = helper.make_node("QLinearAdd", ["a", "as", "az", "b", "bs", "bz", "cs", "cz"], ["c"], domain=MS)
+    inits = {"as": F32(sa), "az": np.array(za, dt), "bs": F32(sb), "bz": np.array(zb, dt), "cs": F32(sc),
+             "cz": np.array(zc, dt)}
+    m = model([node], [("a", dt, [4, 256, 256]), ("b", dt, [4, 256, 256])], [("c", dt)], inits)
+    rep = run(tmp_path, m, {"a": a, "b": b})
+    assert rep.mismatches == 0 and rep.elements == 4 * 65536
+
+
 @pytest.mark.parametrize("bshape", [[1], [1, 16, 1, 1], [1, 1, 1, 9]])
 def test_qlinear_add_broadcast(tmp_path, bshape):
     rng = np.random.default_rng(0)

@@ -58,11 +58,10 @@ def evaluate_hardware(rs: ResolvedSweep, pt: DesignPoint) -> dict[str, Any]:
         row.update(status="error", error=str(e))
         return row
     t = res.totals
+    gemms = [(layer.name, layer.gemm) for layer in wl.layers]  # one GemmView per layer (built on access)
     row.update(status="ok", error="", macs=int(t["macs"]),
-               weight_bytes=sum(math.ceil(layer.gemm.k * layer.gemm.n * layer.gemm.groups
-                                          * pt.bits[layer.name][0] / 8) for layer in wl.layers),
-               bops=sum(layer.gemm.macs * pt.bits[layer.name][0] * pt.bits[layer.name][1]
-                        for layer in wl.layers),
+               weight_bytes=sum(math.ceil(g.k * g.n * g.groups * pt.bits[nm][0] / 8) for nm, g in gemms),
+               bops=sum(g.macs * pt.bits[nm][0] * pt.bits[nm][1] for nm, g in gemms),
                compute_cycles=int(t["compute_cycles"]), stall_cycles=int(t["stall_cycles"]),
                total_cycles=int(t["total_cycles"]), latency_us=t["latency_us"], utilization=t["utilization"],
                dram_bytes=int(t["dram_read_bytes"] + t["dram_write_bytes"]), energy_pj=t["energy_pj"],

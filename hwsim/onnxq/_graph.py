@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper, shape_inference
+from onnx import external_data_helper, helper, numpy_helper, serialization, shape_inference
 
 from ..errors import Found, SpecError, input_file
 
@@ -106,6 +106,20 @@ def _dims(tp: onnx.TypeProto) -> tuple | None:
     return tuple(d.dim_value if d.HasField("dim_value") else None for d in tp.tensor_type.shape.dim)
 
 
+def _external(g: onnx.GraphProto) -> bool:
+    """True when an initializer or a node's tensor attribute (this graph and its subgraphs) keeps its data
+    in an external file."""
+    if any(external_data_helper.uses_external_data(t) for t in g.initializer):
+        return True
+    for n in g.node:
+        for a in n.attribute:
+            if (a.HasField("t") and external_data_helper.uses_external_data(a.t)) \
+                    or any(external_data_helper.uses_external_data(t) for t in a.tensors) \
+                    or (a.HasField("g") and _external(a.g)) or any(_external(x) for x in a.graphs):
+                return True
+    return False
+
+
 def load_model(path) -> QGraph:
     """Read, check and shape-infer an ONNX model.
 
@@ -116,17 +130,25 @@ def load_model(path) -> QGraph:
     """
     p = Path(input_file(path, "an existing ONNX model file"))
     try:
-        model = onnx.load(str(p))
+        # onnx.load's own search for external data walks every tensor in Python; _external walks them once
+        model = onnx.load(str(p), load_external_data=False)
+        ext = _external(model.graph)
+        if ext:
+            external_data_helper.load_external_data_for_model(model, str(p.parent))
     except Exception as e:  # onnx raises several exception types
         raise SpecError(str(p), "", "a valid ONNX model",
                         Found(f"{type(e).__name__}: {str(e).splitlines()[0]}")) from None
+    # the checker and shape inference take the file's own bytes (each would serialize the model again; a
+    # model with external data is passed whole)
+    binary = (serialization.registry.get_format_from_file_extension(p.suffix) or "protobuf") == "protobuf"
+    src = p.read_bytes() if binary and not ext else model
     notes = []
     try:
-        onnx.checker.check_model(model)
+        onnx.checker.check_model(src)
     except Exception as e:  # e.g. graph outputs without a shape, which onnxruntime accepts: note it and go on
         notes.append(f"onnx.checker: {str(e).splitlines()[0]}")
     try:
-        model = shape_inference.infer_shapes(model, strict_mode=False)
+        model = shape_inference.infer_shapes(src, strict_mode=False)
     except Exception as e:
         raise SpecError(str(p), "", "a model that ONNX shape inference accepts",
                         Found(f"{type(e).__name__}: {str(e).splitlines()[0]}")) from None

@@ -68,10 +68,27 @@ def qlinear_add(node, ins, cfg):
         f2 = np.add(fixed, np.multiply(af, ra, dtype=np.float32), dtype=np.float32)
         v = _fma_f32(bf, np.broadcast_to(rb, shape), f2)
     else:
-        t = _fma_f32(bf, np.broadcast_to(rb, shape), np.broadcast_to(fixed, shape))
-        v = _fma_f32(af, np.broadcast_to(ra, shape), t)
+        qmin, qmax = _qrange(out_dt)
+        if a.dtype.itemsize == 1 and b.dtype.itemsize == 1 and a.dtype == b.dtype and len(shape) \
+                and int(np.prod(shape)) >= 4 * 65536:
+            # byte codes: the same element-wise formula over all 256 x 256 code pairs, then a lookup (the
+            # result of an element depends only on its two codes)
+            codes = np.arange(256, dtype=np.int64).astype(np.uint8).view(a.dtype)
+            lut = _qlinear_add_full(codes[:, None].astype(np.float32), codes[None, :].astype(np.float32),
+                                    ra, rb, fixed, (256, 256), qmin, qmax, out_dt)
+            ia = np.broadcast_to(a, shape).view(np.uint8).astype(np.intp)
+            ib = np.broadcast_to(b, shape).view(np.uint8)
+            return [lut.reshape(-1)[ia * 256 + ib]], NodeStats()
+        return [_qlinear_add_full(af, bf, ra, rb, fixed, shape, qmin, qmax, out_dt)], NodeStats()
     qmin, qmax = _qrange(out_dt)
     return [np.clip(np.rint(np.clip(v, -2.0**31, 2.0**31 - 128)), qmin, qmax).astype(out_dt)], NodeStats()
+
+
+def _qlinear_add_full(af, bf, ra, rb, fixed, shape, qmin, qmax, out_dt) -> np.ndarray:
+    """QLinearAdd's codes where neither side is a scalar: ``sat(rne(fma(a, r_a, fma(b, r_b, F))))``."""
+    t = _fma_f32(np.broadcast_to(bf, shape), np.broadcast_to(rb, shape), np.broadcast_to(fixed, shape))
+    v = _fma_f32(np.broadcast_to(af, shape), np.broadcast_to(ra, shape), t)
+    return np.clip(np.rint(np.clip(v, -2.0**31, 2.0**31 - 128)), qmin, qmax).astype(out_dt)
 
 
 def _broadcast_mode(sa, sb, so) -> str:

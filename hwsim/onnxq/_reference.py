@@ -21,14 +21,25 @@ from ..errors import Found, SpecError
 __all__ = ["run_onnxruntime"]
 
 
-def _session(model: onnx.ModelProto, int8_allowed: bool = False):
+def _session(model: bytes, int8_allowed: bool = False):
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     so.log_severity_level = 3
     if int8_allowed:
         so.add_session_config_entry("session.qdqisint8allowed", "1")
-    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+
+
+def _with_outputs(raw: bytes, extra: list[onnx.ValueInfoProto]) -> bytes:
+    """The serialized model ``raw`` with ``extra`` appended to its graph outputs, without copying or
+    re-serializing the model: protobuf parses concatenated messages as one, merging a repeated embedded
+    message field and appending to repeated fields (the protobuf encoding guide, "Last One Wins" and
+    "Concatenation": https://protobuf.dev/programming-guides/encoding/#last-one-wins), so the tail
+    ``ModelProto(graph=GraphProto(output=extra))`` adds only outputs, after the existing ones."""
+    if not extra:
+        return raw
+    return raw + onnx.ModelProto(graph=onnx.GraphProto(output=extra)).SerializeToString()
 
 
 def run_onnxruntime(model: onnx.ModelProto, feeds: dict[str, np.ndarray], names: list[str],
@@ -60,15 +71,12 @@ def run_onnxruntime(model: onnx.ModelProto, feeds: dict[str, np.ndarray], names:
     SpecError
         onnxruntime rejects the model or the inputs (its message is included).
     """
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    existing = {o.name for o in m.graph.output}
-    for nm in names:
-        if nm not in existing:
-            m.graph.output.append(helper.make_tensor_value_info(nm, types.get(nm, 0), None))
+    raw = model.SerializeToString()  # once, for both sessions
+    existing = {o.name for o in model.graph.output}
+    extra = [helper.make_tensor_value_info(nm, types.get(nm, 0), None) for nm in names if nm not in existing]
     notes = []
     try:
-        sess = _session(m, int8_allowed=True)
+        sess = _session(_with_outputs(raw, extra), int8_allowed=True)
         outs = sess.run(None, feeds)
     except Exception as e:
         raise SpecError(source, "", "a model and inputs that onnxruntime runs",
@@ -76,7 +84,7 @@ def run_onnxruntime(model: onnx.ModelProto, feeds: dict[str, np.ndarray], names:
     got = {o.name: v for o, v in zip(sess.get_outputs(), outs, strict=True)}
     plain_out = {}
     try:
-        plain = _session(model)
+        plain = _session(raw)
         plain_out = {o.name: v for o, v in zip(plain.get_outputs(), plain.run(None, feeds), strict=True)}
     except Exception as e:  # pragma: no cover - the instrumented model ran, so this one should too
         notes.append(f"the unmodified model did not run on onnxruntime: {type(e).__name__}: {e}")

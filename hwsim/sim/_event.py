@@ -164,7 +164,7 @@ def simulate_tiles(compute: list[int], read_bytes: list[int], write_bytes: list[
     if n == 0 or len(read_bytes) != n or len(write_bytes) != n:
         raise ValueError(f"compute, read_bytes and write_bytes must be non-empty lists of one length, not "
                          f"{len(compute)}, {len(read_bytes)}, {len(write_bytes)}")
-    if min(compute) < 0 or min(read_bytes) < 0 or min(write_bytes) < 0:
+    if compute.min() < 0 or read_bytes.min() < 0 or write_bytes.min() < 0:  # (numpy's min: no Python loop)
         raise ValueError("compute cycles and byte counts must be non-negative")
     if not bandwidth_bytes_per_cycle > 0:
         raise ValueError(f"bandwidth_bytes_per_cycle must be > 0, not {bandwidth_bytes_per_cycle!r}")
