@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import onnx
+import pytest
 from onnx import TensorProto, helper
 
 import hwsim._pipeline as pipeline
@@ -20,20 +21,27 @@ def _everything(res) -> list:
     return [res.rows, res.vector_rows, res.tensor_rows, res.energy_records, res.timeline, res.occupancy, t]
 
 
-def test_shape_memo_gives_the_unmemoized_result(monkeypatch):
+@pytest.mark.parametrize("workload,reuse", [("resnet50", "inter_layer"), ("mobilenet_v2", "fused")])
+def test_shape_memo_gives_the_unmemoized_result(monkeypatch, workload, reuse):
     # ResNet-50 repeats shapes (54 GEMM layers, 25 keys) and inter_layer reuse maps some layers again with
-    # resident operands; with _shape_key -> None every layer is mapped, timed and priced on its own (the
-    # code before the memo): every row, record, tensor row and total must be the same, names included
+    # resident operands; fused bands add their tiles' costs to layers of repeated shapes (MobileNetV2 on the
+    # edge array fuses several conv -> conv edges). With _shape_key -> None every layer is mapped, timed and
+    # priced on its own (the code before the memo): every row, record, tensor row and total must be the same,
+    # names included
     arch = load_arch(ROOT / "arch" / "edge_32x32.yaml")
-    arch = arch.model_copy(update={"timing": arch.timing.model_copy(update={"reuse": "inter_layer"})})
-    wl = load_workload_yaml(ROOT / "workloads" / "resnet50.yaml")
+    arch = arch.model_copy(update={"timing": arch.timing.model_copy(update={"reuse": reuse})})
+    wl = load_workload_yaml(ROOT / "workloads" / f"{workload}.yaml")
     memo = pipeline.simulate_workload(arch, wl)
-    keys = {pipeline._shape_key(nd, (8, 8, 8), None) for nd in wl.layers}
-    assert len(wl.layers) == 54 and len(keys) == 25
+    if workload == "resnet50":
+        keys = {pipeline._shape_key(nd, (8, 8, 8), None) for nd in wl.layers}
+        assert len(wl.layers) == 54 and len(keys) == 25
+    else:
+        assert sum(n.startswith("fused ") for n in memo.notes) >= 2, memo.notes
     monkeypatch.setattr(pipeline, "_shape_key", lambda *a: None)
     plain = pipeline.simulate_workload(arch, wl)
     assert _everything(memo) == _everything(plain)
-    assert [r["layer"] for r in memo.rows] == [layer.name for layer in wl.layers]
+    gemms = [nd.name for nd in wl.graph().nodes if nd.name in {r["layer"] for r in plain.rows}]
+    assert [r["layer"] for r in memo.rows] == gemms
 
 
 def test_shape_key_tells_fields_apart():
