@@ -62,8 +62,8 @@ SHAPES = {"conv1.weight": (8, 1, 3, 3), "conv1.bias": (8,), "conv2.weight": (16,
           "conv2.bias": (16,), "fc1.weight": (32, 400), "fc1.bias": (32,), "fc2.weight": (10, 32),
           "fc2.bias": (10,)}
 
-_INSTALL = ("install it with 'apt-get update && apt-get install -y --no-install-recommends opencv-doc' or set "
-            "HWSIM_OPENCV_DIGITS to a copy of OpenCV's samples/data/digits.png")
+_INSTALL = ("install it with 'apt-get update && apt-get install -y --no-install-recommends opencv-doc' or "
+            "set HWSIM_OPENCV_DIGITS to a copy of OpenCV's samples/data/digits.png")
 
 
 def _png_path() -> Path:

@@ -1,4 +1,5 @@
-"""Quantization-aware training of the real CNNs (digits, Fashion-MNIST, OpenCV digits) and their quality on the datapath.
+"""Quantization-aware training of the real CNNs (digits, Fashion-MNIST, OpenCV digits) and their quality on
+the datapath.
 
 :func:`train` fine-tunes a network's committed float weights with :func:`hwsim.quant.train_qat` at a per-layer
 bit policy on its training split; :func:`evaluate_qat` runs the trained integer network on hwsim's datapath
@@ -9,7 +10,8 @@ once per (network, policy, QAT config, weights file) as ``<key>.npz`` and each e
 ``trainings.csv`` there (policy, seconds, final loss).
 
 Training inputs: digits: the 1,347 training images; Fashion-MNIST: the 60,000 training images; OpenCV digits:
-the tutorial's 2,500 training digits (each, or the first ``config.max_train``). Quantizer initialization uses the networks' PTQ calibration images (training split).
+the tutorial's 2,500 training digits (each, or the first ``config.max_train``). Quantizer initialization uses
+the networks' PTQ calibration images (training split).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Train the OpenCV-digits CNN deterministically in torch and write ``hwsim/models/data/opencv_digits_cnn.npz``.
+"""Train the OpenCV-digits CNN deterministically in torch and write
+``hwsim/models/data/opencv_digits_cnn.npz``.
 
 Usage::
 
@@ -6,9 +7,11 @@ Usage::
 
 Recipe (network: :mod:`hwsim.models.opencv_digits`): float32 torch (``torch==2.13.0``, CPU) on one thread with
 ``torch.use_deterministic_algorithms(True)``; He-normal initialisation from ``np.random.default_rng(SEED)``
-(the same initialiser as :mod:`hwsim.models.train_fashion`), zero biases; softmax cross-entropy; Adam (lr 2e-3,
+(the same initialiser as :mod:`hwsim.models.train_fashion`), zero biases; softmax cross-entropy; Adam (lr
+2e-3,
 betas 0.9/0.999, eps 1e-8) with a cosine learning-rate decay to zero over all steps; mini-batches of 64
-reshuffled every epoch by the same numpy generator; a fixed number of epochs over the 2,500 training digits, no
+reshuffled every epoch by the same numpy generator; a fixed number of epochs over the 2,500 training digits,
+no
 augmentation, no early stopping (the test split is evaluated once at the end, for the record, with the numpy
 float forward of the engine). The npz is written with fixed zip timestamps (byte-identical reruns on one
 machine). Needs ``opencv-doc`` (``apt-get install -y --no-install-recommends opencv-doc``) and torch.
@@ -120,7 +123,8 @@ def main(argv=None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     import json
 
-    save_npz(args.out, {**{k: params[k] for k in SHAPES}, "meta": np.asarray(json.dumps(meta, sort_keys=True))})
+    save_npz(args.out, {**{k: params[k] for k in SHAPES},
+                        "meta": np.asarray(json.dumps(meta, sort_keys=True))})
     print(f"wrote {args.out}: test accuracy {correct}/{y_te.size} = {correct / y_te.size:.4f} after "
           f"{args.epochs} epochs ({seconds:.0f} s)")
     return 0
