@@ -7,7 +7,7 @@ Usage::
     python -m hwsim.models.quality_table [--out docs/quality.md] [--sensitivity-dir docs/sensitivity]
                                          [--networks fashion_cnn,mobilenet_v2,minilm_l6]
     python -m hwsim.models.quality_table --qat [--networks digits_cnn,fashion_cnn] [--fashion-dir DIR]
-    python -m hwsim.models.quality_table --qat --networks opencv_digits_cnn,minilm_l6
+    python -m hwsim.models.quality_table --qat --networks opencv_digits_cnn,minilm_l6 [--opencv-digits PNG]
 
 ``--qat`` measures quantization-aware training against PTQ (:mod:`hwsim.models._qat_table`) and replaces only
 the QAT section of the output file (about 40 minutes on 2 shared cores, Fashion-MNIST's trainings dominate);
@@ -249,7 +249,17 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=2, help="processes training QAT cells (default 2)")
     ap.add_argument("--fashion-dir", type=Path, default=None, help="folder of the Fashion-MNIST IDX files "
                     "(default: $HWSIM_FASHION_MNIST_DIR or /usr/share/datasets/fashion-mnist)")
+    ap.add_argument("--opencv-digits", type=Path, default=None, help="OpenCV's digits.png (default: "
+                    "$HWSIM_OPENCV_DIGITS or /usr/share/doc/opencv-doc/examples/data/digits.png)")
     args = ap.parse_args(argv)
+    if args.opencv_digits is not None:
+        if not args.opencv_digits.is_file():
+            print("quality_table: error: --opencv-digits: expected an existing file, OpenCV's "
+                  f"samples/data/digits.png, found {str(args.opencv_digits)!r}", file=sys.stderr)
+            return 2
+        import os
+
+        os.environ["HWSIM_OPENCV_DIGITS"] = str(args.opencv_digits)
     if args.fashion_dir is not None:
         if not args.fashion_dir.is_dir():
             print("quality_table: error: --fashion-dir: expected an existing folder with the Fashion-MNIST "
