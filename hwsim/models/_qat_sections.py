@@ -16,7 +16,8 @@ from pathlib import Path
 
 from ..quant import QATConfig
 
-__all__ = ["SECTION_NETWORKS", "markers", "measure", "render", "MINILM_QAT_ROWS", "MINILM_POINTS"]
+__all__ = ["SECTION_NETWORKS", "markers", "measure", "render", "section", "write", "MINILM_QAT_ROWS",
+           "MINILM_POINTS"]
 
 #: Networks whose QAT results have a section of their own.
 SECTION_NETWORKS = ("opencv_digits_cnn", "minilm_l6")
@@ -162,15 +163,24 @@ def render(network: str, res, seconds: float) -> str:
     return "\n".join(lines)
 
 
-def write(network: str, doc: str, *, log=print, workers: int = 1) -> str:
-    """``doc`` with ``network``'s section measured and replaced (appended when absent); a missing
-    dependency becomes a "Skipped" section."""
+def section(network: str, *, log=print, workers: int = 1) -> str:
+    """Measure ``network`` and render its section (a missing dependency becomes a "Skipped" section)."""
     from ._base import MissingDependency
-    from ._qat_table import splice
 
     t0 = time.time()
     try:
         res = measure(network, log=log, workers=workers)
     except MissingDependency as e:
         res = str(e)
-    return splice(doc, render(network, res, time.time() - t0), *markers(network))
+    return render(network, res, time.time() - t0)
+
+
+def write(network: str, path: Path, *, log=print, workers: int = 1) -> None:
+    """Measure ``network``'s section, then replace it in the file ``path`` (appended when absent), reading
+    the file only after the measurement so that runs for different networks can overlap."""
+    from ._qat_table import splice
+
+    text = section(network, log=log, workers=workers)
+    doc = path.read_text() if path.is_file() else ""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(splice(doc, text, *markers(network)))

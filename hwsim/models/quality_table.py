@@ -321,14 +321,13 @@ def _main_qat(args) -> int:
             results[network] = qat_rows(network, log=log, workers=args.workers)
         except MissingDependency as e:
             results[network] = str(e)
-    doc = args.out.read_text() if args.out.is_file() else ""
     if results:
-        doc = splice(doc, render_qat(results, time.time() - t0))
+        doc = args.out.read_text() if args.out.is_file() else ""
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(splice(doc, render_qat(results, time.time() - t0)))
     for network in networks:   # the networks with a section of their own (hwsim.models._qat_sections)
         if network in _qat_sections.SECTION_NETWORKS:
-            doc = _qat_sections.write(network, doc, log=log, workers=args.workers)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(doc)
+            _qat_sections.write(network, args.out, log=log, workers=args.workers)
     print(f"wrote {args.out}")
     return 0
 
