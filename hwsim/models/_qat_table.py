@@ -119,9 +119,12 @@ def qat_rows(network: str, *, log=print, workers: int = 1) -> dict:
         ptq.append((cfg.name, cells))
     tasks = [(network, label, cfg, p, points[p]) for label, cfg, where in QAT_ROWS[network] for p in where]
     if workers > 1:
+        import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(workers) as pool:
+        # spawn, not fork: the PTQ rows above ran numba's parallel kernels, and numba's GNU OpenMP threading
+        # layer aborts a forked child ("fork() called from a process already using GNU OpenMP")
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             done = list(pool.map(_qat_cell, tasks))
     else:
         done = [_qat_cell(t) for t in tasks]
