@@ -4,8 +4,9 @@ The network is :mod:`hwsim.models.minilm`'s: its 48 GEMMs on the integer datapat
 the attention scores and context matmuls), nonlinearities (LayerNorm, softmax, GELU, residual adds, pooling)
 in float. QAT learns every projection's float weight and bias, its per-output-channel LSQ weight step, and for
 every GEMM input an LSQ+ per-tensor step and zero point (:class:`hwsim.quant.QATGemm`; the second operands of
-the attention matmuls too, at the layer's weight bits), initialized from the min/max calibration of PTQ on
-:data:`hwsim.models.minilm.CALIB_SENTENCES`. Embeddings and LayerNorm parameters stay fixed.
+the attention matmuls too, at the layer's weight bits), initialized from the MSE calibration of PTQ ("lsq+";
+"lsq": min/max) on :data:`hwsim.models.minilm.CALIB_SENTENCES`; weight steps start at PTQ's ``max|w| / Qp``.
+Embeddings and LayerNorm parameters stay fixed.
 
 Loss: distillation from the float model only (no labels exist): the mean over a batch of sentences of
 ``1 - cos(u_q, u_f)``, ``u`` the mean-pooled last hidden state and ``u_f`` the float model's (for unit vectors

@@ -6,7 +6,8 @@ Each :class:`QATGemm` carries torch parameters (for a projection: the float weig
 one
 LSQ step per output channel; for a matmul: nothing but the quantizers) and its activation quantizers, each an
 LSQ+ step and offset (Esser et al., ICLR 2020; Bhalgat et al., CVPR-W 2020, as :func:`lsq_quantize`)
-initialized from a min/max calibration (:func:`hwsim.quant.calibrate`). It computes a GEMM twice:
+initialized from an MSE (LSQ+) or min/max (LSQ) calibration (:func:`hwsim.quant.calibrate`). It computes a
+GEMM twice:
 
 * :meth:`QATGemm.exact` (numpy, no torch): the integer GEMM of the datapath with this package's ONNX-exact
   functions: input codes :func:`hwsim.quant.quantize` of an asymmetric unsigned per-tensor quantizer; weight
@@ -35,10 +36,10 @@ from ._fakequant import exact_gemm_acc, quantize_bias
 __all__ = ["QATGemm"]
 
 
-def _act_init(x: np.ndarray, bits: int) -> tuple[float, float]:
+def _act_init(x: np.ndarray, bits: int, method: str) -> tuple[float, float]:
     from ._calibrate import calibrate
 
-    qp = calibrate(np.asarray(x, np.float32), bits, "minmax")
+    qp = calibrate(np.asarray(x, np.float32), bits, method)
     return float(qp.scale), float(qp.zero_point)
 
 
@@ -58,7 +59,9 @@ class QATGemm:
     calib_b : numpy.ndarray, optional
         A matmul's calibration second operand (quantized at ``weight_bits``).
     learn_offset : bool
-        LSQ+ (learned zero points) or LSQ (zero points fixed at their calibration values).
+        LSQ+ (learned zero points; steps and offsets initialized from the MSE-optimal range of
+        :func:`hwsim.quant.calibrate`, LSQ+'s §3.2 initialization by minimum quantization error, as
+        :func:`hwsim.quant.train_qat`'s "lsq+") or LSQ (min/max-calibrated, zero points fixed).
     weight_init : "max" or "lsq"
         Initial weight steps: ``max|w| / Qp`` per output channel (PTQ's per-channel min/max, so that training
         starts from the PTQ network) or LSQ's ``2 <|w|> / sqrt(Qp)`` (Esser et al. §2.1).
@@ -78,7 +81,7 @@ class QATGemm:
         self.q = {}   # operand -> [step, offset, bits]
         ops = [("a", calib_a, self.ab)] + ([] if self.linear else [("b", calib_b, self.wb)])
         for key, cal, b in ops:
-            s, z = _act_init(cal, b)
+            s, z = _act_init(cal, b, "mse" if learn_offset else "minmax")
             st = torch.nn.Parameter(torch.tensor(s, dtype=torch.float32))
             zt = torch.nn.Parameter(torch.tensor(z, dtype=torch.float32)) if learn_offset \
                 else torch.tensor(z, dtype=torch.float32)
