@@ -1,7 +1,7 @@
 """MiniLM QAT (hwsim.models.minilm_qat): the trained integer-GEMM network gives on the datapath the same
 embeddings bit for bit as its fake-quantized forward; the policy's bits reach every quantizer; distillation
 lowers the loss; the training sentences are offline and disjoint from the evaluation ones; bad input is named
-by key; the docs section renders. Training here is two steps on four sentences (the table's runs are in
+by key; the docs section renders. Training here is two steps on two sentences (the table's runs are in
 docs/quality.md)."""
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def trained():
     bits = {n: (4, 4) for n in minilm.LAYERS}
     bits["encoder.layer.1.intermediate.dense"] = (3, 6)
     bits["encoder.layer.2.attention.self.scores"] = (5, 3)
-    cfg = QATConfig(method="lsq+", epochs=2, lr=1e-4, batch_size=4, max_train=4)
+    cfg = QATConfig(method="lsq+", epochs=2, lr=1e-4, batch_size=2, max_train=2)
     return minilm_qat.train(bits, cfg)
 
 
@@ -65,7 +65,7 @@ def test_policy_bits_reach_every_quantizer(trained):
 
 def test_distillation_lowers_the_loss(trained):
     # epoch 1's loss is that of the initial (PTQ-like) network, epoch 2's after one Adam step on the same
-    # four sentences
+    # two sentences
     h = trained.history
     assert len(h) == 2 and h[1]["loss"] < h[0]["loss"]
 
