@@ -20,7 +20,7 @@ from typing import Any
 __all__ = ["QualityModel", "QUALITY_MODELS", "QAT_MODELS", "quality_model"]
 
 #: Quality models that can be trained per policy with QAT (a sweep's ``qat:`` block).
-QAT_MODELS = ("digits_cnn", "fashion_cnn")
+QAT_MODELS = ("digits_cnn", "fashion_cnn", "opencv_digits_cnn")
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,11 @@ QUALITY_MODELS: dict[str, QualityModel] = {
         name="fashion_cnn", layers=("conv1", "conv2", "fc1", "fc2"), metric="accuracy",
         module="hwsim.models.fashion", function="evaluate",
         description="CNN on Fashion-MNIST (Debian dataset-fashion-mnist); top-1 on the 10,000 test images"),
+    "opencv_digits_cnn": QualityModel(
+        name="opencv_digits_cnn", layers=("conv1", "conv2", "fc1", "fc2"), metric="accuracy",
+        module="hwsim.models.opencv_digits", function="evaluate", requires=("PIL",),
+        description="CNN on OpenCV's 5,000 handwritten 20x20 digits (Debian opencv-doc); top-1 on the "
+                    "tutorial's 2,500 test digits"),
     "mobilenet_v2": QualityModel(
         name="mobilenet_v2",
         layers=(("features.0.0", "features.1.conv.0.0", "features.1.conv.1")

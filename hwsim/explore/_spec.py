@@ -294,7 +294,8 @@ def load_sweep(path: str | Path) -> ResolvedSweep:
     ------
     SpecError
         Unknown key, an axis that names no arch key or whose values do not validate, an empty range, a policy
-        that names no layer or bits outside 1..16, an unknown quality model — before any work starts.
+        that names no layer or bits outside 1..16 (2..8 with a ``qat:`` block), an unknown quality
+        model — before any work starts.
     """
     p = Path(path)
     src = str(p)
@@ -358,10 +359,14 @@ def load_sweep(path: str | Path) -> ResolvedSweep:
     # precision policies
     policies: list[tuple[str, dict[str, Bits]]] = []
 
+    # QAT trains and runs every policy on the integer datapath, whose quantizers take 2..8 bits
+    lo, hi, what = (2, 8, "bits the QAT datapath runs (2..8)") if spec.qat is not None else \
+        (1, 16, "bits between 1 and 16")
+
     def check_bits(key: str, b: Bits) -> None:
         for v in b:
-            if not 1 <= v <= 16:
-                raise SpecError(src, key, "bits between 1 and 16", v)
+            if not lo <= v <= hi:
+                raise SpecError(src, key, what, v)
 
     allu = list(spec.precision.uniform) + [b for b in spec.baselines if b not in spec.precision.uniform]
     for i, b in enumerate(allu):
@@ -387,6 +392,8 @@ def load_sweep(path: str | Path) -> ResolvedSweep:
     if ilp is not None:
         for i, b in enumerate(ilp.options):
             check_bits(f"precision.ilp.options[{i}]", b)
+        if spec.qat is not None:
+            check_bits("precision.ilp.reference", ilp.reference)
         if ilp.sensitivity == "measured":
             if spec.quality is None:
                 raise SpecError(src, "precision.ilp.sensitivity",

@@ -40,6 +40,14 @@ QAT_ROWS = {
         ("QAT PACT (3 ep)", QATConfig(method="pact", epochs=3, lr=2e-3, batch_size=64)),
         ("QAT LSQ + distillation 0.5 (3 ep)", QATConfig(method="lsq", epochs=3, lr=2e-3, batch_size=64,
                                                           distill=0.5)))),
+    # OpenCV digits: rendered in a section of its own (hwsim.models._qat_sections)
+    "opencv_digits_cnn": tuple((label, cfg, (*QAT_POINTS, "mixed")) for label, cfg in (
+        ("QAT STE (3 ep)", QATConfig(method="ste", epochs=3, lr=2e-3, batch_size=64)),
+        ("QAT LSQ (3 ep)", QATConfig(method="lsq", epochs=3, lr=2e-3, batch_size=64)),
+        ("QAT LSQ+ (3 ep)", QATConfig(method="lsq+", epochs=3, lr=2e-3, batch_size=64)),
+        ("QAT PACT (3 ep)", QATConfig(method="pact", epochs=3, lr=2e-3, batch_size=64)),
+        ("QAT LSQ + distillation 0.5 (3 ep)", QATConfig(method="lsq", epochs=3, lr=2e-3, batch_size=64,
+                                                          distill=0.5)))),
     "fashion_cnn": (
         ("QAT LSQ (2 ep)", QATConfig(method="lsq", epochs=2, lr=1e-3, batch_size=256), ("W4A4", "W2A2")),
         ("QAT LSQ (1 ep on 20,000)", QATConfig(method="lsq", epochs=1, lr=1e-3, batch_size=256,
@@ -111,9 +119,12 @@ def qat_rows(network: str, *, log=print, workers: int = 1) -> dict:
         ptq.append((cfg.name, cells))
     tasks = [(network, label, cfg, p, points[p]) for label, cfg, where in QAT_ROWS[network] for p in where]
     if workers > 1:
+        import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(workers) as pool:
+        # spawn, not fork: the PTQ rows above ran numba's parallel kernels, and numba's GNU OpenMP threading
+        # layer aborts a forked child ("fork() called from a process already using GNU OpenMP")
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             done = list(pool.map(_qat_cell, tasks))
     else:
         done = [_qat_cell(t) for t in tasks]

@@ -46,7 +46,7 @@ from ._base import MissingDependency, check_layer_bits
 from ._engine import PTQConfig
 
 __all__ = ["SENTENCES", "CALIB_SENTENCES", "LAYERS", "N_LAYERS", "model_dir", "load_weights", "tokenize",
-           "MiniLM", "evaluate", "sensitivity_model", "MissingDependency"]
+           "MiniLM", "evaluate", "sensitivity_model", "quantized_gemms_from_parts", "MissingDependency"]
 
 N_LAYERS, HIDDEN, HEADS, FFN = 6, 384, 12, 1536
 HEAD_DIM = HIDDEN // HEADS
@@ -298,6 +298,27 @@ class _QuantGemms:
             self.w[name] = entry
         self._quantize = quantize
 
+    @classmethod
+    def from_parts(cls, model: MiniLM, bits: dict, parts: dict, *, acc_bits: int,
+                   acc_mode: str) -> _QuantGemms:
+        """The integer GEMMs of given quantizers (:meth:`hwsim.quant.QATGemm.export` per layer of
+        :data:`LAYERS`) instead of calibrated ones; static activations."""
+        from ..quant import quantize
+
+        self = cls.__new__(cls)
+        self.model, self.bits, self.config = model, bits, PTQConfig()
+        self.acc_bits, self.acc_mode = acc_bits, acc_mode
+        self.act_qp, self.w = {}, {}
+        for name in LAYERS:
+            e = parts[name]
+            if name.endswith(_ATT):
+                self.act_qp[f"{name}.a"], self.act_qp[f"{name}.b"] = e["a"], e["b"]
+            else:
+                self.act_qp[name] = e["a"]
+                self.w[name] = {k: e[k] for k in ("codes", "qp", "bias", "bias_q")}
+        self._quantize = quantize
+        return self
+
     def _act(self, key: str, x: np.ndarray, bits: int):
         from ..quant import dynamic_qparams
 
@@ -356,6 +377,15 @@ def quantized_embeddings(bits, *, config: PTQConfig | None = None, acc_bits: int
         tokens = tokenize(sentences)
     g = _QuantGemms(model, bits, config or PTQConfig(), record, acc_bits=acc_bits, acc_mode=acc_mode)
     return model.embed(tokens, gemm=g)
+
+
+def quantized_gemms_from_parts(bits, parts: dict, *, acc_bits: int = 32, acc_mode: str = "wrap"):
+    """The datapath GEMMs (``gemm`` of :meth:`MiniLM.embed`, :func:`hwsim.datapath.gemm_acc`) of trained
+    quantizers: ``parts[layer]`` as :meth:`hwsim.quant.QATGemm.export` gives it, for every layer of
+    :data:`LAYERS` (used by :mod:`hwsim.models.minilm_qat`)."""
+    bits = check_layer_bits(bits, LAYERS)
+    model = _context()[0]
+    return _QuantGemms.from_parts(model, bits, parts, acc_bits=acc_bits, acc_mode=acc_mode)
 
 
 def float_embeddings(sentences=None) -> np.ndarray:

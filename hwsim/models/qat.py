@@ -1,4 +1,5 @@
-"""Quantization-aware training of the real CNNs (digits, Fashion-MNIST) and their quality on the datapath.
+"""Quantization-aware training of the real CNNs (digits, Fashion-MNIST, OpenCV digits) and their quality on
+the datapath.
 
 :func:`train` fine-tunes a network's committed float weights with :func:`hwsim.quant.train_qat` at a per-layer
 bit policy on its training split; :func:`evaluate_qat` runs the trained integer network on hwsim's datapath
@@ -8,8 +9,9 @@ once per (network, policy, QAT config, weights file) as ``<key>.npz`` and each e
 ``<key>-acc<A><mode>.json``, so that a resumed sweep does not train again; every training appends a row to
 ``trainings.csv`` there (policy, seconds, final loss).
 
-Training inputs: digits: the 1,347 training images; Fashion-MNIST: the 60,000 training images (or the first
-``config.max_train``). Quantizer initialization uses the networks' PTQ calibration images (training split).
+Training inputs: digits: the 1,347 training images; Fashion-MNIST: the 60,000 training images; OpenCV digits:
+the tutorial's 2,500 training digits (each, or the first ``config.max_train``). Quantizer initialization uses
+the networks' PTQ calibration images (training split).
 """
 
 from __future__ import annotations
@@ -29,10 +31,10 @@ from ._engine import QuantizedNetwork
 __all__ = ["QAT_NETWORKS", "qat_context", "train", "evaluate_qat", "cache_key"]
 
 #: The networks QAT can train (the quality models of the same names).
-QAT_NETWORKS = ("digits_cnn", "fashion_cnn")
+QAT_NETWORKS = ("digits_cnn", "fashion_cnn", "opencv_digits_cnn")
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=3)
 def qat_context(network: str):
     """``(net, x_train, y_train, x_test, y_test, calib_x, weights_path)`` of a QAT network.
 
@@ -55,6 +57,12 @@ def qat_context(network: str):
         x_tr, y_tr, x_te, y_te = fashion.load_fashion_mnist()
         return (fashion.build_network(), x_tr, y_tr, x_te, y_te, np.ascontiguousarray(x_tr[:fashion.N_CALIB]),
                 fashion.WEIGHTS_PATH)
+    if network == "opencv_digits_cnn":
+        from . import opencv_digits
+
+        x_tr, y_tr, x_te, y_te = opencv_digits.load_opencv_digits()
+        return (opencv_digits.build_network(), x_tr, y_tr, x_te, y_te,
+                np.ascontiguousarray(x_tr[:opencv_digits.N_CALIB]), opencv_digits.WEIGHTS_PATH)
     raise ValueError(f"network: expected one of {list(QAT_NETWORKS)}, found {network!r}")
 
 
@@ -133,7 +141,7 @@ def evaluate_qat(network: str, bits, *, config: QATConfig | dict | None = None, 
 
     Parameters
     ----------
-    network : "digits_cnn" or "fashion_cnn"
+    network : one of :data:`QAT_NETWORKS`
     bits : dict of str to (int, int), or (int, int)
     config : QATConfig or dict of its fields, optional
     acc_bits, acc_mode

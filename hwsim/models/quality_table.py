@@ -7,9 +7,12 @@ Usage::
     python -m hwsim.models.quality_table [--out docs/quality.md] [--sensitivity-dir docs/sensitivity]
                                          [--networks fashion_cnn,mobilenet_v2,minilm_l6]
     python -m hwsim.models.quality_table --qat [--networks digits_cnn,fashion_cnn] [--fashion-dir DIR]
+    python -m hwsim.models.quality_table --qat --networks opencv_digits_cnn,minilm_l6 [--opencv-digits PNG]
 
 ``--qat`` measures quantization-aware training against PTQ (:mod:`hwsim.models._qat_table`) and replaces only
-the QAT section of the output file (about 40 minutes on 2 shared cores, Fashion-MNIST's trainings dominate).
+the QAT section of the output file (about 40 minutes on 2 shared cores, Fashion-MNIST's trainings dominate);
+the OpenCV digits CNN and MiniLM have QAT sections of their own (:mod:`hwsim.models._qat_sections`), each
+replaced only when its network is named (or by default, when ``--networks`` is not given).
 
 Bit-width points: W8A8, W6A6, W4A8, W4A4 (every layer) and a mixed-precision point chosen from the sensitivity
 table: the quarter of the layers (rounded up) with the lowest output SQNR when quantized alone to W4A8 stay at
@@ -241,12 +244,22 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=root / "docs" / "quality.md")
     ap.add_argument("--sensitivity-dir", type=Path, default=root / "docs" / "sensitivity")
     ap.add_argument("--networks", default=None, help="default: fashion_cnn,mobilenet_v2,minilm_l6 "
-                    "(with --qat: digits_cnn,fashion_cnn)")
+                    "(with --qat: digits_cnn,fashion_cnn,opencv_digits_cnn,minilm_l6)")
     ap.add_argument("--qat", action="store_true", help="write the QAT-against-PTQ section only")
     ap.add_argument("--workers", type=int, default=2, help="processes training QAT cells (default 2)")
     ap.add_argument("--fashion-dir", type=Path, default=None, help="folder of the Fashion-MNIST IDX files "
                     "(default: $HWSIM_FASHION_MNIST_DIR or /usr/share/datasets/fashion-mnist)")
+    ap.add_argument("--opencv-digits", type=Path, default=None, help="OpenCV's digits.png (default: "
+                    "$HWSIM_OPENCV_DIGITS or /usr/share/doc/opencv-doc/examples/data/digits.png)")
     args = ap.parse_args(argv)
+    if args.opencv_digits is not None:
+        if not args.opencv_digits.is_file():
+            print("quality_table: error: --opencv-digits: expected an existing file, OpenCV's "
+                  f"samples/data/digits.png, found {str(args.opencv_digits)!r}", file=sys.stderr)
+            return 2
+        import os
+
+        os.environ["HWSIM_OPENCV_DIGITS"] = str(args.opencv_digits)
     if args.fashion_dir is not None:
         if not args.fashion_dir.is_dir():
             print("quality_table: error: --fashion-dir: expected an existing folder with the Fashion-MNIST "
@@ -274,10 +287,11 @@ def main(argv=None) -> int:
             results[network] = str(e)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     text = render(results, time.time() - t0)
-    from . import _qat_table, minilm_int
+    from . import _qat_sections, _qat_table, minilm_int
 
     old = args.out.read_text() if args.out.is_file() else ""
-    for begin, end in ((_qat_table.BEGIN, _qat_table.END), (minilm_int.BEGIN, minilm_int.END)):
+    for begin, end in ((_qat_table.BEGIN, _qat_table.END), (minilm_int.BEGIN, minilm_int.END),
+                       *map(_qat_sections.markers, _qat_sections.SECTION_NETWORKS)):
         if begin in old and end in old:  # keep the sections written by --qat and by hwsim.models.minilm_int
             text = text.rstrip("\n") + "\n\n" + begin + old.split(begin, 1)[1].split(end, 1)[0] + end + "\n"
     args.out.write_text(text)
@@ -286,24 +300,34 @@ def main(argv=None) -> int:
 
 
 def _main_qat(args) -> int:
+    from . import _qat_sections
     from ._qat_table import qat_rows, render_qat, splice
     from .qat import QAT_NETWORKS
 
+    known = (*QAT_NETWORKS, *(n for n in _qat_sections.SECTION_NETWORKS if n not in QAT_NETWORKS))
+    networks = (args.networks or ",".join(known)).split(",")
+    for network in networks:
+        if network not in known:
+            print("quality_table: error: --networks: expected networks QAT trains "
+                  f"({', '.join(known)}), found {network!r}", file=sys.stderr)
+            return 2
+    log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     t0 = time.time()
     results = {}
-    for network in (args.networks or ",".join(QAT_NETWORKS)).split(","):
-        if network not in QAT_NETWORKS:
-            print("quality_table: error: --networks: expected networks QAT trains "
-                  f"({', '.join(QAT_NETWORKS)}), found {network!r}", file=sys.stderr)
-            return 2
+    for network in networks:
+        if network in _qat_sections.SECTION_NETWORKS:
+            continue
         try:
-            results[network] = qat_rows(network, log=lambda s: print(s, file=sys.stderr, flush=True),
-                                        workers=args.workers)
+            results[network] = qat_rows(network, log=log, workers=args.workers)
         except MissingDependency as e:
             results[network] = str(e)
-    doc = args.out.read_text() if args.out.is_file() else ""
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(splice(doc, render_qat(results, time.time() - t0)))
+    if results:
+        doc = args.out.read_text() if args.out.is_file() else ""
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(splice(doc, render_qat(results, time.time() - t0)))
+    for network in networks:   # the networks with a section of their own (hwsim.models._qat_sections)
+        if network in _qat_sections.SECTION_NETWORKS:
+            _qat_sections.write(network, args.out, log=log, workers=args.workers)
     print(f"wrote {args.out}")
     return 0
 

@@ -87,6 +87,7 @@ from ._qat import (
     qat_forward,
     train_qat,
 )
+from ._qat_linear import QATGemm
 from ._sensitivity import (
     SensitivityTable,
     hessian_top_eigenvalue,
@@ -116,6 +117,8 @@ __all__ += [
     # _qat (torch imported only when training)
     "QAT_METHODS", "QATConfig", "QATResult", "train_qat", "qat_forward", "check_qat_bits",
     "lsq_quantize", "pact_quantize",
+    # _qat_linear (a transformer's trainable quantized GEMMs)
+    "QATGemm",
     # _sensitivity
     "layer_sensitivity", "output_sqnr_db", "hutchinson_trace", "hessian_top_eigenvalue", "SensitivityTable",
     "read_sensitivity",
