@@ -7,14 +7,16 @@ Model (analytic; each assumption stated):
    name or as a list in layer order) or ``auto`` (a greedy balance of the cores' busy cycles).
 2. **Per layer.** A layer costs what it costs alone on its core: the one-array pipeline
    (:func:`hwsim.simulate_workload`) runs the whole workload on each core type once (the core's array,
-   buffers, vector unit, ``timing.reuse``; DRAM bandwidth shared equally, ``bandwidth / cores``) and
-   the layer's row (cycles, DRAM bytes, energy per component) is taken from its core.
+   buffers, vector unit, ``timing.reuse``) and the layer's row (compute cycles, on-chip floor, DRAM bytes,
+   tiles, energy per component) is taken from its core. Its DRAM time is not taken from the row: with
+   several cores the CNs' transfers are tasks on the shared channel (5.); the row's ``total_cycles`` (at the
+   equal share ``bandwidth / cores``) stays the row's, for reference.
 3. **Computation nodes.** A conv is cut into CNs of ``cores.pipeline_rows`` output rows (Stream's
    ``hint_loops=[("OY", "all")]`` is one row per CN); a GEMM (``count`` 1) into CNs of that many rows of M; a
    windowed pool or an element-wise vector node with a known (C, H, W) output into rows the same way; any
-   other node (a global pool, a softmax, a batched conv) is one CN. A CN lasts its share of the layer's
-   cycles, ``floor(T (k+1) r / R) - floor(T k r / R)`` for rows ``[k r, (k+1) r)`` of ``R`` (they sum to
-   ``T`` exactly).
+   other node (a global pool, a softmax, a batched conv) is one CN. A CN has its share of the layer's
+   cycles (with several cores also of its bytes, 5.), ``floor(T (k+1) r / R) - floor(T k r / R)`` for rows
+   ``[k r, (k+1) r)`` of ``R`` (they sum to ``T`` exactly).
 4. **Dependencies.** A conv's CN for output rows ``[a, b)`` needs the input rows ``[a s - p, (b-1) s - p +
    (kh-1) d]`` (stride, top padding, dilation: the kernel's halo; a pool's window likewise), i.e. the producer
    CNs holding them when the producer's rows are that input's rows; a GEMM's or an element-wise node's CN
@@ -23,19 +25,36 @@ Model (analytic; each assumption stated):
 5. **Transfers.** A tensor crossing cores that the consumer's core keeps on chip (its tensor plan) goes core
    to core: each producer CN's share of the tensor's bytes crosses every link of the shortest path (breadth-
    first over ``noc.links``, ties by name; store and forward, a hop after the previous), ``ceil(bytes /
-   link_bytes_per_cycle)`` cycles on each link, in order (one task at a time per link and direction); its
-   consumer CNs wait for the last hop. A tensor the plan puts in DRAM goes through DRAM: the producer's write
-   and the consumer's read are already in their rows. A tensor is sent once per consumer core.
-6. **Schedule.** The CNs on each core's array and vector unit (``overlap: false``: one unit per core) and the
-   transfers on each link are one task graph (:func:`hwsim.sim.schedule_nodes`, SimPy or analytic: equal); the
-   makespan is the last task's end. Each unit takes its tasks in program order (a CN of a layer before the
-   CNs of the next layer on the same core: in-order issue, no interleaving of layers on one core).
+   link_bytes_per_cycle)`` cycles on each link direction; its consumer CNs wait for the last hop. A tensor
+   the plan puts in DRAM goes through DRAM (the producer's writes and the consumer's reads are in their
+   rows' DRAM bytes). A tensor is sent once per consumer core.
+   **DRAM, as the split's chip model** (:mod:`hwsim.sim._chip`): with several cores a CN of rows is one tile
+   (a node of one CN: the event model's tiles, folds or elements over lanes, at most
+   ``timing.max_tiles_per_layer``), and each tile has a load of its share of the row's DRAM read bytes, a
+   compute (its share of ``max(compute cycles, on-chip floor)``) and a write of its share of the write bytes.
+   A load or a write holds, for ``max(ceil(bytes / DRAM bytes per cycle), ceil(bytes / link bytes per
+   cycle))`` cycles, the DRAM channel (the chip's full bandwidth; two ports, the arrays' and the vector
+   units', as in the chip model) and every link direction of its core's path from ``hub`` at once (cut-
+   through). A core's tiles on one unit form one stream in the one-array DMA order
+   (:func:`hwsim.sim.dma_order`): a load waits for the tile ``slots`` earlier to be computed (2 slots when
+   the DRAM level or the memory is double buffered, else 1), a compute for its load, the previous compute on
+   the unit and the write ``slots`` earlier; a CN's first load waits for its producer CNs' last writes (or
+   their last hop); a CN ends with its last write. With one core the row's ``total_cycles`` is the CN's
+   time on its unit (nothing is shared: the one-array model exactly).
+6. **Schedule.** All of it is one task system (:func:`hwsim.sim.schedule_tasks`, SimPy or analytic: equal,
+   tested on random pipelines), each resource serving its tasks in one order (in order). As the chip model:
+   a *plan* first, each core with a DRAM channel of its own at ``bandwidth / cores``, tasks in program order;
+   then up to :data:`hwsim.sim.MAX_PASSES` passes on the shared channel, each ordered by the previous pass's
+   ready times (ties: program order; a topological order, since a task is ready after its dependencies
+   end), stopping at a fixpoint; the shortest pass is kept (:func:`schedule_pipeline`). The makespan is the
+   last task's end; a node's ``start_cycle``/``stop_cycle`` span its first and last task.
 7. **Energy.** The allocated rows' energies, plus ``8 x bytes x hops x noc.pj_per_bit_per_hop`` for every
    transfer and for every core's DRAM bytes (from ``hub`` to the core, as the split model counts them).
 
 One core equals the one-array result exactly (the CNs of a layer run back to back on one array; tested).
 Not modelled: interleaving CNs of several layers on one core (Stream's layer fusion on a core), buffer
-capacity taken by tensors in flight between cores, DRAM contention beyond the equal share.
+capacity taken by tensors in flight between cores, a first-come-first-served DRAM arbiter (the passes
+approximate it; more passes shorten ResNet-50 further, docs/validation_multicore.md), several DRAM channels.
 """
 
 from __future__ import annotations
@@ -408,7 +427,9 @@ def simulate_pipeline(arch: ArchSpec, workload: Workload, *, one_core: Callable,
     SimResult
         ``rows`` / ``vector_rows``: one per node, from its core (``layer`` named ``core/layer`` when there are
         several cores; ``start_cycle``/``stop_cycle``: its first CN's start, its last CN's end; ``core``);
-        ``timeline``: one row per node on its core's unit and one per transfer group on each link;
+        ``timeline``: one row per node on its core's unit, one per node with DRAM transfers on
+        ``core.dram`` (its first to its last transfer on the channel), one per transfer group on each
+        link;
         ``totals``: the makespan as ``total_cycles``, ``energy_noc_pj``, ``noc_bytes``,
         ``noc_core_to_core_bytes``, ``cores``; ``core_rows`` one per core (:data:`CORE_COLUMNS`);
         ``allocation``: node name -> core name.
