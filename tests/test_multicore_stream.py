@@ -261,3 +261,30 @@ def test_quad_case_against_stream():
     assert rows_v["maxpool"]["stop_cycle"] - rows["conv1"]["stop_cycle"] == 4978
     assert (r.totals["total_cycles"], QUAD["latency_cycles"]) == (1490231, 1317714)
     assert r.totals["total_cycles"] == pytest.approx(QUAD["latency_cycles"], rel=0.14)
+
+
+def test_pipeline_dram_tasks_on_the_shared_channel_hand_derived():
+    """The CNs' DRAM transfers on the shared channel at the chip's full 2 B/cycle (not the 1 B/cycle share).
+    Case 1's graph (3 CNs per layer, layer 1's row k needs layer 0's rows k-1..k+1), double buffered, rows:
+    layer 0 computes 300 cycles and reads 600 B, layer 1 computes 300 and writes 600 B; layer 0's output,
+    240 B, on chip: 80 B per CN over the 8 B/cycle c0-c1 link (10 cycles). By hand (in-order, DMA order
+    load 0, load 1, write 0, load 2, write 1, write 2):
+    c0: loads of 200 B = 100 cycles each at 0-100, 100-200, 200-300 (the third waits for compute 0's slot);
+    computes 100-200, 200-300, 300-400; CN ends 200, 300, 400; hops 200-210, 300-310, 400-410.
+    c1: CN 0 needs hops 0 and 1 (310), CNs 1 and 2 all three (410); computes 310-410, 410-510, 510-610;
+    writes of 200 B = 100 cycles each at 410-510, 510-610, 610-710: makespan 710. At the equal share (the
+    plan, 200 cycles per transfer): c0's loads 0-200, 200-400, 400-600, its CNs end 300, 500, 700; c1 computes
+    from 510 and writes until 1,210."""
+    arch, wl = _dual()
+    rows = [[{"total_cycles": 900, "compute_cycles": 300, "dram_read_bytes": 600, "folds": 1},
+             {"total_cycles": 900, "compute_cycles": 300, "dram_write_bytes": 600, "folds": 1}]] * 2
+    lv = {"layer_on_core0": "sram_128k_a", "bytes:layer_on_core0": 240}
+    tg = pipeline_tasks(arch, wl, [0, 1], rows, [lv, lv])
+    for engine in ("analytic", "simpy"):
+        start, end, _ = schedule_pipeline(tg, engine=engine)
+        comp = [(start[t], end[t]) for t, k in enumerate(tg["kind"]) if k == "compute"]
+        assert comp == [(100, 200), (200, 300), (300, 400), (310, 410), (410, 510), (510, 610)]
+        hops = [(start[t], end[t]) for t in sorted(tg["transfers"])]
+        assert hops == [(200, 210), (300, 310), (400, 410)]
+        assert max(end) == 710
+    assert max(schedule_pipeline(tg, shared=False)[1]) == 1210
