@@ -14,19 +14,19 @@ the loop nest of the dataflow (R x C the array; M, K, N the GEMM view, per group
 
 * ws (M tile -> column fold -> row fold): partial sums of an ``Mt x min(N, C)`` tile stay in the innermost
   ofmap buffer. ifmap: once if the rows of an M tile (``Mt x K``) or the whole raw ifmap fit, else once per
-  column fold. filter: once if it fits, else once per M tile (with no on-chip weight buffer, the array
-  reloads the weights from DRAM for every M tile). ``Mt`` minimizes DRAM bytes among the tiles whose partial
-  sums fit, whether or not partial sums force a tile (a PE register holding its weights across the row folds
-  still gains from M tiles whose ifmap rows fit), ties broken by the latency estimate max(compute, DRAM bits
-  / bandwidth) and then the larger tile: the optimum is the largest tile on either side of each level's
-  ifmap-fits threshold, so those are tried, and a larger level (register files included) never increases
-  DRAM bytes. That objective (``timing.objective: dram``, the default) can cost latency where DRAM bandwidth
-  is not the bound (each extra tile repeats every fold's fill and drain); it is the one that keeps this
-  guarantee. ``timing.objective: latency`` ranks the same candidates by the latency estimate first, then DRAM
-  bytes: the optimum over all tiles is still among them (between thresholds both keys fall as the tile
-  grows), a larger level never raises the estimate, and on a fixed-precision PE fewer bits never raise it
-  either (each tile's DRAM bits shrink, its compute stays), where the dram objective may take more tiles
-  for narrower operands and be slower.
+  column fold. filter: once if it fits, else once per M tile (with no on-chip weight buffer, the array reloads
+  the weights from DRAM for every M tile). ``Mt`` minimizes DRAM bytes among the tiles whose partial sums fit,
+  whether or not partial sums force a tile (a PE register holding its weights across the row folds still gains
+  from M tiles whose ifmap rows fit), ties broken by the latency estimate max(compute, DRAM bits read and
+  written / bandwidth: one channel carries both) and then the larger tile: the optimum is the largest tile on
+  either side of each level's ifmap-fits threshold, so those are tried, and a larger level (register files
+  included) never increases DRAM bytes. That objective (``timing.objective: dram``, the default) can cost
+  latency where DRAM bandwidth is not the bound (each extra tile repeats every fold's fill and drain); it is
+  the one that keeps this guarantee. ``timing.objective: latency`` ranks the same candidates by the latency
+  estimate first, then DRAM bytes: the optimum over all tiles is still among them (between thresholds both
+  keys fall as the tile grows), a larger level never raises the estimate, and on a fixed-precision PE fewer
+  bits never raise it either (each tile's DRAM bits shrink, its compute stays), where the dram objective may
+  take more tiles for narrower operands and be slower.
 * os (partial sums stay in the PEs), whichever loop order moves fewer DRAM bytes: row folds of M outer (ifmap
   once if a row fold's slice ``min(M, R) x K`` or the raw ifmap fits, else once per column fold; filter once
   if it fits, else once per row fold) or column folds of N outer (filter once if a column fold's slice
@@ -245,12 +245,12 @@ def hierarchy_traffic(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int,
     elif df == "ws" and arch.timing.convention != "scalesim":
         # the mapper (whether or not partial sums force a tile: an M tile whose ifmap rows fit a buffer is
         # read from DRAM once instead of once per column fold): the M tile with the fewest DRAM bytes, then
-        # the lowest latency estimate max(compute, DRAM bits / bandwidth). A smaller tile repeats every fold's
-        # fill and drain; the candidates are the largest tile on either side of each level's ifmap-fits
-        # threshold (between thresholds DRAM bytes and compute both fall as the tile grows), so the optimum
-        # over all tiles is among them and a larger level never increases DRAM bytes (it only lowers each
-        # tile's DRAM bytes and raises the largest tile partial sums allow). Latency first would break that:
-        # a grown weight buffer can make an untiled mapping, with more DRAM bytes, the faster one
+        # the lowest latency estimate max(compute, DRAM bits in and out / bandwidth). A smaller tile repeats
+        # every fold's fill and drain; the candidates are the largest tile on either side of each level's
+        # ifmap-fits threshold (between thresholds DRAM bytes and compute both fall as the tile grows), so the
+        # optimum over all tiles is among them and a larger level never increases DRAM bytes (it only lowers
+        # each tile's DRAM bytes and raises the largest tile partial sums allow). Latency first would break
+        # that: a grown weight buffer can make an untiled mapping, with more DRAM bytes, the faster one
         # (tests/test_mapping_hierarchy.py::test_growing_any_level_never_adds_dram_bytes_random fails so)
         cands = {mt}
         for lv in chains["ifmap"]:
@@ -260,11 +260,16 @@ def hierarchy_traffic(layer: Conv2d | Gemm, arch: ArchSpec, *, weight_bits: int,
         bw = arch.memory.dram_level.read_bw  # bits per cycle
 
         latency_first = arch.timing.objective == "latency"
+        # the outputs (and, with no ofmap buffer, the partial sums) cross the same DRAM channel whatever the
+        # tile: a constant of the estimate, which decides whether the layer is DRAM-bound
+        out_bits_dram = 0 if (resident or {}).get("ofmap") else M * N * G * out_bits
+        if o_in is None:
+            out_bits_dram += (demand["ofmap_writes"] - M * N * G + demand["ofmap_reads"]) * acc
 
         def estimate(v: int) -> tuple[float, float, int]:
             compute = base_compute + fold_overhead * (_cdiv(M, v) - 1)
             d = dram_bits(v)
-            lat = max(compute, d / bw)
+            lat = max(compute, (d + out_bits_dram) / bw)
             return (lat, d, -v) if latency_first else (d, lat, -v)
 
         mt = min(cands, key=estimate)

@@ -463,8 +463,8 @@ class TimingConfig(_Frozen):
     (``shared/reference/scalesim.md`` §2-3; scalesim-project/SCALE-Sim#125).
     ``objective`` is what the mapper minimizes first when it picks a weight-stationary layer's M tile
     (:mod:`hwsim.mapping._traffic`): ``dram`` (DRAM bytes, then the latency estimate; growing a buffer never
-    adds DRAM bytes) or ``latency`` (the estimate ``max(compute, DRAM bits / bandwidth)``, then DRAM bytes;
-    fewer bits on a fixed-precision PE never raise it).
+    adds DRAM bytes) or ``latency`` (the estimate ``max(compute, DRAM bits read and written / bandwidth)``,
+    then DRAM bytes; fewer bits on a fixed-precision PE never raise it).
     """
 
     convention: Literal["hwsim", "scalesim"] = "hwsim"
@@ -481,8 +481,8 @@ class TimingConfig(_Frozen):
     engine: Literal["analytic", "simpy"] = "analytic"
     objective: Literal["dram", "latency"] = Field(
         default="dram", description="the mapper's choice of a weight-stationary layer's M tile: dram = the "
-        "fewest DRAM bytes, then the lowest latency estimate max(compute, DRAM bits / bandwidth); latency = "
-        "the lowest latency estimate, then the fewest DRAM bytes (hwsim.mapping._traffic)")
+        "fewest DRAM bytes, then the lowest latency estimate max(compute, DRAM bits in and out / bandwidth); "
+        "latency = the lowest latency estimate, then the fewest DRAM bytes (hwsim.mapping._traffic)")
 
 
 #: The op classes of a vector unit (throughput and energy are given per class).
