@@ -16,7 +16,11 @@ Recipe (:class:`MobileNetQATConfig`):
   weights symmetric per output channel (restricted range), activations per tensor asymmetric unsigned with the
   PTQ's integer zero point kept fixed (only the step is learned). Residual adds in float on the dequantized
   skip tensor, ReLU6 (per-channel clip after equalization) before the output quantizer, global average pooling
-  then its own quantizer. Weights, biases and steps are trained by Adam (two learning rates), cosine-annealed.
+  then its own quantizer. Weights, biases and steps are trained by Adam (two learning rates), cosine-annealed;
+  weights are parametrized in units of their initial step, biases in units of their output's step and step
+  sizes by their logarithms, so that one learning rate suits layers of very different scales (with raw
+  parameters, Adam's per-parameter step of ``lr`` was a large relative change for the tensors of small
+  scale, and the integer network's KL to the teacher rose).
 * Loss: ``T^2 KL(softmax(z_t / T) || softmax(z_s / T)) + mse * mean((z_s - z_t)^2)`` with the float
   teacher's logits ``z_t`` (torch float forward of :func:`~hwsim.models.mobilenet_v2.build_network`).
 * Augmentation (numpy and PIL only: torchvision is not installed): random resized crops (area 8-100 %,
@@ -74,7 +78,9 @@ class MobileNetQATConfig:
     batch_size : int
         Images per step (1..1024): half augmented photos, half augmented ZeroQ images (when any).
     lr_weight, lr_step : float
-        Adam learning rates of the weights/biases and of the step sizes, in (0, 1].
+        Adam learning rates, in (0, 1], of the weights and biases (parametrized in units of their initial
+        weight step, respectively of the output tensor's step: Adam moves each by about ``lr_weight`` codes
+        per step) and of the logarithms of the step sizes (about ``lr_step`` relative change per step).
     temperature : float
         KL temperature ``T`` in (0, 100].
     mse : float
@@ -96,8 +102,8 @@ class MobileNetQATConfig:
     bits: tuple = (4, 8)
     steps: int = 300
     batch_size: int = 8
-    lr_weight: float = 5e-5
-    lr_step: float = 1e-4
+    lr_weight: float = 5e-3
+    lr_step: float = 1e-3
     temperature: float = 2.0
     mse: float = 0.05
     train_size: int = 160
@@ -280,39 +286,61 @@ class _Student:
     """Trainable fake-quantized copy of an engine network, initialized from a PTQ :class:`QuantizedNetwork`."""
 
     def __init__(self, torch, q: QuantizedNetwork):
+        # Parametrization (so that one Adam learning rate means the same everywhere, whatever a layer's
+        # scale): weights in units of their initial per-channel step, biases in units of the initial step of
+        # the layer's output (0.01 for the logits), step sizes as logarithms (relative changes).
         self.torch, self.net, self.bits = torch, q.net, q.bits
-        self.W, self.B, self.SW, self.clip = {}, {}, {}, {}
+        self.Wp, self.Bp, self.LSW, self.clip, self.w_unit, self.b_unit = {}, {}, {}, {}, {}, {}
         for op in q.net.ops:
             if not isinstance(op, Conv):
                 continue
             _, _, wqp = q.wq[op.name]
             x_qp = q.qparams[op.src]
-            s_acc = np.asarray(x_qp.scale, np.float64) * np.asarray(wqp.scale, np.float64)
-            self.W[op.name] = torch.nn.Parameter(_cl(torch, op.weight))
+            sw = np.asarray(wqp.scale, np.float32).copy()
+            s_acc = np.asarray(x_qp.scale, np.float64) * np.asarray(sw, np.float64)
+            unit = sw.reshape((-1,) + (1,) * (op.weight.ndim - 1))
+            self.w_unit[op.name] = _cl(torch, np.broadcast_to(unit, op.weight.shape))
+            self.Wp[op.name] = torch.nn.Parameter(_cl(torch, op.weight / unit))
             # the PTQ's (bias-corrected) bias, as the integer network holds it
-            self.B[op.name] = torch.nn.Parameter(torch.tensor((q.bias_q[op.name] * s_acc).astype(np.float32)))
-            self.SW[op.name] = torch.nn.Parameter(torch.tensor(np.asarray(wqp.scale, np.float32).copy()))
+            bu = float(q.qparams[op.dst].scale) if op.dst in q.qparams else 0.01
+            self.b_unit[op.name] = bu
+            b0 = (q.bias_q[op.name] * s_acc / bu).astype(np.float32)
+            self.Bp[op.name] = torch.nn.Parameter(torch.tensor(b0))
+            self.LSW[op.name] = torch.nn.Parameter(torch.tensor(np.log(np.maximum(sw, 1e-8))))
             if op.act == "relu6":
                 hi = np.full(op.weight.shape[0], 6.0, np.float32) if op.clip_hi is None else op.clip_hi
                 self.clip[op.name] = torch.tensor(np.asarray(hi, np.float32).reshape(1, -1, 1, 1))
         self.lsq_act = lsq_act_function(torch)
         self.tensors = _quantized_tensors(q)
-        self.S = {t: torch.nn.Parameter(torch.tensor(float(q.qparams[t].scale))) for t in self.tensors}
+        self.LS = {t: torch.nn.Parameter(torch.tensor(math.log(max(float(q.qparams[t].scale), 1e-8))))
+                   for t in self.tensors}
         self.Z = {t: int(q.qparams[t].zero_point) for t in self.tensors}
         self.act_bits = {t: int(q.qparams[t].bits) for t in self.tensors}
 
+    def W(self, name):
+        return self.Wp[name] * self.w_unit[name]
+
+    def B(self, name):
+        return self.Bp[name] * self.b_unit[name]
+
+    def SW(self, name):
+        return self.torch.exp(self.LSW[name])
+
+    def S(self, t):
+        return self.torch.exp(self.LS[t])
+
     def weight_params(self):
-        return list(self.W.values()) + list(self.B.values())
+        return list(self.Wp.values()) + list(self.Bp.values())
 
     def step_params(self):
-        return list(self.SW.values()) + list(self.S.values())
+        return list(self.LSW.values()) + list(self.LS.values())
 
     def _fq_act(self, t, v, act=None, clip=None):
         """Fake-quantize tensor ``t`` (value ``v``); ``act`` "relu"/"relu6" (with per-channel ``clip``, a
         ``(1, C, 1, 1)`` tensor) is applied as the integer network's code clamp."""
         qmax = (1 << self.act_bits[t]) - 1
         g = 1.0 / math.sqrt(v[0].numel() * qmax)
-        s = self.S[t].clamp_min(1e-8)
+        s = self.S(t)
         z = self.Z[t]
         lo, hi = 0, qmax
         if act in ("relu", "relu6"):
@@ -325,9 +353,9 @@ class _Student:
     def _fq_weight(self, op):
         from ..quant import lsq_quantize
 
-        w = self.W[op.name]
+        w = self.W(op.name)
         qp = (1 << (self.bits[op.name][0] - 1)) - 1
-        s = self.SW[op.name].clamp_min(1e-8).reshape((-1,) + (1,) * (w.ndim - 1))
+        s = self.SW(op.name).reshape((-1,) + (1,) * (w.ndim - 1))
         return lsq_quantize(w, s, -qp, qp, g=1.0 / math.sqrt(w[0].numel() * qp))
 
     def forward(self, x, *, quantized: bool = True):
@@ -345,11 +373,9 @@ class _Student:
                 else:
                     vals[op.dst] = F.max_pool2d(src, op.kernel, op.stride)
                 continue
-            w = self._fq_weight(op) if quantized else self.W[op.name]
-            if op.linear:
-                y = F.linear(src, w, self.B[op.name])
-            else:
-                y = _conv(F, src, w, self.B[op.name], op)
+            w = self._fq_weight(op) if quantized else self.W(op.name)
+            b = self.B(op.name)
+            y = F.linear(src, w, b) if op.linear else _conv(F, src, w, b, op)
             if op.residual is not None:
                 y = y + vals[op.residual]
             if op.dst == self.net.output:
@@ -531,7 +557,7 @@ def export(student, init: QuantizedNetwork, profile: str = "ort_cpu") -> Quantiz
     q.net = init.net
     q.qparams = {}
     for t in student.tensors:
-        q.qparams[t] = QParams(scale=np.float32(student.S[t].detach().clamp_min(1e-8).item()),
+        q.qparams[t] = QParams(scale=np.float32(student.S(t).detach().item()),
                                zero_point=student.Z[t], bits=student.act_bits[t], signed=False)
     for op in q.net.ops:
         if isinstance(op, Pool) and op.kind in ("max", "flatten"):
@@ -541,15 +567,15 @@ def export(student, init: QuantizedNetwork, profile: str = "ort_cpu") -> Quantiz
         if not isinstance(op, Conv):
             continue
         wb = q.bits[op.name][0]
-        s = student.SW[op.name].detach().clamp_min(1e-8).numpy().astype(np.float32)
+        s = student.SW(op.name).detach().numpy().astype(np.float32)
         wqp = QParams(scale=s, zero_point=np.zeros(s.shape, np.int32), bits=wb, signed=True, axis=0,
                       narrow_range=True)
-        codes = quantize(student.W[op.name].detach().numpy(), wqp)
+        codes = quantize(student.W(op.name).detach().numpy(), wqp)
         wdeq = dequantize(codes, wqp)
         if op.linear:
             codes, wqp = np.ascontiguousarray(codes.T), replace_axis(wqp, 1)
         q.wq[op.name] = (codes, wdeq, wqp)
-        q.bias_q[op.name] = quantize_bias(student.B[op.name].detach().numpy().astype(np.float32),
+        q.bias_q[op.name] = quantize_bias(student.B(op.name).detach().numpy().astype(np.float32),
                                           q.qparams[op.src], wqp)
     q.overflow = {}
     return q
