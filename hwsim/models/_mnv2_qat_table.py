@@ -3,8 +3,9 @@ against PTQ on the library's 30 evaluation photos.
 
 Written by ``python -m hwsim.models.quality_table --qat-mobilenet`` (it replaces the text between
 :data:`BEGIN` and :data:`END` and leaves every other section alone). Every QAT cell is the datapath's quality
-of the exported integer network, checked bit for bit against :func:`hwsim.models.mobilenet_qat.integer_forward`
-on all 30 evaluation photos before it is written (a mismatch stops the command).
+of the exported integer network, checked bit for bit against
+:func:`hwsim.models.mobilenet_qat.integer_forward` on all 30 evaluation photos before it is written (a
+mismatch stops the command).
 """
 
 from __future__ import annotations
@@ -88,14 +89,16 @@ def render_mobilenet_qat(rows: dict, seconds: float) -> str:
              "library (the same photos as the ZeroQ table above; one photo is 3.3 points). Every QAT cell is "
              "the integer network on the datapath (32-bit accumulators, onnxruntime's requantization), "
              "checked before it was written to give the same codes and logits bit for bit as its reference "
-             "forward with `hwsim.quant`'s ONNX-exact functions (`hwsim.models.mobilenet_qat.integer_forward`).",
+             "forward with `hwsim.quant`'s ONNX-exact functions "
+             "(`hwsim.models.mobilenet_qat.integer_forward`).",
              "",
              "QAT (`hwsim.models.mobilenet_qat`): no labels. The student starts from the PTQ row marked "
              "\"QAT's start\" (equalized, bias-corrected, BN folded) and learns its weights, biases and LSQ "
              "step sizes (weights per channel, activations per tensor with the PTQ's zero points) by Adam "
              "(cosine-annealed) on the loss `T^2 KL(teacher || student) + 0.05 MSE(logits)` at T = 2 against "
              "the float network's logits. Training images: the "
-             f"{rows['n_calib']} calibration photos (never the evaluation photos) under random resized crops, "
+             f"{rows['n_calib']} calibration photos (never the evaluation photos) under random resized "
+             "crops, "
              "flips and colour jitter, and, for half of every batch, "
              f"{ZEROQ[0]} ZeroQ images ({ZEROQ[1]} px, {ZEROQ[2]} Adam steps, distilled from the BN "
              f"statistics in {rows['zeroq_seconds']:.0f} s) under random crops and flips; "
@@ -105,8 +108,8 @@ def render_mobilenet_qat(rows: dict, seconds: float) -> str:
         lines.append(f"| {label} | {bits} | {r['top1_agreement'] * 100:.1f} / {r['logit_sqnr_db']:.1f} | - |")
     for label, cfg, r, hist, sec in rows["qat"]:
         loss = f"loss {hist[0]['loss']:.3f} -> {hist[-1]['loss']:.3f}" if hist else ""
-        lines.append(f"| {label}, {loss} | W{cfg.bits[0]}A{cfg.bits[1]} | **{r['top1_agreement'] * 100:.1f} / "
-                     f"{r['logit_sqnr_db']:.1f}** | {sec:.0f} s |")
+        cell = f"**{r['top1_agreement'] * 100:.1f} / {r['logit_sqnr_db']:.1f}**"
+        lines.append(f"| {label}, {loss} | W{cfg.bits[0]}A{cfg.bits[1]} | {cell} | {sec:.0f} s |")
     lines += ["", f"Host: {platform.machine()}, Python {platform.python_version()}, numpy {np.__version__}.",
               "", END]
     return "\n".join(lines)

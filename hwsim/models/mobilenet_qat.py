@@ -24,15 +24,16 @@ Recipe (:class:`MobileNetQATConfig`):
 * Loss: ``T^2 KL(softmax(z_t / T) || softmax(z_s / T)) + mse * mean((z_s - z_t)^2)`` with the float
   teacher's logits ``z_t`` (torch float forward of :func:`~hwsim.models.mobilenet_v2.build_network`).
 * Augmentation (numpy and PIL only: torchvision is not installed): random resized crops (area 8-100 %,
-  aspect 3/4..4/3, as torchvision's RandomResizedCrop), horizontal flips, brightness/contrast/saturation jitter
-  (factors in [0.6, 1.4]) on the photos; random crops resized to the training side and flips on the ZeroQ
-  images. Training runs at a side of ``train_size`` pixels (the network is convolutional up to the global
+  aspect 3/4..4/3, as torchvision's RandomResizedCrop), horizontal flips, brightness/contrast/saturation
+  jitter (factors in [0.6, 1.4]) on the photos; random crops resized to the training side and flips on the
+  ZeroQ images. Training runs at a side of ``train_size`` pixels (the network is convolutional up to the global
   pooling); evaluation at 224.
 
 The trained network is exported as integer codes (:func:`export`): a
 :class:`~hwsim.models._engine.QuantizedNetwork` run on hwsim's datapath (numba kernels, 32-bit accumulators,
 onnxruntime's requantization). :func:`integer_forward` is the same integer network computed with
-:mod:`hwsim.quant`'s ONNX-exact reference functions (float64-exact accumulators, :func:`hwsim.quant.requantize`);
+:mod:`hwsim.quant`'s ONNX-exact reference functions (float64-exact accumulators,
+:func:`hwsim.quant.requantize`);
 :func:`qat_evaluate` asserts the two equal bit for bit (every code and every logit) before reporting quality.
 
 Assumptions: the training forward is the textbook fake quantization in float32 (not the exact integer network
@@ -158,7 +159,8 @@ def augment_photos(photos, n: int, size: int, rng: np.random.Generator) -> np.nd
     Each crop: a photo drawn uniformly, a random resized crop (area fraction in [0.08, 1], log-uniform aspect
     ratio in [3/4, 4/3], ten tries then the centre square; torchvision's ``RandomResizedCrop``) resized to
     ``size x size`` (bilinear, PIL), a horizontal flip with probability 1/2, then brightness, contrast and
-    saturation factors each uniform in [0.6, 1.4] (torchvision's ``ColorJitter`` formulas, in float on [0, 1]).
+    saturation factors each uniform in [0.6, 1.4] (torchvision's ``ColorJitter`` formulas, in float on
+    [0, 1]).
 
     Returns
     -------
@@ -185,7 +187,8 @@ def augment_photos(photos, n: int, size: int, rng: np.random.Generator) -> np.nd
         if box is None:
             s = min(h, w)
             box = ((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)
-        crop = np.asarray(Image.fromarray(img).resize((size, size), Image.BILINEAR, box=box), np.float32) / 255
+        crop = np.asarray(Image.fromarray(img).resize((size, size), Image.BILINEAR, box=box), np.float32)
+        crop = crop / np.float32(255)
         if rng.random() < 0.5:
             crop = crop[:, ::-1]
         b, c, s = rng.uniform(0.6, 1.4, 3)
@@ -283,7 +286,8 @@ def lsq_act_function(torch):
 
 
 class _Student:
-    """Trainable fake-quantized copy of an engine network, initialized from a PTQ :class:`QuantizedNetwork`."""
+    """Trainable fake-quantized copy of an engine network, initialized from a PTQ
+    :class:`QuantizedNetwork`."""
 
     def __init__(self, torch, q: QuantizedNetwork):
         # Parametrization (so that one Adam learning rate means the same everywhere, whatever a layer's
@@ -384,9 +388,10 @@ class _Student:
                 vals[op.dst] = fq(op.dst, y, op.act, self.clip.get(op.name))
             elif op.act == "relu":
                 vals[op.dst] = self.torch.relu(y)
+            elif op.act == "relu6":
+                vals[op.dst] = self.torch.minimum(self.torch.relu(y), self.clip[op.name])
             else:
-                vals[op.dst] = (self.torch.minimum(self.torch.relu(y), self.clip[op.name]) if op.act == "relu6"
-                                else y)
+                vals[op.dst] = y
         raise ValueError(f"the network never computes its output {self.net.output!r}")
 
 
@@ -533,8 +538,8 @@ def train_mobilenet_qat(net, photos, zeroq: np.ndarray | None, calib: np.ndarray
                 history.append(rec)
                 run = []
                 if log is not None:
-                    log(f"mobilenet qat W{config.bits[0]}A{config.bits[1]} step {rec['step']}/{config.steps}: "
-                        f"loss {rec['loss']:.4f}, {rec['seconds']:.0f} s")
+                    log(f"mobilenet qat W{config.bits[0]}A{config.bits[1]} step {rec['step']}/"
+                        f"{config.steps}: loss {rec['loss']:.4f}, {rec['seconds']:.0f} s")
         qnet = export(student, init, config.profile)
     finally:
         torch.set_num_threads(threads)
