@@ -26,8 +26,8 @@ Recipe (:class:`MobileNetQATConfig`):
 * Augmentation (numpy and PIL only: torchvision is not installed): random resized crops (area 8-100 %,
   aspect 3/4..4/3, as torchvision's RandomResizedCrop), horizontal flips, brightness/contrast/saturation
   jitter (factors in [0.6, 1.4]) on the photos; random crops resized to the training side and flips on the
-  ZeroQ images. Training runs at a side of ``train_size`` pixels (the network is convolutional up to the global
-  pooling); evaluation at 224.
+  ZeroQ images. Training runs at a side of ``train_size`` pixels (the network is convolutional up to the
+  global pooling); evaluation at 224.
 
 The trained network is exported as integer codes (:func:`export`): a
 :class:`~hwsim.models._engine.QuantizedNetwork` run on hwsim's datapath (numba kernels, 32-bit accumulators,
