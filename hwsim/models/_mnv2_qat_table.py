@@ -27,8 +27,8 @@ ZEROQ = (8, 160, 40, 0.2, 0)
 def _runs():
     from .mobilenet_qat import MobileNetQATConfig
 
-    return (("QAT LSQ + distillation (200 steps of 8 at 128 px)",
-             MobileNetQATConfig(bits=(4, 8), steps=200, batch_size=8, lr_weight=5e-3, lr_step=1e-3,
+    return (("QAT LSQ + distillation (100 steps of 8 at 128 px)",
+             MobileNetQATConfig(bits=(4, 8), steps=100, batch_size=8, lr_weight=1e-2, lr_step=2e-3,
                                 temperature=2.0, mse=0.05, train_size=128, threads=2, seed=0)),)
 
 
