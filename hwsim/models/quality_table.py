@@ -8,11 +8,14 @@ Usage::
                                          [--networks fashion_cnn,mobilenet_v2,minilm_l6]
     python -m hwsim.models.quality_table --qat [--networks digits_cnn,fashion_cnn] [--fashion-dir DIR]
     python -m hwsim.models.quality_table --qat --networks opencv_digits_cnn,minilm_l6 [--opencv-digits PNG]
+    python -m hwsim.models.quality_table --qat-mobilenet
 
 ``--qat`` measures quantization-aware training against PTQ (:mod:`hwsim.models._qat_table`) and replaces only
 the QAT section of the output file (about 40 minutes on 2 shared cores, Fashion-MNIST's trainings dominate);
 the OpenCV digits CNN and MiniLM have QAT sections of their own (:mod:`hwsim.models._qat_sections`), each
 replaced only when its network is named (or by default, when ``--networks`` is not given).
+``--qat-mobilenet`` trains MobileNetV2 by distillation on unlabelled photos and ZeroQ images
+(:mod:`hwsim.models._mnv2_qat_table`) and replaces only its own section.
 
 Bit-width points: W8A8, W6A6, W4A8, W4A4 (every layer) and a mixed-precision point chosen from the sensitivity
 table: the quarter of the layers (rounded up) with the lowest output SQNR when quantized alone to W4A8 stay at
@@ -246,6 +249,8 @@ def main(argv=None) -> int:
     ap.add_argument("--networks", default=None, help="default: fashion_cnn,mobilenet_v2,minilm_l6 "
                     "(with --qat: digits_cnn,fashion_cnn,opencv_digits_cnn,minilm_l6)")
     ap.add_argument("--qat", action="store_true", help="write the QAT-against-PTQ section only")
+    ap.add_argument("--qat-mobilenet", action="store_true", help="write the MobileNetV2 distillation-QAT "
+                    "section only (hwsim.models.mobilenet_qat)")
     ap.add_argument("--workers", type=int, default=2, help="processes training QAT cells (default 2)")
     ap.add_argument("--fashion-dir", type=Path, default=None, help="folder of the Fashion-MNIST IDX files "
                     "(default: $HWSIM_FASHION_MNIST_DIR or /usr/share/datasets/fashion-mnist)")
@@ -268,6 +273,8 @@ def main(argv=None) -> int:
         import os
 
         os.environ["HWSIM_FASHION_MNIST_DIR"] = str(args.fashion_dir)
+    if args.qat_mobilenet:
+        return _main_qat_mobilenet(args)
     if args.qat:
         return _main_qat(args)
     if args.networks is None:
@@ -287,10 +294,11 @@ def main(argv=None) -> int:
             results[network] = str(e)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     text = render(results, time.time() - t0)
-    from . import _qat_sections, _qat_table, minilm_int
+    from . import _mnv2_qat_table, _qat_sections, _qat_table, minilm_int
 
     old = args.out.read_text() if args.out.is_file() else ""
     for begin, end in ((_qat_table.BEGIN, _qat_table.END), (minilm_int.BEGIN, minilm_int.END),
+                       (_mnv2_qat_table.BEGIN, _mnv2_qat_table.END),
                        *map(_qat_sections.markers, _qat_sections.SECTION_NETWORKS)):
         if begin in old and end in old:  # keep the sections written by --qat and by hwsim.models.minilm_int
             text = text.rstrip("\n") + "\n\n" + begin + old.split(begin, 1)[1].split(end, 1)[0] + end + "\n"
@@ -328,6 +336,24 @@ def _main_qat(args) -> int:
     for network in networks:   # the networks with a section of their own (hwsim.models._qat_sections)
         if network in _qat_sections.SECTION_NETWORKS:
             _qat_sections.write(network, args.out, log=log, workers=args.workers)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _main_qat_mobilenet(args) -> int:
+    """``--qat-mobilenet``: MobileNetV2 distillation QAT against PTQ (:mod:`hwsim.models._mnv2_qat_table`)."""
+    from ._mnv2_qat_table import BEGIN, END, mobilenet_qat_rows, render_mobilenet_qat
+    from ._qat_table import splice
+
+    t0 = time.time()
+    try:
+        rows = mobilenet_qat_rows(log=lambda s: print(s, file=sys.stderr, flush=True))
+    except MissingDependency as e:
+        print(f"quality_table: skipped MobileNetV2 QAT: {e}", file=sys.stderr)
+        return 0
+    doc = args.out.read_text() if args.out.is_file() else ""
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(splice(doc, render_mobilenet_qat(rows, time.time() - t0), BEGIN, END))
     print(f"wrote {args.out}")
     return 0
 
