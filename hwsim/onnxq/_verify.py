@@ -30,6 +30,11 @@ from ._targets import TARGETS, host_info, resolve_target
 
 __all__ = ["VerifyReport", "verify", "random_inputs", "load_inputs", "load_expected", "config_from_arch"]
 
+#: The relative end-to-end difference (max |diff| / max |output|) between hwsim's free-running float outputs
+#: and onnxruntime's default session above which verify warns: far above float32 rounding accumulated over a
+#: network (~1e-6), below one code of an 8-bit output quantizer over its range (1/255 = 3.9e-3).
+DEFAULT_SESSION_WARN_REL = 1e-3
+
 _GEMM_OPS = ("QLinearConv", "QLinearMatMul", "QGemm", "ConvInteger", "MatMulInteger")
 
 
@@ -622,9 +627,19 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
         lines.append(f"float tensors: {len(float_tensors) - nt} compared bit for bit, {nt} within a "
                      f"tolerance (largest |diff| / max|onnxruntime| {worst:.2g})")
     for o, c in float_free.items():
-        lines.append(f"float output {o!r}, hwsim end to end vs onnxruntime's default session (not counted): "
-                     f"max |diff| {c.get('max_abs_diff', float('nan')):.3g} "
-                     f"({c.get('max_rel_diff', 0.0):.2g} of max|output|)")
+        rel = c.get("max_rel_diff", 0.0)
+        # beyond float rounding (the tolerance comparisons above measure ~1e-7 relative): the default session
+        # computes something hwsim's run of the graph as written does not (a fusion such as DQ -> Softmax ->
+        # Q into QLinearSoftmax, a code moved by an upstream float op): say so loudly, still not counted
+        warn = rel > DEFAULT_SESSION_WARN_REL
+        c["warning"] = bool(warn)
+        lines.append(f"{'warning: ' if warn else ''}float output {o!r}, hwsim end to end vs onnxruntime's "
+                     f"default session (not counted): max |diff| {c.get('max_abs_diff', float('nan')):.3g} "
+                     f"({rel:.2g} of max|output|)"
+                     + (f"; above {DEFAULT_SESSION_WARN_REL:g}, more than float rounding: the deployed "
+                        "session fuses ops hwsim runs apart (e.g. DQ -> Softmax -> Q into QLinearSoftmax) or "
+                        "a last-bit float difference moved a code that grows through the layers; the "
+                        "tensors above are compared per node (docs/verification.md)" if warn else ""))
     for o, same in floats.items():
         if not same and o not in float_free:
             lines.append(f"float output {o!r} differs from onnxruntime's (not counted: not an integer "
