@@ -121,17 +121,29 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         rep = verify(args.model, inputs=args.inputs, expected=args.expected, target=args.target,
                      arch=args.arch, profile=args.profile, rounding=args.rounding,
                      int16_pairs=args.int16_pairs, zero_point_mode=args.zero_point_mode, seed=args.seed,
-                     out=args.out)
+                     out=None if args.dump_vectors else args.out)
     except SpecError as e:  # the API names its keyword; the command names the option
         if e.source == SOURCE_ARG and e.key in ("profile", "rounding", "zero_point_mode"):
             raise SpecError(SOURCE_ARG, "--" + e.key.replace("_", "-"), e.expected, e.found) from None
         raise
-    print(f"wrote {Path(args.out) / 'verify.json'}")
     if args.dump_vectors:  # issue 13 item 5: the nodes' vectors, for the RTL bench (docs/rtl.md)
+        import json
+
         from .rtl import dump_vectors
 
-        v = dump_vectors(args.model, args.arch, args.dump_vectors, inputs=args.inputs, seed=args.seed,
-                         out=Path(args.out) / "vectors")
+        # the vectors first, verify.json last: an error in the vectors leaves no verify.json of a run that
+        # did not finish
+        try:
+            v = dump_vectors(args.model, args.arch, args.dump_vectors, inputs=args.inputs, seed=args.seed,
+                             out=Path(args.out) / "vectors")
+        except SpecError as e:  # the node names come from --dump-vectors here (hwsim vectors: --layer)
+            if e.source == SOURCE_ARG and e.key == "--layer":
+                raise SpecError(SOURCE_ARG, "--dump-vectors", e.expected, e.found) from None
+            raise
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "verify.json").write_text(json.dumps(dict(rep.data), indent=1) + "\n")
+    print(f"wrote {Path(args.out) / 'verify.json'}")
+    if args.dump_vectors:
         print(f"wrote {v / 'manifest.json'} (vectors of {', '.join(args.dump_vectors)})")
     for line in rep.lines:
         print(line)

@@ -1,0 +1,113 @@
+"""Defects a fresh-user trial found: a quantize_static Gemm (QGemm) in ``hwsim vectors``/``verify
+--dump-vectors``, ``hwsim verify``'s input checks (NaN/inf, dtypes, ``--expected`` keys), the Python API's
+bit-width arguments, and SIGTERM on a sweep with workers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from hwsim.cli import main
+
+ARCH = """name: tiny
+clock_mhz: 100
+array: {rows: 2, cols: 3, dataflow: ws}
+pe: {operand_bits: 8, acc_bits: 32, acc_mode: wrap}
+memory:
+  ifmap_sram: {size_kib: 16}
+  filter_sram: {size_kib: 16}
+  ofmap_sram: {size_kib: 16}
+"""
+
+
+def _float_model(path):
+    """Conv(1->2, 3x3) + Flatten + Gemm(32->3): what torch exports for a conv and an nn.Linear."""
+    rng = np.random.default_rng(1)
+    f32 = np.float32
+    inits = [numpy_helper.from_array(rng.standard_normal((2, 1, 3, 3)).astype(f32), "cw"),
+             numpy_helper.from_array(rng.standard_normal(2).astype(f32), "cb"),
+             numpy_helper.from_array(rng.standard_normal((3, 32)).astype(f32) * 0.3, "fw"),
+             numpy_helper.from_array(rng.standard_normal(3).astype(f32), "fb")]
+    nodes = [helper.make_node("Conv", ["x", "cw", "cb"], ["c"], name="/conv/Conv", pads=[0, 0, 0, 0]),
+             helper.make_node("Flatten", ["c"], ["f"], name="/Flatten", axis=1),
+             helper.make_node("Gemm", ["f", "fw", "fb"], ["y"], name="/fc/Gemm", alpha=1.0, beta=1.0,
+                              transB=1)]
+    g = helper.make_graph(nodes, "cfg", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 6, 6])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.save(m, path)
+
+
+@pytest.fixture(scope="module")
+def qgemm_models(tmp_path_factory):
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    d = tmp_path_factory.mktemp("qgemm")
+    _float_model(d / "f.onnx")
+    rng = np.random.default_rng(2)
+    cal = [rng.standard_normal((1, 1, 6, 6)).astype(np.float32) for _ in range(4)]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter([{"x": c} for c in cal])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    out = {}
+    for fmt in ("QOperator", "QDQ"):
+        q = d / f"q_{fmt}.onnx"
+        quantize_static(str(d / "f.onnx"), str(q), Reader(), quant_format=getattr(QuantFormat, fmt),
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        out[fmt] = q
+    np.savez(d / "x.npz", x=cal[0])
+    (d / "arch.yaml").write_text(ARCH)
+    return d, out
+
+
+def test_qgemm_vectors_and_dump_vectors(qgemm_models, capsys):
+    d, models = qgemm_models
+    q = models["QOperator"]
+    ops = {n.name: n for n in onnx.load(q).graph.node}
+    qg = [n for n in ops.values() if n.op_type == "QGemm"]
+    assert len(qg) == 1 and any(a.name == "alpha" and a.type == a.FLOAT for a in qg[0].attribute)
+    name = qg[0].name
+    out = d / "v"
+    assert main(["vectors", str(d / "arch.yaml"), "--model", str(q), "--inputs", str(d / "x.npz"),
+                 "--out", str(out)]) == 0, capsys.readouterr().err
+    man = json.loads((out / "manifest.json").read_text())
+    by = {m["layer"]: m for m in man["layers"]}
+    # Gemm f(1x32) x fw^T(32x3): transB=1 applied, so the array runs M=1, K=32, N=3; alpha 1.0 read as float
+    assert by[name]["gemm"] == {"m": 1, "k": 32, "n": 3, "groups": 1}
+    assert by[name]["requant"]["alpha"] == 1.0
+    capsys.readouterr()
+    for fmt, qm in models.items():
+        ver = d / f"ver_{fmt}"
+        node = name if fmt == "QOperator" else None
+        if node is None:  # the QDQ Gemm lowers to a QGemm; its name as verify gives it
+            from hwsim.onnxq import load_model, lower_qdq
+
+            g = lower_qdq(load_model(qm))
+            node = next(nm for nm, n in zip(g.names, g.nodes, strict=False) if n.op_type == "QGemm")
+        rc = main(["verify", str(qm), "--arch", str(d / "arch.yaml"), "--inputs", str(d / "x.npz"),
+                   "--out", str(ver), "--dump-vectors", node])
+        assert rc in (0, 1), capsys.readouterr().err
+        assert (ver / "verify.json").is_file() and (ver / "vectors" / "manifest.json").is_file()
+
+
+def test_verify_failure_in_dump_vectors_writes_no_verify_json(qgemm_models, capsys):
+    d, models = qgemm_models
+    ver = d / "ver_bad"
+    # a node that is not a GEMM-like node: bad input, exit 2, and no half-written output
+    rc = main(["verify", str(models["QOperator"]), "--arch", str(d / "arch.yaml"), "--inputs",
+               str(d / "x.npz"), "--out", str(ver), "--dump-vectors", "nope"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err == (
+        f"hwsim: error: command line: --dump-vectors: expected a QLinearConv/ConvInteger/QLinearMatMul/"
+        f"MatMulInteger/QGemm node of {models['QOperator']} (/conv/Conv_quant, /fc/Gemm_quant), found 'nope'")
+    assert not (ver / "verify.json").exists()
