@@ -111,3 +111,43 @@ def test_verify_failure_in_dump_vectors_writes_no_verify_json(qgemm_models, caps
         f"hwsim: error: command line: --dump-vectors: expected a QLinearConv/ConvInteger/QLinearMatMul/"
         f"MatMulInteger/QGemm node of {models['QOperator']} (/conv/Conv_quant, /fc/Gemm_quant), found 'nope'")
     assert not (ver / "verify.json").exists()
+
+
+def test_verify_input_checks(qgemm_models, capsys):
+    """NaN/inf, another dtype (onnxruntime refuses it: INVALID_ARGUMENT, "Unexpected input data type") and an
+    ``--expected`` file without the output: exit 2, one line each; the API raises the same SpecError."""
+    import hwsim
+    from hwsim.errors import SpecError
+
+    d, models = qgemm_models
+    q = models["QOperator"]
+    x = np.load(d / "x.npz")["x"]
+    nan = x.copy()
+    nan[0, 0, 0, :3] = np.nan
+    inf = x.copy()
+    inf[0, 0, 1, 0], inf[0, 0, 1, 1] = np.inf, -np.inf
+    cases = {"nan.npz": ({"x": nan}, "x: expected finite values, found 3 NaN"),
+             "inf.npz": ({"x": inf}, "x: expected finite values, found 2 inf"),
+             "i32.npz": ({"x": x.astype(np.int32)}, "x: expected float32 (the model's input 'x'), found int32"),
+             "f64.npz": ({"x": x.astype(np.float64)},
+                         "x: expected float32 (the model's input 'x'), found float64")}
+    for name, (arrays, msg) in cases.items():
+        np.savez(d / name, **arrays)
+        out = d / f"o_{name}"
+        assert main(["verify", str(q), "--inputs", str(d / name), "--out", str(out)]) == 2
+        assert capsys.readouterr().err.strip() == f"hwsim: error: {d / name}: {msg}"
+        assert not out.exists()
+        with pytest.raises(SpecError) as e:
+            hwsim.verify(q, inputs=d / name)
+        assert str(e.value) == f"{d / name}: {msg}"
+    # --expected with the wrong key: the keys found are named
+    np.savez(d / "exp.npz", out=np.zeros((1, 3), np.float32), z=np.zeros(1))
+    assert main(["verify", str(q), "--inputs", str(d / "x.npz"), "--expected", str(d / "exp.npz"),
+                 "--out", str(d / "o_exp")]) == 2
+    assert capsys.readouterr().err.strip() == (f"hwsim: error: {d / 'exp.npz'}: y: expected an array for every "
+                                               "model output (y), found keys 'out', 'z'")
+    # an inputs file without the input names what it has
+    np.savez(d / "k.npz")
+    with pytest.raises(SpecError) as e:
+        hwsim.verify(q, inputs=d / "k.npz")
+    assert str(e.value) == f"{d / 'k.npz'}: x: expected an array for every model input, found no arrays"
