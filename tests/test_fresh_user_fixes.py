@@ -128,7 +128,8 @@ def test_verify_input_checks(qgemm_models, capsys):
     inf[0, 0, 1, 0], inf[0, 0, 1, 1] = np.inf, -np.inf
     cases = {"nan.npz": ({"x": nan}, "x: expected finite values, found 3 NaN"),
              "inf.npz": ({"x": inf}, "x: expected finite values, found 2 inf"),
-             "i32.npz": ({"x": x.astype(np.int32)}, "x: expected float32 (the model's input 'x'), found int32"),
+             "i32.npz": ({"x": x.astype(np.int32)},
+                         "x: expected float32 (the model's input 'x'), found int32"),
              "f64.npz": ({"x": x.astype(np.float64)},
                          "x: expected float32 (the model's input 'x'), found float64")}
     for name, (arrays, msg) in cases.items():
@@ -144,8 +145,8 @@ def test_verify_input_checks(qgemm_models, capsys):
     np.savez(d / "exp.npz", out=np.zeros((1, 3), np.float32), z=np.zeros(1))
     assert main(["verify", str(q), "--inputs", str(d / "x.npz"), "--expected", str(d / "exp.npz"),
                  "--out", str(d / "o_exp")]) == 2
-    assert capsys.readouterr().err.strip() == (f"hwsim: error: {d / 'exp.npz'}: y: expected an array for every "
-                                               "model output (y), found keys 'out', 'z'")
+    assert capsys.readouterr().err.strip() == (f"hwsim: error: {d / 'exp.npz'}: y: expected an array for "
+                                               "every model output (y), found keys 'out', 'z'")
     # an inputs file without the input names what it has
     np.savez(d / "k.npz")
     with pytest.raises(SpecError) as e:
