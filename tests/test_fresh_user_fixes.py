@@ -152,3 +152,42 @@ def test_verify_input_checks(qgemm_models, capsys):
     with pytest.raises(SpecError) as e:
         hwsim.verify(q, inputs=d / "k.npz")
     assert str(e.value) == f"{d / 'k.npz'}: x: expected an array for every model input, found no arrays"
+
+
+def test_api_bit_widths_must_be_ints():
+    """hwsim.simulate refuses a float, bool or string bit-width (int() would truncate 4.5 to 4 and take True
+    as 1) naming the argument, and its errors name the function, not "command line"."""
+    from pathlib import Path
+
+    import hwsim
+    from hwsim.errors import SpecError
+
+    root = Path(__file__).resolve().parent.parent
+    arch, wl = root / "arch/edge_32x32.yaml", root / "workloads/digits_cnn.yaml"
+    layer = hwsim.load_workload(wl).layers[0].name
+    cases = [({"weight_bits": 4.5}, "weight_bits: expected an integer number of bits, found 4.5"),
+             ({"weight_bits": True}, "weight_bits: expected an integer number of bits, found True"),
+             ({"act_bits": "8"}, "act_bits: expected an integer number of bits, found '8'"),
+             ({"bits": {layer: (4.7, "8")}},
+              f"bits[{layer!r}]: expected integer numbers of bits (weight_bits, act_bits[, out_bits]), "
+              "found (4.7, '8')"),
+             ({"bits": {layer: 8}},
+              f"bits[{layer!r}]: expected (weight_bits, act_bits) or (weight_bits, act_bits, out_bits), "
+              "found 8"),
+             ({"bits": {layer: (8, 8)}, "quant": root / "workloads/quant/resnet18_mixed.yaml"},
+              "quant: expected either quant or bits, not both, found 'both'")]
+    for kw, msg in cases:
+        with pytest.raises(SpecError) as e:
+            hwsim.simulate(arch, wl, **kw)
+        assert str(e.value) == f"hwsim.simulate(): {msg}"
+    # ints (numpy's too) still run, with the same result as Python ints
+    import numpy as np
+
+    a = hwsim.simulate(arch, wl, weight_bits=np.int64(4), act_bits=8, bits={layer: (np.int32(8), 4)})
+    b = hwsim.simulate(arch, wl, weight_bits=4, act_bits=8, bits={layer: (8, 4)})
+    assert {k: v for k, v in a.totals.items() if k != "model_cpu_s"} == \
+        {k: v for k, v in b.totals.items() if k != "model_cpu_s"}
+    assert a.layers["weight_bits"].tolist()[:2] == [8, 4] and a.layers["act_bits"].tolist()[:2] == [4, 8]
+    with pytest.raises(SpecError) as e:
+        hwsim.verify(root / "tests/data/nope.onnx", profile="nope")
+    assert str(e.value).startswith("hwsim.verify(): profile: expected one of ort_cpu")
