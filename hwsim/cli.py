@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import SOURCE_ARG, HwsimError, SpecError
+from .errors import SOURCE_ARG, HwsimError, SpecError, Terminated
 
 __all__ = ["main"]
 
@@ -377,6 +377,9 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as e:
         print(f"hwsim: error: {e}", file=sys.stderr)
         return 2
+    except Terminated as e:  # SIGTERM during a sweep: as Ctrl-C, with the code of a SIGTERM death
+        print(f"hwsim: terminated (SIGTERM){'; ' + str(e) if str(e) else ''}", file=sys.stderr)
+        return 143
     except KeyboardInterrupt as e:
         print(f"hwsim: interrupted{'; ' + str(e) if str(e) else ''}", file=sys.stderr)
         return 130

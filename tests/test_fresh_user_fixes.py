@@ -5,6 +5,7 @@ bit-width arguments, and SIGTERM on a sweep with workers."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -157,8 +158,6 @@ def test_verify_input_checks(qgemm_models, capsys):
 def test_api_bit_widths_must_be_ints():
     """hwsim.simulate refuses a float, bool or string bit-width (int() would truncate 4.5 to 4 and take True
     as 1) naming the argument, and its errors name the function, not "command line"."""
-    from pathlib import Path
-
     import hwsim
     from hwsim.errors import SpecError
 
@@ -191,3 +190,104 @@ def test_api_bit_widths_must_be_ints():
     with pytest.raises(SpecError) as e:
         hwsim.verify(root / "tests/data/nope.onnx", profile="nope")
     assert str(e.value).startswith("hwsim.verify(): profile: expected one of ort_cpu")
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (psutil if installed, else a /proc scan by PPID)."""
+    try:
+        import psutil
+    except ImportError:
+        psutil = None
+    if psutil is not None:
+        return [c.pid for c in psutil.Process(pid).children(recursive=True)]
+    import os
+
+    parent = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                stat = Path(f"/proc/{d}/stat").read_text()
+            except OSError:
+                continue
+            parent[int(d)] = int(stat.rsplit(")", 1)[1].split()[1])
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        kids = [c for c, pp in parent.items() if pp == p]
+        out += kids
+        todo += kids
+    return out
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie, dead but not yet reaped by a PID 1 that does not reap, is not)."""
+    try:
+        import psutil
+    except ImportError:
+        psutil = None
+    if psutil is not None:
+        try:
+            return psutil.Process(pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+        except psutil.NoSuchProcess:
+            return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+def test_sigterm_on_a_sweep_with_workers(tmp_path):
+    """kill -TERM on ``hwsim sweep --workers 2``: handled as Ctrl-C (pool shut down, the points written kept),
+    exit 143 (128 + SIGTERM) with one line; no forkserver, resource tracker or worker outlives it; --resume
+    completes the sweep."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    root = Path(__file__).resolve().parent.parent
+    spec = tmp_path / "s.yaml"
+    # 4 x 3 x 3 hardware points x 3 policies = 108 points on ResNet-18: several seconds on 2 workers
+    spec.write_text(f"name: term\narch: {root}/arch/edge_32x32.yaml\n"
+                    f"workload: {root}/workloads/resnet18.yaml\n"
+                    "axes:\n  array.rows: [8, 16, 32, 64]\n  array.dataflow: [ws, os, is]\n"
+                    "  memory.ifmap_sram.size_kib: [32, 128, 512]\n"
+                    "precision:\n  uniform: [[8, 8], [6, 6], [4, 4]]\n"
+                    "objectives: {total_cycles: min, energy_pj: min}\n")
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    cmd = [sys.executable, "-m", "hwsim", "sweep", str(spec), "--workers", "2", "--out", str(out)]
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pts = out / "points.csv"
+    t0 = time.monotonic()
+    while not (pts.is_file() and len(pts.read_text().splitlines()) > 1):
+        assert p.poll() is None, p.communicate()
+        assert time.monotonic() - t0 < 120
+        time.sleep(0.05)
+    kids = _descendants(p.pid)
+    assert len(kids) >= 4  # the forkserver, the resource tracker and the 2 workers
+    p.send_signal(signal.SIGTERM)
+    try:
+        _, err = p.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        raise
+    assert p.returncode == 143
+    assert err.strip().splitlines()[-1] == (f"hwsim: terminated (SIGTERM); the points written to {pts} are "
+                                            "kept: run the same command with --resume to continue")
+    assert "Traceback" not in err
+    t0 = time.monotonic()
+    while any(_alive(k) for k in kids) and time.monotonic() - t0 < 10:
+        time.sleep(0.1)
+    left = [k for k in kids if _alive(k)]
+    for k in left:  # clean up before failing
+        os.kill(k, signal.SIGKILL)
+    assert not left, f"processes left running after SIGTERM: {left}"
+    kept = len(pts.read_text().splitlines()) - 1
+    assert 0 < kept < 108
+    r = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    import pandas as pd
+
+    assert sorted(pd.read_csv(pts)["index"]) == list(range(108))
