@@ -23,6 +23,7 @@ from ._io import (
     write_summary_json,
 )
 from ._pipeline import SimResult, layer_columns, simulate_workload
+from .errors import api_source
 from .spec import ArchSpec, Workload
 from .spec import load_arch as _load_arch_file
 
@@ -32,9 +33,8 @@ if TYPE_CHECKING:  # pandas is imported only when a DataFrame is asked for (the 
 __all__ = ["load_arch", "load_workload", "simulate", "Simulation", "sweep", "SweepOutcome", "verify",
            "Verification"]
 
-#: The "file" an error in a keyword argument of the function names (the CLI names its option instead).
-_SIMULATE_ARGS = "hwsim.simulate()"
-_VERIFY_ARGS = "hwsim.verify()"
+_SIMULATE_ARGS = api_source("simulate")
+_VERIFY_ARGS = api_source("verify")
 
 
 def _int_bits(value, key: str) -> int:

@@ -113,7 +113,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from ._api import _VERIFY_ARGS, verify
+    from ._api import verify
+    from .errors import api_source
 
     if args.dump_vectors and not args.arch:
         raise SpecError(SOURCE_ARG, "--dump-vectors", "--arch too (the array the vectors are for)", None)
@@ -123,7 +124,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                      int16_pairs=args.int16_pairs, zero_point_mode=args.zero_point_mode, seed=args.seed,
                      out=None if args.dump_vectors else args.out)
     except SpecError as e:  # the API names its keyword; the command names the option
-        if e.source == _VERIFY_ARGS and e.key in ("profile", "rounding", "zero_point_mode"):
+        if e.source == api_source("verify") and e.key in ("profile", "rounding", "zero_point_mode"):
             raise SpecError(SOURCE_ARG, "--" + e.key.replace("_", "-"), e.expected, e.found) from None
         raise
     if args.dump_vectors:  # issue 13 item 5: the nodes' vectors, for the RTL bench (docs/rtl.md)

@@ -12,7 +12,7 @@ import reprlib
 from pathlib import Path
 
 __all__ = ["HwsimError", "Terminated", "SpecError", "InfeasibleError", "Found", "ShapeWarning", "SOURCE_ARG",
-           "short_repr", "MissingDependency", "missing_dependency", "INSTALL", "input_file"]
+           "api_source", "short_repr", "MissingDependency", "missing_dependency", "INSTALL", "input_file"]
 
 def _bounded_repr() -> reprlib.Repr:
     r = reprlib.Repr()
@@ -31,6 +31,13 @@ def short_repr(value: object) -> str:
 
 #: The "file" a command-line option's error names.
 SOURCE_ARG = "command line"
+
+
+def api_source(function: str) -> str:
+    """The "file" an error in a keyword argument of the public function ``hwsim.<function>`` names, e.g.
+    ``hwsim.simulate(): weight_bits: expected ...`` (the command line names its option under
+    :data:`SOURCE_ARG` instead)."""
+    return f"hwsim.{function}()"
 
 
 class ShapeWarning(UserWarning):
