@@ -23,6 +23,7 @@ from ._io import (
     write_summary_json,
 )
 from ._pipeline import SimResult, layer_columns, simulate_workload
+from .errors import api_source
 from .spec import ArchSpec, Workload
 from .spec import load_arch as _load_arch_file
 
@@ -31,6 +32,42 @@ if TYPE_CHECKING:  # pandas is imported only when a DataFrame is asked for (the 
 
 __all__ = ["load_arch", "load_workload", "simulate", "Simulation", "sweep", "SweepOutcome", "verify",
            "Verification"]
+
+_SIMULATE_ARGS = api_source("simulate")
+_VERIFY_ARGS = api_source("verify")
+
+
+def _int_bits(value, key: str) -> int:
+    """``value`` as a number of bits: an int (numpy's too), not a bool, a float or a string."""
+    import numbers
+
+    from .errors import SpecError
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise SpecError(_SIMULATE_ARGS, key, "an integer number of bits", value)
+    return int(value)
+
+
+def _bits_table(bits: Mapping) -> dict[str, tuple[int, ...]]:
+    """``simulate``'s ``bits`` checked: ``{layer: (weight_bits, act_bits[, out_bits])}`` of ints."""
+    from .errors import SpecError
+
+    if not isinstance(bits, Mapping):
+        raise SpecError(_SIMULATE_ARGS, "bits", "a mapping {layer name: (weight_bits, act_bits)}",
+                        type(bits).__name__)
+    out = {}
+    for name, v in bits.items():
+        key = f"bits[{name!r}]"
+        if isinstance(v, str | bytes) or not hasattr(v, "__len__") or len(v) not in (2, 3):
+            raise SpecError(_SIMULATE_ARGS, key, "(weight_bits, act_bits) or (weight_bits, act_bits, "
+                            "out_bits)", v)
+        try:
+            out[name] = tuple(_int_bits(b, key) for b in v)
+        except SpecError:
+            raise SpecError(_SIMULATE_ARGS, key, "integer numbers of bits (weight_bits, act_bits[, "
+                            "out_bits])", tuple(v)) from None
+    return out
+
 
 ENERGY_COLUMNS = ("layer", "component", "operand", "action", "count", "unit", "pj_each", "energy_pj")
 
@@ -190,19 +227,24 @@ def simulate(arch: ArchSpec | str | Path, workload: Workload | str | Path, *,
     Raises
     ------
     SpecError
-        Bad files or options (``bits`` naming no layer, ``quant`` together with ``bits``).
+        Bad files or options (``bits`` naming no layer, ``quant`` together with ``bits``, a bit-width that
+        is not an int, e.g. 4.5 or True: ``hwsim.simulate(): weight_bits: expected an integer number of
+        bits, found 4.5``).
     InfeasibleError
         Operand widths the arch's PEs cannot take.
     """
-    from .errors import SOURCE_ARG, SpecError
+    from .errors import SpecError
 
+    weight_bits = None if weight_bits is None else _int_bits(weight_bits, "weight_bits")
+    act_bits = None if act_bits is None else _int_bits(act_bits, "act_bits")
+    bits = None if bits is None else _bits_table(bits)
+    if quant is not None and bits is not None:
+        raise SpecError(_SIMULATE_ARGS, "quant", "either quant or bits, not both", "both")
     arch_source = "" if isinstance(arch, ArchSpec) else str(arch)
     workload_source = "" if isinstance(workload, Workload) else str(workload)
     a = arch if isinstance(arch, ArchSpec) else load_arch(arch)
     w = workload if isinstance(workload, Workload) else load_workload(workload)
     if quant is not None:
-        if bits is not None:
-            raise SpecError(SOURCE_ARG, "quant", "either quant or bits, not both", "both")
         from .spec import load_quant_config
 
         bits = load_quant_config(quant, w)
@@ -302,17 +344,17 @@ def verify(model: str | Path, *, inputs: str | Path | None = None, expected: str
     """
     from dataclasses import replace
 
-    from .errors import SOURCE_ARG, SpecError
+    from .errors import SpecError
     from .onnxq import DatapathConfig, config_from_arch
     from .onnxq import verify as _verify
     from .quant import PROFILES, ROUNDING_MODES
 
     if profile not in PROFILES:
-        raise SpecError(SOURCE_ARG, "profile", f"one of {', '.join(PROFILES)}", profile)
+        raise SpecError(_VERIFY_ARGS, "profile", f"one of {', '.join(PROFILES)}", profile)
     if rounding is not None and rounding not in ROUNDING_MODES:
-        raise SpecError(SOURCE_ARG, "rounding", f"one of {', '.join(ROUNDING_MODES)}", rounding)
+        raise SpecError(_VERIFY_ARGS, "rounding", f"one of {', '.join(ROUNDING_MODES)}", rounding)
     if zero_point_mode not in ("shift", "cross_term"):
-        raise SpecError(SOURCE_ARG, "zero_point_mode", "one of shift, cross_term", zero_point_mode)
+        raise SpecError(_VERIFY_ARGS, "zero_point_mode", "one of shift, cross_term", zero_point_mode)
     cfg = config_from_arch(arch, profile=profile) if arch else DatapathConfig(profile=profile)
     cfg = replace(cfg, rounding=rounding, seed=seed, int16_pairs=int16_pairs, zero_point_mode=zero_point_mode)
     rep = _verify(model, inputs=inputs, seed=seed, out=out, config=cfg, arch=arch, target=target,

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import SOURCE_ARG, HwsimError, SpecError
+from .errors import SOURCE_ARG, HwsimError, SpecError, Terminated
 
 __all__ = ["main"]
 
@@ -114,6 +114,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     from ._api import verify
+    from .errors import api_source
 
     if args.dump_vectors and not args.arch:
         raise SpecError(SOURCE_ARG, "--dump-vectors", "--arch too (the array the vectors are for)", None)
@@ -121,17 +122,29 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         rep = verify(args.model, inputs=args.inputs, expected=args.expected, target=args.target,
                      arch=args.arch, profile=args.profile, rounding=args.rounding,
                      int16_pairs=args.int16_pairs, zero_point_mode=args.zero_point_mode, seed=args.seed,
-                     out=args.out)
+                     out=None if args.dump_vectors else args.out)
     except SpecError as e:  # the API names its keyword; the command names the option
-        if e.source == SOURCE_ARG and e.key in ("profile", "rounding", "zero_point_mode"):
+        if e.source == api_source("verify") and e.key in ("profile", "rounding", "zero_point_mode"):
             raise SpecError(SOURCE_ARG, "--" + e.key.replace("_", "-"), e.expected, e.found) from None
         raise
-    print(f"wrote {Path(args.out) / 'verify.json'}")
     if args.dump_vectors:  # issue 13 item 5: the nodes' vectors, for the RTL bench (docs/rtl.md)
+        import json
+
         from .rtl import dump_vectors
 
-        v = dump_vectors(args.model, args.arch, args.dump_vectors, inputs=args.inputs, seed=args.seed,
-                         out=Path(args.out) / "vectors")
+        # the vectors first, verify.json last: an error in the vectors leaves no verify.json of a run that
+        # did not finish
+        try:
+            v = dump_vectors(args.model, args.arch, args.dump_vectors, inputs=args.inputs, seed=args.seed,
+                             out=Path(args.out) / "vectors")
+        except SpecError as e:  # the node names come from --dump-vectors here (hwsim vectors: --layer)
+            if e.source == SOURCE_ARG and e.key == "--layer":
+                raise SpecError(SOURCE_ARG, "--dump-vectors", e.expected, e.found) from None
+            raise
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "verify.json").write_text(json.dumps(dict(rep.data), indent=1) + "\n")
+    print(f"wrote {Path(args.out) / 'verify.json'}")
+    if args.dump_vectors:
         print(f"wrote {v / 'manifest.json'} (vectors of {', '.join(args.dump_vectors)})")
     for line in rep.lines:
         print(line)
@@ -365,6 +378,9 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as e:
         print(f"hwsim: error: {e}", file=sys.stderr)
         return 2
+    except Terminated as e:  # SIGTERM during a sweep: as Ctrl-C, with the code of a SIGTERM death
+        print(f"hwsim: terminated (SIGTERM){'; ' + str(e) if str(e) else ''}", file=sys.stderr)
+        return 143
     except KeyboardInterrupt as e:
         print(f"hwsim: interrupted{'; ' + str(e) if str(e) else ''}", file=sys.stderr)
         return 130

@@ -11,8 +11,8 @@ import os
 import reprlib
 from pathlib import Path
 
-__all__ = ["HwsimError", "SpecError", "InfeasibleError", "Found", "ShapeWarning", "SOURCE_ARG", "short_repr",
-           "MissingDependency", "missing_dependency", "INSTALL", "input_file"]
+__all__ = ["HwsimError", "Terminated", "SpecError", "InfeasibleError", "Found", "ShapeWarning", "SOURCE_ARG",
+           "api_source", "short_repr", "MissingDependency", "missing_dependency", "INSTALL", "input_file"]
 
 def _bounded_repr() -> reprlib.Repr:
     r = reprlib.Repr()
@@ -33,6 +33,13 @@ def short_repr(value: object) -> str:
 SOURCE_ARG = "command line"
 
 
+def api_source(function: str) -> str:
+    """The "file" an error in a keyword argument of the public function ``hwsim.<function>`` names, e.g.
+    ``hwsim.simulate(): weight_bits: expected ...`` (the command line names its option under
+    :data:`SOURCE_ARG` instead)."""
+    return f"hwsim.{function}()"
+
+
 class ShapeWarning(UserWarning):
     """A layer shape that runs but is probably not what was meant (e.g. input rows no window covers)."""
 
@@ -43,6 +50,11 @@ class Found(str):
 
 class HwsimError(Exception):
     """Base class of every error hwsim raises on purpose."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill PID``) during a long run such as a sweep: handled as Ctrl-C (work in flight stopped,
+    results written so far kept); the command line exits with 143 (128 + SIGTERM's 15)."""
 
 
 class SpecError(HwsimError, ValueError):

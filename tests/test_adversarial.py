@@ -311,7 +311,7 @@ def test_truncated_onnx_and_npz_and_wrong_dtypes(tmp_path, capsys):
         z.writestr("x.npy", b"\x93NUMPY\x01\x00garbage")
     for name, needle in (("trunc.npz", "expected an .npz file of inputs"),
                          ("text.npz", "a file that is not a zip archive"),
-                         ("dtype.npz", "x: expected dtype uint8"),
+                         ("dtype.npz", "x: expected uint8 (the model's input 'x'), found int32"),
                          ("shape.npz", "x: expected shape (1, 4)"),
                          ("bad_member.npz", "x: expected a readable")):
         rc, err, dt = run(["verify", model, "--inputs", tmp_path / name, "--out", tmp_path / "o"], capsys)

@@ -10,6 +10,7 @@ the end ``points.csv`` is rewritten in point order with the ``pareto`` column, `
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -23,7 +24,15 @@ from tqdm import tqdm
 
 from .._pipeline import simulate_workload
 from ..energy import energy_components
-from ..errors import SOURCE_ARG, HwsimError, InfeasibleError, MissingDependency, SpecError, missing_dependency
+from ..errors import (
+    SOURCE_ARG,
+    HwsimError,
+    InfeasibleError,
+    MissingDependency,
+    SpecError,
+    Terminated,
+    missing_dependency,
+)
 from ._pareto import pareto_mask
 from ._quality import QUALITY_MODELS, QualityModel, quality_model
 from ._spec import DesignPoint, ResolvedSweep, load_sweep
@@ -189,7 +198,7 @@ class _Inline:
     def wait_first(self, pending: set) -> tuple[set, set]:
         return set(pending), set()
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
         pass
 
 
@@ -218,7 +227,19 @@ class _LocalPool:
         done, rest = wait(pending, return_when=FIRST_COMPLETED)
         return done, rest
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        """Shut the workers down: after the tasks running (``abort`` False) or at once (Ctrl-C, SIGTERM:
+        the workers are terminated, so that none outlives this process)."""
+        if abort:
+            if hasattr(self._ex, "terminate_workers"):  # Python 3.14
+                self._ex.terminate_workers()
+            else:  # no public way before 3.14: the executor's own table of its processes
+                procs = list((getattr(self._ex, "_processes", None) or {}).values())
+                self._ex.shutdown(wait=False, cancel_futures=True)
+                for pr in procs:
+                    pr.terminate()
+                for pr in procs:
+                    pr.join(10)
         self._ex.shutdown(wait=True, cancel_futures=True)
 
 
@@ -255,7 +276,7 @@ class _DaskPool:
                                "written so far are kept: run again with --resume") from None
         return set(done), set(rest)
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
         self._client.close()
 
 
@@ -283,6 +304,9 @@ def run_sweep(path: str | Path, *, out: str | Path | None = None, resume: bool =
         kept for ``--resume``).
     KeyboardInterrupt
         Ctrl-C; its message says that the points written are kept and that ``--resume`` continues.
+    Terminated
+        SIGTERM (a :class:`KeyboardInterrupt`, raised by the handler this function installs while it runs in
+        the main thread): handled as Ctrl-C, the workers terminated, none left running.
     """
     rs = load_sweep(path)
     if rs.spec.quality:
@@ -292,7 +316,8 @@ def run_sweep(path: str | Path, *, out: str | Path | None = None, resume: bool =
     written = [0]
     pts_csv = out_dir / "points.csv"
     try:
-        rs, cols, metric = _run_points(rs, out_dir, resume, workers, scheduler, progress, chunk, written)
+        with _sigterm_as_interrupt():
+            rs, cols, metric = _run_points(rs, out_dir, resume, workers, scheduler, progress, chunk, written)
     except (MissingDependency, ImportError) as e:
         if (getattr(e, "name", None) or "").split(".")[0] == "hwsim":
             raise  # hwsim's own module: a bug
@@ -306,9 +331,9 @@ def run_sweep(path: str | Path, *, out: str | Path | None = None, resume: bool =
         if written[0] == 0 and not resume:  # e.g. the ILP's sensitivity step refused: nothing half-written
             _remove_new(out_dir, before)
         raise
-    except KeyboardInterrupt:
-        raise KeyboardInterrupt(f"the points written to {pts_csv} are kept: run the same command with "
-                                "--resume to continue") from None
+    except KeyboardInterrupt as e:
+        raise type(e)(f"the points written to {pts_csv} are kept: run the same command with --resume to "
+                      "continue") from None
     df = _finalize(rs, out_dir, cols, metric)
     if progress:
         st = df["status"].value_counts()
@@ -327,6 +352,29 @@ def run_sweep(path: str | Path, *, out: str | Path | None = None, resume: bool =
             first = df.loc[df["status"] != "ok", "error"].dropna()
             print(f"hwsim: warning: no feasible point; first reason: {first.iloc[0] if len(first) else '?'}")
     return out_dir
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """While the sweep runs, SIGTERM raises :class:`Terminated` (a KeyboardInterrupt) in the main thread, as
+    Ctrl-C does, so that the pool is shut down and its workers, the forkserver and the resource tracker end
+    with this process (SIGTERM's default action ends only this process and leaves them running). Outside
+    the main thread (signal handlers cannot be set there) it does nothing."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated("SIGTERM")
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def _run_points(rs: ResolvedSweep, out_dir: Path, resume: bool, workers: int | None, scheduler: str | None,
@@ -361,6 +409,7 @@ def _run_points(rs: ResolvedSweep, out_dir: Path, resume: bool, workers: int | N
                bar_format=("{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}]" if metric
                            else None))
     tasks: dict[Any, tuple[str, Any]] = {}
+    interrupted = False
 
     def submit_hw(points: list[DesignPoint], quality: dict[str, Any] | None) -> None:
         for i in range(0, len(points), chunk):
@@ -400,10 +449,13 @@ def _run_points(rs: ResolvedSweep, out_dir: Path, resume: bool, workers: int | N
                 _append(pts_csv, cols, rows)
                 written[0] += len(rows)
                 bar.update(len(rows))
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
     finally:
         bar.close()
         qbar.close()
-        pool.close()
+        pool.close(abort=interrupted)
     return rs, cols, metric
 
 

@@ -42,9 +42,14 @@ _YZ = {"QLinearConv": 7, "QLinearMatMul": 7, "QGemm": 8}
 
 
 def _attr(node, name, default=None):
+    """The value of ``node``'s attribute ``name`` (any type: INT, INTS, FLOAT, STRING...; STRING decoded),
+    else ``default``."""
+    from onnx import helper
+
     for a in node.attribute:
         if a.name == name:
-            return list(a.ints) if a.ints else (a.i if a.type == a.INT else a.s.decode())
+            v = helper.get_attribute_value(a)
+            return v.decode() if isinstance(v, bytes) else v
     return default
 
 
