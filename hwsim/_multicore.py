@@ -36,12 +36,59 @@ from .sim import NUMBA_TASKS, ChipNode, chip_schedule, warm_up_chip
 from .sim import VECTOR_UNIT as VECTOR
 from .spec import HUB, INPUT, ArchSpec, VectorOp, Workload
 
-__all__ = ["simulate_multicore", "CORE_COLUMNS"]
+__all__ = ["simulate_multicore", "CORE_COLUMNS", "CYCLE_KEYS", "chip_cycle_totals"]
 
 CORE_COLUMNS = ("core", "array", "rows", "cols", "macs", "busy_cycles", "utilization", "dram_bytes",
                 "noc_bytes", "hops", "energy_pj", "intensity_macs_per_byte", "ridge_macs_per_byte", "bound",
                 "peak_macs_per_cycle", "dram_share_bytes_per_cycle", "achieved_macs_per_cycle",
-                "roof_macs_per_cycle", "compute_cycles", "dram_cycles")
+                "roof_macs_per_cycle", "compute_cycles", "dram_cycles", "node_compute_cycles",
+                "node_stall_cycles", "node_dram_stall_cycles", "node_onchip_stall_cycles",
+                "node_array_cycles", "node_vector_cycles")
+
+#: The cycle totals of the rows that one array sums (with several cores each also kept as ``KEY_core_sum``).
+CYCLE_KEYS = ("compute_cycles", "stall_cycles", "dram_stall_cycles", "onchip_stall_cycles")
+_UNIT_KEYS = ("array_cycles", "vector_cycles")
+
+
+def core_cycle_sums(rows: list[dict[str, Any]], vector_rows: list[dict[str, Any]]) -> dict[str, int]:
+    """One core's rows (its GEMM parts, its vector nodes) summed: ``node_compute_cycles``,
+    ``node_stall_cycles`` (each row's window minus its compute), ``node_dram_stall_cycles``,
+    ``node_onchip_stall_cycles`` (GEMM rows: a vector row has neither), ``node_array_cycles`` /
+    ``node_vector_cycles`` (the GEMM / vector rows' windows: the time its array / vector unit is taken)."""
+    out = {f"node_{k}": int(sum(r.get(k, 0) or 0 for r in rows + vector_rows)) for k in CYCLE_KEYS}
+    out["node_array_cycles"] = int(sum(r["total_cycles"] for r in rows))
+    out["node_vector_cycles"] = int(sum(r["total_cycles"] for r in vector_rows))
+    return out
+
+
+def chip_cycle_totals(totals: dict[str, Any], cores: list[dict[str, int]], makespan: int) -> None:
+    """Put the chip's cycle totals on one time base, the makespan (docs/multicore_llm.md, "Totals").
+
+    ``cores``: per core, :func:`core_cycle_sums`. The per-core sums go to ``KEY_core_sum``
+    (:data:`CYCLE_KEYS`); then, with the busiest core ``b`` (the most compute cycles; ties: the first),
+
+    * ``compute_cycles`` = ``b``'s compute cycles (its array and vector nodes, as one array counts them);
+    * ``stall_cycles`` = ``total_cycles - compute_cycles`` (0 if ``b``'s overlapped array and vector compute
+      exceed the makespan), so that ``compute_cycles + stall_cycles = total_cycles``;
+    * ``dram_stall_cycles`` + ``onchip_stall_cycles`` = ``stall_cycles``, split in the ratio of ``b``'s own
+      DRAM and on-chip stalls (all DRAM when it has neither: its stall is then waiting for other cores'
+      data, which comes through DRAM or the network).
+
+    ``array_cycles`` / ``vector_cycles``: the longest any core's array / vector unit is taken (its nodes'
+    windows; at most the makespan), their sums in ``..._core_sum``. ``busiest_core`` is ``b``'s index in
+    ``cores.list``. Modifies ``totals`` in place.
+    """
+    for k in CYCLE_KEYS + _UNIT_KEYS:
+        totals[f"{k}_core_sum"] = sum(c[f"node_{k}"] for c in cores)
+    for k in _UNIT_KEYS:  # the unit of its kind taken longest (each core's array runs its nodes in turn)
+        totals[k] = max(c[f"node_{k}"] for c in cores)
+    b = max(range(len(cores)), key=lambda i: (cores[i]["node_compute_cycles"], -i))
+    comp = cores[b]["node_compute_cycles"]
+    stall = max(0, int(makespan) - comp)
+    d, o = cores[b]["node_dram_stall_cycles"], cores[b]["node_onchip_stall_cycles"]
+    dram = stall if d + o <= 0 else stall * d // (d + o)
+    totals.update({"compute_cycles": comp, "stall_cycles": stall, "dram_stall_cycles": dram,
+                   "onchip_stall_cycles": stall - dram, "busiest_core": b})
 
 
 def _tree(arch: ArchSpec) -> dict[str, list[tuple[str, str]]]:
@@ -230,7 +277,9 @@ def simulate_multicore(arch: ArchSpec, workload: Workload, *, one_core: Callable
             noc_bytes += d["dram"] + d["gather"]
     units = ["vector" if isinstance(nd, VectorOp) else "array" for nd in nodes]
     rows, vrows, timeline = [], [], []
+    core_sums = []
     for ci, ((name, a), _r) in enumerate(zip(archs, res, strict=False)):
+        mine: tuple[list, list] = ([], [])
         for i, nd in enumerate(nodes):
             d = per_node[i][name]
             row = dict(d["row"])
@@ -241,6 +290,7 @@ def simulate_multicore(arch: ArchSpec, workload: Workload, *, one_core: Callable
                 _retime(row, e0 - s0, int(sched.compute_cycles[ci, i]), a, vector=key == "node")
                 row[key] = f"{name}/{row[key]}"
             (vrows if isinstance(nd, VectorOp) else rows).append(row)
+            mine[isinstance(nd, VectorOp)].append(row)
             if n == 1:
                 timeline.append({"node": nd.name, "unit": units[i], "start_cycle": s0, "stop_cycle": e0})
                 busy = int(d["row"].get("dram_busy_cycles", 0))
@@ -254,6 +304,7 @@ def simulate_multicore(arch: ArchSpec, workload: Workload, *, one_core: Callable
                 timeline.append({"node": nd.name, "unit": f"{name}.dram",
                                  "start_cycle": int(sched.dram_start[ci, i]),
                                  "stop_cycle": int(sched.dram_end[ci, i])})
+        core_sums.append(core_cycle_sums(*mine))
     makespan = sched.makespan
     e_noc = noc_bits_hops * cfg.noc.pj_per_bit_per_hop
     totals: dict[str, float] = {}
@@ -267,6 +318,8 @@ def simulate_multicore(arch: ArchSpec, workload: Workload, *, one_core: Callable
     totals["noc_bytes"] = noc_bytes
     totals["cores"] = n
     totals["total_cycles"] = makespan
+    if n > 1:  # one core: the one-array totals as they are
+        chip_cycle_totals(totals, core_sums, makespan)
     core_rows = []
     for ci, ((name, a), r, c) in enumerate(zip(archs, res, cfg.list, strict=False)):
         peak = a.array.rows * a.array.cols
@@ -289,7 +342,7 @@ def simulate_multicore(arch: ArchSpec, workload: Workload, *, one_core: Callable
             "achieved_macs_per_cycle": achieved,
             "roof_macs_per_cycle": min(peak, inten * bw) if bw != math.inf else peak,
             "compute_cycles": int(sched.compute_cycles[ci].sum()),
-            "dram_cycles": int(sched.dram_cycles[ci].sum())})
+            "dram_cycles": int(sched.dram_cycles[ci].sum()), **core_sums[ci]})
     cpu = time.process_time() - t0 - warm
     first = res[0]
     out = make_result(arch=arch, workload=workload, bits=first.bits, rows=rows,
