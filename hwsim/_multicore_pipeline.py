@@ -64,7 +64,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._multicore import chip_cycle_totals, core_cycle_sums
+from ._chip_totals import chip_cycle_totals, core_cycle_sums
 from .schedule import allocate_layers
 from .sim import MAX_PASSES, dma_order, schedule_tasks
 from .spec import HUB, INPUT, ArchSpec, Conv2d, Gemm, VectorOp, Workload

@@ -1,4 +1,4 @@
-"""Chip-level cycle totals on one time base (hwsim/_multicore.py: chip_cycle_totals): with several cores
+"""Chip-level cycle totals on one time base (hwsim/_chip_totals.py: chip_cycle_totals): with several cores
 ``total_cycles`` is the makespan, ``compute_cycles`` the busiest core's, ``stall_cycles`` the rest of the
 makespan, split into DRAM and on-chip stalls; the per-core sums are ``*_core_sum``. One core keeps the
 one-array totals (tests/test_multicore.py, tests/test_multicore_stream.py: one core equals one array)."""
