@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ._chip_totals import chip_cycle_totals, core_cycle_sums
 from .schedule import split_key, split_workload
 from .sim import ARRAY_UNIT as ARRAY
 from .sim import NUMBA_TASKS, ChipNode, chip_schedule, warm_up_chip
@@ -41,8 +42,9 @@ __all__ = ["simulate_multicore", "CORE_COLUMNS"]
 CORE_COLUMNS = ("core", "array", "rows", "cols", "macs", "busy_cycles", "utilization", "dram_bytes",
                 "noc_bytes", "hops", "energy_pj", "intensity_macs_per_byte", "ridge_macs_per_byte", "bound",
                 "peak_macs_per_cycle", "dram_share_bytes_per_cycle", "achieved_macs_per_cycle",
-                "roof_macs_per_cycle", "compute_cycles", "dram_cycles")
-
+                "roof_macs_per_cycle", "compute_cycles", "dram_cycles", "node_compute_cycles",
+                "node_stall_cycles", "node_dram_stall_cycles", "node_onchip_stall_cycles",
+                "node_array_cycles", "node_vector_cycles")
 
 def _tree(arch: ArchSpec) -> dict[str, list[tuple[str, str]]]:
     """Each core's path of links from ``hub`` (breadth-first, ties by name)."""
@@ -230,7 +232,9 @@ def simulate_multicore(arch: ArchSpec, workload: Workload, *, one_core: Callable
             noc_bytes += d["dram"] + d["gather"]
     units = ["vector" if isinstance(nd, VectorOp) else "array" for nd in nodes]
     rows, vrows, timeline = [], [], []
+    core_sums = []
     for ci, ((name, a), _r) in enumerate(zip(archs, res, strict=False)):
+        mine: tuple[list, list] = ([], [])
         for i, nd in enumerate(nodes):
             d = per_node[i][name]
             row = dict(d["row"])
@@ -241,6 +245,7 @@ def simulate_multicore(arch: ArchSpec, workload: Workload, *, one_core: Callable
                 _retime(row, e0 - s0, int(sched.compute_cycles[ci, i]), a, vector=key == "node")
                 row[key] = f"{name}/{row[key]}"
             (vrows if isinstance(nd, VectorOp) else rows).append(row)
+            mine[isinstance(nd, VectorOp)].append(row)
             if n == 1:
                 timeline.append({"node": nd.name, "unit": units[i], "start_cycle": s0, "stop_cycle": e0})
                 busy = int(d["row"].get("dram_busy_cycles", 0))
@@ -254,6 +259,7 @@ def simulate_multicore(arch: ArchSpec, workload: Workload, *, one_core: Callable
                 timeline.append({"node": nd.name, "unit": f"{name}.dram",
                                  "start_cycle": int(sched.dram_start[ci, i]),
                                  "stop_cycle": int(sched.dram_end[ci, i])})
+        core_sums.append(core_cycle_sums(*mine))
     makespan = sched.makespan
     e_noc = noc_bits_hops * cfg.noc.pj_per_bit_per_hop
     totals: dict[str, float] = {}
@@ -267,6 +273,8 @@ def simulate_multicore(arch: ArchSpec, workload: Workload, *, one_core: Callable
     totals["noc_bytes"] = noc_bytes
     totals["cores"] = n
     totals["total_cycles"] = makespan
+    if n > 1:  # one core: the one-array totals as they are
+        chip_cycle_totals(totals, core_sums, makespan)
     core_rows = []
     for ci, ((name, a), r, c) in enumerate(zip(archs, res, cfg.list, strict=False)):
         peak = a.array.rows * a.array.cols
@@ -289,7 +297,7 @@ def simulate_multicore(arch: ArchSpec, workload: Workload, *, one_core: Callable
             "achieved_macs_per_cycle": achieved,
             "roof_macs_per_cycle": min(peak, inten * bw) if bw != math.inf else peak,
             "compute_cycles": int(sched.compute_cycles[ci].sum()),
-            "dram_cycles": int(sched.dram_cycles[ci].sum())})
+            "dram_cycles": int(sched.dram_cycles[ci].sum()), **core_sums[ci]})
     cpu = time.process_time() - t0 - warm
     first = res[0]
     out = make_result(arch=arch, workload=workload, bits=first.bits, rows=rows,

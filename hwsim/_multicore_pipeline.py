@@ -64,6 +64,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ._chip_totals import chip_cycle_totals, core_cycle_sums
 from .schedule import allocate_layers
 from .sim import MAX_PASSES, dma_order, schedule_tasks
 from .spec import HUB, INPUT, ArchSpec, Conv2d, Gemm, VectorOp, Workload
@@ -481,6 +482,7 @@ def simulate_pipeline(arch: ArchSpec, workload: Workload, *, one_core: Callable,
     pj = cfg.noc.pj_per_bit_per_hop
     rows, vrows, timeline = [], [], []
     per_core = {nm: {"busy": 0, "macs": 0, "dram": 0, "noc": 0, "energy": 0.0} for nm in names}
+    core_nodes: dict[str, tuple[list, list]] = {nm: ([], []) for nm in names}  # GEMM rows, vector rows
     noc_bits_hops = 0.0
     noc_bytes = 0
     for i, nd in enumerate(nodes):
@@ -494,6 +496,7 @@ def simulate_pipeline(arch: ArchSpec, workload: Workload, *, one_core: Callable,
         row["start_cycle"], row["stop_cycle"] = span[i]
         row["core"] = core
         (vrows if isinstance(nd, VectorOp) else rows).append(row)
+        core_nodes[core][isinstance(nd, VectorOp)].append(row)
         unit = tg["units"][tasks[0]]
         timeline.append({"node": nd.name, "unit": unit if n > 1 else unit.split(".", 1)[1],
                          "start_cycle": row["start_cycle"], "stop_cycle": row["stop_cycle"]})
@@ -539,8 +542,11 @@ def simulate_pipeline(arch: ArchSpec, workload: Workload, *, one_core: Callable,
     totals["noc_bytes"] = noc_bytes
     totals["noc_core_to_core_bytes"] = c2c_once
     totals["cores"] = n
+    core_sums = [core_cycle_sums(*core_nodes[nm]) for nm in names]
+    if n > 1:  # one core: the one-array totals as they are
+        chip_cycle_totals(totals, core_sums, makespan)
     core_rows = []
-    for (name, a), c in zip(archs, cfg.list, strict=True):
+    for (name, a), c, sums in zip(archs, cfg.list, core_sums, strict=True):
         pc = per_core[name]
         peak = a.array.rows * a.array.cols
         bw = a.memory.dram_level.read_bw / 8
@@ -551,7 +557,7 @@ def simulate_pipeline(arch: ArchSpec, workload: Workload, *, one_core: Callable,
             "busy_cycles": pc["busy"], "utilization": pc["macs"] / (makespan * peak) if makespan else 0.0,
             "dram_bytes": pc["dram"], "noc_bytes": pc["noc"], "hops": hops[name], "energy_pj": pc["energy"],
             "intensity_macs_per_byte": inten, "ridge_macs_per_byte": ridge,
-            "bound": "memory" if inten < ridge else "compute"})
+            "bound": "memory" if inten < ridge else "compute", **sums})
     idx = graph.node_index()
     tensor_rows = []  # each tensor as its producer's core plans it (the input: its first consumer's core)
     for c, r in enumerate(res):

@@ -411,3 +411,22 @@ def test_unknown_technology_names_the_arch_file_and_key():
         action_energies(make_arch(**{"energy.technology": "tsmc7"}), source="a.yaml")
     with pytest.raises(SpecError, match=r"energy\.mult_8b_pj: expected a value greater than or equal to 0"):
         make_arch(**{"energy.mult_8b_pj": -0.2})
+
+
+def test_word_narrower_than_an_operand_costs_several_accesses():
+    # Not an error: a memory whose word is narrower than an operand delivers it in ceil(b / word_bits)
+    # accesses (an 8-bit weight from a 4-bit-wide register file: two reads; SCALE-Sim-imported archs keep
+    # 8-bit words for 32-bit partial sums). Same layer as test_per_access_and_per_word_are_explicit.
+    # Per-PE register file of 4-bit words, 8-bit weights: the 30 weight loads take 2 accesses each = 60.
+    rf = _rf_arch(word_bits=4)
+    m = map_layer(G, rf, weight_bits=8, act_bits=8)
+    r = next(r for r in layer_energy(m, rf, action_energies(rf))
+             if (r.component, r.action) == ("wrf", "read"))
+    assert (r.count, r.unit) == (60, "4-bit access, one 8-bit operand per 2 accesses")
+    # a shared buffer of 7-bit words moves the packed stream: os on 4x4 reads 120 8-bit ifmap operands =
+    # 960 bits = ceil(960 / 7) = 138 accesses
+    arch = make_arch(**{"array.dataflow": "os", "memory.ifmap_sram.word_bits": 7})
+    m = map_layer(G, arch, weight_bits=8, act_bits=8)
+    r = next(r for r in layer_energy(m, arch, action_energies(arch))
+             if (r.component, r.operand, r.action) == ("ifmap_sram", "ifmap", "read"))
+    assert r.count == 138 and r.unit.startswith("7-bit access, packed")

@@ -39,6 +39,7 @@ def test_zero_points_default_symmetric_and_layers_override():
     assert [w.asymmetric(layer) for layer in w.layers] == [(False, True), (True, False)]
     plain = validate(Workload, {"name": "w", "layers": [{"name": "a", "op": "fc", "k": 4, "n": 4}]}, "<t>")
     assert plain.asymmetric(plain.layers[0]) == (False, False)
-    with pytest.raises(SpecError, match=r"<t>: layers\[0\]\.act_symmetric: expected a valid boolean"):
+    with pytest.raises(SpecError, match=r"<t>: layers\[0\]\.act_symmetric: expected true or false, "
+                                        r"found 'maybe' \(a string\)$"):
         validate(Workload, {"name": "w", "layers": [{"name": "a", "op": "fc", "k": 4, "n": 4,
                                                      "act_symmetric": "maybe"}]}, "<t>")

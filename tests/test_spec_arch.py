@@ -57,7 +57,8 @@ def test_zero_size_is_an_error(tmp_path):
 
 def test_wrong_type_is_an_error(tmp_path):
     p = _write(tmp_path, BASE.replace("rows: 32 ", "rows: many "))
-    with pytest.raises(SpecError, match=r"^.*a\.yaml: array\.rows: expected a valid integer.*found 'many'$"):
+    with pytest.raises(SpecError,
+                       match=r"^.*a\.yaml: array\.rows: expected an integer, found 'many' \(a string\)$"):
         load_arch(p)
 
 

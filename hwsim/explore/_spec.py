@@ -27,9 +27,9 @@ import itertools
 import math
 import random
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from ..errors import Found, SpecError
 from ..spec import ArchSpec, SpecModel, Workload, load_arch, load_yaml, validate
@@ -37,7 +37,19 @@ from ..spec import ArchSpec, SpecModel, Workload, load_arch, load_yaml, validate
 __all__ = ["SweepSpec", "QatSpec", "PrecisionSpace", "RandomPolicies", "load_sweep", "ResolvedSweep",
            "DesignPoint"]
 
-Bits = tuple[int, int]
+
+
+def _pair(v: Any) -> Any:
+    """A precision policy's bits: a list of two (weight_bits, act_bits); anything else is an error in the
+    project's words (pydantic's would be "Tuple should have at most 2 items after validation")."""
+    if isinstance(v, list | tuple) and len(v) == 2:
+        return v
+    shown = f"[{', '.join(map(repr, v))}]" if isinstance(v, list | tuple) else repr(v)
+    raise ValueError(f"[weight_bits, act_bits]; found {shown[:120]}")
+
+
+#: (weight_bits, act_bits); each an integer (strict: hwsim.spec.SpecModel)
+Bits = Annotated[tuple[int, int], BeforeValidator(_pair)]
 
 
 _Strict = SpecModel

@@ -208,8 +208,10 @@ class SramConfig(_Frozen):
 
     ``size_kib`` is the total capacity in KiB (1024 bytes); when the memory is double buffered, each half
     holds one tile (SCALE-Sim's active fraction 0.5). ``word_bits`` is the width of one access: an access of
-    64 bits carries 8 int8 operands or 16 int4 operands. ``read_pj``/``write_pj`` (pJ per access) and
-    ``area_mm2`` (mm^2) override the technology table.
+    64 bits carries 8 int8 operands or 16 int4 operands; a word narrower than an operand is legal (an 8-bit
+    word delivers a 32-bit partial sum in 4 accesses: the energy model counts ``ceil(bits / word_bits)``
+    accesses; timing is bounded by bandwidth, not by ``word_bits``). ``read_pj``/``write_pj`` (pJ per
+    access) and ``area_mm2`` (mm^2) override the technology table.
     """
 
     size_kib: float = Field(gt=0)

@@ -309,6 +309,38 @@ def _is_branch(part: object) -> bool:
     return isinstance(part, str) and (part.split("[", 1)[0].lower() in _BRANCH or "[" in part)
 
 
+#: pydantic's type messages (after "Input should be ") in this project's words
+_WORDS = {"a valid integer": "an integer", "a valid number": "a number", "a valid boolean": "true or false",
+          "a valid string": "a string", "a valid tuple": "a list", "a valid list": "a list"}
+#: the error types of a scalar of the wrong type (strict: hwsim.spec.SpecModel), whose input is described
+_TYPE_ERRORS = frozenset({"int_type", "float_type", "bool_type", "string_type", "tuple_type", "list_type"})
+
+
+def _kind(value: object) -> str:
+    """What a YAML value is, in words: 'a string', 'a float', 'a boolean', ..."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a float"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
+def _found(value: object) -> Found:
+    """``'32' (a string)``: the value and its kind, for a scalar of the wrong type."""
+    if value is None:
+        return Found("null")
+    text = str(value).lower() if isinstance(value, bool) else short_repr(value)  # as YAML spells it
+    return Found(f"{text} ({_kind(value)})" if len(text) <= 120 else _kind(value))
+
+
 def _plain(msg: str) -> str:
     """pydantic's message, in the words of this project's errors ('expected ...')."""
     for head in ("Value error, ", "Assertion failed, "):
@@ -322,6 +354,7 @@ def _plain(msg: str) -> str:
         "Tuple should have at least 1 item after validation, not 0", "at least one item")
     if msg.startswith("a mapping of keys ("):
         msg = "a mapping of keys"
+    msg = _WORDS.get(msg, msg)
     if msg.lower().startswith("string should match pattern "):
         msg = "a string matching " + msg[len("string should match pattern "):]
     msg = msg.split(", unable to parse")[0].split(", got a number with a fractional part")[0]
@@ -367,6 +400,8 @@ def validate(model: type[M], data: dict[str, Any], source: str, *, prefix: str =
         if "; found " in expected:  # model-level checks say both: "EXPECTED; found FOUND"
             expected, found_text = expected.split("; found ", 1)
             found = Found(found_text)
+        elif typ in _TYPE_ERRORS:
+            found = _found(found)
         elif isinstance(found, dict | list) and len(short_repr(found)) > 120:
             found = Found(f"a {type(found).__name__}")
         raise SpecError(source, key, expected, found) from None

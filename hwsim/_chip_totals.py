@@ -1,0 +1,53 @@
+"""The chip-level cycle totals of several cores on one time base, the makespan (docs/multicore_llm.md,
+"Totals"): used by both multi-core schedules (:mod:`hwsim._multicore`, :mod:`hwsim._multicore_pipeline`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["CYCLE_KEYS", "core_cycle_sums", "chip_cycle_totals"]
+
+#: The cycle totals of the rows that one array sums (with several cores each also kept as ``KEY_core_sum``).
+CYCLE_KEYS = ("compute_cycles", "stall_cycles", "dram_stall_cycles", "onchip_stall_cycles")
+_UNIT_KEYS = ("array_cycles", "vector_cycles")
+
+
+def core_cycle_sums(rows: list[dict[str, Any]], vector_rows: list[dict[str, Any]]) -> dict[str, int]:
+    """One core's rows (its GEMM parts, its vector nodes) summed: ``node_compute_cycles``,
+    ``node_stall_cycles`` (each row's window minus its compute), ``node_dram_stall_cycles``,
+    ``node_onchip_stall_cycles`` (GEMM rows: a vector row has neither), ``node_array_cycles`` /
+    ``node_vector_cycles`` (the GEMM / vector rows' windows: the time its array / vector unit is taken)."""
+    out = {f"node_{k}": int(sum(r.get(k, 0) or 0 for r in rows + vector_rows)) for k in CYCLE_KEYS}
+    out["node_array_cycles"] = int(sum(r["total_cycles"] for r in rows))
+    out["node_vector_cycles"] = int(sum(r["total_cycles"] for r in vector_rows))
+    return out
+
+
+def chip_cycle_totals(totals: dict[str, Any], cores: list[dict[str, int]], makespan: int) -> None:
+    """Put the chip's cycle totals on one time base, the makespan (docs/multicore_llm.md, "Totals").
+
+    ``cores``: per core, :func:`core_cycle_sums`. The per-core sums go to ``KEY_core_sum``
+    (:data:`CYCLE_KEYS`); then, with the busiest core ``b`` (the most compute cycles; ties: the first),
+
+    * ``compute_cycles`` = ``b``'s compute cycles (its array and vector nodes, as one array counts them);
+    * ``stall_cycles`` = ``total_cycles - compute_cycles`` (0 if ``b``'s overlapped array and vector compute
+      exceed the makespan), so that ``compute_cycles + stall_cycles = total_cycles``;
+    * ``dram_stall_cycles`` + ``onchip_stall_cycles`` = ``stall_cycles``, split in the ratio of ``b``'s own
+      DRAM and on-chip stalls (all DRAM when it has neither: its stall is then waiting for other cores'
+      data, which comes through DRAM or the network).
+
+    ``array_cycles`` / ``vector_cycles``: the longest any core's array / vector unit is taken (its nodes'
+    windows; at most the makespan), their sums in ``..._core_sum``. ``busiest_core`` is ``b``'s index in
+    ``cores.list``. Modifies ``totals`` in place.
+    """
+    for k in CYCLE_KEYS + _UNIT_KEYS:
+        totals[f"{k}_core_sum"] = sum(c[f"node_{k}"] for c in cores)
+    for k in _UNIT_KEYS:  # the unit of its kind taken longest (each core's array runs its nodes in turn)
+        totals[k] = max(c[f"node_{k}"] for c in cores)
+    b = max(range(len(cores)), key=lambda i: (cores[i]["node_compute_cycles"], -i))
+    comp = cores[b]["node_compute_cycles"]
+    stall = max(0, int(makespan) - comp)
+    d, o = cores[b]["node_dram_stall_cycles"], cores[b]["node_onchip_stall_cycles"]
+    dram = stall if d + o <= 0 else stall * d // (d + o)
+    totals.update({"compute_cycles": comp, "stall_cycles": stall, "dram_stall_cycles": dram,
+                   "onchip_stall_cycles": stall - dram, "busiest_core": b})
