@@ -288,3 +288,74 @@ def test_pipeline_dram_tasks_on_the_shared_channel_hand_derived():
         assert hops == [(200, 210), (300, 310), (400, 410)]
         assert max(end) == 710
     assert max(schedule_pipeline(tg, shared=False)[1]) == 1210
+
+
+TPU2 = STREAM["cases"]["tpu_like_dual_core"]
+
+
+def _layer_windows(case: dict) -> dict[int, list[int]]:
+    """Stream's CNs per layer: [first start, last end, summed runtime]."""
+    w: dict[int, list[int]] = {}
+    for x in case["cns"]:
+        a = w.setdefault(x["layer"], [x["start"], x["end"], 0])
+        a[0], a[1], a[2] = min(a[0], x["start"]), max(a[1], x["end"]), a[2] + x["runtime"]
+    return w
+
+
+def test_tpu_dual_case_against_stream():
+    """Stream 0.0.8 on two TPU-like cores (+ pooling, SIMD, off-chip cores; tools/stream_cases.py case
+    tpu_like_dual_core) with resnet18_few_layers, the recorded allocation [1, 1, 0, 0, 0]
+    (arch/stream_tpu_like_dual_core.yaml; docs/validation_multicore.md, 5.)."""
+    cores = {}
+    for x in TPU2["cns"]:
+        cores.setdefault(x["layer"], set()).add(x["core"])
+    assert [cores[i] for i in (0, 2, 3, 5, 6)] == [{1}, {1}, {0}, {0}, {0}] and cores[1] == {2}
+    assert cores[4] == cores[7] == {3}
+    r = simulate_workload(load_arch(ROOT / "arch/stream_tpu_like_dual_core.yaml"),
+                          load_workload_yaml(DATA / "resnet18_few_layers.yaml"))
+    rows = {x["layer"]: x for x in r.rows}
+    t = {x["kind"] + "/" + str(x["layer"]) + "/" + x["operand"]: x for x in TPU2["transfers"]}
+    # weights, exactly: 64*3*49 and 4 x 64*64*9 B; the network output, 64 x 56 x 56 B, exactly
+    assert rows["c1/conv1"]["dram_filter_read_bytes"] == t["offchip_to_core/0/I2"]["bits"] // 8 == 9408
+    for name, layer in (("c1/conv2_1", 2), ("c0/conv2_2", 3), ("c0/conv2_3", 5), ("c0/conv2_4", 6)):
+        assert rows[name]["dram_filter_read_bytes"] == t[f"offchip_to_core/{layer}/I2"]["bits"] // 8 == 36864
+    out_bits = TPU2["traffic_bits"]["core_to_offchip_bits"]
+    assert r.vector_rows[-1]["dram_write_bytes"] == out_bits // 8 == 200704
+    # conv1's input in each model's convention (as case 2): 112 CNs x 7 rows x 3 ch x 229 B; 3 x 224 x 224 B
+    i1 = t["offchip_to_core/0/I1"]
+    assert i1["count"] * i1["bits"] // 8 == 112 * 7 * 3 * 229
+    assert rows["c1/conv1"]["dram_ifmap_read_bytes"] == 150528
+    # DRAM reads: Stream's = conv1 input + weights; hwsim's = its input + the same weights + the three spilled
+    # tensors read back (conv1's output by the pool, conv2_2's and conv2_4's by the adds: docs 4. (f))
+    w = 9408 + 4 * 36864
+    assert TPU2["traffic_bits"]["offchip_to_core_bits"] // 8 == 112 * 7 * 3 * 229 + w
+    assert r.totals["dram_read_bytes"] == 150528 + w + 802816 + 2 * 200704
+    assert r.totals["dram_write_bytes"] == 200704 + 802816 + 2 * 200704
+    # MAC energy, exactly (both 0.04 pJ per 8b MAC)
+    assert r.totals["energy_mac_pj"] == pytest.approx(r.totals["macs"] * 0.04, rel=1e-12)
+    # busy time of core 1 (conv1 + conv2_1): Stream 112 x 11,025 + 56 x 2,304 = 1,363,824 cycles, hwsim's
+    # rows 1,243,436 + 116,792: within 1% (conv1 dominates; docs 4. (g)). Core 0 (conv2_2..4): hwsim 6.8%
+    # below (ZigZag's 288 stall cycles per CN, docs 4. (g)), recorded
+    sw = _layer_windows(TPU2)
+    assert sw[0][2] + sw[2][2] == 1363824 and sw[3][2] + sw[5][2] + sw[6][2] == 387072
+    busy1 = rows["c1/conv1"]["total_cycles"] + rows["c1/conv2_1"]["total_cycles"]
+    assert busy1 == pytest.approx(1363824, rel=0.01)
+    assert sum(rows[n]["total_cycles"] for n in ("c0/conv2_2", "c0/conv2_3", "c0/conv2_4")) == 360712
+    # core to core: Stream streams every cross-core tensor CN by CN (2,007,040 B); hwsim moves the four
+    # 200,704 B tensors its plans keep on chip (maxpool -> conv2_1 and add1, conv2_1 -> conv2_2, add1 ->
+    # conv2_3), the rest through DRAM (docs 4. (f))
+    assert TPU2["traffic_bits"]["core_to_core_bits"] // 8 == 2007040
+    assert r.totals["noc_core_to_core_bytes"] == 4 * 200704
+    # latency: Stream interleaves conv1's and conv2_1's CNs on core 1 (conv2_1 starts at 50,806, conv1 ends
+    # at 1,627,106: 261,504 idle cycles of core 1 since 1,778, waiting on the pool core's rows); hwsim runs a
+    # core's layers one after the other (conv1 ends at 1,239,599) and ends 6.7% earlier: within 7%, recorded
+    # exactly
+    assert (sw[2][0], sw[0][1]) == (50806, 1627106)
+    assert rows["c1/conv1"]["stop_cycle"] == 1239599
+    assert (r.totals["total_cycles"], TPU2["latency_cycles"]) == (1593710, 1708690)
+    assert r.totals["total_cycles"] == pytest.approx(TPU2["latency_cycles"], rel=0.07)
+    # energy: the same per-component model as case 2 (the allocation moves no DRAM byte in hwsim: its total
+    # equals case 2's); Stream's total 323,241,820 pJ (case 2: 322,618,885; core to core 8.79 M vs 8.17 M)
+    assert r.totals["energy_pj"] == pytest.approx(1094494346.27, rel=1e-9)
+    assert TPU2["energy_pj"] == pytest.approx(323241820.48, rel=1e-9)
+    assert TPU2["total_core_to_core_memory_energy"] == pytest.approx(8790035.52, rel=1e-9)
