@@ -359,3 +359,86 @@ def test_tpu_dual_case_against_stream():
     assert r.totals["energy_pj"] == pytest.approx(1094494346.27, rel=1e-9)
     assert TPU2["energy_pj"] == pytest.approx(323241820.48, rel=1e-9)
     assert TPU2["total_core_to_core_memory_energy"] == pytest.approx(8790035.52, rel=1e-9)
+
+
+def _block(case: dict, arch_path: str, alloc: dict, rows: int):
+    """hwsim's pipeline on the transformer block (tests/data/stream/transformer_block.yaml) with the recorded
+    Stream run's layer-core allocation; names q k v o fc1 fc2 are Stream's layers 0-5."""
+    names = ("q", "k", "v", "o", "fc1", "fc2")
+    cores = {}
+    for x in case["cns"]:
+        cores.setdefault(names[x["layer"]], set()).add(x["core"])
+    assert {n: {int(alloc[n][1:])} for n in names} == cores
+    arch = load_arch(ROOT / arch_path).replace(**{"cores.allocation": alloc, "cores.pipeline_rows": rows})
+    return simulate_workload(arch, load_workload_yaml(DATA / "transformer_block.yaml"))
+
+
+@pytest.mark.parametrize("name, arch_path, alloc, latency, c2c", [
+    ("transformer_block_dual_core_cn32", "arch/stream_tpu_like_dual_core.yaml",
+     {"q": "c0", "k": "c1", "v": "c0", "o": "c1", "fc1": "c1", "fc2": "c1"}, (1880448, 1636024), 98304),
+    ("transformer_block_quad_core_cn32", "arch/stream_tpu_like_quad_core.yaml",
+     {"q": "c1", "k": "c2", "v": "c1", "o": "c2", "fc1": "c0", "fc2": "c3"}, (1516896, 1411192), 589824),
+])
+def test_transformer_block_against_stream(name, arch_path, alloc, latency, c2c):
+    """Stream 0.0.8 on a BERT-base-shaped block's GEMMs (seq 128, d 768, FFN 3072; 1x1 convs in Stream),
+    CNs of 32 rows of M (hint_loops OY 4) in both, on 2 and 4 TPU-like cores (docs/validation_multicore.md,
+    6.)."""
+    s = STREAM["cases"][name]
+    r = _block(s, arch_path, alloc, 32)
+    rows = {x["layer"].split("/")[1]: x for x in r.rows}
+    dd, ff = 768 * 768, 768 * 3072
+    # weights from DRAM: Stream moves Q/K/V/O's (589,824 B each) by transfers and reads FC1/FC2's inside each
+    # CN's own ZigZag mapping (2.36 MB > the 1 MB weight SRAM: DRAM added as a weight level of the core), all
+    # of them for every one of the 4 CNs: 4 x 2 x 2,359,296 B at 1000 pJ / 8 B, exactly the CN DRAM energy
+    # left after the transfers. hwsim reads each layer's weights once, FC2's twice (M tiled in 2 to keep its
+    # partial sums on chip: its weight pass repeats), exactly
+    t = {x["kind"] + "/" + str(x["layer"]) + "/" + x["operand"]: x for x in s["transfers"]}
+    moved = sum(x["bits"] * x["count"] for x in s["transfers"] if x["kind"] == "offchip_to_core") // 8
+    o_w = t["offchip_to_core/3/I2"]["count"]  # O's weights: once (quad), or again for every CN (dual: 4)
+    assert moved == (3 + o_w) * dd + 3 * 128 * 768
+    transfer_pj = sum(x["memory_pj"] for x in s["transfers"] if x["kind"] == "offchip_to_core")
+    assert s["total_cn_offchip_memory_energy"] - transfer_pj == pytest.approx(4 * 2 * ff / 8 * 1000, rel=1e-9)
+    assert [rows[n]["dram_filter_read_bytes"] for n in ("q", "k", "v", "o", "fc1", "fc2")] == \
+        [dd] * 4 + [ff, 2 * ff]
+    # the block input read by Q, K and V (128 x 768 B each) in both, exactly
+    assert t["offchip_to_core/0/I1"]["count"] * t["offchip_to_core/0/I1"]["bits"] // 8 == 128 * 768
+    assert [rows[n]["dram_ifmap_read_bytes"] for n in ("q", "k", "v")] == [128 * 768] * 3
+    # the sinks' outputs (Q, K, FC2: 3 x 128 x 768 B) to DRAM, and core to core (the tensors crossing cores:
+    # dual V -> O; quad V -> O, O -> FC1, FC1 -> FC2 (128 x 3072)), exactly in both
+    assert r.totals["dram_write_bytes"] == s["traffic_bits"]["core_to_offchip_bits"] // 8 == 3 * 128 * 768
+    assert r.totals["noc_core_to_core_bytes"] == s["traffic_bits"]["core_to_core_bits"] // 8 == c2c
+    # MACs x 0.04 pJ in both (Stream's inside the CN energies)
+    assert r.totals["energy_mac_pj"] == pytest.approx((4 * dd + 2 * ff) * 128 * 0.04, rel=1e-12)
+    # compute per layer. Stream (ZigZag's best CN mapping): 18,624 cycles per 32 x 768 x 768 CN, the ideal
+    # 32*768*768/1024 = 18,432 + 1%. hwsim's WS folds: 24 x 24 folds of (2*32-1) fill + 128 + 31 drain
+    # = 222 cycles: 127,872 (+72%: the fill and drain of every fold, as SCALE-Sim's WS, with M = 128 only)
+    assert {x["runtime"] for x in s["cns"] if x["layer"] == 0} == {18624}
+    assert rows["q"]["compute_cycles"] == 24 * 24 * 222 == 127872
+    # FC2: 96 x 24 folds x 222, M tiled in 2 repeating each fold's fill and drain (94 cycles): 728,064
+    assert rows["fc2"]["compute_cycles"] == 96 * 24 * 222 + 96 * 24 * 94 == 728064
+    # latency, recorded exactly (hwsim +14.9% on 2 cores, +7.5% on 4): hwsim's slower folds (above) against
+    # Stream's DRAM-bound FC CNs and its sinks (Q, K) scheduled last (docs 6.)
+    assert (r.totals["total_cycles"], s["latency_cycles"]) == latency
+
+
+@pytest.mark.parametrize("name, n_cores", [("transformer_block_dual_core", 2),
+                                           ("transformer_block_quad_core", 4)])
+def test_transformer_block_one_row_cns_refetch_weights_in_stream(name, n_cores):
+    """With CNs of one row of M (hint_loops OY all, the setting of cases 1-3), Stream 0.0.8 re-reads FC1's
+    and FC2's 2,359,296 B of weights from DRAM for each of the 128 CNs (each CN mapped alone by ZigZag, DRAM a
+    weight level of the core): 128 x 2 x 2,359,296 B at 1000 pJ / 8 B = 75.5 mJ, exactly the CN DRAM energy
+    left after the transfers, and each FC CN lasts at least its weights at 8 B/cycle (294,912 cycles).
+    hwsim reads them once (FC2's twice) per layer; recorded: its latency on 2 cores, 1,604,796 cycles."""
+    s = STREAM["cases"][name]
+    transfer_pj = sum(x["memory_pj"] for x in s["transfers"] if x["kind"] == "offchip_to_core")
+    ff = 768 * 3072
+    assert s["total_cn_offchip_memory_energy"] - transfer_pj == pytest.approx(128 * 2 * ff / 8 * 1000,
+                                                                              rel=1e-9)
+    fc = {x["runtime"] for x in s["cns"] if x["layer"] in (4, 5)}
+    assert fc == {295296} and min(fc) >= ff // 8
+    assert s["latency_cycles"] == {2: 87043104, 4: 77101782}[n_cores]
+    if n_cores == 2:
+        alloc = {"q": "c1", "k": "c0", "v": "c1", "o": "c0", "fc1": "c0", "fc2": "c0"}
+        r = _block(s, "arch/stream_tpu_like_dual_core.yaml", alloc, 1)
+        assert r.totals["total_cycles"] == 1604796
+        assert r.totals["dram_read_bytes"] == 4 * 768 * 768 + 3 * ff + 3 * 128 * 768
