@@ -51,6 +51,11 @@ CASES = {
     "transformer_block_quad_core_cn32": ("stream.inputs.examples.hardware.TPU_like_quad_core",
                                          "hwsim_stream.transformer_block",
                                          "stream.inputs.examples.mapping.tpu_like_quad_core", 4, [("OY", 4)]),
+    # with the attention matmuls as layers whose W is an activation (one head of 768: the MACs and the Q, K, V
+    # and context tensors of 12 heads of 64); Stream 0.0.8 fails on it (recorded as the case's error)
+    "transformer_block_attention_dual_core_cn32": ("hwsim_stream.tpu_like_dual_core",
+                                                   "hwsim_stream.transformer_block_attention",
+                                                   "hwsim_stream.tpu_like_dual_core_mapping", 4, [("OY", 4)]),
 }
 
 # The transformer block (BERT-base, Devlin et al. 2019: d_model 768, FFN 3072; seq_len 128): a GEMM
@@ -72,6 +77,15 @@ def _gemm_layer(c: int, k: int, src: int | None) -> dict:
          "memory_operand_links": {"O": "O", "W": "I2", "I": "I1"}, "padding": {"IY": (0, 0), "IX": (0, 0)}}
     if src is not None:
         d["operand_source_dimension_mapping"] = {"I": {"IX": "OX", "IY": "OY", "C": "K"}}
+    return d
+
+
+def _attention_layer(c: int, k: int, i_src: int, w_src: int, w_dims: dict) -> dict:
+    """A matmul of two activations: I from layer ``i_src``, W from ``w_src`` (dims mapped by ``w_dims``)."""
+    d = _gemm_layer(c, k, i_src)
+    d["operand_source"] = {"W": [w_src], "I": [i_src]}
+    d["constant_operands"] = []
+    d["operand_source_dimension_mapping"]["W"] = w_dims
     return d
 
 
@@ -103,6 +117,12 @@ def _register_modules() -> None:
                     "MaxPool": {"core_allocation": 2}, "Add": {"core_allocation": 3}})
     module("hwsim_stream.transformer_block",
            workload={i: _gemm_layer(c, k, src) for i, (_, c, k, src) in enumerate(BLOCK)})
+    # q k v; scores = Q K^T (128 x 768) x (768 x 128); context = S V (128 x 128) x (128 x 768); o fc1 fc2
+    attn = {i: _gemm_layer(D, D, None) for i in range(3)}
+    attn[3] = _attention_layer(D, SEQ, 0, 1, {"K": "OY", "C": "K"})
+    attn[4] = _attention_layer(SEQ, D, 3, 2, {"C": "OY", "K": "K"})
+    attn.update({5: _gemm_layer(D, D, 4), 6: _gemm_layer(D, FF, 5), 7: _gemm_layer(FF, D, 6)})
+    module("hwsim_stream.transformer_block_attention", workload=attn)
 
 
 def run(name: str, hw: str, wl: str, mp: str, gens: int, hint_loops: list | None = None) -> dict:
@@ -208,7 +228,15 @@ def main() -> None:
             out["cases"] = json.load(f)["cases"]
     for name in names:
         _register_modules()  # afresh: Stream replaces the workload dict's operand sources by its nodes
-        out["cases"][name] = run(name, *CASES[name])
+        try:
+            out["cases"][name] = run(name, *CASES[name])
+        except Exception as e:  # a case Stream cannot run: its error, where it was raised
+            import traceback
+
+            tb = traceback.extract_tb(e.__traceback__)[-1]
+            where = tb.filename.split("site-packages/")[-1]
+            out["cases"][name] = {"error": f"{type(e).__name__} at {where}:{tb.lineno} ({tb.line})",
+                                  "hardware": CASES[name][0], "workload": CASES[name][1]}
         out["cases"][name]["command"] = ("cd /tmp && /tmp/streamvenv/bin/python tools/stream_cases.py "
                                          f"OUT.json {name}")
         with open(path, "w") as f:  # after every case (Stream prints to stdout)
