@@ -288,3 +288,157 @@ def test_pipeline_dram_tasks_on_the_shared_channel_hand_derived():
         assert hops == [(200, 210), (300, 310), (400, 410)]
         assert max(end) == 710
     assert max(schedule_pipeline(tg, shared=False)[1]) == 1210
+
+
+TPU2 = STREAM["cases"]["tpu_like_dual_core"]
+
+
+def _layer_windows(case: dict) -> dict[int, list[int]]:
+    """Stream's CNs per layer: [first start, last end, summed runtime]."""
+    w: dict[int, list[int]] = {}
+    for x in case["cns"]:
+        a = w.setdefault(x["layer"], [x["start"], x["end"], 0])
+        a[0], a[1], a[2] = min(a[0], x["start"]), max(a[1], x["end"]), a[2] + x["runtime"]
+    return w
+
+
+def test_tpu_dual_case_against_stream():
+    """Stream 0.0.8 on two TPU-like cores (+ pooling, SIMD, off-chip cores; tools/stream_cases.py case
+    tpu_like_dual_core) with resnet18_few_layers, the recorded allocation [1, 1, 0, 0, 0]
+    (arch/stream_tpu_like_dual_core.yaml; docs/validation_multicore.md, 5.)."""
+    cores = {}
+    for x in TPU2["cns"]:
+        cores.setdefault(x["layer"], set()).add(x["core"])
+    assert [cores[i] for i in (0, 2, 3, 5, 6)] == [{1}, {1}, {0}, {0}, {0}] and cores[1] == {2}
+    assert cores[4] == cores[7] == {3}
+    r = simulate_workload(load_arch(ROOT / "arch/stream_tpu_like_dual_core.yaml"),
+                          load_workload_yaml(DATA / "resnet18_few_layers.yaml"))
+    rows = {x["layer"]: x for x in r.rows}
+    t = {x["kind"] + "/" + str(x["layer"]) + "/" + x["operand"]: x for x in TPU2["transfers"]}
+    # weights, exactly: 64*3*49 and 4 x 64*64*9 B; the network output, 64 x 56 x 56 B, exactly
+    assert rows["c1/conv1"]["dram_filter_read_bytes"] == t["offchip_to_core/0/I2"]["bits"] // 8 == 9408
+    for name, layer in (("c1/conv2_1", 2), ("c0/conv2_2", 3), ("c0/conv2_3", 5), ("c0/conv2_4", 6)):
+        assert rows[name]["dram_filter_read_bytes"] == t[f"offchip_to_core/{layer}/I2"]["bits"] // 8 == 36864
+    out_bits = TPU2["traffic_bits"]["core_to_offchip_bits"]
+    assert r.vector_rows[-1]["dram_write_bytes"] == out_bits // 8 == 200704
+    # conv1's input in each model's convention (as case 2): 112 CNs x 7 rows x 3 ch x 229 B; 3 x 224 x 224 B
+    i1 = t["offchip_to_core/0/I1"]
+    assert i1["count"] * i1["bits"] // 8 == 112 * 7 * 3 * 229
+    assert rows["c1/conv1"]["dram_ifmap_read_bytes"] == 150528
+    # DRAM reads: Stream's = conv1 input + weights; hwsim's = its input + the same weights + the three spilled
+    # tensors read back (conv1's output by the pool, conv2_2's and conv2_4's by the adds: docs 4. (f))
+    w = 9408 + 4 * 36864
+    assert TPU2["traffic_bits"]["offchip_to_core_bits"] // 8 == 112 * 7 * 3 * 229 + w
+    assert r.totals["dram_read_bytes"] == 150528 + w + 802816 + 2 * 200704
+    assert r.totals["dram_write_bytes"] == 200704 + 802816 + 2 * 200704
+    # MAC energy, exactly (both 0.04 pJ per 8b MAC)
+    assert r.totals["energy_mac_pj"] == pytest.approx(r.totals["macs"] * 0.04, rel=1e-12)
+    # busy time of core 1 (conv1 + conv2_1): Stream 112 x 11,025 + 56 x 2,304 = 1,363,824 cycles, hwsim's
+    # rows 1,243,436 + 116,792: within 1% (conv1 dominates; docs 4. (g)). Core 0 (conv2_2..4): hwsim 6.8%
+    # below (ZigZag's 288 stall cycles per CN, docs 4. (g)), recorded
+    sw = _layer_windows(TPU2)
+    assert sw[0][2] + sw[2][2] == 1363824 and sw[3][2] + sw[5][2] + sw[6][2] == 387072
+    busy1 = rows["c1/conv1"]["total_cycles"] + rows["c1/conv2_1"]["total_cycles"]
+    assert busy1 == pytest.approx(1363824, rel=0.01)
+    assert sum(rows[n]["total_cycles"] for n in ("c0/conv2_2", "c0/conv2_3", "c0/conv2_4")) == 360712
+    # core to core: Stream streams every cross-core tensor CN by CN (2,007,040 B); hwsim moves the four
+    # 200,704 B tensors its plans keep on chip (maxpool -> conv2_1 and add1, conv2_1 -> conv2_2, add1 ->
+    # conv2_3), the rest through DRAM (docs 4. (f))
+    assert TPU2["traffic_bits"]["core_to_core_bits"] // 8 == 2007040
+    assert r.totals["noc_core_to_core_bytes"] == 4 * 200704
+    # latency: Stream interleaves conv1's and conv2_1's CNs on core 1 (conv2_1 starts at 50,806, conv1 ends
+    # at 1,627,106: 261,504 idle cycles of core 1 since 1,778, waiting on the pool core's rows); hwsim runs a
+    # core's layers one after the other (conv1 ends at 1,239,599) and ends 6.7% earlier: within 7%, recorded
+    # exactly
+    assert (sw[2][0], sw[0][1]) == (50806, 1627106)
+    assert rows["c1/conv1"]["stop_cycle"] == 1239599
+    assert (r.totals["total_cycles"], TPU2["latency_cycles"]) == (1593710, 1708690)
+    assert r.totals["total_cycles"] == pytest.approx(TPU2["latency_cycles"], rel=0.07)
+    # energy: the same per-component model as case 2 (the allocation moves no DRAM byte in hwsim: its total
+    # equals case 2's); Stream's total 323,241,820 pJ (case 2: 322,618,885; core to core 8.79 M vs 8.17 M)
+    assert r.totals["energy_pj"] == pytest.approx(1094494346.27, rel=1e-9)
+    assert TPU2["energy_pj"] == pytest.approx(323241820.48, rel=1e-9)
+    assert TPU2["total_core_to_core_memory_energy"] == pytest.approx(8790035.52, rel=1e-9)
+
+
+def _block(case: dict, arch_path: str, alloc: dict, rows: int):
+    """hwsim's pipeline on the transformer block (tests/data/stream/transformer_block.yaml) with the recorded
+    Stream run's layer-core allocation; names q k v o fc1 fc2 are Stream's layers 0-5."""
+    names = ("q", "k", "v", "o", "fc1", "fc2")
+    cores = {}
+    for x in case["cns"]:
+        cores.setdefault(names[x["layer"]], set()).add(x["core"])
+    assert {n: {int(alloc[n][1:])} for n in names} == cores
+    arch = load_arch(ROOT / arch_path).replace(**{"cores.allocation": alloc, "cores.pipeline_rows": rows})
+    return simulate_workload(arch, load_workload_yaml(DATA / "transformer_block.yaml"))
+
+
+@pytest.mark.parametrize("name, arch_path, alloc, latency, c2c", [
+    ("transformer_block_dual_core_cn32", "arch/stream_tpu_like_dual_core.yaml",
+     {"q": "c0", "k": "c1", "v": "c0", "o": "c1", "fc1": "c1", "fc2": "c1"}, (1880448, 1636024), 98304),
+    ("transformer_block_quad_core_cn32", "arch/stream_tpu_like_quad_core.yaml",
+     {"q": "c1", "k": "c2", "v": "c1", "o": "c2", "fc1": "c0", "fc2": "c3"}, (1516896, 1411192), 589824),
+])
+def test_transformer_block_against_stream(name, arch_path, alloc, latency, c2c):
+    """Stream 0.0.8 on a BERT-base-shaped block's GEMMs (seq 128, d 768, FFN 3072; 1x1 convs in Stream),
+    CNs of 32 rows of M (hint_loops OY 4) in both, on 2 and 4 TPU-like cores (docs/validation_multicore.md,
+    6.)."""
+    s = STREAM["cases"][name]
+    r = _block(s, arch_path, alloc, 32)
+    rows = {x["layer"].split("/")[1]: x for x in r.rows}
+    dd, ff = 768 * 768, 768 * 3072
+    # weights from DRAM: Stream moves Q/K/V/O's (589,824 B each) by transfers and reads FC1/FC2's inside each
+    # CN's own ZigZag mapping (2.36 MB > the 1 MB weight SRAM: DRAM added as a weight level of the core), all
+    # of them for every one of the 4 CNs: 4 x 2 x 2,359,296 B at 1000 pJ / 8 B, exactly the CN DRAM energy
+    # left after the transfers. hwsim reads each layer's weights once, FC2's twice (M tiled in 2 to keep its
+    # partial sums on chip: its weight pass repeats), exactly
+    t = {x["kind"] + "/" + str(x["layer"]) + "/" + x["operand"]: x for x in s["transfers"]}
+    moved = sum(x["bits"] * x["count"] for x in s["transfers"] if x["kind"] == "offchip_to_core") // 8
+    o_w = t["offchip_to_core/3/I2"]["count"]  # O's weights: once (quad), or again for every CN (dual: 4)
+    assert moved == (3 + o_w) * dd + 3 * 128 * 768
+    transfer_pj = sum(x["memory_pj"] for x in s["transfers"] if x["kind"] == "offchip_to_core")
+    assert s["total_cn_offchip_memory_energy"] - transfer_pj == pytest.approx(4 * 2 * ff / 8 * 1000, rel=1e-9)
+    assert [rows[n]["dram_filter_read_bytes"] for n in ("q", "k", "v", "o", "fc1", "fc2")] == \
+        [dd] * 4 + [ff, 2 * ff]
+    # the block input read by Q, K and V (128 x 768 B each) in both, exactly
+    assert t["offchip_to_core/0/I1"]["count"] * t["offchip_to_core/0/I1"]["bits"] // 8 == 128 * 768
+    assert [rows[n]["dram_ifmap_read_bytes"] for n in ("q", "k", "v")] == [128 * 768] * 3
+    # the sinks' outputs (Q, K, FC2: 3 x 128 x 768 B) to DRAM, and core to core (the tensors crossing cores:
+    # dual V -> O; quad V -> O, O -> FC1, FC1 -> FC2 (128 x 3072)), exactly in both
+    assert r.totals["dram_write_bytes"] == s["traffic_bits"]["core_to_offchip_bits"] // 8 == 3 * 128 * 768
+    assert r.totals["noc_core_to_core_bytes"] == s["traffic_bits"]["core_to_core_bits"] // 8 == c2c
+    # MACs x 0.04 pJ in both (Stream's inside the CN energies)
+    assert r.totals["energy_mac_pj"] == pytest.approx((4 * dd + 2 * ff) * 128 * 0.04, rel=1e-12)
+    # compute per layer. Stream (ZigZag's best CN mapping): 18,624 cycles per 32 x 768 x 768 CN, the ideal
+    # 32*768*768/1024 = 18,432 + 1%. hwsim's WS folds: 24 x 24 folds of (2*32-1) fill + 128 + 31 drain
+    # = 222 cycles: 127,872 (+72%: the fill and drain of every fold, as SCALE-Sim's WS, with M = 128 only)
+    assert {x["runtime"] for x in s["cns"] if x["layer"] == 0} == {18624}
+    assert rows["q"]["compute_cycles"] == 24 * 24 * 222 == 127872
+    # FC2: 96 x 24 folds x 222, M tiled in 2 repeating each fold's fill and drain (94 cycles): 728,064
+    assert rows["fc2"]["compute_cycles"] == 96 * 24 * 222 + 96 * 24 * 94 == 728064
+    # latency, recorded exactly (hwsim +14.9% on 2 cores, +7.5% on 4): hwsim's slower folds (above) against
+    # Stream's DRAM-bound FC CNs and its sinks (Q, K) scheduled last (docs 6.)
+    assert (r.totals["total_cycles"], s["latency_cycles"]) == latency
+
+
+@pytest.mark.parametrize("name, n_cores", [("transformer_block_dual_core", 2),
+                                           ("transformer_block_quad_core", 4)])
+def test_transformer_block_one_row_cns_refetch_weights_in_stream(name, n_cores):
+    """With CNs of one row of M (hint_loops OY all, the setting of cases 1-3), Stream 0.0.8 re-reads FC1's
+    and FC2's 2,359,296 B of weights from DRAM for each of the 128 CNs (each CN mapped alone by ZigZag, DRAM a
+    weight level of the core): 128 x 2 x 2,359,296 B at 1000 pJ / 8 B = 75.5 mJ, exactly the CN DRAM energy
+    left after the transfers, and each FC CN lasts at least its weights at 8 B/cycle (294,912 cycles).
+    hwsim reads them once (FC2's twice) per layer; recorded: its latency on 2 cores, 1,604,796 cycles."""
+    s = STREAM["cases"][name]
+    transfer_pj = sum(x["memory_pj"] for x in s["transfers"] if x["kind"] == "offchip_to_core")
+    ff = 768 * 3072
+    assert s["total_cn_offchip_memory_energy"] - transfer_pj == pytest.approx(128 * 2 * ff / 8 * 1000,
+                                                                              rel=1e-9)
+    fc = {x["runtime"] for x in s["cns"] if x["layer"] in (4, 5)}
+    assert fc == {295296} and min(fc) >= ff // 8
+    assert s["latency_cycles"] == {2: 87043104, 4: 77101782}[n_cores]
+    if n_cores == 2:
+        alloc = {"q": "c1", "k": "c0", "v": "c1", "o": "c0", "fc1": "c0", "fc2": "c0"}
+        r = _block(s, "arch/stream_tpu_like_dual_core.yaml", alloc, 1)
+        assert r.totals["total_cycles"] == 1604796
+        assert r.totals["dram_read_bytes"] == 4 * 768 * 768 + 3 * ff + 3 * 128 * 768
