@@ -237,8 +237,8 @@ def simulate(arch: ArchSpec | str | Path, workload: Workload | str | Path, *,
 
     weight_bits = None if weight_bits is None else _int_bits(weight_bits, "weight_bits")
     act_bits = None if act_bits is None else _int_bits(act_bits, "act_bits")
-    bits = None if bits is None else _bits_table(bits)
-    if quant is not None and bits is not None:
+    table: dict[str, tuple[int, ...]] | None = None if bits is None else _bits_table(bits)
+    if quant is not None and table is not None:
         raise SpecError(_SIMULATE_ARGS, "quant", "either quant or bits, not both", "both")
     arch_source = "" if isinstance(arch, ArchSpec) else str(arch)
     workload_source = "" if isinstance(workload, Workload) else str(workload)
@@ -247,12 +247,12 @@ def simulate(arch: ArchSpec | str | Path, workload: Workload | str | Path, *,
     if quant is not None:
         from .spec import load_quant_config
 
-        bits = load_quant_config(quant, w)
+        table = dict(load_quant_config(quant, w))
     if engine is not None:
         a = a.replace(**{"timing.engine": engine})
     if reuse is not None:
         a = a.replace(**{"timing.reuse": reuse})
-    res = simulate_workload(a, w, bits=dict(bits) if bits is not None else None, weight_bits=weight_bits,
+    res = simulate_workload(a, w, bits=table, weight_bits=weight_bits,
                             act_bits=act_bits, source=arch_source or "<arch>")
     return Simulation(result=res, arch_source=arch_source, workload_source=workload_source)
 
