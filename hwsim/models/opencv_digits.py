@@ -41,7 +41,8 @@ from pathlib import Path
 import numpy as np
 
 from ._base import MissingDependency, check_layer_bits, load_npz_metadata, load_npz_weights
-from ._engine import Conv, Network, Pool, PTQConfig, QuantizedNetwork
+from ._engine import Network, PTQConfig, QuantizedNetwork
+from ._two_conv_cnn import two_conv_network
 
 __all__ = ["LAYERS", "SHAPES", "WEIGHTS_PATH", "DIGITS_PNG", "N_CALIB", "load_opencv_digits", "load_weights",
            "load_metadata", "build_network", "float_forward", "evaluate", "MissingDependency"]
@@ -138,18 +139,7 @@ def load_metadata(path: str | Path | None = None) -> dict:
 
 def build_network(weights: dict[str, np.ndarray] | None = None) -> Network:
     """The CNN as an engine :class:`~hwsim.models._engine.Network` (tensor ``"logits"`` is the output)."""
-    w = load_weights() if weights is None else weights
-    p1 = (1, 1, 1, 1)
-    ops = [
-        Conv("conv1", "input", "c1", w["conv1.weight"], w["conv1.bias"], pads=p1, act="relu"),
-        Pool("max", "c1", "p1"),
-        Conv("conv2", "p1", "c2", w["conv2.weight"], w["conv2.bias"], pads=p1, act="relu"),
-        Pool("max", "c2", "p2"),
-        Pool("flatten", "p2", "flat"),
-        Conv("fc1", "flat", "h1", w["fc1.weight"], w["fc1.bias"], act="relu", linear=True),
-        Conv("fc2", "h1", "logits", w["fc2.weight"], w["fc2.bias"], linear=True),
-    ]
-    return Network("opencv_digits_cnn", ops, "logits")
+    return two_conv_network("opencv_digits_cnn", load_weights() if weights is None else weights)
 
 
 def float_forward(x: np.ndarray, weights: dict[str, np.ndarray] | None = None) -> np.ndarray:
