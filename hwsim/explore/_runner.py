@@ -202,18 +202,30 @@ class _Inline:
         pass
 
 
+def _forkserver_context(start: bool = False):
+    """The multiprocessing context of the local pool: forkserver, hwsim's sweep modules preloaded in the
+    server (imported once, not per worker). ``start=True`` starts the server now (in the background: its
+    imports overlap this process's own work, e.g. loading and resolving the sweep)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["hwsim.explore._runner", "hwsim.sim._recurrence"])
+    if start:
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+    return ctx
+
+
 class _LocalPool:
     sweep = None  # each worker holds the sweep (the initializer): _hw_chunk gets None
 
     def __init__(self, workers: int, rs: ResolvedSweep):
-        import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         # forkserver, not fork: this process may already run numba (LLVM, worker threads), which a forked
         # child must not inherit
-        ctx = multiprocessing.get_context("forkserver")
-        # imported once, not per worker
-        ctx.set_forkserver_preload(["hwsim.explore._runner", "hwsim.sim._recurrence"])
+        ctx = _forkserver_context()
         self._ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_set_sweep,
                                        initargs=(rs,))
         self.slots = workers
@@ -308,6 +320,8 @@ def run_sweep(path: str | Path, *, out: str | Path | None = None, resume: bool =
         SIGTERM (a :class:`KeyboardInterrupt`, raised by the handler this function installs while it runs in
         the main thread): handled as Ctrl-C, the workers terminated, none left running.
     """
+    if scheduler is None and (workers or os.cpu_count() or 1) > 1:
+        _forkserver_context(start=True)  # its imports overlap the sweep's loading below
     rs = load_sweep(path)
     if rs.spec.quality:
         QUALITY_MODELS[rs.spec.quality].check()  # a missing package stops the sweep before it writes anything
