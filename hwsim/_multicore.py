@@ -47,31 +47,10 @@ CORE_COLUMNS = ("core", "array", "rows", "cols", "macs", "busy_cycles", "utiliza
                 "node_array_cycles", "node_vector_cycles")
 
 def _tree(arch: ArchSpec) -> dict[str, list[tuple[str, str]]]:
-    """Each core's path of links from ``hub`` (breadth-first, ties by name)."""
+    """Each core's path of links from ``hub`` (:meth:`hwsim.spec.CoresConfig.path`), each link as its sorted
+    pair of ends (a link carries both directions)."""
     cfg = arch.cores
-    links = cfg.noc.links if cfg.noc.links is not None else tuple((HUB, c.name) for c in cfg.list)
-    adj: dict[str, set[str]] = {}
-    for a, b in links:
-        adj.setdefault(a, set()).add(b)
-        adj.setdefault(b, set()).add(a)
-    parent = {HUB: None}
-    frontier = [HUB]
-    while frontier:
-        nxt = []
-        for u in frontier:
-            for v in sorted(adj.get(u, ())):
-                if v not in parent:
-                    parent[v] = u
-                    nxt.append(v)
-        frontier = nxt
-    out = {}
-    for c in cfg.list:
-        path, v = [], c.name
-        while parent[v] is not None:
-            path.append(tuple(sorted((parent[v], v))))
-            v = parent[v]
-        out[c.name] = path
-    return out
+    return {c.name: [tuple(sorted(ln)) for ln in cfg.path(HUB, c.name)[::-1]] for c in cfg.list}
 
 
 def _own_inputs(nd, n_inputs: int, cores: int, mode: str) -> list[bool]:

@@ -73,29 +73,8 @@ __all__ = ["simulate_pipeline", "pipeline_tasks", "schedule_pipeline"]
 
 
 def _path(arch: ArchSpec, a: str, b: str) -> list[tuple[str, str]]:
-    """The directed links from core ``a`` to core ``b``: a shortest path over ``noc.links`` (breadth-first,
-    neighbours by name)."""
-    cfg = arch.cores
-    links = cfg.noc.links if cfg.noc.links is not None else tuple((HUB, c.name) for c in cfg.list)
-    adj: dict[str, set[str]] = {}
-    for u, v in links:
-        adj.setdefault(u, set()).add(v)
-        adj.setdefault(v, set()).add(u)
-    parent: dict[str, str | None] = {a: None}
-    frontier = [a]
-    while frontier and b not in parent:
-        nxt = []
-        for u in frontier:
-            for v in sorted(adj.get(u, ())):
-                if v not in parent:
-                    parent[v] = u
-                    nxt.append(v)
-        frontier = nxt
-    out, v = [], b
-    while parent[v] is not None:
-        out.append((parent[v], v))
-        v = parent[v]
-    return out[::-1]
+    """The directed links from core ``a`` to core ``b``: :meth:`hwsim.spec.CoresConfig.path`."""
+    return arch.cores.path(a, b)
 
 
 #: Vector ops that map output row r to input row r (element-wise on one shape).

@@ -262,3 +262,18 @@ def test_simpy_and_analytic_chip_engines_agree_on_a_transformer_block(split):
     assert spans == [(r["start_cycle"], r["stop_cycle"]) for r in ref.rows + ref.vector_rows]
     assert fast.totals["total_cycles"] == ref.totals["total_cycles"] > 0
     assert fast.timeline == ref.timeline
+
+
+def test_noc_paths_by_hand():
+    # hub - c0 - c1 - c2 (a chain) plus hub - c2: c2 is one hop from hub, c1 two (via c0 or c2: breadth
+    # first with neighbours by name reaches c1 first from c0), c0 one; c0 -> c2 goes through hub or c1, both
+    # two links: the name order takes c1 (visited from c0 before hub's other neighbours are expanded)
+    from hwsim.spec import CoresConfig
+
+    cfg = CoresConfig.model_validate({"list": [{"name": "c0"}, {"name": "c1"}, {"name": "c2"}],
+                                      "noc": {"links": [["hub", "c0"], ["c0", "c1"], ["c1", "c2"],
+                                                        ["hub", "c2"]]}})
+    assert cfg.hops() == {"c0": 1, "c2": 1, "c1": 2}
+    assert cfg.path("hub", "c1") == [("hub", "c0"), ("c0", "c1")]
+    assert cfg.path("c0", "c2") == [("c0", "c1"), ("c1", "c2")]
+    assert cfg.path("c2", "c2") == []

@@ -101,21 +101,42 @@ class CoresConfig(SpecModel):
             raise ValueError(f"every core reachable from 'hub' over noc.links; found {unreached} unreached")
         return self
 
-    def hops(self) -> dict[str, int]:
-        """Links between ``hub`` and each core (breadth-first over ``noc.links``, both directions)."""
+    def _parents(self, root: str) -> dict[str, str | None]:
+        """Breadth-first tree over ``noc.links`` (both directions; default a star from ``hub``) from
+        ``root``, neighbours taken by name: node -> its parent (None for ``root``); unreachable nodes
+        absent."""
         links = self.noc.links if self.noc.links is not None else tuple((HUB, c.name) for c in self.list)
         adj: dict[str, set[str]] = {}
         for a, b in links:
             adj.setdefault(a, set()).add(b)
             adj.setdefault(b, set()).add(a)
-        dist = {HUB: 0}
-        frontier = [HUB]
+        parent: dict[str, str | None] = {root: None}
+        frontier = [root]
         while frontier:
             nxt = []
             for u in frontier:
                 for v in sorted(adj.get(u, ())):
-                    if v not in dist:
-                        dist[v] = dist[u] + 1
+                    if v not in parent:
+                        parent[v] = u
                         nxt.append(v)
             frontier = nxt
-        return {c: d for c, d in dist.items() if c != HUB}
+        return parent
+
+    def path(self, a: str, b: str) -> list[tuple[str, str]]:
+        """The directed links ``(from, to)`` of a shortest path from ``a`` to ``b`` (``hub`` or core names)
+        over ``noc.links``, breadth-first with neighbours by name (deterministic); [] when ``a == b``.
+
+        Raises
+        ------
+        KeyError
+            ``b`` not reachable from ``a`` (a validated config reaches every core from ``hub``)."""
+        parent = self._parents(a)
+        out, v = [], b
+        while parent[v] is not None:
+            out.append((parent[v], v))
+            v = parent[v]
+        return out[::-1]
+
+    def hops(self) -> dict[str, int]:
+        """Links between ``hub`` and each core reachable from it (:meth:`path`'s length)."""
+        return {c: len(self.path(HUB, c)) for c in self._parents(HUB) if c != HUB}
