@@ -222,36 +222,71 @@ def test_torch_dynamo_export_quantize_dynamic(tmp_path):
     assert "MatMulInteger" in {t["op"] for t in rep.data["tensors"]}
 
 
-def test_default_session_difference_beyond_rounding_is_a_warning(tmp_path):
-    # MatMul -> Softmax quantized by quantize_static (QDQ, u8 activations): the default session fuses
-    # DQ -> Softmax -> Q into com.microsoft QLinearSoftmax (an exp table over the 256 codes), hwsim runs the
-    # graph as written (float Softmax, then Q), so end to end one output code can differ: 1/255 = 0.0039 of
-    # the softmax range, above the 1e-3 threshold, while every per-node comparison passes. The verdict stays
-    # 0 mismatches; the line must say "warning:" and verify.json must flag it.
+def _matmul_softmax_qdq(tmp_path, *, opset=17, act=None, shape=(4, 16), axis=-1):
+    """MatMul -> Softmax quantized by quantize_static (QDQ, int8 weights); returns (model, inputs) paths."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     rng = np.random.default_rng(0)
-    w = nh.from_array(rng.normal(size=(16, 32)).astype(np.float32), "W")
-    g = h.make_graph([h.make_node("MatMul", ["x", "W"], ["h"]),
-                           h.make_node("Softmax", ["h"], ["y"], axis=-1)], "g",
-                          [h.make_tensor_value_info("x", T.FLOAT, [4, 16])],
-                          [h.make_tensor_value_info("y", T.FLOAT, [4, 32])], [w])
-    m = h.make_model(g, opset_imports=[h.make_opsetid("", 17)])
+    w = nh.from_array(rng.normal(size=(shape[-1], 32)).astype(np.float32), "W")
+    out = (*shape[:-1], 32)
+    sm = {} if axis is None else {"axis": axis}
+    g = h.make_graph([h.make_node("MatMul", ["x", "W"], ["h"]), h.make_node("Softmax", ["h"], ["y"], **sm)],
+                     "g", [h.make_tensor_value_info("x", T.FLOAT, list(shape))],
+                     [h.make_tensor_value_info("y", T.FLOAT, list(out))], [w])
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", opset)])
     m.ir_version = 8
     onnx.save(m, tmp_path / "f.onnx")
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self.d = iter([{"x": rng.normal(size=(4, 16)).astype(np.float32)} for _ in range(8)])
+            self.d = iter([{"x": rng.normal(size=shape).astype(np.float32)} for _ in range(8)])
 
         def get_next(self):
             return next(self.d, None)
 
     quantize_static(str(tmp_path / "f.onnx"), str(tmp_path / "q.onnx"), Reader(),
-                    quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
+                    quant_format=QuantFormat.QDQ, activation_type=act or QuantType.QUInt8,
                     weight_type=QuantType.QInt8)
-    np.savez(tmp_path / "x.npz", x=rng.normal(size=(4, 16)).astype(np.float32))
-    rep = verify(tmp_path / "q.onnx", inputs=tmp_path / "x.npz")
+    np.savez(tmp_path / "x.npz", x=rng.normal(size=shape).astype(np.float32))
+    return tmp_path / "q.onnx", tmp_path / "x.npz"
+
+
+@pytest.mark.parametrize("opset,act,shape,axis", [
+    (17, "u8", (4, 16), -1), (17, "s8", (4, 16), -1), (13, "u8", (2, 3, 16), 1),
+    # opset 11, no axis attribute: the fused node has none either, and its kernel then takes Softmax's
+    # default below opset 13, 1 (rows of everything from axis 1 on); a QLinearSoftmax loaded from a file
+    # without one would read its schema's -1 (tests/test_onnxq_softmax.py): the lowering writes axis 1
+    (11, "u8", (2, 3, 16), None)])
+def test_default_session_qdq_softmax_fused_as_onnxruntime(tmp_path, opset, act, shape, axis):
+    # onnxruntime's CPU provider replaces DQ -> Softmax -> Q by com.microsoft QLinearSoftmax (UnaryOpQDQRules,
+    # qdq_selector_action_transformer.cc; opset attribute = the Softmax's since-version): so does hwsim's
+    # lowering, and its integer output equals the default session's bit for bit, end to end (0 difference;
+    # run as written, float Softmax then Q, one code of 255 differed: 0.0039 of the range)
+    qt = ort_quant.QuantType.QUInt8 if act == "u8" else ort_quant.QuantType.QInt8
+    model, x = _matmul_softmax_qdq(tmp_path, opset=opset, act=qt, shape=shape, axis=axis)
+    low = lower_qdq(load_model(model))
+    (sm,) = [n for n in low.nodes if n.op_type == "QLinearSoftmax"]
+    attrs = {a.name: h.get_attribute_value(a) for a in sm.attribute}
+    assert attrs["opset"] == (13 if opset >= 13 else 11) and attrs["axis"] == (1 if axis is None else axis)
+    rep = verify(model, inputs=x)
+    assert rep.mismatches == 0, rep.lines
+    assert any(t["op"] == "QLinearSoftmax" and t["mismatches"] == 0 for t in rep.data["tensors"])
+    # no float op left between the integer tensors: the default session's output is compared bit for bit
+    assert rep.data["default_session_outputs_equal"] == {"y": True}, rep.lines
+    assert rep.data["default_session_float_outputs"] == {} and not any("warning" in x for x in rep.lines)
+
+
+def test_default_session_difference_beyond_rounding_is_a_warning(tmp_path, monkeypatch):
+    # A fusion hwsim would not model: the same MatMul -> Softmax QDQ model with Softmax taken out of hwsim's
+    # one-input QLinear groups, so hwsim runs the group as written (float Softmax, then Q) while the default
+    # session fuses it into QLinearSoftmax (an exp table over the 256 codes): end to end one output code
+    # differs, 1/255 = 0.0039 of the softmax range, above the 1e-3 threshold, while every per-node
+    # comparison passes. The verdict stays 0 mismatches; the line must say "warning:", verify.json flag it.
+    import hwsim.onnxq._graph as graph
+
+    monkeypatch.setattr(graph, "_UNARY_OPS", tuple(o for o in graph._UNARY_OPS if o != "Softmax"))
+    model, x = _matmul_softmax_qdq(tmp_path)
+    rep = verify(model, inputs=x)
     assert rep.mismatches == 0
     (e2e,) = rep.data["default_session_float_outputs"].values()
     assert e2e["warning"] and e2e["max_abs_diff"] == pytest.approx(1 / 255, rel=1e-5)

@@ -15,7 +15,8 @@ DQ a, DQ b -> MatMul -> Q              QLinearMatMul (a and y of one type; int8 
 DQ A, DQ B, [DQ C] -> Gemm -> [Q]      com.microsoft QGemm (int8 A needs int8 B; beta = 1 with C)
 DQ a, DQ b -> Add / Mul -> Q          com.microsoft QLinearAdd / QLinearMul (all three of one type)
 DQ x -> AveragePool / GlobalAvg.. /    com.microsoft QLinearAveragePool / QLinearGlobalAveragePool /
-LeakyRelu / Sigmoid -> Q               QLinearLeakyRelu / QLinearSigmoid
+LeakyRelu / Sigmoid / Softmax -> Q     QLinearLeakyRelu / QLinearSigmoid / QLinearSoftmax (x and y of one
+                                       type; Softmax's ``opset`` attribute: its since-version, 1, 11 or 13)
 DQ x_i -> Concat -> Q                  com.microsoft QLinearConcat (all of one type)
 DQ -> MaxPool/Reshape/Flatten/         the op on the integer codes (DQ and Q with the same constant scalar
 Transpose/Squeeze/Unsqueeze -> Q       scale and zero point; MaxPool: opset >= 12 and a positive scale)
@@ -53,6 +54,9 @@ FLOAT_OPS = ("Relu", "Add", "Sub", "Mul", "Reshape", "Flatten", "Transpose", "Sq
 #: for 4-bit types below opset 21; ``qdq_selectors.cc`` ``QDQ::MatchQNode``/``MatchDQNode``).
 _QDQ_DOMAINS = ("", "ai.onnx", "com.microsoft")
 _DROP_OPS = ("MaxPool", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze")
+#: One-input groups onnxruntime's CPU provider replaces by ``com.microsoft`` ``QLinear<op>``
+#: (``qdq_selector_action_transformer.cc``, ``UnaryOpQDQRules``).
+_UNARY_OPS = ("AveragePool", "GlobalAveragePool", "LeakyRelu", "Sigmoid", "Softmax")
 
 
 def display_name(node: onnx.NodeProto, index: int) -> str:
@@ -419,8 +423,7 @@ def lower_qdq(q: QGraph, *, keep_float: dict[str, str] | None = None) -> QGraph:
             ort_float[q.names[i]] = keep_float[q.names[i]]
             continue
         op = n.op_type
-        if op not in ("Conv", "MatMul", "Gemm", "Add", "Mul", "AveragePool", "GlobalAveragePool", "LeakyRelu",
-                      "Sigmoid", "Concat") + _DROP_OPS:
+        if op not in ("Conv", "MatMul", "Gemm", "Add", "Mul", "Concat") + _UNARY_OPS + _DROP_OPS:
             continue
         qi, clip = _single_q(q, i)
         data_idx = {"Conv": [0, 1, 2], "MatMul": [0, 1], "Gemm": [0, 1, 2], "Add": [0, 1], "Mul": [0, 1]}.get(
@@ -476,7 +479,7 @@ def lower_qdq(q: QGraph, *, keep_float: dict[str, str] | None = None) -> QGraph:
             if not (din[0] == din[1] == dout) or din[0] not in INT8_TYPES:
                 continue
             new = _mk_qlinear(q, n, "QLinear" + op, dqs, qi, domain="com.microsoft")
-        elif op in ("AveragePool", "GlobalAveragePool", "LeakyRelu", "Sigmoid"):
+        elif op in _UNARY_OPS:
             if din[0] != dout or din[0] not in INT8_TYPES:
                 continue
             new = _mk_qlinear(q, n, "QLinear" + op, dqs, qi, domain="com.microsoft")
@@ -609,6 +612,12 @@ def _mk_qlinear(q: QGraph, n, op: str, dqs: list[int], qi: int, *, bias_dq=None,
     attrs = _attrs(n)
     if op in ("QLinearAveragePool", "QLinearGlobalAveragePool"):
         attrs.setdefault("channels_last", 0)
+    if op == "QLinearSoftmax":  # the Softmax's since-version (qdq_actions.cc, UnaryReplaceWithQLinear)
+        attrs["opset"] = 13 if q.opset >= 13 else 11 if q.opset >= 11 else 1
+        # a node made by the optimizer has no schema default filled in: without an axis the kernel takes
+        # Softmax's own default, 1 below opset 13 (qlinear_softmax.cc); written out, as a loaded
+        # QLinearSoftmax without one would read the contrib schema's -1
+        attrs.setdefault("axis", 1 if q.opset < 13 else -1)
     return helper.make_node(op, ins, [q.nodes[qi].output[0]], name=n.name or n.op_type, domain=domain,
                             **attrs)
 
