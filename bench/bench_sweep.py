@@ -128,11 +128,9 @@ def timed_sweep(sweep: Path, out: Path, *, workers: int = 1, scheduler: str | No
 
 
 def _warm_worker() -> None:
-    """Imports and numba's cache load in a dask worker (start-up, not sweep time)."""
-    import hwsim.explore  # noqa: F401
-    from hwsim.sim import warm_up
-
-    warm_up()
+    """Imports and numba's cache load in a dask worker (start-up, not sweep time): what the local pool's
+    forkserver preloads for its workers (``warm_up`` alone loads nothing before ``use_numba``)."""
+    import hwsim.explore._worker_warm  # noqa: F401
 
 
 def scaling_table(sweep: Path, tmp: str) -> list[tuple]:

@@ -138,3 +138,33 @@ def test_ilp_policies_per_hardware_point(tmp_path):
         run_sweep(p, out=out, progress=False, workers=1, resume=True)
     assert "incomplete" not in buf.getvalue()
     assert (out / "points.csv").read_text() == before
+
+
+def test_guided_chunks_by_hand():
+    from hwsim.explore._runner import guided_chunks
+
+    # 1,296 points on 2 workers, at most 64 a chunk: ceil(left / 4) >= 64 while left >= 253, i.e. for the first
+    # 17 chunks (1,088 points); then ceil(208/4) = 52, ceil(156/4) = 39, ceil(117/4) = 30, ceil(87/4) = 22,
+    # ceil(65/4) = 17, ceil(48/4) = 12, ceil(36/4) = 9, ceil(27/4) = 7, ceil(20/4) = 5; then the floor of 4
+    # (15, 11 and 7 left) and the last 3
+    assert guided_chunks(1296, 2, 64) == [64] * 17 + [52, 39, 30, 22, 17, 12, 9, 7, 5, 4, 4, 4, 3]
+    assert guided_chunks(0, 2, 64) == [] and guided_chunks(3, 1, 64) == [3]
+    assert guided_chunks(10, 4, 2) == [2] * 5  # a largest below the floor wins
+    with pytest.raises(ValueError, match=r"^guided_chunks: slots, largest and smallest must be >= 1, found "
+                                         r"0, 64, 4$"):
+        guided_chunks(5, 0, 64)
+
+
+def test_two_workers_write_the_points_of_one(tmp_path):
+    """With a local pool this process evaluates the first points while the workers start, the workers the
+    rest, in guided chunks: the final files hold exactly the points of a run in this process alone."""
+    # 4 x 3 hardware points x 2 policies = 24 points, chunks of at most 2
+    p = _sweep(tmp_path, "name: s\naxes: {array.rows: [8, 16, 32, 64], array.dataflow: [ws, os, is]}\n"
+                         "precision: {uniform: [[8, 8], [4, 4]]}\n"
+                         "objectives: {total_cycles: min, energy_pj: min}\n")
+    run_sweep(p, out=tmp_path / "one", progress=False, workers=1)
+    run_sweep(p, out=tmp_path / "two", progress=False, workers=2, chunk=2)
+    one = pd.read_parquet(tmp_path / "one/points.parquet")
+    two = pd.read_parquet(tmp_path / "two/points.parquet")
+    assert len(one) == 24 and one["index"].tolist() == list(range(24))
+    pd.testing.assert_frame_equal(two, one)

@@ -261,7 +261,8 @@ def test_sigterm_on_a_sweep_with_workers(tmp_path):
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     pts = out / "points.csv"
     t0 = time.monotonic()
-    while not (pts.is_file() and len(pts.read_text().splitlines()) > 1):
+    # points written and the workers up (this process evaluates the first points while they start)
+    while not (pts.is_file() and len(pts.read_text().splitlines()) > 1 and len(_descendants(p.pid)) >= 4):
         assert p.poll() is None, p.communicate()
         assert time.monotonic() - t0 < 120
         time.sleep(0.05)
