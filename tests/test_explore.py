@@ -143,10 +143,10 @@ def test_ilp_policies_per_hardware_point(tmp_path):
 def test_guided_chunks_by_hand():
     from hwsim.explore._runner import guided_chunks
 
-    # 1,296 points on 2 workers, at most 64 a chunk: ceil(left / 4) >= 64 while left >= 253, i.e. for the first
-    # 17 chunks (1,088 points); then ceil(208/4) = 52, ceil(156/4) = 39, ceil(117/4) = 30, ceil(87/4) = 22,
-    # ceil(65/4) = 17, ceil(48/4) = 12, ceil(36/4) = 9, ceil(27/4) = 7, ceil(20/4) = 5; then the floor of 4
-    # (15, 11 and 7 left) and the last 3
+    # 1,296 points on 2 workers, at most 64 a chunk: ceil(left / 4) >= 64 while left >= 253, i.e. for the
+    # first 17 chunks (1,088 points); then ceil(208/4) = 52, ceil(156/4) = 39, ceil(117/4) = 30,
+    # ceil(87/4) = 22, ceil(65/4) = 17, ceil(48/4) = 12, ceil(36/4) = 9, ceil(27/4) = 7, ceil(20/4) = 5;
+    # then the floor of 4 (15, 11 and 7 left) and the last 3
     assert guided_chunks(1296, 2, 64) == [64] * 17 + [52, 39, 30, 22, 17, 12, 9, 7, 5, 4, 4, 4, 3]
     assert guided_chunks(0, 2, 64) == [] and guided_chunks(3, 1, 64) == [3]
     assert guided_chunks(10, 4, 2) == [2] * 5  # a largest below the floor wins

@@ -53,6 +53,11 @@ ADD_SCALES = [
     (2**-4, 2**-4, 2**-3, 0, 0, 1),      # power-of-two scales: many exact ties
     (0.1, 0.0037, 0.011, 128, 9, 127),
     (0.5, 0.25, 0.001, 100, 20, 128),   # heavy saturation
+    # scales and zero points where the kernel's fixed part, compiled f32(z_c - fma(r_a, z_a, f32(r_b z_b))),
+    # differs from the separately rounded f32(z_c - f32(f32(r_a z_a) + f32(r_b z_b))) by enough to move
+    # codes: 16 and 65 of the 65,536 pairs would differ (onnxruntime's wheel gives the fma's)
+    (0.0646, 0.0999, 0.012, 60, 11, 250),
+    (0.121, 0.1095, 0.105, 134, 26, 186),
 ]
 
 
@@ -102,6 +107,47 @@ def test_qlinear_add_broadcast(tmp_path, bshape):
     m = model([node], [("a", np.uint8, [2, 16, 7, 9])], [("c", np.uint8)], inits)
     rep = run(tmp_path, m, {"a": codes(rng, np.uint8, (2, 16, 7, 9))})
     assert rep.mismatches == 0
+
+
+def test_qlinear_add_fixed_part_is_one_fused_multiply_add():
+    """Host-independent values (every x86 host with AVX2 runs ``qladd_avx2.cpp``; recorded from onnxruntime
+    1.32 on an AVX2 host): a = 0, b = 31 with scales (0.0646, 0.0999, 0.012), zero points (60, 11, 250).
+    r_a = f32(0.0646 / 0.012), r_b = f32(0.0999 / 0.012); f32(r_b * 11) and fma(r_a, 60, .) give F, then
+    fma(0, r_a, fma(31, r_b, F)) = 93.50000x rounds to 94; with F's two products rounded apart the sum falls
+    just below 93.5 and rounds to 93."""
+    from hwsim.onnxq._ops_elementwise import qlinear_add
+
+    node = helper.make_node("QLinearAdd", ["a", "as", "az", "b", "bs", "bz", "cs", "cz"], ["c"], domain=MS)
+    u8 = np.uint8
+    ins = [np.array([0, 6, 12], u8), F32(0.0646), u8(60), np.array([31, 27, 23], u8), F32(0.0999), u8(11),
+           F32(0.012), u8(250)]
+    (y,), _ = qlinear_add(node, ins, None)
+    assert y.tolist() == [94, 93, 92]  # onnxruntime's; the separately rounded fixed part gives 93, 92, 91
+    # b a scalar (one code, 31): the kernel folds it in as F' = fma(31, r_b, F), the same three results
+    (y,), _ = qlinear_add(node, [ins[0][:1], *ins[1:3], np.array([31], u8), *ins[4:]], None)
+    assert y.tolist() == [94]
+
+
+@pytest.mark.parametrize("scalar", ["a", "b"])
+def test_qlinear_add_scalar_side_contracted(tmp_path, scalar):
+    # one side a single code: onnxruntime runs the kernel with the vector side as its A (input 0 and 1
+    # swapped when input 0 is the scalar) and F' = fma(s, r_s, F); random scales and zero points, each
+    # compared with onnxruntime over all 256 codes of the vector side and 16 scalar codes
+    rng = np.random.default_rng(7)
+    for case in range(12):
+        sa, sb, sc = (F32(round(float(v), 4)) for v in rng.uniform(0.002, 0.2, 3))
+        za, zb, zc = (int(v) for v in rng.integers(0, 256, 3))
+        node = helper.make_node("QLinearAdd", ["a", "as", "az", "b", "bs", "bz", "cs", "cz"], ["c"],
+                                domain=MS)
+        inits = {"as": sa, "az": np.array(za, np.uint8), "bs": sb, "bz": np.array(zb, np.uint8), "cs": sc,
+                 "cz": np.array(zc, np.uint8)}
+        vec = np.tile(np.arange(256, dtype=np.uint8), (16, 1))
+        sca = rng.integers(0, 256, (16, 1)).astype(np.uint8)
+        a, b = (sca, vec) if scalar == "a" else (vec, sca)
+        m = model([node], [("a", np.uint8, list(a.shape)), ("b", np.uint8, list(b.shape))], [("c", np.uint8)],
+                  inits)
+        rep = run(tmp_path, m, {"a": a, "b": b}, name=f"m{case}")
+        assert rep.mismatches == 0, (case, rep.lines)
 
 
 # -- QLinearConv: attributes ---------------------------------------------------------------------------------
