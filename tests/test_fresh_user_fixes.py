@@ -248,10 +248,12 @@ def test_sigterm_on_a_sweep_with_workers(tmp_path):
     import time
     root = Path(__file__).resolve().parent.parent
     spec = tmp_path / "s.yaml"
-    # 4 x 3 x 3 hardware points x 3 policies = 108 points on ResNet-18: several seconds on 2 workers
+    # 4 x 2 x 3 x 3 hardware points x 3 policies = 216 points on ResNet-18: this process evaluates the first
+    # points while the workers start, then they take the rest (several seconds)
     spec.write_text(f"name: term\narch: {root}/arch/edge_32x32.yaml\n"
                     f"workload: {root}/workloads/resnet18.yaml\n"
-                    "axes:\n  array.rows: [8, 16, 32, 64]\n  array.dataflow: [ws, os, is]\n"
+                    "axes:\n  array.rows: [8, 16, 32, 64]\n  array.cols: [16, 64]\n"
+                    "  array.dataflow: [ws, os, is]\n"
                     "  memory.ifmap_sram.size_kib: [32, 128, 512]\n"
                     "precision:\n  uniform: [[8, 8], [6, 6], [4, 4]]\n"
                     "objectives: {total_cycles: min, energy_pj: min}\n")
@@ -286,9 +288,48 @@ def test_sigterm_on_a_sweep_with_workers(tmp_path):
         os.kill(k, signal.SIGKILL)
     assert not left, f"processes left running after SIGTERM: {left}"
     kept = len(pts.read_text().splitlines()) - 1
-    assert 0 < kept < 108
+    assert 0 < kept < 216
     r = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     import pandas as pd
 
-    assert sorted(pd.read_csv(pts)["index"]) == list(range(108))
+    assert sorted(pd.read_csv(pts)["index"]) == list(range(216))
+
+
+def test_sigkill_on_a_sweep_leaves_no_process(tmp_path):
+    """kill -9 on ``hwsim sweep --workers 2`` (nothing can run in the killed process): its workers notice and
+    end, and with them the forkserver and the resource tracker (before, all four waited forever)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    root = Path(__file__).resolve().parent.parent
+    spec = tmp_path / "s.yaml"
+    spec.write_text(f"name: kill\narch: {root}/arch/edge_32x32.yaml\n"
+                    f"workload: {root}/workloads/resnet18.yaml\n"
+                    "axes:\n  array.rows: [8, 16, 32, 64]\n  array.cols: [16, 64]\n"
+                    "  array.dataflow: [ws, os, is]\n"
+                    "  memory.ifmap_sram.size_kib: [32, 128, 512]\n"
+                    "precision:\n  uniform: [[8, 8], [6, 6], [4, 4]]\n"
+                    "objectives: {total_cycles: min, energy_pj: min}\n")
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    cmd = [sys.executable, "-m", "hwsim", "sweep", str(spec), "--workers", "2", "--out", str(out)]
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pts = out / "points.csv"
+    t0 = time.monotonic()
+    while not (pts.is_file() and len(pts.read_text().splitlines()) > 1 and len(_descendants(p.pid)) >= 4):
+        assert p.poll() is None
+        assert time.monotonic() - t0 < 120
+        time.sleep(0.05)
+    kids = _descendants(p.pid)
+    p.send_signal(signal.SIGKILL)
+    p.wait(timeout=10)
+    t0 = time.monotonic()
+    while any(_alive(k) for k in kids) and time.monotonic() - t0 < 20:
+        time.sleep(0.1)
+    left = [k for k in kids if _alive(k)]
+    for k in left:  # clean up before failing
+        os.kill(k, signal.SIGKILL)
+    assert not left, f"processes left running after SIGKILL: {left}"

@@ -164,9 +164,29 @@ _SWEEP: ResolvedSweep | None = None
 
 
 def _set_sweep(rs: ResolvedSweep) -> None:
-    """Process-pool initializer: keep the sweep for :func:`_hw_chunk`."""
+    """Process-pool initializer: keep the sweep for :func:`_hw_chunk`; end with the sweep's process."""
     global _SWEEP
     _SWEEP = rs
+    _exit_with_parent()
+
+
+def _exit_with_parent() -> None:
+    """In a worker: end this process as soon as the process that owns the sweep is gone. Killed with SIGKILL,
+    that process cannot stop its pool, and the workers (which hold the forkserver's liveness pipe, so the
+    server stays up for them) waited for work forever, the server and the resource tracker with them.
+    ``multiprocessing.parent_process()`` is the process that started the worker; its sentinel becomes ready
+    when it dies."""
+    import multiprocessing
+
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()
+        os._exit(1)
+
+    threading.Thread(target=watch, name="hwsim-parent-watch", daemon=True).start()
 
 
 def _noop() -> None:
@@ -247,10 +267,27 @@ def _forkserver_context(start: bool = False):
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["hwsim.explore._runner", "hwsim.explore._worker_warm"])
     if start:
-        from multiprocessing import forkserver
-
-        forkserver.ensure_running()
+        _start_forkserver()
     return ctx
+
+
+def _start_forkserver() -> None:
+    """Start the forkserver with SIGINT ignored (an ignored signal stays ignored across exec, and Python then
+    installs no KeyboardInterrupt handler): Ctrl-C reaches the whole process group, and a server still
+    importing its preload modules printed a KeyboardInterrupt traceback and died (CPython's server ignores
+    SIGINT only once they are imported). Its workers inherit the setting; this process, which owns the
+    sweep, handles Ctrl-C and terminates them."""
+    import signal
+    from multiprocessing import forkserver
+
+    if threading.current_thread() is not threading.main_thread():
+        forkserver.ensure_running()
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 class _LocalPool:
@@ -262,17 +299,22 @@ class _LocalPool:
         # forkserver, not fork: this process may already run numba (LLVM, worker threads), which a forked
         # child must not inherit
         ctx = _forkserver_context()
+        _start_forkserver()  # already running when run_sweep started it
         self._ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_set_sweep,
                                        initargs=(rs,))
         self.slots = workers
+        self._closing = False
         # Starting a worker waits for the forkserver to finish its imports (about 2 s); a thread starts them
         # so that this process can evaluate points meanwhile (see started()).
         self._starter = threading.Thread(target=self._start_workers, name="hwsim-pool-start", daemon=True)
         self._starter.start()
 
     def _start_workers(self) -> None:
-        with contextlib.suppress(RuntimeError):  # shut down meanwhile (Ctrl-C)
+        # shut down meanwhile (Ctrl-C), or the forkserver died: the sweep's own submits then report it
+        with contextlib.suppress(RuntimeError, OSError, BrokenProcessPool):
             for _ in range(self.slots):
+                if self._closing:
+                    return
                 self._ex.submit(_noop)
 
     def started(self) -> bool:
@@ -291,18 +333,25 @@ class _LocalPool:
     def close(self, abort: bool = False) -> None:
         """Shut the workers down: after the tasks running (``abort`` False) or at once (Ctrl-C, SIGTERM:
         the workers are terminated, so that none outlives this process)."""
-        if not abort:
-            self._starter.join()
+        self._closing = True
+        self._starter.join()  # at most the worker it is starting (the forkserver's imports)
         if abort:
             if hasattr(self._ex, "terminate_workers"):  # Python 3.14
                 self._ex.terminate_workers()
             else:  # no public way before 3.14: the executor's own table of its processes
                 procs = list((getattr(self._ex, "_processes", None) or {}).values())
+                # shutdown(wait=False) forgets the executor's manager thread, so the shutdown(wait=True)
+                # below no longer joins it: joined here, or it may still be closing its wake-up pipe when
+                # the interpreter's exit hook writes to that pipe ("OSError: [Errno 9] Bad file descriptor"
+                # printed after Ctrl-C). The starter has finished, so the thread exists if it ever will.
+                manager = getattr(self._ex, "_executor_manager_thread", None)
                 self._ex.shutdown(wait=False, cancel_futures=True)
                 for pr in procs:
                     pr.terminate()
                 for pr in procs:
                     pr.join(10)
+                if manager is not None:
+                    manager.join(10)
         self._ex.shutdown(wait=True, cancel_futures=True)
 
 
