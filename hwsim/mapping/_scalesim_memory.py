@@ -47,6 +47,7 @@ case by case, where these counts differ from hwsim's own model and why.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -205,7 +206,7 @@ def _epoch_misses(addr: np.ndarray, window: int) -> int:
     if window <= 0:
         return int(np.unique(addr).size)
     _, dense = np.unique(addr, return_inverse=True)
-    kernel = _epoch_kernel if dense.size > 200_000 else _epoch_kernel_py  # compiling costs ~1 s
+    kernel = _epoch_kernel() if dense.size > 200_000 else _epoch_kernel_py  # compiling costs ~1 s
     return int(kernel(dense.astype(np.int64), window))
 
 
@@ -346,12 +347,16 @@ def _fetch_order(layer, arch: ArchSpec, group_channels: int | None = None) -> di
     return {"ifmap": stack(ifm.T, C).ravel(), "filter": diag(stack(fil.T, R))}
 
 
-try:  # the streams of a large layer are long: compile the two loops when numba is there
-    import numba
-
-    _epoch_kernel = numba.njit(cache=False)(_epoch_kernel_py)
-except ImportError:  # pragma: no cover
-    _epoch_kernel = _epoch_kernel_py
+@functools.cache
+def _epoch_kernel():
+    """The streams of a large layer are long: the two loops compiled when numba is there (imported here, on
+    first use, not with hwsim: importing numba is 0.4 s of every command, a bad input's one-line error
+    included)."""
+    try:
+        import numba
+    except ImportError:  # pragma: no cover
+        return _epoch_kernel_py
+    return numba.njit(cache=False)(_epoch_kernel_py)
 
 
 def _one(layer, arch: ArchSpec, ports: tuple[int, int, int] | None,
