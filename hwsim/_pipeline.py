@@ -566,8 +566,8 @@ def _vector_nodes(arch: ArchSpec, graph: WorkloadGraph, plan: TensorPlan, tbits:
                 records.append({"layer": nd.name, "component": "vector", "operand": "", "action": c,
                                 "count": cnt, "unit": f"{arith} {c} ({src})", "pj_each": pj,
                                 "energy_pj": cnt * pj})
-            compute += vu.latency_cycles if counts or nd.op == "concat" else 0
-            if nd.op == "concat":  # data movement only: one element per lane per cycle
+            compute += vu.latency_cycles if counts or nd.op in ("concat", "copy") else 0
+            if nd.op in ("concat", "copy"):  # data movement only: one element per lane per cycle
                 compute += math.ceil(t.elements / vu.lanes)
         rd = wr = ord_ = owr = 0
         e_mem = 0.0
