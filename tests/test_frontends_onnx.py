@@ -81,7 +81,8 @@ def _q(name, value, dtype=np.uint8):
 
 def test_qoperator_contrib_gemms_are_layers(tmp_path):
     # onnxruntime's QOperator export: com.microsoft QGemm (the fc) after QLinearAdd, and a
-    # DynamicQuantizeMatMul; before the fix QGemm was dropped (the trial's cnn_qop_pt: 138,240 of 148,480 MACs)
+    # DynamicQuantizeMatMul; before the fix QGemm was dropped (the trial's cnn_qop_pt: 138,240 of 148,480
+    # MACs)
     inits = [_q("s", 0.1, np.float32), _q("z", 0), _q("wz", 0, np.int8),
              numpy_helper.from_array(np.zeros((4, 3, 3, 3), np.int8), "wc"),
              numpy_helper.from_array(np.zeros((10, 256), np.int8), "wf"),
@@ -91,7 +92,8 @@ def test_qoperator_contrib_gemms_are_layers(tmp_path):
         helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
         helper.make_node("QLinearConv", ["xq", "s", "z", "wc", "s", "wz", "s", "z"], ["c"], name="conv",
                          pads=[1, 1, 1, 1]),
-        helper.make_node("QLinearAdd", ["c", "s", "z", "c", "s", "z", "s", "z"], ["a"], name="add", domain=ms),
+        helper.make_node("QLinearAdd", ["c", "s", "z", "c", "s", "z", "s", "z"], ["a"], name="add",
+                         domain=ms),
         helper.make_node("Flatten", ["a"], ["f"]),
         helper.make_node("QGemm", ["f", "s", "z", "wf", "s", "wz", "", "s", "z"], ["g"], name="fc",
                          transB=1, domain=ms),
@@ -107,7 +109,8 @@ def test_qoperator_contrib_gemms_are_layers(tmp_path):
     conv, _, fc, dqmm = w.nodes
     # conv: 3x3 pad 1 keeps 8x8: M = 64, K = 3*9 = 27, N = 4 -> 6,912 MACs; QGemm: A (1, 256) = flatten of
     # 4x8x8, B (10, 256) transB -> M 1, K 256, N 10 -> 2,560; DynamicQuantizeMatMul (1, 10) x (10, 6) -> 60
-    assert [(x.gemm.m, x.gemm.k, x.gemm.n) for x in (conv, fc, dqmm)] == [(64, 27, 4), (1, 256, 10), (1, 10, 6)]
+    assert [(x.gemm.m, x.gemm.k, x.gemm.n) for x in (conv, fc, dqmm)] == [(64, 27, 4), (1, 256, 10),
+                                                                         (1, 10, 6)]
     assert w.total_macs == 6912 + 2560 + 60
     assert [(x.weight_bits, x.act_bits) for x in (conv, fc, dqmm)] == [(8, 8)] * 3
 

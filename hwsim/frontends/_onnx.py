@@ -67,7 +67,8 @@ _PASS_THROUGH = frozenset({
     "Expand", "Range"})
 # contrib ops onnx's shape inference does not know: (standard op with the same output shape, the inputs it
 # takes, the attributes kept) for the copy that is only used to infer shapes
-_SHAPE_AS = {"QuantizeLinear": ("QuantizeLinear", None, None), "DequantizeLinear": ("DequantizeLinear", None, None),
+_SHAPE_AS = {"QuantizeLinear": ("QuantizeLinear", None, None),
+             "DequantizeLinear": ("DequantizeLinear", None, None),
              "QGemm": ("Gemm", (0, 3), ("transA", "transB")), "QLinearAdd": ("Add", (0, 3), ()),
              "QLinearMul": ("Mul", (0, 3), ()), "QLinearSigmoid": ("Identity", (0,), ()),
              "QLinearLeakyRelu": ("Identity", (0,), ()), "QLinearSoftmax": ("Identity", (0,), ()),
