@@ -649,8 +649,8 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
     dp_bad = (None if exact_run is None else
               sum(t.get("datapath_mismatches", 0) for t in tensors + float_tensors))
     if dp_bad is not None:
-        notes.append(_attribution_note(cfg, arch, tgt, bad, dp_bad,
-                                       sum(t.get("reference_pair_saturation_mismatches", 0) for t in tensors)))
+        sat = sum(t.get("reference_pair_saturation_mismatches", 0) for t in tensors)
+        notes.append(_attribution_note(cfg, arch, tgt, bad, dp_bad, sat))
     if not names:
         notes.append("the model produces no integer tensor: nothing was compared")
     floats = {}
