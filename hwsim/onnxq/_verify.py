@@ -290,16 +290,8 @@ def _verify_recorded(model, g0, g, feeds, run, ref_run, cfg, tgt, host, expected
         if not cfg.is_reference:
             entry["reference_datapath_mismatches"] = int(np.count_nonzero(ref_run.values[nm] != o))
         if exact_run is not None:
-            ex = exact_run.values[nm]
-            same = h.shape == ex.shape
-            if h.dtype.kind == "f" and run.tolerance:
-                dd = ~within_tolerance(h, ex) if same else np.ones(o.shape, bool)
-                ds = ~within_tolerance(ex, o) if ex.shape == o.shape else np.ones(o.shape, bool)
-            else:
-                dd = h != ex if same else np.ones(o.shape, bool)
-                ds = ex != o if ex.shape == o.shape else np.ones(o.shape, bool)
-            entry["datapath_mismatches"] = int(np.count_nonzero(dd))
-            entry["reference_pair_saturation_mismatches"] = int(np.count_nonzero(ds))
+            _attribute(entry, diff, h, exact_run.values[nm],
+                       tolerance=h.dtype.kind == "f" and bool(run.tolerance))
         total += int(o.size)
         bad += nbad
         tensors.append(entry)
@@ -334,7 +326,7 @@ def _verify_recorded(model, g0, g, feeds, run, ref_run, cfg, tgt, host, expected
             lines.append(f"{t['name']} ({t['op']} {t['node']!r}): {t['mismatches']} of {t['elements']} "
                          f"differ from the recorded values{why}")
     lines += [f"note: {n}" for n in notes[len(g0.notes):]]
-    lines.append(f"mismatches: {bad} of {total}" + ("" if dp_bad is None else
+    lines.append(f"mismatches: {bad} of {total}" + ("" if dp_bad is None or dp_bad == bad else
                                                      f" ({dp_bad} caused by the datapath)"))
     if out is not None:
         od = Path(out)
@@ -363,16 +355,38 @@ def _has_x86_u8(g0: QGraph) -> bool:
                for n in g0.nodes)
 
 
+def _same_float(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Element-wise bit-for-bit equality of two float arrays (NaN equals NaN)."""
+    return (a == b) | (np.isnan(a) & np.isnan(b))
+
+
+def _attribute(entry: dict, diff: np.ndarray, h: np.ndarray, exact: np.ndarray, *, tolerance: bool = False
+               ) -> None:
+    """Split a tensor's mismatches (``diff``: hwsim's datapath against the reference): an element where the
+    datapath also differs from onnxruntime's exact integer arithmetic (``exact``) is the datapath's own
+    (``datapath_mismatches``), one where it equals it is the reference's int16 pair saturation
+    (``reference_pair_saturation_mismatches``); the two add up to the mismatches."""
+    if h.shape != exact.shape:
+        own = diff
+    elif h.dtype.kind == "f":
+        own = diff & ~(within_tolerance(h, exact) if tolerance else _same_float(h, exact))
+    else:
+        own = diff & (h.astype(np.int64) != exact.astype(np.int64))
+    entry["datapath_mismatches"] = int(np.count_nonzero(own))
+    entry["reference_pair_saturation_mismatches"] = int(np.count_nonzero(diff)) - entry["datapath_mismatches"]
+
+
 def _attribution_note(cfg: DatapathConfig, arch, tgt, bad: int, dp_bad: int, sat: int) -> str:
     """The note that splits a datapath's mismatches between the datapath and the reference's int16 pair
     saturation (docs/verification.md, "Hardware options")."""
     acc = f"{cfg.acc_bits}-bit {cfg.acc_mode} accumulator"
     name = f"the arch's {acc}" if arch is not None else f"{acc}, profile {cfg.profile}"
-    return (f"the datapath is not onnxruntime's ({name}, exact products) and the reference onnxruntime "
-            f"(target {tgt.name}) sums u8 x s8 product pairs with int16 saturation: of the {bad} mismatches, "
-            f"{dp_bad} are the datapath's own (against onnxruntime's exact integer arithmetic: the ONNX "
-            f"spec's, onnxruntime's on VNNI hosts), the reference's saturation changes {sat} codes; the exit "
-            "code counts the datapath's own")
+    pairs = "int16 pair sums" if cfg.int16_pairs else "exact products"
+    return (f"the datapath is not onnxruntime's ({name}, {pairs}) and the reference onnxruntime (target "
+            f"{tgt.name}) sums u8 x s8 product pairs with int16 saturation: of the {bad} mismatches, "
+            f"{dp_bad} are the datapath's own (it differs from onnxruntime's exact integer arithmetic too: "
+            f"the ONNX spec's, onnxruntime's on VNNI hosts), {sat} the reference's saturation (the datapath "
+            "equals exact arithmetic there); the exit code counts the datapath's own")
 
 
 def _layer_rows(g: QGraph, run, ref_run, cfg: DatapathConfig) -> tuple[list[dict], list[str]]:
@@ -611,12 +625,9 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
                 entry["reference_datapath_mismatches"] = int(np.count_nonzero(
                     ref_run.values[nm].astype(np.int64) != o.astype(np.int64)))
             if exact_run is not None:
-                ex = exact_run.values[nm].astype(np.int64)
-                entry["datapath_mismatches"] = int(np.count_nonzero(h.astype(np.int64) != ex))
-                entry["reference_pair_saturation_mismatches"] = int(np.count_nonzero(
-                    ex != o.astype(np.int64)))
+                _attribute(entry, diff, h, exact_run.values[nm])
         if exact_run is not None and h.shape != o.shape:
-            entry["datapath_mismatches"] = nbad
+            entry["datapath_mismatches"], entry["reference_pair_saturation_mismatches"] = nbad, 0
         if st is not None:
             entry["acc_overflow"] = st.acc_overflow
             if cfg.mult_bits is not None:
@@ -636,8 +647,11 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
         entry.update(compare_float(h, o, tolerance=tol))
         if exact_run is not None:
             ex = exact_run.own.get(nm, exact_run.values[nm]) if tol else exact_run.values[nm]
-            entry["datapath_mismatches"] = (compare_float(h, ex, tolerance=tol)["mismatches"]
-                                            if h.shape == ex.shape else int(o.size))
+            if h.shape == o.shape:
+                _attribute(entry, ~within_tolerance(h, o) if tol else ~_same_float(h, o), h, ex,
+                           tolerance=tol)
+            else:
+                entry["datapath_mismatches"], entry["reference_pair_saturation_mismatches"] = int(o.size), 0
         total += int(o.size)
         bad += entry["mismatches"]
         float_tensors.append(entry)
@@ -649,7 +663,7 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
     dp_bad = (None if exact_run is None else
               sum(t.get("datapath_mismatches", 0) for t in tensors + float_tensors))
     if dp_bad is not None:
-        sat = sum(t.get("reference_pair_saturation_mismatches", 0) for t in tensors)
+        sat = sum(t.get("reference_pair_saturation_mismatches", 0) for t in tensors + float_tensors)
         notes.append(_attribution_note(cfg, arch, tgt, bad, dp_bad, sat))
     if not names:
         notes.append("the model produces no integer tensor: nothing was compared")
@@ -735,7 +749,7 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
                          "tensor)")
     for nt in notes:
         lines.append(f"note: {nt}")
-    lines.append(f"mismatches: {bad} of {total}" + ("" if dp_bad is None else
+    lines.append(f"mismatches: {bad} of {total}" + ("" if dp_bad is None or dp_bad == bad else
                                                      f" ({dp_bad} caused by the datapath)"))
     if out is not None:
         od = Path(out)
