@@ -1,21 +1,31 @@
-"""Layer shapes from a float ONNX graph: every Conv, Gemm and MatMul becomes a layer of a :class:`Workload`.
+"""Layer shapes from an ONNX graph: every Conv, Gemm and MatMul becomes a layer of a :class:`Workload`.
 
 Shapes come from ONNX shape inference (``onnx.shape_inference.infer_shapes``); weights are never read, so
 shape-only models whose initializers point at missing external data (ZigZag's ``resnet18.onnx``) load too.
-Quantized forms (QLinearConv, QLinearMatMul, ConvInteger, MatMulInteger) give the same layers. Operators with
-MACs that hwsim has no layer kind for yet (ConvTranspose, recurrent cells, Einsum) are listed in a
+onnxruntime's com.microsoft ops that onnx does not know (the Q/DQ ``quantize_static`` writes for 4-bit weights
+below opset 21, QGemm, QLinearAdd, QLinearSigmoid, ...) are inferred on a copy of the graph in which each is
+its standard equivalent with the same output shape (``_SHAPE_AS``). Quantized forms (QLinearConv,
+QLinearMatMul, ConvInteger, MatMulInteger, and com.microsoft QGemm, FusedConv, FusedGemm, FusedMatMul,
+DynamicQuantizeMatMul, MatMulIntegerToFloat) give the same layers, with ``weight_bits``/``act_bits`` from
+their operands' quantized types (int4/uint4 4, int8/uint8 8, int16/uint16 16; a QDQ model's from the
+DequantizeLinear in front of the operand; a float operand keeps the workload default). Operators with MACs
+that hwsim has no layer kind for yet (ConvTranspose, recurrent cells, Einsum, Attention) are listed in a
 :class:`~hwsim.errors.ShapeWarning`, never dropped silently. Attribute semantics follow the ONNX operator spec
 (``onnx/defs/nn/defs.cc``): ``pads`` is ``[top, left, bottom, right]``, ``auto_pad`` SAME_UPPER puts the odd
 pixel at the end (bottom/right), SAME_LOWER at the start.
 
 The graph is kept: every layer's ``inputs`` name the layers (or non-GEMM nodes) that produce its tensors,
 through operators that only reshape, cast, quantize or apply an element-wise activation folded into the
-layer before (Relu, Clip, BatchNormalization, Reshape, Flatten, Transpose, QuantizeLinear, DequantizeLinear,
-...: the tensor passes through). These become non-GEMM nodes (:class:`hwsim.spec.VectorOp`): Add/Sum and
-QLinearAdd of two activations (``add``), Mul of two activations (``mul``), MaxPool / AveragePool /
-GlobalAveragePool / GlobalMaxPool and their QLinear forms (pools, with the input shape), Concat and
-QLinearConcat (``concat``), Softmax (``softmax``), LayerNormalization (``layernorm``), Gelu (``gelu``). The
-second input of a MatMul of two activations (attention's K^T, V) is kept as the layer's second input.
+layer before (``_PASS_THROUGH``: Relu, LeakyRelu, Clip, BatchNormalization, Reshape, Flatten, Transpose,
+QuantizeLinear, DequantizeLinear, ...: the tensor passes through). These become non-GEMM nodes
+(:class:`hwsim.spec.VectorOp`, ``_VECTOR``): Add/Sum/Sub and QLinearAdd of two activations (``add``), Mul and
+QLinearMul of two activations (``mul``), MaxPool / AveragePool / GlobalAveragePool / GlobalMaxPool and their
+QLinear forms (pools, with the input shape), Concat and QLinearConcat (``concat``), Softmax (``softmax``),
+LayerNormalization (``layernorm``), Gelu and its contrib forms (``gelu``), Sigmoid / QLinearSigmoid /
+HardSigmoid (``sigmoid``), Tanh (``tanh``), CumSum (``cumsum``), Resize / Upsample / Pad / Tile /
+DepthToSpace / SpaceToDepth (``copy``, the output's elements). Any other node that reads an activation also
+passes it through, and is named in one :class:`~hwsim.errors.ShapeWarning` (not timed, priced or counted).
+The second input of a MatMul of two activations (attention's K^T, V) is kept as the layer's second input.
 """
 
 from __future__ import annotations
@@ -114,13 +124,19 @@ def _shape_model(model):
 
 
 def read_onnx_shapes(path: str | Path, *, name: str | None = None) -> Workload:
-    """Read a float ONNX model's GEMM layers.
+    """Read an ONNX model's GEMM layers and non-GEMM nodes (float, QDQ or QOperator).
 
     Returns
     -------
     Workload
         One layer per Conv (``conv2d``, depthwise as groups), Gemm (``fc``: M = rows of A) and MatMul
-        (``gemm``; leading dimensions become ``count``), in graph order, 8-bit by default.
+        (``gemm``; leading dimensions become ``count``), in graph order, with the non-GEMM nodes; bits from
+        the quantized types, else 8 (module docstring).
+
+    Warns
+    -----
+    ShapeWarning
+        Naming the nodes with MACs but no layer kind, and the nodes that are not timed.
 
     Raises
     ------
