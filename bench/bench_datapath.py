@@ -232,7 +232,8 @@ def main(argv=None) -> int:
         y_hw = qlinear_conv2d(x, w, **kw)
         same = bool(np.array_equal(y_ort, y_hw))
         if ort_pairs and xdt == np.uint8:
-            same = True  # ORT's conv pairs taps in its own order (bitexact.md); not modelled by this bench
+            # ORT's conv pairs taps in its own order (docs/verification.md §1); not modelled by this bench
+            same = True
         tag = f"{np.dtype(xdt).name} x int8"
         fns = [lambda: sess.run(None, {"x": x}), lambda: qlinear_conv2d(x, w, **kw),
                lambda: conv2d_acc(x, w, x_zp=xz, w_zp=0, pads=(1, 1, 1, 1))]

@@ -305,15 +305,21 @@ class Verification:
     (``passed`` when 0), ``tensors`` a DataFrame with one row per compared tensor (its node, op, dtype,
     mismatches, first differing element, the node's local re-run), ``data`` the whole JSON-ready record
     (target, host CPU flags, onnxruntime version and session options, per-layer accumulator statistics),
-    ``lines`` the printable summary."""
+    ``lines`` the printable summary. ``datapath_mismatches``: with a datapath other than onnxruntime's
+    (``arch``, a profile...) on a host whose onnxruntime sums u8 x s8 pairs with int16 saturation, the
+    mismatches the datapath itself causes (against onnxruntime's exact integer arithmetic); then ``passed``
+    is ``datapath_mismatches == 0`` (docs/verification.md, "Hardware options")."""
 
     mismatches: int
     elements: int
     data: Mapping[str, Any]
     lines: tuple[str, ...]
+    datapath_mismatches: int | None = None
 
     @property
     def passed(self) -> bool:
+        if self.datapath_mismatches is not None:
+            return self.datapath_mismatches == 0
         return self.mismatches == 0
 
     @property
@@ -360,4 +366,4 @@ def verify(model: str | Path, *, inputs: str | Path | None = None, expected: str
     rep = _verify(model, inputs=inputs, seed=seed, out=out, config=cfg, arch=arch, target=target,
                   expected=expected)
     return Verification(mismatches=rep.mismatches, elements=rep.elements, data=MappingProxyType(rep.data),
-                        lines=tuple(rep.lines))
+                        lines=tuple(rep.lines), datapath_mismatches=rep.datapath_mismatches)

@@ -289,7 +289,8 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
                     tensor_rows=trows, timeline=timeline, occupancy=occ,
                     notes=list(plan.placement.notes) + band_notes + (
                         [] if vu is not None or len(vrows) == 0 else
-                        [f"{len(vrows)} non-GEMM nodes not timed or priced: the arch has no vector_unit"])
+                        [f"{len(vrows)} non-GEMM nodes not timed or priced (the arch has no vector_unit); "
+                         f"their traffic is counted: {_vec_dram(vrows):,} B of the DRAM total"])
                     + _acc_notes(arch, maps))
     res.totals = _totals(res)
     res.totals["total_cycles"] = max(end) if end else 0
@@ -566,39 +567,42 @@ def _vector_nodes(arch: ArchSpec, graph: WorkloadGraph, plan: TensorPlan, tbits:
                 records.append({"layer": nd.name, "component": "vector", "operand": "", "action": c,
                                 "count": cnt, "unit": f"{arith} {c} ({src})", "pj_each": pj,
                                 "energy_pj": cnt * pj})
-            compute += vu.latency_cycles if counts or nd.op == "concat" else 0
-            if nd.op == "concat":  # data movement only: one element per lane per cycle
+            compute += vu.latency_cycles if counts or nd.op in ("concat", "copy") else 0
+            if nd.op in ("concat", "copy"):  # data movement only: one element per lane per cycle
                 compute += math.ceil(t.elements / vu.lanes)
         rd = wr = ord_ = owr = 0
         e_mem = 0.0
         by_comp = {c: 0.0 for c in energy_components(arch)}
         by_comp["vector"] = e_ops
-        if vu is not None:
-            moves = [(x, "read") for x in graph.inputs[i]] + [(nd.name, "write")]
-            for name, action in moves:
-                tt = graph.tensors[name]
-                nbits = tt.elements * tbits[name]
-                lvn = plan.level.get(name, "dram")
-                lv = levels[lvn]
-                if lvn == "dram":
-                    pj_each = ae.read_pj["dram"] if action == "read" else ae.write_pj["dram"]
-                    cnt, unit = nbits, "bit"
-                    if action == "read":
-                        rd += -(-nbits // 8)
-                    else:
-                        wr += -(-nbits // 8)
+        # the bytes move whether or not a vector unit is modelled (without one: counted in the traffic
+        # totals, neither timed nor priced)
+        moves = [(x, "read") for x in graph.inputs[i]] + [(nd.name, "write")]
+        for name, action in moves:
+            tt = graph.tensors[name]
+            nbits = tt.elements * tbits[name]
+            lvn = plan.level.get(name, "dram")
+            lv = levels[lvn]
+            if lvn == "dram":
+                pj_each = ae.read_pj["dram"] if action == "read" else ae.write_pj["dram"]
+                cnt, unit = nbits, "bit"
+                if action == "read":
+                    rd += -(-nbits // 8)
                 else:
-                    pj_each = (ae.read_pj if action == "read" else ae.write_pj)[lvn]
-                    cnt, unit = -(-nbits // lv.word_bits), f"{lv.word_bits}-bit access, packed"
-                    if action == "read":
-                        ord_ += -(-nbits // 8)
-                    else:
-                        owr += -(-nbits // 8)
-                e_mem += cnt * pj_each
-                by_comp[lvn] += cnt * pj_each
-                records.append({"layer": nd.name, "component": lvn, "operand": "ifmap" if action == "read"
-                                else "ofmap", "action": action, "count": cnt, "unit": unit,
-                                "pj_each": pj_each, "energy_pj": cnt * pj_each})
+                    wr += -(-nbits // 8)
+            else:
+                pj_each = (ae.read_pj if action == "read" else ae.write_pj)[lvn]
+                cnt, unit = -(-nbits // lv.word_bits), f"{lv.word_bits}-bit access, packed"
+                if action == "read":
+                    ord_ += -(-nbits // 8)
+                else:
+                    owr += -(-nbits // 8)
+            if vu is None:
+                continue
+            e_mem += cnt * pj_each
+            by_comp[lvn] += cnt * pj_each
+            records.append({"layer": nd.name, "component": lvn, "operand": "ifmap" if action == "read"
+                            else "ofmap", "action": action, "count": cnt, "unit": unit,
+                            "pj_each": pj_each, "energy_pj": cnt * pj_each})
         n_t = max(1, min(arch.timing.max_tiles_per_layer, -(-t.elements // (vu.lanes if vu else 1))))
         if vu is not None and (compute or rd or wr):
             tm = simulate_tiles(split_even(compute, n_t), split_even(rd, n_t), split_even(wr, n_t),
@@ -615,6 +619,11 @@ def _vector_nodes(arch: ArchSpec, graph: WorkloadGraph, plan: TensorPlan, tbits:
         row.update({f"energy_{c}_pj": v for c, v in by_comp.items() if c in energy_components(arch)})
         out.append(row)
     return out
+
+
+def _vec_dram(vrows: list[dict[str, Any]]) -> int:
+    """DRAM bytes (read + write) of the non-GEMM nodes."""
+    return sum(int(r["dram_read_bytes"]) + int(r["dram_write_bytes"]) for r in vrows)
 
 
 def _acc_notes(arch: ArchSpec, maps: dict) -> list[str]:

@@ -1,7 +1,7 @@
 """The integer datapath and the quantizers against onnxruntime, bit for bit.
 
 Each case builds one ONNX node with ``onnx.helper`` (opset 21), runs it on ORT's CPU EP and compares every
-output code. The cases follow ``shared/reference/bitexact.md`` §6: power-of-two scales that put many outputs
+output code. The cases follow ``docs/verification.md`` §6: power-of-two scales that put many outputs
 on exact .5 ties (with odd and even output zero points), saturation, the float32 conversion of large
 accumulators, int32 wrap-around, per-channel scales, padding with a non-zero input zero point, groups,
 depthwise, dilation, odd sizes with stride 2, and extreme operands. Where a case is meant to separate rounding
@@ -234,7 +234,7 @@ def test_qlinear_conv2d_saturation(signed):
 
 
 def test_qlinear_conv2d_float32_accumulator_conversion():
-    # bitexact.md §0 point 1 / §6 (case C8): |acc + bias| in [2^24, 2^25.6) with M = 2^-18 and the bias at
+    # docs/verification.md §0 point 1 / §6: |acc + bias| in [2^24, 2^25.6) with M = 2^-18 and the bias at
     # exact tie points (odd multiples of 2^17). ORT converts the int32 accumulator to float32 (ulp 2 or 4
     # there) before scaling; an exact integer model (acc * M in double, then RNE) is wrong on many of these
     # outputs.
@@ -279,7 +279,7 @@ def test_qlinear_conv2d_int32_accumulator_wraps_like_ort():
                                                 (127, 127, True), (-128, 127, True)])
 def test_qlinear_conv2d_extreme_operands(xval, wval, signed):
     # x at an end of its range everywhere (padding = z_x = 0 at the border), w constant at an end: the int16
-    # pair-overflow adversary of bitexact.md §6 (harmless on VNNI hosts, where ORT is exact).
+    # pair-overflow adversary of docs/verification.md §6 (harmless on VNNI hosts, where ORT is exact).
     x = np.full((1, 8, 6, 6), xval, np.int8 if signed else np.uint8)
     w = np.full((4, 8, 3, 3), wval, np.int8)
     acc, _ = _dp.conv2d_acc(x, w, x_zp=0, w_zp=0, pads=(1, 1, 1, 1))
@@ -546,7 +546,7 @@ def test_qlinear_relu_is_ort_output_clamped_at_zero_point():
                                   np.maximum(ref, -5))
 
 
-# -- every requantization profile on the bitexact.md §6 edge cases -------------------------------------------
+# -- every requantization profile on the docs/verification.md §6 edge cases ------------------------------
 
 @pytest.mark.parametrize("y_zp", [100, 101])
 def test_profiles_on_depthwise_dilated_per_channel_ties(y_zp):

@@ -29,7 +29,8 @@ def fbgemm():
 
 
 def test_depthwise_conv_needs_the_pair_saturation_model():
-    # full-range uint8 x int8 depthwise 3x3: fbgemm sums tap pairs with int16 saturation (bitexact.md §3)
+    # full-range uint8 x int8 depthwise 3x3: fbgemm sums tap pairs with int16 saturation
+    # (docs/verification.md §3)
     rng = np.random.default_rng(0)
     c, h = 16, 12
     x = rng.integers(0, 256, (1, c, h, h)).astype(np.uint8)

@@ -281,7 +281,7 @@ def test_requantize_torch_onednn_adds_zero_point_before_rounding():
 
 def test_requantize_tflite_double_rounding():
     # M = 1/8 -> (q, shift) = (2^30, -2). SRDHM(x, 2^30) = (x * 2^30 + nudge) / 2^31 truncated, then
-    # RoundingDivideByPOT(., 2) rounds half away from zero (bitexact.md §2):
+    # RoundingDivideByPOT(., 2) rounds half away from zero (docs/verification.md §2):
     #   x = 3:  (3*2^30 + 2^30) / 2^31 = 2;  2 / 4 = 0.5 -> 1   (exact 0.375 -> 0: the double-rounding error)
     #   x = -3: (-3*2^30 + 1 - 2^30) / 2^31 = -1.99.. -> -1;  -1 / 4 = -0.25 -> 0
     #   x = 4:  5*2^30 / 2^31 = 2.5 -> 2;  0.5 -> 1;  x = -4: -2.49.. -> -2;  -0.5 -> -1
@@ -391,7 +391,8 @@ TIES = np.array([4, -4, 12, -12, 20, 3])  # / 8 = 0.5, -0.5, 1.5, -1.5, 2.5, 0.3
 @pytest.mark.parametrize("profile", ["ort_cpu", "torch_onednn", "torch_fbgemm", "hawq_dyadic",
                                      "tflite_single"])
 def test_requantize_rounding_modes_on_ties(profile):
-    # M = 2^-4 * 2^-5 / 2^-6 = 1/8 exactly, so every profile sees the same exact ties (bitexact.md §6)
+    # M = 2^-4 * 2^-5 / 2^-6 = 1/8 exactly, so every profile sees the same exact ties
+    # (docs/verification.md §6)
     def r(mode):
         return req(profile, acc=TIES, zp=0) if mode is None else requantize(
             TIES, requant_multiplier(2**-4, 2**-5, 2**-6, profile=profile), zero_point=0, qmin=-128, qmax=127,

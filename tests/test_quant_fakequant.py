@@ -58,7 +58,7 @@ def test_fake_quant_conv2d_equals_the_integer_datapath_bit_for_bit(case):
 
 
 def test_fake_quant_linear_equals_qlinear_matmul_including_ties():
-    # power-of-two scales put many outputs on exact .5 ties (bitexact.md §6), odd output zero point
+    # power-of-two scales put many outputs on exact .5 ties (docs/verification.md §6), odd output zero point
     rng = np.random.default_rng(9)
     x_qp = QParams(scale=F32(2**-4), zero_point=3, bits=8, signed=False)
     w_qp = QParams(scale=F32(2**-5), zero_point=0, bits=8, signed=True)

@@ -129,7 +129,7 @@ def _qmodel(tmp_path):
     rng = np.random.default_rng(4)
     f32 = np.float32
     # weights within +-20: no u8 x s8 pair sum reaches int16 (2 x 255 x 20 < 32767), so onnxruntime computes
-    # the same integers on AVX2 hosts (vpmaddubsw) and on VNNI hosts (bitexact.md): host-independent
+    # the same integers on AVX2 hosts (vpmaddubsw) and on VNNI hosts (docs/verification.md): host-independent
     w = rng.integers(-20, 21, (4, 2, 3, 3)).astype(np.int8)
     inits = {"xs": f32(0.02), "xz": np.array(3, np.uint8), "w": w,
              "ws": f32(0.01), "wz": np.array(0, np.int8), "ys": f32(0.7), "yz": np.array(9, np.uint8),

@@ -431,3 +431,37 @@ def test_random_conv_stacks_fused_never_worse_and_capacity_monotone(seed):
         if last is not None:
             assert d["fused"] <= last, (size, d, last)
         last = d["fused"]
+
+
+def test_without_vector_unit_the_non_gemm_bytes_are_in_the_dram_totals():
+    # the residual graph of test_residual_skip_is_held_across_its_branch under reuse none, no vector unit.
+    # Layers: input 64 + weights 3*64 + 16 B read, c1/c2/c3 written (64 B each) and read back by c2, c3 and
+    # c4 (64 B each; the add's output is c4's input), output 16 B. The add reads c3 and c1 (2 x 64 B)
+    # and writes 64 B: 192 B that the totals left out before (tensors.csv had them), now counted, still
+    # untimed and unpriced. Reads 64 + 208 + 3*64 + 128 = 592, writes 3*64 + 16 + 64 = 272.
+    nodes = [{"name": "c1", "op": "gemm", "m": 8, "k": 8, "n": 8},
+             {"name": "c2", "op": "gemm", "m": 8, "k": 8, "n": 8},
+             {"name": "c3", "op": "gemm", "m": 8, "k": 8, "n": 8},
+             {"name": "add", "op": "add", "inputs": ["c3", "c1"]},
+             {"name": "c4", "op": "gemm", "m": 8, "k": 8, "n": 2}]
+    res = simulate_workload(make_arch(), _wl(nodes))
+    t = res.totals
+    assert (t["dram_read_bytes"], t["dram_write_bytes"]) == (592, 272)
+    assert t["dram_write_bytes"] == sum(r["dram_write_bytes"] for r in res.tensor_rows)
+    v = res.vector_rows[0]
+    assert (v["dram_read_bytes"], v["dram_write_bytes"], v["total_cycles"], v["energy_pj"]) == (128, 64, 0,
+                                                                                                 0)
+    assert res.notes[0] == ("1 non-GEMM nodes not timed or priced (the arch has no vector_unit); their "
+                            "traffic is counted: 192 B of the DRAM total")
+
+
+def test_sigmoid_tanh_cumsum_copy_counts():
+    # mapping/_vector.py's table, n = 10: sigmoid int add 5n mul 3n div n; fp exp n add n div n; tanh int
+    # add 6n mul 4n div n; fp mul n exp n add 2n div n; cumsum add n; copy: data movement only
+    assert vector_op_counts("sigmoid", elements=10) == {"add": 50, "mul": 30, "divide": 10}
+    assert vector_op_counts("sigmoid", elements=10, arithmetic="fp16") == {"exp": 10, "add": 10, "divide": 10}
+    assert vector_op_counts("tanh", elements=10) == {"add": 60, "mul": 40, "divide": 10}
+    assert vector_op_counts("tanh", elements=10, arithmetic="fp32") == {"mul": 10, "exp": 10, "add": 20,
+                                                                        "divide": 10}
+    assert vector_op_counts("cumsum", elements=10) == {"add": 10}
+    assert vector_op_counts("copy", elements=10) == {}

@@ -120,7 +120,7 @@ def test_profiles_other_than_ort_differ_and_say_where(digits, tmp_path, capsys):
                "--out", str(tmp_path / "v")])
     data = json.loads((tmp_path / "v" / "verify.json").read_text())
     capsys.readouterr()
-    # TFLite's double rounding is off by one on a few outputs per thousand (bitexact.md §2)
+    # TFLite's double rounding is off by one on a few outputs per thousand (docs/verification.md §2)
     assert rc == 1 and 0 < data["mismatches"] < data["elements"] // 50
     bad = [t for t in data["tensors"] if t["mismatches"]]
     assert bad[0]["op"] == "QLinearConv" and bad[0]["local_mismatches"] > 0

@@ -209,3 +209,35 @@ def test_expected_that_is_not_an_npz_is_named(recorded, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"hwsim: error: {bad}: expected an .npz file of recorded outputs (a zip archive of .npy "
                    "arrays, numpy.savez), found a file that is not a zip archive (starts with b'not an a')"]
+
+
+def test_arch_mismatches_are_split_between_the_arch_and_the_pair_saturating_reference(recorded, tmp_path,
+                                                                                      capsys):
+    # conv_u8s8_01 recorded on an AVX2 host: exact integer arithmetic (the VNNI target) differs from the
+    # recorded codes in 151 of 192 (test_cli_recorded_and_bad_input). An arch whose accumulator is 32 bits
+    # but saturating is not onnxruntime's datapath, so the int16 pair emulation is off: the 151 are all the
+    # reference's saturation, none the arch's (the conv needs 21 bits by the rule), exit 0. With 16 bits that
+    # wrap, the arch's own differences are exactly its 60 overflowing outputs (a wrap moves the accumulator by
+    # 2^16, far beyond one code) and the other 100 are codes the arch computes exactly where the reference
+    # saturated; exit 1. Host-independent: --expected, --target x86-avx2.
+    import yaml
+
+    from .utils import ROOT
+
+    m, x, y = recorded[1]["conv_u8s8_01"]
+    for bits, mode, code, last in [(32, "saturate", 0, "mismatches: 151 of 192 (0 caused by the datapath)"),
+                                   (16, "wrap", 1, "mismatches: 160 of 192 (60 caused by the datapath)")]:
+        a = yaml.safe_load((ROOT / "arch/edge_32x32.yaml").read_text())
+        a["pe"].update(acc_bits=bits, acc_mode=mode)
+        arch = tmp_path / f"a{bits}.yaml"
+        arch.write_text(yaml.safe_dump(a))
+        assert main(["verify", str(m), "--inputs", str(x), "--expected", str(y), "--target", "x86-avx2",
+                     "--arch", str(arch), "--out", str(tmp_path / f"v{bits}")]) == code
+        out = capsys.readouterr().out.rstrip().splitlines()
+        assert out[-1] == last
+        t = json.loads((tmp_path / f"v{bits}" / "verify.json").read_text())
+        tt = t["tensors"][0]
+        # every mismatch is one or the other: where the arch equals exact arithmetic, the reference saturated
+        split = (tt["datapath_mismatches"], tt["reference_pair_saturation_mismatches"])
+        assert split == {32: (0, 151), 16: (60, 100)}[bits]
+        assert t["datapath_mismatches"] == t["layers"][0]["acc_overflow"] == {32: 0, 16: 60}[bits]

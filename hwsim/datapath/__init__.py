@@ -1,7 +1,7 @@
 """Bit-accurate integer datapath: conv2d and GEMM accumulators (wrap or saturate), quantized layers, pooling.
 
 The kernels are small numba loops (``_kernels.py``); the typed, checked entry points live in ``_layers.py``.
-Exact semantics and their sources: ``shared/reference/bitexact.md``.
+Exact semantics and their sources: ``docs/verification.md``.
 """
 
 from ._layers import (

@@ -1,6 +1,6 @@
 """Typed wrappers of the integer kernels: argument checks, zero-point shifting, padding, accumulator width.
 
-Integer semantics (``shared/reference/bitexact.md`` §0, §1):
+Integer semantics (``docs/verification.md`` §0, §1):
 
 * The accumulator of one output is the exact integer ``acc = sum (x - z_x)(w - z_w) + bias`` (ONNX
   ConvInteger / MatMulInteger plus QLinearConv's int32 bias), computed exactly in int64 and then reduced to an
@@ -268,7 +268,8 @@ def conv2d_acc(x_q: np.ndarray, w_q: np.ndarray, *, x_zp, w_zp, bias: np.ndarray
                fast: bool = True, zero_point_mode: str = "shift") -> tuple[np.ndarray, int]:
     """Integer conv2d accumulator ``acc = sum (x - x_zp)(w - w_zp) + bias`` in an ``acc_bits``-bit register.
 
-    Semantics: ONNX ConvInteger plus QLinearConv's int32 bias (``bitexact.md`` §1; ORT ``qlinearconv.cc``).
+    Semantics: ONNX ConvInteger plus QLinearConv's int32 bias (``docs/verification.md`` §1; ORT
+    ``qlinearconv.cc``).
     NCHW layout, cross-correlation (no kernel flip), floor-mode output size
     ``Ho = (H + top + bottom - dh*(R-1) - 1) // sh + 1`` (likewise ``Wo``). Group ``g`` uses input channels
     ``[g*C/groups, (g+1)*C/groups)`` and output channels ``[g*K/groups, (g+1)*K/groups)``; depthwise is
@@ -441,9 +442,9 @@ def gemm_acc(a_q: np.ndarray, b_q: np.ndarray, *, a_zp, b_zp, bias: np.ndarray |
     """Integer GEMM accumulator ``acc[i, j] = sum_k (a[i,k] - a_zp)(b[k,j] - b_zp[j]) + bias[j]``.
 
     Semantics: ONNX MatMulInteger (per-column ``b_zp`` allowed, as ORT does) plus an optional int32 bias per
-    output column (as ORT's com.microsoft QGemm); ``bitexact.md`` §1. The accumulator modes are those of
-    :func:`conv2d_acc`; in ``"saturate"`` mode the products of one output arrive in ``k = 0 .. K-1`` order and
-    the bias last.
+    output column (as ORT's com.microsoft QGemm); ``docs/verification.md`` §1. The accumulator modes are those
+    of :func:`conv2d_acc`; in ``"saturate"`` mode the products of one output arrive in ``k = 0 .. K-1`` order
+    and the bias last.
 
     Parameters
     ----------
@@ -573,8 +574,8 @@ def qlinear_conv2d(x_q: np.ndarray, w_q: np.ndarray, *, x_qp: QParams, w_qp: QPa
     ``y = clamp(requant(acc, M) + z_y, qmin', qmax)`` with ``acc`` from :func:`conv2d_acc`, ``M =
     requant_multiplier(s_x, s_w, s_y, profile=profile)`` (per output channel when ``w_qp`` is) and the
     rounding of :func:`hwsim.quant.requantize`. ``[qmin, qmax]`` is the full range of ``y_qp`` (no narrow
-    range, ``bitexact.md`` §0 point 5); with ``relu=True`` the low end is ``max(qmin, z_y)`` (fused ReLU
-    clamps at the output zero point, as fbgemm and TFLite do). At 8 bits, ``acc_bits=32``, ``"wrap"``,
+    range, ``docs/verification.md`` §0 point 5); with ``relu=True`` the low end is ``max(qmin, z_y)`` (fused
+    ReLU clamps at the output zero point, as fbgemm and TFLite do). At 8 bits, ``acc_bits=32``, ``"wrap"``,
     ``"ort_cpu"`` and ``relu=False`` the result equals onnxruntime's QLinearConv bit for bit (tested); other
     widths 2..16 use the same formula with their own range.
 

@@ -3,8 +3,8 @@
 * SCALE-Sim 3.0.0 (:mod:`hwsim.frontends._scalesim`): topology CSVs (conv and GEMM form) as a
   :class:`~hwsim.spec.Workload`, ``.cfg`` files as an :class:`~hwsim.spec.ArchSpec`, and arch YAML output.
 * ZigZag 3.9.1 accelerator YAML (:mod:`hwsim.frontends._zigzag`) as an :class:`~hwsim.spec.ArchSpec`.
-* Float ONNX graphs (:mod:`hwsim.frontends._onnx`): Conv/Gemm/MatMul layer shapes (needs ``onnx``, imported
-  on first use).
+* ONNX graphs, float, QDQ or QOperator (:mod:`hwsim.frontends._onnx`): GEMM layer shapes and the non-GEMM
+  nodes (needs ``onnx``, imported on first use).
 """
 
 from ._onnx import read_onnx_shapes

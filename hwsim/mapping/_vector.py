@@ -19,6 +19,10 @@ pool's window. Counts per node:
  layernorm   add 4n, mul 3n, divide 2 rows, rsqrt rows   the same
  gelu        max 2n, add 3n, mul 3n                      mul 7n, add 4n, exp n, divide n
  silu        add 5n, mul 4n, divide n                    exp n, add n, divide n, mul n
+ sigmoid     add 5n, mul 3n, divide n                    exp n, add n, divide n
+ tanh        add 6n, mul 4n, divide n                    mul n, exp n, add 2n, divide n
+ cumsum      add n                                       add n
+ copy        none (data movement only)                   none
 ==========  ==========================================  ===============================================
 
 Integer forms follow I-BERT (Kim, Gholami, Yao, Mahoney, Keutzer, "I-BERT: Integer-only BERT Quantization",
@@ -36,12 +40,16 @@ ICML 2021; code: github kssteven418/I-BERT, ``fairseq/quantization/utils/quant_m
   ``|x|`` and the clip (max 2n), ``+ b``, ``+ 1``, ``1 +`` (add 3n), the square, the sign, the final product
   (mul 3n; ``a`` and ``1/sqrt 2`` folded into scales);
 * silu (not in I-BERT): ``x * sigmoid(x)`` with I-BERT's i-exp (mul 3, add 4), ``1 +`` (add), one division
-  and one multiply per element.
+  and one multiply per element;
+* sigmoid (not in I-BERT): silu without its final multiply: ``1 / (1 + i-exp(-x))``;
+* tanh (not in I-BERT): ``1 - 2 / (i-exp(2x) + 1)``: ``2x`` (mul), i-exp (mul 3, add 4), ``+ 1`` and
+  ``1 -`` (add 2), one division per element.
 
 Floating point: softmax ``exp(x - max) / sum`` with one reciprocal per row and a multiply per element; GELU
 in the tanh form ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`` (Hendrycks and Gimpel, 2016) with
 ``tanh(y) = 1 - 2 / (exp(2y) + 1)``: mul 7n (x^2, x^3, two constants, 2y, 0.5x, the product), add 4n, exp n,
-divide n; SiLU ``x / (1 + exp(-x))``.
+divide n; SiLU ``x / (1 + exp(-x))``; sigmoid ``1 / (1 + exp(-x))``; tanh ``1 - 2 / (exp(2x) + 1)``. A
+running sum (``cumsum``, ONNX CumSum) is one add per output element.
 """
 
 from __future__ import annotations
@@ -57,7 +65,7 @@ def vector_op_counts(op: str, *, elements: int, row: int = 1, window: int = 1,
     ----------
     op : str
         The node's op (``add``, ``mul``, ``relu``, ``requant``, ``maxpool``, ``avgpool``, ``concat``,
-        ``softmax``, ``layernorm``, ``gelu``, ``silu``).
+        ``softmax``, ``layernorm``, ``gelu``, ``silu``, ``sigmoid``, ``tanh``, ``cumsum``, ``copy``).
     elements : int
         Output elements ``n``.
     row, window : int
@@ -90,7 +98,7 @@ def vector_op_counts(op: str, *, elements: int, row: int = 1, window: int = 1,
         c = {"max": (k - 1) * n}
     elif op == "avgpool":
         c = {"add": (k - 1) * n, "mul": n}
-    elif op == "concat":
+    elif op in ("concat", "copy"):
         c = {}
     elif op == "softmax":
         c = ({"max": n, "add": 7 * n, "mul": 4 * n, "divide": rows} if integer else
@@ -103,6 +111,13 @@ def vector_op_counts(op: str, *, elements: int, row: int = 1, window: int = 1,
     elif op == "silu":
         c = {"add": 5 * n, "mul": 4 * n, "divide": n} if integer else {"exp": n, "add": n, "divide": n,
                                                                        "mul": n}
+    elif op == "sigmoid":
+        c = {"add": 5 * n, "mul": 3 * n, "divide": n} if integer else {"exp": n, "add": n, "divide": n}
+    elif op == "tanh":
+        c = ({"add": 6 * n, "mul": 4 * n, "divide": n} if integer else
+             {"mul": n, "exp": n, "add": 2 * n, "divide": n})
+    elif op == "cumsum":
+        c = {"add": n}
     else:
         raise ValueError(f"unknown vector op {op!r}")
     return {k_: v for k_, v in c.items() if v}

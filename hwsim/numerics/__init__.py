@@ -3,7 +3,7 @@ parameters and integer ranges, rounding modes, and the requantization profiles o
 
 A leaf package: it imports nothing else from hwsim, so ``quant``, ``datapath`` and ``onnxq`` can all depend
 on it without a cycle (``tests/test_layout.py`` walks the imports). Formulas and their sources are in each
-function's docstring (``shared/reference/bitexact.md`` for the runtimes' exact semantics).
+function's docstring (``docs/verification.md`` for the runtimes' exact semantics).
 """
 
 from ._affine import (

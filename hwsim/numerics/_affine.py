@@ -8,7 +8,7 @@ Survey of Quantization Methods for Efficient Neural Network Inference", eq. 2-3)
 * unsigned ``b``-bit: ``[0, 2^b - 1]``.
 
 :func:`quantize` and :func:`dequantize` reproduce onnxruntime's QuantizeLinear and DequantizeLinear bit for
-bit (``shared/reference/bitexact.md`` §0 and §1, ORT ``onnxruntime/core/mlas/lib/quantize.cpp``
+bit (``docs/verification.md`` §0 and §1, ORT ``onnxruntime/core/mlas/lib/quantize.cpp``
 ``MlasQuantizeLinear``): a true float32 division, round half to even, then the zero point, then saturation.
 
 Storage: quantized codes are returned in the smallest NumPy integer type that holds ``[qmin, qmax]``
@@ -361,7 +361,7 @@ def _broadcast_params(qp: QParams, ndim: int, shape: tuple, name: str) -> tuple[
 def quantize(x, qp: QParams) -> np.ndarray:
     """Quantize real values exactly as onnxruntime's QuantizeLinear does.
 
-    Formula (``bitexact.md`` §0 "ONNX QuantizeLinear (ORT)", ORT ``core/mlas/lib/quantize.cpp``
+    Formula (``docs/verification.md`` §0 "ONNX QuantizeLinear (ORT)", ORT ``core/mlas/lib/quantize.cpp``
     ``MlasQuantizeLinear``, ``qmath.h``)::
 
         y = clamp( rne( f32(x / s) ) + z, qmin, qmax )
@@ -411,7 +411,7 @@ def quantize(x, qp: QParams) -> np.ndarray:
 def dequantize(q, qp: QParams) -> np.ndarray:
     """Real values of integer codes, exactly as onnxruntime's DequantizeLinear computes them.
 
-    Formula (``bitexact.md`` §0 "ONNX DequantizeLinear (ORT)")::
+    Formula (``docs/verification.md`` §0 "ONNX DequantizeLinear (ORT)")::
 
         y = f32( f32(q - z) * s )
 

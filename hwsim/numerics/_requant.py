@@ -3,7 +3,7 @@
 After an integer conv/GEMM, the accumulator ``acc = sum (x - z_x)(w - z_w) + bias`` holds the real output in
 units of ``s_x * s_w``. Requantization rescales it to the output scale ``s_y`` with ``M = s_x * s_w / s_y``
 and adds the output zero point. Runtimes differ in how ``M`` is formed, how ``acc`` is converted, how they
-round and where the zero point goes (``shared/reference/bitexact.md`` §0, §2, §3, §7). Each profile below is
+round and where the zero point goes (``docs/verification.md`` §0, §2, §3, §7). Each profile below is
 named after the runtime it reproduces:
 
 =================  ===========================================================================================
@@ -73,8 +73,8 @@ def requant_multiplier(s_x, s_w, s_y, *, profile: str = "ort_cpu") -> np.ndarray
     * ``ort_cpu``, ``torch_onednn``, ``torch_fbgemm``: ``f32(f32(s_x * s_w) / s_y)``, float32 throughout,
       multiply first (ORT
       ``qlinearconv.cc`` / ``quantize_linear_matmul.cc``: ``X_scale * W_scale[i] / Y_scale``; PyTorch
-      ``act_times_w_scale / output_scale``, fbgemm's ``C_multiplier``; ``bitexact.md`` §0 point 3). Returns
-      float32.
+      ``act_times_w_scale / output_scale``, fbgemm's ``C_multiplier``; ``docs/verification.md`` §0 point 3).
+      Returns float32.
     * ``tflite_double``, ``tflite_single``: ``f64(s_x) * f64(s_w) / f64(s_y)`` in double (TFLite
       ``PopulateConvolutionQuantizationParams``, §2). Returns float64.
     * ``hawq_dyadic``: ``f64(f32(s_x * s_w)) / f64(s_y)`` (HAWQ-V3 ``fixedpoint_fn``, §2). Returns float64.
@@ -117,10 +117,10 @@ def quantize_multiplier(m: float, *, single_rounding: bool = False) -> tuple[int
     """TFLite's ``QuantizeMultiplier``: a real multiplier as a Q31 mantissa and a power-of-two shift.
 
     ``m ~ q * 2^(shift - 31)`` with ``q`` in ``[2^30, 2^31)`` (TFLite
-    ``kernels/internal/quantization_util.cc``; ``bitexact.md`` §2): ``frac, shift = frexp(m)``, ``q =
-    round_half_away(frac * 2^31)``; if ``q == 2^31`` it is halved and ``shift`` incremented; if ``shift <
-    -31`` the multiplier is flushed to ``(0, 0)``. With ``single_rounding`` a ``shift > 30`` saturates to
-    ``(2^31 - 1, 30)``. ``m == 0`` gives ``(0, 0)``.
+    ``kernels/internal/quantization_util.cc``; ``docs/verification.md`` §2): ``frac, shift = frexp(m)``,
+    ``q = round_half_away(frac * 2^31)``; if ``q == 2^31`` it is halved and ``shift`` incremented; if
+    ``shift < -31`` the multiplier is flushed to ``(0, 0)``. With ``single_rounding`` a ``shift > 30``
+    saturates to ``(2^31 - 1, 30)``. ``m == 0`` gives ``(0, 0)``.
 
     Parameters
     ----------
@@ -159,7 +159,7 @@ def dyadic_multiplier(m: float, *, mantissa_bits: int = 31) -> tuple[int, int]:
     """HAWQ-V3's dyadic number ``b / 2^c`` for a real multiplier (``batch_frexp``).
 
     ``frac, e = frexp(m)``; ``b = round_half_up(frac * 2^mantissa_bits)``; ``c = mantissa_bits - e``
-    (HAWQ ``utils/quantization_utils/quant_utils.py``; ``bitexact.md`` §2). ``b`` may equal
+    (HAWQ ``utils/quantization_utils/quant_utils.py``; ``docs/verification.md`` §2). ``b`` may equal
     ``2^mantissa_bits`` when ``frac`` rounds up; HAWQ keeps it so, and so does this function.
 
     Parameters
@@ -192,7 +192,8 @@ def _trunc_div_pow2(v: np.ndarray, e: int) -> np.ndarray:
 
 
 def _srdhm(a: np.ndarray, b: int) -> np.ndarray:
-    """gemmlowp ``SaturatingRoundingDoublingHighMul(a, b)`` on int32 values held in int64 (bitexact.md §2)."""
+    """gemmlowp ``SaturatingRoundingDoublingHighMul(a, b)`` on int32 values held in int64
+    (``docs/verification.md`` §2)."""
     ab = a * np.int64(b)
     nudge = np.where(ab >= 0, np.int64(1 << 30), np.int64(1 - (1 << 30)))
     hi = _trunc_div_pow2(ab + nudge, 31)
@@ -299,7 +300,7 @@ def fbgemm_bias_addend(bias_float, act_scale) -> np.ndarray:
     """The float32 addend fbgemm adds to the accumulator: ``f32(bias / act_scale)``.
 
     PyTorch's quantized linear/conv keep the bias as float; fbgemm's ``ReQuantizeOutput`` computes ``raw_f =
-    float(acc) + bias[j] / act_times_w_scale[j]`` (``bitexact.md`` §3) with ``act_times_w_scale =
+    float(acc) + bias[j] / act_times_w_scale[j]`` (``docs/verification.md`` §3) with ``act_times_w_scale =
     f32(s_x * s_w[j])``. The division is a float32 division.
 
     Parameters
@@ -360,7 +361,7 @@ def requantize(acc, multiplier, *, zero_point: int, qmin: int, qmax: int, channe
                seed: int | None = None) -> np.ndarray:
     """Rescale an integer accumulator to output codes, bit-exactly as the named runtime does.
 
-    Profiles (``bitexact.md`` §0, §2, §3; ``rne`` = round half to even; ``z`` = ``zero_point``):
+    Profiles (``docs/verification.md`` §0, §2, §3; ``rne`` = round half to even; ``z`` = ``zero_point``):
 
     ``ort_cpu`` (the default; ORT ``core/mlas/lib/quantize.cpp`` ``MlasRequantizeOutput``)
         ``y = clamp(rne(f32(f32(acc) * M)) + z, qmin, qmax)``. The accumulator is converted to float32 first

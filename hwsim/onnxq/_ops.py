@@ -9,7 +9,7 @@ QDQ groups), :mod:`._ops_elementwise` (float32-exact element-wise ops), :mod:`._
 :mod:`._ops_shape` (shape ops), :mod:`._ops_softmax` (QLinearSoftmax), :mod:`._ops_dynamic`
 (DynamicQuantizeLinear), :mod:`._ops_common` (errors,
 stats, attribute readers). With the defaults (32-bit wrap, ``ort_cpu``) every kernel reproduces onnxruntime's
-CPU kernel bit for bit. Sources per op are in the kernel docstrings; ``shared/reference/bitexact.md`` has the
+CPU kernel bit for bit. Sources per op are in the kernel docstrings; ``docs/verification.md`` has the
 measured ones.
 """
 

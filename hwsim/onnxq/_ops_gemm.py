@@ -127,8 +127,8 @@ def _requant(acc, s_in, s_w, s_out, z_out, out_dt, cfg, *, axis, fbias=None, act
 
 def _split_bias_fbgemm(bias, s_x, s_w, cfg):
     """torch_fbgemm: the int32 bias becomes PyTorch's float bias ``f32(b * act)``, added as ``f32(b' / act)``
-    in float32 before the multiply (``bitexact.md`` §3); returns (int bias for the accumulator, float
-    addend)."""
+    in float32 before the multiply (``docs/verification.md`` §3); returns (int bias for the accumulator,
+    float addend)."""
     if bias is None or cfg.profile != "torch_fbgemm":
         return bias, None
     act = np.multiply(np.float32(s_x), np.asarray(s_w, np.float32), dtype=np.float32)
@@ -137,8 +137,9 @@ def _split_bias_fbgemm(bias, s_x, s_w, cfg):
 
 
 def qlinear_conv(node, ins, cfg):
-    """ONNX QLinearConv: integer accumulator then requantization (ORT ``qlinearconv.cc``; ``bitexact.md``
-    §0/§1): ``M = f32(f32(s_x * s_w[c]) / s_y)``, ``y = clamp(rne(f32(f32(acc) * M)) + z_y)``."""
+    """ONNX QLinearConv: integer accumulator then requantization (ORT ``qlinearconv.cc``;
+    ``docs/verification.md`` §0/§1): ``M = f32(f32(s_x * s_w[c]) / s_y)``,
+    ``y = clamp(rne(f32(f32(acc) * M)) + z_y)``."""
     x, xs, xz, w, ws, wz, ys, yz = ins[:8]
     bias = ins[8] if len(ins) > 8 else None
     stats = NodeStats()
@@ -151,7 +152,8 @@ def qlinear_conv(node, ins, cfg):
 
 
 def conv_integer(node, ins, cfg):
-    """ONNX ConvInteger: the exact ``sum (x - z_x)(w - z_w)`` in int32 (wraps; ``bitexact.md`` §1)."""
+    """ONNX ConvInteger: the exact ``sum (x - z_x)(w - z_w)`` in int32 (wraps; ``docs/verification.md``
+    §1)."""
     x, w = ins[0], ins[1]
     xz = ins[2] if len(ins) > 2 else None
     wz = ins[3] if len(ins) > 3 else None

@@ -29,7 +29,8 @@ def _axis_shape(scale: np.ndarray, x: np.ndarray, axis: int) -> np.ndarray:
 
 def quantize_linear(node, ins, cfg):
     """ONNX QuantizeLinear as ORT computes it: ``clamp(rne(f32(x / s)) + z)`` (a true float32 division,
-    ``MlasQuantizeLinear``; ``bitexact.md`` §0). Per-tensor or per-axis; 8- and 16-bit integer outputs."""
+    ``MlasQuantizeLinear``; ``docs/verification.md`` §0). Per-tensor or per-axis; 8- and 16-bit integer
+    outputs."""
     x, s, z = ins[0], ins[1], ins[2] if len(ins) > 2 else None
     if _attr(node, "block_size", 0):
         raise OpError("blocked quantization (block_size) is not supported")
@@ -49,7 +50,7 @@ def quantize_linear(node, ins, cfg):
 
 
 def dequantize_linear(node, ins, cfg):
-    """ONNX DequantizeLinear as ORT computes it: ``f32(f32(x - z) * s)`` (``bitexact.md`` §0)."""
+    """ONNX DequantizeLinear as ORT computes it: ``f32(f32(x - z) * s)`` (``docs/verification.md`` §0)."""
     x, s, z = ins[0], ins[1], ins[2] if len(ins) > 2 else None
     if _attr(node, "block_size", 0):
         raise OpError("blocked quantization (block_size) is not supported")

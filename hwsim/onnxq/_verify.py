@@ -47,9 +47,16 @@ class VerifyReport:
     elements: int
     data: dict
     lines: list[str] = field(default_factory=list)
+    #: with a datapath other than onnxruntime's (``--arch``, a profile...) on a host whose onnxruntime
+    #: saturates int16 pair sums: the mismatches the datapath causes (against onnxruntime's exact integer
+    #: arithmetic); None: every mismatch counts
+    datapath_mismatches: int | None = None
 
     @property
     def passed(self) -> bool:
+        """No mismatch caused by the datapath under test (:attr:`datapath_mismatches` when set)."""
+        if self.datapath_mismatches is not None:
+            return self.datapath_mismatches == 0
         return self.mismatches == 0
 
 
@@ -255,9 +262,12 @@ def _target_record(tgt, host) -> dict:
                                        "onnxruntime_probe": host.probe, "probe_note": host.probe_note}}
 
 
-def _verify_recorded(model, g0, g, feeds, run, ref_run, cfg, tgt, host, expected, inputs, seed, out, arch):
+def _verify_recorded(model, g0, g, feeds, run, ref_run, cfg, tgt, host, expected, inputs, seed, out, arch,
+                     exact_run=None):
     """:func:`verify` against tensors recorded by onnxruntime on ``tgt`` (no onnxruntime run here): ``run`` is
-    hwsim's model of a default session (int8 QDQ groups as that session runs them on x86)."""
+    hwsim's model of a default session (int8 QDQ groups as that session runs them on x86); ``exact_run`` the
+    same graph under onnxruntime's exact integer arithmetic (a datapath other than onnxruntime's on a
+    pair-saturating target: the mismatches are attributed)."""
     import onnxruntime
 
     from .. import __version__
@@ -279,10 +289,18 @@ def _verify_recorded(model, g0, g, feeds, run, ref_run, cfg, tgt, host, expected
             entry["first_mismatch"]["recorded"] = entry["first_mismatch"].pop("onnxruntime")
         if not cfg.is_reference:
             entry["reference_datapath_mismatches"] = int(np.count_nonzero(ref_run.values[nm] != o))
+        if exact_run is not None:
+            _attribute(entry, diff, h, exact_run.values[nm],
+                       tolerance=h.dtype.kind == "f" and bool(run.tolerance))
         total += int(o.size)
         bad += nbad
         tensors.append(entry)
     layers, warnings = _layer_rows(g, run, ref_run, cfg)
+    notes = list(g0.notes)
+    dp_bad = None if exact_run is None else sum(t["datapath_mismatches"] for t in tensors)
+    if dp_bad is not None:
+        notes.append(_attribution_note(cfg, arch, tgt, bad, dp_bad,
+                                       sum(t["reference_pair_saturation_mismatches"] for t in tensors)))
     data = {
         "model": str(model), "hwsim_version": __version__, "onnxruntime_version": onnxruntime.__version__,
         "reference": f"recorded: {expected}", "target": _target_record(tgt, host),
@@ -294,23 +312,28 @@ def _verify_recorded(model, g0, g, feeds, run, ref_run, cfg, tgt, host, expected
                      "profile": cfg.profile, "rounding": cfg.rounding,
                      "arch": None if arch is None else str(arch), "onnxruntime_semantics": cfg.is_reference},
         "lowered": [{"node": k, "from": v} for k, v in g.lowered_from.items()],
-        "mismatches": bad, "elements": total, "result": "pass" if bad == 0 else "fail",
-        "tensors": tensors, "layers": layers, "warnings": warnings, "notes": list(g0.notes),
+        "mismatches": bad, "elements": total,
+        "result": "pass" if (bad if dp_bad is None else dp_bad) == 0 else "fail",
+        "tensors": tensors, "layers": layers, "warnings": warnings, "notes": notes,
+        "datapath_mismatches": dp_bad, "reference_pair_saturation": exact_run is not None,
         "onnxruntime_x86_float_groups": g.ort_x86_float,
     }
     lines = [f"warning: {w}" for w in warnings]
     lines.append(f"target {tgt.name} (host {host.target}); reference: outputs recorded in {expected}")
     for t in tensors:
         if t["mismatches"]:
+            why = ("" if dp_bad is None else f"; {t['datapath_mismatches']} from the datapath, "
+                   f"{t['reference_pair_saturation_mismatches']} from onnxruntime's int16 pair saturation")
             lines.append(f"{t['name']} ({t['op']} {t['node']!r}): {t['mismatches']} of {t['elements']} "
-                         f"differ "
-                         f"from the recorded values")
-    lines.append(f"mismatches: {bad} of {total}")
+                         f"differ from the recorded values{why}")
+    lines += [f"note: {n}" for n in notes[len(g0.notes):]]
+    lines.append(f"mismatches: {bad} of {total}" + ("" if dp_bad is None or dp_bad == bad else
+                                                     f" ({dp_bad} caused by the datapath)"))
     if out is not None:
         od = Path(out)
         od.mkdir(parents=True, exist_ok=True)
         (od / "verify.json").write_text(json.dumps(data, indent=1) + "\n")
-    return VerifyReport(mismatches=bad, elements=total, data=data, lines=lines)
+    return VerifyReport(mismatches=bad, elements=total, data=data, lines=lines, datapath_mismatches=dp_bad)
 
 
 def _float_tensors(g: QGraph, run, skip: set[str]) -> list[str]:
@@ -331,6 +354,40 @@ def _has_x86_u8(g0: QGraph) -> bool:
     them)."""
     return any(n.op_type == "QuantizeLinear" and g0.types.get(n.output[0]) == onnx.TensorProto.INT8
                for n in g0.nodes)
+
+
+def _same_float(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Element-wise bit-for-bit equality of two float arrays (NaN equals NaN)."""
+    return (a == b) | (np.isnan(a) & np.isnan(b))
+
+
+def _attribute(entry: dict, diff: np.ndarray, h: np.ndarray, exact: np.ndarray, *, tolerance: bool = False
+               ) -> None:
+    """Split a tensor's mismatches (``diff``: hwsim's datapath against the reference): an element where the
+    datapath also differs from onnxruntime's exact integer arithmetic (``exact``) is the datapath's own
+    (``datapath_mismatches``), one where it equals it is the reference's int16 pair saturation
+    (``reference_pair_saturation_mismatches``); the two add up to the mismatches."""
+    if h.shape != exact.shape:
+        own = diff
+    elif h.dtype.kind == "f":
+        own = diff & ~(within_tolerance(h, exact) if tolerance else _same_float(h, exact))
+    else:
+        own = diff & (h.astype(np.int64) != exact.astype(np.int64))
+    entry["datapath_mismatches"] = int(np.count_nonzero(own))
+    entry["reference_pair_saturation_mismatches"] = int(np.count_nonzero(diff)) - entry["datapath_mismatches"]
+
+
+def _attribution_note(cfg: DatapathConfig, arch, tgt, bad: int, dp_bad: int, sat: int) -> str:
+    """The note that splits a datapath's mismatches between the datapath and the reference's int16 pair
+    saturation (docs/verification.md, "Hardware options")."""
+    acc = f"{cfg.acc_bits}-bit {cfg.acc_mode} accumulator"
+    name = f"the arch's {acc}" if arch is not None else f"{acc}, profile {cfg.profile}"
+    pairs = "int16 pair sums" if cfg.int16_pairs else "exact products"
+    return (f"the datapath is not onnxruntime's ({name}, {pairs}) and the reference onnxruntime (target "
+            f"{tgt.name}) sums u8 x s8 product pairs with int16 saturation: of the {bad} mismatches, "
+            f"{dp_bad} are the datapath's own (it differs from onnxruntime's exact integer arithmetic too: "
+            f"the ONNX spec's, onnxruntime's on VNNI hosts), {sat} the reference's saturation (the datapath "
+            "equals exact arithmetic there); the exit code counts the datapath's own")
 
 
 def _layer_rows(g: QGraph, run, ref_run, cfg: DatapathConfig) -> tuple[list[dict], list[str]]:
@@ -447,22 +504,24 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
     # what the user deploys: the unmodified model under a default session. hwsim runs it as that session
     # does on x86 (int8 groups rewritten to uint8, the groups it cannot rewrite in float32) and counts its
     # graph outputs; the instrumented tensors above come from the session.qdqisint8allowed=1 run
-    def_run, def_why = run, ""
+    def_run, def_why, def_graph = run, "", g
     if tgt.name != "arm64" and (g.ort_x86_float or _has_x86_u8(g0)):
         g_u8 = rewrite_s8_to_u8(g0)
         g_def = lower_qdq(g_u8, keep_float=g.ort_x86_float)
         if g.ort_x86_float or g_u8.types != g0.types:
             try:
                 check_supported(g_def)
-                def_run = execute(g_def, feeds, cfg)
+                def_run, def_graph = execute(g_def, feeds, cfg), g_def
             except SpecError as e:
                 def_run, def_why = None, str(e)
     if expected is not None:
         if def_run is None:
             raise SpecError(str(model), "", "a model whose default onnxruntime session hwsim can run",
                             Found(def_why))
+        exact_def = (execute(def_graph, feeds, DatapathConfig())
+                     if not cfg.is_reference and tgt.u8s8_int16_pairs else None)
         return _verify_recorded(model, g0, g, feeds, def_run, ref_run, cfg, tgt, host, expected, inputs, seed,
-                                out, arch)
+                                out, arch, exact_def)
     names = [n for n in _integer_tensors(g0, run.values) if n in run.values]
     fnames = _float_tensors(g, run, set(names))
     types = dict(g0.types)
@@ -491,6 +550,14 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
                                   "DynamicQuantizeMatMul...), compared per node above")
     else:
         float_free = {}
+    # the datapath under test is the accelerator's (exact products); on a host whose onnxruntime sums u8 x s8
+    # product pairs with int16 saturation, its differences from that onnxruntime are split between the
+    # datapath and the reference: the datapath is compared also with onnxruntime's exact integer arithmetic
+    # (the ONNX spec's, and onnxruntime's on VNNI hosts)
+    exact_run = None
+    if not cfg.is_reference and tgt.u8s8_int16_pairs:
+        exact_run = execute(g, feeds, DatapathConfig(), anchor={k: v for k, v in ort_vals.items()
+                                                                 if k in run.tolerance} or None)
     if g.ort_x86_float:
         notes.append(f"onnxruntime's default x86 optimizer leaves {len(g.ort_x86_float)} QDQ group(s) of "
                      f"this model in float32 ({', '.join(sorted(g.ort_x86_float))}: it rewrites int8 Q/DQ "
@@ -558,6 +625,10 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
             if not cfg.is_reference:
                 entry["reference_datapath_mismatches"] = int(np.count_nonzero(
                     ref_run.values[nm].astype(np.int64) != o.astype(np.int64)))
+            if exact_run is not None:
+                _attribute(entry, diff, h, exact_run.values[nm])
+        if exact_run is not None and h.shape != o.shape:
+            entry["datapath_mismatches"], entry["reference_pair_saturation_mismatches"] = nbad, 0
         if st is not None:
             entry["acc_overflow"] = st.acc_overflow
             if cfg.mult_bits is not None:
@@ -575,6 +646,13 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
         entry = {"name": nm, "node": run.producer[nm], "op": run.op[nm], "dtype": str(o.dtype),
                  "shape": list(o.shape), "elements": int(o.size)}
         entry.update(compare_float(h, o, tolerance=tol))
+        if exact_run is not None:
+            ex = exact_run.own.get(nm, exact_run.values[nm]) if tol else exact_run.values[nm]
+            if h.shape == o.shape:
+                _attribute(entry, ~within_tolerance(h, o) if tol else ~_same_float(h, o), h, ex,
+                           tolerance=tol)
+            else:
+                entry["datapath_mismatches"], entry["reference_pair_saturation_mismatches"] = int(o.size), 0
         total += int(o.size)
         bad += entry["mismatches"]
         float_tensors.append(entry)
@@ -583,6 +661,11 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
         bad += t["mismatches"]
         tensors.append(t)
     layers, warnings = _layer_rows(g, run, ref_run, cfg)
+    dp_bad = (None if exact_run is None else
+              sum(t.get("datapath_mismatches", 0) for t in tensors + float_tensors))
+    if dp_bad is not None:
+        sat = sum(t.get("reference_pair_saturation_mismatches", 0) for t in tensors + float_tensors)
+        notes.append(_attribution_note(cfg, arch, tgt, bad, dp_bad, sat))
     if not names:
         notes.append("the model produces no integer tensor: nothing was compared")
     floats = {}
@@ -608,9 +691,11 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
                      "profile": cfg.profile, "rounding": cfg.rounding,
                      "arch": None if arch is None else str(arch), "onnxruntime_semantics": cfg.is_reference},
         "lowered": [{"node": k, "from": v} for k, v in g.lowered_from.items()],
-        "mismatches": bad, "elements": total, "result": "pass" if bad == 0 else "fail",
+        "mismatches": bad, "elements": total,
+        "result": "pass" if (bad if dp_bad is None else dp_bad) == 0 else "fail",
         "tensors": tensors, "layers": layers, "warnings": warnings, "notes": notes,
         "float_outputs_equal": floats,
+        "datapath_mismatches": dp_bad, "reference_pair_saturation": exact_run is not None,
         "float_tensors": float_tensors,
         "default_session_float_outputs": float_free,
         "default_session_outputs_equal": default_equal,
@@ -629,8 +714,13 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
             if t.get("local_acc_overflow"):
                 ov += f" ({t['local_acc_overflow']} on onnxruntime's inputs)"
             sess = " (default session)" if t.get("session") == "default" else ""
+            why = ""
+            if "reference_pair_saturation_mismatches" in t:
+                why = (f"; {t['datapath_mismatches']} from the datapath, "
+                       f"{t['reference_pair_saturation_mismatches']} from onnxruntime's int16 pair "
+                       "saturation")
             lines.append(f"{t['name']} ({t['op']} {t['node']!r}){sess}: {t['mismatches']} of {t['elements']} "
-                         f"differ{extra}{ov}")
+                         f"differ{extra}{ov}{why}")
     for t in float_tensors:
         if t["mismatches"]:
             lines.append(f"{t['name']} ({t['op']} {t['node']!r}, float32 {t['compare']}): {t['mismatches']} "
@@ -661,9 +751,10 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
                          "tensor)")
     for nt in notes:
         lines.append(f"note: {nt}")
-    lines.append(f"mismatches: {bad} of {total}")
+    lines.append(f"mismatches: {bad} of {total}" + ("" if dp_bad is None or dp_bad == bad else
+                                                     f" ({dp_bad} caused by the datapath)"))
     if out is not None:
         od = Path(out)
         od.mkdir(parents=True, exist_ok=True)
         (od / "verify.json").write_text(json.dumps(data, indent=1) + "\n")
-    return VerifyReport(mismatches=bad, elements=total, data=data, lines=lines)
+    return VerifyReport(mismatches=bad, elements=total, data=data, lines=lines, datapath_mismatches=dp_bad)

@@ -1,7 +1,7 @@
 """Quantization toolbox: uniform affine quantizers, calibration, and runtime-exact requantization.
 
 Public names, grouped by implementation module (Gholami et al. 2021 survey; exact semantics from
-``shared/reference/bitexact.md``).
+``docs/verification.md``).
 """
 
 # the basics live in hwsim.numerics (below quant, datapath and onnxq, which all use them); re-exported here

@@ -165,7 +165,8 @@ def build_graph(wl: Workload, source: str = "<workload>", *, check_channels: boo
                 info[n.name] = (n.elements or e0 // max(c * h * wd, 1) * oc * oh * ow or oc * oh * ow, oc,
                                 (oc, oh, ow) if n.elements is None else None)
             else:
-                info[n.name] = (n.elements or e0, n.row or r0, chw0)
+                # a copy (resize, pad) that changes the element count changes the (C, H, W) shape too
+                info[n.name] = (n.elements or e0, n.row or r0, chw0 if n.elements in (None, e0) else None)
         window.append(w)
     if check_channels:
         _check_channels(nodes, inputs, info, source)

@@ -289,13 +289,14 @@ Layer = Annotated[Conv2d | Gemm, Field(discriminator="op")]
 
 #: The non-GEMM op kinds (run on the vector unit).
 VECTOR_OPS = ("add", "mul", "maxpool", "avgpool", "concat", "softmax", "layernorm", "gelu", "silu", "relu",
-              "requant")
+              "requant", "sigmoid", "tanh", "cumsum", "copy")
 
 
 class VectorOp(_Frozen):
-    """A non-GEMM node: element-wise (``add``, ``mul``, ``relu``, ``gelu``, ``silu``, ``requant``), a pooling
-    window (``maxpool``, ``avgpool``), a concatenation, or a row-wise normalization (``softmax``,
-    ``layernorm``).
+    """A non-GEMM node: element-wise (``add``, ``mul``, ``relu``, ``gelu``, ``silu``, ``requant``,
+    ``sigmoid``, ``tanh``), a running sum (``cumsum``), a pooling window (``maxpool``, ``avgpool``), data
+    movement only (``concat``; ``copy``: resize/pad/tile, ``elements`` = its output's), or a row-wise
+    normalization (``softmax``, ``layernorm``).
 
     ``elements``: output elements (default: inferred; pooling from its window, concat the sum of its inputs,
     anything else its first input's). ``row``: elements per normalized row (softmax, layernorm; default: the
@@ -306,7 +307,7 @@ class VectorOp(_Frozen):
 
     name: str = Field(min_length=1)
     op: Literal["add", "mul", "maxpool", "avgpool", "concat", "softmax", "layernorm", "gelu", "silu", "relu",
-                "requant"]
+                "requant", "sigmoid", "tanh", "cumsum", "copy"]
     inputs: tuple[str, ...] | None = Field(default=None, min_length=1)
     elements: int | None = Field(default=None, gt=0)
     row: int | None = Field(default=None, gt=0)
