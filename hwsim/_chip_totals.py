@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-__all__ = ["CYCLE_KEYS", "core_cycle_sums", "chip_cycle_totals"]
+__all__ = ["CYCLE_KEYS", "core_cycle_sums", "chip_cycle_totals", "core_roofline"]
 
 #: The cycle totals of the rows that one array sums (with several cores each also kept as ``KEY_core_sum``).
 CYCLE_KEYS = ("compute_cycles", "stall_cycles", "dram_stall_cycles", "onchip_stall_cycles")
@@ -51,3 +52,23 @@ def chip_cycle_totals(totals: dict[str, Any], cores: list[dict[str, int]], makes
     dram = stall if d + o <= 0 else stall * d // (d + o)
     totals.update({"compute_cycles": comp, "stall_cycles": stall, "dram_stall_cycles": dram,
                    "onchip_stall_cycles": stall - dram, "busiest_core": b})
+
+
+def core_roofline(peak: int, share: float, macs: int, dram_bytes: int, makespan: int) -> dict[str, Any]:
+    """One core's roofline columns of ``cores.csv`` (both schedules; docs/multicore_llm.md, "Outputs").
+
+    ``peak``: the core's MACs per cycle (rows x cols); ``share``: its DRAM bytes per cycle (the chip's
+    bandwidth over the cores, :meth:`hwsim.spec.ArchSpec.core_archs`; ``inf`` when unbounded); ``macs`` and
+    ``dram_bytes``: its work; ``makespan``: the chip's cycles. Returns ``intensity_macs_per_byte`` (MACs per
+    DRAM byte; ``inf`` with no DRAM byte), ``ridge_macs_per_byte`` (``peak / share``; 0 when unbounded),
+    ``bound``, ``peak_macs_per_cycle``, ``dram_share_bytes_per_cycle``, ``achieved_macs_per_cycle`` (MACs
+    over the makespan) and ``roof_macs_per_cycle`` (``min(peak, intensity x share)``; the classic roofline,
+    Williams et al., CACM 52(4), 2009).
+    """
+    ridge = peak / share if share != math.inf else 0.0
+    inten = macs / dram_bytes if dram_bytes else math.inf
+    return {"intensity_macs_per_byte": inten, "ridge_macs_per_byte": ridge,
+            "bound": "memory" if inten < ridge else "compute", "peak_macs_per_cycle": peak,
+            "dram_share_bytes_per_cycle": share,
+            "achieved_macs_per_cycle": macs / makespan if makespan else 0.0,
+            "roof_macs_per_cycle": min(peak, inten * share) if share != math.inf else peak}

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._chip_totals import chip_cycle_totals, core_cycle_sums
+from ._chip_totals import chip_cycle_totals, core_cycle_sums, core_roofline
 from .schedule import split_key, split_workload
 from .sim import ARRAY_UNIT as ARRAY
 from .sim import NUMBA_TASKS, ChipNode, chip_schedule, warm_up_chip
@@ -262,19 +262,13 @@ def simulate_multicore(arch: ArchSpec, workload: Workload, *, one_core: Callable
         dram = sum(per_node[i][name]["dram"] for i in range(len(nodes)))
         macs = r.totals["macs"]
         bw = a.memory.dram_level.read_bw / 8  # its share: the chip's bandwidth over the cores
-        ridge = peak / bw if bw != math.inf else 0.0
-        inten = macs / dram if dram else math.inf
-        achieved = macs / makespan if makespan else 0.0
         core_rows.append({
             "core": name, "array": c.array, "rows": a.array.rows, "cols": a.array.cols, "macs": macs,
             "busy_cycles": busy, "utilization": macs / (makespan * peak) if makespan else 0.0,
             "dram_bytes": dram, "noc_bytes": sum(per_node[i][name]["dram"] + per_node[i][name]["gather"]
                                                  for i in range(len(nodes))),
-            "hops": hops[name], "energy_pj": r.totals["energy_pj"], "intensity_macs_per_byte": inten,
-            "ridge_macs_per_byte": ridge, "bound": "memory" if inten < ridge else "compute",
-            "peak_macs_per_cycle": peak, "dram_share_bytes_per_cycle": bw,
-            "achieved_macs_per_cycle": achieved,
-            "roof_macs_per_cycle": min(peak, inten * bw) if bw != math.inf else peak,
+            "hops": hops[name], "energy_pj": r.totals["energy_pj"],
+            **core_roofline(peak, bw, macs, dram, makespan),
             "compute_cycles": int(sched.compute_cycles[ci].sum()),
             "dram_cycles": int(sched.dram_cycles[ci].sum()), **core_sums[ci]})
     cpu = time.process_time() - t0 - warm

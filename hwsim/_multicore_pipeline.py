@@ -64,7 +64,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._chip_totals import chip_cycle_totals, core_cycle_sums
+from ._chip_totals import chip_cycle_totals, core_cycle_sums, core_roofline
 from .schedule import allocate_layers
 from .sim import MAX_PASSES, dma_order, schedule_tasks
 from .spec import HUB, INPUT, ArchSpec, Conv2d, Gemm, VectorOp, Workload
@@ -524,19 +524,29 @@ def simulate_pipeline(arch: ArchSpec, workload: Workload, *, one_core: Callable,
     core_sums = [core_cycle_sums(*core_nodes[nm]) for nm in names]
     if n > 1:  # one core: the one-array totals as they are
         chip_cycle_totals(totals, core_sums, makespan)
+    # each core's compute and DRAM cycles, as the split model counts them (its tasks' durations: computes on
+    # its units, loads and writes on the channel at the chip's full bandwidth); one core has no DRAM tasks
+    # in its schedule (a CN lasts the row's total cycles), so they are counted on the task graph with them
+    dtg = tg if n > 1 else pipeline_tasks(arch, workload, alloc, node_rows, levels, dram=True)
+    comp_cyc, dram_cyc = [0] * n, [0] * n
+    for t, i in enumerate(dtg["node_of"]):
+        if i >= 0:
+            k = dtg["kind"][t]
+            if k == "compute":
+                comp_cyc[alloc[i]] += dtg["durations"][t]
+            elif k in ("load", "write"):
+                dram_cyc[alloc[i]] += dtg["durations"][t]
     core_rows = []
-    for (name, a), c, sums in zip(archs, cfg.list, core_sums, strict=True):
+    for ci, ((name, a), c, sums) in enumerate(zip(archs, cfg.list, core_sums, strict=True)):
         pc = per_core[name]
         peak = a.array.rows * a.array.cols
-        bw = a.memory.dram_level.read_bw / 8
-        ridge = peak / bw if bw != math.inf else 0.0
-        inten = pc["macs"] / pc["dram"] if pc["dram"] else math.inf
+        bw = a.memory.dram_level.read_bw / 8  # its share: the chip's bandwidth over the cores
         core_rows.append({
             "core": name, "array": c.array, "rows": a.array.rows, "cols": a.array.cols, "macs": pc["macs"],
             "busy_cycles": pc["busy"], "utilization": pc["macs"] / (makespan * peak) if makespan else 0.0,
             "dram_bytes": pc["dram"], "noc_bytes": pc["noc"], "hops": hops[name], "energy_pj": pc["energy"],
-            "intensity_macs_per_byte": inten, "ridge_macs_per_byte": ridge,
-            "bound": "memory" if inten < ridge else "compute", **sums})
+            **core_roofline(peak, bw, pc["macs"], pc["dram"], makespan),
+            "compute_cycles": comp_cyc[ci], "dram_cycles": dram_cyc[ci], **sums})
     idx = graph.node_index()
     tensor_rows = []  # each tensor as its producer's core plans it (the input: its first consumer's core)
     for c, r in enumerate(res):
