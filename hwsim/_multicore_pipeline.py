@@ -65,7 +65,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._chip_totals import chip_cycle_totals, core_cycle_sums, core_roofline
-from .schedule import allocate_layers
+from .schedule import allocate_layers, auto_candidates
 from .sim import MAX_PASSES, dma_order, schedule_tasks
 from .spec import HUB, INPUT, ArchSpec, Conv2d, Gemm, VectorOp, Workload
 
@@ -443,9 +443,26 @@ def simulate_pipeline(arch: ArchSpec, workload: Workload, *, one_core: Callable,
         lv.update({f"bytes:{t['tensor']}": t["bytes"] for t in r.tensor_rows})
         levels.append(lv)
     cycles = [[int(x["total_cycles"]) for x in nr] for nr in node_rows]
-    alloc = allocate_layers(workload, names, cfg.allocation, cycles, source=source)
-    tg = pipeline_tasks(arch, workload, alloc, node_rows, levels)
-    start, end, _passes = schedule_pipeline(tg, engine=arch.timing.engine, shared=n > 1)
+    auto_note = ""
+    if cfg.allocation == "auto" and n > 1:  # the best of the candidates, each timed by this model (1.)
+        hops0 = cfg.hops()
+        same = [(id(a), hops0[nm]) for nm, a in archs]
+        tried = []
+        best = None
+        for label, cand in auto_candidates(workload, names, cycles, same):
+            tg_c = pipeline_tasks(arch, workload, cand, node_rows, levels)
+            s_c, e_c, _ = schedule_pipeline(tg_c, engine=arch.timing.engine)
+            span_c = max(e_c) if e_c else 0
+            tried.append(f"{label} {span_c:,}")
+            if best is None or span_c < best[0]:
+                best = (span_c, label, cand, tg_c, s_c, e_c)
+        assert best is not None
+        _, label, alloc, tg, start, end = best
+        auto_note = f"allocation auto: {label}, the fewest cycles of {'; '.join(tried)}"
+    else:
+        alloc = allocate_layers(workload, names, cfg.allocation, cycles, source=source)
+        tg = pipeline_tasks(arch, workload, alloc, node_rows, levels)
+        start, end, _passes = schedule_pipeline(tg, engine=arch.timing.engine, shared=n > 1)
     makespan = max(end) if end else 0
     span: dict[int, list[int]] = {}  # node -> [first start, last end] of its tasks (loads, computes, writes)
     dspan: dict[int, list[int]] = {}  # node -> [first start, last end] of its DRAM tasks that take time
@@ -565,7 +582,8 @@ def simulate_pipeline(arch: ArchSpec, workload: Workload, *, one_core: Callable,
                       notes=[*first.notes, *([f"{n} cores, layers pipelined (allocation "
                                               f"{[names[alloc[i]] for i in range(len(nodes))]}), "
                                               f"{cfg.pipeline_rows} rows per computation node "
-                                              "(docs/validation_multicore.md)"] if n > 1 else [])])
+                                              "(docs/validation_multicore.md)"] if n > 1 else []),
+                             *([auto_note] if auto_note else [])])
     out.totals = totals
     finish(out)
     peak_all = sum(x["rows"] * x["cols"] for x in core_rows)
