@@ -4,7 +4,9 @@ different cores overlapping at the granularity of computation nodes (CNs), as St
 Model (analytic; each assumption stated):
 
 1. **Allocation.** :func:`hwsim.schedule.allocate_layers`: ``cores.allocation`` (a core per GEMM layer, by
-   name or as a list in layer order) or ``auto`` (a greedy balance of the cores' busy cycles).
+   name or as a list in layer order) or ``auto``: each of :func:`hwsim.schedule.auto_candidates` (the
+   greedy balance of the cores' busy cycles, every layer on one core, each layer on its fastest core)
+   scheduled by this model (3.-6.), the fewest makespan cycles kept (ties: the first).
 2. **Per layer.** A layer costs what it costs alone on its core: the one-array pipeline
    (:func:`hwsim.simulate_workload`) runs the whole workload on each core type once (the core's array,
    buffers, vector unit, ``timing.reuse``) and the layer's row (compute cycles, on-chip floor, DRAM bytes,
@@ -14,7 +16,9 @@ Model (analytic; each assumption stated):
 3. **Computation nodes.** A conv is cut into CNs of ``cores.pipeline_rows`` output rows (Stream's
    ``hint_loops=[("OY", "all")]`` is one row per CN); a GEMM (``count`` 1) into CNs of that many rows of M; a
    windowed pool or an element-wise vector node with a known (C, H, W) output into rows the same way; any
-   other node (a global pool, a softmax, a batched conv) is one CN. A CN has its share of the layer's
+   other node (a global pool, a softmax, a batched conv) is one CN. Only a node with a producer or a consumer
+   on another core is cut: on its own core a node waits for its producers whole (4.), so CNs would only
+   coarsen its DMA tiles (5.); an uncut node keeps the event model's tiles. A CN has its share of the layer's
    cycles (with several cores also of its bytes, 5.), ``floor(T (k+1) r / R) - floor(T k r / R)`` for rows
    ``[k r, (k+1) r)`` of ``R`` (they sum to ``T`` exactly).
 4. **Dependencies.** A conv's CN for output rows ``[a, b)`` needs the input rows ``[a s - p, (b-1) s - p +
@@ -198,7 +202,14 @@ def pipeline_tasks(arch: ArchSpec, workload: Workload, alloc: list[int], node_ro
     cn_tasks: list[list[int]] = []
     cn_ends: list[list[int]] = []
     sent: dict[tuple[int, int], list[int]] = {}  # (producer node, consumer core) -> last-hop task per CN
-    rows_of = [_cn_rows(nd, graph.tensors[nd.name].chw) for nd in nodes]
+    # a node is cut into CNs only when a producer or a consumer is on another core: on one core a node waits
+    # for its producers whole, so CNs there would only coarsen its tiles (module docstring, 3.)
+    cross = [False] * len(nodes)
+    for i in range(len(nodes)):
+        for src in graph.inputs[i]:
+            if src != INPUT and alloc[idx[src]] != alloc[i]:
+                cross[i] = cross[idx[src]] = True
+    rows_of = [_cn_rows(nd, graph.tensors[nd.name].chw) if cross[i] else 1 for i, nd in enumerate(nodes)]
     ncn = [math.ceil(r / rp) for r in rows_of]
     # per (core, unit): the stream of tiles in program order (compute and write tasks), for the slots
     stream_comp: dict[tuple[int, str], list[int]] = {}
