@@ -72,3 +72,42 @@ def core_roofline(peak: int, share: float, macs: int, dram_bytes: int, makespan:
             "dram_share_bytes_per_cycle": share,
             "achieved_macs_per_cycle": macs / makespan if makespan else 0.0,
             "roof_macs_per_cycle": min(peak, inten * share) if share != math.inf else peak}
+
+
+def chip_area(archs: list[tuple[str, Any]], *, source: str = "<arch>") -> tuple[Any, list[float]]:
+    """The die area of a chip of several cores (``archs``: :meth:`hwsim.spec.ArchSpec.core_archs`) and of each
+    core, from :func:`hwsim.energy.area_breakdown` of each core's arch.
+
+    Assumptions: the chip is the sum of its cores (each its own array, buffers and requantizers, as
+    ``area_breakdown`` counts one array; the vector unit is counted in neither); the network (links,
+    routers) and the ``hub`` have no area model and are not counted (``sources["noc"]`` says so); DRAM is
+    off chip. Returns ``(breakdown, per-core mm^2)``: the breakdown's components are the one-array ones
+    (``mac``, each memory level, ``requant``), each summed over the cores (``units`` too); ``unit_um2`` is
+    ``um2 / units``, the area of one unit when the cores are of one type, their average otherwise.
+
+    Raises
+    ------
+    SpecError
+        ``energy.technology`` names no shipped table.
+    """
+    from .energy import AreaBreakdown, area_breakdown
+
+    parts = [area_breakdown(a, source=source) for _, a in archs]
+    um2: dict[str, float] = {}
+    units: dict[str, int] = {}
+    src: dict[str, str] = {}
+    for p in parts:
+        for k, v in p.um2.items():
+            um2[k] = um2.get(k, 0.0) + v
+            units[k] = units.get(k, 0) + p.units[k]
+        for k, v in p.sources.items():
+            src.setdefault(k, v)
+    names = ", ".join(n for n, _ in archs)
+    types = len({id(a) for _, a in archs})
+    for k in src:
+        if k in um2:
+            src[k] += (f"; summed over cores {names}" + (" (um^2 per unit: the average over the core types)"
+                                                        if types > 1 else ""))
+    src["noc"] = "not counted: the network's links and routers and the hub have no area model"
+    unit = {k: um2[k] / units[k] if units[k] else 0.0 for k in um2}
+    return AreaBreakdown(um2=um2, unit_um2=unit, units=units, sources=src), [p.total_mm2 for p in parts]

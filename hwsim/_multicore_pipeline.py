@@ -68,7 +68,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._chip_totals import chip_cycle_totals, core_cycle_sums, core_roofline
+from ._chip_totals import chip_area, chip_cycle_totals, core_cycle_sums, core_roofline
 from .schedule import allocate_layers, auto_candidates
 from .sim import MAX_PASSES, dma_order, schedule_tasks
 from .spec import HUB, INPUT, ArchSpec, Conv2d, Gemm, VectorOp, Workload
@@ -564,6 +564,7 @@ def simulate_pipeline(arch: ArchSpec, workload: Workload, *, one_core: Callable,
                 comp_cyc[alloc[i]] += dtg["durations"][t]
             elif k in ("load", "write"):
                 dram_cyc[alloc[i]] += dtg["durations"][t]
+    area, core_mm2 = chip_area(archs, source=source)
     core_rows = []
     for ci, ((name, a), c, sums) in enumerate(zip(archs, cfg.list, core_sums, strict=True)):
         pc = per_core[name]
@@ -574,7 +575,7 @@ def simulate_pipeline(arch: ArchSpec, workload: Workload, *, one_core: Callable,
             "busy_cycles": pc["busy"], "utilization": pc["macs"] / (makespan * peak) if makespan else 0.0,
             "dram_bytes": pc["dram"], "noc_bytes": pc["noc"], "hops": hops[name], "energy_pj": pc["energy"],
             **core_roofline(peak, bw, pc["macs"], pc["dram"], makespan),
-            "compute_cycles": comp_cyc[ci], "dram_cycles": dram_cyc[ci], **sums})
+            "compute_cycles": comp_cyc[ci], "dram_cycles": dram_cyc[ci], **sums, "area_mm2": core_mm2[ci]})
     idx = graph.node_index()
     tensor_rows = []  # each tensor as its producer's core plans it (the input: its first consumer's core)
     for c, r in enumerate(res):
@@ -587,7 +588,7 @@ def simulate_pipeline(arch: ArchSpec, workload: Workload, *, one_core: Callable,
     records = [dict(x, layer=f"{names[alloc[i]]}/{x['layer']}" if n > 1 else x["layer"])
                for i, nd in enumerate(nodes) for x in res[alloc[i]].energy_records if x["layer"] == nd.name]
     out = make_result(arch=arch, workload=workload, bits=first.bits, rows=rows, energy_records=records,
-                      energies=first.energies, model_cpu_s=cpu, area=None, vector_rows=vrows,
+                      energies=first.energies, model_cpu_s=cpu, area=area, vector_rows=vrows,
                       tensor_rows=first.tensor_rows if n == 1 else tensor_rows,
                       timeline=timeline, occupancy=first.occupancy if n == 1 else [],
                       notes=[*first.notes, *([f"{n} cores, layers pipelined (allocation "

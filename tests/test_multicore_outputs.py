@@ -86,6 +86,7 @@ def test_pipeline_cli_writes_cores_csv_and_report_hand_derived(tmp_path, capsys)
         assert (int(r["compute_cycles"]), int(r["dram_cycles"])) == (3_056, 1_032)
     t = json.loads((out / "summary.json").read_text())["totals"]
     assert t["total_cycles"] == 8_176
+    assert t["area_mm2"] == pytest.approx(2 * float(rows[0]["area_mm2"]), rel=1e-12)  # two equal cores
     html = (out / "report.html").read_text()
     assert "Roofline per core" in html and "Timeline per core" in html
 
@@ -155,3 +156,38 @@ def test_a_failure_while_writing_leaves_no_half_written_folder(tmp_path, monkeyp
     names = sorted(p.name for p in out.iterdir())
     assert "vector.csv" not in names and "mine.txt" in names and "report.html" in names
     assert json.loads((out / "summary.json").read_text())["totals"]["total_cycles"] == 8_176
+
+
+def test_chip_area_is_the_sum_of_its_cores():
+    # the trial's chip2: core a0 is the arch itself (16x16 OS), b0 a 32x8 WS array with the same PEs and
+    # buffers. Same PE count (256) and SRAMs, so the cores differ only in their requantizers, one per array
+    # column: 16 against 8. a0 = the arch without cores: (2.338 mm^2, as the trial's chip0), b0 = a0 - 8
+    # requant units; the chip = a0 + b0, every component summed (requant: 24 units); the network not counted
+    import yaml
+
+    from hwsim import simulate
+    from hwsim.spec import ArchSpec, load_workload_yaml
+
+    d = yaml.safe_load((ROOT / "tests/data/multicore/chip2_pipeline.yaml").read_text())
+    wl = load_workload_yaml(ROOT / "workloads/digits_cnn.yaml")
+    one = simulate(ArchSpec.model_validate({k: v for k, v in d.items() if k != "cores"}), wl)
+    chip = simulate(ArchSpec.model_validate(d), wl)
+    a = one.result.area
+    rq = a.unit_um2["requant"] / 1e6
+    assert one.totals["area_mm2"] == pytest.approx(2.338, abs=5e-4)
+    assert [r["area_mm2"] for r in chip.result.core_rows] == pytest.approx(
+        [a.total_mm2, a.total_mm2 - 8 * rq], rel=1e-12)
+    t = chip.totals
+    assert t["area_mm2"] == pytest.approx(2 * a.total_mm2 - 8 * rq, rel=1e-12)
+    assert t["area_requant_mm2"] == pytest.approx(24 * rq, rel=1e-12)
+    for k in ("mac", "ifmap_sram", "filter_sram", "ofmap_sram"):
+        assert t[f"area_{k}_mm2"] == pytest.approx(2 * one.totals[f"area_{k}_mm2"], rel=1e-12), k
+    assert chip.result.area.units == {"mac": 512, "ifmap_sram": 2, "filter_sram": 2, "ofmap_sram": 2,
+                                      "requant": 24}
+    assert "not counted" in chip.summary()["area_sources"]["noc"]
+    # one core in cores: (either schedule) has exactly the single array's area
+    for sched in ("split", "pipeline"):
+        d1 = dict(d, cores=dict(d["cores"], list=[{"name": "a0"}], schedule=sched))
+        s1 = simulate(ArchSpec.model_validate(d1), wl)
+        assert {k: v for k, v in s1.totals.items() if k.startswith("area_")} == \
+            {k: v for k, v in one.totals.items() if k.startswith("area_")}, sched
