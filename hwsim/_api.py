@@ -187,20 +187,57 @@ class Simulation:
     def to_dir(self, out: str | Path) -> dict[str, Path]:
         """Write what ``hwsim simulate`` writes into folder ``out`` (created if needed; these files are
         replaced): ``layers.csv``, ``energy.csv``, ``bandwidth.csv``, ``tensors.csv``, ``vector.csv``,
-        ``timeline.csv``, ``summary.json`` and ``report.html`` (``results/README.md``). Returns the paths by
-        file name, in that order."""
+        ``timeline.csv``, ``cores.csv``, ``summary.json`` and ``report.html`` (``results/README.md``).
+        Returns the paths by file name, in that order.
+
+        All or nothing: the files are written into a temporary folder beside ``out`` and moved into ``out``
+        only when every one is written (``os.replace``, one file at a time), so that an error while writing
+        (a bug in a figure, a full disk) leaves ``out`` as it was, or absent, and no temporary folder. A file
+        of this list that an earlier run left in ``out`` and this run does not write (``vector.csv`` of a
+        network without non-GEMM nodes, ``cores.csv`` of one array) is removed: the folder holds one run.
+
+        Raises
+        ------
+        OSError
+            ``out`` (or its parent) is not a writable folder.
+        """
+        import os
+        import shutil
+        import tempfile
+
         from .report import simulate_report  # a missing plotly fails here, before any file is written
 
         folder = Path(out)
-        folder.mkdir(parents=True, exist_ok=True)
-        files = [write_layers_csv(self.result, folder / "layers.csv"),
-                 write_energy_csv(self.result, folder / "energy.csv"),
-                 write_bandwidth_csv(self.result, folder / "bandwidth.csv"),
-                 *write_graph_csvs(self.result, folder),
-                 write_summary_json(self.result, folder / "summary.json", arch_source=self.arch_source,
-                                    workload_source=self.workload_source),
-                 simulate_report(self.result, folder / "report.html")]
-        return {f.name: f for f in files}
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        if folder.exists() and not folder.is_dir():
+            raise NotADirectoryError(20, "Not a directory", str(folder))
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=folder.parent))
+        except OSError as e:  # name the folder asked for, not the temporary one
+            raise type(e)(e.errno, e.strerror, str(folder)) from None
+        try:
+            files = [write_layers_csv(self.result, tmp / "layers.csv"),
+                     write_energy_csv(self.result, tmp / "energy.csv"),
+                     write_bandwidth_csv(self.result, tmp / "bandwidth.csv"),
+                     *write_graph_csvs(self.result, tmp),
+                     write_summary_json(self.result, tmp / "summary.json", arch_source=self.arch_source,
+                                        workload_source=self.workload_source),
+                     simulate_report(self.result, tmp / "report.html")]
+            folder.mkdir(exist_ok=True)
+            names = [f.name for f in files]
+            for stale in set(SIMULATE_FILES) - set(names):
+                (folder / stale).unlink(missing_ok=True)
+            for nm in names:
+                os.replace(tmp / nm, folder / nm)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return {nm: folder / nm for nm in names}
+
+
+#: Every file ``hwsim simulate`` / :meth:`Simulation.to_dir` may write (``vector.csv`` only with non-GEMM
+#: nodes, ``cores.csv`` only with ``cores:``).
+SIMULATE_FILES = ("layers.csv", "energy.csv", "bandwidth.csv", "tensors.csv", "vector.csv", "timeline.csv",
+                  "cores.csv", "summary.json", "report.html")
 
 
 def simulate(arch: ArchSpec | str | Path, workload: Workload | str | Path, *,

@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-__all__ = ["CYCLE_KEYS", "core_cycle_sums", "chip_cycle_totals"]
+__all__ = ["CYCLE_KEYS", "core_cycle_sums", "chip_cycle_totals", "core_roofline"]
 
 #: The cycle totals of the rows that one array sums (with several cores each also kept as ``KEY_core_sum``).
 CYCLE_KEYS = ("compute_cycles", "stall_cycles", "dram_stall_cycles", "onchip_stall_cycles")
@@ -51,3 +52,62 @@ def chip_cycle_totals(totals: dict[str, Any], cores: list[dict[str, int]], makes
     dram = stall if d + o <= 0 else stall * d // (d + o)
     totals.update({"compute_cycles": comp, "stall_cycles": stall, "dram_stall_cycles": dram,
                    "onchip_stall_cycles": stall - dram, "busiest_core": b})
+
+
+def core_roofline(peak: int, share: float, macs: int, dram_bytes: int, makespan: int) -> dict[str, Any]:
+    """One core's roofline columns of ``cores.csv`` (both schedules; docs/multicore_llm.md, "Outputs").
+
+    ``peak``: the core's MACs per cycle (rows x cols); ``share``: its DRAM bytes per cycle (the chip's
+    bandwidth over the cores, :meth:`hwsim.spec.ArchSpec.core_archs`; ``inf`` when unbounded); ``macs`` and
+    ``dram_bytes``: its work; ``makespan``: the chip's cycles. Returns ``intensity_macs_per_byte`` (MACs per
+    DRAM byte; ``inf`` with no DRAM byte), ``ridge_macs_per_byte`` (``peak / share``; 0 when unbounded),
+    ``bound``, ``peak_macs_per_cycle``, ``dram_share_bytes_per_cycle``, ``achieved_macs_per_cycle`` (MACs
+    over the makespan) and ``roof_macs_per_cycle`` (``min(peak, intensity x share)``; the classic roofline,
+    Williams et al., CACM 52(4), 2009).
+    """
+    ridge = peak / share if share != math.inf else 0.0
+    inten = macs / dram_bytes if dram_bytes else math.inf
+    return {"intensity_macs_per_byte": inten, "ridge_macs_per_byte": ridge,
+            "bound": "memory" if inten < ridge else "compute", "peak_macs_per_cycle": peak,
+            "dram_share_bytes_per_cycle": share,
+            "achieved_macs_per_cycle": macs / makespan if makespan else 0.0,
+            "roof_macs_per_cycle": min(peak, inten * share) if share != math.inf else peak}
+
+
+def chip_area(archs: list[tuple[str, Any]], *, source: str = "<arch>") -> tuple[Any, list[float]]:
+    """The die area of a chip of several cores (``archs``: :meth:`hwsim.spec.ArchSpec.core_archs`) and of each
+    core, from :func:`hwsim.energy.area_breakdown` of each core's arch.
+
+    Assumptions: the chip is the sum of its cores (each its own array, buffers and requantizers, as
+    ``area_breakdown`` counts one array; the vector unit is counted in neither); the network (links,
+    routers) and the ``hub`` have no area model and are not counted (``sources["noc"]`` says so); DRAM is
+    off chip. Returns ``(breakdown, per-core mm^2)``: the breakdown's components are the one-array ones
+    (``mac``, each memory level, ``requant``), each summed over the cores (``units`` too); ``unit_um2`` is
+    ``um2 / units``, the area of one unit when the cores are of one type, their average otherwise.
+
+    Raises
+    ------
+    SpecError
+        ``energy.technology`` names no shipped table.
+    """
+    from .energy import AreaBreakdown, area_breakdown
+
+    parts = [area_breakdown(a, source=source) for _, a in archs]
+    um2: dict[str, float] = {}
+    units: dict[str, int] = {}
+    src: dict[str, str] = {}
+    for p in parts:
+        for k, v in p.um2.items():
+            um2[k] = um2.get(k, 0.0) + v
+            units[k] = units.get(k, 0) + p.units[k]
+        for k, v in p.sources.items():
+            src.setdefault(k, v)
+    names = ", ".join(n for n, _ in archs)
+    types = len({id(a) for _, a in archs})
+    for k in src:
+        if k in um2:
+            src[k] += (f"; summed over cores {names}" + (" (um^2 per unit: the average over the core types)"
+                                                        if types > 1 else ""))
+    src["noc"] = "not counted: the network's links and routers and the hub have no area model"
+    unit = {k: um2[k] / units[k] if units[k] else 0.0 for k in um2}
+    return AreaBreakdown(um2=um2, unit_um2=unit, units=units, sources=src), [p.total_mm2 for p in parts]

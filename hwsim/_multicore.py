@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._chip_totals import chip_cycle_totals, core_cycle_sums
+from ._chip_totals import chip_area, chip_cycle_totals, core_cycle_sums, core_roofline
 from .schedule import split_key, split_workload
 from .sim import ARRAY_UNIT as ARRAY
 from .sim import NUMBA_TASKS, ChipNode, chip_schedule, warm_up_chip
@@ -44,7 +44,7 @@ CORE_COLUMNS = ("core", "array", "rows", "cols", "macs", "busy_cycles", "utiliza
                 "peak_macs_per_cycle", "dram_share_bytes_per_cycle", "achieved_macs_per_cycle",
                 "roof_macs_per_cycle", "compute_cycles", "dram_cycles", "node_compute_cycles",
                 "node_stall_cycles", "node_dram_stall_cycles", "node_onchip_stall_cycles",
-                "node_array_cycles", "node_vector_cycles")
+                "node_array_cycles", "node_vector_cycles", "area_mm2")
 
 def _tree(arch: ArchSpec) -> dict[str, list[tuple[str, str]]]:
     """Each core's path of links from ``hub`` (:meth:`hwsim.spec.CoresConfig.path`), each link as its sorted
@@ -254,6 +254,7 @@ def simulate_multicore(arch: ArchSpec, workload: Workload, *, one_core: Callable
     totals["total_cycles"] = makespan
     if n > 1:  # one core: the one-array totals as they are
         chip_cycle_totals(totals, core_sums, makespan)
+    area, core_mm2 = chip_area(archs, source=source)
     core_rows = []
     for ci, ((name, a), r, c) in enumerate(zip(archs, res, cfg.list, strict=False)):
         peak = a.array.rows * a.array.cols
@@ -262,28 +263,22 @@ def simulate_multicore(arch: ArchSpec, workload: Workload, *, one_core: Callable
         dram = sum(per_node[i][name]["dram"] for i in range(len(nodes)))
         macs = r.totals["macs"]
         bw = a.memory.dram_level.read_bw / 8  # its share: the chip's bandwidth over the cores
-        ridge = peak / bw if bw != math.inf else 0.0
-        inten = macs / dram if dram else math.inf
-        achieved = macs / makespan if makespan else 0.0
         core_rows.append({
             "core": name, "array": c.array, "rows": a.array.rows, "cols": a.array.cols, "macs": macs,
             "busy_cycles": busy, "utilization": macs / (makespan * peak) if makespan else 0.0,
             "dram_bytes": dram, "noc_bytes": sum(per_node[i][name]["dram"] + per_node[i][name]["gather"]
                                                  for i in range(len(nodes))),
-            "hops": hops[name], "energy_pj": r.totals["energy_pj"], "intensity_macs_per_byte": inten,
-            "ridge_macs_per_byte": ridge, "bound": "memory" if inten < ridge else "compute",
-            "peak_macs_per_cycle": peak, "dram_share_bytes_per_cycle": bw,
-            "achieved_macs_per_cycle": achieved,
-            "roof_macs_per_cycle": min(peak, inten * bw) if bw != math.inf else peak,
+            "hops": hops[name], "energy_pj": r.totals["energy_pj"],
+            **core_roofline(peak, bw, macs, dram, makespan),
             "compute_cycles": int(sched.compute_cycles[ci].sum()),
-            "dram_cycles": int(sched.dram_cycles[ci].sum()), **core_sums[ci]})
+            "dram_cycles": int(sched.dram_cycles[ci].sum()), **core_sums[ci], "area_mm2": core_mm2[ci]})
     cpu = time.process_time() - t0 - warm
     first = res[0]
     out = make_result(arch=arch, workload=workload, bits=first.bits, rows=rows,
                     energy_records=[dict(x, layer=f"{nm}/{x['layer']}" if n > 1 else x["layer"])
                                     for (nm, _), r in zip(archs, res, strict=False)
                                     for x in r.energy_records],
-                    energies=first.energies, model_cpu_s=cpu, area=None, vector_rows=vrows,
+                    energies=first.energies, model_cpu_s=cpu, area=area, vector_rows=vrows,
                     tensor_rows=first.tensor_rows if n == 1 else [
                         dict(t, tensor=f"{nm}/{t['tensor']}") for (nm, _), r in zip(archs, res, strict=False)
                         for t in r.tensor_rows], timeline=timeline,

@@ -4,7 +4,9 @@ different cores overlapping at the granularity of computation nodes (CNs), as St
 Model (analytic; each assumption stated):
 
 1. **Allocation.** :func:`hwsim.schedule.allocate_layers`: ``cores.allocation`` (a core per GEMM layer, by
-   name or as a list in layer order) or ``auto`` (a greedy balance of the cores' busy cycles).
+   name or as a list in layer order) or ``auto``: each of :func:`hwsim.schedule.auto_candidates` (the
+   greedy balance of the cores' busy cycles, every layer on one core, each layer on its fastest core)
+   scheduled by this model (3.-6.), the fewest makespan cycles kept (ties: the first).
 2. **Per layer.** A layer costs what it costs alone on its core: the one-array pipeline
    (:func:`hwsim.simulate_workload`) runs the whole workload on each core type once (the core's array,
    buffers, vector unit, ``timing.reuse``) and the layer's row (compute cycles, on-chip floor, DRAM bytes,
@@ -14,7 +16,9 @@ Model (analytic; each assumption stated):
 3. **Computation nodes.** A conv is cut into CNs of ``cores.pipeline_rows`` output rows (Stream's
    ``hint_loops=[("OY", "all")]`` is one row per CN); a GEMM (``count`` 1) into CNs of that many rows of M; a
    windowed pool or an element-wise vector node with a known (C, H, W) output into rows the same way; any
-   other node (a global pool, a softmax, a batched conv) is one CN. A CN has its share of the layer's
+   other node (a global pool, a softmax, a batched conv) is one CN. Only a node with a producer or a consumer
+   on another core is cut: on its own core a node waits for its producers whole (4.), so CNs would only
+   coarsen its DMA tiles (5.); an uncut node keeps the event model's tiles. A CN has its share of the layer's
    cycles (with several cores also of its bytes, 5.), ``floor(T (k+1) r / R) - floor(T k r / R)`` for rows
    ``[k r, (k+1) r)`` of ``R`` (they sum to ``T`` exactly).
 4. **Dependencies.** A conv's CN for output rows ``[a, b)`` needs the input rows ``[a s - p, (b-1) s - p +
@@ -64,8 +68,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._chip_totals import chip_cycle_totals, core_cycle_sums
-from .schedule import allocate_layers
+from ._chip_totals import chip_area, chip_cycle_totals, core_cycle_sums, core_roofline
+from .schedule import allocate_layers, auto_candidates
 from .sim import MAX_PASSES, dma_order, schedule_tasks
 from .spec import HUB, INPUT, ArchSpec, Conv2d, Gemm, VectorOp, Workload
 
@@ -198,7 +202,14 @@ def pipeline_tasks(arch: ArchSpec, workload: Workload, alloc: list[int], node_ro
     cn_tasks: list[list[int]] = []
     cn_ends: list[list[int]] = []
     sent: dict[tuple[int, int], list[int]] = {}  # (producer node, consumer core) -> last-hop task per CN
-    rows_of = [_cn_rows(nd, graph.tensors[nd.name].chw) for nd in nodes]
+    # a node is cut into CNs only when a producer or a consumer is on another core: on one core a node waits
+    # for its producers whole, so CNs there would only coarsen its tiles (module docstring, 3.)
+    cross = [False] * len(nodes)
+    for i in range(len(nodes)):
+        for src in graph.inputs[i]:
+            if src != INPUT and alloc[idx[src]] != alloc[i]:
+                cross[i] = cross[idx[src]] = True
+    rows_of = [_cn_rows(nd, graph.tensors[nd.name].chw) if cross[i] else 1 for i, nd in enumerate(nodes)]
     ncn = [math.ceil(r / rp) for r in rows_of]
     # per (core, unit): the stream of tiles in program order (compute and write tasks), for the slots
     stream_comp: dict[tuple[int, str], list[int]] = {}
@@ -443,9 +454,26 @@ def simulate_pipeline(arch: ArchSpec, workload: Workload, *, one_core: Callable,
         lv.update({f"bytes:{t['tensor']}": t["bytes"] for t in r.tensor_rows})
         levels.append(lv)
     cycles = [[int(x["total_cycles"]) for x in nr] for nr in node_rows]
-    alloc = allocate_layers(workload, names, cfg.allocation, cycles, source=source)
-    tg = pipeline_tasks(arch, workload, alloc, node_rows, levels)
-    start, end, _passes = schedule_pipeline(tg, engine=arch.timing.engine, shared=n > 1)
+    auto_note = ""
+    if cfg.allocation == "auto" and n > 1:  # the best of the candidates, each timed by this model (1.)
+        hops0 = cfg.hops()
+        same = [(id(a), hops0[nm]) for nm, a in archs]
+        tried = []
+        best = None
+        for label, cand in auto_candidates(workload, names, cycles, same):
+            tg_c = pipeline_tasks(arch, workload, cand, node_rows, levels)
+            s_c, e_c, _ = schedule_pipeline(tg_c, engine=arch.timing.engine)
+            span_c = max(e_c) if e_c else 0
+            tried.append(f"{label} {span_c:,}")
+            if best is None or span_c < best[0]:
+                best = (span_c, label, cand, tg_c, s_c, e_c)
+        assert best is not None
+        _, label, alloc, tg, start, end = best
+        auto_note = f"allocation auto: {label}, the fewest cycles of {'; '.join(tried)}"
+    else:
+        alloc = allocate_layers(workload, names, cfg.allocation, cycles, source=source)
+        tg = pipeline_tasks(arch, workload, alloc, node_rows, levels)
+        start, end, _passes = schedule_pipeline(tg, engine=arch.timing.engine, shared=n > 1)
     makespan = max(end) if end else 0
     span: dict[int, list[int]] = {}  # node -> [first start, last end] of its tasks (loads, computes, writes)
     dspan: dict[int, list[int]] = {}  # node -> [first start, last end] of its DRAM tasks that take time
@@ -524,19 +552,30 @@ def simulate_pipeline(arch: ArchSpec, workload: Workload, *, one_core: Callable,
     core_sums = [core_cycle_sums(*core_nodes[nm]) for nm in names]
     if n > 1:  # one core: the one-array totals as they are
         chip_cycle_totals(totals, core_sums, makespan)
+    # each core's compute and DRAM cycles, as the split model counts them (its tasks' durations: computes on
+    # its units, loads and writes on the channel at the chip's full bandwidth); one core has no DRAM tasks
+    # in its schedule (a CN lasts the row's total cycles), so they are counted on the task graph with them
+    dtg = tg if n > 1 else pipeline_tasks(arch, workload, alloc, node_rows, levels, dram=True)
+    comp_cyc, dram_cyc = [0] * n, [0] * n
+    for t, i in enumerate(dtg["node_of"]):
+        if i >= 0:
+            k = dtg["kind"][t]
+            if k == "compute":
+                comp_cyc[alloc[i]] += dtg["durations"][t]
+            elif k in ("load", "write"):
+                dram_cyc[alloc[i]] += dtg["durations"][t]
+    area, core_mm2 = chip_area(archs, source=source)
     core_rows = []
-    for (name, a), c, sums in zip(archs, cfg.list, core_sums, strict=True):
+    for ci, ((name, a), c, sums) in enumerate(zip(archs, cfg.list, core_sums, strict=True)):
         pc = per_core[name]
         peak = a.array.rows * a.array.cols
-        bw = a.memory.dram_level.read_bw / 8
-        ridge = peak / bw if bw != math.inf else 0.0
-        inten = pc["macs"] / pc["dram"] if pc["dram"] else math.inf
+        bw = a.memory.dram_level.read_bw / 8  # its share: the chip's bandwidth over the cores
         core_rows.append({
             "core": name, "array": c.array, "rows": a.array.rows, "cols": a.array.cols, "macs": pc["macs"],
             "busy_cycles": pc["busy"], "utilization": pc["macs"] / (makespan * peak) if makespan else 0.0,
             "dram_bytes": pc["dram"], "noc_bytes": pc["noc"], "hops": hops[name], "energy_pj": pc["energy"],
-            "intensity_macs_per_byte": inten, "ridge_macs_per_byte": ridge,
-            "bound": "memory" if inten < ridge else "compute", **sums})
+            **core_roofline(peak, bw, pc["macs"], pc["dram"], makespan),
+            "compute_cycles": comp_cyc[ci], "dram_cycles": dram_cyc[ci], **sums, "area_mm2": core_mm2[ci]})
     idx = graph.node_index()
     tensor_rows = []  # each tensor as its producer's core plans it (the input: its first consumer's core)
     for c, r in enumerate(res):
@@ -549,13 +588,14 @@ def simulate_pipeline(arch: ArchSpec, workload: Workload, *, one_core: Callable,
     records = [dict(x, layer=f"{names[alloc[i]]}/{x['layer']}" if n > 1 else x["layer"])
                for i, nd in enumerate(nodes) for x in res[alloc[i]].energy_records if x["layer"] == nd.name]
     out = make_result(arch=arch, workload=workload, bits=first.bits, rows=rows, energy_records=records,
-                      energies=first.energies, model_cpu_s=cpu, area=None, vector_rows=vrows,
+                      energies=first.energies, model_cpu_s=cpu, area=area, vector_rows=vrows,
                       tensor_rows=first.tensor_rows if n == 1 else tensor_rows,
                       timeline=timeline, occupancy=first.occupancy if n == 1 else [],
                       notes=[*first.notes, *([f"{n} cores, layers pipelined (allocation "
                                               f"{[names[alloc[i]] for i in range(len(nodes))]}), "
                                               f"{cfg.pipeline_rows} rows per computation node "
-                                              "(docs/validation_multicore.md)"] if n > 1 else [])])
+                                              "(docs/validation_multicore.md)"] if n > 1 else []),
+                             *([auto_note] if auto_note else [])])
     out.totals = totals
     finish(out)
     peak_all = sum(x["rows"] * x["cols"] for x in core_rows)
