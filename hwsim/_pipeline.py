@@ -164,7 +164,7 @@ def _timing(m: LayerMapping, arch: ArchSpec) -> LayerTiming:
     else:
         parts = [split_even(v, n) for v in totals]
     return simulate_tiles(parts[0], parts[1], parts[2], bandwidth_bytes_per_cycle=dram.read_bw / 8,
-                          double_buffered=dram.double_buffered or arch.memory.double_buffered,
+                          double_buffered=arch.memory.dma_double_buffered,
                           onchip_cycles=parts[3] if onchip else None, engine=arch.timing.engine)
 
 
@@ -603,7 +603,7 @@ def _vector_nodes(arch: ArchSpec, graph: WorkloadGraph, plan: TensorPlan, tbits:
         if vu is not None and (compute or rd or wr):
             tm = simulate_tiles(split_even(compute, n_t), split_even(rd, n_t), split_even(wr, n_t),
                                 bandwidth_bytes_per_cycle=dram.read_bw / 8,
-                                double_buffered=dram.double_buffered or arch.memory.double_buffered,
+                                double_buffered=arch.memory.dma_double_buffered,
                                 engine=arch.timing.engine)
             total, busy = tm.total_cycles, tm.dram_busy_cycles
         else:

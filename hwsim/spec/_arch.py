@@ -280,7 +280,10 @@ class MemoryLevel(_Frozen):
     word_bits: int = Field(default=64, gt=0, le=65536)
     banks: int = Field(default=1, gt=0)
     instances: Literal["shared", "per_pe"] = "shared"
-    double_buffered: bool = True
+    double_buffered: bool | None = Field(
+        default=None, description="on-chip levels only (default true): each operand's share holds two tiles "
+        "of half the size; on a level DRAM fills, also whether DMA loads and write-backs overlap compute "
+        "(MemoryConfig.dma_double_buffered). Not allowed on the dram level")
     share: dict[Operand, float] | None = None
     read_bw_bits_per_cycle: float | Literal["unbounded"] = "unbounded"
     write_bw_bits_per_cycle: float | Literal["unbounded"] = "unbounded"
@@ -291,6 +294,15 @@ class MemoryLevel(_Frozen):
     area_mm2: float | None = Field(default=None, ge=0, description="area of one instance, mm^2 (replaces the "
                                    "technology table's)")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _db_default(cls, data: Any) -> Any:
+        # on-chip levels default to double buffered; the dram level has no buffer slots of its own (the
+        # on-chip levels it fills decide whether transfers overlap compute), so it takes no flag
+        if isinstance(data, dict) and data.get("kind") != "dram" and data.get("double_buffered") is None:
+            data = {**data, "double_buffered": True}
+        return data
+
     @model_validator(mode="after")
     def _check(self) -> MemoryLevel:
         if len(set(self.operands)) != len(self.operands):
@@ -300,6 +312,10 @@ class MemoryLevel(_Frozen):
             if v is not None and v != "unbounded" and not v > 0:
                 raise ValueError(f"{k} > 0 or 'unbounded'; found {v!r}")
         if self.kind == "dram":
+            if self.double_buffered is not None:
+                raise ValueError("no double_buffered on the dram level (whether DMA transfers overlap "
+                                 "compute is set by the on-chip levels DRAM fills: their double_buffered); "
+                                 f"found {self.double_buffered!r}")
             if self.area_mm2 is not None:
                 raise ValueError("no area_mm2 on the dram level (off-chip: hwsim counts die area only); "
                                  f"found {self.area_mm2!r}")
@@ -375,8 +391,18 @@ class MemoryConfig(_Frozen):
     filter_sram: SramConfig | None = None
     ofmap_sram: SramConfig | None = None
     dram: DramConfig | None = None
-    double_buffered: bool = True
+    double_buffered: bool | None = Field(
+        default=None, description="shorthand form only (default true): the three SRAMs' double_buffered "
+        "(half of each holds a tile; DMA loads and write-backs overlap compute). With levels, each on-chip "
+        "level takes its own")
     levels: tuple[MemoryLevel, ...] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _db_default(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("levels") is None and data.get("double_buffered") is None:
+            data = {**data, "double_buffered": True}
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> MemoryConfig:
@@ -385,6 +411,10 @@ class MemoryConfig(_Frozen):
             if short or self.dram is not None:
                 raise ValueError("either levels or the ifmap_sram/filter_sram/ofmap_sram/dram shorthand; "
                                  f"found both (levels and {short + (['dram'] if self.dram else [])})")
+            if self.double_buffered is not None:
+                raise ValueError("double_buffered on each on-chip level with levels (memory.double_buffered "
+                                 "belongs to the ifmap_sram/filter_sram/ofmap_sram shorthand); found "
+                                 f"memory.double_buffered: {str(self.double_buffered).lower()}")
             names = [lv.name for lv in self.levels]
             if len(set(names)) != len(names):
                 raise ValueError(f"unique level names; found {names}")
@@ -422,6 +452,28 @@ class MemoryConfig(_Frozen):
     @property
     def dram_level(self) -> MemoryLevel:
         return self.hierarchy()[-1]
+
+    @cached_property
+    def dma_levels(self) -> tuple[MemoryLevel, ...]:
+        """The on-chip buffers DRAM transfers fill and drain: for each operand, the outermost shared
+        on-chip level that holds it. Per-PE levels (``instances: per_pe``, register files) are not among
+        them: the array fills them as operands stream through it, inside a tile's compute; an operand held
+        by no shared level adds none."""
+        out: list[MemoryLevel] = []
+        onchip = [lv for lv in self.hierarchy()[:-1] if lv.instances == "shared"]
+        for op in OPERANDS:
+            holders = [lv for lv in onchip if op in lv.operands]
+            if holders and holders[-1] not in out:
+                out.append(holders[-1])
+        return tuple(out)
+
+    @property
+    def dma_double_buffered(self) -> bool:
+        """Whether the event model gives DMA loads and write-backs two buffer slots (they overlap compute)
+        or one (a tile's load waits until the previous tile is computed and written back: loads, compute
+        and writes serialize). True only when every level of :attr:`dma_levels` is double buffered (one
+        single-buffered level DRAM fills makes the array wait on its transfers); true with no such level."""
+        return all(bool(lv.double_buffered) for lv in self.dma_levels)
 
 
 class EnergyOverrides(_Frozen):
