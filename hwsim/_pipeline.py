@@ -179,6 +179,11 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
         Bits that name no layer, operand widths the PE cannot take, a buffer too small for one tile, a
         non-GEMM node whose op class the vector unit lacks (naming ``source``, the key and the node).
     """
+    if workload.transformer is not None and (weight_bits is not None or act_bits is not None):
+        # a uniform override on a generated transformer = the same defaults written in its file: generated
+        # again, so the KV cache keeps an explicit kv_bits and attention's activation operands take act_bits
+        workload = workload.with_default_bits(weight_bits, act_bits)
+        weight_bits = act_bits = None
     if arch.cores is not None:
         from ._multicore import simulate_multicore
 

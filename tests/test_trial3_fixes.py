@@ -61,9 +61,9 @@ def test_double_buffered_flag_per_level_and_never_ignored():
         assert mem.dma_double_buffered is want
     with pytest.raises(SpecError) as e:
         validate(ArchSpec, levels(True, dram_extra={"double_buffered": False}), "a.yaml")
-    assert str(e.value) == ("a.yaml: memory.levels[2]: expected no double_buffered on the dram level (whether "
-                            "DMA transfers overlap compute is set by the on-chip levels DRAM fills: their "
-                            "double_buffered), found False")
+    assert str(e.value) == ("a.yaml: memory.levels[2]: expected no double_buffered on the dram level "
+                            "(whether DMA transfers overlap compute is set by the on-chip levels DRAM fills: "
+                            "their double_buffered), found False")
     bad = levels(True)
     bad["memory"]["double_buffered"] = False
     with pytest.raises(SpecError) as e:
@@ -75,3 +75,82 @@ def test_double_buffered_flag_per_level_and_never_ignored():
     assert a.memory.dma_double_buffered is False and a.memory.double_buffered is None
     assert _edge(False, 2).memory.dma_double_buffered is False
     assert load_arch(ROOT / "arch/edge_32x32.yaml").memory.dma_double_buffered is True
+
+
+def _kv_reads(res) -> int:
+    rows = res.layers.set_index("layer")
+    return int(rows.loc[["h.0.attn.scores", "h.0.attn.context"], "dram_filter_read_bytes"].sum())
+
+
+@pytest.mark.parametrize("kv", [8, 2])
+def test_uniform_override_keeps_kv_bits_and_equals_the_file(kv):
+    from hwsim.spec import transformer_workload
+
+    arch = load_arch(ROOT / "arch/tpu_v1.yaml").replace(**{"pe.min_bits": 2})
+    block = dict(model="gpt2_small", phase="decode", context=256, kv_bits=kv, n_layer=1, lm_head=False)
+    base = transformer_workload(weight_bits=8, act_bits=8, **block)
+    over = hwsim.simulate(arch, base, weight_bits=4, act_bits=4)
+    in_file = hwsim.simulate(arch, transformer_workload(weight_bits=4, act_bits=4, **block))
+    # one policy, one answer: the override is what the same bits written in the file give
+    drop = {"model_cpu_s"}
+    assert {k: v for k, v in over.totals.items() if k not in drop} == \
+        {k: v for k, v in in_file.totals.items() if k not in drop}
+    # the KV cache of one decoder block: K and V, 256 tokens x 12 heads x 64 = 196,608 elements each, read
+    # at kv_bits whatever the weights' bits: 393,216 x kv / 8 B (8 bits: 393,216 B; 2 bits: 98,304 B)
+    assert _kv_reads(over) == 393216 * kv // 8
+    # the weights do follow the override: q, k, v, o 768 x 768 and fc1/fc2 768 x 3072 = 7,077,888 weights,
+    # 4 bits each = 3,538,944 B (8 bits without the override: 7,077,888 B)
+    fcs = [f"h.0.{n}" for n in ("attn.q", "attn.k", "attn.v", "attn.o", "mlp.fc1", "mlp.fc2")]
+    for res, wb in ((over, 4), (hwsim.simulate(arch, base), 8)):
+        got = int(res.layers.set_index("layer").loc[fcs, "dram_filter_read_bytes"].sum())
+        assert got == 7077888 * wb // 8
+    assert base.transformer["kv_bits"] == kv
+
+
+def test_sweep_uniform_policy_keeps_the_kv_axis(tmp_path):
+    # a uniform W4A4 policy against a workload.transformer.kv_bits axis: the KV cache of one GPT-2 block
+    # (393,216 elements, see above) is read at 8 and at 4 bits, 393,216 x 4 / 8 = 196,608 B apart, and the
+    # new token's K and V (2 x 768 elements) are written to it at kv_bits, 768 B apart: 197,376 B. Before
+    # the fix the policy's table set the KV GEMMs to 4 bits too and only the writes differed
+    from hwsim.explore import load_sweep
+    from hwsim.explore._runner import evaluate_hardware
+
+    (tmp_path / "w.yaml").write_text("name: g\ntransformer: {model: gpt2_small, phase: decode, context: 256, "
+                                     "n_layer: 1, lm_head: false}\n")
+    (tmp_path / "s.yaml").write_text(
+        f"name: s\narch: {ROOT / 'arch/multicore_4x.yaml'}\nworkload: w.yaml\naxes:\n"
+        "  workload.transformer.kv_bits: [8, 4]\nprecision: {uniform: [[4, 4]]}\nbaselines: [[4, 4]]\n")
+    rs = load_sweep(tmp_path / "s.yaml")
+    rows = {r["workload.transformer.kv_bits"]: r for r in (evaluate_hardware(rs, p) for p in rs.points)}
+    assert rows[8]["dram_bytes"] - rows[4]["dram_bytes"] == 196608 + 768
+    assert (rows[8]["w_h.0.attn.scores"], rows[4]["w_h.0.attn.scores"], rows[4]["w_h.0.attn.q"]) == (8, 4, 4)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("yes", "memory.double_buffered: expected true or false, found 'yes' (a string)"),
+    ("off", "memory.double_buffered: expected true or false, found 'off' (a string)"),
+])
+def test_yaml_booleans_are_only_true_and_false(tmp_path, text, message):
+    src = (ROOT / "arch/edge_32x32.yaml").read_text()
+    src = src.replace("double_buffered: true", f"double_buffered: {text}")
+    (tmp_path / "a.yaml").write_text(src)
+    with pytest.raises(SpecError) as e:
+        load_arch(tmp_path / "a.yaml")
+    assert str(e.value) == f"{tmp_path / 'a.yaml'}: {message}"
+
+
+def test_yaml_1_2_floats_without_a_dot(tmp_path):
+    # YAML 1.2 floats: 1e-9 and -2E+3 are numbers (PyYAML's YAML 1.1 regex wanted a dot: strings); a quoted
+    # one stays a string; then the range checks apply: 1e300 KiB is above 2**53
+    from hwsim.spec import load_yaml
+
+    (tmp_path / "x.yaml").write_text("a: 1e-9\nb: -2E+3\nc: 1_000\nd: '1e-9'\ne: TRUE\n")
+    assert load_yaml(tmp_path / "x.yaml") == {"a": 1e-9, "b": -2000.0, "c": 1000, "d": "1e-9", "e": True}
+    src = (ROOT / "arch/edge_32x32.yaml").read_text()
+    (tmp_path / "a.yaml").write_text(src.replace("per_cycle: 16", "per_cycle: 5e-1"))
+    assert load_arch(tmp_path / "a.yaml").memory.dram_level.read_bw == 4.0
+    (tmp_path / "b.yaml").write_text(src.replace("ifmap_sram: {size_kib: 64", "ifmap_sram: {size_kib: 1e300"))
+    with pytest.raises(SpecError) as e:
+        load_arch(tmp_path / "b.yaml")
+    assert str(e.value) == (f"{tmp_path / 'b.yaml'}: memory.ifmap_sram.size_kib: expected a number of "
+                            "magnitude at most 2**53 (9,007,199,254,740,992), found 1e300 (line 20)")

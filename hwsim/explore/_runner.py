@@ -56,12 +56,15 @@ def point_columns(rs: ResolvedSweep) -> list[str]:
 def evaluate_hardware(rs: ResolvedSweep, pt: DesignPoint) -> dict[str, Any]:
     """Timing and energy of one design point (no quality). Infeasible points get ``status='infeasible'``."""
     row: dict[str, Any] = {"index": pt.index, "point_id": pt.point_id, "policy": pt.policy, **pt.hw}
-    for n, (w, a) in pt.bits.items():
+    bits = pt.bits
+    for n, (w, a) in bits.items():
         row[f"w_{n}"], row[f"a_{n}"] = w, a
     try:
         arch = rs.arch_for(pt.hw)
-        wl = rs.workload_for(pt.hw)
-        res = simulate_workload(arch, wl, bits=dict(pt.bits), source=rs.source)
+        wl, bits = rs.policy_for(pt, rs.workload_for(pt.hw))
+        for n, (w, a) in bits.items():
+            row[f"w_{n}"], row[f"a_{n}"] = w, a
+        res = simulate_workload(arch, wl, bits=dict(bits), source=rs.source)
     except InfeasibleError as e:
         row.update(status="infeasible", error=str(e))
         return row
@@ -71,8 +74,8 @@ def evaluate_hardware(rs: ResolvedSweep, pt: DesignPoint) -> dict[str, Any]:
     t = res.totals
     gemms = [(layer.name, layer.gemm) for layer in wl.layers]  # one GemmView per layer (built on access)
     row.update(status="ok", error="", macs=int(t["macs"]),
-               weight_bytes=sum(math.ceil(g.k * g.n * g.groups * pt.bits[nm][0] / 8) for nm, g in gemms),
-               bops=sum(g.macs * pt.bits[nm][0] * pt.bits[nm][1] for nm, g in gemms),
+               weight_bytes=sum(math.ceil(g.k * g.n * g.groups * bits[nm][0] / 8) for nm, g in gemms),
+               bops=sum(g.macs * bits[nm][0] * bits[nm][1] for nm, g in gemms),
                compute_cycles=int(t["compute_cycles"]), stall_cycles=int(t["stall_cycles"]),
                total_cycles=int(t["total_cycles"]), latency_us=t["latency_us"], utilization=t["utilization"],
                dram_bytes=int(t["dram_read_bytes"] + t["dram_write_bytes"]), energy_pj=t["energy_pj"],
@@ -600,7 +603,8 @@ def _finalize(rs: ResolvedSweep, out_dir: Path, cols: list[str], metric: str | N
         if pt.hw:  # name the chosen hardware by its parameters (the report's roofline and titles use it)
             arch = arch.model_copy(update={"name": f"{rs.arch.name} with " + ", ".join(
                 f"{k}={v}" for k, v in pt.hw.items())})
-        res = simulate_workload(arch, rs.workload_for(pt.hw), bits=dict(pt.bits), source=rs.source)
+        wl_c, bits_c = rs.policy_for(pt, rs.workload_for(pt.hw))
+        res = simulate_workload(arch, wl_c, bits=dict(bits_c), source=rs.source)
         (out_dir / "chosen").mkdir(exist_ok=True)
         write_layers_csv(res, out_dir / "chosen" / "layers.csv")
         write_summary_json(res, out_dir / "chosen" / "summary.json", arch_source=rs.spec.arch,
