@@ -154,3 +154,11 @@ def test_yaml_1_2_floats_without_a_dot(tmp_path):
         load_arch(tmp_path / "b.yaml")
     assert str(e.value) == (f"{tmp_path / 'b.yaml'}: memory.ifmap_sram.size_kib: expected a number of "
                             "magnitude at most 2**53 (9,007,199,254,740,992), found 1e300 (line 20)")
+    # 1e-9 B/cycle is now a number and meets the bandwidth's bound (before: one conv took 3e14 cycles at
+    # 1e-9, and 1e-13 overflowed the 64-bit cycle counts in summary.json: an internal error)
+    (tmp_path / "c.yaml").write_text(src.replace("per_cycle: 16", "per_cycle: 1e-9"))
+    with pytest.raises(SpecError) as e:
+        load_arch(tmp_path / "c.yaml")
+    assert str(e.value) == (f"{tmp_path / 'c.yaml'}: memory.dram.bandwidth_bytes_per_cycle: expected a "
+                            "bandwidth of at least 2**-10 bytes/cycle (one byte per 1,024 cycles) or "
+                            "'unbounded', found 1e-09")

@@ -29,6 +29,10 @@ __all__ = ["ArchSpec", "ArrayConfig", "ArrayUnroll", "LOOP_DIMS", "PEConfig", "S
 
 _Frozen = SpecModel
 
+#: The smallest bandwidth a memory may have, per cycle (bytes for DRAM, bits on chip): 2**-10. Slower ones
+#: are no real memory, and their transfer times (bytes / bandwidth) would overflow the cycle counters.
+MIN_BANDWIDTH = 2.0 ** -10
+
 
 LOOP_DIMS: tuple[str, ...] = ("B", "K", "C", "OY", "OX", "FY", "FX")
 
@@ -240,8 +244,9 @@ class DramConfig(_Frozen):
     @field_validator("bandwidth_bytes_per_cycle")
     @classmethod
     def _bw(cls, v: Any) -> Any:
-        if v != "unbounded" and not (v > 0):
-            raise ValueError(f"a bandwidth > 0 bytes/cycle or 'unbounded'; found {v!r}")
+        if v != "unbounded" and not (v >= MIN_BANDWIDTH):
+            raise ValueError(f"a bandwidth of at least 2**-10 bytes/cycle (one byte per 1,024 cycles) or "
+                             f"'unbounded'; found {v!r}")
         if v != "unbounded" and math.isinf(v):
             return "unbounded"
         return v
@@ -309,8 +314,9 @@ class MemoryLevel(_Frozen):
             raise ValueError(f"each operand listed once; found {list(self.operands)}")
         for k in ("read_bw_bits_per_cycle", "write_bw_bits_per_cycle", "bandwidth_bytes_per_cycle"):
             v = getattr(self, k)
-            if v is not None and v != "unbounded" and not v > 0:
-                raise ValueError(f"{k} > 0 or 'unbounded'; found {v!r}")
+            if v is not None and v != "unbounded" and not v >= MIN_BANDWIDTH:
+                raise ValueError(f"{k} of at least 2**-10 (one byte or bit per 1,024 cycles) or 'unbounded'; "
+                                 f"found {v!r}")
         if self.kind == "dram":
             if self.double_buffered is not None:
                 raise ValueError("no double_buffered on the dram level (whether DMA transfers overlap "
