@@ -162,3 +162,30 @@ def test_yaml_1_2_floats_without_a_dot(tmp_path):
     assert str(e.value) == (f"{tmp_path / 'c.yaml'}: memory.dram.bandwidth_bytes_per_cycle: expected a "
                             "bandwidth of at least 2**-10 bytes/cycle (one byte per 1,024 cycles) or "
                             "'unbounded', found 1e-09")
+
+
+def test_sweep_keys_into_memory_levels(tmp_path):
+    # zigzag_tpu_like is written with levels (rf_128b, rf_2b, sram_2mb, dram): its DRAM is levels[3] or
+    # levels.dram. One fc 1024 x 1024 at M 1: 1,048,576 weight bytes dominate the DRAM traffic, so halving the
+    # bandwidth (8 -> 4 B/cycle) must change the cycles; the two spellings give the same arch
+    from hwsim.explore import load_sweep
+    from hwsim.explore._runner import evaluate_hardware
+
+    a = load_arch(ROOT / "arch/zigzag_tpu_like.yaml")
+    assert a.replace(**{"memory.levels[3].bandwidth_bytes_per_cycle": 4}) == \
+        a.replace(**{"memory.levels.dram.bandwidth_bytes_per_cycle": 4})
+    assert a.replace(**{"memory.levels.sram_2mb.size_kib": 1024}).memory.levels[2].size_kib == 1024
+    for bad in ("memory.levels[4].size_kib", "memory.levels.nope.size_kib", "memory.levels[2].nokey"):
+        with pytest.raises(SpecError) as e:
+            a.replace(**{bad: 1})
+        assert str(e.value) == f"<arch>: {bad}: expected an existing arch key, found '{bad}'"
+    (tmp_path / "w.yaml").write_text("name: f\nlayers:\n  - {name: fc, op: fc, m: 1, k: 1024, n: 1024}\n")
+    (tmp_path / "s.yaml").write_text(
+        f"name: s\narch: {ROOT / 'arch/zigzag_tpu_like.yaml'}\nworkload: w.yaml\naxes:\n"
+        "  memory.levels[3].bandwidth_bytes_per_cycle: [8, 4]\nprecision: {uniform: [[8, 8]]}\n"
+        "baselines: [[8, 8]]\n")
+    rs = load_sweep(tmp_path / "s.yaml")
+    rows = [evaluate_hardware(rs, p) for p in rs.points]
+    assert [r["memory.levels[3].bandwidth_bytes_per_cycle"] for r in rows] == [8, 4]
+    assert rows[0]["dram_bytes"] == rows[1]["dram_bytes"]
+    assert rows[1]["total_cycles"] > rows[0]["total_cycles"] >= rows[0]["dram_bytes"] // 8

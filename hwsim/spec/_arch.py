@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -632,6 +633,9 @@ class ArchSpec(_Frozen):
     def replace(self, **dotted: Any) -> ArchSpec:
         """A copy with dotted keys replaced, validated again, e.g. ``replace(**{"array.rows": 16})``.
 
+        A list item is named by its index or, for items with a ``name`` (``memory.levels``, ``cores.list``),
+        by that name: ``memory.levels[3].size_kib`` and ``memory.levels.sram_2mb.size_kib`` are both keys.
+
         Raises
         ------
         SpecError
@@ -639,15 +643,32 @@ class ArchSpec(_Frozen):
         """
         data = self.model_dump(mode="python")
         for key, value in dotted.items():
-            node = data
-            parts = key.split(".")
-            for p in parts[:-1]:
-                if not isinstance(node, dict) or p not in node:
+            steps: list[str | int] = []
+            for part in key.split("."):
+                m = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[[0-9]+\])*)", part)
+                if m is None:
                     raise SpecError("<arch>", key, "an existing arch key", key)
-                node = node[p]
-            if not isinstance(node, dict) or parts[-1] not in node:
-                raise SpecError("<arch>", key, "an existing arch key", key)
-            node[parts[-1]] = value
+                steps.append(m.group(1))
+                steps.extend(int(i) for i in re.findall(r"[0-9]+", m.group(2)))
+            parent: Any = None
+            node: Any = data
+            at: str | int = ""
+            for st in steps:
+                if isinstance(node, tuple):  # (model_dump keeps tuples) made writable in place
+                    node = list(node)
+                    parent[at] = node
+                if isinstance(node, list) and isinstance(st, str):  # a list item by its name
+                    hit = [i for i, it in enumerate(node) if isinstance(it, dict) and it.get("name") == st]
+                    if not hit:
+                        raise SpecError("<arch>", key, "an existing arch key", key)
+                    st = hit[0]
+                ok = (isinstance(node, dict) and isinstance(st, str) and st in node) or \
+                    (isinstance(node, list) and isinstance(st, int) and st < len(node))
+                if not ok:
+                    raise SpecError("<arch>", key, "an existing arch key", key)
+                parent, at = node, st
+                node = node[st]
+            parent[at] = value
         return validate(ArchSpec, data, f"<arch {self.name}>")
 
 
