@@ -25,6 +25,18 @@ def _positive(v: str) -> int:
     return n
 
 
+def _workers_arg(v: str) -> int:
+    import os
+
+    from .explore import max_workers
+
+    n = _positive(v)
+    if n > max_workers():
+        raise argparse.ArgumentTypeError(f"expected at most {max_workers()} worker processes (8 x the "
+                                         f"{os.cpu_count() or 1} cores; a cluster: --scheduler), found {n}")
+    return n
+
+
 def _bits_arg(v: str) -> int:
     try:
         b = int(v)
@@ -288,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("sweep", help="sweep YAML (sweeps/*.yaml)")
     s.add_argument("--out", help="output folder (default: results/<sweep name>)")
     s.add_argument("--resume", action="store_true", help="skip the points already in the output folder")
-    s.add_argument("--workers", type=_positive, default=None,
+    s.add_argument("--workers", type=_workers_arg, default=None,
                    help="local worker processes (default: the number of cores; 1 runs in this process)")
     s.add_argument("--scheduler", help="dask.distributed scheduler address (e.g. tcp://127.0.0.1:8786): run "
                    "the points on that cluster")

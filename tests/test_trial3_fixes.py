@@ -189,3 +189,37 @@ def test_sweep_keys_into_memory_levels(tmp_path):
     assert [r["memory.levels[3].bandwidth_bytes_per_cycle"] for r in rows] == [8, 4]
     assert rows[0]["dram_bytes"] == rows[1]["dram_bytes"]
     assert rows[1]["total_cycles"] > rows[0]["total_cycles"] >= rows[0]["dram_bytes"] // 8
+
+
+def test_workers_bounded_and_the_pool_capped_at_the_points(tmp_path, capsys, monkeypatch):
+    import os
+
+    from hwsim.cli import main
+    from hwsim.explore import _runner
+
+    limit = 8 * (os.cpu_count() or 1)
+    (tmp_path / "w.yaml").write_text("name: f\nlayers:\n  - {name: fc, op: fc, m: 1, k: 64, n: 64}\n")
+    (tmp_path / "s.yaml").write_text(f"name: s\narch: {ROOT / 'arch/edge_32x32.yaml'}\nworkload: w.yaml\n"
+                                     "axes:\n  array.rows: [16, 32]\nprecision: {uniform: [[8, 8]]}\n"
+                                     "baselines: [[8, 8]]\n")
+    with pytest.raises(SystemExit) as ex:
+        main(["sweep", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "o"), "--workers", str(limit + 1)])
+    assert ex.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        f"hwsim: error: command line: --workers: expected at most {limit} worker processes (8 x the "
+        f"{os.cpu_count() or 1} cores; a cluster: --scheduler), found {limit + 1} (hwsim sweep --help for "
+        "usage)")
+    with pytest.raises(SpecError) as e:
+        hwsim.sweep(tmp_path / "s.yaml", out=tmp_path / "o", workers=100000)
+    assert str(e.value) == (f"hwsim.sweep(): workers: expected a whole number of worker processes from 1 to "
+                            f"{limit} (8 x the {os.cpu_count() or 1} cores), found 100000")
+    started = []
+
+    class Recording(_runner._LocalPool):
+        def __init__(self, workers, rs):
+            started.append(workers)
+            super().__init__(workers, rs)
+
+    monkeypatch.setattr(_runner, "_LocalPool", Recording)
+    hwsim.sweep(tmp_path / "s.yaml", out=tmp_path / "o", workers=limit)
+    assert started == [2]  # two points: two processes, not 8 per core
