@@ -266,8 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("workload", help="workload: YAML, SCALE-Sim topology CSV, or float ONNX")
     g = s.add_mutually_exclusive_group()
     g.add_argument("--quant", help="quantization YAML: per-layer weight_bits/act_bits")
-    s.add_argument("--wbits", type=_bits_arg, help="uniform weight bits for every layer")
-    s.add_argument("--abits", type=_bits_arg, help="uniform activation bits for every layer")
+    s.add_argument("--wbits", type=_bits_arg, help="uniform weight bits for every layer, 1..16 (a workload's "
+                   "range); the arch's PEs take pe.min_bits..pe.operand_bits (else an error naming pe)")
+    s.add_argument("--abits", type=_bits_arg, help="uniform activation bits for every layer, 1..16; the "
+                   "arch's PEs take pe.min_bits..pe.operand_bits")
     s.add_argument("--reuse", choices=["none", "inter_layer", "fused"],
                    help="where tensors live between layers (default: the arch's timing.reuse, none): none = "
                    "through DRAM, inter_layer = on chip when they fit, fused = also depth-first row bands")

@@ -223,3 +223,25 @@ def test_workers_bounded_and_the_pool_capped_at_the_points(tmp_path, capsys, mon
     monkeypatch.setattr(_runner, "_LocalPool", Recording)
     hwsim.sweep(tmp_path / "s.yaml", out=tmp_path / "o", workers=limit)
     assert started == [2]  # two points: two processes, not 8 per core
+
+
+def test_small_messages(tmp_path, capsys):
+    from hwsim.cli import main
+
+    arch = ROOT / "arch/edge_32x32.yaml"
+    wl = Workload.model_validate(ONE_CONV)
+    for key, v in (("weight_bits", 0), ("act_bits", 17)):
+        with pytest.raises(SpecError) as e:
+            hwsim.simulate(arch, wl, **{key: v})
+        assert str(e.value) == (f"hwsim.simulate(): {key}: expected bits between 1 and 16 (the arch's PEs "
+                                f"then take pe.min_bits..pe.operand_bits), found {v}")
+    # in range for a workload but not for edge_32x32's PEs (min_bits 2, operand_bits 8): the arch says so
+    assert main(["simulate", str(arch), str(ROOT / "workloads/resnet18.yaml"), "--wbits", "1", "--out",
+                 str(tmp_path / "o")]) == 2
+    assert "edge_32x32.yaml: pe: expected operands of 2..8 bits (min_bits..operand_bits, precision_mode " \
+           "fixed), found weight_bits 1 in layer conv1" in capsys.readouterr().err
+    # a key named 'list' is a key, not one of pydantic's union-branch labels
+    (tmp_path / "c.yaml").write_text(arch.read_text() + "cores:\n  list: []\n")
+    with pytest.raises(SpecError) as e:
+        load_arch(tmp_path / "c.yaml")
+    assert str(e.value) == f"{tmp_path / 'c.yaml'}: cores.list: expected at least one item, found []"

@@ -314,13 +314,17 @@ def _members(tp: Any) -> list[type[BaseModel]]:
     return out
 
 
-_BRANCH = ("int", "float", "str", "bool", "none", "tuple", "list", "dict", "literal", "function",
-           "constrained", "lax", "json", "is-instance", "union", "nullable", "default", "model")
+#: bare branch labels (without brackets) pydantic gives scalar union members; no spec key is one of them
+_BARE_BRANCH = ("int", "float", "str", "bool", "none")
 
 
 def _is_branch(part: object) -> bool:
-    """pydantic puts union branch labels in ``loc`` ('float', "literal['unbounded']", 'tuple[int, int]')."""
-    return isinstance(part, str) and (part.split("[", 1)[0].lower() in _BRANCH or "[" in part)
+    """pydantic puts union branch labels in ``loc`` ('float', "literal['unbounded']", 'tuple[int, int]').
+    Only the scalar labels come bare: a key named ``list`` or ``model`` (``cores.list``,
+    ``transformer.model``) is a key, not a ``list[...]`` / model branch."""
+    if not isinstance(part, str):
+        return False
+    return part.lower() in _BARE_BRANCH or "[" in part or "-" in part
 
 
 #: pydantic's type messages (after "Input should be ") in this project's words
