@@ -37,8 +37,11 @@ def test_single_buffering_serializes_loads_compute_and_writes():
     assert sb.total_cycles == 34992 + 87040 + 50176
     db = hwsim.simulate(_edge(True, 1), Workload.model_validate(ONE_CONV)).layers.iloc[0]
     assert (db.dram_read_bytes, db.dram_write_bytes) == (247808, 50176)
-    # two slots: DMA-bound, the DMA never idles once started (at most one tile's compute exposed)
-    assert 247808 + 50176 <= db.total_cycles < 247808 + 50176 + db.compute_cycles // 36 * 2
+    # two slots: 36 tiles (one per fold), each computing 41,760 / 36 = 1,160 cycles while the next tile's
+    # 247,808 / 36 = 6,884 B load at 1 B/cycle: the DMA never waits for the array, from the first load to
+    # the last write, and the layer takes exactly its DMA time, 247,808 + 50,176 = 297,984 cycles
+    assert (db.compute_cycles, db.folds) == (41760, 36)
+    assert db.total_cycles == 247808 + 50176
 
 
 def test_double_buffered_flag_per_level_and_never_ignored():
