@@ -143,12 +143,14 @@ def test_yaml_booleans_are_only_true_and_false(tmp_path, text, message):
 
 
 def test_yaml_1_2_floats_without_a_dot(tmp_path):
-    # YAML 1.2 floats: 1e-9 and -2E+3 are numbers (PyYAML's YAML 1.1 regex wanted a dot: strings); a quoted
+    # YAML 1.2 floats: 1e-9, -2E+3, 1.5e5 are numbers (PyYAML's YAML 1.1 regex wanted a dot and a signed
+    # exponent: strings); a quoted
     # one stays a string; then the range checks apply: 1e300 KiB is above 2**53
     from hwsim.spec import load_yaml
 
-    (tmp_path / "x.yaml").write_text("a: 1e-9\nb: -2E+3\nc: 1_000\nd: '1e-9'\ne: TRUE\n")
-    assert load_yaml(tmp_path / "x.yaml") == {"a": 1e-9, "b": -2000.0, "c": 1000, "d": "1e-9", "e": True}
+    (tmp_path / "x.yaml").write_text("a: 1e-9\nb: -2E+3\nc: 1_000\nd: '1e-9'\ne: TRUE\nf: 1.5e5\ng: 12e\n")
+    assert load_yaml(tmp_path / "x.yaml") == {"a": 1e-9, "b": -2000.0, "c": 1000, "d": "1e-9", "e": True,
+                                              "f": 150000.0, "g": "12e"}
     src = (ROOT / "arch/edge_32x32.yaml").read_text()
     (tmp_path / "a.yaml").write_text(src.replace("per_cycle: 16", "per_cycle: 5e-1"))
     assert load_arch(tmp_path / "a.yaml").memory.dram_level.read_bw == 4.0

@@ -251,16 +251,18 @@ _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
 
 # YAML 1.2 (core schema) scalars instead of PyYAML's YAML 1.1: a boolean is only true/false (True, TRUE,
 # False, FALSE), so ``yes``/``no``/``on``/``off`` stay strings (and a boolean key refuses them with the usual
-# type error), and ``1e-9`` / ``1e300`` (an exponent without a dot) are floats, as in YAML 1.2's
-# ``[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?`` (YAML 1.2.2 spec, 10.3.2 Tag Resolution)
+# type error), and ``1e-9``, ``1e300``, ``1.5e5`` are floats, as in YAML 1.2's
+# ``[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?`` (YAML 1.2.2 spec, 10.3.2 Tag Resolution; PyYAML's
+# YAML 1.1 regex wants a dot and a signed exponent: those three were strings)
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 _UniqueKeyLoader.yaml_implicit_resolvers = {
     ch: [(tag, rx) for tag, rx in rs if tag != _BOOL_TAG]
     for ch, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 _UniqueKeyLoader.add_implicit_resolver(_BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
                                        list("tTfF"))
-_UniqueKeyLoader.add_implicit_resolver(_FLOAT_TAG, re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"),
-                                       list("-+0123456789"))
+_UniqueKeyLoader.add_implicit_resolver(
+    _FLOAT_TAG, re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
 
 
 def _skip_tags(loc: tuple, model: type[BaseModel]) -> tuple:
