@@ -119,11 +119,13 @@ def test_sweep_uniform_policy_keeps_the_kv_axis(tmp_path):
     from hwsim.explore._runner import evaluate_hardware
 
     (tmp_path / "w.yaml").write_text("name: g\ntransformer: {model: gpt2_small, phase: decode, context: 256, "
-                                     "n_layer: 1, lm_head: false}\n")
+                                     "n_layer: 1, lm_head: false, kv_bits: 8}\n")
     (tmp_path / "s.yaml").write_text(
         f"name: s\narch: {ROOT / 'arch/multicore_4x.yaml'}\nworkload: w.yaml\naxes:\n"
         "  workload.transformer.kv_bits: [8, 4]\nprecision: {uniform: [[4, 4]]}\nbaselines: [[4, 4]]\n")
     rs = load_sweep(tmp_path / "s.yaml")
+    # the policy's table (and the budgets' pre-check on it) already has the file's 8-bit KV cache
+    assert (rs.points[0].bits["h.0.attn.scores"], rs.points[0].bits["h.0.attn.q"]) == ((8, 4), (4, 4))
     rows = {r["workload.transformer.kv_bits"]: r for r in (evaluate_hardware(rs, p) for p in rs.points)}
     assert rows[8]["dram_bytes"] - rows[4]["dram_bytes"] == 196608 + 768
     assert (rows[8]["w_h.0.attn.scores"], rows[4]["w_h.0.attn.scores"], rows[4]["w_h.0.attn.q"]) == (8, 4, 4)

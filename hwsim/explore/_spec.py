@@ -392,7 +392,11 @@ def load_sweep(path: str | Path) -> ResolvedSweep:
     allu = list(spec.precision.uniform) + [b for b in spec.baselines if b not in spec.precision.uniform]
     for i, b in enumerate(allu):
         check_bits(f"precision.uniform[{i}]", b)
-        policies.append((_policy_name({}, b), {n: tuple(b) for n in names}))
+        table = {n: tuple(b) for n in names}
+        if workload.transformer is not None:  # the defaults, as policy_for runs them: KV GEMMs at kv_bits
+            wl_b = workload.with_default_bits(*b)
+            table = {layer.name: wl_b.bits(layer) for layer in wl_b.layers}
+        policies.append((_policy_name({}, b), table))
     for i, pl in enumerate(spec.precision.per_layer):
         for k, b in pl.items():
             if k not in names:
