@@ -38,13 +38,18 @@ _VERIFY_ARGS = api_source("verify")
 
 
 def _int_bits(value, key: str) -> int:
-    """``value`` as a number of bits: an int (numpy's too), not a bool, a float or a string."""
+    """``value`` as a number of bits: an int (numpy's too) from 1 to 16 (what a workload layer holds), not a
+    bool, a float or a string. Whether the arch's PEs take it (``pe.min_bits..pe.operand_bits``) is the
+    simulation's check (an :class:`InfeasibleError` naming ``pe``)."""
     import numbers
 
     from .errors import SpecError
 
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise SpecError(_SIMULATE_ARGS, key, "an integer number of bits", value)
+    if not 1 <= int(value) <= 16:
+        raise SpecError(_SIMULATE_ARGS, key, "bits between 1 and 16 (the arch's PEs then take "
+                        "pe.min_bits..pe.operand_bits)", int(value))
     return int(value)
 
 

@@ -193,8 +193,7 @@ def simulate_multicore(arch: ArchSpec, workload: Workload, *, one_core: Callable
     dram_lv = arch.memory.dram_level
     chip_kw = dict(dram_bytes_per_cycle=dram_lv.read_bw / 8,
                    link_bytes_per_cycle=cfg.noc.link_bytes_per_cycle,
-                   double_buffered=[bool(a.memory.dram_level.double_buffered or a.memory.double_buffered)
-                                    for _, a in archs],
+                   double_buffered=[a.memory.dma_double_buffered for _, a in archs],
                    overlap=[a.vector_unit.overlap if a.vector_unit is not None else True for _, a in archs])
     paths = [[link_ids[ln] for ln in tree[name]] for name, _ in archs]
     warm = 0.0

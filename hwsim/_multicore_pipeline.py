@@ -292,7 +292,7 @@ def pipeline_tasks(arch: ArchSpec, workload: Workload, alloc: list[int], node_ro
             busy = max(int(row.get("compute_cycles", total)), int(row.get("onchip_cycles", 0) or 0))
             rd, wr = int(row.get("dram_read_bytes", 0)), int(row.get("dram_write_bytes", 0))
             a = archs[core]
-            slots = 2 if (a.memory.dram_level.double_buffered or a.memory.double_buffered) else 1
+            slots = 2 if a.memory.dma_double_buffered else 1
             per_cn = _tiles(nd, row, a) if ncn[i] == 1 else 1  # a CN of rows: one tile
         comps = stream_comp.setdefault((c, uname), [])
         writes = stream_write.setdefault((c, uname), [])

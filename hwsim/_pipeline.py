@@ -164,7 +164,7 @@ def _timing(m: LayerMapping, arch: ArchSpec) -> LayerTiming:
     else:
         parts = [split_even(v, n) for v in totals]
     return simulate_tiles(parts[0], parts[1], parts[2], bandwidth_bytes_per_cycle=dram.read_bw / 8,
-                          double_buffered=dram.double_buffered or arch.memory.double_buffered,
+                          double_buffered=arch.memory.dma_double_buffered,
                           onchip_cycles=parts[3] if onchip else None, engine=arch.timing.engine)
 
 
@@ -179,6 +179,11 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
         Bits that name no layer, operand widths the PE cannot take, a buffer too small for one tile, a
         non-GEMM node whose op class the vector unit lacks (naming ``source``, the key and the node).
     """
+    if workload.transformer is not None and (weight_bits is not None or act_bits is not None):
+        # a uniform override on a generated transformer = the same defaults written in its file: generated
+        # again, so the KV cache keeps an explicit kv_bits and attention's activation operands take act_bits
+        workload = workload.with_default_bits(weight_bits, act_bits)
+        weight_bits = act_bits = None
     if arch.cores is not None:
         from ._multicore import simulate_multicore
 
@@ -607,7 +612,7 @@ def _vector_nodes(arch: ArchSpec, graph: WorkloadGraph, plan: TensorPlan, tbits:
         if vu is not None and (compute or rd or wr):
             tm = simulate_tiles(split_even(compute, n_t), split_even(rd, n_t), split_even(wr, n_t),
                                 bandwidth_bytes_per_cycle=dram.read_bw / 8,
-                                double_buffered=dram.double_buffered or arch.memory.double_buffered,
+                                double_buffered=arch.memory.dma_double_buffered,
                                 engine=arch.timing.engine)
             total, busy = tm.total_cycles, tm.dram_busy_cycles
         else:

@@ -25,6 +25,18 @@ def _positive(v: str) -> int:
     return n
 
 
+def _workers_arg(v: str) -> int:
+    import os
+
+    from .explore import max_workers
+
+    n = _positive(v)
+    if n > max_workers():
+        raise argparse.ArgumentTypeError(f"expected at most {max_workers()} worker processes (8 x the "
+                                         f"{os.cpu_count() or 1} cores; a cluster: --scheduler), found {n}")
+    return n
+
+
 def _bits_arg(v: str) -> int:
     try:
         b = int(v)
@@ -254,8 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("workload", help="workload: YAML, SCALE-Sim topology CSV, or float ONNX")
     g = s.add_mutually_exclusive_group()
     g.add_argument("--quant", help="quantization YAML: per-layer weight_bits/act_bits")
-    s.add_argument("--wbits", type=_bits_arg, help="uniform weight bits for every layer")
-    s.add_argument("--abits", type=_bits_arg, help="uniform activation bits for every layer")
+    s.add_argument("--wbits", type=_bits_arg, help="uniform weight bits for every layer, 1..16 (a workload's "
+                   "range); the arch's PEs take pe.min_bits..pe.operand_bits (else an error naming pe)")
+    s.add_argument("--abits", type=_bits_arg, help="uniform activation bits for every layer, 1..16; the "
+                   "arch's PEs take pe.min_bits..pe.operand_bits")
     s.add_argument("--reuse", choices=["none", "inter_layer", "fused"],
                    help="where tensors live between layers (default: the arch's timing.reuse, none): none = "
                    "through DRAM, inter_layer = on chip when they fit, fused = also depth-first row bands")
@@ -288,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("sweep", help="sweep YAML (sweeps/*.yaml)")
     s.add_argument("--out", help="output folder (default: results/<sweep name>)")
     s.add_argument("--resume", action="store_true", help="skip the points already in the output folder")
-    s.add_argument("--workers", type=_positive, default=None,
+    s.add_argument("--workers", type=_workers_arg, default=None,
                    help="local worker processes (default: the number of cores; 1 runs in this process)")
     s.add_argument("--scheduler", help="dask.distributed scheduler address (e.g. tcp://127.0.0.1:8786): run "
                    "the points on that cluster")

@@ -72,8 +72,10 @@ def test_tpu_like_layer_by_layer_matches_inter_layer(tpu):
     # accesses in hwsim, less ZigZag's extra drain reads (ratio 31.2)
     assert h["energy_rf_2b_pj"] / s["memory_level_pj"]["rf_1KB"] == pytest.approx(31.2, abs=0.1)
     # latency: Stream waits for the first layer's 215,296 B input and its weights (8 B/cycle) before it
-    # computes and adds the sink's write-back; hwsim overlaps DMA with compute: hwsim 8.9 % lower
-    assert h["total_cycles"] / s["latency_cycles"] == pytest.approx(0.911, abs=0.005)
+    # computes and adds the sink's write-back; the core's SRAMs are single buffered (double_buffered: false),
+    # so hwsim's DMA does not overlap compute either (533,736 cycles; 467,026 while the flag did not reach
+    # the timing): hwsim 4.2 % higher
+    assert h["total_cycles"] / s["latency_cycles"] == pytest.approx(1.042, abs=0.005)
 
 
 def test_fusion_direction_both_tools(tpu, tc1):
@@ -114,11 +116,11 @@ def test_fusion_pays_in_both_tools_when_tensors_do_not_fit_and_rows_do(tpu112):
     # DRAM energy 1,000 pJ per 64-bit word: hwsim's follows its bytes
     assert h["fused"]["energy_dram_pj"] == pytest.approx(_dram(h["fused"]) * 8 / 64 * 1000, rel=1e-12)
     # latency: fusion shortens Stream's schedule (less waiting on DRAM: 2,243,428 -> 1,943,600 cycles) and
-    # hwsim's a little (2,018,656 -> 2,001,928: its DMA already overlaps compute); within 4 % of each other
-    # fused
+    # hwsim's (2,817,216 -> 2,215,008: single-buffered SRAMs, every DRAM byte saved is a cycle/8 of waiting
+    # saved); fused, hwsim is 14 % above Stream
     assert fr["latency_cycles"] < lbl["latency_cycles"]
     assert h["fused"]["total_cycles"] < h["inter_layer"]["total_cycles"]
-    assert h["fused"]["total_cycles"] / fr["latency_cycles"] == pytest.approx(1.030, abs=0.005)
+    assert h["fused"]["total_cycles"] / fr["latency_cycles"] == pytest.approx(1.140, abs=0.005)
 
 
 def test_one_row_tiles_reload_the_weights_as_stream_does():

@@ -166,6 +166,8 @@ class DesignPoint(BaseModel):
     hw: dict[str, Any]
     policy: str
     bits: dict[str, Bits]
+    uniform: Bits | None = None  # a uniform policy's (weight_bits, act_bits): the workload's defaults
+
 
 
 class ResolvedSweep(BaseModel):
@@ -186,6 +188,15 @@ class ResolvedSweep(BaseModel):
         keys = {k: v for k, v in hw.items() if not k.startswith("workload.")}
         return self.arch.replace(**keys) if keys else self.arch
 
+    def policy_for(self, pt: DesignPoint, wl: Workload) -> tuple[Workload, dict[str, Bits]]:
+        """The workload and per-layer bits a point runs: a uniform policy on a generated transformer sets
+        the workload's defaults (:meth:`hwsim.spec.Workload.with_default_bits`: the KV cache keeps
+        ``kv_bits``, as the same bits written in the file would); any other policy: its table."""
+        if pt.uniform is None or wl.transformer is None:
+            return wl, pt.bits
+        wl = wl.with_default_bits(*pt.uniform)
+        return wl, {layer.name: wl.bits(layer) for layer in wl.layers}
+
     def workload_for(self, hw: dict[str, Any]) -> Workload:
         """The workload of a design point: the ``workload.transformer.KEY`` axes set in its ``transformer:``
         block (:func:`hwsim.spec.expand_transformer`); no such axis: the sweep's workload."""
@@ -198,13 +209,11 @@ class ResolvedSweep(BaseModel):
 def _workload_with(data: dict[str, Any], keys: dict[str, Any], path: str) -> Workload:
     import copy
 
-    from ..spec import expand_transformer
+    from ..spec import generate_workload
 
     d = copy.deepcopy(data)
     d["transformer"].update(keys)
-    wl = validate(Workload, expand_transformer(d, path), path)
-    wl.graph(path, check_channels=True)
-    return wl
+    return generate_workload(d, path)
 
 
 def _policy_name(bits: dict[str, Bits], uniform: Bits | None) -> str:
@@ -383,7 +392,11 @@ def load_sweep(path: str | Path) -> ResolvedSweep:
     allu = list(spec.precision.uniform) + [b for b in spec.baselines if b not in spec.precision.uniform]
     for i, b in enumerate(allu):
         check_bits(f"precision.uniform[{i}]", b)
-        policies.append((_policy_name({}, b), {n: tuple(b) for n in names}))
+        table = {n: tuple(b) for n in names}
+        if workload.transformer is not None:  # the defaults, as policy_for runs them: KV GEMMs at kv_bits
+            wl_b = workload.with_default_bits(*b)
+            table = {layer.name: wl_b.bits(layer) for layer in wl_b.layers}
+        policies.append((_policy_name({}, b), table))
     for i, pl in enumerate(spec.precision.per_layer):
         for k, b in pl.items():
             if k not in names:
@@ -426,12 +439,14 @@ def load_sweep(path: str | Path) -> ResolvedSweep:
         if name not in seen:
             seen.add(name)
             uniq.append((name, bits))
+    uniform_of = {_policy_name({}, b): tuple(b) for b in allu}
     points = []
     for hw_vals in combos:
         hw = dict(zip(keys, hw_vals, strict=True))
         for name, bits in uniq:
             hw_id = ",".join(f"{k}={v}" for k, v in hw.items())
             pid = f"{hw_id}|{name}" if hw_id else name
-            points.append(DesignPoint(index=len(points), point_id=pid, hw=hw, policy=name, bits=bits))
+            points.append(DesignPoint(index=len(points), point_id=pid, hw=hw, policy=name, bits=bits,
+                                      uniform=uniform_of.get(name)))
     return ResolvedSweep(spec=spec, source=src, arch=arch, workload=workload, points=tuple(points),
                          workload_data=wl_data, workload_path=str(wl_path))

@@ -35,6 +35,7 @@ from ._workload import (
     VectorOp,
     Workload,
     expand_transformer,
+    generate_workload,
     load_workload_yaml,
     transformer_workload,
 )
@@ -47,7 +48,7 @@ __all__ = [
     "TimingConfig", "VectorUnitConfig", "VECTOR_OP_CLASSES", "load_arch",
     # _workload
     "Conv2d", "Gemm", "GemmView", "Layer", "Node", "VectorOp", "VECTOR_OPS", "Workload", "load_workload_yaml",
-    "expand_transformer", "transformer_workload",
+    "expand_transformer", "generate_workload", "transformer_workload",
     # _transformer
     "TRANSFORMER_MODELS", "TransformerConfig",
     # _graph

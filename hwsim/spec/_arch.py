@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -28,6 +29,10 @@ __all__ = ["ArchSpec", "ArrayConfig", "ArrayUnroll", "LOOP_DIMS", "PEConfig", "S
 
 
 _Frozen = SpecModel
+
+#: The smallest bandwidth a memory may have, per cycle (bytes for DRAM, bits on chip): 2**-10. Slower ones
+#: are no real memory, and their transfer times (bytes / bandwidth) would overflow the cycle counters.
+MIN_BANDWIDTH = 2.0 ** -10
 
 
 LOOP_DIMS: tuple[str, ...] = ("B", "K", "C", "OY", "OX", "FY", "FX")
@@ -240,8 +245,9 @@ class DramConfig(_Frozen):
     @field_validator("bandwidth_bytes_per_cycle")
     @classmethod
     def _bw(cls, v: Any) -> Any:
-        if v != "unbounded" and not (v > 0):
-            raise ValueError(f"a bandwidth > 0 bytes/cycle or 'unbounded'; found {v!r}")
+        if v != "unbounded" and not (v >= MIN_BANDWIDTH):
+            raise ValueError(f"a bandwidth of at least 2**-10 bytes/cycle (one byte per 1,024 cycles) or "
+                             f"'unbounded'; found {v!r}")
         if v != "unbounded" and math.isinf(v):
             return "unbounded"
         return v
@@ -280,7 +286,10 @@ class MemoryLevel(_Frozen):
     word_bits: int = Field(default=64, gt=0, le=65536)
     banks: int = Field(default=1, gt=0)
     instances: Literal["shared", "per_pe"] = "shared"
-    double_buffered: bool = True
+    double_buffered: bool | None = Field(
+        default=None, description="on-chip levels only (default true): each operand's share holds two tiles "
+        "of half the size; on a level DRAM fills, also whether DMA loads and write-backs overlap compute "
+        "(MemoryConfig.dma_double_buffered). Not allowed on the dram level")
     share: dict[Operand, float] | None = None
     read_bw_bits_per_cycle: float | Literal["unbounded"] = "unbounded"
     write_bw_bits_per_cycle: float | Literal["unbounded"] = "unbounded"
@@ -291,15 +300,29 @@ class MemoryLevel(_Frozen):
     area_mm2: float | None = Field(default=None, ge=0, description="area of one instance, mm^2 (replaces the "
                                    "technology table's)")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _db_default(cls, data: Any) -> Any:
+        # on-chip levels default to double buffered; the dram level has no buffer slots of its own (the
+        # on-chip levels it fills decide whether transfers overlap compute), so it takes no flag
+        if isinstance(data, dict) and data.get("kind") != "dram" and data.get("double_buffered") is None:
+            data = {**data, "double_buffered": True}
+        return data
+
     @model_validator(mode="after")
     def _check(self) -> MemoryLevel:
         if len(set(self.operands)) != len(self.operands):
             raise ValueError(f"each operand listed once; found {list(self.operands)}")
         for k in ("read_bw_bits_per_cycle", "write_bw_bits_per_cycle", "bandwidth_bytes_per_cycle"):
             v = getattr(self, k)
-            if v is not None and v != "unbounded" and not v > 0:
-                raise ValueError(f"{k} > 0 or 'unbounded'; found {v!r}")
+            if v is not None and v != "unbounded" and not v >= MIN_BANDWIDTH:
+                raise ValueError(f"{k} of at least 2**-10 (one byte or bit per 1,024 cycles) or 'unbounded'; "
+                                 f"found {v!r}")
         if self.kind == "dram":
+            if self.double_buffered is not None:
+                raise ValueError("no double_buffered on the dram level (whether DMA transfers overlap "
+                                 "compute is set by the on-chip levels DRAM fills: their double_buffered); "
+                                 f"found {self.double_buffered!r}")
             if self.area_mm2 is not None:
                 raise ValueError("no area_mm2 on the dram level (off-chip: hwsim counts die area only); "
                                  f"found {self.area_mm2!r}")
@@ -375,8 +398,18 @@ class MemoryConfig(_Frozen):
     filter_sram: SramConfig | None = None
     ofmap_sram: SramConfig | None = None
     dram: DramConfig | None = None
-    double_buffered: bool = True
+    double_buffered: bool | None = Field(
+        default=None, description="shorthand form only (default true): the three SRAMs' double_buffered "
+        "(half of each holds a tile; DMA loads and write-backs overlap compute). With levels, each on-chip "
+        "level takes its own")
     levels: tuple[MemoryLevel, ...] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _db_default(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("levels") is None and data.get("double_buffered") is None:
+            data = {**data, "double_buffered": True}
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> MemoryConfig:
@@ -385,6 +418,10 @@ class MemoryConfig(_Frozen):
             if short or self.dram is not None:
                 raise ValueError("either levels or the ifmap_sram/filter_sram/ofmap_sram/dram shorthand; "
                                  f"found both (levels and {short + (['dram'] if self.dram else [])})")
+            if self.double_buffered is not None:
+                raise ValueError("double_buffered on each on-chip level with levels (memory.double_buffered "
+                                 "belongs to the ifmap_sram/filter_sram/ofmap_sram shorthand); found "
+                                 f"memory.double_buffered: {str(self.double_buffered).lower()}")
             names = [lv.name for lv in self.levels]
             if len(set(names)) != len(names):
                 raise ValueError(f"unique level names; found {names}")
@@ -422,6 +459,28 @@ class MemoryConfig(_Frozen):
     @property
     def dram_level(self) -> MemoryLevel:
         return self.hierarchy()[-1]
+
+    @cached_property
+    def dma_levels(self) -> tuple[MemoryLevel, ...]:
+        """The on-chip buffers DRAM transfers fill and drain: for each operand, the outermost shared
+        on-chip level that holds it. Per-PE levels (``instances: per_pe``, register files) are not among
+        them: the array fills them as operands stream through it, inside a tile's compute; an operand held
+        by no shared level adds none."""
+        out: list[MemoryLevel] = []
+        onchip = [lv for lv in self.hierarchy()[:-1] if lv.instances == "shared"]
+        for op in OPERANDS:
+            holders = [lv for lv in onchip if op in lv.operands]
+            if holders and holders[-1] not in out:
+                out.append(holders[-1])
+        return tuple(out)
+
+    @property
+    def dma_double_buffered(self) -> bool:
+        """Whether the event model gives DMA loads and write-backs two buffer slots (they overlap compute)
+        or one (a tile's load waits until the previous tile is computed and written back: loads, compute
+        and writes serialize). True only when every level of :attr:`dma_levels` is double buffered (one
+        single-buffered level DRAM fills makes the array wait on its transfers); true with no such level."""
+        return all(bool(lv.double_buffered) for lv in self.dma_levels)
 
 
 class EnergyOverrides(_Frozen):
@@ -574,6 +633,9 @@ class ArchSpec(_Frozen):
     def replace(self, **dotted: Any) -> ArchSpec:
         """A copy with dotted keys replaced, validated again, e.g. ``replace(**{"array.rows": 16})``.
 
+        A list item is named by its index or, for items with a ``name`` (``memory.levels``, ``cores.list``),
+        by that name: ``memory.levels[3].size_kib`` and ``memory.levels.sram_2mb.size_kib`` are both keys.
+
         Raises
         ------
         SpecError
@@ -581,15 +643,32 @@ class ArchSpec(_Frozen):
         """
         data = self.model_dump(mode="python")
         for key, value in dotted.items():
-            node = data
-            parts = key.split(".")
-            for p in parts[:-1]:
-                if not isinstance(node, dict) or p not in node:
+            steps: list[str | int] = []
+            for part in key.split("."):
+                m = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[[0-9]+\])*)", part)
+                if m is None:
                     raise SpecError("<arch>", key, "an existing arch key", key)
-                node = node[p]
-            if not isinstance(node, dict) or parts[-1] not in node:
-                raise SpecError("<arch>", key, "an existing arch key", key)
-            node[parts[-1]] = value
+                steps.append(m.group(1))
+                steps.extend(int(i) for i in re.findall(r"[0-9]+", m.group(2)))
+            parent: Any = None
+            node: Any = data
+            at: str | int = ""
+            for st in steps:
+                if isinstance(node, tuple):  # (model_dump keeps tuples) made writable in place
+                    node = list(node)
+                    parent[at] = node
+                if isinstance(node, list) and isinstance(st, str):  # a list item by its name
+                    hit = [i for i, it in enumerate(node) if isinstance(it, dict) and it.get("name") == st]
+                    if not hit:
+                        raise SpecError("<arch>", key, "an existing arch key", key)
+                    st = hit[0]
+                ok = (isinstance(node, dict) and isinstance(st, str) and st in node) or \
+                    (isinstance(node, list) and isinstance(st, int) and st < len(node))
+                if not ok:
+                    raise SpecError("<arch>", key, "an existing arch key", key)
+                parent, at = node, st
+                node = node[st]
+            parent[at] = value
         return validate(ArchSpec, data, f"<arch {self.name}>")
 
 

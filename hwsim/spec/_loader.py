@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -248,6 +249,21 @@ def _mapping_no_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode, deep
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_no_duplicates)
 
+# YAML 1.2 (core schema) scalars instead of PyYAML's YAML 1.1: a boolean is only true/false (True, TRUE,
+# False, FALSE), so ``yes``/``no``/``on``/``off`` stay strings (and a boolean key refuses them with the usual
+# type error), and ``1e-9``, ``1e300``, ``1.5e5`` are floats, as in YAML 1.2's
+# ``[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?`` (YAML 1.2.2 spec, 10.3.2 Tag Resolution; PyYAML's
+# YAML 1.1 regex wants a dot and a signed exponent: those three were strings)
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_UniqueKeyLoader.yaml_implicit_resolvers = {
+    ch: [(tag, rx) for tag, rx in rs if tag != _BOOL_TAG]
+    for ch, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_UniqueKeyLoader.add_implicit_resolver(_BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                       list("tTfF"))
+_UniqueKeyLoader.add_implicit_resolver(
+    _FLOAT_TAG, re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
 
 def _skip_tags(loc: tuple, model: type[BaseModel]) -> tuple:
     # Discriminated unions add the tag value to loc ('layers', 3, 'conv2d', 'stride'): drop such entries.
@@ -300,13 +316,17 @@ def _members(tp: Any) -> list[type[BaseModel]]:
     return out
 
 
-_BRANCH = ("int", "float", "str", "bool", "none", "tuple", "list", "dict", "literal", "function",
-           "constrained", "lax", "json", "is-instance", "union", "nullable", "default", "model")
+#: bare branch labels (without brackets) pydantic gives scalar union members; no spec key is one of them
+_BARE_BRANCH = ("int", "float", "str", "bool", "none")
 
 
 def _is_branch(part: object) -> bool:
-    """pydantic puts union branch labels in ``loc`` ('float', "literal['unbounded']", 'tuple[int, int]')."""
-    return isinstance(part, str) and (part.split("[", 1)[0].lower() in _BRANCH or "[" in part)
+    """pydantic puts union branch labels in ``loc`` ('float', "literal['unbounded']", 'tuple[int, int]').
+    Only the scalar labels come bare: a key named ``list`` or ``model`` (``cores.list``,
+    ``transformer.model``) is a key, not a ``list[...]`` / model branch."""
+    if not isinstance(part, str):
+        return False
+    return part.lower() in _BARE_BRANCH or "[" in part or "-" in part
 
 
 #: pydantic's type messages (after "Input should be ") in this project's words

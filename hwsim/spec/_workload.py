@@ -26,13 +26,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from ._base import SpecModel
 from ._loader import load_yaml, validate
 
 __all__ = ["Conv2d", "Gemm", "Layer", "Node", "VectorOp", "VECTOR_OPS", "Workload", "GemmView",
-           "load_workload_yaml", "expand_transformer", "transformer_workload"]
+           "load_workload_yaml", "expand_transformer", "generate_workload", "transformer_workload"]
 
 
 _Frozen = SpecModel
@@ -377,6 +377,7 @@ class Workload(_Frozen):
     weight_symmetric: bool = True
     act_symmetric: bool = True
     nodes: tuple[Node, ...] = Field(min_length=1, alias="layers")
+    _transformer: dict[str, Any] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _unique(self) -> Workload:
@@ -429,6 +430,32 @@ class Workload(_Frozen):
     def bits(self, layer: Conv2d | Gemm) -> tuple[int, int]:
         """(weight_bits, act_bits) of a layer: its own, else the workload's defaults."""
         return (layer.weight_bits or self.weight_bits, layer.act_bits or self.act_bits)
+
+    @property
+    def transformer(self) -> dict[str, Any] | None:
+        """The ``transformer:`` block this workload was generated from (a copy), or None."""
+        return None if self._transformer is None else dict(self._transformer)
+
+    def with_default_bits(self, weight_bits: int | None = None, act_bits: int | None = None) -> Workload:
+        """This workload with other default ``weight_bits`` / ``act_bits`` (None: unchanged), as if the
+        workload file said so. A generated transformer is generated again from its block, so what the
+        generator derives from the defaults follows them and what the block sets stays: the KV cache keeps
+        an explicit ``kv_bits`` (else takes ``act_bits``), attention's activation operands take ``act_bits``.
+        Any other workload: the defaults replaced (a layer's own bits still win).
+
+        Raises
+        ------
+        SpecError
+            Bits out of range (naming ``weight_bits`` / ``act_bits``).
+        """
+        wb = self.weight_bits if weight_bits is None else weight_bits
+        ab = self.act_bits if act_bits is None else act_bits
+        data = self.model_dump(mode="python", by_alias=True)
+        data.update(weight_bits=wb, act_bits=ab)
+        if self._transformer is None:
+            return validate(Workload, data, f"<workload {self.name}>")
+        del data["layers"]
+        return generate_workload({**data, "transformer": self._transformer}, f"<workload {self.name}>")
 
     @property
     def total_macs(self) -> int:
@@ -485,9 +512,22 @@ def transformer_workload(name: str | None = None, *, weight_bits: int = 8, act_b
     data: dict[str, Any] = {"weight_bits": weight_bits, "act_bits": act_bits, "transformer": transformer}
     if name:
         data["name"] = name
-    data = expand_transformer(data, "<transformer>")
-    wl = validate(Workload, data, "<transformer>")
-    wl.graph("<transformer>", check_channels=True)
+    return generate_workload(data, "<transformer>")
+
+
+def generate_workload(data: dict[str, Any], source: str) -> Workload:
+    """A workload mapping with a ``transformer:`` block, generated, validated and checked; the workload
+    remembers its block (:meth:`Workload.with_default_bits` generates it again).
+
+    Raises
+    ------
+    SpecError
+        A bad block or workload key, naming ``source`` and the key.
+    """
+    block = data["transformer"]
+    wl = validate(Workload, expand_transformer(data, source), source)
+    wl.graph(source, check_channels=True)
+    wl._transformer = dict(block)
     return wl
 
 
@@ -501,8 +541,8 @@ def load_workload_yaml(path: str | Path) -> Workload:
         a layer whose channels do not match the tensor it reads, naming the file and ``layers[i].key``.
     """
     data = load_yaml(path)
-    if "transformer" in data:
-        data = expand_transformer(data, str(path))
+    if isinstance(data, dict) and "transformer" in data:
+        return generate_workload(data, str(path))
     wl = validate(Workload, data, str(path))
     wl.graph(str(path), check_channels=True)  # checked on loading (unknown inputs, cycles, channels)
     return wl
