@@ -110,7 +110,8 @@ def test_trial_gpt2_decode_monotonic_in_context():
         greedy[ctx] = _greedy(CHIP2, wl, weight_bits=4, act_bits=4)
     assert greedy[128] > greedy[256]  # the trial's inversion, reproduced
     assert auto[128] < auto[256] < min(greedy.values())
-    assert auto == {128: 3_472_207, 256: 3_505_017}  # recorded (this model, this commit)
+    assert auto == {128: 3_472_161, 256: 3_504_971}  # recorded (this model; 46 fewer once a uniform override
+    # regenerates the transformer with its bits, the KV cache at kv_bits: tests/test_trial3_fixes.py)
 
 
 def test_resnet18_auto_not_slower_than_its_fastest_core_alone():
