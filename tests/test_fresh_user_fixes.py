@@ -237,20 +237,18 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def test_sigterm_on_a_sweep_with_workers(tmp_path):
-    """kill -TERM on ``hwsim sweep --workers 2``: handled as Ctrl-C (pool shut down, the points written kept),
-    exit 143 (128 + SIGTERM) with one line; no forkserver, resource tracker or worker outlives it; --resume
-    completes the sweep."""
+def _sweep_with_workers_running(tmp_path, name: str):
+    """Start ``hwsim sweep --workers 2`` on 4 x 2 x 3 x 3 hardware points x 3 policies = 216 points on
+    ResNet-18 (this process evaluates the first points while the workers start, then they take the rest:
+    several seconds) and return once points are written and the workers are up: (process, command, env,
+    points.csv, its descendants)."""
     import os
-    import signal
     import subprocess
     import sys
     import time
     root = Path(__file__).resolve().parent.parent
     spec = tmp_path / "s.yaml"
-    # 4 x 2 x 3 x 3 hardware points x 3 policies = 216 points on ResNet-18: this process evaluates the first
-    # points while the workers start, then they take the rest (several seconds)
-    spec.write_text(f"name: term\narch: {root}/arch/edge_32x32.yaml\n"
+    spec.write_text(f"name: {name}\narch: {root}/arch/edge_32x32.yaml\n"
                     f"workload: {root}/workloads/resnet18.yaml\n"
                     "axes:\n  array.rows: [8, 16, 32, 64]\n  array.cols: [16, 64]\n"
                     "  array.dataflow: [ws, os, is]\n"
@@ -263,13 +261,36 @@ def test_sigterm_on_a_sweep_with_workers(tmp_path):
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     pts = out / "points.csv"
     t0 = time.monotonic()
-    # points written and the workers up (this process evaluates the first points while they start)
     while not (pts.is_file() and len(pts.read_text().splitlines()) > 1 and len(_descendants(p.pid)) >= 4):
         assert p.poll() is None, p.communicate()
         assert time.monotonic() - t0 < 120
         time.sleep(0.05)
     kids = _descendants(p.pid)
     assert len(kids) >= 4  # the forkserver, the resource tracker and the 2 workers
+    return p, cmd, env, pts, kids
+
+
+def _none_left(kids, after: str, wait_s: float) -> None:
+    import os
+    import signal
+    import time
+    t0 = time.monotonic()
+    while any(_alive(k) for k in kids) and time.monotonic() - t0 < wait_s:
+        time.sleep(0.1)
+    left = [k for k in kids if _alive(k)]
+    for k in left:  # clean up before failing
+        os.kill(k, signal.SIGKILL)
+    assert not left, f"processes left running after {after}: {left}"
+
+
+def test_sigterm_on_a_sweep_with_workers(tmp_path):
+    """kill -TERM on ``hwsim sweep --workers 2``: handled as Ctrl-C (pool shut down, the points written kept),
+    exit 143 (128 + SIGTERM) with one line; no forkserver, resource tracker or worker outlives it; --resume
+    completes the sweep."""
+    import signal
+    import subprocess
+
+    p, cmd, env, pts, kids = _sweep_with_workers_running(tmp_path, "term")
     p.send_signal(signal.SIGTERM)
     try:
         _, err = p.communicate(timeout=30)
@@ -280,13 +301,7 @@ def test_sigterm_on_a_sweep_with_workers(tmp_path):
     assert err.strip().splitlines()[-1] == (f"hwsim: terminated (SIGTERM); the points written to {pts} are "
                                             "kept: run the same command with --resume to continue")
     assert "Traceback" not in err
-    t0 = time.monotonic()
-    while any(_alive(k) for k in kids) and time.monotonic() - t0 < 10:
-        time.sleep(0.1)
-    left = [k for k in kids if _alive(k)]
-    for k in left:  # clean up before failing
-        os.kill(k, signal.SIGKILL)
-    assert not left, f"processes left running after SIGTERM: {left}"
+    _none_left(kids, "SIGTERM", 10)
     kept = len(pts.read_text().splitlines()) - 1
     assert 0 < kept < 216
     r = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True, timeout=300)
@@ -299,37 +314,9 @@ def test_sigterm_on_a_sweep_with_workers(tmp_path):
 def test_sigkill_on_a_sweep_leaves_no_process(tmp_path):
     """kill -9 on ``hwsim sweep --workers 2`` (nothing can run in the killed process): its workers notice and
     end, and with them the forkserver and the resource tracker (before, all four waited forever)."""
-    import os
     import signal
-    import subprocess
-    import sys
-    import time
-    root = Path(__file__).resolve().parent.parent
-    spec = tmp_path / "s.yaml"
-    spec.write_text(f"name: kill\narch: {root}/arch/edge_32x32.yaml\n"
-                    f"workload: {root}/workloads/resnet18.yaml\n"
-                    "axes:\n  array.rows: [8, 16, 32, 64]\n  array.cols: [16, 64]\n"
-                    "  array.dataflow: [ws, os, is]\n"
-                    "  memory.ifmap_sram.size_kib: [32, 128, 512]\n"
-                    "precision:\n  uniform: [[8, 8], [6, 6], [4, 4]]\n"
-                    "objectives: {total_cycles: min, energy_pj: min}\n")
-    out = tmp_path / "out"
-    env = {**os.environ, "PYTHONPATH": str(root)}
-    cmd = [sys.executable, "-m", "hwsim", "sweep", str(spec), "--workers", "2", "--out", str(out)]
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    pts = out / "points.csv"
-    t0 = time.monotonic()
-    while not (pts.is_file() and len(pts.read_text().splitlines()) > 1 and len(_descendants(p.pid)) >= 4):
-        assert p.poll() is None
-        assert time.monotonic() - t0 < 120
-        time.sleep(0.05)
-    kids = _descendants(p.pid)
+
+    p, _, _, _, kids = _sweep_with_workers_running(tmp_path, "kill")
     p.send_signal(signal.SIGKILL)
-    p.wait(timeout=10)
-    t0 = time.monotonic()
-    while any(_alive(k) for k in kids) and time.monotonic() - t0 < 20:
-        time.sleep(0.1)
-    left = [k for k in kids if _alive(k)]
-    for k in left:  # clean up before failing
-        os.kill(k, signal.SIGKILL)
-    assert not left, f"processes left running after SIGKILL: {left}"
+    p.communicate(timeout=10)
+    _none_left(kids, "SIGKILL", 20)
