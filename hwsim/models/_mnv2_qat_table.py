@@ -177,7 +177,9 @@ def render_mobilenet_qat(rows: dict, seconds: float) -> str:
         cells = {pt: f"**{_cell(r)}** ({sec:.0f} s)" for lab, pt, _, r, _, sec in rows["qat"] if lab == lb}
         lines.append(f"| {lb} | " + " | ".join(cells.get(p, "-") for p in points) + " |")
     lines += ["", "Training loss (mean of the first and the last 10 steps): " + "; ".join(
-        f"{pt} {h[0]['loss']:.3f} -> {h[-1]['loss']:.3f}" for _, pt, _, _, h, _ in rows["qat"] if h) + ".",
+        f"{pt} {h[0]['loss']:.3f} -> {h[-1]['loss']:.3f}" for _, pt, _, _, h, _ in rows["qat"] if h)
+        + ".",
+        "", "The recipes tried and their numbers: docs/qat.md, \"MobileNetV2 QAT by distillation\".",
         "", f"Host: {platform.machine()}, Python {platform.python_version()}, numpy {np.__version__}.",
         "", END]
     return "\n".join(lines)
