@@ -8,21 +8,28 @@ batch-norm statistics (:func:`hwsim.models.mobilenet_v2.zeroq_calibration_images
 
 Recipe (:class:`MobileNetQATConfig`):
 
-* Start from the best W4A8 PTQ of ``docs/quality.md``'s 30-photo table: per-channel weights, cross-layer
-  equalization and bias correction (Nagel et al., ICCV 2019) calibrated on the 10 calibration photos (the
-  engine's :class:`~hwsim.models._engine.QuantizedNetwork`). Its equalized, BN-folded float weights, corrected
-  biases, per-channel weight steps and per-tensor activation steps and zero points initialize the student.
+* Start (``init``) from a PTQ calibrated on the 10 calibration photos (the engine's
+  :class:`~hwsim.models._engine.QuantizedNetwork`): per-channel weights, cross-layer equalization and bias
+  correction (Nagel et al., ICCV 2019), optionally AdaRound-ed weights (Nagel et al., ICML 2020;
+  :func:`init_ptq`). Its equalized, BN-folded float weights (with AdaRound: halfway between them and
+  AdaRound's codes, so that they round to those codes), corrected biases, per-channel weight steps and
+  per-tensor activation steps and zero points initialize the student.
 * Fake quantization with learned step sizes (LSQ, Esser et al., ICLR 2020, :func:`hwsim.quant.lsq_quantize`):
   weights symmetric per output channel (restricted range), activations per tensor asymmetric unsigned with the
   PTQ's integer zero point kept fixed (only the step is learned). Residual adds in float on the dequantized
   skip tensor, ReLU6 (per-channel clip after equalization) before the output quantizer, global average pooling
-  then its own quantizer. Weights, biases and steps are trained by Adam (two learning rates), cosine-annealed;
+  then its own quantizer. Weights, biases and steps are trained by Adam (three learning rates),
+  cosine-annealed;
   weights are parametrized in units of their initial step, biases in units of their output's step and step
   sizes by their logarithms, so that one learning rate suits layers of very different scales (with raw
   parameters, Adam's per-parameter step of ``lr`` was a large relative change for the tensors of small
   scale, and the integer network's KL to the teacher rose).
-* Loss: ``T^2 KL(softmax(z_t / T) || softmax(z_s / T)) + mse * mean((z_s - z_t)^2)`` with the float
-  teacher's logits ``z_t`` (torch float forward of :func:`~hwsim.models.mobilenet_v2.build_network`).
+* Loss: ``T^2 KL(softmax(z_t / T) || softmax(z_s / T)) + mse * mean((z_s - z_t)^2) + feature * F`` with
+  the float teacher's logits ``z_t`` and ``F`` the mean over :func:`feature_tensors` (the linear bottlenecks)
+  of ``sum((a_s - a_t)^2) / sum(a_t^2)``. The teacher is the torch float forward of the start's *equalized*
+  network (the same function as :func:`~hwsim.models.mobilenet_v2.build_network`, logits equal to float
+  rounding), so that every student tensor has its float counterpart channel for channel. With
+  ``freeze_weights`` only biases and step sizes are learned.
 * Augmentation (numpy and PIL only: torchvision is not installed): random resized crops (area 8-100 %,
   aspect 3/4..4/3, as torchvision's RandomResizedCrop), horizontal flips, brightness/contrast/saturation
   jitter (factors in [0.6, 1.4]) on the photos; random crops resized to the training side and flips on the
