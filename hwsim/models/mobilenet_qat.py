@@ -117,8 +117,8 @@ class MobileNetQATConfig:
         Requantization semantics of the exported network (:data:`hwsim.quant.PROFILES`).
     init : {"cle_bc", "adaround"}
         The PTQ the student starts from: :data:`INIT_PTQ` (per-channel + CLE + bias correction) or the same
-        with AdaRound-ed weights (:func:`init_ptq`; the student's latent weights start at AdaRound's
-        dequantized weights and the float weights, so that its rounding is kept).
+        with AdaRound-ed weights (:func:`init_ptq`; the student's latent weights start halfway between the
+        float weights and AdaRound's dequantized weights, so that they round to AdaRound's codes).
     adaround_iters : int
         Adam steps per layer of AdaRound (1..10000; ``init="adaround"`` only).
     lr_bias : float or None
