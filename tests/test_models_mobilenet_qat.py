@@ -26,10 +26,12 @@ def trained():
     rng = np.random.default_rng(1)
     calib = mq.augment_photos(photos, 4, 96, rng)       # small stand-ins for the 224 px sets
     held = mq.augment_photos(photos, 4, 96, rng)
-    zq = mb.zeroq_calibration_images(2, 64, 0, seed=0)  # seeded noise: exercises the mixed batches
-    cfg = mq.MobileNetQATConfig(bits=(4, 8), steps=6, batch_size=2, lr_weight=5e-3, lr_step=1e-3,
-                                train_size=64, threads=1, seed=0)
-    res = mq.train_mobilenet_qat(net, photos, zq, calib, cfg, log_every=3)
+    # logit + feature distillation of biases and step sizes (weights frozen; the AdaRound start and weight
+    # training: test_the_adaround_start_keeps_its_rounding...), at the held-out crops' side (96 px)
+    cfg = mq.MobileNetQATConfig(bits=(4, 8), steps=6, batch_size=2, lr_weight=5e-3, lr_bias=1e-2,
+                                lr_step=1e-3, train_size=96, threads=1, seed=0, feature=1.0,
+                                freeze_weights=True)
+    res = mq.train_mobilenet_qat(net, photos, None, calib, cfg, log_every=3)
     return torch, mq, mb, net, res, held
 
 
@@ -100,3 +102,47 @@ def test_bad_config_names_the_key():
         MobileNetQATConfig(bits=(1, 8))
     with pytest.raises(ValueError, match=r"^qat.train_size:"):
         MobileNetQATConfig(train_size=32)
+
+
+def test_bad_new_config_keys_name_the_key():
+    from hwsim.models.mobilenet_qat import MobileNetQATConfig
+
+    with pytest.raises(ValueError,
+                       match=r"^qat.init: expected one of \['cle_bc', 'adaround'\], found 'brecq'$"):
+        MobileNetQATConfig(init="brecq")
+    with pytest.raises(ValueError, match=r"^qat.adaround_iters: expected an integer in 1..10000, found 0$"):
+        MobileNetQATConfig(adaround_iters=0)
+    with pytest.raises(ValueError, match=r"^qat.lr_bias: expected a learning rate in \(0, 1\] or null, "
+                                         r"found 0.0$"):
+        MobileNetQATConfig(lr_bias=0.0)
+    with pytest.raises(ValueError, match=r"^qat.freeze_weights: expected true or false, found 'yes'$"):
+        MobileNetQATConfig(freeze_weights="yes")
+    with pytest.raises(ValueError, match=r"^qat.feature: expected a loss weight >= 0, found -1.0$"):
+        MobileNetQATConfig(feature=-1.0)
+    with pytest.raises(ValueError, match=r"^qat.feature: expected a loss weight >= 0, found nan$"):
+        MobileNetQATConfig(feature=float("nan"))
+    assert MobileNetQATConfig(lr_bias=None, freeze_weights=True, feature=0.5).lr_bias is None
+
+
+def test_the_adaround_start_keeps_its_rounding_and_frozen_weights_stay(trained):
+    """The student of an AdaRound start holds AdaRound's codes (not round-to-nearest of the float weights),
+    and a run with ``freeze_weights`` learns only biases and step sizes: starting from AdaRound's codes, a
+    step that moves by less than half a code's worth (here 2 Adam steps of 1e-3 in log step: at most 0.2 %
+    relative, against 1/14 for the largest 4-bit code 7) leaves every weight code as it was."""
+    torch, mq, mb, net, res, held = trained
+    from hwsim.models._engine import QuantizedNetwork
+
+    calib = held[:2]
+    bits = {n: (4, 8) for n in net.layers}
+    cfg = mq.MobileNetQATConfig(bits=(4, 8), steps=2, batch_size=2, lr_weight=1e-2, lr_bias=1e-2,
+                                lr_step=1e-3, train_size=64, seed=0, init="adaround", adaround_iters=5,
+                                freeze_weights=True)
+    q = QuantizedNetwork(net, bits, calib, mq.init_ptq(cfg))
+    q_nearest = QuantizedNetwork(net, bits, calib, mq.INIT_PTQ)
+    assert any(not np.array_equal(q.wq[n][0], q_nearest.wq[n][0]) for n in net.layers)
+    qn = mq.export(mq._Student(torch, q, latent_from_codes=True), q)  # untrained: the start's codes
+    assert all(np.array_equal(qn.wq[n][0], q.wq[n][0]) for n in net.layers)
+    zq = mb.zeroq_calibration_images(2, 64, 0, seed=0)  # seeded noise: exercises the mixed batches
+    r = mq.train_mobilenet_qat(net, mb._photos(), zq, calib, cfg)
+    assert all(np.array_equal(r.qnet.wq[n][0], r.init.wq[n][0]) for n in net.layers)
+    assert any(not np.array_equal(r.qnet.bias_q[n], r.init.bias_q[n]) for n in net.layers)

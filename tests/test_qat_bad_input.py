@@ -69,3 +69,13 @@ def test_quality_table_missing_opencv_digits_exits_2(tmp_path, capsys):
                                str(tmp_path / "digits.png"), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--opencv-digits: expected an existing file" in err and not out.exists()
+
+
+def test_quality_table_threads_out_of_range_exits_2(tmp_path, capsys):
+    from hwsim.models import quality_table
+
+    out = tmp_path / "q.md"
+    assert quality_table.main(["--qat-mobilenet", "--threads", "0", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err == "quality_table: error: --threads: expected an integer in 1..64, found 0\n"
+    assert not out.exists()

@@ -8,21 +8,28 @@ batch-norm statistics (:func:`hwsim.models.mobilenet_v2.zeroq_calibration_images
 
 Recipe (:class:`MobileNetQATConfig`):
 
-* Start from the best W4A8 PTQ of ``docs/quality.md``'s 30-photo table: per-channel weights, cross-layer
-  equalization and bias correction (Nagel et al., ICCV 2019) calibrated on the 10 calibration photos (the
-  engine's :class:`~hwsim.models._engine.QuantizedNetwork`). Its equalized, BN-folded float weights, corrected
-  biases, per-channel weight steps and per-tensor activation steps and zero points initialize the student.
+* Start (``init``) from a PTQ calibrated on the 10 calibration photos (the engine's
+  :class:`~hwsim.models._engine.QuantizedNetwork`): per-channel weights, cross-layer equalization and bias
+  correction (Nagel et al., ICCV 2019), optionally AdaRound-ed weights (Nagel et al., ICML 2020;
+  :func:`init_ptq`). Its equalized, BN-folded float weights (with AdaRound: halfway between them and
+  AdaRound's codes, so that they round to those codes), corrected biases, per-channel weight steps and
+  per-tensor activation steps and zero points initialize the student.
 * Fake quantization with learned step sizes (LSQ, Esser et al., ICLR 2020, :func:`hwsim.quant.lsq_quantize`):
   weights symmetric per output channel (restricted range), activations per tensor asymmetric unsigned with the
   PTQ's integer zero point kept fixed (only the step is learned). Residual adds in float on the dequantized
   skip tensor, ReLU6 (per-channel clip after equalization) before the output quantizer, global average pooling
-  then its own quantizer. Weights, biases and steps are trained by Adam (two learning rates), cosine-annealed;
+  then its own quantizer. Weights, biases and steps are trained by Adam (three learning rates),
+  cosine-annealed;
   weights are parametrized in units of their initial step, biases in units of their output's step and step
   sizes by their logarithms, so that one learning rate suits layers of very different scales (with raw
   parameters, Adam's per-parameter step of ``lr`` was a large relative change for the tensors of small
   scale, and the integer network's KL to the teacher rose).
-* Loss: ``T^2 KL(softmax(z_t / T) || softmax(z_s / T)) + mse * mean((z_s - z_t)^2)`` with the float
-  teacher's logits ``z_t`` (torch float forward of :func:`~hwsim.models.mobilenet_v2.build_network`).
+* Loss: ``T^2 KL(softmax(z_t / T) || softmax(z_s / T)) + mse * mean((z_s - z_t)^2) + feature * F`` with
+  the float teacher's logits ``z_t`` and ``F`` the mean over :func:`feature_tensors` (the linear bottlenecks)
+  of ``sum((a_s - a_t)^2) / sum(a_t^2)``. The teacher is the torch float forward of the start's *equalized*
+  network (the same function as :func:`~hwsim.models.mobilenet_v2.build_network`, logits equal to float
+  rounding), so that every student tensor has its float counterpart channel for channel. With
+  ``freeze_weights`` only biases and step sizes are learned.
 * Augmentation (numpy and PIL only: torchvision is not installed): random resized crops (area 8-100 %,
   aspect 3/4..4/3, as torchvision's RandomResizedCrop), horizontal flips, brightness/contrast/saturation
   jitter (factors in [0.6, 1.4]) on the photos; random crops resized to the training side and flips on the
@@ -48,18 +55,33 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
+from ._base import check_layer_bits
 from ._engine import Conv, Pool, PTQConfig, QuantizedNetwork
 
 __all__ = ["MobileNetQATConfig", "MobileNetQATResult", "augment_photos", "augment_tensors",
            "train_mobilenet_qat", "export", "integer_forward", "qat_evaluate", "INIT_PTQ",
-           "lsq_act_function"]
+           "lsq_act_function", "INITS", "init_ptq", "feature_tensors"]
 
-#: The PTQ the student starts from (the best W4A8 PTQ of the 30-photo table).
+#: The PTQ the student starts from by default (``init="cle_bc"``; the 30-photo table's best W4A8 PTQ
+#: without AdaRound).
 INIT_PTQ = PTQConfig(name="per-channel + CLE + bias correction", equalize=True, bias_correction=True)
+
+#: The PTQ starts a :class:`MobileNetQATConfig` can name (``init``).
+INITS = ("cle_bc", "adaround")
+
+
+def init_ptq(config) -> PTQConfig:
+    """The :class:`PTQConfig` a :class:`MobileNetQATConfig` starts from: :data:`INIT_PTQ`, or for
+    ``init="adaround"`` the same plus AdaRound (Nagel et al., ICML 2020) of ``adaround_iters`` steps per
+    layer."""
+    if config.init == "adaround":
+        return replace(INIT_PTQ, name="per-channel + CLE + BC + AdaRound", adaround=True,
+                       adaround_iters=config.adaround_iters)
+    return INIT_PTQ
 
 
 def _bad(key: str, expected: str, found) -> ValueError:
@@ -93,6 +115,20 @@ class MobileNetQATConfig:
     seed : int
     profile : str
         Requantization semantics of the exported network (:data:`hwsim.quant.PROFILES`).
+    init : {"cle_bc", "adaround"}
+        The PTQ the student starts from: :data:`INIT_PTQ` (per-channel + CLE + bias correction) or the same
+        with AdaRound-ed weights (:func:`init_ptq`; the student's latent weights start halfway between the
+        float weights and AdaRound's dequantized weights, so that they round to AdaRound's codes).
+    adaround_iters : int
+        Adam steps per layer of AdaRound (1..10000; ``init="adaround"`` only).
+    lr_bias : float or None
+        Adam learning rate of the biases in (0, 1] (in units of the output's step); None: ``lr_weight``.
+    freeze_weights : bool
+        Train only the biases and the step sizes (weights stay at the start's codes unless a step moves).
+    feature : float
+        Weight (>= 0) of the feature-distillation term: the mean over the linear-bottleneck outputs (the
+        layers without activation but the last) of ``sum((a_s - a_t)^2) / sum(a_t^2)``, student against the
+        float teacher's tensor.
 
     Raises
     ------
@@ -111,6 +147,11 @@ class MobileNetQATConfig:
     threads: int = 1
     seed: int = 0
     profile: str = "ort_cpu"
+    init: str = "cle_bc"
+    adaround_iters: int = 200
+    lr_bias: float | None = None
+    freeze_weights: bool = False
+    feature: float = 0.0
 
     def __post_init__(self):
         from ..quant import PROFILES
@@ -145,6 +186,16 @@ class MobileNetQATConfig:
             raise _bad("qat.seed", "an integer", self.seed)
         if self.profile not in PROFILES:
             raise _bad("qat.profile", f"one of {list(PROFILES)}", self.profile)
+        if self.init not in INITS:
+            raise _bad("qat.init", f"one of {list(INITS)}", self.init)
+        if not (is_int(self.adaround_iters) and 1 <= self.adaround_iters <= 10000):
+            raise _bad("qat.adaround_iters", "an integer in 1..10000", self.adaround_iters)
+        if self.lr_bias is not None and not (is_num(self.lr_bias) and 0 < self.lr_bias <= 1):
+            raise _bad("qat.lr_bias", "a learning rate in (0, 1] or null", self.lr_bias)
+        if not isinstance(self.freeze_weights, bool):
+            raise _bad("qat.freeze_weights", "true or false", self.freeze_weights)
+        if not (is_num(self.feature) and self.feature >= 0):
+            raise _bad("qat.feature", "a loss weight >= 0", self.feature)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -289,7 +340,11 @@ class _Student:
     """Trainable fake-quantized copy of an engine network, initialized from a PTQ
     :class:`QuantizedNetwork`."""
 
-    def __init__(self, torch, q: QuantizedNetwork):
+    def __init__(self, torch, q: QuantizedNetwork, *, latent_from_codes: bool = False):
+        # latent_from_codes: the latent float weights (in code units) start halfway between the float
+        # weight and the PTQ's code (AdaRound's rounding is kept: the midpoint is within half a code of the
+        # code; starting at the code itself, a weight would need Adam steps summing to half a code before
+        # any code could change) instead of at the float weight.
         # Parametrization (so that one Adam learning rate means the same everywhere, whatever a layer's
         # scale): weights in units of their initial per-channel step, biases in units of the initial step of
         # the layer's output (0.01 for the logits), step sizes as logarithms (relative changes).
@@ -304,7 +359,10 @@ class _Student:
             s_acc = np.asarray(x_qp.scale, np.float64) * np.asarray(sw, np.float64)
             unit = sw.reshape((-1,) + (1,) * (op.weight.ndim - 1))
             self.w_unit[op.name] = _cl(torch, np.broadcast_to(unit, op.weight.shape))
-            self.Wp[op.name] = torch.nn.Parameter(_cl(torch, op.weight / unit))
+            w0 = op.weight / unit
+            if latent_from_codes:  # halfway between the float weight and the PTQ's code: rounds to the code
+                w0 = (w0 + q.wq[op.name][1] / unit) / 2  # wq[1]: dequantized, (out, in) also when linear
+            self.Wp[op.name] = torch.nn.Parameter(_cl(torch, w0))
             # the PTQ's (bias-corrected) bias, as the integer network holds it
             bu = float(q.qparams[op.dst].scale) if op.dst in q.qparams else 0.01
             self.b_unit[op.name] = bu
@@ -362,8 +420,9 @@ class _Student:
         s = self.SW(op.name).reshape((-1,) + (1,) * (w.ndim - 1))
         return lsq_quantize(w, s, -qp, qp, g=1.0 / math.sqrt(w[0].numel() * qp))
 
-    def forward(self, x, *, quantized: bool = True):
-        """Logits of the fake-quantized (or, ``quantized=False``, float) network; ``x`` a torch tensor."""
+    def forward(self, x, *, quantized: bool = True, keep: bool = False):
+        """Logits of the fake-quantized (or, ``quantized=False``, float) network; ``x`` a torch tensor. With
+        ``keep`` also the dict of every (fake-quantized) tensor."""
         F = self.torch.nn.functional
         fq = self._fq_act if quantized else (lambda t, v, act=None, clip=None: v)
         vals = {"input": fq("input", x)}
@@ -383,7 +442,7 @@ class _Student:
             if op.residual is not None:
                 y = y + vals[op.residual]
             if op.dst == self.net.output:
-                return y
+                return (y, vals) if keep else y
             if quantized:  # the activation is the quantizer's code clamp, as in the integer network
                 vals[op.dst] = fq(op.dst, y, op.act, self.clip.get(op.name))
             elif op.act == "relu":
@@ -396,7 +455,9 @@ class _Student:
 
 
 class _Teacher:
-    """torch float forward of the BN-folded float network (no quantization), frozen."""
+    """torch float forward of the BN-folded float network (no quantization), frozen. Given the equalized
+    network of the student's start (the same function, rescaled channels inside the blocks and ReLU6 clipped
+    per channel at ``clip_hi``), its every tensor is the float counterpart of the student's."""
 
     def __init__(self, torch, net):
         self.torch, self.net = torch, net
@@ -405,7 +466,10 @@ class _Teacher:
         self.B = {op.name: torch.tensor(np.asarray(op.bias, np.float32)) for op in net.ops
                   if isinstance(op, Conv)}
 
-    def __call__(self, x):
+        self.clip = {op.name: torch.tensor(np.asarray(op.clip_hi, np.float32).reshape(1, -1, 1, 1))
+                     for op in net.ops if isinstance(op, Conv) and op.clip_hi is not None}
+
+    def __call__(self, x, *, keep: bool = False):
         F = self.torch.nn.functional
         t = {"input": x}
         with self.torch.no_grad():
@@ -425,9 +489,16 @@ class _Teacher:
                 if op.act == "relu":
                     y = self.torch.relu(y)
                 elif op.act == "relu6":
-                    y = self.torch.clamp(y, 0, 6)
+                    y = (self.torch.minimum(self.torch.relu(y), self.clip[op.name]) if op.name in self.clip
+                         else self.torch.clamp(y, 0, 6))
                 t[op.dst] = y
-        return t[self.net.output]
+        return (t[self.net.output], t) if keep else t[self.net.output]
+
+
+def feature_tensors(net) -> list[str]:
+    """The tensors of the feature-distillation term: the outputs of the layers without activation except the
+    network's output (MobileNetV2's 17 linear bottlenecks, the residual stream)."""
+    return [op.dst for op in net.ops if isinstance(op, Conv) and op.act is None and op.dst != net.output]
 
 
 # ------------------------------------------------------------------------------------------- training
@@ -469,7 +540,8 @@ def _import_torch():
 
 def train_mobilenet_qat(net, photos, zeroq: np.ndarray | None, calib: np.ndarray,
                         config: MobileNetQATConfig = MobileNetQATConfig(), *, log=None,
-                        log_every: int = 10) -> MobileNetQATResult:
+                        log_every: int = 10, bits: dict | None = None,
+                        start: QuantizedNetwork | None = None) -> MobileNetQATResult:
     """Distillation QAT of a BN-folded MobileNetV2 (see the module docstring).
 
     Parameters
@@ -481,10 +553,17 @@ def train_mobilenet_qat(net, photos, zeroq: np.ndarray | None, calib: np.ndarray
     zeroq : numpy.ndarray of float32, (M, 3, H, W), or None
         Distilled images in the normalised input space (half of every batch when given).
     calib : numpy.ndarray of float32, (C, 3, 224, 224)
-        Calibration images of the initial PTQ (:data:`INIT_PTQ`).
+        Calibration images of the initial PTQ (:func:`init_ptq`).
     config : MobileNetQATConfig
     log : callable, optional
         Called with one line every ``log_every`` steps.
+    bits : dict of str to (int, int), optional
+        Per-layer ``(weight_bits, act_bits)`` (e.g. a mixed-precision point); default ``config.bits``
+        everywhere.
+    start : QuantizedNetwork, optional
+        The PTQ start, already built by the caller as ``QuantizedNetwork(net, bits, calib, init_ptq(config),
+        profile=config.profile)`` (saves AdaRound's time when the caller also reports it); default: built
+        here.
 
     Returns
     -------
@@ -495,23 +574,30 @@ def train_mobilenet_qat(net, photos, zeroq: np.ndarray | None, calib: np.ndarray
     MissingDependency
         torch is missing.
     ValueError
-        No photos, or bad shapes.
+        No photos, bad shapes, or ``bits`` naming an unknown layer or bits outside 2..8.
     """
     if len(photos) == 0:
         raise ValueError("train_mobilenet_qat: photos: expected at least one photo, found none")
     torch = _import_torch()
     t0 = time.perf_counter()
-    bits = {n: tuple(config.bits) for n in net.layers}
-    init = QuantizedNetwork(net, bits, calib, INIT_PTQ, profile=config.profile)
+    bits = check_layer_bits(tuple(config.bits) if bits is None else bits, net.layers)
+    init = start if start is not None else QuantizedNetwork(net, bits, calib, init_ptq(config),
+                                                            profile=config.profile)
     threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(config.threads)
     torch.use_deterministic_algorithms(True)
     try:
         torch.manual_seed(config.seed)
         rng = np.random.default_rng(config.seed)
-        student, teacher = _Student(torch, init), _Teacher(torch, net)
-        opt = torch.optim.Adam([{"params": student.weight_params(), "lr": config.lr_weight},
-                                {"params": student.step_params(), "lr": config.lr_step}])
+        student = _Student(torch, init, latent_from_codes=config.init == "adaround")
+        teacher = _Teacher(torch, init.net)  # the equalized float network: tensors aligned with the student
+        feats = feature_tensors(init.net) if config.feature else []
+        lr_b = config.lr_weight if config.lr_bias is None else config.lr_bias
+        groups = [{"params": list(student.Bp.values()), "lr": lr_b},
+                  {"params": student.step_params(), "lr": config.lr_step}]
+        if not config.freeze_weights:
+            groups.append({"params": list(student.Wp.values()), "lr": config.lr_weight})
+        opt = torch.optim.Adam(groups)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.steps)
         F = torch.nn.functional
         T = float(config.temperature)
@@ -522,12 +608,15 @@ def train_mobilenet_qat(net, photos, zeroq: np.ndarray | None, calib: np.ndarray
             if n_z:
                 xb = np.concatenate([xb, augment_tensors(zeroq, n_z, config.train_size, rng)])
             x = torch.from_numpy(xb).contiguous(memory_format=torch.channels_last)
-            zt = teacher(x)
-            zs = student.forward(x)
+            zt, tt = teacher(x, keep=True)
+            zs, ts = student.forward(x, keep=True)
             loss = F.kl_div(F.log_softmax(zs / T, dim=1), F.softmax(zt / T, dim=1),
                             reduction="batchmean") * T * T
             if config.mse:
                 loss = loss + config.mse * F.mse_loss(zs, zt)
+            if feats:
+                loss = loss + config.feature * sum(((ts[n] - tt[n]) ** 2).sum() / (tt[n] ** 2).sum()
+                                                   for n in feats) / len(feats)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -251,6 +251,8 @@ def main(argv=None) -> int:
     ap.add_argument("--qat", action="store_true", help="write the QAT-against-PTQ section only")
     ap.add_argument("--qat-mobilenet", action="store_true", help="write the MobileNetV2 distillation-QAT "
                     "section only (hwsim.models.mobilenet_qat)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads of each --qat-mobilenet "
+                    "training (1..64; default: the run's config, 1)")
     ap.add_argument("--workers", type=int, default=2, help="processes training QAT cells (default 2)")
     ap.add_argument("--fashion-dir", type=Path, default=None, help="folder of the Fashion-MNIST IDX files "
                     "(default: $HWSIM_FASHION_MNIST_DIR or /usr/share/datasets/fashion-mnist)")
@@ -273,6 +275,10 @@ def main(argv=None) -> int:
         import os
 
         os.environ["HWSIM_FASHION_MNIST_DIR"] = str(args.fashion_dir)
+    if args.threads is not None and not 1 <= args.threads <= 64:
+        print(f"quality_table: error: --threads: expected an integer in 1..64, found {args.threads}",
+              file=sys.stderr)
+        return 2
     if args.qat_mobilenet:
         return _main_qat_mobilenet(args)
     if args.qat:
@@ -347,7 +353,7 @@ def _main_qat_mobilenet(args) -> int:
 
     t0 = time.time()
     try:
-        rows = mobilenet_qat_rows(log=lambda s: print(s, file=sys.stderr, flush=True))
+        rows = mobilenet_qat_rows(log=lambda s: print(s, file=sys.stderr, flush=True), threads=args.threads)
     except MissingDependency as e:
         print(f"quality_table: skipped MobileNetV2 QAT: {e}", file=sys.stderr)
         return 0
