@@ -15,15 +15,23 @@ Kernel layout (the "broadcast" form of an integer GEMM micro-kernel)::
     out[m, n] = sum_k w[m, k] * x[k, n]
 
 * :func:`gemm_wd`: ``w`` int16 rows (Mp, Kp) broadcast two at a time (packed in panels, :func:`pack_rows`);
-  ``x`` packed as ``xp[k // 2, n, k % 2]`` int16. A tile is ``MR = 6`` rows by ``NR = 16`` columns: 12 ymm
-  accumulators of 8 int32, two 32-byte loads and six 4-byte broadcasts per step of two ``k``.
-* :func:`gemm_ubs`: ``x`` packed as ``xp[k // 4, n, k % 4]`` bytes, ``w`` byte rows broadcast four at a time;
+  ``x`` packed in column panels ``xp[n // 16, k // 2, n % 16, k % 2]`` int16 (:func:`pack_panels16`). A tile
+  is ``MR = 6`` rows by ``NR = 16`` columns: 12 ymm accumulators of 8 int32, two 32-byte loads and six 4-byte
+  broadcasts per step of two ``k``.
+* :func:`gemm_ubs`: ``x`` packed in column panels ``xp[n // 16, k // 4, n % 16, k % 4]`` bytes
+  (:func:`pack_panels8`), ``w`` byte rows broadcast four at a time;
   the dtype of ``w`` (uint8 or int8) says which operand is the unsigned one. Same 6 x 16 tile, one step per
   four ``k``. Every pair ``(k, k + 1)`` with ``k`` even is saturated to int16 (exact when
   ``2 max|u| max|s| <= 32767``), the two pairs of a column and step are added in int32.
 
 ``Mp`` must be a multiple of 6, ``Np`` of 16 and ``Kp`` of 2 (wd) or 4 (ubs); the caller pads with zeros,
-which add nothing. int32 sums are exact while they stay below ``2^31``: the callers chunk the reduction.
+which add nothing. The GEMMs' vector operand is packed in column panels so that a tile reads one contiguous
+stream: in the row-major ``[k // 2, n, k % 2]`` form consecutive steps were ``4 Np`` bytes apart (4 KB for
+``N = 1024``), every step of a panel fell into the same L1 set (32 KB, 8-way: 8 lines per set) and the 1024^3
+GEMM ran at 45 % of the ``vpmaddwd`` peak; in panels it runs at about 70 % (``docs/avx2_gemm.md``). The
+convs (:func:`conv_tiles`) keep the ``[q // 2, n, q % 2]`` / ``[q // 4, n, q % 4]`` form of
+:func:`pack_pairs16` / :func:`pack_quads8` (``N`` is the conv's output channels, a short row). int32 sums
+are exact while they stay below ``2^31``: the callers chunk the reduction.
 
 :data:`AVAILABLE` is False when the host CPU lacks AVX2 (or numba targets another CPU): the kernels must then
 not be called (LLVM could not select the instructions).
@@ -43,7 +51,8 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
-__all__ = ["AVAILABLE", "MR", "NR", "gemm_wd", "gemm_ubs", "pack_pairs16", "pack_quads8", "conv_tiles"]
+__all__ = ["AVAILABLE", "MR", "NR", "gemm_wd", "gemm_ubs", "pack_pairs16", "pack_quads8", "pack_panels16",
+           "pack_panels8", "conv_tiles"]
 
 MR = 6
 NR = 16
@@ -155,12 +164,14 @@ def _vstore(typingctx, arr, off, v):
 
 @njit(nogil=True, cache=True)
 def _wd_tiles(ws, xp, out, mp, kp, np_, k2a, k2b, first, t0, t1):
-    """ws: (mp*kp,) int16 panels as bytes; xp: (kp//2 * np_ * 2,) int16 as bytes; out: (mp*np_,) int32.
+    """ws: (mp*kp,) int16 panels as bytes; xp: (np_//16, kp//2, 16, 2) int16 panels as bytes; out: (mp*np_,)
+    int32.
     Adds the pairs ``k2a <= k // 2 < k2b`` to ``out`` (overwritten when ``first``): callers run the reduction
     in blocks so that a tile's two panels stay in L1."""
     nmb = mp // 6
     nnb = np_ // 16
     rb = kp * 2  # bytes per row of ws
+    pb = kp * 32  # bytes per column panel of xp
     for t in range(t0, t1):
         # groups of MG row panels: a group's rows (MG * 6 rows of a reduction block) stay in L2 while each
         # 16-column panel (in L1) serves the MG tiles of the group (GotoBLAS order)
@@ -185,8 +196,9 @@ def _wd_tiles(ws, xp, out, mp, kp, np_, k2a, k2b, first, t0, t1):
             a40 = _vload(out, o); a41 = _vload(out, o + 32); o += r  # noqa: E702
             a50 = _vload(out, o); a51 = _vload(out, o + 32)  # noqa: E702
         wb = m0 * rb
+        xb = nb * pb
         for k2 in range(k2a, k2b):
-            base = (k2 * np_ + n0) * 4
+            base = xb + k2 * 64
             x0 = _vload(xp, base)
             x1 = _vload(xp, base + 32)
             o = wb + k2 * 24
@@ -213,7 +225,8 @@ def _wd_tiles(ws, xp, out, mp, kp, np_, k2a, k2b, first, t0, t1):
 
 @njit(nogil=True, cache=True)
 def _ubs_tiles_ub(ws, xp, out, mp, kp, np_, t0, t1):
-    """Unsigned broadcast rows ``ws`` (mp*kp,) uint8, signed packed ``xp`` (kp//4 * np_ * 4,) int8."""
+    """Unsigned broadcast rows ``ws`` (mp*kp,) uint8, signed column panels ``xp`` (np_//16, kp//4, 16, 4)
+    int8."""
     nmb = mp // 6
     k4n = kp // 4
     for t in range(t0, t1):
@@ -225,8 +238,9 @@ def _ubs_tiles_ub(ws, xp, out, mp, kp, np_, t0, t1):
         a20 = _vzero(); a21 = _vzero(); a30 = _vzero(); a31 = _vzero()  # noqa: E702
         a40 = _vzero(); a41 = _vzero(); a50 = _vzero(); a51 = _vzero()  # noqa: E702
         wb = m0 * kp
+        xb = nb * kp * 16
         for k4 in range(k4n):
-            base = (k4 * np_ + n0) * 4
+            base = xb + k4 * 64
             x0 = _vload(xp, base)
             x1 = _vload(xp, base + 32)
             o = wb + k4 * 24
@@ -253,7 +267,8 @@ def _ubs_tiles_ub(ws, xp, out, mp, kp, np_, t0, t1):
 
 @njit(nogil=True, cache=True)
 def _ubs_tiles_sb(ws, xp, out, mp, kp, np_, t0, t1):
-    """Signed broadcast rows ``ws`` (mp*kp,) int8, unsigned packed ``xp`` (kp//4 * np_ * 4,) uint8."""
+    """Signed broadcast rows ``ws`` (mp*kp,) int8, unsigned column panels ``xp`` (np_//16, kp//4, 16, 4)
+    uint8."""
     nmb = mp // 6
     k4n = kp // 4
     for t in range(t0, t1):
@@ -265,8 +280,9 @@ def _ubs_tiles_sb(ws, xp, out, mp, kp, np_, t0, t1):
         a20 = _vzero(); a21 = _vzero(); a30 = _vzero(); a31 = _vzero()  # noqa: E702
         a40 = _vzero(); a41 = _vzero(); a50 = _vzero(); a51 = _vzero()  # noqa: E702
         wb = m0 * kp
+        xb = nb * kp * 16
         for k4 in range(k4n):
-            base = (k4 * np_ + n0) * 4
+            base = xb + k4 * 64
             x0 = _vload(xp, base)
             x1 = _vload(xp, base + 32)
             o = wb + k4 * 24
@@ -404,6 +420,26 @@ def pack_quads8(x_kn: np.ndarray, kp: int, np_: int) -> np.ndarray:
     return np.ascontiguousarray(buf.reshape(kp // 4, 4, np_).transpose(0, 2, 1)).reshape(-1).view(np.uint8)
 
 
+def pack_panels16(x_kn: np.ndarray, kp: int, np_: int) -> np.ndarray:
+    """Pack a (K, N) int16 matrix in column panels, the flat ``xp[n // NR, k // 2, n % NR, k % 2]`` bytes,
+    zero-padded to (kp, np_): a tile's steps through the reduction read one contiguous stream."""
+    k, n = x_kn.shape
+    buf = np.zeros((kp, np_), np.int16)
+    buf[:k, :n] = x_kn
+    panels = buf.reshape(kp // 2, 2, np_ // NR, NR).transpose(2, 0, 3, 1)
+    return np.ascontiguousarray(panels).reshape(-1).view(np.uint8)
+
+
+def pack_panels8(x_kn: np.ndarray, kp: int, np_: int) -> np.ndarray:
+    """Pack a (K, N) 8-bit matrix in column panels, the flat ``xp[n // NR, k // 4, n % NR, k % 4]`` bytes,
+    zero-padded to (kp, np_)."""
+    k, n = x_kn.shape
+    buf = np.zeros((kp, np_), x_kn.dtype)
+    buf[:k, :n] = x_kn
+    panels = buf.reshape(kp // 4, 4, np_ // NR, NR).transpose(2, 0, 3, 1)
+    return np.ascontiguousarray(panels).reshape(-1).view(np.uint8)
+
+
 def pack_rows(w_mk: np.ndarray, mp: int, kp: int, step: int, dtype) -> np.ndarray:
     """Pack the broadcast rows (m, k) into panels ``[m // MR, k // step, m % MR, k % step]``, zero-padded to
     (mp, kp): one pointer and constant offsets reach the MR broadcasts of a step."""
@@ -414,21 +450,34 @@ def pack_rows(w_mk: np.ndarray, mp: int, kp: int, step: int, dtype) -> np.ndarra
 
 
 @njit(cache=True)
-def _pack_pairs16_shift(x, z, kp, np_, out):
-    """``out[k // 2, n, k % 2] = x[k, n] - z[n]`` as int16 (out zero-initialised, (kp//2, np_, 2))."""
+def _pack_panels16_shift(x, z, out):
+    """``out[n // NR, k // 2, n % NR, k % 2] = x[k, n] - z[n]`` as int16 (out zero-initialised, (np_ // NR,
+    kp // 2, NR, 2)). One column panel at a time: the panel is written in order, and the rows it reads (16
+    codes of each) stay in L2 for the next panel; the full panels' constant width lets LLVM vectorise."""
     k, n = x.shape
-    for k2 in range(k // 2):
-        r0 = x[2 * k2]
-        r1 = x[2 * k2 + 1]
-        o = out[k2]
-        for j in range(n):
-            o[j, 0] = np.int16(np.int64(r0[j]) - z[j])
-            o[j, 1] = np.int16(np.int64(r1[j]) - z[j])
-    if k % 2:
-        r0 = x[k - 1]
-        o = out[k // 2]
-        for j in range(n):
-            o[j, 0] = np.int16(np.int64(r0[j]) - z[j])
+    for nb in range(-(-n // 16)):
+        j0 = nb * 16
+        p = out[nb]
+        if j0 + 16 <= n:
+            zz = z[j0:j0 + 16]
+            for k2 in range(k // 2):
+                r0 = x[2 * k2, j0:j0 + 16]
+                r1 = x[2 * k2 + 1, j0:j0 + 16]
+                o = p[k2]
+                for j in range(16):
+                    o[j, 0] = np.int16(np.int64(r0[j]) - zz[j])
+                    o[j, 1] = np.int16(np.int64(r1[j]) - zz[j])
+        else:
+            for q in range(k - k % 2):
+                r = x[q]
+                o = p[q // 2]
+                for j in range(n - j0):
+                    o[j, q % 2] = np.int16(np.int64(r[j0 + j]) - z[j0 + j])
+        if k % 2:
+            r = x[k - 1]
+            o = p[k // 2]
+            for j in range(min(16, n - j0)):
+                o[j, 0] = np.int16(np.int64(r[j0 + j]) - z[j0 + j])
 
 
 @njit(cache=True)
@@ -444,10 +493,10 @@ def _pack_rows16_shift(w, z, out):
             o[q // 2, r, q % 2] = np.int16(np.int64(row[q]) - z)
 
 
-def pack_pairs16_shift(x_kn: np.ndarray, z: np.ndarray, kp: int, np_: int) -> np.ndarray:
-    """:func:`pack_pairs16` of ``x - z[None, :]`` in one pass (the caller checks that it fits int16)."""
-    out = np.zeros((kp // 2, np_, 2), np.int16)
-    _pack_pairs16_shift(x_kn, z.astype(np.int64), kp, np_, out)
+def pack_panels16_shift(x_kn: np.ndarray, z: np.ndarray, kp: int, np_: int) -> np.ndarray:
+    """:func:`pack_panels16` of ``x - z[None, :]`` in one pass (the caller checks that it fits int16)."""
+    out = np.zeros((np_ // NR, kp // 2, NR, 2), np.int16)
+    _pack_panels16_shift(x_kn, z.astype(np.int64), out)
     return out.reshape(-1).view(np.uint8)
 
 
@@ -539,7 +588,7 @@ def _run(kernel, ws, xp, m, n, mp, kp, np_):
 
 
 def gemm_wd(w_mk: np.ndarray, xp: np.ndarray, m: int, k: int, n: int, kp: int, np_: int) -> np.ndarray:
-    """int32 ``w (m, k) int16 @ x (k, n) int16`` with ``x`` packed by :func:`pack_pairs16` (to ``(kp, np_)``).
+    """int32 ``w (m, k) int16 @ x (k, n) int16``, ``x`` packed by :func:`pack_panels16` (to ``(kp, np_)``).
 
     Exact when ``k max|w| max|x| < 2^31`` and no operand is -32768 (the caller checks). (m, n) int32 view.
     """
@@ -548,7 +597,7 @@ def gemm_wd(w_mk: np.ndarray, xp: np.ndarray, m: int, k: int, n: int, kp: int, n
 
 
 def gemm_ubs(w_mk: np.ndarray, xp: np.ndarray, m: int, k: int, n: int, kp: int, np_: int) -> np.ndarray:
-    """int32 ``sum_p sat16(w[m,2p] x[2p,n] + w[m,2p+1] x[2p+1,n])`` with ``x`` packed by :func:`pack_quads8`.
+    """int32 ``sum_p sat16(w[m,2p] x[2p,n] + w[m,2p+1] x[2p+1,n])`` with ``x`` packed by :func:`pack_panels8`.
 
     ``w`` (m, k) uint8 with ``x`` int8, or ``w`` int8 with ``x`` uint8 (the unsigned operand may be either).
     int32 sums: exact while ``(kp / 2) * 32768 < 2^31``, i.e. ``kp <= 131072`` (the caller chunks). Returns an

@@ -277,7 +277,7 @@ def _avx2_gemm(a: np.ndarray, b: np.ndarray, az: int, bz: np.ndarray) -> np.ndar
     for k0 in range(0, k, chunk):
         kc = min(k, k0 + chunk) - k0
         _, kp, np_ = _avx2.padded(m, kc, n, 2)
-        xp = _avx2.pack_pairs16_shift(b[k0:k0 + kc], bz, kp, np_)
+        xp = _avx2.pack_panels16_shift(b[k0:k0 + kc], bz, kp, np_)
         part = _avx2.gemm_wd_shift(a[:, k0:k0 + kc], az, xp, m, kc, n, kp, np_)
         acc = part.astype(np.int64) if acc is None else acc + part
     return acc
@@ -293,7 +293,8 @@ def _ubs_chunks(w: np.ndarray, x: np.ndarray, corr: np.ndarray) -> np.ndarray:
     for k0 in range(0, k, _UBS_MAX_K):
         kc = min(k, k0 + _UBS_MAX_K) - k0
         _, kp, np_ = _avx2.padded(m, kc, n, 4)
-        acc += _avx2.gemm_ubs(w[:, k0:k0 + kc], _avx2.pack_quads8(x[k0:k0 + kc], kp, np_), m, kc, n, kp, np_)
+        acc += _avx2.gemm_ubs(w[:, k0:k0 + kc], _avx2.pack_panels8(x[k0:k0 + kc], kp, np_), m, kc, n, kp,
+                              np_)
     return acc
 
 

@@ -89,7 +89,7 @@ def _chunks(a_u8, b_s8, acc):
         a, b = a_u8[:, k0:k0 + kc], b_s8[k0:k0 + kc]
         if _avx2.AVAILABLE:
             _, kp, np_ = _avx2.padded(m, kc, n, 4)
-            acc += _avx2.gemm_ubs(a, _avx2.pack_quads8(b, kp, np_), m, kc, n, kp, np_)
+            acc += _avx2.gemm_ubs(a, _avx2.pack_panels8(b, kp, np_), m, kc, n, kp, np_)
         else:
             if kc % 2:
                 a = np.concatenate([a, np.zeros((m, 1), np.uint8)], axis=1)
