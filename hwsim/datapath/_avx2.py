@@ -151,6 +151,20 @@ def _vubs(typingctx, acc, u, s):
     return _v8(_v8, _v8, _v8), cg
 
 
+_V8I64 = ir.VectorType(ir.IntType(64), 8)
+
+
+@intrinsic
+def _vstore64(typingctx, arr, off, v):
+    """Store eight int32 lanes, sign-extended, into a 1-D int64 array from element ``off`` (unaligned)."""
+    def cg(context, builder, sig, args):
+        ary = context.make_array(sig.args[0])(context, builder, args[0])
+        p = builder.gep(ary.data, [args[1]])
+        builder.store(builder.sext(args[2], _V8I64), builder.bitcast(p, _V8I64.as_pointer()), align=1)
+        return context.get_dummy_value()
+    return types.void(arr, off, _v8), cg
+
+
 @intrinsic
 def _vstore(typingctx, arr, off, v):
     """Store eight int32 lanes into a 1-D int32 array from element ``off``."""
@@ -163,11 +177,13 @@ def _vstore(typingctx, arr, off, v):
 
 
 @njit(nogil=True, cache=True)
-def _wd_tiles(ws, xp, out, mp, kp, np_, k2a, k2b, first, t0, t1):
+def _wd_tiles(ws, xp, out, o64, mp, kp, np_, m, n, k2a, k2b, first, last, t0, t1):
     """ws: (mp*kp,) int16 panels as bytes; xp: (np_//16, kp//2, 16, 2) int16 panels as bytes; out: (mp*np_,)
-    int32.
-    Adds the pairs ``k2a <= k // 2 < k2b`` to ``out`` (overwritten when ``first``): callers run the reduction
-    in blocks so that a tile's two panels stay in L1."""
+    int32 partial sums; o64: (m*n,) int64, the result.
+    Adds the pairs ``k2a <= k // 2 < k2b`` to ``out`` (read unless ``first``): callers run the reduction in
+    blocks so that a tile's two panels stay in L1. The ``last`` block writes the (m, n) rows of ``o64``
+    instead (sign-extended: no int32 buffer and no copy when one block covers the reduction)."""
+    tmp = np.empty(96, np.int32)
     nmb = mp // 6
     nnb = np_ // 16
     rb = kp * 2  # bytes per row of ws
@@ -214,13 +230,33 @@ def _wd_tiles(ws, xp, out, mp, kp, np_, k2a, k2b, first, t0, t1):
             a40 = _vwd(a40, x0, w); a41 = _vwd(a41, x1, w)  # noqa: E702
             w = _vbcast(ws, o + 20)
             a50 = _vwd(a50, x0, w); a51 = _vwd(a51, x1, w)  # noqa: E702
-        o = m0 * np_ + n0
-        _vstore(out, o, a00); _vstore(out, o + 8, a01); o += np_  # noqa: E702
-        _vstore(out, o, a10); _vstore(out, o + 8, a11); o += np_  # noqa: E702
-        _vstore(out, o, a20); _vstore(out, o + 8, a21); o += np_  # noqa: E702
-        _vstore(out, o, a30); _vstore(out, o + 8, a31); o += np_  # noqa: E702
-        _vstore(out, o, a40); _vstore(out, o + 8, a41); o += np_  # noqa: E702
-        _vstore(out, o, a50); _vstore(out, o + 8, a51)  # noqa: E702
+        if last and m0 + 6 <= m and n0 + 16 <= n:
+            o = m0 * n + n0
+            _vstore64(o64, o, a00); _vstore64(o64, o + 8, a01); o += n  # noqa: E702
+            _vstore64(o64, o, a10); _vstore64(o64, o + 8, a11); o += n  # noqa: E702
+            _vstore64(o64, o, a20); _vstore64(o64, o + 8, a21); o += n  # noqa: E702
+            _vstore64(o64, o, a30); _vstore64(o64, o + 8, a31); o += n  # noqa: E702
+            _vstore64(o64, o, a40); _vstore64(o64, o + 8, a41); o += n  # noqa: E702
+            _vstore64(o64, o, a50); _vstore64(o64, o + 8, a51)  # noqa: E702
+            continue
+        if last:  # an edge tile: the rows and columns inside (m, n)
+            dst = tmp
+            o = 0
+            r = 16
+        else:
+            dst = out
+            o = m0 * np_ + n0
+            r = np_
+        _vstore(dst, o, a00); _vstore(dst, o + 8, a01); o += r  # noqa: E702
+        _vstore(dst, o, a10); _vstore(dst, o + 8, a11); o += r  # noqa: E702
+        _vstore(dst, o, a20); _vstore(dst, o + 8, a21); o += r  # noqa: E702
+        _vstore(dst, o, a30); _vstore(dst, o + 8, a31); o += r  # noqa: E702
+        _vstore(dst, o, a40); _vstore(dst, o + 8, a41); o += r  # noqa: E702
+        _vstore(dst, o, a50); _vstore(dst, o + 8, a51)  # noqa: E702
+        if last:
+            for i in range(min(6, m - m0)):
+                for j in range(min(16, n - n0)):
+                    o64[(m0 + i) * n + n0 + j] = tmp[i * 16 + j]
 
 
 @njit(nogil=True, cache=True)
@@ -502,7 +538,7 @@ def pack_panels16_shift(x_kn: np.ndarray, z: np.ndarray, kp: int, np_: int) -> n
 
 def gemm_wd_shift(w_mk: np.ndarray, wz: int, xp: np.ndarray, m: int, k: int, n: int, kp: int,
                   np_: int) -> np.ndarray:
-    """:func:`gemm_wd` of ``w - wz`` (shifted while packed, in one pass)."""
+    """:func:`gemm_wd` of ``w - wz`` (shifted while packed, in one pass); (m, n) int64."""
     mp = _cdiv(max(m, 1), MR) * MR
     ws = np.zeros((mp // MR, kp // 2, MR, 2), np.int16)
     _pack_rows16_shift(w_mk, np.int64(wz), ws)
@@ -575,22 +611,28 @@ def _tiles(kernel, args, ntiles: int) -> None:
 
 
 def _run(kernel, ws, xp, m, n, mp, kp, np_):
-    out = np.empty(mp * np_, np.int32)
     wsb = ws.reshape(-1).view(np.uint8)
     ntiles = (mp // MR) * (np_ // NR)
     if kernel is _wd_tiles:
         k2n = kp // 2
+        o64 = np.empty((m, n), np.int64)
+        # the int32 partial sums of the reduction blocks before the last (none when one block covers it)
+        out = np.empty(mp * np_ if k2n > KB2 else 1, np.int32)
         for k2a in range(0, max(k2n, 1), KB2):
-            _tiles(kernel, (wsb, xp, out, mp, kp, np_, k2a, min(k2n, k2a + KB2), k2a == 0), ntiles)
-    else:
-        _tiles(kernel, (wsb, xp, out, mp, kp, np_), ntiles)
+            k2b = min(k2n, k2a + KB2)
+            _tiles(kernel, (wsb, xp, out, o64.reshape(-1), mp, kp, np_, m, n, k2a, k2b, k2a == 0, k2b >= k2n),
+                   ntiles)
+        return o64
+    out = np.empty(mp * np_, np.int32)
+    _tiles(kernel, (wsb, xp, out, mp, kp, np_), ntiles)
     return out.reshape(mp, np_)[:m, :n]
 
 
 def gemm_wd(w_mk: np.ndarray, xp: np.ndarray, m: int, k: int, n: int, kp: int, np_: int) -> np.ndarray:
     """int32 ``w (m, k) int16 @ x (k, n) int16``, ``x`` packed by :func:`pack_panels16` (to ``(kp, np_)``).
 
-    Exact when ``k max|w| max|x| < 2^31`` and no operand is -32768 (the caller checks). (m, n) int32 view.
+    Exact when ``k max|w| max|x| < 2^31`` and no operand is -32768 (the caller checks). Returns the (m, n)
+    int64 result (the int32 sums sign-extended).
     """
     mp = _cdiv(max(m, 1), MR) * MR
     return _run(_wd_tiles, pack_rows(w_mk, mp, kp, 2, np.int16), xp, m, n, mp, kp, np_)

@@ -279,7 +279,7 @@ def _avx2_gemm(a: np.ndarray, b: np.ndarray, az: int, bz: np.ndarray) -> np.ndar
         _, kp, np_ = _avx2.padded(m, kc, n, 2)
         xp = _avx2.pack_panels16_shift(b[k0:k0 + kc], bz, kp, np_)
         part = _avx2.gemm_wd_shift(a[:, k0:k0 + kc], az, xp, m, kc, n, kp, np_)
-        acc = part.astype(np.int64) if acc is None else acc + part
+        acc = part if acc is None else acc + part  # int64 (m, n)
     return acc
 
 
