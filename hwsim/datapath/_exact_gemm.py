@@ -46,7 +46,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from . import _avx2, _vnni
+from . import _avx2, _packcache, _vnni
 
 __all__ = ["exact_gemm", "exact_conv", "pairs_conv", "implicit_conv", "vnni_available", "avx2_available",
            "fast_path_name"]
@@ -277,7 +277,9 @@ def _avx2_gemm(a: np.ndarray, b: np.ndarray, az: int, bz: np.ndarray) -> np.ndar
     for k0 in range(0, k, chunk):
         kc = min(k, k0 + chunk) - k0
         _, kp, np_ = _avx2.padded(m, kc, n, 2)
-        xp = _avx2.pack_panels16_shift(b[k0:k0 + kc], bz, kp, np_)
+        bk = b[k0:k0 + kc]
+        xp = _packcache.packed(("panels16_shift", kp, np_), bk, bz.tobytes(),
+                               lambda bk=bk, kp=kp, np_=np_: _avx2.pack_panels16_shift(bk, bz, kp, np_))
         part = _avx2.gemm_wd_shift(a[:, k0:k0 + kc], az, xp, m, kc, n, kp, np_)
         acc = part if acc is None else acc + part  # int64 (m, n)
     return acc
