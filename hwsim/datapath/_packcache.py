@@ -8,7 +8,7 @@ an array changed in place or a different array with the same shape is never serv
 
 * Key: a tag naming the packing and its parameters, shape, dtype, the caller's extra key bytes (e.g. the zero
   points folded into the packing), and 64 sampled elements; a match is then compared byte for byte with the
-  stored copy (:func:`_equal`, blocks of 4 KB with an early exit).
+  stored copy (:func:`_equal`: 8-byte words in blocks of 4 KB, with an early exit).
 * Every operand of at least :data:`MIN_BYTES` is stored on a miss (a copy: one memcpy, a fraction of the
   packing it saves on the next call).
 * At most :data:`MAX_BYTES` of copies and packed panels are kept (least recently used first out); operands
@@ -36,17 +36,24 @@ _BYTES = 0
 
 
 @njit(nogil=True, cache=True)
-def _equal(a, b):
-    """``a == b`` for two 1-D uint8 arrays of one length, in blocks of 4 KB (vectorised XOR-OR per block)."""
+def _equal_words(a, b):
+    """``a == b`` for two 1-D arrays of one length and dtype, in blocks of 512 elements (a vectorised
+    XOR-OR per block, then an early exit)."""
     n = a.shape[0]
-    for i0 in range(0, n, 4096):
-        i1 = min(n, i0 + 4096)
-        d = np.uint8(0)
-        for i in range(i0, i1):
+    for i0 in range(0, n, 512):
+        d = a[i0] ^ b[i0]
+        for i in range(i0 + 1, min(n, i0 + 512)):
             d |= a[i] ^ b[i]
-        if d:
+        if d != 0:
             return False
     return True
+
+
+def _equal(a: np.ndarray, b: np.ndarray) -> bool:
+    """Byte equality of two 1-D uint8 arrays of one length: 8-byte words, then the tail bytes."""
+    n8 = a.shape[0] // 8 * 8
+    return bool(_equal_words(a[:n8].view(np.uint64), b[:n8].view(np.uint64))
+                and _equal_words(a[n8:], b[n8:]))
 
 
 def _key(tag: tuple, x: np.ndarray, extra: bytes) -> tuple:
