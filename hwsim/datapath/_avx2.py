@@ -27,8 +27,8 @@ Kernel layout (the "broadcast" form of an integer GEMM micro-kernel)::
 ``Mp`` must be a multiple of 6, ``Np`` of 16 and ``Kp`` of 2 (wd) or 4 (ubs); the caller pads with zeros,
 which add nothing. The GEMMs' vector operand is packed in column panels so that a tile reads one contiguous
 stream: in the row-major ``[k // 2, n, k % 2]`` form consecutive steps were ``4 Np`` bytes apart (4 KB for
-``N = 1024``), every step of a panel fell into the same L1 set (32 KB, 8-way: 8 lines per set) and the 1024^3
-GEMM ran at 45 % of the ``vpmaddwd`` peak; in panels it runs at about 70 % (``docs/avx2_gemm.md``). The
+``N = 1024``), every step of a panel fell into the same L1 set (32 KB, 8-way: 8 lines per set); the 1024^3
+kernel took 23-25 ms on one AMD EPYC (Zen 3) core, in panels 15-17 ms (``docs/avx2_gemm.md``). The
 convs (:func:`conv_tiles`) keep the ``[q // 2, n, q % 2]`` / ``[q // 4, n, q % 4]`` form of
 :func:`pack_pairs16` / :func:`pack_quads8` (``N`` is the conv's output channels, a short row). int32 sums
 are exact while they stay below ``2^31``: the callers chunk the reduction.
