@@ -29,9 +29,8 @@ which add nothing. The GEMMs' vector operand is packed in column panels so that 
 stream: in the row-major ``[k // 2, n, k % 2]`` form consecutive steps were ``4 Np`` bytes apart (4 KB for
 ``N = 1024``), every step of a panel fell into the same L1 set (32 KB, 8-way: 8 lines per set); the 1024^3
 kernel took 23-25 ms on one AMD EPYC (Zen 3) core, in panels 15-17 ms (``docs/avx2_gemm.md``). The
-convs (:func:`conv_tiles`) keep the ``[q // 2, n, q % 2]`` / ``[q // 4, n, q % 4]`` form of
-:func:`pack_pairs16` / :func:`pack_quads8` (``N`` is the conv's output channels, a short row). int32 sums
-are exact while they stay below ``2^31``: the callers chunk the reduction.
+convs' weights (:func:`conv_tiles`) are column panels too. int32 sums are exact while they stay below
+``2^31``: the callers chunk the reduction.
 
 :data:`AVAILABLE` is False when the host CPU lacks AVX2 (or numba targets another CPU): the kernels must then
 not be called (LLVM could not select the instructions).
@@ -51,8 +50,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
-__all__ = ["AVAILABLE", "MR", "NR", "gemm_wd", "gemm_ubs", "pack_pairs16", "pack_quads8", "pack_panels16",
-           "pack_panels8", "conv_tiles"]
+__all__ = ["AVAILABLE", "MR", "NR", "gemm_wd", "gemm_ubs", "pack_panels16", "pack_panels8", "conv_tiles"]
 
 MR = 6
 NR = 16
@@ -345,9 +343,11 @@ def _ubs_tiles_sb(ws, xp, out, mp, kp, np_, t0, t1):
 
 @njit(nogil=True, cache=True)
 def _conv_wd_tiles(xb, poff, toff, wp, out, pp, ntaps, cwn, np_, t0, t1):
-    """Implicit-GEMM conv tiles, int16 image (two channels per 4-byte broadcast), int16 weight pairs
-    ``wp[q // 2, n, q % 2]`` (q = tap * C + c), ``vpmaddwd``; see :func:`conv_tiles`."""
+    """Implicit-GEMM conv tiles, int16 image (two channels per 4-byte broadcast), int16 weight pairs in
+    column panels ``wp[n // 16, q // 2, n % 16, q % 2]`` (q = tap * C + c), ``vpmaddwd``; see
+    :func:`conv_tiles`."""
     nmb = pp // 6
+    pq = ntaps * cwn * 64  # bytes per 16-column panel of wp
     for t in range(t0, t1):
         nb = t // nmb
         mb = t - nb * nmb
@@ -360,9 +360,9 @@ def _conv_wd_tiles(xb, poff, toff, wp, out, pp, ntaps, cwn, np_, t0, t1):
         p3 = poff[m0 + 3]; p4 = poff[m0 + 4]; p5 = poff[m0 + 5]  # noqa: E702
         for tp in range(ntaps):
             to = toff[tp]
-            wb = (tp * cwn * np_ + n0) * 4
+            wb = nb * pq + tp * cwn * 64
             for cw in range(cwn):
-                base = wb + cw * np_ * 4
+                base = wb + cw * 64
                 x0 = _vload(wp, base)
                 x1 = _vload(wp, base + 32)
                 o = to + cw * 4
@@ -389,9 +389,11 @@ def _conv_wd_tiles(xb, poff, toff, wp, out, pp, ntaps, cwn, np_, t0, t1):
 
 @njit(nogil=True, cache=True)
 def _conv_ubs_tiles(xb, poff, toff, wp, out, pp, ntaps, cwn, np_, t0, t1):
-    """Implicit-GEMM conv tiles, uint8 image (four channels per broadcast), int8 weight quads
-    ``wp[q // 4, n, q % 4]``, ``vpmaddubsw`` (int16-saturated pairs); see :func:`conv_tiles`."""
+    """Implicit-GEMM conv tiles, uint8 image (four channels per broadcast), int8 weight quads in column
+    panels ``wp[n // 16, q // 4, n % 16, q % 4]``, ``vpmaddubsw`` (int16-saturated pairs); see
+    :func:`conv_tiles`."""
     nmb = pp // 6
+    pq = ntaps * cwn * 64  # bytes per 16-column panel of wp
     for t in range(t0, t1):
         nb = t // nmb
         mb = t - nb * nmb
@@ -404,9 +406,9 @@ def _conv_ubs_tiles(xb, poff, toff, wp, out, pp, ntaps, cwn, np_, t0, t1):
         p3 = poff[m0 + 3]; p4 = poff[m0 + 4]; p5 = poff[m0 + 5]  # noqa: E702
         for tp in range(ntaps):
             to = toff[tp]
-            wb = (tp * cwn * np_ + n0) * 4
+            wb = nb * pq + tp * cwn * 64
             for cw in range(cwn):
-                base = wb + cw * np_ * 4
+                base = wb + cw * 64
                 x0 = _vload(wp, base)
                 x1 = _vload(wp, base + 32)
                 o = to + cw * 4
@@ -438,22 +440,6 @@ def _cdiv(a: int, b: int) -> int:
 def padded(m: int, k: int, n: int, kstep: int) -> tuple[int, int, int]:
     """(Mp, Kp, Np): ``m`` rounded up to MR, ``k`` to ``kstep``, ``n`` to NR (each at least one block)."""
     return _cdiv(max(m, 1), MR) * MR, _cdiv(max(k, 1), kstep) * kstep, _cdiv(max(n, 1), NR) * NR
-
-
-def pack_pairs16(x_kn: np.ndarray, kp: int, np_: int) -> np.ndarray:
-    """Pack a (K, N) int16 matrix as the flat ``xp[k // 2, n, k % 2]`` bytes, zero-padded to (kp, np_)."""
-    k, n = x_kn.shape
-    buf = np.zeros((kp, np_), np.int16)
-    buf[:k, :n] = x_kn
-    return np.ascontiguousarray(buf.reshape(kp // 2, 2, np_).transpose(0, 2, 1)).reshape(-1).view(np.uint8)
-
-
-def pack_quads8(x_kn: np.ndarray, kp: int, np_: int) -> np.ndarray:
-    """Pack a (K, N) 8-bit matrix as the flat ``xp[k // 4, n, k % 4]`` bytes, zero-padded to (kp, np_)."""
-    k, n = x_kn.shape
-    buf = np.zeros((kp, np_), x_kn.dtype)
-    buf[:k, :n] = x_kn
-    return np.ascontiguousarray(buf.reshape(kp // 4, 4, np_).transpose(0, 2, 1)).reshape(-1).view(np.uint8)
 
 
 def pack_panels16(x_kn: np.ndarray, kp: int, np_: int) -> np.ndarray:
@@ -659,7 +645,7 @@ def conv_tiles(kind: str, xb: np.ndarray, poff: np.ndarray, toff: np.ndarray, wp
     4); ``poff`` (``pp``,) int64 the byte offset of each output pixel's window origin (``pp`` a multiple of
     ``MR``; padding pixels may point anywhere valid); ``toff`` (``ntaps``,) int64 the byte offset of each
     kernel tap; ``cwn`` the 4-byte words per pixel (``C / 2`` or ``C / 4``); ``wp`` the weights packed as
-    :func:`pack_pairs16` / :func:`pack_quads8` of the ``(ntaps * C, N)`` matrix, ``np_`` their padded
+    :func:`pack_panels16` / :func:`pack_panels8` of the ``(ntaps * C, N)`` matrix, ``np_`` their padded
     ``N``. Exactness as :func:`gemm_wd` / :func:`gemm_ubs` (the caller checks). Returns ``(pp, np_)`` int32.
     """
     out = np.empty(pp * np_, np.int32)

@@ -505,7 +505,7 @@ def implicit_conv(xg: np.ndarray, wq: np.ndarray, kind: str, kr: int, ks: int, s
     k_out = wq.shape[1]
     np_ = _cdiv(max(k_out, 1), _avx2.NR) * _avx2.NR
     q = kr * ks * cp
-    wp = _avx2.pack_pairs16(wq, q, np_) if kind == "wd" else _avx2.pack_quads8(wq, q, np_)
+    wp = _avx2.pack_panels16(wq, q, np_) if kind == "wd" else _avx2.pack_panels8(wq, q, np_)
     part = _avx2.conv_tiles(kind, xg.reshape(-1).view(np.uint8), poff, toff, wp, pp, kr * ks, cp * esz // 4,
                             np_)
     return part[:p_tot, :k_out]
