@@ -100,3 +100,30 @@ def test_avx2_gemm_with_cached_weights_stays_exact():
     np.testing.assert_array_equal(gemm_acc(a, b, a_zp=128, b_zp=0)[0],
                                   (a.astype(np.int64) - 128) @ b.astype(np.int64))
     _packcache.clear()
+
+
+def test_pair_saturating_gemm_with_cached_weights(monkeypatch):
+    # vpmaddubsw model on the same weights three times, then changed in place; each equals the portable loop
+    # (the plain numba pairs of _pairsat), saturation included: all-255 activations with b = 127
+    # pairs to 64770 -> 32767
+    from hwsim.datapath import pair_saturating_gemm
+
+    _packcache.clear()
+    rng = np.random.default_rng(6)
+    a = rng.integers(0, 256, (9, 300)).astype(np.uint8)
+    a[0] = 255
+    b = rng.integers(-128, 128, (300, 260)).astype(np.int8)  # 78 KB: cached
+    b[:, 0] = 127
+
+    def portable():
+        with monkeypatch.context() as mp:
+            mp.setattr(_avx2, "AVAILABLE", False)
+            return pair_saturating_gemm(a, b)
+
+    for _ in range(3):
+        np.testing.assert_array_equal(pair_saturating_gemm(a, b), portable())
+    assert pair_saturating_gemm(a, b)[0, 0] == 150 * 32767
+    assert len(_packcache._ENTRIES) == (1 if _avx2.AVAILABLE else 0)  # the packed weights, stored once
+    b[17, 5] = -b[17, 5] - 1
+    np.testing.assert_array_equal(pair_saturating_gemm(a, b), portable())
+    _packcache.clear()
