@@ -18,7 +18,9 @@ the tests compare them with the numba loops of :mod:`._kernels` (``tests/test_da
       (they must lie in ``[-32767, 32767]``; 8-bit codes give ``[-255, 255]``). ``vpmaddwd`` adds two int16
       products into int32 without saturation, so with ``B = max|a - z_a| max|b - z_b|`` every int32 partial
       sum of ``c`` terms is at most ``c B``: chunks of ``c = floor((2^31 - 1) / B)`` terms are exact (33025
-      for 8-bit codes, more for narrower operands), the chunks are added in int64. No correction terms.
+      for 8-bit codes, more for narrower operands), the chunks are added in int64. No correction terms. The
+      packed int16 panels of ``b`` (the weights) are reused across calls for equal bytes (:mod:`._packcache`);
+      the kernel writes the int64 result itself (``docs/avx2_gemm.md``).
    b. *byte pairs* (``vpmaddubsw``, for narrow operands): one operand as unsigned bytes ``u = x + o`` in [0,
       255], the other zero-shifted as signed bytes ``s = y - z_y`` in [-128, 127]. ``vpmaddubsw`` saturates
       each pair ``u_0 s_0 + u_1 s_1`` to int16; ``|u_0 s_0 + u_1 s_1| <= 2 max(u) max|s|``, so when
