@@ -15,15 +15,22 @@ Kernel layout (the "broadcast" form of an integer GEMM micro-kernel)::
     out[m, n] = sum_k w[m, k] * x[k, n]
 
 * :func:`gemm_wd`: ``w`` int16 rows (Mp, Kp) broadcast two at a time (packed in panels, :func:`pack_rows`);
-  ``x`` packed as ``xp[k // 2, n, k % 2]`` int16. A tile is ``MR = 6`` rows by ``NR = 16`` columns: 12 ymm
-  accumulators of 8 int32, two 32-byte loads and six 4-byte broadcasts per step of two ``k``.
-* :func:`gemm_ubs`: ``x`` packed as ``xp[k // 4, n, k % 4]`` bytes, ``w`` byte rows broadcast four at a time;
+  ``x`` packed in column panels ``xp[n // 16, k // 2, n % 16, k % 2]`` int16 (:func:`pack_panels16`). A tile
+  is ``MR = 6`` rows by ``NR = 16`` columns: 12 ymm accumulators of 8 int32, two 32-byte loads and six 4-byte
+  broadcasts per step of two ``k``.
+* :func:`gemm_ubs`: ``x`` packed in column panels ``xp[n // 16, k // 4, n % 16, k % 4]`` bytes
+  (:func:`pack_panels8`), ``w`` byte rows broadcast four at a time;
   the dtype of ``w`` (uint8 or int8) says which operand is the unsigned one. Same 6 x 16 tile, one step per
   four ``k``. Every pair ``(k, k + 1)`` with ``k`` even is saturated to int16 (exact when
   ``2 max|u| max|s| <= 32767``), the two pairs of a column and step are added in int32.
 
 ``Mp`` must be a multiple of 6, ``Np`` of 16 and ``Kp`` of 2 (wd) or 4 (ubs); the caller pads with zeros,
-which add nothing. int32 sums are exact while they stay below ``2^31``: the callers chunk the reduction.
+which add nothing. The GEMMs' vector operand is packed in column panels so that a tile reads one contiguous
+stream: in the row-major ``[k // 2, n, k % 2]`` form consecutive steps were ``4 Np`` bytes apart (4 KB for
+``N = 1024``), every step of a panel fell into the same L1 set (32 KB, 8-way: 8 lines per set); the 1024^3
+kernel took 23-25 ms on one AMD EPYC (Zen 3) core, in panels 15-17 ms (``docs/avx2_gemm.md``). The
+convs' weights (:func:`conv_tiles`) are column panels too. int32 sums are exact while they stay below
+``2^31``: the callers chunk the reduction.
 
 :data:`AVAILABLE` is False when the host CPU lacks AVX2 (or numba targets another CPU): the kernels must then
 not be called (LLVM could not select the instructions).
@@ -43,7 +50,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
-__all__ = ["AVAILABLE", "MR", "NR", "gemm_wd", "gemm_ubs", "pack_pairs16", "pack_quads8", "conv_tiles"]
+__all__ = ["AVAILABLE", "MR", "NR", "gemm_wd", "gemm_ubs", "pack_panels16", "pack_panels8", "conv_tiles"]
 
 MR = 6
 NR = 16
@@ -142,6 +149,20 @@ def _vubs(typingctx, acc, u, s):
     return _v8(_v8, _v8, _v8), cg
 
 
+_V8I64 = ir.VectorType(ir.IntType(64), 8)
+
+
+@intrinsic
+def _vstore64(typingctx, arr, off, v):
+    """Store eight int32 lanes, sign-extended, into a 1-D int64 array from element ``off`` (unaligned)."""
+    def cg(context, builder, sig, args):
+        ary = context.make_array(sig.args[0])(context, builder, args[0])
+        p = builder.gep(ary.data, [args[1]])
+        builder.store(builder.sext(args[2], _V8I64), builder.bitcast(p, _V8I64.as_pointer()), align=1)
+        return context.get_dummy_value()
+    return types.void(arr, off, _v8), cg
+
+
 @intrinsic
 def _vstore(typingctx, arr, off, v):
     """Store eight int32 lanes into a 1-D int32 array from element ``off``."""
@@ -154,13 +175,17 @@ def _vstore(typingctx, arr, off, v):
 
 
 @njit(nogil=True, cache=True)
-def _wd_tiles(ws, xp, out, mp, kp, np_, k2a, k2b, first, t0, t1):
-    """ws: (mp*kp,) int16 panels as bytes; xp: (kp//2 * np_ * 2,) int16 as bytes; out: (mp*np_,) int32.
-    Adds the pairs ``k2a <= k // 2 < k2b`` to ``out`` (overwritten when ``first``): callers run the reduction
-    in blocks so that a tile's two panels stay in L1."""
+def _wd_tiles(ws, xp, out, o64, mp, kp, np_, m, n, k2a, k2b, first, last, t0, t1):
+    """ws: (mp*kp,) int16 panels as bytes; xp: (np_//16, kp//2, 16, 2) int16 panels as bytes; out: (mp*np_,)
+    int32 partial sums; o64: (m*n,) int64, the result.
+    Adds the pairs ``k2a <= k // 2 < k2b`` to ``out`` (read unless ``first``): callers run the reduction in
+    blocks so that a tile's two panels stay in L1. The ``last`` block writes the (m, n) rows of ``o64``
+    instead (sign-extended: no int32 buffer and no copy when one block covers the reduction)."""
+    tmp = np.empty(96, np.int32)
     nmb = mp // 6
     nnb = np_ // 16
     rb = kp * 2  # bytes per row of ws
+    pb = kp * 32  # bytes per column panel of xp
     for t in range(t0, t1):
         # groups of MG row panels: a group's rows (MG * 6 rows of a reduction block) stay in L2 while each
         # 16-column panel (in L1) serves the MG tiles of the group (GotoBLAS order)
@@ -185,8 +210,9 @@ def _wd_tiles(ws, xp, out, mp, kp, np_, k2a, k2b, first, t0, t1):
             a40 = _vload(out, o); a41 = _vload(out, o + 32); o += r  # noqa: E702
             a50 = _vload(out, o); a51 = _vload(out, o + 32)  # noqa: E702
         wb = m0 * rb
+        xb = nb * pb
         for k2 in range(k2a, k2b):
-            base = (k2 * np_ + n0) * 4
+            base = xb + k2 * 64
             x0 = _vload(xp, base)
             x1 = _vload(xp, base + 32)
             o = wb + k2 * 24
@@ -202,18 +228,39 @@ def _wd_tiles(ws, xp, out, mp, kp, np_, k2a, k2b, first, t0, t1):
             a40 = _vwd(a40, x0, w); a41 = _vwd(a41, x1, w)  # noqa: E702
             w = _vbcast(ws, o + 20)
             a50 = _vwd(a50, x0, w); a51 = _vwd(a51, x1, w)  # noqa: E702
-        o = m0 * np_ + n0
-        _vstore(out, o, a00); _vstore(out, o + 8, a01); o += np_  # noqa: E702
-        _vstore(out, o, a10); _vstore(out, o + 8, a11); o += np_  # noqa: E702
-        _vstore(out, o, a20); _vstore(out, o + 8, a21); o += np_  # noqa: E702
-        _vstore(out, o, a30); _vstore(out, o + 8, a31); o += np_  # noqa: E702
-        _vstore(out, o, a40); _vstore(out, o + 8, a41); o += np_  # noqa: E702
-        _vstore(out, o, a50); _vstore(out, o + 8, a51)  # noqa: E702
+        if last and m0 + 6 <= m and n0 + 16 <= n:
+            o = m0 * n + n0
+            _vstore64(o64, o, a00); _vstore64(o64, o + 8, a01); o += n  # noqa: E702
+            _vstore64(o64, o, a10); _vstore64(o64, o + 8, a11); o += n  # noqa: E702
+            _vstore64(o64, o, a20); _vstore64(o64, o + 8, a21); o += n  # noqa: E702
+            _vstore64(o64, o, a30); _vstore64(o64, o + 8, a31); o += n  # noqa: E702
+            _vstore64(o64, o, a40); _vstore64(o64, o + 8, a41); o += n  # noqa: E702
+            _vstore64(o64, o, a50); _vstore64(o64, o + 8, a51)  # noqa: E702
+            continue
+        if last:  # an edge tile: the rows and columns inside (m, n)
+            dst = tmp
+            o = 0
+            r = 16
+        else:
+            dst = out
+            o = m0 * np_ + n0
+            r = np_
+        _vstore(dst, o, a00); _vstore(dst, o + 8, a01); o += r  # noqa: E702
+        _vstore(dst, o, a10); _vstore(dst, o + 8, a11); o += r  # noqa: E702
+        _vstore(dst, o, a20); _vstore(dst, o + 8, a21); o += r  # noqa: E702
+        _vstore(dst, o, a30); _vstore(dst, o + 8, a31); o += r  # noqa: E702
+        _vstore(dst, o, a40); _vstore(dst, o + 8, a41); o += r  # noqa: E702
+        _vstore(dst, o, a50); _vstore(dst, o + 8, a51)  # noqa: E702
+        if last:
+            for i in range(min(6, m - m0)):
+                for j in range(min(16, n - n0)):
+                    o64[(m0 + i) * n + n0 + j] = tmp[i * 16 + j]
 
 
 @njit(nogil=True, cache=True)
 def _ubs_tiles_ub(ws, xp, out, mp, kp, np_, t0, t1):
-    """Unsigned broadcast rows ``ws`` (mp*kp,) uint8, signed packed ``xp`` (kp//4 * np_ * 4,) int8."""
+    """Unsigned broadcast rows ``ws`` (mp*kp,) uint8, signed column panels ``xp`` (np_//16, kp//4, 16, 4)
+    int8."""
     nmb = mp // 6
     k4n = kp // 4
     for t in range(t0, t1):
@@ -225,8 +272,9 @@ def _ubs_tiles_ub(ws, xp, out, mp, kp, np_, t0, t1):
         a20 = _vzero(); a21 = _vzero(); a30 = _vzero(); a31 = _vzero()  # noqa: E702
         a40 = _vzero(); a41 = _vzero(); a50 = _vzero(); a51 = _vzero()  # noqa: E702
         wb = m0 * kp
+        xb = nb * kp * 16
         for k4 in range(k4n):
-            base = (k4 * np_ + n0) * 4
+            base = xb + k4 * 64
             x0 = _vload(xp, base)
             x1 = _vload(xp, base + 32)
             o = wb + k4 * 24
@@ -253,7 +301,8 @@ def _ubs_tiles_ub(ws, xp, out, mp, kp, np_, t0, t1):
 
 @njit(nogil=True, cache=True)
 def _ubs_tiles_sb(ws, xp, out, mp, kp, np_, t0, t1):
-    """Signed broadcast rows ``ws`` (mp*kp,) int8, unsigned packed ``xp`` (kp//4 * np_ * 4,) uint8."""
+    """Signed broadcast rows ``ws`` (mp*kp,) int8, unsigned column panels ``xp`` (np_//16, kp//4, 16, 4)
+    uint8."""
     nmb = mp // 6
     k4n = kp // 4
     for t in range(t0, t1):
@@ -265,8 +314,9 @@ def _ubs_tiles_sb(ws, xp, out, mp, kp, np_, t0, t1):
         a20 = _vzero(); a21 = _vzero(); a30 = _vzero(); a31 = _vzero()  # noqa: E702
         a40 = _vzero(); a41 = _vzero(); a50 = _vzero(); a51 = _vzero()  # noqa: E702
         wb = m0 * kp
+        xb = nb * kp * 16
         for k4 in range(k4n):
-            base = (k4 * np_ + n0) * 4
+            base = xb + k4 * 64
             x0 = _vload(xp, base)
             x1 = _vload(xp, base + 32)
             o = wb + k4 * 24
@@ -293,9 +343,11 @@ def _ubs_tiles_sb(ws, xp, out, mp, kp, np_, t0, t1):
 
 @njit(nogil=True, cache=True)
 def _conv_wd_tiles(xb, poff, toff, wp, out, pp, ntaps, cwn, np_, t0, t1):
-    """Implicit-GEMM conv tiles, int16 image (two channels per 4-byte broadcast), int16 weight pairs
-    ``wp[q // 2, n, q % 2]`` (q = tap * C + c), ``vpmaddwd``; see :func:`conv_tiles`."""
+    """Implicit-GEMM conv tiles, int16 image (two channels per 4-byte broadcast), int16 weight pairs in
+    column panels ``wp[n // 16, q // 2, n % 16, q % 2]`` (q = tap * C + c), ``vpmaddwd``; see
+    :func:`conv_tiles`."""
     nmb = pp // 6
+    pq = ntaps * cwn * 64  # bytes per 16-column panel of wp
     for t in range(t0, t1):
         nb = t // nmb
         mb = t - nb * nmb
@@ -308,9 +360,9 @@ def _conv_wd_tiles(xb, poff, toff, wp, out, pp, ntaps, cwn, np_, t0, t1):
         p3 = poff[m0 + 3]; p4 = poff[m0 + 4]; p5 = poff[m0 + 5]  # noqa: E702
         for tp in range(ntaps):
             to = toff[tp]
-            wb = (tp * cwn * np_ + n0) * 4
+            wb = nb * pq + tp * cwn * 64
             for cw in range(cwn):
-                base = wb + cw * np_ * 4
+                base = wb + cw * 64
                 x0 = _vload(wp, base)
                 x1 = _vload(wp, base + 32)
                 o = to + cw * 4
@@ -337,9 +389,11 @@ def _conv_wd_tiles(xb, poff, toff, wp, out, pp, ntaps, cwn, np_, t0, t1):
 
 @njit(nogil=True, cache=True)
 def _conv_ubs_tiles(xb, poff, toff, wp, out, pp, ntaps, cwn, np_, t0, t1):
-    """Implicit-GEMM conv tiles, uint8 image (four channels per broadcast), int8 weight quads
-    ``wp[q // 4, n, q % 4]``, ``vpmaddubsw`` (int16-saturated pairs); see :func:`conv_tiles`."""
+    """Implicit-GEMM conv tiles, uint8 image (four channels per broadcast), int8 weight quads in column
+    panels ``wp[n // 16, q // 4, n % 16, q % 4]``, ``vpmaddubsw`` (int16-saturated pairs); see
+    :func:`conv_tiles`."""
     nmb = pp // 6
+    pq = ntaps * cwn * 64  # bytes per 16-column panel of wp
     for t in range(t0, t1):
         nb = t // nmb
         mb = t - nb * nmb
@@ -352,9 +406,9 @@ def _conv_ubs_tiles(xb, poff, toff, wp, out, pp, ntaps, cwn, np_, t0, t1):
         p3 = poff[m0 + 3]; p4 = poff[m0 + 4]; p5 = poff[m0 + 5]  # noqa: E702
         for tp in range(ntaps):
             to = toff[tp]
-            wb = (tp * cwn * np_ + n0) * 4
+            wb = nb * pq + tp * cwn * 64
             for cw in range(cwn):
-                base = wb + cw * np_ * 4
+                base = wb + cw * 64
                 x0 = _vload(wp, base)
                 x1 = _vload(wp, base + 32)
                 o = to + cw * 4
@@ -388,20 +442,24 @@ def padded(m: int, k: int, n: int, kstep: int) -> tuple[int, int, int]:
     return _cdiv(max(m, 1), MR) * MR, _cdiv(max(k, 1), kstep) * kstep, _cdiv(max(n, 1), NR) * NR
 
 
-def pack_pairs16(x_kn: np.ndarray, kp: int, np_: int) -> np.ndarray:
-    """Pack a (K, N) int16 matrix as the flat ``xp[k // 2, n, k % 2]`` bytes, zero-padded to (kp, np_)."""
+def pack_panels16(x_kn: np.ndarray, kp: int, np_: int) -> np.ndarray:
+    """Pack a (K, N) int16 matrix in column panels, the flat ``xp[n // NR, k // 2, n % NR, k % 2]`` bytes,
+    zero-padded to (kp, np_): a tile's steps through the reduction read one contiguous stream."""
     k, n = x_kn.shape
     buf = np.zeros((kp, np_), np.int16)
     buf[:k, :n] = x_kn
-    return np.ascontiguousarray(buf.reshape(kp // 2, 2, np_).transpose(0, 2, 1)).reshape(-1).view(np.uint8)
+    panels = buf.reshape(kp // 2, 2, np_ // NR, NR).transpose(2, 0, 3, 1)
+    return np.ascontiguousarray(panels).reshape(-1).view(np.uint8)
 
 
-def pack_quads8(x_kn: np.ndarray, kp: int, np_: int) -> np.ndarray:
-    """Pack a (K, N) 8-bit matrix as the flat ``xp[k // 4, n, k % 4]`` bytes, zero-padded to (kp, np_)."""
+def pack_panels8(x_kn: np.ndarray, kp: int, np_: int) -> np.ndarray:
+    """Pack a (K, N) 8-bit matrix in column panels, the flat ``xp[n // NR, k // 4, n % NR, k % 4]`` bytes,
+    zero-padded to (kp, np_)."""
     k, n = x_kn.shape
     buf = np.zeros((kp, np_), x_kn.dtype)
     buf[:k, :n] = x_kn
-    return np.ascontiguousarray(buf.reshape(kp // 4, 4, np_).transpose(0, 2, 1)).reshape(-1).view(np.uint8)
+    panels = buf.reshape(kp // 4, 4, np_ // NR, NR).transpose(2, 0, 3, 1)
+    return np.ascontiguousarray(panels).reshape(-1).view(np.uint8)
 
 
 def pack_rows(w_mk: np.ndarray, mp: int, kp: int, step: int, dtype) -> np.ndarray:
@@ -414,21 +472,34 @@ def pack_rows(w_mk: np.ndarray, mp: int, kp: int, step: int, dtype) -> np.ndarra
 
 
 @njit(cache=True)
-def _pack_pairs16_shift(x, z, kp, np_, out):
-    """``out[k // 2, n, k % 2] = x[k, n] - z[n]`` as int16 (out zero-initialised, (kp//2, np_, 2))."""
+def _pack_panels16_shift(x, z, out):
+    """``out[n // NR, k // 2, n % NR, k % 2] = x[k, n] - z[n]`` as int16 (out zero-initialised, (np_ // NR,
+    kp // 2, NR, 2)). One column panel at a time: the panel is written in order, and the rows it reads (16
+    codes of each) stay in L2 for the next panel; the full panels' constant width lets LLVM vectorise."""
     k, n = x.shape
-    for k2 in range(k // 2):
-        r0 = x[2 * k2]
-        r1 = x[2 * k2 + 1]
-        o = out[k2]
-        for j in range(n):
-            o[j, 0] = np.int16(np.int64(r0[j]) - z[j])
-            o[j, 1] = np.int16(np.int64(r1[j]) - z[j])
-    if k % 2:
-        r0 = x[k - 1]
-        o = out[k // 2]
-        for j in range(n):
-            o[j, 0] = np.int16(np.int64(r0[j]) - z[j])
+    for nb in range(-(-n // 16)):
+        j0 = nb * 16
+        p = out[nb]
+        if j0 + 16 <= n:
+            zz = z[j0:j0 + 16]
+            for k2 in range(k // 2):
+                r0 = x[2 * k2, j0:j0 + 16]
+                r1 = x[2 * k2 + 1, j0:j0 + 16]
+                o = p[k2]
+                for j in range(16):
+                    o[j, 0] = np.int16(np.int64(r0[j]) - zz[j])
+                    o[j, 1] = np.int16(np.int64(r1[j]) - zz[j])
+        else:
+            for q in range(k - k % 2):
+                r = x[q]
+                o = p[q // 2]
+                for j in range(n - j0):
+                    o[j, q % 2] = np.int16(np.int64(r[j0 + j]) - z[j0 + j])
+        if k % 2:
+            r = x[k - 1]
+            o = p[k // 2]
+            for j in range(min(16, n - j0)):
+                o[j, 0] = np.int16(np.int64(r[j0 + j]) - z[j0 + j])
 
 
 @njit(cache=True)
@@ -444,16 +515,16 @@ def _pack_rows16_shift(w, z, out):
             o[q // 2, r, q % 2] = np.int16(np.int64(row[q]) - z)
 
 
-def pack_pairs16_shift(x_kn: np.ndarray, z: np.ndarray, kp: int, np_: int) -> np.ndarray:
-    """:func:`pack_pairs16` of ``x - z[None, :]`` in one pass (the caller checks that it fits int16)."""
-    out = np.zeros((kp // 2, np_, 2), np.int16)
-    _pack_pairs16_shift(x_kn, z.astype(np.int64), kp, np_, out)
+def pack_panels16_shift(x_kn: np.ndarray, z: np.ndarray, kp: int, np_: int) -> np.ndarray:
+    """:func:`pack_panels16` of ``x - z[None, :]`` in one pass (the caller checks that it fits int16)."""
+    out = np.zeros((np_ // NR, kp // 2, NR, 2), np.int16)
+    _pack_panels16_shift(x_kn, z.astype(np.int64), out)
     return out.reshape(-1).view(np.uint8)
 
 
 def gemm_wd_shift(w_mk: np.ndarray, wz: int, xp: np.ndarray, m: int, k: int, n: int, kp: int,
                   np_: int) -> np.ndarray:
-    """:func:`gemm_wd` of ``w - wz`` (shifted while packed, in one pass)."""
+    """:func:`gemm_wd` of ``w - wz`` (shifted while packed, in one pass); (m, n) int64."""
     mp = _cdiv(max(m, 1), MR) * MR
     ws = np.zeros((mp // MR, kp // 2, MR, 2), np.int16)
     _pack_rows16_shift(w_mk, np.int64(wz), ws)
@@ -526,29 +597,35 @@ def _tiles(kernel, args, ntiles: int) -> None:
 
 
 def _run(kernel, ws, xp, m, n, mp, kp, np_):
-    out = np.empty(mp * np_, np.int32)
     wsb = ws.reshape(-1).view(np.uint8)
     ntiles = (mp // MR) * (np_ // NR)
     if kernel is _wd_tiles:
         k2n = kp // 2
+        o64 = np.empty((m, n), np.int64)
+        # the int32 partial sums of the reduction blocks before the last (none when one block covers it)
+        out = np.empty(mp * np_ if k2n > KB2 else 1, np.int32)
         for k2a in range(0, max(k2n, 1), KB2):
-            _tiles(kernel, (wsb, xp, out, mp, kp, np_, k2a, min(k2n, k2a + KB2), k2a == 0), ntiles)
-    else:
-        _tiles(kernel, (wsb, xp, out, mp, kp, np_), ntiles)
+            k2b = min(k2n, k2a + KB2)
+            _tiles(kernel, (wsb, xp, out, o64.reshape(-1), mp, kp, np_, m, n, k2a, k2b, k2a == 0, k2b >= k2n),
+                   ntiles)
+        return o64
+    out = np.empty(mp * np_, np.int32)
+    _tiles(kernel, (wsb, xp, out, mp, kp, np_), ntiles)
     return out.reshape(mp, np_)[:m, :n]
 
 
 def gemm_wd(w_mk: np.ndarray, xp: np.ndarray, m: int, k: int, n: int, kp: int, np_: int) -> np.ndarray:
-    """int32 ``w (m, k) int16 @ x (k, n) int16`` with ``x`` packed by :func:`pack_pairs16` (to ``(kp, np_)``).
+    """int32 ``w (m, k) int16 @ x (k, n) int16``, ``x`` packed by :func:`pack_panels16` (to ``(kp, np_)``).
 
-    Exact when ``k max|w| max|x| < 2^31`` and no operand is -32768 (the caller checks). (m, n) int32 view.
+    Exact when ``k max|w| max|x| < 2^31`` and no operand is -32768 (the caller checks). Returns the (m, n)
+    int64 result (the int32 sums sign-extended).
     """
     mp = _cdiv(max(m, 1), MR) * MR
     return _run(_wd_tiles, pack_rows(w_mk, mp, kp, 2, np.int16), xp, m, n, mp, kp, np_)
 
 
 def gemm_ubs(w_mk: np.ndarray, xp: np.ndarray, m: int, k: int, n: int, kp: int, np_: int) -> np.ndarray:
-    """int32 ``sum_p sat16(w[m,2p] x[2p,n] + w[m,2p+1] x[2p+1,n])`` with ``x`` packed by :func:`pack_quads8`.
+    """int32 ``sum_p sat16(w[m,2p] x[2p,n] + w[m,2p+1] x[2p+1,n])`` with ``x`` packed by :func:`pack_panels8`.
 
     ``w`` (m, k) uint8 with ``x`` int8, or ``w`` int8 with ``x`` uint8 (the unsigned operand may be either).
     int32 sums: exact while ``(kp / 2) * 32768 < 2^31``, i.e. ``kp <= 131072`` (the caller chunks). Returns an
@@ -568,7 +645,7 @@ def conv_tiles(kind: str, xb: np.ndarray, poff: np.ndarray, toff: np.ndarray, wp
     4); ``poff`` (``pp``,) int64 the byte offset of each output pixel's window origin (``pp`` a multiple of
     ``MR``; padding pixels may point anywhere valid); ``toff`` (``ntaps``,) int64 the byte offset of each
     kernel tap; ``cwn`` the 4-byte words per pixel (``C / 2`` or ``C / 4``); ``wp`` the weights packed as
-    :func:`pack_pairs16` / :func:`pack_quads8` of the ``(ntaps * C, N)`` matrix, ``np_`` their padded
+    :func:`pack_panels16` / :func:`pack_panels8` of the ``(ntaps * C, N)`` matrix, ``np_`` their padded
     ``N``. Exactness as :func:`gemm_wd` / :func:`gemm_ubs` (the caller checks). Returns ``(pp, np_)`` int32.
     """
     out = np.empty(pp * np_, np.int32)

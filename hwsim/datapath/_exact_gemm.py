@@ -18,7 +18,9 @@ the tests compare them with the numba loops of :mod:`._kernels` (``tests/test_da
       (they must lie in ``[-32767, 32767]``; 8-bit codes give ``[-255, 255]``). ``vpmaddwd`` adds two int16
       products into int32 without saturation, so with ``B = max|a - z_a| max|b - z_b|`` every int32 partial
       sum of ``c`` terms is at most ``c B``: chunks of ``c = floor((2^31 - 1) / B)`` terms are exact (33025
-      for 8-bit codes, more for narrower operands), the chunks are added in int64. No correction terms.
+      for 8-bit codes, more for narrower operands), the chunks are added in int64. No correction terms. The
+      packed int16 panels of ``b`` (the weights) are reused across calls for equal bytes (:mod:`._packcache`);
+      the kernel writes the int64 result itself (``docs/avx2_gemm.md``).
    b. *byte pairs* (``vpmaddubsw``, for narrow operands): one operand as unsigned bytes ``u = x + o`` in [0,
       255], the other zero-shifted as signed bytes ``s = y - z_y`` in [-128, 127]. ``vpmaddubsw`` saturates
       each pair ``u_0 s_0 + u_1 s_1`` to int16; ``|u_0 s_0 + u_1 s_1| <= 2 max(u) max|s|``, so when
@@ -46,7 +48,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from . import _avx2, _vnni
+from . import _avx2, _packcache, _vnni
 
 __all__ = ["exact_gemm", "exact_conv", "pairs_conv", "implicit_conv", "vnni_available", "avx2_available",
            "fast_path_name"]
@@ -277,9 +279,11 @@ def _avx2_gemm(a: np.ndarray, b: np.ndarray, az: int, bz: np.ndarray) -> np.ndar
     for k0 in range(0, k, chunk):
         kc = min(k, k0 + chunk) - k0
         _, kp, np_ = _avx2.padded(m, kc, n, 2)
-        xp = _avx2.pack_pairs16_shift(b[k0:k0 + kc], bz, kp, np_)
+        bk = b[k0:k0 + kc]
+        xp = _packcache.packed(("panels16_shift", kp, np_), bk, bz.tobytes(),
+                               lambda bk=bk, kp=kp, np_=np_: _avx2.pack_panels16_shift(bk, bz, kp, np_))
         part = _avx2.gemm_wd_shift(a[:, k0:k0 + kc], az, xp, m, kc, n, kp, np_)
-        acc = part.astype(np.int64) if acc is None else acc + part
+        acc = part if acc is None else acc + part  # int64 (m, n)
     return acc
 
 
@@ -293,7 +297,8 @@ def _ubs_chunks(w: np.ndarray, x: np.ndarray, corr: np.ndarray) -> np.ndarray:
     for k0 in range(0, k, _UBS_MAX_K):
         kc = min(k, k0 + _UBS_MAX_K) - k0
         _, kp, np_ = _avx2.padded(m, kc, n, 4)
-        acc += _avx2.gemm_ubs(w[:, k0:k0 + kc], _avx2.pack_quads8(x[k0:k0 + kc], kp, np_), m, kc, n, kp, np_)
+        acc += _avx2.gemm_ubs(w[:, k0:k0 + kc], _avx2.pack_panels8(x[k0:k0 + kc], kp, np_), m, kc, n, kp,
+                              np_)
     return acc
 
 
@@ -502,7 +507,7 @@ def implicit_conv(xg: np.ndarray, wq: np.ndarray, kind: str, kr: int, ks: int, s
     k_out = wq.shape[1]
     np_ = _cdiv(max(k_out, 1), _avx2.NR) * _avx2.NR
     q = kr * ks * cp
-    wp = _avx2.pack_pairs16(wq, q, np_) if kind == "wd" else _avx2.pack_quads8(wq, q, np_)
+    wp = _avx2.pack_panels16(wq, q, np_) if kind == "wd" else _avx2.pack_panels8(wq, q, np_)
     part = _avx2.conv_tiles(kind, xg.reshape(-1).view(np.uint8), poff, toff, wp, pp, kr * ks, cp * esz // 4,
                             np_)
     return part[:p_tot, :k_out]

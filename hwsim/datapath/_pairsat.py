@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from . import _avx2, _exact_gemm
+from . import _avx2, _exact_gemm, _packcache
 from ._exact_gemm import _threads_for
 
 __all__ = ["pair_saturating_gemm"]
@@ -89,7 +89,10 @@ def _chunks(a_u8, b_s8, acc):
         a, b = a_u8[:, k0:k0 + kc], b_s8[k0:k0 + kc]
         if _avx2.AVAILABLE:
             _, kp, np_ = _avx2.padded(m, kc, n, 4)
-            acc += _avx2.gemm_ubs(a, _avx2.pack_quads8(b, kp, np_), m, kc, n, kp, np_)
+            # constant weights are packed once (_packcache: served only for equal bytes)
+            xp = _packcache.packed(("panels8", kp, np_), b, b"",
+                                   lambda b=b, kp=kp, np_=np_: _avx2.pack_panels8(b, kp, np_))
+            acc += _avx2.gemm_ubs(a, xp, m, kc, n, kp, np_)
         else:
             if kc % 2:
                 a = np.concatenate([a, np.zeros((m, 1), np.uint8)], axis=1)
