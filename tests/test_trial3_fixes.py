@@ -151,8 +151,8 @@ def test_yaml_1_2_floats_without_a_dot(tmp_path):
     from hwsim.spec import load_yaml
 
     (tmp_path / "x.yaml").write_text("a: 1e-9\nb: -2E+3\nc: 1_000\nd: '1e-9'\ne: TRUE\nf: 1.5e5\ng: 12e\n")
-    assert load_yaml(tmp_path / "x.yaml") == {"a": 1e-9, "b": -2000.0, "c": 1000, "d": "1e-9", "e": True,
-                                              "f": 150000.0, "g": "12e"}
+    assert load_yaml(tmp_path / "x.yaml") == {"a": 1e-9, "b": -2000.0, "c": "1_000", "d": "1e-9", "e": True,
+                                              "f": 150000.0, "g": "12e"}  # 1_000: a string in YAML 1.2
     src = (ROOT / "arch/edge_32x32.yaml").read_text()
     (tmp_path / "a.yaml").write_text(src.replace("per_cycle: 16", "per_cycle: 5e-1"))
     assert load_arch(tmp_path / "a.yaml").memory.dram_level.read_bw == 4.0
@@ -196,6 +196,17 @@ def test_sweep_keys_into_memory_levels(tmp_path):
     assert [r["memory.levels[3].bandwidth_bytes_per_cycle"] for r in rows] == [8, 4]
     assert rows[0]["dram_bytes"] == rows[1]["dram_bytes"]
     assert rows[1]["total_cycles"] > rows[0]["total_cycles"] >= rows[0]["dram_bytes"] // 8
+    # one level by index and by name on two axes: the second silently won before (both points ran at 50)
+    assert a.key_path("memory.levels.sram_2mb.size_kib") == "memory.levels[2].size_kib"
+    (tmp_path / "d.yaml").write_text(
+        f"name: d\narch: {ROOT / 'arch/zigzag_tpu_like.yaml'}\nworkload: w.yaml\naxes:\n"
+        "  memory.levels[2].size_kib: [100, 300]\n  memory.levels.sram_2mb.size_kib: [50]\n"
+        "precision: {uniform: [[8, 8]]}\nbaselines: [[8, 8]]\n")
+    with pytest.raises(SpecError) as e:
+        load_sweep(tmp_path / "d.yaml")
+    assert str(e.value) == (f"{tmp_path / 'd.yaml'}: axes: expected each arch key once, found "
+                            "'memory.levels[2].size_kib and memory.levels.sram_2mb.size_kib' (both are "
+                            "memory.levels[2].size_kib)")
 
 
 def test_workers_bounded_and_the_pool_capped_at_the_points(tmp_path, capsys, monkeypatch):
@@ -252,3 +263,23 @@ def test_small_messages(tmp_path, capsys):
     with pytest.raises(SpecError) as e:
         load_arch(tmp_path / "c.yaml")
     assert str(e.value) == f"{tmp_path / 'c.yaml'}: cores.list: expected at least one item, found []"
+
+
+def test_yaml_1_2_integers(tmp_path):
+    # YAML 1.2 core schema: leading zeros are decimal (040 = 40; YAML 1.1 read octal 32 and ran a 32-row
+    # array for rows: 040), 0o764 = 7*64 + 6*8 + 4 = 500 octal, 0x1F = 31; YAML 1.1's 0b100000, 1_000 and
+    # sexagesimal 8:20 (= 8*60 + 20 = 500 for YAML 1.1) are strings, which an integer key refuses
+    from hwsim.spec import load_yaml
+
+    (tmp_path / "x.yaml").write_text("a: 040\nb: 0o764\nc: 0x1F\nd: 0b100000\ne: 8:20\nf: -007\n")
+    assert load_yaml(tmp_path / "x.yaml") == {"a": 40, "b": 500, "c": 31, "d": "0b100000", "e": "8:20",
+                                              "f": -7}
+    src = (ROOT / "arch/edge_32x32.yaml").read_text()
+    assert "rows: 32" in src and "clock_mhz: 500" in src
+    (tmp_path / "r.yaml").write_text(src.replace("rows: 32", "rows: 040"))
+    assert load_arch(tmp_path / "r.yaml").array.rows == 40
+    (tmp_path / "c.yaml").write_text(src.replace("clock_mhz: 500", "clock_mhz: 8:20"))
+    with pytest.raises(SpecError) as e:
+        load_arch(tmp_path / "c.yaml")
+    assert str(e.value).startswith(f"{tmp_path / 'c.yaml'}: clock_mhz: expected a number, found '8:20' "
+                                   "(a string)")

@@ -463,6 +463,9 @@ def run_sweep(path: str | Path, *, out: str | Path | None = None, resume: bool =
             _remove_new(out_dir, before)
         raise
     except KeyboardInterrupt as e:
+        if not pts_csv.is_file():  # stopped before the first point was written
+            raise type(e)(f"no point was finished yet ({pts_csv} not written): run the same command again "
+                          "(--resume works too)") from None
         raise type(e)(f"the points written to {pts_csv} are kept: run the same command with --resume to "
                       "continue") from None
     df = _finalize(rs, out_dir, cols, metric)

@@ -376,6 +376,14 @@ def load_sweep(path: str | Path) -> ResolvedSweep:
                 where = f"axes.{k}" if e.expected == "an existing arch key" else f"axes.{k}[{j}]"
                 raise SpecError(src, where, e.expected, e.found,
                                 detail=f"at {e.key}" if e.key != k else "") from None
+    seen: dict[str, str] = {}  # two spellings of one arch key (a list item by index and by name)
+    for k in keys:
+        if not k.startswith("workload."):
+            path = arch.key_path(k)
+            if path in seen:
+                raise SpecError(src, "axes", "each arch key once", f"{seen[path]} and {k}",
+                                detail=f"both are {path}")
+            seen[path] = k
     _check_arch_combos(spec, src, arch, keys)
     # precision policies
     policies: list[tuple[str, dict[str, Bits]]] = []

@@ -643,13 +643,7 @@ class ArchSpec(_Frozen):
         """
         data = self.model_dump(mode="python")
         for key, value in dotted.items():
-            steps: list[str | int] = []
-            for part in key.split("."):
-                m = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[[0-9]+\])*)", part)
-                if m is None:
-                    raise SpecError("<arch>", key, "an existing arch key", key)
-                steps.append(m.group(1))
-                steps.extend(int(i) for i in re.findall(r"[0-9]+", m.group(2)))
+            steps = _key_steps(data, key)
             parent: Any = None
             node: Any = data
             at: str | int = ""
@@ -657,19 +651,53 @@ class ArchSpec(_Frozen):
                 if isinstance(node, tuple):  # (model_dump keeps tuples) made writable in place
                     node = list(node)
                     parent[at] = node
-                if isinstance(node, list) and isinstance(st, str):  # a list item by its name
-                    hit = [i for i, it in enumerate(node) if isinstance(it, dict) and it.get("name") == st]
-                    if not hit:
-                        raise SpecError("<arch>", key, "an existing arch key", key)
-                    st = hit[0]
-                ok = (isinstance(node, dict) and isinstance(st, str) and st in node) or \
-                    (isinstance(node, list) and isinstance(st, int) and st < len(node))
-                if not ok:
-                    raise SpecError("<arch>", key, "an existing arch key", key)
                 parent, at = node, st
                 node = node[st]
             parent[at] = value
         return validate(ArchSpec, data, f"<arch {self.name}>")
+
+
+    def key_path(self, key: str) -> str:
+        """The canonical spelling of a dotted arch key: list items by index, e.g.
+        ``memory.levels[3].size_kib`` for ``memory.levels.sram_2mb.size_kib``; two keys that name one value
+        have one ``key_path``.
+
+        Raises
+        ------
+        SpecError
+            A key that does not exist.
+        """
+        out = ""
+        for st in _key_steps(self.model_dump(mode="python"), key):
+            out += f"[{st}]" if isinstance(st, int) else f".{st}"
+        return out.lstrip(".")
+
+
+def _key_steps(data: dict, key: str) -> list[str | int]:
+    """The path of a dotted key into ``data`` (an arch's ``model_dump``), list items named by index or by
+    their ``name``, resolved to indices. Raises SpecError for a key that does not exist."""
+    steps: list[str | int] = []
+    for part in key.split("."):
+        m = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[[0-9]+\])*)", part)
+        if m is None:
+            raise SpecError("<arch>", key, "an existing arch key", key)
+        steps.append(m.group(1))
+        steps.extend(int(i) for i in re.findall(r"[0-9]+", m.group(2)))
+    node: Any = data
+    out: list[str | int] = []
+    for st in steps:
+        if isinstance(node, (list, tuple)) and isinstance(st, str):  # a list item by its name
+            hit = [i for i, it in enumerate(node) if isinstance(it, dict) and it.get("name") == st]
+            if not hit:
+                raise SpecError("<arch>", key, "an existing arch key", key)
+            st = hit[0]
+        ok = (isinstance(node, dict) and isinstance(st, str) and st in node) or \
+            (isinstance(node, (list, tuple)) and isinstance(st, int) and st < len(node))
+        if not ok:
+            raise SpecError("<arch>", key, "an existing arch key", key)
+        out.append(st)
+        node = node[st]
+    return out
 
 
 def _merge(base: dict, over: dict) -> dict:

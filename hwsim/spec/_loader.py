@@ -212,15 +212,15 @@ def _check_unique_keys(node: yaml.MappingNode, path: str, source: str) -> None:
 
 
 def _check_scalar(loader: yaml.SafeLoader, node: yaml.ScalarNode, path: str, fail) -> None:  # noqa: ANN001
-    """Refuse NaN, infinities and magnitudes above ``MAX_INT``, as YAML reads the scalar (PyYAML's own
-    int and float constructors: ``.inf``, ``1_000``, ``0x1F``, ``1:30``)."""
+    """Refuse NaN, infinities and magnitudes above ``MAX_INT``, as YAML 1.2 reads the scalar (``.inf``,
+    ``0x1F``, ``0o17``, ``1e-9``)."""
     if node.tag in (_FLOAT_TAG, _INT_TAG) and len(node.value) > 40:  # not worth converting (int() of
         fail(path, node, f"a number of magnitude at most 2**53 ({MAX_INT:,})",  # 5,000 digits raises)
              f"a number of {len(node.value):,} characters")
     if node.tag == _FLOAT_TAG:
-        x = loader.construct_yaml_float(node)
+        x = _yaml12_float(loader, node)
     elif node.tag == _INT_TAG:
-        x = loader.construct_yaml_int(node)
+        x = _yaml12_int(loader, node)
     else:
         return
     if math.isnan(x) or math.isinf(x):
@@ -249,20 +249,53 @@ def _mapping_no_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode, deep
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_no_duplicates)
 
-# YAML 1.2 (core schema) scalars instead of PyYAML's YAML 1.1: a boolean is only true/false (True, TRUE,
-# False, FALSE), so ``yes``/``no``/``on``/``off`` stay strings (and a boolean key refuses them with the usual
-# type error), and ``1e-9``, ``1e300``, ``1.5e5`` are floats, as in YAML 1.2's
-# ``[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?`` (YAML 1.2.2 spec, 10.3.2 Tag Resolution; PyYAML's
-# YAML 1.1 regex wants a dot and a signed exponent: those three were strings)
+# YAML 1.2 (core schema) scalars instead of PyYAML's YAML 1.1 (YAML 1.2.2 spec, 10.3.2 Tag Resolution):
+# - a boolean is only true/false (True, TRUE, False, FALSE): ``yes``/``no``/``on``/``off`` stay strings, and a
+#   boolean key refuses them with the usual type error;
+# - an integer is decimal ``[-+]?[0-9]+`` (leading zeros are decimal: ``040`` is 40, YAML 1.1 read octal 32),
+#   ``0o[0-7]+`` octal or ``0x[0-9a-fA-F]+`` hex; YAML 1.1's ``0b...``, ``1_000`` and sexagesimal ``8:20``
+#   (which it read as 500) are strings, so an integer key refuses them;
+# - a float is ``[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?`` (``1e-9``, ``1e300``, ``1.5e5``:
+#   YAML 1.1's regex wanted a dot and a signed exponent), or ``.inf``/``.nan`` in their three spellings.
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 _UniqueKeyLoader.yaml_implicit_resolvers = {
-    ch: [(tag, rx) for tag, rx in rs if tag != _BOOL_TAG]
+    ch: [(tag, rx) for tag, rx in rs if tag not in (_BOOL_TAG, _INT_TAG, _FLOAT_TAG)]
     for ch, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 _UniqueKeyLoader.add_implicit_resolver(_BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
                                        list("tTfF"))
-_UniqueKeyLoader.add_implicit_resolver(
-    _FLOAT_TAG, re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
-    list("-+0123456789."))
+_INT_12 = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
+_FLOAT_12 = re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+                       r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
+# integers first: the float pattern also matches "10"
+_UniqueKeyLoader.add_implicit_resolver(_INT_TAG, _INT_12, list("-+0123456789"))
+_UniqueKeyLoader.add_implicit_resolver(_FLOAT_TAG, _FLOAT_12, list("-+0123456789."))
+
+
+def _yaml12_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    v = str(loader.construct_scalar(node))
+    if v.startswith(("0o", "0x")):
+        return int(v, 0)
+    try:
+        return int(v, 10)
+    except ValueError:  # an explicit !!int tag on something else: PyYAML's reading
+        return loader.construct_yaml_int(node)
+
+
+def _yaml12_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
+    v = str(loader.construct_scalar(node))
+    low = v.lower()
+    if low.endswith(".inf"):
+        return -math.inf if low.startswith("-") else math.inf
+    if low == ".nan":
+        return math.nan
+    try:
+        return float(v)
+    except ValueError:  # an explicit !!float tag on something else: PyYAML's reading
+        return loader.construct_yaml_float(node)
+
+
+_UniqueKeyLoader.add_constructor(_INT_TAG, _yaml12_int)
+_UniqueKeyLoader.add_constructor(_FLOAT_TAG, _yaml12_float)
 
 
 def _skip_tags(loc: tuple, model: type[BaseModel]) -> tuple:
