@@ -6,7 +6,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["CYCLE_KEYS", "core_cycle_sums", "chip_cycle_totals", "core_roofline"]
+__all__ = ["CYCLE_KEYS", "core_cycle_sums", "chip_cycle_totals", "core_roofline", "retime_row",
+           "union_cycles"]
 
 #: The cycle totals of the rows that one array sums (with several cores each also kept as ``KEY_core_sum``).
 CYCLE_KEYS = ("compute_cycles", "stall_cycles", "dram_stall_cycles", "onchip_stall_cycles")
@@ -21,6 +22,41 @@ def core_cycle_sums(rows: list[dict[str, Any]], vector_rows: list[dict[str, Any]
     out = {f"node_{k}": int(sum(r.get(k, 0) or 0 for r in rows + vector_rows)) for k in CYCLE_KEYS}
     out["node_array_cycles"] = int(sum(r["total_cycles"] for r in rows))
     out["node_vector_cycles"] = int(sum(r["total_cycles"] for r in vector_rows))
+    return out
+
+
+def retime_row(row: dict[str, Any], total: int, busy: int, a: Any, *, vector: bool) -> None:
+    """A node's row with the cycles a chip schedule gave it (both multi-core schedules): ``total`` (its
+    window: its first task's start to its last task's end), ``busy`` (its tiles' array or vector phases,
+    each ``max(compute, on-chip floor)``, summed): ``stall_cycles = total - compute_cycles``, (GEMM)
+    ``dram_stall_cycles = total - busy``, ``latency_us``, ``utilization`` and ``compute_utilization``
+    follow (as :func:`hwsim.simulate_workload` counts them; ``a``: the core's :class:`hwsim.spec.ArchSpec`).
+    Modifies ``row`` in place."""
+    comp = int(row["compute_cycles"])
+    row["total_cycles"] = total
+    row["stall_cycles"] = total - comp
+    if vector:
+        return
+    row["dram_stall_cycles"] = total - busy
+    row["latency_us"] = total / a.clock_mhz
+    peak = row["peak_macs_per_cycle"]
+    taken = total + (row["groups"] if a.timing.convention == "scalesim" else 0)
+    row["utilization"] = row["macs"] / (taken * peak) if taken and peak else 0.0
+    row["compute_utilization"] = (row["macs"] / ((taken - row["stall_cycles"]) * peak)
+                                  if taken > row["stall_cycles"] and peak else 0.0)
+
+
+def union_cycles(windows: list[tuple[int, int]]) -> int:
+    """The cycles covered by at least one of the half-open ``[start, stop)`` windows (at most the span from
+    the first start to the last stop; overlapping windows counted once)."""
+    out, end = 0, None
+    for s, e in sorted(windows):
+        if end is None or s >= end:
+            out += e - s
+            end = e
+        elif e > end:
+            out += e - end
+            end = e
     return out
 
 

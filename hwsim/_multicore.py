@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._chip_totals import chip_area, chip_cycle_totals, core_cycle_sums, core_roofline
+from ._chip_totals import chip_area, chip_cycle_totals, core_cycle_sums, core_roofline, retime_row
 from .schedule import split_key, split_workload
 from .sim import ARRAY_UNIT as ARRAY
 from .sim import NUMBA_TASKS, ChipNode, chip_schedule, warm_up_chip
@@ -69,23 +69,6 @@ def _own_inputs(nd, n_inputs: int, cores: int, mode: str) -> list[bool]:
     first = mode == "m"
     second = split_key(nd, cores, mode)[0] in ("count", "groups")
     return [first] + [second] * (n_inputs - 1)
-
-
-def _retime(row: dict[str, Any], total: int, busy: int, a: ArchSpec, *, vector: bool) -> None:
-    """A part's row with the cycles the chip schedule gave it: ``total`` (its window), ``busy`` (its tiles'
-    array phases): the stalls and (GEMM) latency and utilization follow."""
-    comp = int(row["compute_cycles"])
-    row["total_cycles"] = total
-    row["stall_cycles"] = total - comp
-    if vector:
-        return
-    row["dram_stall_cycles"] = total - busy
-    row["latency_us"] = total / a.clock_mhz
-    peak = row["peak_macs_per_cycle"]
-    taken = total + (row["groups"] if a.timing.convention == "scalesim" else 0)
-    row["utilization"] = row["macs"] / (taken * peak) if taken and peak else 0.0
-    row["compute_utilization"] = (row["macs"] / ((taken - row["stall_cycles"]) * peak)
-                                  if taken > row["stall_cycles"] and peak else 0.0)
 
 
 def _start_up(archs: list[tuple[str, ArchSpec]], source: str) -> None:
@@ -220,7 +203,7 @@ def simulate_multicore(arch: ArchSpec, workload: Workload, *, one_core: Callable
             s0, e0 = int(sched.start[ci, i]), int(sched.end[ci, i])
             row["start_cycle"], row["stop_cycle"] = s0, e0
             if n > 1:  # the cycles the chip schedule gives the part (one core: the one-array numbers, equal)
-                _retime(row, e0 - s0, int(sched.compute_cycles[ci, i]), a, vector=key == "node")
+                retime_row(row, e0 - s0, int(sched.compute_cycles[ci, i]), a, vector=key == "node")
                 row[key] = f"{name}/{row[key]}"
             (vrows if isinstance(nd, VectorOp) else rows).append(row)
             mine[isinstance(nd, VectorOp)].append(row)

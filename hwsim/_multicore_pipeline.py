@@ -11,8 +11,14 @@ Model (analytic; each assumption stated):
    (:func:`hwsim.simulate_workload`) runs the whole workload on each core type once (the core's array,
    buffers, vector unit, ``timing.reuse``) and the layer's row (compute cycles, on-chip floor, DRAM bytes,
    tiles, energy per component) is taken from its core. Its DRAM time is not taken from the row: with
-   several cores the CNs' transfers are tasks on the shared channel (5.); the row's ``total_cycles`` (at the
-   equal share ``bandwidth / cores``) stays the row's, for reference.
+   several cores the CNs' transfers are tasks on the shared channel (5.). With several cores every written
+   cycle count of a node is the schedule's (6.), not the row's (which is at the equal share ``bandwidth /
+   cores``): ``total_cycles`` its window (``stop_cycle - start_cycle``), ``stall_cycles`` the window less its
+   ``compute_cycles``, ``onchip_stall_cycles`` its compute tasks' cycles less its compute cycles,
+   ``dram_stall_cycles`` the window less its compute tasks' cycles (waiting for DRAM, the links or a
+   producer on another core), ``dram_busy_cycles`` its loads' and writes' cycles on the channel; a core's
+   ``busy_cycles`` are the cycles at least one of its nodes runs (the union of their windows: at most the
+   makespan). With one core the rows are the one-array rows (its schedule, 6.).
 3. **Computation nodes.** A conv is cut into CNs of ``cores.pipeline_rows`` output rows (Stream's
    ``hint_loops=[("OY", "all")]`` is one row per CN); a GEMM (``count`` 1) into CNs of that many rows of M; a
    windowed pool or an element-wise vector node with a known (C, H, W) output into rows the same way; any
@@ -68,7 +74,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._chip_totals import chip_area, chip_cycle_totals, core_cycle_sums, core_roofline
+from ._chip_totals import (
+    chip_area,
+    chip_cycle_totals,
+    core_cycle_sums,
+    core_roofline,
+    retime_row,
+    union_cycles,
+)
 from .schedule import allocate_layers, auto_candidates
 from .sim import MAX_PASSES, dma_order, schedule_tasks
 from .spec import HUB, INPUT, ArchSpec, Conv2d, Gemm, VectorOp, Workload
@@ -477,17 +490,24 @@ def simulate_pipeline(arch: ArchSpec, workload: Workload, *, one_core: Callable,
     makespan = max(end) if end else 0
     span: dict[int, list[int]] = {}  # node -> [first start, last end] of its tasks (loads, computes, writes)
     dspan: dict[int, list[int]] = {}  # node -> [first start, last end] of its DRAM tasks that take time
+    comp_of = [0] * len(nodes)  # node -> its compute tasks' cycles in the schedule (max(compute, floor))
+    dram_of = [0] * len(nodes)  # node -> its loads' and writes' cycles on the channel
     for t, i in enumerate(tg["node_of"]):
         if i < 0:
             continue
         sp = span.setdefault(i, [start[t], end[t]])
         sp[0], sp[1] = min(sp[0], start[t]), max(sp[1], end[t])
+        if tg["kind"][t] == "compute":
+            comp_of[i] += tg["durations"][t]
+        else:
+            dram_of[i] += tg["durations"][t]
         if tg["kind"][t] != "compute" and tg["durations"][t]:
             sp = dspan.setdefault(i, [start[t], end[t]])
             sp[0], sp[1] = min(sp[0], start[t]), max(sp[1], end[t])
     hops = cfg.hops()
     pj = cfg.noc.pj_per_bit_per_hop
     rows, vrows, timeline = [], [], []
+    windows: dict[str, list[tuple[int, int]]] = {nm: [] for nm in names}  # its nodes' [start, stop)
     per_core = {nm: {"busy": 0, "macs": 0, "dram": 0, "noc": 0, "energy": 0.0} for nm in names}
     core_nodes: dict[str, tuple[list, list]] = {nm: ([], []) for nm in names}  # GEMM rows, vector rows
     noc_bits_hops = 0.0
@@ -501,6 +521,11 @@ def simulate_pipeline(arch: ArchSpec, workload: Workload, *, one_core: Callable,
             row[key] = f"{core}/{row[key]}"
         tasks = tg["cn_tasks"][i]
         row["start_cycle"], row["stop_cycle"] = span[i]
+        if n > 1:  # the cycles of the schedule (the row's are the one-array ones at the equal DRAM share)
+            retime_row(row, span[i][1] - span[i][0], comp_of[i], archs[c][1], vector=key == "node")
+            if key == "layer":
+                row["onchip_stall_cycles"] = comp_of[i] - int(row["compute_cycles"])
+            row["dram_busy_cycles"] = dram_of[i]
         row["core"] = core
         (vrows if isinstance(nd, VectorOp) else rows).append(row)
         core_nodes[core][isinstance(nd, VectorOp)].append(row)
@@ -514,11 +539,13 @@ def simulate_pipeline(arch: ArchSpec, workload: Workload, *, one_core: Callable,
         noc_bits_hops += 8 * dram * hops[core]
         noc_bytes += dram
         pc = per_core[core]
-        pc["busy"] += int(row["total_cycles"])
+        windows[core].append((row["start_cycle"], row["stop_cycle"]))
         pc["macs"] += int(row.get("macs", 0) or 0)
         pc["dram"] += dram
         pc["noc"] += dram
         pc["energy"] += float(row.get("energy_pj", 0.0))
+    for nm in names:  # the cycles the core runs at least one of its nodes (its units overlap: not a sum)
+        per_core[nm]["busy"] = union_cycles(windows[nm])
     c2c = 0
     groups: dict[tuple[str, str, tuple[str, str]], list[int]] = {}
     for t, tr in tg["transfers"].items():

@@ -126,3 +126,23 @@ def test_resnet18_auto_not_slower_than_its_fastest_core_alone():
     r = simulate_workload(CHIP2, wl)
     assert (alone, r.totals["total_cycles"]) == (8_881_790, 8_881_607)
     assert set(r.allocation.values()) == {"a0"}
+    # the trial: the rows were the one-array ones at the equal share (6 B/cycle), not the schedule's: a0
+    # busy 11,657,000 cycles > the 8,881,607 makespan, the layers' cycles summed 11,157,148 (DRAM stall
+    # 3,151,594). Now every node's cycles are its window in the schedule: a0's nodes run one after the
+    # other, so a0 is busy at most the makespan and b0 not at all
+    makespan = r.totals["total_cycles"]
+    busy = {c["core"]: c["busy_cycles"] for c in r.core_rows}
+    assert busy["b0"] == 0 and 0 < busy["a0"] <= makespan
+    for x in r.rows + r.vector_rows:
+        assert x["total_cycles"] == x["stop_cycle"] - x["start_cycle"]
+        assert x["stall_cycles"] == x["total_cycles"] - x["compute_cycles"] >= 0
+    for x in r.rows:
+        assert x["dram_stall_cycles"] + x["onchip_stall_cycles"] == x["stall_cycles"]
+        assert min(x["dram_stall_cycles"], x["onchip_stall_cycles"]) >= 0
+    assert r.totals["array_cycles"] <= makespan and r.totals["vector_cycles"] <= makespan
+    # the explicit map putting every layer on a0 is the same schedule: every row equal, exactly
+    fixed = simulate_workload(CHIP2.replace(**{"cores.allocation": dict.fromkeys(_gemm(wl), "a0")}), wl)
+    assert fixed.rows == r.rows and fixed.vector_rows == r.vector_rows and fixed.timeline == r.timeline
+    assert fixed.core_rows == r.core_rows and fixed.energy_records == r.energy_records
+    assert {k: v for k, v in fixed.totals.items() if k != "model_cpu_s"} == \
+        {k: v for k, v in r.totals.items() if k != "model_cpu_s"}

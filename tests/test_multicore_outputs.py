@@ -84,6 +84,7 @@ def test_pipeline_cli_writes_cores_csv_and_report_hand_derived(tmp_path, capsys)
         assert float(r["roof_macs_per_cycle"]) == pytest.approx(31.752, rel=1e-4)
         assert float(r["achieved_macs_per_cycle"]) == pytest.approx(8.01566, rel=1e-5)
         assert (int(r["compute_cycles"]), int(r["dram_cycles"])) == (3_056, 1_032)
+        assert int(r["busy_cycles"]) == 4_088  # fc0's window [0, 4,088), fc1's [4,088, 8,176)
     t = json.loads((out / "summary.json").read_text())["totals"]
     assert t["total_cycles"] == 8_176
     assert t["area_mm2"] == pytest.approx(2 * float(rows[0]["area_mm2"]), rel=1e-12)  # two equal cores
@@ -191,3 +192,53 @@ def test_chip_area_is_the_sum_of_its_cores():
         s1 = simulate(ArchSpec.model_validate(d1), wl)
         assert {k: v for k, v in s1.totals.items() if k.startswith("area_")} == \
             {k: v for k, v in one.totals.items() if k.startswith("area_")}, sched
+
+
+def test_pipeline_rows_and_busy_cycles_are_the_schedules(tmp_path, capsys):
+    # The trial: with `allocation: auto` the totals were the chosen schedule's but layers.csv and cores.csv
+    # had the one-array rows at the equal DRAM share (64 / 2 = 32 B/cycle), so a core's busy cycles
+    # exceeded the makespan. The chain above with c1 a 32x32 WS core, auto: every layer on c0 (8,176 cycles;
+    # the greedy c0, c1 11,200, every layer on c1 14,224: tests/test_multicore_allocation.py, hand-derived).
+    # At the full 64 B/cycle fc0: load [0, 1,028), compute [1,028, 4,084), write [4,084, 4,088); fc1 [4,088,
+    # 8,176) the same. Each row: total 4,088 = its window, compute 3,056, stall 1,032 = DRAM stall (1,028 + 4
+    # on the channel: dram_busy_cycles), on-chip stall 0; c0 busy 8,176 = the makespan, c1 0. Before: each
+    # row 5,120 = 2,056 + 3,056 + 8 (65,792 and 256 B at 32 B/cycle), c0 busy 10,240 > 8,176. The explicit
+    # map {fc0: c0, fc1: c0} is the same schedule: every file equal to the byte (summary.json: its totals).
+    outs = {}
+    for name, alloc in (("auto", "auto"), ("map", "{fc0: c0, fc1: c0}")):
+        d = tmp_path / name
+        d.mkdir()
+        arch, wl = _files(d, alloc)
+        path = d / "a.yaml"
+        text = path.read_text().replace("  list: [{name: c0}, {name: c1}]", (
+            "  arrays: {small: {array: {rows: 32, cols: 32, dataflow: ws}}}\n"
+            "  list: [{name: c0}, {name: c1, array: small}]"))
+        assert "small" in text
+        path.write_text(text)
+        assert main(["simulate", arch, wl, "--out", str(d / "o")]) == 0
+        outs[name] = d / "o"
+    capsys.readouterr()
+    o = outs["auto"]
+    rows = _csv(o / "layers.csv")
+    assert [r["layer"] for r in rows] == ["c0/fc0", "c0/fc1"]
+    assert [(int(r["start_cycle"]), int(r["stop_cycle"])) for r in rows] == [(0, 4_088), (4_088, 8_176)]
+    for r in rows:
+        assert (int(r["total_cycles"]), int(r["compute_cycles"]), int(r["stall_cycles"])) == (4_088, 3_056,
+                                                                                            1_032)
+        assert (int(r["dram_stall_cycles"]), int(r["onchip_stall_cycles"])) == (1_032, 0)
+        assert float(r["latency_us"]) == pytest.approx(4.088, rel=1e-12)  # 1,000 MHz
+        assert float(r["utilization"]) == pytest.approx(65_536 / (4_088 * 4_096), rel=1e-12)
+    cores = {r["core"]: r for r in _csv(o / "cores.csv")}
+    assert (int(cores["c0"]["busy_cycles"]), int(cores["c1"]["busy_cycles"])) == (8_176, 0)
+    assert (int(cores["c0"]["compute_cycles"]), int(cores["c0"]["dram_cycles"])) == (6_112, 2_064)
+    assert (int(cores["c0"]["node_array_cycles"]), int(cores["c0"]["node_dram_stall_cycles"])) == (8_176,
+                                                                                                  2_064)
+    t = json.loads((o / "summary.json").read_text())
+    assert "allocation auto: every layer on c0" in " ".join(t["notes"])
+    assert t["totals"]["total_cycles"] == 8_176
+    assert t["totals"]["array_cycles"] == 8_176 and t["totals"]["dram_stall_cycles"] == 2_064
+    for f in ("layers.csv", "cores.csv", "energy.csv", "timeline.csv", "tensors.csv", "bandwidth.csv"):
+        assert (o / f).read_text() == (outs["map"] / f).read_text(), f
+    m = json.loads((outs["map"] / "summary.json").read_text())
+    assert {k: v for k, v in t["totals"].items() if k != "model_cpu_s"} == \
+        {k: v for k, v in m["totals"].items() if k != "model_cpu_s"}
