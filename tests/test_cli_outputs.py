@@ -136,10 +136,21 @@ def test_ctrl_c_in_a_sweep_mentions_resume(tmp_path, capsys, monkeypatch):
     s = tmp_path / "s.yaml"
     s.write_text(f"name: s\narch: {ROOT}/arch/edge_32x32.yaml\nworkload: {ROOT}/workloads/digits_cnn.yaml\n"
                  "precision: {uniform: [[8, 8]]}\nobjectives: {total_cycles: min, energy_pj: min}\n")
+    # before the first point: nothing to keep
     assert main(["sweep", str(s), "--out", str(tmp_path / "o")]) == 130
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"hwsim: interrupted; the points written to {tmp_path / 'o' / 'points.csv'} are kept: run "
-                   "the same command with --resume to continue"]
+    assert err == [f"hwsim: interrupted; no point was finished yet ({tmp_path / 'o' / 'points.csv'} not "
+                   "written): run the same command again (--resume works too)"]
+
+    def after_a_point(rs, out_dir, *a, **k):
+        (out_dir / "points.csv").write_text("index\n0\n")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_runner, "_run_points", after_a_point)
+    assert main(["sweep", str(s), "--out", str(tmp_path / "o2")]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"hwsim: interrupted; the points written to {tmp_path / 'o2' / 'points.csv'} are kept: "
+                   "run the same command with --resume to continue"]
 
 
 def test_scalesim_user_bandwidth_must_divide_by_the_banks(tmp_path, capsys):
