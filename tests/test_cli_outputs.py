@@ -143,6 +143,7 @@ def test_ctrl_c_in_a_sweep_mentions_resume(tmp_path, capsys, monkeypatch):
                    "written): run the same command again (--resume works too)"]
 
     def after_a_point(rs, out_dir, *a, **k):
+        out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "points.csv").write_text("index\n0\n")
         raise KeyboardInterrupt
 
