@@ -306,8 +306,8 @@ class VectorOp(_Frozen):
 
     ``constant``: elements of a constant operand (a bias, a scale, a divisor; ONNX ``Add(x, c)``,
     ``Mul(x, c)``, ``Div(x, c)``): an ``add``, ``mul`` or ``div`` then takes one input (the activation, which
-    sizes the node) instead of two, and the constant is read once from DRAM at the node's ``bits`` (assumed:
-    it is not kept on chip between runs).
+    sizes the node) instead of two, and the constant is read once from DRAM at the node's ``bits`` (by each
+    node that uses it; assumed: it is not kept on chip).
     """
 
     name: str = Field(min_length=1)
