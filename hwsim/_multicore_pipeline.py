@@ -95,7 +95,7 @@ def _path(arch: ArchSpec, a: str, b: str) -> list[tuple[str, str]]:
 
 
 #: Vector ops that map output row r to input row r (element-wise on one shape).
-_ROWWISE = ("add", "mul", "relu", "gelu", "silu", "requant", "sigmoid", "tanh")
+_ROWWISE = ("add", "mul", "div", "sqrt", "relu", "gelu", "silu", "requant", "sigmoid", "tanh")
 
 
 def _cn_rows(nd, chw) -> int:

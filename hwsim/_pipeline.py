@@ -294,8 +294,10 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
                     tensor_rows=trows, timeline=timeline, occupancy=occ,
                     notes=list(plan.placement.notes) + band_notes + (
                         [] if vu is not None or len(vrows) == 0 else
-                        [f"{len(vrows)} non-GEMM nodes not timed or priced (the arch has no vector_unit); "
-                         f"their traffic is counted: {_vec_dram(vrows):,} B of the DRAM total"])
+                        [f"{len(vrows)} non-GEMM nodes not timed and their compute not priced (the arch "
+                         f"has no vector_unit); their DRAM traffic is counted and priced: "
+                         f"{_vec_dram(vrows):,} B of the DRAM total, "
+                         f"{sum(r.get('energy_dram_pj', 0.0) for r in vrows):,.0f} pJ of the DRAM energy"])
                     + _acc_notes(arch, maps))
     res.totals = _totals(res)
     res.totals["total_cycles"] = max(end) if end else 0
@@ -579,8 +581,9 @@ def _vector_nodes(arch: ArchSpec, graph: WorkloadGraph, plan: TensorPlan, tbits:
         e_mem = 0.0
         by_comp = {c: 0.0 for c in energy_components(arch)}
         by_comp["vector"] = e_ops
-        # the bytes move whether or not a vector unit is modelled (without one: counted in the traffic
-        # totals, neither timed nor priced)
+        # the bytes move whether or not a vector unit is modelled (without one: the DRAM bytes are counted in
+        # the traffic totals and priced at the DRAM level's pJ per bit; the node's compute and its on-chip
+        # accesses are neither timed nor priced)
         moves = [(x, "read") for x in graph.inputs[i]] + [(nd.name, "write")]
         for name, action in moves:
             tt = graph.tensors[name]
@@ -601,13 +604,21 @@ def _vector_nodes(arch: ArchSpec, graph: WorkloadGraph, plan: TensorPlan, tbits:
                     ord_ += -(-nbits // 8)
                 else:
                     owr += -(-nbits // 8)
-            if vu is None:
+            if vu is None and lvn != "dram":
                 continue
             e_mem += cnt * pj_each
             by_comp[lvn] += cnt * pj_each
             records.append({"layer": nd.name, "component": lvn, "operand": "ifmap" if action == "read"
                             else "ofmap", "action": action, "count": cnt, "unit": unit,
                             "pj_each": pj_each, "energy_pj": cnt * pj_each})
+        if nd.constant is not None:  # a bias or scale operand: read once from DRAM at the node's bits
+            nbits = nd.constant * tbits[nd.name]
+            rd += -(-nbits // 8)
+            pj_each = ae.read_pj["dram"]
+            e_mem += nbits * pj_each
+            by_comp["dram"] += nbits * pj_each
+            records.append({"layer": nd.name, "component": "dram", "operand": "filter", "action": "read",
+                            "count": nbits, "unit": "bit", "pj_each": pj_each, "energy_pj": nbits * pj_each})
         n_t = max(1, min(arch.timing.max_tiles_per_layer, -(-t.elements // (vu.lanes if vu else 1))))
         if vu is not None and (compute or rd or wr):
             tm = simulate_tiles(split_even(compute, n_t), split_even(rd, n_t), split_even(wr, n_t),

@@ -163,3 +163,55 @@ def test_bits_from_qdq_types_and_contrib_int4(tmp_path):
     assert (conv.weight_bits, conv.act_bits) == (4, 16)
     # the MatMul's A is the float Conv output (no DQ in front): default bits; B int8 through a Transpose
     assert (mm.weight_bits, mm.act_bits) == (8, None)
+
+
+def test_elementwise_ops_with_a_constant_are_vector_ops(tmp_path):
+    # the trial's const_ops.onnx: MatMul -> Add c -> Mul c -> Div c -> Sub c -> Pow c -> Sqrt -> MatMul.
+    # Add, Mul and Sub with one constant operand were dropped with no row and no warning; now each is a
+    # vector op sized by the activation (MatMul (1, 4, 8) x (8, 8): 32 elements) with its constant's
+    # elements (bias 8, scalars 1; Sub's constant a Constant node of shape [1]); Div is a division, Sqrt
+    # x * rsqrt(x); Pow (no op class for x^y) stays in the warning and passes its input through
+    from hwsim._pipeline import simulate_workload
+
+    from .utils import make_arch
+
+    f32 = np.float32
+    inits = [numpy_helper.from_array(np.zeros((8, 8), f32), "w1"),
+             numpy_helper.from_array(np.ones(8, f32), "b"), numpy_helper.from_array(np.array(2, f32), "s"),
+             numpy_helper.from_array(np.array(3, f32), "d"), numpy_helper.from_array(np.array(2, f32), "p"),
+             numpy_helper.from_array(np.zeros((8, 4), f32), "w2")]
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["m"], name="mm1"),
+             helper.make_node("Add", ["m", "b"], ["a"], name="add"),
+             helper.make_node("Mul", ["s", "a"], ["u"], name="mul"),
+             helper.make_node("Div", ["u", "d"], ["v"], name="div"),
+             helper.make_node("Constant", [], ["e"], value=numpy_helper.from_array(np.ones(1, f32), "e")),
+             helper.make_node("Sub", ["v", "e"], ["t"], name="sub"),
+             helper.make_node("Pow", ["t", "p"], ["q"], name="pow"),
+             helper.make_node("Sqrt", ["q"], ["r"], name="sqrt"),
+             helper.make_node("MatMul", ["r", "w2"], ["y"], name="mm2")]
+    with pytest.warns(ShapeWarning) as rec:
+        w = read_onnx_shapes(_save(tmp_path, nodes, inits, [1, 4, 8], "const_ops"))
+    assert [str(r.message) for r in rec] == [
+        f"{tmp_path / 'const_ops.onnx'}: 1 node(s) not timed, priced or counted in DRAM traffic (no hwsim op "
+        "for them; their output is taken as their input tensor): pow (Pow)"]
+    assert [(x.name, x.op, getattr(x, "elements", None), getattr(x, "constant", None), x.inputs)
+            for x in w.nodes] == [
+        ("mm1", "gemm", None, None, ("input",)), ("add", "add", 32, 8, ("mm1",)),
+        ("mul", "mul", 32, 1, ("add",)), ("div", "div", 32, 1, ("mul",)), ("sub", "add", 32, 1, ("div",)),
+        ("sqrt", "sqrt", 32, None, ("sub",)), ("mm2", "gemm", None, None, ("sqrt",))]
+    vu = {"lanes": 4, "arithmetic": "int", "int_bits": 32, "latency_cycles": 2,
+          "throughput": {"add": 1, "mul": 1, "max": 1, "exp": 1, "divide": 0.25, "rsqrt": 0.25}}
+    res = simulate_workload(make_arch(vector_unit=vu), w)
+    v = {r["node"]: r for r in res.vector_rows}
+    # n = 32, 4 lanes, 2 cycles of latency: add/mul/sub ceil(32 / 4) + 2 = 10; div 32 divides at 0.25 per
+    # lane: ceil(32 / 1) + 2 = 34; sqrt rsqrt 32 (32 cycles) + mul 32 (8) + 2 = 42
+    assert {k: (r["ops_add"], r["ops_mul"], r["ops_divide"], r["ops_rsqrt"], r["compute_cycles"])
+            for k, r in v.items()} == {"add": (32, 0, 0, 0, 10), "mul": (0, 32, 0, 0, 10),
+                                       "div": (0, 0, 32, 0, 34), "sub": (32, 0, 0, 0, 10),
+                                       "sqrt": (0, 32, 0, 32, 42)}
+    # reuse none, 8-bit tensors: each node reads its 32 B input and writes 32 B; the constant is read once
+    # from DRAM: + 8 B (add's bias), + 1 B (the scalars)
+    assert {k: (r["dram_read_bytes"], r["dram_write_bytes"]) for k, r in v.items()} == {
+        "add": (40, 32), "mul": (33, 32), "div": (33, 32), "sub": (33, 32), "sqrt": (32, 32)}
+    # DRAM energy: horowitz_45nm 1300 pJ per 64-bit access = 162.5 pJ per byte: add (40 + 32) B = 11,700 pJ
+    assert v["add"]["energy_dram_pj"] == pytest.approx(72 * 162.5)

@@ -240,6 +240,10 @@ def _yaml(tmp_path, body):
      "found 'b', produced by layers[1] (node a; cycle: "),
     ("  - {name: a, op: gemm, m: 2, k: 2, n: 2}\n  - {name: s, op: softmax, kernel: 3}\n",
      "layers[1]: expected kernel only on maxpool/avgpool"),
+    ("  - {name: a, op: gemm, m: 2, k: 2, n: 2}\n  - {name: s, op: relu, constant: 3}\n",
+     "layers[1]: expected constant only on add/mul/div"),
+    ("  - {name: a, op: gemm, m: 2, k: 2, n: 2}\n  - {name: s, op: add, inputs: [a, a], constant: 3}\n",
+     "layers[1]: expected one input (and a constant) for add"),
 ])
 def test_bad_graph_exit_2_one_line(tmp_path, capsys, body, msg):
     p = _yaml(tmp_path, body)
@@ -438,7 +442,9 @@ def test_without_vector_unit_the_non_gemm_bytes_are_in_the_dram_totals():
     # Layers: input 64 + weights 3*64 + 16 B read, c1/c2/c3 written (64 B each) and read back by c2, c3 and
     # c4 (64 B each; the add's output is c4's input), output 16 B. The add reads c3 and c1 (2 x 64 B)
     # and writes 64 B: 192 B that the totals left out before (tensors.csv had them), now counted, still
-    # untimed and unpriced. Reads 64 + 208 + 3*64 + 128 = 592, writes 3*64 + 16 + 64 = 272.
+    # untimed. Reads 64 + 208 + 3*64 + 128 = 592, writes 3*64 + 16 + 64 = 272. The add's compute is not
+    # priced, but its DRAM bytes are, at horowitz_45nm's 1300 pJ per 64-bit access = 162.5 pJ per byte:
+    # 192 x 162.5 = 31,200 pJ (it was 0: the DRAM energy covered only the layers' bytes)
     nodes = [{"name": "c1", "op": "gemm", "m": 8, "k": 8, "n": 8},
              {"name": "c2", "op": "gemm", "m": 8, "k": 8, "n": 8},
              {"name": "c3", "op": "gemm", "m": 8, "k": 8, "n": 8},
@@ -449,10 +455,21 @@ def test_without_vector_unit_the_non_gemm_bytes_are_in_the_dram_totals():
     assert (t["dram_read_bytes"], t["dram_write_bytes"]) == (592, 272)
     assert t["dram_write_bytes"] == sum(r["dram_write_bytes"] for r in res.tensor_rows)
     v = res.vector_rows[0]
-    assert (v["dram_read_bytes"], v["dram_write_bytes"], v["total_cycles"], v["energy_pj"]) == (128, 64, 0,
-                                                                                                 0)
-    assert res.notes[0] == ("1 non-GEMM nodes not timed or priced (the arch has no vector_unit); their "
-                            "traffic is counted: 192 B of the DRAM total")
+    assert (v["dram_read_bytes"], v["dram_write_bytes"], v["total_cycles"]) == (128, 64, 0)
+    assert v["energy_pj"] == v["energy_dram_pj"] == pytest.approx(192 * 162.5)
+    # every counted DRAM byte is priced: (592 + 272) B x 162.5 pJ
+    assert t["energy_dram_pj"] == pytest.approx(864 * 162.5)
+    assert res.notes[0] == ("1 non-GEMM nodes not timed and their compute not priced (the arch has no "
+                            "vector_unit); their DRAM traffic is counted and priced: 192 B of the DRAM "
+                            "total, 31,200 pJ of the DRAM energy")
+    # a bias add (one activation and an 8-element constant): the constant is read once, + 8 B
+    nodes[3] = {"name": "add", "op": "add", "inputs": ["c3"], "constant": 8}
+    res = simulate_workload(make_arch(), _wl(nodes))
+    v = res.vector_rows[0]
+    assert (v["dram_read_bytes"], v["dram_write_bytes"]) == (72, 64)
+    assert v["energy_dram_pj"] == pytest.approx(136 * 162.5)
+    assert res.totals["energy_dram_pj"] == pytest.approx(
+        (res.totals["dram_read_bytes"] + res.totals["dram_write_bytes"]) * 162.5)
 
 
 def test_sigmoid_tanh_cumsum_copy_counts():

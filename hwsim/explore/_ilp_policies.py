@@ -51,6 +51,37 @@ def layer_costs(arch: ArchSpec, workload: Workload, bits: tuple[int, int], out_b
         out[layer.name] = {"total_cycles": float(row["total_cycles"]), "energy_pj": float(row["energy_pj"]),
                            "weight_bytes": float(math.ceil(g.k * g.n * g.groups * bits[0] / 8)),
                            "bops": float(g.macs * bits[0] * bits[1])}
+    # a non-GEMM node's energy (its DRAM bytes even without a vector unit) is charged to the GEMM layers whose
+    # outputs its tensors are (through other non-GEMM nodes), each move at the bits its layer writes: a read
+    # or write record to the producing layer of the tensor moved, the ops (and a constant's read) to the
+    # producer of its first input, whose bits are the node's
+    if res.vector_rows and out:
+        graph = workload.graph()
+        first_layer = next(iter(out))
+        level = {t["tensor"]: t["level"] for t in res.tensor_rows}
+        recs: dict[str, list[dict[str, Any]]] = {}
+        for r in res.energy_records:
+            recs.setdefault(r["layer"], []).append(r)
+        root: dict[str, str] = {}
+        vi = iter(res.vector_rows)
+        for i, nd in enumerate(graph.nodes):
+            if nd.name in out:
+                root[nd.name] = nd.name
+                continue
+            ins = graph.inputs[i]
+            root[nd.name] = root.get(ins[0], first_layer)
+            row = next(vi)
+            moves = [*ins, nd.name]
+            if arch.vector_unit is None:
+                moves = [x for x in moves if level.get(x, "dram") == "dram"]
+            mem = [r for r in recs.get(nd.name, []) if r["component"] != "vector"
+                   and r["operand"] in ("ifmap", "ofmap")]
+            rest = float(row["energy_pj"])
+            if len(mem) == len(moves):
+                for x, r in zip(moves, mem, strict=True):
+                    out[root.get(x, first_layer)]["energy_pj"] += float(r["energy_pj"])
+                    rest -= float(r["energy_pj"])
+            out[root[nd.name]]["energy_pj"] += rest
     return out
 
 

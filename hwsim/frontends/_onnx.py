@@ -18,8 +18,10 @@ The graph is kept: every layer's ``inputs`` name the layers (or non-GEMM nodes) 
 through operators that only reshape, cast, quantize or apply an element-wise activation folded into the
 layer before (``_PASS_THROUGH``: Relu, LeakyRelu, Clip, BatchNormalization, Reshape, Flatten, Transpose,
 QuantizeLinear, DequantizeLinear, ...: the tensor passes through). These become non-GEMM nodes
-(:class:`hwsim.spec.VectorOp`, ``_VECTOR``): Add/Sum/Sub and QLinearAdd of two activations (``add``), Mul and
-QLinearMul of two activations (``mul``), MaxPool / AveragePool / GlobalAveragePool / GlobalMaxPool and their
+(:class:`hwsim.spec.VectorOp`, ``_VECTOR``): Add/Sum/Sub and QLinearAdd (``add``), Mul and QLinearMul
+(``mul``), Div (``div``) of two activations, or of one activation and a constant (a bias, a scale, a divisor:
+the node is sized by the activation, the constant's elements are its ``constant``, read once), Sqrt
+(``sqrt``), MaxPool / AveragePool / GlobalAveragePool / GlobalMaxPool and their
 QLinear forms (pools, with the input shape), Concat and QLinearConcat (``concat``), Softmax (``softmax``),
 LayerNormalization (``layernorm``), Gelu and its contrib forms (``gelu``), Sigmoid / QLinearSigmoid /
 HardSigmoid (``sigmoid``), Tanh (``tanh``), CumSum (``cumsum``), Resize / Upsample / Pad / Tile /
@@ -57,6 +59,7 @@ _UNSUPPORTED_MAC_OPS = ("ConvTranspose", "LSTM", "GRU", "RNN", "Einsum", "Attent
 # non-GEMM nodes: ONNX op -> (hwsim op, indices of the activation inputs)
 _VECTOR = {"Add": ("add", (0, 1)), "Sum": ("add", (0, 1)), "QLinearAdd": ("add", (0, 3)),
            "Sub": ("add", (0, 1)), "Mul": ("mul", (0, 1)), "QLinearMul": ("mul", (0, 3)),
+           "Div": ("div", (0, 1)), "Sqrt": ("sqrt", (0,)),
            "MaxPool": ("maxpool", (0,)), "AveragePool": ("avgpool", (0,)),
            "QLinearAveragePool": ("avgpool", (0,)),
            "GlobalAveragePool": ("avgpool", (0,)), "QLinearGlobalAveragePool": ("avgpool", (0,)),
@@ -211,6 +214,17 @@ def read_onnx_shapes(path: str | Path, *, name: str | None = None) -> Workload:
         if vi.name not in producer:
             producer[vi.name] = "input"
 
+    def const_elements(t: str) -> int:
+        """Elements of constant tensor ``t`` (an initializer, a Constant node's value, or its inferred
+        shape; 1, a scalar, when none of them is known)."""
+        for table in (inits, shapes):
+            if t in table and 0 not in table[t]:
+                return max(math.prod(table[t]), 1)
+        nd = made_by.get(t)
+        if nd is not None and nd.op_type == "Constant" and nd.attribute and nd.attribute[0].HasField("t"):
+            return max(math.prod(nd.attribute[0].t.dims), 1)
+        return 1
+
     def src(t: str) -> str | None:
         return producer.get(t) if t else None
 
@@ -223,26 +237,32 @@ def read_onnx_shapes(path: str | Path, *, name: str | None = None) -> Workload:
         if node.op_type not in _OPERANDS:
             acts = activations(node)
             vec = _VECTOR.get(node.op_type)
+            constant = None
             if vec is not None:
                 op, pos = vec
-                ins = [src(node.input[i]) for i in (pos or range(len(node.input))) if i < len(node.input)]
-                ins = [x for x in ins if x is not None]
-                if op in ("add", "mul") and len(ins) != 2:
-                    vec = None  # a bias or a scale: the tensor passes through
+                at = [i for i in (pos or range(len(node.input))) if i < len(node.input) and node.input[i]]
+                consts = [node.input[i] for i in at if src(node.input[i]) is None]
+                ins = [x for x in (src(node.input[i]) for i in at) if x is not None]
+                if op in ("add", "mul", "div") and len(ins) == 1 and consts:
+                    constant = const_elements(consts[0])  # a bias, a scale, a divisor: read once
+                elif op in ("add", "mul", "div") and len(ins) != 2:
+                    vec = None  # constants only: folded, a constant
                 elif not ins:
                     vec = None
             if vec is None:
                 if (acts and node.op_type not in _VECTOR and node.op_type not in _PASS_THROUGH
                         and node.op_type not in _UNSUPPORTED_MAC_OPS):
                     untimed.append(f"{node.name or node.op_type + '_' + str(idx)} ({node.op_type})")
-                for o in node.output:  # passes through (or a constant when it reads none)
-                    producer[o] = acts[0] if acts else None
+                for o in node.output:  # passes through (a constant when it reads none, or only a shape)
+                    producer[o] = acts[0] if acts and node.op_type not in ("Shape", "Size") else None
                 continue
             vname = node.name or f"{node.op_type.lower()}_{idx}"
             while vname in used:
                 vname += "_"
             used.add(vname)
             entry: dict = {"name": vname, "op": op, "inputs": ins}
+            if constant is not None:
+                entry["constant"] = constant
             out_shape = shapes.get(node.output[0])
             if out_shape and 0 not in out_shape:
                 entry["elements"] = math.prod(out_shape)

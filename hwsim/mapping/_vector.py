@@ -9,6 +9,8 @@ pool's window. Counts per node:
 ==========  ==========================================  ===============================================
  add         add n                                       add n
  mul         mul n                                       mul n
+ div         divide n                                    divide n
+ sqrt        rsqrt n, mul n                              rsqrt n, mul n
  relu        max n                                       max n
  requant     mul n, add n (rounding shift), max 2n       the same (scale, round, clamp to [lo, hi])
              (clamp)
@@ -50,6 +52,11 @@ in the tanh form ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`` (Hendrycks 
 ``tanh(y) = 1 - 2 / (exp(2y) + 1)``: mul 7n (x^2, x^3, two constants, 2y, 0.5x, the product), add 4n, exp n,
 divide n; SiLU ``x / (1 + exp(-x))``; sigmoid ``1 / (1 + exp(-x))``; tanh ``1 - 2 / (exp(2x) + 1)``. A
 running sum (``cumsum``, ONNX CumSum) is one add per output element.
+
+``div`` (ONNX Div) is one division per element, also when the divisor is a constant (a compiler may fold
+it into a multiply by the reciprocal; not assumed here). ``sqrt`` (ONNX Sqrt) is ``x * rsqrt(x)``: one
+``rsqrt``-class op and one multiply per element. A constant operand of ``add``/``mul``/``div`` (a bias, a
+scale) adds no ops: the count is sized by the activation's elements.
 """
 
 from __future__ import annotations
@@ -64,8 +71,9 @@ def vector_op_counts(op: str, *, elements: int, row: int = 1, window: int = 1,
     Parameters
     ----------
     op : str
-        The node's op (``add``, ``mul``, ``relu``, ``requant``, ``maxpool``, ``avgpool``, ``concat``,
-        ``softmax``, ``layernorm``, ``gelu``, ``silu``, ``sigmoid``, ``tanh``, ``cumsum``, ``copy``).
+        The node's op (``add``, ``mul``, ``div``, ``sqrt``, ``relu``, ``requant``, ``maxpool``, ``avgpool``,
+        ``concat``, ``softmax``, ``layernorm``, ``gelu``, ``silu``, ``sigmoid``, ``tanh``, ``cumsum``,
+        ``copy``).
     elements : int
         Output elements ``n``.
     row, window : int
@@ -90,6 +98,10 @@ def vector_op_counts(op: str, *, elements: int, row: int = 1, window: int = 1,
         c = {"add": n}
     elif op == "mul":
         c = {"mul": n}
+    elif op == "div":
+        c = {"divide": n}
+    elif op == "sqrt":
+        c = {"rsqrt": n, "mul": n}
     elif op == "relu":
         c = {"max": n}
     elif op == "requant":

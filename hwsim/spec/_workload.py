@@ -289,25 +289,30 @@ Layer = Annotated[Conv2d | Gemm, Field(discriminator="op")]
 
 #: The non-GEMM op kinds (run on the vector unit).
 VECTOR_OPS = ("add", "mul", "maxpool", "avgpool", "concat", "softmax", "layernorm", "gelu", "silu", "relu",
-              "requant", "sigmoid", "tanh", "cumsum", "copy")
+              "requant", "sigmoid", "tanh", "cumsum", "copy", "div", "sqrt")
 
 
 class VectorOp(_Frozen):
-    """A non-GEMM node: element-wise (``add``, ``mul``, ``relu``, ``gelu``, ``silu``, ``requant``,
-    ``sigmoid``, ``tanh``), a running sum (``cumsum``), a pooling window (``maxpool``, ``avgpool``), data
-    movement only (``concat``; ``copy``: resize/pad/tile, ``elements`` = its output's), or a row-wise
-    normalization (``softmax``, ``layernorm``).
+    """A non-GEMM node: element-wise (``add``, ``mul``, ``div``, ``sqrt``, ``relu``, ``gelu``, ``silu``,
+    ``requant``, ``sigmoid``, ``tanh``), a running sum (``cumsum``), a pooling window (``maxpool``,
+    ``avgpool``), data movement only (``concat``; ``copy``: resize/pad/tile, ``elements`` = its output's), or
+    a row-wise normalization (``softmax``, ``layernorm``).
 
     ``elements``: output elements (default: inferred; pooling from its window, concat the sum of its inputs,
     anything else its first input's). ``row``: elements per normalized row (softmax, layernorm; default: the
     producer's row, e.g. a GEMM's N). ``bits``: bits of the output elements (default: the first input's).
     Pools take ``kernel``/``stride``/``padding`` over a ``channels x in_h x in_w`` input (default: the
     producer's output shape); no ``kernel``: a global pool (one output per channel).
+
+    ``constant``: elements of a constant operand (a bias, a scale, a divisor; ONNX ``Add(x, c)``,
+    ``Mul(x, c)``, ``Div(x, c)``): an ``add``, ``mul`` or ``div`` then takes one input (the activation, which
+    sizes the node) instead of two, and the constant is read once from DRAM at the node's ``bits`` (by each
+    node that uses it; assumed: it is not kept on chip).
     """
 
     name: str = Field(min_length=1)
     op: Literal["add", "mul", "maxpool", "avgpool", "concat", "softmax", "layernorm", "gelu", "silu", "relu",
-                "requant", "sigmoid", "tanh", "cumsum", "copy"]
+                "requant", "sigmoid", "tanh", "cumsum", "copy", "div", "sqrt"]
     inputs: tuple[str, ...] | None = Field(default=None, min_length=1)
     elements: int | None = Field(default=None, gt=0)
     row: int | None = Field(default=None, gt=0)
@@ -318,6 +323,7 @@ class VectorOp(_Frozen):
     kernel: Pair | None = None
     stride: Pair | None = None
     padding: Pair = 0
+    constant: int | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _check(self) -> VectorOp:
@@ -328,8 +334,12 @@ class VectorOp(_Frozen):
                              f"{self.op}")
         if self.row is not None and self.op not in ("softmax", "layernorm"):
             raise ValueError(f"row only on softmax/layernorm; found op {self.op}")
-        if self.op in ("add", "mul") and self.inputs is not None and len(self.inputs) != 2:
-            raise ValueError(f"two inputs for {self.op}; found {list(self.inputs)}")
+        if self.constant is not None and self.op not in ("add", "mul", "div"):
+            raise ValueError(f"constant only on add/mul/div; found op {self.op}")
+        want = 1 if self.constant is not None else 2
+        if self.op in ("add", "mul", "div") and self.inputs is not None and len(self.inputs) != want:
+            raise ValueError(f"{'one input (and a constant)' if want == 1 else 'two inputs'} for {self.op}; "
+                             f"found {list(self.inputs)}")
         for key in ("kernel", "stride"):
             v = getattr(self, key)
             if v is not None and min(_pair(v)) <= 0:
