@@ -59,6 +59,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
+from ..quant import config_error, is_config_int, is_config_number
 from ._base import check_layer_bits
 from ._engine import Conv, Pool, PTQConfig, QuantizedNetwork
 
@@ -84,8 +85,6 @@ def init_ptq(config) -> PTQConfig:
     return INIT_PTQ
 
 
-def _bad(key: str, expected: str, found) -> ValueError:
-    return ValueError(f"{key}: expected {expected}, found {found!r}")
 
 
 @dataclass(frozen=True)
@@ -156,46 +155,41 @@ class MobileNetQATConfig:
     def __post_init__(self):
         from ..quant import PROFILES
 
-        def is_int(v):
-            return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-        def is_num(v):
-            return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) \
-                and math.isfinite(float(v))
+        is_int, is_num = is_config_int, is_config_number
 
         b = self.bits
         if not (isinstance(b, (tuple, list)) and len(b) == 2 and all(is_int(v) and 2 <= v <= 8 for v in b)):
-            raise _bad("qat.bits", "integer (weight_bits, act_bits) the datapath runs (2..8)", b)
+            raise config_error("qat.bits", "integer (weight_bits, act_bits) the datapath runs (2..8)", b)
         if not (is_int(self.steps) and 1 <= self.steps <= 100000):
-            raise _bad("qat.steps", "an integer number of steps in 1..100000", self.steps)
+            raise config_error("qat.steps", "an integer number of steps in 1..100000", self.steps)
         if not (is_int(self.batch_size) and 1 <= self.batch_size <= 1024):
-            raise _bad("qat.batch_size", "an integer in 1..1024", self.batch_size)
+            raise config_error("qat.batch_size", "an integer in 1..1024", self.batch_size)
         for k in ("lr_weight", "lr_step"):
             v = getattr(self, k)
             if not (is_num(v) and 0 < v <= 1):
-                raise _bad(f"qat.{k}", "a learning rate in (0, 1]", v)
+                raise config_error(f"qat.{k}", "a learning rate in (0, 1]", v)
         if not (is_num(self.temperature) and 0 < self.temperature <= 100):
-            raise _bad("qat.temperature", "a temperature in (0, 100]", self.temperature)
+            raise config_error("qat.temperature", "a temperature in (0, 100]", self.temperature)
         if not (is_num(self.mse) and self.mse >= 0):
-            raise _bad("qat.mse", "a loss weight >= 0", self.mse)
+            raise config_error("qat.mse", "a loss weight >= 0", self.mse)
         if not (is_int(self.train_size) and 64 <= self.train_size <= 448):
-            raise _bad("qat.train_size", "a crop side in 64..448 pixels", self.train_size)
+            raise config_error("qat.train_size", "a crop side in 64..448 pixels", self.train_size)
         if not (is_int(self.threads) and 1 <= self.threads <= 64):
-            raise _bad("qat.threads", "an integer in 1..64", self.threads)
+            raise config_error("qat.threads", "an integer in 1..64", self.threads)
         if not is_int(self.seed):
-            raise _bad("qat.seed", "an integer", self.seed)
+            raise config_error("qat.seed", "an integer", self.seed)
         if self.profile not in PROFILES:
-            raise _bad("qat.profile", f"one of {list(PROFILES)}", self.profile)
+            raise config_error("qat.profile", f"one of {list(PROFILES)}", self.profile)
         if self.init not in INITS:
-            raise _bad("qat.init", f"one of {list(INITS)}", self.init)
+            raise config_error("qat.init", f"one of {list(INITS)}", self.init)
         if not (is_int(self.adaround_iters) and 1 <= self.adaround_iters <= 10000):
-            raise _bad("qat.adaround_iters", "an integer in 1..10000", self.adaround_iters)
+            raise config_error("qat.adaround_iters", "an integer in 1..10000", self.adaround_iters)
         if self.lr_bias is not None and not (is_num(self.lr_bias) and 0 < self.lr_bias <= 1):
-            raise _bad("qat.lr_bias", "a learning rate in (0, 1] or null", self.lr_bias)
+            raise config_error("qat.lr_bias", "a learning rate in (0, 1] or null", self.lr_bias)
         if not isinstance(self.freeze_weights, bool):
-            raise _bad("qat.freeze_weights", "true or false", self.freeze_weights)
+            raise config_error("qat.freeze_weights", "true or false", self.freeze_weights)
         if not (is_num(self.feature) and self.feature >= 0):
-            raise _bad("qat.feature", "a loss weight >= 0", self.feature)
+            raise config_error("qat.feature", "a loss weight >= 0", self.feature)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -82,6 +82,9 @@ from ._qat import (
     QATConfig,
     QATResult,
     check_qat_bits,
+    config_error,
+    is_config_int,
+    is_config_number,
     lsq_quantize,
     pact_quantize,
     qat_forward,
@@ -115,7 +118,8 @@ __all__ += [
     "fake_quantize", "conv_windows", "float_conv2d", "exact_conv2d_acc", "exact_gemm_acc",
     "fake_quant_conv2d", "fake_quant_linear", "qdq_conv2d", "quantize_bias",
     # _qat (torch imported only when training)
-    "QAT_METHODS", "QATConfig", "QATResult", "train_qat", "qat_forward", "check_qat_bits",
+    "QAT_METHODS", "QATConfig", "QATResult", "train_qat", "qat_forward", "check_qat_bits", "config_error",
+    "is_config_int", "is_config_number",
     "lsq_quantize", "pact_quantize",
     # _qat_linear (a transformer's trainable quantized GEMMs)
     "QATGemm",

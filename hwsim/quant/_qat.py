@@ -70,8 +70,22 @@ QAT_METHODS = ("ste", "lsq", "lsq+", "pact")
 MIN_BITS, MAX_BITS = 2, 8
 
 
-def _bad(key: str, expected: str, found) -> ValueError:
+def config_error(key: str, expected: str, found) -> ValueError:
+    """The one-line error of a QAT config value: ``"KEY: expected EXPECTED, found FOUND"`` (ValueError)."""
     return ValueError(f"{key}: expected {expected}, found {found!r}")
+
+
+def is_config_int(v) -> bool:
+    """Whether ``v`` is an integer a config may hold: Python or numpy int, not bool."""
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def is_config_number(v) -> bool:
+    """Whether ``v`` is a finite number a config may hold: int or float (Python or numpy), not bool."""
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) \
+        and math.isfinite(float(v))
+
+
 
 
 @dataclass(frozen=True)
@@ -119,33 +133,27 @@ class QATConfig:
     profile: str = "ort_cpu"
 
     def __post_init__(self):
-        def is_int(v):
-            return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-        def is_num(v):
-            return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) \
-                and math.isfinite(float(v))
-
+        is_int, is_num = is_config_int, is_config_number
         if self.method not in QAT_METHODS:
-            raise _bad("qat.method", f"one of {list(QAT_METHODS)}", self.method)
+            raise config_error("qat.method", f"one of {list(QAT_METHODS)}", self.method)
         if not (is_int(self.epochs) and 1 <= self.epochs <= 200):
-            raise _bad("qat.epochs", "an integer number of epochs in 1..200", self.epochs)
+            raise config_error("qat.epochs", "an integer number of epochs in 1..200", self.epochs)
         if not (is_num(self.lr) and 0 < self.lr <= 1):
-            raise _bad("qat.lr", "a learning rate in (0, 1]", self.lr)
+            raise config_error("qat.lr", "a learning rate in (0, 1]", self.lr)
         if not (is_int(self.batch_size) and 1 <= self.batch_size <= 65536):
-            raise _bad("qat.batch_size", "an integer in 1..65536", self.batch_size)
+            raise config_error("qat.batch_size", "an integer in 1..65536", self.batch_size)
         if not (is_num(self.distill) and 0 <= self.distill <= 1):
-            raise _bad("qat.distill", "a loss weight in [0, 1]", self.distill)
+            raise config_error("qat.distill", "a loss weight in [0, 1]", self.distill)
         if not (is_num(self.temperature) and 0 < self.temperature <= 100):
-            raise _bad("qat.temperature", "a temperature in (0, 100]", self.temperature)
+            raise config_error("qat.temperature", "a temperature in (0, 100]", self.temperature)
         if not (is_num(self.pact_decay) and 0 <= self.pact_decay <= 1):
-            raise _bad("qat.pact_decay", "a weight in [0, 1]", self.pact_decay)
+            raise config_error("qat.pact_decay", "a weight in [0, 1]", self.pact_decay)
         if self.max_train is not None and not (is_int(self.max_train) and self.max_train >= 1):
-            raise _bad("qat.max_train", "None or an integer >= 1", self.max_train)
+            raise config_error("qat.max_train", "None or an integer >= 1", self.max_train)
         if not is_int(self.seed):
-            raise _bad("qat.seed", "an integer", self.seed)
+            raise config_error("qat.seed", "an integer", self.seed)
         if self.profile not in PROFILES:
-            raise _bad("qat.profile", f"one of {list(PROFILES)}", self.profile)
+            raise config_error("qat.profile", f"one of {list(PROFILES)}", self.profile)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -164,20 +172,21 @@ def check_qat_bits(bits, layers) -> dict[str, tuple[int, int]]:
     if isinstance(bits, (tuple, list)) and len(bits) == 2:
         bits = {n: tuple(bits) for n in layers}
     if not isinstance(bits, dict):
-        raise _bad("bits", "a mapping {layer: (weight_bits, act_bits)} or one pair", bits)
+        raise config_error("bits", "a mapping {layer: (weight_bits, act_bits)} or one pair", bits)
     for k in bits:
         if k not in layers:
-            raise _bad(f"bits.{k}", f"a layer of the network ({list(layers)})", k)
+            raise config_error(f"bits.{k}", f"a layer of the network ({list(layers)})", k)
     out = {}
     for n in layers:
         if n not in bits:
-            raise _bad(f"bits.{n}", "(weight_bits, act_bits) for every layer", None)
+            raise config_error(f"bits.{n}", "(weight_bits, act_bits) for every layer", None)
         v = bits[n]
         if not (isinstance(v, (tuple, list)) and len(v) == 2):
-            raise _bad(f"bits.{n}", "a pair (weight_bits, act_bits)", v)
+            raise config_error(f"bits.{n}", "a pair (weight_bits, act_bits)", v)
         for b in v:
             if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or not MIN_BITS <= b <= MAX_BITS:
-                raise _bad(f"bits.{n}", f"integer bits the datapath runs ({MIN_BITS}..{MAX_BITS})", list(v))
+                raise config_error(f"bits.{n}", f"integer bits the datapath runs ({MIN_BITS}..{MAX_BITS})",
+                                   list(v))
         out[n] = (int(v[0]), int(v[1]))
     return out
 
