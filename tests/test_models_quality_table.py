@@ -59,3 +59,15 @@ def test_sweeps_accept_each_real_network_with_its_workload(tmp_path, name, workl
     names = tuple(layer.name for layer in rs.workload.layers)
     assert {pt.policy for pt in rs.points} >= {"W8A8", "W4A8"}
     assert all(tuple(pt.bits) == names for pt in rs.points)
+
+
+def test_qat_accuracy_table_layout():
+    # the rows docs/quality.md's QAT sections are made of: accuracies in % with two decimals, QAT cells bold
+    # with their training seconds, "-" where a run skipped a point
+    from hwsim.models._qat_table import accuracy_table
+
+    res = {"ptq": [("PTQ a", {"W4A4": 0.5, "W3A3": 0.25, "W2A2": 0.125, "mixed": 0.9876})],
+           "qat": [("QAT b", {"W4A4": (0.9, 12.4)})]}
+    assert accuracy_table(res) == ["| method | W4A4 | W3A3 | W2A2 | mixed |", "|---|---:|---:|---:|---:|",
+                                   "| PTQ a | 50.00 | 25.00 | 12.50 | 98.76 |",
+                                   "| QAT b | **90.00** (12 s) | - | - | - |"]

@@ -96,7 +96,7 @@ def measure(network: str, *, log=print, workers: int = 1) -> dict:
 
 
 def _render_cnn(network: str, res: dict) -> list[str]:
-    from ._qat_table import QAT_POINTS
+    from ._qat_table import accuracy_table
 
     mixed = ", ".join(f"`{n}` {w}/{a}" for n, (w, a) in res["mixed"].items())
     lines = ["Cells: top-1 accuracy (%) of the integer network on the datapath over the tutorial's "
@@ -104,14 +104,7 @@ def _render_cnn(network: str, res: dict) -> list[str]:
              f"{100 * res['float']:.2f} %. Training digits: {res['n_train']:,} (the tutorial's first 250 per "
              f"digit). Mixed: {mixed}. Methods as in the QAT section above (3 epochs, Adam lr 2e-3, batch "
              "64, seed 0).", ""]
-    cols = [*QAT_POINTS, "mixed"]
-    lines += ["| method | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
-    for label, cells in res["ptq"]:
-        lines.append(f"| {label} | " + " | ".join(f"{100 * cells[c]:.2f}" for c in cols) + " |")
-    for label, cells in res["qat"]:
-        lines.append(f"| {label} | " + " | ".join(
-            f"**{100 * cells[c][0]:.2f}** ({cells[c][1]:.0f} s)" if c in cells else "-" for c in cols) + " |")
-    return lines
+    return lines + accuracy_table(res)
 
 
 def _render_minilm(res: dict) -> list[str]:

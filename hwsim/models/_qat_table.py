@@ -16,7 +16,7 @@ import numpy as np
 from ..quant import QATConfig
 from ._engine import PTQConfig, QuantizedNetwork
 
-__all__ = ["BEGIN", "END", "QAT_POINTS", "mixed_low", "qat_rows", "render_qat", "splice"]
+__all__ = ["BEGIN", "END", "QAT_POINTS", "accuracy_table", "mixed_low", "qat_rows", "render_qat", "splice"]
 
 BEGIN = "<!-- qat section: python -m hwsim.models.quality_table --qat -->"
 END = "<!-- end of qat section -->"
@@ -29,25 +29,22 @@ PTQ_ROWS = (PTQConfig(name="PTQ per-channel, min/max"), PTQConfig(name="PTQ per-
                                                                   act_calibration="mse"),
             PTQConfig(name="PTQ per-channel + bias correction", bias_correction=True))
 
+#: The two small digit CNNs' QAT rows: every method, 3 epochs, at every point and the mixed one.
+_SMALL_CNN_ROWS = tuple((label, cfg, (*QAT_POINTS, "mixed")) for label, cfg in (
+    ("QAT STE (3 ep)", QATConfig(method="ste", epochs=3, lr=2e-3, batch_size=64)),
+    ("QAT LSQ (3 ep)", QATConfig(method="lsq", epochs=3, lr=2e-3, batch_size=64)),
+    ("QAT LSQ+ (3 ep)", QATConfig(method="lsq+", epochs=3, lr=2e-3, batch_size=64)),
+    ("QAT PACT (3 ep)", QATConfig(method="pact", epochs=3, lr=2e-3, batch_size=64)),
+    ("QAT LSQ + distillation 0.5 (3 ep)", QATConfig(method="lsq", epochs=3, lr=2e-3, batch_size=64,
+                                                      distill=0.5))))
+
 #: QAT rows per network: (label, config, points it runs at). Fashion-MNIST: LSQ for two epochs of all 60,000
 #: images at W4A4 and W2A2, and one epoch of the first 20,000 for the other rows (each epoch of 60,000 costs
 #: minutes on 2 shared cores); the variants beside LSQ run at W2A2 only.
 QAT_ROWS = {
-    "digits_cnn": tuple((label, cfg, (*QAT_POINTS, "mixed")) for label, cfg in (
-        ("QAT STE (3 ep)", QATConfig(method="ste", epochs=3, lr=2e-3, batch_size=64)),
-        ("QAT LSQ (3 ep)", QATConfig(method="lsq", epochs=3, lr=2e-3, batch_size=64)),
-        ("QAT LSQ+ (3 ep)", QATConfig(method="lsq+", epochs=3, lr=2e-3, batch_size=64)),
-        ("QAT PACT (3 ep)", QATConfig(method="pact", epochs=3, lr=2e-3, batch_size=64)),
-        ("QAT LSQ + distillation 0.5 (3 ep)", QATConfig(method="lsq", epochs=3, lr=2e-3, batch_size=64,
-                                                          distill=0.5)))),
+    "digits_cnn": _SMALL_CNN_ROWS,
     # OpenCV digits: rendered in a section of its own (hwsim.models._qat_sections)
-    "opencv_digits_cnn": tuple((label, cfg, (*QAT_POINTS, "mixed")) for label, cfg in (
-        ("QAT STE (3 ep)", QATConfig(method="ste", epochs=3, lr=2e-3, batch_size=64)),
-        ("QAT LSQ (3 ep)", QATConfig(method="lsq", epochs=3, lr=2e-3, batch_size=64)),
-        ("QAT LSQ+ (3 ep)", QATConfig(method="lsq+", epochs=3, lr=2e-3, batch_size=64)),
-        ("QAT PACT (3 ep)", QATConfig(method="pact", epochs=3, lr=2e-3, batch_size=64)),
-        ("QAT LSQ + distillation 0.5 (3 ep)", QATConfig(method="lsq", epochs=3, lr=2e-3, batch_size=64,
-                                                          distill=0.5)))),
+    "opencv_digits_cnn": _SMALL_CNN_ROWS,
     "fashion_cnn": (
         ("QAT LSQ (2 ep)", QATConfig(method="lsq", epochs=2, lr=1e-3, batch_size=256), ("W4A4", "W2A2")),
         ("QAT LSQ (1 ep on 20,000)", QATConfig(method="lsq", epochs=1, lr=1e-3, batch_size=256,
@@ -172,14 +169,7 @@ def render_qat(results: dict, seconds: float) -> str:
         mixed = ", ".join(f"`{n}` {w}/{a}" for n, (w, a) in res["mixed"].items())
         lines += [f"Float reference: {100 * res['float']:.2f} %. Training images: {res['n_train']:,}. "
                   f"Mixed: {mixed}.", ""]
-        cols = [*QAT_POINTS, "mixed"]
-        lines += ["| method | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
-        for label, cells in res["ptq"]:
-            lines.append(f"| {label} | " + " | ".join(f"{100 * cells[c]:.2f}" for c in cols) + " |")
-        for label, cells in res["qat"]:
-            lines.append(f"| {label} | " + " | ".join(
-                f"**{100 * cells[c][0]:.2f}** ({cells[c][1]:.0f} s)" if c in cells else "-" for c in cols)
-                + " |")
+        lines += accuracy_table(res)
         lines.append("")
     lines += [f"Host: {platform.machine()}, Python {platform.python_version()}, numpy {np.__version__}.", "",
               END]
@@ -194,3 +184,17 @@ def splice(doc: str, section: str, begin: str = BEGIN, end: str = END) -> str:
         tail = rest.split(end, 1)[1]
         return head + section + tail
     return doc.rstrip("\n") + "\n\n" + section + "\n"
+
+
+def accuracy_table(res: dict) -> list[str]:
+    """The markdown table of a network's QAT section: a row per PTQ method (``res["ptq"]``: label, accuracy
+    per point) and per QAT run (``res["qat"]``: label, (accuracy, training s) per point), a column per
+    point of :data:`QAT_POINTS` and ``mixed``; accuracies in %."""
+    cols = [*QAT_POINTS, "mixed"]
+    lines = ["| method | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+    for label, cells in res["ptq"]:
+        lines.append(f"| {label} | " + " | ".join(f"{100 * cells[c]:.2f}" for c in cols) + " |")
+    for label, cells in res["qat"]:
+        lines.append(f"| {label} | " + " | ".join(
+            f"**{100 * cells[c][0]:.2f}** ({cells[c][1]:.0f} s)" if c in cells else "-" for c in cols) + " |")
+    return lines
