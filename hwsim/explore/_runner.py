@@ -244,9 +244,11 @@ class _Inline:
 def guided_chunks(n: int, slots: int, largest: int, smallest: int = 4) -> list[int]:
     """Chunk sizes for ``n`` points on ``slots`` workers, largest first (guided self-scheduling,
     Polychronopoulos and Kuck, IEEE Trans. Computers 36(12), 1987): each chunk is the points left divided by
-    ``2 * slots``, clipped to ``[smallest, largest]``. Submitted in this order to a first-in first-out pool,
-    the big chunks keep the per-task cost low and the small last ones leave no worker idle for long while
-    another finishes a big one (with equal chunks of 64 points, about 0.7 s of a 7 s two-worker sweep).
+    ``2 * slots``, clipped to ``[smallest, largest]`` (``largest`` wins below ``smallest``). Submitted in
+    this order to a first-in first-out pool, the big chunks keep the per-task cost low and the small last
+    ones leave no worker idle for long while another finishes a big one (with equal chunks of 64 points one
+    worker ended 0.45 s after the other in a 12 s two-worker sweep of 1,296 ResNet-50 points: up to one
+    chunk, 0.7-1.2 s, idle).
 
     Returns a list of positive ints summing to ``n`` (empty for ``n == 0``).
 
