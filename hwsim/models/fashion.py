@@ -32,19 +32,14 @@ import numpy as np
 from ._base import (
     CNNSensitivityModel,
     MissingDependency,
-    check_layer_bits,
-    load_npz_metadata,
-    load_npz_weights,
 )
-from ._engine import Network, PTQConfig, QuantizedNetwork
-from ._two_conv_cnn import two_conv_network
+from ._engine import PTQConfig
+from ._two_conv_cnn import LAYERS, TwoConvTask
 
 __all__ = ["LAYERS", "WEIGHTS_PATH", "DATA_DIR", "N_CALIB", "load_fashion_mnist", "load_weights",
            "load_metadata",
            "build_network", "float_forward", "evaluate", "sensitivity_model", "MissingDependency"]
 
-#: The GEMM layers, in order (names of ``bits`` and of ``workloads/fashion_cnn.yaml``).
-LAYERS = ("conv1", "conv2", "fc1", "fc2")
 
 #: The committed trained weights (``python -m hwsim.models.train_fashion`` rewrites them).
 WEIGHTS_PATH = Path(__file__).resolve().parent / "data" / "fashion_cnn.npz"
@@ -104,77 +99,22 @@ def load_fashion_mnist() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
     return x_tr, a["train_y"].astype(np.int64), x_te, a["test_y"].astype(np.int64)
 
 
-def load_weights(path: str | Path | None = None) -> dict[str, np.ndarray]:
-    """The trained float32 weights (keys and shapes of :data:`SHAPES`; conv ``(out, in, kh, kw)``, fc
-    ``(out, in)``)."""
-    return load_npz_weights(WEIGHTS_PATH if path is None else Path(path), SHAPES)
+_TASK = TwoConvTask(name="fashion_cnn", weights_path=WEIGHTS_PATH, shapes=SHAPES, n_calib=N_CALIB,
+                    load_data=load_fashion_mnist)
 
-
-def load_metadata(path: str | Path | None = None) -> dict:
-    """The training record stored in the npz (JSON under key ``meta``)."""
-    return load_npz_metadata(WEIGHTS_PATH if path is None else Path(path))
-
-
-def build_network(weights: dict[str, np.ndarray] | None = None) -> Network:
-    """The CNN as an engine :class:`~hwsim.models._engine.Network` (tensor ``"logits"`` is the output)."""
-    return two_conv_network("fashion_cnn", load_weights() if weights is None else weights)
-
-
-def float_forward(x: np.ndarray, weights: dict[str, np.ndarray] | None = None) -> np.ndarray:
-    """Float32 logits ``(n, 10)`` of images ``(n, 1, 28, 28)``."""
-    return build_network(weights).forward(np.asarray(x, np.float32))
-
-
-@functools.lru_cache(maxsize=1)
-def _context():
-    x_tr, y_tr, x_te, y_te = load_fashion_mnist()
-    net = build_network()
-    calib = np.ascontiguousarray(x_tr[:N_CALIB])
-    return net, calib, net.forward(calib, keep=True), x_te, y_te
-
-
-def evaluate(bits, acc_bits: int = 32, acc_mode: str = "wrap", *, profile: str = "ort_cpu",
-             config: PTQConfig | None = None, n: int | None = None) -> dict:
-    """Top-1 accuracy of the integer network on the Fashion-MNIST test set.
-
-    Parameters
-    ----------
-    bits : dict of str to (int, int), or (int, int)
-        ``(weight_bits, act_bits)`` per layer of :data:`LAYERS` (2..8; ``act_bits`` quantize the layer's
-        input).
-    acc_bits, acc_mode, profile
-        Accumulator register and requantization semantics.
-    config : PTQConfig, optional
-        Default: per-channel symmetric weights, min/max-calibrated asymmetric uint activations.
-    n : int, optional
-        Evaluate the first ``n`` test images (default all 10,000).
-
-    Returns
-    -------
-    dict
-        ``accuracy`` (fraction), ``correct``, ``n``, ``overflow`` ({layer: int}), ``bits``.
-
-    Raises
-    ------
-    MissingDependency
-        Fashion-MNIST is not installed.
-    """
-    bits = check_layer_bits(bits, LAYERS)
-    net, calib, calib_t, x_te, y_te = _context()
-    if n is not None:
-        x_te, y_te = x_te[:n], y_te[:n]
-    q = QuantizedNetwork(net, bits, calib, config or PTQConfig(), acc_bits=acc_bits, acc_mode=acc_mode,
-                         profile=profile, calib_tensors=calib_t)
-    logits = q.run(x_te, batch=500)
-    correct = int((logits.argmax(axis=1) == y_te).sum())
-    return {"accuracy": correct / y_te.size, "correct": correct, "n": int(y_te.size), "overflow": q.overflow,
-            "bits": bits}
+#: The trained weights, the network, its float logits and the integer network's test accuracy: see
+#: :class:`~hwsim.models._two_conv_cnn.TwoConvTask` for shapes, dtypes and errors.
+load_weights = _TASK.load_weights
+load_metadata = _TASK.load_metadata
+build_network = _TASK.build_network
+float_forward = _TASK.float_forward
+evaluate = _TASK.evaluate
 
 
 def sensitivity_model(*, n_eval: int = 1000, n_loss: int = 512, config: PTQConfig | None = None):
     """The network as a :func:`hwsim.quant.layer_sensitivity` model: output SQNR on the first ``n_eval`` test
     images; Hessian of the softmax cross-entropy on training images ``[N_CALIB, N_CALIB + n_loss)``."""
-    net, calib, _, x_te, _ = _context()
+    net, calib, _, x_te, _ = _TASK.context
     x_tr = load_fashion_mnist()[0]
     return CNNSensitivityModel(net, x_te[:n_eval], calib, x_tr[N_CALIB:N_CALIB + n_loss], config=config,
                                name="fashion_cnn")

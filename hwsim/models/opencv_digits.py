@@ -40,15 +40,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ._base import MissingDependency, check_layer_bits, load_npz_metadata, load_npz_weights
-from ._engine import Network, PTQConfig, QuantizedNetwork
-from ._two_conv_cnn import two_conv_network
+from ._base import MissingDependency
+from ._two_conv_cnn import LAYERS, TwoConvTask
 
 __all__ = ["LAYERS", "SHAPES", "WEIGHTS_PATH", "DIGITS_PNG", "N_CALIB", "load_opencv_digits", "load_weights",
            "load_metadata", "build_network", "float_forward", "evaluate", "MissingDependency"]
 
-#: The GEMM layers, in order (names of ``bits`` and of ``workloads/opencv_digits_cnn.yaml``).
-LAYERS = ("conv1", "conv2", "fc1", "fc2")
 
 #: The committed trained weights (``python -m hwsim.models.train_opencv_digits`` rewrites them).
 WEIGHTS_PATH = Path(__file__).resolve().parent / "data" / "opencv_digits_cnn.npz"
@@ -126,68 +123,13 @@ def load_opencv_digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
     return x_tr, y_tr, x_te, y_te
 
 
-def load_weights(path: str | Path | None = None) -> dict[str, np.ndarray]:
-    """The trained float32 weights (keys and shapes of :data:`SHAPES`; conv ``(out, in, kh, kw)``, fc
-    ``(out, in)``)."""
-    return load_npz_weights(WEIGHTS_PATH if path is None else Path(path), SHAPES)
+_TASK = TwoConvTask(name="opencv_digits_cnn", weights_path=WEIGHTS_PATH, shapes=SHAPES, n_calib=N_CALIB,
+                    load_data=load_opencv_digits)
 
-
-def load_metadata(path: str | Path | None = None) -> dict:
-    """The training record stored in the npz (JSON under key ``meta``)."""
-    return load_npz_metadata(WEIGHTS_PATH if path is None else Path(path))
-
-
-def build_network(weights: dict[str, np.ndarray] | None = None) -> Network:
-    """The CNN as an engine :class:`~hwsim.models._engine.Network` (tensor ``"logits"`` is the output)."""
-    return two_conv_network("opencv_digits_cnn", load_weights() if weights is None else weights)
-
-
-def float_forward(x: np.ndarray, weights: dict[str, np.ndarray] | None = None) -> np.ndarray:
-    """Float32 logits ``(n, 10)`` of images ``(n, 1, 20, 20)``."""
-    return build_network(weights).forward(np.asarray(x, np.float32))
-
-
-@functools.lru_cache(maxsize=1)
-def _context():
-    x_tr, _, x_te, y_te = load_opencv_digits()
-    net = build_network()
-    calib = np.ascontiguousarray(x_tr[:N_CALIB])
-    return net, calib, net.forward(calib, keep=True), x_te, y_te
-
-
-def evaluate(bits, acc_bits: int = 32, acc_mode: str = "wrap", *, profile: str = "ort_cpu",
-             config: PTQConfig | None = None, n: int | None = None) -> dict:
-    """Top-1 accuracy of the post-training-quantized integer network on the 2,500 test digits.
-
-    Parameters
-    ----------
-    bits : dict of str to (int, int), or (int, int)
-        ``(weight_bits, act_bits)`` per layer of :data:`LAYERS` (2..8; ``act_bits`` quantize the layer's
-        input).
-    acc_bits, acc_mode, profile
-        Accumulator register and requantization semantics.
-    config : PTQConfig, optional
-        Default: per-channel symmetric weights, min/max-calibrated asymmetric uint activations.
-    n : int, optional
-        Evaluate the first ``n`` test digits (balanced prefixes; default all 2,500).
-
-    Returns
-    -------
-    dict
-        ``accuracy`` (fraction), ``correct``, ``n``, ``overflow`` ({layer: int}), ``bits``.
-
-    Raises
-    ------
-    MissingDependency
-        ``opencv-doc`` (or pillow) is not installed.
-    """
-    bits = check_layer_bits(bits, LAYERS)
-    net, calib, calib_t, x_te, y_te = _context()
-    if n is not None:
-        x_te, y_te = x_te[:n], y_te[:n]
-    q = QuantizedNetwork(net, bits, calib, config or PTQConfig(), acc_bits=acc_bits, acc_mode=acc_mode,
-                         profile=profile, calib_tensors=calib_t)
-    logits = q.run(x_te, batch=500)
-    correct = int((logits.argmax(axis=1) == y_te).sum())
-    return {"accuracy": correct / y_te.size, "correct": correct, "n": int(y_te.size), "overflow": q.overflow,
-            "bits": bits}
+#: The trained weights, the network, its float logits and the integer network's test accuracy: see
+#: :class:`~hwsim.models._two_conv_cnn.TwoConvTask` for shapes, dtypes and errors.
+load_weights = _TASK.load_weights
+load_metadata = _TASK.load_metadata
+build_network = _TASK.build_network
+float_forward = _TASK.float_forward
+evaluate = _TASK.evaluate

@@ -17,7 +17,11 @@ __all__ = ["sweep_report", "pareto_figure"]
 def bits_text(r: pd.Series) -> str:
     """``conv1 8/8, conv2 4/4, ...``: weight/activation bits per layer of one point row."""
     layers = [c[2:] for c in r.index if c.startswith("w_")]
-    return ", ".join(f"{n} {r['w_' + n]}/{r['a_' + n]}" for n in layers)
+    return _bits_join(layers, [r["w_" + n] for n in layers], [r["a_" + n] for n in layers])
+
+
+def _bits_join(layers: list[str], w: list, a: list) -> str:
+    return ", ".join(f"{n} {wb}/{ab}" for n, wb, ab in zip(layers, w, a, strict=True))
 
 
 def _short(text: str, n: int = 160) -> str:
@@ -25,13 +29,23 @@ def _short(text: str, n: int = 160) -> str:
 
 
 def _hover(df: pd.DataFrame, axes: list[str]) -> list[str]:
+    """One hover text per row of ``df``: point index, policy, hardware axes, per-layer bits (cut at 160
+    characters). Read column-wise (a sweep has thousands of points; ``iterrows`` took seconds) and the bits
+    text formed once per distinct bit assignment."""
+    layers = [c[2:] for c in df.columns if c.startswith("w_")]
+    col = {c: df[c].tolist() for c in dict.fromkeys(["index", "policy", *axes])}
+    bit_rows = list(zip(*(df[f"{p}_{n}"].tolist() for p in ("w", "a") for n in layers), strict=True)) \
+        if layers else [()] * len(df)
+    texts: dict[tuple, str] = {}
     out = []
-    for _, r in df.iterrows():
-        hw = ", ".join(f"{a}={r[a]}" for a in axes)
-        bits = bits_text(r)
-        if len(bits) > 160:
-            bits = bits[:157] + "..."
-        out.append(f"#{int(r['index'])} {r['policy']}<br>{hw}<br>W/A bits: {bits}")
+    for i, key in enumerate(bit_rows):
+        bits = texts.get(key)
+        if bits is None:
+            bits = _bits_join(layers, list(key[:len(layers)]), list(key[len(layers):]))
+            texts[key] = bits if len(bits) <= 160 else bits[:157] + "..."
+            bits = texts[key]
+        hw = ", ".join(f"{a}={col[a][i]}" for a in axes)
+        out.append(f"#{int(col['index'][i])} {col['policy'][i]}<br>{hw}<br>W/A bits: {bits}")
     return out
 
 
@@ -45,12 +59,9 @@ def pareto_figure(df: pd.DataFrame, x: str, y: str, *, axes: list[str], baseline
                     marker=dict(color="#9aa7b8", size=6, opacity=0.6))
     # the 2-D front of this pair of objectives (the pareto column is over all objectives)
     front = ok.sort_values([x, y], ascending=[True, False])
-    best, keep = -float("inf"), []
-    for i, r in front.iterrows():
-        if r[y] > best:
-            keep.append(i)
-            best = r[y]
-    f2 = ok.loc[keep]
+    # a point is on it where its y beats every y before it (smaller x, or equal x and larger y)
+    before = front[y].cummax().ffill().shift(1).fillna(-float("inf"))
+    f2 = front[front[y] > before]
     fig.add_scatter(x=f2[x], y=f2[y], mode="lines+markers", name=f"Pareto front ({y} vs {x})",
                     text=_hover(f2, axes), hovertemplate="%{text}<br>%{x:,.4g}, %{y:.4f}<extra></extra>",
                     line=dict(color="#d62728"), marker=dict(size=9))
