@@ -37,16 +37,11 @@ from ..errors import (
 )
 from ._pareto import pareto_mask
 from ._quality import QUALITY_MODELS, QualityModel, quality_model
-from ._spec import DesignPoint, ResolvedSweep, load_sweep
+from ._spec import DesignPoint, ResolvedSweep, _resolve_sweep
+from ._sweep_file import read_sweep_spec
+from ._workers import max_workers
 
 __all__ = ["run_sweep", "evaluate_hardware", "point_columns", "guided_chunks", "max_workers"]
-
-
-def max_workers() -> int:
-    """The most local worker processes a sweep takes: 8 per core (``os.cpu_count()``). More only adds
-    process start-up and memory (the points are CPU-bound; a 432-point sweep took 73 s on 100,000 workers,
-    14 s on 1); a cluster is ``scheduler``'s job."""
-    return 8 * (os.cpu_count() or 1)
 
 
 def point_columns(rs: ResolvedSweep) -> list[str]:
@@ -439,9 +434,10 @@ def run_sweep(path: str | Path, *, out: str | Path | None = None, resume: bool =
                                     and 1 <= workers <= max_workers()):
         raise SpecError("hwsim.sweep()", "workers", f"a whole number of worker processes from 1 to "
                         f"{max_workers()} (8 x the {os.cpu_count() or 1} cores)", workers)
+    spec = read_sweep_spec(path)  # the sweep file itself first: a bad one starts no server
     if scheduler is None and (workers or os.cpu_count() or 1) > 1:
         _forkserver_context(start=True)  # its imports overlap the sweep's loading below
-    rs = load_sweep(path)
+    rs = _resolve_sweep(path, spec)
     if rs.spec.quality:
         QUALITY_MODELS[rs.spec.quality].check()  # a missing package stops the sweep before it writes anything
     out_dir = Path(out) if out else Path("results") / rs.spec.name
