@@ -15,7 +15,7 @@ Example (``sweeps/digits_codesign.yaml``)::
       uniform: [[8, 8], [4, 4], [2, 2]]    # (weight_bits, act_bits) for every layer
       per_layer: [{conv1: [8, 8], conv2: [4, 4], fc: [4, 8]}]
       random: {count: 10, bits: [2, 4, 8], seed: 0}
-    objectives: {accuracy: max, total_cycles: min, energy_pj: min}
+    objectives: {accuracy: max, total_cycles: min, energy_pj: min}   # also area_mm2 (die area, mm^2)
 
 Every spec error is raised before any work starts, naming the file and key.
 """

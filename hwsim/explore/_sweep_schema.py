@@ -99,8 +99,11 @@ class PrecisionSpace(_Strict):
     ilp: IlpPolicies | None = None
 
 
+#: The columns a sweep's ``objectives`` may name (besides the quality model's metric). ``area_mm2``: the die
+#: area of the point's arch, mm^2 (:func:`hwsim.energy.area_breakdown`: PEs, on-chip memories, requantizers,
+#: at the arch's ``energy.technology`` table; DRAM, the network and control not counted).
 OBJECTIVES = ("total_cycles", "energy_pj", "latency_us", "weight_bytes", "bops", "dram_bytes", "utilization",
-              "stall_cycles", "compute_cycles")
+              "stall_cycles", "compute_cycles", "area_mm2")
 
 
 class SweepSpec(_Strict):
