@@ -105,8 +105,9 @@ def _deep_sweep(tmp_path: Path) -> Path:
 
 def test_bad_input_rejected_before_heavy_imports(tmp_path):
     """Each bad input gets its one line and exit 2 having imported none of ``HEAVY`` (a sweep file is checked
-    against its schema before the runner, an arch file read before the pipeline, a missing model before the
-    datapath; a missing or non-YAML file needs PyYAML alone)."""
+    against its schema before the runner, an arch file read before the pipeline, a missing workload before
+    the workload models, a missing model before the datapath; a missing or non-YAML file needs PyYAML
+    alone)."""
     arch = (ROOT / "arch/edge_32x32.yaml").read_text()
     assert "  rows: 32 " in arch
     (tmp_path / "arch.yaml").write_text(arch.replace("  rows: 32 ", "  rows: abc "))
@@ -122,6 +123,9 @@ def test_bad_input_rejected_before_heavy_imports(tmp_path):
                  "count, seed), found unknown key 'sed'; did you mean 'seed'?"),
         "arch": (["simulate", str(tmp_path / "arch.yaml"), str(ROOT / "workloads/digits_cnn.yaml")],
                  f"{tmp_path / 'arch.yaml'}: array.rows: expected an integer, found 'abc' (a string)"),
+        "workload": (["simulate", str(ROOT / "arch/edge_32x32.yaml"), str(tmp_path / "none.yaml")],
+                     f"{tmp_path / 'none.yaml'}: expected an existing workload file (.yaml, .csv or .onnx), "
+                     "found no such file"),
         "onnx": (["verify", str(tmp_path / "missing.onnx")],
                  f"{tmp_path / 'missing.onnx'}: expected an existing ONNX model file, found no such file"),
     }
@@ -136,7 +140,8 @@ def test_bad_input_rejected_before_heavy_imports(tmp_path):
         """)
         assert (out["rc"], out["err"]) == (2, f"hwsim: error: {message}\n"), name
         # the arch models are what validates an arch file (only them: not the workload's, nor the pipeline)
-        assert _heavy(out["modules"]) == (["hwsim.spec._arch"] if name == "arch" else []), name
+        arch_read = name in ("arch", "workload")
+        assert _heavy(out["modules"]) == (["hwsim.spec._arch"] if arch_read else []), name
         if name in ("missing", "empty", "onnx"):  # the file itself: no schema, no pydantic
             assert "pydantic" not in out["modules"], name
 
