@@ -13,22 +13,16 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from ._io import load_workload as _load_workload_file
-from ._io import (
-    summary_dict,
-    write_bandwidth_csv,
-    write_energy_csv,
-    write_graph_csvs,
-    write_layers_csv,
-    write_summary_json,
-)
-from ._pipeline import SimResult, layer_columns, simulate_workload
 from .errors import api_source
-from .spec import ArchSpec, Workload
-from .spec import load_arch as _load_arch_file
 
-if TYPE_CHECKING:  # pandas is imported only when a DataFrame is asked for (the CLI stays light)
+# Importing this module is light (``import hwsim`` is): each function imports the machinery it runs (the
+# pipeline, numpy, numba, pandas, the pydantic models) when called, so that the command line rejects a bad
+# input file without importing them first (docs/cli_startup.md, tests/test_lazy_imports.py).
+if TYPE_CHECKING:
     import pandas as pd
+
+    from ._pipeline import SimResult
+    from .spec import ArchSpec, Workload
 
 __all__ = ["load_arch", "load_workload", "simulate", "Simulation", "sweep", "SweepOutcome", "verify",
            "Verification"]
@@ -96,20 +90,28 @@ def load_arch(path: str | Path) -> ArchSpec:
     from .spec import load_yaml
 
     try:
+        # the file read first, with PyYAML alone: a missing, empty or non-YAML file fails here, before the
+        # arch models are imported (the same call is load_arch's first step, so the same error)
+        load_yaml(path)
+        from .spec import load_arch as _load_arch_file
+
         return _load_arch_file(path)
     except SpecError as e:
         import warnings
 
-        from .frontends import arch_from_zigzag, is_zigzag_hardware
-
         try:
             with warnings.catch_warnings():  # only a probe: arch_from_zigzag warns if it is ZigZag's file
                 warnings.simplefilter("ignore")
-                zz = is_zigzag_hardware(load_yaml(path, duplicate_keys="last"))
+                raw = load_yaml(path, duplicate_keys="last")
+            from .frontends import is_zigzag_hardware
+
+            zz = is_zigzag_hardware(raw)
         except SpecError:
             zz = False
         if not zz:
             raise e from None
+    from .frontends import arch_from_zigzag
+
     return arch_from_zigzag(path)
 
 
@@ -128,6 +130,8 @@ def load_workload(path: str | Path) -> Workload:
     ShapeWarning
         For each layer whose input rows or columns no window covers.
     """
+    from ._io import load_workload as _load_workload_file
+
     return _load_workload_file(path)
 
 
@@ -164,6 +168,8 @@ class Simulation:
         """One row per layer, the columns of ``layers.csv`` (``results/README.md``), in workload order."""
         import pandas as pd
 
+        from ._pipeline import layer_columns
+
         return pd.DataFrame(self.result.rows, columns=layer_columns(self.result.arch))
 
     @property
@@ -181,6 +187,8 @@ class Simulation:
     def summary(self) -> dict[str, Any]:
         """What ``summary.json`` holds: totals, units, the resolved arch, workload and bits, energy
         sources."""
+        from ._io import summary_dict
+
         return summary_dict(self.result, arch_source=self.arch_source, workload_source=self.workload_source)
 
     def report(self, path: str | Path) -> Path:
@@ -210,6 +218,13 @@ class Simulation:
         import shutil
         import tempfile
 
+        from ._io import (
+            write_bandwidth_csv,
+            write_energy_csv,
+            write_graph_csvs,
+            write_layers_csv,
+            write_summary_json,
+        )
         from .report import simulate_report  # a missing plotly fails here, before any file is written
 
         folder = Path(out)
@@ -275,6 +290,8 @@ def simulate(arch: ArchSpec | str | Path, workload: Workload | str | Path, *,
     InfeasibleError
         Operand widths the arch's PEs cannot take.
     """
+    import os
+
     from .errors import SpecError
 
     weight_bits = None if weight_bits is None else _int_bits(weight_bits, "weight_bits")
@@ -282,10 +299,20 @@ def simulate(arch: ArchSpec | str | Path, workload: Workload | str | Path, *,
     table: dict[str, tuple[int, ...]] | None = None if bits is None else _bits_table(bits)
     if quant is not None and table is not None:
         raise SpecError(_SIMULATE_ARGS, "quant", "either quant or bits, not both", "both")
-    arch_source = "" if isinstance(arch, ArchSpec) else str(arch)
-    workload_source = "" if isinstance(workload, Workload) else str(workload)
-    a = arch if isinstance(arch, ArchSpec) else load_arch(arch)
-    w = workload if isinstance(workload, Workload) else load_workload(workload)
+    # a path is read as it is (the spec classes, and so pydantic, are imported only for a loaded spec)
+    if isinstance(arch, str | os.PathLike):
+        arch_source, a = str(arch), load_arch(arch)
+    else:
+        from .spec import ArchSpec
+
+        arch_source, a = ("", arch) if isinstance(arch, ArchSpec) else (str(arch), load_arch(arch))
+    if isinstance(workload, str | os.PathLike):
+        workload_source, w = str(workload), load_workload(workload)
+    else:
+        from .spec import Workload
+
+        workload_source, w = (("", workload) if isinstance(workload, Workload)
+                              else (str(workload), load_workload(workload)))
     if quant is not None:
         from .spec import load_quant_config
 
@@ -294,6 +321,8 @@ def simulate(arch: ArchSpec | str | Path, workload: Workload | str | Path, *,
         a = a.replace(**{"timing.engine": engine})
     if reuse is not None:
         a = a.replace(**{"timing.reuse": reuse})
+    from ._pipeline import simulate_workload  # (after the inputs are read: a bad one fails before it)
+
     res = simulate_workload(a, w, bits=table, weight_bits=weight_bits,
                             act_bits=act_bits, source=arch_source or "<arch>")
     return Simulation(result=res, arch_source=arch_source, workload_source=workload_source)
@@ -335,6 +364,9 @@ def sweep(spec: str | Path, out: str | Path | None = None, *, resume: bool = Fal
     SpecError
         A bad sweep spec (before any work), an output folder holding another sweep, an unreachable scheduler.
     """
+    from .explore import read_sweep_spec
+
+    read_sweep_spec(spec)  # a bad sweep file fails here, before the runner's imports (pandas, numba...)
     from .explore import run_sweep
 
     return SweepOutcome(out=run_sweep(spec, out=out, resume=resume, workers=workers, scheduler=scheduler,
@@ -392,10 +424,8 @@ def verify(model: str | Path, *, inputs: str | Path | None = None, expected: str
     """
     from dataclasses import replace
 
-    from .errors import SpecError
-    from .onnxq import DatapathConfig, config_from_arch
-    from .onnxq import verify as _verify
-    from .quant import PROFILES, ROUNDING_MODES
+    from .errors import SpecError, input_file
+    from .numerics import PROFILES, ROUNDING_MODES  # (numpy alone; hwsim.quant re-exports them)
 
     if profile not in PROFILES:
         raise SpecError(_VERIFY_ARGS, "profile", f"one of {', '.join(PROFILES)}", profile)
@@ -403,6 +433,16 @@ def verify(model: str | Path, *, inputs: str | Path | None = None, expected: str
         raise SpecError(_VERIFY_ARGS, "rounding", f"one of {', '.join(ROUNDING_MODES)}", rounding)
     if zero_point_mode not in ("shift", "cross_term"):
         raise SpecError(_VERIFY_ARGS, "zero_point_mode", "one of shift, cross_term", zero_point_mode)
+    # the arch and the model file checked before the integer machinery (numba, onnx, onnxruntime) is imported,
+    # in the order and with the messages of the steps below (config_from_arch reads the arch with
+    # hwsim.spec.load_arch, then hwsim.onnxq.load_model checks the model file so): a bad input fails fast
+    if arch:
+        from .spec import load_arch as _load_arch_file
+
+        _load_arch_file(arch)
+    input_file(model, "an existing ONNX model file")
+    from .onnxq import DatapathConfig, config_from_arch
+    from .onnxq import verify as _verify
     cfg = config_from_arch(arch, profile=profile) if arch else DatapathConfig(profile=profile)
     cfg = replace(cfg, rounding=rounding, seed=seed, int16_pairs=int16_pairs, zero_point_mode=zero_point_mode)
     rep = _verify(model, inputs=inputs, seed=seed, out=out, config=cfg, arch=arch, target=target,

@@ -6,19 +6,16 @@ import csv
 import json
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from ._pipeline import (
-    TENSOR_COLUMNS,
-    VECTOR_COLUMNS,
-    SimResult,
-    bandwidth_columns,
-    bandwidth_rows,
-    layer_columns,
-)
 from .errors import ShapeWarning, SpecError, input_file
-from .spec import Workload, load_workload_yaml
+
+# the pipeline and the workload models are imported by the functions that use them: a missing workload file
+# fails before them (docs/cli_startup.md)
+if TYPE_CHECKING:
+    from ._pipeline import SimResult
+    from .spec import Workload
 
 __all__ = ["load_workload", "write_layers_csv", "write_energy_csv", "write_bandwidth_csv", "summary_dict",
            "write_summary_json", "write_graph_csvs"]
@@ -72,6 +69,8 @@ def _load_workload(path: str | Path) -> Workload:
     p = input_file(path, "an existing workload file (.yaml, .csv or .onnx)", empty_ok=True)
     suffix = p.suffix.lower()
     if suffix in (".yaml", ".yml"):
+        from .spec import load_workload_yaml
+
         return load_workload_yaml(p)
     if suffix == ".csv":
         from .frontends import read_topology_csv
@@ -88,12 +87,16 @@ def _load_workload(path: str | Path) -> Workload:
 def write_layers_csv(res: SimResult, path: str | Path) -> Path:
     """One row per layer with the columns of :func:`hwsim._pipeline.layer_columns` (units in the names, see
     ``UNITS``)."""
+    from ._pipeline import layer_columns
+
     return _write_csv(path, layer_columns(res.arch), res.rows)
 
 
 def write_bandwidth_csv(res: SimResult, path: str | Path) -> Path:
     """Average and peak bytes per cycle through every memory level, one row per layer
     (:func:`hwsim._pipeline.bandwidth_rows`: SCALE-Sim's BANDWIDTH_REPORT in bytes)."""
+    from ._pipeline import bandwidth_columns, bandwidth_rows
+
     return _write_csv(path, bandwidth_columns(res.arch), bandwidth_rows(res))
 
 
@@ -109,6 +112,8 @@ def write_graph_csvs(res: SimResult, out: str | Path) -> list[Path]:
     ``vector.csv`` (one row per non-GEMM node: op counts, cycles, traffic, energy) when there are such nodes,
     and ``timeline.csv`` (node, unit, start and end cycle; ``dma`` rows: a layer's DRAM busy cycles from its
     start)."""
+    from ._pipeline import TENSOR_COLUMNS, VECTOR_COLUMNS
+
     out = Path(out)
     paths = [_write_csv(out / "tensors.csv", list(TENSOR_COLUMNS), res.tensor_rows)]
     if res.vector_rows:

@@ -115,6 +115,9 @@ def _cmd_import_zigzag(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .explore import read_sweep_spec
+
+    read_sweep_spec(args.sweep)  # a bad sweep file fails here, before the runner's imports (pandas, numba...)
     from .explore import run_sweep
 
     out = run_sweep(args.sweep, out=args.out, resume=args.resume, workers=args.workers,

@@ -37,16 +37,11 @@ from ..errors import (
 )
 from ._pareto import pareto_mask
 from ._quality import QUALITY_MODELS, QualityModel, quality_model
-from ._spec import DesignPoint, ResolvedSweep, load_sweep
+from ._spec import DesignPoint, ResolvedSweep, _resolve_sweep
+from ._sweep_file import read_sweep_spec
+from ._workers import max_workers
 
 __all__ = ["run_sweep", "evaluate_hardware", "point_columns", "guided_chunks", "max_workers"]
-
-
-def max_workers() -> int:
-    """The most local worker processes a sweep takes: 8 per core (``os.cpu_count()``). More only adds
-    process start-up and memory (the points are CPU-bound; a 432-point sweep took 73 s on 100,000 workers,
-    14 s on 1); a cluster is ``scheduler``'s job."""
-    return 8 * (os.cpu_count() or 1)
 
 
 def point_columns(rs: ResolvedSweep) -> list[str]:
@@ -57,11 +52,13 @@ def point_columns(rs: ResolvedSweep) -> list[str]:
              *(f"a_{n}" for n in names), "status", "error", metric, "quality_detail", "macs", "weight_bytes",
              "bops",
              "compute_cycles", "stall_cycles", "total_cycles", "latency_us", "utilization", "dram_bytes",
-             "energy_pj", *(f"energy_{c}_pj" for c in energy_components(rs.arch)), "within_budget", "pareto"])
+             "energy_pj", *(f"energy_{c}_pj" for c in energy_components(rs.arch)), "area_mm2",
+             "within_budget", "pareto"])
 
 
 def evaluate_hardware(rs: ResolvedSweep, pt: DesignPoint) -> dict[str, Any]:
-    """Timing and energy of one design point (no quality). Infeasible points get ``status='infeasible'``."""
+    """Timing, energy and die area (``area_mm2``, mm^2) of one design point (no quality). Infeasible points
+    get ``status='infeasible'``."""
     row: dict[str, Any] = {"index": pt.index, "point_id": pt.point_id, "policy": pt.policy, **pt.hw}
     bits = pt.bits
     for n, (w, a) in bits.items():
@@ -86,7 +83,8 @@ def evaluate_hardware(rs: ResolvedSweep, pt: DesignPoint) -> dict[str, Any]:
                compute_cycles=int(t["compute_cycles"]), stall_cycles=int(t["stall_cycles"]),
                total_cycles=int(t["total_cycles"]), latency_us=t["latency_us"], utilization=t["utilization"],
                dram_bytes=int(t["dram_read_bytes"] + t["dram_write_bytes"]), energy_pj=t["energy_pj"],
-               **{f"energy_{c}_pj": t[f"energy_{c}_pj"] for c in energy_components(arch)})
+               **{f"energy_{c}_pj": t[f"energy_{c}_pj"] for c in energy_components(arch)},
+               area_mm2=t["area_mm2"])  # the arch's die area (energy.area_breakdown; a chip's: all its cores)
     return row
 
 
@@ -133,26 +131,37 @@ def _recover(pts: Path, rs: ResolvedSweep) -> set[str]:
     """The point ids already in ``points.csv``; rows cut short by a crash (wrong field count, a point id the
     sweep does not have) are dropped, so that they are computed again, and the file is rewritten clean.
     ILP points (``...ilp:<budget>``) are kept: they are added after this check, by the same deterministic
-    solve, and a row whose id the new solve does not produce is left out of the final files."""
+    solve, and a row whose id the new solve does not produce is left out of the final files.
+
+    A file whose header is not this version's columns (:func:`point_columns`; e.g. written before
+    ``area_mm2`` was a column) is rewritten under them, each value by its column name; if it lacks one of
+    them, its rows are dropped and run again (with a warning naming the columns): appending rows of the new
+    columns under the old header would shift every value after the first difference."""
     ids = {p.point_id for p in rs.points}
     with pts.open(newline="") as f:
         rows = list(csv.reader(f))
     if not rows:
         return set()
     head, good, dropped = rows[0], [], 0
+    columns = point_columns(rs)
+    lacking = [c for c in columns if c not in head and c not in ("within_budget", "pareto")]
     for r in rows[1:]:
-        pid = r[head.index("point_id")] if len(r) == len(head) else ""
-        if pid in ids or pid.startswith("ilp:") or "|ilp:" in pid:
-            good.append(r)
+        pid = r[head.index("point_id")] if len(r) == len(head) and "point_id" in head else ""
+        if not lacking and (pid in ids or pid.startswith("ilp:") or "|ilp:" in pid):
+            good.append(dict(zip(head, r, strict=True)))
         else:
             dropped += 1
-    if dropped:
+    if lacking:
+        print(f"hwsim: warning: {pts}: written without the column(s) {', '.join(lacking)} (an older hwsim?): "
+              f"its {dropped} row(s) dropped; those points run again")
+    elif dropped:
         print(f"hwsim: warning: {pts}: {dropped} incomplete row(s) dropped; those points run again")
     tmp = pts.with_suffix(".csv.tmp")
     with tmp.open("w", newline="") as f:
-        csv.writer(f, lineterminator="\n").writerows([head, *good])
+        csv.writer(f, lineterminator="\n").writerows([columns, *([d.get(c, "") for c in columns]
+                                                              for d in good)])
     os.replace(tmp, pts)
-    return {r[head.index("point_id")] for r in good}
+    return {d["point_id"] for d in good}
 
 
 def _append(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
@@ -439,9 +448,10 @@ def run_sweep(path: str | Path, *, out: str | Path | None = None, resume: bool =
                                     and 1 <= workers <= max_workers()):
         raise SpecError("hwsim.sweep()", "workers", f"a whole number of worker processes from 1 to "
                         f"{max_workers()} (8 x the {os.cpu_count() or 1} cores)", workers)
+    spec = read_sweep_spec(path)  # the sweep file itself first: a bad one starts no server
     if scheduler is None and (workers or os.cpu_count() or 1) > 1:
         _forkserver_context(start=True)  # its imports overlap the sweep's loading below
-    rs = load_sweep(path)
+    rs = _resolve_sweep(path, spec)
     if rs.spec.quality:
         QUALITY_MODELS[rs.spec.quality].check()  # a missing package stops the sweep before it writes anything
     out_dir = Path(out) if out else Path("results") / rs.spec.name

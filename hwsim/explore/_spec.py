@@ -15,7 +15,7 @@ Example (``sweeps/digits_codesign.yaml``)::
       uniform: [[8, 8], [4, 4], [2, 2]]    # (weight_bits, act_bits) for every layer
       per_layer: [{conv1: [8, 8], conv2: [4, 4], fc: [4, 8]}]
       random: {count: 10, bits: [2, 4, 8], seed: 0}
-    objectives: {accuracy: max, total_cycles: min, energy_pj: min}
+    objectives: {accuracy: max, total_cycles: min, energy_pj: min}   # also area_mm2 (die area, mm^2)
 
 Every spec error is raised before any work starts, naming the file and key.
 """
@@ -27,134 +27,18 @@ import itertools
 import math
 import random
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict
 
 from ..errors import Found, SpecError
-from ..spec import ArchSpec, SpecModel, Workload, load_arch, load_yaml, validate
+from ..spec import ArchSpec, Workload, load_arch, load_yaml
+from ._sweep_file import read_sweep_spec
+from ._sweep_schema import OBJECTIVES, Bits, PrecisionSpace, QatSpec, RandomPolicies, SweepSpec
 
-__all__ = ["SweepSpec", "QatSpec", "PrecisionSpace", "RandomPolicies", "load_sweep", "ResolvedSweep",
-           "DesignPoint"]
+__all__ = ["SweepSpec", "QatSpec", "PrecisionSpace", "RandomPolicies", "load_sweep", "read_sweep_spec",
+           "ResolvedSweep", "DesignPoint"]
 
-
-
-def _pair(v: Any) -> Any:
-    """A precision policy's bits: a list of two (weight_bits, act_bits); anything else is an error in the
-    project's words (pydantic's would be "Tuple should have at most 2 items after validation")."""
-    if isinstance(v, list | tuple) and len(v) == 2:
-        return v
-    shown = f"[{', '.join(map(repr, v))}]" if isinstance(v, list | tuple) else repr(v)
-    raise ValueError(f"[weight_bits, act_bits]; found {shown[:120]}")
-
-
-#: (weight_bits, act_bits); each an integer (strict: hwsim.spec.SpecModel)
-Bits = Annotated[tuple[int, int], BeforeValidator(_pair)]
-
-
-_Strict = SpecModel
-
-
-class RandomPolicies(_Strict):
-    """``count`` random per-layer policies: each layer's weight and activation bits drawn from ``bits``."""
-
-    count: int = Field(gt=0, le=100000)
-    bits: tuple[int, ...] = Field(min_length=1)
-    seed: int = 0
-
-
-ILP_COSTS = ("total_cycles", "energy_pj", "weight_bytes", "bops")
-
-
-class IlpPolicies(_Strict):
-    """Mixed precision by ILP (HAWQ-V3), one policy per hardware point and budget.
-
-    ``options``: the (weight_bits, act_bits) pairs a layer may take. ``sensitivity``: ``measured`` (the
-    quality model's loss, run bit-accurately with one layer at an option and the others at ``reference``) or a
-    CSV file with columns ``layer, weight_bits, act_bits`` and ``sensitivity_column`` (relative to the sweep
-    file): ``sensitivity`` or ``omega`` (HAWQ's Hessian-weighted perturbation,
-    :func:`hwsim.quant.layer_sensitivity`) as they are, or ``sqnr_db`` turned into the added noise-to-signal
-    ratio ``10^(-SQNR/10) - 10^(-SQNR_ref/10)`` (independent quantization noises add in power). ``budgets``:
-    cost -> fractions of the cost of the uniform ``reference`` policy on the same hardware; one ILP per
-    fraction.
-    """
-
-    options: tuple[Bits, ...] = Field(min_length=1)
-    reference: Bits = (8, 8)
-    sensitivity: str = "measured"
-    sensitivity_column: Literal["sensitivity", "omega", "sqnr_db"] = "sensitivity"
-    budgets: dict[Literal["total_cycles", "energy_pj", "weight_bytes", "bops"], tuple[float, ...]] = Field(
-        min_length=1)
-
-    @field_validator("budgets")
-    @classmethod
-    def _fractions(cls, v: dict) -> dict:
-        for k, fr in v.items():
-            if not fr or any(not f > 0 for f in fr):
-                raise ValueError(f"a non-empty list of fractions > 0 for every budget; found {k}: {list(fr)}")
-        return v
-
-
-class QatSpec(_Strict):
-    """Quantization-aware training of every policy (:class:`hwsim.quant.QATConfig`; the sweep's ``qat:``
-    block).
-
-    With it, a policy's quality is the accuracy of the network trained by QAT at that policy and run on the
-    integer datapath, instead of post-training quantization; trained networks are cached under ``<out>/qat``.
-    """
-
-    method: Literal["ste", "lsq", "lsq+", "pact"] = "lsq"
-    epochs: int = Field(default=3, ge=1, le=200)
-    lr: float = Field(default=2e-3, gt=0, le=1)
-    batch_size: int = Field(default=128, ge=1, le=65536)
-    distill: float = Field(default=0.0, ge=0, le=1)
-    temperature: float = Field(default=2.0, gt=0, le=100)
-    pact_decay: float = Field(default=1e-4, ge=0, le=1)
-    max_train: int | None = Field(default=None, ge=1)
-    seed: int = 0
-
-
-class PrecisionSpace(_Strict):
-    uniform: tuple[Bits, ...] = ()
-    per_layer: tuple[dict[str, Bits], ...] = ()
-    random: RandomPolicies | None = None
-    ilp: IlpPolicies | None = None
-
-
-OBJECTIVES = ("total_cycles", "energy_pj", "latency_us", "weight_bytes", "bops", "dram_bytes", "utilization",
-              "stall_cycles", "compute_cycles")
-
-
-class SweepSpec(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=120)
-    description: str = ""
-    arch: str
-    workload: str
-    quality: str | None = None
-    qat: QatSpec | None = None
-    axes: dict[str, tuple[Any, ...]] = Field(default_factory=dict)
-    precision: PrecisionSpace = PrecisionSpace(uniform=((8, 8),))
-    baselines: tuple[Bits, ...] = ((8, 8), (4, 4))
-    budgets: dict[Literal["total_cycles", "energy_pj", "weight_bytes", "bops"],
-                  float] = Field(default_factory=dict)
-    objectives: dict[str, Literal["min", "max"]] | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if ".." in v:
-            raise ValueError(f"a name without '..' (it names the output folder); found {v!r}")
-        return v
-
-    @field_validator("axes")
-    @classmethod
-    def _axes(cls, v: dict) -> dict:
-        for k, vals in v.items():
-            if len(vals) == 0:
-                raise ValueError(f"a non-empty list of values for every axis; found axis {k!r} empty")
-            if len({repr(x) for x in vals}) != len(vals):
-                raise ValueError(f"distinct values on every axis; found axis {k!r} with {list(vals)}")
-        return v
 
 
 class DesignPoint(BaseModel):
@@ -318,16 +202,17 @@ def load_sweep(path: str | Path) -> ResolvedSweep:
         that names no layer or bits outside 1..16 (2..8 with a ``qat:`` block), an unknown quality
         model — before any work starts.
     """
+    return _resolve_sweep(path, read_sweep_spec(path))
+
+
+def _resolve_sweep(path: str | Path, spec: SweepSpec) -> ResolvedSweep:
+    """The rest of :func:`load_sweep` after :func:`read_sweep_spec` (``spec``, read from ``path``): the arch
+    and workload loaded, every axis and policy checked against them, the points listed."""
     p = Path(path)
     src = str(p)
-    spec = validate(SweepSpec, load_yaml(p), src)
     base = p.parent
     arch_path = (base / spec.arch)
     wl_path = (base / spec.workload)
-    if not arch_path.is_file():
-        raise SpecError(src, "arch", "a path (relative to the sweep file) to an arch YAML", spec.arch)
-    if not wl_path.is_file():
-        raise SpecError(src, "workload", "a path (relative to the sweep file) to a workload", spec.workload)
     arch = load_arch(arch_path)
     from .._io import load_workload
 

@@ -7,15 +7,21 @@
   nodes (needs ``onnx``, imported on first use).
 """
 
-from ._onnx import read_onnx_shapes
-from ._scalesim import (
-    arch_from_scalesim_cfg,
-    read_scalesim_cfg,
-    read_topology_csv,
-    scalesim_conv_padding,
-    write_arch_yaml,
-)
-from ._zigzag import arch_from_zigzag, is_zigzag_hardware
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the lazy names, for type checkers
+    from ._onnx import read_onnx_shapes
+    from ._scalesim import (
+        arch_from_scalesim_cfg,
+        read_scalesim_cfg,
+        read_topology_csv,
+        scalesim_conv_padding,
+        write_arch_yaml,
+    )
+    from ._zigzag import arch_from_zigzag, is_zigzag_hardware
 
 __all__ = [
     "arch_from_scalesim_cfg",
@@ -27,3 +33,24 @@ __all__ = [
     "scalesim_conv_padding",
     "write_arch_yaml",
 ]
+
+#: name -> the module that defines it (the names of ``__all__``, imported on first use: PEP 562; probing an
+#: arch file for ZigZag's format needs no ONNX or SCALE-Sim reader)
+_WHERE = {"read_onnx_shapes": "_onnx", "arch_from_scalesim_cfg": "_scalesim",
+          "read_scalesim_cfg": "_scalesim", "read_topology_csv": "_scalesim",
+          "scalesim_conv_padding": "_scalesim", "write_arch_yaml": "_scalesim",
+          "arch_from_zigzag": "_zigzag", "is_zigzag_hardware": "_zigzag"}
+
+
+def __getattr__(name: str) -> Any:
+    """``hwsim.frontends.NAME`` for a name of ``__all__``: its module imported now, the value cached here."""
+    mod = _WHERE.get(name)
+    if mod is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{mod}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -6,28 +6,34 @@ on it without a cycle (``tests/test_layout.py`` walks the imports). Formulas and
 function's docstring (``docs/verification.md`` for the runtimes' exact semantics).
 """
 
-from ._affine import (
-    QParams,
-    as_float32,
-    asymmetric_per_tensor,
-    check_bits,
-    dequantize,
-    minmax_calibrate,
-    qrange,
-    quantize,
-    symmetric_per_channel,
-)
-from ._requant import (
-    PROFILES,
-    ROUNDING_MODES,
-    check_profile,
-    dyadic_multiplier,
-    fbgemm_bias_addend,
-    quantize_multiplier,
-    requant_multiplier,
-    requantize,
-    round_values,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the lazy names, for type checkers
+    from ._affine import (
+        QParams,
+        as_float32,
+        asymmetric_per_tensor,
+        check_bits,
+        dequantize,
+        minmax_calibrate,
+        qrange,
+        quantize,
+        symmetric_per_channel,
+    )
+    from ._requant import (
+        PROFILES,
+        ROUNDING_MODES,
+        check_profile,
+        dyadic_multiplier,
+        fbgemm_bias_addend,
+        quantize_multiplier,
+        requant_multiplier,
+        requantize,
+        round_values,
+    )
 
 __all__ = [
     # _affine
@@ -37,3 +43,25 @@ __all__ = [
     "PROFILES", "ROUNDING_MODES", "check_profile", "requant_multiplier", "requantize", "quantize_multiplier",
     "dyadic_multiplier", "round_values", "fbgemm_bias_addend",
 ]
+
+#: name -> the module that defines it (the names of ``__all__``, imported on first use: PEP 562; the profile
+#: and rounding names without numpy or numba)
+_WHERE = {**dict.fromkeys(("QParams", "qrange", "check_bits", "as_float32", "symmetric_per_channel",
+                           "asymmetric_per_tensor", "minmax_calibrate", "quantize", "dequantize"), "_affine"),
+          **dict.fromkeys(("check_profile", "requant_multiplier", "requantize", "quantize_multiplier",
+                           "dyadic_multiplier", "round_values", "fbgemm_bias_addend"), "_requant"),
+          "PROFILES": "_modes", "ROUNDING_MODES": "_modes"}
+
+
+def __getattr__(name: str) -> Any:
+    """``hwsim.numerics.NAME`` for a name of ``__all__``: its module imported now, the value cached here."""
+    mod = _WHERE.get(name)
+    if mod is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{mod}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -31,14 +31,11 @@ import math
 import numpy as np
 from numba import njit
 
+from ._modes import PROFILES, ROUNDING_MODES
+
 __all__ = ["PROFILES", "ROUNDING_MODES", "requant_multiplier", "requantize", "quantize_multiplier",
            "dyadic_multiplier", "round_values", "fbgemm_bias_addend"]
 
-#: The requantization profiles that :func:`requantize` knows.
-PROFILES = ("ort_cpu", "torch_onednn", "tflite_double", "tflite_single", "hawq_dyadic", "torch_fbgemm")
-
-#: Rounding modes of :func:`round_values` and of ``requantize(..., rounding=...)``.
-ROUNDING_MODES = ("half_even", "half_away", "half_up", "floor", "stochastic")
 
 _FLOAT32_PROFILES = ("ort_cpu", "torch_onednn", "torch_fbgemm")
 

@@ -100,7 +100,9 @@ def sweep_report(rs: Any, df: pd.DataFrame, chosen: pd.Series | None, chosen_row
              f"{len(df) - n_ok - n_inf} failed) over axes {axes or '(none)'} of arch {rs.arch.name} and "
              f"{df['policy'].nunique()} precision policies of workload {rs.workload.name}. "
              f"Quality: {metric or 'none'} from a bit-accurate run of the real network. Cycles are array "
-             f"clock cycles, energy pJ (uJ in the plots). Objectives: {dict(rs.spec.objectives)}{bf}.")
+             f"clock cycles, energy pJ (uJ in the plots), area_mm2 the die area in mm^2 (PEs, on-chip "
+             f"memories and requantizers from the {rs.arch.energy.technology} technology table; DRAM, the "
+             f"network and control not counted). Objectives: {dict(rs.spec.objectives)}{bf}.")
     if metric:
         sections.append((f"{metric} vs latency", pareto_figure(
             df, "total_cycles", metric, axes=axes, baselines=baselines,
@@ -117,8 +119,21 @@ def sweep_report(rs: Any, df: pd.DataFrame, chosen: pd.Series | None, chosen_row
                      yaxis_type="log", xaxis_title="total cycles", yaxis_title="energy per inference (uJ)",
                      height=440)
     sections.append(("Energy vs latency", le))
+    if "area_mm2" in rs.spec.objectives:
+        if metric:
+            sections.append((f"{metric} vs area", pareto_figure(
+                df, "area_mm2", metric, axes=axes, baselines=baselines, x_title="die area (mm^2)",
+                y_title=metric, title=f"{metric} vs area")))
+        ea = go.Figure()
+        ea.add_scatter(x=ok["area_mm2"], y=ok["energy_pj"] / 1e6, mode="markers", text=_hover(ok, axes),
+                       marker=dict(color=ok["pareto"].map({True: "#d62728", False: "#9aa7b8"})),
+                       hovertemplate="%{text}<br>%{x:,.4g} mm^2, %{y:,.4g} uJ<extra></extra>", name="points")
+        ea.update_layout(title="Energy vs area (red: on the Pareto front of all objectives)",
+                         xaxis_type="log", yaxis_type="log", xaxis_title="die area (mm^2)",
+                         yaxis_title="energy per inference (uJ)", height=440)
+        sections.append(("Energy vs area", ea))
     front_cols = ["point", "policy", *axes, *(m for m in [metric] if m), "total_cycles", "latency_us",
-                  "energy_uj", "utilization"]
+                  "energy_uj", "area_mm2", "utilization"]
     front = df[df["pareto"]].sort_values("energy_pj").copy()
     front["point"] = [f"#{int(i)}" for i in front["index"]]
     front["energy_uj"] = front["energy_pj"] / 1e6

@@ -10,16 +10,18 @@ import difflib
 import math
 import re
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
 
 from ..errors import Found, SpecError, short_repr
 
+if TYPE_CHECKING:  # pydantic is imported by validate() (load_yaml needs PyYAML alone: a bad file fails fast)
+    from pydantic import BaseModel
+
 __all__ = ["load_yaml", "validate", "key_path"]
 
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", bound="BaseModel")
 
 
 def key_path(loc: tuple) -> str:
@@ -309,6 +311,8 @@ def _known_keys(model: type[BaseModel], loc: tuple) -> list[str]:
     message)."""
     import typing
 
+    from pydantic import BaseModel
+
     cur: Any = model
     for part in loc[:-1]:
         if isinstance(part, int):
@@ -339,6 +343,8 @@ def _known_keys(model: type[BaseModel], loc: tuple) -> list[str]:
 
 def _members(tp: Any) -> list[type[BaseModel]]:
     import typing
+
+    from pydantic import BaseModel
 
     out: list[type[BaseModel]] = []
     for a in typing.get_args(tp) or ():
@@ -420,6 +426,8 @@ def validate(model: type[M], data: dict[str, Any], source: str, *, prefix: str =
     Unknown keys are errors (models forbid extras), so a misspelt key is never silently ignored: an unknown
     key is reported before the missing key it was probably meant to be, with a suggestion.
     """
+    from pydantic import ValidationError
+
     try:
         return model.model_validate(data)
     except ValidationError as e:
