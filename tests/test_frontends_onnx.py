@@ -215,3 +215,121 @@ def test_elementwise_ops_with_a_constant_are_vector_ops(tmp_path):
         "add": (40, 32), "mul": (33, 32), "div": (33, 32), "sub": (33, 32), "sqrt": (32, 32)}
     # DRAM energy: horowitz_45nm 1300 pJ per 64-bit access = 162.5 pJ per byte: add (40 + 32) B = 11,700 pJ
     assert v["add"]["energy_dram_pj"] == pytest.approx(72 * 162.5)
+
+
+def _dynamic_cnn(tmp_path):
+    """A float Conv(3->4, 3x3, pad 1) - Relu - Flatten - MatMul(256 x 10) - Add model on a 1x3x8x8 input,
+    quantized by onnxruntime's own quantize_dynamic (QInt8 weights): DynamicQuantizeLinear in front of a
+    ConvInteger and a MatMulInteger, each followed by Cast, Mul(the product of the two scales), Add(bias)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    rng = np.random.default_rng(0)
+    f32 = np.float32
+    inits = [numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(f32), "wc"),
+             numpy_helper.from_array(rng.standard_normal(4).astype(f32), "bc"),
+             numpy_helper.from_array(rng.standard_normal((256, 10)).astype(f32), "wf"),
+             numpy_helper.from_array(rng.standard_normal(10).astype(f32), "bf")]
+    nodes = [helper.make_node("Conv", ["x", "wc", "bc"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"], name="relu"),
+             helper.make_node("Flatten", ["r"], ["f"], name="flat"),
+             helper.make_node("MatMul", ["f", "wf"], ["m"], name="fc"),
+             helper.make_node("Add", ["m", "bf"], ["y"], name="bias")]
+    g = helper.make_graph(nodes, "dyn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])], initializer=inits)
+    f = tmp_path / "f32.onnx"
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.save(m, str(f))
+    q = tmp_path / "dyn.onnx"
+    quantize_dynamic(str(f), str(q), weight_type=QuantType.QInt8)
+    return q
+
+
+def test_dynamic_quantization_is_gemms_and_vector_ops(tmp_path):
+    # The trial's mlp_dyn.onnx / d17.onnx (quantize_dynamic): before the fix 'layers[0].elements: expected
+    # the element count of the network input (a non-GEMM node reads it), found nothing (node
+    # ..._quant_scales_mul)': DynamicQuantizeLinear passed its input through to its scale output too, and the
+    # scalar Mul(x_scale, w_scale) became a vector node reading the network input
+    from hwsim._pipeline import simulate_workload
+
+    from .utils import make_arch
+
+    p = _dynamic_cnn(tmp_path)
+    ops = [n.op_type for n in onnx.load(str(p)).graph.node]
+    assert {"DynamicQuantizeLinear", "ConvInteger", "MatMulInteger"} <= set(ops)
+    w = read_onnx_shapes(p)
+    kinds = [x.op for x in w.nodes]
+    # quantize, conv, dequantize mul, bias add, quantize (Relu and Flatten pass through), gemm, mul, add
+    assert kinds == ["quantize", "conv2d", "mul", "add", "quantize", "gemm", "mul", "add"]
+    conv, fc = w.layers
+    # ConvInteger 3x3 pad 1 keeps 8x8: M = 64, K = 3*9 = 27, N = 4 -> 6,912 MACs; MatMulInteger (1, 256) x
+    # (256, 10): M 1, K 256, N 10 -> 2,560 MACs; uint8 activations, int8 weights
+    assert (conv.gemm.m, conv.gemm.k, conv.gemm.n) == (64, 27, 4)
+    assert (fc.m, fc.k, fc.n, fc.count) == (1, 256, 10, 1)
+    assert w.total_macs == 6_912 + 2_560
+    assert [(x.weight_bits, x.act_bits) for x in (conv, fc)] == [(8, 8), (8, 8)]
+    q0, _, mul0, add0, q1, _, mul1, add1 = w.nodes
+    # DynamicQuantizeLinear over its input: 1*3*8*8 = 192 and the conv's 4*8*8 = 256 elements, to uint8
+    assert (q0.elements, q0.bits, q0.inputs) == (192, 8, ("input",))
+    assert (q1.elements, q1.bits, q1.inputs) == (256, 8, (add0.name,))
+    # the dequantizing multiply by the run-time scalar x_scale * w_scale (1 element) and the bias (4, 10)
+    assert (mul0.elements, mul0.constant, add0.constant) == (256, 1, 4)
+    assert (mul1.elements, mul1.constant, add1.constant) == (10, 1, 10)
+    vu = {"lanes": 4, "arithmetic": "int", "int_bits": 32, "latency_cycles": 2,
+          "throughput": {"add": 1, "mul": 1, "max": 1, "exp": 1, "divide": 0.25, "rsqrt": 0.25}}
+    res = simulate_workload(make_arch(vector_unit=vu), w)
+    v = {r["node"]: r for r in res.vector_rows}[q0.name]
+    # quantize, n = 192: min and max (max 2n) + clamp (max 2n) = 768, mul 192, add 192, one divide (the
+    # reciprocal of the scale). 4 lanes: max 768/4 = 192, mul 48, add 48, divide 1 / (4 lanes * 0.25) = 1
+    # cycle, + 2 latency = 291 cycles
+    assert (v["ops_max"], v["ops_mul"], v["ops_add"], v["ops_divide"]) == (768, 192, 192, 1)
+    assert v["compute_cycles"] == 192 + 48 + 48 + 1 + 2
+
+
+def test_simulate_cli_takes_a_dynamic_quantized_model(tmp_path, capsys):
+    from hwsim.cli import main
+
+    p = _dynamic_cnn(tmp_path)
+    assert main(["simulate", str(ROOT / "arch/tpu_v1.yaml"), str(p), "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr()
+    # 6,912 + 2,560 MACs (test_dynamic_quantization_is_gemms_and_vector_ops); 6 non-GEMM nodes on TPU v1's
+    # vector unit, none named in a warning
+    assert ": 2 layers, 9,472 MACs," in out.out and "; 6 non-GEMM nodes," in out.out
+    assert "warning" not in out.err
+
+
+def test_symbolic_input_dims_bound_to_one_or_given(tmp_path):
+    # the trial's dyn.onnx (torch export with dynamic_axes={"x": {0: "b"}}): before the fix 'expected
+    # inferable input shapes, found [0, 3, 10, 10] and ...'. Now 'b' is bound to 1 with a warning naming it,
+    # or to dims={"b": N}
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 3, 10, 10])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 4])
+    inits = [numpy_helper.from_array(np.zeros((8, 3, 3, 3), np.float32), "w"),
+             numpy_helper.from_array(np.zeros((8, 4), np.float32), "wf")]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+             helper.make_node("GlobalAveragePool", ["c"], ["g"], name="gap"),
+             helper.make_node("Flatten", ["g"], ["f"]),
+             helper.make_node("Gemm", ["f", "wf"], ["y"], name="fc")]
+    p = tmp_path / "sym.onnx"
+    onnx.save(helper.make_model(helper.make_graph(nodes, "sym", [x], [y], initializer=inits),
+                                opset_imports=[helper.make_opsetid("", 17)]), str(p))
+    with pytest.warns(ShapeWarning) as rec:
+        w = read_onnx_shapes(p)
+    assert [str(r.message) for r in rec] == [
+        f"{p}: symbolic input dimension(s) bound to 1: x[0] 'b' (another value: read_onnx_shapes(dims=...), "
+        "or fix it in the file with python -m onnxruntime.tools.make_dynamic_shape_fixed --dim_param NAME "
+        "--dim_value N IN OUT)"]
+    # batch 1: conv 3x3 valid on 10x10 -> 8x8: M = 64, K = 27, N = 8; fc (1, 8) x (8, 4)
+    conv, fc = w.layers
+    assert (conv.batch, conv.gemm.m, conv.gemm.k, conv.gemm.n, fc.m, fc.k, fc.n) == (1, 64, 27, 8, 1, 8, 4)
+    import warnings as _w
+
+    with _w.catch_warnings():
+        _w.simplefilter("error")
+        w5 = read_onnx_shapes(p, dims={"b": 5})
+    conv, fc = w5.layers
+    # batch 5: M = 5 * 64 = 320; fc M = 5
+    assert (conv.batch, conv.gemm.m, fc.m) == (5, 320, 5)
+    with pytest.raises(SpecError, match=r"sym\.onnx: dims\.batch: expected a symbolic dimension of the "
+                                        r"model's inputs \(b\), found 'batch'"):
+        read_onnx_shapes(p, dims={"batch": 5})

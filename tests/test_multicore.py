@@ -277,3 +277,22 @@ def test_noc_paths_by_hand():
     assert cfg.path("hub", "c1") == [("hub", "c0"), ("c0", "c1")]
     assert cfg.path("c0", "c2") == [("c0", "c1"), ("c1", "c2")]
     assert cfg.path("c2", "c2") == []
+
+
+@pytest.mark.parametrize("split", ["n", "m"])
+def test_decode_batch_over_cores_reads_each_sequence_cache_once(split):
+    # One GPT-2 block, decode at context 256, batch 4, 8-bit KV, on the 4 cores. The attention GEMMs are
+    # (1, 64) x (64, 256) per KV head and sequence: count = 12 heads * 4 sequences = 48, which the 4 cores
+    # divide (split n: by heads x sequences; split m: m = 1 does not divide, so by the same copies, i.e.
+    # each core its sequence). Each core: 12 copies, K read 12 * 64 * 256 B = 196,608; the chip reads
+    # 4 * 196,608 = 786,432 B = 4 sequences * 256 tokens * 768 B, each sequence's K exactly once.
+    wl = transformer_workload(model="gpt2_small", phase="decode", context=256, batch=4, kv_bits=8,
+                              n_layer=1, lm_head=False)
+    c = ARCH.cores.model_dump()
+    c["split"] = split
+    res = simulate_workload(ARCH.replace(cores=c), wl)
+    parts = [r for r in res.rows if r["layer"].endswith("/h.0.attn.scores")]
+    assert [(r["m"], r["groups"]) for r in parts] == [(1, 12)] * 4
+    assert [r["dram_filter_read_bytes"] for r in parts] == [196_608] * 4
+    ctx = [r for r in res.rows if r["layer"].endswith("/h.0.attn.context")]
+    assert sum(r["dram_filter_read_bytes"] for r in ctx) == 786_432

@@ -51,6 +51,58 @@ def test_gpt2_decode_dram_bytes_per_token(kv_bits, expected):
     assert dram == expected
 
 
+def _dram_bytes(res):
+    return sum(r["dram_read_bytes"] + r["dram_write_bytes"] for r in res.rows + res.vector_rows)
+
+
+@pytest.mark.parametrize("batch, expected", [(1, 142_476_625), (4, 199_310_404)])
+def test_gpt2_decode_kv_cache_read_per_sequence(batch, expected):
+    # Every sequence of a decode batch has its own KV cache, so the cache read scales with the batch; the
+    # weights are read once per step whatever the batch (M = batch rows share them). TPU v1, reuse
+    # inter_layer, 8-bit weights and KV (the hand derivation of test_gpt2_decode_dram_bytes_per_token):
+    #   weights  12 * (4*768*768 + 2*768*3072) + 768*50257                       = 123,532,032 (any batch)
+    #   KV read  2 (K, V) * 12 layers * 1024 context * 768 d_model * 8/8 * batch  = 18,874,368 * batch
+    #   KV write 2 * 12 * 768 * batch                                              = 18,432 * batch
+    #   input    768 * batch read twice (layer 0's ln_1 and its residual add)      = 1,536 * batch
+    #   logits   50,257 * batch written
+    # batch 1: 123,532,032 + 18,874,368 + 18,432 + 1,536 + 50,257                 = 142,476,625
+    # batch 4: 123,532,032 + 75,497,472 + 73,728 + 6,144 + 201,028               = 199,310,404
+    # (before the fix batch 4 gave 142,687,300: one K/V read shared by the 4 sequences)
+    arch = load_arch(ROOT / "arch/tpu_v1.yaml").replace(**{"timing.reuse": "inter_layer"})
+    wl = transformer_workload(model="gpt2_small", phase="decode", context=1024, kv_bits=8, batch=batch)
+    # MACs: batch x the batch-1 count 142,406,400 (test_macs_from_published_shapes); the attention part per
+    # layer 2 * 12 heads * 64 * 1024 * batch, as (q_per_kv = 1, 64) x (64, 1024) GEMMs, 12 * batch of them
+    assert wl.total_macs == 142_406_400 * batch
+    s = {n.name: n for n in wl.layers}["h.0.attn.scores"]
+    c = {n.name: n for n in wl.layers}["h.0.attn.context"]
+    assert (s.m, s.k, s.n, s.count) == (1, 64, 1024, 12 * batch)
+    assert (c.m, c.k, c.n, c.count) == (1, 1024, 64, 12 * batch)
+    res = simulate_workload(arch, wl)
+    assert _dram_bytes(res) == expected
+    rows = {r["layer"]: r for r in res.rows}
+    # one layer's K read: 1024 * 768 B per sequence = 786,432 * batch (V the same)
+    assert rows["h.0.attn.scores"]["dram_filter_read_bytes"] == 786_432 * batch
+    assert rows["h.0.attn.context"]["dram_filter_read_bytes"] == 786_432 * batch
+
+
+def test_gqa_decode_batch_shares_kv_within_a_sequence_only():
+    # One Llama-2-7B block with GQA (32 q heads, 8 KV heads of d_head 128), decode at context 256, batch 2,
+    # 8-bit KV: QK^T is (4 q heads of a group, 128) x (128, 256), one per KV head per sequence: count 16.
+    #   MACs of scores  4 * 128 * 256 * 16 = 2,097,152 = 32 heads * 128 * 256 * 2 sequences
+    #   K read          16 * 128 * 256 * 8/8 = 524,288 B = 2 sequences * 256 tokens * (8 * 128) B
+    #   (shared by the 4 q heads of a group, not by the 2 sequences); V read the same
+    arch = load_arch(ROOT / "arch/tpu_v1.yaml").replace(**{"timing.reuse": "inter_layer"})
+    wl = transformer_workload(model="llama2_7b", phase="decode", context=256, n_kv_heads=8, n_layer=1,
+                              batch=2, kv_bits=8, lm_head=False)
+    nodes = {n.name: n for n in wl.layers}
+    s, c = nodes["h.0.attn.scores"], nodes["h.0.attn.context"]
+    assert (s.m, s.k, s.n, s.count, s.gemm.macs) == (4, 128, 256, 16, 2_097_152)
+    assert (c.m, c.k, c.n, c.count, c.gemm.macs) == (4, 256, 128, 16, 2_097_152)
+    rows = {r["layer"]: r for r in simulate_workload(arch, wl).rows}
+    assert rows["h.0.attn.scores"]["dram_filter_read_bytes"] == 524_288
+    assert rows["h.0.attn.context"]["dram_filter_read_bytes"] == 524_288
+
+
 def test_w4a16_group_scales_in_weight_traffic():
     # one Llama-2-7B block, W4A16, groups of 128 along K: q_proj (4096 x 4096) reads 4096*4096*4/8 =
     # 8,388,608 B of weights plus (4096/128)*4096 scales * 2 B = 262,144 B; down (11008 x 4096):

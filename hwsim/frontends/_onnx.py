@@ -25,7 +25,12 @@ the node is sized by the activation, the constant's elements are its ``constant`
 QLinear forms (pools, with the input shape), Concat and QLinearConcat (``concat``), Softmax (``softmax``),
 LayerNormalization (``layernorm``), Gelu and its contrib forms (``gelu``), Sigmoid / QLinearSigmoid /
 HardSigmoid (``sigmoid``), Tanh (``tanh``), CumSum (``cumsum``), Resize / Upsample / Pad / Tile /
-DepthToSpace / SpaceToDepth (``copy``, the output's elements). Any other node that reads an activation also
+DepthToSpace / SpaceToDepth (``copy``, the output's elements), DynamicQuantizeLinear (``quantize`` over its
+input's elements, ``bits`` from its output type; its scale and zero point are run-time scalars taken as
+constants, so the scalar ``Mul(x_scale, w_scale)`` that ``quantize_dynamic`` writes before each
+ConvInteger/MatMulInteger is folded and the dequantizing ``Mul`` after it is a ``mul`` with a 1-element
+constant). Symbolic input dimensions (``dim_param``) take ``dims[name]``, else 1 with a
+:class:`~hwsim.errors.ShapeWarning` naming them. Any other node that reads an activation also
 passes it through, and is named in one :class:`~hwsim.errors.ShapeWarning` (not timed, priced or counted).
 The second input of a MatMul of two activations (attention's K^T, V) is kept as the layer's second input.
 """
@@ -34,6 +39,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 from ..errors import ShapeWarning, SpecError, input_file
@@ -70,13 +76,14 @@ _VECTOR = {"Add": ("add", (0, 1)), "Sum": ("add", (0, 1)), "QLinearAdd": ("add",
            "QuickGelu": ("gelu", (0,)), "Sigmoid": ("sigmoid", (0,)), "QLinearSigmoid": ("sigmoid", (0,)),
            "HardSigmoid": ("sigmoid", (0,)), "Tanh": ("tanh", (0,)), "CumSum": ("cumsum", (0,)),
            "Resize": ("copy", (0,)), "Upsample": ("copy", (0,)), "Pad": ("copy", (0,)),
-           "Tile": ("copy", (0,)), "DepthToSpace": ("copy", (0,)), "SpaceToDepth": ("copy", (0,))}
+           "Tile": ("copy", (0,)), "DepthToSpace": ("copy", (0,)), "SpaceToDepth": ("copy", (0,)),
+           "DynamicQuantizeLinear": ("quantize", (0,))}
 # operators whose output is the input tensor itself for the timing model: layout, shape, cast, quantize
 # (folded into the producer's requantization) and activations folded into the layer before
 _PASS_THROUGH = frozenset({
     "Relu", "LeakyRelu", "QLinearLeakyRelu", "Clip", "BatchNormalization", "Reshape", "Flatten", "Transpose",
     "Squeeze", "Unsqueeze", "Identity", "Dropout", "Cast", "CastLike", "QuantizeLinear", "DequantizeLinear",
-    "DynamicQuantizeLinear", "Constant", "ConstantOfShape", "Shape", "Size", "Gather", "Slice", "Split",
+    "Constant", "ConstantOfShape", "Shape", "Size", "Gather", "Slice", "Split",
     "Expand", "Range"})
 # contrib ops onnx's shape inference does not know: (standard op with the same output shape, the inputs it
 # takes, the attributes kept) for the copy that is only used to infer shapes
@@ -126,8 +133,52 @@ def _shape_model(model):
     return m
 
 
-def read_onnx_shapes(path: str | Path, *, name: str | None = None) -> Workload:
-    """Read an ONNX model's GEMM layers and non-GEMM nodes (float, QDQ or QOperator).
+def _bind_symbolic_dims(model, dims: Mapping[str, int], source: str) -> list[str]:
+    """Give every graph input dimension without a value one: ``dims[name]`` (``name`` its ``dim_param``, or
+    ``input[axis]`` for an unnamed one), else 1; a named dimension takes the value everywhere it appears
+    (inputs, ``value_info``, outputs). Returns the dimensions bound to the default 1, as ``x[0] 'b'``.
+
+    Raises
+    ------
+    SpecError
+        ``dims`` naming no symbolic dimension of the model's inputs.
+    """
+    inits = {i.name for i in model.graph.initializer}
+    found: dict[str, int] = {}
+    defaulted: list[str] = []
+    for vi in model.graph.input:
+        if vi.name in inits or not vi.type.tensor_type.HasField("shape"):
+            continue
+        for axis, d in enumerate(vi.type.tensor_type.shape.dim):
+            if d.HasField("dim_value") and d.dim_value > 0:
+                continue
+            key = d.dim_param or f"{vi.name}[{axis}]"
+            value = dims.get(key, 1)
+            if key not in dims:
+                defaulted.append(f"{vi.name}[{axis}]" + (f" {d.dim_param!r}" if d.dim_param else ""))
+            found[key] = value
+            d.dim_value = value
+    unknown = sorted(set(dims) - set(found))
+    if unknown:
+        raise SpecError(source, f"dims.{unknown[0]}", "a symbolic dimension of the model's inputs ("
+                        + (", ".join(sorted(found)) or "it has none") + ")", unknown[0])
+    for vi in list(model.graph.value_info) + list(model.graph.output):
+        if vi.type.tensor_type.HasField("shape"):
+            for d in vi.type.tensor_type.shape.dim:
+                if d.dim_param in found:
+                    d.dim_value = found[d.dim_param]
+    return defaulted
+
+
+def read_onnx_shapes(path: str | Path, *, name: str | None = None,
+                     dims: Mapping[str, int] | None = None) -> Workload:
+    """Read an ONNX model's GEMM layers and non-GEMM nodes (float, QDQ or QOperator, or dynamically
+    quantized).
+
+    ``dims``: values of the inputs' symbolic dimensions, by ``dim_param`` (``{"batch": 8}``) or, for an
+    unnamed one, ``"input[axis]"``; a symbolic dimension not given is bound to 1 with a warning naming it
+    (``hwsim simulate`` has no option for it: fix it in the file with onnxruntime's
+    ``python -m onnxruntime.tools.make_dynamic_shape_fixed --dim_param b --dim_value 8 in.onnx out.onnx``).
 
     Returns
     -------
@@ -139,12 +190,14 @@ def read_onnx_shapes(path: str | Path, *, name: str | None = None) -> Workload:
     Warns
     -----
     ShapeWarning
-        Naming the nodes with MACs but no layer kind, and the nodes that are not timed.
+        Naming the nodes with MACs but no layer kind, the nodes that are not timed, and the symbolic input
+        dimensions bound to 1.
 
     Raises
     ------
     SpecError
-        Missing file, not an ONNX model, or a node whose shapes cannot be inferred (named by node).
+        Missing file, not an ONNX model, a node whose shapes cannot be inferred (named by node), or ``dims``
+        naming no symbolic input dimension (``dims.NAME``).
     """
     import onnx
     from onnx import shape_inference
@@ -152,8 +205,17 @@ def read_onnx_shapes(path: str | Path, *, name: str | None = None) -> Workload:
     p = input_file(path, "an existing ONNX file")
     try:
         model = onnx.load(str(p), load_external_data=False)
+    except Exception as e:  # onnx raises DecodeError...
+        raise SpecError(str(p), "", "a valid ONNX model", type(e).__name__, detail=str(e)[:200]) from None
+    defaulted = _bind_symbolic_dims(model, dict(dims or {}), str(p))
+    if defaulted:
+        warnings.warn(f"{p}: symbolic input dimension(s) bound to 1: {', '.join(defaulted)} (another value: "
+                      "read_onnx_shapes(dims=...), or fix it in the file with python -m "
+                      "onnxruntime.tools.make_dynamic_shape_fixed --dim_param NAME --dim_value N IN OUT)",
+                      ShapeWarning, stacklevel=2)
+    try:
         inferred = shape_inference.infer_shapes(_shape_model(model))
-    except Exception as e:  # onnx raises DecodeError, ValidationError, InferenceError...
+    except Exception as e:  # onnx raises ValidationError, InferenceError...
         raise SpecError(str(p), "", "a valid ONNX model", type(e).__name__, detail=str(e)[:200]) from None
     g = model.graph
     shapes: dict[str, list[int]] = {}
@@ -263,6 +325,8 @@ def read_onnx_shapes(path: str | Path, *, name: str | None = None) -> Workload:
             entry: dict = {"name": vname, "op": op, "inputs": ins}
             if constant is not None:
                 entry["constant"] = constant
+            if op == "quantize" and qbits(node.output[0]):
+                entry["bits"] = qbits(node.output[0])
             out_shape = shapes.get(node.output[0])
             if out_shape and 0 not in out_shape:
                 entry["elements"] = math.prod(out_shape)
@@ -283,6 +347,9 @@ def read_onnx_shapes(path: str | Path, *, name: str | None = None) -> Workload:
             layers.append(entry)
             for o in node.output:
                 producer[o] = vname
+            if op == "quantize":  # its scale and zero point: run-time scalars, taken as constants
+                for o in node.output[1:]:
+                    producer[o] = None
             continue
         lname = node.name or f"{node.op_type.lower()}_{idx}"
         while lname in used:

@@ -14,6 +14,7 @@ pool's window. Counts per node:
  relu        max n                                       max n
  requant     mul n, add n (rounding shift), max 2n       the same (scale, round, clamp to [lo, hi])
              (clamp)
+ quantize    max 4n, mul n, add n, divide 1              the same
  maxpool     max (k-1) n                                 max (k-1) n
  avgpool     add (k-1) n, mul n (x 1/k)                  add (k-1) n, mul n
  concat      none (data movement only)                   none
@@ -53,6 +54,13 @@ in the tanh form ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`` (Hendrycks 
 divide n; SiLU ``x / (1 + exp(-x))``; sigmoid ``1 / (1 + exp(-x))``; tanh ``1 - 2 / (exp(2x) + 1)``. A
 running sum (``cumsum``, ONNX CumSum) is one add per output element.
 
+``quantize`` is dynamic quantization (ONNX DynamicQuantizeLinear, ``onnx/defs/quantization/defs.cc``:
+``scale = (max(0, x_max) - min(0, x_min)) / 255``, ``y = saturate(round(x / scale) + zero_point)``): the
+running min and max over the tensor (max-class, 2n), one division for the reciprocal of the scale (the
+zero point's few scalar ops are left out), then per element a multiply by that reciprocal (assumed in place
+of the spec's division, as ``requant``'s fixed-point multiply), the rounding and zero-point add and the
+clamp: mul n, add n, max 2n.
+
 ``div`` (ONNX Div) is one division per element, also when the divisor is a constant (a compiler may fold
 it into a multiply by the reciprocal; not assumed here). ``sqrt`` (ONNX Sqrt) is ``x * rsqrt(x)``: one
 ``rsqrt``-class op and one multiply per element. A constant operand of ``add``/``mul``/``div`` (a bias, a
@@ -71,9 +79,9 @@ def vector_op_counts(op: str, *, elements: int, row: int = 1, window: int = 1,
     Parameters
     ----------
     op : str
-        The node's op (``add``, ``mul``, ``div``, ``sqrt``, ``relu``, ``requant``, ``maxpool``, ``avgpool``,
-        ``concat``, ``softmax``, ``layernorm``, ``gelu``, ``silu``, ``sigmoid``, ``tanh``, ``cumsum``,
-        ``copy``).
+        The node's op (``add``, ``mul``, ``div``, ``sqrt``, ``relu``, ``requant``, ``quantize``, ``maxpool``,
+        ``avgpool``, ``concat``, ``softmax``, ``layernorm``, ``gelu``, ``silu``, ``sigmoid``, ``tanh``,
+        ``cumsum``, ``copy``).
     elements : int
         Output elements ``n``.
     row, window : int
@@ -106,6 +114,8 @@ def vector_op_counts(op: str, *, elements: int, row: int = 1, window: int = 1,
         c = {"max": n}
     elif op == "requant":
         c = {"mul": n, "add": n, "max": 2 * n}
+    elif op == "quantize":
+        c = {"max": 4 * n, "mul": n, "add": n, "divide": 1}
     elif op == "maxpool":
         c = {"max": (k - 1) * n}
     elif op == "avgpool":

@@ -6,7 +6,10 @@
   Each core reads its slice of the weights and the *whole* input: the next layer needs every core's output
   slice (an all-gather over the network, :func:`hwsim.simulate_multicore` counts it).
 * ``m``: rows. ``fc``/``gemm`` ``m`` (tokens or batch), a conv's ``batch`` (spatial splits with halos are not
-  modelled). Each core reads all the weights (no multicast: the weights are fetched once per core).
+  modelled). Each core reads all the weights (no multicast: the weights are fetched once per core). A
+  ``gemm`` whose ``m`` the cores do not divide but whose ``count`` they do is split by its independent copies
+  instead: decode attention is ``count`` = KV heads x sequences with ``m`` = q heads per KV head, so a batch
+  split gives each core its sequences, and each core reads only their KV caches.
 
 Parts are equal; a dimension the core count does not divide is an error, or with ``cores.uneven`` the first
 ``d mod c`` cores take one more. Non-GEMM nodes follow their producers (their element counts come from the
@@ -39,7 +42,11 @@ def split_key(nd, cores: int, mode: str = "n") -> tuple[str, int]:
         if g > 1 and g % cores == 0:
             return ("count", g) if isinstance(nd, Gemm) else ("groups", g)
         return ("n", nd.n) if isinstance(nd, Gemm) else ("out_channels", nd.out_channels)
-    return ("m", nd.m) if isinstance(nd, Gemm) else ("batch", nd.batch)
+    if isinstance(nd, Gemm):
+        if nd.m % cores and nd.count > 1 and nd.count % cores == 0:
+            return ("count", nd.count)
+        return ("m", nd.m)
+    return ("batch", nd.batch)
 
 
 def split_workload(wl: Workload, cores: int, mode: str = "n", *, uneven: bool = False,

@@ -21,13 +21,15 @@ Every key of a model can be overridden (``n_layer: 1`` gives one block).
 per head (masked, not skipped: the causal half is computed, as a systolic array does). ``decode``: one token
 per sequence (M = ``batch``) attending to a KV cache of ``context`` tokens (the new token included). In
 decode the cached K and V are the *second operand* of the two attention GEMMs with no producer in the graph,
-so they are read from DRAM like weights, at ``kv_bits``: QK^T is (q_per_kv * batch, d_head) x (d_head,
-context) for each KV head (``count`` = n_kv_heads: with GQA the q heads of a group share one read of their KV
-head), PV is (q_per_kv * batch, context) x (context, d_head). The new token's K and V are written to the
-cache: a ``requant`` node per projection at ``kv_bits`` with no consumer, so its output is a network output
-and goes to DRAM (in prefill too: the whole prompt's K and V are written). Decoders end with the final norm
-and the LM head (``d_model x vocab``; GPT-2 ties it to the token embedding, whose bytes are read once per step
-like any weight); the embedding lookup itself is a gather and is left out.
+so they are read from DRAM like weights, at ``kv_bits``. Every sequence has its own cache: QK^T is
+(q_per_kv, d_head) x (d_head, context) for each KV head of each sequence (``count`` = n_kv_heads * batch:
+with GQA the q heads of a group share one read of their KV head within a sequence, and no two sequences
+share a cache), PV is (q_per_kv, context) x (context, d_head), ``count`` likewise; the KV read per step is
+2 * n_layer * context * n_kv_heads * d_head * kv_bits/8 * batch bytes. The new token's K and V are written
+to the cache: a ``requant`` node per projection at ``kv_bits`` with no consumer, so its output is a network
+output and goes to DRAM (in prefill too: the whole prompt's K and V are written). Decoders end with the
+final norm and the LM head (``d_model x vocab``; GPT-2 ties it to the token embedding, whose bytes are read
+once per step like any weight); the embedding lookup itself is a gather and is left out.
 
 **Weight-only quantization.** ``weight_bits: 4, act_bits: 16, weight_group_size: 128`` is W4A16 with one
 ``scale_bits`` scale per group of ``weight_group_size`` weights along K (GPTQ/AWQ layout): the projection
@@ -177,12 +179,12 @@ def transformer_layers(cfg: TransformerConfig, *, act_bits: int, weight_bits: in
         if decode:
             ctx = cfg.context
             s = f"{p}.attn.scores"
-            out.append({"name": s, "op": "gemm", "m": qpk * b, "k": dh, "n": ctx, "count": hkv * 1,
+            out.append({"name": s, "op": "gemm", "m": qpk, "k": dh, "n": ctx, "count": hkv * b,
                         "inputs": [q], "weight_bits": kv_bits})          # K cache: the (K, N) operand, DRAM
             sm = vec(f"{p}.attn.softmax", "softmax", s)
             c = f"{p}.attn.context"
-            out.append({"name": c, "op": "gemm", "m": qpk * b, "k": ctx, "n": dh, "count": hkv,
-                        "inputs": [sm], "weight_bits": kv_bits})         # V cache
+            out.append({"name": c, "op": "gemm", "m": qpk, "k": ctx, "n": dh, "count": hkv * b,
+                        "inputs": [sm], "weight_bits": kv_bits})         # V cache of each sequence
         else:
             n_tok = cfg.seq_len
             s = f"{p}.attn.scores"

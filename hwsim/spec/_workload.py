@@ -14,8 +14,8 @@ tensors a node consumes (producer node names, or ``input`` for the network input
 the previous node's output (the first node: ``input``), so a plain list is a chain. A GEMM layer's second
 input, when given, is its (K, N) operand (attention's K^T and V): an activation, not a weight. Non-GEMM ops
 (:class:`VectorOp`: ``add``, ``mul``, ``maxpool``, ``avgpool``, ``concat``, ``softmax``, ``layernorm``,
-``gelu``, ``silu``, ``relu``, ``requant``) carry element counts and bit-widths and run on the vector unit
-(:mod:`hwsim.spec._arch`, ``vector_unit``). :meth:`Workload.graph` checks the graph
+``gelu``, ``silu``, ``relu``, ``requant``, ``quantize``, ...) carry element counts and bit-widths and run on
+the vector unit (:mod:`hwsim.spec._arch`, ``vector_unit``). :meth:`Workload.graph` checks the graph
 (:mod:`hwsim.spec._graph`).
 """
 
@@ -289,12 +289,14 @@ Layer = Annotated[Conv2d | Gemm, Field(discriminator="op")]
 
 #: The non-GEMM op kinds (run on the vector unit).
 VECTOR_OPS = ("add", "mul", "maxpool", "avgpool", "concat", "softmax", "layernorm", "gelu", "silu", "relu",
-              "requant", "sigmoid", "tanh", "cumsum", "copy", "div", "sqrt")
+              "requant", "sigmoid", "tanh", "cumsum", "copy", "div", "sqrt", "quantize")
 
 
 class VectorOp(_Frozen):
     """A non-GEMM node: element-wise (``add``, ``mul``, ``div``, ``sqrt``, ``relu``, ``gelu``, ``silu``,
-    ``requant``, ``sigmoid``, ``tanh``), a running sum (``cumsum``), a pooling window (``maxpool``,
+    ``requant``, ``sigmoid``, ``tanh``), a dynamic quantization (``quantize``: ONNX DynamicQuantizeLinear,
+    the tensor's min and max, then scale, round and clamp each element to ``bits``), a running sum
+    (``cumsum``), a pooling window (``maxpool``,
     ``avgpool``), data movement only (``concat``; ``copy``: resize/pad/tile, ``elements`` = its output's), or
     a row-wise normalization (``softmax``, ``layernorm``).
 
@@ -312,7 +314,7 @@ class VectorOp(_Frozen):
 
     name: str = Field(min_length=1)
     op: Literal["add", "mul", "maxpool", "avgpool", "concat", "softmax", "layernorm", "gelu", "silu", "relu",
-                "requant", "sigmoid", "tanh", "cumsum", "copy", "div", "sqrt"]
+                "requant", "sigmoid", "tanh", "cumsum", "copy", "div", "sqrt", "quantize"]
     inputs: tuple[str, ...] | None = Field(default=None, min_length=1)
     elements: int | None = Field(default=None, gt=0)
     row: int | None = Field(default=None, gt=0)
