@@ -225,8 +225,10 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
     operand_bits = {i: {"ifmap": _in_elems(nodes[i]) * maps[i].act_bits,
                         "filter": maps[i].k * maps[i].n * maps[i].groups * maps[i].weight_bits,
                         "ofmap": maps[i].outputs * acc} for i in gemm_idx}
+    latency = arch.timing.objective == "latency" and arch.timing.reuse != "none"
+    cost = _CycleCost(graph, maps, resolved, memo, arch, source) if latency else None
     plan = schedule_tensors(arch, graph, tensor_bits=tbits, spill_bits=spill, operand_bits=operand_bits,
-                            mode=arch.timing.reuse, tile_rows=arch.timing.fused_tile_rows)
+                            mode=arch.timing.reuse, tile_rows=arch.timing.fused_tile_rows, cycle_cost=cost)
     if arch.timing.reuse != "none":
         for i in gemm_idx:
             res_ = _resident(graph, i, plan)
@@ -236,20 +238,19 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
                 maps[i] = memo.mapping(keys[i], nodes[i].name) or memo.put_mapping(keys[i], _with_scales(
                     map_layer(nodes[i], arch, weight_bits=w, act_bits=a, out_bits=o, resident=res_,
                               where=source), nodes[i], arch))
-    band_notes = []
     extra_tiles: dict[int, list[tuple[int, bool]]] = {}
     for t, o in plan.bands().items():
         tn = graph.tensors[t]
-        c = tn.consumers[0][0]
-        for i in (tn.producer, c):
+        for i in (tn.producer, tn.consumers[0][0]):
             extra_tiles.setdefault(i, []).append((o.tiles, o.refetch_bits > 0))
-        band_notes.append(f"fused {nodes[tn.producer].name} -> {nodes[c].name}: {o.tiles} tiles of "
-                          f"{o.tile_rows} output rows, weights fetched again per tile: "
-                          f"{-(-o.refetch_bits // 8)} B")
+    restart: dict[int, int] = {}  # fill + drain cycles the bands add to a layer
     for i, tl in extra_tiles.items():
+        before = maps[i].fill_cycles + maps[i].drain_cycles
         maps[i] = _tile_costs(maps[i], arch, tl)
+        restart[i] = maps[i].fill_cycles + maps[i].drain_cycles - before
         k = keys.get(i)
         keys[i] = None if k is None else (*k, tuple(tl))  # the row memo: the band's tiles are part of the key
+    band_notes = _band_notes(graph, plan, restart, latency)
     rows: list[dict[str, Any]] = []
     records: list[dict[str, Any]] = []
     durations: list[int] = []
@@ -478,6 +479,89 @@ def _tile_costs(m: LayerMapping, arch: ArchSpec, tilings: list[tuple[int, bool]]
     return replace(m, traffic=replace(m.traffic, reads=reads, writes=writes),
                    fill_cycles=m.fill_cycles + fill, drain_cycles=m.drain_cycles + drain,
                    compute_cycles=m.compute_cycles + fill + drain)
+
+
+class _CycleCost:
+    """``timing.objective: latency``: the modelled cycles a placement option adds (negative: saves) to the
+    GEMM layers that produce and consume its tensor, against the tensor in DRAM (``Option.cycles``).
+
+    Each such layer is mapped again with the tensor resident in the option's level (``map_layer``'s
+    ``resident`` hook, memoized with the pipeline's layers), a band's tiling added (:func:`_tile_costs`: its
+    tiles' fill, drain and weight reloads), and timed by the event model (``_timing``, the same call the
+    layer's row makes); the difference of total cycles is summed over the layers. Non-GEMM nodes add 0
+    (their DRAM time is not part of the estimate)."""
+
+    def __init__(self, graph: WorkloadGraph, maps: dict[int, LayerMapping],
+                 resolved: dict[str, tuple[int, int, int]], memo: _LayerMemo, arch: ArchSpec, source: str):
+        self.graph, self.maps, self.resolved, self.memo, self.arch, self.source = (graph, maps, resolved,
+                                                                                  memo, arch, source)
+        self._cycles: dict[tuple, int] = {}
+
+    def _total(self, i: int, resident: dict[str, str] | None, tiling: tuple[int, bool] | None) -> int:
+        nd = self.graph.nodes[i]
+        bits = self.resolved[nd.name]
+        key = _shape_key(nd, bits, resident)
+        hit = self._cycles.get((key, tiling)) if key is not None else None
+        if hit is not None:
+            return hit
+        m = self.maps[i]
+        if resident:
+            m = self.memo.mapping(key, nd.name) or self.memo.put_mapping(key, _with_scales(
+                map_layer(nd, self.arch, weight_bits=bits[0], act_bits=bits[1], out_bits=bits[2],
+                          resident=resident, where=self.source), nd, self.arch))
+        if tiling is not None:
+            m = _tile_costs(m, self.arch, [tiling])
+        cyc = _timing(m, self.arch).total_cycles
+        if key is not None:
+            self._cycles[(key, tiling)] = cyc
+        return cyc
+
+    def __call__(self, o) -> int:
+        t = self.graph.tensors[o.tensor]
+        roles: dict[int, dict[str, str]] = {}
+        if t.producer >= 0 and t.producer in self.maps:
+            roles.setdefault(t.producer, {})["ofmap"] = o.level
+        for c, pos in t.consumers:
+            if c in self.maps and pos < 2:
+                roles.setdefault(c, {})["ifmap" if pos == 0 else "filter"] = o.level
+        tiling = (o.tiles, o.refetch_bits > 0) if o.kind == "band" else None
+        return sum(self._total(i, res, tiling) - self._total(i, None, None) for i, res in roles.items())
+
+
+def _band_notes(graph: WorkloadGraph, plan: TensorPlan, restart: dict[int, int], latency: bool) -> list[str]:
+    """One note per fused band chosen (its tiling and why it was chosen) and, under ``timing.objective:
+    latency``, one per fusable edge whose bands all lost to the tensor kept whole or in DRAM."""
+    nodes = graph.nodes
+    out = []
+    chosen = plan.placement.chosen
+    for t, o in plan.bands().items():
+        tn = graph.tensors[t]
+        p, c = tn.producer, tn.consumers[0][0]
+        why = (f"chosen for the fewest modelled cycles ({o.cycles:+,} against the tensor in DRAM), then "
+               f"DRAM bytes (timing.objective: latency)" if latency else
+               "chosen for the fewest DRAM bytes, then the fewest tiles (timing.objective: dram; latency "
+               "ranks the modelled cycles first)")
+        out.append(f"fused {nodes[p].name} -> {nodes[c].name}: {o.tiles} tiles of {o.tile_rows} output rows, "
+                   f"weights fetched again per tile: {-(-o.refetch_bits // 8)} B; in {o.level}, saving "
+                   f"{o.saving_bits // 8:,} B of DRAM; the tiles' fill and drain add "
+                   f"{restart.get(p, 0) + restart.get(c, 0):,} cycles to the two layers; {why}")
+    if latency:
+        bands: dict[str, list] = {}
+        for o in plan.options:
+            if o.kind == "band" and o.tensor not in plan.bands() and o.bits <= plan.capacity_bits[o.level]:
+                bands.setdefault(o.tensor, []).append(o)
+        for t, os_ in sorted(bands.items()):
+            tn = graph.tensors[t]
+            kept = chosen.get(t)
+            alt = (f"kept whole in {kept.level} ({kept.cycles:+,} cycles against DRAM)" if kept is not None
+                   else "kept in DRAM")
+            lo = min(os_, key=lambda o: (o.cycles, o.tiles))
+            hi = max(os_, key=lambda o: (o.cycles, -o.tiles))
+            out.append(f"not fused {nodes[tn.producer].name} -> {nodes[tn.consumers[0][0]].name}: {alt}; its "
+                       f"{len(os_)} bands within {lo.level}'s size take {lo.cycles:+,} ({lo.tiles} tiles) to "
+                       f"{hi.cycles:+,} ({hi.tiles} tiles) cycles against DRAM, and none that fits next to "
+                       f"the layers' tiles and the tensors kept lowers the total (timing.objective: latency)")
+    return out
 
 
 def _in_elems(layer) -> int:
