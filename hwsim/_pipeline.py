@@ -541,8 +541,9 @@ def _band_notes(graph: WorkloadGraph, plan: TensorPlan, restart: dict[int, int],
                f"DRAM bytes (timing.objective: latency)" if latency else
                "chosen for the fewest DRAM bytes, then the fewest tiles (timing.objective: dram; latency "
                "ranks the modelled cycles first)")
+        per_tile = -(-o.refetch_bits // (8 * max(o.tiles - 1, 1)))  # the two layers' weights, bytes
         out.append(f"fused {nodes[p].name} -> {nodes[c].name}: {o.tiles} tiles of {o.tile_rows} output rows, "
-                   f"weights fetched again per tile: {-(-o.refetch_bits // 8)} B; in {o.level}, saving "
+                   f"weights fetched again per tile: {per_tile:,} B; in {o.level}, saving "
                    f"{o.saving_bits // 8:,} B of DRAM; the tiles' fill and drain add "
                    f"{restart.get(p, 0) + restart.get(c, 0):,} cycles to the two layers; {why}")
     if latency:

@@ -159,7 +159,9 @@ def schedule_tensors(arch: ArchSpec, graph: WorkloadGraph, *, tensor_bits: dict[
                                                  whole, steps, spill_bits[t.name], rank[lv.name],
                                                  stack_w[t.name], resv, tile_rows)
     if cycle_cost is not None:
-        options = [replace(o, cycles=int(cycle_cost(o))) for o in options if o.saving_bits > 0]
+        # an option larger than its level can never be chosen: not timed
+        options = [replace(o, cycles=int(cycle_cost(o))) if o.bits <= cap[o.level] else o
+                   for o in options if o.saving_bits > 0]
     pl = place_tensors(options, reserves, cap, n, objective="latency" if cycle_cost is not None else "dram")
     level = {t: "dram" for t in graph.tensors}
     kind = {t: "dram" for t in graph.tensors}
