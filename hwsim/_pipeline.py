@@ -571,8 +571,9 @@ def _band_notes(graph: WorkloadGraph, plan: TensorPlan, restart: dict[int, int],
         per_tile = -(-o.refetch_bits // (8 * max(o.tiles - 1, 1)))  # the two layers' weights, bytes
         out.append(f"fused {nodes[p].name} -> {nodes[c].name}: {o.tiles} tiles of {o.tile_rows} output rows, "
                    f"weights fetched again per tile: {per_tile:,} B; in {o.level}, saving "
-                   f"{o.saving_bits // 8:,} B of DRAM; the tiles' fill and drain add "
-                   f"{restart.get(p, 0) + restart.get(c, 0):,} cycles to the two layers; {why}")
+                   f"{o.saving_bits // 8:,} B of DRAM; fill and drain of the tiles add "
+                   f"{restart.get(p, 0):,} cycles to {nodes[p].name} and {restart.get(c, 0):,} to "
+                   f"{nodes[c].name} (a layer in two bands: for both); {why}")
     if latency:
         bands: dict[str, list] = {}
         for o in plan.options:
