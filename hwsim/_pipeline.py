@@ -225,85 +225,113 @@ def simulate_workload(arch: ArchSpec, workload: Workload, *, bits: dict[str, tup
     operand_bits = {i: {"ifmap": _in_elems(nodes[i]) * maps[i].act_bits,
                         "filter": maps[i].k * maps[i].n * maps[i].groups * maps[i].weight_bits,
                         "ofmap": maps[i].outputs * acc} for i in gemm_idx}
+    latency = arch.timing.objective == "latency" and arch.timing.reuse != "none"
+    cost = _CycleCost(graph, maps, resolved, memo, arch, source) if latency else None
     plan = schedule_tensors(arch, graph, tensor_bits=tbits, spill_bits=spill, operand_bits=operand_bits,
-                            mode=arch.timing.reuse, tile_rows=arch.timing.fused_tile_rows)
-    if arch.timing.reuse != "none":
+                            mode=arch.timing.reuse, tile_rows=arch.timing.fused_tile_rows, cycle_cost=cost)
+    maps0, keys0 = maps, keys
+
+    def run(plan: TensorPlan) -> SimResult:
+        """Map again the layers with resident operands, add the bands' tiles, time, price, schedule."""
+        maps, keys = dict(maps0), dict(keys0)
+        if arch.timing.reuse != "none":
+            for i in gemm_idx:
+                res_ = _resident(graph, i, plan)
+                if res_:
+                    w, a, o = resolved[nodes[i].name]
+                    keys[i] = _shape_key(nodes[i], (w, a, o), res_)
+                    maps[i] = memo.mapping(keys[i], nodes[i].name) or memo.put_mapping(keys[i], _with_scales(
+                        map_layer(nodes[i], arch, weight_bits=w, act_bits=a, out_bits=o, resident=res_,
+                                  where=source), nodes[i], arch))
+        extra_tiles: dict[int, list[tuple[int, bool]]] = {}
+        for t, o in plan.bands().items():
+            tn = graph.tensors[t]
+            for i in (tn.producer, tn.consumers[0][0]):
+                extra_tiles.setdefault(i, []).append((o.tiles, o.refetch_bits > 0))
+        restart: dict[int, int] = {}  # fill + drain cycles the bands add to a layer
+        for i, tl in extra_tiles.items():
+            before = maps[i].fill_cycles + maps[i].drain_cycles
+            maps[i] = _tile_costs(maps[i], arch, tl)
+            restart[i] = maps[i].fill_cycles + maps[i].drain_cycles - before
+            k = keys.get(i)
+            keys[i] = None if k is None else (*k, tuple(tl))  # the row memo: the band's tiles are in the key
+        band_notes = _band_notes(graph, plan, restart, latency)
+        rows: list[dict[str, Any]] = []
+        records: list[dict[str, Any]] = []
+        durations: list[int] = []
         for i in gemm_idx:
-            res_ = _resident(graph, i, plan)
-            if res_:
-                w, a, o = resolved[nodes[i].name]
-                keys[i] = _shape_key(nodes[i], (w, a, o), res_)
-                maps[i] = memo.mapping(keys[i], nodes[i].name) or memo.put_mapping(keys[i], _with_scales(
-                    map_layer(nodes[i], arch, weight_bits=w, act_bits=a, out_bits=o, resident=res_,
-                              where=source), nodes[i], arch))
-    band_notes = []
-    extra_tiles: dict[int, list[tuple[int, bool]]] = {}
-    for t, o in plan.bands().items():
-        tn = graph.tensors[t]
-        c = tn.consumers[0][0]
-        for i in (tn.producer, c):
-            extra_tiles.setdefault(i, []).append((o.tiles, o.refetch_bits > 0))
-        band_notes.append(f"fused {nodes[tn.producer].name} -> {nodes[c].name}: {o.tiles} tiles of "
-                          f"{o.tile_rows} output rows, weights fetched again per tile: "
-                          f"{-(-o.refetch_bits // 8)} B")
-    for i, tl in extra_tiles.items():
-        maps[i] = _tile_costs(maps[i], arch, tl)
-        k = keys.get(i)
-        keys[i] = None if k is None else (*k, tuple(tl))  # the row memo: the band's tiles are part of the key
-    rows: list[dict[str, Any]] = []
-    records: list[dict[str, Any]] = []
-    durations: list[int] = []
-    for i in gemm_idx:
-        layer = nodes[i]
-        m = maps[i]
-        done = memo.row(keys[i], m.layer)
-        if done is None:
-            done = memo.put_row(keys[i], *_layer_row(layer, m, resolved[layer.name], arch, workload, ae,
-                                                     comps, onchip_levels))
-        rows.append(done[0])
-        records.extend(done[1])
-    vrows = _vector_nodes(arch, graph, plan, tbits, ae, records, source)
-    # the graph over the units: array and vector unit
-    by_node: dict[int, dict[str, Any]] = {}
-    for i, r in zip(gemm_idx, rows, strict=True):
-        by_node[i] = r
-    vi = iter(vrows)
-    for i, nd in enumerate(nodes):
-        if isinstance(nd, VectorOp):
-            by_node[i] = next(vi)
-    durations = [int(by_node[i]["total_cycles"]) for i in range(len(nodes))]
-    units = ["vector" if isinstance(nd, VectorOp) else "array" for nd in nodes]
-    idx = graph.node_index()
-    deps = [tuple(sorted({idx[x] for x in graph.inputs[i] if x != INPUT})) for i in range(len(nodes))]
-    start, end = schedule_nodes(durations, units, deps, overlap=vu.overlap if vu is not None else True,
-                                engine=arch.timing.engine)
-    timeline = []
-    for i, nd in enumerate(nodes):
-        r = by_node[i]
-        r["start_cycle"], r["stop_cycle"] = start[i], end[i]
-        timeline.append({"node": nd.name, "unit": units[i], "start_cycle": start[i], "stop_cycle": end[i]})
-        busy = int(r.get("dram_busy_cycles", 0))
-        if busy:
-            timeline.append({"node": nd.name, "unit": "dma", "start_cycle": start[i],
-                             "stop_cycle": start[i] + min(busy, end[i] - start[i])})
-    trows = _tensor_rows(graph, plan, tbits, maps, start, end)
-    occ = _occupancy(plan, start, end, nodes)
-    cpu = time.process_time() - t0
-    res = SimResult(arch=arch, workload=workload, bits=resolved, rows=rows, energy_records=records,
-                    energies=ae, model_cpu_s=cpu, area=area_breakdown(arch, source=source), vector_rows=vrows,
-                    tensor_rows=trows, timeline=timeline, occupancy=occ,
-                    notes=list(plan.placement.notes) + band_notes + (
-                        [] if vu is not None or len(vrows) == 0 else
-                        [f"{len(vrows)} non-GEMM nodes not timed and their compute not priced (the arch "
-                         f"has no vector_unit); their DRAM traffic is counted and priced: "
-                         f"{_vec_dram(vrows):,} B of the DRAM total, "
-                         f"{sum(r.get('energy_dram_pj', 0.0) for r in vrows):,.0f} pJ of the DRAM energy"])
-                    + _acc_notes(arch, maps))
-    res.totals = _totals(res)
-    res.totals["total_cycles"] = max(end) if end else 0
-    res.totals["array_cycles"] = sum(r["total_cycles"] for r in rows)
-    res.totals["vector_cycles"] = sum(r["total_cycles"] for r in vrows)
-    _finish_totals(res)
+            layer = nodes[i]
+            m = maps[i]
+            done = memo.row(keys[i], m.layer)
+            if done is None:
+                done = memo.put_row(keys[i], *_layer_row(layer, m, resolved[layer.name], arch, workload, ae,
+                                                         comps, onchip_levels))
+            rows.append(done[0])
+            records.extend(done[1])
+        vrows = _vector_nodes(arch, graph, plan, tbits, ae, records, source)
+        # the graph over the units: array and vector unit
+        by_node: dict[int, dict[str, Any]] = {}
+        for i, r in zip(gemm_idx, rows, strict=True):
+            by_node[i] = r
+        vi = iter(vrows)
+        for i, nd in enumerate(nodes):
+            if isinstance(nd, VectorOp):
+                by_node[i] = next(vi)
+        durations = [int(by_node[i]["total_cycles"]) for i in range(len(nodes))]
+        units = ["vector" if isinstance(nd, VectorOp) else "array" for nd in nodes]
+        idx = graph.node_index()
+        deps = [tuple(sorted({idx[x] for x in graph.inputs[i] if x != INPUT})) for i in range(len(nodes))]
+        start, end = schedule_nodes(durations, units, deps, overlap=vu.overlap if vu is not None else True,
+                                    engine=arch.timing.engine)
+        timeline = []
+        for i, nd in enumerate(nodes):
+            r = by_node[i]
+            r["start_cycle"], r["stop_cycle"] = start[i], end[i]
+            timeline.append({"node": nd.name, "unit": units[i], "start_cycle": start[i],
+                             "stop_cycle": end[i]})
+            busy = int(r.get("dram_busy_cycles", 0))
+            if busy:
+                timeline.append({"node": nd.name, "unit": "dma", "start_cycle": start[i],
+                                 "stop_cycle": start[i] + min(busy, end[i] - start[i])})
+        trows = _tensor_rows(graph, plan, tbits, maps, start, end)
+        occ = _occupancy(plan, start, end, nodes)
+        res = SimResult(arch=arch, workload=workload, bits=resolved, rows=rows, energy_records=records,
+                        energies=ae, model_cpu_s=0.0, area=area_breakdown(arch, source=source),
+                        vector_rows=vrows,
+                        tensor_rows=trows, timeline=timeline, occupancy=occ,
+                        notes=list(plan.placement.notes) + band_notes + (
+                            [] if vu is not None or len(vrows) == 0 else
+                            [f"{len(vrows)} non-GEMM nodes not timed and their compute not priced (the arch "
+                             f"has no vector_unit); their DRAM traffic is counted and priced: "
+                             f"{_vec_dram(vrows):,} B of the DRAM total, "
+                             f"{sum(r.get('energy_dram_pj', 0.0) for r in vrows):,.0f} pJ of the DRAM "
+                             f"energy"])
+                        + _acc_notes(arch, maps))
+        res.totals = _totals(res)
+        res.totals["total_cycles"] = max(end) if end else 0
+        res.totals["array_cycles"] = sum(r["total_cycles"] for r in rows)
+        res.totals["vector_cycles"] = sum(r["total_cycles"] for r in vrows)
+        _finish_totals(res)
+        return res
+
+    res = run(plan)
+    if latency and plan.bands():
+        # the bands' cycles were estimated one option at a time (Option.cycles); a layer with its input and
+        # output both on chip is not re-timed jointly, so the sum can promise more than the schedule gives.
+        # The schedule without bands (inter_layer's placement, same objective) is timed too; the faster wins.
+        plan_i = schedule_tensors(arch, graph, tensor_bits=tbits, spill_bits=spill, operand_bits=operand_bits,
+                                  mode="inter_layer", cycle_cost=cost)
+        res_i = run(plan_i)
+        c_f, c_i = res.totals["total_cycles"], res_i.totals["total_cycles"]
+        d_f, d_i = (r.totals["dram_read_bytes"] + r.totals["dram_write_bytes"] for r in (res, res_i))
+        keep = (c_f, d_f) <= (c_i, d_i)
+        note = (f"timing.objective latency: {int(c_f):,} cycles with the {len(plan.bands())} fused bands, "
+                f"{int(c_i):,} without (inter_layer's placement): "
+                + ("kept the bands" if keep else "kept the schedule without bands (the bands' cycles, "
+                   "estimated per tensor, did not add up)"))
+        res = res if keep else res_i
+        res.notes.append(note)
+    res.model_cpu_s = time.process_time() - t0
     res.totals["model_cpu_s"] = res.model_cpu_s
     return res
 
@@ -478,6 +506,91 @@ def _tile_costs(m: LayerMapping, arch: ArchSpec, tilings: list[tuple[int, bool]]
     return replace(m, traffic=replace(m.traffic, reads=reads, writes=writes),
                    fill_cycles=m.fill_cycles + fill, drain_cycles=m.drain_cycles + drain,
                    compute_cycles=m.compute_cycles + fill + drain)
+
+
+class _CycleCost:
+    """``timing.objective: latency``: the modelled cycles a placement option adds (negative: saves) to the
+    GEMM layers that produce and consume its tensor, against the tensor in DRAM (``Option.cycles``).
+
+    Each such layer is mapped again with the tensor resident in the option's level (``map_layer``'s
+    ``resident`` hook, memoized with the pipeline's layers), a band's tiling added (:func:`_tile_costs`: its
+    tiles' fill, drain and weight reloads), and timed by the event model (``_timing``, the same call the
+    layer's row makes); the difference of total cycles is summed over the layers. Non-GEMM nodes add 0
+    (their DRAM time is not part of the estimate)."""
+
+    def __init__(self, graph: WorkloadGraph, maps: dict[int, LayerMapping],
+                 resolved: dict[str, tuple[int, int, int]], memo: _LayerMemo, arch: ArchSpec, source: str):
+        self.graph, self.maps, self.resolved, self.memo, self.arch, self.source = (graph, maps, resolved,
+                                                                                  memo, arch, source)
+        self._cycles: dict[tuple, int] = {}
+
+    def _total(self, i: int, resident: dict[str, str] | None, tiling: tuple[int, bool] | None) -> int:
+        nd = self.graph.nodes[i]
+        bits = self.resolved[nd.name]
+        key = _shape_key(nd, bits, resident)
+        hit = self._cycles.get((key, tiling)) if key is not None else None
+        if hit is not None:
+            return hit
+        m = self.maps[i]
+        if resident:
+            m = self.memo.mapping(key, nd.name) or self.memo.put_mapping(key, _with_scales(
+                map_layer(nd, self.arch, weight_bits=bits[0], act_bits=bits[1], out_bits=bits[2],
+                          resident=resident, where=self.source), nd, self.arch))
+        if tiling is not None:
+            m = _tile_costs(m, self.arch, [tiling])
+        cyc = _timing(m, self.arch).total_cycles
+        if key is not None:
+            self._cycles[(key, tiling)] = cyc
+        return cyc
+
+    def __call__(self, o) -> int:
+        t = self.graph.tensors[o.tensor]
+        roles: dict[int, dict[str, str]] = {}
+        if t.producer >= 0 and t.producer in self.maps:
+            roles.setdefault(t.producer, {})["ofmap"] = o.level
+        for c, pos in t.consumers:
+            if c in self.maps and pos < 2:
+                roles.setdefault(c, {})["ifmap" if pos == 0 else "filter"] = o.level
+        tiling = (o.tiles, o.refetch_bits > 0) if o.kind == "band" else None
+        return sum(self._total(i, res, tiling) - self._total(i, None, None) for i, res in roles.items())
+
+
+def _band_notes(graph: WorkloadGraph, plan: TensorPlan, restart: dict[int, int], latency: bool) -> list[str]:
+    """One note per fused band chosen (its tiling and why it was chosen) and, under ``timing.objective:
+    latency``, one per fusable edge whose bands all lost to the tensor kept whole or in DRAM."""
+    nodes = graph.nodes
+    out = []
+    chosen = plan.placement.chosen
+    for t, o in plan.bands().items():
+        tn = graph.tensors[t]
+        p, c = tn.producer, tn.consumers[0][0]
+        why = (f"chosen for the fewest modelled cycles ({o.cycles:+,} against the tensor in DRAM), then "
+               f"DRAM bytes (timing.objective: latency)" if latency else
+               "chosen for the fewest DRAM bytes, then the fewest tiles (timing.objective: dram; latency "
+               "ranks the modelled cycles first)")
+        per_tile = -(-o.refetch_bits // (8 * max(o.tiles - 1, 1)))  # the two layers' weights, bytes
+        out.append(f"fused {nodes[p].name} -> {nodes[c].name}: {o.tiles} tiles of {o.tile_rows} output rows, "
+                   f"weights fetched again per tile: {per_tile:,} B; in {o.level}, saving "
+                   f"{o.saving_bits // 8:,} B of DRAM; fill and drain of the tiles add "
+                   f"{restart.get(p, 0):,} cycles to {nodes[p].name} and {restart.get(c, 0):,} to "
+                   f"{nodes[c].name} (a layer in two bands: for both); {why}")
+    if latency:
+        bands: dict[str, list] = {}
+        for o in plan.options:
+            if o.kind == "band" and o.tensor not in plan.bands() and o.bits <= plan.capacity_bits[o.level]:
+                bands.setdefault(o.tensor, []).append(o)
+        for t, os_ in sorted(bands.items()):
+            tn = graph.tensors[t]
+            kept = chosen.get(t)
+            alt = (f"kept whole in {kept.level} ({kept.cycles:+,} cycles against DRAM)" if kept is not None
+                   else "kept in DRAM")
+            lo = min(os_, key=lambda o: (o.cycles, o.tiles))
+            hi = max(os_, key=lambda o: (o.cycles, -o.tiles))
+            out.append(f"not fused {nodes[tn.producer].name} -> {nodes[tn.consumers[0][0]].name}: {alt}; its "
+                       f"{len(os_)} bands within {lo.level}'s size take {lo.cycles:+,} ({lo.tiles} tiles) to "
+                       f"{hi.cycles:+,} ({hi.tiles} tiles) cycles against DRAM, and none that fits next to "
+                       f"the layers' tiles and the tensors kept lowers the total (timing.objective: latency)")
+    return out
 
 
 def _in_elems(layer) -> int:

@@ -12,6 +12,13 @@ where a tensor is live from the step that produces it to the step that last read
 what step i's own tiles need in L (:func:`hwsim.schedule.schedule_tensors`) and a reserve is freed when the
 operand it buffers is the resident tensor itself. Because the optimum is exact, a larger capacity never
 lowers the bits saved (the old optimum stays feasible), the property the tests check on random graphs.
+
+``objective="latency"`` (``timing.objective: latency``) solves the same constraints lexicographically: first
+minimize ``sum_T cycles_T * x_T`` (``Option.cycles``: the modelled cycles an option adds, negative when it
+saves some), then, with that sum held at its optimum, the program above. An option that only costs cycles
+(a fused band whose tiles' fill and drain outweigh the DRAM time it saves) is then taken only when it frees
+room for options that save more. The same exactness argument holds for the first key: a larger capacity
+never raises the modelled cycles of the optimum (up to the sum's assumption, see ``Option.cycles``).
 """
 
 from __future__ import annotations
@@ -46,6 +53,11 @@ class Option:
     #: ``(step, bits)``: reserve of ``level`` this option gives back when chosen (a band's producer
     #: accumulates one tile of partial sums, not its whole output)
     credits: tuple[tuple[int, int], ...] = ()
+    #: ``objective="latency"``: the modelled array cycles this option adds to the layers that produce and
+    #: consume the tensor (negative: saved), each option measured alone against the tensor in DRAM; the
+    #: placement takes the sum over the chosen options as the schedule's (an estimate: a layer with two
+    #: resident operands, or in two fused bands, is not re-timed jointly). 0: not estimated.
+    cycles: int = 0
 
 
 @dataclass(frozen=True)
@@ -72,10 +84,12 @@ class Placement:
     saved_bits: int
     solver_s: float = 0.0
     notes: list[str] = field(default_factory=list)
+    #: the sum of the chosen options' ``cycles`` (the modelled cycles they add; 0 when not estimated)
+    cycles: int = 0
 
 
 def place_tensors(options: list[Option], reserves: list[Reserve], capacity_bits: dict[str, float],
-                  n_steps: int, *, time_limit_s: float = 10.0) -> Placement:
+                  n_steps: int, *, time_limit_s: float = 10.0, objective: str = "dram") -> Placement:
     """Solve the placement (module docstring).
 
     Parameters
@@ -88,6 +102,9 @@ def place_tensors(options: list[Option], reserves: list[Reserve], capacity_bits:
         Level name -> capacity, bits.
     n_steps : int
         Steps (nodes) of the schedule.
+    objective : {"dram", "latency"}
+        ``dram``: the most DRAM bits saved (ties: ``rank``); ``latency``: the fewest ``Option.cycles`` in
+        total first, then as ``dram`` (module docstring).
 
     Returns
     -------
@@ -154,9 +171,20 @@ def place_tensors(options: list[Option], reserves: list[Reserve], capacity_bits:
     if r:
         A = coo_matrix((vals, (rows, cols)), shape=(r, n)).tocsr()
         cons = [LinearConstraint(A, -np.inf, np.array(ub))]
+    cyc = np.array([float(o.cycles) for o in opts])
+    notes = []
+    if objective == "latency" and cyc.any():
+        # first key: the fewest modelled cycles (integers, so the optimum is held exactly by the + 0.5)
+        first = milp(cyc, constraints=cons, integrality=np.ones(n), bounds=Bounds(0, 1),
+                     options={"time_limit": time_limit_s, "mip_rel_gap": 0.0})
+        if first.x is not None:
+            best = float(np.round(first.x) @ cyc)
+            cons = [*cons, LinearConstraint(cyc[None, :], -np.inf, best + 0.5)]
+            if first.status != 0:
+                notes.append(f"the placement solver stopped at its time limit ({time_limit_s:g} s) on the "
+                             f"cycles: best found")
     res = milp(c, constraints=cons, integrality=np.ones(n), bounds=Bounds(0, 1),
                options={"time_limit": time_limit_s, "mip_rel_gap": 0.0})
-    notes = []
     if res.x is None:
         x = np.zeros(n)
         status = "no solution"
@@ -180,4 +208,5 @@ def place_tensors(options: list[Option], reserves: list[Reserve], capacity_bits:
         for s, b in o.credits:
             reserved_total[o.level][s] -= b
     saved = sum(o.saving_bits for o in chosen.values())
-    return Placement(chosen, resident, reserved_total, status, saved, time.process_time() - t0, notes)
+    return Placement(chosen, resident, reserved_total, status, saved, time.process_time() - t0, notes,
+                     cycles=sum(o.cycles for o in chosen.values()))

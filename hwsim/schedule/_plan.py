@@ -33,16 +33,28 @@ Assumptions (stated, not measured):
     there is one): applied by the pipeline to the chosen bands (``hwsim/_pipeline.py``: ``_tile_costs``).
 
   The search offers, per edge, every ``h`` in {1, 2, 4, ..., H_out / 2} and the heights of 2 .. 8 equal
-  tiles, as separate options of one tensor; the exact placement then picks per edge the one that saves the
-  most DRAM bits within capacity (the mapper's objective: fewest DRAM bytes), ties broken by the fewest
-  tiles (latency), then the innermost level. A layer in two fused edges runs in one tiling when their
-  tile counts agree (else the union of both); a DRAM weight re-fetch is counted per edge (conservative,
-  and exactly what the placement counted, so DRAM bytes = ``none``'s minus the bits saved).
+  tiles, as separate options of one tensor, next to the tensor kept whole and the tensor in DRAM. Which
+  one the exact placement takes follows ``timing.objective``:
+
+  - ``dram`` (the default, the mapper's objective): the most DRAM bits saved within capacity, ties broken
+    by the fewest tiles, then the innermost level. Fill and drain do not enter: a band of 1-row tiles that
+    saves one byte more than a band of 8 wins, however many cycles its restarts cost (MobileNet-V2 on
+    ``edge_32x32``: 9 % fewer DRAM bytes than ``inter_layer`` for 1.36x the cycles; docs/graph_reuse.md).
+    Its guarantee: a larger buffer never adds DRAM bytes.
+  - ``latency``: the fewest modelled cycles first (``cycle_cost``: each option's cycles against the tensor
+    in DRAM, from the layers' own timing model with the band's fill and drain, see ``Option.cycles``),
+    then the most DRAM bits, then as above. A band that costs more cycles than it saves loses to the
+    tensor kept whole (``inter_layer``'s choice) or in DRAM: fusing is then not done for that edge.
+
+  A layer in two fused edges runs in one tiling when their tile counts agree (else the union of both); a
+  DRAM weight re-fetch is counted per edge (conservative, and exactly what the placement counted, so DRAM
+  bytes = ``none``'s minus the bits saved).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 from ..spec import ArchSpec, Conv2d, MemoryLevel, VectorOp, WorkloadGraph
 from ._place import Option, Placement, Reserve, place_tensors
@@ -59,6 +71,8 @@ class TensorPlan:
     kind: dict[str, str]
     placement: Placement
     capacity_bits: dict[str, float]
+    #: every option offered to the placement (with its ``cycles`` under ``timing.objective: latency``)
+    options: list[Option] = field(default_factory=list)
 
     def bands(self) -> dict[str, Option]:
         """The fused bands chosen: tensor name -> its option (``tile_rows``, ``tiles``, ``refetch_bits``)."""
@@ -78,7 +92,8 @@ def _frac(lv: MemoryLevel, op: str) -> float:
 
 def schedule_tensors(arch: ArchSpec, graph: WorkloadGraph, *, tensor_bits: dict[str, int],
                      spill_bits: dict[str, int], operand_bits: dict[int, dict[str, int]],
-                     mode: str = "inter_layer", tile_rows: int | None = None) -> TensorPlan:
+                     mode: str = "inter_layer", tile_rows: int | None = None,
+                     cycle_cost: Callable[[Option], int] | None = None) -> TensorPlan:
     """Place every tensor of ``graph`` (module docstring).
 
     Parameters
@@ -95,6 +110,10 @@ def schedule_tensors(arch: ArchSpec, graph: WorkloadGraph, *, tensor_bits: dict[
     tile_rows : int, optional
         ``fused``: a fixed tile height for every band (capped at the consumer's output rows) instead of the
         search.
+    cycle_cost : callable, optional
+        ``Option -> int``: the modelled cycles the option adds (negative: saves) against its tensor in DRAM.
+        Given (``timing.objective: latency``), the placement ranks the fewest total cycles first, then the
+        DRAM bits saved (:func:`place_tensors`); None: DRAM bits saved only.
 
     Returns
     -------
@@ -139,13 +158,17 @@ def schedule_tensors(arch: ArchSpec, graph: WorkloadGraph, *, tensor_bits: dict[
                         options += _band_options(arch, graph, t, tensor_bits[t.name], operand_bits, lv,
                                                  whole, steps, spill_bits[t.name], rank[lv.name],
                                                  stack_w[t.name], resv, tile_rows)
-    pl = place_tensors(options, reserves, cap, n)
+    if cycle_cost is not None:
+        # an option larger than its level can never be chosen: not timed
+        options = [replace(o, cycles=int(cycle_cost(o))) if o.bits <= cap[o.level] else o
+                   for o in options if o.saving_bits > 0]
+    pl = place_tensors(options, reserves, cap, n, objective="latency" if cycle_cost is not None else "dram")
     level = {t: "dram" for t in graph.tensors}
     kind = {t: "dram" for t in graph.tensors}
     for t, o in pl.chosen.items():
         level[t] = o.level
         kind[t] = o.kind
-    return TensorPlan(level=level, kind=kind, placement=pl, capacity_bits=cap)
+    return TensorPlan(level=level, kind=kind, placement=pl, capacity_bits=cap, options=options)
 
 
 def _fusable(graph: WorkloadGraph, t) -> bool:

@@ -525,7 +525,11 @@ class TimingConfig(_Frozen):
     ``objective`` is what the mapper minimizes first when it picks a weight-stationary layer's M tile
     (:mod:`hwsim.mapping._traffic`): ``dram`` (DRAM bytes, then the latency estimate; growing a buffer never
     adds DRAM bytes) or ``latency`` (the estimate ``max(compute, DRAM bits read and written / bandwidth)``,
-    then DRAM bytes; fewer bits on a fixed-precision PE never raise it).
+    then DRAM bytes; fewer bits on a fixed-precision PE never raise it). It also ranks the tensor placement
+    (``reuse`` other than ``none``, :mod:`hwsim.schedule`): ``dram`` keeps the options that save the most
+    DRAM bytes (``fused``: then the fewest tiles, whatever their fill and drain cost), ``latency`` the fewest
+    modelled cycles first (each option's layers re-timed with it), then the most DRAM bytes, so a fused band
+    whose tiles cost more cycles than it saves is not taken (the edge runs as under ``inter_layer``).
     """
 
     convention: Literal["hwsim", "scalesim"] = "hwsim"
@@ -535,7 +539,8 @@ class TimingConfig(_Frozen):
         "(hwsim.schedule); fused: also runs stacks of layers depth-first in row tiles whose footprint fits")
     fused_tile_rows: int | None = Field(
         default=None, gt=0, description="fused: output rows per depth-first tile of every fused band "
-        "(default: searched per edge for the fewest DRAM bytes, then the fewest tiles)")
+        "(default: searched per edge, ranked by timing.objective: dram = the fewest DRAM bytes, then the "
+        "fewest tiles; latency = the fewest modelled cycles, then the fewest DRAM bytes)")
     max_tiles_per_layer: int = Field(default=256, gt=0,
                                      description="event-model granularity: a layer's folds "
                                      "are grouped into at most this many DMA tiles")
@@ -543,7 +548,9 @@ class TimingConfig(_Frozen):
     objective: Literal["dram", "latency"] = Field(
         default="dram", description="the mapper's choice of a weight-stationary layer's M tile: dram = the "
         "fewest DRAM bytes, then the lowest latency estimate max(compute, DRAM bits in and out / bandwidth); "
-        "latency = the lowest latency estimate, then the fewest DRAM bytes (hwsim.mapping._traffic)")
+        "latency = the lowest latency estimate, then the fewest DRAM bytes (hwsim.mapping._traffic); and the "
+        "tensor placement's (reuse, fused tile heights): dram = the most DRAM bytes saved, latency = the "
+        "fewest modelled cycles first (hwsim.schedule)")
 
 
 #: The op classes of a vector unit (throughput and energy are given per class).
