@@ -168,3 +168,17 @@ def test_two_workers_write_the_points_of_one(tmp_path):
     two = pd.read_parquet(tmp_path / "two/points.parquet")
     assert len(one) == 24 and one["index"].tolist() == list(range(24))
     pd.testing.assert_frame_equal(two, one)
+
+
+def test_one_objective_sweep_finishes(tmp_path):
+    # one float objective: pandas 3's to_numpy gave a read-only view of the column and marking the points off
+    # the front (NaN) raised "assignment destination is read-only" after every point was computed. A single
+    # objective's front is its minimum: 16 rows halve the folds of 8 on digits_cnn's layers, so fewer cycles
+    p = tmp_path / "s.yaml"
+    p.write_text(f"name: s\narch: {ROOT}/arch/edge_32x32.yaml\nworkload: {ROOT}/workloads/digits_cnn.yaml\n"
+                 "axes: {array.rows: [8, 16]}\nprecision: {uniform: [[8, 8]]}\nbaselines: []\n"
+                 "objectives: {total_cycles: min}\n")
+    run_sweep(p, out=tmp_path / "o", progress=False, workers=1)
+    df = pd.read_csv(tmp_path / "o/points.csv")
+    assert df["total_cycles"].iloc[1] < df["total_cycles"].iloc[0]
+    assert df["pareto"].tolist() == [False, True]

@@ -644,7 +644,7 @@ def _finalize(rs: ResolvedSweep, out_dir: Path, cols: list[str], metric: str | N
     df["within_budget"] = within & (df["status"] == "ok")
     ok = df["within_budget"].to_numpy()
     objectives = {k: v for k, v in rs.spec.objectives.items() if k in df.columns}
-    vals = df[list(objectives)].to_numpy(dtype=float)
+    vals = df[list(objectives)].to_numpy(dtype=float, copy=True)  # (pandas 3: a read-only view else)
     vals[~ok] = float("nan")
     df["pareto"] = pareto_mask(vals, [v == "max" for v in objectives.values()])
     for c in ("macs", "weight_bytes", "bops", "compute_cycles", "stall_cycles", "total_cycles", "dram_bytes",
