@@ -37,6 +37,7 @@ from ..errors import (
 )
 from ._pareto import pareto_mask
 from ._quality import QUALITY_MODELS, QualityModel, quality_model
+from ._quality_store import QUALITY_FILE, QualityStore, quality_key
 from ._spec import DesignPoint, ResolvedSweep, load_sweep
 
 __all__ = ["run_sweep", "evaluate_hardware", "point_columns", "guided_chunks", "max_workers"]
@@ -535,6 +536,9 @@ def _run_points(rs: ResolvedSweep, out_dir: Path, resume: bool, workers: int | N
     n_workers = min(workers or (os.cpu_count() or 1), max(1, len(pending_pts)))
     pool = _DaskPool(scheduler, rs) if scheduler else (_Inline(rs) if n_workers <= 1 else
                                                        _LocalPool(n_workers, rs))
+    # each policy's quality as it completes; one a previous run into this folder stored is not run again
+    store = QualityStore(out_dir / QUALITY_FILE) if metric is not None else None
+    qm = quality_model(rs.spec.quality, _qat_dict(rs), out_dir) if metric is not None else None
     # with a quality model the policies' bit-accurate runs are the slow phase (seconds each; the points after
     # one take milliseconds): its own bar carries the ETA, the points bar shows counts and elapsed time only
     qbar = tqdm(total=len(by_policy), unit="policy", desc=f"{rs.spec.name}: quality per policy",
@@ -545,7 +549,18 @@ def _run_points(rs: ResolvedSweep, out_dir: Path, resume: bool, workers: int | N
                            else None))
     tasks: dict[Any, tuple[str, Any]] = {}
     queue: collections.deque[tuple[list[int], dict[str, Any] | None]] = collections.deque()  # not submitted
+    # policies whose quality is still to run: a few in flight at a time (in this process, workers=1: one,
+    # when the last one's points are written), so that each one's points are computed and written soon after
+    # it, not after every policy's quality
+    qpending: collections.deque[tuple] = collections.deque()
+    inline = isinstance(pool, _Inline)
     interrupted = False
+
+    def submit_quality() -> None:
+        while qpending and (not tasks if inline else
+                            sum(kind == "quality" for kind, _ in tasks.values()) < 2 * pool.slots):
+            key = qpending.popleft()
+            tasks[pool.submit(_quality_task, qm, *key)] = ("quality", key)
 
     def submit_hw(points: list[DesignPoint], quality: dict[str, Any] | None) -> None:
         i = 0
@@ -589,13 +604,19 @@ def _run_points(rs: ResolvedSweep, out_dir: Path, resume: bool, workers: int | N
         if metric is None:  # no quality per policy: the chunks may hold points of several policies
             submit_hw([p for pts in by_policy.values() for p in pts], None)
         else:
+            assert store is not None and qm is not None
             for key in by_policy:
-                qm = quality_model(rs.spec.quality, _qat_dict(rs), out_dir)
-                tasks[pool.submit(_quality_task, qm, *key)] = ("quality", key)
-        while tasks or queue:
+                stored = store.get(quality_key(qm, *key))
+                if stored is None:
+                    qpending.append(key)
+                else:
+                    qbar.update(1)
+                    submit_hw(by_policy[key], stored)
+        while tasks or queue or qpending:
             if queue and not pool.started():
                 help_while_starting()
                 continue
+            submit_quality()
             submit_queue()
             done, _ = pool.wait_first(set(tasks))
             for f in done:
@@ -607,6 +628,8 @@ def _run_points(rs: ResolvedSweep, out_dir: Path, resume: bool, workers: int | N
                                        f"written to {pts_csv} are kept: run again with --resume") from None
                 if kind == "quality":
                     qbar.update(1)
+                    if "__error__" not in result:
+                        result = store.put(quality_key(qm, *info), result)
                     submit_hw(by_policy[info], result)
                     continue
                 write(result, info)
