@@ -179,6 +179,21 @@ def _set_sweep(rs: ResolvedSweep) -> None:
     global _SWEEP
     _SWEEP = rs
     _exit_with_parent()
+    _no_process_locks()
+
+
+def _no_process_locks() -> None:
+    """In a worker, which starts no process of its own: make multiprocessing's default start method spawn.
+    numba's threading layer, started by the exact datapath's parallel kernels (a quality model's run), takes
+    a process lock when the start method contains "fork" (``numba/np/ufunc/parallel.py``,
+    ``_set_init_process_lock``: it guards the layer's start-up against a fork in the middle of it); in a
+    forkserver worker that is a named semaphore registered with the resource tracker, and a worker terminated
+    by an aborted sweep (Ctrl-C, SIGTERM) never released it: the tracker printed "There appear to be 2 leaked
+    semaphore objects" (one per worker) after the sweep's message. With no fork possible the lock is a no-op,
+    which is what it guards here."""
+    import multiprocessing
+
+    multiprocessing.set_start_method("spawn", force=True)
 
 
 def _exit_with_parent() -> None:
