@@ -28,12 +28,14 @@ from .._pipeline import simulate_workload
 from ..energy import energy_components
 from ..errors import (
     SOURCE_ARG,
+    Found,
     HwsimError,
     InfeasibleError,
     MissingDependency,
     SpecError,
     Terminated,
     missing_dependency,
+    short_repr,
 )
 from ._pareto import pareto_mask
 from ._quality import QUALITY_MODELS, QualityModel, quality_model
@@ -122,12 +124,56 @@ def _prepare_out(rs: ResolvedSweep, out: Path, resume: bool) -> set[str]:
             raise SpecError(SOURCE_ARG, "--out",
                             "an output folder without a sweep in it, or --resume to continue it",
                             str(out), detail="points.csv exists; nothing is overwritten")
-        if fp_path.exists() and json.loads(fp_path.read_text()) != fp:
-            raise SpecError(str(fp_path), "", "the same sweep, arch and workload as the run being resumed",
-                            "a different spec", detail="use a new --out for a changed sweep")
+        if fp_path.exists():
+            old = json.loads(fp_path.read_text())
+            if old != fp:
+                key, was, now, where = _changed(old, fp, rs)
+                raise SpecError(str(fp_path), key, "the same sweep, arch and workload as the run being "
+                                "resumed", Found(f"{was} in {fp_path.name}, {now} in {where}"),
+                                detail="use a new --out for a changed sweep")
         return _recover(pts, rs)
     fp_path.write_text(json.dumps(fp, indent=1) + "\n")
     return set()
+
+
+def _changed(old: dict[str, Any], new: dict[str, Any], rs: ResolvedSweep) -> tuple[str, str, str, str]:
+    """The first value (in the fingerprint's key order) that differs between the ``sweep.json`` of the run
+    being resumed (``old``) and this run's (``new``): its key in its own file (the sweep, arch or workload),
+    both values (bounded) and that file. Dicts are walked key by key, lists of mappings item by item
+    (``layers[2].out_channels``); other lists are compared whole."""
+    base = Path(rs.source).parent
+    files = {"sweep": rs.source, "arch": str(base / rs.spec.arch), "workload": str(base / rs.spec.workload)}
+    missing = object()
+
+    def show(v: Any) -> str:
+        if v is missing:
+            return "nothing"
+        if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            return f"a list of {len(v)}"
+        return short_repr(v)
+
+    def walk(a: Any, b: Any, path: str) -> tuple[str, Any, Any] | None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for k in [*a, *(k for k in b if k not in a)]:
+                va, vb = a.get(k, missing), b.get(k, missing)
+                if va != vb:
+                    return walk(va, vb, f"{path}.{k}" if path else str(k))
+            return None
+        if (isinstance(a, list) and isinstance(b, list) and len(a) == len(b)
+                and all(isinstance(x, dict) for x in a + b)):
+            for i, (x, y) in enumerate(zip(a, b, strict=True)):
+                if x != y:
+                    return walk(x, y, f"{path}[{i}]")
+            return None
+        return path, a, b
+
+    for part in [*old, *(k for k in new if k not in old)]:
+        a, b = old.get(part, missing), new.get(part, missing)
+        if a != b:
+            found = walk(a, b, "")
+            key, va, vb = found if found is not None else ("", a, b)
+            return key or part, show(va), show(vb), files.get(part, "this run")
+    return "", "?", "?", rs.source  # (not reached: the two differ)
 
 
 def _recover(pts: Path, rs: ResolvedSweep) -> set[str]:
