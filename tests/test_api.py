@@ -64,6 +64,15 @@ def test_quant_file_and_bits_exclude_each_other():
                        quant=ROOT / "workloads/quant/resnet18_mixed.yaml", bits={"conv1": (8, 8)})
 
 
+def test_bits_naming_no_layer_is_an_argument_error():
+    # the error names the function and the argument, as the other bits errors do (it said "<bits>: nolayer:")
+    with pytest.raises(hwsim.errors.SpecError) as e:
+        hwsim.simulate(ROOT / "arch/edge_32x32.yaml", ROOT / "workloads/digits_cnn.yaml",
+                       bits={"conv1": (8, 8), "nolayer": (4, 4)})
+    assert str(e.value) == ("hwsim.simulate(): bits['nolayer']: expected a layer of workload 'digits_cnn' "
+                            "(conv1, conv2, fc), found 'nolayer'")
+
+
 def test_verify_on_a_recorded_avx2_case(tmp_path):
     """hwsim.verify on one of the 69 cases onnxruntime 1.32 computed on an AVX2 host (tests/data/ort_avx2):
     the x86-avx2 target reproduces its outputs exactly; the exact (VNNI) semantics miss codes there, because
