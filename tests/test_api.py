@@ -23,6 +23,28 @@ def test_all_is_exactly_what_docs_api_documents():
         assert hasattr(hwsim, name), name
 
 
+def test_docs_api_examples_do_their_work_under_the_main_guard():
+    """A script that calls hwsim.sweep is imported again by every worker process (forkserver): its top level
+    may only import and define; the work runs from the ``if __name__ == "__main__":`` guard. (The example is
+    run as written by hand: a full digits_codesign sweep takes minutes.)"""
+    import ast
+
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "api.md").read_text(), flags=re.S)
+    assert blocks
+    for code in blocks:
+        tree = ast.parse(code)
+        if "hwsim.sweep(" not in code:
+            continue
+        for st in tree.body:
+            guard = (isinstance(st, ast.If) and isinstance(st.test, ast.Compare)
+                     and ast.unparse(st.test) == "__name__ == '__main__'")
+            assert guard or isinstance(st, ast.Import | ast.ImportFrom | ast.FunctionDef), ast.unparse(st)
+        # the guard calls main(), which holds the simulate and sweep calls
+        main = next(st for st in tree.body if isinstance(st, ast.FunctionDef) and st.name == "main")
+        assert "hwsim.sweep(" in ast.unparse(main) and "hwsim.simulate(" in ast.unparse(main)
+        assert ast.unparse(tree.body[-1]) == "if __name__ == '__main__':\n    main()"
+
+
 def test_simulate_equals_the_cli_files(tmp_path):
     sim = hwsim.simulate(hwsim.load_arch(ROOT / "arch/edge_32x32.yaml"),
                          hwsim.load_workload(ROOT / "workloads/resnet18.yaml"), weight_bits=4, act_bits=8)
