@@ -7,7 +7,9 @@ fsynced, as ``points.csv``'s rows are), and a later run into the same folder (``
 command again after a stop before the first point) takes a stored result instead of evaluating the policy
 again when its key matches: the quality model, its QAT config (None: post-training quantization), the
 per-layer ``(weight_bits, act_bits)`` in layer order and the accumulator (``acc_bits``, ``acc_mode``).
-Errors (a policy the model refused) are not stored: they cost nothing to find again.
+Errors (a policy the model refused) are not stored: they cost nothing to find again. The ILP's measured
+sensitivity runs (:func:`hwsim.explore._ilp_policies.measured_sensitivity`) are stored the same way, so that
+a policy equal to one of them (the all-``reference`` run is the uniform reference policy) is not run twice.
 
 One line::
 
