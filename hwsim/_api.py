@@ -317,6 +317,12 @@ def simulate(arch: ArchSpec | str | Path, workload: Workload | str | Path, *,
         from .spec import load_quant_config
 
         table = dict(load_quant_config(quant, w))
+    elif table is not None:  # named in this function's words (resolve_bits would say "<bits>: NAME")
+        names = [layer.name for layer in w.layers]
+        for name in table:
+            if name not in names:
+                raise SpecError(_SIMULATE_ARGS, f"bits[{name!r}]", f"a layer of workload {w.name!r} "
+                                f"({', '.join(names[:6])}{', ...' if len(names) > 6 else ''})", name)
     if engine is not None:
         a = a.replace(**{"timing.engine": engine})
     if reuse is not None:

@@ -23,6 +23,28 @@ def test_all_is_exactly_what_docs_api_documents():
         assert hasattr(hwsim, name), name
 
 
+def test_docs_api_examples_do_their_work_under_the_main_guard():
+    """A script that calls hwsim.sweep is imported again by every worker process (forkserver): its top level
+    may only import and define; the work runs from the ``if __name__ == "__main__":`` guard. (The example is
+    run as written by hand: a full digits_codesign sweep takes minutes.)"""
+    import ast
+
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "api.md").read_text(), flags=re.S)
+    assert blocks
+    for code in blocks:
+        tree = ast.parse(code)
+        if "hwsim.sweep(" not in code:
+            continue
+        for st in tree.body:
+            guard = (isinstance(st, ast.If) and isinstance(st.test, ast.Compare)
+                     and ast.unparse(st.test) == "__name__ == '__main__'")
+            assert guard or isinstance(st, ast.Import | ast.ImportFrom | ast.FunctionDef), ast.unparse(st)
+        # the guard calls main(), which holds the simulate and sweep calls
+        main = next(st for st in tree.body if isinstance(st, ast.FunctionDef) and st.name == "main")
+        assert "hwsim.sweep(" in ast.unparse(main) and "hwsim.simulate(" in ast.unparse(main)
+        assert ast.unparse(tree.body[-1]) == "if __name__ == '__main__':\n    main()"
+
+
 def test_simulate_equals_the_cli_files(tmp_path):
     sim = hwsim.simulate(hwsim.load_arch(ROOT / "arch/edge_32x32.yaml"),
                          hwsim.load_workload(ROOT / "workloads/resnet18.yaml"), weight_bits=4, act_bits=8)
@@ -62,6 +84,15 @@ def test_quant_file_and_bits_exclude_each_other():
     with pytest.raises(hwsim.errors.SpecError, match="either quant or bits"):
         hwsim.simulate(ROOT / "arch/edge_32x32.yaml", ROOT / "workloads/resnet18.yaml",
                        quant=ROOT / "workloads/quant/resnet18_mixed.yaml", bits={"conv1": (8, 8)})
+
+
+def test_bits_naming_no_layer_is_an_argument_error():
+    # the error names the function and the argument, as the other bits errors do (it said "<bits>: nolayer:")
+    with pytest.raises(hwsim.errors.SpecError) as e:
+        hwsim.simulate(ROOT / "arch/edge_32x32.yaml", ROOT / "workloads/digits_cnn.yaml",
+                       bits={"conv1": (8, 8), "nolayer": (4, 4)})
+    assert str(e.value) == ("hwsim.simulate(): bits['nolayer']: expected a layer of workload 'digits_cnn' "
+                            "(conv1, conv2, fc), found 'nolayer'")
 
 
 def test_verify_on_a_recorded_avx2_case(tmp_path):

@@ -26,7 +26,7 @@ BODY = (f"name: s\narch: {ROOT}/arch/edge_32x32.yaml\nworkload: {ROOT}/workloads
     ("qat: {temperature: 0}\n", "qat.temperature", "found 0"),
     ("qat: {epochs: 1}\nprecision: {uniform: [[1, 1]]}\n", r"precision\.uniform\[0\]",
      r"expected bits the QAT datapath runs \(2\.\.8\), found 1"),
-    ("qat: {epochs: 1}\nprecision: {uniform: [[4, 4]]}\nbaselines: [[8, 9]]\n", r"precision\.uniform\[1\]",
+    ("qat: {epochs: 1}\nprecision: {uniform: [[4, 4]]}\nbaselines: [[8, 9]]\n", r"baselines\[0\]",
      "found 9"),
     ("qat: {epochs: 1}\nprecision: {per_layer: [{conv1: [4, 4], conv2: [4, 12]}]}\n",
      r"precision\.per_layer\[0\]\.conv2", "found 12"),
@@ -44,11 +44,15 @@ def test_sweep_qat_errors_name_the_key(tmp_path, text, key, found):
         load_sweep(p)
 
 
-def test_bits_outside_1_16_stay_the_limit_without_qat(tmp_path):
-    # PTQ sweeps keep the timing model's range (1..16 bits): only a qat block narrows it
+def test_bits_outside_the_quality_models_range_are_refused_without_qat(tmp_path):
+    # a PTQ sweep's quality model runs 2..8 bits too (QualityModel.min_bits/max_bits): 1 bit is refused when
+    # the sweep is loaded (it was accepted, and every point of the policy failed when the model ran it);
+    # tests/test_explore_load_bits.py has the rest
     p = tmp_path / "s.yaml"
     p.write_text(BODY + "precision: {uniform: [[1, 1]]}\nobjectives: {total_cycles: min}\n")
-    assert {pt.policy for pt in load_sweep(p).points} >= {"W1A1"}
+    with pytest.raises(SpecError, match=r"s\.yaml: precision\.uniform\[0\]: expected bits the quality model "
+                                        r"digits_cnn runs \(2\.\.8\), found 1$"):
+        load_sweep(p)
 
 
 def test_command_line_bits_error_is_one_line_exit_2(tmp_path):

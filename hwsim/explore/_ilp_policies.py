@@ -25,6 +25,7 @@ from ..errors import Found, InfeasibleError, SpecError
 from ..spec import ArchSpec, Workload
 from ._ilp import LayerOption, solve_mixed_precision
 from ._quality import quality_model
+from ._quality_store import QUALITY_FILE, QualityStore, quality_key
 from ._spec import DesignPoint, ResolvedSweep
 
 __all__ = ["expand_ilp", "layer_costs", "layer_options", "measured_sensitivity"]
@@ -121,15 +122,27 @@ def measured_sensitivity(rs: ResolvedSweep, options: list[tuple[int, int]], refe
     qm = quality_model(rs.spec.quality, qat, out_dir)
     names = [layer.name for layer in rs.workload.layers]
     pe = rs.arch.pe
-    base = qm.evaluate({n: reference for n in names}, acc_bits=pe.acc_bits, acc_mode=pe.acc_mode)[qm.metric]
+    store = None if out_dir is None else QualityStore(Path(out_dir) / QUALITY_FILE)
+
+    def evaluate(bits: dict[str, tuple[int, int]]) -> float:
+        """The metric of one run, stored as it completes (a sweep stopped meanwhile keeps it; its policies
+        reuse it)."""
+        key = quality_key(qm, tuple(bits.items()), pe.acc_bits, pe.acc_mode)
+        got = None if store is None else store.get(key)
+        if got is None:
+            got = qm.evaluate(bits, acc_bits=pe.acc_bits, acc_mode=pe.acc_mode)
+            if store is not None:
+                got = store.put(key, got)
+        return got[qm.metric]
+
+    base = evaluate({n: tuple(reference) for n in names})
     rows = []
     for n in names:
         for o in options:
             if tuple(o) == tuple(reference):
                 m = base
             else:
-                bits = {k: (tuple(o) if k == n else reference) for k in names}
-                m = qm.evaluate(bits, acc_bits=pe.acc_bits, acc_mode=pe.acc_mode)[qm.metric]
+                m = evaluate({k: (tuple(o) if k == n else tuple(reference)) for k in names})
             rows.append({"layer": n, "weight_bits": o[0], "act_bits": o[1], "sensitivity": base - m,
                          qm.metric: m})
     return rows

@@ -40,6 +40,11 @@ class QualityModel:
     #: top-level modules ``evaluate`` imports beyond hwsim's own dependencies (checked before a sweep writes
     #: anything: :meth:`check`)
     requires: tuple[str, ...] = ()
+    #: the weight and activation bits ``evaluate`` runs, inclusive (every model's quantizers and integer
+    #: datapath take 2..8: :func:`hwsim.models._base.check_layer_bits`); a sweep refuses a policy outside
+    #: them when it is loaded (:func:`hwsim.explore.load_sweep`), before any work
+    min_bits: int = 2
+    max_bits: int = 8
 
     def check(self) -> None:
         """Raise :class:`hwsim.errors.MissingDependency` (package and install command) if a module in

@@ -28,15 +28,18 @@ from .._pipeline import simulate_workload
 from ..energy import energy_components
 from ..errors import (
     SOURCE_ARG,
+    Found,
     HwsimError,
     InfeasibleError,
     MissingDependency,
     SpecError,
     Terminated,
     missing_dependency,
+    short_repr,
 )
 from ._pareto import pareto_mask
 from ._quality import QUALITY_MODELS, QualityModel, quality_model
+from ._quality_store import QUALITY_FILE, QualityStore, quality_key
 from ._spec import DesignPoint, ResolvedSweep, _resolve_sweep
 from ._sweep_file import read_sweep_spec
 from ._workers import max_workers
@@ -119,12 +122,56 @@ def _prepare_out(rs: ResolvedSweep, out: Path, resume: bool) -> set[str]:
             raise SpecError(SOURCE_ARG, "--out",
                             "an output folder without a sweep in it, or --resume to continue it",
                             str(out), detail="points.csv exists; nothing is overwritten")
-        if fp_path.exists() and json.loads(fp_path.read_text()) != fp:
-            raise SpecError(str(fp_path), "", "the same sweep, arch and workload as the run being resumed",
-                            "a different spec", detail="use a new --out for a changed sweep")
+        if fp_path.exists():
+            old = json.loads(fp_path.read_text())
+            if old != fp:
+                key, was, now, where = _changed(old, fp, rs)
+                raise SpecError(str(fp_path), key, "the same sweep, arch and workload as the run being "
+                                "resumed", Found(f"{was} in {fp_path.name}, {now} in {where}"),
+                                detail="use a new --out for a changed sweep")
         return _recover(pts, rs)
     fp_path.write_text(json.dumps(fp, indent=1) + "\n")
     return set()
+
+
+def _changed(old: dict[str, Any], new: dict[str, Any], rs: ResolvedSweep) -> tuple[str, str, str, str]:
+    """The first value (in the fingerprint's key order) that differs between the ``sweep.json`` of the run
+    being resumed (``old``) and this run's (``new``): its key in its own file (the sweep, arch or workload),
+    both values (bounded) and that file. Dicts are walked key by key, lists of mappings item by item
+    (``layers[2].out_channels``); other lists are compared whole."""
+    base = Path(rs.source).parent
+    files = {"sweep": rs.source, "arch": str(base / rs.spec.arch), "workload": str(base / rs.spec.workload)}
+    missing = object()
+
+    def show(v: Any) -> str:
+        if v is missing:
+            return "nothing"
+        if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            return f"a list of {len(v)}"
+        return short_repr(v)
+
+    def walk(a: Any, b: Any, path: str) -> tuple[str, Any, Any] | None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for k in [*a, *(k for k in b if k not in a)]:
+                va, vb = a.get(k, missing), b.get(k, missing)
+                if va != vb:
+                    return walk(va, vb, f"{path}.{k}" if path else str(k))
+            return None
+        if (isinstance(a, list) and isinstance(b, list) and len(a) == len(b)
+                and all(isinstance(x, dict) for x in a + b)):
+            for i, (x, y) in enumerate(zip(a, b, strict=True)):
+                if x != y:
+                    return walk(x, y, f"{path}[{i}]")
+            return None
+        return path, a, b
+
+    for part in [*old, *(k for k in new if k not in old)]:
+        a, b = old.get(part, missing), new.get(part, missing)
+        if a != b:
+            found = walk(a, b, "")
+            key, va, vb = found if found is not None else ("", a, b)
+            return key or part, show(va), show(vb), files.get(part, "this run")
+    return "", "?", "?", rs.source  # (not reached: the two differ)
 
 
 def _recover(pts: Path, rs: ResolvedSweep) -> set[str]:
@@ -187,6 +234,21 @@ def _set_sweep(rs: ResolvedSweep) -> None:
     global _SWEEP
     _SWEEP = rs
     _exit_with_parent()
+    _no_process_locks()
+
+
+def _no_process_locks() -> None:
+    """In a worker, which starts no process of its own: make multiprocessing's default start method spawn.
+    numba's threading layer, started by the exact datapath's parallel kernels (a quality model's run), takes
+    a process lock when the start method contains "fork" (``numba/np/ufunc/parallel.py``,
+    ``_set_init_process_lock``: it guards the layer's start-up against a fork in the middle of it); in a
+    forkserver worker that is a named semaphore registered with the resource tracker, and a worker terminated
+    by an aborted sweep (Ctrl-C, SIGTERM) never released it: the tracker printed "There appear to be 2 leaked
+    semaphore objects" (one per worker) after the sweep's message. With no fork possible the lock is a no-op,
+    which is what it guards here."""
+    import multiprocessing
+
+    multiprocessing.set_start_method("spawn", force=True)
 
 
 def _exit_with_parent() -> None:
@@ -545,6 +607,9 @@ def _run_points(rs: ResolvedSweep, out_dir: Path, resume: bool, workers: int | N
     n_workers = min(workers or (os.cpu_count() or 1), max(1, len(pending_pts)))
     pool = _DaskPool(scheduler, rs) if scheduler else (_Inline(rs) if n_workers <= 1 else
                                                        _LocalPool(n_workers, rs))
+    # each policy's quality as it completes; one a previous run into this folder stored is not run again
+    store = QualityStore(out_dir / QUALITY_FILE) if metric is not None else None
+    qm = quality_model(rs.spec.quality, _qat_dict(rs), out_dir) if metric is not None else None
     # with a quality model the policies' bit-accurate runs are the slow phase (seconds each; the points after
     # one take milliseconds): its own bar carries the ETA, the points bar shows counts and elapsed time only
     qbar = tqdm(total=len(by_policy), unit="policy", desc=f"{rs.spec.name}: quality per policy",
@@ -555,7 +620,18 @@ def _run_points(rs: ResolvedSweep, out_dir: Path, resume: bool, workers: int | N
                            else None))
     tasks: dict[Any, tuple[str, Any]] = {}
     queue: collections.deque[tuple[list[int], dict[str, Any] | None]] = collections.deque()  # not submitted
+    # policies whose quality is still to run: a few in flight at a time (in this process, workers=1: one,
+    # when the last one's points are written), so that each one's points are computed and written soon after
+    # it, not after every policy's quality
+    qpending: collections.deque[tuple] = collections.deque()
+    inline = isinstance(pool, _Inline)
     interrupted = False
+
+    def submit_quality() -> None:
+        while qpending and (not tasks if inline else
+                            sum(kind == "quality" for kind, _ in tasks.values()) < 2 * pool.slots):
+            key = qpending.popleft()
+            tasks[pool.submit(_quality_task, qm, *key)] = ("quality", key)
 
     def submit_hw(points: list[DesignPoint], quality: dict[str, Any] | None) -> None:
         i = 0
@@ -599,13 +675,19 @@ def _run_points(rs: ResolvedSweep, out_dir: Path, resume: bool, workers: int | N
         if metric is None:  # no quality per policy: the chunks may hold points of several policies
             submit_hw([p for pts in by_policy.values() for p in pts], None)
         else:
+            assert store is not None and qm is not None
             for key in by_policy:
-                qm = quality_model(rs.spec.quality, _qat_dict(rs), out_dir)
-                tasks[pool.submit(_quality_task, qm, *key)] = ("quality", key)
-        while tasks or queue:
+                stored = store.get(quality_key(qm, *key))
+                if stored is None:
+                    qpending.append(key)
+                else:
+                    qbar.update(1)
+                    submit_hw(by_policy[key], stored)
+        while tasks or queue or qpending:
             if queue and not pool.started():
                 help_while_starting()
                 continue
+            submit_quality()
             submit_queue()
             done, _ = pool.wait_first(set(tasks))
             for f in done:
@@ -617,6 +699,8 @@ def _run_points(rs: ResolvedSweep, out_dir: Path, resume: bool, workers: int | N
                                        f"written to {pts_csv} are kept: run again with --resume") from None
                 if kind == "quality":
                     qbar.update(1)
+                    if "__error__" not in result:
+                        result = store.put(quality_key(qm, *info), result)
                     submit_hw(by_policy[info], result)
                     continue
                 write(result, info)
@@ -654,7 +738,7 @@ def _finalize(rs: ResolvedSweep, out_dir: Path, cols: list[str], metric: str | N
     df["within_budget"] = within & (df["status"] == "ok")
     ok = df["within_budget"].to_numpy()
     objectives = {k: v for k, v in rs.spec.objectives.items() if k in df.columns}
-    vals = df[list(objectives)].to_numpy(dtype=float)
+    vals = df[list(objectives)].to_numpy(dtype=float, copy=True)  # (pandas 3: a read-only view else)
     vals[~ok] = float("nan")
     df["pareto"] = pareto_mask(vals, [v == "max" for v in objectives.values()])
     for c in ("macs", "weight_bytes", "bops", "compute_cycles", "stall_cycles", "total_cycles", "dram_bytes",

@@ -127,6 +127,41 @@ def _check_arch_combos(spec: SweepSpec, src: str, arch: ArchSpec, keys: list[str
                             f"{e.expected})", Found(", ".join(f"{k}={v!r}" for k, v in hw.items()))) from None
 
 
+def _bit_range(spec: SweepSpec) -> tuple[int, int, str]:
+    """The bits a policy may take, inclusive, and how an error says so: those the quality model runs
+    (:attr:`QualityModel.min_bits`..``max_bits``; QAT trains and runs every policy on the integer datapath,
+    whose quantizers take 2..8), else the timing model's 1..16."""
+    if spec.quality is None:
+        return 1, 16, "bits between 1 and 16"
+    from ._quality import QUALITY_MODELS
+
+    qm = QUALITY_MODELS[spec.quality]
+    if spec.qat is not None:
+        lo, hi = max(2, qm.min_bits), min(8, qm.max_bits)
+        return lo, hi, f"bits the QAT datapath runs ({lo}..{hi})"
+    return qm.min_bits, qm.max_bits, f"bits the quality model {qm.name} runs ({qm.min_bits}..{qm.max_bits})"
+
+
+def _pe_ranges(spec: SweepSpec, src: str, arch: ArchSpec, keys: list[str]) -> list[tuple[int, int]]:
+    """The ``(pe.min_bits, pe.operand_bits)`` of every PE on some arch of the sweep (the combinations of the
+    axes that set ``pe.*`` or ``cores.*``; every core of a multi-core arch), sorted; empty (nothing refused)
+    beyond :data:`MAX_CHECKED_COMBOS` combinations. A policy bit-width outside all of them cannot run on any
+    point: load_sweep refuses it (inside some but not all, its points are infeasible, with the reason)."""
+    pkeys = [k for k in keys if not k.startswith("workload.")
+             and arch.key_path(k).split(".")[0].split("[")[0] in ("pe", "cores")]
+    if math.prod(len(spec.axes[k]) for k in pkeys) > MAX_CHECKED_COMBOS:
+        return []
+    out: set[tuple[int, int]] = set()
+    for vals in itertools.product(*(spec.axes[k] for k in pkeys)):
+        try:
+            a = arch.replace(**dict(zip(pkeys, vals, strict=True))) if pkeys else arch
+            cores = a.core_archs(src)
+        except SpecError:  # a clash of axis values: _check_arch_combos names it
+            continue
+        out.update((c.pe.min_bits, c.pe.operand_bits) for _, c in cores)
+    return sorted(out)
+
+
 def _check_budgets(spec: SweepSpec, src: str, arch: ArchSpec, workload: Workload, combos: list, keys: list,
                    policies: list) -> None:
     """Reject a budget that no design point can meet, from cheap bounds: weight bytes and BOPS are exact per
@@ -199,8 +234,9 @@ def load_sweep(path: str | Path) -> ResolvedSweep:
     ------
     SpecError
         Unknown key, an axis that names no arch key or whose values do not validate, an empty range, a policy
-        that names no layer or bits outside 1..16 (2..8 with a ``qat:`` block), an unknown quality
-        model — before any work starts.
+        that names no layer, bits outside the quality model's range (:attr:`QualityModel.min_bits`..
+        ``max_bits``: 2..8 for every model; 1..16 without one) or outside ``pe.min_bits..pe.operand_bits``
+        of every PE of the sweep's arches, an unknown quality model — before any work starts.
     """
     return _resolve_sweep(path, read_sweep_spec(path))
 
@@ -273,22 +309,37 @@ def _resolve_sweep(path: str | Path, spec: SweepSpec) -> ResolvedSweep:
     # precision policies
     policies: list[tuple[str, dict[str, Bits]]] = []
 
-    # QAT trains and runs every policy on the integer datapath, whose quantizers take 2..8 bits
-    lo, hi, what = (2, 8, "bits the QAT datapath runs (2..8)") if spec.qat is not None else \
-        (1, 16, "bits between 1 and 16")
+    lo, hi, what = _bit_range(spec)
+    pes = _pe_ranges(spec, src, arch, keys)
 
-    def check_bits(key: str, b: Bits) -> None:
+    def check_bits(key: str, b: Bits, *, on_pe: bool = True) -> None:
         for v in b:
             if not lo <= v <= hi:
                 raise SpecError(src, key, what, v)
+            if on_pe and pes and not any(mn <= v <= mx for mn, mx in pes):
+                ranges = " or ".join(f"{mn}..{mx}" for mn, mx in pes)
+                raise SpecError(src, key, "bits a PE of the sweep's arch takes (pe.min_bits.."
+                                f"pe.operand_bits: {ranges})", v)
 
+    def check_table(key: str, table: dict[str, tuple[int, ...]]) -> None:
+        """A policy's full table (layers it leaves out at the workload's bits, a transformer's KV GEMMs at
+        kv_bits) within the quality model's range."""
+        for n, b in table.items():
+            if not all(lo <= v <= hi for v in b[:2]):
+                raise SpecError(src, key, what, Found(f"{n} at {tuple(b[:2])}"),
+                                detail="the workload's own bits for that layer")
+
+    given = "baselines" in spec.model_fields_set  # the default baselines are not refused on a PE's range
     allu = list(spec.precision.uniform) + [b for b in spec.baselines if b not in spec.precision.uniform]
     for i, b in enumerate(allu):
-        check_bits(f"precision.uniform[{i}]", b)
+        uniform = i < len(spec.precision.uniform)
+        key = f"precision.uniform[{i}]" if uniform else f"baselines[{list(spec.baselines).index(b)}]"
+        check_bits(key, b, on_pe=uniform or given)
         table = {n: tuple(b) for n in names}
         if workload.transformer is not None:  # the defaults, as policy_for runs them: KV GEMMs at kv_bits
             wl_b = workload.with_default_bits(*b)
             table = {layer.name: wl_b.bits(layer) for layer in wl_b.layers}
+            check_table(key, table)
         policies.append((_policy_name({}, b), table))
     for i, pl in enumerate(spec.precision.per_layer):
         for k, b in pl.items():
@@ -297,6 +348,7 @@ def _resolve_sweep(path: str | Path, spec: SweepSpec) -> ResolvedSweep:
                                 k)
             check_bits(f"precision.per_layer[{i}].{k}", b)
         full = {n: tuple(pl.get(n, workload.bits(workload.layers[j]))) for j, n in enumerate(names)}
+        check_table(f"precision.per_layer[{i}]", full)
         policies.append((_policy_name(full, None), full))
     if spec.precision.random is not None:
         r = spec.precision.random
@@ -310,8 +362,8 @@ def _resolve_sweep(path: str | Path, spec: SweepSpec) -> ResolvedSweep:
     if ilp is not None:
         for i, b in enumerate(ilp.options):
             check_bits(f"precision.ilp.options[{i}]", b)
-        if spec.qat is not None:
-            check_bits("precision.ilp.reference", ilp.reference)
+        if spec.quality is not None and (ilp.sensitivity == "measured" or spec.qat is not None):  # run
+            check_bits("precision.ilp.reference", ilp.reference, on_pe=False)
         if ilp.sensitivity == "measured":
             if spec.quality is None:
                 raise SpecError(src, "precision.ilp.sensitivity",
