@@ -217,6 +217,16 @@ def test_qlinear_add_arm64_float_fallback_by_hand():
     = 6.5 -> 6; (1, 0): 256 -> clamp 252 -> 255. (The fixed-point scheme would round 1.5 and 3.5 away from
     zero before adding z_c: 5 and 7.)"""
     assert _add("arm64", np.uint8, [0, 0, 0, 1], [1, 3, 7, 0], (512.0, 1.0, 2.0, 0, 0, 3)) == [4, 4, 6, 255]
+    # the wheel's contraction (fmul of ValueB, fmadd of s_a (a - z_a) onto it; read from the machine code of
+    # onnxruntime 1.32's Linux aarch64 wheel): s = (0.2, 0.0037, 0.0004) (ratio 500: fallback), z = (224, 93,
+    # 223), codes (221, 247): ValueB = f32(0.0037 * 154) = 0.5698 (0x1.23bcd4p-1); separately rounded
+    # f32(0.2 * -3) = -0.6 (-0x1.333334p-1), sum -0.030200005 (-0x1.eecc00p-6), / s_c = -75.500015, + 223 =
+    # 147.49998 -> 147; fused fma(0.2, -3, 0.5698) = -0.03019999 (-0x1.eecbf0p-6), / s_c = -75.49998, + 223 =
+    # 147.50003 -> 148
+    assert _add("arm64", np.uint8, [221, 224], [247, 93], (0.2, 0.0037, 0.0004, 224, 93, 223)) == [148, 223]
+    # input 0 a scalar: the operands are swapped, the vector side (input 1) is the fused one: the same 148
+    # (and (247, 224): 0.5698 / 0.0004 = 1424.5 -> 255)
+    assert _add("arm64", np.uint8, [247], [221, 224], (0.0037, 0.2, 0.0004, 93, 224, 223)) == [148, 255]
     # ratios 2^-12 (range check passes, Shift 33 > 31): raw helper, v = (2^-12 * 255 + 0) / 1 -> z_c
     assert _add("arm64", np.int8, [127, -128], [0, 0], (2.0**-12, 2.0**-12, 1.0, -128, 0, 5)) == [5, 5]
 
@@ -239,6 +249,23 @@ def test_qlinear_add_sse2_separately_rounded_by_hand():
     # 0.5 + 2^-20 -> 1: the fold order gives the AVX2 code here
     assert _add("x86-sse", np.uint8, [5, 5], [51], sc) == [1, 1]
     assert _add("x86-sse", np.uint8, [51], [5, 5], (0.8, 0.3, 0.16, 30, 81, 38)) == [1, 1]  # input 0 scalar
+
+
+def test_qlinear_mul_arm64_fused_by_hand():
+    """arm64 QLinearMul: the Linux aarch64 wheel of onnxruntime 1.32 computes qlmul.cpp's
+    vaddq_f32(zc, vmulq_f32(r, f32(p))) as one fmla (its machine code), x86 as mulps then addps.
+    s = (0.4, 1.7, 0.8): r = f32(f32(0.4 * 1.7) / 0.8) = 0.85000002 (0x1.b33334p-1); z = (150, 5, 79), codes
+    (80, 6): p = -70 * 1 = -70, p r = -59.5000016689 exactly. x86: f32(p r) = -59.5 (the excess is below half
+    an ulp, 2^-19), + 79 = 19.5 -> half to even 20. ARM64: fma = f32(19.4999983311) = 19.4999981 -> 19."""
+    from hwsim.onnxq import DatapathConfig
+    from hwsim.onnxq._ops_elementwise import qlinear_mul
+
+    u8 = np.uint8
+    ins = [np.array([80, 150], u8), F32(0.4), u8(150), np.array([6, 7], u8), F32(1.7), u8(5), F32(0.8),
+           u8(79)]
+    assert qlinear_mul(None, ins, DatapathConfig(target="arm64"))[0][0].tolist() == [19, 79]
+    assert qlinear_mul(None, ins, DatapathConfig(target="x86-sse"))[0][0].tolist() == [20, 79]
+    assert qlinear_mul(None, ins, None)[0][0].tolist() == [20, 79]
 
 
 def test_qlinear_add_mul_overflow_is_the_integer_indefinite(tmp_path):

@@ -268,17 +268,21 @@ def _qladd_neon(a, b, sa, sb, sc, za: int, zb: int, zc: int) -> np.ndarray:
 
 
 def _qladd_raw(a, b, fa, fb, fc, za: int, zb: int, zc: int) -> np.ndarray:
-    """``MlasQLinearAddKernelRawHelper`` (``mlas/lib/qladd.cpp``), the NEON helper's fallback, read with every
-    float32 operation rounded: ``v = f32(f32(f32(s_a (a - z_a)) + f32(s_b (b - z_b))) / s_c)``, clamped to
-    ``[qmin - z_c, qmax - z_c]``, ``y = nearbyintf(f32(v + z_c))`` (round half to even). (A compiler that
-    contracts ``s_a (a - z_a) + ValueB`` into one fused multiply-add, as GCC's default ``-ffp-contract=fast``
-    may, would round once less; see docs/verification.md, "Targets".)"""
+    """``MlasQLinearAddKernelRawHelper`` (``mlas/lib/qladd.cpp``), the NEON helper's fallback, as the
+    onnxruntime 1.32 Linux aarch64 wheel (GCC) compiled it: ``ValueB = f32(s_b (b - z_b))`` (``fmul``), then
+    ``ValueA + ValueB`` contracted into ``fma(s_a, a - z_a, ValueB)`` (``fmadd``; ``fmla`` in the vectorized
+    loop), ``v = f32(. / s_c)``, clamped to ``[qmin - z_c, qmax - z_c]``, ``y = nearbyintf(f32(v + z_c))``
+    (``frinti``: half to even). ``a`` is the kernel's A: the vector side when input 0 is a scalar (ORT's
+    operand swap, :func:`_broadcast_mode`). A build that does not contract (clang's ``-ffp-contract=on``)
+    rounds ``s_a (a - z_a)`` too; docs/verification.md, "QLinearAdd and QLinearMul per target"."""
     out_dt = a.dtype
     f32 = np.float32
     shape = np.broadcast_shapes(a.shape, b.shape)
-    va = np.multiply(fa, (np.broadcast_to(a, shape).astype(np.int64) - za).astype(f32), dtype=f32)
+    if _broadcast_mode(a.shape, b.shape, shape) == "scalar_a":
+        a, b, fa, fb, za, zb = b, a, fb, fa, zb, za
+    xa = (np.broadcast_to(a, shape).astype(np.int64) - za).astype(f32)
     vb = np.multiply(fb, (np.broadcast_to(b, shape).astype(np.int64) - zb).astype(f32), dtype=f32)
-    v = np.divide(np.add(va, vb, dtype=f32), fc, dtype=f32)
+    v = np.divide(_fma_f32(np.broadcast_to(fa, shape), xa, vb), fc, dtype=f32)
     qmin, qmax = _qrange(out_dt)
     v = np.minimum(np.maximum(v, f32(qmin - zc)), f32(qmax - zc))
     return np.rint(np.add(v, f32(zc), dtype=f32)).astype(np.int64).astype(out_dt)
@@ -290,23 +294,28 @@ def qlinear_mul(node, ins, cfg):
     :func:`qlinear_add`.
 
     ``r = f32(f32(s_a * s_b) / s_c)``; ``p = (a - z_a)(b - z_b)`` exact (int16 x int16 -> int32:
-    ``_mm_mullo_epi16``/``_mm_mulhi_epi16``, ``vmull_s16``); ``v = f32(f32(f32(p) * r) + z_c)``: the zero
-    point is added in float *before* rounding (``_mm_add_ps(_mm_mul_ps(.), zc)``; NEON ``vaddq_f32(zc,
-    vmulq_f32(r, .))``, the same two roundings). The conversion differs: x86 ``_mm_cvtps_epi32``
-    (:func:`_cvtps_epi32`: a ``v`` of 2^31 or more gives the type's minimum, measured), ARM64
-    ``vcvtnq_s32_f32`` (:func:`_cvtn_s32`: saturates, so the maximum); then int16 and 8-bit saturation.
-    Checked exhaustively against onnxruntime (x86) over all 256 x 256 code pairs
-    (``tests/test_onnxq_ops.py``).
+    ``_mm_mullo_epi16``/``_mm_mulhi_epi16``, ``vmull_s16``). x86: ``v = f32(f32(f32(p) * r) + z_c)`` (the
+    zero point added in float *before* rounding; ``qlmul.cpp`` is compiled for the x86-64 baseline: ``mulps``
+    then ``addps``), ``y = sat(cvtps2dq(v))`` (:func:`_cvtps_epi32`: a ``v`` of 2^31 or more gives the type's
+    minimum, measured). ARM64: the source's ``vaddq_f32(zc, vmulq_f32(r, f32(p)))`` is one ``fmla`` in the
+    onnxruntime 1.32 Linux aarch64 wheel (GCC contracts the vector ``*`` and ``+`` of its ``arm_neon.h``):
+    ``v = fma(r, f32(p), z_c)``, ``y = sat(vcvtnq_s32_f32(v))`` (:func:`_cvtn_s32`, saturating). Then int16
+    and 8-bit saturation. The x86 path is checked exhaustively against onnxruntime over all 256 x 256 code
+    pairs (``tests/test_onnxq_ops.py``); the ARM64 one is read from the wheel's machine code.
     """
     a, sa, za, b, sb, zb, sc, zc = ins[:8]
     out_dt = a.dtype
     r = np.divide(np.multiply(_f32(_scalar(sa, "A_scale")), _f32(_scalar(sb, "B_scale")), dtype=np.float32),
                   _f32(_scalar(sc, "C_scale")), dtype=np.float32)
     p = (a.astype(np.int64) - _zp(za)) * (b.astype(np.int64) - _zp(zb))
-    v = np.add(np.multiply(p.astype(np.float32), r, dtype=np.float32), np.float32(_zp(zc)), dtype=np.float32)
-    cvt = _cvtn_s32 if _kernel(cfg, "mul_kernel", "sse2") == "neon" else _cvtps_epi32
+    pf = p.astype(np.float32)
+    z = np.float32(_zp(zc))
+    if _kernel(cfg, "mul_kernel", "sse2") == "neon":
+        codes = _cvtn_s32(_fma_f32(pf, np.broadcast_to(r, pf.shape), np.broadcast_to(z, pf.shape)))
+    else:
+        codes = _cvtps_epi32(np.add(np.multiply(pf, r, dtype=np.float32), z, dtype=np.float32))
     qmin, qmax = _qrange(out_dt)
-    return [np.clip(cvt(v), qmin, qmax).astype(out_dt)], NodeStats()
+    return [np.clip(codes, qmin, qmax).astype(out_dt)], NodeStats()
 
 
 def _lut(x, xs, xz, ys, yz, fn):
