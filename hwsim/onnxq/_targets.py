@@ -70,8 +70,9 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            "of qladd.cpp (separately rounded float32)", add_kernel="sse2"),
     Target("arm64", "AArch64 (NEON, dot product, i8mm)", False,
            "MlasGemmU8X8DispatchUdot / Neon / Ummla (exact integer GEMMs); QLinearAdd: the fixed-point NEON "
-           "helper of qladd.cpp (float fallback outside its scale range), QLinearMul: qlmul.cpp's NEON path; "
-           "from the source only, not recorded on such a host; the int8 QDQ fusion is not modelled",
+           "helper of qladd.cpp (float fallback outside its scale range), QLinearMul: qlmul.cpp's NEON path "
+           "(one fmla); from the source and the Linux aarch64 wheel's machine code, not run on such a host; "
+           "the int8 QDQ fusion is not modelled",
            add_kernel="neon", mul_kernel="neon"),
 )}
 
