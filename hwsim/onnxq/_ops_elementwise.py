@@ -135,7 +135,7 @@ def _fixed_part(ra, za: int, rb, zb: int, zc: int) -> np.float32:
 
 
 def _qlinear_add_full(af, bf, ra, rb, fixed, shape, qmin, qmax, out_dt) -> np.ndarray:
-    """QLinearAdd's codes where neither side is a scalar: ``sat(rne(fma(a, r_a, fma(b, r_b, F))))``."""
+    """QLinearAdd's codes where neither side is a scalar: ``sat(cvt(fma(a, r_a, fma(b, r_b, F))))``."""
     t = _fma_f32(np.broadcast_to(bf, shape), np.broadcast_to(rb, shape), np.broadcast_to(fixed, shape))
     v = _fma_f32(np.broadcast_to(af, shape), np.broadcast_to(ra, shape), t)
     return np.clip(_cvtps_epi32(v), qmin, qmax).astype(out_dt)
