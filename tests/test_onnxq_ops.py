@@ -150,6 +150,153 @@ def test_qlinear_add_scalar_side_contracted(tmp_path, scalar):
         assert rep.mismatches == 0, (case, rep.lines)
 
 
+# -- QLinearAdd / QLinearMul on the other targets (no such host here: hand-derived from the MLAS source) -----
+
+def _add(target, dt, a, b, scales):
+    from hwsim.onnxq import DatapathConfig
+    from hwsim.onnxq._ops_elementwise import qlinear_add
+
+    sa, sb, sc, za, zb, zc = scales
+    ins = [np.array(a, dt), F32(sa), dt(za), np.array(b, dt), F32(sb), dt(zb), F32(sc), dt(zc)]
+    (y,), _ = qlinear_add(None, ins, DatapathConfig(target=target) if target else None)
+    assert y.dtype == dt
+    return y.tolist()
+
+
+def test_neon_add_parameters_by_hand():
+    """``MlasCalcQLinearAddParameters`` (mlas/lib/qladd.cpp): ratios 0.5 and 0.25 -> greater 0.5 = 2^-1,
+    GreaterExponent -1, Shift = 21 - (-1) = 22, multiplier 2^22, MultiplierA = 0.5 * 2^22 = 2^21,
+    MultiplierB = 2^20 (MultiplierA >= 2^21: accepted). Rejected: a ratio >= 256; one below 2^-14; both
+    2^-11 (passes the range check, but Shift = 21 + 11 = 32 > 31); 2 - 2^-23 (Shift 21, lrintf(2^22 - 1/4)
+    = 2^22, not < 2^22)."""
+    from hwsim.onnxq._ops_elementwise import neon_add_parameters
+
+    assert neon_add_parameters(0.5, 0.25) == (22, 2**21, 2**20)
+    assert neon_add_parameters(0.25, 0.5) == (22, 2**20, 2**21)
+    assert neon_add_parameters(1.0, 1.0) == (21, 2**21, 2**21)
+    assert neon_add_parameters(256.0, 1.0) is None
+    assert neon_add_parameters(2.0**-15, 0.5) is None
+    assert neon_add_parameters(2.0**-11, 2.0**-11) is None
+    assert neon_add_parameters(2 - 2.0**-23, 1.0) is None
+    assert neon_add_parameters(255.0, 1.0) == (14, 255 * 2**14, 2**14)
+
+
+def test_qlinear_add_arm64_fixed_point_by_hand():
+    """arm64: the NEON helper of qladd.cpp with Shift 22, M_a = 2^21, M_b = 2^20 (test above); s = (0.5, 0.25,
+    1.0).
+
+    uint8, z = (128, 0, 160): acc = (a - 128) 2^21 + b 2^20, acc -= 1 if negative, q = (acc + 2^21) >> 22:
+    (127, 0): acc = -2^21 -> (-2^21 - 1 + 2^21) >> 22 = -1 (-0.5 away from zero) -> 159;
+    (129, 0): (2^21 + 2^21) >> 22 = 1 -> 161; (125, 2): -3 * 2^21 + 2 * 2^20 = -2^22 -> (-2^22 - 1 + 2^21)
+    >> 22 = -1 -> 159 (exact -1); (131, 0): 1.5 -> 2 -> 162; (255, 255): 127.25 -> 127, 127 + 160 = 287 ->
+    vqmovun 255; (0, 0): -64 -> 96; (0, 6): -62.5 -> (-262,144,000 - 1 + 2^21) >> 22 = -63 -> 97.
+    The AVX2 kernel rounds the float sum half to even after adding z_c: 159.5 -> 160, 160.5 -> 160,
+    97.5 -> 98 (three codes differ).
+    int8, z = (0, 0, -100): (-1, 0): -0.5 -> -1 -> -101 (AVX2: -100.5 -> -100); (1, 0): 0.5 -> 1 -> -99
+    (AVX2 -99.5 -> -100); (-128, -128): -96 -> -196 -> vqmovn -128; (127, 127): 95.25 -> 95 -> -5;
+    (1, -2): 0 -> -100."""
+    u8, s8 = np.uint8, np.int8
+    a, b = [127, 129, 125, 131, 255, 0, 0], [0, 0, 2, 0, 255, 0, 6]
+    sc = (0.5, 0.25, 1.0, 128, 0, 160)
+    assert _add("arm64", u8, a, b, sc) == [159, 161, 159, 162, 255, 96, 97]
+    assert _add("x86-avx2", u8, a, b, sc) == [160, 160, 159, 162, 255, 96, 98]
+    assert _add(None, u8, a, b, sc) == [160, 160, 159, 162, 255, 96, 98]
+    a, b = [-1, 1, -128, 127, 1], [0, 0, -128, 127, -2]
+    sc = (0.5, 0.25, 1.0, 0, 0, -100)
+    assert _add("arm64", s8, a, b, sc) == [-101, -99, -128, -5, -100]
+    assert _add("x86-avx2", s8, a, b, sc) == [-100, -100, -128, -5, -100]
+    # a scalar side: vscalar = (b - z_b) M_b enters the same integer sum (either input)
+    assert _add("arm64", u8, [127, 129, 0], [0], (0.5, 0.25, 1.0, 128, 0, 160)) == [159, 161, 96]
+    assert _add("arm64", u8, [0], [127, 129, 0], (0.25, 0.5, 1.0, 0, 128, 160)) == [159, 161, 96]
+
+
+def test_qlinear_add_arm64_float_fallback_by_hand():
+    """arm64 with s = (512, 1, 2): ratio s_a/s_c = 256 is not < 256, MlasCalcQLinearAddParameters fails and
+    MlasQLinearAddKernelRawHelper runs: v = f32(f32(512 a + b) / 2), clamped to [0 - 3, 255 - 3],
+    nearbyintf(v + 3) (half to even): (0, 1): 0.5 + 3 = 3.5 -> 4; (0, 3): 1.5 + 3 = 4.5 -> 4; (0, 7): 3.5 + 3
+    = 6.5 -> 6; (1, 0): 256 -> clamp 252 -> 255. (The fixed-point scheme would round 1.5 and 3.5 away from
+    zero before adding z_c: 5 and 7.)"""
+    assert _add("arm64", np.uint8, [0, 0, 0, 1], [1, 3, 7, 0], (512.0, 1.0, 2.0, 0, 0, 3)) == [4, 4, 6, 255]
+    # the wheel's contraction (fmul of ValueB, fmadd of s_a (a - z_a) onto it; read from the machine code of
+    # onnxruntime 1.32's Linux aarch64 wheel): s = (0.2, 0.0037, 0.0004) (ratio 500: fallback), z = (224, 93,
+    # 223), codes (221, 247): ValueB = f32(0.0037 * 154) = 0.5698 (0x1.23bcd4p-1); separately rounded
+    # f32(0.2 * -3) = -0.6 (-0x1.333334p-1), sum -0.030200005 (-0x1.eecc00p-6), / s_c = -75.500015, + 223 =
+    # 147.49998 -> 147; fused fma(0.2, -3, 0.5698) = -0.03019999 (-0x1.eecbf0p-6), / s_c = -75.49998, + 223 =
+    # 147.50003 -> 148
+    assert _add("arm64", np.uint8, [221, 224], [247, 93], (0.2, 0.0037, 0.0004, 224, 93, 223)) == [148, 223]
+    # input 0 a scalar: the operands are swapped, the vector side (input 1) is the fused one: the same 148
+    # (and (247, 224): 0.5698 / 0.0004 = 1424.5 -> 255)
+    assert _add("arm64", np.uint8, [247], [221, 224], (0.0037, 0.2, 0.0004, 93, 224, 223)) == [148, 255]
+    # ratios 2^-12 (range check passes, Shift 33 > 31): raw helper, v = (2^-12 * 255 + 0) / 1 -> z_c
+    assert _add("arm64", np.int8, [127, -128], [0, 0], (2.0**-12, 2.0**-12, 1.0, -128, 0, 5)) == [5, 5]
+
+
+def test_qlinear_add_sse2_separately_rounded_by_hand():
+    """x86-sse: the SSE2 helper of qladd.cpp, every operation rounded to float32 (no FMA in the x86-64
+    baseline), against the AVX2 kernel's fused multiply-adds. s = (0.3, 0.8, 0.16), z = (81, 30, 38), codes
+    (5, 51): the exact value (0.3 (5 - 81) + 0.8 (51 - 30)) / 0.16 + 38 = 0.5 is a tie.
+    r_a = f32(0.3 / 0.16) = 1.8750001 (0x1.e00002p+0), r_b = 5.
+    SSE2: f32(r_a 81) = 151.87502 (0x1.2fc002p+7), + 150 = 301.875 (the tie at 2^-16 rounds to even),
+    F = 38 - 301.875 = -263.875; f32(5 r_a) = 9.375001 (0x1.2c0002p+3), F + 9.375001 = -254.5 (rounded),
+    -254.5 + f32(51 * 5) = 0.5 -> cvtps2dq (half to even) 0.
+    AVX2: F = f32(38 - fma(r_a, 81, 150)) = -263.875, fma(51, 5, F) = -8.875, fma(5, r_a, -8.875) =
+    0.5000006 (0x1.000014p-1) -> 1."""
+    sc = (0.3, 0.8, 0.16, 81, 30, 38)
+    assert _add("x86-sse", np.uint8, [5, 81, 0], [51, 30, 0], sc) == [0, 38, 0]
+    assert _add("x86-avx2", np.uint8, [5, 81, 0], [51, 30, 0], sc) == [1, 38, 0]
+    assert _add("x86-avx512-vnni", np.uint8, [5], [51], sc) == [1]  # VNNI hosts run qladd_avx2.cpp too
+    # b a scalar over a vector: F' = f32(F + f32(51 * 5)) = -8.875 exact, then f32(-8.875 + 9.375001) =
+    # 0.5 + 2^-20 -> 1: the fold order gives the AVX2 code here
+    assert _add("x86-sse", np.uint8, [5, 5], [51], sc) == [1, 1]
+    assert _add("x86-sse", np.uint8, [51], [5, 5], (0.8, 0.3, 0.16, 30, 81, 38)) == [1, 1]  # input 0 scalar
+
+
+def test_qlinear_mul_arm64_fused_by_hand():
+    """arm64 QLinearMul: the Linux aarch64 wheel of onnxruntime 1.32 computes qlmul.cpp's
+    vaddq_f32(zc, vmulq_f32(r, f32(p))) as one fmla (its machine code), x86 as mulps then addps.
+    s = (0.4, 1.7, 0.8): r = f32(f32(0.4 * 1.7) / 0.8) = 0.85000002 (0x1.b33334p-1); z = (150, 5, 79), codes
+    (80, 6): p = -70 * 1 = -70, p r = -59.5000016689 exactly. x86: f32(p r) = -59.5 (the excess is below half
+    an ulp, 2^-19), + 79 = 19.5 -> half to even 20. ARM64: fma = f32(19.4999983311) = 19.4999981 -> 19."""
+    from hwsim.onnxq import DatapathConfig
+    from hwsim.onnxq._ops_elementwise import qlinear_mul
+
+    u8 = np.uint8
+    ins = [np.array([80, 150], u8), F32(0.4), u8(150), np.array([6, 7], u8), F32(1.7), u8(5), F32(0.8),
+           u8(79)]
+    assert qlinear_mul(None, ins, DatapathConfig(target="arm64"))[0][0].tolist() == [19, 79]
+    assert qlinear_mul(None, ins, DatapathConfig(target="x86-sse"))[0][0].tolist() == [20, 79]
+    assert qlinear_mul(None, ins, None)[0][0].tolist() == [20, 79]
+
+
+def test_qlinear_add_mul_overflow_is_the_integer_indefinite(tmp_path):
+    """x86 cvtps2dq gives -2^31 for a float of 2^31 or more, which the packs saturate to the type's minimum:
+    QLinearAdd with s_a = 2^30 (others 1, zero points 0): (3, 2) -> 3 * 2^30 + 2 >= 2^31 -> 0, (1, 1) ->
+    2^30 + 1 -> 255; QLinearMul with s_a = s_b = 1000, s_c = 1: (100, 100) -> 10^4 * 10^6 = 10^10 -> 0.
+    ARM64's vcvtnq_s32_f32 saturates instead (-> 255); its QLinearAdd falls back to the raw helper (ratio
+    2^30 >= 256), whose clamp gives 255. onnxruntime on this (x86) host agrees with the x86 values (live)."""
+    from hwsim.onnxq import DatapathConfig
+    from hwsim.onnxq._ops_elementwise import qlinear_mul
+
+    u8 = np.uint8
+    add = (2.0**30, 1.0, 1.0, 0, 0, 0)
+    for t in ("x86-avx2", "x86-sse"):
+        assert _add(t, u8, [3, 1, 0], [2, 1, 0], add) == [0, 255, 0], t
+    assert _add("arm64", u8, [3, 1, 0], [2, 1, 0], add) == [255, 255, 0]
+    ins = [np.array([100, 1, 0], u8), F32(1000), u8(0), np.array([100, 1, 0], u8), F32(1000), u8(0), F32(1),
+           u8(0)]
+    assert qlinear_mul(None, ins, DatapathConfig(target="x86-sse"))[0][0].tolist() == [0, 255, 0]
+    assert qlinear_mul(None, ins, None)[0][0].tolist() == [0, 255, 0]
+    assert qlinear_mul(None, ins, DatapathConfig(target="arm64"))[0][0].tolist() == [255, 255, 0]
+    for op, sa in (("QLinearAdd", 2.0**30), ("QLinearMul", 1000.0)):
+        node = helper.make_node(op, ["a", "as", "az", "b", "bs", "bz", "cs", "cz"], ["c"], domain=MS)
+        inits = {"as": F32(sa), "az": u8(0), "bs": F32(1000.0 if op == "QLinearMul" else 1.0), "bz": u8(0),
+                 "cs": F32(1), "cz": u8(0)}
+        m = model([node], [("a", u8, [20]), ("b", u8, [20])], [("c", u8)], inits)
+        feeds = {"a": np.array([100, 1, 0, 200, 3] * 4, u8), "b": np.array([100, 1, 0, 200, 2] * 4, u8)}
+        rep = run(tmp_path, m, feeds, name=op)
+        assert rep.mismatches == 0, (op, rep.lines)
+
+
 # -- QLinearConv: attributes ---------------------------------------------------------------------------------
 
 CONV = {

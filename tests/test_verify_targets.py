@@ -4,7 +4,9 @@
   (255 - 144) * 113 * 2 = 25,086; with int16 pairs sat16(255 * 113 * 2 = 57,630) = 32,767 minus the zero-point
   correction 144 * 226 = 32,544 gives 223;
 * the 69 cases recorded by onnxruntime 1.32 on an AVX2 host without VNNI (``tests/data/ort_avx2``): 0
-  mismatches under ``--target x86-avx2 --expected`` on any host; the exact target misses the u8 x s8 ones.
+  mismatches under ``--target x86-avx2 --expected`` on any host; the exact target misses the u8 x s8 ones;
+* QLinearAdd codes derived by hand from ``mlas/lib/qladd.cpp`` for arm64 (NEON fixed point) and x86-sse
+  (SSE2, separately rounded float32).
 """
 
 from __future__ import annotations
@@ -241,3 +243,46 @@ def test_arch_mismatches_are_split_between_the_arch_and_the_pair_saturating_refe
         split = (tt["datapath_mismatches"], tt["reference_pair_saturation_mismatches"])
         assert split == {32: (0, 151), 16: (60, 100)}[bits]
         assert t["datapath_mismatches"] == t["layers"][0]["acc_overflow"] == {32: 0, 16: 60}[bits]
+
+
+def _qladd_model(path, scales, op="QLinearAdd", n=7):
+    from onnx import TensorProto, helper, numpy_helper
+
+    sa, sb, sc, za, zb, zc = scales
+    c = numpy_helper.from_array
+    node = helper.make_node(op, ["a", "sa", "za", "b", "sb", "zb", "sc", "zc"], ["y"],
+                            domain="com.microsoft")
+    inits = [c(np.float32(sa), "sa"), c(np.uint8(za), "za"), c(np.float32(sb), "sb"), c(np.uint8(zb), "zb"),
+             c(np.float32(sc), "sc"), c(np.uint8(zc), "zc")]
+    io = [helper.make_tensor_value_info(k, TensorProto.UINT8, [1, n]) for k in ("a", "b")]
+    out = helper.make_tensor_value_info("y", TensorProto.UINT8, [1, n])
+    g = helper.make_graph([node], "qladd", io, [out], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13),
+                                            helper.make_opsetid("com.microsoft", 1)])
+    m.ir_version = 8
+    path.write_bytes(m.SerializeToString())
+
+
+def test_qlinear_add_mul_per_target_cli(tmp_path, capsys):
+    # The codes derived by hand from mlas/lib/qladd.cpp in tests/test_onnxq_ops.py, recorded as expected
+    # outputs of a one-node QLinearAdd model: arm64 (NEON fixed point, s = (0.5, 0.25, 1), z = (128, 0, 160):
+    # half away from zero) and x86-sse (SSE2, separately rounded; s = (0.3, 0.8, 0.16), z = (81, 30, 38),
+    # codes (5, 51) -> 0 where AVX2's fmas give 1), and a QLinearMul for arm64 (one fma: s = (0.4, 1.7, 0.8),
+    # z = (150, 5, 79), codes (80, 6) -> 19 where x86 gives 20). Each file verifies with 0 mismatches on its
+    # target and misses the differing codes on x86-avx2 (exit 1), on any host.
+    cases = [("arm64", (0.5, 0.25, 1.0, 128, 0, 160), [127, 129, 125, 131, 255, 0, 0],
+              [0, 0, 2, 0, 255, 0, 6], [159, 161, 159, 162, 255, 96, 97], 3),
+             ("x86-sse", (0.3, 0.8, 0.16, 81, 30, 38), [5, 81, 0, 5, 5, 5, 5], [51, 30, 0, 51, 51, 51, 51],
+              [0, 38, 0, 0, 0, 0, 0], 5),
+             ("arm64", (0.4, 1.7, 0.8, 150, 5, 79), [80, 150], [6, 7], [19, 79], 1)]
+    for i, (target, scales, a, b, y, avx2_misses) in enumerate(cases):
+        m, x, e = tmp_path / f"{i}.onnx", tmp_path / f"{i}_x.npz", tmp_path / f"{i}_y.npz"
+        _qladd_model(m, scales, "QLinearMul" if i == 2 else "QLinearAdd", len(a))
+        np.savez(x, a=np.array([a], np.uint8), b=np.array([b], np.uint8))
+        np.savez(e, y=np.array([y], np.uint8))
+        assert main(["verify", str(m), "--inputs", str(x), "--expected", str(e), "--target", target,
+                     "--out", str(tmp_path / f"{i}")]) == 0, capsys.readouterr()
+        assert verify(m, inputs=x, expected=e, target=target).mismatches == 0
+        assert verify(m, inputs=x, expected=e, target="x86-avx2").mismatches == avx2_misses, target
+        assert main(["verify", str(m), "--inputs", str(x), "--expected", str(e), "--target", "x86-avx2",
+                     "--out", str(tmp_path / f"{i}_avx2")]) == 1

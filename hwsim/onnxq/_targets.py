@@ -37,13 +37,20 @@ class Target:
     """A machine whose onnxruntime integer kernels hwsim reproduces.
 
     ``u8s8_int16_pairs``: its u8 x s8 GEMM kernels saturate int16 pair sums (``vpmaddubsw``), else they are
-    exact. ``note``: what else is known about the target's kernels.
+    exact. ``note``: what else is known about the target's kernels. ``add_kernel``: which MLAS QLinearAdd
+    kernel runs (``"avx2"``: ``intrinsics/avx2/qladd_avx2.cpp``, set by ``platform.cpp`` on every x86 host
+    with AVX2 and FMA; ``"sse2"``: the SSE2 ``MlasQLinearAddKernelHelper`` of ``qladd.cpp``, the default
+    ``QLinearAddS8Kernel``/``U8Kernel`` of an x86-64 host without AVX2; ``"neon"``: the fixed-point NEON
+    helper of ``qladd.cpp``). ``mul_kernel``: which ``qlmul.cpp`` path runs QLinearMul (``"sse2"`` on every
+    x86-64 host, ``"neon"`` on ARM64).
     """
 
     name: str
     description: str
     u8s8_int16_pairs: bool
     note: str = ""
+    add_kernel: str = "avx2"
+    mul_kernel: str = "sse2"
 
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
@@ -59,11 +66,14 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("x86-avx-vnni", "x86-64 with AVX-VNNI, no AVX-512 (e.g. Intel Alder Lake)", False,
            "MlasGemmU8S8KernelAvxVnni (vpdpbusd on ymm, exact)"),
     Target("x86-sse", "x86-64 without AVX2", False,
-           "MlasGemmU8X8DispatchSse (operands widened to int16, pmaddwd: exact)"),
+           "MlasGemmU8X8DispatchSse (operands widened to int16, pmaddwd: exact); QLinearAdd: the SSE2 helper "
+           "of qladd.cpp (separately rounded float32)", add_kernel="sse2"),
     Target("arm64", "AArch64 (NEON, dot product, i8mm)", False,
-           "MlasGemmU8X8DispatchUdot / Neon / Ummla (exact integer GEMMs); onnxruntime's ARM QLinearAdd/Mul "
-           "and "
-           "the int8 QDQ fusion differ from x86 and are not modelled"),
+           "MlasGemmU8X8DispatchUdot / Neon / Ummla (exact integer GEMMs); QLinearAdd: the fixed-point NEON "
+           "helper of qladd.cpp (float fallback outside its scale range), QLinearMul: qlmul.cpp's NEON path "
+           "(one fmla); from the source and the Linux aarch64 wheel's machine code, not run on such a host; "
+           "the int8 QDQ fusion is not modelled",
+           add_kernel="neon", mul_kernel="neon"),
 )}
 
 #: The probe's MatMulInteger output (a = [[255, 255]], a_zero_point = 144, b = [[113], [113]]):
