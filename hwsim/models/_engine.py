@@ -130,11 +130,18 @@ class Network:
     ops : list of Conv and Pool
     output : str
         The tensor holding the logits.
+    accumulate : numpy dtype or None
+        When set (``numpy.float64``), a float32 :meth:`forward` computes every op in this dtype and rounds
+        its output to float32 once: each tensor is then the float64 value rounded, the same on any number of
+        BLAS threads and any BLAS kernel (up to float64 rounding ties), where float32 BLAS products change
+        with the thread count (OpenBLAS splits the reduction). MobileNetV2 sets it: its W4A8 agreement moved
+        by 3 of 30 photos between 1 and 2 BLAS threads (docs/qat.md). None: the input dtype throughout.
     """
 
     name: str
     ops: list
     output: str
+    accumulate: type | None = None
 
     @property
     def layers(self) -> tuple[str, ...]:
@@ -158,7 +165,7 @@ class Network:
         ops = [replace(op, weight=op.weight.copy(), bias=op.bias.copy(),
                        clip_hi=None if op.clip_hi is None else op.clip_hi.copy()) if isinstance(op, Conv)
                else replace(op) for op in self.ops]
-        return Network(self.name, ops, self.output)
+        return Network(self.name, ops, self.output, self.accumulate)
 
     def forward(self, x: np.ndarray, *, dtype=np.float32, weights: dict | None = None,
                 tensors: dict | None = None, start: int = 0, keep: bool = False):
@@ -186,6 +193,8 @@ class Network:
         t = dict(tensors) if tensors is not None else {}
         if x is not None:
             t["input"] = np.asarray(x, dtype)
+        # compute dtype: float64 when the network asks for it (outputs rounded to ``dtype`` once per op)
+        cdt = np.dtype(dtype) if self.accumulate is None else np.promote_types(dtype, self.accumulate)
         for op in self.ops[start:]:
             src = t[op.src]
             if isinstance(op, Pool):
@@ -193,20 +202,21 @@ class Network:
                     win = conv_windows(src, op.kernel, op.kernel, (op.stride, op.stride), (0, 0, 0, 0))
                     t[op.dst] = win.max(axis=(4, 5))
                 elif op.kind == "gap":
-                    t[op.dst] = src.mean(axis=(2, 3), keepdims=True)
+                    t[op.dst] = src.astype(cdt).mean(axis=(2, 3), keepdims=True).astype(dtype)
                 else:
                     t[op.dst] = src.reshape(src.shape[0], -1)
                 continue
             w = op.weight if weights is None or op.name not in weights else weights[op.name]
-            w = np.asarray(w, dtype)
-            b = op.bias.astype(dtype)
+            w = np.asarray(np.asarray(w, dtype), cdt)
+            b = op.bias.astype(dtype).astype(cdt)
+            src = src.astype(cdt, copy=False)
             if op.linear:
                 y = src.reshape(src.shape[0], -1) @ w.T + b
             else:
                 y = float_conv2d(src, w, b, stride=op.stride, pads=op.pads, groups=op.groups)
             if op.residual is not None:
                 y = y + t[op.residual]
-            t[op.dst] = _act_float(y, op)
+            t[op.dst] = _act_float(y, op).astype(dtype, copy=False)
         return t if keep else t[self.output]
 
     def consumer_layer(self, tensor: str) -> str | None:
