@@ -46,3 +46,45 @@ def test_float64_accumulation_rounds_each_op_once_and_ignores_threads():
     t32 = _net(None)[0].forward(x, keep=True)
     assert not np.array_equal(t32["b"], t1["b"])
     assert net.copy().accumulate is np.float64
+
+
+def test_sequential_mse_adaround_ptq_is_bit_exact_on_the_datapath():
+    from hwsim.models._engine import PTQConfig, QuantizedNetwork
+    from hwsim.models.mobilenet_qat import integer_forward
+
+    net, _ = _net(np.float64)
+    rng = np.random.default_rng(6)
+    calib = rng.standard_normal((4, 48, 12, 12)).astype(np.float32)
+    x = rng.standard_normal((3, 48, 12, 12)).astype(np.float32)
+    cfg = PTQConfig("seq", bias_correction=True, adaround=True, adaround_iters=40, weight_range="mse",
+                    sequential=True)
+    q = QuantizedNetwork(net, {n: (4, 8) for n in net.layers}, calib, cfg)
+    y, codes = q.run(x, return_codes=True)
+    y_ref, codes_ref = integer_forward(q, x, keep=True)
+    assert np.array_equal(y.view(np.uint32), y_ref.view(np.uint32))
+    assert all(np.array_equal(c, codes[k]) for k, c in codes_ref.items())
+    # the MSE range clipped some channel below max|w| (4-bit steps of Gaussian weights)
+    w = net.layer("pw").weight
+    assert np.any(q.wq["pw"][2].scale * 7 < np.abs(w).reshape(64, -1).max(axis=1) * 0.99)
+
+
+def test_sequential_bias_correction_removes_the_quantized_networks_mean_shift():
+    from hwsim.models._engine import PTQConfig, QuantizedNetwork
+
+    # one linear layer on skewed inputs quantized to 2 bits: rounding the input shifts its mean, which the
+    # float-input bias correction cannot see and the sequential one removes. The integer logits are
+    # acc * s_x * s_w with acc = sum((x_q - z) w_q) + round(b / (s_x s_w)), so after the sequential correction
+    # the calibration mean of every logit equals the float mean up to the bias rounding, s_x s_w / 2.
+    rng = np.random.default_rng(7)
+    w = rng.standard_normal((5, 16)).astype(np.float32)
+    net = Network("lin", [Conv("fc", "input", "logits", w, np.zeros(5, np.float32), linear=True)], "logits")
+    calib = rng.exponential(1.0, (2000, 16)).astype(np.float32)
+    ref = net.forward(calib).mean(axis=0)
+    err = {}
+    for seq in (False, True):
+        cfg = PTQConfig("bc", bias_correction=True, sequential=seq)
+        q = QuantizedNetwork(net, {"fc": (8, 2)}, calib, cfg)
+        err[seq] = np.abs(q.run(calib).mean(axis=0) - ref)
+        bound = q.qparams["input"].scale * q.wq["fc"][2].scale / 2
+    assert np.all(err[True] <= bound * 1.001 + 1e-5), (err[True], bound)
+    assert err[False].max() > 20 * err[True].max()
