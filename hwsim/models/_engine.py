@@ -528,7 +528,7 @@ class QuantizedNetwork:
         from ..quant import fake_quantize
 
         qp = self.qparams.get(name)
-        return y if qp is None else fake_quantize(y, qp).astype(np.float64)
+        return y if qp is None else fake_quantize(y, qp)   # float32: the dequantized codes are exact in it
 
     def _fake_input(self, x: np.ndarray) -> dict:
         return {"input": self._fake("input", np.asarray(x, np.float32))}
