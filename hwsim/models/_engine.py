@@ -14,7 +14,9 @@ Integer inference (:class:`QuantizedNetwork`, a first-cut PTQ pipeline per :clas
 Gholami et al. 2021, §III-IV):
 
 * weights: symmetric signed (restricted range) per output channel or per tensor, or power-of-two, ternary or
-  binary (:mod:`hwsim.quant`); optionally cross-layer equalized, AdaRound-ed, bias-corrected;
+  binary (:mod:`hwsim.quant`); optionally cross-layer equalized, clipped at an output-MSE range, AdaRound-ed,
+  bias-corrected, each layer either against the float network's input or, ``sequential``, against the
+  quantized network's (a float64 fake-quantized calibration forward, layer after layer);
 * activations: one static per-tensor quantizer per tensor (asymmetric, unsigned by default), calibrated on the
   float activations of calibration inputs by the configured method; a tensor takes the activation bits of the
   first layer that consumes it;
