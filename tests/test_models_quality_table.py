@@ -71,3 +71,21 @@ def test_qat_accuracy_table_layout():
     assert accuracy_table(res) == ["| method | W4A4 | W3A3 | W2A2 | mixed |", "|---|---:|---:|---:|---:|",
                                    "| PTQ a | 50.00 | 25.00 | 12.50 | 98.76 |",
                                    "| QAT b | **90.00** (12 s) | - | - | - |"]
+
+
+def test_mobilenet_w4a8_ptq_section_layout():
+    from hwsim.models import _mnv2_ptq_table as t
+    from hwsim.models._qat_table import splice
+
+    labels = [c.name for c in t.CONFIGS()]
+    assert [c.sequential for c in t.CONFIGS()] == [False, False, True]
+    rows = [(conv, lb, {"top1_agreement": 17 / 30, "logit_sqnr_db": 7.866, "top5_agreement": 0.8333,
+                        "bit_exact": True}, 310.4, 30.0) for conv, _ in t.CONVENTIONS for lb in labels]
+    text = t.render_mobilenet_ptq({"rows": rows, "n_eval": 30, "n_calib": 10}, 960.0)
+    assert text.startswith(t.BEGIN) and text.endswith(t.END)
+    assert "(16 min on this machine" in text
+    # one row group per convention, the 8-bit-ends one labelled as such, never merged with the all-4-bit one
+    assert text.count("| method |") == 2 and "**first conv and classifier W8A8, the other 51 W4A8**" in text
+    assert text.count(f"| {labels[2]} | 56.7 / 7.87 / 83.3 | 310 s |") == 2
+    doc = splice("# head\n\n" + t.BEGIN + "\nold\n" + t.END + "\ntail\n", text, t.BEGIN, t.END)
+    assert "old" not in doc and doc.endswith("tail\n") and doc.count(t.BEGIN) == 1

@@ -15,6 +15,7 @@ from hwsim.quant import (
     fold_batchnorm,
     quantize,
     symmetric_qparams,
+    weight_range_mse,
 )
 
 F32 = np.float32
@@ -110,3 +111,47 @@ def test_adaround_beats_nearest_rounding_on_correlated_inputs():
     # measured on this seed: nearest 2.500, AdaRound 0.277 (mean squared output error per output channel)
     assert recon(nearest) == pytest.approx(2.500, abs=0.001)
     assert recon(ada) < 0.15 * recon(nearest)
+
+
+def test_adaround_asymmetric_reconstruction_hand_derived():
+    # one weight w = 1.1, step 0.25 (symmetric 4-bit of amax 1.75: 1.75 / 7), w / s = 4.4. The quantized input
+    # is x^ = 0.9 x with E[x^2] = 1: G = E[x^ x^] = 0.81, C = E[x x^] = 0.9. E(w x - w~ x^)^2 is least at
+    # w~ = w C / G = 1.2222 (4.889 steps): code 5. Symmetric (C = G = 1): least at w~ = w, code 4.
+    qp = symmetric_qparams(np.array([1.75]), 4, axis=0)
+    w = np.array([[1.1]], F32)
+    assert float(qp.scale[0]) == 0.25
+    assert adaround(w, np.array([[0.81]]), qp, iters=500, cross=np.array([[0.9]]))[0, 0] == 5
+    assert adaround(w, np.array([[1.0]]), qp, iters=500)[0, 0] == 4
+
+
+def test_adaround_cross_equal_to_gram_is_the_symmetric_reconstruction():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((512, 8, 9))                       # 8 depthwise groups of 3x3 patches
+    gram = np.einsum("pgd,pge->gde", x, x) / 512
+    w = rng.standard_normal((8, 1, 3, 3)).astype(F32)
+    qp = symmetric_qparams(np.abs(w).reshape(8, -1).max(axis=1), 4, axis=0)
+    a = adaround(w, gram, qp, iters=200, groups=8)
+    b = adaround(w, gram, qp, iters=200, groups=8, cross=gram)
+    assert np.array_equal(a, b) and not np.array_equal(a, quantize(w, qp))
+    with pytest.raises(ValueError, match="cross must have the shape"):
+        adaround(w, gram, qp, iters=2, groups=8, cross=gram[:2])
+
+
+def test_weight_range_mse_hand_derived():
+    # 2-bit restricted codes {-1, 0, 1}, s = amax. w = [1.0, 0.44]: at ratio 1 (s = 1) 0.44 rounds to 0, error
+    # 0.44^2 = 0.1936; at ratio r < 0.88 both round to 1: error (1 - r)^2 + (0.44 - r)^2, least at r = 0.72
+    # (0.28^2 * 2 = 0.1568; the grid neighbours 0.71 and 0.73 give 0.1570).
+    w = np.array([[1.0, 0.44]], F32)
+    assert weight_range_mse(w, 2)[0] == pytest.approx(0.72, abs=1e-6)
+    # weighted by a Gram matrix that ignores the second input, max|w| itself is exact: ratio 1
+    assert weight_range_mse(w, 2, np.diag([1.0, 0.0]))[0] == pytest.approx(1.0, abs=1e-6)
+    # asymmetric (cross) form: x^ = x on input 0 only, E[x0^2] = 1, nothing on input 1; the target w0 x0 is
+    # reached exactly by code 1 at s = 1: ratio 1 again
+    g = np.diag([1.0, 0.0])
+    assert weight_range_mse(w, 2, g, cross=g)[0] == pytest.approx(1.0, abs=1e-6)
+    # depthwise groups: one channel per group, each gets its own Gram
+    w2 = np.array([[[[1.0, 0.44]]], [[[1.0, 0.44]]]], F32)            # (2, 1, 1, 2)
+    gr = np.stack([np.eye(2), np.diag([1.0, 0.0])])
+    assert weight_range_mse(w2, 2, gr, groups=2) == pytest.approx([0.72, 1.0], abs=1e-6)
+    with pytest.raises(ValueError, match="ratios"):
+        weight_range_mse(w, 2, ratios=[1.5])

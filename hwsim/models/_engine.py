@@ -14,7 +14,9 @@ Integer inference (:class:`QuantizedNetwork`, a first-cut PTQ pipeline per :clas
 Gholami et al. 2021, §III-IV):
 
 * weights: symmetric signed (restricted range) per output channel or per tensor, or power-of-two, ternary or
-  binary (:mod:`hwsim.quant`); optionally cross-layer equalized, AdaRound-ed, bias-corrected;
+  binary (:mod:`hwsim.quant`); optionally cross-layer equalized, clipped at an output-MSE range, AdaRound-ed,
+  bias-corrected, each layer either against the float network's input or, ``sequential``, against the
+  quantized network's (a float64 fake-quantized calibration forward, layer after layer);
 * activations: one static per-tensor quantizer per tensor (asymmetric, unsigned by default), calibrated on the
   float activations of calibration inputs by the configured method; a tensor takes the activation bits of the
   first layer that consumes it;
@@ -130,11 +132,18 @@ class Network:
     ops : list of Conv and Pool
     output : str
         The tensor holding the logits.
+    accumulate : numpy dtype or None
+        When set (``numpy.float64``), a float32 :meth:`forward` computes every op in this dtype and rounds
+        its output to float32 once: each tensor is then the float64 value rounded, the same on any number of
+        BLAS threads and any BLAS kernel (up to float64 rounding ties), where float32 BLAS products change
+        with the thread count (OpenBLAS splits the reduction). MobileNetV2 sets it: its W4A8 agreement moved
+        by 3 of 30 photos between 1 and 2 BLAS threads (docs/qat.md). None: the input dtype throughout.
     """
 
     name: str
     ops: list
     output: str
+    accumulate: type | None = None
 
     @property
     def layers(self) -> tuple[str, ...]:
@@ -158,7 +167,7 @@ class Network:
         ops = [replace(op, weight=op.weight.copy(), bias=op.bias.copy(),
                        clip_hi=None if op.clip_hi is None else op.clip_hi.copy()) if isinstance(op, Conv)
                else replace(op) for op in self.ops]
-        return Network(self.name, ops, self.output)
+        return Network(self.name, ops, self.output, self.accumulate)
 
     def forward(self, x: np.ndarray, *, dtype=np.float32, weights: dict | None = None,
                 tensors: dict | None = None, start: int = 0, keep: bool = False):
@@ -186,6 +195,8 @@ class Network:
         t = dict(tensors) if tensors is not None else {}
         if x is not None:
             t["input"] = np.asarray(x, dtype)
+        # compute dtype: float64 when the network asks for it (outputs rounded to ``dtype`` once per op)
+        cdt = np.dtype(dtype) if self.accumulate is None else np.promote_types(dtype, self.accumulate)
         for op in self.ops[start:]:
             src = t[op.src]
             if isinstance(op, Pool):
@@ -193,20 +204,21 @@ class Network:
                     win = conv_windows(src, op.kernel, op.kernel, (op.stride, op.stride), (0, 0, 0, 0))
                     t[op.dst] = win.max(axis=(4, 5))
                 elif op.kind == "gap":
-                    t[op.dst] = src.mean(axis=(2, 3), keepdims=True)
+                    t[op.dst] = src.astype(cdt).mean(axis=(2, 3), keepdims=True).astype(dtype)
                 else:
                     t[op.dst] = src.reshape(src.shape[0], -1)
                 continue
             w = op.weight if weights is None or op.name not in weights else weights[op.name]
-            w = np.asarray(w, dtype)
-            b = op.bias.astype(dtype)
+            w = np.asarray(np.asarray(w, dtype), cdt)
+            b = op.bias.astype(dtype).astype(cdt)
+            src = src.astype(cdt, copy=False)
             if op.linear:
                 y = src.reshape(src.shape[0], -1) @ w.T + b
             else:
                 y = float_conv2d(src, w, b, stride=op.stride, pads=op.pads, groups=op.groups)
             if op.residual is not None:
                 y = y + t[op.residual]
-            t[op.dst] = _act_float(y, op)
+            t[op.dst] = _act_float(y, op).astype(dtype, copy=False)
         return t if keep else t[self.output]
 
     def consumer_layer(self, tensor: str) -> str | None:
@@ -252,6 +264,18 @@ class PTQConfig:
     adaround_iters : int
     adaround_rows : int
         Input rows (pixels x images) sampled for each layer's Gram matrix.
+    weight_range : {"max", "mse"}
+        Uniform per-channel weights: clip at ``max|w|`` per output channel, or at the per-channel threshold
+        minimising the layer's output error under nearest rounding (:func:`hwsim.quant.weight_range_mse` with
+        the calibration input's Gram matrix, and the cross term when ``sequential``); AdaRound then rounds on
+        that grid.
+    sequential : bool
+        Quantize the layers in order, each seeing the *quantized* network's calibration input (fake-quantized
+        activations, the weights already rounded): AdaRound then minimises ``E||W x - W~ x^||^2`` (asymmetric
+        reconstruction, AdaRound §5; the sequential layer-wise scheme of GPTQ, Frantar et al., ICLR 2023) and
+        bias correction removes ``E[conv(x, W)] - E[conv(x^, W~)]`` per output channel (the empirical bias
+        correction measured on the quantized network, Nagel et al. 2019 §4.2), so that upstream errors are
+        compensated instead of accumulated. Without it every layer is fitted to the float network's input.
     """
 
     name: str = "per-channel minmax"
@@ -267,6 +291,8 @@ class PTQConfig:
     adaround: bool = False
     adaround_iters: int = 500
     adaround_rows: int = 8192
+    weight_range: str = "max"
+    sequential: bool = False
 
     def __post_init__(self):
         from ..quant import CALIBRATION_METHODS
@@ -276,6 +302,11 @@ class PTQConfig:
                              f"not {self.weight_granularity!r}")
         if self.weight_scheme not in WEIGHT_SCHEMES:
             raise ValueError(f"weight_scheme must be one of {WEIGHT_SCHEMES}, not {self.weight_scheme!r}")
+        if self.weight_range not in ("max", "mse"):
+            raise ValueError(f"weight_range must be 'max' or 'mse', not {self.weight_range!r}")
+        uniform_channel = (self.weight_scheme, self.weight_granularity) == ("uniform", "channel")
+        if self.weight_range == "mse" and not uniform_channel:
+            raise ValueError("weight_range 'mse' needs uniform per-channel weights")
         if self.act_calibration not in CALIBRATION_METHODS:
             raise ValueError(f"act_calibration must be one of {CALIBRATION_METHODS}, not "
                              f"{self.act_calibration!r}")
@@ -323,14 +354,16 @@ def equalize_network(net: Network, sweeps: int = 8) -> Network:
 
 # ---------------------------------------------------------------------------------------- integer network
 
-def _quantize_weight(w: np.ndarray, bits: int, cfg: PTQConfig):
-    """(codes for the datapath, dequantized float weight, QParams whose scale the requantizer uses).
+def _quantize_weight(w: np.ndarray, bits: int, cfg: PTQConfig, amax: np.ndarray | None = None):
+    """(codes for the datapath, dequantized float weight, QParams whose scale the requantizer uses);
+    ``amax``: per-channel clipping thresholds of uniform weights (default ``max|w|``).
 
     Power-of-two weights are handed to the datapath as their integers ``sign * 2^e`` (what a shift-add PE
     computes, :func:`hwsim.quant.shift_gemm_acc`), with a 16-bit carrier QParams holding the scale."""
     axis = 0 if cfg.weight_granularity == "channel" else None
     if cfg.weight_scheme == "uniform":
-        amax = np.abs(w).reshape(w.shape[0], -1).max(axis=1) if axis == 0 else np.abs(w).max()
+        if amax is None:
+            amax = np.abs(w).reshape(w.shape[0], -1).max(axis=1) if axis == 0 else np.abs(w).max()
         qp = symmetric_qparams(amax, bits, axis=axis)
         q = quantize(w, qp)
         return q, dequantize(q, qp), qp
@@ -345,27 +378,38 @@ def _quantize_weight(w: np.ndarray, bits: int, cfg: PTQConfig):
     return q, dequantize(q, qp), qp
 
 
-def _gram(op: Conv, x: np.ndarray, rows: int, rng: np.random.Generator) -> np.ndarray:
+def _gram(op: Conv, x: np.ndarray, rows: int, rng: np.random.Generator, xh: np.ndarray | None = None):
     """E[p p^T] of the layer's input patches, (groups, D, D) float64, from at most ``rows`` sampled
-    patches."""
-    x = np.asarray(x, np.float64)
+    patches. With ``xh`` (the quantized network's input, same shape as ``x``): ``(E[ph ph^T], E[p ph^T])``
+    over the same sampled patches (AdaRound's asymmetric reconstruction)."""
+
+    def patches(a, sel):
+        a = np.asarray(a, np.float64)
+        if op.linear:
+            p = a.reshape(a.shape[0], -1)
+            return (p if sel is None else p[sel])[None]
+        win = conv_windows(a, kr, ks, op.stride, op.pads)                  # (N, C, Ho, Wo, R, S)
+        ni, rem = np.divmod(sel, win.shape[2] * win.shape[3])
+        hi, wi = np.divmod(rem, win.shape[3])
+        p = win[ni, :, hi, wi]                                           # (P, C, R, S)
+        return p.reshape(p.shape[0], op.groups, cg * kr * ks).transpose(1, 0, 2)   # (g, P, D)
+
     if op.linear:
-        p = x.reshape(x.shape[0], -1)
-        if p.shape[0] > rows:
-            p = p[np.sort(rng.choice(p.shape[0], rows, replace=False))]
-        return (p.T @ p / p.shape[0])[None]
-    k, cg, kr, ks = op.weight.shape
-    win = conv_windows(x, kr, ks, op.stride, op.pads)                      # (N, C, Ho, Wo, R, S)
-    n, c, ho, wo = win.shape[:4]
-    sel = np.arange(n * ho * wo)
-    if sel.size > rows:
-        sel = np.sort(rng.choice(sel.size, rows, replace=False))
-    ni, rem = np.divmod(sel, ho * wo)
-    hi, wi = np.divmod(rem, wo)
-    patches = win[ni, :, hi, wi]                                         # (P, C, R, S)
-    g = op.groups
-    patches = patches.reshape(patches.shape[0], g, cg * kr * ks).transpose(1, 0, 2)   # (g, P, D)
-    return np.matmul(patches.transpose(0, 2, 1), patches) / patches.shape[1]
+        n_rows = x.shape[0]
+        sel = None if n_rows <= rows else np.sort(rng.choice(n_rows, rows, replace=False))
+    else:
+        k, cg, kr, ks = op.weight.shape
+        ho = (x.shape[2] + op.pads[0] + op.pads[1] - kr) // op.stride[0] + 1
+        wo = (x.shape[3] + op.pads[2] + op.pads[3] - ks) // op.stride[1] + 1
+        sel = np.arange(x.shape[0] * ho * wo)
+        if sel.size > rows:
+            sel = np.sort(rng.choice(sel.size, rows, replace=False))
+    p = patches(x, sel)
+    if xh is None:
+        return np.matmul(p.transpose(0, 2, 1), p) / p.shape[1]
+    ph = patches(xh, sel)
+    n_p = p.shape[1]
+    return np.matmul(ph.transpose(0, 2, 1), ph) / n_p, np.matmul(p.transpose(0, 2, 1), ph) / n_p
 
 
 class QuantizedNetwork:
@@ -433,19 +477,35 @@ class QuantizedNetwork:
         rng = np.random.default_rng(seed)
         self.wq = {}
         self.bias_q = {}
+        tq = self._fake_input(calib_x) if config.sequential else None
         for op in net.ops:
             if not isinstance(op, Conv):
+                if tq is not None:
+                    self._fake_pool(op, tq)
                 continue
             wb = self.bits[op.name][0]
-            codes, wdeq, wqp = _quantize_weight(op.weight, wb, config)
+            xh = None if tq is None else tq[op.src]
+            gram = cross = amax = None
+            if config.weight_scheme == "uniform" and (config.adaround or config.weight_range == "mse"):
+                if xh is None:
+                    gram = _gram(op, t[op.src], config.adaround_rows, rng)
+                else:
+                    gram, cross = _gram(op, t[op.src], config.adaround_rows, rng, xh=xh)
+            if config.weight_range == "mse":
+                from ..quant import weight_range_mse
+
+                amax = weight_range_mse(op.weight, wb, gram, cross=cross, groups=op.groups)
+            codes, wdeq, wqp = _quantize_weight(op.weight, wb, config, amax)
             if config.adaround and config.weight_scheme == "uniform":
                 from ..quant import adaround
 
-                gram = _gram(op, t[op.src], config.adaround_rows, rng)
-                codes = adaround(op.weight, gram, wqp, iters=config.adaround_iters, groups=op.groups)
+                codes = adaround(op.weight, gram, wqp, iters=config.adaround_iters, groups=op.groups,
+                                 cross=cross)
                 wdeq = dequantize(codes, wqp)
             bias = op.bias.astype(np.float32)
-            if config.bias_correction:
+            if config.bias_correction and xh is not None:
+                bias = (bias + self._output_mean_shift(op, t[op.src], xh, wdeq)).astype(np.float32)
+            elif config.bias_correction:
                 from ..quant import bias_correction
 
                 src = np.asarray(t[op.src], np.float64)
@@ -460,7 +520,51 @@ class QuantizedNetwork:
                 codes_b, wqp_b = codes, wqp
             self.wq[op.name] = (codes_b, wdeq, wqp_b)
             self.bias_q[op.name] = quantize_bias(bias, x_qp, wqp_b)
+            if tq is not None:
+                self._fake_conv(op, tq, wdeq, bias)
         self.overflow: dict[str, int] = {}
+
+    # -- the sequential (quantized-input) calibration: a float64 fake-quantized forward ----------------------
+
+    def _fake(self, name: str, y: np.ndarray) -> np.ndarray:
+        from ..quant import fake_quantize
+
+        qp = self.qparams.get(name)
+        return y if qp is None else fake_quantize(y, qp)   # float32: the dequantized codes are exact in it
+
+    def _fake_input(self, x: np.ndarray) -> dict:
+        return {"input": self._fake("input", np.asarray(x, np.float32))}
+
+    def _fake_pool(self, op: Pool, tq: dict) -> None:
+        src = tq[op.src]
+        if op.kind == "max":
+            y = conv_windows(src, op.kernel, op.kernel, (op.stride, op.stride), (0, 0, 0, 0)).max(axis=(4, 5))
+        elif op.kind == "gap":
+            y = self._fake(op.dst, src.mean(axis=(2, 3), keepdims=True))
+        else:
+            y = src.reshape(src.shape[0], -1)
+        tq[op.dst] = y
+
+    @staticmethod
+    def _conv64(op: Conv, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        x, w = np.asarray(x, np.float64), np.asarray(w, np.float64)
+        if op.linear:
+            return x.reshape(x.shape[0], -1) @ w.T
+        return float_conv2d(x, w, None, stride=op.stride, pads=op.pads, groups=op.groups)
+
+    def _output_mean_shift(self, op: Conv, x: np.ndarray, xh: np.ndarray, wdeq: np.ndarray) -> np.ndarray:
+        """``E[conv(x, W)] - E[conv(x^, W~)]`` per output channel (float64, over images and positions)."""
+        d = self._conv64(op, x, op.weight) - self._conv64(op, xh, wdeq)
+        return d.mean(axis=tuple(i for i in range(d.ndim) if i != 1))
+
+    def _fake_conv(self, op: Conv, tq: dict, wdeq: np.ndarray, bias: np.ndarray) -> None:
+        """The layer's output in the fake-quantized calibration forward (float64; the integer network's
+        quantizers, dequantized weights and corrected bias; ReLU6 with its per-channel clip)."""
+        y = self._conv64(op, tq[op.src], wdeq)
+        y = y + np.asarray(bias, np.float64).reshape((1, -1) + (1,) * (y.ndim - 2))
+        if op.residual is not None:
+            y = y + tq[op.residual]
+        tq[op.dst] = self._fake(op.dst, _act_float(y, op)) if op.dst != self.net.output else y
 
     @classmethod
     def from_qat(cls, result, *, acc_bits: int = 32, acc_mode: str = "wrap") -> QuantizedNetwork:

@@ -95,7 +95,9 @@ def _bn(sd: dict, conv: str, bn: str) -> tuple[np.ndarray, np.ndarray]:
 @functools.lru_cache(maxsize=1)
 def build_network() -> Network:
     """MobileNetV2 as an engine :class:`~hwsim.models._engine.Network` with BN folded (output tensor
-    ``"logits"``, shape ``(N, 1000)``)."""
+    ``"logits"``, shape ``(N, 1000)``). Its float forward accumulates in float64 and rounds every tensor to
+    float32 (``accumulate=numpy.float64``), so that the reference logits and the calibration activations do
+    not depend on the BLAS thread count (they did: docs/qat.md, "One number per configuration")."""
     sd = load_state_dict()
     ops = []
     w, b = _bn(sd, "features.0.0", "features.0.1")
@@ -126,7 +128,7 @@ def build_network() -> Network:
     ops.append(Pool("flatten", "pooled", "flat"))
     ops.append(Conv("classifier.1", "flat", "logits", sd["classifier.1.weight"], sd["classifier.1.bias"],
                     linear=True))
-    return Network("mobilenet_v2", ops, "logits")
+    return Network("mobilenet_v2", ops, "logits", accumulate=np.float64)
 
 
 #: The 53 GEMM layer names, in order (torchvision module names; see ``workloads/mobilenet_v2.yaml``).

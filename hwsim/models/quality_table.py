@@ -251,6 +251,8 @@ def main(argv=None) -> int:
     ap.add_argument("--qat", action="store_true", help="write the QAT-against-PTQ section only")
     ap.add_argument("--qat-mobilenet", action="store_true", help="write the MobileNetV2 distillation-QAT "
                     "section only (hwsim.models.mobilenet_qat)")
+    ap.add_argument("--ptq-mobilenet", action="store_true", help="write the MobileNetV2 W4A8 layer-wise "
+                    "against sequential PTQ section only (hwsim.models._mnv2_ptq_table)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads of each --qat-mobilenet "
                     "training (1..64; default: the run's config, 1)")
     ap.add_argument("--workers", type=int, default=2, help="processes training QAT cells (default 2)")
@@ -281,6 +283,8 @@ def main(argv=None) -> int:
         return 2
     if args.qat_mobilenet:
         return _main_qat_mobilenet(args)
+    if args.ptq_mobilenet:
+        return _main_ptq_mobilenet(args)
     if args.qat:
         return _main_qat(args)
     if args.networks is None:
@@ -300,11 +304,12 @@ def main(argv=None) -> int:
             results[network] = str(e)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     text = render(results, time.time() - t0)
-    from . import _mnv2_qat_table, _qat_sections, _qat_table, minilm_int
+    from . import _mnv2_ptq_table, _mnv2_qat_table, _qat_sections, _qat_table, minilm_int
 
     old = args.out.read_text() if args.out.is_file() else ""
     for begin, end in ((_qat_table.BEGIN, _qat_table.END), (minilm_int.BEGIN, minilm_int.END),
                        (_mnv2_qat_table.BEGIN, _mnv2_qat_table.END),
+                       (_mnv2_ptq_table.BEGIN, _mnv2_ptq_table.END),
                        *map(_qat_sections.markers, _qat_sections.SECTION_NETWORKS)):
         if begin in old and end in old:  # keep the sections written by --qat and by hwsim.models.minilm_int
             text = text.rstrip("\n") + "\n\n" + begin + old.split(begin, 1)[1].split(end, 1)[0] + end + "\n"
@@ -360,6 +365,25 @@ def _main_qat_mobilenet(args) -> int:
     doc = args.out.read_text() if args.out.is_file() else ""
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(splice(doc, render_mobilenet_qat(rows, time.time() - t0), BEGIN, END))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _main_ptq_mobilenet(args) -> int:
+    """``--ptq-mobilenet``: MobileNetV2 W4A8 layer-wise against sequential PTQ
+    (:mod:`hwsim.models._mnv2_ptq_table`)."""
+    from ._mnv2_ptq_table import BEGIN, END, mobilenet_ptq_rows, render_mobilenet_ptq
+    from ._qat_table import splice
+
+    t0 = time.time()
+    try:
+        res = mobilenet_ptq_rows(log=lambda s: print(s, file=sys.stderr, flush=True))
+    except MissingDependency as e:
+        print(f"quality_table: skipped MobileNetV2 W4A8 PTQ: {e}", file=sys.stderr)
+        return 0
+    doc = args.out.read_text() if args.out.is_file() else ""
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(splice(doc, render_mobilenet_ptq(res, time.time() - t0), BEGIN, END))
     print(f"wrote {args.out}")
     return 0
 

@@ -14,7 +14,7 @@ import numpy as np
 from ..numerics import QParams
 
 __all__ = ["fold_batchnorm", "equalize_pair", "bias_correction", "adaround", "ADAROUND_ZETA",
-           "ADAROUND_GAMMA"]
+           "ADAROUND_GAMMA", "weight_range_mse"]
 
 
 def fold_batchnorm(weight, bias, gamma, beta, mean, var, eps: float = 1e-5) -> tuple[np.ndarray, np.ndarray]:
@@ -163,6 +163,85 @@ def bias_correction(w, w_quant, input_mean, *, groups: int = 1) -> np.ndarray:
     return (-(err * mean_per_k).sum(axis=1)).astype(np.float32)
 
 
+# ------------------------------------------------------------------------------------- weight range by MSE
+
+def weight_range_mse(w, bits: int, gram=None, *, cross=None, groups: int = 1, ratios=None) -> np.ndarray:
+    """Per-output-channel clipping thresholds of symmetric (restricted-range) weights that minimise the
+    layer's output error under nearest rounding (MSE-based range setting, Nagel et al., "A White Paper on
+    Neural Network Quantization", 2021, §3.2; with ``gram`` the error is weighted by the input statistics as
+    in AdaRound's objective).
+
+    For every ratio ``r`` in ``ratios`` (default ``0.30, 0.31, ..., 1.00``) and every output channel ``k``,
+    quantize ``w[k]`` with ``amax = r * max|w[k]|`` (:func:`hwsim.quant.symmetric_qparams`, float32 scale,
+    ONNX rounding and saturation) and score ``e_k = d_k G d_k^T`` with ``d = W~ - W`` (``gram`` None: ``G =
+    I``, plain weight MSE); with ``cross`` (``C = E[x x^^T]``, ``gram = E[x^ x^^T]``, the asymmetric
+    reconstruction of :func:`adaround`) ``e_k = W~_k G W~_k^T - 2 W_k C W~_k^T``. Each channel keeps its
+    best ratio (the first on ties).
+
+    Parameters
+    ----------
+    w : array_like of float, shape (K, ...)
+        Float weights (conv ``(K, C/groups, R, S)`` or linear ``(K, D)``).
+    bits : int
+        Weight bits (2..16).
+    gram, cross : array_like of float, shape (groups, D, D) or (D, D), optional
+    groups : int, default 1
+    ratios : sequence of float in (0, 1], optional
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (K,)
+        ``amax`` per channel (pass to :func:`hwsim.quant.symmetric_qparams` with ``axis=0``).
+
+    Raises
+    ------
+    ValueError
+        Shapes that do not agree, or a ratio outside (0, 1].
+    """
+    from ..numerics import dequantize, quantize
+    from ._granular import symmetric_qparams
+
+    w32 = np.asarray(w, np.float32)
+    k_out = w32.shape[0]
+    wf = w32.reshape(k_out, -1).astype(np.float64)
+    d = wf.shape[1]
+    if k_out % groups:
+        raise ValueError(f"groups={groups} must divide the {k_out} output channels")
+    kg = k_out // groups
+
+    def per_group(m):
+        if m is None:
+            return None
+        m = np.asarray(m, np.float64)
+        m = m[None] if m.ndim == 2 else m
+        if m.shape != (groups, d, d):
+            raise ValueError(f"gram/cross must have shape ({groups}, {d}, {d}), not {m.shape}")
+        return m
+
+    g, c = per_group(gram), per_group(cross)
+    rs = np.arange(30, 101) / 100.0 if ratios is None else np.asarray(ratios, np.float64)
+    if rs.size == 0 or np.any((rs <= 0) | (rs > 1)):
+        raise ValueError("ratios must be non-empty and in (0, 1]")
+    amax0 = np.abs(wf).max(axis=1)
+    best = np.full(k_out, np.inf)
+    out = amax0.astype(np.float32)
+    for r in rs:
+        amax = (amax0 * r).astype(np.float32)
+        qp = symmetric_qparams(amax, bits, axis=0)
+        wq = dequantize(quantize(w32, qp), qp).reshape(k_out, -1).astype(np.float64)
+        if g is None:
+            e = ((wq - wf) ** 2).sum(axis=1)
+        else:
+            def quad(a, m, b):  # per channel a_k M_g(k) b_k^T
+                return (np.matmul(a.reshape(groups, kg, d), m).reshape(k_out, d) * b).sum(axis=1)
+
+            e = quad(wq - wf, g, wq - wf) if c is None else quad(wq, g, wq) - 2.0 * quad(wf, c, wq)
+        better = e < best
+        best[better] = e[better]
+        out[better] = amax[better]
+    return out
+
+
 # ------------------------------------------------------------------------------------------------- AdaRound
 
 #: Stretch parameters of AdaRound's rectified sigmoid (Nagel et al. 2020, eq. 23).
@@ -174,7 +253,8 @@ def _rect_sigmoid(v: np.ndarray) -> np.ndarray:
 
 
 def adaround(w, gram, qp: QParams, *, iters: int = 1000, lr: float = 1e-2, reg: float = 0.01,
-             beta: tuple[float, float] = (20.0, 2.0), warmup: float = 0.2, groups: int = 1) -> np.ndarray:
+             beta: tuple[float, float] = (20.0, 2.0), warmup: float = 0.2, groups: int = 1,
+             cross=None) -> np.ndarray:
     """AdaRound: learn whether each weight rounds up or down (Nagel, Amjad, van Baalen, Louizos, Blankevoort,
     "Up or Down? Adaptive Rounding for Post-Training Quantization", ICML 2020, §3-4).
 
@@ -187,8 +267,17 @@ def adaround(w, gram, qp: QParams, *, iters: int = 1000, lr: float = 1e-2, reg: 
 
     with ``G = E[x x^T]`` the input's second-moment (Gram) matrix, so that ``tr(.)/K`` is the mean squared
     output error per output channel of the *linear* layer (the activation function of eq. 25 is left out: this
-    is the layer-wise linear variant). ``V`` starts at the fractional part (``h(V) = W/s - floor(W/s)``);
-    ``beta`` decays linearly from ``beta[0]`` to ``beta[1]`` after a warm-up fraction without the regulariser
+    is the layer-wise linear variant).
+
+    With ``cross`` the reconstruction is *asymmetric* (AdaRound's eq. 25 without its activation function; the
+    sequential layer-wise reconstruction that BRECQ and GPTQ also use): the quantized layer sees the quantized
+    network's input ``x^`` and must reproduce the float layer on the float input ``x``,
+    ``E||W x - W~ x^||^2 / K``; then ``gram`` is ``E[x^ x^^T]``, ``cross`` is ``E[x x^^T]`` and the
+    reconstruction gradient is ``2 (W~ G - W C) / K`` (with ``C = G`` it is the symmetric one,
+    ``2 (W~ - W) G / K``).
+
+    ``V`` starts at the fractional part (``h(V) = W/s - floor(W/s)``); ``beta`` decays linearly from
+    ``beta[0]`` to ``beta[1]`` after a warm-up fraction without the regulariser
     (AIMET's defaults: ``reg = 0.01``, ``beta`` 20 -> 2, warm-up 0.2); Adam (``lr``, betas 0.9/0.999, eps
     1e-8) in float64, full batch (deterministic). The result rounds ``h(V) >= 0.5`` up.
 
@@ -207,6 +296,8 @@ def adaround(w, gram, qp: QParams, *, iters: int = 1000, lr: float = 1e-2, reg: 
     warmup : float in [0, 1), default 0.2
     groups : int, default 1
         Conv groups (depthwise: ``groups = K``).
+    cross : array_like of float, shape of ``gram``, optional
+        ``E[x x^^T]`` (float input times quantized input, per group) for the asymmetric reconstruction.
 
     Returns
     -------
@@ -229,6 +320,12 @@ def adaround(w, gram, qp: QParams, *, iters: int = 1000, lr: float = 1e-2, reg: 
         g = g[None]
     if g.shape != (groups, d, d):
         raise ValueError(f"gram must have shape ({groups}, {d}, {d}), not {g.shape}")
+    c = None
+    if cross is not None:
+        c = np.asarray(cross, np.float64)
+        c = c[None] if c.ndim == 2 else c
+        if c.shape != g.shape:
+            raise ValueError(f"cross must have the shape of gram {g.shape}, not {c.shape}")
     if qp.per_channel and (qp.axis % w.ndim != 0 or qp.scale.shape[0] != k_out):
         raise ValueError("qp must be per tensor or per output channel (axis 0)")
     s = np.broadcast_to(qp.scale.astype(np.float64).reshape(-1, 1), (k_out, 1)) if qp.per_channel \
@@ -253,11 +350,17 @@ def adaround(w, gram, qp: QParams, *, iters: int = 1000, lr: float = 1e-2, reg: 
         q = base + h
         inside = (q >= lo) & (q <= hi)
         wt = s * np.clip(q, lo, hi)
-        delta = wt - wf                                                 # (K, D)
-        if groups > 1:
-            grad_wt = 2.0 * np.matmul(delta.reshape(groups, kg, d), g).reshape(k_out, d) / k_out
+        if c is None:
+            delta = wt - wf                                             # (K, D)
+            if groups > 1:
+                grad_wt = 2.0 * np.matmul(delta.reshape(groups, kg, d), g).reshape(k_out, d) / k_out
+            else:
+                grad_wt = 2.0 * (delta @ g[0]) / k_out
+        elif groups > 1:
+            grad_wt = 2.0 * (np.matmul(wt.reshape(groups, kg, d), g)
+                             - np.matmul(wf.reshape(groups, kg, d), c)).reshape(k_out, d) / k_out
         else:
-            grad_wt = 2.0 * (delta @ g[0]) / k_out
+            grad_wt = 2.0 * (wt @ g[0] - wf @ c[0]) / k_out
         grad_h = grad_wt * s * inside
         if t > n_warm:
             frac_t = (t - n_warm) / max(1, iters - n_warm)
