@@ -469,6 +469,35 @@ class _LocalPool:
         self._ex.shutdown(wait=True, cancel_futures=True)
 
 
+#: Seconds to wait for a dask scheduler's handshake (the connection's own timeout is 5 s).
+CONNECT_S = 10.0
+
+
+def _connect(client_cls, address: str):
+    """A dask ``Client`` of the scheduler at ``address``, or a SpecError in at most :data:`CONNECT_S`
+    seconds. The connection runs in a thread: a server that accepts the connection without speaking dask's
+    protocol (an HTTP server) left ``Client()`` waiting forever for the handshake, and one that answered
+    ``400 Bad Request`` made it read a frame length of 3 EiB (a ``MemoryError``)."""
+    box: dict[str, Any] = {}
+
+    def connect() -> None:
+        try:
+            box["client"] = client_cls(address, timeout="5s")
+        except BaseException as e:  # noqa: BLE001 - any failure to connect is the address's
+            box["error"] = e
+
+    t = threading.Thread(target=connect, name="hwsim-dask-connect", daemon=True)
+    t.start()
+    t.join(CONNECT_S)
+    if "client" in box:
+        return box["client"]
+    e = box.get("error")
+    why = (f"no dask handshake within {CONNECT_S:g} s" if e is None
+           else f"{type(e).__name__}: {str(e)[:160]}")
+    raise SpecError(SOURCE_ARG, "--scheduler", "the address of a running dask scheduler", address,
+                    detail=why)
+
+
 class _DaskPool:
     def __init__(self, address: str, rs: ResolvedSweep):
         try:
@@ -480,11 +509,7 @@ class _DaskPool:
                                                           "wss://")):
             raise SpecError(SOURCE_ARG, "--scheduler", "a dask scheduler address such as tcp://HOST:8786",
                             address)
-        try:
-            self._client = Client(address, timeout="5s")
-        except (OSError, TimeoutError, ValueError) as e:
-            raise SpecError(SOURCE_ARG, "--scheduler", "the address of a running dask scheduler", address,
-                            detail=str(e)[:200]) from None
+        self._client = _connect(Client, address)
         # the sweep goes to every worker once; tasks refer to it (dask resolves the future on the worker)
         self.sweep = self._client.scatter(_PickledSweep(rs), broadcast=True, hash=False)
         self.slots = max(1, sum(self._client.nthreads().values()))
