@@ -333,3 +333,32 @@ def test_symbolic_input_dims_bound_to_one_or_given(tmp_path):
     with pytest.raises(SpecError, match=r"sym\.onnx: dims\.batch: expected a symbolic dimension of the "
                                         r"model's inputs \(b\), found 'batch'"):
         read_onnx_shapes(p, dims={"batch": 5})
+
+
+def test_symbolic_height_bound_to_one_that_contradicts_the_weights_is_refused(tmp_path):
+    # the second trial's cnn_hw.onnx, reduced: x [b, 3, h, w], conv 3 -> 4 (3x3, pad 1), flatten, fc whose
+    # weight is (10, 64): only h = w = 4 gives the 4 * 4 * 4 = 64 features it reads. Bound to 1, the flatten
+    # gives 4 and the Gemm's K (4) contradicts the weight's 64: refused (it reported 4x fewer fc MACs)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 3, "h", "w"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 10])
+    inits = [numpy_helper.from_array(np.zeros((4, 3, 3, 3), np.float32), "w"),
+             numpy_helper.from_array(np.zeros((10, 64), np.float32), "wf")]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Flatten", ["c"], ["f"]),
+             helper.make_node("Gemm", ["f", "wf"], ["y"], name="fc", transB=1)]
+    p = tmp_path / "hw.onnx"
+    onnx.save(helper.make_model(helper.make_graph(nodes, "hw", [x], [y], initializer=inits),
+                                opset_imports=[helper.make_opsetid("", 17)]), str(p))
+    with pytest.raises(SpecError) as e:
+        read_onnx_shapes(p)
+    assert str(e.value) == (
+        f"{p}: dims: expected values of the symbolic input dimensions that agree with the model's weights "
+        "(read_onnx_shapes(dims=...), or fix them in the file with python -m "
+        "onnxruntime.tools.make_dynamic_shape_fixed), found \"x[0] 'b', x[2] 'h', x[3] 'w' bound to 1\" "
+        "(Gemm, node name: fc: [ShapeInferenceError] Dimension mismatch in unification between 64 and 4)")
+    import warnings as _w
+
+    with _w.catch_warnings():
+        _w.simplefilter("error")
+        fc = read_onnx_shapes(p, dims={"b": 1, "h": 4, "w": 4}).layers[1]
+    assert (fc.m, fc.k, fc.n) == (1, 64, 10)

@@ -16,6 +16,7 @@ import csv
 import json
 import math
 import os
+import pickle
 import threading
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -274,13 +275,43 @@ def _noop() -> None:
     """A task that makes the pool start a worker process."""
 
 
-def _hw_chunk(rs: ResolvedSweep | None, indices: list[int]) -> list[dict[str, Any]]:
+class _PickledSweep:
+    """A resolved sweep pickled once in the parent: what a dask cluster holds (``scatter``). dask's own
+    serialization of the object (its pydantic models and numpy arrays walked one by one) took 140-870 ms per
+    sweep on 2 local workers; these bytes are sent as they are (40 ms) and unpickled once per worker process
+    (70 ms, :func:`_sweep_of`)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, rs: ResolvedSweep):
+        self.data = pickle.dumps(rs, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+#: The last sweep a dask worker unpickled: ``(the _PickledSweep it came from, the sweep)``.
+_UNPICKLED: tuple[_PickledSweep, ResolvedSweep] | None = None
+
+
+def _sweep_of(rs: ResolvedSweep | _PickledSweep | None) -> ResolvedSweep:
+    """The sweep a chunk runs: the pool worker's own (``None``), the one passed, or a dask worker's copy of
+    the scattered bytes, unpickled on its first chunk and kept while the cluster holds the same bytes."""
+    global _UNPICKLED
+    if rs is None:
+        assert _SWEEP is not None, "a pool worker without its sweep (_set_sweep not run)"
+        return _SWEEP
+    if isinstance(rs, _PickledSweep):
+        if _UNPICKLED is None or _UNPICKLED[0] is not rs:
+            _UNPICKLED = (rs, pickle.loads(rs.data))
+        return _UNPICKLED[1]
+    return rs
+
+
+def _hw_chunk(rs: ResolvedSweep | _PickledSweep | None, indices: list[int]) -> list[dict[str, Any]]:
     """Timing and energy of a chunk of design points (runs in a worker); ``rs`` None: the worker's own
-    copy."""
+    copy; a :class:`_PickledSweep`: a dask worker's."""
     from ..sim import use_numba
 
     use_numba()  # thousands of points: the event model's recurrence compiled
-    rs = _SWEEP if rs is None else rs
+    rs = _sweep_of(rs)
     return [evaluate_hardware(rs, rs.points[i]) for i in indices]
 
 
@@ -438,6 +469,35 @@ class _LocalPool:
         self._ex.shutdown(wait=True, cancel_futures=True)
 
 
+#: Seconds to wait for a dask scheduler's handshake (the connection's own timeout is 5 s).
+CONNECT_S = 10.0
+
+
+def _connect(client_cls, address: str):
+    """A dask ``Client`` of the scheduler at ``address``, or a SpecError in at most :data:`CONNECT_S`
+    seconds. The connection runs in a thread: a server that accepts the connection without speaking dask's
+    protocol (an HTTP server) left ``Client()`` waiting forever for the handshake, and one that answered
+    ``400 Bad Request`` made it read a frame length of 3 EiB (a ``MemoryError``)."""
+    box: dict[str, Any] = {}
+
+    def connect() -> None:
+        try:
+            box["client"] = client_cls(address, timeout="5s")
+        except BaseException as e:  # noqa: BLE001 - any failure to connect is the address's
+            box["error"] = e
+
+    t = threading.Thread(target=connect, name="hwsim-dask-connect", daemon=True)
+    t.start()
+    t.join(CONNECT_S)
+    if "client" in box:
+        return box["client"]
+    e = box.get("error")
+    why = (f"no dask handshake within {CONNECT_S:g} s" if e is None
+           else f"{type(e).__name__}: {str(e)[:160]}")
+    raise SpecError(SOURCE_ARG, "--scheduler", "the address of a running dask scheduler", address,
+                    detail=why)
+
+
 class _DaskPool:
     def __init__(self, address: str, rs: ResolvedSweep):
         try:
@@ -449,13 +509,9 @@ class _DaskPool:
                                                           "wss://")):
             raise SpecError(SOURCE_ARG, "--scheduler", "a dask scheduler address such as tcp://HOST:8786",
                             address)
-        try:
-            self._client = Client(address, timeout="5s")
-        except (OSError, TimeoutError, ValueError) as e:
-            raise SpecError(SOURCE_ARG, "--scheduler", "the address of a running dask scheduler", address,
-                            detail=str(e)[:200]) from None
+        self._client = _connect(Client, address)
         # the sweep goes to every worker once; tasks refer to it (dask resolves the future on the worker)
-        self.sweep = self._client.scatter(rs, broadcast=True, hash=False)
+        self.sweep = self._client.scatter(_PickledSweep(rs), broadcast=True, hash=False)
         self.slots = max(1, sum(self._client.nthreads().values()))
 
     def started(self) -> bool:

@@ -208,6 +208,19 @@ def read_onnx_shapes(path: str | Path, *, name: str | None = None,
     except Exception as e:  # onnx raises DecodeError...
         raise SpecError(str(p), "", "a valid ONNX model", type(e).__name__, detail=str(e)[:200]) from None
     defaulted = _bind_symbolic_dims(model, dict(dims or {}), str(p))
+    why = ""
+    if defaulted:  # a height, width or length bound to 1 can contradict the weights (a Gemm's K): refused
+        try:
+            shape_inference.infer_shapes(_shape_model(model), strict_mode=True)
+        except Exception as e:  # InferenceError: "Dimension mismatch in unification between 2048 and 32"
+            why = " ".join(str(e).split("(op_type:")[-1].split()).rstrip(")").replace("): [", ": [")
+            if "mismatch" not in why:  # strict mode's other complaints (ops it cannot infer) are not ours
+                why = ""
+        if why:
+            raise SpecError(str(p), "dims", "values of the symbolic input dimensions that agree with the "
+                            "model's weights (read_onnx_shapes(dims=...), or fix them in the file with "
+                            "python -m onnxruntime.tools.make_dynamic_shape_fixed)",
+                            f"{', '.join(defaulted)} bound to 1", detail=why[:160]) from None
     if defaulted:
         warnings.warn(f"{p}: symbolic input dimension(s) bound to 1: {', '.join(defaulted)} (another value: "
                       "read_onnx_shapes(dims=...), or fix it in the file with python -m "
