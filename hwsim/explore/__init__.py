@@ -7,8 +7,9 @@ schema (:func:`read_sweep_spec`) without the runner's pandas, numba and event mo
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_names
 
 if TYPE_CHECKING:  # the lazy names, for type checkers
     from ._dask_settings import DASK_SWEEP_CONFIG
@@ -32,15 +33,4 @@ _WHERE = {"pareto_mask": "_pareto", "QUALITY_MODELS": "_quality", "QualityModel"
           "load_sweep": "_spec", "read_sweep_spec": "_sweep_file", "DASK_SWEEP_CONFIG": "_dask_settings"}
 
 
-def __getattr__(name: str) -> Any:
-    """``hwsim.explore.NAME`` for a name of ``__all__``: its module imported now, the value cached here."""
-    mod = _WHERE.get(name)
-    if mod is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{mod}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _WHERE, __all__)

@@ -9,8 +9,9 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_names
 
 if TYPE_CHECKING:  # the lazy names, for type checkers
     from ._onnx import read_onnx_shapes
@@ -42,15 +43,4 @@ _WHERE = {"read_onnx_shapes": "_onnx", "arch_from_scalesim_cfg": "_scalesim",
           "arch_from_zigzag": "_zigzag", "is_zigzag_hardware": "_zigzag"}
 
 
-def __getattr__(name: str) -> Any:
-    """``hwsim.frontends.NAME`` for a name of ``__all__``: its module imported now, the value cached here."""
-    mod = _WHERE.get(name)
-    if mod is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{mod}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _WHERE, __all__)

@@ -8,8 +8,9 @@ function's docstring (``docs/verification.md`` for the runtimes' exact semantics
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_names
 
 if TYPE_CHECKING:  # the lazy names, for type checkers
     from ._affine import (
@@ -53,15 +54,4 @@ _WHERE = {**dict.fromkeys(("QParams", "qrange", "check_bits", "as_float32", "sym
           "PROFILES": "_modes", "ROUNDING_MODES": "_modes"}
 
 
-def __getattr__(name: str) -> Any:
-    """``hwsim.numerics.NAME`` for a name of ``__all__``: its module imported now, the value cached here."""
-    mod = _WHERE.get(name)
-    if mod is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{mod}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _WHERE, __all__)

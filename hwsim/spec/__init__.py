@@ -7,8 +7,9 @@ first (``docs/cli_startup.md``).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_names
 
 if TYPE_CHECKING:  # the lazy names, for type checkers
     from ._arch import (
@@ -93,15 +94,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """``hwsim.spec.NAME`` for a name of ``__all__``: its module imported now, the value cached here."""
-    mod = _WHERE.get(name)
-    if mod is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{mod}", __name__), _RENAMED.get(name, name))
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _WHERE, __all__, renamed=_RENAMED)
