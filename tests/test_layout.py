@@ -40,7 +40,8 @@ def test_no_cycle_between_packages():
     graph: dict[str, set[str]] = {}
     for src, target, _, _ in _imports():
         dst = _package(target)
-        if dst not in (src, "hwsim", "hwsim.errors"):
+        # hwsim.errors and hwsim._lazy (the packages' lazy names) import only the standard library: leaves
+        if dst not in (src, "hwsim", "hwsim.errors", "hwsim._lazy"):
             graph.setdefault(src, set()).add(dst)
     state: dict[str, int] = {}
     path: list[str] = []
