@@ -88,3 +88,15 @@ def test_sequential_bias_correction_removes_the_quantized_networks_mean_shift():
         bound = q.qparams["input"].scale * q.wq["fc"][2].scale / 2
     assert np.all(err[True] <= bound * 1.001 + 1e-5), (err[True], bound)
     assert err[False].max() > 20 * err[True].max()
+
+
+def test_ptq_config_refuses_an_adaround_learning_rate_out_of_range():
+    import pytest
+
+    from hwsim.models._engine import PTQConfig
+
+    with pytest.raises(ValueError, match=r"^adaround_lr must be in \(0, 1\], not 0\.0$"):
+        PTQConfig(adaround_lr=0.0)
+    with pytest.raises(ValueError, match=r"^weight_range must be 'max' or 'mse', not 'p99'$"):
+        PTQConfig(weight_range="p99")
+    assert PTQConfig(adaround_lr=0.05).adaround_lr == 0.05

@@ -262,6 +262,10 @@ class PTQConfig:
     adaround : bool
         AdaRound the uniform weights (Nagel et al. 2020), ``adaround_iters`` Adam steps per layer.
     adaround_iters : int
+    adaround_lr : float
+        Adam learning rate of AdaRound's rounding variables (AIMET's default 1e-2). With few steps a larger
+        one lets them reach 0 or 1 (|V| >= 2.4, so that the rounded network is the optimised soft one):
+        5e-2 for 200 steps on MobileNetV2 (docs/qat.md).
     adaround_rows : int
         Input rows (pixels x images) sampled for each layer's Gram matrix.
     weight_range : {"max", "mse"}
@@ -290,6 +294,7 @@ class PTQConfig:
     bias_correction: bool = False
     adaround: bool = False
     adaround_iters: int = 500
+    adaround_lr: float = 1e-2
     adaround_rows: int = 8192
     weight_range: str = "max"
     sequential: bool = False
@@ -307,6 +312,8 @@ class PTQConfig:
         uniform_channel = (self.weight_scheme, self.weight_granularity) == ("uniform", "channel")
         if self.weight_range == "mse" and not uniform_channel:
             raise ValueError("weight_range 'mse' needs uniform per-channel weights")
+        if not 0 < self.adaround_lr <= 1:
+            raise ValueError(f"adaround_lr must be in (0, 1], not {self.adaround_lr!r}")
         if self.act_calibration not in CALIBRATION_METHODS:
             raise ValueError(f"act_calibration must be one of {CALIBRATION_METHODS}, not "
                              f"{self.act_calibration!r}")
@@ -499,8 +506,8 @@ class QuantizedNetwork:
             if config.adaround and config.weight_scheme == "uniform":
                 from ..quant import adaround
 
-                codes = adaround(op.weight, gram, wqp, iters=config.adaround_iters, groups=op.groups,
-                                 cross=cross)
+                codes = adaround(op.weight, gram, wqp, iters=config.adaround_iters, lr=config.adaround_lr,
+                                 groups=op.groups, cross=cross)
                 wdeq = dequantize(codes, wqp)
             bias = op.bias.astype(np.float32)
             if config.bias_correction and xh is not None:
