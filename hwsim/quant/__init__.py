@@ -76,7 +76,15 @@ from ._nonuniform import (
     shift_gemm_acc,
     ternary_quantize,
 )
-from ._ptq import adaround, bias_correction, equalize_pair, fold_batchnorm, weight_range_mse
+from ._ptq import (
+    ADAROUND_GAMMA,
+    ADAROUND_ZETA,
+    adaround,
+    bias_correction,
+    equalize_pair,
+    fold_batchnorm,
+    weight_range_mse,
+)
 from ._qat import (
     QAT_METHODS,
     QATConfig,
@@ -113,7 +121,8 @@ __all__ += [
     "CALIBRATION_METHODS", "minmax_range", "percentile_range", "mse_range", "entropy_threshold",
     "entropy_range", "aciq_alpha", "aciq_range", "calibrate_range", "calibrate",
     # _ptq
-    "fold_batchnorm", "equalize_pair", "bias_correction", "adaround", "weight_range_mse",
+    "fold_batchnorm", "equalize_pair", "bias_correction", "adaround", "ADAROUND_ZETA", "ADAROUND_GAMMA",
+    "weight_range_mse",
     # _fakequant
     "fake_quantize", "conv_windows", "float_conv2d", "exact_conv2d_acc", "exact_gemm_acc",
     "fake_quant_conv2d", "fake_quant_linear", "qdq_conv2d", "quantize_bias",
