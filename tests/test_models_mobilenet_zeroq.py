@@ -78,3 +78,18 @@ def test_library_photo_sets_disjoint_and_distinct():
     d = np.abs(small[:, None, :] - small[None, :, :]).mean(axis=2)
     np.fill_diagonal(d, np.inf)
     assert d.min() > 0.1, d.min()
+
+
+def test_library_views_are_ten_crops_of_each_evaluation_photo():
+    try:
+        x = mb.library_sets()[0]
+        v = mb.library_views()
+    except MissingDependency as e:
+        pytest.skip(str(e))
+    assert v.shape == (10 * len(x), 3, 224, 224) and v.dtype == np.float32
+    # view 4 of each photo is the centre crop of the evaluation set, views 5..9 the mirrors of views 0..4
+    assert np.array_equal(v[4::10], x)
+    for k in range(5):
+        assert np.array_equal(v[5 + k::10], v[k::10][:, :, :, ::-1])
+    # the corners are other crops of the photo (a 256 x 256+ image: corner and centre crops differ)
+    assert not np.array_equal(v[0::10], x)

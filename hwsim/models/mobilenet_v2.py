@@ -37,6 +37,7 @@ from ._base import CNNSensitivityModel, MissingDependency, check_layer_bits
 from ._engine import Conv, Network, Pool, PTQConfig, QuantizedNetwork
 
 __all__ = ["LAYERS", "WEIGHTS_FILE", "load_state_dict", "build_network", "eval_images", "calib_images",
+           "library_views",
            "evaluate", "quality", "sensitivity_model", "MissingDependency", "IMAGENET_MEAN", "IMAGENET_STD",
            "library_sets", "zeroq_calibration_images", "bn_statistics_loss", "calibration_comparison"]
 
@@ -246,6 +247,36 @@ def library_sets() -> tuple:
     ev, ca = [p for i, p in enumerate(lib) if i % 4], [p for i, p in enumerate(lib) if not i % 4]
     x, calib = ([_centre(_resize_short(img, 256)) for _, img in part] for part in (ev, ca))
     return _normalise(x), _normalise(calib), tuple(n for n, _ in ev), tuple(n for n, _ in ca)
+
+
+@functools.lru_cache(maxsize=1)
+def library_views() -> np.ndarray:
+    """Ten views of each evaluation photo of :func:`library_sets` (the "10-crop" evaluation of Krizhevsky et
+    al. 2012 and torchvision's ``TenCrop``): at a shorter side of 256, the four corner crops and the centre
+    crop of 224, and their horizontal mirrors, normalised like :func:`eval_images`.
+
+    An agreement measured on the views averages over ten inputs per photo, so it moves less with the
+    arg-max of a photo the float network hardly decides (docs/qat.md); the photos are still the same 30.
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (10 E, 3, 224, 224)
+        Photo ``i``'s views at ``10 i .. 10 i + 9`` (corners, centre, then the mirrors), E = 30.
+
+    Raises
+    ------
+    MissingDependency
+        As :func:`library_sets`.
+    """
+    from ._photos import photos
+
+    crops = []
+    for i, (_, img) in enumerate(photos()):
+        if i % 4:
+            r = _resize_short(img, 256)
+            five = _corners(r) + [_centre(r)]
+            crops += five + [c[:, ::-1] for c in five]
+    return _normalise(crops)
 
 
 @functools.lru_cache(maxsize=1)
