@@ -77,15 +77,31 @@ def test_mobilenet_w4a8_ptq_section_layout():
     from hwsim.models import _mnv2_ptq_table as t
     from hwsim.models._qat_table import splice
 
-    labels = [c.name for c in t.CONFIGS()]
-    assert [c.sequential for c in t.CONFIGS()] == [False, False, True]
-    rows = [(conv, lb, {"top1_agreement": 17 / 30, "logit_sqnr_db": 7.866, "top5_agreement": 0.8333,
-                        "bit_exact": True}, 310.4, 30.0) for conv, _ in t.CONVENTIONS for lb in labels]
+    runs = t.RUNS()
+    all4, ends8 = (c for c, _ in t.CONVENTIONS)
+    # the all-4-bit group: 3 baselines, the saturating-lr sequential recipe on the crop pool at 3 seeds, and
+    # block reconstruction on top of seed 0; the 8-bit-ends group: the 3 baselines and seed 0
+    assert [(r.pool_aug, r.seed, r.recon is not None) for r in runs if r.convention == all4] == \
+        [(0, 0, False)] * 3 + [(54, 0, False), (54, 1, False), (54, 2, False), (54, 0, True)]
+    assert [r.config.sequential for r in runs if r.convention == ends8] == [False, False, True, True]
+    assert [r.config.adaround_lr for r in runs if r.convention == ends8] == [1e-2, 1e-2, 1e-2, 5e-2]
+
+    def cell(a, sqnr):
+        d = {"top1_agreement": a / 30, "logit_sqnr_db": sqnr, "top5_agreement": 25 / 30, "bit_exact": True}
+        return {"centre": d, "views": {**d, "top1_agreement": a / 30 - 0.01}, "build_s": 310.4, "eval_s": 30.0,
+                "n_pool": 64}
+
+    rows = [(r, cell(17 + i % 4, 7.866 + i % 4)) for i, r in enumerate(runs)]
     text = t.render_mobilenet_ptq({"rows": rows, "n_eval": 30, "n_calib": 10}, 960.0)
     assert text.startswith(t.BEGIN) and text.endswith(t.END)
     assert "(16 min on this machine" in text
     # one row group per convention, the 8-bit-ends one labelled as such, never merged with the all-4-bit one
     assert text.count("| method |") == 2 and "**first conv and classifier W8A8, the other 51 W4A8**" in text
-    assert text.count(f"| {labels[2]} | 56.7 / 7.87 / 83.3 | 310 s |") == 2
+    assert f"| {runs[0].label} | 10 photos | 56.7 / 7.87 / 83.3 | 55.7 / 7.87 / 83.3 | 310 s |" in text
+    assert "| 10 photos + 54 crops (seed 1) |" in text
+    # the mean row: rows 3, 4, 5 (i % 4 = 3, 0, 1) are the seeds: agreement (20 + 17 + 18) / 3 / 30 = 61.1 %,
+    # SQNR 7.866 + (3 + 0 + 1) / 3 = 9.20 dB, views 1 point lower
+    assert "| mean of the 3 seeds above | | 61.1 / 9.20 / 83.3 | 60.1 / 9.20 / 83.3 | |" in text
+    assert text.count("| mean of the") == 1
     doc = splice("# head\n\n" + t.BEGIN + "\nold\n" + t.END + "\ntail\n", text, t.BEGIN, t.END)
     assert "old" not in doc and doc.endswith("tail\n") and doc.count(t.BEGIN) == 1

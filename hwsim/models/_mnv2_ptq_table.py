@@ -1,21 +1,26 @@
 """The MobileNetV2 W4A8 PTQ section of ``docs/quality.md``: layer-wise against sequential (quantized-input)
-PTQ on the library's 30 evaluation photos, all layers at 4 bits and, as a separate row group, the literature's
-convention (first conv and classifier at W8A8).
+PTQ on the library's 30 evaluation photos, with the calibration photos alone or with augmented crops of them,
+and block reconstruction; all layers at 4 bits and, as a separate row group, the literature's convention
+(first conv and classifier at W8A8).
 
 Written by ``python -m hwsim.models.quality_table --ptq-mobilenet`` (it replaces the text between
-:data:`BEGIN` and :data:`END` and leaves every other section alone). Every cell is the integer network on the
-datapath, checked bit for bit against :func:`hwsim.models.mobilenet_qat.integer_forward` on all 30 evaluation
-photos before it is written (:func:`hwsim.models.mobilenet_qat.qat_evaluate`; a mismatch stops the command).
+:data:`BEGIN` and :data:`END` and leaves every other section alone). Every cell's centre-crop numbers are the
+integer network on the datapath, checked bit for bit against
+:func:`hwsim.models.mobilenet_qat.integer_forward` on all 30 evaluation photos before it is written
+(:func:`hwsim.models.mobilenet_qat.qat_evaluate`; a mismatch stops the command); the 10-view numbers are the
+same network on the datapath over :func:`hwsim.models.mobilenet_v2.library_views`.
 """
 
 from __future__ import annotations
 
 import platform
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BEGIN", "END", "CONFIGS", "CONVENTIONS", "mobilenet_ptq_rows", "render_mobilenet_ptq"]
+__all__ = ["BEGIN", "END", "CONVENTIONS", "PtqRun", "RUNS", "calibration_pool", "mobilenet_ptq_rows",
+           "render_mobilenet_ptq"]
 
 BEGIN = "<!-- mobilenet w4a8 ptq section: python -m hwsim.models.quality_table --ptq-mobilenet -->"
 END = "<!-- end of mobilenet w4a8 ptq section -->"
@@ -26,76 +31,203 @@ CONVENTIONS = (("all 53 layers W4A8", ()),
                ("first conv and classifier W8A8, the other 51 W4A8", ("features.0.0", "classifier.1")))
 
 
-def _configs():
-    from ._engine import PTQConfig
+@dataclass(frozen=True)
+class PtqRun:
+    """One cell of the section.
 
-    base = dict(equalize=True, bias_correction=True)
-    return (PTQConfig("per-channel + CLE + BC", **base),
-            PTQConfig("per-channel + CLE + BC + AdaRound (layer-wise, float inputs)", adaround=True,
-                      adaround_iters=200, **base),
-            PTQConfig("per-channel + CLE + BC + AdaRound, sequential (quantized inputs)", adaround=True,
-                      adaround_iters=200, sequential=True, **base))
+    Attributes
+    ----------
+    convention : str
+        A label of :data:`CONVENTIONS`.
+    label : str
+        The method's row label.
+    config : PTQConfig
+    pool_aug : int
+        Augmented crops of the 10 calibration photos added to their 10 centre crops (:func:`calibration_pool`;
+        0: the centre crops alone).
+    seed : int
+        Seeds the augmentation and the Gram matrices' row sampling.
+    recon : BlockReconConfig or None
+        Block reconstruction after the PTQ (:func:`hwsim.models.block_recon.block_reconstruct`, on the same
+        pool).
+    """
+
+    convention: str
+    label: str
+    config: object
+    pool_aug: int = 0
+    seed: int = 0
+    recon: object = None
 
 
-#: The PTQ configs of the section (built lazily: :class:`~hwsim.models._engine.PTQConfig` objects).
-CONFIGS = _configs
-
-
-def mobilenet_ptq_rows(log=print) -> dict:
-    """Build and measure every (convention, config) cell on the 30 evaluation photos.
+def calibration_pool(n_aug: int, seed: int) -> np.ndarray:
+    """The 10 calibration photos' centre crops (:func:`hwsim.models.mobilenet_v2.library_sets`) followed by
+    ``n_aug`` augmented crops of the same photos (:func:`hwsim.models.mobilenet_qat.augment_photos`: random
+    resized crops of 8-100 % of the area, flips, colour jitter; generator seeded with ``seed``). Never an
+    evaluation photo.
 
     Returns
     -------
-    dict
-        ``rows``: list of ``(convention label, config label, quality dict, build seconds, eval seconds)``
-        (quality: :func:`hwsim.models.mobilenet_v2.quality` plus ``bit_exact``); ``n_eval``; ``n_calib``.
+    numpy.ndarray of float32, shape (10 + n_aug, 3, 224, 224)
     """
+    from . import mobilenet_v2 as mb
+    from ._photos import photos
+    from .mobilenet_qat import augment_photos
+
+    cal = mb.library_sets()[1]
+    if not n_aug:
+        return cal
+    raw = [img for i, (_, img) in enumerate(photos()) if not i % 4]   # library_sets' calibration split
+    return np.concatenate([cal, augment_photos(raw, n_aug, 224, np.random.default_rng(seed))])
+
+
+def _runs() -> tuple:
+    from ._engine import PTQConfig
+    from .block_recon import BlockReconConfig
+
+    base = dict(equalize=True, bias_correction=True)
+    cle = PTQConfig("per-channel + CLE + BC", **base)
+    layer = PTQConfig("+ AdaRound, layer-wise (float inputs)", adaround=True, adaround_iters=200, **base)
+    seq = PTQConfig("+ AdaRound, sequential (quantized inputs)", adaround=True, adaround_iters=200,
+                    sequential=True, **base)
+    seq_fast = PTQConfig("+ AdaRound, sequential, lr 5e-2, 16,384 rows", adaround=True, adaround_iters=200,
+                         adaround_lr=5e-2, adaround_rows=16384, sequential=True, **base)
+    recon = BlockReconConfig(init="codes", lr_bias=0.0, freeze=("classifier.1",))
+    all4, ends8 = (c for c, _ in CONVENTIONS)
+    runs = []
+    for conv in (all4, ends8):
+        runs += [PtqRun(conv, cle.name, cle), PtqRun(conv, layer.name, layer), PtqRun(conv, seq.name, seq)]
+        seeds = (0, 1, 2) if conv == all4 else (0,)
+        runs += [PtqRun(conv, seq_fast.name, seq_fast, 54, s) for s in seeds]
+    runs.append(PtqRun(all4, seq_fast.name + " + block reconstruction (BRECQ; classifier kept)", seq_fast, 54,
+                       0, recon))
+    return tuple(runs)
+
+
+#: The section's cells (built lazily: :class:`PtqRun` objects).
+RUNS = _runs
+
+
+def _cell(task) -> dict:
+    """Build and measure one :class:`PtqRun` (a worker process's job)."""
+    run, ref, ref_views = task
     from . import mobilenet_v2 as mb
     from ._engine import QuantizedNetwork
     from .mobilenet_qat import qat_evaluate
 
+    w8 = dict(CONVENTIONS)[run.convention]
+    net = mb.build_network()
+    bits = {n: (8, 8) if n in w8 else (4, 8) for n in net.layers}
+    pool = calibration_pool(run.pool_aug, run.seed)
+    t0 = time.perf_counter()
+    q = QuantizedNetwork(net, bits, pool, run.config, seed=run.seed)
+    if run.recon is not None:
+        from .block_recon import block_reconstruct
+
+        q = block_reconstruct(q, pool, run.recon)
+    t1 = time.perf_counter()
+    r = qat_evaluate(q, mb.library_sets()[0], ref)
+    rv = mb.quality(q.run(mb.library_views()), ref_views)
+    return {"centre": r, "views": rv, "build_s": t1 - t0, "eval_s": time.perf_counter() - t1,
+            "n_pool": int(len(pool))}
+
+
+def mobilenet_ptq_rows(log=print, *, workers: int = 1) -> dict:
+    """Build and measure every cell of :data:`RUNS`.
+
+    Parameters
+    ----------
+    log : callable
+        Called with one line per finished cell.
+    workers : int
+        Processes building cells in parallel (spawned; each holds a pool's float tensors, 4-8 GB).
+
+    Returns
+    -------
+    dict
+        ``rows``: list of ``(PtqRun, result)``, result as :func:`_cell` (``centre``:
+        :func:`hwsim.models.mobilenet_v2.quality` plus ``bit_exact`` on the 30 centre crops; ``views``: the
+        same on the 300 views; build and evaluation seconds; pool size); ``n_eval``; ``n_calib``.
+    """
+    from . import mobilenet_v2 as mb
+
     net = mb.build_network()
     ev, cal, _, _ = mb.library_sets()
-    ref = net.forward(ev)
+    ref, ref_views = net.forward(ev), net.forward(mb.library_views())
+    tasks = [(run, ref, ref_views) for run in RUNS()]
     out = {"rows": [], "n_eval": len(ev), "n_calib": len(cal)}
-    for conv, w8 in CONVENTIONS:
-        bits = {n: (8, 8) if n in w8 else (4, 8) for n in net.layers}
-        for cfg in CONFIGS():
-            t0 = time.perf_counter()
-            q = QuantizedNetwork(net, bits, cal, cfg)
-            t1 = time.perf_counter()
-            r = qat_evaluate(q, ev, ref)
-            t2 = time.perf_counter()
-            out["rows"].append((conv, cfg.name, r, t1 - t0, t2 - t1))
-            log(f"{conv} | {cfg.name}: {r['top1_agreement'] * 100:.1f} % / {r['logit_sqnr_db']:.2f} dB "
-                f"(top-5 {r['top5_agreement'] * 100:.1f} %), build {t1 - t0:.0f} s, "
-                f"bit-exact eval {t2 - t1:.0f} s")
+
+    def record(run, res):
+        out["rows"].append((run, res))
+        c, v = res["centre"], res["views"]
+        log(f"{run.convention} | {run.label} (pool {res['n_pool']}, seed {run.seed}): "
+            f"{c['top1_agreement'] * 100:.1f} % / {c['logit_sqnr_db']:.2f} dB / top-5 "
+            f"{c['top5_agreement'] * 100:.1f} %; views {v['top1_agreement'] * 100:.1f} % / "
+            f"{v['logit_sqnr_db']:.2f} dB; build {res['build_s']:.0f} s")
+
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn, not fork: numba's GNU OpenMP threading layer aborts a forked child
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
+            for (run, _, _), res in zip(tasks, ex.map(_cell, tasks), strict=True):
+                record(run, res)
+    else:
+        for t in tasks:
+            record(t[0], _cell(t))
     return out
+
+
+def _pool_label(run) -> str:
+    return "10 photos" if not run.pool_aug else f"10 photos + {run.pool_aug} crops (seed {run.seed})"
+
+
+def _mean(rows, key: str, metric: str) -> float:
+    return float(np.mean([r[key][metric] for _, r in rows]))
+
+
+def _triple(d: dict) -> str:
+    return f"{d['top1_agreement'] * 100:.1f} / {d['logit_sqnr_db']:.2f} / {d['top5_agreement'] * 100:.1f}"
 
 
 def render_mobilenet_ptq(res: dict, seconds: float) -> str:
     """The markdown section (with its markers) for :func:`mobilenet_ptq_rows`' result."""
-    lines = [BEGIN, "", "## MobileNetV2 W4A8: layer-wise against sequential PTQ", "",
-             f"Produced by `python -m hwsim.models.quality_table --ptq-mobilenet` ({seconds / 60:.0f} min on "
-             "this machine, one loaded core). Cells: top-1 agreement with the float model (%) / logit SQNR "
-             f"(dB) / top-5 agreement (%) on the {res['n_eval']} evaluation photos of the 40-photo library "
-             "(one photo is 3.3 points), and the time to build the integer network (calibration, AdaRound) "
-             f"on the {res['n_calib']} calibration photos. Every cell is the integer network on the datapath "
-             "(32-bit accumulators, onnxruntime's requantization), checked bit for bit against "
-             "`hwsim.models.mobilenet_qat.integer_forward` on all evaluation photos before it was written. "
-             "Weights symmetric per output channel (4-bit: codes -7..7), activations 8-bit asymmetric per "
-             "tensor (min/max). AdaRound: 200 Adam steps per layer. Sequential: the layers are quantized in "
-             "order, each AdaRound-ed and bias-corrected on the *quantized* network's calibration "
-             "activations (`PTQConfig(sequential=True)`: asymmetric reconstruction `E||W x - W~ x^||^2`, "
-             "AdaRound eq. 25 without the activation; bias correction of `E[W x] - E[W~ x^]`). The float "
-             "network accumulates in float64 (`Network.accumulate`), so no cell depends on the BLAS thread "
-             "count. Diagnosis and discussion: docs/qat.md, \"Where MobileNetV2's W4A8 SQNR goes\".", ""]
+    intro = (
+        f"Produced by `python -m hwsim.models.quality_table --ptq-mobilenet` ({seconds / 60:.0f} min on this "
+        "machine, 2 processes on 2 shared cores). Cells: top-1 agreement with the float model (%) / logit "
+        f"SQNR (dB) / top-5 agreement (%) on the {res['n_eval']} centre crops of the evaluation photos of "
+        "the 40-photo library (one photo is 3.3 points), the same on their 300 views (`mobilenet_v2."
+        "library_views`: 4 corners, centre and mirrors of each photo; an agreement averaged over ten inputs "
+        "per photo), and the time to build the integer network (calibration, AdaRound, reconstruction) from "
+        f"the {res['n_calib']} calibration photos. Every centre-crop cell is the integer network on the "
+        "datapath (32-bit accumulators, onnxruntime's requantization), checked bit for bit against "
+        "`hwsim.models.mobilenet_qat.integer_forward` before it was written; the views are the same network "
+        "on the datapath. Weights symmetric per output channel (4-bit: codes -7..7), activations 8-bit "
+        "asymmetric per tensor (min/max over the calibration images). AdaRound: 200 Adam steps per layer, "
+        "lr 1e-2 unless stated (5e-2 lets the rounding variables saturate in 200 steps). Sequential: the "
+        "layers are quantized in order, each AdaRound-ed and bias-corrected on the *quantized* network's "
+        "calibration activations (`PTQConfig(sequential=True)`). Crops: `_mnv2_ptq_table.calibration_pool`, "
+        "augmented crops of the same 10 calibration photos (random resized crops, flips, colour jitter), "
+        "never an evaluation photo. Block reconstruction: `hwsim.models.block_recon` (BRECQ, Li et al. "
+        "2021) from the sequential start's codes, 300 steps of 8 pool images per block, biases and the "
+        "classifier kept. The float network accumulates in float64 (`Network.accumulate`), so no cell "
+        "depends on the BLAS thread count. Discussion: docs/qat.md, \"Where MobileNetV2's W4A8 SQNR goes\".")
+    lines = [BEGIN, "", "## MobileNetV2 W4A8: layer-wise against sequential PTQ", "", intro, ""]
     for conv, _ in CONVENTIONS:
-        lines += [f"**{conv}**", "", "| method | agreement / SQNR / top-5 | build |", "|---|---:|---:|"]
-        for c, label, r, tb, _te in res["rows"]:
-            if c == conv:
-                lines.append(f"| {label} | {r['top1_agreement'] * 100:.1f} / {r['logit_sqnr_db']:.2f} / "
-                             f"{r['top5_agreement'] * 100:.1f} | {tb:.0f} s |")
+        lines += [f"**{conv}**", "",
+                  "| method | calibration | centre crops: agreement / SQNR / top-5 | "
+                  "300 views: agreement / SQNR / top-5 | build |", "|---|---|---:|---:|---:|"]
+        rows = [(run, r) for run, r in res["rows"] if run.convention == conv]
+        for run, r in rows:
+            lines.append(f"| {run.label} | {_pool_label(run)} | {_triple(r['centre'])} | "
+                         f"{_triple(r['views'])} | {r['build_s']:.0f} s |")
+        seeded = [(run, r) for run, r in rows if run.pool_aug and run.recon is None]
+        if len(seeded) > 1:
+            metrics = ("top1_agreement", "logit_sqnr_db", "top5_agreement")
+            means = {k: {m: _mean(seeded, k, m) for m in metrics} for k in ("centre", "views")}
+            lines.append(f"| mean of the {len(seeded)} seeds above | | {_triple(means['centre'])} | "
+                         f"{_triple(means['views'])} | |")
         lines.append("")
     lines += [f"Host: {platform.machine()}, Python {platform.python_version()}, numpy {np.__version__}.", "",
               END]

@@ -377,7 +377,7 @@ def _main_ptq_mobilenet(args) -> int:
 
     t0 = time.time()
     try:
-        res = mobilenet_ptq_rows(log=lambda s: print(s, file=sys.stderr, flush=True))
+        res = mobilenet_ptq_rows(log=lambda s: print(s, file=sys.stderr, flush=True), workers=args.workers)
     except MissingDependency as e:
         print(f"quality_table: skipped MobileNetV2 W4A8 PTQ: {e}", file=sys.stderr)
         return 0
