@@ -142,6 +142,19 @@ def test_ctrl_c_in_a_sweep_mentions_resume(tmp_path, capsys, monkeypatch):
     assert err == [f"hwsim: interrupted; no point was finished yet ({tmp_path / 'o' / 'points.csv'} not "
                    "written): run the same command again (--resume works too)"]
 
+    # interrupted in the quality phase: the qualities already stored are named, since --resume reuses them
+    def during_quality(rs, out_dir, *a, **k):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "quality.jsonl").write_text('{"key": "k", "value": 0.9}\n')
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_runner, "_run_points", during_quality)
+    assert main(["sweep", str(s), "--out", str(tmp_path / "o3")]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"hwsim: interrupted; no point was finished yet ({tmp_path / 'o3' / 'points.csv'} not "
+                   f"written): run the same command again (--resume works too); the qualities measured so "
+                   f"far are kept in {tmp_path / 'o3' / 'quality.jsonl'} and --resume reuses them"]
+
     def after_a_point(rs, out_dir, *a, **k):
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "points.csv").write_text("index\n0\n")

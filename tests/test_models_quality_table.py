@@ -88,8 +88,8 @@ def test_mobilenet_w4a8_ptq_section_layout():
 
     def cell(a, sqnr):
         d = {"top1_agreement": a / 30, "logit_sqnr_db": sqnr, "top5_agreement": 25 / 30, "bit_exact": True}
-        return {"centre": d, "views": {**d, "top1_agreement": a / 30 - 0.01}, "build_s": 310.4, "eval_s": 30.0,
-                "n_pool": 64}
+        return {"centre": d, "views": {**d, "top1_agreement": a / 30 - 0.01}, "build_s": 310.4,
+                "eval_s": 30.0, "n_pool": 64}
 
     rows = [(r, cell(17 + i % 4, 7.866 + i % 4)) for i, r in enumerate(runs)]
     text = t.render_mobilenet_ptq({"rows": rows, "n_eval": 30, "n_calib": 10}, 960.0)

@@ -594,8 +594,11 @@ def run_sweep(path: str | Path, *, out: str | Path | None = None, resume: bool =
         raise
     except KeyboardInterrupt as e:
         if not pts_csv.is_file():  # stopped before the first point was written
+            q_file = out_dir / QUALITY_FILE
+            kept = (f"; the qualities measured so far are kept in {q_file} and --resume reuses them"
+                    if q_file.is_file() and q_file.stat().st_size else "")
             raise type(e)(f"no point was finished yet ({pts_csv} not written): run the same command again "
-                          "(--resume works too)") from None
+                          f"(--resume works too){kept}") from None
         raise type(e)(f"the points written to {pts_csv} are kept: run the same command with --resume to "
                       "continue") from None
     df = _finalize(rs, out_dir, cols, metric)
