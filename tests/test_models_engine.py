@@ -97,6 +97,9 @@ def test_ptq_config_refuses_an_adaround_learning_rate_out_of_range():
 
     with pytest.raises(ValueError, match=r"^adaround_lr must be in \(0, 1\], not 0\.0$"):
         PTQConfig(adaround_lr=0.0)
+    for bad in (True, "0.1", None):
+        with pytest.raises(ValueError, match=r"^adaround_lr must be in \(0, 1\], not "):
+            PTQConfig(adaround_lr=bad)
     with pytest.raises(ValueError, match=r"^weight_range must be 'max' or 'mse', not 'p99'$"):
         PTQConfig(weight_range="p99")
     assert PTQConfig(adaround_lr=0.05).adaround_lr == 0.05

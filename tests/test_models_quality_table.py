@@ -92,7 +92,7 @@ def test_mobilenet_w4a8_ptq_section_layout():
                 "eval_s": 30.0, "n_pool": 64}
 
     rows = [(r, cell(17 + i % 4, 7.866 + i % 4)) for i, r in enumerate(runs)]
-    text = t.render_mobilenet_ptq({"rows": rows, "n_eval": 30, "n_calib": 10}, 960.0)
+    text = t.render_mobilenet_ptq({"rows": rows, "n_eval": 30, "n_calib": 10, "n_views": 300}, 960.0)
     assert text.startswith(t.BEGIN) and text.endswith(t.END)
     assert "(16 min on this machine" in text
     # one row group per convention, the 8-bit-ends one labelled as such, never merged with the all-4-bit one
@@ -102,6 +102,10 @@ def test_mobilenet_w4a8_ptq_section_layout():
     # the mean row: rows 3, 4, 5 (i % 4 = 3, 0, 1) are the seeds: agreement (20 + 17 + 18) / 3 / 30 = 61.1 %,
     # SQNR 7.866 + (3 + 0 + 1) / 3 = 9.20 dB, views 1 point lower
     assert "| mean of the 3 seeds above | | 61.1 / 9.20 / 83.3 | 60.1 / 9.20 / 83.3 | |" in text
-    assert text.count("| mean of the") == 1
+    assert text.count("| mean of the") == 1 and "40-photo library (one photo is 3.3 points)" in text
+    # the mean sits right under the last seed it averages, above the block-reconstruction row
+    lines = text.splitlines()
+    i = next(k for k, ln in enumerate(lines) if ln.startswith("| mean of the"))
+    assert "(seed 2) |" in lines[i - 1] and "block reconstruction" in lines[i + 1]
     doc = splice("# head\n\n" + t.BEGIN + "\nold\n" + t.END + "\ntail\n", text, t.BEGIN, t.END)
     assert "old" not in doc and doc.endswith("tail\n") and doc.count(t.BEGIN) == 1

@@ -312,7 +312,8 @@ class PTQConfig:
         uniform_channel = (self.weight_scheme, self.weight_granularity) == ("uniform", "channel")
         if self.weight_range == "mse" and not uniform_channel:
             raise ValueError("weight_range 'mse' needs uniform per-channel weights")
-        if not 0 < self.adaround_lr <= 1:
+        lr = self.adaround_lr
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= 1:
             raise ValueError(f"adaround_lr must be in (0, 1], not {self.adaround_lr!r}")
         if self.act_calibration not in CALIBRATION_METHODS:
             raise ValueError(f"act_calibration must be one of {CALIBRATION_METHODS}, not "

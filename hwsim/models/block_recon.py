@@ -9,18 +9,18 @@ activations and activation quantizers::
     loss = mean((block~(x^) - block(x))^2)  +  reg * sum_layers sum(1 - |2 h(V) - 1|^beta)
 
 (the squared error averaged over images, channels and positions, as :func:`hwsim.quant.adaround`'s
-``tr(.)/K``; BRECQ's ``lp_loss`` sums over channels, a constant factor; the block output taken before its own
-activation quantizer, whose rounding the weights cannot reduce; the AdaRound regulariser of eq. 21-24 with
-``beta`` annealed from ``beta[0]`` to ``beta[1]`` after a warm-up fraction without it; Nagel et al., ICML
-2020). ``x`` is the float network's block input, ``x^`` the quantized network's (the blocks before it already
-rounded: the reconstruction is sequential, so later blocks compensate earlier errors), ``block`` the float
-block and ``block~`` the fake-quantized one: soft weights ``s * clip(floor(w / s) + h(V), -qmax, qmax)``
-(``h`` the rectified sigmoid; per-channel steps ``s`` fixed from the PTQ), the integer network's activation
-quantizers and code clamps (ReLU/ReLU6 as clamps, as :class:`~hwsim.models._engine.QuantizedNetwork` runs
-them; straight-through gradients). With ``drop > 0`` (QDrop) each element of the block's input and of every
-activation inside it is, with that probability per step, its unquantized value instead (Wei et al. 2022, eq.
-8). Optionally the biases are learned on the same loss (``lr_bias > 0``, in units of the output tensor's step,
-AdaQuant's bias term, Hubara et al. 2021).
+``tr(.)/K``; BRECQ's ``lp_loss`` sums over channels, which changes the weight of ``reg`` by the channel count;
+the block output taken before its own activation quantizer, whose rounding the weights cannot reduce; the
+AdaRound regulariser of eq. 21-24 with ``beta`` annealed from ``beta[0]`` to ``beta[1]`` after a warm-up
+fraction without it; Nagel et al., ICML 2020). ``x`` is the float network's block input, ``x^`` the quantized
+network's (the blocks before it already rounded: the reconstruction is sequential, so later blocks compensate
+earlier errors), ``block`` the float block and ``block~`` the fake-quantized one: soft weights ``s *
+clip(floor(w / s) + h(V), -qmax, qmax)`` (``h`` the rectified sigmoid; per-channel steps ``s`` fixed from the
+PTQ), the integer network's activation quantizers and code clamps (ReLU/ReLU6 as clamps, as
+:class:`~hwsim.models._engine.QuantizedNetwork` runs them; straight-through gradients). With ``drop > 0``
+(QDrop) each element of the block's input and of every activation inside it is, with that probability per
+step, its unquantized value instead (Wei et al. 2022, eq. 8). Optionally the biases are learned on the same
+loss (``lr_bias > 0``, in units of the output tensor's step, AdaQuant's bias term, Hubara et al. 2021).
 
 After each block the rounded block and the start's own codes and biases are both run on the whole pool
 from the same (already reconstructed) input, and the one with the smaller output error is kept, so that no
@@ -68,12 +68,13 @@ __all__ = ["BlockReconConfig", "reconstruction_blocks", "block_reconstruct"]
 
 @dataclass(frozen=True, kw_only=True)
 class BlockReconConfig:
-    """Hyper-parameters of :func:`block_reconstruct`. The regulariser's defaults are BRECQ's and AIMET's
-    (``reg`` 0.01, ``beta`` 20 -> 2, warm-up 0.2); steps, batch and learning rate are cut to what one CPU
-    core affords: BRECQ runs 20,000 steps of 32 images at lr 1e-3 per block on a GPU; with 300 steps a
-    learning rate of 5e-2 lets the rounding variables saturate (``|V| >= 2.4``, ``h(V)`` at 0 or 1), so that
-    the rounded block is the optimised soft one (at 1e-2 they had moved too little and rounding lost what
-    the soft block had gained: docs/qat.md).
+    """Hyper-parameters of :func:`block_reconstruct`. The regulariser's numbers are BRECQ's and AIMET's
+    (``reg`` 0.01, ``beta`` 20 -> 2, warm-up 0.2), but the reconstruction error here is a mean over channels
+    where BRECQ sums them, so the same ``reg`` weighs C times more against it; steps, batch and learning rate
+    are cut to what one CPU core affords: BRECQ runs 20,000 steps of 32 images at lr 1e-3 per block on a GPU;
+    with 300 steps a learning rate of 5e-2 lets the rounding variables saturate (``|V| >= 2.4``, ``h(V)`` at 0
+    or 1), so that the rounded block is the optimised soft one (at 1e-2 they had moved too little and rounding
+    lost what the soft block had gained: docs/qat.md).
 
     Attributes
     ----------
@@ -84,7 +85,8 @@ class BlockReconConfig:
     lr : float
         Adam learning rate of the rounding variables ``V`` (0, 1].
     lr_bias : float
-        Adam learning rate of the biases in units of the output tensor's step, [0, 1]; 0 keeps the biases
+        Adam learning rate of the biases in units of the output tensor's step (of 0.01 for the network's
+        unquantized output, the logits), [0, 1]; 0 keeps the biases
         the reconstruction starts from (``init="frac"``: the float biases; ``"codes"``: the start's
         bias-corrected ones).
     reg : float
@@ -140,7 +142,7 @@ class BlockReconConfig:
                   ("freeze", lambda v: isinstance(v, tuple) and all(isinstance(n, str) for n in v),
                    "a tuple of layer names"),
                   ("threads", integer(1, 64), "an integer in 1..64"),
-                  ("seed", integer(0, 2 ** 63 - 1), "an integer >= 0"))
+                  ("seed", integer(0, 2 ** 63 - 1), "an integer in 0..2**63-1"))
         for key, ok, what in checks:
             if not ok(getattr(self, key)):
                 raise config_error(f"recon.{key}", what, getattr(self, key))
@@ -168,11 +170,16 @@ def reconstruction_blocks(net) -> list[list]:
     if cur:
         blocks.append(cur)
     for b in blocks:
-        inside = {b[0].src} | {op.dst for op in b}
+        inside = {b[0].src}
         for op in b:
+            name = op.name if isinstance(op, Conv) else op.dst
+            if op.src not in inside:
+                raise ValueError(f"{name}: input {op.src!r} is not the input of its block ({b[0].src!r}) or "
+                                 f"computed inside it")
             if isinstance(op, Conv) and op.residual is not None and op.residual not in inside:
                 raise ValueError(f"layer {op.name}: residual {op.residual!r} is not the input of its block "
                                  f"({b[0].src!r}) or computed inside it")
+            inside.add(op.dst)
     return blocks
 
 
@@ -227,7 +234,8 @@ class _Block:
             self.B[op.name] = torch.nn.Parameter(torch.tensor((b0 / bu).astype(np.float32)))
             if op.act == "relu6":
                 hi = np.full(op.weight.shape[0], 6.0, np.float32) if op.clip_hi is None else op.clip_hi
-                self.clip[op.name] = torch.tensor(np.asarray(hi, np.float32).reshape(1, -1, 1, 1))
+                shape = (1, -1) if op.linear else (1, -1, 1, 1)
+                self.clip[op.name] = torch.tensor(np.asarray(hi, np.float32).reshape(shape))
 
     def h(self, name):
         t = self.torch
@@ -248,15 +256,26 @@ class _Block:
     def bias(self, name):
         return self.B[name] * self.b_unit[name]
 
-    def _fq(self, tname, v, act=None, clip=None):
+    def _fq(self, tname, v, op=None):
+        """Fake-quantize tensor ``tname`` (value ``v``) with the start's quantizer; ``op`` the layer that
+        computes it, whose ReLU/ReLU6 is the code clamp of :meth:`QuantizedNetwork._clamp` (signed or
+        unsigned codes; per-channel ReLU6 bounds in float64 like the engine's)."""
         qp = self.q.qparams[tname]
-        qmax = (1 << int(qp.bits)) - 1
         s = self.torch.tensor(float(qp.scale))
         z = int(qp.zero_point)
-        lo, hi = (max(0, z) if act in ("relu", "relu6") else 0), float(qmax)
-        if act == "relu6":
-            hi = self.torch.clamp(z + self.torch.round(clip / s), max=qmax)
-        return self.lsq_act(v, s, float(z), float(lo), hi, 0.0)
+        lo, hi = int(qp.qmin), int(qp.qmax)
+        hi_t = None
+        if op is not None and op.act in ("relu", "relu6"):
+            lo = max(lo, z)
+        if op is not None and op.act == "relu6":
+            sc = np.float64(qp.scale)
+            if op.clip_hi is None:
+                hi = min(hi, z + int(np.rint(6.0 / sc)))
+            else:
+                top = np.minimum(hi, z + np.rint(op.clip_hi.astype(np.float64) / sc)).astype(np.float32)
+                shape = (1, -1) if op.linear else (1, -1, 1, 1)
+                hi_t = self.torch.tensor(top.reshape(shape))
+        return self.lsq_act(v, s, float(z), float(lo), float(hi) if hi_t is None else hi_t, 0.0)
 
     def _float_act(self, op, y):
         t = self.torch
@@ -300,7 +319,7 @@ class _Block:
             if op is self.ops[-1] and not quantize_out:
                 vals[op.dst] = out = self._float_act(op, y)
                 continue
-            vq = self._fq(op.dst, y, op.act, self.clip.get(op.name))
+            vq = self._fq(op.dst, y, op)
             if drop and op is not self.ops[-1]:
                 keep = t.rand(vq.shape, generator=gen) < drop
                 vq = t.where(keep, self._float_act(op, y), vq)
@@ -347,13 +366,30 @@ def block_reconstruct(q: QuantizedNetwork, pool: np.ndarray, config: BlockReconC
     MissingDependency
         torch is missing.
     ValueError
-        An empty pool, or a start whose weights are not per-channel symmetric.
+        A pool that is empty, not ``(N, C, H, W)`` with the first layer's ``C`` input channels, or not
+        finite; a start whose weights are not uniform, per output channel and symmetric
+        (``PTQConfig(weight_scheme="uniform", weight_granularity="channel")``); ``config.freeze`` naming a
+        layer the network lacks (``recon.freeze: ...``); a network :func:`reconstruction_blocks` refuses.
     """
-    if len(pool) == 0:
-        raise ValueError("block_reconstruct: pool: expected at least one image, found none")
+    pool = np.asarray(pool)
+    op0 = q.net.ops[0]
+    if not isinstance(op0, Conv) or op0.linear:
+        raise ValueError(f"block_reconstruct: network {q.net.name!r}: expected a first layer that is a "
+                         f"convolution (images in), found {type(op0).__name__} {op0.dst!r}")
+    c_in = op0.weight.shape[1] * op0.groups
+    if pool.ndim != 4 or pool.shape[1] != c_in or not len(pool):
+        raise ValueError(f"block_reconstruct: pool: expected at least one image, an array (N, {c_in}, H, W), "
+                         f"found shape {pool.shape}")
+    if not np.all(np.isfinite(pool)):
+        raise ValueError("block_reconstruct: pool: expected finite values, found NaN or infinity")
+    if (q.config.weight_scheme, q.config.weight_granularity) != ("uniform", "channel"):
+        raise ValueError(f"block_reconstruct: start {q.config.name!r}: expected uniform per-channel weights, "
+                         f"found weight_scheme {q.config.weight_scheme!r}, granularity "
+                         f"{q.config.weight_granularity!r}")
     for name, (_, _, wqp) in q.wq.items():
-        if np.any(np.asarray(wqp.zero_point) != 0) or not wqp.signed:
-            raise ValueError(f"block_reconstruct: layer {name}: expected symmetric signed weights")
+        if np.any(np.asarray(wqp.zero_point) != 0) or not wqp.signed or not wqp.per_channel:
+            raise ValueError(f"block_reconstruct: layer {name}: expected symmetric signed per-channel "
+                             "weights")
     unknown = [n for n in config.freeze if n not in q.net.layers]
     if unknown:
         raise config_error("recon.freeze", "layers of the network", unknown)
@@ -362,10 +398,11 @@ def block_reconstruct(q: QuantizedNetwork, pool: np.ndarray, config: BlockReconC
 
     cfg = config
     threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     torch.set_num_threads(cfg.threads)
     torch.use_deterministic_algorithms(True)
     try:
-        torch.manual_seed(cfg.seed)
+        # every random draw has its own seeded generator (the global torch RNG is left alone)
         gen = torch.Generator().manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
         net = q.net
@@ -379,7 +416,7 @@ def block_reconstruct(q: QuantizedNetwork, pool: np.ndarray, config: BlockReconC
 
         xq = torch.from_numpy(fake_quantize(np.ascontiguousarray(pool, np.float32), q.qparams["input"])) \
             .contiguous(memory_format=torch.channels_last)
-        codes, biases = {}, {}
+        codes, biases, start_bias = {}, {}, set()
         n = len(pool)
         bs = min(cfg.batch_size, n)
         for bi, ops in enumerate(blocks):
@@ -430,6 +467,8 @@ def block_reconstruct(q: QuantizedNetwork, pool: np.ndarray, config: BlockReconC
                 if isinstance(op, Conv):
                     codes[op.name] = blk.codes(op.name)
                     biases[op.name] = blk.bias(op.name).detach().numpy().astype(np.float32)
+                    if kept or op.name in cfg.freeze:
+                        start_bias.add(op.name)   # the start's int32 bias itself, not a float32 round trip
             xq = y_hard.contiguous(memory_format=torch.channels_last) if y_hard.ndim == 4 else y_hard
             if log is not None:
                 log(f"block {bi + 1}/{len(blocks)} ({ops[0].name if isinstance(ops[0], Conv) else ops[0].dst}"
@@ -438,13 +477,14 @@ def block_reconstruct(q: QuantizedNetwork, pool: np.ndarray, config: BlockReconC
                     f"{time.perf_counter() - tb:.0f} s")
     finally:
         torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(det)
-    return _with_weights(q, codes, biases)
+        torch.use_deterministic_algorithms(det, warn_only=warn_only)
+    return _with_weights(q, codes, biases, start_bias)
 
 
-def _with_weights(q: QuantizedNetwork, codes: dict, biases: dict) -> QuantizedNetwork:
+def _with_weights(q: QuantizedNetwork, codes: dict, biases: dict, start_bias=frozenset()) -> QuantizedNetwork:
     """``q`` with new weight codes (``(out, in)`` / ``(K, C, R, S)`` float arrays of integers) and float
-    biases: activation quantizers and weight steps kept, int32 biases requantized at ``s_x * s_w``."""
+    biases: activation quantizers and weight steps kept, int32 biases requantized at ``s_x * s_w`` (the
+    layers in ``start_bias`` keep ``q``'s int32 biases)."""
     out = QuantizedNetwork.__new__(QuantizedNetwork)
     out.config = replace(q.config, name=q.config.name + " + block reconstruction")
     out.bits, out.net, out.qparams = dict(q.bits), q.net, dict(q.qparams)
@@ -460,7 +500,8 @@ def _with_weights(q: QuantizedNetwork, codes: dict, biases: dict) -> QuantizedNe
         if op.linear:
             c = np.ascontiguousarray(c.T)
         out.wq[op.name] = (c, wdeq, wqp)
-        out.bias_q[op.name] = quantize_bias(biases[op.name], q.qparams[op.src], wqp)
+        out.bias_q[op.name] = q.bias_q[op.name].copy() if op.name in start_bias else \
+            quantize_bias(biases[op.name], q.qparams[op.src], wqp)
     out.overflow = {}
     return out
 

@@ -746,7 +746,7 @@ def integer_forward(q: QuantizedNetwork, x: np.ndarray, *, keep: bool = False):
             s = np.float64(y_qp.scale)
             top = (np.full(acc.shape[1], z + np.rint(6.0 / s)) if op.clip_hi is None
                    else z + np.rint(op.clip_hi.astype(np.float64) / s))
-            y = np.minimum(y, np.minimum(hi, top).astype(np.int64).reshape(1, -1, 1, 1))
+            y = np.minimum(y, np.minimum(hi, top).astype(np.int64).reshape((1, -1) + (1,) * (y.ndim - 2)))
         codes[op.dst] = y.astype(y_qp.storage_dtype)
     raise ValueError(f"the network never computes its output {q.net.output!r}")
 

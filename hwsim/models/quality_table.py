@@ -303,19 +303,36 @@ def main(argv=None) -> int:
         except MissingDependency as e:
             results[network] = str(e)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    text = render(results, time.time() - t0)
-    from . import _mnv2_ptq_table, _mnv2_qat_table, _qat_sections, _qat_table, minilm_int
-
     old = args.out.read_text() if args.out.is_file() else ""
-    for begin, end in ((_qat_table.BEGIN, _qat_table.END), (minilm_int.BEGIN, minilm_int.END),
-                       (_mnv2_qat_table.BEGIN, _mnv2_qat_table.END),
-                       (_mnv2_ptq_table.BEGIN, _mnv2_ptq_table.END),
-                       *map(_qat_sections.markers, _qat_sections.SECTION_NETWORKS)):
-        if begin in old and end in old:  # keep the sections written by --qat and by hwsim.models.minilm_int
-            text = text.rstrip("\n") + "\n\n" + begin + old.split(begin, 1)[1].split(end, 1)[0] + end + "\n"
-    args.out.write_text(text)
+    args.out.write_text(keep_sections(render(results, time.time() - t0), old))
     print(f"wrote {args.out}")
     return 0
+
+
+#: Markers of the hand-written ZeroQ section of ``docs/quality.md`` (its numbers come from the command it
+#: quotes, ``mobilenet_v2.calibration_comparison``).
+ZEROQ_BEGIN = "<!-- zeroq section: mobilenet_v2.calibration_comparison, the command in the section -->"
+ZEROQ_END = "<!-- end of zeroq section -->"
+
+
+def section_markers() -> tuple:
+    """``(begin, end)`` of every section of ``docs/quality.md`` that another command writes (``--qat``,
+    ``--qat-mobilenet``, ``--ptq-mobilenet``, ``hwsim.models.minilm_int``, the per-network QAT sections) or
+    that is hand-written (ZeroQ): the default command keeps them."""
+    from . import _mnv2_ptq_table, _mnv2_qat_table, _qat_sections, _qat_table, minilm_int
+
+    return ((_qat_table.BEGIN, _qat_table.END), (minilm_int.BEGIN, minilm_int.END), (ZEROQ_BEGIN, ZEROQ_END),
+            (_mnv2_qat_table.BEGIN, _mnv2_qat_table.END), (_mnv2_ptq_table.BEGIN, _mnv2_ptq_table.END),
+            *map(_qat_sections.markers, _qat_sections.SECTION_NETWORKS))
+
+
+def keep_sections(text: str, old: str) -> str:
+    """``text`` (the default command's PTQ tables) followed by every :func:`section_markers` section found in
+    ``old`` (the previous ``docs/quality.md``), markers included, in that order."""
+    for begin, end in section_markers():
+        if begin in old and end in old.split(begin, 1)[1]:
+            text = text.rstrip("\n") + "\n\n" + begin + old.split(begin, 1)[1].split(end, 1)[0] + end + "\n"
+    return text
 
 
 def _main_qat(args) -> int:
