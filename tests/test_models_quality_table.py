@@ -3,6 +3,8 @@ cliff (the Fashion-MNIST one is in tests/test_models_fashion.py)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from hwsim.models import quality_table
@@ -109,3 +111,19 @@ def test_mobilenet_w4a8_ptq_section_layout():
     assert "(seed 2) |" in lines[i - 1] and "block reconstruction" in lines[i + 1]
     doc = splice("# head\n\n" + t.BEGIN + "\nold\n" + t.END + "\ntail\n", text, t.BEGIN, t.END)
     assert "old" not in doc and doc.endswith("tail\n") and doc.count(t.BEGIN) == 1
+
+
+def test_the_default_command_keeps_every_section_other_commands_wrote_and_the_zeroq_one():
+    from hwsim.models import quality_table as qt
+
+    markers = qt.section_markers()
+    assert (qt.ZEROQ_BEGIN, qt.ZEROQ_END) in markers
+    old = "# old tables\n\nstale\n\n" + "\n\n".join(f"{b}\nbody {i}\n{e}" for i, (b, e) in enumerate(markers))
+    new = qt.keep_sections("# new tables\n", old)
+    assert new.startswith("# new tables\n") and "stale" not in new
+    for i, (b, e) in enumerate(markers):
+        assert f"{b}\nbody {i}\n{e}" in new, b
+    # the committed docs/quality.md has the ZeroQ section between its markers
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "quality.md").read_text()
+    zq = doc.split(qt.ZEROQ_BEGIN, 1)[1].split(qt.ZEROQ_END, 1)[0]
+    assert "ZeroQ against real-photo calibration" in zq
