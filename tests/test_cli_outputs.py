@@ -142,25 +142,24 @@ def test_ctrl_c_in_a_sweep_mentions_resume(tmp_path, capsys, monkeypatch):
     assert err == [f"hwsim: interrupted; no point was finished yet ({tmp_path / 'o' / 'points.csv'} not "
                    "written): run the same command again (--resume works too)"]
 
-    # interrupted in the quality phase: the qualities already stored are named, since --resume reuses them
-    def during_quality(rs, out_dir, *a, **k):
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "quality.jsonl").write_text('{"key": "k", "value": 0.9}\n')
-        raise KeyboardInterrupt
+    def interrupted_after_writing(*files):
+        def run_points(rs, out_dir, *a, **k):
+            out_dir.mkdir(parents=True, exist_ok=True)
+            for name, text in files:
+                (out_dir / name).write_text(text)
+            raise KeyboardInterrupt
+        return run_points
 
-    monkeypatch.setattr(_runner, "_run_points", during_quality)
+    # interrupted in the quality phase: the qualities already stored are named, since --resume reuses them
+    monkeypatch.setattr(_runner, "_run_points",
+                        interrupted_after_writing(("quality.jsonl", '{"key": "k", "value": 0.9}\n')))
     assert main(["sweep", str(s), "--out", str(tmp_path / "o3")]) == 130
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"hwsim: interrupted; no point was finished yet ({tmp_path / 'o3' / 'points.csv'} not "
                    f"written): run the same command again (--resume works too); the qualities measured so "
                    f"far are kept in {tmp_path / 'o3' / 'quality.jsonl'} and --resume reuses them"]
 
-    def after_a_point(rs, out_dir, *a, **k):
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "points.csv").write_text("index\n0\n")
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(_runner, "_run_points", after_a_point)
+    monkeypatch.setattr(_runner, "_run_points", interrupted_after_writing(("points.csv", "index\n0\n")))
     assert main(["sweep", str(s), "--out", str(tmp_path / "o2")]) == 130
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"hwsim: interrupted; the points written to {tmp_path / 'o2' / 'points.csv'} are kept: "
