@@ -95,11 +95,19 @@ def test_ptq_config_refuses_an_adaround_learning_rate_out_of_range():
 
     from hwsim.models._engine import PTQConfig
 
-    with pytest.raises(ValueError, match=r"^adaround_lr must be in \(0, 1\], not 0\.0$"):
+    with pytest.raises(ValueError, match=r"^adaround_lr must be a number in \(0, 1\], not 0\.0$"):
         PTQConfig(adaround_lr=0.0)
-    for bad in (True, "0.1", None):
-        with pytest.raises(ValueError, match=r"^adaround_lr must be in \(0, 1\], not "):
+    for bad in (True, "0.1", None, float("nan")):
+        with pytest.raises(ValueError, match=r"^adaround_lr must be a number in \(0, 1\], not "):
             PTQConfig(adaround_lr=bad)
+    # numpy floats are numbers
+    assert PTQConfig(adaround_lr=np.float32(0.05)).adaround_lr == np.float32(0.05)
+    with pytest.raises(ValueError, match=r"^adaround_rows must be an integer >= 1, not 0$"):
+        PTQConfig(adaround_rows=0)   # it gave NaN Gram matrices
+    with pytest.raises(ValueError, match=r"^adaround_iters must be an integer >= 1, not -5$"):
+        PTQConfig(adaround_iters=-5)
+    with pytest.raises(ValueError, match=r"^sequential must be True or False, not 'yes'$"):
+        PTQConfig(sequential="yes")
     with pytest.raises(ValueError, match=r"^weight_range must be 'max' or 'mse', not 'p99'$"):
         PTQConfig(weight_range="p99")
     assert PTQConfig(adaround_lr=0.05).adaround_lr == 0.05

@@ -93,3 +93,19 @@ def test_library_views_are_ten_crops_of_each_evaluation_photo():
         assert np.array_equal(v[5 + k::10], v[k::10][:, :, :, ::-1])
     # the corners are other crops of the photo (a 256 x 256+ image: corner and centre crops differ)
     assert not np.array_equal(v[0::10], x)
+
+
+def test_the_cached_photo_arrays_cannot_be_changed_by_a_caller():
+    from hwsim.models._mnv2_ptq_table import calibration_pool
+
+    try:
+        v = mb.library_views()
+        pool = calibration_pool(0, 0)
+    except MissingDependency as e:
+        pytest.skip(str(e))
+    with pytest.raises(ValueError, match="read-only"):
+        v[0, 0, 0, 0] = 0.0
+    pool[0] = 0.0
+    assert np.abs(mb.library_sets()[1][0]).max() > 0   # the cached calibration crops are untouched
+    with pytest.raises(ValueError, match=r"^calibration_pool: n_aug: expected an integer >= 0, found -1$"):
+        calibration_pool(-1, 0)

@@ -312,9 +312,16 @@ class PTQConfig:
         uniform_channel = (self.weight_scheme, self.weight_granularity) == ("uniform", "channel")
         if self.weight_range == "mse" and not uniform_channel:
             raise ValueError("weight_range 'mse' needs uniform per-channel weights")
-        lr = self.adaround_lr
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= 1:
-            raise ValueError(f"adaround_lr must be in (0, 1], not {self.adaround_lr!r}")
+        from ..quant import is_config_int, is_config_number
+
+        if not (is_config_number(self.adaround_lr) and 0 < self.adaround_lr <= 1):
+            raise ValueError(f"adaround_lr must be a number in (0, 1], not {self.adaround_lr!r}")
+        for key in ("adaround_iters", "adaround_rows"):
+            if not (is_config_int(getattr(self, key)) and getattr(self, key) >= 1):
+                raise ValueError(f"{key} must be an integer >= 1, not {getattr(self, key)!r}")
+        for key in ("act_signed", "act_dynamic", "equalize", "bias_correction", "adaround", "sequential"):
+            if not isinstance(getattr(self, key), (bool, np.bool_)):
+                raise ValueError(f"{key} must be True or False, not {getattr(self, key)!r}")
         if self.act_calibration not in CALIBRATION_METHODS:
             raise ValueError(f"act_calibration must be one of {CALIBRATION_METHODS}, not "
                              f"{self.act_calibration!r}")

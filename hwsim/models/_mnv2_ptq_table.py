@@ -69,12 +69,24 @@ def calibration_pool(n_aug: int, seed: int) -> np.ndarray:
     Returns
     -------
     numpy.ndarray of float32, shape (10 + n_aug, 3, 224, 224)
+        A new array (writing to it changes nothing cached).
+
+    Raises
+    ------
+    ValueError
+        ``n_aug`` or ``seed`` not an integer >= 0.
+    MissingDependency
+        As :func:`hwsim.models.mobilenet_v2.library_sets`.
     """
     from . import mobilenet_v2 as mb
     from ._photos import photos
     from .mobilenet_qat import augment_photos
 
-    cal = mb.library_sets()[1]
+    if isinstance(n_aug, bool) or not isinstance(n_aug, int) or n_aug < 0:
+        raise ValueError(f"calibration_pool: n_aug: expected an integer >= 0, found {n_aug!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"calibration_pool: seed: expected an integer >= 0, found {seed!r}")
+    cal = mb.library_sets()[1].copy()   # library_sets is cached: the caller gets its own array
     if not n_aug:
         return cal
     raw = [img for i, (_, img) in enumerate(photos()) if not i % 4]   # library_sets' calibration split

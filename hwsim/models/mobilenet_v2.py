@@ -260,7 +260,7 @@ def library_views() -> np.ndarray:
 
     Returns
     -------
-    numpy.ndarray of float32, shape (10 E, 3, 224, 224)
+    numpy.ndarray of float32, shape (10 E, 3, 224, 224), read-only (cached)
         Photo ``i``'s views at ``10 i .. 10 i + 9`` (corners, centre, then the mirrors), E = 30.
 
     Raises
@@ -276,7 +276,9 @@ def library_views() -> np.ndarray:
             r = _resize_short(img, 256)
             five = _corners(r) + [_centre(r)]
             crops += five + [c[:, ::-1] for c in five]
-    return _normalise(crops)
+    views = _normalise(crops)
+    views.flags.writeable = False   # cached and shared: a caller's write would change every later call
+    return views
 
 
 @functools.lru_cache(maxsize=1)
