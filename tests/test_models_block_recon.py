@@ -107,7 +107,7 @@ def test_reconstruction_lowers_the_error_and_runs_bit_exact_on_the_datapath():
     y_ref, codes_ref = integer_forward(q1, x, keep=True)
     assert np.array_equal(y.view(np.uint32), y_ref.view(np.uint32))
     assert all(np.array_equal(c, codes[k]) for k, c in codes_ref.items())
-    assert q1.config.name == "CLE + BC + block reconstruction"
+    assert q1.config.name == "CLE + BC + block reconstruction (1 of 2 blocks learned)"
 
 
 def test_codes_init_without_steps_reproduces_the_start_and_runs_are_deterministic():
@@ -130,8 +130,9 @@ def test_codes_init_without_steps_reproduces_the_start_and_runs_are_deterministi
     a, b = block_reconstruct(q0, pool, cfg, log=logs.append), block_reconstruct(q0, pool, cfg)
     for name in net.layers:
         assert np.array_equal(a.wq[name][0], b.wq[name][0]) and np.array_equal(a.bias_q[name], b.bias_q[name])
-    # one log line per block; the first block's learned rounding beat the start (not the guard's copy)
-    assert len(logs) == 2 and "start kept" not in logs[0], logs
+    # one log line per block and one for the whole network; the first block's learned rounding beat the
+    # start (not the guard's copy)
+    assert len(logs) == 3 and "start kept" not in logs[0], logs
     assert any(not np.array_equal(a.wq[n][0], q0.wq[n][0]) for n in ("stem", "expand", "dw", "project"))
 
 
@@ -167,7 +168,7 @@ def test_frozen_layers_keep_the_start_and_unknown_ones_are_refused():
         BlockReconConfig(freeze=["fc"])
 
 
-def test_the_guard_keeps_the_start_exactly_when_the_learned_rounding_is_worse():
+def test_the_start_is_returned_when_no_learned_rounding_is_better():
     pytest.importorskip("torch")
     from hwsim.models.block_recon import BlockReconConfig, block_reconstruct
 
@@ -178,10 +179,9 @@ def test_the_guard_keeps_the_start_exactly_when_the_learned_rounding_is_worse():
     # itself, int32 biases included (no float32 round trip)
     logs = []
     q1 = block_reconstruct(q0, pool, BlockReconConfig(iters=1, lr=1.0, lr_bias=0.0), log=logs.append)
-    assert all("start kept" in ln for ln in logs), logs
-    for name in net.layers:
-        assert np.array_equal(q1.wq[name][0], q0.wq[name][0]) and q1.bias_q[name] is not q0.bias_q[name]
-        assert np.array_equal(q1.bias_q[name], q0.bias_q[name])
+    assert all("start kept" in ln for ln in logs[:2]), logs
+    assert logs[2] == "no block beat the start's rounding: the start is returned ('CLE + BC')"
+    assert q1 is q0
 
 
 def test_init_frac_starts_from_the_float_biases_and_qdrop_and_bias_learning_change_the_result():
@@ -287,3 +287,33 @@ def test_an_op_reading_a_tensor_from_before_its_block_is_refused():
     with pytest.raises(ValueError, match=r"^fc: input 's' is not the input of its block \('p'\) or computed "
                                          r"inside it$"):
         reconstruction_blocks(Network("bad", ops, "logits"))
+
+
+def test_the_whole_network_guard_returns_the_start_when_the_blocks_add_up_worse():
+    pytest.importorskip("torch")
+    from hwsim.models.block_recon import BlockReconConfig, block_reconstruct
+
+    # the fresh-user trial's 3-block CNN (linear bottleneck, residual, 3x3 convs; seed 7): with reg 1e-4 the
+    # first two blocks each beat the start on their own output, yet the network's logit error on the pool
+    # doubled (measured 0.00578 -> 0.01185 before this guard)
+    rng = np.random.default_rng(7)
+
+    def w(*shape, scale=0.3):
+        return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+    p = (1, 1, 1, 1)
+    ops = [Conv("c1", "input", "a1", w(8, 3, 3, 3), w(8, scale=0.1), pads=p, act="relu"),
+           Conv("c2", "a1", "a2", w(12, 8, 3, 3, scale=0.2), w(12, scale=0.1), stride=(2, 2), pads=p),
+           Conv("c3", "a2", "a3", w(24, 12, 1, 1, scale=0.3), w(24, scale=0.1), act="relu"),
+           Conv("c4", "a3", "a4", w(12, 24, 1, 1, scale=0.2), w(12, scale=0.1), residual="a2"),
+           Conv("c5", "a4", "a5", w(16, 12, 1, 1, scale=0.3), w(16, scale=0.1), act="relu"),
+           Pool("gap", "a5", "g"), Pool("flatten", "g", "f"),
+           Conv("fc", "f", "logits", w(10, 16, scale=0.5), np.zeros(10, np.float32), linear=True)]
+    net = Network("small2", ops, "logits", accumulate=np.float64)
+    pool = np.random.default_rng(1).standard_normal((32, 3, 16, 16)).astype(np.float32)
+    q0 = _start(net, pool)
+    logs = []
+    q1 = block_reconstruct(q0, pool, BlockReconConfig(reg=1e-4), log=logs.append)
+    assert any("start kept" not in ln for ln in logs[:3]), logs   # some block was learned ...
+    assert logs[-1].startswith("the reconstructed network's output error on the pool"), logs
+    assert q1 is q0                                                # ... but the network is the start
