@@ -116,7 +116,8 @@ def _runs() -> tuple:
     return tuple(runs)
 
 
-#: The section's cells (built lazily: :class:`PtqRun` objects).
+#: A function returning the section's cells, a tuple of :class:`PtqRun` (built on call: the configs import
+#: the engine).
 RUNS = _runs
 
 
@@ -227,7 +228,9 @@ def render_mobilenet_ptq(res: dict, seconds: float) -> str:
         "never an evaluation photo. Block reconstruction: `hwsim.models.block_recon` (BRECQ, Li et al. "
         "2021) from the sequential start's codes, 300 steps of 8 pool images per block, biases and the "
         "classifier kept. The float network accumulates in float64 (`Network.accumulate`), so no cell "
-        "depends on the BLAS thread count. Discussion: docs/qat.md, \"Where MobileNetV2's W4A8 SQNR goes\".")
+        "depends on the BLAS thread count. Discussion: docs/qat.md, \"More calibration crops, a saturating "
+        "AdaRound learning rate, block reconstruction, 300 views\" and \"Where MobileNetV2's W4A8 SQNR "
+        "goes\".")
     lines = [BEGIN, "", "## MobileNetV2 W4A8: layer-wise against sequential PTQ", "", intro, ""]
     for conv, _ in CONVENTIONS:
         lines += [f"**{conv}**", "",
