@@ -125,13 +125,18 @@ def test_adaround_with_200_steps_reconstructs_better_at_lr_5e2_than_at_1e2():
         return float(np.trace(d @ g @ d.T) / 16)
 
     rng = np.random.default_rng(0)
+    slow_sum = fast_sum = 0.0
     for _ in range(4):
         w = rng.standard_normal((16, 32)).astype(F32)
         x = rng.standard_normal((2000, 32)) @ rng.standard_normal((32, 32))
         g = x.T @ x / len(x)
         qp = symmetric_qparams(np.abs(w).max(axis=1), 4, axis=0)
         slow, fast = (recon(adaround(w, g, qp, iters=200, lr=lr), w, g, qp) for lr in (1e-2, 5e-2))
-        assert fast < 0.98 * slow and slow < 0.9 * recon(quantize(w, qp), w, g, qp)
+        assert slow < 0.9 * recon(quantize(w, qp), w, g, qp)
+        slow_sum, fast_sum = slow_sum + slow, fast_sum + fast
+    # over the four layers 25.38 against 27.53 (0.92); per layer 0.97-0.88: a margin that a BLAS kernel's
+    # last-bit rounding on another CPU cannot close, where a per-layer 0.98 bound (layer 1: 0.971) might
+    assert fast_sum < 0.95 * slow_sum
 
 
 def test_adaround_asymmetric_reconstruction_hand_derived():
