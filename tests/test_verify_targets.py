@@ -5,6 +5,9 @@
   correction 144 * 226 = 32,544 gives 223;
 * the 69 cases recorded by onnxruntime 1.32 on an AVX2 host without VNNI (``tests/data/ort_avx2``): 0
   mismatches under ``--target x86-avx2 --expected`` on any host; the exact target misses the u8 x s8 ones;
+* the same 69 models and inputs recorded on an AVX-512 VNNI host (``tests/data/ort_vnni``, AMD EPYC Zen 4):
+  0 mismatches under ``--target x86-avx512-vnni --expected`` on any host, and the two recordings differ in
+  exactly the elements where the two targets differ;
 * QLinearAdd codes derived by hand from ``mlas/lib/qladd.cpp`` for arm64 (NEON fixed point) and x86-sse
   (SSE2, separately rounded float32).
 """
@@ -22,6 +25,7 @@ from hwsim.datapath import conv2d_acc, gemm_acc
 from hwsim.onnxq import PROBE_EXACT, PROBE_PAIRS16, TARGETS, host_info, probe_onnxruntime, verify
 
 DATA = Path(__file__).parent / "data" / "ort_avx2"
+VNNI_DATA = Path(__file__).parent / "data" / "ort_vnni"
 
 
 def test_probe_values_by_hand_and_on_this_host():
@@ -53,11 +57,8 @@ def _cases():
     return meta
 
 
-@pytest.fixture(scope="module")
-def recorded(tmp_path_factory):
-    d = tmp_path_factory.mktemp("rec")
-    z = np.load(DATA / "ort_avx2_cases.npz")
-    meta = _cases()
+def _write_cases(d, npz, meta):
+    z = np.load(npz)
     paths = {}
     for name in meta["cases"]:
         (d / f"{name}.onnx").write_bytes(z[f"{name}/model"].tobytes())
@@ -65,7 +66,13 @@ def recorded(tmp_path_factory):
         np.savez(d / f"{name}_in.npz", **ins)
         np.savez(d / f"{name}_y.npz", y=z[f"{name}/y"])
         paths[name] = (d / f"{name}.onnx", d / f"{name}_in.npz", d / f"{name}_y.npz")
-    return meta, paths
+    return paths
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    meta = _cases()
+    return meta, _write_cases(tmp_path_factory.mktemp("rec"), DATA / "ort_avx2_cases.npz", meta)
 
 
 def test_recorded_avx2_cases(recorded):
@@ -85,6 +92,27 @@ def test_recorded_avx2_cases(recorded):
     assert sum(vnni.values()) == 35291
     near = [vnni[n] for n, k in kinds.items() if k == "conv u8s8 near-255"]
     assert sum(near) == 17860 and vnni["conv_u8s8_31"] == 2924 and vnni["matmul_u8s8_05"] == 2764
+
+
+def test_recorded_vnni_cases(recorded, tmp_path):
+    # The same generator and seed on an AVX-512 VNNI host (tests/data/ort_vnni/README.md): identical models
+    # and inputs, outputs from MLAS's VNNI kernels (exact int32 sums of u8 x s8 products).
+    meta, paths = recorded
+    vmeta = json.loads((VNNI_DATA / "ort_vnni_cases.json").read_text())
+    assert "avx512_vnni" in vmeta["cpu_flags"] and vmeta["onnxruntime"] == "1.32.0"
+    assert vmeta["cases"] == meta["cases"]
+    a, v = np.load(DATA / "ort_avx2_cases.npz"), np.load(VNNI_DATA / "ort_vnni_cases.npz")
+    assert sorted(a.files) == sorted(v.files)
+    assert all(np.array_equal(a[k], v[k]) for k in a.files if not k.endswith("/y"))
+    # peer against peer: the two hosts' onnxruntime outputs differ in 35,291 elements over 43 cases
+    differ = {n: int((a[f"{n}/y"] != v[f"{n}/y"]).sum()) for n in paths}
+    assert sum(differ.values()) == 35291 and sum(1 for n in differ.values() if n) == 43
+    vpaths = _write_cases(tmp_path, VNNI_DATA / "ort_vnni_cases.npz", vmeta)
+    for name, (m, x, y) in vpaths.items():
+        rep = verify(m, inputs=x, expected=y, target="x86-avx512-vnni")
+        assert rep.mismatches == 0, (name, rep.lines)
+        # and the AVX2 target, which reproduces the AVX2 host, misses exactly where the hosts differ
+        assert verify(m, inputs=x, expected=y, target="x86-avx2").mismatches == differ[name], name
 
 
 def test_cli_recorded_and_bad_input(recorded, tmp_path, capsys):
