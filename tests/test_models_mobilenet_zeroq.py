@@ -109,3 +109,46 @@ def test_the_cached_photo_arrays_cannot_be_changed_by_a_caller():
     assert np.abs(mb.library_sets()[1][0]).max() > 0   # the cached calibration crops are untouched
     with pytest.raises(ValueError, match=r"^calibration_pool: n_aug: expected an integer >= 0, found -1$"):
         calibration_pool(-1, 0)
+
+
+def test_wallpaper_photos_are_distinct_calibration_photos_outside_the_library():
+    # Debian's lomiri-wallpapers-16.04/-20.04 and plasma-workspace-wallpapers (hwsim/models/_photos.py):
+    # 15 + 12 photographs, none in the library (so never evaluated), reduced to a longer side of 1024
+    from hwsim.models._mnv2_ptq_table import calibration_pool
+    from hwsim.models._photos import LOMIRI, PLASMA, WALLPAPER_MAX_SIDE, photos, wallpaper_photos
+
+    try:
+        wp = wallpaper_photos(len(LOMIRI) + len(PLASMA))
+        lib = photos()
+        pool = calibration_pool(2, 0, wallpapers=True)
+    except MissingDependency as e:
+        pytest.skip(str(e))
+    assert len(wp) == 27 and [n for n, _ in wp][:2] == ["lomiri:Bridge_by_Sander_Klootwijk.jpg",
+                                                        "lomiri:Dragonfly_by_Bolly.jpg"]
+    assert all(a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] == 3
+               and max(a.shape[:2]) == WALLPAPER_MAX_SIDE for _, a in wp)
+    # the 5120 x 2880 Volna file comes down to 1024 x 576 (PIL's thumbnail keeps the aspect ratio)
+    assert dict(wp)["plasma:Volna"].shape == (576, 1024, 3)
+    # the pool: the 10 library calibration crops, the 27 wallpaper centre crops, then 2 augmented crops
+    assert pool.shape == (39, 3, 224, 224)
+    assert np.array_equal(pool[:10], mb.library_sets()[1])
+    assert np.array_equal(pool[10:37], mb.centre_crops([a for _, a in wp]))
+    assert not np.array_equal(pool[37:], calibration_pool(2, 1, wallpapers=True)[37:])   # the seed matters
+    # distinct from each other and from every library photo (the distance test of the library above)
+    ev = mb.library_sets()[0]
+    small = np.concatenate([ev, pool[:37]])[:, :, ::8, ::8].reshape(len(ev) + 37, -1)
+    d = np.abs(small[:, None, :] - small[None, :, :]).mean(axis=2)
+    np.fill_diagonal(d, np.inf)
+    assert d.min() > 0.1, d.min()
+    assert len(lib) == 40 and not {n for n, _ in wp} & {n for n, _ in lib}
+    with pytest.raises(ValueError, match=r"^calibration_pool: wallpapers: expected true or false, found 1$"):
+        calibration_pool(0, 0, wallpapers=1)
+
+
+def test_missing_wallpapers_name_the_packages(monkeypatch):
+    from hwsim.models import _photos
+
+    monkeypatch.setattr(_photos, "_wallpapers", lambda: ())
+    with pytest.raises(MissingDependency, match=r"^0 wallpaper photos found, 27 needed \(apt-get install "
+                       r"lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 plasma-workspace-wallpapers\)$"):
+        _photos.wallpaper_photos(27)

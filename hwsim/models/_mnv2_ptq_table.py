@@ -60,37 +60,46 @@ class PtqRun:
     recon: object = None
 
 
-def calibration_pool(n_aug: int, seed: int) -> np.ndarray:
-    """The 10 calibration photos' centre crops (:func:`hwsim.models.mobilenet_v2.library_sets`) followed by
-    ``n_aug`` augmented crops of the same photos (:func:`hwsim.models.mobilenet_qat.augment_photos`: random
-    resized crops of 8-100 % of the area, flips, colour jitter; generator seeded with ``seed``). Never an
-    evaluation photo.
+def calibration_pool(n_aug: int, seed: int, *, wallpapers: bool = False) -> np.ndarray:
+    """The 10 calibration photos' centre crops (:func:`hwsim.models.mobilenet_v2.library_sets`), with
+    ``wallpapers`` the 27 wallpaper photos' centre crops after them (:func:`hwsim.models._photos.
+    wallpaper_photos`: unlabelled, never evaluated; resized to a shorter side of 256, centre crop 224, as
+    the library's), followed by ``n_aug`` augmented crops of the same photos (10, or 37 with ``wallpapers``;
+    :func:`hwsim.models.mobilenet_qat.augment_photos`: random resized crops of 8-100 % of the area, flips,
+    colour jitter; generator seeded with ``seed``). Never an evaluation photo.
 
     Returns
     -------
-    numpy.ndarray of float32, shape (10 + n_aug, 3, 224, 224)
+    numpy.ndarray of float32, shape (10 + n_aug, 3, 224, 224), or (37 + n_aug, ...) with ``wallpapers``
         A new array (writing to it changes nothing cached).
 
     Raises
     ------
     ValueError
-        ``n_aug`` or ``seed`` not an integer >= 0.
+        ``n_aug`` or ``seed`` not an integer >= 0, ``wallpapers`` not a bool.
     MissingDependency
-        As :func:`hwsim.models.mobilenet_v2.library_sets`.
+        As :func:`hwsim.models.mobilenet_v2.library_sets`; with ``wallpapers``, fewer than the 27 wallpaper
+        photos installed (the message gives the ``apt-get install`` command).
     """
     from . import mobilenet_v2 as mb
-    from ._photos import photos
+    from ._photos import LOMIRI, PLASMA, photos, wallpaper_photos
     from .mobilenet_qat import augment_photos
 
     if isinstance(n_aug, bool) or not isinstance(n_aug, int) or n_aug < 0:
         raise ValueError(f"calibration_pool: n_aug: expected an integer >= 0, found {n_aug!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"calibration_pool: seed: expected an integer >= 0, found {seed!r}")
-    cal = mb.library_sets()[1].copy()   # library_sets is cached: the caller gets its own array
-    if not n_aug:
-        return cal
+    if not isinstance(wallpapers, bool):
+        raise ValueError(f"calibration_pool: wallpapers: expected true or false, found {wallpapers!r}")
+    parts = [mb.library_sets()[1].copy()]   # library_sets is cached: the caller gets its own array
     raw = [img for i, (_, img) in enumerate(photos()) if not i % 4]   # library_sets' calibration split
-    return np.concatenate([cal, augment_photos(raw, n_aug, 224, np.random.default_rng(seed))])
+    if wallpapers:
+        extra = [img for _, img in wallpaper_photos(len(LOMIRI) + len(PLASMA))]
+        parts.append(mb.centre_crops(extra))
+        raw += extra
+    if n_aug:
+        parts.append(augment_photos(raw, n_aug, 224, np.random.default_rng(seed)))
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _runs() -> tuple:

@@ -15,6 +15,20 @@ the install commands when fewer than ``minimum`` photos are found):
 
 Grayscale photos are replicated to three channels; an alpha channel is dropped. Every image is ``uint8``,
 ``(H, W, 3)``.
+
+A second, separate set, :func:`wallpaper_photos`, holds photographs from Debian's desktop wallpaper packages.
+They are unlabelled calibration data only (never evaluated; :func:`photos` and the library's 30/10 split do
+not include them), so that every number measured on the library's evaluation photos stays comparable:
+
+- ``lomiri-wallpapers-16.04`` and ``lomiri-wallpapers-20.04`` (directory :data:`LOMIRI_DIR`), licences per
+  file in Debian's ``/usr/share/doc/lomiri-wallpapers-16.04/copyright`` (quoted in :data:`LOMIRI`).
+- ``plasma-workspace-wallpapers`` (directory :data:`PLASMA_DIR`), ``Files: *``: GPL-2+, KDE Visual Design
+  Group (``/usr/share/doc/plasma-workspace-wallpapers/copyright``).
+
+Only photographs were taken (drawings, renders and gradients left out, judged by eye on 2026-12-02); each is
+read at its largest file and reduced to a longer side of at most :data:`WALLPAPER_MAX_SIDE` pixels (PIL's
+``thumbnail``, antialiased), which keeps a 5120 x 2880 file at 3 MB in memory and is still 4x the 224-pixel
+crops taken from it.
 """
 
 from __future__ import annotations
@@ -26,7 +40,8 @@ import numpy as np
 
 from ._base import MissingDependency
 
-__all__ = ["photos", "SKIMAGE", "OPENCV", "OPENCV_DIR"]
+__all__ = ["photos", "wallpaper_photos", "SKIMAGE", "OPENCV", "OPENCV_DIR", "LOMIRI", "LOMIRI_DIR", "PLASMA",
+           "PLASMA_DIR", "WALLPAPER_MAX_SIDE"]
 
 #: scikit-image loaders (``skimage.data.NAME``) that are photographs, with the licence their docstring states.
 SKIMAGE = {
@@ -58,7 +73,42 @@ OPENCV = ("aero1.jpg", "aloeL.jpg", "apple.jpg", "baboon.jpg", "basketball1.png"
 #: Where Debian's ``opencv-doc`` installs OpenCV's ``samples/data``.
 OPENCV_DIR = Path("/usr/share/doc/opencv-doc/examples/data")
 
+#: Photographs of Debian's ``lomiri-wallpapers-16.04`` / ``-20.04``, with the licence of each in Debian's
+#: copyright file.
+LOMIRI = {
+    "Bridge_by_Sander_Klootwijk.jpg": "CC-BY-SA-4.0 (Sander Klootwijk, 2018)",
+    "Dragonfly_by_Bolly.jpg": "CC-BY-SA-4.0 (Bolly, 2018)",
+    "Kleiber_by_Lukas_Baubkus.jpg": "CC-BY-SA-3.0 (Lukas Baubkus, 2021; lomiri-wallpapers-20.04)",
+    "Picture_0B_by_freespace.jpg": "CC-BY-4.0 (Trevor Freespace, 2018)",
+    "Picture_1A_by_freespace.jpg": "CC-BY-4.0 (Trevor Freespace, 2018)",
+    "Wine_by_Jakkub_Mede.jpg": "CC-BY-4.0 (Jakub Mede, 2018)",
+    "aitzgorri_by_Aitzol_Berasategi.jpg": "CC-BY-4.0 (Aitzol Berasategi, 2018)",
+    "analogpattern_by_Peter_Nerlich.jpg": "CC-BY-SA-4.0 (Peter Nerlich, 2018)",
+    "free_by_Peter_Nerlich.jpg": "CC-BY-SA-4.0 (Peter Nerlich, 2018)",
+    "friends_by_Aitzol_Berasategi.jpg": "CC-BY-4.0 (Aitzol Berasategi, 2018)",
+    "greentock_by_Peter_Nerlich.jpg": "CC-BY-SA-4.0 (Peter Nerlich, 2018)",
+    "life_by_Aitzol_Berasategi.jpg": "CC-BY-4.0 (Aitzol Berasategi, 2018)",
+    "picosdeeuropa_by_Aitzol_Berasategi.jpg": "CC-BY-4.0 (Aitzol Berasategi, 2018)",
+    "seeding_by_Clements_Engelhardt.jpg": "CC0-1.0 (Clemens Engelhardt, 2018)",
+    "sunset_by_Aitzol_Berasategi.jpg": "CC-BY-4.0 (Aitzol Berasategi, 2018)",
+}
+
+#: Where the lomiri wallpaper packages install their images.
+LOMIRI_DIR = Path("/usr/share/backgrounds")
+
+#: Photographs of Debian's ``plasma-workspace-wallpapers`` (folder names; GPL-2+, KDE Visual Design Group).
+PLASMA = ("BytheWater", "ColdRipple", "ColorfulCups", "DarkestHour", "EveningGlow", "FallenLeaf", "Grey",
+          "Kite", "OneStandsOut", "Path", "Volna", "summer_1am")
+
+#: Where ``plasma-workspace-wallpapers`` installs them (``NAME/contents/images/WxH.jpg``).
+PLASMA_DIR = Path("/usr/share/wallpapers")
+
+#: The longer side, in pixels, to which a wallpaper photo is reduced (:func:`wallpaper_photos`).
+WALLPAPER_MAX_SIDE = 1024
+
 _INSTALL = "pip install pillow scikit-image; apt-get install opencv-doc"
+_WALLPAPER_INSTALL = ("apt-get install lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 "
+                      "plasma-workspace-wallpapers")
 
 
 def _rgb(a: np.ndarray) -> np.ndarray:
@@ -113,4 +163,43 @@ def photos(minimum: int = 30) -> list[tuple[str, np.ndarray]]:
     out = list(_all())
     if len(out) < minimum:
         raise MissingDependency(f"{len(out)} real photos found, {minimum} needed ({_INSTALL})")
+    return out
+
+
+def _largest(folder: Path) -> Path | None:
+    files = [f for f in folder.glob("*") if f.is_file() and not f.is_symlink()]
+    return max(files, key=lambda f: (f.stat().st_size, f.name)) if files else None
+
+
+@functools.lru_cache(maxsize=1)
+def _wallpapers() -> tuple:
+    try:
+        from PIL import Image
+    except ImportError:
+        return ()
+    paths = [(f"lomiri:{n}", LOMIRI_DIR / n) for n in LOMIRI]
+    paths += [(f"plasma:{n}", _largest(PLASMA_DIR / n / "contents" / "images")) for n in PLASMA]
+    out = []
+    for name, p in paths:
+        if p is not None and p.is_file():
+            with Image.open(p) as im:
+                im = im.convert("RGB")
+                im.thumbnail((WALLPAPER_MAX_SIDE, WALLPAPER_MAX_SIDE))
+                out.append((name, _rgb(np.asarray(im))))
+    return tuple(out)
+
+
+def wallpaper_photos(minimum: int = 1) -> list[tuple[str, np.ndarray]]:
+    """The wallpaper photographs found (module docstring), as ``(source:name, uint8 array (H, W, 3))`` with
+    ``max(H, W) <= WALLPAPER_MAX_SIDE``, in the order of :data:`LOMIRI` then :data:`PLASMA`: unlabelled
+    calibration data, disjoint from :func:`photos`. 27 when all three packages are installed.
+
+    Raises
+    ------
+    MissingDependency
+        Fewer than ``minimum`` are installed (the message gives the install command).
+    """
+    out = list(_wallpapers())
+    if len(out) < minimum:
+        raise MissingDependency(f"{len(out)} wallpaper photos found, {minimum} needed ({_WALLPAPER_INSTALL})")
     return out

@@ -37,7 +37,7 @@ from ._base import CNNSensitivityModel, MissingDependency, check_layer_bits
 from ._engine import Conv, Network, Pool, PTQConfig, QuantizedNetwork
 
 __all__ = ["LAYERS", "WEIGHTS_FILE", "load_state_dict", "build_network", "eval_images", "calib_images",
-           "library_views",
+           "library_views", "centre_crops",
            "evaluate", "quality", "sensitivity_model", "MissingDependency", "IMAGENET_MEAN", "IMAGENET_STD",
            "library_sets", "zeroq_calibration_images", "bn_statistics_loss", "calibration_comparison"]
 
@@ -245,8 +245,24 @@ def library_sets() -> tuple:
 
     lib = photos()
     ev, ca = [p for i, p in enumerate(lib) if i % 4], [p for i, p in enumerate(lib) if not i % 4]
-    x, calib = ([_centre(_resize_short(img, 256)) for _, img in part] for part in (ev, ca))
-    return _normalise(x), _normalise(calib), tuple(n for n, _ in ev), tuple(n for n, _ in ca)
+    x, calib = (centre_crops([img for _, img in part]) for part in (ev, ca))
+    return x, calib, tuple(n for n, _ in ev), tuple(n for n, _ in ca)
+
+
+def centre_crops(images) -> np.ndarray:
+    """torchvision's ImageNet evaluation transform of each photo: resized to a shorter side of 256
+    (bilinear), centre crop of 224, normalised like :func:`eval_images`.
+
+    Parameters
+    ----------
+    images : sequence of numpy.ndarray
+        uint8 ``(H, W, 3)`` photos, each side >= 224 after the resize.
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (len(images), 3, 224, 224)
+    """
+    return _normalise([_centre(_resize_short(img, 256)) for img in images])
 
 
 @functools.lru_cache(maxsize=1)
