@@ -81,10 +81,13 @@ def test_mobilenet_w4a8_ptq_section_layout():
 
     runs = t.RUNS()
     all4, ends8 = (c for c, _ in t.CONVENTIONS)
-    # the all-4-bit group: 3 baselines, the saturating-lr sequential recipe on the crop pool at 3 seeds, and
-    # block reconstruction on top of seed 0; the 8-bit-ends group: the 3 baselines and seed 0
-    assert [(r.pool_aug, r.seed, r.recon is not None) for r in runs if r.convention == all4] == \
-        [(0, 0, False)] * 3 + [(54, 0, False), (54, 1, False), (54, 2, False), (54, 0, True)]
+    # the all-4-bit group: 3 baselines, the saturating-lr sequential recipe on the crop pool at 3 seeds, the
+    # same with the 27 wallpaper photos at 3 seeds, and block reconstruction on top of seed 0; the 8-bit-ends
+    # group: the 3 baselines and seed 0
+    got = [(r.pool_aug, r.seed, r.recon is not None, r.wallpapers) for r in runs if r.convention == all4]
+    assert got == [(0, 0, False, False)] * 3 + [(54, s, False, False) for s in (0, 1, 2)] + \
+        [(54, s, False, True) for s in (0, 1, 2)] + [(54, 0, True, False)]
+    assert not any(r.wallpapers for r in runs if r.convention == ends8)
     assert [r.config.sequential for r in runs if r.convention == ends8] == [False, False, True, True]
     assert [r.config.adaround_lr for r in runs if r.convention == ends8] == [1e-2, 1e-2, 1e-2, 5e-2]
 
@@ -101,14 +104,19 @@ def test_mobilenet_w4a8_ptq_section_layout():
     assert text.count("| method |") == 2 and "**first conv and classifier W8A8, the other 51 W4A8**" in text
     assert f"| {runs[0].label} | 10 photos | 56.7 / 7.87 / 83.3 | 55.7 / 7.87 / 83.3 | 310 s |" in text
     assert "| 10 photos + 54 crops (seed 1) |" in text
-    # the mean row: rows 3, 4, 5 (i % 4 = 3, 0, 1) are the seeds: agreement (20 + 17 + 18) / 3 / 30 = 61.1 %,
-    # SQNR 7.866 + (3 + 0 + 1) / 3 = 9.20 dB, views 1 point lower
+    assert "| 10 photos + 27 wallpaper photos + 54 crops (seed 2) |" in text
+    # the mean rows: rows 3, 4, 5 (i % 4 = 3, 0, 1) are the seeds: agreement (20 + 17 + 18) / 3 / 30 = 61.1 %,
+    # SQNR 7.866 + (3 + 0 + 1) / 3 = 9.20 dB, views 1 point lower; the wallpaper seeds, rows 6, 7, 8
+    # (i % 4 = 2, 3, 0): (19 + 20 + 17) / 90 = 62.2 %, 7.866 + 5 / 3 = 9.53 dB
     assert "| mean of the 3 seeds above | | 61.1 / 9.20 / 83.3 | 60.1 / 9.20 / 83.3 | |" in text
-    assert text.count("| mean of the") == 1 and "40-photo library (one photo is 3.3 points)" in text
-    # the mean sits right under the last seed it averages, above the block-reconstruction row
+    assert "| mean of the 3 seeds above | | 62.2 / 9.53 / 83.3 | 61.2 / 9.53 / 83.3 | |" in text
+    assert text.count("| mean of the") == 2 and "40-photo library (one photo is 3.3 points)" in text
+    # each mean sits right under the last seed it averages; the second above the block-reconstruction row
     lines = text.splitlines()
-    i = next(k for k, ln in enumerate(lines) if ln.startswith("| mean of the"))
-    assert "(seed 2) |" in lines[i - 1] and "block reconstruction" in lines[i + 1]
+    i, j = (k for k, ln in enumerate(lines) if ln.startswith("| mean of the"))
+    assert "10 photos + 54 crops (seed 2) |" in lines[i - 1]
+    assert "wallpaper photos + 54 crops (seed 0)" in lines[i + 1]
+    assert "wallpaper photos + 54 crops (seed 2) |" in lines[j - 1] and "block reconstruction" in lines[j + 1]
     doc = splice("# head\n\n" + t.BEGIN + "\nold\n" + t.END + "\ntail\n", text, t.BEGIN, t.END)
     assert "old" not in doc and doc.endswith("tail\n") and doc.count(t.BEGIN) == 1
 

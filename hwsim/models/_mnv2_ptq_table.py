@@ -50,6 +50,8 @@ class PtqRun:
     recon : BlockReconConfig or None
         Block reconstruction after the PTQ (:func:`hwsim.models.block_recon.block_reconstruct`, on the same
         pool).
+    wallpapers : bool
+        Calibrate on the 27 wallpaper photos too (:func:`calibration_pool`).
     """
 
     convention: str
@@ -58,6 +60,7 @@ class PtqRun:
     pool_aug: int = 0
     seed: int = 0
     recon: object = None
+    wallpapers: bool = False
 
 
 def calibration_pool(n_aug: int, seed: int, *, wallpapers: bool = False) -> np.ndarray:
@@ -120,6 +123,8 @@ def _runs() -> tuple:
         runs += [PtqRun(conv, cle.name, cle), PtqRun(conv, layer.name, layer), PtqRun(conv, seq.name, seq)]
         seeds = (0, 1, 2) if conv == all4 else (0,)
         runs += [PtqRun(conv, seq_fast.name, seq_fast, 54, s) for s in seeds]
+        if conv == all4:
+            runs += [PtqRun(conv, seq_fast.name, seq_fast, 54, s, wallpapers=True) for s in seeds]
     runs.append(PtqRun(all4, seq_fast.name + " + block reconstruction (BRECQ; classifier kept)", seq_fast, 54,
                        0, recon))
     return tuple(runs)
@@ -140,7 +145,7 @@ def _cell(task) -> dict:
     w8 = dict(CONVENTIONS)[run.convention]
     net = mb.build_network()
     bits = {n: (8, 8) if n in w8 else (4, 8) for n in net.layers}
-    pool = calibration_pool(run.pool_aug, run.seed)
+    pool = calibration_pool(run.pool_aug, run.seed, wallpapers=run.wallpapers)
     t0 = time.perf_counter()
     q = QuantizedNetwork(net, bits, pool, run.config, seed=run.seed)
     if run.recon is not None:
@@ -162,7 +167,8 @@ def mobilenet_ptq_rows(log=print, *, workers: int = 1) -> dict:
     log : callable
         Called with one line per finished cell.
     workers : int
-        Processes building cells in parallel (spawned; each holds a pool's float tensors, 4-8 GB).
+        Processes building cells in parallel (spawned; each holds a pool's float tensors: measured 12.5 GB
+        resident for a 91-image pool (the wallpaper cells), so two such cells at once need about 26 GB).
 
     Returns
     -------
@@ -204,7 +210,8 @@ def mobilenet_ptq_rows(log=print, *, workers: int = 1) -> dict:
 
 
 def _pool_label(run) -> str:
-    return "10 photos" if not run.pool_aug else f"10 photos + {run.pool_aug} crops (seed {run.seed})"
+    photos = "10 photos + 27 wallpaper photos" if run.wallpapers else "10 photos"
+    return photos if not run.pool_aug else f"{photos} + {run.pool_aug} crops (seed {run.seed})"
 
 
 def _mean(rows, key: str, metric: str) -> float:
@@ -234,9 +241,12 @@ def render_mobilenet_ptq(res: dict, seconds: float) -> str:
         "layers are quantized in order, each AdaRound-ed and bias-corrected on the *quantized* network's "
         "calibration activations (`PTQConfig(sequential=True)`). Crops: `_mnv2_ptq_table.calibration_pool`, "
         "augmented crops of the same 10 calibration photos (random resized crops, flips, colour jitter), "
-        "never an evaluation photo. Block reconstruction: `hwsim.models.block_recon` (BRECQ, Li et al. "
-        "2021) from the sequential start's codes, 300 steps of 8 pool images per block, biases and the "
-        "classifier kept. The float network accumulates in float64 (`Network.accumulate`), so no cell "
+        "never an evaluation photo; with the wallpaper photos, the 27 photographs of Debian's lomiri and "
+        "plasma wallpaper packages (`hwsim.models._photos.wallpaper_photos`, unlabelled, never evaluated) "
+        "join the 10 as centre crops and as sources of the crops. Block reconstruction: "
+        "`hwsim.models.block_recon` (BRECQ, Li et al. 2021) from the sequential start's codes, 300 steps of "
+        "8 pool images per block, biases and the classifier kept. The float network accumulates in float64 "
+        "(`Network.accumulate`), so no cell "
         "depends on the BLAS thread count. Discussion: docs/qat.md, \"More calibration crops, a saturating "
         "AdaRound learning rate, block reconstruction, 300 views\" and \"Where MobileNetV2's W4A8 SQNR "
         "goes\".")
@@ -246,10 +256,15 @@ def render_mobilenet_ptq(res: dict, seconds: float) -> str:
                   "| method | calibration | centre crops: agreement / SQNR / top-5 | "
                   "300 views: agreement / SQNR / top-5 | build |", "|---|---|---:|---:|---:|"]
         rows = [(run, r) for run, r in res["rows"] if run.convention == conv]
-        seeded = [(run, r) for run, r in rows if run.pool_aug and run.recon is None]
+        # the seeds of one recipe and pool (the crop pool alone, or with the wallpapers) are averaged
+        groups: dict = {}
+        for run, r in rows:
+            if run.pool_aug and run.recon is None:
+                groups.setdefault((run.pool_aug, run.wallpapers), []).append((run, r))
         for run, r in rows:
             lines.append(f"| {run.label} | {_pool_label(run)} | {_triple(r['centre'])} | "
                          f"{_triple(r['views'])} | {r['build_s']:.0f} s |")
+            seeded = groups.get((run.pool_aug, run.wallpapers), []) if run.recon is None else []
             if len(seeded) > 1 and run is seeded[-1][0]:   # the mean right under the seeds it averages
                 metrics = ("top1_agreement", "logit_sqnr_db", "top5_agreement")
                 means = {k: {m: _mean(seeded, k, m) for m in metrics} for k in ("centre", "views")}
