@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from hwsim.onnxq import verify
+from hwsim.onnxq import host_info, load_model, random_inputs, verify
 
 quantization = pytest.importorskip("onnxruntime.quantization")
 
@@ -69,10 +69,9 @@ def test_mobile_cnn_quantize_static(tmp_path, fmt, act):
     x86_float = rep.data["onnxruntime_x86_float_groups"]
     assert set(x86_float) == (set() if act == "QUInt8" or fmt == "QOperator" else
                               {"stem", "dw", "residual", "branch", "concat"})
-    # what the user deploys: the default session's outputs, counted in the verdict above. With int8
-    # activations hwsim runs them as that session does on x86 (int8 pairs rewritten to uint8: u8 x s8
-    # kernels; the five
-    # groups it cannot rewrite in float32) and gets them equal too
+    # what the user deploys: the default session's outputs. With int8 activations hwsim runs them as that
+    # session does on x86 (int8 pairs rewritten to uint8: u8 x s8 kernels; the five groups it cannot rewrite
+    # in float32) and gets them equal too here (reported, not counted: see the next test)
     assert rep.data["default_session_outputs_equal"] == {"y": True}
     if x86_float:
         assert [t["name"] for t in rep.data["tensors"] if t.get("session") == "default"] == ["y"]
@@ -80,6 +79,51 @@ def test_mobile_cnn_quantize_static(tmp_path, fmt, act):
     assert {"QLinearConv", "QLinearAdd", "QLinearConcat", "QLinearAveragePool",
             "QLinearGlobalAveragePool"} <= ops, ops
     assert rep.elements > 2 * (8 * 64 * 4 + 12 * 16)
+
+
+def test_default_session_through_float_groups_is_reported_not_counted(tmp_path, monkeypatch):
+    # MobileNetV2 with int8 activations (quantize_static's default) kept 25 groups in float32 in the default
+    # session, and hwsim's float Conv differs from MLAS's in the last bits: codes after them moved and grew
+    # (843 of 1000 logits, up to 10 codes) while every integer tensor matched: a false failure. Here the
+    # float Conv of the float groups is perturbed by one part in 2^12 (far above float rounding, so codes move
+    # for sure): the default session's output differs, the verdict counts only the integer tensors.
+    import onnxruntime as ort
+
+    from hwsim.onnxq import _ops, _run
+
+    f, q = tmp_path / "f.onnx", tmp_path / "q.onnx"
+    mobile_float_onnx(f)
+    quantization.quantize_static(str(f), str(q), Reader(), quant_format=quantization.QuantFormat.QDQ,
+                                 per_channel=True, activation_type=quantization.QuantType.QInt8)
+    conv = _ops.FLOAT_GROUP_KERNELS[("", "Conv")]
+
+    def nudged(n, ins, cfg):
+        outs, st = conv(n, ins, cfg)
+        return [o * np.float32(1 + 2 ** -12) for o in outs], st
+
+    monkeypatch.setitem(_run.FLOAT_GROUP_KERNELS, ("", "Conv"), nudged)
+    rep = verify(q, seed=0)
+    nd = sum(t["mismatches"] for t in rep.data["tensors"] if t.get("session") == "default")
+    assert rep.data["default_session_outputs_equal"] == {"y": False} and nd > 0
+    assert rep.mismatches == 0 and rep.data["result"] == "pass"
+    (t,) = [t for t in rep.data["tensors"] if t.get("session") == "default"]
+    assert t["counted"] is False and rep.elements == sum(x["elements"] for x in rep.data["tensors"]
+                                                         if x.get("counted", True)) + sum(
+        x["elements"] for x in rep.data["float_tensors"])
+    assert f"y (DequantizeLinear {t['node']!r}) (default session, through float32 groups: not counted): " \
+           f"{nd} of {t['elements']} differ" in rep.lines
+    assert any(x.startswith("note: output 'y' of the default session differs") for x in rep.lines)
+    # recorded by a default session (this host's onnxruntime): the same outputs, reported, not counted,
+    # with a warning that the recording checks nothing bit for bit for this model
+    x = random_inputs(load_model(q), 0)
+    y = ort.InferenceSession(str(q), providers=["CPUExecutionProvider"]).run(None, x)[0]
+    np.savez(tmp_path / "x.npz", **x)
+    np.savez(tmp_path / "y.npz", y=y)
+    rec = verify(q, inputs=tmp_path / "x.npz", expected=tmp_path / "y.npz", target=host_info().target)
+    assert rec.mismatches == 0 and rec.elements == 0 and rec.data["tensors"][0]["counted"] is False
+    assert rec.data["tensors"][0]["mismatches"] == nd
+    (w,) = [ln for ln in rec.lines if ln.startswith("warning: no recorded tensor")]
+    assert "computes 5 node(s) in float32 (branch, concat, dw, residual, ...)" in w
 
 
 @pytest.mark.parametrize("act", ["QUInt8", "QInt8"])
