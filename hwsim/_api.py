@@ -7,6 +7,7 @@ its result. Every option is keyword-only; every result is frozen. ``docs/api.md`
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -430,7 +431,7 @@ def verify(model: str | Path, *, inputs: str | Path | None = None, expected: str
     """
     from dataclasses import replace
 
-    from .errors import SpecError, input_file
+    from .errors import Found, SpecError, input_file
     from .numerics import PROFILES, ROUNDING_MODES  # (numpy alone; hwsim.quant re-exports them)
 
     if profile not in PROFILES:
@@ -439,6 +440,12 @@ def verify(model: str | Path, *, inputs: str | Path | None = None, expected: str
         raise SpecError(_VERIFY_ARGS, "rounding", f"one of {', '.join(ROUNDING_MODES)}", rounding)
     if zero_point_mode not in ("shift", "cross_term"):
         raise SpecError(_VERIFY_ARGS, "zero_point_mode", "one of shift, cross_term", zero_point_mode)
+    if not isinstance(int16_pairs, bool):
+        raise SpecError(_VERIFY_ARGS, "int16_pairs", "true or false", int16_pairs)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise SpecError(_VERIFY_ARGS, "seed", "an integer >= 0", seed)
+    if out is not None and not isinstance(out, (str, os.PathLike)):
+        raise SpecError(_VERIFY_ARGS, "out", "a folder path (str or Path)", out)
     # the arch and the model file checked before the integer machinery (numba, onnx, onnxruntime) is imported,
     # in the order and with the messages of the steps below (config_from_arch reads the arch with
     # hwsim.spec.load_arch, then hwsim.onnxq.load_model checks the model file so): a bad input fails fast
@@ -447,9 +454,14 @@ def verify(model: str | Path, *, inputs: str | Path | None = None, expected: str
 
         _load_arch_file(arch)
     input_file(model, "an existing ONNX model file")
-    from .onnxq import DatapathConfig, config_from_arch
+    from .onnxq import TARGETS, DatapathConfig, config_from_arch
     from .onnxq import verify as _verify
+    if not isinstance(target, str) or (target != "host" and target not in TARGETS):
+        raise SpecError(_VERIFY_ARGS, "target", f"one of host, {', '.join(TARGETS)}", target)
     cfg = config_from_arch(arch, profile=profile) if arch else DatapathConfig(profile=profile)
+    if int16_pairs and cfg.acc_mode != "wrap":   # pairs of products summed into a wrapping accumulator
+        raise SpecError(_VERIFY_ARGS, "int16_pairs", "an arch whose pe.acc_mode is wrap",
+                        Found(f"pe.acc_mode {cfg.acc_mode} in {arch}"))
     cfg = replace(cfg, rounding=rounding, seed=seed, int16_pairs=int16_pairs, zero_point_mode=zero_point_mode)
     rep = _verify(model, inputs=inputs, seed=seed, out=out, config=cfg, arch=arch, target=target,
                   expected=expected)

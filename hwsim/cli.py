@@ -139,7 +139,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                      int16_pairs=args.int16_pairs, zero_point_mode=args.zero_point_mode, seed=args.seed,
                      out=None if args.dump_vectors else args.out)
     except SpecError as e:  # the API names its keyword; the command names the option
-        if e.source == api_source("verify") and e.key in ("profile", "rounding", "zero_point_mode"):
+        if e.source == api_source("verify") and e.key in ("profile", "rounding", "zero_point_mode", "target",
+                                                          "int16_pairs"):
             raise SpecError(SOURCE_ARG, "--" + e.key.replace("_", "-"), e.expected, e.found) from None
         raise
     if args.dump_vectors:  # issue 13 item 5: the nodes' vectors, for the RTL bench (docs/rtl.md)

@@ -117,3 +117,34 @@ def test_verify_on_a_recorded_avx2_case(tmp_path):
     assert ok.data["target"]["u8s8_int16_pairs"] is True
     with pytest.raises(hwsim.errors.SpecError, match="profile"):
         hwsim.verify(tmp_path / "m.onnx", profile="nope")
+
+
+def test_verify_keyword_errors_name_the_keyword(tmp_path, capsys):
+    # each bad keyword: one SpecError naming hwsim.verify() and the keyword (the trial found "command line:
+    # --target" for target=, and int16_pairs="yes", seed="3", out=123 accepted or raised TypeError)
+    import numpy as np
+
+    from hwsim.cli import main
+
+    z = np.load(ROOT / "tests/data/ort_avx2/ort_avx2_cases.npz")
+    m = tmp_path / "m.onnx"
+    m.write_bytes(z["conv_u8s8_01/model"].tobytes())
+    for kw, msg in [({"target": "bogus"}, "target: expected one of host, x86-avx2, x86-avx512-core"),
+                    ({"target": None}, "target: expected one of host, "),
+                    ({"int16_pairs": "yes"}, "int16_pairs: expected true or false, found 'yes'"),
+                    ({"seed": "3"}, "seed: expected an integer >= 0, found '3'"),
+                    ({"seed": 1.5}, "seed: expected an integer >= 0, found 1.5"),
+                    ({"seed": True}, "seed: expected an integer >= 0, found True"),
+                    ({"out": 123}, "out: expected a folder path (str or Path), found 123")]:
+        with pytest.raises(hwsim.errors.SpecError) as e:
+            hwsim.verify(m, **kw)
+        assert str(e.value).startswith("hwsim.verify(): " + msg), str(e.value)
+    # --int16-pairs under a saturating accumulator names the option and the arch key, not the model's node
+    arch = tmp_path / "sat.yaml"
+    text = (ROOT / "arch/edge_32x32.yaml").read_text()
+    assert "acc_mode: wrap" in text
+    arch.write_text(text.replace("acc_mode: wrap", "acc_mode: saturate"))
+    assert main(["verify", str(m), "--arch", str(arch), "--int16-pairs", "--out", str(tmp_path / "v")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"hwsim: error: command line: --int16-pairs: expected an arch whose pe.acc_mode is wrap, "
+                   f"found pe.acc_mode saturate in {arch}"), err
