@@ -314,3 +314,29 @@ def test_qlinear_add_mul_per_target_cli(tmp_path, capsys):
         assert verify(m, inputs=x, expected=e, target="x86-avx2").mismatches == avx2_misses, target
         assert main(["verify", str(m), "--inputs", str(x), "--expected", str(e), "--target", "x86-avx2",
                      "--out", str(tmp_path / f"{i}_avx2")]) == 1
+
+
+@pytest.mark.parametrize("flags, probe, target", [
+    # the flags hide VNNI (a VM) but onnxruntime's kernel is exact: a VNNI target, which keeps the AVX2
+    # QLinearAdd kernel (the trial's x86-sse pick switched QLinearAdd to SSE2 and missed 2 of 4 codes)
+    (("avx2", "avx512bw", "avx512f", "fma"), PROBE_EXACT, "x86-avx512-vnni"),
+    (("avx2", "fma"), PROBE_EXACT, "x86-avx-vnni"),
+    # the flags name VNNI but the kernel saturates pairs: the AVX2 target
+    (("avx2", "avx512_vnni", "avx512bw", "fma"), PROBE_PAIRS16, "x86-avx2"),
+    # no AVX2 and exact: SSE2, as the flags say (no note)
+    (("sse4_2",), PROBE_EXACT, "x86-sse"),
+])
+def test_probe_overrides_flags_to_a_target_of_that_kind(monkeypatch, flags, probe, target):
+    from hwsim.onnxq import _targets
+
+    monkeypatch.setattr(_targets, "_cpu_flags", lambda: (flags, "x86_64"))
+    monkeypatch.setattr(_targets, "probe_onnxruntime", lambda: probe)
+    _targets.host_info.cache_clear()
+    try:
+        h = _targets.host_info()
+        assert h.target == target and h.probe == probe
+        assert ("the probe is followed" in h.probe_note) == (flags != ("sse4_2",))
+        avx2_add = TARGETS["x86-avx2"].add_kernel
+        assert TARGETS[h.target].add_kernel == ("sse2" if target == "x86-sse" else avx2_add)
+    finally:
+        _targets.host_info.cache_clear()

@@ -181,7 +181,14 @@ def host_info() -> HostInfo:
         elif (probe == PROBE_PAIRS16) != TARGETS[target].u8s8_int16_pairs:
             note = (f"the CPU flags name {target}, but onnxruntime's probe returned {probe} "
                     f"({'int16 pairs' if probe == PROBE_PAIRS16 else 'exact'}): the probe is followed")
-            target = "x86-avx2" if probe == PROBE_PAIRS16 else "x86-sse"
+            # an exact probe on a CPU whose flags name AVX2 or AVX-512 without VNNI (a VM hiding the VNNI
+            # flag): a VNNI kernel ran, and the AVX2 QLinearAdd kernel with it, not the SSE2 one
+            if probe == PROBE_PAIRS16:
+                target = "x86-avx2"
+            elif "avx2" in flags:
+                target = "x86-avx512-vnni" if "avx512bw" in flags else "x86-avx-vnni"
+            else:
+                target = "x86-sse"
     except Exception as e:  # pragma: no cover - onnxruntime missing or broken
         probe, note = None, f"the onnxruntime probe did not run ({type(e).__name__}: {e})"
     return HostInfo(target=target, flags=flags, machine=machine, probe=probe, probe_note=note)
