@@ -340,3 +340,23 @@ def test_probe_overrides_flags_to_a_target_of_that_kind(monkeypatch, flags, prob
         assert TARGETS[h.target].add_kernel == ("sse2" if target == "x86-sse" else avx2_add)
     finally:
         _targets.host_info.cache_clear()
+
+
+def test_observed_bits_are_the_exact_sums_on_every_target(recorded, tmp_path):
+    # conv_u8s8_25 (near-255 inputs): the largest exact |sum| is 275,327, which needs 20 bits (2^18 = 262,144
+    # <= 275,327 < 2^19, plus the sign). Under a 16-bit arch both a live run (this host's target) and the
+    # AVX2 target against its recording must say 20; the AVX2 target's pair-saturated sums are smaller (the
+    # trial read 19 there)
+    import hwsim
+
+    meta, paths = recorded
+    m, x, y = paths["conv_u8s8_25"]
+    arch = tmp_path / "wrap16.yaml"
+    arch.write_text((Path(__file__).resolve().parents[1] / "arch/edge_32x32.yaml").read_text()
+                    .replace("acc_bits: 32", "acc_bits: 16"))
+    live = hwsim.verify(m, inputs=x, arch=arch)
+    rec = hwsim.verify(m, inputs=x, expected=y, target="x86-avx2", arch=arch)
+    for rep in (live, rec):
+        (row,) = rep.data["layers"]
+        assert row["observed_bits"] == 20 and row["acc_bits"] == 16, row
+        assert any("these inputs needed 20 bits" in w for w in rep.data["warnings"]), rep.data["warnings"]

@@ -300,7 +300,7 @@ def _verify_recorded(model, g0, g, feeds, run, ref_run, cfg, tgt, host, expected
             total += int(o.size)
             bad += nbad
         tensors.append(entry)
-    layers, warnings = _layer_rows(g, run, ref_run, cfg)
+    layers, warnings = _layer_rows(g, run, ref_run, cfg, exact_run)
     notes = list(g0.notes)
     if drift:
         warnings.append(f"no recorded tensor of this model is compared bit for bit: the default session "
@@ -403,8 +403,12 @@ def _attribution_note(cfg: DatapathConfig, arch, tgt, bad: int, dp_bad: int, sat
             "equals exact arithmetic there); the exit code counts the datapath's own")
 
 
-def _layer_rows(g: QGraph, run, ref_run, cfg: DatapathConfig) -> tuple[list[dict], list[str]]:
-    """Per GEMM-like node: reduction length, operand bits, the accumulator rule and what was observed."""
+def _layer_rows(g: QGraph, run, ref_run, cfg: DatapathConfig, exact_run=None) -> tuple[list[dict], list[str]]:
+    """Per GEMM-like node: reduction length, operand bits, the accumulator rule and what was observed.
+
+    ``observed_bits`` is the largest exact sum's width: from ``exact_run`` (exact integer arithmetic) when
+    the caller has one, since on a pair-saturating target ``ref_run``'s sums are the saturated ones (smaller).
+    """
     layers, warnings = [], []
     for i, n in enumerate(g.nodes):
         if n.op_type not in _GEMM_OPS:
@@ -412,6 +416,8 @@ def _layer_rows(g: QGraph, run, ref_run, cfg: DatapathConfig) -> tuple[list[dict
         st = run.stats[g.names[i]]
         rule = reduction_bound_bits(st.k, st.a_bits, st.w_bits) if st.k else None
         exact_st = ref_run.stats[g.names[i]]
+        if exact_run is not None and exact_run.stats.get(g.names[i]) is not None:
+            exact_st = exact_run.stats[g.names[i]]
         need = _bits_needed(exact_st.max_abs_acc) if exact_st.max_abs_acc is not None else None
         row = {"node": g.names[i], "op": n.op_type, "k": st.k, "a_bits": st.a_bits, "w_bits": st.w_bits,
                "rule_bits": rule, "observed_bits": need, "acc_bits": cfg.acc_bits, "acc_mode": cfg.acc_mode,
@@ -676,7 +682,7 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
             total += t["elements"]
             bad += t["mismatches"]
         tensors.append(t)
-    layers, warnings = _layer_rows(g, run, ref_run, cfg)
+    layers, warnings = _layer_rows(g, run, ref_run, cfg, exact_run)
     dp_bad = (None if exact_run is None else
               sum(t.get("datapath_mismatches", 0) for t in tensors + float_tensors))
     if dp_bad is not None:
