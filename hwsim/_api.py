@@ -429,7 +429,10 @@ def verify(model: str | Path, *, inputs: str | Path | None = None, expected: str
     SpecError
         A model, option or npz that is not usable (named), an unsupported op (named with its domain).
     """
+    import numbers
     from dataclasses import replace
+
+    import numpy as np
 
     from .errors import Found, SpecError, input_file
     from .numerics import PROFILES, ROUNDING_MODES  # (numpy alone; hwsim.quant re-exports them)
@@ -440,9 +443,9 @@ def verify(model: str | Path, *, inputs: str | Path | None = None, expected: str
         raise SpecError(_VERIFY_ARGS, "rounding", f"one of {', '.join(ROUNDING_MODES)}", rounding)
     if zero_point_mode not in ("shift", "cross_term"):
         raise SpecError(_VERIFY_ARGS, "zero_point_mode", "one of shift, cross_term", zero_point_mode)
-    if not isinstance(int16_pairs, bool):
+    if not isinstance(int16_pairs, (bool, np.bool_)):
         raise SpecError(_VERIFY_ARGS, "int16_pairs", "true or false", int16_pairs)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise SpecError(_VERIFY_ARGS, "seed", "an integer >= 0", seed)
     if out is not None and not isinstance(out, (str, os.PathLike)):
         raise SpecError(_VERIFY_ARGS, "out", "a folder path (str or Path)", out)
@@ -462,6 +465,7 @@ def verify(model: str | Path, *, inputs: str | Path | None = None, expected: str
     if int16_pairs and cfg.acc_mode != "wrap":   # pairs of products summed into a wrapping accumulator
         raise SpecError(_VERIFY_ARGS, "int16_pairs", "an arch whose pe.acc_mode is wrap",
                         Found(f"pe.acc_mode {cfg.acc_mode} in {arch}"))
+    seed, int16_pairs = int(seed), bool(int16_pairs)
     cfg = replace(cfg, rounding=rounding, seed=seed, int16_pairs=int16_pairs, zero_point_mode=zero_point_mode)
     rep = _verify(model, inputs=inputs, seed=seed, out=out, config=cfg, arch=arch, target=target,
                   expected=expected)

@@ -135,10 +135,22 @@ def test_verify_keyword_errors_name_the_keyword(tmp_path, capsys):
                     ({"seed": "3"}, "seed: expected an integer >= 0, found '3'"),
                     ({"seed": 1.5}, "seed: expected an integer >= 0, found 1.5"),
                     ({"seed": True}, "seed: expected an integer >= 0, found True"),
-                    ({"out": 123}, "out: expected a folder path (str or Path), found 123")]:
+                    ({"out": 123}, "out: expected a folder path (str or Path), found 123"),
+                    ({"seed": -1}, "seed: expected an integer >= 0, found -1")]:
         with pytest.raises(hwsim.errors.SpecError) as e:
             hwsim.verify(m, **kw)
         assert str(e.value).startswith("hwsim.verify(): " + msg), str(e.value)
+    # numpy integers and booleans are integers and booleans (a sweep's seeds often are numpy's)
+    import numpy as np
+
+    x = tmp_path / "x.npz"
+    np.savez(x, **{k.split("/")[-1]: z[k] for k in z.files if k.startswith("conv_u8s8_01/in/")})
+    ok = hwsim.verify(m, inputs=x, seed=np.int64(3), int16_pairs=np.False_)
+    assert ok.mismatches == 0 and ok.data["inputs"]["source"] == str(x)
+    # the command names its option
+    assert main(["verify", str(m), "--seed", "-1", "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "hwsim: error: command line: --seed: expected an integer >= 0, found -1", err
     # --int16-pairs under a saturating accumulator names the option and the arch key, not the model's node
     arch = tmp_path / "sat.yaml"
     text = (ROOT / "arch/edge_32x32.yaml").read_text()
