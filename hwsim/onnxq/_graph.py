@@ -551,12 +551,12 @@ def _same_input(q: QGraph, a: str, b: str) -> bool:
         and bool(np.array_equal(ca, cb))
 
 
-def merge_duplicate_q(q: QGraph) -> QGraph:
-    """Merge QuantizeLinear nodes that quantize one tensor with equal parameters (``DedicatedQDQPair``
-    models give each consumer its own Q -> DQ pair): the first keeps its place, each other one becomes an
-    ``Identity`` of its output. onnxruntime does the same before fusing (its common subexpression elimination,
-    ``onnxruntime/core/optimizer/common_subexpression_elimination.cc``), so that the op before them has a
-    single QuantizeLinear consumer and its group fuses. Returns ``q`` itself when nothing is merged."""
+def duplicate_quantize_nodes(q: QGraph) -> dict[int, int]:
+    """``{i: j}``: QuantizeLinear node ``i`` quantizes the same tensor with equal parameters as the earlier
+    node ``j`` (``DedicatedQDQPair`` models give each consumer its own Q -> DQ pair), the repeats
+    onnxruntime's common subexpression elimination merges (``onnxruntime/core/optimizer/
+    common_subexpression_elimination.cc``). Not when ``j``'s output is a graph output: onnxruntime then
+    neither merged nor fused them (a review's DedicatedQDQPair model with that output exposed)."""
     first: dict[tuple, int] = {}
     dup: dict[int, int] = {}
     for i, n in enumerate(q.nodes):
@@ -571,9 +571,19 @@ def merge_duplicate_q(q: QGraph) -> QGraph:
         m = q.nodes[j]
         same = all(_same_input(q, a, b) for a, b in zip(m.input[1:], n.input[1:], strict=False))
         if len(m.input) == len(n.input) and same:
-            dup[i] = j
+            if m.output[0] not in q.outputs:
+                dup[i] = j
         else:
             first[key] = i
+    return dup
+
+
+def merge_duplicate_q(q: QGraph) -> QGraph:
+    """Merge the repeated QuantizeLinear nodes of :func:`duplicate_quantize_nodes`: the first keeps its place,
+    each other one becomes an ``Identity`` of its output, as onnxruntime merges them before fusing, so that
+    the op before them has a single QuantizeLinear consumer and its group fuses. Returns ``q`` itself when
+    nothing is merged."""
+    dup = duplicate_quantize_nodes(q)
     if not dup:
         return q
     nodes = [helper.make_node("Identity", [q.nodes[dup[i]].output[0]], [n.output[0]], name=q.names[i])

@@ -21,7 +21,7 @@ import onnx
 
 from ..errors import SOURCE_ARG, Found, SpecError, input_file
 from ._config import DatapathConfig
-from ._graph import INT_TYPES, QGraph, load_model, lower_qdq, rewrite_s8_to_u8
+from ._graph import INT_TYPES, QGraph, duplicate_quantize_nodes, load_model, lower_qdq, rewrite_s8_to_u8
 from ._ops import reduction_bound_bits
 from ._ops_float import compare_float, within_tolerance
 from ._reference import run_onnxruntime
@@ -205,25 +205,12 @@ def _integer_tensors(g: QGraph, values: dict[str, np.ndarray]) -> list[str]:
 
 
 def _duplicate_outputs(g: QGraph) -> dict[str, str]:
-    """``{output: first}`` for QuantizeLinear nodes that repeat an earlier one exactly (inputs, attributes):
-    e.g. the dedicated QuantizeLinear pairs of ``quantize_static(extra_options={"DedicatedQDQPair": True})``.
-    onnxruntime's common-subexpression elimination merges such nodes, but not when their outputs are graph
-    outputs (requested from the instrumented session, even one of them left the QDQ groups around them
-    unfused, in float32: a trial's MobileNetV2 showed 77,517 mismatches against a session that was not the
-    default one), so :func:`verify` requests none of them."""
-    seen: dict[tuple, list[str]] = {}
-    alias: dict[str, str] = {}
-    for n in g.nodes:
-        if n.op_type != "QuantizeLinear":   # (a repeated Shape or Gather changes no fusion: compared)
-            continue
-        key = (n.domain, n.op_type, tuple(n.input),
-               tuple(sorted((a.name, a.SerializeToString()) for a in n.attribute)))
-        first = seen.get(key)
-        if first is None:
-            seen[key] = list(n.output)
-        else:
-            alias.update({o: f for o, f in zip(n.output, first, strict=True) if o and f})
-    return alias
+    """``{output: first output}`` of the repeated QuantizeLinear nodes onnxruntime merges
+    (:func:`hwsim.onnxq._graph.duplicate_quantize_nodes`, the ``DedicatedQDQPair`` pairs). Requested as
+    outputs of the instrumented session, even one of them kept the QDQ groups around them unfused, in
+    float32 (a trial's MobileNetV2: 77,517 mismatches against a session that was not the default one), so
+    :func:`verify` requests none of them."""
+    return {g.nodes[i].output[0]: g.nodes[j].output[0] for i, j in duplicate_quantize_nodes(g).items()}
 
 
 def _first_diff(a: np.ndarray, b: np.ndarray, diff: np.ndarray | None = None) -> dict:
