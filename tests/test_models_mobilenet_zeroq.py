@@ -141,6 +141,8 @@ def test_wallpaper_photos_are_distinct_calibration_photos_outside_the_library():
     np.fill_diagonal(d, np.inf)
     assert d.min() > 0.1, d.min()
     assert len(lib) == 40 and not {n for n, _ in wp} & {n for n, _ in lib}
+    with pytest.raises(ValueError, match="read-only"):
+        wp[0][1][0, 0, 0] = 0
     with pytest.raises(ValueError, match=r"^calibration_pool: wallpapers: expected true or false, found 1$"):
         calibration_pool(0, 0, wallpapers=1)
 
@@ -149,6 +151,7 @@ def test_missing_wallpapers_name_the_packages(monkeypatch):
     from hwsim.models import _photos
 
     monkeypatch.setattr(_photos, "_wallpapers", lambda: ())
-    with pytest.raises(MissingDependency, match=r"^0 wallpaper photos found, 27 needed \(apt-get install "
-                       r"lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 plasma-workspace-wallpapers\)$"):
+    with pytest.raises(MissingDependency, match=r"^0 wallpaper photos found, 27 needed \(pip install pillow; "
+                       r"apt-get install lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 "
+                       r"plasma-workspace-wallpapers\)$"):
         _photos.wallpaper_photos(27)

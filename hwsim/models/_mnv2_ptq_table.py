@@ -167,28 +167,39 @@ def mobilenet_ptq_rows(log=print, *, workers: int = 1) -> dict:
     log : callable
         Called with one line per finished cell.
     workers : int
-        Processes building cells in parallel (spawned; each holds a pool's float tensors: measured 12.5 GB
-        resident for a 91-image pool (the wallpaper cells), so two such cells at once need about 26 GB).
+        Processes building cells in parallel (spawned; each holds a pool's float tensors). The wallpaper
+        cells (a 91-image pool: 12.5 GB resident, measured) run one at a time after the others.
 
     Returns
     -------
     dict
-        ``rows``: list of ``(PtqRun, result)``, result as :func:`_cell` (``centre``:
+        ``rows``: list of ``(PtqRun, result)`` in :data:`RUNS` order, result as :func:`_cell` (``centre``:
         :func:`hwsim.models.mobilenet_v2.quality` plus ``bit_exact`` on the 30 centre crops; ``views``: the
         same on the 300 views; build and evaluation seconds; pool size); ``n_eval``, ``n_calib``,
-        ``n_views``.
+        ``n_views``; ``skipped``: why cells were left out (the wallpaper packages missing), else "".
     """
     from . import mobilenet_v2 as mb
+    from ._base import MissingDependency
+    from ._photos import LOMIRI, PLASMA, wallpaper_photos
 
     net = mb.build_network()
     ev, cal, _, _ = mb.library_sets()
     views = mb.library_views()
     ref, ref_views = net.forward(ev), net.forward(views)
-    tasks = [(run, ref, ref_views) for run in RUNS()]
-    out = {"rows": [], "n_eval": len(ev), "n_calib": len(cal), "n_views": len(views)}
+    runs = list(RUNS())
+    out = {"rows": [], "n_eval": len(ev), "n_calib": len(cal), "n_views": len(views), "skipped": ""}
+    try:   # checked before any cell: a missing package drops its cells, not the section
+        wallpaper_photos(len(LOMIRI) + len(PLASMA))
+    except MissingDependency as e:
+        runs = [r for r in runs if not r.wallpapers]
+        out["skipped"] = f"the wallpaper-photo cells were skipped: {e}"
+        log(out["skipped"])
+    tasks = [(run, ref, ref_views) for run in runs]
+    done: dict[int, dict] = {}
 
-    def record(run, res):
-        out["rows"].append((run, res))
+    def record(i, res):
+        run = runs[i]
+        done[i] = res
         c, v = res["centre"], res["views"]
         log(f"{run.convention} | {run.label} (pool {res['n_pool']}, seed {run.seed}): "
             f"{c['top1_agreement'] * 100:.1f} % / {c['logit_sqnr_db']:.2f} dB / top-5 "
@@ -199,13 +210,19 @@ def mobilenet_ptq_rows(log=print, *, workers: int = 1) -> dict:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        # spawn, not fork: numba's GNU OpenMP threading layer aborts a forked child
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
-            for (run, _, _), res in zip(tasks, ex.map(_cell, tasks), strict=True):
-                record(run, res)
+        # spawn, not fork: numba's GNU OpenMP threading layer aborts a forked child. The wallpaper cells
+        # (12.5 GB each) run one at a time after the others
+        ctx = multiprocessing.get_context("spawn")
+        for group, n in (([i for i, r in enumerate(runs) if not r.wallpapers], workers),
+                         ([i for i, r in enumerate(runs) if r.wallpapers], 1)):
+            if group:
+                with ProcessPoolExecutor(n, mp_context=ctx) as ex:
+                    for i, res in zip(group, ex.map(_cell, [tasks[i] for i in group]), strict=True):
+                        record(i, res)
     else:
-        for t in tasks:
-            record(t[0], _cell(t))
+        for i, t in enumerate(tasks):
+            record(i, _cell(t))
+    out["rows"] = [(runs[i], done[i]) for i in range(len(runs))]
     return out
 
 
@@ -232,7 +249,7 @@ def render_mobilenet_ptq(res: dict, seconds: float) -> str:
         f"points), the same on their {res['n_views']} views (`mobilenet_v2.library_views`: 4 corners, centre "
         "and mirrors of each photo; an agreement averaged over ten inputs per photo), and the time to build "
         f"the integer network (calibration, AdaRound, reconstruction) from the {res['n_calib']} calibration "
-        "photos. Every centre-crop cell is the integer network on the "
+        "photos (37 with the wallpaper photos). Every centre-crop cell is the integer network on the "
         "datapath (32-bit accumulators, onnxruntime's requantization), checked bit for bit against "
         "`hwsim.models.mobilenet_qat.integer_forward` before it was written; the views are the same network "
         "on the datapath. Weights symmetric per output channel (4-bit: codes -7..7), activations 8-bit "
@@ -251,6 +268,8 @@ def render_mobilenet_ptq(res: dict, seconds: float) -> str:
         "AdaRound learning rate, block reconstruction, 300 views\" and \"Where MobileNetV2's W4A8 SQNR "
         "goes\".")
     lines = [BEGIN, "", "## MobileNetV2 W4A8: layer-wise against sequential PTQ", "", intro, ""]
+    if res.get("skipped"):
+        lines += [f"Not measured here: {res['skipped']}.", ""]
     for conv, _ in CONVENTIONS:
         lines += [f"**{conv}**", "",
                   "| method | calibration | centre crops: agreement / SQNR / top-5 | "

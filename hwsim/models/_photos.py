@@ -22,8 +22,9 @@ not include them), so that every number measured on the library's evaluation pho
 
 - ``lomiri-wallpapers-16.04`` and ``lomiri-wallpapers-20.04`` (directory :data:`LOMIRI_DIR`), licences per
   file in Debian's ``/usr/share/doc/lomiri-wallpapers-16.04/copyright`` (quoted in :data:`LOMIRI`).
-- ``plasma-workspace-wallpapers`` (directory :data:`PLASMA_DIR`), ``Files: *``: GPL-2+, KDE Visual Design
-  Group (``/usr/share/doc/plasma-workspace-wallpapers/copyright``).
+- ``plasma-workspace-wallpapers`` (directory :data:`PLASMA_DIR`): licence and author per photo from each
+  folder's ``metadata.json`` (quoted in :data:`PLASMA`: LGPL-3.0, one CC-BY-SA-4.0); Debian's
+  ``/usr/share/doc/plasma-workspace-wallpapers/copyright`` covers the package by ``Files: *`` (GPL-2+).
 
 Only photographs were taken (drawings, renders and gradients left out, judged by eye on 2026-12-02); each is
 read at its largest file and reduced to a longer side of at most :data:`WALLPAPER_MAX_SIDE` pixels (PIL's
@@ -40,8 +41,8 @@ import numpy as np
 
 from ._base import MissingDependency
 
-__all__ = ["photos", "wallpaper_photos", "SKIMAGE", "OPENCV", "OPENCV_DIR", "LOMIRI", "LOMIRI_DIR", "PLASMA",
-           "PLASMA_DIR", "WALLPAPER_MAX_SIDE"]
+__all__ = ["photos", "wallpaper_photos", "SKIMAGE", "OPENCV", "OPENCV_DIR", "LOMIRI", "LOMIRI_DIR",
+           "PLASMA", "PLASMA_DIR", "WALLPAPER_MAX_SIDE"]
 
 #: scikit-image loaders (``skimage.data.NAME``) that are photographs, with the licence their docstring states.
 SKIMAGE = {
@@ -96,9 +97,23 @@ LOMIRI = {
 #: Where the lomiri wallpaper packages install their images.
 LOMIRI_DIR = Path("/usr/share/backgrounds")
 
-#: Photographs of Debian's ``plasma-workspace-wallpapers`` (folder names; GPL-2+, KDE Visual Design Group).
-PLASMA = ("BytheWater", "ColdRipple", "ColorfulCups", "DarkestHour", "EveningGlow", "FallenLeaf", "Grey",
-          "Kite", "OneStandsOut", "Path", "Volna", "summer_1am")
+#: Photographs of Debian's ``plasma-workspace-wallpapers`` (folder names), with the licence and author each
+#: folder's ``metadata.json`` states (Debian's copyright file says GPL-2+ for ``Files: *``, KDE Visual Design
+#: Group).
+PLASMA = {
+    "BytheWater": "LGPL-3.0 (Maciej Wiklo)",
+    "ColdRipple": "LGPL-3.0 (Risto Saukonpää)",
+    "ColorfulCups": "LGPL-3.0 (Dmitri Popov)",
+    "DarkestHour": "LGPL-3.0 (Risto Saukonpää)",
+    "EveningGlow": "LGPL-3.0 (Ian Hex)",
+    "FallenLeaf": "LGPL-3.0 (Martin Klapetek)",
+    "Grey": "LGPL-3.0 (Sigi Sagi)",
+    "Kite": "LGPL-3.0 (Risto Saukonpää)",
+    "OneStandsOut": "LGPL-3.0 (Risto Saukonpää)",
+    "Path": "LGPL-3.0 (Risto Saukonpää)",
+    "Volna": "CC-BY-SA-4.0 (Nikita Babin)",
+    "summer_1am": "LGPL-3.0 (Risto Saukonpää)",
+}
 
 #: Where ``plasma-workspace-wallpapers`` installs them (``NAME/contents/images/WxH.jpg``).
 PLASMA_DIR = Path("/usr/share/wallpapers")
@@ -107,7 +122,7 @@ PLASMA_DIR = Path("/usr/share/wallpapers")
 WALLPAPER_MAX_SIDE = 1024
 
 _INSTALL = "pip install pillow scikit-image; apt-get install opencv-doc"
-_WALLPAPER_INSTALL = ("apt-get install lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 "
+_WALLPAPER_INSTALL = ("pip install pillow; apt-get install lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 "
                       "plasma-workspace-wallpapers")
 
 
@@ -185,14 +200,17 @@ def _wallpapers() -> tuple:
             with Image.open(p) as im:
                 im = im.convert("RGB")
                 im.thumbnail((WALLPAPER_MAX_SIDE, WALLPAPER_MAX_SIDE))
-                out.append((name, _rgb(np.asarray(im))))
+                a = _rgb(np.asarray(im))
+                a.setflags(write=False)   # cached: a caller's edit must not change the next caller's photo
+                out.append((name, a))
     return tuple(out)
 
 
 def wallpaper_photos(minimum: int = 1) -> list[tuple[str, np.ndarray]]:
     """The wallpaper photographs found (module docstring), as ``(source:name, uint8 array (H, W, 3))`` with
     ``max(H, W) <= WALLPAPER_MAX_SIDE``, in the order of :data:`LOMIRI` then :data:`PLASMA`: unlabelled
-    calibration data, disjoint from :func:`photos`. 27 when all three packages are installed.
+    calibration data, disjoint from :func:`photos`. 27 when all three packages are installed. The arrays
+    are read-only (cached).
 
     Raises
     ------
