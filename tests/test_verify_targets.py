@@ -358,5 +358,41 @@ def test_observed_bits_are_the_exact_sums_on_every_target(recorded, tmp_path):
     rec = hwsim.verify(m, inputs=x, expected=y, target="x86-avx2", arch=arch)
     for rep in (live, rec):
         (row,) = rep.data["layers"]
-        assert row["observed_bits"] == 20 and row["acc_bits"] == 16, row
+        assert row["observed_bits"] == 20 and row["acc_bits"] == 16 and row["observed_bits_exact"], row
         assert any("these inputs needed 20 bits" in w for w in rep.data["warnings"]), rep.data["warnings"]
+    # onnxruntime's own semantics on the AVX2 target (no arch) and a 16-bit bound exceeded: the warned node
+    # is run again with exact sums (the review read 19 here); without a warning the row says its bits are
+    # the target's (saturated) sums
+    from hwsim.onnxq import DatapathConfig
+    from hwsim.onnxq import verify as verify_q
+
+    rep = verify_q(m, inputs=x, expected=y, target="x86-avx2", config=DatapathConfig(acc_bits=16))
+    (row,) = rep.data["layers"]
+    assert row["observed_bits"] == 20 and row["observed_bits_exact"], row
+    (row,) = hwsim.verify(m, inputs=x, expected=y, target="x86-avx2").data["layers"]
+    assert row["observed_bits"] == 19 and row["observed_bits_exact"] is False, row
+
+
+def test_observed_bits_exact_for_a_warned_node_under_onnxruntimes_own_semantics(tmp_path):
+    # MatMulInteger, K = 70,000, a = 255, b = 127, no zero points: the bound 8 + 8 + ceil(log2 70,000) = 33
+    # bits exceeds onnxruntime's 32-bit accumulator, so verify warns and names what the inputs needed: the
+    # exact sum 255 * 127 * 70,000 = 2,266,950,000 needs 33 bits (2^31 < it < 2^32, plus the sign); the AVX2
+    # target's int16 pairs give 32,767 * 35,000 = 1,146,845,000 (32 bits), which must not be reported
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    k = 70_000
+    node = helper.make_node("MatMulInteger", ["a", "b"], ["y"])
+    g = helper.make_graph([node], "long", [helper.make_tensor_value_info("a", TensorProto.UINT8, [1, k])],
+                          [helper.make_tensor_value_info("y", TensorProto.INT32, [1, 1])],
+                          [numpy_helper.from_array(np.full((k, 1), 127, np.int8), "b")])
+    m = tmp_path / "long.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), str(m))
+    np.savez(tmp_path / "x.npz", a=np.full((1, k), 255, np.uint8))
+    # the recorded value: onnxruntime's AVX2 kernel wraps nothing here (1,146,845,000 fits int32)
+    np.savez(tmp_path / "y.npz", y=np.array([[1_146_845_000]], np.int32))
+    rep = verify(m, inputs=tmp_path / "x.npz", expected=tmp_path / "y.npz", target="x86-avx2")
+    assert rep.mismatches == 0
+    (row,) = rep.data["layers"]
+    assert row["rule_bits"] == 33 and row["observed_bits"] == 33 and row["observed_bits_exact"], row
+    assert any("these inputs needed 33 bits" in w for w in rep.data["warnings"]), rep.data["warnings"]

@@ -314,7 +314,7 @@ def _verify_recorded(model, g0, g, feeds, run, ref_run, cfg, tgt, host, expected
         total += int(o.size)
         bad += nbad
         tensors.append(entry)
-    layers, warnings = _layer_rows(g, run, ref_run, cfg, exact_run)
+    layers, warnings = _layer_rows(g, run, ref_run, cfg, exact_run, feeds, tgt.u8s8_int16_pairs)
     notes = list(g0.notes)
     if drift and bad:
         notes.append(f"the default session computes {len(drift)} QDQ group(s) of this model in float32 "
@@ -416,25 +416,39 @@ def _attribution_note(cfg: DatapathConfig, arch, tgt, bad: int, dp_bad: int, sat
             "equals exact arithmetic there); the exit code counts the datapath's own")
 
 
-def _layer_rows(g: QGraph, run, ref_run, cfg: DatapathConfig, exact_run=None) -> tuple[list[dict], list[str]]:
+def _layer_rows(g: QGraph, run, ref_run, cfg: DatapathConfig, exact_run=None, feeds=None,
+                pairs: bool = False) -> tuple[list[dict], list[str]]:
     """Per GEMM-like node: reduction length, operand bits, the accumulator rule and what was observed.
 
-    ``observed_bits`` is the largest exact sum's width: from ``exact_run`` (exact integer arithmetic) when
-    the caller has one, since on a pair-saturating target ``ref_run``'s sums are the saturated ones (smaller).
+    ``observed_bits`` is the largest sum's width: exact (``observed_bits_exact``) from ``exact_run`` when the
+    caller has one, or, on a pair-saturating target (``pairs``), for the nodes whose bound exceeds the
+    accumulator (those a warning names) from an exact run of those nodes on ``ref_run``'s inputs; otherwise
+    ``ref_run``'s sums, which on such a target are the saturated ones (smaller).
     """
     layers, warnings = [], []
+    if exact_run is None and pairs and feeds is not None:
+        # the reference sums pairs with int16 saturation: the nodes whose bound exceeds the accumulator (the
+        # ones a warning names) are run again with exact sums, on the same inputs
+        over = [g.names[i] for i, n in enumerate(g.nodes) if n.op_type in _GEMM_OPS
+                and run.stats[g.names[i]].k and reduction_bound_bits(
+                    run.stats[g.names[i]].k, run.stats[g.names[i]].a_bits,
+                    run.stats[g.names[i]].w_bits) > cfg.acc_bits]
+        if over:
+            from ._run import execute
+
+            exact_run = execute(g, feeds, DatapathConfig(), inputs_from=ref_run.values, only=over)
     for i, n in enumerate(g.nodes):
         if n.op_type not in _GEMM_OPS:
             continue
         st = run.stats[g.names[i]]
         rule = reduction_bound_bits(st.k, st.a_bits, st.w_bits) if st.k else None
-        exact_st = ref_run.stats[g.names[i]]
+        exact_st, exact = ref_run.stats[g.names[i]], not pairs
         if exact_run is not None and exact_run.stats.get(g.names[i]) is not None:
-            exact_st = exact_run.stats[g.names[i]]
+            exact_st, exact = exact_run.stats[g.names[i]], True
         need = _bits_needed(exact_st.max_abs_acc) if exact_st.max_abs_acc is not None else None
         row = {"node": g.names[i], "op": n.op_type, "k": st.k, "a_bits": st.a_bits, "w_bits": st.w_bits,
-               "rule_bits": rule, "observed_bits": need, "acc_bits": cfg.acc_bits, "acc_mode": cfg.acc_mode,
-               "acc_overflow": st.acc_overflow}
+               "rule_bits": rule, "observed_bits": need, "observed_bits_exact": exact,
+               "acc_bits": cfg.acc_bits, "acc_mode": cfg.acc_mode, "acc_overflow": st.acc_overflow}
         if cfg.mult_bits is not None:
             row["mult_bits"] = cfg.mult_bits
             row["mult_overflow"] = st.mult_overflow
@@ -718,7 +732,7 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
             total += t["elements"]
             bad += t["mismatches"]
         tensors.append(t)
-    layers, warnings = _layer_rows(g, run, ref_run, cfg, exact_run)
+    layers, warnings = _layer_rows(g, run, ref_run, cfg, exact_run, feeds, tgt.u8s8_int16_pairs)
     warnings += warnings_default
     dp_bad = (None if exact_run is None else
               sum(t.get("datapath_mismatches", 0) for t in tensors + float_tensors))
