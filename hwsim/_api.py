@@ -410,6 +410,12 @@ class Verification:
         return pd.DataFrame(list(self.data.get("tensors", [])))
 
 
+def _is_bool(value) -> bool:
+    """A Python or numpy boolean (numpy not imported: a bad input is refused before the heavy imports)."""
+    t = type(value)
+    return isinstance(value, bool) or (t.__module__ == "numpy" and t.__name__ in ("bool_", "bool"))
+
+
 def verify(model: str | Path, *, inputs: str | Path | None = None, expected: str | Path | None = None,
            target: str = "host", arch: str | Path | None = None, profile: str = "ort_cpu",
            rounding: str | None = None, int16_pairs: bool = False, zero_point_mode: str = "shift",
@@ -432,8 +438,6 @@ def verify(model: str | Path, *, inputs: str | Path | None = None, expected: str
     import numbers
     from dataclasses import replace
 
-    import numpy as np
-
     from .errors import Found, SpecError, input_file
     from .numerics import PROFILES, ROUNDING_MODES  # (numpy alone; hwsim.quant re-exports them)
 
@@ -443,9 +447,9 @@ def verify(model: str | Path, *, inputs: str | Path | None = None, expected: str
         raise SpecError(_VERIFY_ARGS, "rounding", f"one of {', '.join(ROUNDING_MODES)}", rounding)
     if zero_point_mode not in ("shift", "cross_term"):
         raise SpecError(_VERIFY_ARGS, "zero_point_mode", "one of shift, cross_term", zero_point_mode)
-    if not isinstance(int16_pairs, (bool, np.bool_)):
+    if not _is_bool(int16_pairs):
         raise SpecError(_VERIFY_ARGS, "int16_pairs", "true or false", int16_pairs)
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
+    if _is_bool(seed) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise SpecError(_VERIFY_ARGS, "seed", "an integer >= 0", seed)
     if out is not None and not isinstance(out, (str, os.PathLike)):
         raise SpecError(_VERIFY_ARGS, "out", "a folder path (str or Path)", out)
