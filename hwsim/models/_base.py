@@ -8,7 +8,22 @@ import numpy as np
 from ..errors import MissingDependency  # one class for hwsim.quant and hwsim.models
 
 __all__ = ["MissingDependency", "check_layer_bits", "CNNSensitivityModel", "softmax_curvature",
-           "torch_forward"]
+           "torch_forward", "host_line"]
+
+
+def host_line() -> str:
+    """The "Host: ..." sentence under a generated quality table: machine, CPU kind (the onnxruntime target
+    hwsim detects: AdaRound's float32 BLAS differs between AVX2 and AVX-512 hosts, and so can a table's
+    cells), Python and numpy versions."""
+    import platform
+
+    try:
+        from ..onnxq import host_info
+
+        cpu = f", CPU target {host_info().target}"
+    except Exception:  # pragma: no cover - onnx or onnxruntime missing: the line without it
+        cpu = ""
+    return f"Host: {platform.machine()}{cpu}, Python {platform.python_version()}, numpy {np.__version__}."
 
 
 def load_npz_weights(path, shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:

@@ -13,11 +13,12 @@ same network on the datapath over :func:`hwsim.models.mobilenet_v2.library_views
 
 from __future__ import annotations
 
-import platform
 import time
 from dataclasses import dataclass
 
 import numpy as np
+
+from ._base import host_line
 
 __all__ = ["BEGIN", "END", "CONVENTIONS", "PtqRun", "RUNS", "calibration_pool", "mobilenet_ptq_rows",
            "render_mobilenet_ptq"]
@@ -290,6 +291,6 @@ def render_mobilenet_ptq(res: dict, seconds: float) -> str:
                 lines.append(f"| mean of the {len(seeded)} seeds above | | {_triple(means['centre'])} | "
                              f"{_triple(means['views'])} | |")
         lines.append("")
-    lines += [f"Host: {platform.machine()}, Python {platform.python_version()}, numpy {np.__version__}.", "",
+    lines += [host_line(), "",
               END]
     return "\n".join(lines)

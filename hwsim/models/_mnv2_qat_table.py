@@ -10,11 +10,10 @@ mismatch stops the command).
 
 from __future__ import annotations
 
-import platform
 import time
 from pathlib import Path
 
-import numpy as np
+from ._base import host_line
 
 __all__ = ["BEGIN", "END", "MNV2_QAT_RUNS", "ZEROQ", "mobilenet_qat_rows", "render_mobilenet_qat",
            "mixed_bits", "POINTS"]
@@ -180,6 +179,6 @@ def render_mobilenet_qat(rows: dict, seconds: float) -> str:
         f"{pt} {h[0]['loss']:.3f} -> {h[-1]['loss']:.3f}" for _, pt, _, _, h, _ in rows["qat"] if h)
         + ".",
         "", "The recipes tried and their numbers: docs/qat.md, \"MobileNetV2 QAT by distillation\".",
-        "", f"Host: {platform.machine()}, Python {platform.python_version()}, numpy {np.__version__}.",
+        "", host_line(),
         "", END]
     return "\n".join(lines)

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from ..quant import QATConfig
+from ._base import host_line
 
 __all__ = ["SECTION_NETWORKS", "markers", "measure", "render", "section", "write", "MINILM_QAT_ROWS",
            "MINILM_POINTS"]
@@ -137,9 +138,7 @@ _TITLES = {"opencv_digits_cnn": "QAT against PTQ: OpenCV digits CNN (opencv-doc,
 
 def render(network: str, res, seconds: float) -> str:
     """The section's markdown with its markers; ``res`` a :func:`measure` result or a skip reason (str)."""
-    import platform
 
-    import numpy as np
 
     begin, end = markers(network)
     lines = [begin, "", f"## {_TITLES[network]}", ""]
@@ -151,8 +150,7 @@ def render(network: str, res, seconds: float) -> str:
         lines += [f"Produced by `python -m hwsim.models.quality_table --qat --networks {network}` "
                   f"({seconds / 60:.0f} min on this machine, 2 shared cores; torch {torch.__version__}).", ""]
         lines += _render_minilm(res) if network == "minilm_l6" else _render_cnn(network, res)
-        lines += ["", f"Host: {platform.machine()}, Python {platform.python_version()}, numpy "
-                  f"{np.__version__}.", ""]
+        lines += ["", host_line(), ""]
     lines.append(end)
     return "\n".join(lines)
 

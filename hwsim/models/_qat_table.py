@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 from ..quant import QATConfig
+from ._base import host_line
 from ._engine import PTQConfig, QuantizedNetwork
 
 __all__ = ["BEGIN", "END", "QAT_POINTS", "accuracy_table", "mixed_low", "qat_rows", "render_qat", "splice"]
@@ -140,7 +141,6 @@ _NAMES = {"digits_cnn": "Digits CNN (scikit-learn digits, 450 test images)",
 
 def render_qat(results: dict, seconds: float) -> str:
     """The markdown of the QAT section (between :data:`BEGIN` and :data:`END`)."""
-    import platform
 
     import torch
 
@@ -171,7 +171,7 @@ def render_qat(results: dict, seconds: float) -> str:
                   f"Mixed: {mixed}.", ""]
         lines += accuracy_table(res)
         lines.append("")
-    lines += [f"Host: {platform.machine()}, Python {platform.python_version()}, numpy {np.__version__}.", "",
+    lines += [host_line(), "",
               END]
     return "\n".join(lines)
 
