@@ -188,7 +188,8 @@ def mobilenet_ptq_rows(log=print, *, workers: int = 1) -> dict:
     views = mb.library_views()
     ref, ref_views = net.forward(ev), net.forward(views)
     runs = list(RUNS())
-    out = {"rows": [], "n_eval": len(ev), "n_calib": len(cal), "n_views": len(views), "skipped": ""}
+    out = {"rows": [], "n_eval": len(ev), "n_calib": len(cal), "n_views": len(views), "skipped": "",
+           "workers": workers}
     try:   # checked before any cell: a missing package drops its cells, not the section
         wallpaper_photos(len(LOMIRI) + len(PLASMA))
     except MissingDependency as e:
@@ -244,7 +245,8 @@ def render_mobilenet_ptq(res: dict, seconds: float) -> str:
     """The markdown section (with its markers) for :func:`mobilenet_ptq_rows`' result."""
     intro = (
         f"Produced by `python -m hwsim.models.quality_table --ptq-mobilenet` ({seconds / 60:.0f} min on this "
-        "machine, 2 processes on 2 shared cores). Cells: top-1 agreement with the float model (%) / logit "
+        f"machine, {res.get('workers', 1)} process(es) on 2 shared cores). Cells: top-1 agreement with the "
+        "float model (%) / logit "
         f"SQNR (dB) / top-5 agreement (%) on the {res['n_eval']} centre crops of the evaluation photos of "
         f"the {res['n_eval'] + res['n_calib']}-photo library (one photo is {100 / res['n_eval']:.1f} "
         f"points), the same on their {res['n_views']} views (`mobilenet_v2.library_views`: 4 corners, centre "
