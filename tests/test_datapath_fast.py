@@ -49,6 +49,28 @@ def test_vnni_chunks_long_reductions(monkeypatch):
                                   ref)
 
 
+def test_vnni_gemm_with_cached_weights_stays_exact():
+    # the packed weights and their column sums are cached by content: the same weights three times (stored,
+    # then served), then changed in place (repacked); each equals the int64 product
+    if not _vnni.AVAILABLE:
+        pytest.skip("no AVX512-VNNI on this CPU")
+    from hwsim.datapath import _packcache
+
+    _packcache.clear()
+    rng = np.random.default_rng(7)
+    a = codes(rng, np.uint8, (20, 600))
+    b = codes(rng, np.int8, (600, 200))   # 120 KB: cached
+    bz = np.zeros(200, np.int64)
+    for _ in range(3):
+        np.testing.assert_array_equal(_exact_gemm.exact_gemm(a, b, 9, bz, path="vnni"),
+                                      (a.astype(np.int64) - 9) @ b.astype(np.int64))
+    assert sum(k[0][0].startswith("vnni") for k in _packcache._ENTRIES) == 2   # panels and column sums
+    b[300, 7] = -b[300, 7] - 1
+    np.testing.assert_array_equal(_exact_gemm.exact_gemm(a, b, 9, bz, path="vnni"),
+                                  (a.astype(np.int64) - 9) @ b.astype(np.int64))
+    _packcache.clear()
+
+
 def test_float_path_chunk_bound_keeps_partial_sums_exact():
     # 255 * 255 per term: float32 chunks of floor(2^24 / 65025) = 258 terms; K = 5000 crosses many chunks and
     # the exact sum (about 3.2e8) is far above 2^24, where a single float32 matmul would round
