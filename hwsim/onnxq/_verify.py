@@ -292,6 +292,7 @@ def _verify_recorded(model, g0, g, feeds, run, ref_run, cfg, tgt, host, expected
     # difference. Still counted (a recording has no integer tensor to fall back on: not counting would pass
     # a model on nothing), and said so
     drift = sorted(g.ort_x86_float) if tgt.name != "arm64" else []
+    tol_nodes = sorted({str(run.producer.get(t, t)) for t in run.tolerance})
     tensors, total, bad = [], 0, 0
     for nm, o in rec.items():
         h = run.values[nm]
@@ -323,6 +324,14 @@ def _verify_recorded(model, g0, g, feeds, run, ref_run, cfg, tgt, host, expected
                      "grow through the later layers, so these mismatches may be the reference's, not the "
                      "datapath's. Verify the model live on that machine, where its integer tensors are "
                      "compared one by one and such outputs are reported, not counted")
+    elif tol_nodes and bad:
+        notes.append(f"{len(tol_nodes)} float op(s) of this model ({', '.join(tol_nodes[:4])}"
+                     f"{', ...' if len(tol_nodes) > 4 else ''}) compute in float32 with onnxruntime's own "
+                     "kernels, whose rounding hwsim reproduces only within a tolerance: a last-bit "
+                     "difference that moves a code after them can grow through the later layers, so these "
+                     "mismatches may be the reference's, not the datapath's. Verify the model live on that "
+                     "machine, where the nodes after those ops run on onnxruntime's values of them and every "
+                     "integer tensor is compared bit for bit")
     dp_bad = None if exact_run is None else sum(t["datapath_mismatches"] for t in tensors)
     if dp_bad is not None:
         notes.append(_attribution_note(cfg, arch, tgt, bad, dp_bad,
