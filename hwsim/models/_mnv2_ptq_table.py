@@ -278,15 +278,15 @@ def render_mobilenet_ptq(res: dict, seconds: float) -> str:
                   "| method | calibration | centre crops: agreement / SQNR / top-5 | "
                   "300 views: agreement / SQNR / top-5 | build |", "|---|---|---:|---:|---:|"]
         rows = [(run, r) for run, r in res["rows"] if run.convention == conv]
-        # the seeds of one recipe and pool (the crop pool alone, or with the wallpapers) are averaged
+        # the seeds of one recipe and pool (the crop pool alone, or with the wallpapers) are averaged together
         groups: dict = {}
         for run, r in rows:
             if run.pool_aug and run.recon is None:
-                groups.setdefault((run.pool_aug, run.wallpapers), []).append((run, r))
+                groups.setdefault((run.label, run.pool_aug, run.wallpapers), []).append((run, r))
         for run, r in rows:
             lines.append(f"| {run.label} | {_pool_label(run)} | {_triple(r['centre'])} | "
                          f"{_triple(r['views'])} | {r['build_s']:.0f} s |")
-            seeded = groups.get((run.pool_aug, run.wallpapers), []) if run.recon is None else []
+            seeded = groups.get((run.label, run.pool_aug, run.wallpapers), []) if run.recon is None else []
             if len(seeded) > 1 and run is seeded[-1][0]:   # the mean right under the seeds it averages
                 metrics = ("top1_agreement", "logit_sqnr_db", "top5_agreement")
                 means = {k: {m: _mean(seeded, k, m) for m in metrics} for k in ("centre", "views")}

@@ -255,8 +255,8 @@ def centre_crops(images) -> np.ndarray:
 
     Parameters
     ----------
-    images : sequence of numpy.ndarray
-        uint8 ``(H, W, 3)`` photos, each side >= 224 after the resize.
+    images : non-empty sequence of numpy.ndarray
+        uint8 ``(H, W, 3)`` RGB photos of any size (the shorter side is resized to 256, so the crop fits).
 
     Returns
     -------
