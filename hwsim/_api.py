@@ -453,6 +453,12 @@ def verify(model: str | Path, *, inputs: str | Path | None = None, expected: str
         raise SpecError(_VERIFY_ARGS, "seed", "an integer >= 0", seed)
     if out is not None and not isinstance(out, (str, os.PathLike)):
         raise SpecError(_VERIFY_ARGS, "out", "a folder path (str or Path)", out)
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise SpecError(_VERIFY_ARGS, "out", "a folder (verify.json is written into it)",
+                        Found(f"the file {out}"))
+    if expected is not None and inputs is None:   # random inputs cannot be what the recording was made from
+        raise SpecError(_VERIFY_ARGS, "inputs", "the .npz of inputs the recorded outputs (expected) were "
+                        "computed from", Found("none (random inputs would differ everywhere)"))
     # the arch and the model file checked before the integer machinery (numba, onnx, onnxruntime) is imported,
     # in the order and with the messages of the steps below (config_from_arch reads the arch with
     # hwsim.spec.load_arch, then hwsim.onnxq.load_model checks the model file so): a bad input fails fast
@@ -461,10 +467,13 @@ def verify(model: str | Path, *, inputs: str | Path | None = None, expected: str
 
         _load_arch_file(arch)
     input_file(model, "an existing ONNX model file")
-    from .onnxq import TARGETS, DatapathConfig, config_from_arch
+    from .onnxq import TARGETS, DatapathConfig, config_from_arch, host_info
     from .onnxq import verify as _verify
     if not isinstance(target, str) or (target != "host" and target not in TARGETS):
         raise SpecError(_VERIFY_ARGS, "target", f"one of host, {', '.join(TARGETS)}", target)
+    if expected is None and target not in ("host", host_info().target):
+        raise SpecError(_VERIFY_ARGS, "target", f"this host's target ({host_info().target}) unless expected "
+                        f"gives outputs recorded on {target}", target)
     cfg = config_from_arch(arch, profile=profile) if arch else DatapathConfig(profile=profile)
     if int16_pairs and cfg.acc_mode != "wrap":   # pairs of products summed into a wrapping accumulator
         raise SpecError(_VERIFY_ARGS, "int16_pairs", "an arch whose pe.acc_mode is wrap",

@@ -140,7 +140,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                      out=None if args.dump_vectors else args.out)
     except SpecError as e:  # the API names its keyword; the command names the option
         if e.source == api_source("verify") and e.key in ("profile", "rounding", "zero_point_mode", "target",
-                                                          "int16_pairs", "seed", "out"):
+                                                          "int16_pairs", "seed", "out", "inputs"):
             raise SpecError(SOURCE_ARG, "--" + e.key.replace("_", "-"), e.expected, e.found) from None
         raise
     if args.dump_vectors:  # issue 13 item 5: the nodes' vectors, for the RTL bench (docs/rtl.md)

@@ -136,10 +136,23 @@ def test_verify_keyword_errors_name_the_keyword(tmp_path, capsys):
                     ({"seed": 1.5}, "seed: expected an integer >= 0, found 1.5"),
                     ({"seed": True}, "seed: expected an integer >= 0, found True"),
                     ({"out": 123}, "out: expected a folder path (str or Path), found 123"),
-                    ({"seed": -1}, "seed: expected an integer >= 0, found -1")]:
+                    ({"seed": -1}, "seed: expected an integer >= 0, found -1"),
+                    ({"expected": tmp_path / "y.npz"}, "inputs: expected the .npz of inputs the recorded "
+                                                       "outputs (expected) were computed from, found none"),
+                    ({"out": m}, "out: expected a folder (verify.json is written into it), found the file "
+                                 f"{m}")]:
         with pytest.raises(hwsim.errors.SpecError) as e:
             hwsim.verify(m, **kw)
         assert str(e.value).startswith("hwsim.verify(): " + msg), str(e.value)
+    # a target other than this host's without a recording: named as the API's keyword
+    from hwsim.onnxq import host_info
+
+    other = "x86-avx512-vnni" if host_info().target == "x86-avx2" else "x86-avx2"
+    with pytest.raises(hwsim.errors.SpecError) as e:
+        hwsim.verify(m, target=other)
+    h = host_info().target
+    assert str(e.value).startswith(f"hwsim.verify(): target: expected this host's target ({h}) unless "
+                                   f"expected gives outputs recorded on {other}, found '{other}'")
     # numpy integers and booleans are integers and booleans (a sweep's seeds often are numpy's)
     import numpy as np
 

@@ -145,6 +145,11 @@ def test_wallpaper_photos_are_distinct_calibration_photos_outside_the_library():
         wp[0][1][0, 0, 0] = 0
     with pytest.raises(ValueError, match=r"^calibration_pool: wallpapers: expected true or false, found 1$"):
         calibration_pool(0, 0, wallpapers=1)
+    # numpy integers and booleans are accepted (the same pool)
+    assert np.array_equal(calibration_pool(np.int64(2), np.int64(0), wallpapers=np.bool_(True)), pool)
+    for bad in ("x", None, -1, 2.5, True):
+        with pytest.raises(ValueError, match=r"^wallpaper_photos: minimum: expected an integer >= 0, found "):
+            wallpaper_photos(bad)
 
 
 def test_missing_wallpapers_name_the_packages(monkeypatch):

@@ -13,6 +13,7 @@ same network on the datapath over :func:`hwsim.models.mobilenet_v2.library_views
 
 from __future__ import annotations
 
+import numbers
 import time
 from dataclasses import dataclass
 
@@ -89,12 +90,13 @@ def calibration_pool(n_aug: int, seed: int, *, wallpapers: bool = False) -> np.n
     from ._photos import LOMIRI, PLASMA, photos, wallpaper_photos
     from .mobilenet_qat import augment_photos
 
-    if isinstance(n_aug, bool) or not isinstance(n_aug, int) or n_aug < 0:
+    if isinstance(n_aug, (bool, np.bool_)) or not isinstance(n_aug, numbers.Integral) or n_aug < 0:
         raise ValueError(f"calibration_pool: n_aug: expected an integer >= 0, found {n_aug!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise ValueError(f"calibration_pool: seed: expected an integer >= 0, found {seed!r}")
-    if not isinstance(wallpapers, bool):
+    if not isinstance(wallpapers, (bool, np.bool_)):
         raise ValueError(f"calibration_pool: wallpapers: expected true or false, found {wallpapers!r}")
+    n_aug, seed, wallpapers = int(n_aug), int(seed), bool(wallpapers)
     parts = [mb.library_sets()[1].copy()]   # library_sets is cached: the caller gets its own array
     raw = [img for i, (_, img) in enumerate(photos()) if not i % 4]   # library_sets' calibration split
     if wallpapers:
