@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from ..errors import SOURCE_ARG, Found, SpecError, input_file
+from ..errors import Found, SpecError, api_source, input_file
 from ._config import DatapathConfig
 from ._graph import INT_TYPES, QGraph, duplicate_quantize_nodes, load_model, lower_qdq, rewrite_s8_to_u8
 from ._ops import reduction_bound_bits
@@ -541,12 +541,12 @@ def verify(model, *, inputs=None, seed: int = 0, out=None, config: DatapathConfi
         shape or dtype that differs (names the tensor).
     """
     host = host_info()
-    if target != "host" and target not in TARGETS:
-        raise SpecError(SOURCE_ARG, "--target", f"one of host, {', '.join(TARGETS)}", Found(repr(target)))
+    if not isinstance(target, str) or (target != "host" and target not in TARGETS):
+        raise SpecError(api_source("verify"), "target", f"one of host, {', '.join(TARGETS)}", target)
     tgt = resolve_target(target)
     if expected is None and tgt.name != host.target:
-        raise SpecError(SOURCE_ARG, "--target", f"this host's target ({host.target}) unless --expected gives "
-                        f"outputs recorded on {tgt.name}", Found(repr(target)))
+        raise SpecError(api_source("verify"), "target", f"this host's target ({host.target}) unless expected "
+                        f"gives outputs recorded on {tgt.name}", target)
     cfg = replace(config or DatapathConfig(), target=tgt.name)
     g0 = load_model(model)
     g = lower_qdq(g0)
